@@ -1,0 +1,1 @@
+"""Signing keys (software files, PKCS#11 tokens) and the national PKI (CSCA -> DSC)."""

@@ -1,0 +1,331 @@
+"""Vaccination records: the model and streaming readers for JSON Lines and CSV.
+
+    >>> from signer.records import read_records, Record
+    >>> for item in read_records("examples/records.jsonl"):   # doctest: +SKIP
+    ...     if isinstance(item, Record): ...
+    ...     else: print(item.line, item.reason)               # a RowProblem
+
+One person per record. Reading checks structure only (columns, numbers,
+encoding); what the values mean is checked by :mod:`signer.cleaning` and,
+for what the certificate needs, by :mod:`signer.payload`. The format is
+documented in docs/records.md with examples in examples/.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
+
+from verifier.errors import ConfigError
+
+FIELDS = (
+    "record_id",
+    "full_name",
+    "date_of_birth",
+    "sex",
+    "nationality",
+    "id_number",
+    "province",
+    "commune",
+)
+DOSE_FIELDS = ("date", "vaccine", "lot", "dose_number", "series_doses", "site")
+
+
+@dataclass(frozen=True)
+class Dose:
+    date: str  # ISO 8601 YYYY-MM-DD
+    vaccine: str  # key of templates/vaccines.json, e.g. "AstraZeneca"
+    lot: str = ""
+    dose_number: int = 0  # dn; 0 = unknown
+    series_doses: int = 0  # sd; 0 = unknown
+    site: str = ""  # vaccination site (health facility)
+
+
+@dataclass(frozen=True)
+class Record:
+    record_id: str
+    full_name: str
+    date_of_birth: str  # YYYY, YYYY-MM or YYYY-MM-DD
+    sex: str  # "M", "F", "X" or "" (unknown)
+    nationality: str  # ISO 3166-1 alpha-2, "VN" for citizens
+    id_number: str  # CCCD (12 digits), CMND (9), passport no. for foreigners; "" if missing
+    doses: tuple[Dose, ...] = ()
+    province: str = ""
+    commune: str = ""
+    line: int = 0  # line in the source file (1-based), for messages
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON Lines form (inverse of :func:`record_from_mapping`)."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in FIELDS}
+        out["doses"] = [
+            {name: getattr(dose, name) for name in DOSE_FIELDS} for dose in self.doses
+        ]
+        return out
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A row that could not be read; the run goes on without it."""
+
+    line: int
+    reason: str  # machine-readable: bad_json, bad_encoding, column_count, bad_number, ...
+    message: str
+    record_id: str = ""
+
+
+@dataclass(frozen=True)
+class _ColumnMap:
+    fields: Mapping[str, tuple[str, ...]]
+    dose: Mapping[str, tuple[str, ...]]
+    sex_values: Mapping[str, str]
+    _extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _norm_header(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).split()).casefold()
+
+
+@lru_cache(maxsize=4)
+def load_column_map(path: str | None = None) -> _ColumnMap:
+    """Load templates/columns.json (or another mapping file)."""
+    try:
+        if path is None:
+            raw = resources.files("templates").joinpath("columns.json").read_text("utf-8")
+        else:
+            raw = Path(path).read_text("utf-8")
+        data = json.loads(raw)
+        fields = {k: tuple(data[k]) for k in FIELDS}
+        dose = {k: tuple(data["dose"][k]) for k in DOSE_FIELDS}
+        sex_values = {
+            _norm_header(alias): canon
+            for canon, aliases in data.get("sex_values", {}).items()
+            for alias in aliases
+        }
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"column mapping {path or 'templates/columns.json'}: {err}") from None
+    return _ColumnMap(fields=fields, dose=dose, sex_values=sex_values)
+
+
+def normalize_sex(value: str, column_map: _ColumnMap | None = None) -> str | None:
+    """Canonical sex code, "" for empty, None for an unknown spelling."""
+    text = _norm_header(value)
+    if not text:
+        return ""
+    return (column_map or load_column_map()).sex_values.get(text)
+
+
+def read_records(path: str | Path, *, column_map: str | None = None) -> Iterator[Record | RowProblem]:
+    """Stream records from a ``.jsonl``/``.json`` or ``.csv`` file.
+
+    Raises :class:`ConfigError` for a missing or unreadable file or an
+    unusable CSV header; bad rows are yielded as :class:`RowProblem`.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"records file not found: {p}")
+    suffix = p.suffix.lower()
+    try:
+        fh = p.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="")
+    except OSError as err:
+        raise ConfigError(f"cannot open {p}: {err.strerror}") from None
+    with fh:
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            yield from _read_jsonl(fh, load_column_map(column_map))
+        elif suffix in (".csv", ".txt"):
+            yield from _read_csv(fh, load_column_map(column_map), str(p))
+        else:
+            raise ConfigError(f"{p}: unknown records format (use .jsonl or .csv)")
+
+
+def _has_bad_encoding(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _read_jsonl(fh: TextIO, cmap: _ColumnMap) -> Iterator[Record | RowProblem]:
+    for lineno, line in enumerate(fh, start=1):
+        if not line.strip():
+            continue
+        if _has_bad_encoding(line):
+            yield RowProblem(lineno, "bad_encoding", "line is not valid UTF-8")
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            yield RowProblem(lineno, "bad_json", f"not valid JSON: {err.msg}")
+            continue
+        if not isinstance(obj, dict):
+            yield RowProblem(lineno, "bad_json", "line is not a JSON object")
+            continue
+        yield record_from_mapping(obj, lineno, cmap)
+
+
+def record_from_mapping(
+    obj: Mapping[str, Any], lineno: int = 0, cmap: _ColumnMap | None = None
+) -> Record | RowProblem:
+    """Build a Record from its JSON form; problems become a RowProblem."""
+    cmap = cmap or load_column_map()
+    rid = _text(obj.get("record_id"))
+    doses_raw = obj.get("doses", [])
+    if not isinstance(doses_raw, list):
+        return RowProblem(lineno, "bad_doses", "'doses' must be a list", rid)
+    doses = []
+    for i, d in enumerate(doses_raw, start=1):
+        if not isinstance(d, dict):
+            return RowProblem(lineno, "bad_doses", f"dose {i} is not an object", rid)
+        dose = _dose(
+            {k: _text(d.get(k)) for k in DOSE_FIELDS},
+            i,
+            lineno,
+            rid,
+        )
+        if isinstance(dose, RowProblem):
+            return dose
+        doses.append(dose)
+    return _record({k: _text(obj.get(k)) for k in FIELDS}, tuple(doses), lineno, cmap)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return unicodedata.normalize("NFC", str(value)).strip()
+
+
+def _int(value: str) -> int | None:
+    value = value.strip()
+    if not value:
+        return 0
+    return int(value) if re.fullmatch(r"[0-9]{1,3}", value) else None
+
+
+def _dose(values: Mapping[str, str], index: int, lineno: int, rid: str) -> Dose | RowProblem:
+    number = _int(values.get("dose_number", ""))
+    series = _int(values.get("series_doses", ""))
+    if number is None or series is None:
+        return RowProblem(lineno, "bad_number", f"dose {index}: dose number and series must be whole numbers", rid)
+    return Dose(
+        date=values.get("date", ""),
+        vaccine=values.get("vaccine", ""),
+        lot=values.get("lot", ""),
+        dose_number=number,
+        series_doses=series,
+        site=values.get("site", ""),
+    )
+
+
+def _record(
+    values: Mapping[str, str], doses: tuple[Dose, ...], lineno: int, cmap: _ColumnMap
+) -> Record | RowProblem:
+    rid = values.get("record_id", "")
+    sex = normalize_sex(values.get("sex", ""), cmap)
+    if sex is None:
+        return RowProblem(lineno, "bad_sex", "sex must be M/F/X (Nam/Nữ/Khác) or empty", rid)
+    return Record(
+        record_id=rid,
+        full_name=" ".join(values.get("full_name", "").split()),
+        date_of_birth=values.get("date_of_birth", ""),
+        sex=sex,
+        nationality=values.get("nationality", "").upper() or "VN",
+        id_number=values.get("id_number", "").replace(" ", ""),
+        doses=doses,
+        province=values.get("province", ""),
+        commune=values.get("commune", ""),
+        line=lineno,
+    )
+
+
+def _resolve_header(header: list[str], cmap: _ColumnMap, where: str) -> tuple[dict[str, int], dict[int, dict[str, int]]]:
+    normalized = [_norm_header(h) for h in header]
+    fields: dict[str, int] = {}
+    for name, aliases in cmap.fields.items():
+        for alias in aliases:
+            key = _norm_header(alias)
+            if key in normalized:
+                fields[name] = normalized.index(key)
+                break
+    doses: dict[int, dict[str, int]] = {}
+    for name, aliases in cmap.dose.items():
+        for alias in aliases:
+            pattern = re.compile(re.escape(_norm_header(alias)).replace(r"\{i\}", r"([0-9]{1,2})") + "$")
+            for col, h in enumerate(normalized):
+                m = pattern.match(h)
+                if m:
+                    doses.setdefault(int(m.group(1)), {}).setdefault(name, col)
+    for required in ("full_name", "date_of_birth"):
+        if required not in fields:
+            raise ConfigError(
+                f"{where}: CSV header lacks a column for {required!r} "
+                f"(accepted: {', '.join(cmap.fields[required])}); see templates/columns.json"
+            )
+    return fields, doses
+
+
+def _read_csv(fh: TextIO, cmap: _ColumnMap, where: str) -> Iterator[Record | RowProblem]:
+    reader = csv.reader(fh)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as err:
+        raise ConfigError(f"{where}: unreadable CSV header: {err}") from None
+    if _has_bad_encoding("".join(header)):
+        raise ConfigError(f"{where}: CSV header is not valid UTF-8")
+    fields, dose_cols = _resolve_header(header, cmap, where)
+    width = len(header)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            yield RowProblem(reader.line_num, "bad_csv", f"malformed CSV: {err}")
+            continue
+        lineno = reader.line_num
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        rid = row[fields["record_id"]].strip() if "record_id" in fields and len(row) > fields["record_id"] else ""
+        if len(row) != width:
+            yield RowProblem(lineno, "column_count", f"expected {width} columns, found {len(row)}", rid)
+            continue
+        if _has_bad_encoding("".join(row)):
+            yield RowProblem(lineno, "bad_encoding", "row is not valid UTF-8", "")
+            continue
+        values = {name: _text(row[col]) for name, col in fields.items()}
+        doses = []
+        problem: RowProblem | None = None
+        for index in sorted(dose_cols):
+            cols = dose_cols[index]
+            dvalues = {name: _text(row[col]) for name, col in cols.items()}
+            if not any(dvalues.values()):
+                continue
+            dose = _dose(dvalues, index, lineno, values.get("record_id", ""))
+            if isinstance(dose, RowProblem):
+                problem = dose
+                break
+            doses.append(dose)
+        if problem:
+            yield problem
+            continue
+        yield _record(values, tuple(doses), lineno, cmap)
+
+
+def write_jsonl(records: Iterable[Record], fh: TextIO) -> int:
+    """Write records as JSON Lines; returns the count."""
+    n = 0
+    for rec in records:
+        fh.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
+        n += 1
+    return n

@@ -1,0 +1,329 @@
+"""Pure encode/decode for EU DCC "HC1:" texts: base45, zlib, COSE_Sign1, CWT.
+
+Bytes in, values out: no clock, no keys, no I/O. Both the signer and the
+verifier use these functions, so the verifier package stays standalone.
+
+    >>> from verifier import codec
+    >>> codec.b45encode(b"ietf!")
+    'QED8WEX0'
+    >>> codec.b45decode("QED8WEX0")
+    b'ietf!'
+
+References: RFC 9285 (base45), RFC 9052 (COSE), RFC 8392 (CWT), eHealth
+Network "Electronic Health Certificate Container Format" (hcert) 1.x.
+"""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import cbor2
+
+from verifier.errors import CodecError
+
+HC1_PREFIX = "HC1:"
+
+#: Cap on the decompressed CWT: a DCC is a few hundred bytes and a QR code
+#: holds at most about 3 kB, so anything near this is an attack (zlib bomb).
+MAX_DECOMPRESSED = 128 * 1024
+#: Cap on the text handed to the decoder (largest QR: 4296 alphanumerics).
+MAX_QR_TEXT = 8 * 1024
+#: Cap on CBOR nesting in untrusted input.
+MAX_CBOR_DEPTH = 16
+
+
+class CoseHeader(IntEnum):
+    """COSE header labels (RFC 9052 section 3.1)."""
+
+    ALG = 1
+    KID = 4
+    X5CHAIN = 33
+
+
+class CoseAlgorithm(IntEnum):
+    """COSE algorithm identifiers (IANA COSE Algorithms registry)."""
+
+    ES256 = -7
+    ES384 = -35
+    ES512 = -36
+    PS256 = -37
+
+
+class CwtClaim(IntEnum):
+    """CWT claim keys (RFC 8392) and the hcert claim (-260)."""
+
+    ISS = 1
+    EXP = 4
+    NBF = 5
+    IAT = 6
+    HCERT = -260
+
+
+#: Key of the EU DCC v1 payload inside the hcert claim map.
+HCERT_EU_DCC_V1 = 1
+
+COSE_SIGN1_TAG = 18
+CWT_TAG = 61
+
+# --------------------------------------------------------------------------
+# base45 (RFC 9285), table driven: pure-Python per-character loops cost more
+# than the ECDSA signature itself.
+
+_B45_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+
+
+def _build_tables() -> tuple[list[str], list[str], dict[str, bytes], dict[str, bytes]]:
+    a = _B45_ALPHABET
+    triples = [a[n % 45] + a[(n // 45) % 45] + a[n // 2025] for n in range(65536)]
+    if sys.byteorder == "little":
+        # memoryview.cast("H") yields b0 | b1 << 8 for the byte pair (b0, b1).
+        native = [triples[((v & 0xFF) << 8) | (v >> 8)] for v in range(65536)]
+    else:
+        native = triples
+    pairs = [a[n % 45] + a[n // 45] for n in range(256)]
+    dec3 = {t: n.to_bytes(2, "big") for n, t in enumerate(triples)}
+    dec2 = {p: bytes((n,)) for n, p in enumerate(pairs)}
+    return native, pairs, dec3, dec2
+
+
+_ENC_NATIVE, _ENC_PAIR, _DEC3, _DEC2 = _build_tables()
+
+
+def b45encode(data: bytes) -> str:
+    """Encode bytes as base45 (RFC 9285)."""
+    even = len(data) & ~1
+    out = "".join(map(_ENC_NATIVE.__getitem__, memoryview(data)[:even].cast("H")))
+    if len(data) & 1:
+        out += _ENC_PAIR[data[-1]]
+    return out
+
+
+def b45decode(text: str) -> bytes:
+    """Decode base45; raises :class:`CodecError` (reason ``base45``) if invalid."""
+    n = len(text)
+    full = n - n % 3
+    try:
+        body = b"".join(map(_DEC3.__getitem__, [text[i : i + 3] for i in range(0, full, 3)]))
+        if n % 3 == 2:
+            return body + _DEC2[text[full:]]
+    except KeyError:
+        raise CodecError("base45_invalid", "not valid base45 (RFC 9285)") from None
+    if n % 3 == 1:
+        raise CodecError("base45_invalid", "base45 text has a dangling character")
+    return body
+
+
+# --------------------------------------------------------------------------
+# HC1 text <-> COSE bytes
+
+
+def to_qr_text(cose: bytes) -> str:
+    """COSE_Sign1 bytes -> zlib -> base45 -> ``HC1:`` text."""
+    return HC1_PREFIX + b45encode(zlib.compress(cose, 9))
+
+
+def strip_prefix(text: str) -> str:
+    """Remove the ``HC1:`` context identifier; raises CodecError if absent."""
+    if len(text) > MAX_QR_TEXT:
+        raise CodecError("too_long", f"QR text longer than {MAX_QR_TEXT} characters")
+    if not text.startswith(HC1_PREFIX):
+        raise CodecError("prefix_missing", "text does not start with the HC1: prefix")
+    return text[len(HC1_PREFIX) :]
+
+
+def decompress(data: bytes, *, limit: int = MAX_DECOMPRESSED) -> bytes:
+    """zlib-inflate with a cap on the output size (zlib bomb guard).
+
+    hcert 1.x section 3.2 makes compression mandatory for QR transport; an
+    uncompressed COSE (first byte 0xD2 or 0x84) is reported as such.
+    """
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(data, limit)
+    except zlib.error as err:
+        raise CodecError("zlib_invalid", f"not a valid zlib stream ({err})") from None
+    if d.unconsumed_tail:
+        raise CodecError("zlib_too_large", f"decompressed data exceeds {limit} bytes")
+    if not d.eof:
+        raise CodecError("zlib_invalid", "truncated zlib stream")
+    return out
+
+
+def from_qr_text(text: str) -> bytes:
+    """``HC1:`` text -> COSE bytes (prefix, base45 and zlib stages in one)."""
+    return decompress(b45decode(strip_prefix(text)))
+
+
+# --------------------------------------------------------------------------
+# CBOR on untrusted input
+
+
+def _depth_ok(obj: Any, depth: int = 0) -> bool:
+    if depth > MAX_CBOR_DEPTH:
+        return False
+    if isinstance(obj, list | tuple):
+        return all(_depth_ok(x, depth + 1) for x in obj)
+    if isinstance(obj, dict):
+        return all(_depth_ok(k, depth + 1) and _depth_ok(v, depth + 1) for k, v in obj.items())
+    if isinstance(obj, cbor2.CBORTag):
+        return _depth_ok(obj.value, depth + 1)
+    return True
+
+
+def cbor_loads(data: bytes, *, reason: str) -> Any:
+    """Decode untrusted CBOR; any failure becomes ``CodecError(reason)``."""
+    try:
+        obj = cbor2.loads(data)
+    except RecursionError:
+        raise CodecError(reason, "CBOR nested too deeply") from None
+    except Exception as err:  # noqa: BLE001 - cbor2 raises many types on garbage
+        raise CodecError(reason, f"malformed CBOR ({type(err).__name__})") from None
+    if not _depth_ok(obj):
+        raise CodecError(reason, "CBOR nested too deeply")
+    return obj
+
+
+# --------------------------------------------------------------------------
+# COSE_Sign1 (RFC 9052 section 4.2)
+
+
+@dataclass(frozen=True)
+class Sign1:
+    """A decoded COSE_Sign1 structure."""
+
+    protected_bytes: bytes
+    protected: Mapping[Any, Any]
+    unprotected: Mapping[Any, Any]
+    payload: bytes
+    signature: bytes
+
+    @property
+    def alg(self) -> Any:
+        """Algorithm from the protected header (never the unprotected one)."""
+        return self.protected.get(CoseHeader.ALG)
+
+    @property
+    def kid(self) -> bytes | None:
+        """kid from the protected header, else the unprotected one (hcert 1.x 3.3.1)."""
+        for header in (self.protected, self.unprotected):
+            kid = header.get(CoseHeader.KID)
+            if isinstance(kid, bytes):
+                return kid
+        return None
+
+
+def encode_protected(alg: int, kid: bytes | None = None, **extra: Any) -> bytes:
+    """Deterministically encoded protected header map."""
+    header: dict[int, Any] = {CoseHeader.ALG: int(alg)}
+    if kid is not None:
+        header[CoseHeader.KID] = kid
+    for name, value in extra.items():
+        header[CoseHeader[name.upper()]] = value
+    return cbor2.dumps({int(k): v for k, v in header.items()}, canonical=True)
+
+
+def sig_structure(protected: bytes, payload: bytes, external_aad: bytes = b"") -> bytes:
+    """The ``Signature1`` structure that is actually signed (RFC 9052 4.4)."""
+    return cbor2.dumps(["Signature1", protected, external_aad, payload])
+
+
+def encode_sign1(
+    protected: bytes,
+    payload: bytes,
+    signature: bytes,
+    unprotected: Mapping[int, Any] | None = None,
+) -> bytes:
+    """Tagged (18) COSE_Sign1 bytes."""
+    return cbor2.dumps(
+        cbor2.CBORTag(COSE_SIGN1_TAG, [protected, dict(unprotected or {}), payload, signature])
+    )
+
+
+def decode_sign1(data: bytes) -> Sign1:
+    """Parse COSE_Sign1 bytes; raises ``CodecError`` with reason ``cose_*``.
+
+    Accepts the tagged form (18), the untagged array and a CWT tag (61)
+    around either, as the hcert spec's verifiers do.
+    """
+    obj = cbor_loads(data, reason="cose_malformed")
+    if isinstance(obj, cbor2.CBORTag) and obj.tag == CWT_TAG:
+        obj = obj.value
+    if isinstance(obj, cbor2.CBORTag):
+        if obj.tag != COSE_SIGN1_TAG:
+            raise CodecError("cose_wrong_tag", f"CBOR tag {obj.tag} is not COSE_Sign1 (18)")
+        obj = obj.value
+    if not isinstance(obj, list) or len(obj) != 4:
+        raise CodecError("cose_malformed", "COSE_Sign1 must be an array of four items")
+    protected_bytes, unprotected, payload, signature = obj
+    if not isinstance(protected_bytes, bytes):
+        raise CodecError("cose_malformed", "protected header is not a byte string")
+    if not isinstance(unprotected, dict):
+        raise CodecError("cose_malformed", "unprotected header is not a map")
+    if not isinstance(payload, bytes):
+        raise CodecError("cose_malformed", "payload is not a byte string")
+    if not isinstance(signature, bytes):
+        raise CodecError("cose_malformed", "signature is not a byte string")
+    protected: Any = {}
+    if protected_bytes:
+        protected = cbor_loads(protected_bytes, reason="cose_malformed")
+        if not isinstance(protected, dict):
+            raise CodecError("cose_malformed", "protected header is not a map")
+    return Sign1(
+        protected_bytes=protected_bytes,
+        protected=protected,
+        unprotected=unprotected,
+        payload=payload,
+        signature=signature,
+    )
+
+
+# --------------------------------------------------------------------------
+# CWT claims with the hcert payload
+
+
+def encode_cwt(*, iss: str, issued_at: int, expires_at: int, dcc: Mapping[str, Any]) -> bytes:
+    """CWT claims set holding one EU DCC v1 payload (hcert 1.x section 2.6)."""
+    claims = {
+        int(CwtClaim.ISS): iss,
+        int(CwtClaim.EXP): int(expires_at),
+        int(CwtClaim.IAT): int(issued_at),
+        int(CwtClaim.HCERT): {HCERT_EU_DCC_V1: dcc},
+    }
+    return cbor2.dumps(claims, canonical=True)
+
+
+@dataclass(frozen=True)
+class Claims:
+    """The CWT claims a verifier looks at."""
+
+    iss: str | None
+    iat: int | float | None
+    exp: int | float | None
+    dcc: Mapping[str, Any]
+
+
+def decode_cwt(payload: bytes) -> Claims:
+    """Parse a CWT payload; raises ``CodecError`` with reason ``cwt_*``."""
+    claims = cbor_loads(payload, reason="cwt_malformed")
+    if not isinstance(claims, dict):
+        raise CodecError("cwt_malformed", "CWT payload is not a map")
+    hcert = claims.get(int(CwtClaim.HCERT))
+    if not isinstance(hcert, dict):
+        raise CodecError("cwt_no_hcert", "CWT has no hcert claim (-260)")
+    dcc = hcert.get(HCERT_EU_DCC_V1)
+    if not isinstance(dcc, dict):
+        raise CodecError("cwt_no_hcert", "hcert claim has no EU DCC v1 payload (key 1)")
+    iss = claims.get(int(CwtClaim.ISS))
+    iat = claims.get(int(CwtClaim.IAT))
+    exp = claims.get(int(CwtClaim.EXP))
+    for name, value in (("iat", iat), ("exp", exp)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise CodecError("cwt_malformed", f"CWT {name} is not a number")
+    if iss is not None and not isinstance(iss, str):
+        raise CodecError("cwt_malformed", "CWT iss is not a text string")
+    return Claims(iss=iss, iat=iat, exp=exp, dcc=dcc)
