@@ -14,11 +14,12 @@ documented in docs/records.md with examples in examples/.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -61,6 +62,10 @@ class Record:
     province: str = ""
     commune: str = ""
     line: int = 0  # line in the source file (1-based), for messages
+    #: Set by the registry checks (signer.cleaning): the record's fingerprint at
+    #: the time it passed them. "" = not verified. The signer signs a record only
+    #: when this equals :func:`record_fingerprint` of the record as read.
+    verified: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON Lines form (inverse of :func:`record_from_mapping`)."""
@@ -68,7 +73,26 @@ class Record:
         out["doses"] = [
             {name: getattr(dose, name) for name in DOSE_FIELDS} for dose in self.doses
         ]
+        if self.verified:
+            out["verified"] = self.verified
         return out
+
+
+def record_fingerprint(record: Record) -> str:
+    """SHA-256 (hex) over the record's content, without ``line`` and ``verified``.
+
+    The checks stamp it into ``verified``; editing any field afterwards makes
+    the stamp stale, and the signer then treats the record as unverified.
+    """
+    content = {name: getattr(record, name) for name in FIELDS}
+    content["doses"] = [[getattr(d, n) for n in DOSE_FIELDS] for d in record.doses]
+    blob = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def is_verified(record: Record) -> bool:
+    """True when the record carries a current verification stamp."""
+    return bool(record.verified) and record.verified == record_fingerprint(record)
 
 
 @dataclass(frozen=True)
@@ -193,7 +217,11 @@ def record_from_mapping(
         if isinstance(dose, RowProblem):
             return dose
         doses.append(dose)
-    return _record({k: _text(obj.get(k)) for k in FIELDS}, tuple(doses), lineno, cmap)
+    rec = _record({k: _text(obj.get(k)) for k in FIELDS}, tuple(doses), lineno, cmap)
+    verified = _text(obj.get("verified"))
+    if verified and isinstance(rec, Record):
+        rec = replace(rec, verified=verified)
+    return rec
 
 
 def _text(value: Any) -> str:
