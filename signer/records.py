@@ -70,9 +70,7 @@ class Record:
     def to_json(self) -> dict[str, Any]:
         """The JSON Lines form (inverse of :func:`record_from_mapping`)."""
         out: dict[str, Any] = {name: getattr(self, name) for name in FIELDS}
-        out["doses"] = [
-            {name: getattr(dose, name) for name in DOSE_FIELDS} for dose in self.doses
-        ]
+        out["doses"] = [{name: getattr(dose, name) for name in DOSE_FIELDS} for dose in self.doses]
         if self.verified:
             out["verified"] = self.verified
         return out
@@ -146,7 +144,9 @@ def normalize_sex(value: str, column_map: _ColumnMap | None = None) -> str | Non
     return (column_map or load_column_map()).sex_values.get(text)
 
 
-def read_records(path: str | Path, *, column_map: str | None = None) -> Iterator[Record | RowProblem]:
+def read_records(
+    path: str | Path, *, column_map: str | None = None
+) -> Iterator[Record | RowProblem]:
     """Stream records from a ``.jsonl``/``.json`` or ``.csv`` file.
 
     Raises :class:`ConfigError` for a missing or unreadable file or an
@@ -243,7 +243,9 @@ def _dose(values: Mapping[str, str], index: int, lineno: int, rid: str) -> Dose 
     number = _int(values.get("dose_number", ""))
     series = _int(values.get("series_doses", ""))
     if number is None or series is None:
-        return RowProblem(lineno, "bad_number", f"dose {index}: dose number and series must be whole numbers", rid)
+        return RowProblem(
+            lineno, "bad_number", f"dose {index}: dose number and series must be whole numbers", rid
+        )
     return Dose(
         date=values.get("date", ""),
         vaccine=values.get("vaccine", ""),
@@ -275,7 +277,9 @@ def _record(
     )
 
 
-def _resolve_header(header: list[str], cmap: _ColumnMap, where: str) -> tuple[dict[str, int], dict[int, dict[str, int]]]:
+def _resolve_header(
+    header: list[str], cmap: _ColumnMap, where: str
+) -> tuple[dict[str, int], dict[int, dict[str, int]]]:
     normalized = [_norm_header(h) for h in header]
     fields: dict[str, int] = {}
     for name, aliases in cmap.fields.items():
@@ -287,7 +291,9 @@ def _resolve_header(header: list[str], cmap: _ColumnMap, where: str) -> tuple[di
     doses: dict[int, dict[str, int]] = {}
     for name, aliases in cmap.dose.items():
         for alias in aliases:
-            pattern = re.compile(re.escape(_norm_header(alias)).replace(r"\{i\}", r"([0-9]{1,2})") + "$")
+            pattern = re.compile(
+                re.escape(_norm_header(alias)).replace(r"\{i\}", r"([0-9]{1,2})") + "$"
+            )
             for col, h in enumerate(normalized):
                 m = pattern.match(h)
                 if m:
@@ -324,9 +330,15 @@ def _read_csv(fh: TextIO, cmap: _ColumnMap, where: str) -> Iterator[Record | Row
         lineno = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
-        rid = row[fields["record_id"]].strip() if "record_id" in fields and len(row) > fields["record_id"] else ""
+        rid = (
+            row[fields["record_id"]].strip()
+            if "record_id" in fields and len(row) > fields["record_id"]
+            else ""
+        )
         if len(row) != width:
-            yield RowProblem(lineno, "column_count", f"expected {width} columns, found {len(row)}", rid)
+            yield RowProblem(
+                lineno, "column_count", f"expected {width} columns, found {len(row)}", rid
+            )
             continue
         if _has_bad_encoding("".join(row)):
             yield RowProblem(lineno, "bad_encoding", "row is not valid UTF-8", "")

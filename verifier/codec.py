@@ -181,7 +181,7 @@ def cbor_loads(data: bytes, *, reason: str) -> Any:
         obj = cbor2.loads(data)
     except RecursionError:
         raise CodecError(reason, "CBOR nested too deeply") from None
-    except Exception as err:  # noqa: BLE001 - cbor2 raises many types on garbage
+    except Exception as err:  # cbor2 raises many exception types on garbage
         raise CodecError(reason, f"malformed CBOR ({type(err).__name__})") from None
     if not _depth_ok(obj):
         raise CodecError(reason, "CBOR nested too deeply")

@@ -42,7 +42,9 @@ def ecdsa_der_to_raw(der: bytes, size: int) -> bytes:
 def ecdsa_raw_to_der(raw: bytes) -> bytes:
     """``r || s`` -> DER ECDSA-Sig-Value."""
     half = len(raw) // 2
-    return encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
+    return encode_dss_signature(
+        int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big")
+    )
 
 
 def pss_padding() -> padding.PSS:
