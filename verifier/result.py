@@ -1,0 +1,214 @@
+"""The verdict of one QR verification: machine-readable, immutable, JSON-ready.
+
+    >>> from verifier.result import Verdict, Stage, Reason
+    >>> v = Verdict.failed(Stage.PREFIX, Reason.PREFIX_MISSING, "no HC1: prefix", qr_text="X")
+    >>> v.valid, v.stage_failed
+    (False, 'prefix')
+    >>> v.to_dict()["checks"]["base45"] is None
+    True
+
+Stages (issue 2, "verifier/"): ``qr, prefix, base45, zlib, cose, cwt`` are
+structural, each gating the next; ``signature, expiry, key_usage, schema``
+are independent and all evaluated once decoding succeeded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+
+class Stage(StrEnum):
+    """Verification stages, in reporting order."""
+
+    QR = "qr"
+    PREFIX = "prefix"
+    BASE45 = "base45"
+    ZLIB = "zlib"
+    COSE = "cose"
+    CWT = "cwt"
+    SIGNATURE = "signature"
+    EXPIRY = "expiry"
+    KEY_USAGE = "key_usage"
+    SCHEMA = "schema"
+
+
+STAGES: tuple[Stage, ...] = tuple(Stage)
+STRUCTURAL: tuple[Stage, ...] = STAGES[:6]
+SEMANTIC: tuple[Stage, ...] = STAGES[6:]
+
+
+class Reason(StrEnum):
+    """Machine-readable reasons; tests assert these, never message text."""
+
+    # qr
+    IMAGE_UNREADABLE = "image_unreadable"
+    NO_QR_CODE = "no_qr_code"
+    # prefix
+    TOO_LONG = "too_long"
+    PREFIX_MISSING = "prefix_missing"
+    # base45
+    BASE45_INVALID = "base45_invalid"
+    # zlib
+    ZLIB_INVALID = "zlib_invalid"
+    ZLIB_TOO_LARGE = "zlib_too_large"
+    # cose
+    COSE_MALFORMED = "cose_malformed"
+    COSE_WRONG_TAG = "cose_wrong_tag"
+    # cwt
+    CWT_MALFORMED = "cwt_malformed"
+    CWT_NO_HCERT = "cwt_no_hcert"
+    # signature
+    UNSUPPORTED_ALG = "unsupported_alg"
+    KID_MISSING = "kid_missing"
+    UNKNOWN_KID = "unknown_kid"
+    BAD_SIGNATURE = "bad_signature"
+    DSC_UNTRUSTED = "dsc_untrusted"
+    DSC_EXPIRED = "dsc_expired"
+    DSC_REVOKED = "dsc_revoked"
+    UVCI_REVOKED = "uvci_revoked"
+    # expiry
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    EXP_MISSING = "exp_missing"
+    IAT_MISSING = "iat_missing"
+    # key_usage
+    WRONG_CERTIFICATE_TYPE = "wrong_certificate_type"
+    NO_CERTIFICATE_TYPE = "no_certificate_type"
+    # schema
+    SCHEMA_INVALID = "schema_invalid"
+    # any stage: a bug caught at the boundary (never expected)
+    INTERNAL = "internal_error"
+
+
+class VerdictError(NamedTuple):
+    """One failed check: ``(stage, reason, message)``."""
+
+    stage: Stage
+    reason: Reason
+    message: str
+
+
+def _empty_checks() -> Mapping[str, bool | None]:
+    return MappingProxyType(dict.fromkeys(STAGES))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    """Outcome of verifying one HC1 QR (text or image).
+
+    ``valid`` is true only when every structural stage that ran passed and
+    all four semantic checks are true. ``stage_failed`` is the first failed
+    stage in :data:`STAGES` order. ``payload`` holds ``iss``, ``iat``,
+    ``exp`` and ``hcert`` (the EU DCC v1 JSON payload, claim -260 key 1)
+    once the CWT decoded, even when the verdict is invalid.
+    """
+
+    valid: bool
+    stage_failed: str | None
+    errors: tuple[VerdictError, ...] = ()
+    checks: Mapping[str, bool | None] = field(default_factory=_empty_checks)
+    payload: Mapping[str, Any] | None = None
+    qr_text: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        checks: Mapping[str, bool | None],
+        errors: tuple[VerdictError, ...],
+        payload: Mapping[str, Any] | None,
+        qr_text: str | None,
+    ) -> Verdict:
+        """Derive ``valid`` and ``stage_failed`` from the checks."""
+        full = {str(s): checks.get(s) for s in STAGES}
+        failed = next((s for s in STAGES if full[s] is False), None)
+        valid = failed is None and all(full[s] is True for s in SEMANTIC)
+        if failed is None and not valid:
+            failed = next((s for s in SEMANTIC if full[s] is not True), None)
+        return cls(
+            valid=valid,
+            stage_failed=None if failed is None else str(failed),
+            errors=errors,
+            checks=MappingProxyType(full),
+            payload=payload,
+            qr_text=qr_text,
+        )
+
+    @classmethod
+    def failed(
+        cls,
+        stage: Stage,
+        reason: Reason,
+        message: str,
+        *,
+        qr_text: str | None = None,
+        from_image: bool = False,
+    ) -> Verdict:
+        """A verdict for a structural failure at ``stage``: earlier stages passed."""
+        checks: dict[str, bool | None] = {}
+        for s in STRUCTURAL:
+            if s == stage:
+                checks[s] = False
+                break
+            checks[s] = True if (s != Stage.QR or from_image) else None
+        return cls.build(
+            checks=checks,
+            errors=(VerdictError(stage, reason, message),),
+            payload=None,
+            qr_text=qr_text,
+        )
+
+    @property
+    def reasons(self) -> tuple[Reason, ...]:
+        """The reason codes, in the order found."""
+        return tuple(e.reason for e in self.errors)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The CLI's ``--json`` object (issue 2, command-line contract)."""
+        return {
+            "valid": self.valid,
+            "stage_failed": self.stage_failed,
+            "errors": [
+                {"stage": str(e.stage), "reason": str(e.reason), "message": e.message}
+                for e in self.errors
+            ],
+            "checks": {str(s): self.checks.get(s) for s in STAGES},
+            "payload": None if self.payload is None else jsonable(self.payload),
+            "qr_text": self.qr_text,
+        }
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """:meth:`to_dict` as JSON text (UTF-8 safe, never raises on odd payloads)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent, allow_nan=False)
+
+
+def jsonable(obj: Any, _depth: int = 0) -> Any:
+    """Best-effort JSON view of decoded CBOR: bytes as base64, odd keys as text.
+
+    Payloads come from untrusted input, so this never raises: anything JSON
+    cannot hold is turned into a string.
+    """
+    if _depth > 64:
+        return None
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else str(obj)
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(obj)).decode("ascii")
+    if isinstance(obj, Mapping):
+        return {
+            (k if isinstance(k, str) else str(k)): jsonable(v, _depth + 1) for k, v in obj.items()
+        }
+    if isinstance(obj, list | tuple):
+        return [jsonable(x, _depth + 1) for x in obj]
+    if hasattr(obj, "isoformat"):
+        return str(obj.isoformat())
+    return str(obj)

@@ -1,0 +1,668 @@
+"""Trust material for the offline verifier: DSC files, pinned CSCAs, signed trust lists.
+
+    >>> import datetime as dt
+    >>> from verifier.trust import load_trust
+    >>> # trust = load_trust(["trustlist.cbor", "csca.pem"], now=dt.datetime.now(dt.UTC))
+    >>> # trust = load_trust(["dsc.pem"], now=...)     # EU style: trust DSCs directly
+
+Each ``--trust FILE`` is one of:
+
+* a DSC certificate (PEM, DER or bare base64 DER; a PEM file may hold several),
+  trusted directly as EU verifier apps do: signature and key usage are
+  checked, not its chain, validity or revocation;
+* a CSCA certificate (basicConstraints CA:TRUE): a pinned trust anchor;
+* a signed trust list (docs/trust-list.md): verified against a pinned CSCA,
+  with rollback protection; its DSCs are then checked for chain, validity
+  at verification time and revocation (revokedDscs and CRLs), and its
+  revokedUvcis apply to every QR.
+
+CSCAs pinned with ``python -m verifier trust pin`` live in
+``<state dir>/pinned/`` and are loaded too. Unusable trust material raises
+:class:`verifier.errors.TrustError`: a configuration error, not a verdict.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from verifier import codec
+from verifier.crypto import kid_for_certificate, verify_signature
+from verifier.errors import CodecError, TrustError
+
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+#: hcert 1.x section 5.1.1: EKU OIDs limiting a DSC to DCC types, in the
+#: current form and the legacy form (with an extra ``.0``) still found in
+#: many EU test DSCs.
+DCC_EKU_TYPES: Mapping[str, str] = {
+    "1.3.6.1.4.1.1847.2021.1.1": "t",
+    "1.3.6.1.4.1.1847.2021.1.2": "v",
+    "1.3.6.1.4.1.1847.2021.1.3": "r",
+    "1.3.6.1.4.1.0.1847.2021.1.1": "t",
+    "1.3.6.1.4.1.0.1847.2021.1.2": "v",
+    "1.3.6.1.4.1.0.1847.2021.1.3": "r",
+}
+
+#: Trust-list signer EKU (docs/trust-list.md); same value as
+#: ``keys.certs.EKU_TRUST_LIST_SIGNER``, copied so the verifier stands alone.
+EKU_TRUST_LIST_SIGNER = "2.25.214375089251405394580617312245409632127"
+
+TRUST_LIST_VERSION = 1
+_TRUST_LIST_ALGS = (
+    codec.CoseAlgorithm.ES256,
+    codec.CoseAlgorithm.ES384,
+    codec.CoseAlgorithm.PS256,
+)
+STATE_ENV = "VNDCC_VERIFIER_STATE"
+_SEQ_FILE = "trustlist-seq.json"
+_MAX_TRUST_FILE = 32 * 1024 * 1024
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.DOTALL)
+
+
+# --------------------------------------------------------------------------
+# Certificates
+
+
+@dataclass(frozen=True, kw_only=True)
+class CertInfo:
+    """What the verifier needs from one X.509 certificate, parsed once.
+
+    ``cert`` is None when ``cryptography``'s strict DER parser refuses the
+    certificate (some official EU test DSCs); the fields then come from
+    asn1crypto, which is lenient.
+    """
+
+    der: bytes
+    kid: bytes
+    public_key: PublicKey
+    not_before: dt.datetime
+    not_after: dt.datetime
+    ekus: frozenset[str] | None  # None: no EKU extension
+    is_ca: bool
+    digital_signature: bool | None  # None: no keyUsage extension
+    serial: int
+    issuer: bytes  # DER of the issuer Name
+    subject: bytes  # DER of the subject Name
+    country: str | None
+    cert: x509.Certificate | None
+
+    @property
+    def dcc_types(self) -> frozenset[str] | None:
+        """DCC types this DSC may sign (hcert 5.1.1); None means any type."""
+        if not self.ekus:
+            return None
+        types = frozenset(DCC_EKU_TYPES[o] for o in self.ekus if o in DCC_EKU_TYPES)
+        return types or None
+
+    def valid_at(self, now: dt.datetime) -> bool:
+        return self.not_before <= now <= self.not_after
+
+    def describe(self) -> str:
+        """Subject as readable text (for ``trust show``)."""
+        try:
+            return str(asn1_x509.Name.load(self.subject).human_friendly)
+        except Exception:  # display only
+            return self.subject.hex()
+
+
+def parse_certificate(der: bytes) -> CertInfo:
+    """Parse a DER certificate; raises ``TrustError`` if it cannot be used at all."""
+    try:
+        return _parse_strict(der)
+    except (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+        pass
+    try:
+        return _parse_lenient(der)
+    except TrustError:
+        raise
+    except Exception as err:  # asn1crypto raises many types
+        raise TrustError("certificate_invalid", f"not a usable X.509 certificate ({err})") from None
+
+
+def _public_key(key: object) -> PublicKey:
+    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise TrustError("certificate_key_unsupported", "only EC and RSA keys are supported")
+    return key
+
+
+def _parse_strict(der: bytes) -> CertInfo:
+    cert = x509.load_der_x509_certificate(der)
+    exts = cert.extensions
+    ekus: frozenset[str] | None = None
+    is_ca = False
+    digital_signature: bool | None = None
+    for ext in exts:
+        value = ext.value
+        if isinstance(value, x509.ExtendedKeyUsage):
+            ekus = frozenset(o.dotted_string for o in value)
+        elif isinstance(value, x509.BasicConstraints):
+            is_ca = value.ca
+        elif isinstance(value, x509.KeyUsage):
+            digital_signature = value.digital_signature
+    countries = cert.subject.get_attributes_for_oid(x509.NameOID.COUNTRY_NAME)
+    return CertInfo(
+        der=der,
+        kid=kid_for_certificate(der),
+        public_key=_public_key(cert.public_key()),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        ekus=ekus,
+        is_ca=is_ca,
+        digital_signature=digital_signature,
+        serial=cert.serial_number,
+        issuer=cert.issuer.public_bytes(),
+        subject=cert.subject.public_bytes(),
+        country=str(countries[0].value) if countries else None,
+        cert=cert,
+    )
+
+
+def _parse_lenient(der: bytes) -> CertInfo:
+    cert = asn1_x509.Certificate.load(der, strict=True)
+    tbs = cert["tbs_certificate"]
+    spki = tbs["subject_public_key_info"].dump()
+    try:
+        key = serialization.load_der_public_key(spki)
+    except (ValueError, TypeError) as err:
+        raise TrustError("certificate_invalid", f"unreadable public key ({err})") from None
+    validity = tbs["validity"]
+    eku_value = cert.extended_key_usage_value
+    bc = cert.basic_constraints_value
+    ku = cert.key_usage_value
+    country = None
+    for rdn in tbs["subject"].chosen:
+        for attr in rdn:
+            if attr["type"].dotted == "2.5.4.6":
+                country = str(attr["value"].native)
+    return CertInfo(
+        der=der,
+        kid=kid_for_certificate(der),
+        public_key=_public_key(key),
+        not_before=validity["not_before"].native,
+        not_after=validity["not_after"].native,
+        ekus=None if eku_value is None else frozenset(o.dotted for o in eku_value),
+        is_ca=bool(bc is not None and bc["ca"].native),
+        digital_signature=None if ku is None else "digital_signature" in ku.native,
+        serial=int(tbs["serial_number"].native),
+        issuer=tbs["issuer"].dump(),
+        subject=tbs["subject"].dump(),
+        country=country,
+        cert=None,
+    )
+
+
+def issued_by(child: CertInfo, issuer: CertInfo) -> bool:
+    """True when ``issuer``'s key signed ``child`` (names and signature)."""
+    if child.issuer != issuer.subject or child.cert is None or issuer.cert is None:
+        return False
+    try:
+        child.cert.verify_directly_issued_by(issuer.cert)
+    except Exception:  # InvalidSignature, ValueError, ...
+        return False
+    return True
+
+
+def certificates_in(data: bytes, *, where: str) -> list[bytes]:
+    """DER certificates in a PEM (several allowed), DER or bare base64 DER file."""
+    if b"-----BEGIN" in data:
+        blocks = _PEM_CERT.findall(data)
+        if not blocks:
+            raise TrustError("trust_file_invalid", f"{where}: PEM file holds no CERTIFICATE")
+        try:
+            return [base64.b64decode(b"".join(b.split()), validate=True) for b in blocks]
+        except binascii.Error:
+            raise TrustError("trust_file_invalid", f"{where}: broken PEM base64") from None
+    if data[:1] == b"\x30":
+        return [data]
+    try:
+        der = base64.b64decode(b"".join(data.split()), validate=True)
+    except binascii.Error:
+        raise TrustError(
+            "trust_file_invalid",
+            f"{where}: neither a certificate (PEM, DER, base64 DER) nor a trust list",
+        ) from None
+    if der[:1] != b"\x30":
+        raise TrustError("trust_file_invalid", f"{where}: base64 content is not a DER certificate")
+    return [der]
+
+
+# --------------------------------------------------------------------------
+# The trust store
+
+
+@dataclass(frozen=True, kw_only=True)
+class DscEntry:
+    """A document signer certificate the verifier may use.
+
+    ``listed`` DSCs come from a verified trust list and get the CSCA-backed
+    checks (chain, validity at ``now``, revocation); DSC files given
+    directly are trusted as they are, like EU verifier apps do.
+    """
+
+    info: CertInfo
+    listed: bool = False
+    country: str | None = None
+    chain_ok: bool = True
+    revoked_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrustListInfo:
+    """Summary of one accepted trust list."""
+
+    path: str
+    seq: int
+    issued_at: dt.datetime
+    next_update: dt.datetime | None
+    country: str
+    signer: CertInfo
+    anchor: CertInfo
+    dscs: int
+    revoked_dscs: int
+    revoked_uvcis: int
+    crls: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrustStore:
+    """Everything the verifier trusts, parsed once (public keys cached per kid)."""
+
+    by_kid: Mapping[bytes, tuple[DscEntry, ...]]
+    anchors: tuple[CertInfo, ...] = ()
+    revoked_uvci_hashes: frozenset[bytes] = frozenset()
+    trust_lists: tuple[TrustListInfo, ...] = ()
+
+    def candidates(self, kid: bytes) -> tuple[DscEntry, ...]:
+        return self.by_kid.get(kid, ())
+
+    @property
+    def dscs(self) -> tuple[DscEntry, ...]:
+        return tuple(e for entries in self.by_kid.values() for e in entries)
+
+    def uvci_revoked(self, uvci: str) -> bool:
+        """UVCI revocation (docs/trust-list.md): SHA-256 of the UTF-8 UVCI, first 16 bytes."""
+        if not self.revoked_uvci_hashes:
+            return False
+        return uvci_hash(uvci) in self.revoked_uvci_hashes
+
+
+def uvci_hash(uvci: str) -> bytes:
+    """Revocation hash of a UVCI as written in ``ci`` (docs/trust-list.md)."""
+    return hashlib.sha256(uvci.encode("utf-8")).digest()[:16]
+
+
+def default_state_dir() -> Path:
+    """``$VNDCC_VERIFIER_STATE`` or ``~/.local/state/vn-dcc-verifier``."""
+    env = os.environ.get(STATE_ENV)
+    if env:
+        return Path(env)
+    return Path.home() / ".local" / "state" / "vn-dcc-verifier"
+
+
+def load_trust(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    now: dt.datetime,
+    state_dir: str | os.PathLike[str] | None = None,
+) -> TrustStore:
+    """Load and check trust material; raises ``TrustError`` when it is unusable.
+
+    A store without any DSC is refused: it could only ever reject.
+    """
+    store = load_trust_material(paths, now=now, state_dir=state_dir)
+    if not store.by_kid:
+        raise TrustError("no_dsc", "the trust material holds no document signer certificate")
+    return store
+
+
+def load_trust_material(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    now: dt.datetime,
+    state_dir: str | os.PathLike[str] | None = None,
+) -> TrustStore:
+    """Like :func:`load_trust` but allows a store without DSCs (``trust show``)."""
+    now = _aware(now)
+    state = Path(state_dir) if state_dir is not None else default_state_dir()
+    anchors: list[CertInfo] = list(pinned_cscas(state))
+    direct: list[CertInfo] = []
+    lists: list[tuple[str, bytes]] = []
+    for raw_path in paths:
+        where = os.fspath(raw_path)
+        data = _read(where)
+        if data[:1] in (b"\xd2", b"\x84", b"\xd8"):
+            lists.append((where, data))
+            continue
+        for der in certificates_in(data, where=where):
+            try:
+                info = parse_certificate(der)
+            except TrustError as err:
+                raise TrustError(err.reason, f"{where}: {err.message}") from None
+            (anchors if info.is_ca else direct).append(info)
+    by_kid: dict[bytes, list[DscEntry]] = {}
+    for info in direct:
+        by_kid.setdefault(info.kid, []).append(DscEntry(info=info, country=info.country))
+    revoked_uvcis: set[bytes] = set()
+    infos: list[TrustListInfo] = []
+    for where, data in lists:
+        parsed = _verify_trust_list(data, where=where, anchors=anchors, now=now)
+        _check_rollback(state, parsed.anchor, parsed.seq, where=where)
+        for entry in parsed.entries:
+            by_kid.setdefault(entry.info.kid, []).append(entry)
+        revoked_uvcis |= parsed.revoked_uvcis
+        infos.append(parsed.summary)
+    return TrustStore(
+        by_kid={k: tuple(v) for k, v in by_kid.items()},
+        anchors=tuple(_unique(anchors)),
+        revoked_uvci_hashes=frozenset(revoked_uvcis),
+        trust_lists=tuple(infos),
+    )
+
+
+def _unique(certs: Iterable[CertInfo]) -> list[CertInfo]:
+    seen: dict[bytes, CertInfo] = {}
+    for c in certs:
+        seen.setdefault(c.der, c)
+    return list(seen.values())
+
+
+def _aware(now: dt.datetime) -> dt.datetime:
+    return now if now.tzinfo is not None else now.replace(tzinfo=dt.UTC)
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(_MAX_TRUST_FILE + 1)
+    except OSError as err:
+        raise TrustError("trust_file_unreadable", f"cannot read {path}: {err.strerror}") from None
+    if not data.strip():
+        raise TrustError("trust_file_invalid", f"{path}: file is empty")
+    if len(data) > _MAX_TRUST_FILE:
+        raise TrustError("trust_file_invalid", f"{path}: file is too large")
+    return data
+
+
+# --------------------------------------------------------------------------
+# Signed trust list (docs/trust-list.md)
+
+
+@dataclass(frozen=True)
+class _ParsedList:
+    summary: TrustListInfo
+    anchor: CertInfo
+    seq: int
+    entries: tuple[DscEntry, ...]
+    revoked_uvcis: frozenset[bytes] = field(default_factory=frozenset)
+
+
+def _fail(where: str, message: str, reason: str = "trust_list_invalid") -> TrustError:
+    return TrustError(reason, f"{where}: {message}")
+
+
+def _uint(
+    payload: Mapping[Any, Any], key: str, where: str, *, optional: bool = False
+) -> int | None:
+    value = payload.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _fail(where, f"field {key!r} must be an unsigned integer")
+    return value
+
+
+def _list_of(payload: Mapping[Any, Any], key: str, kind: type, where: str) -> list[Any]:
+    value = payload.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(x, kind) for x in value):
+        raise _fail(where, f"field {key!r} must be an array of {kind.__name__}")
+    return value
+
+
+def _ts(value: int) -> dt.datetime:
+    try:
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def _verify_trust_list(
+    data: bytes, *, where: str, anchors: Sequence[CertInfo], now: dt.datetime
+) -> _ParsedList:
+    """Steps 1-3 of docs/trust-list.md "Verification" plus payload checks."""
+    # 1. Decode the COSE_Sign1 and take the signer certificate from x5chain.
+    try:
+        sign1 = codec.decode_sign1(data)
+    except CodecError as err:
+        raise _fail(where, f"not a trust list: {err.message}") from None
+    x5chain = sign1.protected.get(codec.CoseHeader.X5CHAIN)
+    if isinstance(x5chain, list) and x5chain:
+        x5chain = x5chain[0]
+    if not isinstance(x5chain, bytes):
+        raise _fail(where, "protected header has no x5chain signer certificate")
+    try:
+        signer = parse_certificate(x5chain)
+    except TrustError as err:
+        raise _fail(where, f"signer certificate: {err.message}") from None
+    # 2. The signer chains to a pinned CSCA, is valid now, and may sign trust lists.
+    anchor = next((a for a in anchors if issued_by(signer, a)), None)
+    if anchor is None:
+        raise _fail(
+            where,
+            "trust-list signer does not chain to a pinned CSCA (give it with --trust CSCA.pem "
+            "or pin it with `python -m verifier trust pin`)",
+            "trust_list_untrusted",
+        )
+    if not anchor.valid_at(now):
+        raise _fail(where, "the pinned CSCA is outside its validity period", "trust_list_untrusted")
+    if not signer.valid_at(now):
+        raise _fail(
+            where,
+            "trust-list signer certificate is outside its validity period",
+            "trust_list_untrusted",
+        )
+    if not signer.ekus or EKU_TRUST_LIST_SIGNER not in signer.ekus:
+        raise _fail(
+            where, "signer certificate lacks the trust-list-signing EKU", "trust_list_untrusted"
+        )
+    if signer.digital_signature is False:
+        raise _fail(
+            where, "signer certificate lacks keyUsage digitalSignature", "trust_list_untrusted"
+        )
+    # 3. The COSE signature verifies with the signer's key.
+    alg = sign1.alg
+    if alg not in _TRUST_LIST_ALGS:
+        raise _fail(where, f"unsupported trust-list algorithm {alg!r}")
+    to_check = codec.sig_structure(sign1.protected_bytes, sign1.payload)
+    if not verify_signature(signer.public_key, alg, to_check, sign1.signature):
+        raise _fail(where, "trust-list signature does not verify", "trust_list_bad_signature")
+    # Payload (docs/trust-list.md "Payload").
+    try:
+        payload = codec.cbor_loads(sign1.payload, reason="trust_list_invalid")
+    except CodecError as err:
+        raise _fail(where, err.message) from None
+    if not isinstance(payload, dict):
+        raise _fail(where, "payload is not a map")
+    if payload.get("v") != TRUST_LIST_VERSION:
+        raise _fail(where, f"unsupported trust-list format version {payload.get('v')!r}")
+    seq = _uint(payload, "seq", where)
+    iat = _uint(payload, "iat", where)
+    next_update = _uint(payload, "nextUpdate", where, optional=True)
+    assert seq is not None and iat is not None
+    country = payload.get("country")
+    if not isinstance(country, str):
+        raise _fail(where, "field 'country' must be text")
+    if next_update is not None and now > _ts(next_update):
+        raise _fail(where, "trust list is out of date (past its nextUpdate)", "trust_list_stale")
+    list_cscas = [
+        _parse_in_list(d, where, "cscas") for d in _list_of(payload, "cscas", bytes, where)
+    ]
+    issuers = _unique([anchor, *anchors, *(c for c in list_cscas if c.is_ca)])
+    revoked = _revocations(payload, where, issuers)
+    entries: list[DscEntry] = []
+    for item in _list_of(payload, "dscs", dict, where):
+        kid, cert_der, dsc_country = item.get("kid"), item.get("cert"), item.get("country")
+        if not isinstance(kid, bytes) or not isinstance(cert_der, bytes):
+            raise _fail(where, "each dscs entry needs bytes 'kid' and 'cert'")
+        info = _parse_in_list(cert_der, where, "dscs")
+        if info.kid != kid:
+            raise _fail(where, f"dscs entry kid {kid.hex()} does not match its certificate")
+        revoked_at = revoked.get((info.issuer, info.serial))
+        by_kid_at = revoked.get((b"kid:" + kid, info.serial))
+        times = [t for t in (revoked_at, by_kid_at) if t is not None]
+        entries.append(
+            DscEntry(
+                info=info,
+                listed=True,
+                country=dsc_country if isinstance(dsc_country, str) else info.country,
+                chain_ok=any(issued_by(info, ca) for ca in issuers),
+                revoked_at=min(times) if times else None,
+            )
+        )
+    uvcis = _list_of(payload, "revokedUvcis", bytes, where)
+    summary = TrustListInfo(
+        path=where,
+        seq=seq,
+        issued_at=_ts(iat),
+        next_update=None if next_update is None else _ts(next_update),
+        country=country,
+        signer=signer,
+        anchor=anchor,
+        dscs=len(entries),
+        revoked_dscs=len(_list_of(payload, "revokedDscs", dict, where)),
+        revoked_uvcis=len(uvcis),
+        crls=len(_list_of(payload, "crls", bytes, where)),
+    )
+    return _ParsedList(summary, anchor, seq, tuple(entries), frozenset(uvcis))
+
+
+def _parse_in_list(der: bytes, where: str, field_name: str) -> CertInfo:
+    try:
+        return parse_certificate(der)
+    except TrustError as err:
+        raise _fail(where, f"{field_name}: {err.message}") from None
+
+
+def _revocations(
+    payload: Mapping[Any, Any], where: str, issuers: Sequence[CertInfo]
+) -> dict[tuple[bytes, int], dt.datetime]:
+    """(issuer name DER | b"kid:"+kid, serial) -> revocation time, from revokedDscs and CRLs."""
+    out: dict[tuple[bytes, int], dt.datetime] = {}
+
+    def add(key: tuple[bytes, int], when: dt.datetime) -> None:
+        out[key] = min(when, out.get(key, when))
+
+    for item in _list_of(payload, "revokedDscs", dict, where):
+        kid, serial, at = item.get("kid"), item.get("serial"), item.get("revokedAt")
+        if not isinstance(kid, bytes) or not isinstance(serial, bytes):
+            raise _fail(where, "each revokedDscs entry needs bytes 'kid' and 'serial'")
+        if not isinstance(at, int) or isinstance(at, bool) or at < 0:
+            raise _fail(where, "revokedDscs 'revokedAt' must be an unsigned integer")
+        add((b"kid:" + kid, int.from_bytes(serial, "big")), _ts(at))
+    for der in _list_of(payload, "crls", bytes, where):
+        try:
+            crl = x509.load_der_x509_crl(der)
+            crl_issuer = crl.issuer.public_bytes()
+        except ValueError:
+            raise _fail(where, "crls: not a DER CRL") from None
+        ca = next((c for c in issuers if c.subject == crl_issuer and c.cert is not None), None)
+        if ca is None or not crl.is_signature_valid(ca.public_key):
+            raise _fail(where, "crls: CRL not signed by a CSCA of the list")
+        for revoked in crl:
+            add((crl_issuer, revoked.serial_number), revoked.revocation_date_utc)
+    return out
+
+
+# --------------------------------------------------------------------------
+# State: rollback counters and pinned CSCAs
+
+
+def _csca_id(csca: CertInfo) -> str:
+    return hashlib.sha256(csca.der).hexdigest()
+
+
+def _check_rollback(state: Path, anchor: CertInfo, seq: int, *, where: str) -> None:
+    """Step 4: refuse a lower ``seq`` than the highest accepted for this CSCA."""
+    path = state / _SEQ_FILE
+    seen: dict[str, int] = {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(raw, dict):
+            seen = {str(k): int(v) for k, v in raw.items() if isinstance(v, int)}
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as err:
+        raise TrustError("state_unreadable", f"cannot read verifier state {path}: {err}") from None
+    key = _csca_id(anchor)
+    held = seen.get(key)
+    if held is not None and seq < held:
+        raise _fail(
+            where,
+            f"trust list sequence {seq} is older than the accepted {held} (rollback refused)",
+            "trust_list_rollback",
+        )
+    if held is None or seq > held:
+        seen[key] = seq
+        _write_atomic(path, json.dumps(seen, indent=1, sort_keys=True).encode("utf-8"))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as err:
+        raise TrustError("state_unwritable", f"cannot write verifier state {path}: {err}") from None
+
+
+def pinned_cscas(state_dir: Path) -> list[CertInfo]:
+    """CSCAs pinned in ``<state dir>/pinned/*.pem``."""
+    folder = state_dir / "pinned"
+    if not folder.is_dir():
+        return []
+    out: list[CertInfo] = []
+    for pem in sorted(folder.glob("*.pem")):
+        for der in certificates_in(_read(str(pem)), where=str(pem)):
+            out.append(parse_certificate(der))
+    return out
+
+
+def pin_csca(
+    path: str | os.PathLike[str], *, state_dir: str | os.PathLike[str] | None = None
+) -> Path:
+    """Pin a CSCA certificate (must be CA:TRUE) in the state directory; returns its file."""
+    where = os.fspath(path)
+    ders = certificates_in(_read(where), where=where)
+    if len(ders) != 1:
+        raise TrustError("trust_file_invalid", f"{where}: give exactly one CSCA certificate")
+    info = parse_certificate(ders[0])
+    if not info.is_ca:
+        raise TrustError("not_a_csca", f"{where}: certificate is not a CA (basicConstraints)")
+    state = Path(state_dir) if state_dir is not None else default_state_dir()
+    target = state / "pinned" / f"{_csca_id(info)[:16]}.pem"
+    pem = base64.encodebytes(info.der).decode("ascii")
+    _write_atomic(target, f"-----BEGIN CERTIFICATE-----\n{pem}-----END CERTIFICATE-----\n".encode())
+    return target
