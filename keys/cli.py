@@ -1,0 +1,269 @@
+"""``python -m keys`` / ``vn-dcc-keys``: the national PKI from the command line.
+
+    $ export VNDCC_CSCA_PASSPHRASE=... VNDCC_KEY_PASSPHRASE=...
+    $ python -m keys init-csca --pki pki --country VN --name "CSCA Viet Nam"
+    $ python -m keys issue-dsc --pki pki --name "Tram Y te Phuong 1"
+    $ python -m keys init-tl-signer --pki pki
+    $ python -m keys export-trust-list --pki pki --out trustlist.cbor
+
+A thin shell over :mod:`keys.pki`: secrets come from the environment
+(VNDCC_CSCA_PASSPHRASE, VNDCC_KEY_PASSPHRASE, VNDCC_PKCS11_PIN) or a prompt,
+never from argv; the time comes from ``--now`` (default: the current time).
+Any error prints one line on stderr and exits 2; there are no tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from keys import pki
+from keys.certs import KEY_TYPES
+from keys.pkcs11_key import default_module
+from keys.secrets import (
+    CSCA_PASSPHRASE_ENV,
+    KEY_PASSPHRASE_ENV,
+    PKCS11_PIN_ENV,
+    get_secret,
+    new_secret_twice,
+)
+from verifier.errors import ConfigError, PassportError
+
+PROG = "vn-dcc-keys"
+
+
+def parse_time(text: str | None) -> dt.datetime:
+    """ISO-8601 with or without fractional seconds and zone (no zone = UTC); None = now."""
+    if text is None:
+        return dt.datetime.now(dt.UTC)
+    try:
+        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--now: not an ISO-8601 time: {text!r}") from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _csca_passphrase(*, new: bool = False) -> bytes:
+    get = new_secret_twice if new else get_secret
+    return get(CSCA_PASSPHRASE_ENV, what="CSCA key passphrase").encode()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="National DCC PKI: CSCA, health-centre DSCs, CRLs, trust lists. "
+        f"Secrets come from {CSCA_PASSPHRASE_ENV}, {KEY_PASSPHRASE_ENV}, {PKCS11_PIN_ENV} "
+        "or a prompt, never from the command line.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument(
+            "--pki",
+            type=Path,
+            default=Path(os.environ.get("VNDCC_PKI_DIR", "pki")),
+            metavar="DIR",
+            help="PKI directory (default $VNDCC_PKI_DIR or ./pki)",
+        )
+        p.add_argument(
+            "--now", metavar="ISO-8601", help="the current time (default: now; no zone = UTC)"
+        )
+        return p
+
+    p = command("init-csca", "create the PKI directory and the self-signed national CSCA")
+    p.add_argument("--country", default="VN", help="ISO 3166-1 alpha-2 (default VN)")
+    p.add_argument("--name", default="CSCA Viet Nam", help="CSCA common name")
+    p.add_argument("--organization", default="Ministry of Health")
+    p.add_argument("--key-type", choices=("ec-p256", "ec-p384"), default="ec-p256")
+    p.add_argument("--days", type=int, default=365 * 15, help="validity in days (default 15 years)")
+
+    p = command(
+        "issue-dsc", "create a health centre's key and issue its document signer certificate"
+    )
+    p.add_argument("--name", required=True, help="health centre name (certificate common name)")
+    p.add_argument("--organization", default=None)
+    p.add_argument(
+        "--key-type",
+        choices=tuple(t for t in KEY_TYPES),
+        default="ec-p256",
+        help="ec-p256 (ES256, default), rsa-2048 (PS256), ec-p384, rsa-3072",
+    )
+    p.add_argument(
+        "--types",
+        default="v",
+        help="certificate types the DSC may sign: v vaccination, t test, r recovery (e.g. v,t,r)",
+    )
+    p.add_argument("--days", type=int, default=365 * 2, help="validity in days (default 2 years)")
+    p.add_argument(
+        "--in-token", action="store_true", help="generate the key inside a PKCS#11 token"
+    )
+    p.add_argument(
+        "--pkcs11-module", metavar="LIB", default=None, help=f"default {default_module()}"
+    )
+    p.add_argument("--token-label", metavar="LABEL")
+    p.add_argument("--key-label", metavar="LABEL", help="label of the new key in the token")
+
+    p = command("revoke-dsc", "revoke a DSC (by serial, kid or name)")
+    p.add_argument("selector", metavar="SERIAL|KID|NAME")
+    p.add_argument("--reason", choices=tuple(pki.REVOCATION_REASONS), default="unspecified")
+
+    p = command("revoke-uvci", "revoke one issued certificate by its UVCI")
+    p.add_argument("uvci", metavar="UVCI")
+
+    p = command("issue-crl", "issue the next CRL of the CSCA")
+    p.add_argument("--days", type=int, default=30, help="nextUpdate = now + DAYS (default 30)")
+
+    p = command("init-tl-signer", "create or renew the trust-list signing key and certificate")
+    p.add_argument("--key-type", choices=("ec-p256", "ec-p384", "rsa-2048"), default="ec-p256")
+    p.add_argument("--days", type=int, default=365 * 3)
+
+    p = command("export-trust-list", "sign and write the trust list with the next sequence number")
+    p.add_argument("--out", type=Path, metavar="FILE", help="also write it here")
+    p.add_argument(
+        "--next-update-days",
+        type=int,
+        default=7,
+        help="nextUpdate = now + DAYS (default 7; 0: none)",
+    )
+
+    p = command("list", "show the PKI: CSCA, DSCs, revocations, CRLs, trust lists")
+    p.add_argument("--json", action="store_true", help="print index.json")
+    return parser
+
+
+def run(ns: argparse.Namespace) -> int:
+    now = parse_time(ns.now)
+    d: Path = ns.pki
+    out = sys.stdout
+    if ns.command == "init-csca":
+        cert = pki.init_csca(
+            d,
+            country=ns.country,
+            name=ns.name,
+            organization=ns.organization,
+            key_type=ns.key_type,
+            days=ns.days,
+            passphrase=_csca_passphrase(new=True),
+            now=now,
+        )
+        print(f"CSCA {cert.subject.rfc4514_string()} created in {d}, valid until "
+              f"{cert.not_valid_after_utc:%Y-%m-%d}", file=out)  # fmt: skip
+    elif ns.command == "issue-dsc":
+        types = tuple(t.strip() for t in ns.types.split(",") if t.strip())
+        csca_pass = _csca_passphrase()
+        if ns.in_token:
+            module = ns.pkcs11_module or default_module()
+            if module is None:
+                raise ConfigError("--pkcs11-module is needed (SoftHSM2 is not installed)")
+            if not ns.token_label:
+                raise ConfigError("--in-token needs --token-label")
+            pin = get_secret(PKCS11_PIN_ENV, what="token PIN")
+            token = pki.TokenTarget(
+                module=module, token_label=ns.token_label, pin=pin, key_label=ns.key_label
+            )
+            rec = pki.issue_dsc(
+                d, name=ns.name, csca_passphrase=csca_pass, now=now, key_type=ns.key_type,
+                types=types, days=ns.days, token=token, organization=ns.organization,
+            )  # fmt: skip
+        else:
+            if ns.token_label or ns.key_label:
+                raise ConfigError("--token-label/--key-label need --in-token")
+            key_pass = new_secret_twice(KEY_PASSPHRASE_ENV, what="DSC key passphrase").encode()
+            rec = pki.issue_dsc(
+                d, name=ns.name, csca_passphrase=csca_pass, now=now, key_type=ns.key_type,
+                types=types, days=ns.days, key_passphrase=key_pass, organization=ns.organization,
+            )  # fmt: skip
+        where = (
+            f"token {rec.token.token_label!r} key {rec.token.key_label!r}"
+            if rec.token
+            else str(d / (rec.key_file or ""))
+        )
+        print(f"DSC {rec.name!r} serial {rec.serial} kid {rec.kid} {rec.alg} types "
+              f"{','.join(rec.types)} until {rec.not_after}: cert {d / rec.cert}, key {where}",
+              file=out)  # fmt: skip
+    elif ns.command == "revoke-dsc":
+        rec = pki.revoke_dsc(d, ns.selector, now=now, reason=ns.reason)
+        print(f"DSC {rec.serial} ({rec.name}) revoked at {rec.revoked_at}; "
+              "run issue-crl and export-trust-list to publish it", file=out)  # fmt: skip
+    elif ns.command == "revoke-uvci":
+        uvci = pki.revoke_uvci(d, ns.uvci, now=now)
+        print(f"{uvci} revoked; run export-trust-list to publish it", file=out)
+    elif ns.command == "issue-crl":
+        _, crl = pki.issue_crl(d, csca_passphrase=_csca_passphrase(), now=now, days=ns.days)
+        print(
+            f"CRL number {crl.number} written to {d / crl.der} (next update {crl.next_update})",
+            file=out,
+        )
+    elif ns.command == "init-tl-signer":
+        cert = pki.init_trust_list_signer(
+            d, csca_passphrase=_csca_passphrase(), now=now, key_type=ns.key_type, days=ns.days
+        )
+        print(f"trust-list signer serial {cert.serial_number:x} valid until "
+              f"{cert.not_valid_after_utc:%Y-%m-%d}", file=out)  # fmt: skip
+    elif ns.command == "export-trust-list":
+        res = pki.export_trust_list(
+            d,
+            ns.out,
+            csca_passphrase=_csca_passphrase(),
+            now=now,
+            next_update_days=ns.next_update_days or None,
+        )
+        for w in res.warnings:
+            print(f"{PROG}: warning: {w}", file=sys.stderr)
+        print(f"trust list seq {res.seq} written to {res.path}: {res.dscs} DSCs, "
+              f"{res.revoked_dscs} revoked DSCs, {res.revoked_uvcis} revoked UVCIs, "
+              f"{res.crls} CRLs", file=out)  # fmt: skip
+    elif ns.command == "list":
+        _list(d, as_json=ns.json)
+    return 0
+
+
+def _list(d: Path, *, as_json: bool) -> None:
+    index = pki.load_index(d)
+    if as_json:
+        print(json.dumps(index.to_json(), indent=2, ensure_ascii=False))
+        return
+    csca = pki.csca_certificate(d)
+    print(f"CSCA  {csca.subject.rfc4514_string()}  until {csca.not_valid_after_utc:%Y-%m-%d}")
+    for rec in index.dscs:
+        state = f"REVOKED {rec.revoked_at}" if rec.revoked_at else "active"
+        where = f"token:{rec.token.token_label}/{rec.token.key_label}" if rec.token else "file"
+        print(f"DSC   {rec.serial[:16]}  kid {rec.kid}  {rec.alg}  {','.join(rec.types)}  "
+              f"until {rec.not_after[:10]}  {where}  {state}  {rec.name}")  # fmt: skip
+    for uvci, at in index.revoked_uvcis:
+        print(f"UVCI  {uvci}  revoked {at}")
+    if index.crls:
+        crl = index.crls[-1]
+        print(f"CRL   number {crl.number}  next update {crl.next_update}")
+    print(f"trust list seq {index.trust_list_seq}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        return run(ns)
+    except PassportError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(
+            f"{PROG}: error: {err.strerror or err}: {err.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # last line of defence: no traceback for the operator
+        if os.environ.get("VNDCC_DEBUG"):
+            raise
+        print(f"{PROG}: internal error: {type(err).__name__} (set VNDCC_DEBUG=1 for details)",
+              file=sys.stderr)  # fmt: skip
+        return 2
