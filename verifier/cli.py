@@ -1,0 +1,244 @@
+"""Command line of the offline verifier (a thin shell over :mod:`verifier.hc1`).
+
+    $ python -m verifier qr --trust trustlist.cbor --trust csca.pem 'HC1:NCF...'
+    $ python -m verifier qr --trust dsc.pem --json --at 2026-06-01T12:00:00Z --image qr.png
+    $ python -m verifier trust pin csca.pem
+    $ python -m verifier trust show trustlist.cbor
+
+Exit codes: 0 valid, 1 invalid, 2 usage, configuration or internal error
+(issue 2, "Command-line contract"). With ``--json`` one JSON object is
+printed (:meth:`verifier.result.Verdict.to_json`).
+
+Subcommands plug in through ``register(subparsers)`` functions: each adds
+its parser and sets ``run`` (``args -> exit code``) with ``set_defaults``.
+Shared options and helpers for them: :func:`add_trust_arguments`,
+:func:`load_trust_from_args`, :func:`parse_at`, :func:`exit_code`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from verifier.errors import ConfigError, PassportError
+from verifier.hc1 import verify_qr_image, verify_qr_text
+from verifier.human import LANGS, render
+from verifier.result import Reason, Verdict
+from verifier.trust import TrustStore, load_trust, load_trust_material, pin_csca
+
+EXIT_VALID, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
+#: Subcommand modules that register themselves when installed.
+OPTIONAL_SUBCOMMANDS = ("verifier.pdf.cli",)
+_MAX_QR_FILE = 64 * 1024
+
+
+def parse_at(text: str) -> dt.datetime:
+    """ISO-8601 with or without fractional seconds and zone; no zone means UTC."""
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO-8601 date-time: {text!r} (e.g. 2026-06-01T12:00:00Z)"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
+def add_trust_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--trust`` (repeatable), ``--at``, ``--json`` and ``--lang``."""
+    parser.add_argument(
+        "--trust",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="trust list, CSCA or DSC certificate (PEM, DER, base64 DER); repeatable",
+    )
+    parser.add_argument(
+        "--at",
+        type=parse_at,
+        metavar="ISO-8601",
+        help="verify as of this time (default: now; no zone means UTC)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--lang", choices=LANGS, default="en", help="language of the verdict")
+
+
+def now_from_args(args: argparse.Namespace) -> dt.datetime:
+    at: dt.datetime | None = args.at
+    return at if at is not None else dt.datetime.now(dt.UTC)
+
+
+def load_trust_from_args(args: argparse.Namespace, now: dt.datetime) -> TrustStore:
+    """Load ``--trust`` files (raises ``TrustError``: exit 2)."""
+    trust_files: list[str] = args.trust
+    return load_trust(trust_files, now=now)
+
+
+def exit_code(verdict: Verdict) -> int:
+    """0 valid, 1 invalid, 2 when verification itself broke (a bug)."""
+    if any(e.reason == Reason.INTERNAL for e in verdict.errors):
+        return EXIT_ERROR
+    return EXIT_VALID if verdict.valid else EXIT_INVALID
+
+
+def print_verdict(verdict: Verdict, args: argparse.Namespace) -> None:
+    if args.json:
+        print(verdict.to_json())
+    else:
+        print(render(verdict, lang=args.lang))
+
+
+# --------------------------------------------------------------------------
+# qr
+
+
+def _read_qr_file(path: str) -> str:
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(_MAX_QR_FILE + 1)
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read(_MAX_QR_FILE + 1)
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+    # Undecodable bytes stay visible as U+FFFD and fail the prefix/base45 checks.
+    return data.decode("utf-8-sig", errors="replace").strip()
+
+
+def _read_image(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+
+
+def run_qr(args: argparse.Namespace) -> int:
+    now = now_from_args(args)
+    if args.image is not None:
+        image = _read_image(args.image)
+        trust = load_trust_from_args(args, now)
+        verdict = verify_qr_image(image, trust, now=now)
+    else:
+        text = args.text if args.text is not None else _read_qr_file(args.qr_file)
+        trust = load_trust_from_args(args, now)
+        verdict = verify_qr_text(text, trust, now=now)
+    print_verdict(verdict, args)
+    return exit_code(verdict)
+
+
+def register_qr(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "qr",
+        help="verify an HC1 QR code (text or image)",
+        description="Verify an EU DCC HC1 QR offline. Exit 0 valid, 1 invalid, 2 error.",
+    )
+    add_trust_arguments(parser)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("text", nargs="?", metavar="'HC1:...'", help="the QR text")
+    source.add_argument("--qr-file", metavar="FILE", help="file holding the QR text ('-': stdin)")
+    source.add_argument("--image", metavar="FILE", help="PNG/JPEG image of the QR code")
+    parser.set_defaults(run=run_qr)
+
+
+# --------------------------------------------------------------------------
+# trust
+
+
+def run_trust_pin(args: argparse.Namespace) -> int:
+    target = pin_csca(args.csca)
+    print(f"pinned {args.csca} -> {target}")
+    return EXIT_VALID
+
+
+def run_trust_show(args: argparse.Namespace) -> int:
+    now = now_from_args(args)
+    store = load_trust_material(args.files, now=now)
+    for anchor in store.anchors:
+        print(
+            f"CSCA  {anchor.describe()}  valid {anchor.not_before:%Y-%m-%d} .. {anchor.not_after:%Y-%m-%d}"
+        )
+    for tl in store.trust_lists:
+        print(
+            f"LIST  {tl.path}: seq {tl.seq}, {tl.country}, issued {tl.issued_at:%Y-%m-%d %H:%M}Z, "
+            f"{tl.dscs} DSCs, {tl.revoked_dscs} revoked DSCs, {tl.revoked_uvcis} revoked UVCIs, "
+            f"{tl.crls} CRLs"
+        )
+    for entry in store.dscs:
+        info = entry.info
+        types = "any" if info.dcc_types is None else "".join(sorted(info.dcc_types))
+        state = []
+        if entry.listed and not entry.chain_ok:
+            state.append("UNTRUSTED CHAIN")
+        if entry.revoked_at is not None:
+            state.append(f"revoked {entry.revoked_at:%Y-%m-%d}")
+        if not info.valid_at(now):
+            state.append("outside validity")
+        origin = "list" if entry.listed else "file"
+        print(
+            f"DSC   kid {info.kid.hex()}  {entry.country or '??'}  types {types}  "
+            f"valid {info.not_before:%Y-%m-%d} .. {info.not_after:%Y-%m-%d}  ({origin})"
+            f"  {info.describe()}" + (f"  [{', '.join(state)}]" if state else "")
+        )
+    return EXIT_VALID
+
+
+def register_trust(subparsers: Any) -> None:
+    parser = subparsers.add_parser("trust", help="pin a CSCA or show trust material")
+    actions = parser.add_subparsers(dest="trust_command", required=True, metavar="ACTION")
+    pin = actions.add_parser("pin", help="pin a CSCA certificate as a trust-list anchor")
+    pin.add_argument("csca", metavar="CSCA.pem")
+    pin.set_defaults(run=run_trust_pin)
+    show = actions.add_parser("show", help="list what trust files hold (checks them too)")
+    show.add_argument("files", nargs="+", metavar="FILE")
+    show.add_argument("--at", type=parse_at, metavar="ISO-8601")
+    show.set_defaults(run=run_trust_show)
+
+
+# --------------------------------------------------------------------------
+
+
+def _register_optional(subparsers: Any, module_name: str) -> None:
+    """Call ``module.register(subparsers)`` if that module is installed."""
+    try:
+        found = importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:
+        found = False
+    if found:
+        register: Callable[[Any], None] = importlib.import_module(module_name).register
+        register(subparsers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m verifier",
+        description="Offline verifier for Vietnam / EU DCC vaccine passports.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    register_qr(subparsers)
+    register_trust(subparsers)
+    # PDF verifier (issue 3): verifier/pdf/cli.py provides register(subparsers) -> `pdf`.
+    for module_name in OPTIONAL_SUBCOMMANDS:
+        _register_optional(subparsers, module_name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (argparse usage errors exit 2 itself)."""
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return int(run(args))
+    except PassportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as err:  # one line, never a traceback
+        print(f"internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_ERROR
