@@ -1,0 +1,234 @@
+"""Command line of the signer: ``python -m signer COMMAND`` (``vn-dcc-sign``).
+
+    $ export VNDCC_KEY_PASSPHRASE=...            # never on the command line
+    $ python -m signer sign examples/records.jsonl --out out/ \\
+          --key dsc.key.pem --cert dsc.pem --issuer "Ministry of Health of Viet Nam"
+
+Each command lives in a ``register(subparsers)`` function that adds its
+parser and sets ``func`` (``Namespace -> exit code``); adding a command is
+one line in :data:`REGISTRARS`. The shell is thin: the work is done by
+:mod:`signer.issue`, :mod:`signer.qr` and :mod:`signer.manifest`.
+
+Exit codes: 0 all records signed; 1 some records failed (each reported on
+stderr with its line, record id and reason; the others are signed); 2 bad
+usage, unreadable input, unusable key or configuration (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from keys.loader import add_key_arguments, key_spec_from_args, open_key
+from signer.issue import DEFAULT_VALIDITY_DAYS, Hc1Issuer, Issued
+from signer.manifest import Manifest, Override, manifest_entry, write_atomic
+from signer.qr import make_qr, qr_png, qr_svg
+from signer.records import Record, RowProblem, is_verified, read_records
+from verifier import codec
+from verifier.crypto import verify_signature
+from verifier.errors import ConfigError, InputError, PassportError
+
+DEFAULT_ISSUER = "Ministry of Health of Viet Nam"
+#: Record ids become file names: keep them to a safe alphabet.
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+Registrar = Callable[[Any], None]
+
+
+def parse_time(text: str) -> dt.datetime:
+    """ISO 8601 with or without fraction and zone (no zone = UTC)."""
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--at {text!r} is not an ISO 8601 date-time") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+# --------------------------------------------------------------------------
+# sign
+
+
+def register_sign(subparsers: Any) -> None:
+    """``sign RECORDS --out DIR <key options>``."""
+    p = subparsers.add_parser(
+        "sign",
+        help="sign verified records into HC1 QR texts and images",
+        description="Sign each record of a JSON Lines or CSV file into DIR/<record_id>.hc1.txt "
+        "and DIR/<record_id>.png (+ .svg), and add them to DIR/manifest.jsonl.",
+    )
+    p.add_argument("records", type=Path, help="records file (.jsonl or .csv)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
+    p.add_argument("--issuer", default=DEFAULT_ISSUER, help="certificate issuer name (v.is)")
+    p.add_argument("--country", default="VN", help="issuing country (CWT iss, v.co, UVCI)")
+    p.add_argument(
+        "--validity-days",
+        type=int,
+        default=DEFAULT_VALIDITY_DAYS,
+        metavar="N",
+        help="QR validity in days (default 365 = 12 months; never beyond the DSC's expiry)",
+    )
+    p.add_argument("--at", metavar="ISO-8601", help="signing time (default: now)")
+    p.add_argument("--svg", action="store_true", help="also write DIR/<record_id>.svg")
+    p.add_argument("--columns", metavar="FILE", help="CSV column mapping (default templates/columns.json)")
+    p.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="also sign records without a current verification stamp (needs --override-reason)",
+    )
+    p.add_argument("--override-reason", metavar="TEXT", help="why unverified records are signed")
+    p.add_argument("--operator", metavar="NAME", help="who overrides (default: $USER)")
+    add_key_arguments(p)
+    p.set_defaults(func=run_sign)
+
+
+def _override(ns: argparse.Namespace) -> Override | None:
+    reason = (ns.override_reason or "").strip()
+    if ns.allow_unverified and not reason:
+        raise ConfigError("--allow-unverified needs --override-reason TEXT (recorded in the manifest)")
+    if reason and not ns.allow_unverified:
+        raise ConfigError("--override-reason is only meaningful with --allow-unverified")
+    if not ns.allow_unverified:
+        return None
+    operator = (ns.operator or os.environ.get("USER") or "").strip()
+    if not operator:
+        raise ConfigError("--allow-unverified: say who you are with --operator (USER is not set)")
+    return Override(operator=operator, reason=reason)
+
+
+def _self_check(issued: Issued, issuer: Hc1Issuer) -> None:
+    """Verify the signature we just made (catches a misbehaving key backend)."""
+    sign1 = codec.decode_sign1(codec.from_qr_text(issued.hc1))
+    data = codec.sig_structure(sign1.protected_bytes, sign1.payload)
+    if not verify_signature(issuer.key.certificate.public_key(), sign1.alg, data, sign1.signature):
+        raise ConfigError("the signing key produced a signature its certificate does not verify")
+
+
+class _Run:
+    """One signing run: per-record work and reporting."""
+
+    def __init__(self, ns: argparse.Namespace, issuer: Hc1Issuer, now: dt.datetime, err: TextIO) -> None:
+        self.ns, self.issuer, self.now, self.err = ns, issuer, now, err
+        self.override = _override(ns)
+        self.manifest = Manifest(ns.out)
+        self.seen: set[str] = set()
+        self.signed = self.failed = self.clamped = 0
+
+    def fail(self, line: int, record_id: str, reason: str) -> None:
+        self.failed += 1
+        rid = record_id if _SAFE_ID.fullmatch(record_id) else "?"
+        print(f"line {line}: record {rid}: {reason}", file=self.err)
+
+    def sign(self, record: Record) -> None:
+        rid = record.record_id
+        if not _SAFE_ID.fullmatch(rid):
+            self.fail(record.line, rid, "record id missing or not usable as a file name")
+            return
+        if rid in self.seen:
+            self.fail(record.line, rid, "duplicate record id in this file")
+            return
+        self.seen.add(rid)
+        verified = is_verified(record)
+        if not verified and self.override is None:
+            self.fail(record.line, rid, "not verified (run the checks, or --allow-unverified)")
+            return
+        try:
+            issued = self.issuer.issue(record, now=self.now, allow_unverified=not verified)
+        except InputError as exc:
+            self.fail(record.line, rid, str(exc))
+            return
+        _self_check(issued, self.issuer)
+        qr = make_qr(issued.hc1)
+        outputs = {f"{rid}.hc1.txt": issued.hc1.encode("ascii"), f"{rid}.png": qr_png(qr)}
+        if self.ns.svg:
+            outputs[f"{rid}.svg"] = qr_svg(qr)
+        for name, data in outputs.items():
+            write_atomic(self.ns.out / name, data)
+        self.manifest.add(
+            manifest_entry(
+                issued,
+                line=record.line,
+                verified=verified,
+                files=tuple(outputs),
+                override=None if verified else self.override,
+            )
+        )
+        self.signed += 1
+        self.clamped += issued.exp_clamped
+
+
+def run_sign(ns: argparse.Namespace, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    now = parse_time(ns.at) if ns.at else dt.datetime.now(dt.UTC)
+    if not ns.records.is_file():
+        raise ConfigError(f"records file not found: {ns.records}")
+    _override(ns)  # usage errors before asking for a passphrase
+    spec = key_spec_from_args(ns)
+    try:
+        ns.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {ns.out}: {exc.strerror}") from None
+    with open_key(spec) as key:
+        issuer = Hc1Issuer(
+            key, issuer_name=ns.issuer, country=ns.country, validity_days=ns.validity_days
+        )
+        issuer.check_time(now)
+        run = _Run(ns, issuer, now, err)
+        try:
+            for item in read_records(ns.records, column_map=ns.columns):
+                if isinstance(item, RowProblem):
+                    run.fail(item.line, item.record_id, f"{item.reason}: {item.message}")
+                else:
+                    run.sign(item)
+        finally:
+            run.manifest.commit()  # what was signed stays findable, even after an abort
+    if run.clamped:
+        not_after = dt.datetime.fromtimestamp(issuer.not_after, dt.UTC).date()
+        print(
+            f"warning: {run.clamped} certificate(s) expire with the DSC on {not_after}, "
+            f"before {ns.validity_days} days",
+            file=err,
+        )
+    total = run.signed + run.failed
+    print(f"signed {run.signed} of {total} record(s) into {ns.out}", file=out)
+    if run.failed:
+        print(f"error: {run.failed} record(s) not signed (see the lines above)", file=err)
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------
+# entry point
+
+#: One line per command; other packages add theirs here.
+REGISTRARS: list[Registrar] = [register_sign]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vn-dcc-sign",
+        description="Vietnam vaccine passport signer (EU DCC HC1 QR codes).",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in REGISTRARS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; PassportError -> one line on stderr and exit code 2."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        code: int = ns.func(ns)
+    except PassportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 2
+    return code

@@ -1,0 +1,223 @@
+"""Issue EU DCC "HC1:" certificates: record + signing key -> signed QR text.
+
+    >>> import datetime as dt
+    >>> from signer.issue import issue_hc1
+    >>> # with key = keys.software.SoftwareKey(...) or a PKCS#11 key:
+    >>> # issued = issue_hc1(record, key, now=dt.datetime.now(dt.UTC),
+    >>> #                    issuer_name="Ministry of Health of Viet Nam")
+    >>> # issued.hc1 -> "HC1:6BF...", issued.uvci, issued.kid, issued.iat, issued.exp
+
+Structure (eHealth Network hcert 1.x, sections 2-3):
+
+1. payload: :func:`signer.payload.build_dcc` (schema-validated, latest dose);
+2. CWT claims: iss = issuing country, iat = ``now``, exp = iat +
+   ``validity_days`` (365 = 12 months by default), never after the DSC's
+   notAfter (clamped, reported in :attr:`Issued.exp_clamped`); claim -260
+   -> 1 -> payload;
+3. COSE_Sign1, tag 18, protected header {alg, kid}; kid = first 8 bytes of
+   SHA-256 of the DSC's DER; the signature comes from ``key.sign``
+   (any :class:`keys.base.SigningKey`: software file or PKCS#11 token);
+4. zlib, base45 (RFC 9285), prefix ``HC1:`` (:func:`verifier.codec.to_qr_text`).
+
+By default only records with a current verification stamp
+(:func:`signer.records.is_verified`, set by the registry checks) are signed;
+``allow_unverified=True`` is the caller's explicit, recorded override.
+
+For many records, :class:`Hc1Issuer` prepares everything that does not
+depend on the record once (kid, protected header, DSC validity, vaccine
+table, compiled schema); :func:`issue_hc1` is the one-shot form.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from keys.base import SigningKey
+from signer.payload import VaccineTable, build_dcc, dcc_validator, load_vaccines
+from signer.records import Record, is_verified
+from signer.uvci import new_uvci
+from verifier.codec import HCERT_EU_DCC_V1, CwtClaim, encode_protected, to_qr_text
+from verifier.crypto import kid_for_certificate
+from verifier.errors import ConfigError, InputError
+
+#: Default QR validity: 12 months.
+DEFAULT_VALIDITY_DAYS = 365
+#: Dose dates are local dates in Viet Nam (UTC+7, no daylight saving time).
+VN_TZ = dt.timezone(dt.timedelta(hours=7))
+
+
+@dataclass(frozen=True)
+class Issued:
+    """One signed certificate."""
+
+    record_id: str
+    hc1: str  # "HC1:..." QR text
+    uvci: str
+    kid: bytes
+    iat: int  # seconds since the epoch
+    exp: int
+    exp_clamped: bool  # exp was cut to the DSC's notAfter
+    dcc: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def kid_b64(self) -> str:
+        """kid as standard base64, as trust lists and EU gateways print it."""
+        return base64.b64encode(self.kid).decode("ascii")
+
+
+# --------------------------------------------------------------------------
+# CBOR assembly for the hot path. Byte-identical to verifier.codec's
+# encode_cwt / sig_structure / encode_sign1 (tests/signer/test_issue.py
+# compares them), at a third of the cost: the fixed parts are prepared once.
+
+
+def _bstr(data: bytes) -> bytes:
+    """CBOR byte string (major type 2) with its length header."""
+    n = len(data)
+    if n < 24:
+        return bytes((0x40 | n,)) + data
+    if n < 0x100:
+        return bytes((0x58, n)) + data
+    if n < 0x10000:
+        return struct.pack(">BH", 0x59, n) + data
+    return struct.pack(">BI", 0x5A, n) + data
+
+
+#: Array(4) + text(10) "Signature1" (RFC 9052 section 4.4).
+_SIGNATURE1 = b"\x84\x6aSignature1"
+#: Tag 18 + array(4) (RFC 9052 section 4.2).
+_SIGN1_HEAD = b"\xd2\x84"
+_EMPTY_BSTR = b"\x40"
+_EMPTY_MAP = b"\xa0"
+_ISS, _EXP, _IAT, _HCERT = (int(c) for c in (CwtClaim.ISS, CwtClaim.EXP, CwtClaim.IAT, CwtClaim.HCERT))
+
+
+def cwt_payload(*, iss: str, issued_at: int, expires_at: int, dcc: Mapping[str, Any]) -> bytes:
+    """CWT claims; equals ``codec.encode_cwt`` when ``dcc`` is in canonical key order
+    (as :func:`signer.payload.build_dcc` builds it): the claim keys are inserted
+    in canonical order here, so no sorting pass is needed."""
+    return cbor2.dumps(
+        {_ISS: iss, _EXP: int(expires_at), _IAT: int(issued_at), _HCERT: {HCERT_EU_DCC_V1: dcc}}
+    )
+
+
+def _epoch(now: dt.datetime) -> int:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ConfigError("now must be a timezone-aware datetime")
+    return int(now.timestamp())
+
+
+class Hc1Issuer:
+    """Signs records with one key; reuse it for a whole batch.
+
+    ``validity_days`` sets exp = iat + validity_days days (at least 1).
+    Raises :class:`ConfigError` for an unusable configuration.
+    """
+
+    def __init__(
+        self,
+        key: SigningKey,
+        *,
+        issuer_name: str,
+        country: str = "VN",
+        validity_days: int = DEFAULT_VALIDITY_DAYS,
+        vaccines: VaccineTable | None = None,
+    ) -> None:
+        if validity_days < 1:
+            raise ConfigError("validity must be at least one day")
+        if not issuer_name or len(issuer_name) > 80:
+            raise ConfigError("issuer name must have 1 to 80 characters")
+        self.key = key
+        self.issuer_name = issuer_name
+        self.country = country
+        self.validity_seconds = validity_days * 86400
+        self.vaccines = vaccines or load_vaccines()
+        cert = key.certificate
+        self.kid = kid_for_certificate(cert.public_bytes(Encoding.DER))
+        self.not_before = int(cert.not_valid_before_utc.timestamp())
+        self.not_after = int(cert.not_valid_after_utc.timestamp())
+        self.protected = encode_protected(int(key.alg), self.kid)
+        protected_bstr = _bstr(self.protected)
+        self._to_be_signed_head = _SIGNATURE1 + protected_bstr + _EMPTY_BSTR
+        self._sign1_head = _SIGN1_HEAD + protected_bstr + _EMPTY_MAP
+        dcc_validator()  # compile the schema now, not on the first record
+
+    def check_time(self, now: dt.datetime) -> None:
+        """Raise :class:`ConfigError` unless the DSC is valid at ``now``."""
+        iat = _epoch(now)
+        if iat < self.not_before or iat >= self.not_after:
+            raise ConfigError("the document signer certificate is not valid at the signing time")
+
+    def issue(
+        self,
+        record: Record,
+        *,
+        now: dt.datetime,
+        uvci: str | None = None,
+        allow_unverified: bool = False,
+    ) -> Issued:
+        """Sign one record. Raises :class:`InputError` for a bad or unverified record,
+        :class:`ConfigError` when the DSC is not valid at ``now``, and whatever the
+        key backend raises (:class:`verifier.errors.KeyBackendError`)."""
+        iat = _epoch(now)
+        if iat < self.not_before or iat >= self.not_after:
+            raise ConfigError("the document signer certificate is not valid at the signing time")
+        if not allow_unverified and not is_verified(record):
+            raise InputError("record has no current verification stamp (run the checks first)")
+        uvci = uvci or new_uvci(self.country)
+        dcc = build_dcc(
+            record,
+            uvci=uvci,
+            issuer=self.issuer_name,
+            vaccines=self.vaccines,
+            country=self.country,
+            today=now.astimezone(VN_TZ).date(),
+        )
+        exp = iat + self.validity_seconds
+        clamped = exp > self.not_after
+        if clamped:
+            exp = self.not_after
+        payload = _bstr(cwt_payload(iss=self.country, issued_at=iat, expires_at=exp, dcc=dcc))
+        signature = self.key.sign(self._to_be_signed_head + payload)
+        cose = self._sign1_head + payload + _bstr(signature)
+        return Issued(
+            record_id=record.record_id,
+            hc1=to_qr_text(cose),
+            uvci=uvci,
+            kid=self.kid,
+            iat=iat,
+            exp=exp,
+            exp_clamped=clamped,
+            dcc=dcc,
+        )
+
+
+def issue_hc1(
+    record: Record,
+    key: SigningKey,
+    *,
+    now: dt.datetime,
+    issuer_name: str,
+    validity_days: int = DEFAULT_VALIDITY_DAYS,
+    country: str = "VN",
+    uvci: str | None = None,
+    allow_unverified: bool = False,
+    vaccines: VaccineTable | None = None,
+) -> Issued:
+    """Sign one record (see :class:`Hc1Issuer` for batches and the errors raised)."""
+    issuer = Hc1Issuer(
+        key,
+        issuer_name=issuer_name,
+        country=country,
+        validity_days=validity_days,
+        vaccines=vaccines,
+    )
+    return issuer.issue(record, now=now, uvci=uvci, allow_unverified=allow_unverified)

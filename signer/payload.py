@@ -1,0 +1,292 @@
+"""Record -> EU DCC 1.3.x vaccination payload (the JSON inside the hcert claim).
+
+    >>> from signer.payload import build_dcc, load_vaccines
+    >>> from signer.records import Dose, Record
+    >>> rec = Record(record_id="R1", full_name="Nguyễn Thị Thanh Hương",
+    ...              date_of_birth="1985-03-14", sex="F", nationality="VN",
+    ...              id_number="079185001234",
+    ...              doses=(Dose("2021-08-02", "AstraZeneca", "ABV5811", 1, 2),
+    ...                     Dose("2021-10-25", "Vaxzevria", "ABX1504", 2, 2)))
+    >>> dcc = build_dcc(rec, uvci="URN:UVCI:01:NL:187/37512422923#Z",
+    ...                 issuer="Ministry of Health of Viet Nam", vaccines=load_vaccines())
+    >>> dcc["nam"]["gnt"], dcc["v"][0]["mp"], dcc["v"][0]["dn"]
+    ('THI<THANH<HUONG', 'EU/1/21/1529', 2)
+
+The certificate holds one ``v`` entry, the latest dose (schema ``v``:
+``maxItems`` 1; eHN guidelines: the latest dose supersedes earlier ones).
+The citizen ID, sex, address and vaccination site never enter the payload
+(Decision 5772/QĐ-BYT; the DCC schema has no field for them anyway).
+
+Codes: ``tg`` 840539006 (COVID-19, disease-agent-targeted value set);
+``vp``/``mp``/``ma`` from ``templates/vaccines.json`` (see its note). Every
+payload is validated against the official schema (the verifier's copy in
+``verifier/data/schema``, compiled once) before it is signed; problems raise
+:class:`verifier.errors.InputError` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+
+from signer.names import person_name
+from signer.records import Dose, Record
+from verifier.errors import ConfigError, InputError
+from verifier.schema import schema as verifier_schema
+
+DCC_VERSION = "1.3.0"
+#: SNOMED CT "COVID-19" (disease-agent-targeted value set).
+TG_COVID19 = "840539006"
+#: DCC schema ``issuer``/``certificate_id`` maxLength.
+MAX_ISSUER = 80
+
+_DOB = re.compile(r"(19|20)\d\d(-\d\d){0,2}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: No COVID-19 vaccine was given before this date (first EUA: December 2020).
+EARLIEST_DOSE = "2020-01-01"
+
+
+# --------------------------------------------------------------------------
+# Vaccine table (templates/vaccines.json)
+
+
+@dataclass(frozen=True)
+class Vaccine:
+    """One product with its EU DCC codes."""
+
+    key: str  # canonical name in records, e.g. "AstraZeneca"
+    mp: str  # vaccine-medicinal-product
+    ma: str  # vaccine-mah-manf
+    vp: str  # vaccine-prophylaxis (SNOMED CT)
+    name_en: str
+    name_vi: str
+    encoding_instruction: str  # entry name in vaccine-encoding-instructions.json
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VaccineTable:
+    """Vaccines by canonical name, with alias lookup."""
+
+    vaccines: Mapping[str, Vaccine]
+    by_alias: Mapping[str, Vaccine]
+
+    def lookup(self, name: str) -> Vaccine | None:
+        """The vaccine a record names (canonical name or alias), or None."""
+        hit = self.vaccines.get(name)
+        return hit if hit is not None else self.by_alias.get(vaccine_key(name))
+
+
+_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+_FILLER_WORDS = re.compile(r"vacxin|vaccine")
+
+
+def vaccine_key(name: str) -> str:
+    """Lookup form of a vaccine name: no diacritics, case, punctuation, 'vắc xin'."""
+    text = unicodedata.normalize("NFKD", name.replace("đ", "d").replace("Đ", "D"))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    return _FILLER_WORDS.sub("", _NOT_ALNUM.sub("", text))
+
+
+def parse_vaccines(data: Mapping[str, Any], *, where: str = "vaccines.json") -> VaccineTable:
+    """Build the table from the JSON document; raises ConfigError if malformed."""
+    try:
+        vaccines: dict[str, Vaccine] = {}
+        by_alias: dict[str, Vaccine] = {}
+        for key, entry in data["vaccines"].items():
+            vac = Vaccine(
+                key=key,
+                mp=str(entry["mp"]),
+                ma=str(entry["ma"]),
+                vp=str(entry["vp"]),
+                name_en=str(entry["name_en"]),
+                name_vi=str(entry["name_vi"]),
+                encoding_instruction=str(entry["encoding_instruction"]),
+                aliases=tuple(str(a) for a in entry.get("aliases", ())),
+            )
+            vaccines[key] = vac
+            for alias in (key, *vac.aliases):
+                norm = vaccine_key(alias)
+                other = by_alias.get(norm)
+                if not norm or (other is not None and other is not vac):
+                    raise ConfigError(f"{where}: alias {alias!r} is empty or ambiguous")
+                by_alias[norm] = vac
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ConfigError(f"{where}: malformed vaccine table ({err!r})") from None
+    return VaccineTable(vaccines=vaccines, by_alias=by_alias)
+
+
+@lru_cache(maxsize=4)
+def load_vaccines(path: str | None = None) -> VaccineTable:
+    """Load ``templates/vaccines.json`` (or another file), once per process."""
+    try:
+        if path is None:
+            raw = resources.files("templates").joinpath("vaccines.json").read_text("utf-8")
+        else:
+            raw = Path(path).read_text("utf-8")
+        data = json.loads(raw)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"vaccine table {path or 'templates/vaccines.json'}: {err}") from None
+    return parse_vaccines(data, where=path or "templates/vaccines.json")
+
+
+# --------------------------------------------------------------------------
+# Schema
+
+
+@lru_cache(maxsize=1)
+def dcc_validator() -> Any:
+    """The compiled schema validator (compiled once per process).
+
+    The schema is the verifier's copy of the official one
+    (:func:`verifier.schema.schema`), so signer and verifier never disagree
+    on the version. Unlike the verifier, the signer also asserts ``format``
+    (``dt`` must be a real date): we never sign what a stricter verifier
+    could reject.
+    """
+    try:
+        return jsonschema_rs.validator_for(verifier_schema(), validate_formats=True)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot load the DCC schema: {err}") from None
+
+
+def validate_dcc(dcc: Mapping[str, Any]) -> None:
+    """Raise :class:`InputError` unless ``dcc`` is valid against the DCC schema."""
+    validator = dcc_validator()
+    if validator.is_valid(dcc):
+        return
+    problems = sorted(
+        f"{'/'.join(str(p) for p in err.instance_path) or '(root)'}: {err.message}"
+        for err in validator.iter_errors(dcc)
+    )
+    raise InputError("payload not valid against the DCC schema: " + "; ".join(problems[:3]))
+
+
+# --------------------------------------------------------------------------
+# Record checks
+
+
+def check_date_of_birth(value: str) -> str:
+    """DCC ``dob``: YYYY, YYYY-MM or YYYY-MM-DD in 1900-2099, a real date."""
+    if not value:
+        raise InputError("date of birth is missing")
+    if not _DOB.fullmatch(value):
+        raise InputError("date of birth is not YYYY, YYYY-MM or YYYY-MM-DD (1900-2099)")
+    parts = [int(p) for p in value.split("-")]
+    try:
+        dt.date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
+    except ValueError:
+        raise InputError("date of birth is not a real date") from None
+    return value
+
+
+def check_dose_date(value: str, index: int) -> str:
+    """A dose date: a real YYYY-MM-DD date, not before 2020."""
+    if not _DATE.fullmatch(value):
+        raise InputError(f"dose {index}: date {value!r} is not YYYY-MM-DD")
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"dose {index}: date {value!r} is not a real date") from None
+    if value < EARLIEST_DOSE:
+        raise InputError(f"dose {index}: date {value} is before any COVID-19 vaccine")
+    return value
+
+
+def latest_dose(record: Record) -> tuple[int, Dose]:
+    """(1-based index, dose) of the most recent dose: latest date, then highest number."""
+    if not record.doses:
+        raise InputError("record has no doses")
+    for i, dose in enumerate(record.doses, start=1):
+        check_dose_date(dose.date, i)
+    index = max(
+        range(len(record.doses)),
+        key=lambda i: (record.doses[i].date, record.doses[i].dose_number),
+    )
+    return index + 1, record.doses[index]
+
+
+def _check_dose(
+    dose: Dose, index: int, vaccines: VaccineTable, dob: str, today: dt.date | None
+) -> Vaccine:
+    vaccine = vaccines.lookup(dose.vaccine)
+    if vaccine is None:
+        raise InputError(f"dose {index}: unknown vaccine {dose.vaccine!r} (see templates/vaccines.json)")
+    if dose.dose_number < 1:
+        raise InputError(f"dose {index}: dose number is missing")
+    if dose.series_doses < 1:
+        raise InputError(f"dose {index}: number of doses in the series is missing")
+    if dose.dose_number > dose.series_doses:
+        raise InputError(
+            f"dose {index}: dose number {dose.dose_number} exceeds the series total {dose.series_doses}"
+        )
+    if dose.date < dob:
+        raise InputError(f"dose {index}: date {dose.date} is before the date of birth")
+    if today is not None and dose.date > today.isoformat():
+        raise InputError(f"dose {index}: date {dose.date} is in the future")
+    return vaccine
+
+
+def build_dcc(
+    record: Record,
+    *,
+    uvci: str,
+    issuer: str,
+    vaccines: VaccineTable,
+    latest_only: bool = True,
+    country: str = "VN",
+    today: dt.date | None = None,
+    validate: bool = True,
+) -> dict[str, Any]:
+    """The EU DCC 1.3.0 vaccination payload for ``record`` (pure function).
+
+    ``v`` holds the latest dose only (schema: exactly one entry). With
+    ``latest_only=True`` only that dose's content is checked; with
+    ``latest_only=False`` every dose of the record must pass the same
+    checks (known vaccine, dose/series numbers, dates), as for a passport
+    that lists the whole history. ``today`` (optional) rejects dose dates
+    in the future. ``validate=False`` skips the schema validation (only for
+    callers that validate themselves).
+    """
+    if not issuer or len(issuer) > MAX_ISSUER:
+        raise InputError(f"issuer name must have 1 to {MAX_ISSUER} characters")
+    dob = check_date_of_birth(record.date_of_birth)
+    index, dose = latest_dose(record)
+    if not latest_only:
+        for i, other in enumerate(record.doses, start=1):
+            _check_dose(other, i, vaccines, dob, today)
+    vaccine = _check_dose(dose, index, vaccines, dob, today)
+    # Keys in CBOR canonical order (RFC 8949 4.2.3: shorter first, then
+    # bytewise), so that plain cbor2.dumps already gives the canonical bytes.
+    dcc: dict[str, Any] = {
+        "v": [
+            {
+                "ci": uvci,
+                "co": country,
+                "dn": dose.dose_number,
+                "dt": dose.date,
+                "is": issuer,
+                "ma": vaccine.ma,
+                "mp": vaccine.mp,
+                "sd": dose.series_doses,
+                "tg": TG_COVID19,
+                "vp": vaccine.vp,
+            }
+        ],
+        "dob": dob,
+        "nam": person_name(record.full_name, nationality=record.nationality).to_dcc(),
+        "ver": DCC_VERSION,
+    }
+    if validate:
+        validate_dcc(dcc)
+    return dcc

@@ -1,0 +1,74 @@
+"""UVCI checksum (eHN UVCI guidelines, Annex 2: Luhn mod N) and generation."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from signer.uvci import LUHN_ALPHABET, checksum_char, is_valid_uvci, new_uvci, with_checksum
+from verifier.errors import InputError
+
+#: Known-good UVCIs: the DCC schema FAQ example (NL) and UVCIs from the
+#: official EU DCC test data (tests/vectors/eu-dcc: AT, DK, FR) whose
+#: issuers append the checksum.
+KNOWN = [
+    "URN:UVCI:01:NL:187/37512422923#Z",
+    "URN:UVCI:01:AT:10807843F94AEE0EE5093FBC254BD813#B",
+    "URN:UVCI:01:DK:0EF88044F7935DF2B4A938A38C14C97C#C",
+    "URN:UVCI:01:FR:GGD81AAH16A0#6",
+    "URN:UVCI:01:FR:GGD81AAH16A4#Y",
+    "URN:UVCI:01:FR:476R6WUM8B9U#0",
+]
+
+
+@pytest.mark.parametrize("uvci", KNOWN)
+def test_known_values(uvci: str) -> None:
+    assert checksum_char(uvci[:-2]) == uvci[-1]
+    assert is_valid_uvci(uvci)
+    assert with_checksum(uvci[:-2]) == uvci
+
+
+def test_alphabet_is_the_annex_one() -> None:
+    assert LUHN_ALPHABET == "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/:"
+
+
+@pytest.mark.parametrize("uvci", KNOWN)
+def test_single_substitution_is_detected(uvci: str) -> None:
+    body = uvci[:-2]
+    for i, ch in enumerate(body):
+        for other in "A7:":
+            if other != ch:
+                assert not is_valid_uvci(body[:i] + other + body[i + 1 :] + uvci[-2:])
+
+
+def test_adjacent_transposition_is_detected() -> None:
+    # Luhn's one blind spot: swapping the first and last code points ("A" and ":").
+    body = "URN:UVCI:01:VN:ABCDEFGH23456789"
+    good = with_checksum(body)
+    for i in range(len(body) - 1):
+        if body[i] != body[i + 1] and {body[i], body[i + 1]} != {"A", ":"}:
+            swapped = body[:i] + body[i + 1] + body[i] + body[i + 2 :]
+            assert not is_valid_uvci(swapped + good[-2:])
+
+
+@pytest.mark.parametrize("bad", ["", "#", "A#", "URN:UVCI:01:NL:187/37512422923", "URN:uvci:01:NL:1#Z", "X#?"])
+def test_malformed_is_invalid(bad: str) -> None:
+    assert not is_valid_uvci(bad)
+
+
+def test_checksum_refuses_foreign_characters() -> None:
+    with pytest.raises(InputError):
+        checksum_char("URN:UVCI:01:VN:abc")
+
+
+def test_new_uvci_format_and_uniqueness() -> None:
+    made = {new_uvci() for _ in range(5000)}
+    assert len(made) == 5000
+    for uvci in list(made)[:200]:
+        assert re.fullmatch(r"URN:UVCI:01:VN:[A-Z2-9]{24}#[A-Z0-9/:]", uvci)
+        assert is_valid_uvci(uvci)
+        assert len(uvci) <= 80
+    assert new_uvci("DE").startswith("URN:UVCI:01:DE:")
+    with pytest.raises(InputError):
+        new_uvci("vn")
