@@ -162,7 +162,9 @@ class _Run:
         self.clamped += issued.exp_clamped
 
 
-def run_sign(ns: argparse.Namespace, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_sign(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
     now = parse_time(ns.at) if ns.at else dt.datetime.now(dt.UTC)
     if not ns.records.is_file():
         raise ConfigError(f"records file not found: {ns.records}")

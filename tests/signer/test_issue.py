@@ -1,0 +1,192 @@
+"""HC1 issuance: structure, expiry, gate; independent checks with `cwt` and our verifier.
+
+The same signing test runs with a software key and a SoftHSM2 token, for
+ES256 and PS256 (issue 2, "Independent checks in the tests").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import cwt
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+from cwt.helpers.hcert import load_pem_hcert_dsc
+
+from keys.base import SigningKey, kid_of
+from keys.certs import make_dsc, new_private_key
+from keys.software import SoftwareKey
+from signer.issue import Hc1Issuer, cwt_payload, issue_hc1
+from signer.uvci import is_valid_uvci
+from tests.fixtures.pki import TestPki as Pki
+from verifier import codec
+from verifier.hc1 import verify_qr_text
+from verifier.trust import load_trust
+
+from .conftest import stamp
+
+ISSUER = "Ministry of Health of Viet Nam"
+_B45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+
+
+def b45decode_independent(text: str) -> bytes:
+    """RFC 9285 section 4.2, written out plainly (independent of verifier.codec)."""
+    out = bytearray()
+    for i in range(0, len(text), 3):
+        chunk = [_B45.index(c) for c in text[i : i + 3]]
+        n = sum(v * 45**k for k, v in enumerate(chunk))
+        out += n.to_bytes(2 if len(chunk) == 3 else 1, "big")
+    return bytes(out)
+
+
+def cose_of(hc1: str) -> bytes:
+    assert hc1.startswith("HC1:")
+    return zlib.decompress(b45decode_independent(hc1[4:]))
+
+
+KEYS = ["software-es256", "software-ps256", "softhsm-es256", "softhsm-ps256"]
+
+
+@pytest.fixture(params=KEYS)
+def signing_key(request: pytest.FixtureRequest, test_pki: Pki) -> SigningKey:
+    kind = request.param
+    if kind == "software-es256":
+        return test_pki.dsc_ec
+    if kind == "software-ps256":
+        return test_pki.dsc_rsa
+    key: SigningKey = request.getfixturevalue(f"softhsm_{kind.split('-')[1]}_key")
+    return key
+
+
+def test_signed_hc1_verifies_independently(
+    signing_key: SigningKey, example_records: list[Any], now: dt.datetime, tmp_path: Path
+) -> None:
+    rec = example_records[0]
+    issued = issue_hc1(rec, signing_key, now=now, issuer_name=ISSUER)
+    cose = cose_of(issued.hc1)
+
+    # structure: tag 18, protected {alg, kid}, empty unprotected
+    obj = cbor2.loads(cose)
+    assert isinstance(obj, cbor2.CBORTag) and obj.tag == 18
+    protected = cbor2.loads(obj.value[0])
+    assert protected == {1: int(signing_key.alg), 4: kid_of(signing_key)}
+    assert obj.value[1] == {}
+    assert issued.kid == kid_of(signing_key)
+
+    # 1. the PyPI `cwt` package verifies the COSE signature with the DSC
+    pem = signing_key.certificate.public_bytes(Encoding.PEM)
+    payload = cwt.COSE.new().decode(cose, load_pem_hcert_dsc(pem))
+    claims = cbor2.loads(payload)
+    assert claims[1] == "VN" and claims[6] == issued.iat and claims[4] == issued.exp
+    assert claims[-260][1] == dict(issued.dcc)
+    assert claims[-260][1]["v"][0]["ci"] == issued.uvci and is_valid_uvci(issued.uvci)
+
+    # 2. this project's verifier, trusting the DSC file
+    dsc_file = tmp_path / "dsc.pem"
+    dsc_file.write_bytes(pem)
+    trust = load_trust([dsc_file], now=now, state_dir=tmp_path / "state")
+    verdict = verify_qr_text(issued.hc1, trust, now=now)
+    assert verdict.valid, verdict.errors
+    assert all(verdict.checks[c] for c in ("signature", "expiry", "key_usage", "schema"))
+
+
+def test_cwt_rejects_a_tampered_payload(test_pki: Pki, example_records: list[Any], now: dt.datetime) -> None:
+    issued = issue_hc1(example_records[0], test_pki.dsc_ec, now=now, issuer_name=ISSUER)
+    obj = cbor2.loads(cose_of(issued.hc1))
+    obj.value[2] = obj.value[2].replace(b"NGUYEN", b"NGUYEX")
+    key = load_pem_hcert_dsc(test_pki.dsc_ec.certificate.public_bytes(Encoding.PEM))
+    with pytest.raises(cwt.VerifyError):
+        cwt.COSE.new().decode(cbor2.dumps(obj), key)
+
+
+def test_fast_cbor_matches_the_codec(test_pki: Pki, example_records: list[Any], now: dt.datetime) -> None:
+    issuer = Hc1Issuer(test_pki.dsc_ec, issuer_name=ISSUER)
+    for rec in example_records:
+        issued = issuer.issue(rec, now=now)
+        cose = codec.from_qr_text(issued.hc1)
+        sign1 = codec.decode_sign1(cose)
+        assert sign1.payload == codec.encode_cwt(
+            iss="VN", issued_at=issued.iat, expires_at=issued.exp, dcc=issued.dcc
+        )
+        assert sign1.payload == cwt_payload(iss="VN", issued_at=issued.iat, expires_at=issued.exp, dcc=issued.dcc)
+        assert sign1.protected_bytes == codec.encode_protected(-7, issued.kid)
+        assert cose == codec.encode_sign1(sign1.protected_bytes, sign1.payload, sign1.signature)
+
+
+def test_no_citizen_id_in_the_qr(test_pki: Pki, example_records: list[Any], now: dt.datetime) -> None:
+    issuer = Hc1Issuer(test_pki.dsc_ec, issuer_name=ISSUER)
+    for rec in example_records:
+        issued = issuer.issue(rec, now=now)
+        cose = codec.from_qr_text(issued.hc1)
+        decoded = repr(cbor2.loads(codec.decode_sign1(cose).payload))
+        assert rec.id_number and rec.id_number not in decoded
+        assert rec.id_number.encode() not in cose
+        for dose in rec.doses:  # nor lots or sites
+            assert dose.lot not in decoded and dose.site not in decoded
+
+
+def test_validity_default_and_configurable(test_pki: Pki, example_records: list[Any], now: dt.datetime) -> None:
+    rec = example_records[0]
+    issued = issue_hc1(rec, test_pki.dsc_ec, now=now, issuer_name=ISSUER)
+    assert issued.iat == int(now.timestamp())
+    assert issued.exp == issued.iat + 365 * 86400 and not issued.exp_clamped
+    short = issue_hc1(rec, test_pki.dsc_ec, now=now, issuer_name=ISSUER, validity_days=30)
+    assert short.exp == short.iat + 30 * 86400
+
+
+def test_exp_clamped_to_dsc_expiry(test_pki: Pki, example_records: list[Any], now: dt.datetime) -> None:
+    k = new_private_key("ec-p256")
+    cert = make_dsc(test_pki.csca, test_pki.csca_key, k.public_key(), name="Short DSC", now=now, days=90)  # type: ignore[arg-type]
+    key = SoftwareKey(private_key=k, certificate=cert)
+    issued = issue_hc1(example_records[0], key, now=now, issuer_name=ISSUER)
+    assert issued.exp_clamped
+    assert issued.exp == int(cert.not_valid_after_utc.timestamp())
+    claims = codec.decode_cwt(codec.decode_sign1(codec.from_qr_text(issued.hc1)).payload)
+    assert claims.exp == issued.exp
+
+
+def test_dsc_not_valid_at_signing_time(test_pki: Pki, example_records: list[Any], now: dt.datetime) -> None:
+    from verifier.errors import ConfigError
+
+    after = test_pki.dsc_ec.certificate.not_valid_after_utc + dt.timedelta(seconds=1)
+    before = test_pki.dsc_ec.certificate.not_valid_before_utc - dt.timedelta(seconds=1)
+    for when in (after, before):
+        with pytest.raises(ConfigError, match="not valid at the signing time"):
+            issue_hc1(example_records[0], test_pki.dsc_ec, now=when, issuer_name=ISSUER)
+    with pytest.raises(ConfigError, match="timezone-aware"):
+        issue_hc1(example_records[0], test_pki.dsc_ec, now=now.replace(tzinfo=None), issuer_name=ISSUER)
+
+
+def test_unverified_records_need_the_override(test_pki: Pki, example_records: list[Any], now: dt.datetime) -> None:
+    from verifier.errors import InputError
+
+    unstamped = replace(example_records[0], verified="")
+    edited = replace(example_records[0], full_name="Nguyễn Thị Thanh Hưng")  # stale stamp
+    for rec in (unstamped, edited):
+        with pytest.raises(InputError, match="verification stamp"):
+            issue_hc1(rec, test_pki.dsc_ec, now=now, issuer_name=ISSUER)
+        assert issue_hc1(rec, test_pki.dsc_ec, now=now, issuer_name=ISSUER, allow_unverified=True).hc1
+    assert stamp(edited).verified != example_records[0].verified
+
+
+def test_uvci_unique_per_certificate(test_pki: Pki, example_records: list[Any], now: dt.datetime) -> None:
+    issuer = Hc1Issuer(test_pki.dsc_ec, issuer_name=ISSUER)
+    uvcis = {issuer.issue(example_records[0], now=now).uvci for _ in range(200)}
+    assert len(uvcis) == 200
+
+
+def test_dose_in_the_future_is_refused(test_pki: Pki, example_records: list[Any], now: dt.datetime) -> None:
+    from verifier.errors import InputError
+
+    rec = example_records[0]
+    late = replace(rec.doses[-1], date="2026-06-02")
+    rec = stamp(replace(rec, doses=(*rec.doses[:-1], late)))
+    # 2026-06-01 12:00 UTC is 19:00 in Viet Nam: 2026-06-02 is still tomorrow there
+    with pytest.raises(InputError, match="in the future"):
+        issue_hc1(rec, test_pki.dsc_ec, now=now, issuer_name=ISSUER)
+    assert issue_hc1(rec, test_pki.dsc_ec, now=now + dt.timedelta(hours=5), issuer_name=ISSUER).hc1
