@@ -1,0 +1,208 @@
+"""CMS (CAdES-detached) signatures for PAdES, built by pyHanko on top of our SigningKey.
+
+    >>> from signer.pdf.cms import KeySigner, CmsTemplate
+    >>> signer = KeySigner(key)                      # doctest: +SKIP
+    >>> cms = CmsTemplate.build(signer)              # doctest: +SKIP
+    >>> der = cms.sign(hashlib.sha256(pdf_ranges).digest())   # doctest: +SKIP
+
+:class:`KeySigner` is a pyHanko :class:`~pyhanko.sign.signers.pdf_cms.Signer`
+whose one primitive, ``async_sign_raw``, calls ``SigningKey.sign``: the same
+key object (software file or the already logged-in PKCS#11 session) signs the
+HC1 and the PDF. ECDSA comes back from the key as raw ``r || s`` (COSE form)
+and goes into CMS as DER; RSA uses PSS with SHA-256, MGF1-SHA-256 and a 32-byte
+salt, declared as RSASSA-PSS parameters (RFC 4056).
+
+pyHanko builds the SignedData (signed attributes of PAdES baseline B-B: content
+type, message digest, ESS signing-certificate-v2, CMS algorithm protection; no
+signing-time attribute, ETSI EN 319 142-1 section 5.2) once per signer as a
+template. Per document only the message digest and the signature value
+change; :meth:`CmsTemplate.sign` patches those two into the template's DER
+(re-encoding the lengths of the enclosing structures), which costs
+microseconds where rebuilding the ASN.1 objects costs about 8 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+
+from asn1crypto import algos, cms
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from pyhanko.sign.signers.pdf_cms import Signer
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from keys.base import SigningKey
+from verifier.codec import CoseAlgorithm
+from verifier.crypto import ecdsa_raw_to_der
+from verifier.errors import KeyBackendError
+
+_DIGEST = {
+    CoseAlgorithm.ES256: "sha256",
+    CoseAlgorithm.ES384: "sha384",
+    CoseAlgorithm.PS256: "sha256",
+}
+
+
+def to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+
+
+def signature_mechanism(alg: CoseAlgorithm) -> algos.SignedDigestAlgorithm:
+    """CMS signature algorithm matching the key's COSE algorithm."""
+    if alg == CoseAlgorithm.ES256:
+        return algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
+    if alg == CoseAlgorithm.ES384:
+        return algos.SignedDigestAlgorithm({"algorithm": "sha384_ecdsa"})
+    if alg == CoseAlgorithm.PS256:
+        params = algos.RSASSAPSSParams(
+            {
+                "hash_algorithm": {"algorithm": "sha256"},
+                "mask_gen_algorithm": {
+                    "algorithm": "mgf1",
+                    "parameters": {"algorithm": "sha256"},
+                },
+                "salt_length": 32,
+                "trailer_field": "trailer_field_bc",
+            }
+        )
+        return algos.SignedDigestAlgorithm({"algorithm": "rsassa_pss", "parameters": params})
+    raise KeyBackendError(f"no CMS mechanism for COSE algorithm {alg!r}")
+
+
+class KeySigner(Signer):
+    """pyHanko signer whose raw signature comes from a :class:`keys.base.SigningKey`."""
+
+    def __init__(self, key: SigningKey) -> None:
+        alg = CoseAlgorithm(key.alg)
+        if alg not in _DIGEST:
+            raise KeyBackendError(f"PDF signing does not support {alg.name}")
+        super().__init__(
+            signing_cert=to_asn1(key.certificate),
+            cert_registry=SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
+                [to_asn1(c) for c in key.chain]
+            ),
+            signature_mechanism=signature_mechanism(alg),
+            embed_roots=True,
+        )
+        self.key = key
+        self.digest_algorithm = _DIGEST[alg]
+        self._ecdsa = alg in (CoseAlgorithm.ES256, CoseAlgorithm.ES384)
+        self._size = {CoseAlgorithm.ES256: 72, CoseAlgorithm.ES384: 104}.get(alg, 512)
+
+    def sign_raw_sync(self, data: bytes) -> bytes:
+        """The one primitive: ``key.sign`` (which hashes), DER-wrapped for ECDSA."""
+        raw = self.key.sign(data)
+        return ecdsa_raw_to_der(raw) if self._ecdsa else raw
+
+    async def async_sign_raw(
+        self, data: bytes, digest_algorithm: str, dry_run: bool = False
+    ) -> bytes:
+        if digest_algorithm != self.digest_algorithm:
+            raise KeyBackendError(
+                f"key signs with {self.digest_algorithm}, not {digest_algorithm}"
+            )
+        if dry_run:
+            return bytes(self._size)
+        return self.sign_raw_sync(data)
+
+
+def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(header length, content length, end) of the DER TLV at ``pos``."""
+    first = data[pos + 1]
+    if first < 0x80:
+        return 2, first, pos + 2 + first
+    n = first & 0x7F
+    length = int.from_bytes(data[pos + 2 : pos + 2 + n], "big")
+    return 2 + n, length, pos + 2 + n + length
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(body),)) + body
+
+
+@dataclass(frozen=True)
+class CmsTemplate:
+    """A pyHanko-built SignedData split around its message digest and signature.
+
+    ``levels`` are the enclosing containers from the outside in (ContentInfo,
+    [0], SignedData, signerInfos, SignerInfo), each as (tag byte, content
+    before its last child); the SignerInfo's last child is the signature.
+    """
+
+    signer: KeySigner
+    levels: tuple[tuple[int, bytes], ...]
+    digest_marker: bytes
+    signed_attrs: bytes  # DER SET OF Attribute, as signed (tag 0x31)
+    size_hint: int
+
+    @classmethod
+    def build(cls, signer: KeySigner) -> CmsTemplate:
+        digest_alg = signer.digest_algorithm
+        marker = hashlib.new(digest_alg, b"vn-dcc cms template digest").digest()
+        loop = asyncio.new_event_loop()
+        try:
+            info = loop.run_until_complete(
+                signer.async_sign(marker, digest_alg, use_pades=True)
+            )
+        finally:
+            loop.close()
+        der = info.dump()
+        signer_info = info["content"]["signer_infos"][0]
+        signature = signer_info["signature"].native
+        attrs = signer_info["signed_attrs"].dump()
+        if der.count(marker) != 1 or attrs.count(marker) != 1:
+            raise KeyBackendError("CMS template: message digest not found exactly once")
+        levels: list[tuple[int, bytes]] = []
+        pos, end = 0, len(der)
+        for _ in range(5):  # ContentInfo, [0], SignedData, SET signerInfos, SignerInfo
+            hlen, _clen, cend = _tlv(der, pos)
+            if cend != end:
+                raise KeyBackendError("CMS template: unexpected structure")
+            child = pos + hlen
+            last = child
+            while True:
+                _h, _c, nxt = _tlv(der, child)
+                if nxt >= cend:
+                    break
+                child = nxt
+            last = child
+            levels.append((der[pos], der[pos + hlen : last]))
+            pos = last
+        hlen, _clen, cend = _tlv(der, pos)
+        if der[pos] != 0x04 or der[pos + hlen : cend] != signature:
+            raise KeyBackendError("CMS template: signature is not the last element")
+        return cls(
+            signer=signer,
+            levels=tuple(levels),
+            digest_marker=marker,
+            signed_attrs=b"\x31" + attrs[1:],
+            size_hint=len(der) + 16,
+        )
+
+    def sign(self, digest: bytes) -> bytes:
+        """DER ContentInfo signing ``digest`` (the PDF byte-range hash)."""
+        if len(digest) != len(self.digest_marker):
+            raise KeyBackendError("digest length does not match the signer's algorithm")
+        attrs = self.signed_attrs.replace(self.digest_marker, digest)
+        signature = self.signer.sign_raw_sync(attrs)
+        body = b"\x04" + _der_length(len(signature)) + signature
+        levels = self.levels
+        last = len(levels) - 1
+        for i in range(last, -1, -1):
+            tag, prefix = levels[i]
+            if i == last:
+                prefix = prefix.replace(self.digest_marker, digest)
+            content = prefix + body
+            body = bytes((tag,)) + _der_length(len(content)) + content
+        return body
+
+
+def load_cms(der: bytes) -> cms.ContentInfo:
+    """Parse a CMS ContentInfo (for tests and checks)."""
+    return cms.ContentInfo.load(der)

@@ -1,0 +1,263 @@
+"""Signed, certified PDF passports (PAdES baseline B-B with embedded validation data).
+
+    >>> from signer.pdf.sign import PassportPdfSigner
+    >>> pdf_signer = PassportPdfSigner(key, centre="Trạm Y tế Phường Bến Nghé",
+    ...                                crls=[csca_crl], now=now)       # doctest: +SKIP
+    >>> pdf = pdf_signer.sign(passport_data, now=now)                 # doctest: +SKIP
+
+One object per key and template, reused for every passport. It prepares
+once: the subset fonts, the static half of the page, the catalog with the
+certification (DocMDP P=1, ISO 32000-1 section 12.8.2.2), the Document
+Security Store with the certificate chain and the CSCA's CRL (ETSI EN 319
+142-1 section 5.4: validation data in the same revision as the signature,
+so ``pdfsig`` sees the total document signed), and the CMS template built by
+pyHanko (:mod:`signer.pdf.cms`). Per passport it writes the values, the
+vector QR code, the visible signature appearance naming the health centre
+and the signature dictionary (/M signing time, /Reason, /Location), hashes
+the byte range and signs with the key: one ``SigningKey.sign`` call.
+
+Without a trusted timestamp (no TSA here) this is B-B plus the B-LT
+validation data ("B-LT-style"); see docs/pdf.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from keys.base import SigningKey
+from signer.pdf.cms import CmsTemplate, KeySigner
+from signer.pdf.font import load_font
+from signer.pdf.layout import PageLayout
+from signer.pdf.model import PassportData
+from signer.pdf.pdfsyntax import indirect, pdf_date, raw_stream, stream, text_string, xref_table
+from signer.pdf.template import PassportTemplate, load_template
+from verifier.errors import KeyBackendError
+
+_BYTERANGE_PLACEHOLDER = b"/ByteRange [0 0000000000 0000000000 0000000000]"
+PRODUCER = "vn-dcc signer (PDF writer), pyHanko (CMS)"
+
+# fixed object numbers
+CATALOG, PAGES, PAGE, STATIC, VALUES, INFO, XMP, SIG, WIDGET, APPEARANCE, DSS = range(1, 12)
+_DYNAMIC = (VALUES, INFO, SIG, WIDGET, APPEARANCE)
+
+
+@dataclass(frozen=True)
+class _Prefix:
+    data: bytes
+    offsets: dict[int, int]
+    count: int
+    font_refs: bytes
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(Encoding.DER)
+
+
+def _load_crl(crl: x509.CertificateRevocationList | bytes) -> x509.CertificateRevocationList:
+    if isinstance(crl, x509.CertificateRevocationList):
+        return crl
+    try:
+        if crl.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_crl(crl)
+        return x509.load_der_x509_crl(crl)
+    except ValueError:
+        raise KeyBackendError("not a valid CRL (DER or PEM)") from None
+
+
+class PassportPdfSigner:
+    """Renders and signs passports with one key; build once, call :meth:`sign` many times."""
+
+    def __init__(
+        self,
+        key: SigningKey,
+        *,
+        centre: str,
+        now: dt.datetime,
+        location: str | None = None,
+        crls: Sequence[x509.CertificateRevocationList | bytes] = (),
+        template: PassportTemplate | None = None,
+        check_certificate_status: bool = True,
+    ) -> None:
+        self.key = key
+        self.centre = centre
+        self.location = location or centre
+        self.template = template or load_template()
+        self.crls = tuple(_load_crl(c) for c in crls)
+        self.check_certificate_status = check_certificate_status
+        if check_certificate_status:
+            self._check_certificate(now)
+        t = self.template
+        self.regular = load_font(t.font_regular, tag="VNDCCA")
+        self.bold = load_font(t.font_bold, tag="VNDCCB")
+        self.layout = PageLayout.build(t, self.regular, self.bold)
+        self.cms = CmsTemplate.build(KeySigner(key))
+        self.reserved = self.cms.size_hint
+        self._prefix = self._build_prefix()
+
+    # -- checks ------------------------------------------------------------
+    def _check_certificate(self, now: dt.datetime) -> None:
+        cert = self.key.certificate
+        if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+            raise KeyBackendError(
+                f"the signing certificate is not valid at {now.isoformat()} "
+                f"(valid {cert.not_valid_before_utc:%Y-%m-%d} to {cert.not_valid_after_utc:%Y-%m-%d})"
+            )
+        for crl in self.crls:
+            if crl.issuer == cert.issuer and crl.get_revoked_certificate_by_serial_number(
+                cert.serial_number
+            ):
+                raise KeyBackendError("the signing certificate is revoked in the given CRL")
+
+    # -- static part -------------------------------------------------------
+    def _build_prefix(self) -> _Prefix:
+        t = self.template
+        chain = (self.key.certificate, *self.key.chain)
+        next_num = DSS + 1
+        cert_nums = list(range(next_num, next_num + len(chain)))
+        next_num += len(chain)
+        crl_nums = list(range(next_num, next_num + len(self.crls)))
+        next_num += len(self.crls)
+        f1, f2 = next_num, next_num + 5
+        count = f2 + 5 - 1
+        font_refs = f"/Font << /F1 {f1} 0 R /F2 {f2} 0 R >>".encode()
+
+        def refs(nums: list[int]) -> bytes:
+            return b"[" + b" ".join(f"{n} 0 R".encode() for n in nums) + b"]"
+
+        objects: dict[int, bytes] = {
+            CATALOG: (
+                f"<< /Type /Catalog /Pages {PAGES} 0 R /Metadata {XMP} 0 R /Lang ".encode()
+                + text_string(t.language)
+                + f" /AcroForm << /Fields [{WIDGET} 0 R] /SigFlags 3 >>"
+                f" /Perms << /DocMDP {SIG} 0 R >> /DSS {DSS} 0 R"
+                " /ViewerPreferences << /DisplayDocTitle true >> >>".encode()
+            ),
+            PAGES: f"<< /Type /Pages /Kids [{PAGE} 0 R] /Count 1 >>".encode(),
+            PAGE: (
+                f"<< /Type /Page /Parent {PAGES} 0 R /MediaBox [0 0 {t.width:.2f} {t.height:.2f}]"
+                f" /Contents [{STATIC} 0 R {VALUES} 0 R] /Resources << ".encode()
+                + font_refs
+                + f" /ProcSet [/PDF /Text] >> /Annots [{WIDGET} 0 R] >>".encode()
+            ),
+            STATIC: stream(self.layout.static_ops, level=9),
+            XMP: raw_stream(self._xmp(), b" /Type /Metadata /Subtype /XML"),
+            DSS: b"<< /Certs " + refs(cert_nums) + b" /CRLs " + refs(crl_nums) + b" >>",
+        }
+        for num, cert in zip(cert_nums, chain, strict=True):
+            objects[num] = stream(_der(cert), level=9)
+        for num, crl in zip(crl_nums, self.crls, strict=True):
+            objects[num] = stream(crl.public_bytes(Encoding.DER), level=9)
+        for first, font in ((f1, self.regular), (f2, self.bold)):
+            for i, body in enumerate(font.objects(first)):
+                objects[first + i] = body
+        out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+        offsets: dict[int, int] = {}
+        for num in sorted(objects):
+            offsets[num] = len(out)
+            out += indirect(num, objects[num])
+        return _Prefix(data=bytes(out), offsets=offsets, count=count, font_refs=font_refs)
+
+    def _xmp(self) -> bytes:
+        t = self.template
+
+        def esc(s: str) -> str:
+            return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+        xmp = (
+            '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF'
+            ' xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"'
+            ' xmlns:pdf="http://ns.adobe.com/pdf/1.3/">'
+            f'<dc:title><rdf:Alt><rdf:li xml:lang="x-default">{esc(t.title_meta)}</rdf:li>'
+            "</rdf:Alt></dc:title>"
+            f'<dc:description><rdf:Alt><rdf:li xml:lang="x-default">{esc(t.subject_meta)}'
+            "</rdf:li></rdf:Alt></dc:description>"
+            f"<dc:language><rdf:Bag><rdf:li>{esc(t.language)}</rdf:li></rdf:Bag></dc:language>"
+            f"<pdf:Keywords>{esc(t.keywords)}</pdf:Keywords>"
+            f"<pdf:Producer>{esc(PRODUCER)}</pdf:Producer>"
+            "</rdf:Description></rdf:RDF></x:xmpmeta>\n"
+            '<?xpacket end="r"?>'
+        )
+        return xmp.encode("utf-8")
+
+    # -- per passport ------------------------------------------------------
+    def sign(self, data: PassportData, *, now: dt.datetime) -> bytes:
+        """The complete signed PDF for one passport, signing time ``now``."""
+        t, layout = self.template, self.layout
+        prefix = self._prefix
+        when = pdf_date(now)
+        r = layout.sig_rect
+        signed_on = now.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        appearance = layout.signature_appearance(self.centre, signed_on)
+        contents_hex = b"0" * (2 * self.reserved)
+        objects = {
+            VALUES: stream(layout.values_ops(data), level=6),
+            INFO: (
+                b"<< /Title " + text_string(t.title_meta)
+                + b" /Subject " + text_string(t.subject_meta)
+                + b" /Keywords " + text_string(t.keywords)
+                + b" /Author " + text_string(self.centre)
+                + b" /Creator (vn-dcc) /Producer " + text_string(PRODUCER)
+                + b" /CreationDate " + when + b" /ModDate " + when + b" >>"
+            ),
+            SIG: (
+                b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached "
+                + _BYTERANGE_PLACEHOLDER
+                + b" /Contents <" + contents_hex + b">"
+                + b" /M " + when
+                + b" /Name " + text_string(self.centre)
+                + b" /Reason " + text_string(t.reason)
+                + b" /Location " + text_string(self.location)
+                + b" /Reference [<< /Type /SigRef /TransformMethod /DocMDP"
+                b" /TransformParams << /Type /TransformParams /P 1 /V /1.2 >> >>]"
+                b" /Prop_Build << /App << /Name /vn-dcc >> >> >>"
+            ),
+            WIDGET: (
+                b"<< /Type /Annot /Subtype /Widget /FT /Sig /T "
+                + text_string(t.field_name)
+                + f" /V {SIG} 0 R /F 132 /P {PAGE} 0 R"
+                f" /Rect [{r.x:.2f} {r.y:.2f} {r.x + r.w:.2f} {r.y + r.h:.2f}]"
+                f" /AP << /N {APPEARANCE} 0 R >> >>".encode()
+            ),
+            APPEARANCE: stream(
+                appearance,
+                f" /Type /XObject /Subtype /Form /BBox [0 0 {r.w:.2f} {r.h:.2f}]"
+                " /Resources << ".encode() + prefix.font_refs + b" >>",
+            ),
+        }
+        out = bytearray(prefix.data)
+        offsets = dict(prefix.offsets)
+        for num in _DYNAMIC:
+            offsets[num] = len(out)
+            out += indirect(num, objects[num])
+        xref_at = len(out)
+        file_id = hashlib.md5(bytes(out[-4096:]) + when, usedforsecurity=False).hexdigest()
+        out += xref_table([offsets[n] for n in range(1, prefix.count + 1)])
+        out += (
+            f"trailer\n<< /Size {prefix.count + 1} /Root {CATALOG} 0 R /Info {INFO} 0 R"
+            f" /ID [<{file_id}> <{file_id}>] >>\nstartxref\n{xref_at}\n%%EOF\n"
+        ).encode()
+        return self._sign_bytes(out, offsets[SIG])
+
+    def _sign_bytes(self, out: bytearray, sig_offset: int) -> bytes:
+        br_at = out.index(_BYTERANGE_PLACEHOLDER, sig_offset)
+        start = out.index(b"/Contents <", sig_offset) + len(b"/Contents ")
+        end = start + 2 * self.reserved + 2
+        total = len(out)
+        byte_range = f"/ByteRange [0 {start:>10} {end:>10} {total - end:>10}]".encode()
+        out[br_at : br_at + len(byte_range)] = byte_range
+        digest = hashlib.new(self.cms.signer.digest_algorithm, out[:start])
+        digest.update(memoryview(out)[end:])
+        cms_der = self.cms.sign(digest.digest())
+        if len(cms_der) > self.reserved:
+            raise KeyBackendError("CMS signature larger than the space reserved for it")
+        hex_sig = cms_der.hex().encode("ascii")
+        out[start + 1 : start + 1 + len(hex_sig)] = hex_sig
+        return bytes(out)

@@ -1,0 +1,110 @@
+"""Render check (issue 3): page 1 rasterised by pdftoppm, the QR read back by zxing-cpp,
+the text extracted by pdftotext; plus the page's structure and metadata."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import tempfile
+import zlib
+from pathlib import Path
+
+import zxingcpp
+from PIL import Image
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+from signer.pdf.font import REPERTOIRE, load_font
+from signer.pdf.qr import qr_matrix
+from signer.pdf.template import REQUIRED_FIELDS, load_template
+from tests.pdf.conftest import PERSON_A, PERSON_B, Issued
+
+
+def _pdftoppm(pdf: bytes, dpi: int) -> Image.Image:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.pdf"
+        path.write_bytes(pdf)
+        subprocess.run(
+            ["pdftoppm", "-r", str(dpi), "-png", "-f", "1", "-l", "1", "-singlefile", str(path),
+             str(Path(tmp) / "page")],
+            capture_output=True, check=True, timeout=60,
+        )
+        out = (Path(tmp) / "page.png").read_bytes()
+    return Image.open(io.BytesIO(out))
+
+
+def _pdftotext(pdf: bytes) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.pdf"
+        path.write_bytes(pdf)
+        return subprocess.run(
+            ["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True, check=True,
+            timeout=60,
+        ).stdout.decode("utf-8")
+
+
+def test_qr_decodes_from_raster_to_the_signed_hc1(passport_a: Issued) -> None:
+    # 100 dpi is below a cheap office printer: the QR must still read back exactly.
+    for dpi in (100, 200):
+        found = zxingcpp.read_barcodes(_pdftoppm(passport_a.pdf, dpi))
+        qr = [b for b in found if b.format == zxingcpp.BarcodeFormat.QRCode]
+        assert [b.text for b in qr] == [passport_a.hc1]
+        assert qr[0].ec_level == "Q"
+
+
+def test_text_extraction_keeps_vietnamese_diacritics(passport_a: Issued, passport_b: Issued) -> None:
+    text_a = _pdftotext(passport_a.pdf)
+    assert PERSON_A.full_name in text_a
+    assert "CHỨNG NHẬN TIÊM CHỦNG COVID-19" in text_a
+    assert "Trạm Y tế Phường Bến Nghé" in text_a
+    text_b = _pdftotext(passport_b.pdf)
+    assert "Trần Văn Đức" in text_b
+    # every dose is listed, not only the latest
+    for dose in PERSON_B.doses:
+        assert dose.date in text_b and dose.lot in text_b
+
+
+def test_all_labels_vietnamese_and_english(passport_a: Issued) -> None:
+    template = load_template()
+    text = " ".join(_pdftotext(passport_a.pdf).split())
+    assert [f.key for f in template.fields] == list(REQUIRED_FIELDS)
+    for label in (*template.fields, *template.issuer_fields):
+        assert label.vi in text and label.en in text
+
+
+def test_structure_a4_metadata_font_embedded_qr_vector(passport_a: Issued) -> None:
+    reader = PdfFileReader(io.BytesIO(passport_a.pdf))
+    root = reader.root
+    assert str(root["/Lang"]) == "vi"
+    info = reader.trailer["/Info"]
+    assert "COVID-19" in str(info["/Title"]) and "EU DCC" in str(info["/Subject"])
+    page = root["/Pages"]["/Kids"][0]
+    assert [round(float(v)) for v in page["/MediaBox"]] == [0, 0, 595, 842]
+    fonts = page["/Resources"]["/Font"]
+    for name in ("/F1", "/F2"):
+        desc = fonts[name]["/DescendantFonts"][0]["/FontDescriptor"]
+        assert "/FontFile2" in desc  # embedded
+        assert re.fullmatch(r"/[A-Z]{6}\+DejaVuSans.*", str(desc["/FontName"]))  # subset tag
+    # no raster image anywhere: the QR is drawn with vector rectangles
+    assert b"/Subtype /Image" not in passport_a.pdf
+    contents = page["/Contents"]
+    drawn = b"".join(c.get_object().data for c in contents)
+    assert drawn.count(b" re") > 500
+    xmp = root["/Metadata"].data.decode("utf-8")
+    assert "<dc:language><rdf:Bag><rdf:li>vi</rdf:li>" in xmp
+
+
+def test_font_covers_vietnamese() -> None:
+    font = load_font("DejaVuSans.ttf", tag="VNDCCA")
+    vietnamese = "ẠạẢảẤấẦầẨẩẪẫẬậẮắẰằẲẳẴẵẶặẸẹẺẻẼẽẾếỀềỂểỄễỆệỈỉỊịỌọỎỏỐốỒồỔổỖỗỘộỚớỜờỞởỠỡỢợỤụỦủỨứỪừỬửỮữỰựỲỳỴỵỶỷỸỹĐđƠơƯư"
+    assert font.supports(vietnamese)
+    assert all(ord(c) in REPERTOIRE for c in vietnamese)
+    # the subset is small: the whole font file is ~750 kB
+    assert len(zlib.compress(font.font_file)) < 40_000
+
+
+def test_qr_matrix_is_level_q() -> None:
+    m = qr_matrix("HC1:" + "6BF+70790T9WJWG.FKY*4GO0.O1CV2" * 18)
+    assert m.ec_level == "Q" and m.size == len(m.rows[0])
+    # version >= 17 for ~550 alphanumerics at level Q (ISO/IEC 18004 table 7)
+    assert (m.size - 17) // 4 >= 17

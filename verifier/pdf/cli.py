@@ -1,0 +1,83 @@
+"""``python -m verifier pdf``: verify a signed PDF passport offline.
+
+    $ python -m verifier pdf --trust trustlist.cbor --trust csca.pem passport.pdf
+    $ python -m verifier pdf --trust csca.pem --json --at 2026-06-01T12:00:00Z passport.pdf
+
+Exit codes as ``verifier qr``: 0 valid, 1 invalid, 2 usage, configuration or
+internal error. ``--json`` prints :meth:`verifier.pdf.verify.PdfVerdict.to_json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from verifier.errors import ConfigError
+from verifier.pdf.signature import MAX_PDF_BYTES
+from verifier.pdf.verify import PdfVerdict, verify_pdf
+
+EXIT_VALID, EXIT_INVALID = 0, 1
+
+_LABELS = {
+    "en": {"valid": "VALID", "invalid": "INVALID", "signer": "signed by", "at": "on"},
+    "vi": {"valid": "HỢP LỆ", "invalid": "KHÔNG HỢP LỆ", "signer": "ký bởi", "at": "lúc"},
+}
+
+
+def _read_pdf(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_PDF_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+    return data
+
+
+def render_human(verdict: PdfVerdict, *, path: str, lang: str = "en") -> str:
+    """Short verdict: name, UVCI, signer, then what failed."""
+    labels = _LABELS.get(lang, _LABELS["en"])
+    lines = [f"{Path(path).name}: {labels['valid'] if verdict.valid else labels['invalid']}"]
+    dcc = (verdict.payload or {}).get("hcert") if verdict.payload else None
+    if isinstance(dcc, dict):
+        nam = dcc.get("nam") or {}
+        name = " ".join(str(nam.get(k, "")) for k in ("fn", "gn")).strip()
+        entries = dcc.get("v") or [{}]
+        lines.append(f"  {name}, {dcc.get('dob', '')}, {entries[0].get('ci', '')}")
+    if verdict.signer:
+        lines.append(
+            f"  {labels['signer']} {verdict.signer.get('subject')} "
+            f"{labels['at']} {verdict.signer.get('signing_time')}"
+        )
+    for e in verdict.errors:
+        lines.append(f"  - {e.check}: {e.reason}: {e.message}")
+    return "\n".join(lines)
+
+
+def run_pdf(args: argparse.Namespace) -> int:
+    from verifier.cli import load_trust_from_args, now_from_args
+
+    now = now_from_args(args)
+    data = _read_pdf(args.file)
+    trust = load_trust_from_args(args, now)
+    verdict = verify_pdf(data, trust, now=now)
+    if args.json:
+        print(verdict.to_json())
+    else:
+        print(render_human(verdict, path=args.file, lang=args.lang))
+    return EXIT_VALID if verdict.valid else EXIT_INVALID
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``pdf`` subcommand to ``python -m verifier``."""
+    from verifier.cli import add_trust_arguments
+
+    parser = subparsers.add_parser(
+        "pdf",
+        help="verify a signed PDF passport (PAdES signature + QR)",
+        description="Verify a signed PDF vaccine passport offline. "
+        "Exit 0 valid, 1 invalid, 2 error.",
+    )
+    add_trust_arguments(parser)
+    parser.add_argument("file", metavar="FILE.pdf", help="the PDF passport")
+    parser.set_defaults(run=run_pdf)

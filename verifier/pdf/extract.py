@@ -1,0 +1,115 @@
+"""What a reader of the PDF sees: page 1 rendered (for the QR) and its text.
+
+    >>> from verifier.pdf.extract import render_qr_texts, page_text
+    >>> # render_qr_texts(pdf_bytes) -> ["HC1:..."]
+    >>> # page_text(pdf_bytes) -> "CHỨNG NHẬN TIÊM CHỦNG COVID-19 ..."
+
+The QR is decoded from the rendered page (poppler's ``pdftoppm``, then
+zxing-cpp), not from the drawing instructions: what is checked is what a
+scanner would read, whatever mix of vector drawing, images, clipping or
+overdrawing produced it. Text comes from poppler's ``pdftotext``. Both are
+Debian's poppler-utils, run with a time limit on untrusted files.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+import zxingcpp
+from PIL import Image
+
+from verifier.errors import ConfigError
+
+RENDER_DPI = 150
+TOOL_TIMEOUT = 30.0
+MAX_TEXT = 200_000
+
+
+@dataclass(frozen=True)
+class QrFound:
+    texts: tuple[str, ...]
+    ec_levels: tuple[str, ...]
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ConfigError(f"{name} not found: install poppler-utils (apt-get install poppler-utils)")
+    return path
+
+
+def _run(args: list[str], data: bytes, *, output: str | None = None) -> bytes | None:
+    """Run a poppler tool on ``data`` in a private temporary directory; None when it fails.
+
+    The tool writes to stdout, or with ``output`` (a file suffix) to a file in
+    that directory: pdftoppm writes to stdout only without a page range.
+    """
+    with tempfile.TemporaryDirectory(prefix="vndcc-pdf-") as tmp:
+        src = os.path.join(tmp, "in.pdf")
+        with open(src, "wb") as fh:
+            fh.write(data)
+        target = os.path.join(tmp, "out") if output else "-"
+        try:
+            done = subprocess.run(
+                [*args, src, target],
+                capture_output=True,
+                timeout=TOOL_TIMEOUT,
+                check=False,
+                stdin=subprocess.DEVNULL,
+                cwd=tmp,
+            )
+        except subprocess.TimeoutExpired:
+            return None
+        if done.returncode != 0:
+            return None
+        if output:
+            try:
+                with open(target + output, "rb") as fh:
+                    return fh.read()
+            except OSError:
+                return None
+        return done.stdout or None
+
+
+def render_page(data: bytes, *, page: int = 1, dpi: int = RENDER_DPI) -> bytes | None:
+    """Page ``page`` as a grey PNG, or None when poppler cannot render it."""
+    tool = _tool("pdftoppm")
+    return _run(
+        [tool, "-f", str(page), "-l", str(page), "-r", str(dpi), "-gray", "-png", "-singlefile"],
+        data,
+        output=".png",
+    )
+
+
+def qr_codes_in_png(png: bytes) -> QrFound:
+    """Every QR code zxing-cpp finds in the image."""
+    with Image.open(io.BytesIO(png)) as img:
+        gray = img.convert("L")
+    found = zxingcpp.read_barcodes(
+        gray, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+    )
+    return QrFound(
+        texts=tuple(b.text for b in found), ec_levels=tuple(str(b.ec_level) for b in found)
+    )
+
+
+def render_qr_texts(data: bytes) -> QrFound | None:
+    """QR codes visible on page 1; None when the page cannot be rendered."""
+    png = render_page(data)
+    if png is None:
+        return None
+    return qr_codes_in_png(png)
+
+
+def page_text(data: bytes, *, page: int = 1) -> str | None:
+    """Text of page ``page`` in reading order (UTF-8), or None."""
+    tool = _tool("pdftotext")
+    out = _run([tool, "-f", str(page), "-l", str(page), "-enc", "UTF-8", "-layout"], data)
+    if out is None:
+        return None
+    return out[:MAX_TEXT].decode("utf-8", errors="replace")

@@ -1,0 +1,301 @@
+"""Offline validation of the passport's PAdES signature with pyHanko.
+
+    >>> from verifier.pdf.signature import check_pdf_signature
+    >>> # report = check_pdf_signature(pdf_bytes, trust, now=now)
+    >>> # report.checks["pdf_chain"], report.errors, report.signer
+
+Checklist (each its own check; untrusted input never raises):
+
+1. ``pdf_signature``: the PDF parses and holds a signature field with a CMS
+   signature whose value verifies with the signer certificate's key.
+2. ``pdf_integrity``: the digest over the signed byte range matches, and the
+   byte range covers the whole file or the whole signed revision.
+3. ``pdf_chain``: the signer certificate chains to a CSCA of the trust
+   material (or is itself a trusted DSC), with digitalSignature key usage,
+   valid at the signing time (the time the signer put in /M, as Acrobat
+   uses by default when there is no timestamp; it must not be after the
+   validation time).
+4. ``pdf_revocation``: not revoked according to the CRLs embedded in the
+   document's DSS (hard fail: no CRL for a CA-issued signer is a failure),
+   nor in the trust list (revoked DSCs).
+5. ``pdf_modifications``: the document is certified (DocMDP), and nothing
+   was appended after the signed revision other than validation data
+   (pyHanko's difference analysis, ISO 32000-2 section 12.8.2.2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from asn1crypto import crl as asn1_crl
+from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.sign.validation.settings import KeyUsageConstraints
+from pyhanko.sign.validation.status import SignatureCoverageLevel
+from pyhanko_certvalidator import ValidationContext
+
+from verifier.trust import TrustStore
+
+PDF_CHECKS = ("pdf_signature", "pdf_integrity", "pdf_chain", "pdf_revocation", "pdf_modifications")
+#: Tolerance between the signer's clock and the verifier's.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+MAX_PDF_BYTES = 20 * 1024 * 1024
+
+_REVOCATION_INDICATIONS = {"REVOKED", "REVOKED_NO_POE", "REVOKED_CA_NO_POE"}
+_REVINFO_MISSING = {"TRY_LATER", "REVOCATION_OUT_OF_BOUNDS_NO_POE", "NO_POE"}
+
+
+@dataclass(frozen=True)
+class CheckError:
+    check: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SignatureReport:
+    checks: Mapping[str, bool | None]
+    errors: tuple[CheckError, ...]
+    signer: Mapping[str, Any] | None = None
+    signing_time: dt.datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _Report:
+    def __init__(self) -> None:
+        self.checks: dict[str, bool | None] = dict.fromkeys(PDF_CHECKS)
+        self.errors: list[CheckError] = []
+
+    def fail(self, check: str, reason: str, message: str) -> None:
+        self.checks[check] = False
+        self.errors.append(CheckError(check, reason, message))
+
+    def done(
+        self, signer: Mapping[str, Any] | None = None, signing_time: dt.datetime | None = None
+    ) -> SignatureReport:
+        return SignatureReport(
+            checks=dict(self.checks),
+            errors=tuple(self.errors),
+            signer=signer,
+            signing_time=signing_time,
+        )
+
+
+def _aware(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
+
+
+def _trust_roots(trust: TrustStore) -> list[asn1_x509.Certificate]:
+    """The CSCAs; only without any CSCA, DSC files given directly (as EU apps trust them)."""
+    if trust.anchors:
+        return [asn1_x509.Certificate.load(a.der) for a in trust.anchors]
+    return [asn1_x509.Certificate.load(e.info.der) for e in trust.dscs if not e.listed]
+
+
+def _embedded_crls(reader: PdfFileReader) -> list[asn1_crl.CertificateList]:
+    """CRLs of the Document Security Store (PAdES B-LT validation data)."""
+    try:
+        dss = DocumentSecurityStore.read_dss(reader)
+    except Exception:  # no DSS, or a broken one: no embedded revocation data
+        return []
+    out = []
+    for ref in list(dss.crls)[:32]:
+        try:
+            out.append(asn1_crl.CertificateList.load(ref.get_object().data))
+        except Exception:
+            continue
+    return out
+
+
+def _embedded_certs(reader: PdfFileReader) -> list[asn1_x509.Certificate]:
+    try:
+        dss = DocumentSecurityStore.read_dss(reader)
+    except Exception:
+        return []
+    out = []
+    for value in list(dss.certs.values())[:32]:
+        try:
+            if isinstance(value, asn1_x509.Certificate):
+                out.append(value)
+            else:
+                out.append(asn1_x509.Certificate.load(value.get_object().data))
+        except Exception:
+            continue
+    return out
+
+
+def _name(name: asn1_x509.Name) -> str:
+    try:
+        return str(name.human_friendly)
+    except Exception:
+        return "?"
+
+
+def _signer_info(sig: Any, signing_time: dt.datetime | None) -> dict[str, Any]:
+    cert: asn1_x509.Certificate = sig.signer_cert
+    sig_obj = sig.sig_object
+
+    def text(key: str) -> str | None:
+        try:
+            value = sig_obj.get(key)
+        except Exception:
+            return None
+        return None if value is None else str(value)[:500]
+
+    return {
+        "subject": _name(cert.subject),
+        "issuer": _name(cert.issuer),
+        "serial": format(cert.serial_number, "x"),
+        "not_before": cert.not_valid_before.isoformat(),
+        "not_after": cert.not_valid_after.isoformat(),
+        "sha256": hashlib.sha256(cert.dump()).hexdigest(),
+        "signing_time": signing_time.isoformat() if signing_time else None,
+        "name": text("/Name"),
+        "reason": text("/Reason"),
+        "location": text("/Location"),
+        "field": str(sig.field_name),
+    }
+
+
+def check_pdf_signature(data: bytes, trust: TrustStore, *, now: dt.datetime) -> SignatureReport:
+    """Validate the (first) signature of a PDF offline; never raises."""
+    report = _Report()
+    try:
+        return _check(data, trust, _aware(now), report)
+    except Exception as err:  # untrusted input: pyHanko raises many types
+        report.fail("pdf_signature", "pdf_malformed", f"cannot validate the PDF ({type(err).__name__})")
+        return report.done()
+
+
+def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) -> SignatureReport:
+    if len(data) > MAX_PDF_BYTES:
+        report.fail("pdf_signature", "pdf_too_large", "PDF is larger than 20 MB")
+        return report.done()
+    if not data.startswith(b"%PDF-"):
+        report.fail("pdf_signature", "pdf_malformed", "not a PDF file")
+        return report.done()
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        sigs = list(reader.embedded_signatures)
+    except Exception as err:
+        report.fail("pdf_signature", "pdf_malformed", f"cannot parse the PDF ({type(err).__name__})")
+        return report.done()
+    if not sigs:
+        report.fail("pdf_signature", "no_signature", "the PDF carries no signature")
+        return report.done()
+    sig = min(sigs, key=lambda s: s.signed_revision)
+    # 1. signing time: the signer's claim, bounded by the validation time
+    claimed = sig.self_reported_timestamp
+    signing_time = _aware(claimed) if claimed is not None else None
+    moment = now
+    if signing_time is not None:
+        if signing_time > now + CLOCK_SKEW:
+            report.fail("pdf_chain", "signed_after_validation_time",
+                        f"signing time {signing_time.isoformat()} is after the validation time")
+        moment = min(signing_time, now)
+    crls = _embedded_crls(reader)
+    context = ValidationContext(
+        trust_roots=_trust_roots(trust),
+        other_certs=_embedded_certs(reader),
+        crls=crls,
+        allow_fetching=False,
+        revocation_mode="hard-fail",
+        moment=moment,
+    )
+    try:
+        status = validate_pdf_signature(
+            sig,
+            context,
+            key_usage_settings=KeyUsageConstraints(key_usage={"digital_signature"}),
+        )
+    except Exception as err:
+        report.fail("pdf_signature", "signature_unverifiable",
+                    f"the signature could not be validated ({type(err).__name__})")
+        return report.done(_safe_signer(sig, signing_time), signing_time)
+    _map_status(status, sig, trust, report)
+    return report.done(_safe_signer(sig, signing_time), signing_time)
+
+
+def _safe_signer(sig: Any, signing_time: dt.datetime | None) -> dict[str, Any] | None:
+    try:
+        return _signer_info(sig, signing_time)
+    except Exception:
+        return None
+
+
+def _map_status(status: Any, sig: Any, trust: TrustStore, report: _Report) -> None:
+    # 2. integrity and coverage
+    coverage = status.coverage
+    whole = coverage in (SignatureCoverageLevel.ENTIRE_FILE, SignatureCoverageLevel.ENTIRE_REVISION)
+    if not status.intact:
+        report.fail("pdf_integrity", "digest_mismatch",
+                    "the document bytes do not match the signed digest")
+    elif not whole:
+        report.fail("pdf_integrity", "partial_coverage",
+                    "the signature does not cover the whole signed revision")
+    else:
+        report.checks["pdf_integrity"] = True
+    # 1. cryptographic validity
+    if status.valid:
+        report.checks["pdf_signature"] = True
+    elif status.intact:
+        report.fail("pdf_signature", "bad_signature",
+                    "the CMS signature does not verify with the signer's key")
+    # 3./4. chain and revocation
+    indic = getattr(status.trust_problem_indic, "name", None)
+    if status.trusted:
+        if report.checks["pdf_chain"] is None:
+            report.checks["pdf_chain"] = True
+        report.checks["pdf_revocation"] = True
+    elif indic in _REVOCATION_INDICATIONS:
+        if report.checks["pdf_chain"] is None:
+            report.checks["pdf_chain"] = True
+        report.fail("pdf_revocation", "dsc_revoked", "the signer certificate is revoked (CRL)")
+    elif indic in _REVINFO_MISSING:
+        if report.checks["pdf_chain"] is None:
+            report.checks["pdf_chain"] = True
+        report.fail("pdf_revocation", "revocation_unknown",
+                    "no usable CRL for the signer certificate is embedded in the document")
+    elif indic is None and not status.valid:
+        pass  # crypto failure reported above; chain not evaluated
+    else:
+        reason = {
+            "EXPIRED": "dsc_expired",
+            "NOT_YET_VALID": "dsc_not_yet_valid",
+            "OUT_OF_BOUNDS_NO_POE": "dsc_expired",
+            "NO_CERTIFICATE_CHAIN_FOUND": "dsc_untrusted",
+        }.get(str(indic), "dsc_untrusted")
+        report.fail("pdf_chain", reason,
+                    f"the signer certificate is not trusted at the signing time ({indic})")
+    if report.checks["pdf_revocation"] is not False:
+        der = sig.signer_cert.dump()
+        for entry in trust.dscs:
+            if entry.info.der == der and entry.revoked_at is not None:
+                report.fail("pdf_revocation", "dsc_revoked",
+                            "the signer certificate is revoked in the trust list")
+                break
+    # 5. modifications after signing
+    if sig.docmdp_level is None:
+        report.fail("pdf_modifications", "not_certified",
+                    "the passport is not a certified (DocMDP) document")
+    elif coverage == SignatureCoverageLevel.ENTIRE_FILE:
+        report.checks["pdf_modifications"] = True
+    elif coverage == SignatureCoverageLevel.ENTIRE_REVISION:
+        level = status.modification_level
+        if status.docmdp_ok and level in (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES):
+            report.checks["pdf_modifications"] = True
+        else:
+            name = getattr(level, "name", "unknown")
+            report.fail("pdf_modifications", "modified_after_signing",
+                        f"the document was changed after it was signed ({name})")
+    else:
+        report.fail("pdf_modifications", "modified_after_signing",
+                    "the signature does not cover the document as it is")

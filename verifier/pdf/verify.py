@@ -1,0 +1,165 @@
+"""Verify a signed PDF passport offline: PAdES signature, QR code, and that they agree.
+
+    >>> import datetime as dt
+    >>> from verifier.trust import load_trust
+    >>> from verifier.pdf.verify import verify_pdf
+    >>> # trust = load_trust(["trustlist.cbor", "csca.pem"], now=now)
+    >>> # verdict = verify_pdf(open("passport.pdf", "rb").read(), trust, now=now)
+    >>> # verdict.valid, verdict.checks["pdf_modifications"], verdict.to_json()
+
+Checklist (issue 3, "Verification"):
+
+1. the PAdES signature (:mod:`verifier.pdf.signature`): ``pdf_signature``,
+   ``pdf_integrity``, ``pdf_chain``, ``pdf_revocation``, ``pdf_modifications``;
+2. ``qr``: exactly one HC1 QR code is visible on page 1 (rendered, decoded);
+3. the QR text verified as ``verifier qr`` does (prefix .. schema checks);
+4. ``qr_matches_document``: the printed fields agree with the QR payload.
+
+Every check is evaluated (none hides another), so a report names all that
+is wrong. Untrusted input never raises; a missing poppler-utils is a
+configuration error (:class:`~verifier.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from verifier.errors import ConfigError
+from verifier.hc1 import verify_qr_text
+from verifier.pdf.extract import page_text, render_qr_texts
+from verifier.pdf.match import compare_document
+from verifier.pdf.signature import PDF_CHECKS, CheckError, check_pdf_signature
+from verifier.result import STAGES, Verdict, jsonable
+from verifier.trust import TrustStore
+
+QR_STAGES = tuple(str(s) for s in STAGES if str(s) != "qr")
+CHECKS = (*PDF_CHECKS, "qr", "qr_matches_document", *QR_STAGES)
+
+
+@dataclass(frozen=True)
+class PdfVerdict:
+    """Outcome of one PDF verification (JSON shape: :meth:`to_dict`)."""
+
+    valid: bool
+    checks: Mapping[str, bool | None]
+    errors: tuple[CheckError, ...]
+    signer: Mapping[str, Any] | None
+    payload: Mapping[str, Any] | None
+    qr_text: str | None
+    qr: Verdict | None = None
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(e.reason for e in self.errors)
+
+    @property
+    def failed_checks(self) -> tuple[str, ...]:
+        return tuple(k for k, v in self.checks.items() if v is False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "errors": [
+                {"check": e.check, "stage": e.check, "reason": e.reason, "message": e.message}
+                for e in self.errors
+            ],
+            "checks": {k: self.checks.get(k) for k in CHECKS},
+            "signer": None if self.signer is None else jsonable(dict(self.signer)),
+            "payload": None if self.payload is None else jsonable(self.payload),
+            "qr_text": self.qr_text,
+        }
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent, allow_nan=False)
+
+
+def verify_pdf(data: bytes, trust: TrustStore, *, now: dt.datetime) -> PdfVerdict:
+    """Verify a PDF passport (bytes); never raises on untrusted input."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=dt.UTC)
+    checks: dict[str, bool | None] = dict.fromkeys(CHECKS)
+    errors: list[CheckError] = []
+
+    # 1. PAdES signature
+    sig = check_pdf_signature(data, trust, now=now)
+    checks.update(sig.checks)
+    errors.extend(sig.errors)
+
+    # 2. the QR code on the page
+    qr_text: str | None = None
+    qr_verdict: Verdict | None = None
+    try:
+        found = render_qr_texts(data)
+    except ConfigError:
+        raise
+    except Exception as err:  # decoder or image library on hostile input
+        found = None
+        errors.append(CheckError("qr", "qr_unreadable", f"cannot decode page 1 ({type(err).__name__})"))
+    hc1 = [] if found is None else sorted({t for t in found.texts if t.startswith("HC1:")})
+    if found is None:
+        if not any(e.check == "qr" for e in errors):
+            errors.append(CheckError("qr", "page_unrenderable", "page 1 cannot be rendered"))
+        checks["qr"] = False
+    elif not hc1:
+        checks["qr"] = False
+        errors.append(CheckError("qr", "no_qr_code", "no HC1 QR code on page 1"))
+    elif len(hc1) > 1:
+        checks["qr"] = False
+        errors.append(CheckError("qr", "several_qr_codes", "page 1 shows more than one HC1 QR code"))
+    else:
+        checks["qr"] = True
+        qr_text = hc1[0]
+
+    # 3. the QR as `verifier qr` checks it
+    payload: Mapping[str, Any] | None = None
+    if qr_text is not None:
+        qr_verdict = verify_qr_text(qr_text, trust, now=now)
+        qr_checks = qr_verdict.to_dict()["checks"]
+        for stage in QR_STAGES:
+            checks[stage] = qr_checks.get(stage)
+        for e in qr_verdict.errors:
+            errors.append(CheckError(str(e.stage), str(e.reason), e.message))
+        payload = qr_verdict.payload
+
+    # 4. printed fields vs QR payload
+    dcc = _dcc(payload)
+    if dcc is not None:
+        text = page_text(data)
+        if text is None:
+            checks["qr_matches_document"] = False
+            errors.append(CheckError("qr_matches_document", "no_text", "no text on page 1"))
+        else:
+            problems = compare_document(dcc, text)
+            checks["qr_matches_document"] = not problems
+            for field, message in problems:
+                errors.append(CheckError("qr_matches_document", f"{field}_mismatch", message))
+
+    valid = all(checks[k] is True for k in (*PDF_CHECKS, "qr", "qr_matches_document")) and bool(
+        qr_verdict is not None and qr_verdict.valid
+    )
+    return PdfVerdict(
+        valid=valid,
+        checks=checks,
+        errors=tuple(errors),
+        signer=sig.signer,
+        payload=payload,
+        qr_text=qr_text,
+        qr=qr_verdict,
+    )
+
+
+def _dcc(payload: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The EU DCC of a verdict payload (``hcert``, claim -260 key 1)."""
+    if not isinstance(payload, Mapping):
+        return None
+    hcert = payload.get("hcert")
+    if not isinstance(hcert, Mapping):
+        return None
+    if "nam" in hcert:
+        return hcert
+    dcc = hcert.get(1, hcert.get("1"))
+    return dcc if isinstance(dcc, Mapping) else None
