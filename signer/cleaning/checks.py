@@ -1,0 +1,256 @@
+"""The record checks of issue 4, as pure functions returning reason codes.
+
+    >>> import datetime as dt
+    >>> from signer.records import Record, Dose
+    >>> from signer.cleaning.checks import check_record
+    >>> rec = Record("r1", "Trần Văn Đức", "1962", "M", "VN", "001062004567",
+    ...              (Dose("2021-09-10", "Sinopharm", dose_number=1, series_doses=2),))
+    >>> check_record(rec, today=dt.date(2026, 6, 1))
+    ()
+    >>> check_record(rec.__class__("r2", "Trần Văn Đức", "1962", "F", "VN", "001062004567"),
+    ...              today=dt.date(2026, 6, 1))
+    ('cccd_sex_mismatch', 'dose_missing')
+
+Checklist (each item has its own code in templates/reason-codes.json):
+
+1. Citizen ID. Vietnamese citizens: missing (``id_missing``); 12 digits (CCCD,
+   and the 12-digit CMND with the same layout) or 9 digits (CMND), else
+   ``id_format``. A 12-digit ID is ``PPP G YY NNNNNN`` (Circular 07/2016/TT-BCA
+   Art. 7): PPP one of the 63 province codes (``cccd_province_unknown``); G
+   the sex and century, even = male, odd = female, 0/1 = 1900s ... 8/9 =
+   2300s (``cccd_sex_mismatch``); YY the last two digits of the birth year
+   (with G, ``cccd_birth_year_mismatch``). Foreigners: a passport number,
+   6-20 letters/digits (``passport_format``), never looked up in the registry.
+2. Name: present (``name_missing``); letters, spaces, ``' - .`` only
+   (``name_invalid``). Case, whitespace and NFC are normalised, never flagged.
+3. Sex present for citizens (``sex_missing``: the CCCD check needs it).
+4. Date of birth: ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` (``dob_missing``,
+   ``dob_format``), a real date (``dob_invalid_date``), at most 120 years
+   ago (``dob_implausible``), not after today (``dob_future``).
+5. Doses: at least one (``dose_missing``); date ``YYYY-MM-DD`` and real
+   (``dose_date_invalid``), not after today (``dose_future``), not before birth
+   (``dose_before_birth``); dose numbers strictly ascending in date order
+   (``dose_order``); dose number <= doses in the series
+   (``dose_number_exceeds_series``); a known product (``vaccine_unknown``);
+   consecutive doses at least the product's minimum interval apart, or
+   ``booster_min_days`` for a dose past the previous series
+   (``dose_interval_short``).
+
+Registry comparison (:func:`compare_with_registry`) adds the ``registry_*``
+codes. Each list of codes comes back sorted in this checklist's order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from dataclasses import dataclass
+
+from signer.records import Record
+
+from .tables import Tables, load_tables
+from .text import name_fold, name_is_valid, name_key
+
+MAX_AGE_YEARS = 120
+_DIGITS = re.compile(r"\d+")
+_PASSPORT = re.compile(r"[A-Z0-9]{6,20}")
+_PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+_FULL_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+@dataclass(frozen=True)
+class PartialDate:
+    """A date of birth at the precision given: (year, month or 0, day or 0)."""
+
+    year: int
+    month: int = 0
+    day: int = 0
+
+    @property
+    def earliest(self) -> dt.date:
+        return dt.date(self.year, self.month or 1, self.day or 1)
+
+    def after(self, today: dt.date) -> bool:
+        """True when every date this stands for is after ``today``."""
+        if self.day:
+            return dt.date(self.year, self.month, self.day) > today
+        if self.month:
+            return (self.year, self.month) > (today.year, today.month)
+        return self.year > today.year
+
+
+def parse_partial_date(text: str) -> PartialDate | str:
+    """A PartialDate, or the reason code why not (dob_format/dob_invalid_date)."""
+    m = _PARTIAL_DATE.fullmatch(text)
+    if not m:
+        return "dob_format"
+    year = int(m.group(1))
+    month = int(m.group(2) or 0)
+    day = int(m.group(3) or 0)
+    try:
+        dt.date(year, month or 1, day or 1)
+    except ValueError:
+        return "dob_invalid_date"
+    if (m.group(2) and month == 0) or (m.group(3) and day == 0):
+        return "dob_invalid_date"
+    return PartialDate(year, month, day)
+
+
+def parse_date(text: str) -> dt.date | None:
+    m = _FULL_DATE.fullmatch(text)
+    if not m:
+        return None
+    try:
+        return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+
+
+def is_citizen(record: Record) -> bool:
+    return record.nationality in ("VN", "")
+
+
+def needs_registry(record: Record, codes: tuple[str, ...]) -> bool:
+    """Whether the registry can be asked about this record's ID."""
+    if not is_citizen(record) or not record.id_number:
+        return False
+    return "id_format" not in codes
+
+
+def check_id(record: Record, dob: PartialDate | None, tables: Tables) -> list[str]:
+    ident = record.id_number
+    if not is_citizen(record):
+        if not ident:
+            return ["id_missing"]
+        return [] if _PASSPORT.fullmatch(ident.upper()) else ["passport_format"]
+    if not ident:
+        return ["id_missing"]
+    if not _DIGITS.fullmatch(ident) or len(ident) not in (9, 12):
+        return ["id_format"]
+    if len(ident) == 9:
+        return []
+    out = []
+    if ident[:3] not in tables.provinces:
+        out.append("cccd_province_unknown")
+    g = int(ident[3])
+    if record.sex in ("M", "F") and record.sex != ("M" if g % 2 == 0 else "F"):
+        out.append("cccd_sex_mismatch")
+    if dob is not None and 1900 + (g // 2) * 100 + int(ident[4:6]) != dob.year:
+        out.append("cccd_birth_year_mismatch")
+    return out
+
+
+def check_doses(record: Record, dob: PartialDate | None, today: dt.date, tables: Tables) -> list[str]:
+    if not record.doses:
+        return ["dose_missing"]
+    found: set[str] = set()
+    dated: list[tuple[dt.date, int, int, str | None]] = []
+    birth = dob.earliest if dob is not None else None
+    for dose in record.doses:
+        product = tables.canonical_vaccine(dose.vaccine)
+        if product is None:
+            found.add("vaccine_unknown")
+        if dose.dose_number and dose.series_doses and dose.dose_number > dose.series_doses:
+            found.add("dose_number_exceeds_series")
+        day = parse_date(dose.date)
+        if day is None:
+            found.add("dose_date_invalid")
+            continue
+        if day > today:
+            found.add("dose_future")
+        if birth is not None and day < birth:
+            found.add("dose_before_birth")
+        dated.append((day, dose.dose_number, dose.series_doses, product))
+    dated.sort(key=lambda d: d[0])
+    for (d1, n1, s1, p1), (d2, n2, _s2, _p2) in itertools.pairwise(dated):
+        if n1 and n2 and n2 <= n1:
+            found.add("dose_order")
+        booster = bool(s1 and n2 and n2 > s1)
+        minimum = tables.booster_min_days if booster else (tables.min_days(p1) if p1 else 0)
+        if (d2 - d1).days < minimum:
+            found.add("dose_interval_short")
+    return [c for c in _DOSE_ORDER if c in found]
+
+
+_DOSE_ORDER = (
+    "dose_date_invalid",
+    "dose_future",
+    "dose_before_birth",
+    "dose_order",
+    "dose_number_exceeds_series",
+    "vaccine_unknown",
+    "dose_interval_short",
+)
+
+
+def check_record(record: Record, *, today: dt.date, tables: Tables | None = None) -> tuple[str, ...]:
+    """Every check that needs no registry; () when the record is clean."""
+    tables = tables or load_tables()
+    codes: list[str] = []
+    dob: PartialDate | None = None
+    if not record.date_of_birth:
+        dob_codes = ["dob_missing"]
+    else:
+        parsed = parse_partial_date(record.date_of_birth)
+        if isinstance(parsed, str):
+            dob_codes = [parsed]
+        else:
+            dob = parsed
+            dob_codes = []
+            if parsed.year < today.year - MAX_AGE_YEARS:
+                dob_codes.append("dob_implausible")
+            if parsed.after(today):
+                dob_codes.append("dob_future")
+    codes += check_id(record, dob, tables)
+    if not record.full_name:
+        codes.append("name_missing")
+    elif not name_is_valid(record.full_name):
+        codes.append("name_invalid")
+    if is_citizen(record) and not record.sex:
+        codes.append("sex_missing")
+    codes += dob_codes
+    codes += check_doses(record, dob, today, tables)
+    return tuple(codes)
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """One person in the population registry (values for authorised staff only)."""
+
+    id_number: str
+    full_name: str
+    date_of_birth: str
+    sex: str
+    province: str = ""
+    commune: str = ""
+
+
+def dates_agree(a: str, b: str) -> bool:
+    """Same date at the precision both give ("1962" agrees with "1962-05-03")."""
+    n = min(len(a), len(b))
+    return n >= 4 and a[:n] == b[:n] and len(a) in (4, 7, 10) and len(b) in (4, 7, 10)
+
+
+def compare_with_registry(record: Record, entry: RegistryEntry) -> tuple[str, ...]:
+    """The ``registry_*`` codes for a record whose ID the registry knows."""
+    codes = []
+    if name_key(record.full_name) != name_key(entry.full_name):
+        if name_fold(record.full_name) == name_fold(entry.full_name):
+            codes.append("registry_name_diacritics")
+        else:
+            codes.append("registry_name_mismatch")
+    if not dates_agree(record.date_of_birth, entry.date_of_birth):
+        codes.append("registry_dob_mismatch")
+    if record.sex in ("M", "F") and entry.sex in ("M", "F") and record.sex != entry.sex:
+        codes.append("registry_sex_mismatch")
+    return tuple(codes)
+
+
+#: The registry fields a ``registry_*`` code says differ.
+DIFFERING_FIELD = {
+    "registry_name_mismatch": "full_name",
+    "registry_name_diacritics": "full_name",
+    "registry_dob_mismatch": "date_of_birth",
+    "registry_sex_mismatch": "sex",
+}

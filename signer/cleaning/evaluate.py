@@ -1,0 +1,95 @@
+"""Score a cleaning run against the generator's ground truth (precision/recall).
+
+    >>> from signer.cleaning.evaluate import evaluate
+    >>> evaluate("synth-out/truth.jsonl", "cleaning-out")["record_recall"]   # doctest: +SKIP
+    1.0
+
+Reads the run's outputs only (``verified.jsonl`` and the reconciliation
+CSVs), as a user would, and matches them to ``truth.jsonl`` by line number.
+
+- An injected error is *found* when every expected code is among the codes
+  reported for its line (extra codes are consequences, e.g. a changed ID is
+  also not in the registry).
+- A record is a *false positive* when it was clean but flagged; a *false
+  negative* when it was injected but its expected codes were not all found.
+- Per-code precision: of the records flagged with a code, the share that
+  carried an injected error.
+- Suggestions: of the injected errors whose true registry entry is unique in
+  its commune, the share for which exactly that ID was suggested.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _reported(out_dir: Path) -> tuple[dict[int, set[str]], dict[int, str], set[int]]:
+    codes: dict[int, set[str]] = {}
+    suggestions: dict[int, str] = {}
+    rec_dir = out_dir / "reconciliation"
+    for path in rec_dir.rglob("*.csv"):
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            for row in csv.DictReader(fh):
+                line = int(row["line"])
+                if "reason_code" in row:
+                    codes.setdefault(line, set()).add(row["reason_code"])
+                else:
+                    codes.setdefault(line, set()).update(row["reason_codes"].split())
+                    if row.get("suggested_id"):
+                        suggestions[line] = row["suggested_id"]
+    return codes, suggestions, set()
+
+
+def evaluate(truth_path: str | Path, out_dir: str | Path, verified_lines: int | None = None) -> dict[str, Any]:
+    out = Path(out_dir)
+    reported, suggestions, _ = _reported(out)
+    truth = [json.loads(line) for line in Path(truth_path).read_text("utf-8").splitlines() if line.strip()]
+    injected = {t["line"]: t for t in truth}
+    per_kind: dict[str, list[int]] = {}
+    found = 0
+    sugg_expected = sugg_right = sugg_wrong = 0
+    for line, t in injected.items():
+        ok = set(t["expected"]) <= reported.get(line, set())
+        found += ok
+        per_kind.setdefault(t["kind"], [0, 0])
+        per_kind[t["kind"]][0] += 1
+        per_kind[t["kind"]][1] += ok
+        if t.get("suggestion"):
+            sugg_expected += 1
+            sugg_right += suggestions.get(line) == t["suggestion"]
+        if line in suggestions and t.get("suggestion") and suggestions[line] != t["suggestion"]:
+            sugg_wrong += 1
+    false_positive = sorted(line for line in reported if line not in injected)
+    flagged_injected = sum(1 for line in reported if line in injected)
+    per_code: dict[str, list[int]] = {}
+    for line, codes in reported.items():
+        for c in codes:
+            per_code.setdefault(c, [0, 0])
+            per_code[c][0] += 1
+            per_code[c][1] += line in injected
+    verified = 0
+    vpath = out / "verified.jsonl"
+    if vpath.exists():
+        with vpath.open(encoding="utf-8") as fh:
+            verified = sum(1 for _ in fh)
+    flagged = len(reported)
+    return {
+        "injected": len(injected),
+        "found": found,
+        "record_recall": found / len(injected) if injected else 1.0,
+        "flagged": flagged,
+        "false_positives": len(false_positive),
+        "false_positive_lines": false_positive[:20],
+        "record_precision": flagged_injected / flagged if flagged else 1.0,
+        "verified": verified,
+        "recall_by_kind": {k: v[1] / v[0] for k, v in sorted(per_kind.items())},
+        "injected_by_kind": {k: v[0] for k, v in sorted(per_kind.items())},
+        "precision_by_code": {k: v[1] / v[0] for k, v in sorted(per_code.items())},
+        "suggestions_expected": sugg_expected,
+        "suggestions_right": sugg_right,
+        "suggestions_wrong": sugg_wrong,
+        "missed": sorted(line for line, t in injected.items() if not set(t["expected"]) <= reported.get(line, set()))[:20],
+    }

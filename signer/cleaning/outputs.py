@@ -1,0 +1,291 @@
+"""Reconciliation lists per commune (CSV + XLSX) and the Ministry's summary.
+
+    >>> from signer.cleaning.outputs import format_summary
+    >>> print(format_summary(summary_json))   # doctest: +SKIP
+
+**Reconciliation lists** go to the commune police (Decision 5772/QĐ-BYT,
+step 1): ``reconciliation/<province>/<commune>.csv`` and ``.xlsx``, one row
+per flagged record: the record as exported, the reason codes with their
+Vietnamese and English labels, the registry fields that differ, and the
+suggested registry ID when exactly one registry person of that commune has
+the same name (diacritics aside) and date of birth. The registry's *values*
+(name, date of birth, sex of the registry entry and of the suggestion) are
+added only with ``show_registry_values`` (authorised staff); they never go
+to logs. Unreadable rows are listed in ``reconciliation/_unreadable-rows.csv``
+with their line number and reason.
+
+**Summary** in the Ministry's terms: subjects (people) and doses checked,
+verified, with wrong personal information, with a missing or wrongly
+formatted ID, with wrong vaccination data, unreadable; in total, by province
+and by commune. A record falls in one category, the first that applies in
+the order row > id > personal > dose (reason categories in
+templates/reason-codes.json).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+from .tables import Tables
+from .text import fold
+
+CATEGORY_KEYS = {
+    "row": "unreadable",
+    "id": "id_missing_or_malformed",
+    "personal": "wrong_information",
+    "dose": "wrong_vaccination_data",
+}
+COUNT_KEYS = ("checked", "verified", "wrong_information", "id_missing_or_malformed", "wrong_vaccination_data", "unreadable")
+LABELS = {
+    "checked": ("Đã kiểm tra", "checked"),
+    "verified": ("Đã xác thực", "verified"),
+    "wrong_information": ("Sai thông tin cá nhân", "wrong information"),
+    "id_missing_or_malformed": ("Thiếu/sai định dạng CCCD", "missing/malformed ID"),
+    "wrong_vaccination_data": ("Sai thông tin tiêm", "wrong vaccination data"),
+    "unreadable": ("Dòng lỗi", "unreadable rows"),
+}
+RECORD_COLUMNS = ("record_id", "full_name", "date_of_birth", "sex", "nationality", "id_number", "province", "commune")
+
+
+def _zero() -> dict[str, dict[str, int]]:
+    return {"subjects": dict.fromkeys(COUNT_KEYS, 0), "doses": dict.fromkeys(COUNT_KEYS, 0)}
+
+
+class Summary:
+    """Counters by province and commune (bounded by the number of communes)."""
+
+    def __init__(self, tables: Tables):
+        self.tables = tables
+        self.total = _zero()
+        self.places: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
+        self.reasons: dict[str, int] = {}
+        self.reused = 0
+        self.rechecked = 0
+        self.newly_verified = 0
+        self.foreign_verified = 0
+        self._cat_cache: dict[tuple[str, ...], str] = {}
+
+    def category(self, codes: tuple[str, ...]) -> str:
+        cat = self._cat_cache.get(codes)
+        if cat is None:
+            cats = {self.tables.reasons[c].category for c in codes}
+            cat = next((CATEGORY_KEYS[k] for k in CATEGORY_KEYS if k in cats), "verified")
+            if len(self._cat_cache) < 10000:
+                self._cat_cache[codes] = cat
+        return cat
+
+    def add(self, province: str, commune: str, codes: tuple[str, ...], doses: int,
+            *, reused: bool = False, foreign: bool = False) -> None:  # fmt: skip
+        cat = self.category(codes)
+        prov = self.places.setdefault(province, {})
+        comm = prov.get(commune)
+        if comm is None:
+            comm = prov[commune] = _zero()
+        for counters in (self.total, comm):
+            counters["subjects"]["checked"] += 1
+            counters["subjects"][cat] += 1
+            counters["doses"]["checked"] += doses
+            counters["doses"][cat] += doses
+        for c in codes:
+            self.reasons[c] = self.reasons.get(c, 0) + 1
+        if cat == "unreadable" and not doses and codes and codes[0].startswith("row_"):
+            return
+        if reused:
+            self.reused += 1
+        else:
+            self.rechecked += 1
+        if foreign and not codes:
+            self.foreign_verified += 1
+
+    def to_json(self, *, now: dt.datetime, records: str, registry: dict[str, Any], files: dict[str, int]) -> dict[str, Any]:
+        provinces = []
+        for prov in sorted(self.places):
+            communes = self.places[prov]
+            ptotal = _zero()
+            for counts in communes.values():
+                for unit in ("subjects", "doses"):
+                    for k in COUNT_KEYS:
+                        ptotal[unit][k] += counts[unit][k]
+            provinces.append(
+                {
+                    "province": prov,
+                    **ptotal,
+                    "communes": [{"commune": c, **communes[c]} for c in sorted(communes)],
+                }
+            )
+        return {
+            "checked_at": now.astimezone(dt.UTC).isoformat(),
+            "records_file": records,
+            "registry": registry,
+            "totals": self.total,
+            "foreigners_verified_without_registry": self.foreign_verified,
+            "incremental": {
+                "rechecked": self.rechecked,
+                "unchanged_reused": self.reused,
+                "newly_verified": self.newly_verified,
+            },
+            "reasons": dict(sorted(self.reasons.items(), key=lambda kv: -kv[1])),
+            "files": files,
+            "by_province": provinces,
+        }
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    """The printed summary: totals, reasons and one line per province."""
+    keys = COUNT_KEYS
+    lines = ["Tổng hợp rà soát dữ liệu tiêm chủng / Vaccination data check summary"]
+    head = f"{'':28}" + "".join(f"{LABELS[k][1][:14]:>15}" for k in keys)
+    lines.append(head)
+    for unit, label in (("subjects", "Đối tượng / subjects"), ("doses", "Mũi tiêm / doses")):
+        lines.append(f"{label:28}" + "".join(f"{result['totals'][unit][k]:>15,}" for k in keys))
+    inc = result["incremental"]
+    lines.append(
+        f"re-checked {inc['rechecked']:,}, unchanged (reused) {inc['unchanged_reused']:,}, "
+        f"newly verified {inc['newly_verified']:,}; foreigners verified without registry "
+        f"{result['foreigners_verified_without_registry']:,}"
+    )
+    if result["reasons"]:
+        lines.append("Reasons: " + ", ".join(f"{c} {n:,}" for c, n in result["reasons"].items()))
+    lines.append("By province (subjects):")
+    lines.append(f"{'':28}" + "".join(f"{LABELS[k][1][:14]:>15}" for k in keys))
+    for prov in result["by_province"]:
+        name = prov["province"] or "(unreadable rows)"
+        lines.append(f"{name[:28]:28}" + "".join(f"{prov['subjects'][k]:>15,}" for k in keys))
+    return "\n".join(lines)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", fold(text)).strip("-")[:80] or "_unknown"
+
+
+def _dose_text(rec: dict[str, Any]) -> str:
+    return "; ".join(
+        f"{d.get('date', '')} {d.get('vaccine', '')} {d.get('dose_number', '')}/{d.get('series_doses', '')}"
+        for d in rec.get("doses", [])
+    )
+
+
+class _Writers:
+    def __init__(self, base: Path, header: list[str], formats: tuple[str, ...]):
+        self.base = base
+        base.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = None
+        self.wb: Any = None
+        if "csv" in formats:
+            self.fh = base.with_suffix(".csv").open("w", encoding="utf-8-sig", newline="")
+            self.csv = csv.writer(self.fh)
+            self.csv.writerow(header)
+        if "xlsx" in formats:
+            from openpyxl import Workbook
+
+            self.wb = Workbook(write_only=True)
+            self.ws = self.wb.create_sheet("Đối chiếu")
+            self.ws.append(header)
+
+    def row(self, values: list[Any]) -> None:
+        if self.fh is not None:
+            self.csv.writerow(values)
+        if self.wb is not None:
+            self.ws.append(values)
+
+    def close(self) -> int:
+        n = 0
+        if self.fh is not None:
+            self.fh.close()
+            n += 1
+        if self.wb is not None:
+            self.wb.save(self.base.with_suffix(".xlsx"))
+            n += 1
+        return n
+
+
+def _rows(conn: sqlite3.Connection) -> Iterator[tuple[Any, ...]]:
+    cur = conn.execute(
+        "SELECT place, province, commune, line, record_id, record, codes, fields, suggestion, registry_id "
+        "FROM flagged ORDER BY place, line"
+    )
+    while True:
+        batch = cur.fetchmany(5000)
+        if not batch:
+            return
+        yield from batch
+
+
+def write_reconciliation(
+    conn: sqlite3.Connection,
+    target: Path,
+    tables: Tables,
+    registry: Any,
+    *,
+    formats: tuple[str, ...] = ("csv", "xlsx"),
+    show_registry_values: bool = False,
+) -> dict[str, int]:
+    """Write the lists into ``target`` (replaced as a whole); returns file counts."""
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    header = ["line", *RECORD_COLUMNS, "doses", "reason_codes", "reasons_vi", "reasons_en",
+              "differing_fields", "suggested_id"]  # fmt: skip
+    if show_registry_values:
+        header += ["registry_full_name", "registry_date_of_birth", "registry_sex",
+                   "suggested_full_name", "suggested_date_of_birth", "suggested_sex"]  # fmt: skip
+    counts = {"communes": 0, "files": 0, "flagged_records": 0, "unreadable_rows": 0}
+    reasons = tables.reasons
+    try:
+        for place, group in groupby(_rows(conn), key=lambda r: r[0]):
+            if place == "":
+                counts["files"] += _write_unreadable(tmp / "_unreadable-rows.csv", group, tables, counts)
+                continue
+            rows = list(group)
+            first = rows[0]
+            prov_dir = _slug(first[1])
+            writers = _Writers(tmp / prov_dir / _slug(first[2]), header, formats)
+            counts["communes"] += 1
+            entries: dict[str, Any] = {}
+            if show_registry_values:
+                entries = registry.lookup([r[9] for r in rows if r[9]] + [r[8] for r in rows if r[8]])
+            for _, _, _, line, _rid, rec_json, codes, fields, sugg, reg_id in rows:
+                rec = json.loads(rec_json)
+                code_list = codes.split(";") if codes else []
+                values: list[Any] = [line, *(rec.get(k, "") for k in RECORD_COLUMNS), _dose_text(rec),
+                                     " ".join(code_list),
+                                     "; ".join(reasons[c].vi for c in code_list),
+                                     "; ".join(reasons[c].en for c in code_list),
+                                     fields.replace(";", " "), sugg]  # fmt: skip
+                if show_registry_values:
+                    own = entries.get(reg_id) if reg_id and fields else None
+                    other = entries.get(sugg) if sugg else None
+                    values += [own.full_name if own else "", own.date_of_birth if own else "", own.sex if own else "",
+                               other.full_name if other else "", other.date_of_birth if other else "",
+                               other.sex if other else ""]  # fmt: skip
+                writers.row(values)
+                counts["flagged_records"] += 1
+            counts["files"] += writers.close()
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return counts
+
+
+def _write_unreadable(path: Path, rows: Iterator[tuple[Any, ...]], tables: Tables, counts: dict[str, int]) -> int:
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["line", "record_id", "reason_code", "reason_vi", "reason_en", "message"])
+        for r in rows:
+            code = r[6]
+            w.writerow([r[3], r[4], code, tables.reasons[code].vi, tables.reasons[code].en, json.loads(r[5])["message"]])
+            counts["unreadable_rows"] += 1
+    return 1

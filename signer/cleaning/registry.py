@@ -1,0 +1,400 @@
+"""The population-registry extract, indexed once into SQLite and reused.
+
+    >>> from signer.cleaning.registry import open_registry
+    >>> reg = open_registry("registry.csv", state_dir=".cleaning-state")  # doctest: +SKIP
+    >>> reg.lookup(["079185001234"])["079185001234"].sex                   # doctest: +SKIP
+    'F'
+
+Sources: a CSV file (UTF-8, BOM tolerated), a SQLite file (``.sqlite``,
+``.sqlite3``, ``.db``) or a PostgreSQL URL (``postgresql://...``), the last
+two with a table name (default ``registry``). Columns are found by the same
+header spellings as record CSVs (templates/columns.json: ``id_number``,
+``full_name``, ``date_of_birth``, ``sex``, ``province``, ``commune``).
+
+The index is a SQLite file in the state directory, one per source. It is
+rebuilt only when the source changes: a CSV or SQLite file by size and
+modification time, a PostgreSQL table by its row count and a sum of row
+hashes computed by the server. The build streams the source into a temp
+file (``executemany`` in large transactions, journal and fsync off, indexes
+created after the load) and renames it into place, so a half-built index is
+never used. Look-ups are batched (:data:`BATCH` IDs per query).
+
+Registry values are personal data: this module never logs them.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import os
+import re
+import sqlite3
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from signer.records import load_column_map, normalize_sex
+from verifier.errors import ConfigError
+
+from .checks import RegistryEntry
+from .text import name_fold, place_key
+
+SCHEMA_VERSION = "2"
+BATCH = 1000
+COLUMNS = ("id_number", "full_name", "date_of_birth", "sex", "province", "commune")
+_DMY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    path: Path
+    rows: int
+    skipped: int  # source rows without an ID or unreadable
+    reused: bool
+    seconds: float
+    signature: str
+
+
+def _norm_header(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).split()).casefold()
+
+
+def _map_columns(header: Sequence[str], where: str) -> list[int | None]:
+    fields = load_column_map().fields
+    normalized = [_norm_header(h) for h in header]
+    out: list[int | None] = []
+    for name in COLUMNS:
+        col = next(
+            (normalized.index(_norm_header(a)) for a in fields[name] if _norm_header(a) in normalized),
+            None,
+        )
+        if col is None and name in ("id_number", "full_name", "date_of_birth"):
+            raise ConfigError(
+                f"{where}: registry has no column for {name!r} "
+                f"(accepted: {', '.join(fields[name])})"
+            )
+        out.append(col)
+    return out
+
+
+def _norm_dob(value: str) -> str:
+    value = value.strip()
+    m = _DMY.fullmatch(value)
+    if m:
+        return f"{m.group(3)}-{int(m.group(2)):02d}-{int(m.group(1)):02d}"
+    return value[:10]
+
+
+@lru_cache(maxsize=65536)
+def place_of(province: str, commune: str) -> str:
+    """Look-up key of a place: folded province and commune without prefixes."""
+    return place_key(province) + "|" + place_key(commune)
+
+
+def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats: list[int]) -> Iterator[tuple[str, ...]]:
+    """Registry rows -> index rows (id, name, fold, dob, sex, place, province, commune)."""
+    width = max(c for c in cols if c is not None) + 1
+    c_id, c_name, c_dob, c_sex, c_prov, c_comm = cols
+    nfc = unicodedata.normalize
+    for row in rows:
+        if len(row) < width:
+            stats[0] += 1
+            continue
+        ident = str(row[c_id] or "").strip().replace(" ", "")  # type: ignore[index]
+        if not ident:
+            stats[0] += 1
+            continue
+        name = " ".join(nfc("NFC", str(row[c_name] or "")).split())  # type: ignore[index]
+        dob = row[c_dob]  # type: ignore[index]
+        dob = dob.isoformat() if isinstance(dob, dt.date) else _norm_dob(str(dob or ""))
+        sex = (normalize_sex(str(row[c_sex] or "")) or "") if c_sex is not None else ""
+        prov = nfc("NFC", str(row[c_prov] or "")).strip() if c_prov is not None else ""
+        comm = nfc("NFC", str(row[c_comm] or "")).strip() if c_comm is not None else ""
+        yield (ident, name, name_fold(name), dob, sex, place_of(prov, comm), prov, comm)
+
+
+class _Source:
+    def __init__(self, spec: str, table: str | None):
+        self.spec = spec
+        self.table = table or "registry"
+        self.kind = (
+            "postgresql"
+            if spec.startswith(("postgresql://", "postgres://"))
+            else "sqlite"
+            if spec.lower().endswith((".sqlite", ".sqlite3", ".db"))
+            else "csv"
+        )
+        if self.kind != "postgresql" and not Path(spec).is_file():
+            raise ConfigError(f"registry not found: {spec}")
+
+    @property
+    def identity(self) -> str:
+        if self.kind == "postgresql":
+            return f"pg:{_redact(self.spec)}:{self.table}"
+        return f"{self.kind}:{Path(self.spec).resolve()}:{self.table if self.kind == 'sqlite' else ''}"
+
+    def signature(self) -> str:
+        if self.kind == "postgresql":
+            return self.identity + ":" + self._pg_signature()
+        st = Path(self.spec).stat()
+        return f"{self.identity}:{st.st_size}:{st.st_mtime_ns}"
+
+    # -- readers -----------------------------------------------------------
+    def rows(self, stats: list[int]) -> Iterator[tuple[str, ...]]:
+        if self.kind == "csv":
+            yield from self._csv_rows(stats)
+        elif self.kind == "sqlite":
+            yield from self._sqlite_rows(stats)
+        else:
+            yield from self._pg_rows(stats)
+
+    def _csv_rows(self, stats: list[int]) -> Iterator[tuple[str, ...]]:
+        try:
+            fh = open(self.spec, encoding="utf-8-sig", errors="replace", newline="")  # noqa: SIM115
+        except OSError as err:
+            raise ConfigError(f"cannot open registry {self.spec}: {err.strerror}") from None
+        with fh:
+            reader = csv.reader(fh)
+            try:
+                header = next(reader)
+            except (StopIteration, csv.Error):
+                raise ConfigError(f"{self.spec}: registry CSV has no header") from None
+            cols = _map_columns(header, self.spec)
+
+            def safe() -> Iterator[list[str]]:
+                while True:
+                    try:
+                        yield next(reader)
+                    except StopIteration:
+                        return
+                    except csv.Error:
+                        stats[0] += 1
+
+            yield from _rows_to_index(safe(), cols, stats)
+
+    def _sqlite_rows(self, stats: list[int]) -> Iterator[tuple[str, ...]]:
+        try:
+            conn = sqlite3.connect(f"file:{Path(self.spec).resolve()}?mode=ro", uri=True)
+            cur = conn.execute(f"SELECT * FROM {_quote_sqlite(self.table)}")
+        except sqlite3.Error as err:
+            raise ConfigError(f"registry {self.spec} table {self.table!r}: {err}") from None
+        try:
+            cols = _map_columns([d[0] for d in cur.description], self.spec)
+            while True:
+                batch = cur.fetchmany(10000)
+                if not batch:
+                    break
+                yield from _rows_to_index(batch, cols, stats)
+        finally:
+            conn.close()
+
+    def _pg_connect(self) -> Any:
+        import psycopg
+
+        try:
+            return psycopg.connect(self.spec, autocommit=True)
+        except psycopg.Error as err:
+            raise ConfigError(f"registry database {_redact(self.spec)}: {str(err).strip().splitlines()[0]}") from None
+
+    def _pg_table(self) -> Any:
+        from psycopg import sql
+
+        return sql.Identifier(*self.table.split("."))
+
+    def _pg_signature(self) -> str:
+        from psycopg import sql
+
+        with self._pg_connect() as conn:
+            try:
+                row = conn.execute(
+                    sql.SQL(
+                        "SELECT count(*), coalesce(sum(hashtext(t::text)::bigint), 0) FROM {} AS t"
+                    ).format(self._pg_table())
+                ).fetchone()
+            except Exception as err:
+                raise ConfigError(f"registry table {self.table!r}: {str(err).strip().splitlines()[0]}") from None
+        return f"{row[0]}:{row[1]}"
+
+    def _pg_rows(self, stats: list[int]) -> Iterator[tuple[str, ...]]:
+        from psycopg import sql
+
+        with self._pg_connect() as conn:
+            try:
+                cur = conn.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(self._pg_table()))
+                names = [d.name for d in cur.description or []]
+                cols = _map_columns(names, f"{_redact(self.spec)} {self.table}")
+                select = sql.SQL(", ").join(
+                    sql.SQL("{}::text").format(sql.Identifier(names[c])) for c in cols if c is not None
+                )
+                compact: list[int | None] = []
+                i = 0
+                for c in cols:
+                    compact.append(None if c is None else i)
+                    i += c is not None
+                with conn.cursor().copy(
+                    sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(select, self._pg_table())
+                ) as copy:
+                    yield from _rows_to_index(
+                        (tuple(v or "" for v in r) for r in copy.rows()),
+                        compact,
+                        stats,
+                    )
+            except ConfigError:
+                raise
+            except Exception as err:
+                raise ConfigError(f"registry table {self.table!r}: {str(err).strip().splitlines()[0]}") from None
+
+
+def _redact(dsn: str) -> str:
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", dsn)
+
+
+def _quote_sqlite(name: str) -> str:
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
+
+
+class Registry:
+    """Read-only access to a built index."""
+
+    def __init__(self, info: IndexInfo):
+        self.info = info
+        self._conn = sqlite3.connect(f"file:{info.path}?mode=ro", uri=True, check_same_thread=False)
+        self._conn.execute("PRAGMA cache_size=-65536")
+        self._conn.execute("PRAGMA mmap_size=1073741824")
+
+    @property
+    def signature(self) -> str:
+        """Changes whenever the source changes (part of the results-store context)."""
+        return hashlib.sha256(self.info.signature.encode()).hexdigest()[:16]
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def lookup(self, ids: Iterable[str]) -> dict[str, RegistryEntry]:
+        """Registry entries by ID (the first one when the extract repeats an ID)."""
+        wanted = list(dict.fromkeys(ids))
+        out: dict[str, RegistryEntry] = {}
+        for i in range(0, len(wanted), BATCH):
+            part = wanted[i : i + BATCH]
+            q = (
+                "SELECT id, name, dob, sex, province, commune FROM person WHERE id IN ("
+                + ",".join("?" * len(part))
+                + ") ORDER BY rowid DESC"
+            )
+            for row in self._conn.execute(q, part):
+                out[row[0]] = RegistryEntry(*row)
+        return out
+
+    def candidates(self, province: str, commune: str, folded_name: str) -> list[RegistryEntry]:
+        """People registered in that commune whose folded name is ``folded_name``."""
+        rows = self._conn.execute(
+            "SELECT id, name, dob, sex, province, commune FROM person WHERE place = ? AND fold = ?",
+            (place_of(province, commune), folded_name),
+        )
+        return [RegistryEntry(*r) for r in rows]
+
+
+def index_path_for(source: str, table: str | None, state_dir: Path) -> Path:
+    """The index file of one source in the state directory."""
+    where = _redact(source) if source.startswith(("postgresql://", "postgres://")) else str(Path(source).resolve())
+    key = hashlib.sha256(f"{where}|{table or 'registry'}".encode()).hexdigest()[:12]
+    return state_dir / f"registry-{key}.sqlite"
+
+
+def _read_meta(path: Path) -> dict[str, str]:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return {}
+
+
+def build_index(source: _Source, target: Path, signature: str) -> tuple[int, int]:
+    """Stream the source into a new index file; returns (rows, skipped)."""
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    conn = sqlite3.connect(tmp, isolation_level=None)
+    stats = [0]
+    rows = 0
+    try:
+        conn.executescript(
+            """
+            PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-262144;
+            PRAGMA temp_store=MEMORY; PRAGMA locking_mode=EXCLUSIVE;
+            CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
+            CREATE TABLE person(id TEXT, name TEXT, fold TEXT, dob TEXT, sex TEXT,
+                                place TEXT, province TEXT, commune TEXT);
+            """
+        )
+        it = source.rows(stats)
+        insert = "INSERT INTO person VALUES (?,?,?,?,?,?,?,?)"
+        while True:
+            chunk = [row for _, row in zip(range(100_000), it, strict=False)]
+            if not chunk:
+                break
+            conn.execute("BEGIN")
+            conn.executemany(insert, chunk)
+            conn.execute("COMMIT")
+            rows += len(chunk)
+        conn.execute("BEGIN")
+        conn.execute("CREATE INDEX person_id ON person(id)")
+        conn.execute("CREATE INDEX person_place ON person(place, fold)")
+        conn.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [("signature", signature), ("schema", SCHEMA_VERSION), ("rows", str(rows)), ("skipped", str(stats[0]))],
+        )
+        conn.execute("COMMIT")
+        conn.close()
+        os.replace(tmp, target)
+    except BaseException:
+        conn.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return rows, stats[0]
+
+
+def open_registry(
+    source: str, *, state_dir: str | Path, table: str | None = None, rebuild: bool = False
+) -> Registry:
+    """Index the registry unless an up-to-date index exists; open it read-only.
+
+    Raises :class:`ConfigError` when the source is missing or unusable.
+    """
+    import time
+
+    start = time.perf_counter()
+    src = _Source(source, table)
+    state = Path(state_dir)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create state directory {state}: {err.strerror}") from None
+    target = index_path_for(source, table, state)
+    signature = src.signature()
+    meta = _read_meta(target) if target.exists() and not rebuild else {}
+    if meta.get("signature") == signature and meta.get("schema") == SCHEMA_VERSION:
+        info = IndexInfo(
+            target, int(meta["rows"]), int(meta["skipped"]), True, time.perf_counter() - start, signature
+        )
+    else:
+        try:
+            rows, skipped = build_index(src, target, signature)
+        except sqlite3.Error as err:
+            raise ConfigError(f"cannot build registry index {target}: {err}") from None
+        except OSError as err:
+            raise ConfigError(f"cannot build registry index {target}: {err.strerror}") from None
+        info = IndexInfo(target, rows, skipped, False, time.perf_counter() - start, signature)
+    return Registry(info)

@@ -1,0 +1,133 @@
+"""Rule tables of the checks, loaded once from templates/ (data, not code).
+
+    >>> from signer.cleaning.tables import load_tables
+    >>> t = load_tables()
+    >>> t.provinces["079"], t.canonical_vaccine("vắc xin Vero Cell"), t.min_days("Pfizer")
+    ('Hồ Chí Minh', 'Sinopharm', 21)
+
+- ``templates/provinces.json``: the 63 CCCD province codes (Circular 07/2016/TT-BCA).
+- ``templates/dose-intervals.json``: minimum days between doses of a series.
+- ``templates/reason-codes.json``: reason codes with Vietnamese/English labels.
+- ``templates/vaccines.json`` (the signer's value-set mapping): known products
+  and their aliases. Without it the products of the interval table are known.
+
+Loading checks the files (a broken table is a :class:`ConfigError`, raised
+before any record is read). ``fingerprint`` hashes all of them: the results
+store re-checks every record when a rule table changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from verifier.errors import ConfigError
+
+from .text import fold
+
+CATEGORIES = ("row", "id", "personal", "dose")
+_VACCINE_NOISE = re.compile(r"vac[\s-]*xin|vaccine|[^a-z0-9]")
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    category: str  # one of CATEGORIES
+    vi: str
+    en: str
+
+
+@dataclass(frozen=True)
+class Tables:
+    provinces: dict[str, str]  # CCCD code -> short name
+    reasons: dict[str, Reason]
+    intervals: dict[str, int]  # canonical product -> minimum days
+    booster_min_days: int
+    vaccine_aliases: dict[str, str]  # vaccine_key(alias) -> canonical product
+    fingerprint: str
+
+    def canonical_vaccine(self, name: str) -> str | None:
+        """The canonical product for a name or alias; None when unknown."""
+        return self.vaccine_aliases.get(vaccine_key(name))
+
+    def min_days(self, product: str) -> int:
+        return self.intervals.get(product, 0)
+
+
+def vaccine_key(name: str) -> str:
+    """Matching form of a vaccine name, as templates/vaccines.json describes."""
+    return _VACCINE_NOISE.sub("", fold(name))
+
+
+def _read(name: str) -> tuple[Any, bytes]:
+    try:
+        raw = resources.files("templates").joinpath(name).read_bytes()
+    except (OSError, FileNotFoundError) as err:
+        raise ConfigError(f"templates/{name}: {err}") from None
+    try:
+        return json.loads(raw), raw
+    except ValueError as err:
+        raise ConfigError(f"templates/{name}: not valid JSON: {err}") from None
+
+
+def _optional(name: str) -> tuple[Any, bytes] | None:
+    try:
+        if not resources.files("templates").joinpath(name).is_file():
+            return None
+    except OSError:
+        return None
+    return _read(name)
+
+
+@lru_cache(maxsize=1)
+def load_tables() -> Tables:
+    """Load and check every rule table (cached: the files are package data)."""
+    digest = hashlib.sha256()
+    try:
+        prov, raw = _read("provinces.json")
+        digest.update(raw)
+        provinces = {p["code"]: p["name"] for p in prov["provinces"]}
+        if len(provinces) != 63 or not all(re.fullmatch(r"\d{3}", c) for c in provinces):
+            raise ConfigError("templates/provinces.json: expected 63 three-digit codes")
+
+        rc, raw = _read("reason-codes.json")
+        digest.update(raw)
+        reasons = {}
+        for code, r in rc["codes"].items():
+            if r["category"] not in CATEGORIES:
+                raise ConfigError(f"templates/reason-codes.json: {code}: bad category")
+            reasons[code] = Reason(code, r["category"], r["vi"], r["en"])
+
+        di, raw = _read("dose-intervals.json")
+        digest.update(raw)
+        intervals = {name: int(v["min_days"]) for name, v in di["products"].items()}
+        booster = int(di["booster_min_days"])
+
+        aliases: dict[str, str] = {}
+        vac = _optional("vaccines.json")
+        if vac is not None:
+            digest.update(vac[1])
+            for canon, entry in vac[0]["vaccines"].items():
+                aliases[vaccine_key(canon)] = canon
+                for alias in entry.get("aliases", []):
+                    aliases.setdefault(vaccine_key(alias), canon)
+        else:
+            aliases = {vaccine_key(name): name for name in intervals}
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ConfigError(f"cleaning tables in templates/: {err!r}") from None
+    missing = sorted(set(aliases.values()) - set(intervals))
+    if missing:
+        raise ConfigError(f"templates/dose-intervals.json lacks products: {', '.join(missing)}")
+    return Tables(
+        provinces=provinces,
+        reasons=reasons,
+        intervals=intervals,
+        booster_min_days=booster,
+        vaccine_aliases=aliases,
+        fingerprint=digest.hexdigest()[:16],
+    )
