@@ -28,6 +28,7 @@ from typing import Any, TextIO
 from keys.loader import add_key_arguments, key_spec_from_args, open_key
 from signer.issue import DEFAULT_VALIDITY_DAYS, Hc1Issuer, Issued
 from signer.manifest import Manifest, Override, manifest_entry, write_atomic
+from signer.pdf.cli import register as register_pdf
 from signer.qr import make_qr, qr_png, qr_svg
 from signer.records import Record, RowProblem, is_verified, read_records
 from verifier import codec
@@ -207,7 +208,7 @@ def run_sign(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO |
 # entry point
 
 #: One line per command; other packages add theirs here.
-REGISTRARS: list[Registrar] = [register_sign]
+REGISTRARS: list[Registrar] = [register_sign, register_pdf]
 
 
 def build_parser() -> argparse.ArgumentParser:
