@@ -212,12 +212,26 @@ def issue_hc1(
     allow_unverified: bool = False,
     vaccines: VaccineTable | None = None,
 ) -> Issued:
-    """Sign one record (see :class:`Hc1Issuer` for batches and the errors raised)."""
-    issuer = Hc1Issuer(
-        key,
-        issuer_name=issuer_name,
-        country=country,
-        validity_days=validity_days,
-        vaccines=vaccines,
-    )
+    """Sign one record (see :class:`Hc1Issuer` for batches and the errors raised).
+
+    Successive calls with the same key object and settings reuse the prepared
+    :class:`Hc1Issuer` (identity comparison; nothing is cached across keys).
+    """
+    global _last
+    settings = (issuer_name, country, validity_days)
+    cached = _last
+    if cached is not None and cached[0] is key and cached[1] is vaccines and cached[2] == settings:
+        issuer = cached[3]
+    else:
+        issuer = Hc1Issuer(
+            key,
+            issuer_name=issuer_name,
+            country=country,
+            validity_days=validity_days,
+            vaccines=vaccines,
+        )
+        _last = (key, vaccines, settings, issuer)
     return issuer.issue(record, now=now, uvci=uvci, allow_unverified=allow_unverified)
+
+
+_last: tuple[SigningKey, VaccineTable | None, tuple[str, str, int], Hc1Issuer] | None = None
