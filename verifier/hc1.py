@@ -30,7 +30,7 @@ from verifier.crypto import verify_signature
 from verifier.errors import CodecError
 from verifier.image import read_qr_text
 from verifier.result import Reason, Stage, Verdict, VerdictError
-from verifier.schema import schema_problems
+from verifier.schema import NOT_JSON, schema_problems
 from verifier.trust import DscEntry, TrustStore
 
 #: hcert 1.x section 3.3.2: the algorithms a DCC may be signed with.
@@ -165,13 +165,13 @@ def _verify_cose(
         raise _Fail(Stage.CWT, _reason(err.reason, Reason.CWT_MALFORMED), err.message) from None
     checks[Stage.CWT] = True
 
-    dcc = _json_view(claims.dcc)
+    dcc, problems = _payload_and_schema(claims.dcc)
     errors: list[VerdictError] = []
     signature, dsc = _check_signature(sign1, dcc, trust, now, errors)
     checks[Stage.SIGNATURE] = signature
     checks[Stage.EXPIRY] = _check_expiry(claims, now, errors)
     checks[Stage.KEY_USAGE] = _check_key_usage(dsc, dcc, errors)
-    checks[Stage.SCHEMA] = _check_schema(dcc, errors)
+    checks[Stage.SCHEMA] = _check_schema(problems, errors)
     payload: dict[str, Any] = {
         "iss": claims.iss,
         "iat": claims.iat,
@@ -234,14 +234,11 @@ def _check_signature(
         return False, candidates[0]
     # 6.4 The signature verifies with one of those DSCs (Sig_structure, RFC 9052 4.4).
     to_check = codec.sig_structure(sign1.protected_bytes, sign1.payload)
-    dsc = next(
-        (
-            c
-            for c in candidates
-            if verify_signature(c.info.public_key, alg, to_check, sign1.signature)
-        ),
-        None,
-    )
+    dsc = None
+    for candidate in candidates:  # hcert 3.3.1: kids may collide, try every DSC
+        if verify_signature(candidate.info.public_key, alg, to_check, sign1.signature):
+            dsc = candidate
+            break
     if dsc is None:
         return fail(Reason.BAD_SIGNATURE, "signature does not verify", candidates[0])
     ok = True
@@ -319,9 +316,23 @@ def _check_key_usage(
     return True
 
 
-def _check_schema(dcc: Mapping[str, Any], errors: list[VerdictError]) -> bool:
-    """9. The payload is valid against the EU DCC JSON schema 1.3.x."""
+def _payload_and_schema(dcc: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[str]]:
+    """The DCC (as JSON sees it) and its schema problems, validated once.
+
+    Fast path: validate the decoded CBOR as it is. Only when it holds
+    non-JSON values is it converted (CBOR date tags back to text) and
+    validated again.
+    """
     problems = schema_problems(dcc)
+    if problems == [NOT_JSON]:
+        view = _json_view(dcc)
+        if view != dcc:
+            return view, schema_problems(view)
+    return dcc, problems
+
+
+def _check_schema(problems: list[str], errors: list[VerdictError]) -> bool:
+    """9. The payload is valid against the EU DCC JSON schema 1.3.x."""
     if problems:
         errors.append(VerdictError(Stage.SCHEMA, Reason.SCHEMA_INVALID, "; ".join(problems)))
         return False

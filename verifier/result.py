@@ -42,6 +42,8 @@ class Stage(StrEnum):
 STAGES: tuple[Stage, ...] = tuple(Stage)
 STRUCTURAL: tuple[Stage, ...] = STAGES[:6]
 SEMANTIC: tuple[Stage, ...] = STAGES[6:]
+_STAGE_NAMES: tuple[str, ...] = tuple(s.value for s in STAGES)
+_SEMANTIC_NAMES: tuple[str, ...] = tuple(s.value for s in SEMANTIC)
 
 
 class Reason(StrEnum):
@@ -127,14 +129,18 @@ class Verdict:
         qr_text: str | None,
     ) -> Verdict:
         """Derive ``valid`` and ``stage_failed`` from the checks."""
-        full = {str(s): checks.get(s) for s in STAGES}
-        failed = next((s for s in STAGES if full[s] is False), None)
-        valid = failed is None and all(full[s] is True for s in SEMANTIC)
+        full = {name: checks.get(name) for name in _STAGE_NAMES}
+        failed: str | None = None
+        for name in _STAGE_NAMES:
+            if full[name] is False:
+                failed = name
+                break
+        valid = failed is None and all(full[name] is True for name in _SEMANTIC_NAMES)
         if failed is None and not valid:
-            failed = next((s for s in SEMANTIC if full[s] is not True), None)
+            failed = next(name for name in _SEMANTIC_NAMES if full[name] is not True)
         return cls(
             valid=valid,
-            stage_failed=None if failed is None else str(failed),
+            stage_failed=failed,
             errors=errors,
             checks=MappingProxyType(full),
             payload=payload,

@@ -101,14 +101,12 @@ class CertInfo:
     subject: bytes  # DER of the subject Name
     country: str | None
     cert: x509.Certificate | None
+    #: DCC types this DSC may sign (hcert 5.1.1); None means any type.
+    dcc_types: frozenset[str] | None = field(init=False)
 
-    @property
-    def dcc_types(self) -> frozenset[str] | None:
-        """DCC types this DSC may sign (hcert 5.1.1); None means any type."""
-        if not self.ekus:
-            return None
-        types = frozenset(DCC_EKU_TYPES[o] for o in self.ekus if o in DCC_EKU_TYPES)
-        return types or None
+    def __post_init__(self) -> None:
+        types = frozenset(DCC_EKU_TYPES[o] for o in self.ekus or () if o in DCC_EKU_TYPES)
+        object.__setattr__(self, "dcc_types", types or None)
 
     def valid_at(self, now: dt.datetime) -> bool:
         return self.not_before <= now <= self.not_after
