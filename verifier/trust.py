@@ -354,8 +354,6 @@ def load_trust_material(
                 raise TrustError(err.reason, f"{where}: {err.message}") from None
             (anchors if info.is_ca else direct).append(info)
     by_kid: dict[bytes, list[DscEntry]] = {}
-    for info in direct:
-        by_kid.setdefault(info.kid, []).append(DscEntry(info=info, country=info.country))
     revoked_uvcis: set[bytes] = set()
     infos: list[TrustListInfo] = []
     for where, data in lists:
@@ -365,6 +363,12 @@ def load_trust_material(
             by_kid.setdefault(entry.info.kid, []).append(entry)
         revoked_uvcis |= parsed.revoked_uvcis
         infos.append(parsed.summary)
+    # A DSC that a verified list also holds keeps the list's checks (chain,
+    # validity, revocation): the plain file must not bypass them.
+    listed = {e.info.der for entries in by_kid.values() for e in entries}
+    for info in direct:
+        if info.der not in listed:
+            by_kid.setdefault(info.kid, []).append(DscEntry(info=info, country=info.country))
     return TrustStore(
         by_kid={k: tuple(v) for k, v in by_kid.items()},
         anchors=tuple(_unique(anchors)),
@@ -644,7 +648,10 @@ def pinned_cscas(state_dir: Path) -> list[CertInfo]:
     out: list[CertInfo] = []
     for pem in sorted(folder.glob("*.pem")):
         for der in certificates_in(_read(str(pem)), where=str(pem)):
-            out.append(parse_certificate(der))
+            info = parse_certificate(der)
+            if not info.is_ca:
+                raise TrustError("not_a_csca", f"{pem}: pinned certificate is not a CA")
+            out.append(info)
     return out
 
 

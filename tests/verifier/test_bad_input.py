@@ -24,6 +24,7 @@ from tests.fixtures import pki as pki_fixture
 from tests.fixtures.pki import NOW
 from tests.verifier.factory import dcc, hc1, make_cose, make_hc1, raw_hc1
 from verifier import cli, codec
+from verifier.errors import CodecError
 from verifier.hc1 import verify_qr_text
 from verifier.result import Reason, Stage
 from verifier.trust import TrustStore
@@ -203,7 +204,27 @@ def test_odd_payload_types_are_clean(test_pki: Pki, dsc_trust: TrustStore) -> No
 
 
 # --------------------------------------------------------------------------
-# Property tests: mutated valid QR texts
+# Property tests
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_base45_roundtrip(data: bytes) -> None:
+    assert codec.b45decode(codec.b45encode(data)) == data
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.one_of(st.sampled_from(B45), st.characters()), max_size=40))
+def test_base45_decode_is_strict(text: str) -> None:
+    """RFC 9285 is a bijection: text either fails cleanly or is the encoding of what it decodes to."""
+    try:
+        data = codec.b45decode(text)
+    except CodecError:
+        return
+    assert codec.b45encode(data) == text
+
+
+# Mutated valid QR texts
 
 
 @st.composite

@@ -135,9 +135,15 @@ def test_pinned_csca_in_state_dir(
     assert verify_qr_text(make_hc1(test_pki.dsc_ec, now=NOW), trust, now=NOW).valid
 
 
-def test_pin_refuses_non_ca(test_pki: Pki, tmp_path: Path) -> None:
+def test_pin_refuses_non_ca(test_pki: Pki, tmp_path: Path, verifier_state: Path) -> None:
     with pytest.raises(TrustError) as err:
         pin_csca(write(tmp_path / "dsc.pem", pem(test_pki.dsc_ec.certificate)))
+    assert err.value.reason == "not_a_csca"
+    # A non-CA slipped into the pinned folder by hand is refused too.
+    (verifier_state / "pinned").mkdir(parents=True)
+    (verifier_state / "pinned" / "x.pem").write_bytes(pem(test_pki.dsc_ec.certificate))
+    with pytest.raises(TrustError) as err:
+        load_trust([write(tmp_path / "d.pem", pem(test_pki.dsc_ec.certificate))], now=NOW)
     assert err.value.reason == "not_a_csca"
 
 
@@ -217,6 +223,16 @@ def test_revoked_dsc(test_pki: Pki, tl_signer: SoftwareKey, csca_pem: str, tmp_p
     assert _verdict(trust, test_pki.dsc_rsa).valid
     earlier = NOW - 2 * DAY  # before the revocation
     assert _verdict(trust, test_pki.dsc_ec, now=earlier, iat=earlier.timestamp() - 60).valid
+
+
+def test_direct_file_cannot_bypass_list_revocation(
+    test_pki: Pki, tl_signer: SoftwareKey, csca_pem: str, tmp_path: Path
+) -> None:
+    blob = build(test_pki, tl_signer, revoked_dscs=[(test_pki.dsc_ec.certificate, NOW - DAY)])
+    dsc_file = write(tmp_path / "dsc.pem", pem(test_pki.dsc_ec.certificate))
+    trust = _load(tmp_path, blob, dsc_file, csca_pem)
+    assert len(trust.candidates(trust.dscs[0].info.kid)) == 1
+    assert _verdict(trust, test_pki.dsc_ec).reasons == (Reason.DSC_REVOKED,)
 
 
 def test_revoked_by_crl(
