@@ -21,6 +21,7 @@ RFC 9052 (COSE), RFC 8392 (CWT), RFC 9285 (base45).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -278,10 +279,14 @@ def _check_expiry(claims: codec.Claims, now: dt.datetime, errors: list[VerdictEr
     problems: list[tuple[Reason, str]] = []
     if claims.exp is None:
         problems.append((Reason.EXP_MISSING, "CWT has no expiry (exp)"))
+    elif not math.isfinite(claims.exp):  # NaN would compare false both ways
+        problems.append((Reason.TIME_INVALID, "CWT expiry (exp) is not a finite number"))
     elif t > claims.exp:
         problems.append((Reason.EXPIRED, "certificate expired"))
     if claims.iat is None:
         problems.append((Reason.IAT_MISSING, "CWT has no issue time (iat)"))
+    elif not math.isfinite(claims.iat):
+        problems.append((Reason.TIME_INVALID, "CWT issue time (iat) is not a finite number"))
     elif t < claims.iat:
         problems.append((Reason.NOT_YET_VALID, "certificate issued in the future"))
     errors.extend(VerdictError(Stage.EXPIRY, r, m) for r, m in problems)

@@ -107,6 +107,10 @@ _REASONS: Mapping[Reason, tuple[str, str]] = {
     Reason.NOT_YET_VALID: ("the certificate is not yet valid", "chứng nhận chưa có hiệu lực"),
     Reason.EXP_MISSING: ("the certificate has no expiry date", "chứng nhận không có ngày hết hạn"),
     Reason.IAT_MISSING: ("the certificate has no issue date", "chứng nhận không có ngày cấp"),
+    Reason.TIME_INVALID: (
+        "the certificate's dates are not valid",
+        "ngày tháng của chứng nhận không hợp lệ",
+    ),
     Reason.WRONG_CERTIFICATE_TYPE: (
         "signer may not issue this type of certificate",
         "đơn vị ký không được cấp loại chứng nhận này",

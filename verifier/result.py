@@ -80,6 +80,7 @@ class Reason(StrEnum):
     NOT_YET_VALID = "not_yet_valid"
     EXP_MISSING = "exp_missing"
     IAT_MISSING = "iat_missing"
+    TIME_INVALID = "time_invalid"
     # key_usage
     WRONG_CERTIFICATE_TYPE = "wrong_certificate_type"
     NO_CERTIFICATE_TYPE = "no_certificate_type"

@@ -296,3 +296,47 @@ def test_mutated_qr_cli_json(test_pki: Pki, dsc_pem: str, data: st.DataObject) -
     assert code == (0 if obj["valid"] else 1), err.getvalue()
     assert err.getvalue() == ""
     assert set(obj) == {"valid", "stage_failed", "errors", "checks", "payload", "qr_text"}
+
+
+@st.composite
+def byte_mutations(draw: st.DrawFn, data: bytes) -> bytes:
+    kind = draw(st.sampled_from(["flip", "set", "delete", "insert", "truncate"]))
+    i = draw(st.integers(0, len(data) - 1))
+    if kind == "flip":
+        return data[:i] + bytes([data[i] ^ (1 << draw(st.integers(0, 7)))]) + data[i + 1 :]
+    if kind == "set":
+        return data[:i] + bytes([draw(st.integers(0, 255))]) + data[i + 1 :]
+    if kind == "delete":
+        return data[:i] + data[i + draw(st.integers(1, 4)) :]
+    if kind == "insert":
+        return data[:i] + draw(st.binary(min_size=1, max_size=9)) + data[i:]
+    return data[:i]
+
+
+_COSES: dict[int, bytes] = {}
+
+
+@pytest.mark.parametrize("which", ["dsc_ec", "dsc_rsa"])
+@_SETTINGS
+@given(data=st.data())
+def test_mutated_cose_gives_clean_verdict(
+    test_pki: Pki, dsc_trust: TrustStore, which: str, data: st.DataObject
+) -> None:
+    """Mutations below the text layer reach the CBOR, COSE, CWT and signature checks."""
+    key = getattr(test_pki, which)
+    if id(key) not in _COSES:
+        _COSES[id(key)] = make_cose(key, now=NOW)
+    original = _COSES[id(key)]
+    mutated = data.draw(byte_mutations(original))
+    v = verify_qr_text(hc1(mutated), dsc_trust, now=NOW)
+    assert Reason.INTERNAL not in v.reasons, v.errors
+    assert v.checks["zlib"] is True
+    json.loads(v.to_json())
+    if v.valid:
+        # Only unsigned parts (e.g. the unprotected header) may have changed.
+        a, b = codec.decode_sign1(original), codec.decode_sign1(mutated)
+        assert (a.protected_bytes, a.payload, a.signature) == (
+            b.protected_bytes,
+            b.payload,
+            b.signature,
+        )

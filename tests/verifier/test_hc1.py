@@ -125,6 +125,24 @@ def test_missing_exp_and_iat(test_pki: pki_fixture.TestPki, dsc_trust: TrustStor
     assert v.checks["signature"] is True
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_dates(test_pki: pki_fixture.TestPki, dsc_trust: TrustStore, bad: float) -> None:
+    for kw in ({"exp": bad}, {"iat": bad}):
+        v = verify_qr_text(make_hc1(test_pki.dsc_ec, now=NOW, **kw), dsc_trust, now=NOW)  # type: ignore[arg-type]
+        assert not v.valid and v.checks["expiry"] is False
+        assert Reason.TIME_INVALID in v.reasons or Reason.EXPIRED in v.reasons
+        assert Reason.INTERNAL not in v.reasons
+    nan = verify_qr_text(make_hc1(test_pki.dsc_ec, now=NOW, exp=float("nan")), dsc_trust, now=NOW)
+    assert nan.reasons == (Reason.TIME_INVALID,)
+    nan.to_json()
+
+
+def test_human_texts_cover_every_reason() -> None:
+    from verifier.human import _REASONS
+
+    assert set(_REASONS) == set(Reason)
+
+
 def test_naive_now_is_utc(test_pki: pki_fixture.TestPki, dsc_trust: TrustStore) -> None:
     text = make_hc1(test_pki.dsc_ec, now=NOW, iat=T, exp=T)
     assert verify_qr_text(text, dsc_trust, now=NOW.replace(tzinfo=None)).valid
