@@ -93,10 +93,12 @@ def _guarded(text: object, trust: TrustStore, now: dt.datetime, *, qr: bool | No
 
 
 def _internal(err: Exception, qr_text: str | None) -> Verdict:
-    return Verdict.build(
-        checks={},
-        errors=(VerdictError(Stage.QR, Reason.INTERNAL, f"internal error ({type(err).__name__})"),),
-        payload=None,
+    """A bug caught at the boundary: invalid, every check unknown (CLI exit 2)."""
+    message = f"internal error ({type(err).__name__})"
+    return Verdict(
+        valid=False,
+        stage_failed=Stage.QR.value,
+        errors=(VerdictError(Stage.QR, Reason.INTERNAL, message),),
         qr_text=qr_text,
     )
 

@@ -143,6 +143,22 @@ def test_non_text_input_is_clean(dsc_trust: TrustStore) -> None:
     _assert_clean(v, "prefix", Reason.PREFIX_MISSING)
 
 
+def test_internal_error_is_a_verdict(
+    dsc_trust: TrustStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug inside a check still gives a verdict (and CLI exit 2), never a traceback."""
+    from verifier import hc1
+
+    def broken(*_: object) -> None:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(hc1.codec, "b45decode", broken)
+    v = verify_qr_text("HC1:ABC", dsc_trust, now=NOW)
+    assert v.reasons == (Reason.INTERNAL,) and v.stage_failed == "qr" and not v.valid
+    assert cli.exit_code(v) == 2
+    json.loads(v.to_json())
+
+
 def test_unknown_alg(test_pki: Pki, dsc_trust: TrustStore) -> None:
     for alg in (-8, -35, 999, "ES256"):
         v = verify_qr_text(make_hc1(test_pki.dsc_ec, now=NOW, alg=alg), dsc_trust, now=NOW)  # type: ignore[arg-type]
