@@ -203,14 +203,31 @@ def register_trust(subparsers: Any) -> None:
 
 
 def _register_optional(subparsers: Any, module_name: str) -> None:
-    """Call ``module.register(subparsers)`` if that module is installed."""
+    """Call ``module.register(subparsers)`` if that module is installed.
+
+    A module that is present but broken must not take ``qr`` down with it:
+    its command is replaced by one that reports the problem (exit 2).
+    """
     try:
         found = importlib.util.find_spec(module_name) is not None
     except ModuleNotFoundError:
         found = False
-    if found:
+    if not found:
+        return
+    try:
         register: Callable[[Any], None] = importlib.import_module(module_name).register
         register(subparsers)
+    except Exception as err:
+        command = module_name.split(".")[-2]
+        problem = f"the {command} command is unavailable: {type(err).__name__}: {err}"
+
+        def unavailable(_: argparse.Namespace) -> int:
+            raise ConfigError(problem)
+
+        if command not in subparsers.choices:
+            broken = subparsers.add_parser(command, help=f"({problem})", add_help=False)
+            broken.add_argument("rest", nargs=argparse.REMAINDER)
+            broken.set_defaults(run=unavailable)
 
 
 def build_parser() -> argparse.ArgumentParser:

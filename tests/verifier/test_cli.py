@@ -140,3 +140,21 @@ def test_real_process(test_pki: Pki, dsc_pem: str, tmp_path: Path) -> None:
         and json.loads(bad.stdout)["valid"] is False
         and "Traceback" not in bad.stderr
     )
+
+
+def test_broken_optional_subcommand_does_not_break_qr(
+    test_pki: Pki, dsc_pem: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plug-in subcommand that fails to import leaves `qr` working and itself reports exit 2."""
+    pkg = tmp_path / "plug" / "brokenpkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "cli.py").write_text("raise RuntimeError('half-installed')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "plug"))
+    monkeypatch.setattr("verifier.cli.OPTIONAL_SUBCOMMANDS", ("brokenpkg.cli",))
+    code, _, _ = _cli(
+        "qr", "--trust", dsc_pem, "--at", NOW.isoformat(), make_hc1(test_pki.dsc_ec, now=NOW)
+    )
+    assert code == 0
+    code, _, err = _cli("brokenpkg", "x.pdf")
+    assert code == 2 and "half-installed" in err and err.count("\n") == 1
