@@ -21,6 +21,7 @@ import argparse
 import datetime as dt
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -249,7 +250,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
-        return int(run(args))
+        code = int(run(args))
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
     except PassportError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_ERROR
