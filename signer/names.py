@@ -99,11 +99,13 @@ def _word(word: str) -> str:
     return _NOT_ICAO.sub("", letters.upper())
 
 
+@lru_cache(maxsize=65536)
 def icao_transliterate(text: str, *, max_length: int = MAX_NAME) -> str:
     """ICAO 9303 machine-readable form: ``A-Z`` and ``<`` only.
 
     Words are joined by ``<``; apostrophes and other punctuation vanish
-    ("O'Neil" -> "ONEIL"); the result is cut at ``max_length``.
+    ("O'Neil" -> "ONEIL"); the result is cut at ``max_length``. Cached:
+    family names and given-name sequences repeat a lot.
     """
     words = [_word(w) for w in _SEPARATORS.split(unicodedata.normalize("NFC", text))]
     joined = "<".join(w for w in words if w)
