@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import re
 import unicodedata
@@ -177,8 +178,10 @@ def _has_bad_encoding(text: str) -> bool:
     return False
 
 
-def _read_jsonl(fh: TextIO, cmap: _ColumnMap) -> Iterator[Record | RowProblem]:
-    for lineno, line in enumerate(fh, start=1):
+def _read_jsonl(
+    fh: Iterable[str], cmap: _ColumnMap, line_offset: int = 0
+) -> Iterator[Record | RowProblem]:
+    for lineno, line in enumerate(fh, start=1 + line_offset):
         if not line.strip():
             continue
         if _has_bad_encoding(line):
@@ -307,7 +310,9 @@ def _resolve_header(
     return fields, doses
 
 
-def _read_csv(fh: TextIO, cmap: _ColumnMap, where: str) -> Iterator[Record | RowProblem]:
+def _read_csv(
+    fh: Iterable[str], cmap: _ColumnMap, where: str, line_offset: int = 0
+) -> Iterator[Record | RowProblem]:
     reader = csv.reader(fh)
     try:
         header = next(reader)
@@ -325,9 +330,9 @@ def _read_csv(fh: TextIO, cmap: _ColumnMap, where: str) -> Iterator[Record | Row
         except StopIteration:
             return
         except csv.Error as err:
-            yield RowProblem(reader.line_num, "bad_csv", f"malformed CSV: {err}")
+            yield RowProblem(reader.line_num + line_offset, "bad_csv", f"malformed CSV: {err}")
             continue
-        lineno = reader.line_num
+        lineno = reader.line_num + line_offset
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         rid = (
@@ -369,3 +374,107 @@ def write_jsonl(records: Iterable[Record], fh: TextIO) -> int:
         fh.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
         n += 1
     return n
+
+
+# -- parallel reading (added for signer.cleaning) ---------------------------
+
+
+def split_for_parallel(path: str | Path, parts: int) -> list[tuple[int, int, int]]:
+    """Cut a records file into up to ``parts`` byte ranges ``(start, end, first_line)``.
+
+    Cuts fall at line starts outside quoted CSV fields (an even number of
+    ``"`` before the cut, RFC 4180 quoting), so that
+    :func:`read_records_range` over all ranges yields what
+    :func:`read_records` yields, with the same line numbers.
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        fh = p.open("rb")
+    except OSError as err:
+        raise ConfigError(f"cannot open {p}: {err.strerror}") from None
+    targets = [size * k // parts for k in range(1, parts)]
+    cuts: list[tuple[int, int]] = [(0, 1)]
+    with fh:
+        buf = b""
+        base = lines = quotes = 0  # base: file offset of buf[0]
+        eof = False
+        for target in targets:
+            if target <= cuts[-1][0]:
+                continue
+            found = False
+            while not found:
+                start = 0
+                while True:
+                    nl = buf.find(b"\n", start)
+                    if nl < 0:
+                        break
+                    quotes += buf.count(b'"', start, nl + 1)
+                    lines += 1
+                    start = nl + 1
+                    if base + start > target and quotes % 2 == 0:
+                        cuts.append((base + start, lines + 1))
+                        found = True
+                        break
+                buf, base = buf[start:], base + start
+                if found:
+                    break
+                if eof:
+                    break
+                block = fh.read(1 << 20)
+                eof = not block
+                buf += block
+            if not found:
+                break
+    ranges = []
+    for i, (start, first_line) in enumerate(cuts):
+        end = cuts[i + 1][0] if i + 1 < len(cuts) else size
+        if end > start:
+            ranges.append((start, end, first_line))
+    return ranges or [(0, size, 1)]
+
+
+def _range_lines(p: Path, start: int, end: int) -> Iterator[str]:
+    with p.open("rb") as fh:
+        fh.seek(start)
+        pos = start
+        first = start == 0
+        for raw in fh:
+            if pos >= end:
+                return
+            pos += len(raw)
+            line = raw.decode("utf-8", "surrogateescape")
+            if first:
+                line = line.removeprefix("\ufeff")
+                first = False
+            yield line
+
+
+def read_records_range(
+    path: str | Path, start: int, end: int, first_line: int, *, column_map: str | None = None
+) -> Iterator[Record | RowProblem]:
+    """Stream the records of one range from :func:`split_for_parallel`.
+
+    Same results and line numbers as :func:`read_records` over that part of
+    the file; a CSV range after the first reads the header from the file's
+    first line.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"records file not found: {p}")
+    suffix = p.suffix.lower()
+    cmap = load_column_map(column_map)
+    try:
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            yield from _read_jsonl(_range_lines(p, start, end), cmap, first_line - 1)
+        elif suffix in (".csv", ".txt"):
+            if start == 0:
+                yield from _read_csv(_range_lines(p, start, end), cmap, str(p))
+            else:
+                header = next(_range_lines(p, 0, 1), "")
+                lines = itertools.chain([header], _range_lines(p, start, end))
+                yield from _read_csv(lines, cmap, str(p), first_line - 2)
+        else:
+            raise ConfigError(f"{p}: unknown records format (use .jsonl or .csv)")
+    except OSError as err:
+        raise ConfigError(f"cannot read {p}: {err.strerror}") from None

@@ -27,9 +27,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 import re
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from itertools import groupby
@@ -107,7 +105,30 @@ class Summary:
         if foreign and not codes:
             self.foreign_verified += 1
 
-    def to_json(self, *, now: dt.datetime, records: str, registry: dict[str, Any], files: dict[str, int]) -> dict[str, Any]:
+    def merge(self, other: Summary) -> None:
+        """Add another worker's counters."""
+        for unit in ("subjects", "doses"):
+            for k in COUNT_KEYS:
+                self.total[unit][k] += other.total[unit][k]
+        for prov, communes in other.places.items():
+            mine = self.places.setdefault(prov, {})
+            for comm, counts in communes.items():
+                if comm not in mine:
+                    mine[comm] = counts
+                    continue
+                for unit in ("subjects", "doses"):
+                    for k in COUNT_KEYS:
+                        mine[comm][unit][k] += counts[unit][k]
+        for c, n in other.reasons.items():
+            self.reasons[c] = self.reasons.get(c, 0) + n
+        self.reused += other.reused
+        self.rechecked += other.rechecked
+        self.newly_verified += other.newly_verified
+        self.foreign_verified += other.foreign_verified
+
+    def to_json(
+        self, *, now: dt.datetime, records: str, registry: dict[str, Any], files: dict[str, int], workers: int = 1
+    ) -> dict[str, Any]:
         provinces = []
         for prov in sorted(self.places):
             communes = self.places[prov]
@@ -136,6 +157,7 @@ class Summary:
             },
             "reasons": dict(sorted(self.reasons.items(), key=lambda kv: -kv[1])),
             "files": files,
+            "workers": workers,
             "by_province": provinces,
         }
 
@@ -209,31 +231,42 @@ class _Writers:
         return n
 
 
-def _rows(conn: sqlite3.Connection) -> Iterator[tuple[Any, ...]]:
-    cur = conn.execute(
-        "SELECT place, province, commune, line, record_id, record, codes, fields, suggestion, registry_id "
-        "FROM flagged ORDER BY place, line"
-    )
-    while True:
-        batch = cur.fetchmany(5000)
-        if not batch:
-            return
-        yield from batch
+def _rows(scratches: list[Path], part: int) -> Iterator[tuple[Any, ...]]:
+    conn = sqlite3.connect(":memory:")
+    try:
+        selects = []
+        for i, path in enumerate(scratches):
+            conn.execute(f"ATTACH DATABASE ? AS s{i}", (str(path),))
+            selects.append(
+                "SELECT place, province, commune, line, record_id, record, codes, fields, suggestion, "
+                f"registry_id FROM s{i}.flagged WHERE part = {part}"
+            )
+        cur = conn.execute(" UNION ALL ".join(selects) + " ORDER BY place, line")
+        while True:
+            batch = cur.fetchmany(5000)
+            if not batch:
+                return
+            yield from batch
+    finally:
+        conn.close()
 
 
 def write_reconciliation(
-    conn: sqlite3.Connection,
+    scratches: list[Path],
     target: Path,
     tables: Tables,
     registry: Any,
     *,
+    part: int = 0,
     formats: tuple[str, ...] = ("csv", "xlsx"),
     show_registry_values: bool = False,
 ) -> dict[str, int]:
-    """Write the lists into ``target`` (replaced as a whole); returns file counts."""
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    """Write the lists of one share of the communes into the directory ``target``.
+
+    ``scratches`` are the workers' flagged-record files; communes are shared
+    out by the ``part`` column (a hash of the place), row problems go with
+    part 0. Returns file counts.
+    """
     header = ["line", *RECORD_COLUMNS, "doses", "reason_codes", "reasons_vi", "reasons_en",
               "differing_fields", "suggested_id"]  # fmt: skip
     if show_registry_values:
@@ -241,42 +274,34 @@ def write_reconciliation(
                    "suggested_full_name", "suggested_date_of_birth", "suggested_sex"]  # fmt: skip
     counts = {"communes": 0, "files": 0, "flagged_records": 0, "unreadable_rows": 0}
     reasons = tables.reasons
-    try:
-        for place, group in groupby(_rows(conn), key=lambda r: r[0]):
-            if place == "":
-                counts["files"] += _write_unreadable(tmp / "_unreadable-rows.csv", group, tables, counts)
-                continue
-            rows = list(group)
-            first = rows[0]
-            prov_dir = _slug(first[1])
-            writers = _Writers(tmp / prov_dir / _slug(first[2]), header, formats)
-            counts["communes"] += 1
-            entries: dict[str, Any] = {}
+    for place, group in groupby(_rows(scratches, part), key=lambda r: r[0]):
+        if place == "":
+            counts["files"] += _write_unreadable(target / "_unreadable-rows.csv", group, tables, counts)
+            continue
+        rows = list(group)
+        first = rows[0]
+        writers = _Writers(target / _slug(first[1]) / _slug(first[2]), header, formats)
+        counts["communes"] += 1
+        entries: dict[str, Any] = {}
+        if show_registry_values:
+            entries = registry.lookup([r[9] for r in rows if r[9]] + [r[8] for r in rows if r[8]])
+        for _, _, _, line, _rid, rec_json, codes, fields, sugg, reg_id in rows:
+            rec = json.loads(rec_json)
+            code_list = codes.split(";") if codes else []
+            values: list[Any] = [line, *(rec.get(k, "") for k in RECORD_COLUMNS), _dose_text(rec),
+                                 " ".join(code_list),
+                                 "; ".join(reasons[c].vi for c in code_list),
+                                 "; ".join(reasons[c].en for c in code_list),
+                                 fields.replace(";", " "), sugg]  # fmt: skip
             if show_registry_values:
-                entries = registry.lookup([r[9] for r in rows if r[9]] + [r[8] for r in rows if r[8]])
-            for _, _, _, line, _rid, rec_json, codes, fields, sugg, reg_id in rows:
-                rec = json.loads(rec_json)
-                code_list = codes.split(";") if codes else []
-                values: list[Any] = [line, *(rec.get(k, "") for k in RECORD_COLUMNS), _dose_text(rec),
-                                     " ".join(code_list),
-                                     "; ".join(reasons[c].vi for c in code_list),
-                                     "; ".join(reasons[c].en for c in code_list),
-                                     fields.replace(";", " "), sugg]  # fmt: skip
-                if show_registry_values:
-                    own = entries.get(reg_id) if reg_id and fields else None
-                    other = entries.get(sugg) if sugg else None
-                    values += [own.full_name if own else "", own.date_of_birth if own else "", own.sex if own else "",
-                               other.full_name if other else "", other.date_of_birth if other else "",
-                               other.sex if other else ""]  # fmt: skip
-                writers.row(values)
-                counts["flagged_records"] += 1
-            counts["files"] += writers.close()
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+                own = entries.get(reg_id) if reg_id and fields else None
+                other = entries.get(sugg) if sugg else None
+                values += [own.full_name if own else "", own.date_of_birth if own else "", own.sex if own else "",
+                           other.full_name if other else "", other.date_of_birth if other else "",
+                           other.sex if other else ""]  # fmt: skip
+            writers.row(values)
+            counts["flagged_records"] += 1
+        counts["files"] += writers.close()
     return counts
 
 

@@ -41,9 +41,9 @@ from signer.records import load_column_map, normalize_sex
 from verifier.errors import ConfigError
 
 from .checks import RegistryEntry
-from .text import name_fold, place_key
+from .text import commune_key, name_fold, place_key
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 BATCH = 1000
 COLUMNS = ("id_number", "full_name", "date_of_birth", "sex", "province", "commune")
 _DMY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
@@ -92,7 +92,7 @@ def _norm_dob(value: str) -> str:
 @lru_cache(maxsize=65536)
 def place_of(province: str, commune: str) -> str:
     """Look-up key of a place: folded province and commune without prefixes."""
-    return place_key(province) + "|" + place_key(commune)
+    return place_key(province) + "|" + commune_key(commune)
 
 
 def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats: list[int]) -> Iterator[tuple[str, ...]]:

@@ -6,18 +6,26 @@
     ...                      out_dir="out", now=dt.datetime.now(dt.UTC)))  # doctest: +SKIP
     >>> summary["totals"]["subjects"]["verified"]                           # doctest: +SKIP
 
-Records are read with :func:`signer.records.read_records` and handled in
-chunks of :data:`CHUNK`: pure checks (:mod:`.checks`), one batched registry
-look-up per chunk, one batched results-store look-up (:mod:`.store`). The
-run keeps in memory only the chunk and per-commune counters, so memory
-does not grow with the input. Flagged records go to a scratch SQLite file
-and become the per-commune reconciliation lists at the end (:mod:`.outputs`).
+1. The registry is indexed (or the index reused), see :mod:`.registry`.
+2. The export is cut into byte ranges (:func:`signer.records.split_for_parallel`),
+   one per worker process (``workers``, default 2 for big files, 1 for small).
+   Each worker streams its range with :func:`signer.records.read_records_range`
+   in chunks of :data:`CHUNK`: the pure checks (:mod:`.checks`), one batched
+   registry look-up and one batched results-store look-up (:mod:`.store`) per
+   chunk. A worker keeps only the chunk and per-commune counters in memory,
+   so memory does not grow with the input; flagged records go to a scratch
+   SQLite file.
+3. The parts are joined and the per-commune reconciliation lists written
+   (:mod:`.outputs`), communes shared out between the workers.
 
-Outputs in ``out_dir`` (each written to a temp name, then renamed):
+Outputs in ``out_dir`` (each written under a temp name, then renamed):
 ``verified.jsonl`` (every verified record, ``verified`` stamped),
-``verified-new.jsonl`` (those not verified by an earlier run),
-``reconciliation/<province>/<commune>.csv|.xlsx``,
+``verified-new.jsonl`` (those not verified by an earlier run: what the
+signer still has to sign), ``reconciliation/<province>/<commune>.csv|.xlsx``,
 ``reconciliation/_unreadable-rows.csv``, ``summary.json``.
+
+Known limit: a record ID repeated in two workers' ranges is not caught as a
+duplicate (each worker remembers the IDs of its own range).
 """
 
 from __future__ import annotations
@@ -25,19 +33,27 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import multiprocessing
 import os
+import shutil
 import sqlite3
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+import zlib
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from signer.records import Record, RowProblem, read_records, record_fingerprint
+from signer.records import (
+    Record,
+    RowProblem,
+    read_records_range,
+    record_fingerprint,
+    split_for_parallel,
+)
+from verifier.errors import ConfigError
 
 from .checks import (
     DIFFERING_FIELD,
-    RegistryEntry,
     check_record,
     compare_with_registry,
     dates_agree,
@@ -45,7 +61,7 @@ from .checks import (
     needs_registry,
 )
 from .outputs import Summary, write_reconciliation
-from .registry import Registry, open_registry, place_of
+from .registry import IndexInfo, Registry, open_registry, place_of
 from .store import ResultStore
 from .tables import Tables, load_tables
 from .text import name_fold
@@ -53,12 +69,19 @@ from .text import name_fold
 log = logging.getLogger("signer.cleaning")
 CHUNK = 2000
 CHECKS_VERSION = "1"
+PARALLEL_MIN_BYTES = 4 << 20
 ROW_REASONS = {"column_count", "bad_encoding", "bad_json", "bad_csv", "bad_number", "bad_sex", "bad_doses"}
 _SUGGEST_WHEN = frozenset(
     {"id_missing", "id_format", "cccd_province_unknown", "cccd_sex_mismatch", "cccd_birth_year_mismatch",
      "registry_not_found", "registry_name_mismatch", "registry_dob_mismatch"}
 )  # fmt: skip
 _NO_SUGGESTION_WHEN = frozenset({"name_missing", "dob_missing", "dob_format", "dob_invalid_date"})
+_ID_ONLY = (("record_id_missing",), ("record_id_duplicate",))
+
+
+def row_code(reason: str) -> str:
+    """Reason code of a row the reader could not use (RowProblem.reason)."""
+    return f"row_{reason}" if reason in ROW_REASONS else "row_other"
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,22 @@ class CheckOptions:
     show_registry_values: bool = False  # authorised staff only: registry values in the lists
     formats: tuple[str, ...] = ("csv", "xlsx")
     rebuild_index: bool = False
+    workers: int = 0  # 0 = automatic
+
+
+@dataclass(frozen=True)
+class _Task:
+    part: int
+    parts: int
+    start: int
+    end: int
+    first_line: int
+    opts: CheckOptions
+    index: IndexInfo
+    context: str
+    run: int
+    store_path: Path
+    today: dt.date
 
 
 @dataclass
@@ -81,15 +120,6 @@ class _Verdict:
     fields: tuple[str, ...] = ()
     suggestion: str = ""
     reused: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _chunks(items: Iterator[Record | RowProblem], size: int) -> Iterator[list[Record | RowProblem]]:
-    while True:
-        chunk = list(islice(items, size))
-        if not chunk:
-            return
-        yield chunk
 
 
 def _suggest(rec: Record, codes: tuple[str, ...], registry: Registry) -> str:
@@ -106,57 +136,207 @@ def _suggest(rec: Record, codes: tuple[str, ...], registry: Registry) -> str:
 class _Scratch:
     """Flagged records on disk until the reconciliation lists are written."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, parts: int):
         path.unlink(missing_ok=True)
         self.path = path
+        self.parts = parts
         self.conn = sqlite3.connect(path, isolation_level=None)
         self.conn.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
-            "CREATE TABLE flagged(place TEXT, province TEXT, commune TEXT, line INTEGER, record_id TEXT, "
-            "record TEXT, codes TEXT, fields TEXT, suggestion TEXT, registry_id TEXT);"
+            "CREATE TABLE flagged(part INTEGER, place TEXT, province TEXT, commune TEXT, line INTEGER, "
+            "record_id TEXT, record TEXT, codes TEXT, fields TEXT, suggestion TEXT, registry_id TEXT);"
+            "CREATE TABLE seen(record_id TEXT PRIMARY KEY) WITHOUT ROWID;"
         )
         self.rows: list[tuple[Any, ...]] = []
 
     def add(self, province: str, commune: str, *row: Any) -> None:
         place = place_of(province, commune) if province or commune else ""
-        self.rows.append((place, province, commune, *row))
+        part = zlib.crc32(place.encode()) % self.parts if place else 0
+        self.rows.append((part, place, province, commune, *row))
+
+    def seen_before(self, ids: list[str]) -> set[str]:
+        """The IDs already met in this run by this worker; then remembers ``ids``."""
+        out: set[str] = set()
+        for i in range(0, len(ids), 1000):
+            part = ids[i : i + 1000]
+            q = "SELECT record_id FROM seen WHERE record_id IN (" + ",".join("?" * len(part)) + ")"
+            out.update(r[0] for r in self.conn.execute(q, part))
+        self.conn.execute("BEGIN")
+        self.conn.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((r,) for r in ids))
+        self.conn.execute("COMMIT")
+        return out
 
     def flush(self) -> None:
         if self.rows:
             self.conn.execute("BEGIN")
-            self.conn.executemany("INSERT INTO flagged VALUES (?,?,?,?,?,?,?,?,?,?)", self.rows)
+            self.conn.executemany("INSERT INTO flagged VALUES (?,?,?,?,?,?,?,?,?,?,?)", self.rows)
             self.conn.execute("COMMIT")
             self.rows.clear()
 
     def close(self) -> None:
+        self.flush()
         self.conn.close()
-        self.path.unlink(missing_ok=True)
 
 
-def _check_chunk(
-    records: list[Record], registry: Registry, tables: Tables, today: dt.date
-) -> dict[int, _Verdict]:
-    """Checks + registry for records needing a (re-)check; keyed by list index."""
-    verdicts: dict[int, _Verdict] = {}
-    base: dict[int, tuple[str, ...]] = {}
-    for i, rec in enumerate(records):
-        base[i] = check_record(rec, today=today, tables=tables)
-    wanted = [rec.id_number for i, rec in enumerate(records) if needs_registry(rec, base[i])]
-    found = registry.lookup(wanted)
-    for i, rec in enumerate(records):
-        codes = base[i]
+def _check_chunk(records: list[Record], registry: Registry, tables: Tables, today: dt.date) -> list[_Verdict]:
+    """Checks + registry for records needing a (re-)check."""
+    base = [check_record(rec, today=today, tables=tables) for rec in records]
+    asks = [needs_registry(rec, codes) for rec, codes in zip(records, base, strict=True)]
+    found = registry.lookup([rec.id_number for rec, ask in zip(records, asks, strict=True) if ask])
+    out = []
+    for rec, codes, ask in zip(records, base, asks, strict=True):
         fields: tuple[str, ...] = ()
-        if needs_registry(rec, codes):
-            entry: RegistryEntry | None = found.get(rec.id_number)
+        if ask:
+            entry = found.get(rec.id_number)
             if entry is None:
                 codes += ("registry_not_found",)
             else:
                 extra = compare_with_registry(rec, entry)
-                codes += extra
-                fields = tuple(dict.fromkeys(DIFFERING_FIELD[c] for c in extra))
-        suggestion = _suggest(rec, codes, registry) if codes else ""
-        verdicts[i] = _Verdict(codes, fields, suggestion)
-    return verdicts
+                if extra:
+                    codes += extra
+                    fields = tuple(dict.fromkeys(DIFFERING_FIELD[c] for c in extra))
+        out.append(_Verdict(codes, fields, _suggest(rec, codes, registry) if codes else ""))
+    return out
+
+
+def _part_paths(out: Path, part: int) -> dict[str, Path]:
+    return {
+        "verified": out / f".part{part}-verified.jsonl",
+        "new": out / f".part{part}-verified-new.jsonl",
+        "scratch": out / f".part{part}-flagged.sqlite",
+    }
+
+
+def _work(task: _Task) -> Summary:
+    """Check one range of the export (runs in a worker process or inline)."""
+    opts = task.opts
+    tables = load_tables()
+    out = Path(opts.out_dir)
+    paths = _part_paths(out, task.part)
+    registry = Registry(task.index)
+    store = ResultStore(task.store_path, context=task.context, run=task.run)
+    scratch = _Scratch(paths["scratch"], task.parts)
+    summary = Summary(tables)
+    items = read_records_range(opts.records, task.start, task.end, task.first_line, column_map=opts.column_map)
+    try:
+        with (
+            paths["verified"].open("w", encoding="utf-8") as vfh,
+            paths["new"].open("w", encoding="utf-8") as nfh,
+        ):
+            while chunk := list(islice(items, CHUNK)):
+                _do_chunk(chunk, task, registry, store, scratch, summary, tables, vfh, nfh)
+                if _STORE_LOCK is not None:
+                    with _STORE_LOCK:  # one writer at a time: no SQLite busy waits
+                        store.flush()
+                else:
+                    store.flush()
+                scratch.flush()
+    finally:
+        scratch.close()
+        store.close()
+        registry.close()
+    return summary
+
+
+def _do_chunk(
+    chunk: list[Record | RowProblem],
+    task: _Task,
+    registry: Registry,
+    store: ResultStore,
+    scratch: _Scratch,
+    summary: Summary,
+    tables: Tables,
+    vfh: Any,
+    nfh: Any,
+) -> None:
+    records: list[Record] = []
+    for x in chunk:
+        if isinstance(x, Record):
+            records.append(x)
+            continue
+        code = row_code(x.reason)
+        scratch.add("", "", x.line, x.record_id, json.dumps({"message": x.message}), code, "", "", "")
+        summary.add("", "", (code,), 0)
+    fps = [record_fingerprint(r) for r in records]
+    ids = [r.record_id for r in records if r.record_id]
+    stored = store.get(ids)
+    earlier = scratch.seen_before(ids)
+    seen: set[str] = set()
+    to_check: list[int] = []
+    verdicts: list[_Verdict | None] = [None] * len(records)
+    for i, rec in enumerate(records):
+        rid = rec.record_id
+        prev = stored.get(rid) if rid else None
+        if not rid:
+            verdicts[i] = _Verdict(_ID_ONLY[0])
+        elif rid in seen or rid in earlier:
+            verdicts[i] = _Verdict(_ID_ONLY[1])
+        elif prev is not None and store.reusable(prev, fps[i]):
+            verdicts[i] = _Verdict(prev.codes, prev.fields, prev.suggestion, reused=True)
+        else:
+            to_check.append(i)
+        seen.add(rid)
+    if to_check:
+        checked = _check_chunk([records[i] for i in to_check], registry, tables, task.today)
+        for i, fresh in zip(to_check, checked, strict=True):
+            verdicts[i] = fresh
+    for i, rec in enumerate(records):
+        v = verdicts[i]
+        assert v is not None
+        rid = rec.record_id
+        if not v.reused and v.codes not in _ID_ONLY:
+            store.put(rid, fps[i], v.codes, v.fields, v.suggestion)
+        summary.add(rec.province, rec.commune, v.codes, len(rec.doses), reused=v.reused, foreign=not is_citizen(rec))
+        if not v.codes:
+            obj = rec.to_json()
+            obj["verified"] = fps[i]
+            line = json.dumps(obj, ensure_ascii=False) + "\n"
+            vfh.write(line)
+            prev = stored.get(rid)
+            if prev is None or prev.codes or prev.fingerprint != fps[i]:
+                nfh.write(line)
+                summary.newly_verified += 1
+        else:
+            scratch.add(
+                rec.province, rec.commune, rec.line, rid, json.dumps(rec.to_json(), ensure_ascii=False),
+                ";".join(v.codes), ";".join(v.fields), v.suggestion,
+                rec.id_number if needs_registry(rec, v.codes) else "",
+            )  # fmt: skip
+
+
+def _recon(args: tuple[CheckOptions, list[Path], Path, int, IndexInfo]) -> dict[str, int]:
+    opts, scratches, tmp, part, index = args
+    with Registry(index) as registry:
+        return write_reconciliation(
+            scratches, tmp, load_tables(), registry, part=part,
+            formats=opts.formats, show_registry_values=opts.show_registry_values,
+        )  # fmt: skip
+
+
+_STORE_LOCK: Any = None
+
+
+def _init_worker(lock: Any) -> None:
+    global _STORE_LOCK
+    _STORE_LOCK = lock
+
+
+def _map(fn: Any, tasks: list[Any]) -> list[Any]:
+    """Run ``fn`` over the tasks, in worker processes when there are several."""
+    if len(tasks) == 1:
+        return [fn(tasks[0])]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(len(tasks), initializer=_init_worker, initargs=(ctx.Lock(),)) as pool:
+        return pool.map(fn, tasks)
+
+
+def _concat(parts: list[Path], target: Path) -> None:
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    with tmp.open("wb") as dst:
+        for p in parts:
+            with p.open("rb") as src:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    os.replace(tmp, target)
 
 
 def run_checks(opts: CheckOptions) -> dict[str, Any]:
@@ -167,111 +347,72 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
     """
     tables = load_tables()
     today = opts.now.astimezone(dt.UTC).date()
-    out = Path(opts.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state_dir = Path(opts.state_dir) if opts.state_dir else out / "state"
-    items = read_records(opts.records, column_map=opts.column_map)  # raises on a missing file
-    registry = open_registry(opts.registry, state_dir=state_dir, table=opts.registry_table, rebuild=opts.rebuild_index)
-    with registry:
-        return _run(opts, tables, today, out, state_dir, items, registry)
-
-
-def _run(
-    opts: CheckOptions,
-    tables: Tables,
-    today: dt.date,
-    out: Path,
-    state_dir: Path,
-    items: Iterator[Record | RowProblem],
-    registry: Registry,
-) -> dict[str, Any]:
-    log.info("registry index: %d people (%s)", registry.info.rows, "reused" if registry.info.reused else "built")
-    context = f"{CHECKS_VERSION}:{tables.fingerprint}:{registry.signature}"
-    store = ResultStore(state_dir / "results.sqlite", context=context)
-    scratch = _Scratch(out / f".flagged-{os.getpid()}.sqlite")
-    summary = Summary(tables)
-    tmp = f".tmp-{os.getpid()}"
-    verified_path, new_path = out / "verified.jsonl", out / "verified-new.jsonl"
-    seen_in_chunk: set[str] = set()
+    records = Path(opts.records)
+    if not records.is_file():
+        raise ConfigError(f"records file not found: {records}")
+    if records.suffix.lower() not in (".jsonl", ".ndjson", ".json", ".csv", ".txt"):
+        raise ConfigError(f"{records}: unknown records format (use .jsonl or .csv)")
     try:
-        with (
-            open(verified_path.with_name(verified_path.name + tmp), "w", encoding="utf-8") as vfh,
-            open(new_path.with_name(new_path.name + tmp), "w", encoding="utf-8") as nfh,
-        ):
-            for chunk in _chunks(items, CHUNK):
-                problems = [x for x in chunk if isinstance(x, RowProblem)]
-                records = [x for x in chunk if isinstance(x, Record)]
-                for p in problems:
-                    code = f"row_{p.reason}" if p.reason in ROW_REASONS else "row_other"
-                    scratch.add("", "", p.line, p.record_id, json.dumps({"message": p.message}), code, "", "", "")
-                    summary.add("", "", (code,), 0)
-                fps = [record_fingerprint(r) for r in records]
-                stored = store.get([r.record_id for r in records if r.record_id])
-                seen_in_chunk.clear()
-                to_check: list[int] = []
-                verdicts: dict[int, _Verdict] = {}
-                for i, rec in enumerate(records):
-                    rid = rec.record_id
-                    prev = stored.get(rid) if rid else None
-                    if not rid:
-                        verdicts[i] = _Verdict(("record_id_missing",))
-                    elif rid in seen_in_chunk or (prev is not None and prev.run == store.run):
-                        verdicts[i] = _Verdict(("record_id_duplicate",))
-                    elif prev is not None and store.reusable(prev, fps[i]):
-                        verdicts[i] = _Verdict(prev.codes, prev.fields, prev.suggestion, reused=True)
-                        store.touch(rid)
-                    else:
-                        to_check.append(i)
-                    seen_in_chunk.add(rid)
-                if to_check:
-                    sub = [records[i] for i in to_check]
-                    for j, v in _check_chunk(sub, registry, tables, today).items():
-                        verdicts[to_check[j]] = v
-                for i, rec in enumerate(records):
-                    v = verdicts[i]
-                    rid = rec.record_id
-                    if not v.reused and v.codes not in (("record_id_missing",), ("record_id_duplicate",)):
-                        store.put(rid, fps[i], v.codes, v.fields, v.suggestion)
-                    summary.add(rec.province, rec.commune, v.codes, len(rec.doses), reused=v.reused,
-                                foreign=not is_citizen(rec))  # fmt: skip
-                    if not v.codes:
-                        line = json.dumps(replace(rec, verified=fps[i]).to_json(), ensure_ascii=False) + "\n"
-                        vfh.write(line)
-                        prev = stored.get(rid)
-                        if prev is None or prev.codes or prev.fingerprint != fps[i]:
-                            nfh.write(line)
-                            summary.newly_verified += 1
-                    else:
-                        scratch.add(
-                            rec.province, rec.commune, rec.line, rid,
-                            json.dumps(rec.to_json(), ensure_ascii=False),
-                            ";".join(v.codes), ";".join(v.fields), v.suggestion,
-                            rec.id_number if needs_registry(rec, v.codes) else "",
-                        )  # fmt: skip
-                store.flush()
-                scratch.flush()
-        os.replace(verified_path.with_name(verified_path.name + tmp), verified_path)
-        os.replace(new_path.with_name(new_path.name + tmp), new_path)
-        files = write_reconciliation(
-            scratch.conn, out / "reconciliation", tables, registry,
-            formats=opts.formats, show_registry_values=opts.show_registry_values,
-        )  # fmt: skip
-    except BaseException:
-        for path in (verified_path, new_path):
-            path.with_name(path.name + tmp).unlink(missing_ok=True)
-        raise
+        with records.open("rb") as fh:
+            fh.read(1)
+    except OSError as err:
+        raise ConfigError(f"cannot read {records}: {err.strerror}") from None
+    out = Path(opts.out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create {out}: {err.strerror}") from None
+    state_dir = Path(opts.state_dir) if opts.state_dir else out / "state"
+    with open_registry(
+        opts.registry, state_dir=state_dir, table=opts.registry_table, rebuild=opts.rebuild_index
+    ) as registry:
+        index = registry.info
+        context = f"{CHECKS_VERSION}:{tables.fingerprint}:{registry.signature}"
+    log.info("registry index: %d people (%s)", index.rows, "reused" if index.reused else "built")
+    store_path = state_dir / "results.sqlite"
+    store = ResultStore(store_path, context=context)
+    run = store.run
+    store.close()
+
+    workers = opts.workers or (min(2, os.cpu_count() or 1) if records.stat().st_size >= PARALLEL_MIN_BYTES else 1)
+    ranges = split_for_parallel(records, workers)
+    tasks = [
+        _Task(k, len(ranges), s, e, first, opts, index, context, run, store_path, today)
+        for k, (s, e, first) in enumerate(ranges)
+    ]
+    part_paths = [_part_paths(out, t.part) for t in tasks]
+    recon_tmp = out / f"reconciliation.tmp-{os.getpid()}"
+    try:
+        summaries = _map(_work, tasks)
+        summary: Summary = summaries[0]
+        for other in summaries[1:]:
+            summary.merge(other)
+        shutil.rmtree(recon_tmp, ignore_errors=True)
+        recon_tmp.mkdir()
+        scratches = [p["scratch"] for p in part_paths]
+        counts = _map(_recon, [(opts, scratches, recon_tmp, k, index) for k in range(len(tasks))])
+        _concat([p["verified"] for p in part_paths], out / "verified.jsonl")
+        _concat([p["new"] for p in part_paths], out / "verified-new.jsonl")
+        target = out / "reconciliation"
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(recon_tmp, target)
     finally:
-        scratch.close()
-        store.close()
+        shutil.rmtree(recon_tmp, ignore_errors=True)
+        for p in part_paths:
+            for path in p.values():
+                path.unlink(missing_ok=True)
+    files = {k: sum(c[k] for c in counts) for k in counts[0]}
     result = summary.to_json(
         now=opts.now,
         records=str(opts.records),
-        registry={"rows": registry.info.rows, "reused_index": registry.info.reused,
-                  "index_seconds": round(registry.info.seconds, 2)},
+        registry={"rows": index.rows, "skipped_rows": index.skipped, "reused_index": index.reused,
+                  "index_seconds": round(index.seconds, 2)},
         files=files,
+        workers=len(tasks),
     )  # fmt: skip
     summary_path = out / "summary.json"
-    tmp_summary = summary_path.with_name(summary_path.name + tmp)
+    tmp_summary = summary_path.with_name(f"{summary_path.name}.tmp-{os.getpid()}")
     tmp_summary.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp_summary, summary_path)
     return result

@@ -40,12 +40,13 @@ class Stored:
 
 
 class ResultStore:
-    def __init__(self, path: str | Path, *, context: str):
+    def __init__(self, path: str | Path, *, context: str, run: int | None = None):
+        """Open (or create) the store; a new run number unless ``run`` is given (workers)."""
         self.path = Path(path)
         self.context = context
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, isolation_level=None)
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=120)
             self._conn.executescript(
                 """
                 PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
@@ -55,14 +56,15 @@ class ResultStore:
                 CREATE TABLE IF NOT EXISTS run(id INTEGER PRIMARY KEY, at TEXT);
                 """
             )
-            self._conn.execute("BEGIN")
-            cur = self._conn.execute("INSERT INTO run(at) VALUES (datetime('now'))")
-            self.run = int(cur.lastrowid or 0)
-            self._conn.execute("COMMIT")
+            if run is None:
+                self._conn.execute("BEGIN IMMEDIATE")
+                cur = self._conn.execute("INSERT INTO run(at) VALUES (datetime('now'))")
+                run = int(cur.lastrowid or 0)
+                self._conn.execute("COMMIT")
+            self.run = run
         except sqlite3.Error as err:
             raise ConfigError(f"results store {self.path}: {err}") from None
         self._pending: list[tuple[str, ...] | tuple[object, ...]] = []
-        self._touched: list[str] = []
 
     def get(self, ids: Sequence[str]) -> dict[str, Stored]:
         out: dict[str, Stored] = {}
@@ -89,24 +91,15 @@ class ResultStore:
             (record_id, fingerprint, self.context, self.run, ";".join(codes), ";".join(fields), suggestion)
         )
 
-    def touch(self, record_id: str) -> None:
-        """Mark a reused result as seen in this run (duplicate detection)."""
-        self._touched.append(record_id)
-
     def flush(self) -> None:
         try:
-            self._conn.execute("BEGIN")
+            self._conn.execute("BEGIN IMMEDIATE")
             if self._pending:
                 self._conn.executemany("INSERT OR REPLACE INTO result VALUES (?,?,?,?,?,?,?)", self._pending)
-            if self._touched:
-                self._conn.executemany(
-                    "UPDATE result SET run = ? WHERE record_id = ?", [(self.run, r) for r in self._touched]
-                )
             self._conn.execute("COMMIT")
         except sqlite3.Error as err:
             raise ConfigError(f"results store {self.path}: {err}") from None
         self._pending.clear()
-        self._touched.clear()
 
     def close(self) -> None:
         self.flush()

@@ -109,6 +109,7 @@ class SynthConfig:
     headers: str = "vi"  # CSV headers: "vi" or "en"
     registry_fmt: str = "csv"  # or "sqlite"
     kinds: tuple[str, ...] = field(default=RECORD_KINDS)
+    keep_originals: bool = False  # truth.jsonl also holds each record before its error ("original")
 
 
 @dataclass(frozen=True)
@@ -358,10 +359,12 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
     writer = _RecordsWriter(records_path, cfg)
     with writer, truth_path.open("w", encoding="utf-8") as truth:
         last_id = ""
+        bad_done: list[str] = []
         for i, p in enumerate(vaccinated):
             if i in bad_at:
                 kinds = ROW_KINDS_CSV if cfg.fmt == "csv" else ROW_KINDS_JSONL
-                kind = rng.choice(kinds)
+                kind = kinds[len(bad_done) % len(kinds)]
+                bad_done.append(kind)
                 line = writer.write_malformed(kind)
                 truth.write(json.dumps({"line": line, "kind": kind, "expected": [kind]}) + "\n")
             foreign = rng.random() < cfg.foreigner_rate
@@ -382,16 +385,20 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
             entry: dict[str, Any] | None = None
             if rng.random() < cfg.error_rate:
                 kind = rng.choice(cfg.kinds)
-                if kind == "passport_format" and foreign:
-                    rec, expected = replace(rec, id_number="AB-12"), ["passport_format"]
-                    applied: tuple[Record, list[str]] | None = (rec, expected)
+                if kind == "passport_format":
+                    nat, name = rng.choice(FOREIGN)
+                    bad = rng.choice(["AB-12", "12345", "C 12/345"])
+                    applied: tuple[Record, list[str]] | None = (
+                        replace(rec, nationality=nat, full_name=name, id_number=bad), ["passport_format"]
+                    )
                 elif kind == "record_id_duplicate" and last_id:
                     applied = (replace(rec, record_id=last_id), ["record_id_duplicate"])
-                elif foreign or kind in ("passport_format", "record_id_duplicate"):
+                elif foreign or kind == "record_id_duplicate":
                     applied = None
                 else:
                     applied = injector.apply(kind, rec)
                 if applied is not None:
+                    original = rec
                     rec, expected = applied
                     suggestion = None
                     if kind in SUGGESTING_KINDS:
@@ -401,6 +408,8 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
                             suggestion = p.id_number
                     entry = {"record_id": rec.record_id, "kind": kind, "expected": expected,
                              "suggestion": suggestion, "line": 0}  # fmt: skip
+                    if cfg.keep_originals:
+                        entry["original"] = original.to_json()
             elif rng.random() < cfg.noise_rate:
                 rec = _noise(rng, rec)
             line = writer.write(rec)
@@ -424,8 +433,8 @@ class _RegistryWriter:
         if self.path.suffix == ".sqlite":
             self.conn: sqlite3.Connection | None = sqlite3.connect(self.tmp)
             self.conn.execute(
-                "CREATE TABLE registry (so_dinh_danh TEXT, ho_va_ten TEXT, ngay_sinh TEXT, "
-                "gioi_tinh TEXT, tinh TEXT, xa TEXT)"
+                "CREATE TABLE registry (citizen_id TEXT, full_name TEXT, date_of_birth TEXT, "
+                "sex TEXT, province TEXT, commune TEXT)"
             )
             self.fh = None
         else:
@@ -516,7 +525,7 @@ class _RecordsWriter:
             self.fh.write(b'{"record_id": "BROKEN", "full_name": \n')
         elif kind == "row_bad_encoding":
             if self.cfg.fmt == "csv":
-                self.fh.write(b"BADENC," + "Nguyễn Văn A".encode("cp1258", "replace") + b"\xff\xfe" + b",1980" + b"," * 37 + b"\n")
+                self.fh.write(b"BADENC," + "Nguyễn Văn A".encode("cp1258", "replace") + b"\xff\xfe" + b",1980" + b"," * 35 + b"\n")
             else:
                 self.fh.write(b'{"record_id": "BADENC", "full_name": "Nguy\xe1\xbb\x85n \xff\xfe"}\n')
         elif kind == "row_column_count":

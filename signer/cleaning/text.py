@@ -37,8 +37,11 @@ def _build_fold_table() -> dict[int, str | None]:
 
 _FOLD = _build_fold_table()
 _INVALID_NAME = re.compile(r"[^\w\s'.\-]|[\d_]")
-_PLACE_PREFIX = re.compile(
-    r"^(thanh pho|tinh|tp\.?|thi xa|quan|huyen|phuong|xa|thi tran|p\.|x\.|tt\.?)\s+"
+_PROVINCE_PREFIX = re.compile(r"^(thanh pho|tinh|tp\.?)\s*")
+_COMMUNE_ABBREV = (
+    (re.compile(r"^p\.\s*"), "phuong "),
+    (re.compile(r"^x\.\s*"), "xa "),
+    (re.compile(r"^tt\.?\s+"), "thi tran "),
 )
 
 
@@ -63,10 +66,21 @@ def name_is_valid(name: str) -> bool:
 
 
 def place_key(name: str) -> str:
-    """Folded place name without its administrative prefix ("Tỉnh", "Phường", ...).
+    """Folded province name without "Tỉnh"/"Thành phố"/"TP." in front.
 
     "Thành phố Hồ Chí Minh", "TP. Hồ Chí Minh" and "ho chi minh" share a key,
-    so that the registry's spelling of a commune need not match the export's.
+    so that the registry's spelling need not match the export's.
+    """
+    return _PROVINCE_PREFIX.sub("", name_fold(name.replace(",", " ")), count=1)
+
+
+def commune_key(name: str) -> str:
+    """Folded commune name, abbreviations spelt out ("P. Bến Nghé" = "Phường Bến Nghé").
+
+    The kind of commune stays in the key: "Xã An Lạc" and "Phường An Lạc"
+    are different places.
     """
     text = name_fold(name.replace(",", " "))
-    return _PLACE_PREFIX.sub("", text, count=1)
+    for pattern, full in _COMMUNE_ABBREV:
+        text = pattern.sub(full, text, count=1)
+    return text

@@ -1,0 +1,123 @@
+"""Malformed rows are reported by line and reason and do not stop the run; bad files are clear errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from signer.cleaning.run import CheckOptions, row_code, run_checks
+from tests.cleaning.conftest import NOW
+from verifier.errors import ConfigError
+
+REGISTRY = (
+    "Số định danh,Họ và tên,Ngày sinh,Giới tính,Tỉnh/Thành phố,Xã/Phường\n"
+    "079185001234,Nguyễn Thị Thanh Hương,1985-03-14,Nữ,TP. Hồ Chí Minh,P. Bến Nghé\n"
+    "001062004567,Trần Văn Đức,1962-02-01,Nam,Hà Nội,Phường Hàng Bạc\n"
+)
+HEADER = "Mã hồ sơ,Họ và tên,Ngày sinh,Giới tính,Quốc tịch,Số CCCD/CMND/Hộ chiếu,Tỉnh/Thành phố,Xã/Phường," \
+    "Mũi 1 - Ngày tiêm,Mũi 1 - Vắc xin,Mũi 1 - Số lô,Mũi 1 - Mũi số,Mũi 1 - Số mũi phác đồ,Mũi 1 - Nơi tiêm"  # fmt: skip
+GOOD = "A1,Nguyễn Thị Thanh Hương,1985-03-14,Nữ,VN,079185001234,Thành phố Hồ Chí Minh,Phường Bến Nghé," \
+    "2021-08-02,AstraZeneca,ABV1,1,1,Trạm Y tế"  # fmt: skip
+
+
+def _run(tmp_path: Path, records: Path) -> dict:
+    reg = tmp_path / "registry.csv"
+    reg.write_text(REGISTRY, encoding="utf-8")
+    return run_checks(CheckOptions(records=records, registry=str(reg), out_dir=tmp_path / "out", now=NOW, workers=1))
+
+
+def _unreadable(tmp_path: Path) -> list[tuple[int, str]]:
+    with (tmp_path / "out" / "reconciliation" / "_unreadable-rows.csv").open(encoding="utf-8-sig") as fh:
+        return [(int(r["line"]), r["reason_code"]) for r in csv.DictReader(fh)]
+
+
+def test_malformed_csv_rows(tmp_path: Path) -> None:
+    lines = [
+        HEADER,
+        GOOD,  # line 2
+        "A2,Trần Văn Đức,1962",  # 3: wrong column count
+        GOOD.replace("A1,", "A3,").replace(",1,1,", ",một,1,"),  # 4: dose number not a number
+        GOOD.replace("A1,", "A4,").replace(",Nữ,", ",Bê đê,"),  # 5: unknown sex
+        GOOD.replace("A1,", "A5,").replace("1985-03-14", "1985-02-30"),  # 6: impossible date
+        GOOD.replace("A1,", "A6,").replace("Trạm Y tế", '"' + "x" * 140_000 + '"'),  # 7: field too large
+        GOOD.replace("A1,", "A7,"),  # 8: still checked after all that
+    ]
+    data = ("\n".join(lines) + "\n").encode()
+    data += GOOD.replace("A1,", "A8,").replace("Hương", "H\xff").encode("utf-8", "surrogateescape").replace(
+        b"H\xc3\xbf", b"H\xff") + b"\n"  # fmt: skip  # 9: not UTF-8
+    path = tmp_path / "records.csv"
+    path.write_bytes(data)
+    summary = _run(tmp_path, path)
+    assert _unreadable(tmp_path) == [
+        (3, "row_column_count"), (4, "row_bad_number"), (5, "row_bad_sex"), (7, "row_bad_csv"), (9, "row_bad_encoding"),
+    ]  # fmt: skip
+    assert summary["totals"]["subjects"]["unreadable"] == 5
+    assert summary["reasons"]["dob_invalid_date"] == 1
+    assert summary["totals"]["subjects"]["verified"] == 2  # A1 and A7 (same person, other record id)
+    assert summary["reasons"].get("record_id_duplicate") is None
+
+
+def test_malformed_jsonl_lines(tmp_path: Path) -> None:
+    good = {"record_id": "J1", "full_name": "Trần Văn Đức", "date_of_birth": "1962-02-01", "sex": "M",
+            "nationality": "VN", "id_number": "001062004567", "province": "Hà Nội", "commune": "Phường Hàng Bạc",
+            "doses": [{"date": "2021-09-10", "vaccine": "Sinopharm", "dose_number": 1, "series_doses": 2}]}  # fmt: skip
+    lines = [
+        json.dumps(good, ensure_ascii=False),
+        "{not json",
+        json.dumps(dict(good, record_id="J2", doses={"a": 1})),
+        "[1, 2]",
+        json.dumps(dict(good, record_id="")),
+        json.dumps(good),  # duplicate record id
+    ]
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    summary = _run(tmp_path, path)
+    assert _unreadable(tmp_path) == [(2, "row_bad_json"), (3, "row_bad_doses"), (4, "row_bad_json")]
+    assert summary["reasons"]["record_id_missing"] == 1
+    assert summary["reasons"]["record_id_duplicate"] == 1
+    assert summary["totals"]["subjects"]["verified"] == 1
+
+
+def test_unknown_reader_reason_maps_to_row_other() -> None:
+    assert row_code("column_count") == "row_column_count"
+    assert row_code("something_new") == "row_other"
+
+
+@pytest.mark.parametrize("which", ["records", "registry", "directory", "suffix"])
+def test_missing_or_unusable_file_is_a_config_error(tmp_path: Path, which: str) -> None:
+    reg = tmp_path / "registry.csv"
+    reg.write_text(REGISTRY, encoding="utf-8")
+    rec = tmp_path / "records.csv"
+    rec.write_text(HEADER + "\n" + GOOD + "\n", encoding="utf-8")
+    other = tmp_path / "records.xml"
+    other.write_text("<x/>")
+    opts = {
+        "records": dict(records=tmp_path / "nope.csv", registry=str(reg)),
+        "registry": dict(records=rec, registry=str(tmp_path / "nope.csv")),
+        "directory": dict(records=tmp_path, registry=str(reg)),
+        "suffix": dict(records=other, registry=str(reg)),
+    }[which]
+    with pytest.raises(ConfigError):
+        run_checks(CheckOptions(out_dir=tmp_path / "out", now=NOW, **opts))  # type: ignore[arg-type]
+    assert not (tmp_path / "out" / "verified.jsonl").exists()
+
+
+def test_cli_bad_file_one_line_exit_2(tmp_path: Path) -> None:
+    reg = tmp_path / "registry.csv"
+    reg.write_text(REGISTRY, encoding="utf-8")
+    bad_header = tmp_path / "bad.csv"
+    bad_header.write_text("foo,bar\n1,2\n", encoding="utf-8")
+    for args in (
+        ["check", str(tmp_path / "missing.csv"), "--registry", str(reg), "--out", str(tmp_path / "o")],
+        ["check", str(bad_header), "--registry", str(reg), "--out", str(tmp_path / "o")],
+        ["check", str(bad_header), "--registry", str(tmp_path / "nope.sqlite"), "--out", str(tmp_path / "o")],
+    ):
+        proc = subprocess.run([sys.executable, "-m", "signer", *args], capture_output=True, text=True, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in proc.stderr

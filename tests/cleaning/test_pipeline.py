@@ -1,0 +1,115 @@
+"""End to end on synthetic data: every injected error found with its reason, clean records verified."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from signer.cleaning.synth import RECORD_KINDS, ROW_KINDS_CSV, ROW_KINDS_JSONL
+from signer.records import is_verified, read_records, record_from_mapping
+from tests.cleaning.conftest import Checked
+
+
+@pytest.mark.parametrize("dataset", ["checked_jsonl", "checked_csv"])
+def test_every_injected_error_is_found_and_clean_records_pass(dataset: str, request: pytest.FixtureRequest) -> None:
+    checked: Checked = request.getfixturevalue(dataset)
+    score = checked.score
+    row_kinds = ROW_KINDS_JSONL if dataset == "checked_jsonl" else ROW_KINDS_CSV
+    assert set(score["injected_by_kind"]) == set(RECORD_KINDS) | set(row_kinds)
+    assert all(n >= 5 for n in score["injected_by_kind"].values()), score["injected_by_kind"]
+    assert score["missed"] == [], score["recall_by_kind"]
+    assert score["false_positives"] == 0, score["false_positive_lines"]
+    assert score["record_recall"] == 1.0 and score["record_precision"] == 1.0
+    assert score["suggestions_expected"] > 50
+    assert score["suggestions_right"] == score["suggestions_expected"] and score["suggestions_wrong"] == 0
+    totals = checked.summary["totals"]["subjects"]
+    n_rows = sum(score["injected_by_kind"][k] for k in row_kinds)
+    assert totals["verified"] == score["verified"] == 3000 - (score["flagged"] - n_rows)
+
+
+def test_workers_give_the_same_answer_as_one(checked_csv: Checked, tmp_path: Path) -> None:
+    from signer.cleaning.run import CheckOptions, run_checks
+    from tests.cleaning.conftest import NOW
+
+    one = run_checks(
+        CheckOptions(records=checked_csv.paths["records"], registry=str(checked_csv.paths["registry"]),
+                     out_dir=tmp_path, now=NOW, workers=1, formats=("csv",))
+    )  # fmt: skip
+    assert checked_csv.summary["workers"] == 2 and one["workers"] == 1
+    for key in ("totals", "reasons", "by_province"):
+        assert one[key] == checked_csv.summary[key]
+    assert (tmp_path / "verified.jsonl").read_bytes() == (checked_csv.out / "verified.jsonl").read_bytes()
+
+
+def test_verified_records_carry_a_current_stamp(checked_jsonl: Checked) -> None:
+    records = list(read_records(checked_jsonl.out / "verified.jsonl"))
+    assert len(records) == checked_jsonl.summary["totals"]["subjects"]["verified"] > 2000
+    assert all(is_verified(r) for r in records)  # type: ignore[arg-type]
+    first = json.loads((checked_jsonl.out / "verified.jsonl").read_text("utf-8").splitlines()[0])
+    first["full_name"] += " X"
+    assert not is_verified(record_from_mapping(first))  # type: ignore[arg-type]
+    # first run: every verified record is new
+    assert (checked_jsonl.out / "verified-new.jsonl").read_bytes() == (checked_jsonl.out / "verified.jsonl").read_bytes()
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    rows = []
+    for path in sorted((out / "reconciliation").rglob("*.csv")):
+        if path.name.startswith("_"):
+            continue
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            rows += [dict(r, _file=str(path)) for r in csv.DictReader(fh)]
+    return rows
+
+
+def test_reconciliation_lists_per_commune(checked_jsonl: Checked) -> None:
+    rows = _rows(checked_jsonl.out)
+    assert len(rows) == checked_jsonl.summary["files"]["flagged_records"]
+    by_file: dict[str, set[tuple[str, str]]] = {}
+    for r in rows:
+        by_file.setdefault(r["_file"], set()).add((r["province"], r["commune"]))
+        assert r["reason_codes"] and r["reasons_vi"] and r["reasons_en"]
+        assert len(r["reasons_vi"].split("; ")) == len(r["reason_codes"].split())
+    assert all(len(places) == 1 for places in by_file.values())  # one commune per file
+    # Vietnamese and English labels, registry field names but no registry values by default
+    mismatch = next(r for r in rows if "registry_name_mismatch" in r["reason_codes"])
+    assert "Họ tên không khớp" in mismatch["reasons_vi"] and "Name differs" in mismatch["reasons_en"]
+    assert mismatch["differing_fields"] == "full_name"
+    assert "registry_full_name" not in mismatch
+    # XLSX has the same rows as the CSV
+    csv_path = Path(mismatch["_file"])
+    wb = load_workbook(csv_path.with_suffix(".xlsx"), read_only=True)
+    xrows = [[("" if v is None else str(v)) for v in row] for row in wb.active.iter_rows(values_only=True)]
+    with csv_path.open(encoding="utf-8-sig", newline="") as fh:
+        crows = list(csv.reader(fh))
+    assert xrows == crows
+
+
+def test_unreadable_rows_listed_with_line_and_reason(checked_jsonl: Checked, checked_csv: Checked) -> None:
+    for checked, kinds in ((checked_jsonl, {"row_bad_json", "row_bad_encoding"}),
+                           (checked_csv, {"row_column_count", "row_bad_encoding"})):  # fmt: skip
+        with (checked.out / "reconciliation" / "_unreadable-rows.csv").open(encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+        truth = [json.loads(x) for x in checked.paths["truth"].read_text("utf-8").splitlines()]
+        expected = {(t["line"], t["kind"]) for t in truth if t["kind"].startswith("row_")}
+        assert {(int(r["line"]), r["reason_code"]) for r in rows} == expected
+        assert {r["reason_code"] for r in rows} == kinds
+
+
+def test_summary_in_ministry_terms(checked_jsonl: Checked) -> None:
+    s = checked_jsonl.summary
+    on_disk = json.loads((checked_jsonl.out / "summary.json").read_text("utf-8"))
+    assert on_disk == s
+    for unit in ("subjects", "doses"):
+        t = s["totals"][unit]
+        assert t["checked"] == sum(v for k, v in t.items() if k != "checked")
+        assert sum(p[unit]["checked"] for p in s["by_province"]) == t["checked"]
+        for p in s["by_province"]:
+            assert sum(c[unit]["verified"] for c in p["communes"]) == p[unit]["verified"]
+    assert s["totals"]["subjects"]["id_missing_or_malformed"] > 0
+    assert s["totals"]["doses"]["checked"] > s["totals"]["subjects"]["checked"]
+    assert len(s["by_province"]) >= 60
