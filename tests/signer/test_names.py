@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from signer.names import MAX_NAME, icao_transliterate, person_name, split_full_name
 from verifier.errors import InputError
@@ -94,3 +96,18 @@ def test_unusable_names(bad: str) -> None:
 def test_overlong_name() -> None:
     with pytest.raises(InputError, match="longer than 80"):
         person_name("X" * 81 + " An", nationality="VN")
+
+
+@given(st.text(max_size=120))
+def test_transliteration_always_icao_shaped(text: str) -> None:
+    out = icao_transliterate(text)
+    assert re.fullmatch(r"([A-Z]+(<[A-Z]+)*)?", out)
+    assert len(out) <= MAX_NAME
+
+
+@given(st.text(alphabet="aăâbcdđeêghiklmnoôơpqrstuưvxyàáảãạằắẳẵặầấẩẫậèéẻẽẹềếểễệìíỉĩịòóỏõọồốổỗộờớởỡợùúủũụừứửữựỳýỷỹỵ ", min_size=1, max_size=60))
+def test_vietnamese_names_never_lose_a_word(text: str) -> None:
+    words = text.split()
+    out = icao_transliterate(" ".join(words))
+    if words and len(out) < MAX_NAME:
+        assert out.count("<") == len(words) - 1

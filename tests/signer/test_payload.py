@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +137,18 @@ def test_schema_violation_is_reported() -> None:
 def test_foreigner_name_order() -> None:
     rec = replace(record(dose(), name="John Michael Smith"), nationality="GB")
     assert build(rec)["nam"] == {"fn": "Smith", "gn": "John Michael", "fnt": "SMITH", "gnt": "JOHN<MICHAEL"}
+
+
+def test_valid_against_the_1_3_0_schema_it_declares() -> None:
+    import jsonschema_rs
+
+    schema = json.loads((Path(__file__).parent / "data" / "DCC.combined-schema-1.3.0.json").read_text("utf-8"))
+    assert schema["$comment"] == "Schema version 1.3.0"
+    validator = jsonschema_rs.validator_for(schema, validate_formats=True)
+    vaccines = load_vaccines()
+    for key in vaccines.vaccines:
+        for dob in ("1962", "2004-11", "1985-03-14"):
+            dcc = build(record(dose(vaccine=key, dn=1, sd=1), dob=dob))
+            assert validator.is_valid(dcc), list(validator.iter_errors(dcc))
+    mononym = build(record(dose(), name="Suharto"))
+    assert validator.is_valid(mononym)
