@@ -190,3 +190,28 @@ def test_dose_in_the_future_is_refused(test_pki: Pki, example_records: list[Any]
     with pytest.raises(InputError, match="in the future"):
         issue_hc1(rec, test_pki.dsc_ec, now=now, issuer_name=ISSUER)
     assert issue_hc1(rec, test_pki.dsc_ec, now=now + dt.timedelta(hours=5), issuer_name=ISSUER).hc1
+
+
+_AUDIT: list[str] | None = None
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _AUDIT is not None and event in ("open", "os.listdir", "os.scandir"):
+        _AUDIT.append(f"{event} {args[0]!r}")
+
+
+def test_hot_path_does_no_file_io(test_pki: Pki, example_records: list[Any], now: dt.datetime) -> None:
+    """Schema, vaccine table and key material are loaded once, not per record."""
+    global _AUDIT
+    import sys
+
+    issue_hc1(example_records[0], test_pki.dsc_ec, now=now, issuer_name=ISSUER)  # warm up
+    sys.addaudithook(_audit)  # hooks cannot be removed: it records only while _AUDIT is a list
+    _AUDIT = []
+    try:
+        for rec in example_records * 5:
+            issue_hc1(rec, test_pki.dsc_ec, now=now, issuer_name=ISSUER)
+        seen = list(_AUDIT)
+    finally:
+        _AUDIT = None
+    assert seen == []
