@@ -19,7 +19,7 @@ import io
 
 import qrcode
 import qrcode.image.svg
-from qrcode.image.pil import PilImage
+from PIL import Image
 from qrcode.util import MODE_ALPHA_NUM, QRData
 
 from verifier.errors import InputError
@@ -46,11 +46,21 @@ def make_qr(text: str) -> qrcode.QRCode:
 
 
 def qr_png(qr: qrcode.QRCode | str, *, box_size: int = DEFAULT_BOX_SIZE) -> bytes:
-    """PNG bytes (black on white, 1 bit per pixel)."""
+    """PNG bytes (black on white, 1 bit per pixel).
+
+    Drawn from the module matrix (quiet zone included) as a 1-bit image
+    scaled with nearest-neighbour: the same picture as qrcode's PIL factory,
+    which draws every module as a rectangle, in a tenth of the time.
+    """
     if isinstance(qr, str):
         qr = make_qr(qr)
-    qr.box_size = box_size
-    image = qr.make_image(image_factory=PilImage)
+    matrix = qr.get_matrix()  # rows of bools, border included
+    size = len(matrix)
+    image = Image.frombytes(
+        "L", (size, size), bytes(0 if dark else 255 for row in matrix for dark in row)
+    ).convert("1")
+    if box_size != 1:
+        image = image.resize((size * box_size, size * box_size), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
