@@ -47,27 +47,40 @@ def qr_matrix(text: str, *, ec_level: str = "Q") -> QrMatrix:
     return QrMatrix(size=n, rows=tuple(data[i * n : (i + 1) * n] for i in range(n)), ec_level=ec_level)
 
 
+def _span_ops(span: tuple[int, int]) -> bytes:
+    ops = b"%d 0 %d 1 re " % (span[0], span[1] - span[0])
+    _SPAN_OPS[span] = ops
+    return ops
+
+
+#: (start, end) of a run of dark modules -> its rectangle operator, shared by all QR codes.
+_SPAN_OPS: dict[tuple[int, int], bytes] = {}
+
+
 def qr_drawing(
     matrix: QrMatrix, *, x: float, y: float, size: float, quiet_zone: int = 4
 ) -> bytes:
     """PDF content operators drawing the QR with its lower-left corner at (x, y).
 
     ``size`` is the side including the quiet zone (white background drawn too).
+    Module units: one coordinate system scaled to the module size, moved down
+    one row after each row's rectangles are filled, so each rectangle's
+    operator depends only on its run and comes from a shared table.
     """
-    total = matrix.size + 2 * quiet_zone
-    module = size / total
-    ops = [f"q 1 g {x:.2f} {y:.2f} {size:.2f} {size:.2f} re f 0 g"]
-    # one coordinate system in module units keeps the operators short
-    ops.append(
-        f"{module:.5f} 0 0 {module:.5f} {x + quiet_zone * module:.3f} "
-        f"{y + quiet_zone * module:.3f} cm"
-    )
     n = matrix.size
-    rects = []
-    for r, row in enumerate(matrix.rows):
-        top = n - 1 - r
-        for m in _RUN.finditer(row):
-            rects.append(f"{m.start()} {top} {m.end() - m.start()} 1 re")
-    ops.append("\n".join(rects))
-    ops.append("f Q")
-    return "\n".join(ops).encode("ascii")
+    module = size / (n + 2 * quiet_zone)
+    ops = [
+        b"q 1 g %.2f %.2f %.2f %.2f re f 0 g" % (x, y, size, size),
+        b"%.5f 0 0 %.5f %.3f %.3f cm 1 0 0 1 0 %d cm"
+        % (module, module, x + quiet_zone * module, y + quiet_zone * module, n - 1),
+    ]
+    table = _SPAN_OPS
+    next_row = b"1 0 0 1 0 -1 cm"
+    for row in matrix.rows:
+        spans = [m.span() for m in _RUN.finditer(row)]
+        if spans:
+            ops.append(b"".join([table.get(sp) or _span_ops(sp) for sp in spans]) + b"f " + next_row)
+        else:
+            ops.append(next_row)
+    ops.append(b"Q")
+    return b"\n".join(ops)

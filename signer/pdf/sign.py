@@ -198,7 +198,7 @@ class PassportPdfSigner:
         appearance = layout.signature_appearance(self.centre, signed_on)
         contents_hex = b"0" * (2 * self.reserved)
         objects = {
-            VALUES: stream(layout.values_ops(data), level=6),
+            VALUES: stream(layout.values_ops(data), level=1),  # level 1: 0.07 ms vs 0.5 ms, +1.3 kB
             INFO: (
                 b"<< /Title " + text_string(t.title_meta)
                 + b" /Subject " + text_string(t.subject_meta)
