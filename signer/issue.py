@@ -44,10 +44,18 @@ from keys.base import SigningKey
 from signer.payload import VaccineTable, build_dcc, dcc_validator, load_vaccines
 from signer.records import Record, is_verified
 from signer.uvci import new_uvci
-from verifier.codec import HCERT_EU_DCC_V1, CwtClaim, encode_protected, to_qr_text
+from verifier.codec import (
+    HCERT_EU_DCC_V1,
+    CoseAlgorithm,
+    CwtClaim,
+    encode_protected,
+    to_qr_text,
+)
 from verifier.crypto import kid_for_certificate
 from verifier.errors import ConfigError, InputError
 
+#: hcert 1.x section 3.3.2: the signature algorithms a DCC may use.
+HCERT_ALGORITHMS = (CoseAlgorithm.ES256, CoseAlgorithm.PS256)
 #: Default QR validity: 12 months.
 DEFAULT_VALIDITY_DAYS = 365
 #: Dose dates are local dates in Viet Nam (UTC+7, no daylight saving time).
@@ -135,6 +143,10 @@ class Hc1Issuer:
             raise ConfigError("validity must be at least one day")
         if not issuer_name or len(issuer_name) > 80:
             raise ConfigError("issuer name must have 1 to 80 characters")
+        if key.alg not in HCERT_ALGORITHMS:
+            raise ConfigError(
+                f"the key's algorithm {key.alg.name} is not allowed for DCCs (ES256 or PS256 only)"
+            )
         self.key = key
         self.issuer_name = issuer_name
         self.country = country

@@ -215,3 +215,12 @@ def test_hot_path_does_no_file_io(test_pki: Pki, example_records: list[Any], now
     finally:
         _AUDIT = None
     assert seen == []
+
+
+def test_only_hcert_algorithms(test_pki: Pki, example_records: list[Any], now: dt.datetime) -> None:
+    from verifier.errors import ConfigError
+
+    k = new_private_key("ec-p384")
+    cert = make_dsc(test_pki.csca, test_pki.csca_key, k.public_key(), name="P-384 DSC", now=now)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="ES256 or PS256 only"):
+        issue_hc1(example_records[0], SoftwareKey(private_key=k, certificate=cert), now=now, issuer_name=ISSUER)
