@@ -1,0 +1,110 @@
+"""Registry sources (CSV, SQLite, PostgreSQL), the SQLite index and its reuse."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sqlite3
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from signer.cleaning.registry import BATCH, index_path_for, open_registry
+from signer.cleaning.run import CheckOptions, run_checks
+from tests.cleaning.conftest import NOW, Checked
+from verifier.errors import ConfigError
+
+
+def _registry_rows(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def test_csv_index_is_built_once_and_reused(checked_jsonl: Checked, tmp_path: Path) -> None:
+    src = tmp_path / "registry.csv"
+    src.write_bytes(checked_jsonl.paths["registry"].read_bytes())
+    first = open_registry(str(src), state_dir=tmp_path)
+    assert not first.info.reused and first.info.rows == len(_registry_rows(src)) - 1
+    first.close()
+    index = index_path_for(str(src), None, tmp_path)
+    mtime = index.stat().st_mtime_ns
+    again = open_registry(str(src), state_dir=tmp_path)
+    assert again.info.reused and index.stat().st_mtime_ns == mtime
+    again.close()
+    with src.open("a", encoding="utf-8") as fh:
+        fh.write("001099000001,Người Mới,1999-01-01,Nam,Hà Nội,Phường Hàng Bạc\n")
+    changed = open_registry(str(src), state_dir=tmp_path)
+    assert not changed.info.reused and changed.info.rows == first.info.rows + 1
+    assert changed.lookup(["001099000001"])["001099000001"].full_name == "Người Mới"
+    changed.close()
+    assert not list(tmp_path.glob("*.tmp-*"))  # no half-built index left behind
+
+
+def test_batched_lookup_and_candidates(checked_jsonl: Checked, tmp_path: Path) -> None:
+    rows = _registry_rows(checked_jsonl.paths["registry"])[1:]
+    with open_registry(str(checked_jsonl.paths["registry"]), state_dir=tmp_path) as reg:
+        ids = [r[0] for r in rows[: BATCH * 2 + 17]] + ["000000000000"]
+        found = reg.lookup(ids)
+        assert len(found) == BATCH * 2 + 17 and "000000000000" not in found
+        one = found[rows[5][0]]
+        assert (one.full_name, one.date_of_birth, one.sex) == (rows[5][1], rows[5][2], "M" if rows[5][3] == "Nam" else "F")
+        from signer.cleaning.text import name_fold
+
+        cands = reg.candidates("Tỉnh " + rows[5][4], rows[5][5], name_fold(rows[5][1].upper()))
+        assert rows[5][0] in {c.id_number for c in cands}
+
+
+def test_registry_without_required_column(tmp_path: Path) -> None:
+    src = tmp_path / "registry.csv"
+    src.write_text("so,ten\n1,2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="no column for 'id_number'"):
+        open_registry(str(src), state_dir=tmp_path / "s")
+
+
+def test_sqlite_registry_with_table_name(checked_jsonl: Checked, tmp_path: Path) -> None:
+    rows = _registry_rows(checked_jsonl.paths["registry"])
+    db = tmp_path / "dan_cu.db"
+    conn = sqlite3.connect(db)
+    conn.execute('CREATE TABLE "công_dân" ("Số định danh" TEXT, "Họ và tên" TEXT, "Ngày sinh" TEXT, '
+                 '"Giới tính" TEXT, "Tỉnh/Thành phố" TEXT, "Xã/Phường" TEXT)')  # fmt: skip
+    conn.executemany('INSERT INTO "công_dân" VALUES (?,?,?,?,?,?)', rows[1:])
+    conn.commit()
+    conn.close()
+    out = tmp_path / "out"
+    summary = run_checks(
+        CheckOptions(records=checked_jsonl.paths["records"], registry=str(db), registry_table="công_dân",
+                     out_dir=out, now=NOW, workers=1, formats=("csv",))
+    )  # fmt: skip
+    assert summary["totals"] == checked_jsonl.summary["totals"]
+    with pytest.raises(ConfigError):
+        open_registry(str(db), state_dir=tmp_path / "s2", table="no_such_table")
+
+
+def test_postgresql_registry(pg_dsn: str, checked_jsonl: Checked, tmp_path: Path) -> None:
+    rows = _registry_rows(checked_jsonl.paths["registry"])
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS dan_cu")
+        conn.execute("CREATE TABLE dan_cu (citizen_id text PRIMARY KEY, full_name text, date_of_birth date, "
+                     "sex text, province text, commune text)")  # fmt: skip
+        with conn.cursor().copy("COPY dan_cu FROM STDIN") as copy:
+            for r in rows[1:]:
+                copy.write_row(r)
+    out = tmp_path / "out"
+    opts = CheckOptions(records=checked_jsonl.paths["records"], registry=pg_dsn, registry_table="dan_cu",
+                        out_dir=out, now=NOW, workers=2, formats=("csv",))  # fmt: skip
+    summary = run_checks(opts)
+    assert summary["registry"]["rows"] == len(rows) - 1 and not summary["registry"]["reused_index"]
+    assert summary["totals"] == checked_jsonl.summary["totals"]
+    assert (out / "verified.jsonl").read_bytes() == (checked_jsonl.out / "verified.jsonl").read_bytes()
+    # unchanged table: index reused; a changed row: rebuilt
+    assert run_checks(opts)["registry"]["reused_index"] is True
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE dan_cu SET full_name = full_name || 'x' WHERE citizen_id = %s", (rows[1][0],))
+    assert run_checks(opts)["registry"]["reused_index"] is False
+    # errors are one clear line, without the password
+    bad = pg_dsn.replace("postgres@", "postgres:s3cret@").replace("/postgres?", "/no_such_db?")
+    with pytest.raises(ConfigError) as err:
+        open_registry(bad, state_dir=tmp_path / "s", table="dan_cu")
+    assert "s3cret" not in str(err.value) and "\n" not in str(err.value)
+    assert os.environ.get("PGPASSWORD") is None
