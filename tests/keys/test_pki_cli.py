@@ -259,3 +259,50 @@ def test_console_entry_point_runs_as_a_process(tmp_path: Path, env: dict[str, st
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     for s in env.values():
         assert s not in ok.stdout + ok.stderr + bad.stdout + bad.stderr
+
+
+def _run_on_terminal(argv: list[str], env: dict[str, str], answers: list[str]) -> tuple[int, str]:
+    """Run ``python -m keys ...`` on a real pseudo-terminal, answering its prompts."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # child: exec at once
+        os.execve(sys.executable, [sys.executable, "-m", "keys", *argv], env)
+    output = b""
+    pending = list(answers)
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 30)
+            if not ready:
+                break
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+            if pending and output.rstrip().endswith(b":"):
+                os.write(fd, pending.pop(0).encode() + b"\n")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_prompted_passphrase_is_not_echoed_on_the_terminal(tmp_path: Path) -> None:
+    passphrase = "typed-" + secrets.token_hex(8)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VNDCC_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    d = str(tmp_path / "p")
+    code, out = _run_on_terminal(
+        ["init-csca", "--pki", d, "--now", at(0)], env, [passphrase, passphrase]
+    )
+    assert code == 0, out
+    assert "CSCA key passphrase (VNDCC_CSCA_PASSPHRASE not set):" in out
+    assert passphrase not in out  # getpass turned the terminal echo off
+    # The typed passphrase really encrypts the CSCA key.
+    pki.load_csca(Path(d), passphrase.encode())
+    code, out = _run_on_terminal(["issue-crl", "--pki", d, "--now", at(1)], env, ["nope"])
+    assert code == 2 and "wrong passphrase" in out and "Traceback" not in out
