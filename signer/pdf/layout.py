@@ -162,7 +162,7 @@ class PageLayout:
         for label, y in zip(t.issuer_fields, self.issuer_y, strict=True):
             ops.append(self.fitted(data.field(label.key), self.value_x, y, self.value_w, VALUE_SIZE))
         y = self.doses_top
-        rows = data.doses[: t.max_dose_rows]
+        rows = data.doses[-t.max_dose_rows :]  # the latest ones if there are more
         for row in rows:
             y -= 13
             x = t.margin

@@ -108,10 +108,21 @@ class PassportPdfSigner:
                 f"the signing certificate is not valid at {now.isoformat()} "
                 f"(valid {cert.not_valid_before_utc:%Y-%m-%d} to {cert.not_valid_after_utc:%Y-%m-%d})"
             )
-        for crl in self.crls:
-            if crl.issuer == cert.issuer and crl.get_revoked_certificate_by_serial_number(
-                cert.serial_number
-            ):
+        if not self.key.chain:
+            return  # a self-standing DSC (trusted directly): no issuer CRL to embed
+        own = [crl for crl in self.crls if crl.issuer == cert.issuer]
+        if not own:
+            raise KeyBackendError(
+                "no CRL from the signing certificate's issuer was given: verifiers could not "
+                "check revocation offline (pass the CSCA's current CRL)"
+            )
+        for crl in own:
+            next_update = crl.next_update_utc
+            if crl.last_update_utc > now or (next_update is not None and next_update < now):
+                raise KeyBackendError(
+                    f"the CRL is not current at {now.isoformat()} (issue a fresh one)"
+                )
+            if crl.get_revoked_certificate_by_serial_number(cert.serial_number):
                 raise KeyBackendError("the signing certificate is revoked in the given CRL")
 
     # -- static part -------------------------------------------------------

@@ -153,7 +153,7 @@ class Issued:
 def make_passport(
     key: SoftwareKey | object, record: Record, *, crl: x509.CertificateRevocationList,
     when: dt.datetime = SIGN_TIME, check: bool = True, signer: PassportPdfSigner | None = None,
-    centre: str = CENTRE,
+    centre: str = CENTRE, check_pdf: bool | None = None,
 ) -> Issued:
     issuer = Hc1Issuer(key, issuer_name="Ministry of Health of Viet Nam")  # type: ignore[arg-type]
     if check:
@@ -162,7 +162,8 @@ def make_passport(
         nb = key.certificate.not_valid_before_utc  # type: ignore[attr-defined]
         issued = issuer.issue(record, now=nb + dt.timedelta(days=1), allow_unverified=True)
     pdf_signer = signer or PassportPdfSigner(
-        key, centre=centre, crls=[crl], now=when, check_certificate_status=check  # type: ignore[arg-type]
+        key, centre=centre, crls=[crl], now=when,  # type: ignore[arg-type]
+        check_certificate_status=check if check_pdf is None else check_pdf,
     )
     data = passport_data(
         dcc=issued.dcc, hc1=issued.hc1, centre=centre, record=record,

@@ -86,7 +86,8 @@ def test_signature_removed(passport_a: Issued, trust: TrustStore) -> None:
 
 
 def test_signed_with_key_outside_trust_list(pdf_pki: PdfPki, trust: TrustStore) -> None:
-    issued = make_passport(pdf_pki.outsider, PERSON_A, crl=pdf_pki.crl, centre="Outsider centre")
+    issued = make_passport(pdf_pki.outsider, PERSON_A, crl=pdf_pki.crl, centre="Outsider centre",
+                           check_pdf=False)  # its CA is unknown: no CRL of its own
     v = verify_pdf(issued.pdf, trust, now=NOW)
     assert not v.valid
     assert v.checks["pdf_chain"] is False and "dsc_untrusted" in v.reasons
@@ -109,6 +110,26 @@ def test_signer_refuses_revoked_or_expired_dsc(pdf_pki: PdfPki) -> None:
         PassportPdfSigner(pdf_pki.revoked, centre="x", crls=[pdf_pki.crl], now=SIGN_TIME)
     with pytest.raises(KeyBackendError, match="not valid"):
         PassportPdfSigner(pdf_pki.expired, centre="x", crls=[pdf_pki.crl], now=SIGN_TIME)
+    with pytest.raises(KeyBackendError, match="no CRL"):
+        PassportPdfSigner(pdf_pki.good, centre="x", crls=[], now=SIGN_TIME)
+    with pytest.raises(KeyBackendError, match="not current"):  # CRL's nextUpdate passed
+        PassportPdfSigner(pdf_pki.good, centre="x", crls=[pdf_pki.crl], now=NOW + dt.timedelta(days=40))
+
+
+def test_many_doses_show_the_latest(
+    pdf_pki: PdfPki, good_signer: PassportPdfSigner, trust: TrustStore
+) -> None:
+    from signer.records import Dose
+    from verifier.pdf.extract import page_text
+
+    doses = tuple(
+        Dose(f"2021-{m:02d}-10", "Pfizer", f"LOT{m}", m, 8, "Trạm Y tế") for m in range(1, 9)
+    )
+    record = dataclasses.replace(PERSON_A, doses=doses)
+    issued = make_passport(pdf_pki.good, record, crl=pdf_pki.crl, signer=good_signer)
+    text = page_text(issued.pdf) or ""
+    assert "2021-08-10" in text and "LOT3" in text and "LOT2 " not in text + " "
+    assert verify_pdf(issued.pdf, trust, now=NOW).valid
 
 
 def test_signed_with_expired_dsc(pdf_pki: PdfPki, trust: TrustStore) -> None:
