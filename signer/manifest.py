@@ -20,7 +20,8 @@ output file names.
 
 A run adds its lines to the manifest already in the output directory; the
 new manifest is written to a temporary file and renamed over the old one,
-so a reader never sees a half-written manifest.
+so a reader never sees a half-written manifest. Entries are streamed to a
+part file during the run, so memory does not grow with the batch.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from signer.issue import Issued
 from verifier.errors import ConfigError
@@ -92,32 +94,61 @@ def manifest_entry(
     return entry
 
 
-@dataclass
 class Manifest:
-    """Collects the entries of one run; :meth:`commit` writes them atomically."""
+    """This run's entries, streamed to a part file; :meth:`commit` publishes them.
 
-    out_dir: Path
-    entries: list[dict[str, Any]] = field(default_factory=list)
+    Memory stays constant however many records a run signs: entries go to
+    ``DIR/.manifest.jsonl.<pid>.part`` as they come; :meth:`commit` writes
+    the old manifest followed by the part to a temporary file and renames it
+    over ``manifest.jsonl`` (so readers see the old or the new manifest,
+    never a mix), then removes the part file.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.count = 0
+        self._part_path = out_dir / f".{MANIFEST_NAME}.{os.getpid()}.part"
+        self._part: IO[str] | None = None
 
     @property
     def path(self) -> Path:
         return self.out_dir / MANIFEST_NAME
 
     def add(self, entry: dict[str, Any]) -> None:
-        self.entries.append(entry)
+        if self._part is None:
+            try:
+                self._part = self._part_path.open("w", encoding="utf-8")
+            except OSError as err:
+                raise ConfigError(f"cannot write in {self.out_dir}: {err.strerror}") from None
+        self._part.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._part.flush()  # a killed run leaves its UVCIs in the part file
+        self.count += 1
 
     def commit(self) -> None:
         """Append this run's entries to the manifest file (temp file + rename)."""
-        if not self.entries:
+        if self._part is None:
             return
+        self._part.close()
+        self._part = None
+        fd, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=f".{MANIFEST_NAME}.", suffix=".tmp")
         try:
-            old = self.path.read_bytes() if self.path.exists() else b""
+            with os.fdopen(fd, "wb") as out:
+                if self.path.exists():
+                    with self.path.open("rb") as old:
+                        shutil.copyfileobj(old, out)
+                        size = old.tell()
+                        if size:
+                            old.seek(size - 1)
+                            if old.read(1) != b"\n":
+                                out.write(b"\n")
+                with self._part_path.open("rb") as part:
+                    shutil.copyfileobj(part, out)
+            os.replace(tmp, self.path)
         except OSError as err:
-            raise ConfigError(f"cannot read {self.path}: {err.strerror}") from None
-        if old and not old.endswith(b"\n"):
-            old += b"\n"
-        new = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in self.entries)
-        write_atomic(self.path, old + new.encode("utf-8"))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise ConfigError(f"cannot write {self.path}: {err.strerror}") from None
+        self._part_path.unlink()
 
 
 def read_manifest(path: Path) -> list[dict[str, Any]]:

@@ -240,3 +240,22 @@ def test_override_without_operator_is_refused(
     assert "--operator" in capsys.readouterr().err
     assert main([*args, "--override-reason", "test"]) == 2
     assert "only meaningful with --allow-unverified" in capsys.readouterr().err
+
+
+def test_manifest_streams_and_appends(tmp_path: Path) -> None:
+    from signer.issue import Issued
+    from signer.manifest import Manifest, manifest_entry
+
+    (tmp_path / "manifest.jsonl").write_text('{"record_id": "OLD"}')  # no final newline
+    manifest = Manifest(tmp_path)
+    manifest.commit()  # nothing added: nothing changes
+    assert (tmp_path / "manifest.jsonl").read_text() == '{"record_id": "OLD"}'
+    for i in range(3):
+        issued = Issued(record_id=f"R{i}", hc1="HC1:X", uvci=f"U{i}", kid=b"12345678", iat=0, exp=1, exp_clamped=False, dcc={})
+        manifest.add(manifest_entry(issued, line=i + 1, verified=True, files=()))
+    parts = [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    assert len(parts) == 1 and len(parts[0].read_text().splitlines()) == 3  # streamed, not held
+    assert read_manifest(tmp_path / "manifest.jsonl") == [{"record_id": "OLD"}]  # not yet published
+    manifest.commit()
+    assert [e["record_id"] for e in read_manifest(tmp_path / "manifest.jsonl")] == ["OLD", "R0", "R1", "R2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.jsonl"]
