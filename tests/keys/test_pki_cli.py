@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from keys import pki
+from keys.base import SigningKey, kid_of
 from keys.certs import EKU_RECOVERY, EKU_TEST, EKU_VACCINATION
 from keys.cli import main
 from keys.loader import PemKeySpec, Pkcs11KeySpec, open_key
@@ -265,15 +266,18 @@ def _run_on_terminal(argv: list[str], env: dict[str, str], answers: list[str]) -
     """Run ``python -m keys ...`` on a real pseudo-terminal, answering its prompts."""
     import pty
     import select
+    import signal
+    import time
 
     pid, fd = pty.fork()
     if pid == 0:  # child: exec at once
         os.execve(sys.executable, [sys.executable, "-m", "keys", *argv], env)
     output = b""
+    mark = 0  # answer only a prompt printed after the previous answer (getpass flushes input)
     pending = list(answers)
     try:
         while True:
-            ready, _, _ = select.select([fd], [], [], 30)
+            ready, _, _ = select.select([fd], [], [], 20)
             if not ready:
                 break
             try:
@@ -283,10 +287,19 @@ def _run_on_terminal(argv: list[str], env: dict[str, str], answers: list[str]) -
             if not chunk:
                 break
             output += chunk
-            if pending and output.rstrip().endswith(b":"):
+            if pending and output[mark:].rstrip().endswith(b":"):
                 os.write(fd, pending.pop(0).encode() + b"\n")
+                mark = len(output)
     finally:
-        _, status = os.waitpid(pid, 0)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        for _ in range(50):
+            if done:
+                break
+            time.sleep(0.1)
+            done, status = os.waitpid(pid, os.WNOHANG)
+        if done == 0:  # stuck: never hang the test run
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
         os.close(fd)
     return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
 
@@ -306,3 +319,85 @@ def test_prompted_passphrase_is_not_echoed_on_the_terminal(tmp_path: Path) -> No
     pki.load_csca(Path(d), passphrase.encode())
     code, out = _run_on_terminal(["issue-crl", "--pki", d, "--now", at(1)], env, ["nope"])
     assert code == 2 and "wrong passphrase" in out and "Traceback" not in out
+
+
+def _sign_cose(key: SigningKey, uvci: str, now: dt.datetime) -> bytes:
+    from verifier.codec import encode_cwt, encode_protected, encode_sign1, sig_structure
+
+    iat = int(now.timestamp())
+    dcc = {"ver": "1.3.0", "v": [{"ci": uvci}]}
+    payload = encode_cwt(iss="VN", issued_at=iat, expires_at=iat + 86400 * 365, dcc=dcc)
+    protected = encode_protected(key.alg, kid_of(key))
+    return encode_sign1(protected, payload, key.sign(sig_structure(protected, payload)))
+
+
+def test_trust_list_export_end_to_end(
+    cli: Cli, env: dict[str, str], softhsm_token: SoftHsmToken, softhsm_pin_env: str, tmp_path: Path
+) -> None:
+    """CSCA, DSCs in file and token, revocations, CRL, trust list; read back by the verifier."""
+    from verifier.hc1 import verify_cose
+    from verifier.trust import load_trust
+
+    cli.secrets.append(softhsm_pin_env)
+    t = softhsm_token
+    cli("init-csca", "--now", at(0))
+    cli("issue-dsc", "--name", "File EC", "--now", at(1))
+    cli("issue-dsc", "--name", "Token RSA", "--key-type", "rsa-2048", "--in-token",
+        "--token-label", t.token_label, "--now", at(1))  # fmt: skip
+    cli("issue-dsc", "--name", "Stolen", "--now", at(1))
+    _, err = cli("export-trust-list", "--now", at(2), rc=2)
+    assert "init-tl-signer" in err
+    cli("init-tl-signer", "--now", at(2))
+    revoked_uvci = "URN:UVCI:01:VN:REVOKED1234#Q"
+    cli("revoke-dsc", "Stolen", "--reason", "key-compromise", "--now", at(3))
+    cli("revoke-uvci", revoked_uvci, "--now", at(3))
+    _, err = cli("export-trust-list", "--now", at(3))
+    assert "no CRL has been issued" in err  # a warning, the export still works
+    cli("issue-crl", "--now", at(4))
+    out_file = tmp_path / "published" / "trustlist.cbor"
+    out, err = cli("export-trust-list", "--out", str(out_file), "--now", at(4))
+    assert "seq 2" in out and err == ""
+    index = pki.load_index(cli.dir)
+    assert index.trust_list_seq == 2
+    assert out_file.read_bytes() == (cli.dir / "trustlist/trustlist-2.cbor").read_bytes()
+
+    state = tmp_path / "verifier-state"
+    now = T0 + dt.timedelta(days=5)
+    trust = load_trust([out_file, cli.dir / "csca.pem"], now=now, state_dir=state)
+    (info,) = trust.trust_lists
+    assert (info.seq, info.country, info.dscs, info.revoked_dscs, info.crls) == (2, "VN", 3, 1, 1)
+    assert info.revoked_uvcis == 1 and trust.uvci_revoked(revoked_uvci)
+    assert not trust.uvci_revoked("URN:UVCI:01:VN:OTHER#A")
+    # Rollback: the older list (seq 1) is refused once seq 2 was accepted.
+    from verifier.errors import TrustError
+
+    with pytest.raises(TrustError):
+        load_trust(
+            [cli.dir / "trustlist/trustlist-1.cbor", cli.dir / "csca.pem"], now=now, state_dir=state
+        )
+
+    # Keys issued by the PKI sign QRs that the verifier accepts (signature, key usage) ...
+    file_rec, token_rec, stolen_rec = index.dscs
+    assert token_rec.token is not None
+    spec = Pkcs11KeySpec(
+        module=t.module, token_label=t.token_label, key_label=token_rec.token.key_label
+    )
+    with open_key(spec) as token_key:
+        verdict = verify_cose(_sign_cose(token_key, "URN:UVCI:01:VN:OK1#A", now), trust, now=now)
+        assert verdict.checks["signature"] is True and verdict.checks["key_usage"] is True
+        verdict = verify_cose(_sign_cose(token_key, revoked_uvci, now), trust, now=now)
+        assert verdict.checks["signature"] is False or not verdict.valid
+        assert "uvci_revoked" in {e.reason for e in verdict.errors}
+    with open_key(
+        PemKeySpec(key_path=cli.dir / (file_rec.key_file or ""), cert_path=cli.dir / file_rec.cert)
+    ) as k:
+        verdict = verify_cose(_sign_cose(k, "URN:UVCI:01:VN:OK2#A", now), trust, now=now)
+        assert verdict.checks["signature"] is True
+    # ... and the revoked DSC's signatures are refused.
+    with open_key(
+        PemKeySpec(
+            key_path=cli.dir / (stolen_rec.key_file or ""), cert_path=cli.dir / stolen_rec.cert
+        )
+    ) as k:
+        verdict = verify_cose(_sign_cose(k, "URN:UVCI:01:VN:OK3#A", now), trust, now=now)
+        assert not verdict.valid and "dsc_revoked" in {e.reason for e in verdict.errors}
