@@ -255,3 +255,30 @@ def test_pkcs11_key_with_certificate_file_and_repr_hides_pin(
     with key:
         assert key.certificate == softhsm_token.es256_cert
         assert key.alg == CoseAlgorithm.ES256
+
+
+def test_es384_key_generated_in_token(softhsm_token: SoftHsmToken, test_pki: Pki) -> None:
+    import datetime as dt
+
+    from keys.certs import make_dsc
+    from keys.pkcs11_key import generate_key_in_token, token_session, write_certificate_to_token
+
+    t = softhsm_token
+    label = "dsc-p384-" + secrets.token_hex(4)
+    with token_session(t.module, t.token_label, t.pin, rw=True) as ts:
+        public = generate_key_in_token(ts, key_type="ec-p384", label=label, key_id=b"\x38\x04")
+        cert = make_dsc(
+            test_pki.csca,
+            test_pki.csca_key,  # type: ignore[arg-type]
+            public,
+            name="P-384",
+            now=dt.datetime.now(dt.UTC),
+        )
+        write_certificate_to_token(ts, cert, label=label, key_id=b"\x38\x04")
+        with pytest.raises(KeyBackendError, match="already holds a key"):
+            generate_key_in_token(ts, key_type="ec-p384", label=label, key_id=b"\x38\x05")
+    with Pkcs11Key(module=t.module, token_label=t.token_label, key_label=label, pin=t.pin) as key:
+        assert key.alg == CoseAlgorithm.ES384
+        sig = key.sign(b"data")
+        assert len(sig) == 96
+        assert verify_signature(cert.public_key(), CoseAlgorithm.ES384, b"data", sig)
