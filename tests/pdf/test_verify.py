@@ -8,6 +8,7 @@ import datetime as dt
 import random
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from signer.pdf import PassportPdfSigner, passport_data
 from tests.fixtures.pki import NOW
@@ -15,7 +16,7 @@ from tests.pdf import tamper
 from tests.pdf.conftest import CENTRE, PERSON_A, PERSON_B, SIGN_TIME, Issued, PdfPki, make_passport
 from verifier.pdf import verify_pdf
 from verifier.pdf.signature import PDF_CHECKS, check_pdf_signature
-from verifier.trust import TrustStore
+from verifier.trust import TrustStore, load_trust
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +102,14 @@ def test_signed_with_revoked_dsc(pdf_pki: PdfPki, trust: TrustStore) -> None:
     assert not v.valid
     assert v.checks["pdf_revocation"] is False and "dsc_revoked" in v.reasons
     assert v.checks["pdf_chain"] is True and v.checks["pdf_integrity"] is True
+    # the embedded CRL alone says so: trust = the CSCA and the DSC file, no trust list
+    dsc = pdf_pki.state_dir.parent / "revoked-dsc.pem"
+    dsc.write_bytes(pdf_pki.revoked.certificate.public_bytes(Encoding.PEM))
+    crl_only = load_trust([pdf_pki.csca_pem, dsc], now=NOW, state_dir=pdf_pki.state_dir)
+    assert crl_only.dscs[0].revoked_at is None
+    report = check_pdf_signature(issued.pdf, crl_only, now=NOW)
+    assert report.checks["pdf_revocation"] is False
+    assert [e.reason for e in report.errors] == ["dsc_revoked"]
 
 
 def test_signer_refuses_revoked_or_expired_dsc(pdf_pki: PdfPki) -> None:
@@ -205,3 +214,24 @@ def test_revoked_in_trust_list_only(pdf_pki: PdfPki, passport_a: Issued) -> None
     trust = load_trust([pdf_pki.csca_pem, path], now=NOW, state_dir=pdf_pki.state_dir.parent / "state2")
     report = check_pdf_signature(passport_a.pdf, trust, now=NOW)
     assert report.checks["pdf_revocation"] is False
+
+
+def test_no_usable_crl_embedded_is_revocation_unknown(pdf_pki: PdfPki, trust: TrustStore) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    stale = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(pdf_pki.csca.subject)
+        .last_update(SIGN_TIME - dt.timedelta(days=60))
+        .next_update(SIGN_TIME - dt.timedelta(days=30))  # expired before the signing time
+        .sign(pdf_pki.csca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    for crls in ([], [stale]):
+        signer = PassportPdfSigner(pdf_pki.good, centre=CENTRE, crls=crls, now=SIGN_TIME,
+                                   check_certificate_status=False)
+        issued = make_passport(pdf_pki.good, PERSON_A, crl=pdf_pki.crl, signer=signer)
+        report = check_pdf_signature(issued.pdf, trust, now=NOW)
+        assert report.checks["pdf_revocation"] is False, report.errors
+        assert report.checks["pdf_chain"] is True
+        assert any(e.reason == "revocation_unknown" for e in report.errors)

@@ -41,6 +41,11 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.policy_decl import (
+    CertRevTrustPolicy,
+    RevocationCheckingPolicy,
+    RevocationCheckingRule,
+)
 
 from verifier.trust import TrustStore
 
@@ -49,8 +54,19 @@ PDF_CHECKS = ("pdf_signature", "pdf_integrity", "pdf_chain", "pdf_revocation", "
 CLOCK_SKEW = dt.timedelta(minutes=5)
 MAX_PDF_BYTES = 20 * 1024 * 1024
 
+_CRL_REQUIRED = CertRevTrustPolicy(
+    RevocationCheckingPolicy(
+        ee_certificate_rule=RevocationCheckingRule.CRL_REQUIRED,
+        intermediate_ca_cert_rule=RevocationCheckingRule.CRL_REQUIRED,
+    )
+)
+_NO_REVOCATION = CertRevTrustPolicy(
+    RevocationCheckingPolicy(
+        ee_certificate_rule=RevocationCheckingRule.NO_CHECK,
+        intermediate_ca_cert_rule=RevocationCheckingRule.NO_CHECK,
+    )
+)
 _REVOCATION_INDICATIONS = {"REVOKED", "REVOKED_NO_POE", "REVOKED_CA_NO_POE"}
-_REVINFO_MISSING = {"TRY_LATER", "REVOCATION_OUT_OF_BOUNDS_NO_POE", "NO_POE"}
 
 
 @dataclass(frozen=True)
@@ -202,25 +218,37 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
                         f"signing time {signing_time.isoformat()} is after the validation time")
         moment = min(signing_time, now)
     crls = _embedded_crls(reader)
-    context = ValidationContext(
-        trust_roots=_trust_roots(trust),
-        other_certs=_embedded_certs(reader),
-        crls=crls,
-        allow_fetching=False,
-        revocation_mode="hard-fail",
-        moment=moment,
-    )
-    try:
-        status = validate_pdf_signature(
-            sig,
-            context,
-            key_usage_settings=KeyUsageConstraints(key_usage={"digital_signature"}),
+    certs = _embedded_certs(reader)
+    roots = _trust_roots(trust)
+
+    def context(policy: CertRevTrustPolicy) -> ValidationContext:
+        return ValidationContext(
+            trust_roots=roots, other_certs=certs, crls=crls, allow_fetching=False,
+            revinfo_policy=policy, moment=moment,
         )
+
+    usage = KeyUsageConstraints(key_usage={"digital_signature"})
+    try:
+        # pass 1: integrity, signature, chain and validity, modifications
+        status = validate_pdf_signature(sig, context(_NO_REVOCATION), key_usage_settings=usage)
     except Exception as err:
         report.fail("pdf_signature", "signature_unverifiable",
                     f"the signature could not be validated ({type(err).__name__})")
         return report.done(_safe_signer(sig, signing_time), signing_time)
     _map_status(status, sig, trust, report)
+    if report.checks["pdf_chain"] is True and report.checks["pdf_revocation"] is None:
+        # pass 2: revocation, a CRL required for every CA-issued certificate
+        # whether or not it names a distribution point (DSCs do not)
+        try:
+            revocation = validate_pdf_signature(
+                sig, context(_CRL_REQUIRED), key_usage_settings=usage, skip_diff=True
+            )
+        except Exception as err:
+            report.fail("pdf_revocation", "revocation_unknown",
+                        f"revocation could not be checked ({type(err).__name__})")
+        else:
+            _map_revocation(revocation, report)
+    _trust_list_revocation(sig, trust, report)
     return report.done(_safe_signer(sig, signing_time), signing_time)
 
 
@@ -249,21 +277,11 @@ def _map_status(status: Any, sig: Any, trust: TrustStore, report: _Report) -> No
     elif status.intact:
         report.fail("pdf_signature", "bad_signature",
                     "the CMS signature does not verify with the signer's key")
-    # 3./4. chain and revocation
+    # 3. chain and validity (revocation: pass 2)
     indic = getattr(status.trust_problem_indic, "name", None)
     if status.trusted:
         if report.checks["pdf_chain"] is None:
             report.checks["pdf_chain"] = True
-        report.checks["pdf_revocation"] = True
-    elif indic in _REVOCATION_INDICATIONS:
-        if report.checks["pdf_chain"] is None:
-            report.checks["pdf_chain"] = True
-        report.fail("pdf_revocation", "dsc_revoked", "the signer certificate is revoked (CRL)")
-    elif indic in _REVINFO_MISSING:
-        if report.checks["pdf_chain"] is None:
-            report.checks["pdf_chain"] = True
-        report.fail("pdf_revocation", "revocation_unknown",
-                    "no usable CRL for the signer certificate is embedded in the document")
     elif indic is None and not status.valid:
         pass  # crypto failure reported above; chain not evaluated
     else:
@@ -275,13 +293,6 @@ def _map_status(status: Any, sig: Any, trust: TrustStore, report: _Report) -> No
         }.get(str(indic), "dsc_untrusted")
         report.fail("pdf_chain", reason,
                     f"the signer certificate is not trusted at the signing time ({indic})")
-    if report.checks["pdf_revocation"] is not False:
-        der = sig.signer_cert.dump()
-        for entry in trust.dscs:
-            if entry.info.der == der and entry.revoked_at is not None:
-                report.fail("pdf_revocation", "dsc_revoked",
-                            "the signer certificate is revoked in the trust list")
-                break
     # 5. modifications after signing
     if sig.docmdp_level is None:
         report.fail("pdf_modifications", "not_certified",
@@ -299,3 +310,30 @@ def _map_status(status: Any, sig: Any, trust: TrustStore, report: _Report) -> No
     else:
         report.fail("pdf_modifications", "modified_after_signing",
                     "the signature does not cover the document as it is")
+
+
+def _map_revocation(status: Any, report: _Report) -> None:
+    """4. the embedded CRLs: the signer certificate is not revoked."""
+    indic = getattr(status.trust_problem_indic, "name", None)
+    if status.trusted:
+        report.checks["pdf_revocation"] = True
+    elif indic in _REVOCATION_INDICATIONS:
+        report.fail("pdf_revocation", "dsc_revoked", "the signer certificate is revoked (CRL)")
+    else:
+        report.fail("pdf_revocation", "revocation_unknown",
+                    "no CRL valid at the signing time for the signer certificate is embedded")
+
+
+def _trust_list_revocation(sig: Any, trust: TrustStore, report: _Report) -> None:
+    """4. the trust list's revoked DSCs (newer than the CRL the signer embedded)."""
+    if report.checks["pdf_revocation"] is False:
+        return
+    try:
+        der = sig.signer_cert.dump()
+    except Exception:
+        return
+    for entry in trust.dscs:
+        if entry.info.der == der and entry.revoked_at is not None:
+            report.fail("pdf_revocation", "dsc_revoked",
+                        "the signer certificate is revoked in the trust list")
+            return
