@@ -19,7 +19,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from keys import pki
@@ -137,90 +137,115 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _init_csca(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
+    cert = pki.init_csca(
+        d,
+        country=ns.country,
+        name=ns.name,
+        organization=ns.organization,
+        key_type=ns.key_type,
+        days=ns.days,
+        passphrase=_csca_passphrase(new=True),
+        now=now,
+    )
+    print(f"CSCA {cert.subject.rfc4514_string()} created in {d}, valid until "
+          f"{cert.not_valid_after_utc:%Y-%m-%d}")  # fmt: skip
+
+
+def _issue_dsc(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
+    types = tuple(t.strip() for t in ns.types.split(",") if t.strip())
+    token: pki.TokenTarget | None = None
+    key_pass: bytes | None = None
+    module: str | None = None
+    if ns.in_token:
+        module = ns.pkcs11_module or default_module()
+        if module is None:
+            raise ConfigError("--pkcs11-module is needed (SoftHSM2 is not installed)")
+        if not ns.token_label:
+            raise ConfigError("--in-token needs --token-label")
+    elif ns.token_label or ns.key_label or ns.pkcs11_module:
+        raise ConfigError("--token-label/--key-label/--pkcs11-module need --in-token")
+    csca_pass = _csca_passphrase()
+    if module is not None:
+        pin = get_secret(PKCS11_PIN_ENV, what="token PIN")
+        token = pki.TokenTarget(
+            module=module, token_label=ns.token_label, pin=pin, key_label=ns.key_label
+        )
+    else:
+        key_pass = new_secret_twice(KEY_PASSPHRASE_ENV, what="DSC key passphrase").encode()
+    rec = pki.issue_dsc(
+        d, name=ns.name, csca_passphrase=csca_pass, now=now, key_type=ns.key_type, types=types,
+        days=ns.days, key_passphrase=key_pass, token=token, organization=ns.organization,
+    )  # fmt: skip
+    where = (
+        f"token {rec.token.token_label!r} key {rec.token.key_label!r}"
+        if rec.token
+        else str(d / (rec.key_file or ""))
+    )
+    print(f"DSC {rec.name!r} serial {rec.serial} kid {rec.kid} {rec.alg} types "
+          f"{','.join(rec.types)} until {rec.not_after}: cert {d / rec.cert}, key {where}")  # fmt: skip
+
+
+def _revoke_dsc(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
+    rec = pki.revoke_dsc(d, ns.selector, now=now, reason=ns.reason)
+    print(f"DSC {rec.serial} ({rec.name}) revoked at {rec.revoked_at}; "
+          "run issue-crl and export-trust-list to publish it")  # fmt: skip
+
+
+def _revoke_uvci(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
+    uvci = pki.revoke_uvci(d, ns.uvci, now=now)
+    print(f"{uvci} revoked; run export-trust-list to publish it")
+
+
+def _issue_crl(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
+    _, crl = pki.issue_crl(d, csca_passphrase=_csca_passphrase(), now=now, days=ns.days)
+    print(f"CRL number {crl.number} written to {d / crl.der} (next update {crl.next_update})")
+
+
+def _init_tl_signer(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
+    cert = pki.init_trust_list_signer(
+        d, csca_passphrase=_csca_passphrase(), now=now, key_type=ns.key_type, days=ns.days
+    )
+    print(f"trust-list signer serial {cert.serial_number:x} valid until "
+          f"{cert.not_valid_after_utc:%Y-%m-%d}")  # fmt: skip
+
+
+def _export_trust_list(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
+    res = pki.export_trust_list(
+        d,
+        ns.out,
+        csca_passphrase=_csca_passphrase(),
+        now=now,
+        next_update_days=ns.next_update_days or None,
+    )
+    for w in res.warnings:
+        print(f"{PROG}: warning: {w}", file=sys.stderr)
+    print(f"trust list seq {res.seq} written to {res.path}: {res.dscs} DSCs, "
+          f"{res.revoked_dscs} revoked DSCs, {res.revoked_uvcis} revoked UVCIs, "
+          f"{res.crls} CRLs")  # fmt: skip
+
+
+def _list_command(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
+    _list(d, as_json=ns.json)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Path, dt.datetime], None]] = {
+    "init-csca": _init_csca,
+    "issue-dsc": _issue_dsc,
+    "revoke-dsc": _revoke_dsc,
+    "revoke-uvci": _revoke_uvci,
+    "issue-crl": _issue_crl,
+    "init-tl-signer": _init_tl_signer,
+    "export-trust-list": _export_trust_list,
+    "list": _list_command,
+}
+
+
 def run(ns: argparse.Namespace) -> int:
     now = parse_time(ns.now)
-    d: Path = ns.pki
-    out = sys.stdout
-    if ns.command == "init-csca":
-        cert = pki.init_csca(
-            d,
-            country=ns.country,
-            name=ns.name,
-            organization=ns.organization,
-            key_type=ns.key_type,
-            days=ns.days,
-            passphrase=_csca_passphrase(new=True),
-            now=now,
-        )
-        print(f"CSCA {cert.subject.rfc4514_string()} created in {d}, valid until "
-              f"{cert.not_valid_after_utc:%Y-%m-%d}", file=out)  # fmt: skip
-    elif ns.command == "issue-dsc":
-        types = tuple(t.strip() for t in ns.types.split(",") if t.strip())
-        csca_pass = _csca_passphrase()
-        if ns.in_token:
-            module = ns.pkcs11_module or default_module()
-            if module is None:
-                raise ConfigError("--pkcs11-module is needed (SoftHSM2 is not installed)")
-            if not ns.token_label:
-                raise ConfigError("--in-token needs --token-label")
-            pin = get_secret(PKCS11_PIN_ENV, what="token PIN")
-            token = pki.TokenTarget(
-                module=module, token_label=ns.token_label, pin=pin, key_label=ns.key_label
-            )
-            rec = pki.issue_dsc(
-                d, name=ns.name, csca_passphrase=csca_pass, now=now, key_type=ns.key_type,
-                types=types, days=ns.days, token=token, organization=ns.organization,
-            )  # fmt: skip
-        else:
-            if ns.token_label or ns.key_label:
-                raise ConfigError("--token-label/--key-label need --in-token")
-            key_pass = new_secret_twice(KEY_PASSPHRASE_ENV, what="DSC key passphrase").encode()
-            rec = pki.issue_dsc(
-                d, name=ns.name, csca_passphrase=csca_pass, now=now, key_type=ns.key_type,
-                types=types, days=ns.days, key_passphrase=key_pass, organization=ns.organization,
-            )  # fmt: skip
-        where = (
-            f"token {rec.token.token_label!r} key {rec.token.key_label!r}"
-            if rec.token
-            else str(d / (rec.key_file or ""))
-        )
-        print(f"DSC {rec.name!r} serial {rec.serial} kid {rec.kid} {rec.alg} types "
-              f"{','.join(rec.types)} until {rec.not_after}: cert {d / rec.cert}, key {where}",
-              file=out)  # fmt: skip
-    elif ns.command == "revoke-dsc":
-        rec = pki.revoke_dsc(d, ns.selector, now=now, reason=ns.reason)
-        print(f"DSC {rec.serial} ({rec.name}) revoked at {rec.revoked_at}; "
-              "run issue-crl and export-trust-list to publish it", file=out)  # fmt: skip
-    elif ns.command == "revoke-uvci":
-        uvci = pki.revoke_uvci(d, ns.uvci, now=now)
-        print(f"{uvci} revoked; run export-trust-list to publish it", file=out)
-    elif ns.command == "issue-crl":
-        _, crl = pki.issue_crl(d, csca_passphrase=_csca_passphrase(), now=now, days=ns.days)
-        print(
-            f"CRL number {crl.number} written to {d / crl.der} (next update {crl.next_update})",
-            file=out,
-        )
-    elif ns.command == "init-tl-signer":
-        cert = pki.init_trust_list_signer(
-            d, csca_passphrase=_csca_passphrase(), now=now, key_type=ns.key_type, days=ns.days
-        )
-        print(f"trust-list signer serial {cert.serial_number:x} valid until "
-              f"{cert.not_valid_after_utc:%Y-%m-%d}", file=out)  # fmt: skip
-    elif ns.command == "export-trust-list":
-        res = pki.export_trust_list(
-            d,
-            ns.out,
-            csca_passphrase=_csca_passphrase(),
-            now=now,
-            next_update_days=ns.next_update_days or None,
-        )
-        for w in res.warnings:
-            print(f"{PROG}: warning: {w}", file=sys.stderr)
-        print(f"trust list seq {res.seq} written to {res.path}: {res.dscs} DSCs, "
-              f"{res.revoked_dscs} revoked DSCs, {res.revoked_uvcis} revoked UVCIs, "
-              f"{res.crls} CRLs", file=out)  # fmt: skip
-    elif ns.command == "list":
-        _list(d, as_json=ns.json)
+    if ns.command != "init-csca":
+        pki.load_index(ns.pki)  # a missing PKI is reported before any secret is asked for
+    COMMANDS[ns.command](ns, ns.pki, now)
     return 0
 
 

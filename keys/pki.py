@@ -390,6 +390,13 @@ def issue_dsc(
         index = load_index(pki_dir)
         csca, csca_key = _usable_csca(pki_dir, csca_passphrase, now)
         serial = x509.random_serial_number()
+
+        def make(public: PublicKey) -> x509.Certificate:
+            return make_dsc(
+                csca, csca_key, public, name=name, now=now, days=days, types=types,
+                organization=organization, serial=serial,
+            )  # fmt: skip
+
         base = f"dsc/{slug(name)[:32]}-{serial:x}"
         key_file: str | None = None
         token_ref: TokenRef | None = None
@@ -399,15 +406,13 @@ def issue_dsc(
             public: PublicKey = private.public_key()
             key_file = f"{base}.key.pem"
             _write_new(pki_dir / key_file, _encrypted_pem(private, key_passphrase), private=True)
-            cert = _make_dsc(csca, csca_key, public, name, now, days, types, organization, serial)
+            cert = make(public)
         else:
             label = token.key_label or f"dsc-{slug(name)[:32]}-{serial:x}"[:48]
             key_id = secrets.token_bytes(8)
             with token_session(token.module, token.token_label, token.pin, rw=True) as ts:
                 public = generate_key_in_token(ts, key_type=key_type, label=label, key_id=key_id)
-                cert = _make_dsc(
-                    csca, csca_key, public, name, now, days, types, organization, serial
-                )
+                cert = make(public)
                 write_certificate_to_token(ts, cert, label=label, key_id=key_id)
             token_ref = TokenRef(
                 module=token.module,
@@ -431,23 +436,6 @@ def issue_dsc(
         )
         _save(pki_dir, replace(index, dscs=(*index.dscs, record)))
     return record
-
-
-def _make_dsc(
-    csca: x509.Certificate,
-    csca_key: PrivateKey,
-    public: PublicKey,
-    name: str,
-    now: dt.datetime,
-    days: int,
-    types: Sequence[str],
-    organization: str | None,
-    serial: int,
-) -> x509.Certificate:
-    return make_dsc(
-        csca, csca_key, public, name=name, now=now, days=days, types=types,
-        organization=organization, serial=serial,
-    )  # fmt: skip
 
 
 def _alg_name(public: PublicKey) -> str:
