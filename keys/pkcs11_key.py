@@ -18,12 +18,13 @@ v2.40 section 2.3.1), the form COSE wants (RFC 9053 section 2.1). PS256 is
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -64,6 +65,7 @@ class _Entry:
     session: Any
     pin_digest: bytes
     rw: bool
+    module: str
     users: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -71,6 +73,25 @@ class _Entry:
 _SALT = os.urandom(16)
 _registry: dict[tuple[str, str], _Entry] = {}
 _registry_lock = threading.Lock()
+_registry_pid = os.getpid()
+
+
+def _after_fork_check() -> None:
+    """In a forked child, drop the parent's sessions and re-initialise the modules.
+
+    PKCS#11 state does not survive fork (PKCS#11 v2.40 section 6.7.7): the
+    child must call C_Initialize again, or the token still believes it is
+    logged in. Call with ``_registry_lock`` held.
+    """
+    global _registry_pid
+    if _registry_pid == os.getpid():
+        return
+    modules = {entry.module for entry in _registry.values()}
+    _registry.clear()
+    _registry_pid = os.getpid()
+    for module in modules:
+        with contextlib.suppress(p11err.PKCS11Error):
+            pkcs11.lib(module).reinitialize()
 
 
 def _pin_digest(pin: str) -> bytes:
@@ -145,12 +166,13 @@ def token_session(
     """
     key = (os.path.realpath(module), token_label)
     with _registry_lock:
+        _after_fork_check()
         entry = _registry.get(key)
         if entry is None:
             lib = load_module(module)
             token = _find_token(lib, module, token_label)
             session = _login(token, token_label, pin, rw)
-            entry = _Entry(session=session, pin_digest=_pin_digest(pin), rw=rw)
+            entry = _Entry(session=session, pin_digest=_pin_digest(pin), rw=rw, module=module)
             _registry[key] = entry
         else:
             if not hmac.compare_digest(entry.pin_digest, _pin_digest(pin)):
@@ -167,11 +189,13 @@ def token_session(
         )
     finally:
         with _registry_lock:
-            entry.users -= 1
-            if entry.users == 0:
-                del _registry[key]
-                with suppress(p11err.PKCS11Error):
-                    entry.session.close()
+            # After a fork the entry belongs to the parent: leave it alone.
+            if _registry_pid == os.getpid() and _registry.get(key) is entry:
+                entry.users -= 1
+                if entry.users == 0:
+                    del _registry[key]
+                    with contextlib.suppress(p11err.PKCS11Error):
+                        entry.session.close()
 
 
 def open_session_count() -> int:
@@ -280,6 +304,7 @@ class Pkcs11Key:
         self._chain: tuple[x509.Certificate, ...] = ()
         self._alg: CoseAlgorithm | None = None
         self._mechanism: Mechanism | None = None
+        self._pid = 0
 
     def __repr__(self) -> str:  # never shows the PIN
         return (
@@ -312,7 +337,7 @@ class Pkcs11Key:
         except BaseException:
             cm.__exit__(None, None, None)
             raise
-        self._cm, self._ts = cm, ts
+        self._cm, self._ts, self._pid = cm, ts, os.getpid()
 
     def close(self) -> None:
         cm, self._cm, self._ts, self._key = self._cm, None, None, None
@@ -373,6 +398,8 @@ class Pkcs11Key:
     def _require_open(self) -> TokenSession:
         if self._ts is None:
             raise KeyBackendError("PKCS#11 key is not open: use it as a context manager")
+        if self._pid != os.getpid():
+            raise KeyBackendError("PKCS#11 key was opened in another process: open it after fork")
         return self._ts
 
     @property

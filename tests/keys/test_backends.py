@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -282,3 +283,43 @@ def test_es384_key_generated_in_token(softhsm_token: SoftHsmToken, test_pki: Pki
         sig = key.sign(b"data")
         assert len(sig) == 96
         assert verify_signature(cert.public_key(), CoseAlgorithm.ES384, b"data", sig)
+
+
+def test_forked_child_logs_in_afresh(
+    softhsm_token: SoftHsmToken, softhsm_es256_key: Pkcs11Key
+) -> None:
+    """PKCS#11 state does not cross fork: the child re-initialises and logs in itself."""
+    t = softhsm_token
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report through the pipe, never return into pytest
+        code = 1
+        try:
+            try:
+                softhsm_es256_key.sign(b"x")
+                result = b"parent key signed in child"
+            except KeyBackendError:
+                with Pkcs11Key(
+                    module=t.module, token_label=t.token_label, key_label="dsc-ec", pin=t.pin
+                ) as k:
+                    sig = k.sign(b"child")
+                    ok = verify_signature(k.certificate.public_key(), k.alg, b"child", sig)
+                    result = b"ok" if ok else b"bad signature"
+            code = 0
+        except BaseException as err:
+            result = repr(err).encode()
+        finally:
+            os.write(write, result)
+            os._exit(code)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as fh:
+        assert fh.read() == b"ok"
+    assert os.waitstatus_to_exitcode(status) == 0
+    # The parent's session is untouched.
+    assert verify_signature(
+        softhsm_es256_key.certificate.public_key(),
+        softhsm_es256_key.alg,
+        b"p",
+        softhsm_es256_key.sign(b"p"),
+    )
