@@ -147,7 +147,9 @@ class PassportPdfSigner:
                 + text_string(t.language)
                 + f" /AcroForm << /Fields [{WIDGET} 0 R] /SigFlags 3 >>"
                 f" /Perms << /DocMDP {SIG} 0 R >> /DSS {DSS} 0 R"
-                " /ViewerPreferences << /DisplayDocTitle true >> >>".encode()
+                " /ViewerPreferences << /DisplayDocTitle true >>"
+                # PAdES structures (DSS, CAdES subfilter) in a PDF 1.7 file
+                " /Extensions << /ESIC << /BaseVersion /1.7 /ExtensionLevel 1 >> >> >>".encode()
             ),
             PAGES: f"<< /Type /Pages /Kids [{PAGE} 0 R] /Count 1 >>".encode(),
             PAGE: (

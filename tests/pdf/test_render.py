@@ -108,3 +108,21 @@ def test_qr_matrix_is_level_q() -> None:
     assert m.ec_level == "Q" and m.size == len(m.rows[0])
     # version >= 17 for ~550 alphanumerics at level Q (ISO/IEC 18004 table 7)
     assert (m.size - 17) // 4 >= 17
+
+
+def test_name_outside_font_repertoire_is_a_clear_input_error(good_signer: object) -> None:
+    import datetime as dt
+
+    import pytest
+
+    from signer.pdf import passport_data
+    from verifier.errors import InputError
+
+    dcc = {"nam": {"fn": "王", "gn": "小明"}, "dob": "1990-01-01",
+           "v": [{"tg": "840539006", "vp": "1119349007", "mp": "EU/1/20/1528",
+                  "ma": "ORG-100030215", "dn": 1, "sd": 2, "dt": "2021-09-01", "co": "VN",
+                  "is": "MoH", "ci": "URN:UVCI:01:VN:X#Y"}]}
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    data = passport_data(dcc=dcc, hc1="HC1:X", centre="c", issued_at=now, expires_at=now)
+    with pytest.raises(InputError, match="U\\+738B"):
+        good_signer.sign(data, now=now)  # type: ignore[attr-defined]
