@@ -401,3 +401,32 @@ def test_trust_list_export_end_to_end(
     ) as k:
         verdict = verify_cose(_sign_cose(k, "URN:UVCI:01:VN:OK3#A", now), trust, now=now)
         assert not verdict.valid and "dsc_revoked" in {e.reason for e in verdict.errors}
+
+
+def test_openssl_agrees_on_chain_and_crl(cli: Cli) -> None:
+    """Independent check: OpenSSL verifies the DSCs under the CSCA and sees the revocation."""
+    import shutil
+
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed (Debian package openssl)"
+    cli("init-csca", "--now", at(0))
+    cli("issue-dsc", "--name", "Good", "--now", at(1))
+    cli("issue-dsc", "--name", "Bad", "--key-type", "rsa-2048", "--now", at(1))
+    cli("revoke-dsc", "Bad", "--now", at(2))
+    cli("issue-crl", "--now", at(3))
+    good, bad = pki.load_index(cli.dir).dscs
+    attime = str(int((T0 + dt.timedelta(days=4)).timestamp()))
+
+    def verify(rec: pki.DscRecord, *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [openssl, "verify", "-x509_strict", "-attime", attime, "-CAfile",
+             str(cli.dir / "csca.pem"), *extra, str(cli.dir / rec.cert)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    crl = ("-crl_check", "-CRLfile", str(cli.dir / "crl/crl-1.pem"))
+    assert verify(good).returncode == 0
+    assert verify(good, *crl).returncode == 0
+    assert verify(bad).returncode == 0
+    revoked = verify(bad, *crl)
+    assert revoked.returncode != 0 and "revoked" in (revoked.stdout + revoked.stderr)
