@@ -108,8 +108,8 @@ class PassportPdfSigner:
                 f"the signing certificate is not valid at {now.isoformat()} "
                 f"(valid {cert.not_valid_before_utc:%Y-%m-%d} to {cert.not_valid_after_utc:%Y-%m-%d})"
             )
-        if not self.key.chain:
-            return  # a self-standing DSC (trusted directly): no issuer CRL to embed
+        if cert.issuer == cert.subject:
+            return  # self-issued (trusted directly): no issuer CRL to embed
         own = [crl for crl in self.crls if crl.issuer == cert.issuer]
         if not own:
             raise KeyBackendError(

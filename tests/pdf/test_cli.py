@@ -4,6 +4,7 @@ example records; `python -m verifier pdf` accepts them (exit 0), rejects a tampe
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -112,3 +113,41 @@ def test_signer_pdf_usage_errors_exit_2(tmp_path: Path) -> None:
                 "--crl", str(tmp_path / "missing.crl"), "--key", "k.pem", "--cert", "c.pem")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error:")
+
+
+def test_signer_pdf_with_softhsm_token(
+    softhsm_token: object, softhsm_pin_env: str, test_pki: object, tmp_path: Path
+) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    token = softhsm_token
+    csca = token.csca  # type: ignore[attr-defined]
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(csca.subject)
+        .last_update(SIGN_TIME - dt.timedelta(days=1))
+        .next_update(SIGN_TIME + dt.timedelta(days=30))
+        .sign(test_pki.csca_key, hashes.SHA256())  # type: ignore[attr-defined]
+    )
+    (tmp_path / "csca.pem").write_bytes(csca.public_bytes(Encoding.PEM))
+    (tmp_path / "csca.crl").write_bytes(crl.public_bytes(Encoding.DER))
+    (tmp_path / "dsc.pem").write_bytes(token.es256_cert.public_bytes(Encoding.PEM))  # type: ignore[attr-defined]
+    out = tmp_path / "out"
+    done = _run(
+        "signer", "pdf", str(EXAMPLES), "--out", str(out),
+        "--token-label", token.token_label, "--key-label", "dsc-ec",  # type: ignore[attr-defined]
+        "--pkcs11-module", token.module, "--chain", str(tmp_path / "csca.pem"),  # type: ignore[attr-defined]
+        "--crl", str(tmp_path / "csca.crl"), "--centre", "Trạm Y tế Xã Tân Phú",
+        "--at", SIGN_TIME.isoformat(), "--allow-unverified", "--override-reason", "test",
+        "--operator", "pytest",
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert softhsm_pin_env not in done.stdout + done.stderr
+    pdf = sorted(out.glob("*.pdf"))[0]
+    verified = _run(
+        "verifier", "pdf", "--trust", str(tmp_path / "csca.pem"), "--trust", str(tmp_path / "dsc.pem"),
+        "--at", NOW.isoformat(), "--json", str(pdf),
+        env={"VNDCC_VERIFIER_STATE": str(tmp_path / "state")},
+    )
+    assert verified.returncode == 0, verified.stdout
