@@ -259,6 +259,56 @@ class PassportPdfSigner:
         ).encode()
         return self._sign_bytes(out, offsets[SIG])
 
+    def render_unsigned(self, data: PassportData, *, now: dt.datetime) -> bytes:
+        """The same page as an ordinary unsigned PDF (for signing by other tools).
+
+        Used by :mod:`signer.pdf.reference` (pyHanko's own ``PdfSigner``) as a
+        cross-check and benchmark point; not on the fast path.
+        """
+        t = self.template
+        when = pdf_date(now)
+        f1, f2 = 8, 13
+        font_refs = f"/Font << /F1 {f1} 0 R /F2 {f2} 0 R >>".encode()
+        objects: dict[int, bytes] = {
+            1: (
+                b"<< /Type /Catalog /Pages 2 0 R /Metadata 6 0 R /Lang "
+                + text_string(t.language)
+                + b" /ViewerPreferences << /DisplayDocTitle true >> >>"
+            ),
+            2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: (
+                f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {t.width:.2f} {t.height:.2f}]"
+                " /Contents [4 0 R 5 0 R] /Resources << ".encode()
+                + font_refs
+                + b" /ProcSet [/PDF /Text] >> >>"
+            ),
+            4: stream(self.layout.static_ops, level=9),
+            5: stream(self.layout.values_ops(data), level=6),
+            6: raw_stream(self._xmp(), b" /Type /Metadata /Subtype /XML"),
+            7: (
+                b"<< /Title " + text_string(t.title_meta)
+                + b" /Subject " + text_string(t.subject_meta)
+                + b" /Author " + text_string(self.centre)
+                + b" /Producer " + text_string(PRODUCER)
+                + b" /CreationDate " + when + b" >>"
+            ),
+        }
+        for first, font in ((f1, self.regular), (f2, self.bold)):
+            for i, body in enumerate(font.objects(first)):
+                objects[first + i] = body
+        out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+        offsets = []
+        for num in sorted(objects):
+            offsets.append(len(out))
+            out += indirect(num, objects[num])
+        xref_at = len(out)
+        out += xref_table(offsets)
+        out += (
+            f"trailer\n<< /Size {len(offsets) + 1} /Root 1 0 R /Info 7 0 R >>\n"
+            f"startxref\n{xref_at}\n%%EOF\n"
+        ).encode()
+        return bytes(out)
+
     def _sign_bytes(self, out: bytearray, sig_offset: int) -> bytes:
         br_at = out.index(_BYTERANGE_PLACEHOLDER, sig_offset)
         start = out.index(b"/Contents <", sig_offset) + len(b"/Contents ")
