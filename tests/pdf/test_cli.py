@@ -96,6 +96,8 @@ def test_verifier_accepts_issued_and_rejects_tampered(
 
     human = _run("verifier", "pdf", *trust, *at, str(forged), env=env)
     assert human.returncode == 1 and "INVALID" in human.stdout and "pdf_integrity" in human.stdout
+    human_vi = _run("verifier", "pdf", *trust, *at, "--lang", "vi", str(pdf), env=env)
+    assert human_vi.returncode == 0 and "HỢP LỆ" in human_vi.stdout
 
     missing = _run("verifier", "pdf", *trust, str(tmp_path / "nope.pdf"), env=env)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr

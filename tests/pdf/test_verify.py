@@ -239,3 +239,26 @@ def test_no_usable_crl_embedded_is_revocation_unknown(pdf_pki: PdfPki, trust: Tr
         assert report.checks["pdf_revocation"] is False, report.errors
         assert report.checks["pdf_chain"] is True
         assert any(e.reason == "revocation_unknown" for e in report.errors)
+
+
+def test_huge_page_is_rendered_at_bounded_size(trust: TrustStore) -> None:
+    import time
+
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 14400 14400] /Contents 4 0 R >>",
+        b"<< /Length 18 >>\nstream\n0 0 14400 14400 re\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for i, body in enumerate(objs, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 5\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
+    t0 = time.perf_counter()
+    v = verify_pdf(bytes(out), trust, now=NOW)
+    assert time.perf_counter() - t0 < 20
+    assert not v.valid and "no_signature" in v.reasons and "no_qr_code" in v.reasons

@@ -25,7 +25,9 @@ from PIL import Image
 
 from verifier.errors import ConfigError
 
-RENDER_DPI = 150
+#: Longer side of the rendered page in pixels (about 150 dpi for A4). A size,
+#: not a resolution, so that a hostile page size cannot ask for a huge raster.
+RENDER_PIXELS = 1800
 TOOL_TIMEOUT = 30.0
 MAX_TEXT = 200_000
 
@@ -76,11 +78,12 @@ def _run(args: list[str], data: bytes, *, output: str | None = None) -> bytes | 
         return done.stdout or None
 
 
-def render_page(data: bytes, *, page: int = 1, dpi: int = RENDER_DPI) -> bytes | None:
-    """Page ``page`` as a grey PNG, or None when poppler cannot render it."""
+def render_page(data: bytes, *, page: int = 1, pixels: int = RENDER_PIXELS) -> bytes | None:
+    """Page ``page`` as a grey PNG (longer side ``pixels``), or None when poppler cannot."""
     tool = _tool("pdftoppm")
     return _run(
-        [tool, "-f", str(page), "-l", str(page), "-r", str(dpi), "-gray", "-png", "-singlefile"],
+        [tool, "-f", str(page), "-l", str(page), "-scale-to", str(pixels), "-gray", "-png",
+         "-singlefile"],
         data,
         output=".png",
     )
