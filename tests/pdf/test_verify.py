@@ -3,6 +3,7 @@ the right failing check (issue 3, "Tamper tests"); never an exception."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 
@@ -30,7 +31,11 @@ def _all_true(verdict: object, names: tuple[str, ...]) -> None:
     assert {k: checks[k] for k in names} == dict.fromkeys(names, True)
 
 
-def test_issued_passports_are_valid(passport_a: Issued, passport_b: Issued, trust: TrustStore) -> None:
+def test_issued_passports_are_valid(
+    passport_a: Issued, passport_b: Issued, trust: TrustStore, pdf_pki: PdfPki
+) -> None:
+    from keys.base import kid_of
+
     for issued in (passport_a, passport_b):
         v = verify_pdf(issued.pdf, trust, now=NOW)
         assert v.valid, v.errors
@@ -42,6 +47,7 @@ def test_issued_passports_are_valid(passport_a: Issued, passport_b: Issued, trus
         d = v.to_dict()
         assert set(d) == {"valid", "errors", "checks", "signer", "payload", "qr_text"}
         assert d["payload"]["hcert"]["nam"]["fn"] == issued.record.full_name.split()[0]
+        assert d["signer"]["kid"] == base64.b64encode(kid_of(pdf_pki.good)).decode()
 
 
 def test_rsa_pss_signer_is_valid(pdf_pki: PdfPki, trust: TrustStore) -> None:

@@ -25,6 +25,7 @@ Checklist (each its own check; untrusted input never raises):
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import io
@@ -47,6 +48,7 @@ from pyhanko_certvalidator.policy_decl import (
     RevocationCheckingRule,
 )
 
+from verifier.crypto import kid_for_certificate
 from verifier.trust import TrustStore
 
 PDF_CHECKS = ("pdf_signature", "pdf_integrity", "pdf_chain", "pdf_revocation", "pdf_modifications")
@@ -173,6 +175,8 @@ def _signer_info(sig: Any, signing_time: dt.datetime | None) -> dict[str, Any]:
         "not_before": cert.not_valid_before.isoformat(),
         "not_after": cert.not_valid_after.isoformat(),
         "sha256": hashlib.sha256(cert.dump()).hexdigest(),
+        # the hcert kid of this certificate, to compare with the QR's
+        "kid": base64.b64encode(kid_for_certificate(cert.dump())).decode("ascii"),
         "signing_time": signing_time.isoformat() if signing_time else None,
         "name": text("/Name"),
         "reason": text("/Reason"),
