@@ -76,7 +76,7 @@ class EmbeddedFont:
         _type0, cid, desc, file_, tounicode = range(first, first + 5)
         name = self.base_name.encode("ascii")
         by_gid = sorted((gid, cp) for cp, gid in self.glyph_ids.items())
-        w_entries = " ".join(f"{gid} [{self.widths[cp]}]" for gid, cp in by_gid)
+        w_entries = _w_array([(gid, self.widths[cp]) for gid, cp in by_gid])
         flate = zlib.compress(self.font_file, 9)
         cmap = _to_unicode_cmap(by_gid)
         return [
@@ -97,6 +97,24 @@ class EmbeddedFont:
             "stream\n".encode() + flate + b"\nendstream",
             _stream(cmap),
         ]
+
+
+def _w_array(widths: list[tuple[int, int]]) -> str:
+    """CIDFont /W entries (ISO 32000-1 section 9.7.4.3): runs of consecutive CIDs."""
+    parts: list[str] = []
+    run: list[int] = []
+    start = prev = -2
+    for gid, width in widths:
+        if gid != prev + 1 and run:
+            parts.append(f"{start} [{' '.join(map(str, run))}]")
+            run = []
+        if not run:
+            start = gid
+        run.append(width)
+        prev = gid
+    if run:
+        parts.append(f"{start} [{' '.join(map(str, run))}]")
+    return " ".join(parts)
 
 
 def _stream(data: bytes) -> bytes:
