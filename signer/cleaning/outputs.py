@@ -36,6 +36,7 @@ from typing import Any
 
 from .tables import Tables
 from .text import fold
+from .xlsx import XlsxWriter
 
 CATEGORY_KEYS = {
     "row": "unreadable",
@@ -52,6 +53,7 @@ LABELS = {
     "wrong_vaccination_data": ("Sai thông tin tiêm", "wrong vaccination data"),
     "unreadable": ("Dòng lỗi", "unreadable rows"),
 }
+SHEET_NAME = "Đối chiếu"
 RECORD_COLUMNS = ("record_id", "full_name", "date_of_birth", "sex", "nationality", "id_number", "province", "commune")
 
 
@@ -198,26 +200,32 @@ def _dose_text(rec: dict[str, Any]) -> str:
 
 
 class _Writers:
-    def __init__(self, base: Path, header: list[str], formats: tuple[str, ...]):
+    def __init__(self, base: Path, header: list[str], formats: tuple[str, ...], engine: str = "fast"):
         self.base = base
         base.parent.mkdir(parents=True, exist_ok=True)
         self.fh = None
         self.wb: Any = None
+        self.xlsx: XlsxWriter | None = None
         if "csv" in formats:
             self.fh = base.with_suffix(".csv").open("w", encoding="utf-8-sig", newline="")
             self.csv = csv.writer(self.fh)
             self.csv.writerow(header)
-        if "xlsx" in formats:
+        if "xlsx" in formats and engine == "openpyxl":
             from openpyxl import Workbook
 
             self.wb = Workbook(write_only=True)
-            self.ws = self.wb.create_sheet("Đối chiếu")
+            self.ws = self.wb.create_sheet(SHEET_NAME)
             self.ws.append(header)
+        elif "xlsx" in formats:
+            self.xlsx = XlsxWriter(base.with_suffix(".xlsx"), sheet=SHEET_NAME)
+            self.xlsx.row(header)
 
     def row(self, values: list[Any]) -> None:
         if self.fh is not None:
             self.csv.writerow(values)
-        if self.wb is not None:
+        if self.xlsx is not None:
+            self.xlsx.row(values)
+        elif self.wb is not None:
             self.ws.append(values)
 
     def close(self) -> int:
@@ -225,7 +233,10 @@ class _Writers:
         if self.fh is not None:
             self.fh.close()
             n += 1
-        if self.wb is not None:
+        if self.xlsx is not None:
+            self.xlsx.close()
+            n += 1
+        elif self.wb is not None:
             self.wb.save(self.base.with_suffix(".xlsx"))
             n += 1
         return n
@@ -260,6 +271,7 @@ def write_reconciliation(
     part: int = 0,
     formats: tuple[str, ...] = ("csv", "xlsx"),
     show_registry_values: bool = False,
+    xlsx_engine: str = "fast",
 ) -> dict[str, int]:
     """Write the lists of one share of the communes into the directory ``target``.
 
@@ -280,7 +292,7 @@ def write_reconciliation(
             continue
         rows = list(group)
         first = rows[0]
-        writers = _Writers(target / _slug(first[1]) / _slug(first[2]), header, formats)
+        writers = _Writers(target / _slug(first[1]) / _slug(first[2]), header, formats, xlsx_engine)
         counts["communes"] += 1
         entries: dict[str, Any] = {}
         if show_registry_values:

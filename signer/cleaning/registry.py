@@ -45,6 +45,7 @@ from .text import commune_key, name_fold, place_key
 
 SCHEMA_VERSION = "3"
 BATCH = 1000
+PARALLEL_MIN_BYTES = 8 << 20  # a CSV this big is indexed by two processes
 COLUMNS = ("id_number", "full_name", "date_of_birth", "sex", "province", "commune")
 _DMY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 
@@ -57,6 +58,7 @@ class IndexInfo:
     reused: bool
     seconds: float
     signature: str
+    shards: int = 1
 
 
 def _norm_header(text: str) -> str:
@@ -144,26 +146,39 @@ class _Source:
         return f"{self.identity}:{st.st_size}:{st.st_mtime_ns}"
 
     # -- readers -----------------------------------------------------------
-    def rows(self, stats: list[int]) -> Iterator[tuple[str, ...]]:
+    def rows(self, stats: list[int], part: tuple[int, int] | None = None) -> Iterator[tuple[str, ...]]:
+        """Index rows of the source, or of one byte range of a CSV source."""
         if self.kind == "csv":
-            yield from self._csv_rows(stats)
+            yield from self._csv_rows(stats, part)
         elif self.kind == "sqlite":
             yield from self._sqlite_rows(stats)
         else:
             yield from self._pg_rows(stats)
 
-    def _csv_rows(self, stats: list[int]) -> Iterator[tuple[str, ...]]:
+    def _csv_rows(self, stats: list[int], part: tuple[int, int] | None) -> Iterator[tuple[str, ...]]:
         try:
-            fh = open(self.spec, encoding="utf-8-sig", errors="replace", newline="")  # noqa: SIM115
+            fh = open(self.spec, "rb")  # noqa: SIM115
         except OSError as err:
             raise ConfigError(f"cannot open registry {self.spec}: {err.strerror}") from None
         with fh:
-            reader = csv.reader(fh)
+            first = fh.readline().decode("utf-8-sig", "replace")
             try:
-                header = next(reader)
+                header = next(csv.reader([first]))
             except (StopIteration, csv.Error):
                 raise ConfigError(f"{self.spec}: registry CSV has no header") from None
             cols = _map_columns(header, self.spec)
+            start, end = part or (fh.tell(), 1 << 62)
+            fh.seek(max(start, fh.tell()) if start == 0 else start)
+
+            def lines() -> Iterator[str]:
+                pos = fh.tell()
+                for raw in fh:
+                    if pos >= end:
+                        return
+                    pos += len(raw)
+                    yield raw.decode("utf-8", "replace")
+
+            reader = csv.reader(lines())
 
             def safe() -> Iterator[list[str]]:
                 while True:
@@ -258,13 +273,15 @@ def _quote_sqlite(name: str) -> str:
 
 
 class Registry:
-    """Read-only access to a built index."""
+    """Read-only access to a built index (one or more shard files)."""
 
     def __init__(self, info: IndexInfo):
         self.info = info
-        self._conn = sqlite3.connect(f"file:{info.path}?mode=ro", uri=True, check_same_thread=False)
-        self._conn.execute("PRAGMA cache_size=-65536")
-        self._conn.execute("PRAGMA mmap_size=1073741824")
+        self._conns = []
+        for path in shard_paths(info.path, info.shards):
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            conn.execute("PRAGMA cache_size=-16384")  # 16 MB per shard, whatever the registry's size
+            self._conns.append(conn)
 
     @property
     def signature(self) -> str:
@@ -272,7 +289,8 @@ class Registry:
         return hashlib.sha256(self.info.signature.encode()).hexdigest()[:16]
 
     def close(self) -> None:
-        self._conn.close()
+        for conn in self._conns:
+            conn.close()
 
     def __enter__(self) -> Registry:
         return self
@@ -284,24 +302,33 @@ class Registry:
         """Registry entries by ID (the first one when the extract repeats an ID)."""
         wanted = list(dict.fromkeys(ids))
         out: dict[str, RegistryEntry] = {}
-        for i in range(0, len(wanted), BATCH):
-            part = wanted[i : i + BATCH]
-            q = (
-                "SELECT id, name, dob, sex, province, commune FROM person WHERE id IN ("
-                + ",".join("?" * len(part))
-                + ") ORDER BY rowid DESC"
-            )
-            for row in self._conn.execute(q, part):
-                out[row[0]] = RegistryEntry(*row)
+        for conn in reversed(self._conns):  # earlier shards win
+            for i in range(0, len(wanted), BATCH):
+                part = wanted[i : i + BATCH]
+                q = (
+                    "SELECT id, name, dob, sex, province, commune FROM person WHERE id IN ("
+                    + ",".join("?" * len(part))
+                    + ") ORDER BY rowid DESC"
+                )
+                for row in conn.execute(q, part):
+                    out[row[0]] = RegistryEntry(*row)
         return out
 
     def candidates(self, province: str, commune: str, folded_name: str) -> list[RegistryEntry]:
         """People registered in that commune whose folded name is ``folded_name``."""
-        rows = self._conn.execute(
-            "SELECT id, name, dob, sex, province, commune FROM person WHERE place = ? AND fold = ?",
-            (place_of(province, commune), folded_name),
-        )
-        return [RegistryEntry(*r) for r in rows]
+        key = (place_of(province, commune), folded_name)
+        return [
+            RegistryEntry(*r)
+            for conn in self._conns
+            for r in conn.execute(
+                "SELECT id, name, dob, sex, province, commune FROM person WHERE place = ? AND fold = ?", key
+            )
+        ]
+
+
+def shard_paths(base: Path, shards: int) -> list[Path]:
+    """Shard 0 is the index path itself; shard k the same name with ``.k`` before ``.sqlite``."""
+    return [base] + [base.with_suffix(f".{k}.sqlite") for k in range(1, shards)]
 
 
 def index_path_for(source: str, table: str | None, state_dir: Path) -> Path:
@@ -322,8 +349,9 @@ def _read_meta(path: Path) -> dict[str, str]:
         return {}
 
 
-def build_index(source: _Source, target: Path, signature: str) -> tuple[int, int]:
-    """Stream the source into a new index file; returns (rows, skipped)."""
+def _build_shard(args: tuple[_Source, Path, str, tuple[int, int] | None, int]) -> tuple[int, int]:
+    """Stream the source (or one range of it) into a new shard file; returns (rows, skipped)."""
+    source, target, signature, part, shards = args
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     tmp.unlink(missing_ok=True)
     conn = sqlite3.connect(tmp, isolation_level=None)
@@ -332,17 +360,17 @@ def build_index(source: _Source, target: Path, signature: str) -> tuple[int, int
     try:
         conn.executescript(
             """
-            PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-262144;
-            PRAGMA temp_store=MEMORY; PRAGMA locking_mode=EXCLUSIVE;
+            PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;
+            PRAGMA locking_mode=EXCLUSIVE;
             CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
             CREATE TABLE person(id TEXT, name TEXT, fold TEXT, dob TEXT, sex TEXT,
                                 place TEXT, province TEXT, commune TEXT);
             """
         )
-        it = source.rows(stats)
+        it = source.rows(stats, part)
         insert = "INSERT INTO person VALUES (?,?,?,?,?,?,?,?)"
         while True:
-            chunk = [row for _, row in zip(range(100_000), it, strict=False)]
+            chunk = [row for _, row in zip(range(20_000), it, strict=False)]
             if not chunk:
                 break
             conn.execute("BEGIN")
@@ -354,8 +382,9 @@ def build_index(source: _Source, target: Path, signature: str) -> tuple[int, int
         conn.execute("CREATE INDEX person_place ON person(place, fold)")
         conn.executemany(
             "INSERT INTO meta VALUES (?, ?)",
-            [("signature", signature), ("schema", SCHEMA_VERSION), ("rows", str(rows)), ("skipped", str(stats[0]))],
-        )
+            [("signature", signature), ("schema", SCHEMA_VERSION), ("rows", str(rows)),
+             ("skipped", str(stats[0])), ("shards", str(shards))],
+        )  # fmt: skip
         conn.execute("COMMIT")
         conn.close()
         os.replace(tmp, target)
@@ -364,6 +393,28 @@ def build_index(source: _Source, target: Path, signature: str) -> tuple[int, int
         tmp.unlink(missing_ok=True)
         raise
     return rows, stats[0]
+
+
+def build_index(source: _Source, target: Path, signature: str, shards: int = 1) -> tuple[int, int]:
+    """Build the index; a big CSV is cut into ``shards`` ranges built by as many processes."""
+    ranges: list[tuple[int, int] | None] = [None]
+    if shards > 1 and source.kind == "csv":
+        from signer.records import split_for_parallel
+
+        ranges = [(s, e) for s, e, _ in split_for_parallel(source.spec, shards)]
+    paths = shard_paths(target, len(ranges))
+    for stale in target.parent.glob(target.stem + ".*.sqlite"):
+        stale.unlink(missing_ok=True)
+    target.unlink(missing_ok=True)
+    tasks = [(source, paths[k], signature, ranges[k], len(ranges)) for k in range(len(ranges))]
+    if len(tasks) == 1:
+        results = [_build_shard(tasks[0])]
+    else:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(len(tasks)) as pool:
+            results = pool.map(_build_shard, tasks)
+    return sum(r[0] for r in results), sum(r[1] for r in results)
 
 
 def open_registry(
@@ -385,16 +436,23 @@ def open_registry(
     target = index_path_for(source, table, state)
     signature = src.signature()
     meta = _read_meta(target) if target.exists() and not rebuild else {}
-    if meta.get("signature") == signature and meta.get("schema") == SCHEMA_VERSION:
-        info = IndexInfo(
-            target, int(meta["rows"]), int(meta["skipped"]), True, time.perf_counter() - start, signature
-        )
+    shards = int(meta.get("shards", "1"))
+    if (
+        meta.get("signature") == signature
+        and meta.get("schema") == SCHEMA_VERSION
+        and all(_read_meta(p).get("signature") == signature for p in shard_paths(target, shards)[1:])
+    ):
+        info = IndexInfo(target, int(meta["rows"]), int(meta["skipped"]), True,
+                         time.perf_counter() - start, signature, shards)  # fmt: skip
     else:
+        big = src.kind == "csv" and Path(source).stat().st_size >= PARALLEL_MIN_BYTES
+        shards = min(2, os.cpu_count() or 1) if big else 1
         try:
-            rows, skipped = build_index(src, target, signature)
+            rows, skipped = build_index(src, target, signature, shards)
         except sqlite3.Error as err:
             raise ConfigError(f"cannot build registry index {target}: {err}") from None
         except OSError as err:
             raise ConfigError(f"cannot build registry index {target}: {err.strerror}") from None
-        info = IndexInfo(target, rows, skipped, False, time.perf_counter() - start, signature)
+        shards = int(_read_meta(target).get("shards", "1"))
+        info = IndexInfo(target, rows, skipped, False, time.perf_counter() - start, signature, shards)
     return Registry(info)

@@ -37,6 +37,7 @@ import multiprocessing
 import os
 import shutil
 import sqlite3
+import time
 import zlib
 from dataclasses import dataclass
 from itertools import islice
@@ -97,6 +98,7 @@ class CheckOptions:
     formats: tuple[str, ...] = ("csv", "xlsx")
     rebuild_index: bool = False
     workers: int = 0  # 0 = automatic
+    xlsx_engine: str = "fast"  # or "openpyxl" (about 10x slower, see signer/cleaning/xlsx.py)
 
 
 @dataclass(frozen=True)
@@ -309,7 +311,7 @@ def _recon(args: tuple[CheckOptions, list[Path], Path, int, IndexInfo]) -> dict[
     with Registry(index) as registry:
         return write_reconciliation(
             scratches, tmp, load_tables(), registry, part=part,
-            formats=opts.formats, show_registry_values=opts.show_registry_values,
+            formats=opts.formats, show_registry_values=opts.show_registry_values, xlsx_engine=opts.xlsx_engine,
         )  # fmt: skip
 
 
@@ -382,8 +384,12 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
     ]
     part_paths = [_part_paths(out, t.part) for t in tasks]
     recon_tmp = out / f"reconciliation.tmp-{os.getpid()}"
+    timings = {"index": round(index.seconds, 2)}
+    clock = time.perf_counter()
     try:
         summaries = _map(_work, tasks)
+        timings["check"] = round(time.perf_counter() - clock, 2)
+        clock = time.perf_counter()
         summary: Summary = summaries[0]
         for other in summaries[1:]:
             summary.merge(other)
@@ -391,6 +397,7 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
         recon_tmp.mkdir()
         scratches = [p["scratch"] for p in part_paths]
         counts = _map(_recon, [(opts, scratches, recon_tmp, k, index) for k in range(len(tasks))])
+        timings["reconciliation"] = round(time.perf_counter() - clock, 2)
         _concat([p["verified"] for p in part_paths], out / "verified.jsonl")
         _concat([p["new"] for p in part_paths], out / "verified-new.jsonl")
         target = out / "reconciliation"
@@ -411,6 +418,7 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
         files=files,
         workers=len(tasks),
     )  # fmt: skip
+    result["seconds"] = timings
     summary_path = out / "summary.json"
     tmp_summary = summary_path.with_name(f"{summary_path.name}.tmp-{os.getpid()}")
     tmp_summary.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

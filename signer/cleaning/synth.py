@@ -271,8 +271,7 @@ class _Injector:
             return replace(rec, full_name=plain), [kind]
         if kind == "registry_dob_mismatch" and full_dob:
             day = dt.date.fromisoformat(dob)
-            other = day.replace(day=1) + dt.timedelta(days=rng.randrange(32, 300))
-            other = other.replace(year=day.year) if other.year != day.year else other
+            other = dt.date(day.year, 1, 1) + dt.timedelta(days=rng.randrange(365))
             if other == day:
                 return None
             return replace(rec, date_of_birth=other.isoformat()), [kind]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -50,10 +50,17 @@ class Tables:
     booster_min_days: int
     vaccine_aliases: dict[str, str]  # vaccine_key(alias) -> canonical product
     fingerprint: str
+    _cache: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     def canonical_vaccine(self, name: str) -> str | None:
         """The canonical product for a name or alias; None when unknown."""
-        return self.vaccine_aliases.get(vaccine_key(name))
+        cache = self._cache
+        if name in cache:
+            return cache[name]
+        if len(cache) > 4096:
+            cache.clear()
+        found = cache[name] = self.vaccine_aliases.get(vaccine_key(name))
+        return found
 
     def min_days(self, product: str) -> int:
         return self.intervals.get(product, 0)

@@ -1,0 +1,117 @@
+"""A small streaming XLSX writer for the reconciliation lists (one sheet, text and integers).
+
+    >>> from signer.cleaning.xlsx import XlsxWriter
+    >>> with XlsxWriter("list.xlsx", sheet="Đối chiếu") as x:   # doctest: +SKIP
+    ...     x.row(["line", "full_name"])
+    ...     x.row([12, "Nguyễn Thị Hương"])
+
+Why not openpyxl for writing: measured on this machine, openpyxl's
+write-only mode costs about 3 ms per workbook and 50-70 µs per row of 16
+cells; one file per commune for 200,000 flagged records of a million then
+takes longer than checking them. This writer streams the sheet XML straight
+into the zip (inline strings, ECMA-376 Part 1, 18.3.1.53 / 18.4.12) at a few
+µs per row. openpyxl stays available (``engine="openpyxl"`` in
+:mod:`.outputs`) and is the independent reader in the tests.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+from xml.sax.saxutils import escape
+
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+    '<Override PartName="/xl/styles.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
+    "</Types>"
+)
+_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+    'Target="xl/workbook.xml"/></Relationships>'
+)
+_WORKBOOK = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+    '<sheets><sheet name="{name}" sheetId="1" r:id="rId1"/></sheets></workbook>'
+)
+_WORKBOOK_RELS = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" '
+    'Target="worksheets/sheet1.xml"/>'
+    '<Relationship Id="rId2" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" '
+    'Target="styles.xml"/></Relationships>'
+)
+_STYLES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+    '<fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts>'
+    '<fills count="2"><fill><patternFill patternType="none"/></fill>'
+    '<fill><patternFill patternType="gray125"/></fill></fills>'
+    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+    '<cellXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/></cellXfs>'
+    '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
+    "</styleSheet>"
+)
+_SHEET_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+    '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
+)
+_SHEET_TAIL = "</sheetData></worksheet>"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"<c><v>{value}</v></c>"
+    text = "" if value is None else str(value)
+    if not text:
+        return "<c/>"
+    text = escape(_ILLEGAL.sub("", text))[:32767]
+    return f'<c t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
+
+
+class XlsxWriter:
+    """Write one worksheet row by row; the file is complete after ``close()``."""
+
+    def __init__(self, path: str | Path, *, sheet: str = "Sheet1"):
+        self._zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
+        self._zip.writestr("[Content_Types].xml", _CONTENT_TYPES)
+        self._zip.writestr("_rels/.rels", _RELS)
+        self._zip.writestr("xl/workbook.xml", _WORKBOOK.format(name=escape(sheet[:31], {'"': "&quot;"})))
+        self._zip.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
+        self._zip.writestr("xl/styles.xml", _STYLES)
+        self._sheet: IO[bytes] = self._zip.open("xl/worksheets/sheet1.xml", "w", force_zip64=True)
+        self._sheet.write(_SHEET_HEAD.encode())
+
+    def row(self, values: list[Any]) -> None:
+        self._sheet.write(("<row>" + "".join(map(_cell, values)) + "</row>").encode("utf-8", "replace"))
+
+    def close(self) -> None:
+        self._sheet.write(_SHEET_TAIL.encode())
+        self._sheet.close()
+        self._zip.close()
+
+    def __enter__(self) -> XlsxWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
