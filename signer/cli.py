@@ -29,6 +29,7 @@ from keys.loader import add_key_arguments, key_spec_from_args, open_key
 from signer.cleaning.cli import register as register_cleaning
 from signer.issue import DEFAULT_VALIDITY_DAYS, Hc1Issuer, Issued
 from signer.manifest import Manifest, Override, manifest_entry, write_atomic
+from signer.pdf.cli import PdfOutput
 from signer.pdf.cli import register as register_pdf
 from signer.qr import make_qr, qr_png, qr_svg
 from signer.records import Record, RowProblem, is_verified, read_records
@@ -56,14 +57,25 @@ def parse_time(text: str) -> dt.datetime:
 # sign
 
 
-def register_sign(subparsers: Any) -> None:
-    """``sign RECORDS --out DIR <key options>``."""
-    p = subparsers.add_parser(
-        "sign",
-        help="sign verified records into HC1 QR texts and images",
-        description="Sign each record of a JSON Lines or CSV file into DIR/<record_id>.hc1.txt "
-        "and DIR/<record_id>.png (+ .svg), and add them to DIR/manifest.jsonl.",
-    )
+_COMMANDS = {
+    "sign": (
+        "sign verified records into HC1 QR texts and images (and PDF passports with --pdf)",
+        "Sign each record of a JSON Lines or CSV file into DIR/<record_id>.hc1.txt and "
+        "DIR/<record_id>.png (+ .svg, + the signed PDF passport .pdf), and add them to "
+        "DIR/manifest.jsonl.",
+    ),
+    "pdf": (
+        "sign verified records into signed PDF passports (PAdES) with their QR",
+        "Same as 'sign --pdf' without the PNG: DIR/<record_id>.pdf (certified PAdES signature, "
+        "QR inside) and DIR/<record_id>.hc1.txt per record, listed in DIR/manifest.jsonl.",
+    ),
+}
+
+
+def register_sign(subparsers: Any, name: str = "sign") -> None:
+    """``sign RECORDS --out DIR <key options>`` (and its ``pdf`` variant)."""
+    help_text, description = _COMMANDS[name]
+    p = subparsers.add_parser(name, help=help_text, description=description)
     p.add_argument("records", type=Path, help="records file (.jsonl or .csv)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     p.add_argument("--issuer", default=DEFAULT_ISSUER, help="certificate issuer name (v.is)")
@@ -76,7 +88,8 @@ def register_sign(subparsers: Any) -> None:
         help="QR validity in days (default 365 = 12 months; never beyond the DSC's expiry)",
     )
     p.add_argument("--at", metavar="ISO-8601", help="signing time (default: now)")
-    p.add_argument("--svg", action="store_true", help="also write DIR/<record_id>.svg")
+    if name == "sign":
+        p.add_argument("--svg", action="store_true", help="also write DIR/<record_id>.svg")
     p.add_argument("--columns", metavar="FILE", help="CSV column mapping (default templates/columns.json)")
     p.add_argument(
         "--allow-unverified",
@@ -85,8 +98,31 @@ def register_sign(subparsers: Any) -> None:
     )
     p.add_argument("--override-reason", metavar="TEXT", help="why unverified records are signed")
     p.add_argument("--operator", metavar="NAME", help="who overrides (default: $USER)")
+    add_pdf_arguments(p, required=name == "pdf")
     add_key_arguments(p)
-    p.set_defaults(func=run_sign)
+    p.set_defaults(func=run_sign, png=True, pdf=False, svg=False)
+
+
+def add_pdf_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
+    """Options of the signed PDF passport (``sign --pdf`` and the ``pdf`` command)."""
+    g = p.add_argument_group("PDF passport")
+    if not required:  # the pdf command always writes the PDF
+        g.add_argument(
+            "--pdf",
+            action="store_true",
+            help="also write DIR/<record_id>.pdf, the signed PDF passport with the same QR",
+        )
+    g.add_argument("--centre", required=required, help="issuing health centre (shown and signed)")
+    g.add_argument("--location", help="signature location (default: the centre)")
+    g.add_argument(
+        "--crl",
+        type=Path,
+        action="append",
+        required=required,
+        default=[],
+        metavar="FILE",
+        help="the CSCA's current CRL (DER or PEM), embedded for offline validation; repeatable",
+    )
 
 
 def _override(ns: argparse.Namespace) -> Override | None:
@@ -114,8 +150,15 @@ def _self_check(issued: Issued, issuer: Hc1Issuer) -> None:
 class _Run:
     """One signing run: per-record work and reporting."""
 
-    def __init__(self, ns: argparse.Namespace, issuer: Hc1Issuer, now: dt.datetime, err: TextIO) -> None:
-        self.ns, self.issuer, self.now, self.err = ns, issuer, now, err
+    def __init__(
+        self,
+        ns: argparse.Namespace,
+        issuer: Hc1Issuer,
+        now: dt.datetime,
+        err: TextIO,
+        pdf: PdfOutput | None = None,
+    ) -> None:
+        self.ns, self.issuer, self.now, self.err, self.pdf = ns, issuer, now, err, pdf
         self.override = _override(ns)
         self.manifest = Manifest(ns.out)
         self.seen: set[str] = set()
@@ -141,14 +184,19 @@ class _Run:
             return
         try:
             issued = self.issuer.issue(record, now=self.now, allow_unverified=not verified)
+            outputs = {f"{rid}.hc1.txt": issued.hc1.encode("ascii")}
+            if self.pdf is not None:
+                outputs[f"{rid}.pdf"] = self.pdf.render_and_sign(issued, record, now=self.now)
         except InputError as exc:
             self.fail(record.line, rid, str(exc))
             return
         _self_check(issued, self.issuer)
-        qr = make_qr(issued.hc1)
-        outputs = {f"{rid}.hc1.txt": issued.hc1.encode("ascii"), f"{rid}.png": qr_png(qr)}
-        if self.ns.svg:
-            outputs[f"{rid}.svg"] = qr_svg(qr)
+        if self.ns.png or self.ns.svg:
+            qr = make_qr(issued.hc1)
+            if self.ns.png:
+                outputs[f"{rid}.png"] = qr_png(qr)
+            if self.ns.svg:
+                outputs[f"{rid}.svg"] = qr_svg(qr)
         for name, data in outputs.items():
             write_atomic(self.ns.out / name, data)
         self.manifest.add(
@@ -171,6 +219,8 @@ def run_sign(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO |
     if not ns.records.is_file():
         raise ConfigError(f"records file not found: {ns.records}")
     _override(ns)  # usage errors before asking for a passphrase
+    if ns.pdf and not (ns.centre and ns.crl):
+        raise ConfigError("--pdf needs --centre NAME and --crl FILE (the CSCA's current CRL)")
     spec = key_spec_from_args(ns)
     try:
         ns.out.mkdir(parents=True, exist_ok=True)
@@ -181,7 +231,8 @@ def run_sign(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO |
             key, issuer_name=ns.issuer, country=ns.country, validity_days=ns.validity_days
         )
         issuer.check_time(now)
-        run = _Run(ns, issuer, now, err)
+        pdf = PdfOutput.from_args(ns, key, now=now) if ns.pdf else None
+        run = _Run(ns, issuer, now, err, pdf)
         try:
             for item in read_records(ns.records, column_map=ns.columns):
                 if isinstance(item, RowProblem):
@@ -198,7 +249,8 @@ def run_sign(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO |
             file=err,
         )
     total = run.signed + run.failed
-    print(f"signed {run.signed} of {total} record(s) into {ns.out}", file=out)
+    kinds = " + ".join(k for k, on in (("HC1", True), ("PNG", ns.png), ("SVG", ns.svg), ("PDF", ns.pdf)) if on)
+    print(f"signed {run.signed} of {total} record(s) into {ns.out} ({kinds})", file=out)
     if run.failed:
         print(f"error: {run.failed} record(s) not signed (see the lines above)", file=err)
         return 1
