@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from keys.loader import add_key_arguments, key_spec_from_args, open_key
 from signer.cleaning.cli import register as register_cleaning
+from signer.demo import register as register_demo
 from signer.issue import DEFAULT_VALIDITY_DAYS, Hc1Issuer, Issued
 from signer.manifest import Manifest, Override, manifest_entry, write_atomic
 from signer.pdf.cli import PdfOutput
@@ -261,7 +262,7 @@ def run_sign(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO |
 # entry point
 
 #: One line per command; other packages add theirs here.
-REGISTRARS: list[Registrar] = [register_sign, register_pdf, register_cleaning]
+REGISTRARS: list[Registrar] = [register_sign, register_pdf, register_cleaning, register_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
