@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from verifier.errors import ConfigError
-from verifier.pdf.signature import MAX_PDF_BYTES
-from verifier.pdf.verify import PdfVerdict, verify_pdf
+
+if TYPE_CHECKING:
+    from verifier.pdf.verify import PdfVerdict
+
+# verifier.pdf.signature / .verify import pyHanko (~0.5 s): only when a PDF is
+# verified, so that `python -m verifier qr` starts fast at a checkpoint.
 
 EXIT_VALID, EXIT_INVALID = 0, 1
 
@@ -26,6 +30,8 @@ _LABELS = {
 
 
 def _read_pdf(path: str) -> bytes:
+    from verifier.pdf.signature import MAX_PDF_BYTES
+
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_PDF_BYTES + 1)
@@ -60,6 +66,8 @@ def run_pdf(args: argparse.Namespace) -> int:
     now = now_from_args(args)
     data = _read_pdf(args.file)
     trust = load_trust_from_args(args, now)
+    from verifier.pdf.verify import verify_pdf
+
     verdict = verify_pdf(data, trust, now=now)
     if args.json:
         print(verdict.to_json())
