@@ -19,7 +19,7 @@ from qrcode import util
 from qrcode.constants import ERROR_CORRECT_Q
 from qrcode.util import MODE_ALPHA_NUM, QRData
 
-from signer.qr import alphanumeric_version, make_qr, mask_penalties
+from signer.qr import alphanumeric_version, dark_share_penalty, make_qr, mask_penalties
 from verifier.errors import InputError
 
 BASE45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
@@ -113,3 +113,12 @@ def test_text_longer_than_version_40_is_refused() -> None:
     make_qr("A" * MAX_Q_ALPHANUMERIC)
     with pytest.raises(InputError):
         make_qr("A" * (MAX_Q_ALPHANUMERIC + 1))
+
+
+def test_dark_share_penalty_equals_qrcode_float_formula_for_every_size() -> None:
+    """qrcode.util._lost_point_level4 in floating point vs our integer formula."""
+    for version in range(1, 41):
+        total = (4 * version + 17) ** 2
+        for dark in range(total + 1):
+            percent = float(dark) / total
+            assert dark_share_penalty(dark, total) == int(abs(percent * 100 - 50) / 5) * 10
