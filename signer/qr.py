@@ -46,7 +46,7 @@ SVG_MODULE_MM = 0.4
 
 _ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
 #: Row padding of the packed matrix: a finder-like pattern spans 11 modules,
-#: so 10 light-and-dark-less columns keep every shifted window inside its row.
+#: so 10 columns that are neither dark nor light end every shifted window at its row.
 _PAD = 10
 
 
