@@ -17,6 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from verifier.codec import CoseAlgorithm
@@ -44,6 +45,27 @@ class SoftwareKey:
     private_key: PrivateKey
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...] = field(default=())
+    # Prepared in __post_init__ for the hot path (not part of the key's identity).
+    _ecdsa: ec.ECDSA | None = field(init=False, repr=False, compare=False, default=None)
+    _size: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        # The signing hot path (one call per certificate): algorithm, ECDSA
+        # parameters and r/s size are worked out once, here, not per call.
+        # An unsupported curve is still reported by ``alg``/``sign``, as before.
+        key = self.private_key
+        ecdsa: ec.ECDSA | None = None
+        size = 0
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            try:
+                alg = alg_for_private_key(key)
+            except KeyBackendError:
+                alg = None
+            if alg is not None:
+                ecdsa = ec.ECDSA(hashes.SHA256() if alg == CoseAlgorithm.ES256 else hashes.SHA384())
+                size = (key.curve.key_size + 7) // 8
+        object.__setattr__(self, "_ecdsa", ecdsa)
+        object.__setattr__(self, "_size", size)
 
     @property
     def alg(self) -> CoseAlgorithm:
@@ -51,6 +73,10 @@ class SoftwareKey:
 
     def sign(self, data: bytes) -> bytes:
         key = self.private_key
+        ecdsa = self._ecdsa
+        if ecdsa is not None and isinstance(key, ec.EllipticCurvePrivateKey):
+            r, s = decode_dss_signature(key.sign(data, ecdsa))
+            return r.to_bytes(self._size, "big") + s.to_bytes(self._size, "big")
         if isinstance(key, rsa.RSAPrivateKey):
             return key.sign(data, pss_padding(), hashes.SHA256())
         alg = self.alg

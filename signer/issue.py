@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 import struct
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,11 +110,37 @@ _EMPTY_MAP = b"\xa0"
 _ISS, _EXP, _IAT, _HCERT = (int(c) for c in (CwtClaim.ISS, CwtClaim.EXP, CwtClaim.IAT, CwtClaim.HCERT))
 
 
+_local = threading.local()
+
+
+def _cbor_dumps(obj: Any) -> bytes:
+    """``cbor2.dumps(obj)``, with one encoder per thread reused across calls.
+
+    ``cbor2.dumps`` builds a new encoder and buffer each time, which costs
+    more than encoding a DCC; the reused encoder gives the same bytes.
+    """
+    buffer: io.BytesIO
+    try:
+        buffer, encoder = _local.cbor
+    except AttributeError:
+        buffer = io.BytesIO()
+        encoder = cbor2.CBOREncoder(buffer)
+        _local.cbor = buffer, encoder
+    buffer.seek(0)
+    buffer.truncate()
+    try:
+        encoder.encode(obj)
+    except BaseException:
+        del _local.cbor  # never reuse an encoder left in an unknown state
+        raise
+    return buffer.getvalue()
+
+
 def cwt_payload(*, iss: str, issued_at: int, expires_at: int, dcc: Mapping[str, Any]) -> bytes:
     """CWT claims; equals ``codec.encode_cwt`` when ``dcc`` is in canonical key order
     (as :func:`signer.payload.build_dcc` builds it): the claim keys are inserted
     in canonical order here, so no sorting pass is needed."""
-    return cbor2.dumps(
+    return _cbor_dumps(
         {_ISS: iss, _EXP: int(expires_at), _IAT: int(issued_at), _HCERT: {HCERT_EU_DCC_V1: dcc}}
     )
 

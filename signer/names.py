@@ -128,16 +128,31 @@ def split_full_name(full_name: str, nationality: str = "VN") -> tuple[str, str]:
 
 def person_name(full_name: str, *, nationality: str = "VN") -> PersonName:
     """Build the DCC name group; raises :class:`InputError` for an unusable name."""
+    return PersonName(*_name_parts(full_name, nationality))
+
+
+def name_group(full_name: str, *, nationality: str = "VN") -> dict[str, str]:
+    """``person_name(full_name, nationality=...).to_dcc()``, without the dataclass
+    (the signer's hot path)."""
+    fn, gn, fnt, gnt = _name_parts(full_name, nationality)
+    if gn:  # keys in CBOR canonical order (length first), as PersonName.to_dcc
+        return {"fn": fn, "gn": gn, "fnt": fnt, "gnt": gnt}
+    return {"fn": fn, "fnt": fnt}
+
+
+def _name_parts(full_name: str, nationality: str) -> tuple[str, str, str, str]:
+    """(fn, gn, fnt, gnt); raises :class:`InputError` for an unusable name."""
     family, given = split_full_name(full_name, nationality)
     if not family:
         raise InputError("full name is empty")
-    for label, part in (("family name", family), ("given names", given)):
-        if len(part) > MAX_NAME:
-            raise InputError(f"{label} longer than {MAX_NAME} characters")
+    if len(family) > MAX_NAME:
+        raise InputError(f"family name longer than {MAX_NAME} characters")
+    if len(given) > MAX_NAME:
+        raise InputError(f"given names longer than {MAX_NAME} characters")
     fnt = icao_transliterate(family)
     gnt = icao_transliterate(given) if given else ""
     if not fnt:
         raise InputError("family name has no letters ICAO 9303 can transliterate")
     if given and not gnt:
         raise InputError("given names have no letters ICAO 9303 can transliterate")
-    return PersonName(fn=family, gn=given, fnt=fnt, gnt=gnt)
+    return family, given, fnt, gnt

@@ -39,7 +39,7 @@ from typing import Any
 
 import jsonschema_rs
 
-from signer.names import person_name
+from signer.names import name_group
 from signer.records import Dose, Record
 from verifier.errors import ConfigError, InputError
 from verifier.schema import schema as verifier_schema
@@ -176,8 +176,12 @@ def validate_dcc(dcc: Mapping[str, Any]) -> None:
 # Record checks
 
 
+@lru_cache(maxsize=65536)
 def check_date_of_birth(value: str) -> str:
-    """DCC ``dob``: YYYY, YYYY-MM or YYYY-MM-DD in 1900-2099, a real date."""
+    """DCC ``dob``: YYYY, YYYY-MM or YYYY-MM-DD in 1900-2099, a real date.
+
+    Cached (pure; at most about 73,000 valid values); errors are not cached.
+    """
     if not value:
         raise InputError("date of birth is missing")
     if not _DOB.fullmatch(value):
@@ -192,6 +196,8 @@ def check_date_of_birth(value: str) -> str:
 
 def check_dose_date(value: str, index: int) -> str:
     """A dose date: a real YYYY-MM-DD date, not before 2020."""
+    if value in _GOOD_DOSE_DATES:
+        return value
     if not _DATE.fullmatch(value):
         raise InputError(f"dose {index}: date {value!r} is not YYYY-MM-DD")
     try:
@@ -200,7 +206,14 @@ def check_dose_date(value: str, index: int) -> str:
         raise InputError(f"dose {index}: date {value!r} is not a real date") from None
     if value < EARLIEST_DOSE:
         raise InputError(f"dose {index}: date {value} is before any COVID-19 vaccine")
+    if len(_GOOD_DOSE_DATES) < 65536:
+        _GOOD_DOSE_DATES.add(value)
     return value
+
+
+#: Dose dates that passed :func:`check_dose_date` (a few thousand days at most;
+#: the check runs for every dose of every record signed).
+_GOOD_DOSE_DATES: set[str] = set()
 
 
 def latest_dose(record: Record) -> tuple[int, Dose]:
@@ -209,6 +222,8 @@ def latest_dose(record: Record) -> tuple[int, Dose]:
         raise InputError("record has no doses")
     for i, dose in enumerate(record.doses, start=1):
         check_dose_date(dose.date, i)
+    if len(record.doses) == 1:
+        return 1, record.doses[0]
     index = max(
         range(len(record.doses)),
         key=lambda i: (record.doses[i].date, record.doses[i].dose_number),
@@ -217,7 +232,7 @@ def latest_dose(record: Record) -> tuple[int, Dose]:
 
 
 def _check_dose(
-    dose: Dose, index: int, vaccines: VaccineTable, dob: str, today: dt.date | None
+    dose: Dose, index: int, vaccines: VaccineTable, dob: str, today: dt.date | str | None
 ) -> Vaccine:
     vaccine = vaccines.lookup(dose.vaccine)
     if vaccine is None:
@@ -232,7 +247,7 @@ def _check_dose(
         )
     if dose.date < dob:
         raise InputError(f"dose {index}: date {dose.date} is before the date of birth")
-    if today is not None and dose.date > today.isoformat():
+    if today is not None and dose.date > (today if isinstance(today, str) else today.isoformat()):
         raise InputError(f"dose {index}: date {dose.date} is in the future")
     return vaccine
 
@@ -262,10 +277,11 @@ def build_dcc(
         raise InputError(f"issuer name must have 1 to {MAX_ISSUER} characters")
     dob = check_date_of_birth(record.date_of_birth)
     index, dose = latest_dose(record)
+    today_iso = None if today is None else today.isoformat()
     if not latest_only:
         for i, other in enumerate(record.doses, start=1):
-            _check_dose(other, i, vaccines, dob, today)
-    vaccine = _check_dose(dose, index, vaccines, dob, today)
+            _check_dose(other, i, vaccines, dob, today_iso)
+    vaccine = _check_dose(dose, index, vaccines, dob, today_iso)
     # Keys in CBOR canonical order (RFC 8949 4.2.3: shorter first, then
     # bytewise), so that plain cbor2.dumps already gives the canonical bytes.
     dcc: dict[str, Any] = {
@@ -284,7 +300,7 @@ def build_dcc(
             }
         ],
         "dob": dob,
-        "nam": person_name(record.full_name, nationality=record.nationality).to_dcc(),
+        "nam": name_group(record.full_name, nationality=record.nationality),
         "ver": DCC_VERSION,
     }
     if validate:

@@ -50,6 +50,8 @@ _OPAQUE_TABLE = bytes(ord(OPAQUE_ALPHABET[i % 32]) for i in range(256))
 MAX_LENGTH = 80
 
 _COUNTRY = re.compile(r"[A-Z]{2}")
+#: Countries already found well-formed (new_uvci runs once per certificate).
+_CHECKED_COUNTRIES: set[str] = set()
 
 
 def checksum_char(text: str) -> str:
@@ -85,8 +87,10 @@ def is_valid_uvci(uvci: str) -> bool:
 
 def new_uvci(country: str = "VN") -> str:
     """A fresh random UVCI: ``URN:UVCI:01:<country>:<opaque>#<check>``."""
-    if not _COUNTRY.fullmatch(country):
-        raise InputError(f"UVCI country must be ISO 3166-1 alpha-2, got {country!r}")
+    if country not in _CHECKED_COUNTRIES:
+        if not _COUNTRY.fullmatch(country):
+            raise InputError(f"UVCI country must be ISO 3166-1 alpha-2, got {country!r}")
+        _CHECKED_COUNTRIES.add(country)
     opaque = secrets.token_bytes(OPAQUE_LENGTH).translate(_OPAQUE_TABLE).decode("ascii")
     uvci = with_checksum(f"{UVCI_PREFIX}{UVCI_VERSION}:{country}:{opaque}")
     if len(uvci) > MAX_LENGTH:

@@ -15,7 +15,7 @@ Network "Electronic Health Certificate Container Format" (hcert) 1.x.
 
 from __future__ import annotations
 
-import sys
+import struct
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -71,36 +71,54 @@ COSE_SIGN1_TAG = 18
 CWT_TAG = 61
 
 # --------------------------------------------------------------------------
-# base45 (RFC 9285), table driven: pure-Python per-character loops cost more
-# than the ECDSA signature itself.
+# base45 (RFC 9285), vectorised with C-level bytes operations: pure-Python
+# per-character loops cost more than the ECDSA signature itself, and a
+# 65536-entry table of str objects is cache-hostile in a signing loop.
 
 _B45_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
 
 
-def _build_tables() -> tuple[list[str], list[str], bytes]:
-    a = _B45_ALPHABET
-    triples = [a[n % 45] + a[(n // 45) % 45] + a[n // 2025] for n in range(65536)]
-    if sys.byteorder == "little":
-        # memoryview.cast("H") yields b0 | b1 << 8 for the byte pair (b0, b1).
-        native = [triples[((v & 0xFF) << 8) | (v >> 8)] for v in range(65536)]
-    else:
-        native = triples
-    pairs = [a[n % 45] + a[n // 45] for n in range(256)]
-    # Latin-1 byte -> base45 digit value, 255 for anything outside the alphabet.
-    values = bytes(a.index(chr(c)) if chr(c) in a else 255 for c in range(256))
-    return native, pairs, values
+def _table(f: Any) -> bytes:
+    return bytes(f(i) for i in range(256))
 
 
-_ENC_NATIVE, _ENC_PAIR, _DEC_VALUES = _build_tables()
+# Encoding, per byte pair (a, b), n = 256 a + b = c + 45 d + 2025 e: split
+# 256 a = ca + 45 da + 2025 ea and b = cb + 45 db (256-entry tables), then add
+# the columns with carries. Each column sum fits a byte (c: <= 88, d: <= 50,
+# e: <= 32), so the sums of all pairs are computed at once as big integers
+# with one byte per pair, without carries between bytes.
+_ENC_CA = _table(lambda a: (256 * a) % 45)
+_ENC_DA = _table(lambda a: (256 * a) // 45 % 45)
+_ENC_EA = _table(lambda a: (256 * a) // 2025)
+_ENC_CB = _table(lambda b: b % 45)
+_ENC_DB = _table(lambda b: b // 45)
+_ENC_CARRY = _table(lambda s: s // 45 if s < 135 else 0)
+_ENC_DIGIT = _table(lambda s: ord(_B45_ALPHABET[s % 45]))  # column sum -> its digit
+# Latin-1 byte -> base45 digit value, 255 for anything outside the alphabet.
+_DEC_VALUES = _table(lambda c: _B45_ALPHABET.index(chr(c)) if chr(c) in _B45_ALPHABET else 255)
+
+
+def _column(*parts: bytes) -> bytes:
+    """Byte-wise sum of equal-length byte strings (each byte sum < 256)."""
+    total = sum(int.from_bytes(p, "little") for p in parts)
+    return total.to_bytes(len(parts[0]), "little")
 
 
 def b45encode(data: bytes) -> str:
     """Encode bytes as base45 (RFC 9285)."""
-    even = len(data) & ~1
-    out = "".join(map(_ENC_NATIVE.__getitem__, memoryview(data)[:even].cast("H")))
+    m = len(data) >> 1
+    hi = data[0 : 2 * m : 2]
+    lo = data[1 : 2 * m : 2]
+    c = _column(hi.translate(_ENC_CA), lo.translate(_ENC_CB))
+    d = _column(hi.translate(_ENC_DA), lo.translate(_ENC_DB), c.translate(_ENC_CARRY))
+    e = _column(hi.translate(_ENC_EA), d.translate(_ENC_CARRY))
+    out = bytearray(3 * m)
+    out[0::3] = c.translate(_ENC_DIGIT)
+    out[1::3] = d.translate(_ENC_DIGIT)
+    out[2::3] = e.translate(_ENC_DIGIT)
     if len(data) & 1:
-        out += _ENC_PAIR[data[-1]]
-    return out
+        out += bytes((data[-1] % 45, data[-1] // 45)).translate(_ENC_DIGIT)
+    return out.decode("ascii")
 
 
 def b45decode(text: str) -> bytes:
@@ -145,9 +163,19 @@ def b45decode(text: str) -> bytes:
 # HC1 text <-> COSE bytes
 
 
+#: Deflate parameters for :func:`to_qr_text`: level 9 with a 2 KiB window
+#: (wbits 11) and memLevel 4 instead of 32 KiB / 8. A COSE for a QR code is
+#: well under 2 KiB, so the output is as small as with the defaults (measured
+#: on the example records), and the compressor allocates about 20 KiB instead
+#: of about 270 KiB per call (large allocations can go through mmap and page
+#: faults in a signing loop). The result is a standard zlib stream.
+ZLIB_LEVEL, ZLIB_WBITS, ZLIB_MEMLEVEL = 9, 11, 4
+
+
 def to_qr_text(cose: bytes) -> str:
     """COSE_Sign1 bytes -> zlib -> base45 -> ``HC1:`` text."""
-    return HC1_PREFIX + b45encode(zlib.compress(cose, 9))
+    deflate = zlib.compressobj(ZLIB_LEVEL, zlib.DEFLATED, ZLIB_WBITS, ZLIB_MEMLEVEL)
+    return HC1_PREFIX + b45encode(deflate.compress(cose) + deflate.flush())
 
 
 def strip_prefix(text: str) -> str:
@@ -187,6 +215,9 @@ def from_qr_text(text: str) -> bytes:
 
 
 _CBOR_CONTAINERS = (list, tuple, dict, cbor2.CBORTag)
+#: Exact types of decoded scalars, never containers: skipped without the
+#: (slower) isinstance checks against every container type.
+_CBOR_LEAVES = frozenset({str, int, bytes, float, bool, type(None)})
 
 
 def _depth_ok(obj: Any, depth: int = 0) -> bool:
@@ -210,7 +241,9 @@ def _depth_ok(obj: Any, depth: int = 0) -> bool:
                 children.append(item.value)
         if children and depth + 1 > MAX_CBOR_DEPTH:
             return False
-        level = [c for c in children if isinstance(c, _CBOR_CONTAINERS)]
+        level = [
+            c for c in children if type(c) not in _CBOR_LEAVES and isinstance(c, _CBOR_CONTAINERS)
+        ]
         depth += 1
     return True
 
@@ -267,9 +300,31 @@ def encode_protected(alg: int, kid: bytes | None = None, **extra: Any) -> bytes:
     return cbor2.dumps({int(k): v for k, v in header.items()}, canonical=True)
 
 
+def _bstr(data: bytes) -> bytes:
+    """CBOR byte string (major type 2): shortest length header + the bytes."""
+    n = len(data)
+    if n < 24:
+        return bytes((0x40 | n,)) + data
+    if n < 0x100:
+        return bytes((0x58, n)) + data
+    if n < 0x10000:
+        return struct.pack(">BH", 0x59, n) + data
+    if n < 0x100000000:
+        return struct.pack(">BI", 0x5A, n) + data
+    return struct.pack(">BQ", 0x5B, n) + data
+
+
+#: Array(4) + text(10) "Signature1" (RFC 9052 section 4.4).
+_SIGNATURE1 = b"\x84\x6aSignature1"
+
+
 def sig_structure(protected: bytes, payload: bytes, external_aad: bytes = b"") -> bytes:
-    """The ``Signature1`` structure that is actually signed (RFC 9052 4.4)."""
-    return cbor2.dumps(["Signature1", protected, external_aad, payload])
+    """The ``Signature1`` structure that is actually signed (RFC 9052 4.4).
+
+    Equals ``cbor2.dumps(["Signature1", protected, external_aad, payload])``,
+    assembled directly (cbor2's per-call set-up costs more than the encoding).
+    """
+    return _SIGNATURE1 + _bstr(protected) + _bstr(external_aad) + _bstr(payload)
 
 
 def encode_sign1(
