@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import heapq
 import json
 import re
 import sqlite3
@@ -73,6 +74,7 @@ class Summary:
         self.rechecked = 0
         self.newly_verified = 0
         self.foreign_verified = 0
+        self.peak_rss_mb = 0.0
         self._cat_cache: dict[tuple[str, ...], str] = {}
 
     def category(self, codes: tuple[str, ...]) -> str:
@@ -243,23 +245,24 @@ class _Writers:
 
 
 def _rows(scratches: list[Path], part: int) -> Iterator[tuple[Any, ...]]:
-    conn = sqlite3.connect(":memory:")
-    try:
-        selects = []
-        for i, path in enumerate(scratches):
-            conn.execute(f"ATTACH DATABASE ? AS s{i}", (str(path),))
-            selects.append(
-                "SELECT place, province, commune, line, record_id, record, codes, fields, suggestion, "
-                f"registry_id FROM s{i}.flagged WHERE part = {part}"
-            )
-        cur = conn.execute(" UNION ALL ".join(selects) + " ORDER BY place, line")
-        while True:
-            batch = cur.fetchmany(5000)
-            if not batch:
-                return
+    """Flagged rows of one part in (place, line) order: each worker's file is read in index
+    order (no sort in memory) and the files are merged."""
+    conns = [sqlite3.connect(f"file:{p}?mode=ro", uri=True) for p in scratches]
+
+    def one(conn: sqlite3.Connection) -> Iterator[tuple[Any, ...]]:
+        cur = conn.execute(
+            "SELECT place, province, commune, line, record_id, record, codes, fields, suggestion, "
+            "registry_id FROM flagged WHERE part = ? ORDER BY place, line",
+            (part,),
+        )
+        while batch := cur.fetchmany(2000):
             yield from batch
+
+    try:
+        yield from heapq.merge(*(one(c) for c in conns), key=lambda r: (r[0], r[3]))
     finally:
-        conn.close()
+        for c in conns:
+            c.close()
 
 
 def write_reconciliation(

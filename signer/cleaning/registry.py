@@ -442,8 +442,9 @@ def open_registry(
         and meta.get("schema") == SCHEMA_VERSION
         and all(_read_meta(p).get("signature") == signature for p in shard_paths(target, shards)[1:])
     ):
-        info = IndexInfo(target, int(meta["rows"]), int(meta["skipped"]), True,
-                         time.perf_counter() - start, signature, shards)  # fmt: skip
+        metas = [meta] + [_read_meta(p) for p in shard_paths(target, shards)[1:]]
+        info = IndexInfo(target, sum(int(m["rows"]) for m in metas), sum(int(m["skipped"]) for m in metas),
+                         True, time.perf_counter() - start, signature, shards)  # fmt: skip
     else:
         big = src.kind == "csv" and Path(source).stat().st_size >= PARALLEL_MIN_BYTES
         shards = min(2, os.cpu_count() or 1) if big else 1

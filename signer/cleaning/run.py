@@ -35,6 +35,7 @@ import json
 import logging
 import multiprocessing
 import os
+import resource
 import shutil
 import sqlite3
 import time
@@ -78,6 +79,7 @@ _SUGGEST_WHEN = frozenset(
 )  # fmt: skip
 _NO_SUGGESTION_WHEN = frozenset({"name_missing", "dob_missing", "dob_format", "dob_invalid_date"})
 _ID_ONLY = (("record_id_missing",), ("record_id_duplicate",))
+_JSON = json.JSONEncoder(ensure_ascii=False).encode  # = json.dumps(x, ensure_ascii=False), without a new encoder per call
 
 
 def row_code(reason: str) -> str:
@@ -177,6 +179,8 @@ class _Scratch:
 
     def close(self) -> None:
         self.flush()
+        self.conn.execute("DROP TABLE seen")
+        self.conn.execute("CREATE INDEX flagged_order ON flagged(part, place, line)")
         self.conn.close()
 
 
@@ -237,7 +241,12 @@ def _work(task: _Task) -> Summary:
         scratch.close()
         store.close()
         registry.close()
+    summary.peak_rss_mb = _peak_rss_mb()
     return summary
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _do_chunk(
@@ -292,7 +301,7 @@ def _do_chunk(
         if not v.codes:
             obj = rec.to_json()
             obj["verified"] = fps[i]
-            line = json.dumps(obj, ensure_ascii=False) + "\n"
+            line = _JSON(obj) + "\n"
             vfh.write(line)
             prev = stored.get(rid)
             if prev is None or prev.codes or prev.fingerprint != fps[i]:
@@ -300,19 +309,20 @@ def _do_chunk(
                 summary.newly_verified += 1
         else:
             scratch.add(
-                rec.province, rec.commune, rec.line, rid, json.dumps(rec.to_json(), ensure_ascii=False),
+                rec.province, rec.commune, rec.line, rid, _JSON(rec.to_json()),
                 ";".join(v.codes), ";".join(v.fields), v.suggestion,
                 rec.id_number if needs_registry(rec, v.codes) else "",
             )  # fmt: skip
 
 
-def _recon(args: tuple[CheckOptions, list[Path], Path, int, IndexInfo]) -> dict[str, int]:
+def _recon(args: tuple[CheckOptions, list[Path], Path, int, IndexInfo]) -> tuple[dict[str, int], float]:
     opts, scratches, tmp, part, index = args
     with Registry(index) as registry:
-        return write_reconciliation(
+        counts = write_reconciliation(
             scratches, tmp, load_tables(), registry, part=part,
             formats=opts.formats, show_registry_values=opts.show_registry_values, xlsx_engine=opts.xlsx_engine,
         )  # fmt: skip
+    return counts, _peak_rss_mb()
 
 
 _STORE_LOCK: Any = None
@@ -396,7 +406,10 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
         shutil.rmtree(recon_tmp, ignore_errors=True)
         recon_tmp.mkdir()
         scratches = [p["scratch"] for p in part_paths]
-        counts = _map(_recon, [(opts, scratches, recon_tmp, k, index) for k in range(len(tasks))])
+        recon = _map(_recon, [(opts, scratches, recon_tmp, k, index) for k in range(len(tasks))])
+        counts = [c for c, _ in recon]
+        peak_rss = {"check_worker": max(x.peak_rss_mb for x in summaries),
+                    "reconciliation_worker": max(rss for _, rss in recon)}  # fmt: skip
         timings["reconciliation"] = round(time.perf_counter() - clock, 2)
         _concat([p["verified"] for p in part_paths], out / "verified.jsonl")
         _concat([p["new"] for p in part_paths], out / "verified-new.jsonl")
@@ -419,6 +432,7 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
         workers=len(tasks),
     )  # fmt: skip
     result["seconds"] = timings
+    result["peak_rss_mb"] = {**peak_rss, "main": _peak_rss_mb()}
     summary_path = out / "summary.json"
     tmp_summary = summary_path.with_name(f"{summary_path.name}.tmp-{os.getpid()}")
     tmp_summary.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,140 @@
+"""Data cleaning speed: records checked per second against a registry, registry indexing included.
+
+    .venv/bin/python bench/cleaning.py                       # 1M records vs 1M people (~2-3 min with generation)
+    .venv/bin/python bench/cleaning.py --records 100000 --score   # + precision/recall against the ground truth
+
+Generates the synthetic data once (``python -m signer.cleaning synth``, seeded;
+kept in ``bench/.data/`` and reused when present), then, in one run:
+
+1. **baseline**: one core streaming the same export through
+   :func:`signer.records.read_records` alone (parsing, no check) on a sample:
+   the floor that any check built on the shared reader pays;
+2. **full check**, in a fresh child process with a fresh state directory:
+   registry indexed from CSV (two shards built in parallel), every check,
+   registry look-ups, results store, verified output, per-commune
+   reconciliation lists (CSV + XLSX) and the summary; wall time, CPU time,
+   peak memory (``resource.getrusage``: the parent process and the largest
+   worker);
+3. **re-run** on the unchanged export (index reused, every verdict reused).
+
+Prints records/s, the ratio to the one-core parsing floor, and the target of
+issue 4 (1M records against a 1M-person registry in under 60 s on 2 cores).
+Results go in docs/benchmarks.md, section "Data cleaning".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from signer.records import read_records  # noqa: E402
+
+CHILD = r"""
+import datetime as dt, json, resource, sys, time
+from signer.cleaning.run import CheckOptions, run_checks
+a = json.loads(sys.argv[1])
+t0 = time.perf_counter()
+r = run_checks(CheckOptions(records=a["records"], registry=a["registry"], out_dir=a["out"], now=dt.datetime(2026, 6, 1, tzinfo=dt.UTC),
+                            workers=a["workers"], formats=tuple(a["formats"])))
+wall = time.perf_counter() - t0
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"wall": wall, "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
+                  "rss_parent_mb": me.ru_maxrss / 1024, "rss_worker_mb": kids.ru_maxrss / 1024,
+                  "checked": r["totals"]["subjects"]["checked"], "seconds": r["seconds"], "files": r["files"],
+                  "registry": r["registry"], "incremental": r["incremental"], "workers": r["workers"]}))
+"""
+
+
+def ensure_data(data: Path, records: int, seed: int) -> dict[str, Path]:
+    marker = data / "params.json"
+    params = {"records": records, "seed": seed, "registry_extra": 0.0}
+    paths = {"records": data / "records.jsonl", "registry": data / "registry.csv", "truth": data / "truth.jsonl"}
+    if marker.exists() and json.loads(marker.read_text()) == params and all(p.exists() for p in paths.values()):
+        print(f"data: reusing {data}")
+        return paths
+    shutil.rmtree(data, ignore_errors=True)
+    data.parent.mkdir(parents=True, exist_ok=True)
+    (data.parent / ".gitignore").write_text("*\n")  # generated data: never committed
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "signer.cleaning", "synth", "--out", str(data), "--records", str(records),
+         "--seed", str(seed), "--registry-extra", "0"],
+        check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    marker.write_text(json.dumps(params))
+    print(f"data: generated {records:,} records + registry in {time.perf_counter() - t:.1f} s ({data})")
+    return paths
+
+
+def parse_floor(path: Path, sample: int) -> float:
+    """Records/s of read_records alone on one core (the shared reader's cost)."""
+    t = time.perf_counter()
+    n = 0
+    for _ in read_records(path):
+        n += 1
+        if n >= sample:
+            break
+    return n / (time.perf_counter() - t)
+
+
+def run_child(paths: dict[str, Path], out: Path, workers: int, formats: list[str]) -> dict:
+    args = {"records": str(paths["records"]), "registry": str(paths["registry"]), "out": str(out),
+            "workers": workers, "formats": formats}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(args)], check=True, cwd=ROOT,
+                          capture_output=True, text=True)  # fmt: skip
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--workers", type=int, default=0, help="0 = automatic (2 on this machine)")
+    ap.add_argument("--formats", default="csv,xlsx")
+    ap.add_argument("--data", type=Path, help="data directory (default bench/.data/cleaning-N)")
+    ap.add_argument("--score", action="store_true", help="also print precision/recall against the ground truth")
+    ns = ap.parse_args()
+    data = ns.data or ROOT / "bench" / ".data" / f"cleaning-{ns.records}"
+    paths = ensure_data(data, ns.records, ns.seed)
+    out = data / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (other jobs skew wall times)")
+
+    floor = parse_floor(paths["records"], min(ns.records, 100_000))
+    first = run_child(paths, out, ns.workers, ns.formats.split(","))
+    again = run_child(paths, out, ns.workers, ns.formats.split(","))
+    n = first["checked"]
+    print(f"baseline  read_records alone, 1 core: {floor:,.0f} records/s")
+    for label, r in (("full check (index built)", first), ("re-run (all reused)", again)):
+        rate = n / r["wall"]
+        print(f"{label:26}: {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU, {rate:,.0f} records/s "
+              f"({rate / floor:.2f}x the 1-core parse floor), workers {r['workers']}, "
+              f"peak RSS parent {r['rss_parent_mb']:.0f} MB / worker {r['rss_worker_mb']:.0f} MB")  # fmt: skip
+        print(f"{'':26}  phases {r['seconds']}, registry {r['registry']['rows']:,} people, files {r['files']}")
+    target = 60.0 * n / 1_000_000
+    verdict = "met" if first["wall"] < target else "NOT met"
+    print(f"target: {n:,} records in < {target:.0f} s wall (60 s per million, indexing included): {verdict}")
+    if ns.score:
+        from signer.cleaning.evaluate import evaluate
+
+        s = evaluate(paths["truth"], out)
+        print(f"score: injected {s['injected']:,}, found {s['found']:,} (recall {s['record_recall']:.4f}), "
+              f"flagged {s['flagged']:,}, false positives {s['false_positives']} "
+              f"(precision {s['record_precision']:.4f}), suggestions {s['suggestions_right']}/"
+              f"{s['suggestions_expected']} right, {s['suggestions_wrong']} wrong")  # fmt: skip
+        print("recall by kind: " + ", ".join(f"{k} {v:.3f}" for k, v in s["recall_by_kind"].items()))
+        print("precision by code: " + ", ".join(f"{k} {v:.3f}" for k, v in s["precision_by_code"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
