@@ -83,6 +83,53 @@ class Record:
 _fp_values = operator.attrgetter(*FIELDS)
 _dose_values = operator.attrgetter(*DOSE_FIELDS)
 _FP_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+#: The JSON string escaper that encoder uses (ensure_ascii=False).
+_json_str = json.encoder.encode_basestring
+#: "doses" sorts between these two groups of FIELDS (json.dumps sort_keys=True).
+_FP_BEFORE = [name for name in sorted(FIELDS) if name < "doses"]
+_FP_AFTER = [name for name in sorted(FIELDS) if name > "doses"]
+_fp_before = operator.attrgetter(*_FP_BEFORE)
+_fp_after = operator.attrgetter(*_FP_AFTER)
+_FP_HEAD = "".join(f'"{name}":{{}},' for name in _FP_BEFORE) + '"doses":[{}]'
+_FP_TAIL = "".join(f',"{name}":{{}}' for name in _FP_AFTER)
+
+
+def _fingerprint_text(record: Record) -> str:
+    """The JSON text hashed by :func:`record_fingerprint`.
+
+    Fast path for the usual types (every field a ``str``, dose numbers
+    ``int``): the compact, key-sorted object is written directly, the same
+    text ``json.dumps`` gives; anything else goes through the encoder.
+    """
+    before = _fp_before(record)
+    after = _fp_after(record)
+    doses = []
+    for dose in record.doses:
+        date, vaccine, lot, number, series, site = _dose_values(dose)
+        if not (
+            type(date) is str
+            and type(vaccine) is str
+            and type(lot) is str
+            and type(number) is int
+            and type(series) is int
+            and type(site) is str
+        ):
+            break
+        doses.append(
+            f"[{_json_str(date)},{_json_str(vaccine)},{_json_str(lot)},"
+            f"{number},{series},{_json_str(site)}]"
+        )
+    else:
+        if all(type(v) is str for v in before) and all(type(v) is str for v in after):
+            return (
+                "{"
+                + _FP_HEAD.format(*map(_json_str, before), ",".join(doses))
+                + _FP_TAIL.format(*map(_json_str, after))
+                + "}"
+            )
+    content = dict(zip(FIELDS, _fp_values(record), strict=True))
+    content["doses"] = [list(_dose_values(d)) for d in record.doses]
+    return _FP_ENCODER.encode(content)
 
 
 def record_fingerprint(record: Record) -> str:
@@ -94,9 +141,7 @@ def record_fingerprint(record: Record) -> str:
     sort_keys=True, separators=(",", ":"))`` of :data:`FIELDS` plus
     ``doses`` (each a list of its :data:`DOSE_FIELDS` values), UTF-8.
     """
-    content = dict(zip(FIELDS, _fp_values(record), strict=True))
-    content["doses"] = [list(_dose_values(d)) for d in record.doses]
-    return hashlib.sha256(_FP_ENCODER.encode(content).encode("utf-8")).hexdigest()
+    return hashlib.sha256(_fingerprint_text(record).encode("utf-8")).hexdigest()
 
 
 def is_verified(record: Record) -> bool:

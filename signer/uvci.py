@@ -36,6 +36,11 @@ _N = len(LUHN_ALPHABET)
 # Per-character addends, "digits" summed in base N: factor 1 and factor 2.
 _ADD1 = {c: (i // _N) + (i % _N) for c, i in _CODE.items()}
 _ADD2 = {c: (2 * i // _N) + (2 * i % _N) for c, i in _CODE.items()}
+# The same addends as bytes.translate tables (ASCII byte -> addend, 255 if
+# the character is not in the alphabet).
+_NOT_IN_ALPHABET = 255
+_ADD1_TABLE = bytes(_ADD1.get(chr(b), _NOT_IN_ALPHABET) for b in range(256))
+_ADD2_TABLE = bytes(_ADD2.get(chr(b), _NOT_IN_ALPHABET) for b in range(256))
 
 UVCI_PREFIX = "URN:UVCI:"
 UVCI_VERSION = "01"
@@ -61,6 +66,13 @@ def checksum_char(text: str) -> str:
     :data:`LUHN_ALPHABET`.
     """
     # From the right: the last character gets factor 2, then 1, 2, 1, ...
+    # Fast path: per-character addends by bytes.translate, summed in C.
+    if text.isascii():
+        raw = text.encode("ascii")
+        factor2 = raw[-1::-2].translate(_ADD2_TABLE)
+        factor1 = raw[-2::-2].translate(_ADD1_TABLE)
+        if _NOT_IN_ALPHABET not in factor2 and _NOT_IN_ALPHABET not in factor1:
+            return LUHN_ALPHABET[(_N - (sum(factor2) + sum(factor1)) % _N) % _N]
     try:
         total = sum(map(_ADD2.__getitem__, text[-1::-2])) + sum(
             map(_ADD1.__getitem__, text[-2::-2])
