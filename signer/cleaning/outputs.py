@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import heapq
+import itertools
 import json
 import re
 import sqlite3
@@ -293,29 +294,30 @@ def write_reconciliation(
         if place == "":
             counts["files"] += _write_unreadable(target / "_unreadable-rows.csv", group, tables, counts)
             continue
-        rows = list(group)
-        first = rows[0]
+        first = next(group)
         writers = _Writers(target / _slug(first[1]) / _slug(first[2]), header, formats, xlsx_engine)
         counts["communes"] += 1
-        entries: dict[str, Any] = {}
-        if show_registry_values:
-            entries = registry.lookup([r[9] for r in rows if r[9]] + [r[8] for r in rows if r[8]])
-        for _, _, _, line, _rid, rec_json, codes, fields, sugg, reg_id in rows:
-            rec = json.loads(rec_json)
-            code_list = codes.split(";") if codes else []
-            values: list[Any] = [line, *(rec.get(k, "") for k in RECORD_COLUMNS), _dose_text(rec),
-                                 " ".join(code_list),
-                                 "; ".join(reasons[c].vi for c in code_list),
-                                 "; ".join(reasons[c].en for c in code_list),
-                                 fields.replace(";", " "), sugg]  # fmt: skip
+        stream = itertools.chain([first], group)  # noqa: B031  (group is read once, through stream)
+        while rows := list(itertools.islice(stream, 1000)):  # a big commune is streamed, not held
+            entries: dict[str, Any] = {}
             if show_registry_values:
-                own = entries.get(reg_id) if reg_id and fields else None
-                other = entries.get(sugg) if sugg else None
-                values += [own.full_name if own else "", own.date_of_birth if own else "", own.sex if own else "",
-                           other.full_name if other else "", other.date_of_birth if other else "",
-                           other.sex if other else ""]  # fmt: skip
-            writers.row(values)
-            counts["flagged_records"] += 1
+                entries = registry.lookup([r[9] for r in rows if r[9]] + [r[8] for r in rows if r[8]])
+            for _, _, _, line, _rid, rec_json, codes, fields, sugg, reg_id in rows:
+                rec = json.loads(rec_json)
+                code_list = codes.split(";") if codes else []
+                values: list[Any] = [line, *(rec.get(k, "") for k in RECORD_COLUMNS), _dose_text(rec),
+                                     " ".join(code_list),
+                                     "; ".join(reasons[c].vi for c in code_list),
+                                     "; ".join(reasons[c].en for c in code_list),
+                                     fields.replace(";", " "), sugg]  # fmt: skip
+                if show_registry_values:
+                    own = entries.get(reg_id) if reg_id and fields else None
+                    other = entries.get(sugg) if sugg else None
+                    values += [own.full_name if own else "", own.date_of_birth if own else "",
+                               own.sex if own else "", other.full_name if other else "",
+                               other.date_of_birth if other else "", other.sex if other else ""]  # fmt: skip
+                writers.row(values)
+                counts["flagged_records"] += 1
         counts["files"] += writers.close()
     return counts
 
