@@ -121,42 +121,60 @@ def b45encode(data: bytes) -> str:
     return out.decode("ascii")
 
 
+_E_BELOW_32 = bytes(range(32))
+
+
+def _b45_invalid() -> CodecError:
+    return CodecError("base45_invalid", "not valid base45 (RFC 9285)")
+
+
 def b45decode(text: str) -> bytes:
     """Decode base45; raises :class:`CodecError` (reason ``base45``) if invalid.
 
     Vectorised with C-level bytes operations (no Python loop per triple):
     digit values via ``bytes.translate``, the triples' three digit columns
-    placed in 32-bit lanes of three big integers, ``c + 45 d + 2025 e``
-    computed once on those integers, and the 16-bit results read back with
-    strided slices. A lane above 65535 (third byte set) is invalid base45.
+    placed in the low bytes of 16-bit big-endian lanes of three big
+    integers, ``n = c + 45 d + 2025 e`` computed once on those integers, and
+    the result's bytes are the output pairs in order. A triple is valid when
+    n <= 65535, i.e. e <= 31, or e == 32 and c + 45 d <= 735 (checked on the
+    few triples with e == 32), so no lane overflows into its neighbour.
     """
     try:
         values = text.encode("latin-1").translate(_DEC_VALUES)
     except UnicodeEncodeError:
-        raise CodecError("base45_invalid", "not valid base45 (RFC 9285)") from None
+        raise _b45_invalid() from None
     if b"\xff" in values:
-        raise CodecError("base45_invalid", "not valid base45 (RFC 9285)")
+        raise _b45_invalid()
     m, rest = divmod(len(values), 3)
     if rest == 1:
         raise CodecError("base45_invalid", "base45 text has a dangling character")
     full = 3 * m
-    total = 0
-    for column, weight in ((0, 1), (1, 45), (2, 2025)):
-        lanes = bytearray(4 * m)
-        lanes[0::4] = values[column:full:3]
-        total += weight * int.from_bytes(lanes, "little")
-    packed = total.to_bytes(4 * m, "little")
-    if packed[2::4].count(0) != m:
-        raise CodecError("base45_invalid", "not valid base45 (RFC 9285)")
-    out = bytearray(2 * m + (rest == 2))
-    out[0 : 2 * m : 2] = packed[1::4]
-    out[1 : 2 * m : 2] = packed[0::4]
+    col_c = values[0:full:3]
+    col_d = values[1:full:3]
+    col_e = values[2:full:3]
+    high_e = col_e.translate(None, _E_BELOW_32)  # the e digits above 31
+    if high_e:
+        if high_e.count(32) != len(high_e):
+            raise _b45_invalid()
+        i = col_e.find(32)
+        while i >= 0:
+            if col_c[i] + 45 * col_d[i] > 735:
+                raise _b45_invalid()
+            i = col_e.find(32, i + 1)
+    lanes = bytearray(2 * m)
+    lanes[1::2] = col_c
+    total = int.from_bytes(lanes, "big")
+    lanes[1::2] = col_d
+    total += 45 * int.from_bytes(lanes, "big")
+    lanes[1::2] = col_e
+    total += 2025 * int.from_bytes(lanes, "big")
+    out = total.to_bytes(2 * m, "big")
     if rest == 2:
         last = values[full] + 45 * values[full + 1]
         if last > 255:
-            raise CodecError("base45_invalid", "not valid base45 (RFC 9285)")
-        out[-1] = last
-    return bytes(out)
+            raise _b45_invalid()
+        out += bytes((last,))
+    return out
 
 
 # --------------------------------------------------------------------------
