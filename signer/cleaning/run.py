@@ -343,9 +343,11 @@ def _map(fn: Any, tasks: list[Any]) -> list[Any]:
 
 
 def _concat(parts: list[Path], target: Path) -> None:
+    """Join the workers' files into ``target``: the first is renamed, the others appended."""
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as dst:
-        for p in parts:
+    os.replace(parts[0], tmp)
+    with tmp.open("ab") as dst:
+        for p in parts[1:]:
             with p.open("rb") as src:
                 shutil.copyfileobj(src, dst, 1 << 20)
     os.replace(tmp, target)
