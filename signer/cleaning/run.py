@@ -346,11 +346,15 @@ def _concat(parts: list[Path], target: Path) -> None:
     """Join the workers' files into ``target``: the first is renamed, the others appended."""
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     os.replace(parts[0], tmp)
-    with tmp.open("ab") as dst:
-        for p in parts[1:]:
-            with p.open("rb") as src:
-                shutil.copyfileobj(src, dst, 1 << 20)
-    os.replace(tmp, target)
+    try:
+        with tmp.open("ab") as dst:
+            for p in parts[1:]:
+                with p.open("rb") as src:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def run_checks(opts: CheckOptions) -> dict[str, Any]:
