@@ -28,7 +28,6 @@ import csv
 import datetime as dt
 import heapq
 import itertools
-import json
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -195,13 +194,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", fold(text)).strip("-")[:80] or "_unknown"
 
 
-def _dose_text(rec: dict[str, Any]) -> str:
-    return "; ".join(
-        f"{d.get('date', '')} {d.get('vaccine', '')} {d.get('dose_number', '')}/{d.get('series_doses', '')}"
-        for d in rec.get("doses", [])
-    )
-
-
 class _Writers:
     def __init__(self, base: Path, header: list[str], formats: tuple[str, ...], engine: str = "fast"):
         self.base = base
@@ -252,15 +244,16 @@ def _rows(scratches: list[Path], part: int) -> Iterator[tuple[Any, ...]]:
 
     def one(conn: sqlite3.Connection) -> Iterator[tuple[Any, ...]]:
         cur = conn.execute(
-            "SELECT place, province, commune, line, record_id, record, codes, fields, suggestion, "
-            "registry_id FROM flagged WHERE part = ? ORDER BY place, line",
+            "SELECT place, line, record_id, full_name, date_of_birth, sex, nationality, id_number, province, "
+            "commune, doses, codes, fields, suggestion, registry_id, message "
+            "FROM flagged WHERE part = ? ORDER BY place, line",
             (part,),
         )
         while batch := cur.fetchmany(2000):
             yield from batch
 
     try:
-        yield from heapq.merge(*(one(c) for c in conns), key=lambda r: (r[0], r[3]))
+        yield from heapq.merge(*(one(c) for c in conns), key=lambda r: (r[0], r[1]))
     finally:
         for c in conns:
             c.close()
@@ -295,18 +288,17 @@ def write_reconciliation(
             counts["files"] += _write_unreadable(target / "_unreadable-rows.csv", group, tables, counts)
             continue
         first = next(group)
-        writers = _Writers(target / _slug(first[1]) / _slug(first[2]), header, formats, xlsx_engine)
+        writers = _Writers(target / _slug(first[8]) / _slug(first[9]), header, formats, xlsx_engine)
         counts["communes"] += 1
         stream = itertools.chain([first], group)  # noqa: B031  (group is read once, through stream)
         while rows := list(itertools.islice(stream, 1000)):  # a big commune is streamed, not held
             entries: dict[str, Any] = {}
             if show_registry_values:
-                entries = registry.lookup([r[9] for r in rows if r[9]] + [r[8] for r in rows if r[8]])
-            for _, _, _, line, _rid, rec_json, codes, fields, sugg, reg_id in rows:
-                rec = json.loads(rec_json)
+                entries = registry.lookup([r[14] for r in rows if r[14]] + [r[13] for r in rows if r[13]])
+            for r in rows:
+                codes, fields, sugg, reg_id = r[11], r[12], r[13], r[14]
                 code_list = codes.split(";") if codes else []
-                values: list[Any] = [line, *(rec.get(k, "") for k in RECORD_COLUMNS), _dose_text(rec),
-                                     " ".join(code_list),
+                values: list[Any] = [*r[1:11], " ".join(code_list),
                                      "; ".join(reasons[c].vi for c in code_list),
                                      "; ".join(reasons[c].en for c in code_list),
                                      fields.replace(";", " "), sugg]  # fmt: skip
@@ -327,7 +319,7 @@ def _write_unreadable(path: Path, rows: Iterator[tuple[Any, ...]], tables: Table
         w = csv.writer(fh)
         w.writerow(["line", "record_id", "reason_code", "reason_vi", "reason_en", "message"])
         for r in rows:
-            code = r[6]
-            w.writerow([r[3], r[4], code, tables.reasons[code].vi, tables.reasons[code].en, json.loads(r[5])["message"]])
+            code = r[11]
+            w.writerow([r[1], r[2], code, tables.reasons[code].vi, tables.reasons[code].en, r[15]])
             counts["unreadable_rows"] += 1
     return 1

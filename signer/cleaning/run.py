@@ -34,6 +34,7 @@ import datetime as dt
 import json
 import logging
 import multiprocessing
+import operator
 import os
 import resource
 import shutil
@@ -46,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from signer.records import (
+    DOSE_FIELDS,
+    FIELDS,
     Record,
     RowProblem,
     read_records_range,
@@ -80,6 +83,33 @@ _SUGGEST_WHEN = frozenset(
 _NO_SUGGESTION_WHEN = frozenset({"name_missing", "dob_missing", "dob_format", "dob_invalid_date"})
 _ID_ONLY = (("record_id_missing",), ("record_id_duplicate",))
 _JSON = json.JSONEncoder(ensure_ascii=False).encode  # = json.dumps(x, ensure_ascii=False), without a new encoder per call
+_js = json.encoder.encode_basestring  # the string escaper of that encoder
+_fields = operator.attrgetter(*FIELDS)
+_dose_fields = operator.attrgetter(*DOSE_FIELDS)
+_LINE_HEAD = "{{" + ", ".join(f'"{name}": {{}}' for name in FIELDS) + ', "doses": [{}], "verified": {}}}\n'
+_DOSE = "{{" + ", ".join(f'"{name}": {{}}' for name in DOSE_FIELDS) + "}}"
+
+
+def verified_line(rec: Record, fingerprint: str) -> str:
+    """The JSON Lines form of the stamped record: ``json.dumps(to_json(), ensure_ascii=False)``.
+
+    Written directly for the usual types (every field ``str``, dose numbers
+    ``int``), about twice as fast; anything else goes through the encoder.
+    """
+    values = _fields(rec)
+    doses = []
+    for dose in rec.doses:
+        date, vaccine, lot, number, series, site = _dose_fields(dose)
+        if not (type(number) is int and type(series) is int and type(date) is str and type(vaccine) is str
+                and type(lot) is str and type(site) is str):  # fmt: skip
+            break
+        doses.append(_DOSE.format(_js(date), _js(vaccine), _js(lot), number, series, _js(site)))
+    else:
+        if all(type(v) is str for v in values):
+            return _LINE_HEAD.format(*map(_js, values), ", ".join(doses), _js(fingerprint))
+    obj = rec.to_json()
+    obj["verified"] = fingerprint
+    return _JSON(obj) + "\n"
 
 
 def row_code(reason: str) -> str:
@@ -147,16 +177,25 @@ class _Scratch:
         self.conn = sqlite3.connect(path, isolation_level=None)
         self.conn.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
-            "CREATE TABLE flagged(part INTEGER, place TEXT, province TEXT, commune TEXT, line INTEGER, "
-            "record_id TEXT, record TEXT, codes TEXT, fields TEXT, suggestion TEXT, registry_id TEXT);"
+            "CREATE TABLE flagged(part INTEGER, place TEXT, line INTEGER, record_id TEXT, full_name TEXT, "
+            "date_of_birth TEXT, sex TEXT, nationality TEXT, id_number TEXT, province TEXT, commune TEXT, "
+            "doses TEXT, codes TEXT, fields TEXT, suggestion TEXT, registry_id TEXT, message TEXT);"
             "CREATE TABLE seen(record_id TEXT PRIMARY KEY) WITHOUT ROWID;"
         )
         self.rows: list[tuple[Any, ...]] = []
 
-    def add(self, province: str, commune: str, *row: Any) -> None:
-        place = place_of(province, commune) if province or commune else ""
+    def add_record(self, rec: Record, codes: tuple[str, ...], fields: tuple[str, ...], suggestion: str,
+                   registry_id: str) -> None:  # fmt: skip
+        place = place_of(rec.province, rec.commune) if rec.province or rec.commune else ""
         part = zlib.crc32(place.encode()) % self.parts if place else 0
-        self.rows.append((part, place, province, commune, *row))
+        doses = "; ".join(f"{d.date} {d.vaccine} {d.dose_number}/{d.series_doses}" for d in rec.doses)
+        self.rows.append((part, place, rec.line, rec.record_id, rec.full_name, rec.date_of_birth, rec.sex,
+                          rec.nationality, rec.id_number, rec.province, rec.commune, doses, ";".join(codes),
+                          ";".join(fields), suggestion, registry_id, ""))  # fmt: skip
+
+    def add_problem(self, problem: RowProblem, code: str) -> None:
+        self.rows.append((0, "", problem.line, problem.record_id, "", "", "", "", "", "", "", "", code,
+                          "", "", "", problem.message))  # fmt: skip
 
     def seen_before(self, ids: list[str]) -> set[str]:
         """The IDs already met in this run by this worker; then remembers ``ids``."""
@@ -173,7 +212,7 @@ class _Scratch:
     def flush(self) -> None:
         if self.rows:
             self.conn.execute("BEGIN")
-            self.conn.executemany("INSERT INTO flagged VALUES (?,?,?,?,?,?,?,?,?,?,?)", self.rows)
+            self.conn.executemany("INSERT INTO flagged VALUES (" + ",".join("?" * 17) + ")", self.rows)
             self.conn.execute("COMMIT")
             self.rows.clear()
 
@@ -266,7 +305,7 @@ def _do_chunk(
             records.append(x)
             continue
         code = row_code(x.reason)
-        scratch.add("", "", x.line, x.record_id, json.dumps({"message": x.message}), code, "", "", "")
+        scratch.add_problem(x, code)
         summary.add("", "", (code,), 0)
     fps = [record_fingerprint(r) for r in records]
     ids = [r.record_id for r in records if r.record_id]
@@ -299,20 +338,15 @@ def _do_chunk(
             store.put(rid, fps[i], v.codes, v.fields, v.suggestion)
         summary.add(rec.province, rec.commune, v.codes, len(rec.doses), reused=v.reused, foreign=not is_citizen(rec))
         if not v.codes:
-            obj = rec.to_json()
-            obj["verified"] = fps[i]
-            line = _JSON(obj) + "\n"
+            line = verified_line(rec, fps[i])
             vfh.write(line)
             prev = stored.get(rid)
             if prev is None or prev.codes or prev.fingerprint != fps[i]:
                 nfh.write(line)
                 summary.newly_verified += 1
         else:
-            scratch.add(
-                rec.province, rec.commune, rec.line, rid, _JSON(rec.to_json()),
-                ";".join(v.codes), ";".join(v.fields), v.suggestion,
-                rec.id_number if needs_registry(rec, v.codes) else "",
-            )  # fmt: skip
+            scratch.add_record(rec, v.codes, v.fields, v.suggestion,
+                               rec.id_number if needs_registry(rec, v.codes) else "")
 
 
 def _recon(args: tuple[CheckOptions, list[Path], Path, int, IndexInfo]) -> tuple[dict[str, int], float]:

@@ -113,3 +113,18 @@ def test_summary_in_ministry_terms(checked_jsonl: Checked) -> None:
     assert s["totals"]["subjects"]["id_missing_or_malformed"] > 0
     assert s["totals"]["doses"]["checked"] > s["totals"]["subjects"]["checked"]
     assert len(s["by_province"]) >= 60
+
+
+def test_verified_line_is_the_json_lines_form() -> None:
+    from dataclasses import replace
+
+    from signer.cleaning.run import verified_line
+    from signer.records import Dose
+    from tests.cleaning.test_checks import CLEAN
+
+    odd = replace(CLEAN, full_name='Quote " back\\slash \x01 {x} {}', doses=(Dose("2021-01-01", 'A"Z', "l\\o", 1, 2, "s\n"),))
+    weird_type = replace(CLEAN, doses=(Dose("2021-01-01", "Pfizer", "", True, 2, ""),))  # type: ignore[arg-type]
+    for rec in (CLEAN, odd, replace(CLEAN, doses=()), replace(CLEAN, verified="stale"), weird_type):
+        obj = rec.to_json()
+        obj["verified"] = "f" * 64
+        assert verified_line(rec, "f" * 64) == json.dumps(obj, ensure_ascii=False) + "\n"
