@@ -189,10 +189,8 @@ class Hc1Issuer:
         self._to_be_signed_head = _SIGNATURE1 + protected_bstr + _EMPTY_BSTR
         self._sign1_head = _SIGN1_HEAD + protected_bstr + _EMPTY_MAP
         dcc_validator()  # compile the schema now, not on the first record
-        # issue(): epoch seconds and local date of the last ``now`` seen.
-        self._now: dt.datetime | None = None
-        self._iat = 0
-        self._today = dt.date.min
+        # issue(): the last ``now`` seen, with its epoch seconds and local date.
+        self._clock: tuple[dt.datetime | None, int, dt.date] = (None, 0, dt.date.min)
 
     def check_time(self, now: dt.datetime) -> None:
         """Raise :class:`ConfigError` unless the DSC is valid at ``now``."""
@@ -211,12 +209,11 @@ class Hc1Issuer:
         """Sign one record. Raises :class:`InputError` for a bad or unverified record,
         :class:`ConfigError` when the DSC is not valid at ``now``, and whatever the
         key backend raises (:class:`verifier.errors.KeyBackendError`)."""
-        if now is self._now:  # a batch signs with one clock reading
-            iat, today = self._iat, self._today
-        else:
+        last_now, iat, today = self._clock  # one attribute: consistent across threads
+        if now is not last_now:  # a batch usually signs with one clock reading
             iat = _epoch(now)
             today = now.astimezone(VN_TZ).date()
-            self._now, self._iat, self._today = now, iat, today
+            self._clock = (now, iat, today)
         if iat < self.not_before or iat >= self.not_after:
             raise ConfigError("the document signer certificate is not valid at the signing time")
         if not allow_unverified and not is_verified(record):
