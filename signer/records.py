@@ -283,6 +283,8 @@ def record_from_mapping(
 
 
 def _text(value: Any) -> str:
+    if type(value) is str:  # the usual case first (same result as below)
+        return unicodedata.normalize("NFC", value).strip()
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -290,11 +292,14 @@ def _text(value: Any) -> str:
     return unicodedata.normalize("NFC", str(value)).strip()
 
 
+_SMALL_INT = re.compile(r"[0-9]{1,3}")
+
+
 def _int(value: str) -> int | None:
     value = value.strip()
     if not value:
         return 0
-    return int(value) if re.fullmatch(r"[0-9]{1,3}", value) else None
+    return int(value) if _SMALL_INT.fullmatch(value) else None
 
 
 def _dose(values: Mapping[str, str], index: int, lineno: int, rid: str) -> Dose | RowProblem:
