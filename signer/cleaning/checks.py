@@ -97,7 +97,22 @@ def parse_partial_date(text: str) -> PartialDate | str:
     return PartialDate(year, month, day)
 
 
+_DATES: dict[str, dt.date | None] = {}  # dose dates repeat: a small bounded cache
+
+
 def parse_date(text: str) -> dt.date | None:
+    """A real ``YYYY-MM-DD`` date, else None."""
+    try:
+        return _DATES[text]
+    except KeyError:
+        pass
+    if len(_DATES) > 20000:
+        _DATES.clear()
+    found = _DATES[text] = _parse_date(text)
+    return found
+
+
+def _parse_date(text: str) -> dt.date | None:
     m = _FULL_DATE.fullmatch(text)
     if not m:
         return None
