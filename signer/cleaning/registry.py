@@ -43,7 +43,7 @@ from verifier.errors import ConfigError
 from .checks import RegistryEntry
 from .text import commune_key, name_fold, place_key
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 BATCH = 1000
 PARALLEL_MIN_BYTES = 8 << 20  # a CSV this big is indexed by two processes
 COLUMNS = ("id_number", "full_name", "date_of_birth", "sex", "province", "commune")
@@ -97,11 +97,18 @@ def place_of(province: str, commune: str) -> str:
     return place_key(province) + "|" + commune_key(commune)
 
 
-def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats: list[int]) -> Iterator[tuple[str, ...]]:
-    """Registry rows -> index rows (id, name, fold, dob, sex, place, province, commune)."""
+def person_key(place: str, folded_name: str) -> int:
+    """64-bit key of (place, folded name): the suggestion look-up's index (one integer column)."""
+    digest = hashlib.blake2b(f"{place}\x1f{folded_name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats: list[int]) -> Iterator[tuple[Any, ...]]:
+    """Registry rows -> index rows (id, name, dob, sex, person_key)."""
     width = max(c for c in cols if c is not None) + 1
     c_id, c_name, c_dob, c_sex, c_prov, c_comm = cols
     nfc = unicodedata.normalize
+    sexes: dict[str, str] = {}
     for row in rows:
         if len(row) < width:
             stats[0] += 1
@@ -112,11 +119,22 @@ def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats:
             continue
         name = " ".join(nfc("NFC", str(row[c_name] or "")).split())  # type: ignore[index]
         dob = row[c_dob]  # type: ignore[index]
-        dob = dob.isoformat() if isinstance(dob, dt.date) else _norm_dob(str(dob or ""))
-        sex = (normalize_sex(str(row[c_sex] or "")) or "") if c_sex is not None else ""
-        prov = nfc("NFC", str(row[c_prov] or "")).strip() if c_prov is not None else ""
-        comm = nfc("NFC", str(row[c_comm] or "")).strip() if c_comm is not None else ""
-        yield (ident, name, name_fold(name), dob, sex, place_of(prov, comm), prov, comm)
+        if isinstance(dob, dt.date):
+            dob = dob.isoformat()
+        elif not (type(dob) is str and len(dob) == 10 and dob[4] == dob[7] == "-"):
+            dob = _norm_dob(str(dob or ""))
+        sex = ""
+        if c_sex is not None:
+            raw = str(row[c_sex] or "")
+            cached = sexes.get(raw)
+            if cached is None:
+                cached = normalize_sex(raw) or ""
+                if len(sexes) < 1000:  # a handful of spellings; bounded anyway
+                    sexes[raw] = cached
+            sex = cached
+        prov = str(row[c_prov] or "") if c_prov is not None else ""
+        comm = str(row[c_comm] or "") if c_comm is not None else ""
+        yield (ident, name, dob, sex, person_key(place_of(prov, comm), name_fold(name)))
 
 
 class _Source:
@@ -306,7 +324,7 @@ class Registry:
             for i in range(0, len(wanted), BATCH):
                 part = wanted[i : i + BATCH]
                 q = (
-                    "SELECT id, name, dob, sex, province, commune FROM person WHERE id IN ("
+                    "SELECT id, name, dob, sex FROM person WHERE id IN ("
                     + ",".join("?" * len(part))
                     + ") ORDER BY rowid DESC"
                 )
@@ -316,13 +334,12 @@ class Registry:
 
     def candidates(self, province: str, commune: str, folded_name: str) -> list[RegistryEntry]:
         """People registered in that commune whose folded name is ``folded_name``."""
-        key = (place_of(province, commune), folded_name)
+        key = person_key(place_of(province, commune), folded_name)
         return [
             RegistryEntry(*r)
             for conn in self._conns
-            for r in conn.execute(
-                "SELECT id, name, dob, sex, province, commune FROM person WHERE place = ? AND fold = ?", key
-            )
+            for r in conn.execute("SELECT id, name, dob, sex FROM person WHERE pk = ?", (key,))
+            if name_fold(r[1]) == folded_name  # the key is a hash: confirm the name
         ]
 
 
@@ -363,12 +380,11 @@ def _build_shard(args: tuple[_Source, Path, str, tuple[int, int] | None, int]) -
             PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;
             PRAGMA locking_mode=EXCLUSIVE;
             CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
-            CREATE TABLE person(id TEXT, name TEXT, fold TEXT, dob TEXT, sex TEXT,
-                                place TEXT, province TEXT, commune TEXT);
+            CREATE TABLE person(id TEXT, name TEXT, dob TEXT, sex TEXT, pk INTEGER);
             """
         )
         it = source.rows(stats, part)
-        insert = "INSERT INTO person VALUES (?,?,?,?,?,?,?,?)"
+        insert = "INSERT INTO person VALUES (?,?,?,?,?)"
         while True:
             chunk = [row for _, row in zip(range(20_000), it, strict=False)]
             if not chunk:
@@ -379,7 +395,7 @@ def _build_shard(args: tuple[_Source, Path, str, tuple[int, int] | None, int]) -
             rows += len(chunk)
         conn.execute("BEGIN")
         conn.execute("CREATE INDEX person_id ON person(id)")
-        conn.execute("CREATE INDEX person_place ON person(place, fold)")
+        conn.execute("CREATE INDEX person_key ON person(pk)")
         conn.executemany(
             "INSERT INTO meta VALUES (?, ?)",
             [("signature", signature), ("schema", SCHEMA_VERSION), ("rows", str(rows)),
