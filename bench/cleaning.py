@@ -50,7 +50,8 @@ me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource
 print(json.dumps({"wall": wall, "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
                   "rss_parent_mb": me.ru_maxrss / 1024, "rss_worker_mb": kids.ru_maxrss / 1024,
                   "checked": r["totals"]["subjects"]["checked"], "seconds": r["seconds"], "files": r["files"],
-                  "registry": r["registry"], "incremental": r["incremental"], "workers": r["workers"]}))
+                  "registry": r["registry"], "incremental": r["incremental"], "workers": r["workers"],
+                  "peak": r["peak_rss_mb"]}))
 """
 
 
@@ -119,7 +120,8 @@ def main() -> int:
         print(f"{label:26}: {r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU, {rate:,.0f} records/s "
               f"({rate / floor:.2f}x the 1-core parse floor), workers {r['workers']}, "
               f"peak RSS parent {r['rss_parent_mb']:.0f} MB / worker {r['rss_worker_mb']:.0f} MB")  # fmt: skip
-        print(f"{'':26}  phases {r['seconds']}, registry {r['registry']['rows']:,} people, files {r['files']}")
+        print(f"{'':26}  phases {r['seconds']}, peak RSS by role {r['peak']}, registry "
+              f"{r['registry']['rows']:,} people, files {r['files']}")
     target = 60.0 * n / 1_000_000
     verdict = "met" if first["wall"] < target else "NOT met"
     print(f"target: {n:,} records in < {target:.0f} s wall (60 s per million, indexing included): {verdict}")
