@@ -17,7 +17,9 @@ Structure (eHealth Network hcert 1.x, sections 2-3):
 3. COSE_Sign1, tag 18, protected header {alg, kid}; kid = first 8 bytes of
    SHA-256 of the DSC's DER; the signature comes from ``key.sign``
    (any :class:`keys.base.SigningKey`: software file or PKCS#11 token);
-4. zlib, base45 (RFC 9285), prefix ``HC1:`` (:func:`verifier.codec.to_qr_text`).
+4. zlib, base45 (RFC 9285), prefix ``HC1:`` (:func:`to_qr_text`: the same
+   steps as :func:`verifier.codec.to_qr_text`, deflating with zlib-ng at
+   level 1; a standard zlib stream that any inflater reads).
 
 By default only records with a current verification stamp
 (:func:`signer.records.is_verified`, set by the registry checks) are signed;
@@ -41,17 +43,19 @@ from typing import Any
 
 import cbor2
 from cryptography.hazmat.primitives.serialization import Encoding
+from zlib_ng import zlib_ng
 
 from keys.base import SigningKey
 from signer.payload import VaccineTable, build_dcc, dcc_validator, load_vaccines
 from signer.records import Record, is_verified
 from signer.uvci import new_uvci
 from verifier.codec import (
+    HC1_PREFIX,
     HCERT_EU_DCC_V1,
     CoseAlgorithm,
     CwtClaim,
+    b45encode,
     encode_protected,
-    to_qr_text,
 )
 from verifier.crypto import kid_for_certificate
 from verifier.errors import ConfigError, InputError
@@ -143,6 +147,25 @@ def cwt_payload(*, iss: str, issued_at: int, expires_at: int, dcc: Mapping[str, 
     return _cbor_dumps(
         {_ISS: iss, _EXP: int(expires_at), _IAT: int(issued_at), _HCERT: {HCERT_EU_DCC_V1: dcc}}
     )
+
+
+#: Deflate level for :func:`to_qr_text` (zlib-ng). Level 1 is zlib-ng's
+#: "quick" strategy (LZ77 matches, fixed Huffman codes): in the signing loop
+#: it costs about 10-15 us less than stdlib zlib at any level (the Huffman tree
+#: building dominates there), and zlib-ng's levels 2-9 cost as much as stdlib's.
+#: On a few-hundred-byte COSE the output is a few bytes larger than level 9
+#: (docs/benchmarks.md, HC1 section).
+ZLIB_NG_LEVEL = 1
+
+
+def to_qr_text(cose: bytes) -> str:
+    """COSE_Sign1 bytes -> zlib (zlib-ng, :data:`ZLIB_NG_LEVEL`) -> base45 -> ``HC1:`` text.
+
+    hcert 1.x section 3.2 (zlib, then base45 RFC 9285, prefix ``HC1:``). The
+    zlib stream is standard (RFC 1950/1951): :func:`verifier.codec.from_qr_text`
+    (stdlib zlib) and any other inflater read it.
+    """
+    return HC1_PREFIX + b45encode(zlib_ng.compress(cose, ZLIB_NG_LEVEL))
 
 
 def _epoch(now: dt.datetime) -> int:

@@ -78,70 +78,61 @@ class Record:
         return out
 
 
-#: record_fingerprint's fast path: attribute getters and the JSON encoder
-#: are built once (this runs for every record the signer signs).
+#: record_fingerprint's fast path: attribute getters built once (this runs
+#: for every record the signer signs).
 _fp_values = operator.attrgetter(*FIELDS)
 _dose_values = operator.attrgetter(*DOSE_FIELDS)
+#: The text fields and the number fields of a dose, in the fingerprint's order.
+_DOSE_TEXT = ("date", "vaccine", "lot", "site")
+_DOSE_NUMBERS = ("dose_number", "series_doses")
+_dose_text = operator.attrgetter(*_DOSE_TEXT)
+_dose_numbers = operator.attrgetter(*_DOSE_NUMBERS)
 _FP_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-#: The JSON string escaper that encoder uses (ensure_ascii=False).
-_json_str = json.encoder.encode_basestring
-#: "doses" sorts between these two groups of FIELDS (json.dumps sort_keys=True).
-_FP_BEFORE = [name for name in sorted(FIELDS) if name < "doses"]
-_FP_AFTER = [name for name in sorted(FIELDS) if name > "doses"]
-_fp_before = operator.attrgetter(*_FP_BEFORE)
-_fp_after = operator.attrgetter(*_FP_AFTER)
-_FP_HEAD = "".join(f'"{name}":{{}},' for name in _FP_BEFORE) + '"doses":[{}]'
-_FP_TAIL = "".join(f',"{name}":{{}}' for name in _FP_AFTER)
+_sha256 = hashlib.sha256
 
 
-def _fingerprint_text(record: Record) -> str:
-    """The JSON text hashed by :func:`record_fingerprint`.
-
-    Fast path for the usual types (every field a ``str``, dose numbers
-    ``int``): the compact, key-sorted object is written directly, the same
-    text ``json.dumps`` gives; anything else goes through the encoder.
-    """
-    before = _fp_before(record)
-    after = _fp_after(record)
-    doses = []
-    for dose in record.doses:
-        date, vaccine, lot, number, series, site = _dose_values(dose)
-        if not (
-            type(date) is str
-            and type(vaccine) is str
-            and type(lot) is str
-            and type(number) is int
-            and type(series) is int
-            and type(site) is str
-        ):
-            break
-        doses.append(
-            f"[{_json_str(date)},{_json_str(vaccine)},{_json_str(lot)},"
-            f"{number},{series},{_json_str(site)}]"
-        )
-    else:
-        if all(type(v) is str for v in before) and all(type(v) is str for v in after):
-            return (
-                "{"
-                + _FP_HEAD.format(*map(_json_str, before), ",".join(doses))
-                + _FP_TAIL.format(*map(_json_str, after))
-                + "}"
-            )
-    content = dict(zip(FIELDS, _fp_values(record), strict=True))
-    content["doses"] = [list(_dose_values(d)) for d in record.doses]
-    return _FP_ENCODER.encode(content)
+def fingerprint_form(record: Record) -> bytes:
+    """The bytes hashed by :func:`record_fingerprint` (see there for the format)."""
+    texts = list(_fp_values(record))
+    numbers: list[int] = []
+    doses = record.doses
+    for dose in doses:
+        texts += _dose_text(dose)
+        numbers += _dose_numbers(dose)
+    try:
+        content = "".join(texts)  # TypeError unless every text field is a str
+        header = bytes((len(doses), *numbers, *map(len, texts)))  # ValueError above 255
+    except (TypeError, ValueError):
+        as_json: dict[str, Any] = dict(zip(FIELDS, _fp_values(record), strict=True))
+        as_json["doses"] = [list(_dose_values(d)) for d in doses]
+        return b"J" + _FP_ENCODER.encode(as_json).encode("utf-8", "surrogatepass")
+    return b"B" + header + content.encode("utf-8", "surrogatepass")
 
 
 def record_fingerprint(record: Record) -> str:
     """SHA-256 (hex) over the record's content, without ``line`` and ``verified``.
 
-    The checks stamp it into ``verified``; editing any field afterwards makes
-    the stamp stale, and the signer then treats the record as unverified.
-    The hashed text is ``json.dumps(content, ensure_ascii=False,
-    sort_keys=True, separators=(",", ":"))`` of :data:`FIELDS` plus
-    ``doses`` (each a list of its :data:`DOSE_FIELDS` values), UTF-8.
+    The checks (:mod:`signer.cleaning`) stamp it into ``verified`` and key
+    their results store by it; editing any field afterwards makes the stamp
+    stale, and the signer then treats the record as unverified.
+
+    Hashed bytes (:func:`fingerprint_form`, format "B", since 2026-11; the
+    earlier JSON-text stamps are no longer current): ``b"B"``, then one byte
+    each for the number of doses, each dose's ``dose_number`` and
+    ``series_doses``, and the length in code points of each text field
+    (:data:`FIELDS` in order, then per dose ``date``, ``vaccine``, ``lot``,
+    ``site``), then those text fields concatenated in the same order, UTF-8
+    (lone surrogates as ``surrogatepass``). The header has a fixed size for a
+    given number of doses and the lengths split the text, so the record's
+    content can be read back from the bytes: distinct records never share
+    them (tests/signer/test_fingerprint.py parses them back). A record that
+    does not fit (a count, number or length above 255, or a field of another
+    type) is hashed as ``b"J"`` + the compact key-sorted JSON text
+    (``ensure_ascii=False``) of :data:`FIELDS` plus ``doses`` (each the list of
+    its :data:`DOSE_FIELDS` values), UTF-8; the first byte keeps the two
+    forms apart.
     """
-    return hashlib.sha256(_fingerprint_text(record).encode("utf-8")).hexdigest()
+    return _sha256(fingerprint_form(record)).hexdigest()
 
 
 def is_verified(record: Record) -> bool:

@@ -224,3 +224,27 @@ def test_only_hcert_algorithms(test_pki: Pki, example_records: list[Any], now: d
     cert = make_dsc(test_pki.csca, test_pki.csca_key, k.public_key(), name="P-384 DSC", now=now)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="ES256 or PS256 only"):
         issue_hc1(example_records[0], SoftwareKey(private_key=k, certificate=cert), now=now, issuer_name=ISSUER)
+
+
+def test_zlib_ng_output_is_standard_and_really_compressed(
+    test_pki: Pki, example_records: list[Any], now: dt.datetime
+) -> None:
+    """signer.issue.to_qr_text (zlib-ng level 1): stdlib zlib inflates it, the
+    blocks are compressed (not stored), and the size stays close to level 9."""
+    from signer.issue import to_qr_text
+
+    issuer = Hc1Issuer(test_pki.dsc_ec, issuer_name=ISSUER)
+    for rec in example_records:
+        issued = issuer.issue(rec, now=now)
+        cose = cose_of(issued.hc1)  # stdlib zlib.decompress + independent base45
+        assert codec.from_qr_text(issued.hc1) == cose  # and the verifier's capped inflater
+        stream = b45decode_independent(issued.hc1[4:])
+        assert stream[0] & 0x0F == 8 and int.from_bytes(stream[:2], "big") % 31 == 0  # RFC 1950 header
+        assert (stream[2] >> 1) & 3 != 0  # first deflate block: Huffman-coded, not stored (RFC 1951 3.2.3)
+        # sizes: level 9 <= ours <= level 9 + 8 bytes; stored would be len(cose) + 11
+        assert len(zlib.compress(cose, 9)) <= len(stream) <= len(zlib.compress(cose, 9)) + 8
+        assert to_qr_text(cose) == issued.hc1
+    # repetitive content is really compressed: far smaller than stored
+    text = to_qr_text(b"NGUYEN<THI<THANH<HUONG " * 40)
+    assert zlib.decompress(b45decode_independent(text[4:])) == b"NGUYEN<THI<THANH<HUONG " * 40
+    assert len(b45decode_independent(text[4:])) < 100 < len(zlib.compress(b"NGUYEN<THI<THANH<HUONG " * 40, 0))
