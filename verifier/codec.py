@@ -98,24 +98,36 @@ _ENC_DIGIT = _table(lambda s: ord(_B45_ALPHABET[s % 45]))  # column sum -> its d
 _DEC_VALUES = _table(lambda c: _B45_ALPHABET.index(chr(c)) if chr(c) in _B45_ALPHABET else 255)
 
 
-def _column(*parts: bytes) -> bytes:
-    """Byte-wise sum of equal-length byte strings (each byte sum < 256)."""
-    total = sum(int.from_bytes(p, "little") for p in parts)
-    return total.to_bytes(len(parts[0]), "little")
+_from_le = int.from_bytes
 
 
 def b45encode(data: bytes) -> str:
-    """Encode bytes as base45 (RFC 9285)."""
+    """Encode bytes as base45 (RFC 9285).
+
+    Each digit column is the sum of its byte columns, added as little-endian
+    big integers (one byte per pair, no carry crosses pairs); the three
+    columns are interleaved and mapped to digits (sum mod 45) by one
+    ``translate`` over the whole output.
+    """
     m = len(data) >> 1
     hi = data[0 : 2 * m : 2]
     lo = data[1 : 2 * m : 2]
-    c = _column(hi.translate(_ENC_CA), lo.translate(_ENC_CB))
-    d = _column(hi.translate(_ENC_DA), lo.translate(_ENC_DB), c.translate(_ENC_CARRY))
-    e = _column(hi.translate(_ENC_EA), d.translate(_ENC_CARRY))
-    out = bytearray(3 * m)
-    out[0::3] = c.translate(_ENC_DIGIT)
-    out[1::3] = d.translate(_ENC_DIGIT)
-    out[2::3] = e.translate(_ENC_DIGIT)
+    c = (_from_le(hi.translate(_ENC_CA), "little") + _from_le(lo.translate(_ENC_CB), "little")).to_bytes(
+        m, "little"
+    )
+    d = (
+        _from_le(hi.translate(_ENC_DA), "little")
+        + _from_le(lo.translate(_ENC_DB), "little")
+        + _from_le(c.translate(_ENC_CARRY), "little")
+    ).to_bytes(m, "little")
+    e = (_from_le(hi.translate(_ENC_EA), "little") + _from_le(d.translate(_ENC_CARRY), "little")).to_bytes(
+        m, "little"
+    )
+    sums = bytearray(3 * m)
+    sums[0::3] = c
+    sums[1::3] = d
+    sums[2::3] = e
+    out = sums.translate(_ENC_DIGIT)
     if len(data) & 1:
         out += bytes((data[-1] % 45, data[-1] // 45)).translate(_ENC_DIGIT)
     return out.decode("ascii")
