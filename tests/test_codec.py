@@ -33,6 +33,26 @@ def test_base45_roundtrip(data: bytes) -> None:
     assert codec.b45decode(codec.b45encode(data)) == data
 
 
+def _b45encode_plain(data: bytes) -> str:
+    """RFC 9285 section 4 written out per pair (reference for the vectorised encoder)."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+    out = []
+    for i in range(0, len(data) - 1, 2):
+        n = data[i] * 256 + data[i + 1]
+        out += [alphabet[n % 45], alphabet[n // 45 % 45], alphabet[n // 2025]]
+    if len(data) % 2:
+        out += [alphabet[data[-1] % 45], alphabet[data[-1] // 45]]
+    return "".join(out)
+
+
+def test_base45_encoder_on_every_pair_and_tail() -> None:
+    every_pair = b"".join(n.to_bytes(2, "big") for n in range(65536))
+    assert codec.b45encode(every_pair) == _b45encode_plain(every_pair)
+    for tail in range(256):
+        data = every_pair[:1000] + bytes((tail,))
+        assert codec.b45encode(data) == _b45encode_plain(data)
+
+
 @pytest.mark.parametrize(
     "text",
     [
