@@ -109,6 +109,22 @@ class Summary:
         if foreign and not codes:
             self.foreign_verified += 1
 
+    def recategorise(self, province: str, commune: str, doses: int,
+                     old: tuple[str, ...], new: tuple[str, ...]) -> None:  # fmt: skip
+        """Move one counted record from the category of ``old`` codes to that of ``new``."""
+        was, now = self.category(old), self.category(new)
+        for counters in (self.total, self.places[province][commune]):
+            counters["subjects"][was] -= 1
+            counters["subjects"][now] += 1
+            counters["doses"][was] -= doses
+            counters["doses"][now] += doses
+        for c in old:
+            self.reasons[c] -= 1
+            if not self.reasons[c]:
+                del self.reasons[c]
+        for c in new:
+            self.reasons[c] = self.reasons.get(c, 0) + 1
+
     def merge(self, other: Summary) -> None:
         """Add another worker's counters."""
         for unit in ("subjects", "doses"):

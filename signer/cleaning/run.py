@@ -24,8 +24,9 @@ Outputs in ``out_dir`` (each written under a temp name, then renamed):
 signer still has to sign), ``reconciliation/<province>/<commune>.csv|.xlsx``,
 ``reconciliation/_unreadable-rows.csv``, ``summary.json``.
 
-Known limit: a record ID repeated in two workers' ranges is not caught as a
-duplicate (each worker remembers the IDs of its own range).
+A record ID repeated in two workers' ranges is re-coded as a duplicate after
+the workers are done (:mod:`.dupes`), so that any number of workers gives
+the same outputs as one.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from .checks import (
     is_citizen,
     needs_registry,
 )
+from .dupes import fix_cross_duplicates
 from .outputs import Summary, write_reconciliation
 from .registry import IndexInfo, Registry, open_registry, place_of
 from .store import ResultStore
@@ -167,6 +169,21 @@ def _suggest(rec: Record, codes: tuple[str, ...], registry: Registry) -> str:
     return found[0].id_number if len(found) == 1 else ""
 
 
+FLAGGED_INSERT = "INSERT INTO flagged VALUES (" + ",".join("?" * 17) + ")"
+
+
+def flagged_row(
+    rec: Record, codes: tuple[str, ...], fields: tuple[str, ...], suggestion: str, registry_id: str, parts: int
+) -> tuple[Any, ...]:
+    """A row of the scratch table ``flagged`` (the reconciliation lists' source)."""
+    place = place_of(rec.province, rec.commune) if rec.province or rec.commune else ""
+    part = zlib.crc32(place.encode()) % parts if place else 0
+    doses = "; ".join(f"{d.date} {d.vaccine} {d.dose_number}/{d.series_doses}" for d in rec.doses)
+    return (part, place, rec.line, rec.record_id, rec.full_name, rec.date_of_birth, rec.sex, rec.nationality,
+            rec.id_number, rec.province, rec.commune, doses, ";".join(codes), ";".join(fields), suggestion,
+            registry_id, "")  # fmt: skip
+
+
 class _Scratch:
     """Flagged records on disk until the reconciliation lists are written."""
 
@@ -180,45 +197,42 @@ class _Scratch:
             "CREATE TABLE flagged(part INTEGER, place TEXT, line INTEGER, record_id TEXT, full_name TEXT, "
             "date_of_birth TEXT, sex TEXT, nationality TEXT, id_number TEXT, province TEXT, commune TEXT, "
             "doses TEXT, codes TEXT, fields TEXT, suggestion TEXT, registry_id TEXT, message TEXT);"
-            "CREATE TABLE seen(record_id TEXT PRIMARY KEY) WITHOUT ROWID;"
+            "CREATE TABLE seen(record_id TEXT PRIMARY KEY, line INTEGER) WITHOUT ROWID;"
         )
         self.rows: list[tuple[Any, ...]] = []
 
     def add_record(self, rec: Record, codes: tuple[str, ...], fields: tuple[str, ...], suggestion: str,
                    registry_id: str) -> None:  # fmt: skip
-        place = place_of(rec.province, rec.commune) if rec.province or rec.commune else ""
-        part = zlib.crc32(place.encode()) % self.parts if place else 0
-        doses = "; ".join(f"{d.date} {d.vaccine} {d.dose_number}/{d.series_doses}" for d in rec.doses)
-        self.rows.append((part, place, rec.line, rec.record_id, rec.full_name, rec.date_of_birth, rec.sex,
-                          rec.nationality, rec.id_number, rec.province, rec.commune, doses, ";".join(codes),
-                          ";".join(fields), suggestion, registry_id, ""))  # fmt: skip
+        self.rows.append(flagged_row(rec, codes, fields, suggestion, registry_id, self.parts))
 
     def add_problem(self, problem: RowProblem, code: str) -> None:
         self.rows.append((0, "", problem.line, problem.record_id, "", "", "", "", "", "", "", "", code,
                           "", "", "", problem.message))  # fmt: skip
 
-    def seen_before(self, ids: list[str]) -> set[str]:
-        """The IDs already met in this run by this worker; then remembers ``ids``."""
+    def seen_before(self, records: list[Record]) -> set[str]:
+        """The IDs already met in this run by this worker; then remembers these (first line wins)."""
+        ids = [r.record_id for r in records if r.record_id]
         out: set[str] = set()
         for i in range(0, len(ids), 1000):
             part = ids[i : i + 1000]
             q = "SELECT record_id FROM seen WHERE record_id IN (" + ",".join("?" * len(part)) + ")"
             out.update(r[0] for r in self.conn.execute(q, part))
         self.conn.execute("BEGIN")
-        self.conn.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((r,) for r in ids))
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO seen VALUES (?, ?)", ((r.record_id, r.line) for r in records if r.record_id)
+        )
         self.conn.execute("COMMIT")
         return out
 
     def flush(self) -> None:
         if self.rows:
             self.conn.execute("BEGIN")
-            self.conn.executemany("INSERT INTO flagged VALUES (" + ",".join("?" * 17) + ")", self.rows)
+            self.conn.executemany(FLAGGED_INSERT, self.rows)
             self.conn.execute("COMMIT")
             self.rows.clear()
 
     def close(self) -> None:
         self.flush()
-        self.conn.execute("DROP TABLE seen")
         self.conn.execute("CREATE INDEX flagged_order ON flagged(part, place, line)")
         self.conn.close()
 
@@ -310,7 +324,7 @@ def _do_chunk(
     fps = [record_fingerprint(r) for r in records]
     ids = [r.record_id for r in records if r.record_id]
     stored = store.get(ids)
-    earlier = scratch.seen_before(ids)
+    earlier = scratch.seen_before(records)
     seen: set[str] = set()
     to_check: list[int] = []
     verdicts: list[_Verdict | None] = [None] * len(records)
@@ -335,7 +349,7 @@ def _do_chunk(
         assert v is not None
         rid = rec.record_id
         if not v.reused and v.codes not in _ID_ONLY:
-            store.put(rid, fps[i], v.codes, v.fields, v.suggestion)
+            store.put(rid, fps[i], v.codes, v.fields, v.suggestion, rec.line)
         summary.add(rec.province, rec.commune, v.codes, len(rec.doses), reused=v.reused, foreign=not is_citizen(rec))
         if not v.codes:
             line = verified_line(rec, fps[i])
@@ -443,6 +457,7 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
         summary: Summary = summaries[0]
         for other in summaries[1:]:
             summary.merge(other)
+        fix_cross_duplicates(part_paths, summary)
         shutil.rmtree(recon_tmp, ignore_errors=True)
         recon_tmp.mkdir()
         scratches = [p["scratch"] for p in part_paths]

@@ -27,6 +27,13 @@ from pathlib import Path
 from verifier.errors import ConfigError
 
 TIME_DEPENDENT = frozenset({"dob_future", "dose_future"})
+#: A record ID met twice in one run (two workers): the earlier line's verdict stays, whoever writes last.
+_UPSERT = (
+    "INSERT INTO result VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(record_id) DO UPDATE SET "
+    "fingerprint = excluded.fingerprint, context = excluded.context, run = excluded.run, "
+    "codes = excluded.codes, fields = excluded.fields, suggestion = excluded.suggestion, line = excluded.line "
+    "WHERE result.run != excluded.run OR excluded.line < result.line"
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ class ResultStore:
                 PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
                 CREATE TABLE IF NOT EXISTS result(
                     record_id TEXT PRIMARY KEY, fingerprint TEXT, context TEXT, run INTEGER,
-                    codes TEXT, fields TEXT, suggestion TEXT) WITHOUT ROWID;
+                    codes TEXT, fields TEXT, suggestion TEXT, line INTEGER) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS run(id INTEGER PRIMARY KEY, at TEXT);
                 """
             )
@@ -86,16 +93,17 @@ class ResultStore:
             and not TIME_DEPENDENT.intersection(stored.codes)
         )
 
-    def put(self, record_id: str, fingerprint: str, codes: Iterable[str], fields: Iterable[str], suggestion: str) -> None:
+    def put(self, record_id: str, fingerprint: str, codes: Iterable[str], fields: Iterable[str], suggestion: str,
+            line: int = 0) -> None:  # fmt: skip
         self._pending.append(
-            (record_id, fingerprint, self.context, self.run, ";".join(codes), ";".join(fields), suggestion)
+            (record_id, fingerprint, self.context, self.run, ";".join(codes), ";".join(fields), suggestion, line)
         )
 
     def flush(self) -> None:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             if self._pending:
-                self._conn.executemany("INSERT OR REPLACE INTO result VALUES (?,?,?,?,?,?,?)", self._pending)
+                self._conn.executemany(_UPSERT, self._pending)
             self._conn.execute("COMMIT")
         except sqlite3.Error as err:
             raise ConfigError(f"results store {self.path}: {err}") from None

@@ -128,3 +128,39 @@ def test_verified_line_is_the_json_lines_form() -> None:
         obj = rec.to_json()
         obj["verified"] = "f" * 64
         assert verified_line(rec, "f" * 64) == json.dumps(obj, ensure_ascii=False) + "\n"
+
+
+def test_duplicates_across_workers_match_one_worker(checked_jsonl: Checked, tmp_path: Path) -> None:
+    """Record IDs of the first half repeated in the second: two workers report what one reports."""
+    from signer.cleaning.run import CheckOptions, run_checks
+    from tests.cleaning.conftest import NOW
+
+    raw = checked_jsonl.paths["records"].read_bytes().split(b"\n")
+    good = [line for line in raw[:400] if line.startswith(b'{"record_id": "R')]
+    copies = good[:60]  # verified and flagged ones, copied unchanged or with another name
+    changed = [c.replace(b'"full_name": "', b'"full_name": "X', 1) for c in good[60:90]]
+    export = tmp_path / "dups.jsonl"
+    export.write_bytes(b"\n".join(raw + copies + changed) + b"\n")
+    results = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        results[workers] = run_checks(CheckOptions(records=export, registry=str(checked_jsonl.paths["registry"]),
+                                                   out_dir=out, now=NOW, workers=workers, formats=("csv",)))  # fmt: skip
+    one, two = results[1], results[2]
+    assert two["workers"] == 2
+    assert one["reasons"]["record_id_duplicate"] == two["reasons"]["record_id_duplicate"] >= 90
+    for key in ("totals", "reasons", "by_province"):
+        assert one[key] == two[key]
+    for name in ("verified.jsonl", "verified-new.jsonl"):
+        assert (tmp_path / "w1" / name).read_bytes() == (tmp_path / "w2" / name).read_bytes()
+    assert _rows(tmp_path / "w1") == [dict(r, _file=r["_file"].replace("/w2/", "/w1/")) for r in _rows(tmp_path / "w2")]
+    import sqlite3
+
+    def store(workers: int) -> list[tuple]:
+        conn = sqlite3.connect(tmp_path / f"w{workers}" / "state" / "results.sqlite")
+        rows = conn.execute("SELECT record_id, fingerprint, codes, fields, suggestion, line FROM result "
+                            "ORDER BY record_id").fetchall()  # fmt: skip
+        conn.close()
+        return rows
+
+    assert store(1) == store(2)

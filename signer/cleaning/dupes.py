@@ -1,0 +1,96 @@
+"""Record IDs repeated across the workers' ranges of one export.
+
+    >>> fix_cross_duplicates(part_paths, summary)   # doctest: +SKIP
+    3
+
+Each worker flags a record ID it has already met in its own range
+(``record_id_duplicate``). An ID met by two workers is found here, after
+the workers are done, from their ``seen`` tables: the occurrence with the
+later line (always in the later range) becomes a ``record_id_duplicate``,
+as it would with one worker: its row in the worker's flagged table is
+re-coded, or, if it had passed, its line leaves the worker's verified files
+and a flagged row takes its place; the summary counters move with it. The
+results store keeps the earlier line's verdict by itself (see
+:mod:`.store`). Usually there is nothing to do and this costs one indexed
+join per worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from json.decoder import scanstring  # type: ignore[attr-defined]  # (C speed-up, not in typeshed)
+from pathlib import Path
+
+from signer.records import Record, record_from_mapping
+
+from .outputs import Summary
+
+DUPLICATE = ("record_id_duplicate",)
+_HEAD = '{"record_id": '
+
+
+def fix_cross_duplicates(parts: list[dict[str, Path]], summary: Summary) -> int:
+    """Re-code the later occurrences; returns how many there were."""
+    if len(parts) < 2:
+        return 0
+    from .run import FLAGGED_INSERT, flagged_row  # run imports this module
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    fixed = 0
+    try:
+        for i, p in enumerate(parts):
+            conn.execute(f"ATTACH DATABASE ? AS s{i}", (str(p["scratch"]),))
+        for k in range(1, len(parts)):
+            earlier = " UNION ".join(f"SELECT record_id FROM s{j}.seen" for j in range(k))
+            dups = dict(conn.execute(f"SELECT record_id, line FROM s{k}.seen WHERE record_id IN ({earlier})"))
+            if not dups:
+                continue
+            fixed += len(dups)
+            passed: dict[str, int] = {}
+            conn.execute("BEGIN")
+            for rid, line in dups.items():
+                row = conn.execute(
+                    f"SELECT codes, province, commune, doses FROM s{k}.flagged WHERE line = ? AND record_id = ?",
+                    (line, rid),
+                ).fetchone()
+                if row is None:
+                    passed[rid] = line
+                    continue
+                conn.execute(
+                    f"UPDATE s{k}.flagged SET codes = ?, fields = '', suggestion = '', registry_id = '' "
+                    "WHERE line = ? AND record_id = ?",
+                    (DUPLICATE[0], line, rid),
+                )
+                old = tuple(row[0].split(";")) if row[0] else ()
+                summary.recategorise(row[1], row[2], row[3].count("; ") + 1 if row[3] else 0, old, DUPLICATE)
+            if passed:
+                removed = _remove(parts[k]["verified"], passed)
+                summary.newly_verified -= len(_remove(parts[k]["new"], passed))
+                for rid, text in removed.items():
+                    rec = record_from_mapping(json.loads(text), passed[rid])
+                    assert isinstance(rec, Record)
+                    conn.execute(FLAGGED_INSERT.replace("INTO flagged", f"INTO s{k}.flagged"),
+                                 flagged_row(rec, DUPLICATE, (), "", "", len(parts)))  # fmt: skip
+                    summary.recategorise(rec.province, rec.commune, len(rec.doses), (), DUPLICATE)
+            conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return fixed
+
+
+def _remove(path: Path, ids: dict[str, int]) -> dict[str, str]:
+    """Drop the lines of these record IDs from a JSON Lines file; returns them by ID."""
+    removed: dict[str, str] = {}
+    tmp = path.with_name(path.name + ".dedup")
+    with path.open(encoding="utf-8") as src, tmp.open("w", encoding="utf-8") as dst:
+        for line in src:
+            if line.startswith(_HEAD):
+                rid, _ = scanstring(line, len(_HEAD) + 1)
+                if rid in ids and rid not in removed:
+                    removed[rid] = line
+                    continue
+            dst.write(line)
+    os.replace(tmp, path)
+    return removed
