@@ -63,6 +63,9 @@ class ResultStore:
                 CREATE TABLE IF NOT EXISTS run(id INTEGER PRIMARY KEY, at TEXT);
                 """
             )
+            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(result)")}
+            if "line" not in columns:  # a store from before the line column
+                self._conn.execute("ALTER TABLE result ADD COLUMN line INTEGER DEFAULT 0")
             if run is None:
                 self._conn.execute("BEGIN IMMEDIATE")
                 cur = self._conn.execute("INSERT INTO run(at) VALUES (datetime('now'))")
