@@ -26,6 +26,7 @@ from pathlib import Path
 from signer.records import Record, record_from_mapping
 
 from .outputs import Summary
+from .scratch import FLAGGED_INSERT, flagged_row
 
 DUPLICATE = ("record_id_duplicate",)
 _HEAD = '{"record_id": '
@@ -35,8 +36,6 @@ def fix_cross_duplicates(parts: list[dict[str, Path]], summary: Summary) -> int:
     """Re-code the later occurrences; returns how many there were."""
     if len(parts) < 2:
         return 0
-    from .run import FLAGGED_INSERT, flagged_row  # run imports this module
-
     conn = sqlite3.connect(":memory:", isolation_level=None)
     fixed = 0
     try:

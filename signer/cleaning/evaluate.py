@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _reported(out_dir: Path) -> tuple[dict[int, set[str]], dict[int, str], set[int]]:
+def _reported(out_dir: Path) -> tuple[dict[int, set[str]], dict[int, str]]:
     codes: dict[int, set[str]] = {}
     suggestions: dict[int, str] = {}
     rec_dir = out_dir / "reconciliation"
@@ -40,12 +40,12 @@ def _reported(out_dir: Path) -> tuple[dict[int, set[str]], dict[int, str], set[i
                     codes.setdefault(line, set()).update(row["reason_codes"].split())
                     if row.get("suggested_id"):
                         suggestions[line] = row["suggested_id"]
-    return codes, suggestions, set()
+    return codes, suggestions
 
 
 def evaluate(truth_path: str | Path, out_dir: str | Path, verified_lines: int | None = None) -> dict[str, Any]:
     out = Path(out_dir)
-    reported, suggestions, _ = _reported(out)
+    reported, suggestions = _reported(out)
     truth = [json.loads(line) for line in Path(truth_path).read_text("utf-8").splitlines() if line.strip()]
     injected = {t["line"]: t for t in truth}
     per_kind: dict[str, list[int]] = {}

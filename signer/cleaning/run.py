@@ -39,9 +39,7 @@ import operator
 import os
 import resource
 import shutil
-import sqlite3
 import time
-import zlib
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -68,7 +66,8 @@ from .checks import (
 )
 from .dupes import fix_cross_duplicates
 from .outputs import Summary, write_reconciliation
-from .registry import IndexInfo, Registry, open_registry, place_of
+from .registry import IndexInfo, Registry, open_registry
+from .scratch import Scratch
 from .store import ResultStore
 from .tables import Tables, load_tables
 from .text import name_fold
@@ -169,74 +168,6 @@ def _suggest(rec: Record, codes: tuple[str, ...], registry: Registry) -> str:
     return found[0].id_number if len(found) == 1 else ""
 
 
-FLAGGED_INSERT = "INSERT INTO flagged VALUES (" + ",".join("?" * 17) + ")"
-
-
-def flagged_row(
-    rec: Record, codes: tuple[str, ...], fields: tuple[str, ...], suggestion: str, registry_id: str, parts: int
-) -> tuple[Any, ...]:
-    """A row of the scratch table ``flagged`` (the reconciliation lists' source)."""
-    place = place_of(rec.province, rec.commune) if rec.province or rec.commune else ""
-    part = zlib.crc32(place.encode()) % parts if place else 0
-    doses = "; ".join(f"{d.date} {d.vaccine} {d.dose_number}/{d.series_doses}" for d in rec.doses)
-    return (part, place, rec.line, rec.record_id, rec.full_name, rec.date_of_birth, rec.sex, rec.nationality,
-            rec.id_number, rec.province, rec.commune, doses, ";".join(codes), ";".join(fields), suggestion,
-            registry_id, "")  # fmt: skip
-
-
-class _Scratch:
-    """Flagged records on disk until the reconciliation lists are written."""
-
-    def __init__(self, path: Path, parts: int):
-        path.unlink(missing_ok=True)
-        self.path = path
-        self.parts = parts
-        self.conn = sqlite3.connect(path, isolation_level=None)
-        self.conn.executescript(
-            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
-            "CREATE TABLE flagged(part INTEGER, place TEXT, line INTEGER, record_id TEXT, full_name TEXT, "
-            "date_of_birth TEXT, sex TEXT, nationality TEXT, id_number TEXT, province TEXT, commune TEXT, "
-            "doses TEXT, codes TEXT, fields TEXT, suggestion TEXT, registry_id TEXT, message TEXT);"
-            "CREATE TABLE seen(record_id TEXT PRIMARY KEY, line INTEGER) WITHOUT ROWID;"
-        )
-        self.rows: list[tuple[Any, ...]] = []
-
-    def add_record(self, rec: Record, codes: tuple[str, ...], fields: tuple[str, ...], suggestion: str,
-                   registry_id: str) -> None:  # fmt: skip
-        self.rows.append(flagged_row(rec, codes, fields, suggestion, registry_id, self.parts))
-
-    def add_problem(self, problem: RowProblem, code: str) -> None:
-        self.rows.append((0, "", problem.line, problem.record_id, "", "", "", "", "", "", "", "", code,
-                          "", "", "", problem.message))  # fmt: skip
-
-    def seen_before(self, records: list[Record]) -> set[str]:
-        """The IDs already met in this run by this worker; then remembers these (first line wins)."""
-        ids = [r.record_id for r in records if r.record_id]
-        out: set[str] = set()
-        for i in range(0, len(ids), 1000):
-            part = ids[i : i + 1000]
-            q = "SELECT record_id FROM seen WHERE record_id IN (" + ",".join("?" * len(part)) + ")"
-            out.update(r[0] for r in self.conn.execute(q, part))
-        self.conn.execute("BEGIN")
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO seen VALUES (?, ?)", ((r.record_id, r.line) for r in records if r.record_id)
-        )
-        self.conn.execute("COMMIT")
-        return out
-
-    def flush(self) -> None:
-        if self.rows:
-            self.conn.execute("BEGIN")
-            self.conn.executemany(FLAGGED_INSERT, self.rows)
-            self.conn.execute("COMMIT")
-            self.rows.clear()
-
-    def close(self) -> None:
-        self.flush()
-        self.conn.execute("CREATE INDEX flagged_order ON flagged(part, place, line)")
-        self.conn.close()
-
-
 def _check_chunk(records: list[Record], registry: Registry, tables: Tables, today: dt.date) -> list[_Verdict]:
     """Checks + registry for records needing a (re-)check."""
     base = [check_record(rec, today=today, tables=tables) for rec in records]
@@ -274,7 +205,7 @@ def _work(task: _Task) -> Summary:
     paths = _part_paths(out, task.part)
     registry = Registry(task.index)
     store = ResultStore(task.store_path, context=task.context, run=task.run)
-    scratch = _Scratch(paths["scratch"], task.parts)
+    scratch = Scratch(paths["scratch"], task.parts)
     summary = Summary(tables)
     items = read_records_range(opts.records, task.start, task.end, task.first_line, column_map=opts.column_map)
     try:
@@ -307,7 +238,7 @@ def _do_chunk(
     task: _Task,
     registry: Registry,
     store: ResultStore,
-    scratch: _Scratch,
+    scratch: Scratch,
     summary: Summary,
     tables: Tables,
     vfh: Any,

@@ -1,0 +1,90 @@
+"""Flagged records of one worker, on disk until the reconciliation lists are written.
+
+    >>> scratch = Scratch(Path("out/.part0-flagged.sqlite"), parts=2)   # doctest: +SKIP
+    >>> scratch.add_record(rec, ("registry_not_found",), (), "", rec.id_number)  # doctest: +SKIP
+
+A SQLite file per worker with two tables: ``flagged`` (one row per flagged
+record or unreadable row, as the lists print it, plus ``part``: which list
+writer takes its commune) and ``seen`` (every record ID of the worker's
+range with its first line: duplicates within the range, and across ranges
+in :mod:`.dupes`). On close, ``flagged`` gets an index in list order, so
+the writers read it without sorting in memory.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import zlib
+from pathlib import Path
+from typing import Any
+
+from signer.records import Record, RowProblem
+
+from .registry import place_of
+
+FLAGGED_INSERT = "INSERT INTO flagged VALUES (" + ",".join("?" * 17) + ")"
+
+
+def flagged_row(
+    rec: Record, codes: tuple[str, ...], fields: tuple[str, ...], suggestion: str, registry_id: str, parts: int
+) -> tuple[Any, ...]:
+    """A row of the scratch table ``flagged`` (the reconciliation lists' source)."""
+    place = place_of(rec.province, rec.commune) if rec.province or rec.commune else ""
+    part = zlib.crc32(place.encode()) % parts if place else 0
+    doses = "; ".join(f"{d.date} {d.vaccine} {d.dose_number}/{d.series_doses}" for d in rec.doses)
+    return (part, place, rec.line, rec.record_id, rec.full_name, rec.date_of_birth, rec.sex, rec.nationality,
+            rec.id_number, rec.province, rec.commune, doses, ";".join(codes), ";".join(fields), suggestion,
+            registry_id, "")  # fmt: skip
+
+
+class Scratch:
+    """Flagged records on disk until the reconciliation lists are written."""
+
+    def __init__(self, path: Path, parts: int):
+        path.unlink(missing_ok=True)
+        self.path = path
+        self.parts = parts
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+            "CREATE TABLE flagged(part INTEGER, place TEXT, line INTEGER, record_id TEXT, full_name TEXT, "
+            "date_of_birth TEXT, sex TEXT, nationality TEXT, id_number TEXT, province TEXT, commune TEXT, "
+            "doses TEXT, codes TEXT, fields TEXT, suggestion TEXT, registry_id TEXT, message TEXT);"
+            "CREATE TABLE seen(record_id TEXT PRIMARY KEY, line INTEGER) WITHOUT ROWID;"
+        )
+        self.rows: list[tuple[Any, ...]] = []
+
+    def add_record(self, rec: Record, codes: tuple[str, ...], fields: tuple[str, ...], suggestion: str,
+                   registry_id: str) -> None:  # fmt: skip
+        self.rows.append(flagged_row(rec, codes, fields, suggestion, registry_id, self.parts))
+
+    def add_problem(self, problem: RowProblem, code: str) -> None:
+        self.rows.append((0, "", problem.line, problem.record_id, "", "", "", "", "", "", "", "", code,
+                          "", "", "", problem.message))  # fmt: skip
+
+    def seen_before(self, records: list[Record]) -> set[str]:
+        """The IDs already met in this run by this worker; then remembers these (first line wins)."""
+        ids = [r.record_id for r in records if r.record_id]
+        out: set[str] = set()
+        for i in range(0, len(ids), 1000):
+            part = ids[i : i + 1000]
+            q = "SELECT record_id FROM seen WHERE record_id IN (" + ",".join("?" * len(part)) + ")"
+            out.update(r[0] for r in self.conn.execute(q, part))
+        self.conn.execute("BEGIN")
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO seen VALUES (?, ?)", ((r.record_id, r.line) for r in records if r.record_id)
+        )
+        self.conn.execute("COMMIT")
+        return out
+
+    def flush(self) -> None:
+        if self.rows:
+            self.conn.execute("BEGIN")
+            self.conn.executemany(FLAGGED_INSERT, self.rows)
+            self.conn.execute("COMMIT")
+            self.rows.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self.conn.execute("CREATE INDEX flagged_order ON flagged(part, place, line)")
+        self.conn.close()
