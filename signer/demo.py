@@ -161,6 +161,14 @@ def run_demo(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
                   f"{len(lists)} per-commune reconciliation workbooks", file=out)
             print(_summary_line(summary), file=out)
 
+        s.title("The signer refuses records that did not pass the checks")
+        refused = target / "refused"
+        s.run(sign, signer_main, [
+            "sign", str(examples / "records.jsonl"), "--out", str(refused), "--at", at,
+            "--key", str(pki / str(dsc.key_file)), "--cert", str(pki / dsc.cert),
+        ], expect=1)
+        print("  (every record of the raw export refused: not verified; nothing signed)", file=out)
+
         s.title("Sign the verified records: HC1 text + QR PNG + signed PDF passport")
         s.run(sign, signer_main, [
             "sign", str(checks / "verified.jsonl"), "--out", str(signed), "--at", at,
