@@ -33,6 +33,7 @@ from keys.secrets import (
     new_secret_twice,
 )
 from verifier.errors import ConfigError, PassportError
+from verifier.util import parse_iso_time
 
 PROG = "vn-dcc-keys"
 
@@ -41,11 +42,7 @@ def parse_time(text: str | None) -> dt.datetime:
     """ISO-8601 with or without fractional seconds and zone (no zone = UTC); None = now."""
     if text is None:
         return dt.datetime.now(dt.UTC)
-    try:
-        value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"--now: not an ISO-8601 time: {text!r}") from None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return parse_iso_time(text, what="--now")
 
 
 def _csca_passphrase(*, new: bool = False) -> bytes:

@@ -37,6 +37,7 @@ from signer.records import Record, RowProblem, is_verified, read_records
 from verifier import codec
 from verifier.crypto import verify_signature
 from verifier.errors import ConfigError, InputError, PassportError
+from verifier.util import parse_iso_time
 
 DEFAULT_ISSUER = "Ministry of Health of Viet Nam"
 #: Record ids become file names: keep them to a safe alphabet.
@@ -45,13 +46,7 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 Registrar = Callable[[Any], None]
 
 
-def parse_time(text: str) -> dt.datetime:
-    """ISO 8601 with or without fraction and zone (no zone = UTC)."""
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"--at {text!r} is not an ISO 8601 date-time") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+parse_time = parse_iso_time  # ISO 8601 with or without fraction and zone (no zone = UTC)
 
 
 # --------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from verifier.hc1 import verify_qr_image, verify_qr_text
 from verifier.human import LANGS, render
 from verifier.result import Reason, Verdict
 from verifier.trust import TrustStore, load_trust, load_trust_material, pin_csca
+from verifier.util import parse_iso_time
 
 EXIT_VALID, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
 #: Subcommand modules that register themselves when installed.
@@ -42,12 +43,9 @@ _MAX_QR_FILE = 64 * 1024
 def parse_at(text: str) -> dt.datetime:
     """ISO-8601 with or without fractional seconds and zone; no zone means UTC."""
     try:
-        when = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an ISO-8601 date-time: {text!r} (e.g. 2026-06-01T12:00:00Z)"
-        ) from None
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+        return parse_iso_time(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--at: ")) from None
 
 
 def add_trust_arguments(parser: argparse.ArgumentParser) -> None:

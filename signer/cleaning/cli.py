@@ -22,20 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from verifier.errors import ConfigError, PassportError
+from verifier.util import parse_iso_time
 
 from .outputs import format_summary
 from .run import CheckOptions, run_checks
 from .synth import SynthConfig, generate
 
 MAX_PROBLEM_LINES = 20
-
-
-def _parse_time(text: str) -> dt.datetime:
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"--at {text!r} is not an ISO 8601 date-time") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def register(subparsers: Any) -> None:
@@ -104,7 +97,7 @@ def cmd_check(ns: argparse.Namespace) -> int:
         registry_table=ns.registry_table,
         out_dir=ns.out,
         state_dir=ns.state_dir,
-        now=_parse_time(ns.at) if ns.at else dt.datetime.now(dt.UTC),
+        now=parse_iso_time(ns.at) if ns.at else dt.datetime.now(dt.UTC),
         column_map=ns.columns,
         show_registry_values=ns.show_registry_values,
         formats=formats,
