@@ -28,7 +28,7 @@ def parse_iso_time(text: str, *, what: str = "--at") -> dt.datetime:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(
-            f"{what}: {text!r} is not an ISO 8601 date-time (e.g. 2026-06-01T12:00:00Z)"
+            f"{what}: {text!r} is not an ISO-8601 date-time (e.g. 2026-06-01T12:00:00Z)"
         ) from None
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 

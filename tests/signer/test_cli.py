@@ -191,7 +191,7 @@ def test_pkcs11_token(
     [
         ("missing-records", "records file not found"),
         ("wrong-passphrase", "wrong passphrase"),
-        ("bad-at", "not an ISO 8601"),
+        ("bad-at", "not an ISO-8601"),
         ("expired-dsc", "not valid at the signing time"),
         ("no-key", "choose exactly one signing key"),
     ],
