@@ -35,7 +35,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
-import struct
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from verifier.codec import (
     CoseAlgorithm,
     CwtClaim,
     b45encode,
+    cbor_bstr,
     encode_protected,
 )
 from verifier.crypto import kid_for_certificate
@@ -92,17 +92,6 @@ class Issued:
 # encode_cwt / sig_structure / encode_sign1 (tests/signer/test_issue.py
 # compares them), at a third of the cost: the fixed parts are prepared once.
 
-
-def _bstr(data: bytes) -> bytes:
-    """CBOR byte string (major type 2) with its length header."""
-    n = len(data)
-    if n < 24:
-        return bytes((0x40 | n,)) + data
-    if n < 0x100:
-        return bytes((0x58, n)) + data
-    if n < 0x10000:
-        return struct.pack(">BH", 0x59, n) + data
-    return struct.pack(">BI", 0x5A, n) + data
 
 
 #: Array(4) + text(10) "Signature1" (RFC 9052 section 4.4).
@@ -208,7 +197,7 @@ class Hc1Issuer:
         self.not_before = int(cert.not_valid_before_utc.timestamp())
         self.not_after = int(cert.not_valid_after_utc.timestamp())
         self.protected = encode_protected(int(key.alg), self.kid)
-        protected_bstr = _bstr(self.protected)
+        protected_bstr = cbor_bstr(self.protected)
         self._to_be_signed_head = _SIGNATURE1 + protected_bstr + _EMPTY_BSTR
         self._sign1_head = _SIGN1_HEAD + protected_bstr + _EMPTY_MAP
         dcc_validator()  # compile the schema now, not on the first record
@@ -254,9 +243,9 @@ class Hc1Issuer:
         clamped = exp > self.not_after
         if clamped:
             exp = self.not_after
-        payload = _bstr(cwt_payload(iss=self.country, issued_at=iat, expires_at=exp, dcc=dcc))
+        payload = cbor_bstr(cwt_payload(iss=self.country, issued_at=iat, expires_at=exp, dcc=dcc))
         signature = self.key.sign(self._to_be_signed_head + payload)
-        cose = self._sign1_head + payload + _bstr(signature)
+        cose = self._sign1_head + payload + cbor_bstr(signature)
         return Issued(
             record_id=record.record_id,
             hc1=to_qr_text(cose),

@@ -330,7 +330,7 @@ def encode_protected(alg: int, kid: bytes | None = None, **extra: Any) -> bytes:
     return cbor2.dumps({int(k): v for k, v in header.items()}, canonical=True)
 
 
-def _bstr(data: bytes) -> bytes:
+def cbor_bstr(data: bytes) -> bytes:
     """CBOR byte string (major type 2): shortest length header + the bytes."""
     n = len(data)
     if n < 24:
@@ -354,7 +354,7 @@ def sig_structure(protected: bytes, payload: bytes, external_aad: bytes = b"") -
     Equals ``cbor2.dumps(["Signature1", protected, external_aad, payload])``,
     assembled directly (cbor2's per-call set-up costs more than the encoding).
     """
-    return _SIGNATURE1 + _bstr(protected) + _bstr(external_aad) + _bstr(payload)
+    return _SIGNATURE1 + cbor_bstr(protected) + cbor_bstr(external_aad) + cbor_bstr(payload)
 
 
 def encode_sign1(
