@@ -32,10 +32,8 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
-import os
 import re
 import secrets
-import tempfile
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -60,6 +58,7 @@ from keys.pkcs11_key import generate_key_in_token, token_session, write_certific
 from keys.software import SoftwareKey, load_certificate_file
 from verifier.crypto import kid_for_certificate
 from verifier.errors import ConfigError, KeyBackendError
+from verifier.util import write_atomic
 
 INDEX = "index.json"
 FORMAT = "vn-dcc-pki"
@@ -180,19 +179,7 @@ class PkiIndex:
 
 def atomic_write(path: Path, data: bytes, *, private: bool = False) -> None:
     """Write ``data`` to ``path`` through a temp file + fsync + rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600 if private else 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, data, mode=0o600 if private else 0o644)
 
 
 def _write_new(path: Path, data: bytes, *, private: bool = False) -> None:

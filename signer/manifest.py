@@ -38,21 +38,18 @@ from typing import IO, Any
 
 from signer.issue import Issued
 from verifier.errors import ConfigError
+from verifier.util import write_atomic as _write_atomic
 
 MANIFEST_NAME = "manifest.jsonl"
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory + rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` via a temporary file in the same directory + rename.
+
+    No fsync per file: a run writes millions of small files; the manifest
+    (committed last) is what records them.
+    """
+    _write_atomic(path, data, durable=False)
 
 
 def _iso(seconds: int) -> str:

@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from verifier import codec
 from verifier.crypto import kid_for_certificate, verify_signature
 from verifier.errors import CodecError, TrustError
+from verifier.util import write_atomic
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
@@ -625,17 +625,7 @@ def _check_rollback(state: Path, anchor: CertInfo, seq: int, *, where: str) -> N
 
 def _write_atomic(path: Path, data: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, data)
     except OSError as err:
         raise TrustError("state_unwritable", f"cannot write verifier state {path}: {err}") from None
 
