@@ -5,6 +5,8 @@
     $ python -m keys issue-dsc --pki pki --name "Tram Y te Phuong 1"
     $ python -m keys init-tl-signer --pki pki
     $ python -m keys export-trust-list --pki pki --out trustlist.cbor
+    $ python -m keys init-tsa --pki pki          # RFC 3161 TSA key + certificate
+    $ python -m keys tsa-serve --pki pki --port 3180
 
 A thin shell over :mod:`keys.pki`: secrets come from the environment
 (VNDCC_CSCA_PASSPHRASE, VNDCC_KEY_PASSPHRASE, VNDCC_PKCS11_PIN) or a prompt,
@@ -120,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-type", choices=("ec-p256", "ec-p384", "rsa-2048"), default="ec-p256")
     p.add_argument("--days", type=int, default=365 * 3)
 
+    p = command("init-tsa", "create or renew the time-stamping authority's key and certificate")
+    p.add_argument("--key-type", choices=("ec-p256", "rsa-2048"), default="ec-p256")
+    p.add_argument("--days", type=int, default=365 * 5, help="validity in days (default 5 years)")
+
+    p = command("tsa-serve", "serve the RFC 3161 time-stamping authority over HTTP")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=3180, help="TCP port (default 3180; 0: any free)")
+
     p = command("export-trust-list", "sign and write the trust list with the next sequence number")
     p.add_argument("--out", type=Path, metavar="FILE", help="also write it here")
     p.add_argument(
@@ -207,6 +217,38 @@ def _init_tl_signer(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
           f"{cert.not_valid_after_utc:%Y-%m-%d}")  # fmt: skip
 
 
+def _init_tsa(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
+    from keys import tsa
+
+    cert = tsa.init_tsa(
+        d, csca_passphrase=_csca_passphrase(), now=now, key_type=ns.key_type, days=ns.days
+    )
+    print(f"TSA {cert.subject.rfc4514_string()} serial {cert.serial_number:x} valid until "
+          f"{cert.not_valid_after_utc:%Y-%m-%d}")  # fmt: skip
+
+
+def _tsa_serve(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
+    from keys import tsa
+
+    authority = tsa.load_tsa(d, csca_passphrase=_csca_passphrase())
+    if ns.now is not None:  # a fixed clock (tests, demos)
+
+        def clock() -> dt.datetime:
+            return now
+    else:
+
+        def clock() -> dt.datetime:
+            return dt.datetime.now(dt.UTC)
+
+    server = tsa.make_server(authority, host=ns.host, port=ns.port, clock=clock)
+    host, port = server.server_address[:2]
+    print(f"TSA listening on http://{host!s}:{port}/ (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
 def _export_trust_list(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
     res = pki.export_trust_list(
         d,
@@ -233,6 +275,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Path, dt.datetime], None]] = {
     "revoke-uvci": _revoke_uvci,
     "issue-crl": _issue_crl,
     "init-tl-signer": _init_tl_signer,
+    "init-tsa": _init_tsa,
+    "tsa-serve": _tsa_serve,
     "export-trust-list": _export_trust_list,
     "list": _list_command,
 }

@@ -119,6 +119,13 @@ def add_pdf_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
         metavar="FILE",
         help="the CSCA's current CRL (DER or PEM), embedded for offline validation; repeatable",
     )
+    g.add_argument(
+        "--tsa-url",
+        metavar="URL",
+        help="RFC 3161 time-stamping authority (python -m keys tsa-serve): each PDF signature "
+        "gets a signature timestamp and the TSA's certificate is embedded (PAdES B-LT); "
+        "default: none (B-B with validation data)",
+    )
 
 
 def _override(ns: argparse.Namespace) -> Override | None:

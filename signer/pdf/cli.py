@@ -9,7 +9,8 @@ Per record: ``DIR/<record_id>.pdf`` (certified PAdES signature by the health
 centre's key, QR inside) and ``DIR/<record_id>.hc1.txt``, plus a line in
 ``DIR/manifest.jsonl``. It is ``signer sign --pdf`` without the PNG: the same
 loop, the same key object signs the HC1 and the PDF (one PKCS#11 session for
-a token). Exit codes as ``signer sign``.
+a token). With ``--tsa-url URL`` each signature gets an RFC 3161 signature
+timestamp from the national TSA (PAdES B-LT). Exit codes as ``signer sign``.
 """
 
 from __future__ import annotations
@@ -51,7 +52,15 @@ class PdfOutput:
         from signer.pdf.sign import PassportPdfSigner
 
         crls = [_read_crl(p) for p in ns.crl]
-        signer = PassportPdfSigner(key, centre=ns.centre, location=ns.location, crls=crls, now=now)
+        timestamper = None
+        if getattr(ns, "tsa_url", None):
+            from signer.pdf.tsa import HttpTimestamper
+
+            timestamper = HttpTimestamper(ns.tsa_url)
+        signer = PassportPdfSigner(
+            key, centre=ns.centre, location=ns.location, crls=crls, now=now,
+            timestamper=timestamper,
+        )  # fmt: skip
         return cls(signer=signer, centre=ns.centre)
 
     def render_and_sign(self, issued: Issued, record: Record, *, now: dt.datetime) -> bytes:

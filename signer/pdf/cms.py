@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from asn1crypto import algos, cms
+from asn1crypto import algos, cms, core
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -109,6 +110,20 @@ class KeySigner(Signer):
         return self.sign_raw_sync(data)
 
 
+#: id-aa-signatureTimeStampToken (RFC 3161 appendix A, RFC 5652 section 11.4)
+_TST_ATTR_OID: bytes = core.ObjectIdentifier("1.2.840.113549.1.9.16.2.14").dump()
+#: bytes the unsignedAttrs [1] wrapper adds around a timestamp token (upper bound)
+TIMESTAMP_OVERHEAD = 32
+
+
+def signature_timestamp_attrs(token_der: bytes) -> bytes:
+    """``unsignedAttrs [1] { signatureTimeStampToken { token } }`` as DER (PAdES B-T)."""
+    values = b"\x31" + _der_length(len(token_der)) + token_der
+    attr_body = _TST_ATTR_OID + values
+    attr = b"\x30" + _der_length(len(attr_body)) + attr_body
+    return b"\xa1" + _der_length(len(attr)) + attr
+
+
 def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
     """(header length, content length, end) of the DER TLV at ``pos``."""
     first = data[pos + 1]
@@ -185,13 +200,21 @@ class CmsTemplate:
             size_hint=len(der) + 16,
         )
 
-    def sign(self, digest: bytes) -> bytes:
-        """DER ContentInfo signing ``digest`` (the PDF byte-range hash)."""
+    def sign(self, digest: bytes, *, timestamp: Callable[[bytes], bytes] | None = None) -> bytes:
+        """DER ContentInfo signing ``digest`` (the PDF byte-range hash).
+
+        With ``timestamp`` (signature value -> DER TimeStampToken, e.g.
+        :meth:`signer.pdf.tsa.HttpTimestamper.timestamp`) the SignerInfo gets
+        the signature timestamp as its unsigned attribute, after the
+        signature value (ETSI EN 319 142-1 section 5.3, PAdES B-T).
+        """
         if len(digest) != len(self.digest_marker):
             raise KeyBackendError("digest length does not match the signer's algorithm")
         attrs = self.signed_attrs.replace(self.digest_marker, digest)
         signature = self.signer.sign_raw_sync(attrs)
         body = b"\x04" + _der_length(len(signature)) + signature
+        if timestamp is not None:
+            body += signature_timestamp_attrs(timestamp(signature))
         levels = self.levels
         last = len(levels) - 1
         for i in range(last, -1, -1):

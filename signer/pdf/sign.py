@@ -16,8 +16,12 @@ vector QR code, the visible signature appearance naming the health centre
 and the signature dictionary (/M signing time, /Reason, /Location), hashes
 the byte range and signs with the key: one ``SigningKey.sign`` call.
 
-Without a trusted timestamp (no TSA here) this is B-B plus the B-LT
-validation data ("B-LT-style"); see docs/pdf.md.
+By default this is PAdES baseline B-B plus the validation data. With a
+``timestamper`` (the national PKI's RFC 3161 TSA, :mod:`signer.pdf.tsa`)
+each signature also gets a signature timestamp (unsigned attribute
+id-aa-signatureTimeStampToken over the signature value, ETSI EN 319 142-1
+section 5.3) and the DSS also holds the TSA's certificate, whose CRL is the
+CSCA's: strict baseline B-LT. See docs/pdf.md.
 """
 
 from __future__ import annotations
@@ -31,12 +35,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from keys.base import SigningKey
-from signer.pdf.cms import CmsTemplate, KeySigner
+from signer.pdf.cms import TIMESTAMP_OVERHEAD, CmsTemplate, KeySigner
 from signer.pdf.font import load_font
 from signer.pdf.layout import PageLayout
 from signer.pdf.model import PassportData
 from signer.pdf.pdfsyntax import indirect, pdf_date, raw_stream, stream, text_string, xref_table
 from signer.pdf.template import PassportTemplate, load_template
+from signer.pdf.tsa import Timestamper, token_certificates
 from verifier.errors import KeyBackendError
 
 _BYTERANGE_PLACEHOLDER = b"/ByteRange [0 0000000000 0000000000 0000000000]"
@@ -45,6 +50,9 @@ PRODUCER = "vn-dcc signer (PDF writer), pyHanko (CMS)"
 # fixed object numbers
 CATALOG, PAGES, PAGE, STATIC, VALUES, INFO, XMP, SIG, WIDGET, APPEARANCE, DSS = range(1, 12)
 _DYNAMIC = (VALUES, INFO, SIG, WIDGET, APPEARANCE)
+#: room left for a timestamp token larger than the probe's (serial, nonce, signature lengths)
+_TOKEN_MARGIN = 256
+_PROBE = b"vn-dcc timestamp probe"
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,20 @@ class PassportPdfSigner:
         crls: Sequence[x509.CertificateRevocationList | bytes] = (),
         template: PassportTemplate | None = None,
         check_certificate_status: bool = True,
+        timestamper: Timestamper | None = None,
     ) -> None:
         self.key = key
+        self.timestamper = timestamper
+        probe = timestamper.timestamp(_PROBE) if timestamper is not None else b""
+        known = {_der(c) for c in (key.certificate, *key.chain)}
+        try:
+            tsa_certs = tuple(c for c in token_certificates(probe) if _der(c) not in known) if probe else ()
+        except ValueError:
+            raise KeyBackendError("the timestamp authority's token cannot be parsed") from None
+        if timestamper is not None and not token_certificates(probe):
+            raise KeyBackendError("the timestamp authority did not return its certificate")
+        #: the TSA's certificates put in the DSS (its issuer, the CSCA, is in the chain)
+        self.tsa_certs = tsa_certs
         self.centre = centre
         self.location = location or centre
         self.template = template or load_template()
@@ -92,20 +112,37 @@ class PassportPdfSigner:
         self.check_certificate_status = check_certificate_status
         if check_certificate_status:
             self._check_certificate(now)
+            for tsa_cert in token_certificates(probe) if probe else ():
+                self._check_tsa(tsa_cert, now)
         t = self.template
         self.regular = load_font(t.font_regular, tag="VNDCCA")
         self.bold = load_font(t.font_bold, tag="VNDCCB")
         self.layout = PageLayout.build(t, self.regular, self.bold)
         self.cms = CmsTemplate.build(KeySigner(key))
         self.reserved = self.cms.size_hint
+        if probe:
+            self.reserved += len(probe) + TIMESTAMP_OVERHEAD + _TOKEN_MARGIN
         self._prefix = self._build_prefix()
 
     # -- checks ------------------------------------------------------------
-    def _check_certificate(self, now: dt.datetime) -> None:
-        cert = self.key.certificate
+    def _check_tsa(self, cert: x509.Certificate, now: dt.datetime) -> None:
+        """The TSA certificate: time-stamping EKU, valid, a current CRL of its issuer."""
+        try:
+            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            eku = None
+        if eku is None or x509.oid.ExtendedKeyUsageOID.TIME_STAMPING not in eku:
+            return  # an extra certificate of the token (e.g. a CA): checked by verifiers
+        self._check_certificate(now, cert, what="timestamp authority's certificate")
+
+    def _check_certificate(
+        self, now: dt.datetime, cert: x509.Certificate | None = None,
+        what: str = "signing certificate",
+    ) -> None:
+        cert = cert or self.key.certificate
         if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
             raise KeyBackendError(
-                f"the signing certificate is not valid at {now.isoformat()} "
+                f"the {what} is not valid at {now.isoformat()} "
                 f"(valid {cert.not_valid_before_utc:%Y-%m-%d} to {cert.not_valid_after_utc:%Y-%m-%d})"
             )
         if cert.issuer == cert.subject:
@@ -113,7 +150,7 @@ class PassportPdfSigner:
         own = [crl for crl in self.crls if crl.issuer == cert.issuer]
         if not own:
             raise KeyBackendError(
-                "no CRL from the signing certificate's issuer was given: verifiers could not "
+                f"no CRL from the {what}'s issuer was given: verifiers could not "
                 "check revocation offline (pass the CSCA's current CRL)"
             )
         for crl in own:
@@ -123,12 +160,12 @@ class PassportPdfSigner:
                     f"the CRL is not current at {now.isoformat()} (issue a fresh one)"
                 )
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number):
-                raise KeyBackendError("the signing certificate is revoked in the given CRL")
+                raise KeyBackendError(f"the {what} is revoked in the given CRL")
 
     # -- static part -------------------------------------------------------
     def _build_prefix(self) -> _Prefix:
         t = self.template
-        chain = (self.key.certificate, *self.key.chain)
+        chain = (self.key.certificate, *self.key.chain, *self.tsa_certs)
         next_num = DSS + 1
         cert_nums = list(range(next_num, next_num + len(chain)))
         next_num += len(chain)
@@ -318,7 +355,8 @@ class PassportPdfSigner:
         out[br_at : br_at + len(byte_range)] = byte_range
         digest = hashlib.new(self.cms.signer.digest_algorithm, out[:start])
         digest.update(memoryview(out)[end:])
-        cms_der = self.cms.sign(digest.digest())
+        stamp = self.timestamper.timestamp if self.timestamper is not None else None
+        cms_der = self.cms.sign(digest.digest(), timestamp=stamp)
         if len(cms_der) > self.reserved:
             raise KeyBackendError("CMS signature larger than the space reserved for it")
         hex_sig = cms_der.hex().encode("ascii")

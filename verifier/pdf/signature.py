@@ -21,6 +21,16 @@ Checklist (each its own check; untrusted input never raises):
 5. ``pdf_modifications``: the document is certified (DocMDP), and nothing
    was appended after the signed revision other than validation data
    (pyHanko's difference analysis, ISO 32000-2 section 12.8.2.2).
+6. ``pdf_timestamp`` (only when the signature carries a signature
+   timestamp, PAdES B-T/B-LT, ETSI EN 319 142-1 section 5.3): the token's
+   imprint is the hash of this signature value, its CMS signature verifies,
+   the TSA certificate has id-kp-timeStamping (alone, critical: RFC 3161
+   section 2.3), chains to a CSCA of the trust material and is not revoked
+   per the embedded CRLs (a CRL required) at the timestamp's genTime. The
+   genTime, not the signer's /M claim, is then the time at which the signer
+   certificate must be valid (3.). The signer JSON gets ``pades_level``:
+   ``B-LT`` (valid timestamp and embedded revocation data that suffice),
+   ``B-T``, ``B-B`` (no timestamp), or None when the signature fails.
 """
 
 from __future__ import annotations
@@ -49,6 +59,12 @@ from pyhanko_certvalidator.policy_decl import (
 )
 
 from verifier.crypto import kid_for_certificate
+from verifier.pdf.timestamp import (
+    SignatureTimestamp,
+    TimestampFormatError,
+    read_signature_timestamp,
+    tsa_usage_problem,
+)
 from verifier.trust import TrustStore
 
 PDF_CHECKS = ("pdf_signature", "pdf_integrity", "pdf_chain", "pdf_revocation", "pdf_modifications")
@@ -221,46 +237,122 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
             report.fail("pdf_chain", "signed_after_validation_time",
                         f"signing time {signing_time.isoformat()} is after the validation time")
         moment = min(signing_time, now)
+    # 6. a signature timestamp: its genTime replaces the claim
+    ts: SignatureTimestamp | None = None
+    try:
+        ts = read_signature_timestamp(sig.signer_info)
+    except TimestampFormatError as err:
+        report.fail("pdf_timestamp", "timestamp_malformed", str(err))
+    if ts is not None:
+        report.checks["pdf_timestamp"] = None
+        if ts.gen_time > now + CLOCK_SKEW:
+            report.fail("pdf_timestamp", "timestamp_after_validation_time",
+                        f"the timestamp {ts.gen_time.isoformat()} is after the validation time")
+        moment = min(ts.gen_time, now)
     crls = _embedded_crls(reader)
     certs = _embedded_certs(reader)
     roots = _trust_roots(trust)
 
-    def context(policy: CertRevTrustPolicy) -> ValidationContext:
+    def context(policy: CertRevTrustPolicy, at: dt.datetime = moment) -> ValidationContext:
         return ValidationContext(
             trust_roots=roots, other_certs=certs, crls=crls, allow_fetching=False,
-            revinfo_policy=policy, moment=moment,
+            revinfo_policy=policy, moment=at,
         )
 
+    # the TSA: chain, EKU and a CRL required, at the timestamp's time
+    ts_context = context(_CRL_REQUIRED, min(ts.gen_time, now)) if ts is not None else None
     usage = KeyUsageConstraints(key_usage={"digital_signature"})
     try:
-        # pass 1: integrity, signature, chain and validity, modifications
-        status = validate_pdf_signature(sig, context(_NO_REVOCATION), key_usage_settings=usage)
+        # pass 1: integrity, signature, chain and validity, modifications, timestamp
+        status = validate_pdf_signature(
+            sig, context(_NO_REVOCATION), ts_validation_context=ts_context,
+            key_usage_settings=usage,
+        )  # fmt: skip
     except Exception as err:
         report.fail("pdf_signature", "signature_unverifiable",
                     f"the signature could not be validated ({type(err).__name__})")
-        return report.done(_safe_signer(sig, signing_time), signing_time)
+        return report.done(_safe_signer(sig, signing_time, ts, report), signing_time)
     _map_status(status, sig, trust, report)
+    if ts is not None:
+        _map_timestamp(status, ts, report)
     if report.checks["pdf_chain"] is True and report.checks["pdf_revocation"] is None:
         # pass 2: revocation, a CRL required for every CA-issued certificate
         # whether or not it names a distribution point (DSCs do not)
         try:
             revocation = validate_pdf_signature(
-                sig, context(_CRL_REQUIRED), key_usage_settings=usage, skip_diff=True
-            )
+                sig, context(_CRL_REQUIRED), ts_validation_context=ts_context,
+                key_usage_settings=usage, skip_diff=True,
+            )  # fmt: skip
         except Exception as err:
             report.fail("pdf_revocation", "revocation_unknown",
                         f"revocation could not be checked ({type(err).__name__})")
         else:
             _map_revocation(revocation, report)
     _trust_list_revocation(sig, trust, report)
-    return report.done(_safe_signer(sig, signing_time), signing_time)
+    return report.done(_safe_signer(sig, signing_time, ts, report), signing_time)
 
 
-def _safe_signer(sig: Any, signing_time: dt.datetime | None) -> dict[str, Any] | None:
+def _pades_level(report: _Report, ts: SignatureTimestamp | None) -> str | None:
+    """B-B without a timestamp; B-T / B-LT with a valid one (B-LT: embedded CRLs suffice)."""
+    if report.checks["pdf_signature"] is not True:
+        return None
+    if ts is None:
+        return None if report.checks.get("pdf_timestamp") is False else "B-B"
+    if report.checks.get("pdf_timestamp") is not True:
+        return None
+    return "B-LT" if report.checks["pdf_revocation"] is True else "B-T"
+
+
+def _safe_signer(
+    sig: Any, signing_time: dt.datetime | None, ts: SignatureTimestamp | None = None,
+    report: _Report | None = None,
+) -> dict[str, Any] | None:
     try:
-        return _signer_info(sig, signing_time)
+        info = _signer_info(sig, signing_time)
     except Exception:
         return None
+    info["timestamp"] = ts.gen_time.isoformat() if ts is not None else None
+    info["tsa"] = _name(ts.tsa_cert.subject) if ts is not None and ts.tsa_cert else None
+    info["pades_level"] = _pades_level(report, ts) if report is not None else None
+    return info
+
+
+def _map_timestamp(status: Any, ts: SignatureTimestamp, report: _Report) -> None:
+    """6. the signature timestamp (pyHanko's TimestampSignatureStatus + RFC 3161 2.3 EKU)."""
+    if report.checks.get("pdf_timestamp") is False:
+        return
+    tv = getattr(status, "timestamp_validity", None)
+    if not ts.imprint_matches:
+        report.fail("pdf_timestamp", "timestamp_imprint_mismatch",
+                    "the timestamp is not over this signature's value")
+    elif tv is None:
+        report.fail("pdf_timestamp", "timestamp_malformed", "the timestamp token cannot be validated")
+    elif not tv.intact or not tv.valid:
+        report.fail("pdf_timestamp", "timestamp_bad_signature",
+                    "the timestamp token was altered: its signature does not verify with the "
+                    "TSA's key")
+    elif ts.tsa_cert is None:
+        report.fail("pdf_timestamp", "tsa_untrusted",
+                    "the timestamp token does not carry the TSA's certificate")
+    elif (problem := tsa_usage_problem(ts.tsa_cert)) is not None:
+        report.fail("pdf_timestamp", "tsa_not_timestamping",
+                    f"the TSA certificate may not sign timestamps: {problem}")
+    elif not tv.trusted:
+        indic = str(getattr(tv.trust_problem_indic, "name", None))
+        if indic in _REVOCATION_INDICATIONS:
+            report.fail("pdf_timestamp", "tsa_revoked", "the TSA certificate is revoked (CRL)")
+        elif indic in ("EXPIRED", "NOT_YET_VALID", "OUT_OF_BOUNDS_NO_POE"):
+            report.fail("pdf_timestamp", "tsa_expired",
+                        f"the TSA certificate is not valid at the timestamp's time ({indic})")
+        elif indic == "NO_CERTIFICATE_CHAIN_FOUND":
+            report.fail("pdf_timestamp", "tsa_untrusted",
+                        "the TSA certificate does not chain to a CSCA of the trust material")
+        else:
+            report.fail("pdf_timestamp", "tsa_revocation_unknown",
+                        f"the TSA certificate is not trusted at the timestamp's time ({indic}); "
+                        "no CRL valid then for it is embedded?")
+    else:
+        report.checks["pdf_timestamp"] = True
 
 
 def _map_status(status: Any, sig: Any, trust: TrustStore, report: _Report) -> None:

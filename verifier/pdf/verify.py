@@ -10,7 +10,8 @@
 Checklist (issue 3, "Verification"):
 
 1. the PAdES signature (:mod:`verifier.pdf.signature`): ``pdf_signature``,
-   ``pdf_integrity``, ``pdf_chain``, ``pdf_revocation``, ``pdf_modifications``;
+   ``pdf_integrity``, ``pdf_chain``, ``pdf_revocation``, ``pdf_modifications``,
+   and ``pdf_timestamp`` when the signature carries a timestamp (B-LT);
 2. ``qr``: exactly one HC1 QR code is visible on page 1 (rendered, decoded);
 3. the QR text verified as ``verifier qr`` does (prefix .. schema checks);
 4. ``qr_matches_document``: the printed fields agree with the QR payload.
@@ -37,6 +38,8 @@ from verifier.result import STAGES, Verdict, jsonable
 from verifier.trust import TrustStore
 
 QR_STAGES = tuple(str(s) for s in STAGES if str(s) != "qr")
+#: reported (and required true) only when the signature carries a timestamp
+TIMESTAMP_CHECK = "pdf_timestamp"
 CHECKS = (*PDF_CHECKS, "qr", "qr_matches_document", *QR_STAGES)
 
 
@@ -67,7 +70,12 @@ class PdfVerdict:
                 {"check": e.check, "stage": e.check, "reason": e.reason, "message": e.message}
                 for e in self.errors
             ],
-            "checks": {k: self.checks.get(k) for k in CHECKS},
+            "checks": {
+                **{k: self.checks.get(k) for k in CHECKS},
+                # only for a signature that carries a timestamp (B-T/B-LT)
+                **({TIMESTAMP_CHECK: self.checks[TIMESTAMP_CHECK]}
+                   if TIMESTAMP_CHECK in self.checks else {}),
+            },
             "signer": None if self.signer is None else jsonable(dict(self.signer)),
             "payload": None if self.payload is None else jsonable(self.payload),
             "qr_text": self.qr_text,
@@ -138,8 +146,10 @@ def verify_pdf(data: bytes, trust: TrustStore, *, now: dt.datetime) -> PdfVerdic
             for field, message in problems:
                 errors.append(CheckError("qr_matches_document", f"{field}_mismatch", message))
 
-    valid = all(checks[k] is True for k in (*PDF_CHECKS, "qr", "qr_matches_document")) and bool(
-        qr_verdict is not None and qr_verdict.valid
+    valid = (
+        all(checks[k] is True for k in (*PDF_CHECKS, "qr", "qr_matches_document"))
+        and checks.get(TIMESTAMP_CHECK, True) is True
+        and bool(qr_verdict is not None and qr_verdict.valid)
     )
     return PdfVerdict(
         valid=valid,

@@ -1,0 +1,328 @@
+"""The national PKI's time-stamping authority (RFC 3161): key, certificate, responder, HTTP.
+
+    >>> import datetime as dt
+    >>> from keys import tsa
+    >>> # cert = tsa.init_tsa(pki_dir, csca_passphrase=b"...", now=now)
+    >>> # authority = tsa.load_tsa(pki_dir, csca_passphrase=b"...")
+    >>> # reply_der = authority.respond(request_der, now=now)   # pure: TimeStampResp DER
+    >>> # server = tsa.make_server(authority, host="127.0.0.1", port=3180, clock=clock)
+
+The TSA key is created by ``init_tsa`` and saved encrypted with the CSCA
+passphrase (like the trust-list signer: same national operator); its
+certificate is issued by the CSCA with keyUsage digitalSignature and the
+extended key usage id-kp-timeStamping marked critical (RFC 3161 section
+2.3). Its revocation is published in the CSCA's CRL like every DSC.
+
+:meth:`TimeStampAuthority.respond` turns a DER ``TimeStampReq`` into a DER
+``TimeStampResp`` (RFC 3161 section 2.4) for a given ``now``: the token is
+a CMS SignedData over a TSTInfo (policy, message imprint copied from the
+request, serial, genTime, accuracy 1 s, the request's nonce, the TSA name)
+with the signed attributes content type, message digest and ESS
+signing-certificate-v2 (RFC 5816). The TSA certificate is included when the
+request asks for it (certReq). Requests it cannot honour get a ``rejection``
+status with the RFC's failure info (badAlg, badRequest, badDataFormat,
+unacceptedPolicy, unacceptedExtension), never an exception.
+
+:func:`make_server` serves it over HTTP (RFC 3161 section 3.4: POST
+``application/timestamp-query`` -> ``application/timestamp-reply``) with the
+standard library's threading HTTP server; ``python -m keys tsa-serve``
+binds it to loopback by default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from asn1crypto import algos, cms, core, tsp
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from keys import pki
+from keys.certs import PrivateKey, PublicKey, new_private_key
+from keys.software import load_certificate_file
+from verifier.errors import ConfigError
+
+#: This project's TSA policy (TSTInfo.policy), an OID under the UUID arc 2.25.
+TSA_POLICY = "2.25.94310651424302651745512069212306717455"
+TSA_KEY_TYPES = ("ec-p256", "rsa-2048")
+MAX_REQUEST_BYTES = 64 * 1024
+_HASHES = {"sha256": 32, "sha384": 48, "sha512": 64}
+_INDEX_CERT, _INDEX_KEY = "tsa_cert", "tsa_key"
+
+
+# -- certificate and key in the PKI directory ---------------------------------
+
+
+def make_tsa_certificate(
+    csca: x509.Certificate,
+    csca_key: PrivateKey,
+    public_key: PublicKey,
+    *,
+    now: dt.datetime,
+    days: int = 365 * 5,
+    name: str = "DCC Time-Stamping Authority",
+) -> x509.Certificate:
+    """TSA certificate: digitalSignature, EKU id-kp-timeStamping only and critical (RFC 3161 2.3)."""
+    country = csca.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)[0].value
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, str(country)),
+        x509.NameAttribute(NameOID.COMMON_NAME, name),
+    ])
+    key_usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+        encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+    csca_public = csca.public_key()
+    hash_alg = (
+        hashes.SHA384()
+        if isinstance(csca_key, ec.EllipticCurvePrivateKey) and csca_key.key_size > 256
+        else hashes.SHA256()
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(csca.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(min(now + dt.timedelta(days=days), csca.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(key_usage, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(csca_public),  # type: ignore[arg-type]
+            critical=False,
+        )
+        .sign(csca_key, hash_alg)
+    )
+
+
+def init_tsa(
+    pki_dir: Path,
+    *,
+    csca_passphrase: bytes,
+    now: dt.datetime,
+    key_type: str = "ec-p256",
+    days: int = 365 * 5,
+) -> x509.Certificate:
+    """Create (or renew) the TSA key and certificate; the key is encrypted with the CSCA passphrase."""
+    if now.tzinfo is None:
+        raise ConfigError("now must be timezone-aware")
+    if key_type not in TSA_KEY_TYPES:
+        raise ConfigError(f"the TSA key must be one of {', '.join(TSA_KEY_TYPES)}")
+    if days <= 0:
+        raise ConfigError("days must be positive")
+    with pki._locked(pki_dir):
+        index = pki.load_index(pki_dir)
+        csca, csca_key = pki._usable_csca(pki_dir, csca_passphrase, now)
+        key = new_private_key(key_type)
+        cert = make_tsa_certificate(csca, csca_key, key.public_key(), now=now, days=days)
+        tag = f"{cert.serial_number:x}"[:16]
+        key_rel, cert_rel = f"tsa-{tag}.key.pem", f"tsa-{tag}.pem"
+        pki._write_new(pki_dir / key_rel, pki._encrypted_pem(key, csca_passphrase), private=True)
+        pki.atomic_write(pki_dir / cert_rel, cert.public_bytes(serialization.Encoding.PEM))
+        extra = {**index.extra, _INDEX_CERT: cert_rel, _INDEX_KEY: key_rel}
+        pki._save(pki_dir, replace(index, extra=extra))
+    return cert
+
+
+def load_tsa(pki_dir: Path, *, csca_passphrase: bytes) -> TimeStampAuthority:
+    """The PKI's TSA (key decrypted with the CSCA passphrase)."""
+    index = pki.load_index(pki_dir)
+    cert_rel, key_rel = index.extra.get(_INDEX_CERT), index.extra.get(_INDEX_KEY)
+    if not isinstance(cert_rel, str) or not isinstance(key_rel, str):
+        raise ConfigError("no time-stamping authority yet; run init-tsa first")
+    cert = load_certificate_file(pki_dir / cert_rel)
+    key = pki._load_key(pki_dir, key_rel, csca_passphrase, "TSA")
+    return TimeStampAuthority(
+        key=key, certificate=cert, chain=(pki.csca_certificate(pki_dir),)
+    )
+
+
+# -- the responder ------------------------------------------------------------
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _rejection(fail: str, text: str) -> bytes:
+    status = tsp.PKIStatusInfo({
+        "status": "rejection",
+        "status_string": [text],
+        "fail_info": tsp.PKIFailureInfo({fail}),
+    })
+    der: bytes = tsp.TimeStampResp({"status": status}).dump()
+    return der
+
+
+@dataclass(frozen=True)
+class TimeStampAuthority:
+    """An RFC 3161 TSA: its key and certificate (chain: the CSCA, not sent in tokens)."""
+
+    key: PrivateKey
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()
+    policy: str = TSA_POLICY
+
+    def respond(self, request: bytes, *, now: dt.datetime, serial: int | None = None) -> bytes:
+        """DER TimeStampResp for a DER TimeStampReq at ``now`` (RFC 3161 2.4.2); never raises."""
+        try:
+            req = tsp.TimeStampReq.load(request)
+            version = req["version"].native
+            imprint = req["message_imprint"]
+            hash_alg = imprint["hash_algorithm"]["algorithm"].native
+            hashed = imprint["hashed_message"].native
+            policy = req["req_policy"].native
+            nonce = req["nonce"].native
+            cert_req = bool(req["cert_req"].native)
+            extensions = req["extensions"].native
+        except (ValueError, TypeError, KeyError):
+            return _rejection("bad_data_format", "not a DER TimeStampReq")
+        if version != "v1":
+            return _rejection("bad_request", "only version 1 requests are supported")
+        if hash_alg not in _HASHES:
+            return _rejection("bad_alg", "message imprint hash must be SHA-256, SHA-384 or SHA-512")
+        if not isinstance(hashed, bytes) or len(hashed) != _HASHES[hash_alg]:
+            return _rejection("bad_data_format", "message imprint length does not match its hash")
+        if policy is not None and policy != self.policy:
+            return _rejection("unaccepted_policy", "unknown TSA policy")
+        if extensions:
+            return _rejection("unaccepted_extension", "no request extensions are supported")
+        token = self.token(imprint, now=now, nonce=nonce, cert_req=cert_req, serial=serial)
+        reply: bytes = tsp.TimeStampResp({
+            "status": tsp.PKIStatusInfo({"status": "granted"}),
+            "time_stamp_token": token,
+        }).dump()
+        return reply
+
+    def token(
+        self, imprint: tsp.MessageImprint, *, now: dt.datetime, nonce: int | None = None,
+        cert_req: bool = True, serial: int | None = None,
+    ) -> cms.ContentInfo:
+        """The TimeStampToken (CMS SignedData over TSTInfo, RFC 3161 2.4.2)."""
+        if now.tzinfo is None:
+            raise ConfigError("now must be timezone-aware")
+        cert = asn1_x509.Certificate.load(_der(self.certificate))
+        info = {
+            "version": "v1",
+            "policy": self.policy,
+            "message_imprint": imprint,
+            "serial_number": serial if serial is not None else secrets.randbits(63) + 1,
+            "gen_time": now.astimezone(dt.UTC).replace(microsecond=0),
+            "accuracy": {"seconds": 1},
+            "tsa": asn1_x509.GeneralName(name="directory_name", value=cert.subject),
+        }
+        if nonce is not None:
+            info["nonce"] = nonce
+        tst_der = tsp.TSTInfo(info).dump()
+        attrs = cms.CMSAttributes([
+            {"type": "content_type", "values": ["tst_info"]},
+            {"type": "message_digest", "values": [hashlib.sha256(tst_der).digest()]},
+            {
+                "type": "signing_certificate_v2",
+                "values": [tsp.SigningCertificateV2({
+                    "certs": [{"cert_hash": hashlib.sha256(cert.dump()).digest()}]
+                })],
+            },
+        ])
+        signature, sig_alg = self._sign(attrs.dump())
+        signer_info = cms.SignerInfo({
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                name="issuer_and_serial_number",
+                value={"issuer": cert.issuer, "serial_number": cert.serial_number},
+            ),
+            "digest_algorithm": {"algorithm": "sha256"},
+            "signed_attrs": attrs,
+            "signature_algorithm": sig_alg,
+            "signature": signature,
+        })
+        signed_data = {
+            "version": "v3",
+            "digest_algorithms": [{"algorithm": "sha256"}],
+            "encap_content_info": {
+                "content_type": "tst_info",
+                "content": core.ParsableOctetString(tst_der),
+            },
+            "signer_infos": [signer_info],
+        }
+        if cert_req:
+            signed_data["certificates"] = [cert]
+        return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
+
+    def _sign(self, data: bytes) -> tuple[bytes, algos.SignedDigestAlgorithm]:
+        if isinstance(self.key, ec.EllipticCurvePrivateKey):
+            der = self.key.sign(data, ec.ECDSA(hashes.SHA256()))
+            return der, algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            sig = self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+            return sig, algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa"})
+        raise ConfigError("the TSA key must be EC or RSA")
+
+
+# -- HTTP (RFC 3161 section 3.4) ------------------------------------------------
+
+
+def make_server(
+    authority: TimeStampAuthority,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    clock: Callable[[], dt.datetime],
+) -> ThreadingHTTPServer:
+    """A threading HTTP server answering RFC 3161 requests; call ``serve_forever()``.
+
+    ``clock`` gives the time of each token (the real clock in ``tsa-serve``;
+    a fixed time in tests). Port 0 picks a free port (``server.server_address``).
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: one connection per signer
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms ACK wait
+
+        def do_POST(self) -> None:
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            try:
+                length = int(self.headers.get("Content-Length") or "-1")
+            except ValueError:
+                length = -1
+            if ctype != "application/timestamp-query":
+                self._reply(415, b"expected application/timestamp-query\n", "text/plain")
+                return
+            if not 0 < length <= MAX_REQUEST_BYTES:
+                self._reply(413 if length > 0 else 411, b"bad Content-Length\n", "text/plain")
+                return
+            body = self.rfile.read(length)
+            self._reply(200, authority.respond(body, now=clock()), "application/timestamp-reply")
+
+        def do_GET(self) -> None:
+            self._reply(405, b"POST an application/timestamp-query\n", "text/plain")
+
+        def _reply(self, code: int, body: bytes, ctype: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            if code != 200:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return  # requests carry only hashes; stay quiet
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
