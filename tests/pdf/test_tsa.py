@@ -11,7 +11,7 @@ B-LT, the DSC validated at the token's genTime), pyHanko's own validator sees th
 timestamp valid and trusted, pdfsig still says valid + trusted; a rogue TSA, a
 token over another signature value, an altered token, a revoked TSA and a TSA
 certificate without the timeStamping EKU are rejected with their reasons; the
-default (no TSA) stays B-B; both CLIs end to end.
+default (no TSA) stays B-B; both CLIs end to end; a SoftHSM2 token key with a TSA.
 """
 
 from __future__ import annotations
@@ -43,14 +43,17 @@ from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko_certvalidator import ValidationContext
 
 from keys.certs import make_csca, make_dsc, new_private_key
+from keys.pkcs11_key import Pkcs11Key
 from keys.tsa import TimeStampAuthority, make_server, make_tsa_certificate
 from signer.pdf import PassportPdfSigner
 from signer.pdf.model import PassportData
 from signer.pdf.tsa import HttpTimestamper
+from tests.fixtures import pki as pki_fixtures
 from tests.fixtures.pki import NOW
 from tests.pdf.conftest import CENTRE, PERSON_A, PERSON_B, SIGN_TIME, PdfPki, PdfSig, make_passport
 from verifier.errors import KeyBackendError
 from verifier.pdf import verify_pdf
+from verifier.trust import load_trust
 
 TSA_TIME = SIGN_TIME + dt.timedelta(seconds=2)
 ROOT = Path(__file__).resolve().parents[2]
@@ -375,3 +378,28 @@ def test_signer_pdf_cli_with_tsa_url(pdf_pki: PdfPki, tsa: Tsa, tmp_path: Path) 
     assert done.returncode == 2 and "unreachable" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert not list((tmp_path / "out2").glob("*.pdf"))
+
+
+def test_softhsm_token_key_with_tsa(
+    softhsm_es256_key: Pkcs11Key, test_pki: pki_fixtures.TestPki, tmp_path: Path
+) -> None:
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(test_pki.csca.subject)
+        .last_update(NOW - dt.timedelta(days=5))
+        .next_update(NOW + dt.timedelta(days=25))
+        .sign(test_pki.csca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    for own in _serve(_authority(test_pki.csca, test_pki.csca_key)):
+        signer = PassportPdfSigner(softhsm_es256_key, centre="Trạm Y tế Xã Tân Phú", crls=[crl],
+                                   now=SIGN_TIME, timestamper=HttpTimestamper(own.url))
+        issued = make_passport(softhsm_es256_key, PERSON_A, crl=crl, signer=signer,
+                               centre="Trạm Y tế Xã Tân Phú")
+    csca = tmp_path / "csca.pem"
+    csca.write_bytes(test_pki.csca.public_bytes(Encoding.PEM))
+    dsc = tmp_path / "dsc.pem"
+    dsc.write_bytes(softhsm_es256_key.certificate.public_bytes(Encoding.PEM))
+    trust = load_trust([csca, dsc], now=NOW, state_dir=tmp_path / "state")
+    v = verify_pdf(issued.pdf, trust, now=NOW)
+    assert v.valid, v.errors
+    assert v.signer is not None and v.signer["pades_level"] == "B-LT"
