@@ -26,7 +26,7 @@ import threading
 import urllib.parse
 from typing import Protocol
 
-from asn1crypto import cms, core, tsp
+from asn1crypto import cms, parser, tsp
 from cryptography import x509
 
 from verifier.errors import ConfigError, KeyBackendError
@@ -111,14 +111,15 @@ class HttpTimestamper:
         with self._lock:
             reply = self._post(req)
         try:
-            resp = tsp.TimeStampResp.load(reply)
-            status = resp["status"]["status"].native
-            token = resp["time_stamp_token"]
-            if status not in ("granted", "granted_with_mods") or isinstance(token, core.Void):
-                text = resp["status"]["status_string"].native
+            status_info, token = split_response(reply)
+            status = status_info["status"].native
+            if status not in ("granted", "granted_with_mods"):
+                text = "; ".join(status_info["status_string"].native or ())
                 raise KeyBackendError(
                     f"timestamp authority {self.url} refused the request ({status}: {text})"
                 )
+            if token is None:
+                raise KeyBackendError(f"timestamp authority {self.url}: granted without a token")
             info = token["content"]["encap_content_info"]["content"].parsed
             imprint = info["message_imprint"]
             ok = (
@@ -136,6 +137,29 @@ class HttpTimestamper:
                 f"timestamp authority {self.url}: the token is not for this request (imprint/nonce)"
             )
         return der
+
+
+def split_response(der: bytes) -> tuple[tsp.PKIStatusInfo, cms.ContentInfo | None]:
+    """(status, token or None) of a DER TimeStampResp (RFC 3161 2.4.2).
+
+    asn1crypto's ``TimeStampResp`` cannot read a reply without a token (a
+    rejection), so the outer SEQUENCE is split here.
+    """
+    _cls, _method, tag, _header, contents, _trailer = parser.parse(der, strict=True)
+    if tag != 16:
+        raise ValueError("TimeStampResp is not a SEQUENCE")
+    parts: list[bytes] = []
+    pos = 0
+    while pos < len(contents) and len(parts) < 3:
+        _c, _m, _t, header, body, trailer = parser.parse(contents[pos:])
+        size = len(header) + len(body) + len(trailer)
+        parts.append(contents[pos : pos + size])
+        pos += size
+    if not 1 <= len(parts) <= 2 or pos != len(contents):
+        raise ValueError("TimeStampResp has the wrong number of elements")
+    status = tsp.PKIStatusInfo.load(parts[0])
+    token = cms.ContentInfo.load(parts[1]) if len(parts) == 2 else None
+    return status, token
 
 
 def token_certificates(token_der: bytes) -> list[x509.Certificate]:
