@@ -22,7 +22,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from asn1crypto import cms, tsp
+from asn1crypto import cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 
 _HASHES = {"sha256", "sha384", "sha512"}
@@ -46,7 +46,8 @@ def read_signature_timestamp(signer_info: Any) -> SignatureTimestamp | None:
     """The (first) signature timestamp of a CMS SignerInfo; None when it has none."""
     try:
         unsigned = signer_info["unsigned_attrs"]
-        attrs = [] if unsigned.native is None else list(unsigned)
+        # (not .native: that converts the whole token, ~0.2 s)
+        attrs = [] if isinstance(unsigned, core.Void) else list(unsigned)
     except (ValueError, TypeError, KeyError) as err:
         raise TimestampFormatError(f"unsigned attributes unreadable ({type(err).__name__})") from None
     tokens = [a for a in attrs if a["type"].native == "signature_time_stamp_token"]
