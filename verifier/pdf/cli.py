@@ -54,7 +54,10 @@ def render_human(verdict: PdfVerdict, *, path: str, lang: str = "en") -> str:
         lines.append(
             f"  {labels['signer']} {verdict.signer.get('subject')} "
             f"{labels['at']} {verdict.signer.get('signing_time')}"
+            + (f" (PAdES {verdict.signer['pades_level']})" if verdict.signer.get("pades_level") else "")
         )
+        if verdict.signer.get("timestamp"):
+            lines.append(f"  TSA {verdict.signer.get('tsa')}: {verdict.signer['timestamp']}")
     for e in verdict.errors:
         lines.append(f"  - {e.check}: {e.reason}: {e.message}")
     return "\n".join(lines)
