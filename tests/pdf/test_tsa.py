@@ -146,14 +146,25 @@ def test_dsc_validity_is_checked_at_the_timestamp(
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/"
-        signer = _signer_with(pdf_pki, HttpTimestamper(url))
-        pdf = make_passport(pdf_pki.good, PERSON_A, crl=pdf_pki.crl, signer=signer).pdf
+        # a CRL current at the TSA's time, so that the timestamp itself is valid
+        crl = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(pdf_pki.csca.subject)
+            .last_update(late - dt.timedelta(days=1))
+            .next_update(late + dt.timedelta(days=20))
+            .add_extension(x509.CRLNumber(3), critical=False)
+            .sign(pdf_pki.csca_key, hashes.SHA256())  # type: ignore[arg-type]
+        )
+        signer = _signer_with(pdf_pki, HttpTimestamper(url), crls=[crl],
+                              check_certificate_status=False)
+        pdf = make_passport(pdf_pki.good, PERSON_A, crl=crl, signer=signer).pdf
     finally:
         server.shutdown()
         server.server_close()
     v = verify_pdf(pdf, pdf_pki.trust(), now=late + dt.timedelta(days=1))
     assert not v.valid
     assert v.signer is not None and v.signer["timestamp"] == late.isoformat()
+    assert v.checks["pdf_timestamp"] is True
     assert v.checks["pdf_chain"] is False and "dsc_expired" in v.reasons
 
 
@@ -195,6 +206,29 @@ def test_rogue_tsa_rejected(pdf_pki: PdfPki) -> None:
     assert v.signer is not None and v.signer["pades_level"] is None
     # everything else about the passport is fine
     assert all(v.checks[k] for k in ("pdf_signature", "pdf_integrity", "pdf_chain", "qr"))
+
+
+def test_invalid_timestamp_leaves_the_claim_in_charge(pdf_pki: PdfPki) -> None:
+    # an untrusted TSA claiming a time after the DSC's expiry: the timestamp fails,
+    # the DSC is still judged at /M (valid then), not at the untrusted genTime
+    late = pdf_pki.good.certificate.not_valid_after_utc + dt.timedelta(days=1)
+    rogue_ca_key = new_private_key("ec-p256")
+    rogue_ca = make_csca(rogue_ca_key, country="VN", name="Rogue TSA CA",
+                         now=NOW - dt.timedelta(days=400))
+    server = make_server(_authority(rogue_ca, rogue_ca_key), clock=lambda: late)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        signer = _signer_with(pdf_pki, HttpTimestamper(url), check_certificate_status=False)
+        pdf = make_passport(pdf_pki.good, PERSON_A, crl=pdf_pki.crl, signer=signer).pdf
+    finally:
+        server.shutdown()
+        server.server_close()
+    v = verify_pdf(pdf, pdf_pki.trust(), now=late + dt.timedelta(days=1))
+    assert not v.valid
+    assert v.checks["pdf_timestamp"] is False and "tsa_untrusted" in v.reasons
+    assert v.checks["pdf_chain"] is True
 
 
 class _OtherImprint:

@@ -26,15 +26,17 @@ Checklist (each its own check; untrusted input never raises):
    imprint is the hash of this signature value, its CMS signature verifies,
    the TSA certificate has id-kp-timeStamping (alone, critical: RFC 3161
    section 2.3), chains to a CSCA of the trust material and is not revoked
-   per the embedded CRLs (a CRL required) at the timestamp's genTime. The
-   genTime, not the signer's /M claim, is then the time at which the signer
-   certificate must be valid (3.). The signer JSON gets ``pades_level``:
+   per the embedded CRLs (a CRL required) at the timestamp's genTime. It is
+   checked first: when it is valid, its genTime, not the signer's /M claim,
+   is the time at which the signer certificate must be valid (3.); an
+   invalid one leaves /M in charge (and fails the verdict). The signer JSON gets ``pades_level``:
    ``B-LT`` (valid timestamp and embedded revocation data that suffice),
    ``B-T``, ``B-B`` (no timestamp), or None when the signature fails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
@@ -49,6 +51,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.sign.validation.generic_cms import collect_timing_info
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
@@ -248,24 +251,38 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
         if ts.gen_time > now + CLOCK_SKEW:
             report.fail("pdf_timestamp", "timestamp_after_validation_time",
                         f"the timestamp {ts.gen_time.isoformat()} is after the validation time")
-        moment = min(ts.gen_time, now)
     crls = _embedded_crls(reader)
     certs = _embedded_certs(reader)
     roots = _trust_roots(trust)
 
-    def context(policy: CertRevTrustPolicy, at: dt.datetime = moment) -> ValidationContext:
+    def context(policy: CertRevTrustPolicy, at: dt.datetime) -> ValidationContext:
         return ValidationContext(
             trust_roots=roots, other_certs=certs, crls=crls, allow_fetching=False,
             revinfo_policy=policy, moment=at,
         )
 
-    # the TSA: chain, EKU and a CRL required, at the timestamp's time
-    ts_context = context(_CRL_REQUIRED, min(ts.gen_time, now)) if ts is not None else None
+    # 6. the timestamp first (TSA chain, EKU, a CRL required, at its genTime):
+    # only a valid one replaces the signer's claim as the time to check the DSC at
+    ts_context: ValidationContext | None = None
+    if ts is not None:
+        ts_context = context(_CRL_REQUIRED, min(ts.gen_time, now))
+        if report.checks.get("pdf_timestamp") is None:
+            try:
+                timing = asyncio.run(collect_timing_info(
+                    sig.signer_info, ts_context, raw_digest=sig.compute_digest
+                ))
+            except Exception as err:  # hostile token: pyHanko raises many types
+                report.fail("pdf_timestamp", "timestamp_malformed",
+                            f"the timestamp token cannot be validated ({type(err).__name__})")
+            else:
+                _map_timestamp(timing.get("timestamp_validity"), ts, report)
+        if report.checks.get("pdf_timestamp") is True:
+            moment = min(ts.gen_time, now)
     usage = KeyUsageConstraints(key_usage={"digital_signature"})
     try:
-        # pass 1: integrity, signature, chain and validity, modifications, timestamp
+        # pass 1: integrity, signature, chain and validity, modifications
         status = validate_pdf_signature(
-            sig, context(_NO_REVOCATION), ts_validation_context=ts_context,
+            sig, context(_NO_REVOCATION, moment), ts_validation_context=ts_context,
             key_usage_settings=usage,
         )  # fmt: skip
     except Exception as err:
@@ -273,14 +290,12 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
                     f"the signature could not be validated ({type(err).__name__})")
         return report.done(_safe_signer(sig, signing_time, ts, report), signing_time)
     _map_status(status, sig, trust, report)
-    if ts is not None:
-        _map_timestamp(status, ts, report)
     if report.checks["pdf_chain"] is True and report.checks["pdf_revocation"] is None:
         # pass 2: revocation, a CRL required for every CA-issued certificate
         # whether or not it names a distribution point (DSCs do not)
         try:
             revocation = validate_pdf_signature(
-                sig, context(_CRL_REQUIRED), ts_validation_context=ts_context,
+                sig, context(_CRL_REQUIRED, moment), ts_validation_context=ts_context,
                 key_usage_settings=usage, skip_diff=True,
             )  # fmt: skip
         except Exception as err:
@@ -317,11 +332,8 @@ def _safe_signer(
     return info
 
 
-def _map_timestamp(status: Any, ts: SignatureTimestamp, report: _Report) -> None:
+def _map_timestamp(tv: Any, ts: SignatureTimestamp, report: _Report) -> None:
     """6. the signature timestamp (pyHanko's TimestampSignatureStatus + RFC 3161 2.3 EKU)."""
-    if report.checks.get("pdf_timestamp") is False:
-        return
-    tv = getattr(status, "timestamp_validity", None)
     if not ts.imprint_matches:
         report.fail("pdf_timestamp", "timestamp_imprint_mismatch",
                     "the timestamp is not over this signature's value")
