@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-type", choices=("ec-p256", "rsa-2048"), default="ec-p256")
     p.add_argument("--days", type=int, default=365 * 5, help="validity in days (default 5 years)")
 
+    p = command("revoke-tsa", "revoke the TSA certificate (listed by the next issue-crl)")
+    p.add_argument("--reason", choices=tuple(pki.REVOCATION_REASONS), default="unspecified")
+
     p = command("tsa-serve", "serve the RFC 3161 time-stamping authority over HTTP")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=3180, help="TCP port (default 3180; 0: any free)")
@@ -227,6 +230,14 @@ def _init_tsa(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
           f"{cert.not_valid_after_utc:%Y-%m-%d}")  # fmt: skip
 
 
+def _revoke_tsa(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
+    from keys import tsa
+
+    cert = tsa.revoke_tsa(d, now=now, reason=ns.reason)
+    print(f"TSA certificate {cert.serial_number:x} revoked at {now.isoformat()}; "
+          "run issue-crl to publish it, then init-tsa for a new TSA")  # fmt: skip
+
+
 def _tsa_serve(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
     from keys import tsa
 
@@ -276,6 +287,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Path, dt.datetime], None]] = {
     "issue-crl": _issue_crl,
     "init-tl-signer": _init_tl_signer,
     "init-tsa": _init_tsa,
+    "revoke-tsa": _revoke_tsa,
     "tsa-serve": _tsa_serve,
     "export-trust-list": _export_trust_list,
     "list": _list_command,

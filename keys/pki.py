@@ -516,6 +516,17 @@ def issue_crl(
             if reason is not None and reason != x509.ReasonFlags.unspecified:
                 entry = entry.add_extension(x509.CRLReason(reason), critical=False)
             builder = builder.add_revoked_certificate(entry.build())
+        # other certificates of the CSCA marked revoked (the TSA: keys.tsa.revoke_tsa)
+        for other in index.extra.get("revoked_certs", ()):
+            entry = (
+                x509.RevokedCertificateBuilder()
+                .serial_number(int(other["serial"], 16))
+                .revocation_date(_parse_iso(other["revoked_at"]))
+            )
+            reason = REVOCATION_REASONS.get(other.get("reason") or "unspecified")
+            if reason is not None and reason != x509.ReasonFlags.unspecified:
+                entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+            builder = builder.add_revoked_certificate(entry.build())
         hash_alg = (
             hashes.SHA384()
             if key.key_size > 256 and isinstance(key, ec.EllipticCurvePrivateKey)

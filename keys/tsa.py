@@ -138,13 +138,40 @@ def init_tsa(
     return cert
 
 
+def _revoked_serials(index: pki.PkiIndex) -> set[str]:
+    return {str(r.get("serial")) for r in index.extra.get("revoked_certs", ())}
+
+
+def revoke_tsa(pki_dir: Path, *, now: dt.datetime, reason: str = "unspecified") -> x509.Certificate:
+    """Mark the current TSA certificate revoked at ``now``; the next ``issue-crl`` lists it."""
+    if now.tzinfo is None:
+        raise ConfigError("now must be timezone-aware")
+    if reason not in pki.REVOCATION_REASONS:
+        raise ConfigError(f"unknown revocation reason {reason!r}")
+    with pki._locked(pki_dir):
+        index = pki.load_index(pki_dir)
+        cert_rel = index.extra.get(_INDEX_CERT)
+        if not isinstance(cert_rel, str):
+            raise ConfigError("no time-stamping authority yet; run init-tsa first")
+        cert = load_certificate_file(pki_dir / cert_rel)
+        serial = f"{cert.serial_number:x}"
+        if serial in _revoked_serials(index):
+            raise ConfigError(f"the TSA certificate {serial} is already revoked")
+        record = {"what": "tsa", "serial": serial, "revoked_at": pki._iso(now), "reason": reason}
+        revoked = [*index.extra.get("revoked_certs", ()), record]
+        pki._save(pki_dir, replace(index, extra={**index.extra, "revoked_certs": revoked}))
+    return cert
+
+
 def load_tsa(pki_dir: Path, *, csca_passphrase: bytes) -> TimeStampAuthority:
-    """The PKI's TSA (key decrypted with the CSCA passphrase)."""
+    """The PKI's TSA (key decrypted with the CSCA passphrase); refuses a revoked one."""
     index = pki.load_index(pki_dir)
     cert_rel, key_rel = index.extra.get(_INDEX_CERT), index.extra.get(_INDEX_KEY)
     if not isinstance(cert_rel, str) or not isinstance(key_rel, str):
         raise ConfigError("no time-stamping authority yet; run init-tsa first")
     cert = load_certificate_file(pki_dir / cert_rel)
+    if f"{cert.serial_number:x}" in _revoked_serials(index):
+        raise ConfigError("the TSA certificate is revoked; run init-tsa for a new one")
     key = pki._load_key(pki_dir, key_rel, csca_passphrase, "TSA")
     return TimeStampAuthority(
         key=key, certificate=cert, chain=(pki.csca_certificate(pki_dir),)

@@ -369,6 +369,16 @@ def test_keys_init_tsa_and_tsa_serve_cli(tmp_path: Path) -> None:
         proc.wait(timeout=10)
     info = cms.ContentInfo.load(token)["content"]["encap_content_info"]["content"].parsed
     assert info["gen_time"].native == NOW
+    # revoke-tsa: the next CRL lists it, and tsa-serve refuses to run it
+    later = ["--now", (NOW + dt.timedelta(days=1)).isoformat()]
+    done = _run("keys", "revoke-tsa", "--pki", str(pki_dir), "--reason", "key-compromise", *later)
+    assert done.returncode == 0, done.stderr
+    assert _run("keys", "issue-crl", "--pki", str(pki_dir), *later, env=env).returncode == 0
+    crl = x509.load_der_x509_crl(sorted((pki_dir / "crl").glob("*.der"))[-1].read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+    refused = _run("keys", "tsa-serve", "--pki", str(pki_dir), "--port", "0", env=env)
+    assert refused.returncode == 2 and "revoked" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
 
 
 def test_signer_pdf_cli_with_tsa_url(pdf_pki: PdfPki, tsa: Tsa, tmp_path: Path) -> None:
