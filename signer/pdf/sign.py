@@ -112,8 +112,11 @@ class PassportPdfSigner:
         self.check_certificate_status = check_certificate_status
         if check_certificate_status:
             self._check_certificate(now)
-            for tsa_cert in token_certificates(probe) if probe else ():
-                self._check_tsa(tsa_cert, now)
+            checked = [self._check_tsa(c, now) for c in (token_certificates(probe) if probe else ())]
+            if probe and not any(checked):
+                raise KeyBackendError(
+                    "the timestamp authority's certificate lacks the id-kp-timeStamping usage"
+                )
         t = self.template
         self.regular = load_font(t.font_regular, tag="VNDCCA")
         self.bold = load_font(t.font_bold, tag="VNDCCB")
@@ -125,15 +128,16 @@ class PassportPdfSigner:
         self._prefix = self._build_prefix()
 
     # -- checks ------------------------------------------------------------
-    def _check_tsa(self, cert: x509.Certificate, now: dt.datetime) -> None:
-        """The TSA certificate: time-stamping EKU, valid, a current CRL of its issuer."""
+    def _check_tsa(self, cert: x509.Certificate, now: dt.datetime) -> bool:
+        """A TSA certificate (time-stamping EKU): valid, a current CRL of its issuer, not revoked."""
         try:
             eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         except x509.ExtensionNotFound:
             eku = None
         if eku is None or x509.oid.ExtendedKeyUsageOID.TIME_STAMPING not in eku:
-            return  # an extra certificate of the token (e.g. a CA): checked by verifiers
+            return False  # an extra certificate of the token (e.g. a CA): checked by verifiers
         self._check_certificate(now, cert, what="timestamp authority's certificate")
+        return True
 
     def _check_certificate(
         self, now: dt.datetime, cert: x509.Certificate | None = None,

@@ -287,6 +287,8 @@ def test_revoked_tsa_rejected(pdf_pki: PdfPki, tsa: Tsa) -> None:
 
 def test_tsa_without_timestamping_eku_rejected(pdf_pki: PdfPki) -> None:
     for bad in _serve(_authority(pdf_pki.csca, pdf_pki.csca_key, eku=False)):
+        with pytest.raises(KeyBackendError, match="id-kp-timeStamping"):
+            _signer_with(pdf_pki, HttpTimestamper(bad.url))
         signer = _signer_with(pdf_pki, HttpTimestamper(bad.url), check_certificate_status=False)
         pdf = make_passport(pdf_pki.good, PERSON_A, crl=pdf_pki.crl, signer=signer).pdf
     v = verify_pdf(pdf, pdf_pki.trust(), now=NOW)
