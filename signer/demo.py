@@ -129,10 +129,11 @@ def run_demo(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
     sign = "python -m signer"
     verify = "python -m verifier"
     with _env(env):
-        s.title("Demo PKI: national CSCA, a health centre's DSC, CRL, signed trust list")
+        s.title("Demo PKI: national CSCA, a health centre's DSC, TSA, CRL, signed trust list")
         s.run(keys, keys_main, ["init-csca", "--pki", str(pki), "--now", at, "--name", "Vietnam DCC CSCA (demo)"])
         s.run(keys, keys_main, ["issue-dsc", "--pki", str(pki), "--now", at, "--name", CENTRE])
         s.run(keys, keys_main, ["init-tl-signer", "--pki", str(pki), "--now", at])
+        s.run(keys, keys_main, ["init-tsa", "--pki", str(pki), "--now", at])
         s.run(keys, keys_main, ["issue-crl", "--pki", str(pki), "--now", at])
         s.run(keys, keys_main, ["export-trust-list", "--pki", str(pki), "--now", at,
                                 "--out", str(pki / "trustlist.cbor")])
@@ -169,13 +170,16 @@ def run_demo(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
         ], expect=1)
         print("  (every record of the raw export refused: not verified; nothing signed)", file=out)
 
-        s.title("Sign the verified records: HC1 text + QR PNG + signed PDF passport")
-        s.run(sign, signer_main, [
-            "sign", str(checks / "verified.jsonl"), "--out", str(signed), "--at", at,
-            "--key", str(pki / str(dsc.key_file)), "--cert", str(pki / dsc.cert),
-            "--chain", str(pki / "csca.pem"),
-            "--pdf", "--centre", CENTRE, "--crl", str(crl),
-        ])
+        s.title("Sign the verified records: HC1 text + QR PNG + signed PDF passport (PAdES B-LT)")
+        with _tsa_server(pki, now) as tsa_url:
+            print(f"(the national TSA answers RFC 3161 requests at {tsa_url}: "
+                  f"{keys} tsa-serve --pki {pki} --port ...)", file=out)
+            s.run(sign, signer_main, [
+                "sign", str(checks / "verified.jsonl"), "--out", str(signed), "--at", at,
+                "--key", str(pki / str(dsc.key_file)), "--cert", str(pki / dsc.cert),
+                "--chain", str(pki / "csca.pem"),
+                "--pdf", "--centre", CENTRE, "--crl", str(crl), "--tsa-url", tsa_url,
+            ])
 
         s.title("Verify offline, as a checkpoint would (QR images and PDFs)")
         results = _verify_all(s, verify, verifier_main, trust, signed, at)
@@ -186,6 +190,25 @@ def run_demo(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
         print("(The demo PKI's passphrases were random and are gone: set VNDCC_CSCA_PASSPHRASE and "
               "VNDCC_KEY_PASSPHRASE before the demo to keep using its keys.)", file=out)
     return 0
+
+
+@contextlib.contextmanager
+def _tsa_server(pki: Path, now: dt.datetime) -> Iterator[str]:
+    """The PKI's RFC 3161 TSA on a free loopback port, for the signing step only."""
+    import threading
+
+    from keys import tsa
+
+    authority = tsa.load_tsa(pki, csca_passphrase=os.environ["VNDCC_CSCA_PASSPHRASE"].encode())
+    server = tsa.make_server(authority, host="127.0.0.1", port=0, clock=lambda: now)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        yield f"http://{host!s}:{port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _summary_line(summary: dict[str, Any]) -> str:
@@ -203,7 +226,9 @@ def _verify_all(s: _Steps, prog: str, main: Callable[[Sequence[str]], int], trus
         print(f"  {rid}.png: {'valid' if verdict['valid'] else 'INVALID'} ({verdict['payload']['hcert']['v'][0]['ci']})",
               file=s.out)
         text = s.run(prog, main, ["pdf", *trust, "--at", at, "--json", str(signed / f"{rid}.pdf")], quiet=True)
-        print(f"  {rid}.pdf: {'valid' if json.loads(text)['valid'] else 'INVALID'}", file=s.out)
+        pdf = json.loads(text)
+        level = (pdf.get("signer") or {}).get("pades_level")
+        print(f"  {rid}.pdf: {'valid' if pdf['valid'] else 'INVALID'} (PAdES {level})", file=s.out)
     return len(manifest)
 
 

@@ -34,6 +34,7 @@ def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
         decoded = zxingcpp.read_barcodes(Image.open(out / "passports" / f"{rid}.png"))
         assert [b.text for b in decoded] == [hc1]  # PNG, PDF and text carry the same certificate
     assert proc.stdout.count(": valid") == 14  # every PNG and PDF verified
+    assert proc.stdout.count("valid (PAdES B-LT)") == 7  # signature timestamp from the national TSA
     assert "signed 0 of 8 record(s)" in proc.stdout  # the raw export is refused: not verified
     assert not list((out / "refused").glob("*.hc1.txt"))
     assert "edited date of birth: invalid, failed at signature" in proc.stdout
