@@ -35,7 +35,7 @@ import json
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -560,18 +560,48 @@ def init_trust_list_signer(
     same national operator.
     """
     _check_now(now)
+    return create_operator_key(
+        pki_dir,
+        prefix="tl-signer",
+        csca_passphrase=csca_passphrase,
+        key_type=key_type,
+        certify=lambda csca, csca_key, public: make_trust_list_signer(
+            csca, csca_key, public, now=now, days=days
+        ),
+        record=lambda index, cert_rel, key_rel: replace(
+            index, trust_list_signer_cert=cert_rel, trust_list_signer_key=key_rel
+        ),
+        now=now,
+    )
+
+
+def create_operator_key(
+    pki_dir: Path,
+    *,
+    prefix: str,
+    csca_passphrase: bytes,
+    key_type: str,
+    certify: Callable[[x509.Certificate, PrivateKey, PublicKey], x509.Certificate],
+    record: Callable[[PkiIndex, str, str], PkiIndex],
+    now: dt.datetime,
+) -> x509.Certificate:
+    """A key of the national operator (trust-list signer, TSA) certified by the CSCA.
+
+    ``certify(csca, csca_key, public_key)`` makes the certificate; the key is
+    saved encrypted with the CSCA passphrase as ``<prefix>-<serial>.key.pem``
+    (never overwritten), the certificate beside it, and ``record(index,
+    cert_rel, key_rel)`` notes both in the index, all under the PKI lock.
+    """
     with _locked(pki_dir):
         index = load_index(pki_dir)
         csca, csca_key = _usable_csca(pki_dir, csca_passphrase, now)
         key = new_private_key(key_type)
-        cert = make_trust_list_signer(csca, csca_key, key.public_key(), now=now, days=days)
+        cert = certify(csca, csca_key, key.public_key())
         tag = f"{cert.serial_number:x}"[:16]
-        key_rel, cert_rel = f"tl-signer-{tag}.key.pem", f"tl-signer-{tag}.pem"
+        key_rel, cert_rel = f"{prefix}-{tag}.key.pem", f"{prefix}-{tag}.pem"
         _write_new(pki_dir / key_rel, _encrypted_pem(key, csca_passphrase), private=True)
         atomic_write(pki_dir / cert_rel, cert.public_bytes(PEM))
-        _save(
-            pki_dir, replace(index, trust_list_signer_cert=cert_rel, trust_list_signer_key=key_rel)
-        )
+        _save(pki_dir, record(index, cert_rel, key_rel))
     return cert
 
 

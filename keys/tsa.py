@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keys import pki
-from keys.certs import PrivateKey, PublicKey, new_private_key
+from keys.certs import PrivateKey, PublicKey
 from keys.software import load_certificate_file
 from verifier.errors import ConfigError
 
@@ -124,18 +124,19 @@ def init_tsa(
         raise ConfigError(f"the TSA key must be one of {', '.join(TSA_KEY_TYPES)}")
     if days <= 0:
         raise ConfigError("days must be positive")
-    with pki._locked(pki_dir):
-        index = pki.load_index(pki_dir)
-        csca, csca_key = pki._usable_csca(pki_dir, csca_passphrase, now)
-        key = new_private_key(key_type)
-        cert = make_tsa_certificate(csca, csca_key, key.public_key(), now=now, days=days)
-        tag = f"{cert.serial_number:x}"[:16]
-        key_rel, cert_rel = f"tsa-{tag}.key.pem", f"tsa-{tag}.pem"
-        pki._write_new(pki_dir / key_rel, pki._encrypted_pem(key, csca_passphrase), private=True)
-        pki.atomic_write(pki_dir / cert_rel, cert.public_bytes(serialization.Encoding.PEM))
-        extra = {**index.extra, _INDEX_CERT: cert_rel, _INDEX_KEY: key_rel}
-        pki._save(pki_dir, replace(index, extra=extra))
-    return cert
+    return pki.create_operator_key(
+        pki_dir,
+        prefix="tsa",
+        csca_passphrase=csca_passphrase,
+        key_type=key_type,
+        certify=lambda csca, csca_key, public: make_tsa_certificate(
+            csca, csca_key, public, now=now, days=days
+        ),
+        record=lambda index, cert_rel, key_rel: replace(
+            index, extra={**index.extra, _INDEX_CERT: cert_rel, _INDEX_KEY: key_rel}
+        ),
+        now=now,
+    )
 
 
 def _revoked_serials(index: pki.PkiIndex) -> set[str]:
