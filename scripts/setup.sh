@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 
-APT_PKGS="python3-venv python3-dev softhsm2 opensc poppler-utils libnss3-tools postgresql"
+APT_PKGS="python3-venv python3-dev openssl softhsm2 opensc poppler-utils libnss3-tools postgresql util-linux"
 missing=""
 for p in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
