@@ -9,10 +9,13 @@ the workers are done, from their ``seen`` tables: the occurrence with the
 later line (always in the later range) becomes a ``record_id_duplicate``,
 as it would with one worker: its row in the worker's flagged table is
 re-coded, or, if it had passed, its line leaves the worker's verified files
-and a flagged row takes its place; the summary counters move with it. The
-results store keeps the earlier line's verdict by itself (see
-:mod:`.store`). Usually there is nothing to do and this costs one indexed
-join per worker.
+and a flagged row takes its place; the summary counters move with it
+(also "unchanged, reused" becomes "re-checked", as one worker counts a
+duplicate, and the count of foreigners verified without the registry).
+Its row staged for the results store is dropped, so the store keeps the
+earlier line's verdict, or the earlier run's if that line reused it (see
+:func:`.store.merge_staged`). Usually there is nothing to do and this
+costs one indexed join per worker.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from pathlib import Path
 
 from signer.records import Record, record_from_mapping
 
+from .checks import is_citizen
 from .outputs import Summary
 from .scratch import FLAGGED_INSERT, flagged_row
+from .store import drop_staged
 
 DUPLICATE = ("record_id_duplicate",)
 _HEAD = '{"record_id": '
@@ -43,10 +48,17 @@ def fix_cross_duplicates(parts: list[dict[str, Path]], summary: Summary) -> int:
             conn.execute(f"ATTACH DATABASE ? AS s{i}", (str(p["scratch"]),))
         for k in range(1, len(parts)):
             earlier = " UNION ".join(f"SELECT record_id FROM s{j}.seen" for j in range(k))
-            dups = dict(conn.execute(f"SELECT record_id, line FROM s{k}.seen WHERE record_id IN ({earlier})"))
+            found = conn.execute(f"SELECT record_id, line, reused FROM s{k}.seen WHERE record_id IN ({earlier})")
+            dups: dict[str, int] = {}
+            for rid, line, reused in found:
+                dups[rid] = line
+                if reused:  # one worker re-checks nothing for a duplicate: it counts as re-checked
+                    summary.reused -= 1
+                    summary.rechecked += 1
             if not dups:
                 continue
             fixed += len(dups)
+            drop_staged(parts[k]["results"], dups)
             passed: dict[str, int] = {}
             conn.execute("BEGIN")
             for rid, line in dups.items():
@@ -73,6 +85,8 @@ def fix_cross_duplicates(parts: list[dict[str, Path]], summary: Summary) -> int:
                     conn.execute(FLAGGED_INSERT.replace("INTO flagged", f"INTO s{k}.flagged"),
                                  flagged_row(rec, DUPLICATE, (), "", "", len(parts)))  # fmt: skip
                     summary.recategorise(rec.province, rec.commune, len(rec.doses), (), DUPLICATE)
+                    if not is_citizen(rec):  # counted by Summary.add as a foreigner verified
+                        summary.foreign_verified -= 1
             conn.execute("COMMIT")
     finally:
         conn.close()

@@ -14,7 +14,11 @@
    registry look-up and one batched results-store look-up (:mod:`.store`) per
    chunk. A worker keeps only the chunk and per-commune counters in memory,
    so memory does not grow with the input; flagged records go to a scratch
-   SQLite file.
+   SQLite file. With several workers, each one reads the results store as
+   it was before the run and stages its own rows; they are merged in range
+   order once the workers are done (:func:`.store.merge_staged`), so no
+   worker ever sees another one's verdicts and the outputs do not depend
+   on which worker runs first.
 3. The parts are joined and the per-commune reconciliation lists written
    (:mod:`.outputs`), communes shared out between the workers.
 
@@ -68,7 +72,7 @@ from .dupes import fix_cross_duplicates
 from .outputs import Summary, write_reconciliation
 from .registry import IndexInfo, Registry, open_registry
 from .scratch import Scratch
-from .store import ResultStore
+from .store import ResultStore, merge_staged
 from .tables import Tables, load_tables
 from .text import name_fold
 
@@ -194,6 +198,7 @@ def _part_paths(out: Path, part: int) -> dict[str, Path]:
         "verified": out / f".part{part}-verified.jsonl",
         "new": out / f".part{part}-verified-new.jsonl",
         "scratch": out / f".part{part}-flagged.sqlite",
+        "results": out / f".part{part}-results.sqlite",
     }
 
 
@@ -204,7 +209,9 @@ def _work(task: _Task) -> Summary:
     out = Path(opts.out_dir)
     paths = _part_paths(out, task.part)
     registry = Registry(task.index)
-    store = ResultStore(task.store_path, context=task.context, run=task.run)
+    # Several workers: stage this range's verdicts, see merge_staged (a worker must not read another's).
+    staging = paths["results"] if task.parts > 1 else None
+    store = ResultStore(task.store_path, context=task.context, run=task.run, staging=staging)
     scratch = Scratch(paths["scratch"], task.parts)
     summary = Summary(tables)
     items = read_records_range(opts.records, task.start, task.end, task.first_line, column_map=opts.column_map)
@@ -215,11 +222,7 @@ def _work(task: _Task) -> Summary:
         ):
             while chunk := list(islice(items, CHUNK)):
                 _do_chunk(chunk, task, registry, store, scratch, summary, tables, vfh, nfh)
-                if _STORE_LOCK is not None:
-                    with _STORE_LOCK:  # one writer at a time: no SQLite busy waits
-                        store.flush()
-                else:
-                    store.flush()
+                store.flush()
                 scratch.flush()
     finally:
         scratch.close()
@@ -275,6 +278,7 @@ def _do_chunk(
         checked = _check_chunk([records[i] for i in to_check], registry, tables, task.today)
         for i, fresh in zip(to_check, checked, strict=True):
             verdicts[i] = fresh
+    scratch.remember(records, {rec.record_id for rec, v in zip(records, verdicts, strict=True) if v and v.reused})
     for i, rec in enumerate(records):
         v = verdicts[i]
         assert v is not None
@@ -304,20 +308,12 @@ def _recon(args: tuple[CheckOptions, list[Path], Path, int, IndexInfo]) -> tuple
     return counts, _peak_rss_mb()
 
 
-_STORE_LOCK: Any = None
-
-
-def _init_worker(lock: Any) -> None:
-    global _STORE_LOCK
-    _STORE_LOCK = lock
-
-
 def _map(fn: Any, tasks: list[Any]) -> list[Any]:
     """Run ``fn`` over the tasks, in worker processes when there are several."""
     if len(tasks) == 1:
         return [fn(tasks[0])]
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(len(tasks), initializer=_init_worker, initargs=(ctx.Lock(),)) as pool:
+    with ctx.Pool(len(tasks)) as pool:
         return pool.map(fn, tasks)
 
 
@@ -389,6 +385,8 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
         for other in summaries[1:]:
             summary.merge(other)
         fix_cross_duplicates(part_paths, summary)
+        if len(tasks) > 1:
+            merge_staged(store_path, [p["results"] for p in part_paths])
         shutil.rmtree(recon_tmp, ignore_errors=True)
         recon_tmp.mkdir()
         scratches = [p["scratch"] for p in part_paths]

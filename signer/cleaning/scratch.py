@@ -6,8 +6,9 @@
 A SQLite file per worker with two tables: ``flagged`` (one row per flagged
 record or unreadable row, as the lists print it, plus ``part``: which list
 writer takes its commune) and ``seen`` (every record ID of the worker's
-range with its first line: duplicates within the range, and across ranges
-in :mod:`.dupes`). On close, ``flagged`` gets an index in list order, so
+range with its first line and whether that line's verdict was reused from
+the results store: duplicates within the range, and across ranges in
+:mod:`.dupes`). On close, ``flagged`` gets an index in list order, so
 the writers read it without sorting in memory.
 """
 
@@ -50,7 +51,7 @@ class Scratch:
             "CREATE TABLE flagged(part INTEGER, place TEXT, line INTEGER, record_id TEXT, full_name TEXT, "
             "date_of_birth TEXT, sex TEXT, nationality TEXT, id_number TEXT, province TEXT, commune TEXT, "
             "doses TEXT, codes TEXT, fields TEXT, suggestion TEXT, registry_id TEXT, message TEXT);"
-            "CREATE TABLE seen(record_id TEXT PRIMARY KEY, line INTEGER) WITHOUT ROWID;"
+            "CREATE TABLE seen(record_id TEXT PRIMARY KEY, line INTEGER, reused INTEGER) WITHOUT ROWID;"
         )
         self.rows: list[tuple[Any, ...]] = []
 
@@ -63,19 +64,23 @@ class Scratch:
                           "", "", "", problem.message))  # fmt: skip
 
     def seen_before(self, records: list[Record]) -> set[str]:
-        """The IDs already met in this run by this worker; then remembers these (first line wins)."""
+        """The IDs already met in this run by this worker (before this chunk; see :meth:`remember`)."""
         ids = [r.record_id for r in records if r.record_id]
         out: set[str] = set()
         for i in range(0, len(ids), 1000):
             part = ids[i : i + 1000]
             q = "SELECT record_id FROM seen WHERE record_id IN (" + ",".join("?" * len(part)) + ")"
             out.update(r[0] for r in self.conn.execute(q, part))
+        return out
+
+    def remember(self, records: list[Record], reused: set[str]) -> None:
+        """Remember a chunk's IDs (first line wins) and which of them had a reused verdict."""
         self.conn.execute("BEGIN")
         self.conn.executemany(
-            "INSERT OR IGNORE INTO seen VALUES (?, ?)", ((r.record_id, r.line) for r in records if r.record_id)
+            "INSERT OR IGNORE INTO seen VALUES (?, ?, ?)",
+            ((r.record_id, r.line, r.record_id in reused) for r in records if r.record_id),
         )
         self.conn.execute("COMMIT")
-        return out
 
     def flush(self) -> None:
         if self.rows:

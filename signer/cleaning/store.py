@@ -15,6 +15,13 @@ re-checks everything.
 
 The store holds reason codes and registry *field names*, never registry
 values, and lives in the state directory next to the registry index.
+
+With several workers, every worker must read the store as it was before the
+run: a row another worker wrote in this run (say for a later copy of a record
+ID) is not an earlier verdict, and reading it would make the result depend on
+which worker ran first. So a worker opened with ``staging`` reads the shared
+store but writes its rows to its own staging file, and :func:`merge_staged`
+applies the staging files in range order after the workers are done.
 """
 
 from __future__ import annotations
@@ -27,12 +34,19 @@ from pathlib import Path
 from verifier.errors import ConfigError
 
 TIME_DEPENDENT = frozenset({"dob_future", "dose_future"})
+_COLUMNS = "record_id, fingerprint, context, run, codes, fields, suggestion, line"
 #: A record ID met twice in one run (two workers): the earlier line's verdict stays, whoever writes last.
-_UPSERT = (
-    "INSERT INTO result VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(record_id) DO UPDATE SET "
+_ON_CONFLICT = (
+    " ON CONFLICT(record_id) DO UPDATE SET "
     "fingerprint = excluded.fingerprint, context = excluded.context, run = excluded.run, "
     "codes = excluded.codes, fields = excluded.fields, suggestion = excluded.suggestion, line = excluded.line "
     "WHERE result.run != excluded.run OR excluded.line < result.line"
+)
+_UPSERT = f"INSERT INTO result({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)" + _ON_CONFLICT
+_STAGED_SCHEMA = (
+    "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
+    "CREATE TABLE IF NOT EXISTS result(record_id TEXT PRIMARY KEY, fingerprint TEXT, context TEXT, run INTEGER, "
+    "codes TEXT, fields TEXT, suggestion TEXT, line INTEGER) WITHOUT ROWID;"
 )
 
 
@@ -47,10 +61,15 @@ class Stored:
 
 
 class ResultStore:
-    def __init__(self, path: str | Path, *, context: str, run: int | None = None):
-        """Open (or create) the store; a new run number unless ``run`` is given (workers)."""
+    def __init__(self, path: str | Path, *, context: str, run: int | None = None, staging: Path | None = None):
+        """Open (or create) the store; a new run number unless ``run`` is given (workers).
+
+        With ``staging`` (a worker of a run with several), :meth:`flush` writes
+        to that file instead of the store, see :func:`merge_staged`.
+        """
         self.path = Path(path)
         self.context = context
+        self._staged: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=120)
@@ -72,6 +91,10 @@ class ResultStore:
                 run = int(cur.lastrowid or 0)
                 self._conn.execute("COMMIT")
             self.run = run
+            if staging is not None:
+                staging.unlink(missing_ok=True)
+                self._staged = sqlite3.connect(staging, isolation_level=None)
+                self._staged.executescript(_STAGED_SCHEMA)
         except sqlite3.Error as err:
             raise ConfigError(f"results store {self.path}: {err}") from None
         self._pending: list[tuple[str, ...] | tuple[object, ...]] = []
@@ -103,18 +126,64 @@ class ResultStore:
         )
 
     def flush(self) -> None:
+        conn = self._conn if self._staged is None else self._staged
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")
             if self._pending:
-                self._conn.executemany(_UPSERT, self._pending)
-            self._conn.execute("COMMIT")
+                conn.executemany(_UPSERT, self._pending)
+            conn.execute("COMMIT")
         except sqlite3.Error as err:
             raise ConfigError(f"results store {self.path}: {err}") from None
         self._pending.clear()
 
     def close(self) -> None:
-        self.flush()
-        self._conn.close()
+        try:
+            self.flush()
+        finally:
+            if self._staged is not None:
+                self._staged.close()
+            self._conn.close()
+
+
+def drop_staged(staged: Path, ids: Iterable[str]) -> None:
+    """Forget a worker's staged rows of these record IDs (later occurrences of IDs met in an earlier range)."""
+    try:
+        conn = sqlite3.connect(staged, isolation_level=None)
+        try:
+            conn.execute("BEGIN")
+            conn.executemany("DELETE FROM result WHERE record_id = ?", ((rid,) for rid in ids))
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except sqlite3.Error as err:
+        raise ConfigError(f"results staging {staged}: {err}") from None
+
+
+def merge_staged(path: str | Path, staged: Sequence[Path]) -> None:
+    """Apply the workers' staging files to the store, in range order (the earlier line's verdict stays).
+
+    The result is the store one worker would have left, which stores only
+    the first line of a record ID: :mod:`.dupes` drops the staged rows of
+    later occurrences in other ranges first (:func:`drop_staged`); were one
+    left, the earlier line's row of this run would still win.
+    """
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=120)
+        try:
+            for part in staged:
+                conn.execute("ATTACH DATABASE ? AS staged", (str(part),))
+                conn.execute("BEGIN IMMEDIATE")
+                # "WHERE true": an upsert after INSERT ... SELECT needs a WHERE (SQLite parsing rule)
+                conn.execute(
+                    f"INSERT INTO main.result({_COLUMNS}) SELECT {_COLUMNS} FROM staged.result WHERE true"
+                    + _ON_CONFLICT
+                )
+                conn.execute("COMMIT")
+                conn.execute("DETACH DATABASE staged")
+        finally:
+            conn.close()
+    except sqlite3.Error as err:
+        raise ConfigError(f"results store {path}: {err}") from None
 
 
 def _split(text: str | None) -> tuple[str, ...]:
