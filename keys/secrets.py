@@ -67,7 +67,10 @@ def new_secret_twice(
     if env.get(env_var):
         return env[env_var]
     first = get_secret(env_var, what=what, environ=env, is_tty=is_tty, prompt=prompt)
-    second = prompt(f"{what} again: ")
+    try:
+        second = prompt(f"{what} again: ")
+    except (EOFError, KeyboardInterrupt):
+        raise KeyBackendError(f"no {what} given") from None
     if first != second:
         raise KeyBackendError(f"the two {what} entries differ")
     return first

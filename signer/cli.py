@@ -17,6 +17,7 @@ usage, unreadable input, unusable key or configuration (one line on stderr).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import re
@@ -200,8 +201,22 @@ class _Run:
                 outputs[f"{rid}.png"] = qr_png(qr)
             if self.ns.svg:
                 outputs[f"{rid}.svg"] = qr_svg(qr)
-        for name, data in outputs.items():
-            write_atomic(self.ns.out / name, data)
+        written: list[Path] = []
+        target = self.ns.out
+        try:
+            for name, data in outputs.items():
+                target = self.ns.out / name
+                write_atomic(target, data)
+                written.append(target)
+        except OSError as exc:
+            # No signed file may exist without its manifest line: remove this
+            # record's outputs and stop the run (the manifest keeps the others).
+            for path in written:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise ConfigError(
+                f"line {record.line}: record {rid}: cannot write {target}: {exc.strerror or exc}"
+            ) from None
         self.manifest.add(
             manifest_entry(
                 issued,
@@ -289,5 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file-system failure no command translated: one line, no traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     return code

@@ -70,6 +70,9 @@ _SPECIAL = {**_LATIN_SPECIAL, **_CYRILLIC}
 _SEPARATORS = re.compile(r"[\s\-‐‑–—_]+")
 _NOT_ICAO = re.compile(r"[^A-Z<]+")
 _FILLERS = re.compile(r"<{2,}")
+#: Characters no name holds: C0/C1 controls and lone surrogates (whitespace
+#: is collapsed by :func:`split_full_name`).
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,10 @@ def name_group(full_name: str, *, nationality: str = "VN") -> dict[str, str]:
 
 def _name_parts(full_name: str, nationality: str) -> tuple[str, str, str, str]:
     """(fn, gn, fnt, gnt); raises :class:`InputError` for an unusable name."""
+    if not full_name.isprintable() and _UNPRINTABLE.search(full_name):
+        # control characters or lone surrogates (JSON "\ud800"): not a name,
+        # and a surrogate cannot even be encoded into the CBOR payload
+        raise InputError("full name holds control or invalid characters")
     family, given = split_full_name(full_name, nationality)
     if not family:
         raise InputError("full name is empty")

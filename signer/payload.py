@@ -252,6 +252,19 @@ def _check_dose(
     return vaccine
 
 
+def _nationality(value: str) -> str:
+    """The record's nationality, ISO 3166-1 alpha-2 ("" = VN, docs/records.md).
+
+    It decides which word is the family name (:mod:`signer.names`): a value
+    such as "Việt Nam" or "VNM" would silently swap ``fn`` and ``gn``.
+    """
+    if not value:
+        return "VN"
+    if len(value) != 2 or not value.isascii() or not value.isalpha() or not value.isupper():
+        raise InputError("nationality is not an ISO 3166-1 alpha-2 code such as VN")
+    return value
+
+
 def build_dcc(
     record: Record,
     *,
@@ -300,7 +313,7 @@ def build_dcc(
             }
         ],
         "dob": dob,
-        "nam": name_group(record.full_name, nationality=record.nationality),
+        "nam": name_group(record.full_name, nationality=_nationality(record.nationality)),
         "ver": DCC_VERSION,
     }
     if validate:

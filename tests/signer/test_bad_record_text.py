@@ -1,0 +1,109 @@
+"""Records whose text the certificate cannot carry are refused one by one, never signed
+wrongly and never a traceback; an output that cannot be written stops the run cleanly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from keys.secrets import KEY_PASSPHRASE_ENV
+from signer.issue import issue_hc1
+from signer.manifest import read_manifest
+from signer.names import person_name
+from signer.payload import build_dcc, load_vaccines
+from signer.records import Record, write_jsonl
+from signer.uvci import new_uvci
+from tests.fixtures.pki import TestPki as Pki
+from verifier.errors import InputError
+
+from .conftest import ROOT, TEST_PASSPHRASE, stamp
+
+AT = "2026-06-01T12:00:00Z"
+
+
+@pytest.mark.parametrize("name", ["\ud800Nguyễn Văn An", "Nguyễn Văn An\x00", "Nguyễn\x07 Văn An", "Lê Thị\x9b Hoa"])
+def test_control_characters_and_lone_surrogates_are_refused(name: str) -> None:
+    with pytest.raises(InputError, match="control or invalid characters"):
+        person_name(name)
+
+
+def test_tabs_and_line_breaks_are_only_whitespace() -> None:
+    assert person_name("Nguyễn\tVăn\r\nAn").to_dcc()["gnt"] == "VAN<AN"
+
+
+@pytest.mark.parametrize("nationality", ["VIỆT NAM", "VNM", "V", "V1"])
+def test_nationality_must_be_alpha2(example_records: list[Record], nationality: str) -> None:
+    """The nationality picks the family name: a free-text one must not swap fn and gn."""
+    rec = replace(example_records[0], nationality=nationality)
+    with pytest.raises(InputError, match="ISO 3166-1 alpha-2"):
+        build_dcc(rec, uvci=new_uvci(), issuer="MoH", vaccines=load_vaccines())
+
+
+def test_empty_nationality_means_vn(example_records: list[Record]) -> None:
+    rec = replace(example_records[0], nationality="")  # docs/records.md: empty = VN
+    dcc = build_dcc(rec, uvci=new_uvci(), issuer="MoH", vaccines=load_vaccines())
+    assert dcc["nam"]["fnt"] == "NGUYEN" and dcc["nam"]["gnt"] == "THI<THANH<HUONG"
+
+
+def test_surrogate_name_is_an_input_error_when_issuing(example_records: list[Record], test_pki: Pki) -> None:
+    import datetime as dt
+
+    rec = stamp(replace(example_records[0], full_name="\udc00Nguyễn Văn An"))
+    with pytest.raises(InputError):
+        issue_hc1(rec, test_pki.dsc_ec, now=dt.datetime(2026, 6, 1, tzinfo=dt.UTC), issuer_name="MoH")
+
+
+def _run(records: Path, out: Path, key_files: tuple[Path, Path]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "signer", "sign", str(records), "--out", str(out), "--at", AT,
+         "--key", str(key_files[0]), "--cert", str(key_files[1])],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+        env={**__import__("os").environ, KEY_PASSPHRASE_ENV: TEST_PASSPHRASE},
+    )  # fmt: skip
+
+
+def test_bad_text_records_are_reported_and_the_others_signed(
+    example_records: list[Record], ec_key_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    good = example_records[:2]
+    surrogate = json.dumps(stamp(replace(example_records[2], record_id="SURR", full_name="\ud800An Lê")).to_json())
+    foreign = stamp(replace(example_records[3], record_id="NAT", nationality="VIỆT NAM"))
+    records = tmp_path / "in.jsonl"
+    with records.open("w", encoding="utf-8") as fh:
+        write_jsonl([good[0]], fh)
+        fh.write(surrogate + "\n")  # json.dumps escapes it: "\ud800" in the file
+        write_jsonl([foreign, good[1]], fh)
+    proc = _run(records, tmp_path / "out", ec_key_files)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "line 2: record SURR: full name holds control or invalid characters" in proc.stderr
+    assert "line 3: record NAT: nationality is not an ISO 3166-1 alpha-2 code" in proc.stderr
+    manifest = read_manifest(tmp_path / "out" / "manifest.jsonl")
+    assert [e["record_id"] for e in manifest] == [r.record_id for r in good]
+
+
+def test_unwritable_output_stops_cleanly_with_no_unlisted_certificate(
+    example_records: list[Record], ec_key_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    records = tmp_path / "in.jsonl"
+    with records.open("w", encoding="utf-8") as fh:
+        write_jsonl(example_records[:3], fh)
+    out = tmp_path / "out"
+    blocked = example_records[1].record_id
+    (out / f"{blocked}.png").mkdir(parents=True)  # the PNG cannot replace a directory
+    proc = _run(records, out, ec_key_files)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith(f"error: line 2: record {blocked}: cannot write ")
+    # the record signed before the failure is in the manifest; the failing one left no
+    # signed HC1 text behind that the manifest does not list
+    manifest = read_manifest(out / "manifest.jsonl")
+    assert [e["record_id"] for e in manifest] == [example_records[0].record_id]
+    assert not (out / f"{blocked}.hc1.txt").exists()
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
