@@ -36,13 +36,13 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from keys.base import SigningKey
 from signer.pdf.cms import TIMESTAMP_OVERHEAD, CmsTemplate, KeySigner
-from signer.pdf.font import load_font
+from signer.pdf.font import load_font, nfc
 from signer.pdf.layout import PageLayout
 from signer.pdf.model import PassportData
 from signer.pdf.pdfsyntax import indirect, pdf_date, raw_stream, stream, text_string, xref_table
 from signer.pdf.template import PassportTemplate, load_template
 from signer.pdf.tsa import Timestamper, token_certificates
-from verifier.errors import KeyBackendError
+from verifier.errors import ConfigError, KeyBackendError
 
 _BYTERANGE_PLACEHOLDER = b"/ByteRange [0 0000000000 0000000000 0000000000]"
 PRODUCER = "vn-dcc signer (PDF writer), pyHanko (CMS)"
@@ -105,8 +105,10 @@ class PassportPdfSigner:
             raise KeyBackendError("the timestamp authority did not return its certificate")
         #: the TSA's certificates put in the DSS (its issuer, the CSCA, is in the chain)
         self.tsa_certs = tsa_certs
-        self.centre = centre
-        self.location = location or centre
+        # NFC: the font carries precomposed Vietnamese letters only (a centre typed
+        # in NFD, e.g. on macOS, must not fail every record)
+        self.centre = nfc(centre)
+        self.location = nfc(location or centre)
         self.template = template or load_template()
         self.crls = tuple(_load_crl(c) for c in crls)
         self.check_certificate_status = check_certificate_status
@@ -120,6 +122,8 @@ class PassportPdfSigner:
         t = self.template
         self.regular = load_font(t.font_regular, tag="VNDCCA")
         self.bold = load_font(t.font_bold, tag="VNDCCB")
+        if not (self.regular.supports(self.centre) and self.bold.supports(self.centre)):
+            raise ConfigError("the centre's name has characters outside the passport font repertoire")
         self.layout = PageLayout.build(t, self.regular, self.bold)
         self.cms = CmsTemplate.build(KeySigner(key))
         self.reserved = self.cms.size_hint

@@ -17,7 +17,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from signer.pdf.font import REPERTOIRE, load_font
 from signer.pdf.qr import qr_matrix
 from signer.pdf.template import REQUIRED_FIELDS, load_template
-from tests.pdf.conftest import PERSON_A, PERSON_B, Issued
+from tests.pdf.conftest import CENTRE, PERSON_A, PERSON_B, SIGN_TIME, Issued, PdfPki, make_passport
 
 
 def _pdftoppm(pdf: bytes, dpi: int) -> Image.Image:
@@ -126,3 +126,27 @@ def test_name_outside_font_repertoire_is_a_clear_input_error(good_signer: object
     data = passport_data(dcc=dcc, hc1="HC1:X", centre="c", issued_at=now, expires_at=now)
     with pytest.raises(InputError, match="U\\+738B"):
         good_signer.sign(data, now=now)  # type: ignore[attr-defined]
+
+
+def test_centre_given_in_nfd_is_normalised_and_foreign_centre_refused(
+    pdf_pki: PdfPki,
+) -> None:
+    # `--centre` typed on a system that sends NFD (decomposed accents): the
+    # font has only precomposed letters, so every record used to fail with
+    # "U+0323 is not in the passport font repertoire".
+    import unicodedata
+
+    import pytest
+
+    from signer.pdf import PassportPdfSigner
+    from verifier.errors import ConfigError
+
+    nfd = unicodedata.normalize("NFD", CENTRE)
+    assert nfd != CENTRE
+    signer = PassportPdfSigner(pdf_pki.good, centre=nfd, crls=[pdf_pki.crl], now=SIGN_TIME)
+    assert signer.centre == CENTRE and signer.location == CENTRE
+    issued = make_passport(pdf_pki.good, PERSON_A, crl=pdf_pki.crl, signer=signer, centre=nfd)
+    assert _pdftotext(issued.pdf).count(CENTRE) >= 2  # issuer field and signature box
+    # a centre the font cannot show is a configuration error at start-up, not one per record
+    with pytest.raises(ConfigError, match="centre"):
+        PassportPdfSigner(pdf_pki.good, centre="卫生站", crls=[pdf_pki.crl], now=SIGN_TIME)
