@@ -275,19 +275,24 @@ def _uvcis(dcc: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _finite(value: float) -> bool:
+    """NaN and infinities are not dates; integers of any size are (compared exactly)."""
+    return not isinstance(value, float) or math.isfinite(value)
+
+
 def _check_expiry(claims: codec.Claims, now: dt.datetime, errors: list[VerdictError]) -> bool:
     """7. iat <= now <= exp, bounds inclusive, integer or float seconds (hcert 2.6.2)."""
     t = now.timestamp()
     problems: list[tuple[Reason, str]] = []
     if claims.exp is None:
         problems.append((Reason.EXP_MISSING, "CWT has no expiry (exp)"))
-    elif not math.isfinite(claims.exp):  # NaN would compare false both ways
+    elif not _finite(claims.exp):  # NaN would compare false both ways
         problems.append((Reason.TIME_INVALID, "CWT expiry (exp) is not a finite number"))
     elif t > claims.exp:
         problems.append((Reason.EXPIRED, "certificate expired"))
     if claims.iat is None:
         problems.append((Reason.IAT_MISSING, "CWT has no issue time (iat)"))
-    elif not math.isfinite(claims.iat):
+    elif not _finite(claims.iat):
         problems.append((Reason.TIME_INVALID, "CWT issue time (iat) is not a finite number"))
     elif t < claims.iat:
         problems.append((Reason.NOT_YET_VALID, "certificate issued in the future"))

@@ -137,6 +137,15 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _scalar(value: Any) -> str:
+    """A text or a small number as text; "?" for anything else (untrusted payload)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 10**15:
+        return str(value)
+    return "?"
+
+
 def _name(dcc: Mapping[str, Any]) -> str:
     nam = dcc.get("nam")
     if not isinstance(nam, Mapping):
@@ -152,13 +161,13 @@ def _name(dcc: Mapping[str, Any]) -> str:
 def _entry_lines(dcc: Mapping[str, Any], labels: Mapping[str, str]) -> list[str]:
     lines: list[str] = []
     for entry in _entries(dcc, "v"):
-        dose = labels["dose"].format(dn=entry.get("dn", "?"), sd=entry.get("sd", "?"))
-        product = display("vaccine-medicinal-product", entry.get("mp", "?"))
+        dose = labels["dose"].format(dn=_scalar(entry.get("dn")), sd=_scalar(entry.get("sd")))
+        product = display("vaccine-medicinal-product", _scalar(entry.get("mp")))
         parts = [dose, product, _text(entry.get("dt")), _text(entry.get("co"))]
         lines.append(f"{labels['vaccination']}: " + ", ".join(p for p in parts if p))
     for entry in _entries(dcc, "t"):
-        result = display("test-result", entry.get("tr", "?"))
-        kind = display("test-type", entry.get("tt", "?"))
+        result = display("test-result", _scalar(entry.get("tr")))
+        kind = display("test-type", _scalar(entry.get("tt")))
         sampled = labels["sampled"].format(sc=_text(entry.get("sc")) or "?")
         lines.append(f"{labels['test']}: {kind}, {result}, {sampled}")
     for entry in _entries(dcc, "r"):

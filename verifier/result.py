@@ -196,6 +196,11 @@ class Verdict:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent, allow_nan=False)
 
 
+#: Larger integers (CBOR bignums in untrusted payloads) are shown in hex:
+#: Python refuses to turn an int of more than 4300 decimal digits into text.
+_MAX_INT_BITS = 14_000
+
+
 def jsonable(obj: Any, _depth: int = 0) -> Any:
     """Best-effort JSON view of decoded CBOR: bytes as base64, odd keys as text.
 
@@ -204,6 +209,8 @@ def jsonable(obj: Any, _depth: int = 0) -> Any:
     """
     if _depth > 64:
         return None
+    if isinstance(obj, int) and obj.bit_length() > _MAX_INT_BITS:
+        return hex(obj)  # str() and json.dumps refuse ints beyond 4300 digits
     if obj is None or isinstance(obj, bool | int | str):
         return obj
     if isinstance(obj, float):

@@ -26,11 +26,12 @@ def parse_iso_time(text: str, *, what: str = "--at") -> dt.datetime:
     """
     try:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        # astimezone overflows for a zoned time that is out of range in UTC
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         raise ConfigError(
             f"{what}: {text!r} is not an ISO-8601 date-time (e.g. 2026-06-01T12:00:00Z)"
         ) from None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int | None = None, durable: bool = True) -> None:

@@ -40,16 +40,24 @@ def _read_pdf(path: str) -> bytes:
     return data
 
 
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def render_human(verdict: PdfVerdict, *, path: str, lang: str = "en") -> str:
     """Short verdict: name, UVCI, signer, then what failed."""
     labels = _LABELS.get(lang, _LABELS["en"])
     lines = [f"{Path(path).name}: {labels['valid'] if verdict.valid else labels['invalid']}"]
     dcc = (verdict.payload or {}).get("hcert") if verdict.payload else None
     if isinstance(dcc, dict):
-        nam = dcc.get("nam") or {}
-        name = " ".join(str(nam.get(k, "")) for k in ("fn", "gn")).strip()
-        entries = dcc.get("v") or [{}]
-        lines.append(f"  {name}, {dcc.get('dob', '')}, {entries[0].get('ci', '')}")
+        # the payload is untrusted (a QR may hold any CBOR): only text is shown
+        nam = dcc.get("nam")
+        nam = nam if isinstance(nam, dict) else {}
+        name = " ".join(_text(nam.get(k)) for k in ("fn", "gn")).strip()
+        entries = dcc.get("v")
+        first = entries[0] if isinstance(entries, list) and entries else {}
+        ci = first.get("ci") if isinstance(first, dict) else None
+        lines.append(f"  {name}, {_text(dcc.get('dob'))}, {_text(ci)}")
     if verdict.signer:
         lines.append(
             f"  {labels['signer']} {verdict.signer.get('subject')} "

@@ -30,6 +30,13 @@ def _norm(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
+def _as_text(value: str | int) -> str:
+    """A payload value as printed; huge ints (CBOR bignums) in hex, as str() refuses them."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return hex(value)
+    return str(value)
+
+
 def _expected(dcc: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(field, printed value) pairs the page must show."""
     out: list[tuple[str, str]] = []
@@ -56,9 +63,9 @@ def _expected(dcc: Mapping[str, Any]) -> list[tuple[str, str]]:
                 ("dt", "vaccination_date"),
             ):
                 if isinstance(e.get(key), str | int):
-                    out.append((name, str(e[key])))
+                    out.append((name, _as_text(e[key])))
             if isinstance(e.get("dn"), int) and isinstance(e.get("sd"), int):
-                out.append(("dose_number", f"{e['dn']}/{e['sd']}"))
+                out.append(("dose_number", f"{_as_text(e['dn'])}/{_as_text(e['sd'])}"))
         if isinstance(e.get("ci"), str):
             out.append(("uvci", e["ci"]))
     return out
