@@ -20,6 +20,7 @@ from signer.pdf.font import EmbeddedFont
 from signer.pdf.model import PassportData
 from signer.pdf.qr import qr_drawing, qr_matrix
 from signer.pdf.template import PassportTemplate
+from verifier.errors import ConfigError
 
 LABEL_COLOR = "0.10 0.20 0.45"
 MUTED = "0.35 0.35 0.35"
@@ -150,7 +151,12 @@ class PageLayout:
             note_rect=note,
             sig_rect=sig,
         )
-        return cls(template=t, regular=regular, bold=bold, **layout_args)  # type: ignore[arg-type]
+        layout = cls(template=t, regular=regular, bold=bold, **layout_args)  # type: ignore[arg-type]
+        if layout.dose_row_height() < 9.0:
+            raise ConfigError(
+                f"passport template: {t.max_dose_rows} dose rows do not fit above the QR code"
+            )
+        return layout
 
     # -- per passport ------------------------------------------------------
     def values_ops(self, data: PassportData) -> bytes:
@@ -163,11 +169,13 @@ class PageLayout:
             ops.append(self.fitted(data.field(label.key), self.value_x, y, self.value_w, VALUE_SIZE))
         y = self.doses_top
         rows = data.doses[-t.max_dose_rows :]  # the latest ones if there are more
+        row_h = self.dose_row_height()
+        size = min(8.0, row_h - 2)
         for row in rows:
-            y -= 13
+            y -= row_h
             x = t.margin
             for col in t.dose_columns:
-                ops.append(self.fitted(getattr(row, col.key), x + 3, y + 3, col.width - 6, 8))
+                ops.append(self.fitted(getattr(row, col.key), x + 3, y + (row_h - 0.72 * size) / 2, col.width - 6, size))
                 x += col.width
             ops.append(f"0.85 G 0.4 w {t.margin:.2f} {y:.2f} m {t.width - t.margin:.2f} {y:.2f} l S")
         matrix = qr_matrix(data.hc1, ec_level=t.qr_ec_level)
@@ -177,6 +185,11 @@ class PageLayout:
             + b"\n"
             + qr_drawing(matrix, x=q.x, y=q.y, size=q.w, quiet_zone=t.qr_quiet_zone)
         )
+
+    def dose_row_height(self) -> float:
+        """Row height that fits ``max_dose_rows`` rows between the table header and the QR/note."""
+        bottom = max(self.qr_rect.y + self.qr_rect.h, self.note_rect.y + self.note_rect.h) + 2
+        return min(13.0, (self.doses_top - bottom) / max(1, self.template.max_dose_rows))
 
     def signature_appearance(self, centre: str, signed_on: str) -> bytes:
         """Appearance stream (form XObject content) of the visible signature box."""

@@ -150,3 +150,47 @@ def test_centre_given_in_nfd_is_normalised_and_foreign_centre_refused(
     # a centre the font cannot show is a configuration error at start-up, not one per record
     with pytest.raises(ConfigError, match="centre"):
         PassportPdfSigner(pdf_pki.good, centre="卫生站", crls=[pdf_pki.crl], now=SIGN_TIME)
+
+
+def test_all_dose_rows_stay_above_the_qr_code(pdf_pki: PdfPki, good_signer: object) -> None:
+    # max_dose_rows (6) rows of 13 pt used to run 1.2 rows into the QR code and the
+    # note: the sixth row was painted over by the QR's white background.
+    import dataclasses
+
+    from signer.records import Dose
+
+    doses = tuple(
+        Dose(f"2021-0{i + 1}-10", "AstraZeneca", f"LOTX{i}", i + 1, 6, "Trạm Y tế Phường 1")
+        for i in range(6)
+    )
+    record = dataclasses.replace(PERSON_A, doses=doses)
+    issued = make_passport(pdf_pki.good, record, crl=pdf_pki.crl, signer=good_signer)  # type: ignore[arg-type]
+    template = load_template()
+    qr_top = template.height - (template.margin + template.qr_size)  # pdftotext: y grows down
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.pdf"
+        path.write_bytes(issued.pdf)
+        html = subprocess.run(
+            ["pdftotext", "-bbox", str(path), "-"], capture_output=True, check=True, timeout=60
+        ).stdout.decode("utf-8")
+    lots = {
+        m.group(2): float(m.group(1))
+        for m in re.finditer(r'yMax="([\d.]+)">(LOTX\d)</word>', html)
+    }
+    assert sorted(lots) == [f"LOTX{i}" for i in range(6)]
+    assert max(lots.values()) < qr_top
+
+
+def test_template_with_more_dose_rows_than_fit_is_refused() -> None:
+    import dataclasses
+
+    import pytest
+
+    from signer.pdf.layout import PageLayout
+    from verifier.errors import ConfigError
+
+    template = dataclasses.replace(load_template(), max_dose_rows=12)
+    regular = load_font(template.font_regular, tag="VNDCCA")
+    bold = load_font(template.font_bold, tag="VNDCCB")
+    with pytest.raises(ConfigError, match="12 dose rows do not fit"):
+        PageLayout.build(template, regular, bold)
