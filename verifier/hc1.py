@@ -252,9 +252,10 @@ def _check_signature(
         # 6.6 ... is valid at the time of verification.
         if not dsc.info.valid_at(now):
             ok = fail(Reason.DSC_EXPIRED, "DSC is outside its validity period")[0]
-        # 6.7 ... and is not revoked (revokedDscs, CRLs).
-        if dsc.revoked_at is not None and now >= dsc.revoked_at:
-            ok = fail(Reason.DSC_REVOKED, "DSC is revoked")[0]
+    # 6.7 The DSC is not revoked (revokedDscs, CRLs of a verified list; these
+    # apply to a DSC given as a file too).
+    if dsc.revoked_at is not None and now >= dsc.revoked_at:
+        ok = fail(Reason.DSC_REVOKED, "DSC is revoked")[0]
     # 6.8 The certificate identifier (UVCI) is not revoked.
     if trust.revoked_uvci_hashes:
         for uvci in _uvcis(dcc):

@@ -9,7 +9,8 @@ Each ``--trust FILE`` is one of:
 
 * a DSC certificate (PEM, DER or bare base64 DER; a PEM file may hold several),
   trusted directly as EU verifier apps do: signature and key usage are
-  checked, not its chain, validity or revocation;
+  checked, not its chain or validity (a revocation named by a loaded trust
+  list still applies);
 * a CSCA certificate (basicConstraints CA:TRUE): a pinned trust anchor;
 * a signed trust list (docs/trust-list.md): verified against a pinned CSCA,
   with rollback protection; its DSCs are then checked for chain, validity
@@ -355,20 +356,30 @@ def load_trust_material(
             (anchors if info.is_ca else direct).append(info)
     by_kid: dict[bytes, list[DscEntry]] = {}
     revoked_uvcis: set[bytes] = set()
+    revoked: dict[tuple[bytes, int], dt.datetime] = {}
     infos: list[TrustListInfo] = []
-    for where, data in lists:
-        parsed = _verify_trust_list(data, where=where, anchors=anchors, now=now)
-        _check_rollback(state, parsed.anchor, parsed.seq, where=where)
+    parsed_lists = [
+        _verify_trust_list(data, where=where, anchors=anchors, now=now) for where, data in lists
+    ]
+    # Newest first, so that an older list given in the same run is refused as a
+    # rollback whatever the order of the files (e.g. `--trust trustlist-*.cbor`).
+    for parsed in sorted(parsed_lists, key=lambda p: p.seq, reverse=True):
+        _check_rollback(state, parsed.anchor, parsed.seq, where=parsed.summary.path)
+    for parsed in parsed_lists:
         for entry in parsed.entries:
             by_kid.setdefault(entry.info.kid, []).append(entry)
         revoked_uvcis |= parsed.revoked_uvcis
+        for key, when in parsed.revoked.items():
+            revoked[key] = min(when, revoked.get(key, when))
         infos.append(parsed.summary)
     # A DSC that a verified list also holds keeps the list's checks (chain,
-    # validity, revocation): the plain file must not bypass them.
+    # validity, revocation): the plain file must not bypass them. One the
+    # lists only revoke (revokedDscs, CRLs) stays revoked when given as a file.
     listed = {e.info.der for entries in by_kid.values() for e in entries}
     for info in direct:
         if info.der not in listed:
-            by_kid.setdefault(info.kid, []).append(DscEntry(info=info, country=info.country))
+            entry = DscEntry(info=info, country=info.country, revoked_at=_revoked_at(revoked, info))
+            by_kid.setdefault(info.kid, []).append(entry)
     return TrustStore(
         by_kid={k: tuple(v) for k, v in by_kid.items()},
         anchors=tuple(_unique(anchors)),
@@ -412,6 +423,23 @@ class _ParsedList:
     seq: int
     entries: tuple[DscEntry, ...]
     revoked_uvcis: frozenset[bytes] = field(default_factory=frozenset)
+    #: see :func:`_revocations`
+    revoked: Mapping[tuple[bytes, int], dt.datetime] = field(default_factory=dict)
+
+
+def _revoked_at(
+    revoked: Mapping[tuple[bytes, int], dt.datetime], info: CertInfo
+) -> dt.datetime | None:
+    """Earliest revocation of ``info`` by issuer and serial (CRLs) or kid and serial."""
+    times = [
+        t
+        for t in (
+            revoked.get((info.issuer, info.serial)),
+            revoked.get((b"kid:" + info.kid, info.serial)),
+        )
+        if t is not None
+    ]
+    return min(times) if times else None
 
 
 def _fail(where: str, message: str, reason: str = "trust_list_invalid") -> TrustError:
@@ -524,16 +552,13 @@ def _verify_trust_list(
         info = _parse_in_list(cert_der, where, "dscs")
         if info.kid != kid:
             raise _fail(where, f"dscs entry kid {kid.hex()} does not match its certificate")
-        revoked_at = revoked.get((info.issuer, info.serial))
-        by_kid_at = revoked.get((b"kid:" + kid, info.serial))
-        times = [t for t in (revoked_at, by_kid_at) if t is not None]
         entries.append(
             DscEntry(
                 info=info,
                 listed=True,
                 country=dsc_country if isinstance(dsc_country, str) else info.country,
                 chain_ok=any(issued_by(info, ca) for ca in issuers),
-                revoked_at=min(times) if times else None,
+                revoked_at=_revoked_at(revoked, info),
             )
         )
     uvcis = _list_of(payload, "revokedUvcis", bytes, where)
@@ -550,7 +575,7 @@ def _verify_trust_list(
         revoked_uvcis=len(uvcis),
         crls=len(_list_of(payload, "crls", bytes, where)),
     )
-    return _ParsedList(summary, anchor, seq, tuple(entries), frozenset(uvcis))
+    return _ParsedList(summary, anchor, seq, tuple(entries), frozenset(uvcis), revoked)
 
 
 def _parse_in_list(der: bytes, where: str, field_name: str) -> CertInfo:

@@ -5,26 +5,38 @@ used to end in an internal error (exit 2) or a traceback instead of a verdict.
 * an integer of more than 4300 digits in the payload: ``str()``/``json.dumps``
   refuse it (Python's int-to-text limit), so ``--json`` and the human verdict broke;
 * ``--at`` with a zone that puts the time out of range in UTC: a traceback
-  from argparse instead of a usage error.
+  from argparse instead of a usage error;
+* trust lists: an older list given with a newer one (older first) was
+  accepted and its unrevoked entry let a revoked DSC verify; a DSC that a
+  list revokes but no longer holds, given as a plain file, escaped the
+  revocation.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from keys.certs import make_trust_list_signer, new_private_key
+from keys.software import SoftwareKey
+from keys.trustlist import build_trust_list
 from tests.fixtures import pki as pki_fixture
 from tests.fixtures.pki import NOW
-from tests.verifier.factory import dcc, make_hc1
+from tests.verifier.factory import dcc, make_hc1, pem, write
+from verifier.errors import TrustError
 from verifier.hc1 import verify_qr_text
 from verifier.human import render
 from verifier.result import Reason
-from verifier.trust import TrustStore
+from verifier.trust import TrustStore, load_trust
 
 Pki = pki_fixture.TestPki
+DAY = dt.timedelta(days=1)
 AT = "2026-06-01T12:00:00Z"
 
 
@@ -88,3 +100,76 @@ def test_at_out_of_range_is_a_usage_error(dsc_pem: str, at: str) -> None:
     code, out, err = _cli("qr", "--trust", dsc_pem, "--at", at, "HC1:x")
     assert code == 2 and out == ""
     assert "--at" in err and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------
+# Trust lists: an older list given in the same run as a newer one, and a DSC
+# that a list revokes given as a plain file. Both used to verify a QR signed
+# by a revoked DSC as VALID.
+
+
+@pytest.fixture(scope="module")
+def tl_signer(test_pki: Pki) -> SoftwareKey:
+    key = new_private_key("ec-p256")
+    cert = make_trust_list_signer(
+        test_pki.csca, test_pki.csca_key, key.public_key(), now=NOW - 10 * DAY
+    )  # type: ignore[arg-type]
+    return SoftwareKey(private_key=key, certificate=cert, chain=(test_pki.csca,))
+
+
+def _list(test_pki: Pki, signer: SoftwareKey, path: Path, **kw: Any) -> str:
+    args: dict[str, Any] = {
+        "signer": signer,
+        "cscas": [test_pki.csca],
+        "dscs": [test_pki.dsc_ec.certificate],
+        "revoked_dscs": [],
+        "revoked_uvcis": [],
+        "crls": [],
+        "seq": 1,
+        "now": NOW - DAY,
+        "country": "VN",
+    }
+    args.update(kw)
+    return write(path, build_trust_list(**args))
+
+
+@pytest.mark.parametrize("order", ["old-first", "new-first"])
+def test_older_list_in_the_same_run_is_a_rollback(
+    test_pki: Pki, tl_signer: SoftwareKey, tmp_path: Path, order: str
+) -> None:
+    csca = write(tmp_path / "csca.pem", pem(test_pki.csca))
+    old = _list(test_pki, tl_signer, tmp_path / "trustlist-1.cbor", seq=1)
+    revoked = [(test_pki.dsc_ec.certificate, NOW - 2 * DAY)]
+    new = _list(test_pki, tl_signer, tmp_path / "trustlist-2.cbor", seq=2, revoked_dscs=revoked)
+    files = [old, new] if order == "old-first" else [new, old]
+    with pytest.raises(TrustError) as err:
+        load_trust([*files, csca], now=NOW)
+    assert err.value.reason == "trust_list_rollback"
+    assert "trustlist-1.cbor" in err.value.message
+    # the newer list alone still loads, and its revocation applies
+    trust = load_trust([new, csca], now=NOW)
+    v = verify_qr_text(make_hc1(test_pki.dsc_ec, now=NOW), trust, now=NOW)
+    assert v.reasons == (Reason.DSC_REVOKED,)
+
+
+def test_list_revocation_applies_to_a_dsc_given_as_a_file(
+    test_pki: Pki, tl_signer: SoftwareKey, tmp_path: Path
+) -> None:
+    csca = write(tmp_path / "csca.pem", pem(test_pki.csca))
+    dsc_file = write(tmp_path / "dsc.pem", pem(test_pki.dsc_ec.certificate))
+    # the list no longer holds the DSC, it only revokes it
+    tl = _list(
+        test_pki,
+        tl_signer,
+        tmp_path / "tl.cbor",
+        dscs=[test_pki.dsc_rsa.certificate],
+        revoked_dscs=[(test_pki.dsc_ec.certificate, NOW - 2 * DAY)],
+    )
+    trust = load_trust([tl, csca, dsc_file], now=NOW)
+    text = make_hc1(test_pki.dsc_ec, now=NOW - 4 * DAY)
+    v = verify_qr_text(text, trust, now=NOW)
+    assert v.valid is False and v.reasons == (Reason.DSC_REVOKED,)
+    # before the revocation time it still verifies (as for listed DSCs)
+    assert verify_qr_text(text, trust, now=NOW - 3 * DAY).valid is True
+    # without the list, the plain DSC file is trusted as it is (EU style)
+    assert verify_qr_text(text, load_trust([dsc_file], now=NOW), now=NOW).valid is True
