@@ -465,7 +465,9 @@ def revoke_dsc(
     return revoked
 
 
-_UVCI = re.compile(r"(URN:UVCI:)?01[:/#][A-Z]{2}[:/#][A-Z0-9/:#]+", re.IGNORECASE)
+# Case-sensitive: the trust list holds SHA-256(UVCI as written in ``ci``), and
+# UVCIs are upper case (their checksum alphabet is A-Z 0-9 / :).
+_UVCI = re.compile(r"(URN:UVCI:)?01[:/#][A-Z]{2}[:/#][A-Z0-9/:#]+")
 
 
 def revoke_uvci(pki_dir: Path, uvci: str, *, now: dt.datetime) -> str:
@@ -476,6 +478,15 @@ def revoke_uvci(pki_dir: Path, uvci: str, *, now: dt.datetime) -> str:
         raise ConfigError(f"not a UVCI: {uvci!r} (expected URN:UVCI:01:VN:...)")
     with _locked(pki_dir):
         index = load_index(pki_dir)
+        own = f"URN:UVCI:01:{index.country}:"
+        own_country = uvci.removeprefix("URN:UVCI:")[3:5] == index.country
+        if own_country and not re.fullmatch(re.escape(own) + r"[A-Z0-9/:]+#[A-Z0-9/:]", uvci):
+            # The signer writes every ci as URN:UVCI:01:<country>:<opaque>#<check>;
+            # another spelling would hash differently and revoke nothing.
+            raise ConfigError(
+                f"not a UVCI as this country's certificates carry it: {uvci!r} "
+                f"(expected {own}...#C, exactly as in the certificate's ci)"
+            )
         if any(u == uvci for u, _ in index.revoked_uvcis):
             raise ConfigError(f"{uvci} is already revoked")
         _save(pki_dir, replace(index, revoked_uvcis=(*index.revoked_uvcis, (uvci, _iso(now)))))

@@ -229,6 +229,9 @@ class TimeStampAuthority:
             return _rejection("unaccepted_policy", "unknown TSA policy")
         if extensions:
             return _rejection("unaccepted_extension", "no request extensions are supported")
+        if not self.certificate.not_valid_before_utc <= now <= self.certificate.not_valid_after_utc:
+            # a token signed outside the TSA certificate's validity never validates
+            return _rejection("time_not_available", "the TSA certificate is not valid at this time")
         token = self.token(imprint.dump(), now=now, nonce=nonce, cert_req=cert_req, serial=serial)
         return _tlv(0x30, _GRANTED + token)
 
@@ -323,8 +326,8 @@ def _tlv(tag: int, content: bytes) -> bytes:
 
 
 def _int(n: int) -> bytes:
-    """DER INTEGER (non-negative)."""
-    return _tlv(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big"))
+    """DER INTEGER, two's complement, minimal length (a request's nonce may be negative)."""
+    return _tlv(0x02, n.to_bytes(((n if n >= 0 else ~n).bit_length() + 8) // 8, "big", signed=True))
 
 
 def _oid(dotted: str) -> bytes:

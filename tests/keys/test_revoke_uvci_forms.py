@@ -1,0 +1,50 @@
+"""revoke-uvci refuses spellings that would hash differently from the certificate's ``ci``.
+
+The trust list holds SHA-256 of the UVCI exactly as written in ``ci``; the
+signer always writes ``URN:UVCI:01:VN:<opaque>#<check>`` in upper case. A
+lower-case or prefix-less spelling used to be "revoked" and revoke nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from keys import pki
+from verifier.errors import ConfigError
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+UVCI = "URN:UVCI:01:VN:F99NA87XEQ4QBSYPNWVTSGT4#6"
+
+
+@pytest.fixture()
+def pki_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "pki"
+    pki.init_csca(d, country="VN", name="CSCA", passphrase=b"p", now=NOW)
+    return d
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        UVCI.lower(),
+        UVCI.removeprefix("URN:UVCI:"),
+        "URN:UVCI:01/VN/F99NA87XEQ4QBSYPNWVTSGT4#6",
+        UVCI.removesuffix("#6"),
+    ],
+)
+def test_other_spellings_of_an_own_uvci_are_refused(pki_dir: Path, spelling: str) -> None:
+    with pytest.raises(ConfigError, match="UVCI"):
+        pki.revoke_uvci(pki_dir, spelling, now=NOW)
+    assert pki.load_index(pki_dir).revoked_uvcis == ()
+
+
+def test_the_issued_form_and_foreign_uvcis_are_accepted(pki_dir: Path) -> None:
+    assert pki.revoke_uvci(pki_dir, UVCI, now=NOW) == UVCI
+    assert pki.revoke_uvci(pki_dir, "URN:UVCI:01:NL:187/37512422923#Z", now=NOW)
+    assert [u for u, _ in pki.load_index(pki_dir).revoked_uvcis] == [
+        UVCI,
+        "URN:UVCI:01:NL:187/37512422923#Z",
+    ]
