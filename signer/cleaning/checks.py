@@ -53,10 +53,12 @@ from .tables import Tables, load_tables
 from .text import name_fold, name_is_valid, name_key
 
 MAX_AGE_YEARS = 120
-_DIGITS = re.compile(r"\d+")
+# re.ASCII: \d would also accept full-width and other Unicode digits ("１９８５"),
+# which int() reads but the DCC schema and the registry do not
+_DIGITS = re.compile(r"\d+", re.ASCII)
 _PASSPORT = re.compile(r"[A-Z0-9]{6,20}")
-_PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
-_FULL_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", re.ASCII)
+_FULL_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
 
 
 @dataclass(frozen=True)

@@ -175,3 +175,13 @@ def test_every_reason_code_is_documented_and_tested() -> None:
     tests = "".join(p.read_text("utf-8") for p in Path(__file__).parent.glob("test_*.py"))
     untested = [c for c in t.reasons if f'"{c}"' not in tests]
     assert not untested, untested
+
+
+def test_non_ascii_digits_are_not_dates_or_ids() -> None:
+    # "１９８５" (full-width) matched \d and int() reads it, so it used to pass every
+    # check and reach the signer, whose DCC schema refuses it.
+    assert check_record(replace(CLEAN, date_of_birth="１９８５-03-14"), today=TODAY) == ("dob_format",)
+    assert check_record(replace(CLEAN, id_number="０７９１８５００１２３４"), today=TODAY) == ("id_format",)
+    assert check_record(replace(CLEAN, id_number="１２３４５６７８９"), today=TODAY) == ("id_format",)
+    odd = replace(AZ2, date="２０２１-１０-２５")
+    assert check_record(replace(CLEAN, doses=(AZ1, odd, PF3)), today=TODAY) == ("dose_date_invalid",)
