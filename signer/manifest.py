@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import shutil
@@ -127,6 +128,22 @@ class Manifest:
             return
         self._part.close()
         self._part = None
+        # Two runs into the same directory: without a lock, each would copy the
+        # old manifest and the later rename would drop the other's lines. The
+        # lock is on the directory itself (flock), so no lock file is left behind.
+        try:
+            lock = os.open(self.out_dir, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as err:
+            raise ConfigError(f"cannot open {self.out_dir}: {err.strerror}") from None
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._publish()
+        finally:
+            os.close(lock)  # releases the lock
+        self._part_path.unlink()
+
+    def _publish(self) -> None:
+        """Old manifest + this run's part -> temp file -> rename (caller holds the lock)."""
         fd, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=f".{MANIFEST_NAME}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -145,7 +162,6 @@ class Manifest:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise ConfigError(f"cannot write {self.path}: {err.strerror}") from None
-        self._part_path.unlink()
 
 
 def read_manifest(path: Path) -> list[dict[str, Any]]:

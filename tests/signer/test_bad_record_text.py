@@ -107,3 +107,30 @@ def test_unwritable_output_stops_cleanly_with_no_unlisted_certificate(
     assert [e["record_id"] for e in manifest] == [example_records[0].record_id]
     assert not (out / f"{blocked}.hc1.txt").exists()
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_manifest_commit_waits_for_another_run(tmp_path: Path) -> None:
+    """Two runs into one directory: the second commit waits for the first, so no lines are lost."""
+    import fcntl
+    import os
+    import threading
+
+    from signer.issue import Issued
+    from signer.manifest import Manifest, manifest_entry
+
+    runs = [Manifest(tmp_path), Manifest(tmp_path)]
+    runs[1]._part_path = tmp_path / ".manifest.jsonl.other.part"  # another process's part file
+    for n, run in enumerate(runs):
+        issued = Issued(record_id=f"R{n}", hc1="HC1:X", uvci=f"U{n}", kid=b"12345678", iat=0, exp=1, exp_clamped=False, dcc={})
+        run.add(manifest_entry(issued, line=1, verified=True, files=()))
+    held = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as if the other run were between its read and its rename
+    first = threading.Thread(target=runs[0].commit)
+    first.start()
+    first.join(0.3)
+    assert first.is_alive() and not (tmp_path / "manifest.jsonl").exists()
+    os.close(held)
+    first.join(5)
+    runs[1].commit()
+    assert sorted(e["record_id"] for e in read_manifest(tmp_path / "manifest.jsonl")) == ["R0", "R1"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
