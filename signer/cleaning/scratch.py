@@ -30,7 +30,9 @@ def flagged_row(
     rec: Record, codes: tuple[str, ...], fields: tuple[str, ...], suggestion: str, registry_id: str, parts: int
 ) -> tuple[Any, ...]:
     """A row of the scratch table ``flagged`` (the reconciliation lists' source)."""
-    place = place_of(rec.province, rec.commune) if rec.province or rec.commune else ""
+    # never "" (that is the unreadable rows' group): a record without province
+    # and commune goes to the "_unknown" list
+    place = place_of(rec.province, rec.commune)
     part = zlib.crc32(place.encode()) % parts if place else 0
     doses = "; ".join(f"{d.date} {d.vaccine} {d.dose_number}/{d.series_doses}" for d in rec.doses)
     return (part, place, rec.line, rec.record_id, rec.full_name, rec.date_of_birth, rec.sex, rec.nationality,

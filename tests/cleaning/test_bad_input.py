@@ -121,3 +121,23 @@ def test_cli_bad_file_one_line_exit_2(tmp_path: Path) -> None:
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
         assert "Traceback" not in proc.stderr
+
+
+def test_flagged_record_without_province_or_commune(tmp_path: Path) -> None:
+    # Such a record used to land in the unreadable rows' group and the run died
+    # with KeyError on its joined reason codes (a traceback, no outputs).
+    path = tmp_path / "records.jsonl"
+    path.write_text(
+        json.dumps({"record_id": "N1", "doses": [{"date": 1}]}) + "\n"
+        + json.dumps({"record_id": "N2", "full_name": "Trần Văn Đức", "date_of_birth": "1962",
+                      "sex": "M", "nationality": "VN", "id_number": "001062004567", "doses": []})
+        + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    summary = _run(tmp_path, path)
+    assert summary["totals"]["subjects"]["checked"] == 2
+    assert not (tmp_path / "out" / "reconciliation" / "_unreadable-rows.csv").exists()
+    with (tmp_path / "out" / "reconciliation" / "_unknown" / "_unknown.csv").open(encoding="utf-8-sig") as fh:
+        rows = {r["record_id"]: r["reason_codes"].split() for r in csv.DictReader(fh)}
+    assert set(rows) == {"N1", "N2"}
+    assert "dose_date_invalid" in rows["N1"] and "dose_missing" in rows["N2"]
