@@ -13,8 +13,9 @@ and goes into CMS as DER; RSA uses PSS with SHA-256, MGF1-SHA-256 and a 32-byte
 salt, declared as RSASSA-PSS parameters (RFC 4056).
 
 pyHanko builds the SignedData (signed attributes of PAdES baseline B-B: content
-type, message digest, ESS signing-certificate-v2, CMS algorithm protection; no
-signing-time attribute, ETSI EN 319 142-1 section 5.2) once per signer as a
+type, message digest, ESS signing-certificate-v2 (pyHanko leaves out CMS
+algorithm protection for PAdES); no signing-time attribute, ETSI EN 319 142-1
+section 5.2) once per signer as a
 template. Per document only the message digest and the signature value
 change; :meth:`CmsTemplate.sign` patches those two into the template's DER
 (re-encoding the lengths of the enclosing structures), which costs

@@ -31,6 +31,8 @@ def test_patched_cms_equals_pyhanko_build(which: str, pdf_pki: PdfPki) -> None:
     attrs = {a["type"].native: a["values"][0] for a in si["signed_attrs"]}
     assert attrs["message_digest"].native == digest
     assert "signing_time" not in attrs  # PAdES: the time is the dictionary's /M
+    # exactly what docs/pdf.md lists (nothing per-document but the digest)
+    assert set(attrs) == {"content_type", "message_digest", "signing_certificate_v2"}
     # the signature over the DER SET of the signed attributes verifies
     signed = b"\x31" + si["signed_attrs"].dump()[1:]
     public = key.certificate.public_key()
