@@ -136,10 +136,11 @@ def key_spec_from_args(ns: argparse.Namespace) -> KeySpec:
 
 def _pem_is_encrypted(path: Path) -> bool:
     try:
-        head = path.read_bytes()[:200]
+        data = path.read_bytes()
     except OSError as err:
         raise KeyBackendError(f"cannot read {path}: {err.strerror}") from None
-    return b"ENCRYPTED" in head
+    # Anywhere in the file: `openssl pkcs12 -out` puts "Bag Attributes" lines first.
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data
 
 
 @contextmanager

@@ -127,8 +127,8 @@ class SoftwareKey:
 
 
 def _passphrase_problem(err: TypeError) -> str:
-    text = str(err)
-    if "encrypted" in text and "not" in text:
+    text = str(err)  # cryptography: "Password was given but private key is not encrypted."
+    if "not encrypted" in text:  # versus "Password was not given but private key is encrypted"
         return "key is not encrypted but a passphrase was given"
     return "key is encrypted: a passphrase is needed"
 
