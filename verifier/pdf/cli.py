@@ -10,6 +10,7 @@ internal error. ``--json`` prints :meth:`verifier.pdf.verify.PdfVerdict.to_json`
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,11 @@ def render_human(verdict: PdfVerdict, *, path: str, lang: str = "en") -> str:
 def run_pdf(args: argparse.Namespace) -> int:
     from verifier.cli import load_trust_from_args, now_from_args
 
+    # pyHanko logs every failed check as a warning with its traceback; with no
+    # logging configured Python prints those on stderr. The verdict already
+    # names the failure: keep stderr for our one-line errors.
+    for name in ("pyhanko", "pyhanko_certvalidator"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
     now = now_from_args(args)
     data = _read_pdf(args.file)
     trust = load_trust_from_args(args, now)

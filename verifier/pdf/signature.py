@@ -11,7 +11,8 @@ Checklist (each its own check; untrusted input never raises):
 2. ``pdf_integrity``: the digest over the signed byte range matches, and the
    byte range covers the whole file or the whole signed revision.
 3. ``pdf_chain``: the signer certificate chains to a CSCA of the trust
-   material (or is itself a trusted DSC), with digitalSignature key usage,
+   material (or is itself a trusted DSC), with digitalSignature key usage
+   and, when it has an EKU extension, a DCC EKU (hcert 5.1.1),
    valid at the signing time (the time the signer put in /M, as Acrobat
    uses by default when there is no timestamp; it must not be after the
    validation time).
@@ -68,7 +69,7 @@ from verifier.pdf.timestamp import (
     read_signature_timestamp,
     tsa_usage_problem,
 )
-from verifier.trust import TrustStore
+from verifier.trust import DCC_EKU_TYPES, TrustStore
 
 PDF_CHECKS = ("pdf_signature", "pdf_integrity", "pdf_chain", "pdf_revocation", "pdf_modifications")
 #: Tolerance between the signer's clock and the verifier's.
@@ -88,6 +89,14 @@ _NO_REVOCATION = CertRevTrustPolicy(
     )
 )
 _REVOCATION_INDICATIONS = {"REVOKED", "REVOKED_NO_POE", "REVOKED_CA_NO_POE"}
+#: The signer must be a document signer: digitalSignature, and when the
+#: certificate has an EKU extension, a DCC EKU (hcert 5.1.1), so that other
+#: CSCA-issued keys (trust-list signer, TSA) cannot sign passports.
+_SIGNER_USAGE = KeyUsageConstraints(
+    key_usage={"digital_signature"},
+    extd_key_usage=frozenset(DCC_EKU_TYPES),
+    explicit_extd_key_usage_required=False,
+)
 
 
 @dataclass(frozen=True)
@@ -278,7 +287,7 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
                 _map_timestamp(timing.get("timestamp_validity"), ts, report)
         if report.checks.get("pdf_timestamp") is True:
             moment = min(ts.gen_time, now)
-    usage = KeyUsageConstraints(key_usage={"digital_signature"})
+    usage = _SIGNER_USAGE
     try:
         # pass 1: integrity, signature, chain and validity, modifications
         status = validate_pdf_signature(
