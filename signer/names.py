@@ -70,9 +70,12 @@ _SPECIAL = {**_LATIN_SPECIAL, **_CYRILLIC}
 _SEPARATORS = re.compile(r"[\s\-‐‑–—_]+")
 _NOT_ICAO = re.compile(r"[^A-Z<]+")
 _FILLERS = re.compile(r"<{2,}")
-#: Characters no name holds: C0/C1 controls and lone surrogates (whitespace
-#: is collapsed by :func:`split_full_name`).
-_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+#: Characters no name holds: C0/C1 controls, bidirectional overrides and
+#: isolates (they make a verifier display the name reordered) and lone
+#: surrogates (whitespace is collapsed by :func:`split_full_name`).
+_UNPRINTABLE = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 @dataclass(frozen=True)

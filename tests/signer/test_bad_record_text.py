@@ -26,7 +26,10 @@ from .conftest import ROOT, TEST_PASSPHRASE, stamp
 AT = "2026-06-01T12:00:00Z"
 
 
-@pytest.mark.parametrize("name", ["\ud800Nguyễn Văn An", "Nguyễn Văn An\x00", "Nguyễn\x07 Văn An", "Lê Thị\x9b Hoa"])
+@pytest.mark.parametrize(
+    "name",
+    ["\ud800Nguyễn Văn An", "Nguyễn Văn An\x00", "Nguyễn\x07 Văn An", "Lê Thị\x9b Hoa", "Nguyễn Văn \u202eAn", "Lê \u2067Hoa\u2069"],
+)
 def test_control_characters_and_lone_surrogates_are_refused(name: str) -> None:
     with pytest.raises(InputError, match="control or invalid characters"):
         person_name(name)
