@@ -332,11 +332,11 @@ def init_csca(
 
 @dataclass(frozen=True, kw_only=True)
 class TokenTarget:
-    """A PKCS#11 token to generate a key in (the PIN is passed, never stored)."""
+    """A PKCS#11 token to generate a key in (the PIN is passed, never stored nor shown)."""
 
     module: str
     token_label: str
-    pin: str
+    pin: str = field(repr=False)  # kept out of repr(): tracebacks and logs show reprs
     key_label: str | None = None
 
 

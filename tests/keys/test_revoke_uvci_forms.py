@@ -1,4 +1,5 @@
-"""revoke-uvci refuses spellings that would hash differently from the certificate's ``ci``.
+"""revoke-uvci refuses spellings that would hash differently from the certificate's ``ci``;
+the PIN of a token target never shows in its repr.
 
 The trust list holds SHA-256 of the UVCI exactly as written in ``ci``; the
 signer always writes ``URN:UVCI:01:VN:<opaque>#<check>`` in upper case. A
@@ -48,3 +49,8 @@ def test_the_issued_form_and_foreign_uvcis_are_accepted(pki_dir: Path) -> None:
         UVCI,
         "URN:UVCI:01:NL:187/37512422923#Z",
     ]
+
+
+def test_token_target_repr_hides_the_pin() -> None:
+    target = pki.TokenTarget(module="/x.so", token_label="HC-01", pin="4711-secret", key_label="dsc")
+    assert "4711-secret" not in repr(target) and "HC-01" in repr(target)
