@@ -19,8 +19,10 @@ Checklist (each item has its own code in templates/reason-codes.json):
    Art. 7): PPP one of the 63 province codes (``cccd_province_unknown``); G
    the sex and century, even = male, odd = female, 0/1 = 1900s ... 8/9 =
    2300s (``cccd_sex_mismatch``); YY the last two digits of the birth year
-   (with G, ``cccd_birth_year_mismatch``). Foreigners: a passport number,
-   6-20 letters/digits (``passport_format``), never looked up in the registry.
+   (with G, ``cccd_birth_year_mismatch``). Foreigners (nationality an ISO
+   3166-1 alpha-2 code other than VN; anything else, e.g. empty, "Việt Nam"
+   or "VNM", is a citizen): a passport number, 6-20 letters/digits
+   (``passport_format``), never looked up in the registry.
 2. Name: present (``name_missing``); letters, spaces, ``' - .`` only
    (``name_invalid``). Case, whitespace and NFC are normalised, never flagged.
 3. Sex present for citizens (``sex_missing``: the CCCD check needs it).
@@ -124,8 +126,13 @@ def _parse_date(text: str) -> dt.date | None:
         return None
 
 
+_FOREIGN = re.compile(r"[A-Z]{2}", re.ASCII)
+
+
 def is_citizen(record: Record) -> bool:
-    return record.nationality in ("VN", "")
+    """Not provably foreign: only an alpha-2 code other than VN skips the CCCD and registry checks."""
+    nat = record.nationality
+    return nat == "VN" or _FOREIGN.fullmatch(nat) is None
 
 
 def needs_registry(record: Record, codes: tuple[str, ...]) -> bool:

@@ -185,3 +185,18 @@ def test_non_ascii_digits_are_not_dates_or_ids() -> None:
     assert check_record(replace(CLEAN, id_number="１２３４５６７８９"), today=TODAY) == ("id_format",)
     odd = replace(AZ2, date="２０２１-１０-２５")
     assert check_record(replace(CLEAN, doses=(AZ1, odd, PF3)), today=TODAY) == ("dose_date_invalid",)
+
+
+@pytest.mark.parametrize("nationality", ["VIỆT NAM", "VNM", "VIETNAM", "", "VN"])
+def test_nationality_spelt_out_is_still_a_citizen(nationality: str) -> None:
+    # "Việt Nam"/"VNM" used to make the record a foreigner: a CCCD with an unknown
+    # province and the wrong birth year passed as a passport number, unchecked
+    # (and the run verified it without asking the registry).
+    bad_id = replace(CLEAN, nationality=nationality, id_number="999190123456")
+    assert check_record(bad_id, today=TODAY) == ("cccd_province_unknown", "cccd_birth_year_mismatch")
+    assert check_record(replace(CLEAN, nationality=nationality), today=TODAY) == ()
+
+
+def test_foreigner_needs_an_alpha2_code() -> None:
+    foreign = replace(CLEAN, nationality="US", id_number="C1234567", sex="")
+    assert check_record(foreign, today=TODAY) == ()
