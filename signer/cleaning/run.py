@@ -78,7 +78,7 @@ from .text import name_fold
 
 log = logging.getLogger("signer.cleaning")
 CHUNK = 2000
-CHECKS_VERSION = "1"
+CHECKS_VERSION = "2"  # bump when a check changes: stored verdicts of older rules are re-checked
 PARALLEL_MIN_BYTES = 4 << 20
 ROW_REASONS = {"column_count", "bad_encoding", "bad_json", "bad_csv", "bad_number", "bad_sex", "bad_doses"}
 _SUGGEST_WHEN = frozenset(
