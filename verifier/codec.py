@@ -250,13 +250,19 @@ _CBOR_CONTAINERS = (list, tuple, dict, cbor2.CBORTag)
 _CBOR_LEAVES = frozenset({str, int, bytes, float, bool, type(None)})
 
 
-def _depth_ok(obj: Any, depth: int = 0) -> bool:
+def _depth_ok(obj: Any, depth: int = 0, max_items: int | None = None) -> bool:
     """No item nested deeper than MAX_CBOR_DEPTH (the root is at ``depth``).
 
     Walks level by level, so scalars cost no Python call: this runs on every
     verified QR (three times) and is on the verifier's hot path.
+
+    ``max_items`` bounds the items walked: every CBOR item takes at least one
+    byte, so a tree decoded from ``n`` bytes has at most ``n`` items. More
+    means shared values (tags 28/29) repeated or in a cycle: a few bytes
+    that expand exponentially when walked (a memory and CPU bomb).
     """
     level = [obj]
+    budget = -1 if max_items is None else max_items
     while level:
         if depth > MAX_CBOR_DEPTH:
             return False
@@ -269,6 +275,9 @@ def _depth_ok(obj: Any, depth: int = 0) -> bool:
                 children.extend(item)
             elif isinstance(item, cbor2.CBORTag):
                 children.append(item.value)
+            if budget >= 0 and len(children) > budget:
+                return False
+        budget = -1 if budget < 0 else budget - len(children)
         if children and depth + 1 > MAX_CBOR_DEPTH:
             return False
         level = [
@@ -286,8 +295,8 @@ def cbor_loads(data: bytes, *, reason: str) -> Any:
         raise CodecError(reason, "CBOR nested too deeply") from None
     except Exception as err:  # cbor2 raises many exception types on garbage
         raise CodecError(reason, f"malformed CBOR ({type(err).__name__})") from None
-    if not _depth_ok(obj):
-        raise CodecError(reason, "CBOR nested too deeply")
+    if not _depth_ok(obj, max_items=len(data)):
+        raise CodecError(reason, "CBOR nested too deeply or with repeated shared values")
     return obj
 
 

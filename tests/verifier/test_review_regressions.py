@@ -173,3 +173,52 @@ def test_list_revocation_applies_to_a_dsc_given_as_a_file(
     assert verify_qr_text(text, trust, now=NOW - 3 * DAY).valid is True
     # without the list, the plain DSC file is trusted as it is (EU style)
     assert verify_qr_text(text, load_trust([dsc_file], now=NOW), now=NOW).valid is True
+
+
+# --------------------------------------------------------------------------
+# CBOR shared values (tags 28/29): a 35-byte COSE whose array refers to itself
+# ten times decodes instantly, but walking it (the depth check) grew 10**k
+# items per level: memory exhaustion before any verdict. The walk is now
+# bounded by the input size (each item takes at least one byte).
+
+
+def _self_referencing_array(n: int) -> bytes:
+    return b"\xd8\x1c\x99" + n.to_bytes(2, "big") + b"\xd8\x1d\x00" * n
+
+
+_SHARED_BOMB_SCRIPT = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from tests.verifier.factory import raw_hc1
+from verifier import codec
+from verifier.hc1 import verify_qr_text
+from verifier.trust import TrustStore
+from tests.fixtures.pki import NOW
+payload = bytes.fromhex(sys.argv[1])
+v = verify_qr_text(raw_hc1(payload), TrustStore(by_kid={}), now=NOW)
+print(v.stage_failed, ",".join(v.reasons))
+"""
+
+
+@pytest.mark.parametrize("n", [10, 2000])
+def test_shared_value_bomb_is_a_clean_cose_failure(n: int) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _SHARED_BOMB_SCRIPT, _self_referencing_array(n).hex()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["cose", "cose_malformed"]
+
+
+def test_shared_values_within_the_size_bound_still_decode() -> None:
+    from verifier import codec
+
+    # a shared text referred to twice: fewer items than bytes, accepted
+    data = b"\x82\xd8\x1c\x63abc\xd8\x1d\x00"
+    assert codec.cbor_loads(data, reason="cwt_malformed") == ["abc", "abc"]
