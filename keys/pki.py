@@ -655,6 +655,8 @@ def export_trust_list(
     from keys.trustlist import build_trust_list
 
     _check_now(now)
+    if next_update_days is not None and next_update_days <= 0:
+        raise ConfigError("next update days must be positive (or none)")
     with _locked(pki_dir):
         index = load_index(pki_dir)
         signer = trust_list_signer(pki_dir, csca_passphrase=csca_passphrase)
@@ -704,14 +706,22 @@ def export_trust_list(
         )
         rel = f"trustlist/trustlist-{seq}.cbor"
         atomic_write(pki_dir / rel, blob)
-        if out is not None:
-            atomic_write(out, blob)
+        # The sequence number is spent before the list leaves the PKI: a failed
+        # --out must not let the next export sign a different list with this seq.
         _save(
             pki_dir,
             replace(
                 index, trust_list_seq=seq, trust_lists=(*index.trust_lists, (seq, rel, _iso(now)))
             ),
         )
+        if out is not None:
+            try:
+                atomic_write(out, blob)
+            except OSError as err:
+                raise ConfigError(
+                    f"trust list seq {seq} saved as {pki_dir / rel} but not written to {out}: "
+                    f"{err.strerror or err}"
+                ) from None
     return ExportResult(
         path=out if out is not None else pki_dir / rel,
         seq=seq,
