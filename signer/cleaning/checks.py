@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from signer.records import Record
 
 from .tables import Tables, load_tables
-from .text import name_fold, name_is_valid, name_key
+from .text import name_fold, name_is_valid, name_key, tone_key
 
 MAX_AGE_YEARS = 120
 # re.ASCII: \d would also accept full-width and other Unicode digits ("１９８５"),
@@ -259,7 +259,9 @@ def dates_agree(a: str, b: str) -> bool:
 def compare_with_registry(record: Record, entry: RegistryEntry) -> tuple[str, ...]:
     """The ``registry_*`` codes for a record whose ID the registry knows."""
     codes = []
-    if name_key(record.full_name) != name_key(entry.full_name):
+    if name_key(record.full_name) != name_key(entry.full_name) and tone_key(record.full_name) != tone_key(
+        entry.full_name
+    ):
         if name_fold(record.full_name) == name_fold(entry.full_name):
             codes.append("registry_name_diacritics")
         else:

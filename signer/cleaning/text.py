@@ -50,6 +50,20 @@ def name_key(name: str) -> str:
     return " ".join(unicodedata.normalize("NFC", name).split()).casefold()
 
 
+#: a tone mark on the second vowel of a word-final oa/oe/uy ("hoà", "thuỷ"; not after q)
+_OLD_STYLE_TONE = re.compile(r"(?<!q)(o(?=[ae])|u(?=y))([aey])([\u0300\u0301\u0303\u0309\u0323])(?!\w)")
+
+
+def tone_key(name: str) -> str:
+    """:func:`name_key` with the tone mark placed the new way: "Hoà" = "Hòa", "Thuỷ" = "Thủy".
+
+    Both placements are correct Vietnamese spelling (the old style puts the
+    mark on the second vowel of a final oa/oe/uy), so they are the same name.
+    """
+    nfd = unicodedata.normalize("NFD", name_key(name))
+    return unicodedata.normalize("NFC", _OLD_STYLE_TONE.sub(r"\1\3\2", nfd))
+
+
 def fold(text: str) -> str:
     """Case-folded and without diacritics (expects NFC input or stray marks)."""
     return text.casefold().translate(_FOLD)

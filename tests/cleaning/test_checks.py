@@ -200,3 +200,22 @@ def test_nationality_spelt_out_is_still_a_citizen(nationality: str) -> None:
 def test_foreigner_needs_an_alpha2_code() -> None:
     foreign = replace(CLEAN, nationality="US", id_number="C1234567", sex="")
     assert check_record(foreign, today=TODAY) == ()
+
+
+@pytest.mark.parametrize(
+    ("record_name", "registry_name"),
+    [("Nguyễn Thị Thủy", "NGUYỄN THỊ THUỶ"), ("Lê Văn Hòa", "Lê Văn Hoà"), ("Trần Khỏe", "Trần Khoẻ"),
+     ("Phạm Thị Thúy Hoà", "Phạm Thị Thuý Hòa")],
+)  # fmt: skip
+def test_old_and_new_tone_placement_are_the_same_name(record_name: str, registry_name: str) -> None:
+    # "Hoà"/"Hòa", "Thuỷ"/"Thủy" are both correct spellings: they used to be
+    # flagged registry_name_diacritics (a probable typo) and sent to the police.
+    rec = replace(CLEAN, full_name=record_name)
+    assert compare_with_registry(rec, replace(REG, full_name=registry_name)) == ()
+
+
+def test_tone_on_another_letter_is_still_a_diacritics_mismatch() -> None:
+    for a, b in (("Lê Văn Hoàng", "Lê Văn Hòang"), ("Lê Văn Hòa", "Lê Văn Hóa"), ("Lê Quý", "Lê Qúy")):
+        assert compare_with_registry(replace(CLEAN, full_name=a), replace(REG, full_name=b)) == (
+            "registry_name_diacritics",
+        )
