@@ -24,12 +24,12 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from verifier.errors import ConfigError, PassportError
 from verifier.hc1 import verify_qr_image, verify_qr_text
 from verifier.human import LANGS, render
+from verifier.image import MAX_IMAGE_BYTES
 from verifier.result import Reason, Verdict
 from verifier.trust import TrustStore, load_trust, load_trust_material, pin_csca
 from verifier.util import parse_iso_time
@@ -110,8 +110,10 @@ def _read_qr_file(path: str) -> str:
 
 
 def _read_image(path: str) -> bytes:
+    """The image bytes, capped (one byte over the cap is refused by verify_qr_image)."""
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            return fh.read(MAX_IMAGE_BYTES + 1)
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror}") from None
 

@@ -222,3 +222,27 @@ def test_shared_values_within_the_size_bound_still_decode() -> None:
     # a shared text referred to twice: fewer items than bytes, accepted
     data = b"\x82\xd8\x1c\x63abc\xd8\x1d\x00"
     assert codec.cbor_loads(data, reason="cwt_malformed") == ["abc", "abc"]
+
+
+def test_image_input_is_read_with_a_cap(dsc_pem: str) -> None:
+    """`--image /dev/zero` used to read forever (Path.read_bytes without a cap)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from verifier.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "qr", "--trust", dsc_pem, "--json", "--image", "/dev/zero"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (1, ""), done.stderr[-300:]
+    result = json.loads(done.stdout)
+    assert result["stage_failed"] == "qr"
+    assert result["errors"][0]["reason"] == "image_unreadable"
