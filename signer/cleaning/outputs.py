@@ -210,6 +210,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", fold(text)).strip("-")[:80] or "_unknown"
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _no_formula(value: Any) -> Any:
+    """A CSV cell a spreadsheet would run as a formula, quoted (OWASP "CSV injection")."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 class _Writers:
     def __init__(self, base: Path, header: list[str], formats: tuple[str, ...], engine: str = "fast"):
         self.base = base
@@ -233,11 +243,21 @@ class _Writers:
 
     def row(self, values: list[Any]) -> None:
         if self.fh is not None:
-            self.csv.writerow(values)
+            self.csv.writerow([_no_formula(v) for v in values])
         if self.xlsx is not None:
-            self.xlsx.row(values)
+            self.xlsx.row(values)  # inline strings: never a formula
         elif self.wb is not None:
-            self.ws.append(values)
+            self.ws.append([self._text_cell(v) for v in values])
+
+    def _text_cell(self, value: Any) -> Any:
+        """openpyxl makes a "=..." string a formula: keep it text (as our writer does)."""
+        if isinstance(value, str) and value.startswith("="):
+            from openpyxl.cell import WriteOnlyCell
+
+            cell = WriteOnlyCell(self.ws, value=value)
+            cell.data_type = "s"
+            return cell
+        return value
 
     def close(self) -> int:
         n = 0
@@ -336,6 +356,7 @@ def _write_unreadable(path: Path, rows: Iterator[tuple[Any, ...]], tables: Table
         w.writerow(["line", "record_id", "reason_code", "reason_vi", "reason_en", "message"])
         for r in rows:
             code = r[11]
-            w.writerow([r[1], r[2], code, tables.reasons[code].vi, tables.reasons[code].en, r[15]])
+            w.writerow([r[1], _no_formula(r[2]), code, tables.reasons[code].vi, tables.reasons[code].en,
+                        _no_formula(r[15])])  # fmt: skip
             counts["unreadable_rows"] += 1
     return 1

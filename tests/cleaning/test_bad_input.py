@@ -141,3 +141,32 @@ def test_flagged_record_without_province_or_commune(tmp_path: Path) -> None:
         rows = {r["record_id"]: r["reason_codes"].split() for r in csv.DictReader(fh)}
     assert set(rows) == {"N1", "N2"}
     assert "dose_date_invalid" in rows["N1"] and "dose_missing" in rows["N2"]
+
+
+@pytest.mark.parametrize("engine", ["fast", "openpyxl"])
+def test_reconciliation_cells_are_never_formulas(tmp_path: Path, engine: str) -> None:
+    # A record ID like =HYPERLINK(...) went into the police's CSV as is (Excel runs
+    # it) and openpyxl's writer stored it as a live formula in the XLSX.
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    evil = '=HYPERLINK("http://example.invalid/","x")'
+    path = tmp_path / "records.csv"
+    path.write_text(HEADER + "\n" + GOOD.replace("A1,", '"' + evil.replace('"', '""') + '",') + "\n"
+                    + "@SUM(1),Trần Văn Đức,1962\n", encoding="utf-8")  # fmt: skip
+    reg = tmp_path / "registry.csv"
+    reg.write_text(REGISTRY.replace("Nguyễn Thị Thanh Hương,1985", "Nguyễn Thị Thanh Hà,1985"), encoding="utf-8")
+    run_checks(CheckOptions(records=path, registry=str(reg), out_dir=tmp_path / "out", now=NOW, workers=1,
+                            xlsx_engine=engine))  # fmt: skip
+    lists = tmp_path / "out" / "reconciliation"
+    [csv_path] = [p for p in lists.rglob("*.csv") if p.name != "_unreadable-rows.csv"]
+    with csv_path.open(encoding="utf-8-sig") as fh:
+        assert [r["record_id"] for r in csv.DictReader(fh)] == ["'" + evil]
+    with (lists / "_unreadable-rows.csv").open(encoding="utf-8-sig") as fh:
+        assert [r["record_id"] for r in csv.DictReader(fh)] == ["'@SUM(1)"]
+    xlsx = csv_path.with_suffix(".xlsx")
+    with zipfile.ZipFile(xlsx) as zf:
+        assert not any(b"<f>" in zf.read(n) for n in zf.namelist() if n.startswith("xl/worksheets/"))
+    rows = list(load_workbook(xlsx).active.iter_rows(values_only=True))  # type: ignore[union-attr]
+    assert rows[1][1] == evil  # the exact text, as text
