@@ -16,6 +16,7 @@ from signer.pdf import PassportPdfSigner, passport_data
 from tests.fixtures.pki import NOW
 from tests.pdf import tamper
 from tests.pdf.conftest import CENTRE, PERSON_A, PERSON_B, SIGN_TIME, Issued, PdfPki, make_passport
+from verifier.hc1 import verify_qr_text
 from verifier.pdf import verify_pdf
 from verifier.pdf.signature import PDF_CHECKS, check_pdf_signature
 from verifier.trust import TrustStore, load_trust
@@ -268,3 +269,25 @@ def test_huge_page_is_rendered_at_bounded_size(trust: TrustStore) -> None:
     v = verify_pdf(bytes(out), trust, now=NOW)
     assert time.perf_counter() - t0 < 20
     assert not v.valid and "no_signature" in v.reasons and "no_qr_code" in v.reasons
+
+
+def test_pdf_and_qr_must_have_the_same_signer(
+    pdf_pki: PdfPki, good_signer: PassportPdfSigner, trust: TrustStore
+) -> None:
+    """A genuine QR of the same person, but issued by another (trusted) centre's DSC,
+    on a page the first centre signed: the document no longer matches its QR."""
+    from signer.issue import Hc1Issuer
+
+    other = Hc1Issuer(pdf_pki.rsa, issuer_name="Ministry of Health of Viet Nam").issue(
+        PERSON_A, now=SIGN_TIME, allow_unverified=True
+    )
+    data = passport_data(
+        dcc=other.dcc, hc1=other.hc1, centre=CENTRE, record=PERSON_A,
+        issued_at=SIGN_TIME, expires_at=SIGN_TIME + dt.timedelta(days=365),
+    )
+    v = verify_pdf(good_signer.sign(data, now=SIGN_TIME), trust, now=NOW)
+    assert verify_qr_text(other.hc1, trust, now=NOW).valid  # the QR alone is fine
+    assert not v.valid
+    assert v.checks["qr_matches_document"] is False
+    assert "signer_mismatch" in v.reasons
+    _all_true(v, (*PDF_CHECKS, "qr", "signature", "expiry", "schema"))

@@ -23,13 +23,15 @@ configuration error (:class:`~verifier.errors.ConfigError`).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from verifier.errors import ConfigError
+from verifier import codec
+from verifier.errors import CodecError, ConfigError
 from verifier.hc1 import verify_qr_text
 from verifier.pdf.extract import page_text, render_qr_texts
 from verifier.pdf.match import compare_document
@@ -142,6 +144,7 @@ def verify_pdf(data: bytes, trust: TrustStore, *, now: dt.datetime) -> PdfVerdic
             errors.append(CheckError("qr_matches_document", "no_text", "no text on page 1"))
         else:
             problems = compare_document(dcc, text)
+            problems.extend(_signer_problem(qr_text, sig.signer))
             checks["qr_matches_document"] = not problems
             for field, message in problems:
                 errors.append(CheckError("qr_matches_document", f"{field}_mismatch", message))
@@ -160,6 +163,19 @@ def verify_pdf(data: bytes, trust: TrustStore, *, now: dt.datetime) -> PdfVerdic
         qr_text=qr_text,
         qr=qr_verdict,
     )
+
+
+def _signer_problem(qr_text: str | None, signer: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The health centre that signed the PDF must be the one that signed its QR (same DSC)."""
+    if qr_text is None or not signer or not signer.get("kid"):
+        return []
+    try:
+        kid = codec.decode_sign1(codec.from_qr_text(qr_text)).kid
+    except CodecError:
+        return []  # the QR checks already report it
+    if kid is None or base64.b64encode(kid).decode("ascii") == signer["kid"]:
+        return []
+    return [("signer", "the PDF is signed with another certificate than its QR code")]
 
 
 def _dcc(payload: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
