@@ -73,7 +73,7 @@ def render_human(verdict: PdfVerdict, *, path: str, lang: str = "en") -> str:
 
 
 def run_pdf(args: argparse.Namespace) -> int:
-    from verifier.cli import load_trust_from_args, now_from_args
+    from verifier.cli import EXIT_ERROR, exit_code, load_trust_from_args, now_from_args
 
     # pyHanko logs every failed check as a warning with its traceback; with no
     # logging configured Python prints those on stderr. The verdict already
@@ -90,6 +90,8 @@ def run_pdf(args: argparse.Namespace) -> int:
         print(verdict.to_json())
     else:
         print(render_human(verdict, path=args.file, lang=args.lang))
+    if verdict.qr is not None and exit_code(verdict.qr) == EXIT_ERROR:
+        return EXIT_ERROR  # the QR verification itself broke (a bug), as `verifier qr` reports it
     return EXIT_VALID if verdict.valid else EXIT_INVALID
 
 
