@@ -58,7 +58,8 @@ from verifier.codec import (
     encode_protected,
 )
 from verifier.crypto import kid_for_certificate
-from verifier.errors import ConfigError, InputError
+from verifier.errors import ConfigError, InputError, TrustError
+from verifier.trust import EKU_TRUST_LIST_SIGNER, parse_certificate
 
 #: hcert 1.x section 3.3.2: the signature algorithms a DCC may use.
 HCERT_ALGORITHMS = (CoseAlgorithm.ES256, CoseAlgorithm.PS256)
@@ -163,6 +164,32 @@ def _epoch(now: dt.datetime) -> int:
     return int(now.timestamp())
 
 
+#: EKUs of the national operator's other keys (trust-list signer, TSA): never a DSC.
+_NOT_A_DSC_EKUS = frozenset({EKU_TRUST_LIST_SIGNER, "1.3.6.1.5.5.7.3.8"})
+
+
+def check_document_signer(cert_der: bytes) -> None:
+    """Raise :class:`ConfigError` unless the certificate may sign vaccination DCCs.
+
+    hcert 1.x section 5.1.1: a DSC whose EKU names DCC types may sign only
+    those (verifiers reject the rest as a wrong certificate type), so a
+    test-only DSC would sign a whole batch of certificates no one accepts.
+    A CA certificate, one without the digitalSignature key usage, or the
+    trust-list signer / TSA certificate is no DSC at all.
+    """
+    try:
+        info = parse_certificate(cert_der)
+    except TrustError as err:
+        raise ConfigError(f"the signing certificate is not usable: {err}") from None
+    if info.is_ca or info.digital_signature is False or (info.ekus or frozenset()) & _NOT_A_DSC_EKUS:
+        raise ConfigError("the signing certificate is not a document signer certificate (DSC)")
+    if info.dcc_types is not None and "v" not in info.dcc_types:
+        allowed = "/".join(sorted(info.dcc_types))
+        raise ConfigError(
+            f"the DSC may sign only {allowed} certificates (extended key usage), not vaccination"
+        )
+
+
 class Hc1Issuer:
     """Signs records with one key; reuse it for a whole batch.
 
@@ -193,6 +220,7 @@ class Hc1Issuer:
         self.validity_seconds = validity_days * 86400
         self.vaccines = vaccines or load_vaccines()
         cert = key.certificate
+        check_document_signer(cert.public_bytes(Encoding.DER))
         self.kid = kid_for_certificate(cert.public_bytes(Encoding.DER))
         self.not_before = int(cert.not_valid_before_utc.timestamp())
         self.not_after = int(cert.not_valid_after_utc.timestamp())
