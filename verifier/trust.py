@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -624,7 +625,24 @@ def _csca_id(csca: CertInfo) -> str:
 
 
 def _check_rollback(state: Path, anchor: CertInfo, seq: int, *, where: str) -> None:
-    """Step 4: refuse a lower ``seq`` than the highest accepted for this CSCA."""
+    """Step 4: refuse a lower ``seq`` than the highest accepted for this CSCA.
+
+    Read-compare-write happens under an exclusive lock on ``<state>/.lock``, so
+    two verifier processes at once cannot write the counter back down.
+    """
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        lock = os.open(state / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise TrustError("state_unwritable", f"cannot use verifier state {state}: {err}") from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _check_rollback_locked(state, anchor, seq, where=where)
+    finally:
+        os.close(lock)  # releases the lock
+
+
+def _check_rollback_locked(state: Path, anchor: CertInfo, seq: int, *, where: str) -> None:
     path = state / _SEQ_FILE
     seen: dict[str, int] = {}
     try:

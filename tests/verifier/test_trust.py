@@ -160,7 +160,8 @@ def test_rollback_refused(
     _load(tmp_path, build(test_pki, tl_signer, seq=9), csca_pem, name="9.cbor")
     assert list(json.loads((verifier_state / "trustlist-seq.json").read_text()).values()) == [9]
     assert sorted(p.name for p in verifier_state.iterdir()) == [
-        "trustlist-seq.json"
+        ".lock",  # serialises the read-compare-write of the counter between processes
+        "trustlist-seq.json",
     ]  # no temp files left
 
 
