@@ -103,7 +103,8 @@ def test_pdf_signed_by_the_trust_list_signer_is_invalid(pdf_pki: PdfPki) -> None
     tl_key = SoftwareKey(private_key=key, certificate=cert, chain=(pdf_pki.csca,))
     v = verify_pdf(_passport_signed_by(pdf_pki, tl_key), pdf_pki.trust(), now=NOW)
     assert v.valid is False
-    assert v.failed_checks == ("pdf_chain",) and v.reasons == ("dsc_untrusted",)
+    assert v.failed_checks == ("pdf_chain", "qr_matches_document")
+    assert v.reasons == ("dsc_untrusted", "signer_mismatch")  # and its QR came from a DSC
     # the same passport signed by a DSC (DCC EKU) is valid
     good = verify_pdf(_passport_signed_by(pdf_pki, pdf_pki.good), pdf_pki.trust(), now=NOW)
     assert good.valid is True, good.errors
