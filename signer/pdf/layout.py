@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from signer.pdf.font import EmbeddedFont
-from signer.pdf.model import PassportData
+from signer.pdf.model import DoseRow, PassportData
 from signer.pdf.qr import qr_drawing, qr_matrix
 from signer.pdf.template import PassportTemplate
 from verifier.errors import ConfigError
@@ -168,7 +168,11 @@ class PageLayout:
         for label, y in zip(t.issuer_fields, self.issuer_y, strict=True):
             ops.append(self.fitted(data.field(label.key), self.value_x, y, self.value_w, VALUE_SIZE))
         y = self.doses_top
-        rows = data.doses[-t.max_dose_rows :]  # the latest ones if there are more
+        rows = list(data.doses)
+        if len(rows) > t.max_dose_rows:  # the latest ones, and a row saying how many are not shown
+            hidden = len(rows) - (t.max_dose_rows - 1)
+            note = f"+{hidden} mũi trước đó / earlier doses"
+            rows = [DoseRow(dose="…", date="", vaccine=note, lot="", site=""), *rows[-(t.max_dose_rows - 1) :]]
         row_h = self.dose_row_height()
         size = min(8.0, row_h - 2)
         for row in rows:

@@ -194,3 +194,25 @@ def test_template_with_more_dose_rows_than_fit_is_refused() -> None:
     bold = load_font(template.font_bold, tag="VNDCCB")
     with pytest.raises(ConfigError, match="12 dose rows do not fit"):
         PageLayout.build(template, regular, bold)
+
+
+def test_more_doses_than_rows_says_how_many_are_not_shown(pdf_pki: PdfPki, good_signer: object) -> None:
+    """8 doses, 6 rows: the latest 5 are listed and a first row says '+3 earlier doses'."""
+    import dataclasses
+
+    from signer.records import Dose
+
+    doses = tuple(
+        Dose(f"2021-0{i + 1}-10", "AstraZeneca", f"LOTY{i}", i + 1, 8, "Trạm Y tế Phường 1")
+        for i in range(8)
+    )
+    record = dataclasses.replace(PERSON_A, doses=doses)
+    issued = make_passport(pdf_pki.good, record, crl=pdf_pki.crl, signer=good_signer)  # type: ignore[arg-type]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.pdf"
+        path.write_bytes(issued.pdf)
+        text = subprocess.run(
+            ["pdftotext", "-layout", str(path), "-"], capture_output=True, check=True, timeout=60
+        ).stdout.decode("utf-8")
+    assert sorted(re.findall(r"LOTY\d", text)) == [f"LOTY{i}" for i in range(3, 8)]
+    assert "+3 mũi trước đó / earlier doses" in text
