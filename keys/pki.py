@@ -502,6 +502,13 @@ def issue_crl(
         raise ConfigError("days must be positive")
     with _locked(pki_dir):
         index = load_index(pki_dir)
+        if index.crls and now < _parse_iso(index.crls[-1].this_update):
+            # CRL n+1 must not claim an earlier thisUpdate than CRL n (RFC 5280
+            # section 5.1.2.4): relying parties keep the newest by time.
+            raise ConfigError(
+                f"CRL {index.crls[-1].number} was issued at {index.crls[-1].this_update}; "
+                f"a new CRL cannot be dated earlier ({_iso(now)})"
+            )
         csca, key = _usable_csca(pki_dir, csca_passphrase, now)
         number = index.crl_number + 1
         builder = (

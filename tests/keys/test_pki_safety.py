@@ -6,7 +6,8 @@
   case): a lower-case or prefix-less spelling was "revoked" and revoked nothing;
 * the PIN of a token target never shows in its repr;
 * a trust-list sequence number is never reused, even when ``--out`` fails,
-  and a nextUpdate in the past is refused.
+  and a nextUpdate in the past is refused;
+* a CRL is never dated before the previous one.
 """
 
 from __future__ import annotations
@@ -76,3 +77,13 @@ def test_next_update_in_the_past_is_refused(pki_dir: Path) -> None:
     with pytest.raises(ConfigError, match="next update days must be positive"):
         pki.export_trust_list(pki_dir, None, csca_passphrase=b"p", now=NOW, next_update_days=-5)
     assert pki.load_index(pki_dir).trust_list_seq == 0
+
+
+def test_a_crl_is_never_dated_before_the_previous_one(pki_dir: Path) -> None:
+    later = NOW + dt.timedelta(days=10)
+    _, first = pki.issue_crl(pki_dir, csca_passphrase=b"p", now=later)
+    with pytest.raises(ConfigError, match="cannot be dated earlier"):
+        pki.issue_crl(pki_dir, csca_passphrase=b"p", now=later - dt.timedelta(seconds=1))
+    assert pki.load_index(pki_dir).crl_number == first.number == 1
+    _, second = pki.issue_crl(pki_dir, csca_passphrase=b"p", now=later)  # same time: fine
+    assert second.number == 2
