@@ -61,12 +61,22 @@ class PageLayout:
         return f"BT {color} rg {name} {size:.2f} Tf {x:.2f} {y:.2f} Td {font.encode(s).decode()} Tj ET"
 
     def fitted(
-        self, s: str, x: float, y: float, width: float, size: float, *, bold: bool = False
+        self, s: str, x: float, y: float, width: float, size: float, *, bold: bool = False,
+        shorten: bool = False,
     ) -> str:
+        """Text shrunk to fit ``width`` (down to MIN_SIZE); with ``shorten``, then cut with "…".
+
+        Fields the verifier compares with the QR (name, UVCI, dates) are never
+        shortened; table cells and the signature box are.
+        """
         font = self.bold if bold else self.regular
         w = font.width(s, size)
         if w > width:
             size = max(MIN_SIZE, size * width / w)
+            if shorten and font.width(s, size) > width:
+                while s and font.width(s + "…", size) > width:
+                    s = s[:-1]
+                s = s.rstrip() + "…"
         return self.text(s, x, y, size, bold=bold)
 
     # -- build -------------------------------------------------------------
@@ -179,7 +189,8 @@ class PageLayout:
             y -= row_h
             x = t.margin
             for col in t.dose_columns:
-                ops.append(self.fitted(getattr(row, col.key), x + 3, y + (row_h - 0.72 * size) / 2, col.width - 6, size))
+                ops.append(self.fitted(getattr(row, col.key), x + 3, y + (row_h - 0.72 * size) / 2,
+                                       col.width - 6, size, shorten=True))
                 x += col.width
             ops.append(f"0.85 G 0.4 w {t.margin:.2f} {y:.2f} m {t.width - t.margin:.2f} {y:.2f} l S")
         matrix = qr_matrix(data.hc1, ec_level=t.qr_ec_level)
@@ -201,7 +212,7 @@ class PageLayout:
         ops = [
             f"{LABEL_COLOR} RG 1 w 0.5 0.5 {r.w - 1:.2f} {r.h - 1:.2f} re S",
             self.text(f"{t.sigbox_heading.vi} / {t.sigbox_heading.en}:", 6, r.h - 13, 7.5, color=MUTED),
-            self.fitted(centre, 6, r.h - 29, r.w - 12, 10, bold=True),
+            self.fitted(centre, 6, r.h - 29, r.w - 12, 10, bold=True, shorten=True),
             self.text(f"{t.sigbox_date.vi} / {t.sigbox_date.en}: {signed_on}", 6, 9, 7.5, color=MUTED),
         ]
         return "\n".join(ops).encode("ascii")

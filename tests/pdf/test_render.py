@@ -216,3 +216,26 @@ def test_more_doses_than_rows_says_how_many_are_not_shown(pdf_pki: PdfPki, good_
         ).stdout.decode("utf-8")
     assert sorted(re.findall(r"LOTY\d", text)) == [f"LOTY{i}" for i in range(3, 8)]
     assert "+3 mũi trước đó / earlier doses" in text
+
+
+def test_long_table_cells_are_shortened_inside_their_column(pdf_pki: PdfPki, good_signer: object) -> None:
+    """A 90-character vaccination site is cut with '…' instead of running off the page."""
+    import dataclasses
+
+    from signer.records import Dose
+
+    site = "Trạm Y tế Phường Bến Nghé, Quận 1, Thành phố Hồ Chí Minh, điểm tiêm lưu động số 12 ZZEND"
+    record = dataclasses.replace(
+        PERSON_A, doses=(Dose("2021-08-02", "AstraZeneca", "ABV5811", 1, 2, site),)
+    )
+    issued = make_passport(pdf_pki.good, record, crl=pdf_pki.crl, signer=good_signer)  # type: ignore[arg-type]
+    template = load_template()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "p.pdf"
+        path.write_bytes(issued.pdf)
+        html = subprocess.run(
+            ["pdftotext", "-bbox", str(path), "-"], capture_output=True, check=True, timeout=60
+        ).stdout.decode("utf-8")
+    right_edges = [float(m) for m in re.findall(r'xMax="([\d.]+)"', html)]
+    assert max(right_edges) <= template.width - template.margin + 1
+    assert "ZZEND" not in html and "…" in html

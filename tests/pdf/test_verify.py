@@ -145,7 +145,8 @@ def test_many_doses_show_the_latest(
     record = dataclasses.replace(PERSON_A, doses=doses)
     issued = make_passport(pdf_pki.good, record, crl=pdf_pki.crl, signer=good_signer)
     text = page_text(issued.pdf) or ""
-    assert "2021-08-10" in text and "LOT3" in text and "LOT2 " not in text + " "
+    assert "2021-08-10" in text and "LOT4" in text and "LOT3 " not in text + " "
+    assert "+3 mũi trước đó / earlier doses" in text  # none dropped silently
     assert verify_pdf(issued.pdf, trust, now=NOW).valid
 
 
