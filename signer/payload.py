@@ -50,8 +50,8 @@ TG_COVID19 = "840539006"
 #: DCC schema ``issuer``/``certificate_id`` maxLength.
 MAX_ISSUER = 80
 
-_DOB = re.compile(r"(19|20)\d\d(-\d\d){0,2}")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DOB = re.compile(r"(19|20)[0-9]{2}(-[0-9]{2}){0,2}")  # ASCII digits: \d would take any script's
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: No COVID-19 vaccine was given before this date (first EUA: December 2020).
 EARLIEST_DOSE = "2020-01-01"
 

@@ -137,3 +137,12 @@ def test_manifest_commit_waits_for_another_run(tmp_path: Path) -> None:
     runs[1].commit()
     assert sorted(e["record_id"] for e in read_manifest(tmp_path / "manifest.jsonl")) == ["R0", "R1"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("dob", ["19٨٥", "1985-0٣", "1985-03-1٤"])
+def test_non_ascii_digits_in_the_date_of_birth_are_refused_without_echoing_it(dob: str) -> None:
+    from signer.payload import check_date_of_birth
+
+    with pytest.raises(InputError, match="not YYYY, YYYY-MM or YYYY-MM-DD") as err:
+        check_date_of_birth(dob)
+    assert dob not in str(err.value)  # the schema's message used to quote the date of birth
