@@ -59,6 +59,7 @@ from keys.software import SoftwareKey, load_certificate_file
 from verifier.crypto import kid_for_certificate
 from verifier.errors import ConfigError, KeyBackendError
 from verifier.util import write_atomic
+from verifier.uvci import is_valid_uvci
 
 INDEX = "index.json"
 FORMAT = "vn-dcc-pki"
@@ -480,12 +481,14 @@ def revoke_uvci(pki_dir: Path, uvci: str, *, now: dt.datetime) -> str:
         index = load_index(pki_dir)
         own = f"URN:UVCI:01:{index.country}:"
         own_country = uvci.removeprefix("URN:UVCI:")[3:5] == index.country
-        if own_country and not re.fullmatch(re.escape(own) + r"[A-Z0-9/:]+#[A-Z0-9/:]", uvci):
+        if own_country and not (
+            re.fullmatch(re.escape(own) + r"[A-Z0-9/:]+#[A-Z0-9/:]", uvci) and is_valid_uvci(uvci)
+        ):
             # The signer writes every ci as URN:UVCI:01:<country>:<opaque>#<check>;
             # another spelling would hash differently and revoke nothing.
             raise ConfigError(
                 f"not a UVCI as this country's certificates carry it: {uvci!r} "
-                f"(expected {own}...#C, exactly as in the certificate's ci)"
+                f"(expected {own}...#C with its check character, exactly as in the certificate's ci)"
             )
         if any(u == uvci for u, _ in index.revoked_uvcis):
             raise ConfigError(f"{uvci} is already revoked")

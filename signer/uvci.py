@@ -28,19 +28,9 @@ import re
 import secrets
 
 from verifier.errors import InputError
+from verifier.uvci import LUHN_ALPHABET, checksum_char, is_valid_uvci, with_checksum
 
-#: Luhn mod N alphabet of the UVCI guidelines (Annex 2): index = code point.
-LUHN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/:"
-_CODE = {c: i for i, c in enumerate(LUHN_ALPHABET)}
-_N = len(LUHN_ALPHABET)
-# Per-character addends, "digits" summed in base N: factor 1 and factor 2.
-_ADD1 = {c: (i // _N) + (i % _N) for c, i in _CODE.items()}
-_ADD2 = {c: (2 * i // _N) + (2 * i % _N) for c, i in _CODE.items()}
-# The same addends as bytes.translate tables (ASCII byte -> addend, 255 if
-# the character is not in the alphabet).
-_NOT_IN_ALPHABET = 255
-_ADD1_TABLE = bytes(_ADD1.get(chr(b), _NOT_IN_ALPHABET) for b in range(256))
-_ADD2_TABLE = bytes(_ADD2.get(chr(b), _NOT_IN_ALPHABET) for b in range(256))
+__all__ = ["LUHN_ALPHABET", "checksum_char", "is_valid_uvci", "new_uvci", "with_checksum"]
 
 UVCI_PREFIX = "URN:UVCI:"
 UVCI_VERSION = "01"
@@ -57,44 +47,6 @@ MAX_LENGTH = 80
 _COUNTRY = re.compile(r"[A-Z]{2}")
 #: Countries already found well-formed (new_uvci runs once per certificate).
 _CHECKED_COUNTRIES: set[str] = set()
-
-
-def checksum_char(text: str) -> str:
-    """Luhn mod N check character over ``text`` (the UVCI without ``#c``).
-
-    Raises :class:`InputError` if ``text`` holds a character outside
-    :data:`LUHN_ALPHABET`.
-    """
-    # From the right: the last character gets factor 2, then 1, 2, 1, ...
-    # Fast path: per-character addends by bytes.translate, summed in C.
-    if text.isascii():
-        raw = text.encode("ascii")
-        factor2 = raw[-1::-2].translate(_ADD2_TABLE)
-        factor1 = raw[-2::-2].translate(_ADD1_TABLE)
-        if _NOT_IN_ALPHABET not in factor2 and _NOT_IN_ALPHABET not in factor1:
-            return LUHN_ALPHABET[(_N - (sum(factor2) + sum(factor1)) % _N) % _N]
-    try:
-        total = sum(map(_ADD2.__getitem__, text[-1::-2])) + sum(
-            map(_ADD1.__getitem__, text[-2::-2])
-        )
-    except KeyError as err:
-        raise InputError(f"UVCI contains {err.args[0]!r}, not allowed in a checksum") from None
-    return LUHN_ALPHABET[(_N - total % _N) % _N]
-
-
-def with_checksum(text: str) -> str:
-    """``text`` + ``#`` + its check character."""
-    return f"{text}#{checksum_char(text)}"
-
-
-def is_valid_uvci(uvci: str) -> bool:
-    """True for a UVCI that ends in ``#`` + a correct check character; never raises."""
-    if len(uvci) < 3 or uvci[-2] != "#":
-        return False
-    body = uvci[:-2]
-    if any(ch not in _CODE for ch in body):
-        return False
-    return checksum_char(body) == uvci[-1]
 
 
 def new_uvci(country: str = "VN") -> str:

@@ -145,8 +145,8 @@ def test_revocation_and_crls(cli: Cli) -> None:
     cli("revoke-dsc", b.kid, "--reason", "key-compromise", "--now", at(3))
     cli("revoke-dsc", b.serial, "--now", at(3), rc=2)  # already revoked
     cli("revoke-dsc", "nobody", "--now", at(3), rc=2)
-    cli("revoke-uvci", "URN:UVCI:01:VN:8Q2ZK7RW3M5P#T", "--now", at(3))
-    cli("revoke-uvci", "URN:UVCI:01:VN:8Q2ZK7RW3M5P#T", "--now", at(3), rc=2)
+    cli("revoke-uvci", "URN:UVCI:01:VN:8Q2ZK7RW3M5P#7", "--now", at(3))
+    cli("revoke-uvci", "URN:UVCI:01:VN:8Q2ZK7RW3M5P#7", "--now", at(3), rc=2)
     cli("revoke-uvci", "not a uvci", rc=2)
     cli("issue-crl", "--days", "10", "--now", at(4))
 
@@ -168,9 +168,9 @@ def test_revocation_and_crls(cli: Cli) -> None:
 
     index = pki.load_index(cli.dir)
     assert index.crl_number == 2
-    assert index.revoked_uvcis == (("URN:UVCI:01:VN:8Q2ZK7RW3M5P#T", at(3).replace(".000", "")),)
+    assert index.revoked_uvcis == (("URN:UVCI:01:VN:8Q2ZK7RW3M5P#7", at(3).replace(".000", "")),)
     out, _ = cli("list")
-    assert "REVOKED" in out and "URN:UVCI:01:VN:8Q2ZK7RW3M5P#T" in out
+    assert "REVOKED" in out and "URN:UVCI:01:VN:8Q2ZK7RW3M5P#7" in out
     out, _ = cli("list", "--json")
     assert json.loads(out)["crl_number"] == 2
 
@@ -348,7 +348,7 @@ def test_trust_list_export_end_to_end(
     _, err = cli("export-trust-list", "--now", at(2), rc=2)
     assert "init-tl-signer" in err
     cli("init-tl-signer", "--now", at(2))
-    revoked_uvci = "URN:UVCI:01:VN:REVOKED1234#Q"
+    revoked_uvci = "URN:UVCI:01:VN:REVOKED1234#A"
     cli("revoke-dsc", "Stolen", "--reason", "key-compromise", "--now", at(3))
     cli("revoke-uvci", revoked_uvci, "--now", at(3))
     _, err = cli("export-trust-list", "--now", at(3))

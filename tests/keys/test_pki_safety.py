@@ -38,6 +38,7 @@ def pki_dir(tmp_path: Path) -> Path:
         UVCI.removeprefix("URN:UVCI:"),
         "URN:UVCI:01/VN/F99NA87XEQ4QBSYPNWVTSGT4#6",
         UVCI.removesuffix("#6"),
+        UVCI.removesuffix("#6") + "#7",  # wrong check character: no certificate carries it
     ],
 )
 def test_other_spellings_of_an_own_uvci_are_refused(pki_dir: Path, spelling: str) -> None:
