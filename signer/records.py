@@ -249,7 +249,10 @@ def record_from_mapping(
 ) -> Record | RowProblem:
     """Build a Record from its JSON form; problems become a RowProblem."""
     cmap = cmap or load_column_map()
-    rid = _text(obj.get("record_id"))
+    rid = _text(obj.get("record_id")) if _scalar(obj.get("record_id")) else ""
+    for k in FIELDS:
+        if not _scalar(obj.get(k)):
+            return RowProblem(lineno, "bad_json", f"'{k}' must be text or a number", rid)
     doses_raw = obj.get("doses", [])
     if not isinstance(doses_raw, list):
         return RowProblem(lineno, "bad_doses", "'doses' must be a list", rid)
@@ -257,6 +260,8 @@ def record_from_mapping(
     for i, d in enumerate(doses_raw, start=1):
         if not isinstance(d, dict):
             return RowProblem(lineno, "bad_doses", f"dose {i} is not an object", rid)
+        if not all(_scalar(d.get(k)) for k in DOSE_FIELDS):
+            return RowProblem(lineno, "bad_doses", f"dose {i}: fields must be text or numbers", rid)
         dose = _dose(
             {k: _text(d.get(k)) for k in DOSE_FIELDS},
             i,
@@ -271,6 +276,11 @@ def record_from_mapping(
     if verified and isinstance(rec, Record):
         rec = replace(rec, verified=verified)
     return rec
+
+
+def _scalar(value: Any) -> bool:
+    """A JSON value a record field can hold: text, a number, a boolean or null (not a list/object)."""
+    return not isinstance(value, list | dict)
 
 
 def _text(value: Any) -> str:
