@@ -21,6 +21,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from signer.payload import load_vaccines
 from signer.pdf.font import nfc
 from signer.pdf.template import PassportTemplate, load_template
 from verifier.errors import InputError
@@ -75,13 +76,6 @@ def _valuesets() -> dict[str, Mapping[str, Any]]:
     return out
 
 
-@lru_cache(maxsize=1)
-def _vaccine_names() -> Mapping[str, Mapping[str, Any]]:
-    raw = resources.files("templates").joinpath("vaccines.json").read_text("utf-8")
-    vaccines: Mapping[str, Mapping[str, Any]] = json.loads(raw)["vaccines"]
-    return vaccines
-
-
 def _display(valueset: str, code: str) -> str:
     entry = _valuesets()[valueset].get(code)
     name = str(entry["display"]) if entry else ""
@@ -108,18 +102,18 @@ def _country(code: str, template: PassportTemplate) -> str:
 
 def dose_rows(doses: Sequence[Any]) -> tuple[DoseRow, ...]:
     """Every dose of a record (``signer.records.Dose`` or a mapping), by date."""
-    names = _vaccine_names()
+    vaccines = load_vaccines()
     rows = []
     for d in sorted(doses, key=lambda d: str(_get(d, "date"))):
         vaccine = str(_get(d, "vaccine"))
-        entry = names.get(vaccine)
+        entry = vaccines.lookup(vaccine)  # the key or any alias of templates/vaccines.json
         dn, sd = int(_get(d, "dose_number", 0) or 0), int(_get(d, "series_doses", 0) or 0)
         number = f"{dn}/{sd}" if dn and sd else (str(dn) if dn else "")
         rows.append(
             DoseRow(
                 dose=number,
                 date=str(_get(d, "date")),
-                vaccine=nfc(str(entry["name_vi"]) if entry else vaccine),
+                vaccine=nfc(entry.name_vi if entry else vaccine),
                 lot=nfc(str(_get(d, "lot"))),
                 site=nfc(str(_get(d, "site"))),
             )
