@@ -33,12 +33,12 @@ def _pdftoppm(pdf: bytes, dpi: int) -> Image.Image:
     return Image.open(io.BytesIO(out))
 
 
-def _pdftotext(pdf: bytes) -> str:
+def _pdftotext(pdf: bytes, *flags: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p.pdf"
         path.write_bytes(pdf)
         return subprocess.run(
-            ["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True, check=True,
+            ["pdftotext", "-enc", "UTF-8", *flags, str(path), "-"], capture_output=True, check=True,
             timeout=60,
         ).stdout.decode("utf-8")
 
@@ -167,12 +167,7 @@ def test_all_dose_rows_stay_above_the_qr_code(pdf_pki: PdfPki, good_signer: obje
     issued = make_passport(pdf_pki.good, record, crl=pdf_pki.crl, signer=good_signer)  # type: ignore[arg-type]
     template = load_template()
     qr_top = template.height - (template.margin + template.qr_size)  # pdftotext: y grows down
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "p.pdf"
-        path.write_bytes(issued.pdf)
-        html = subprocess.run(
-            ["pdftotext", "-bbox", str(path), "-"], capture_output=True, check=True, timeout=60
-        ).stdout.decode("utf-8")
+    html = _pdftotext(issued.pdf, "-bbox")
     lots = {
         m.group(2): float(m.group(1))
         for m in re.finditer(r'yMax="([\d.]+)">(LOTX\d)</word>', html)
@@ -208,12 +203,7 @@ def test_more_doses_than_rows_says_how_many_are_not_shown(pdf_pki: PdfPki, good_
     )
     record = dataclasses.replace(PERSON_A, doses=doses)
     issued = make_passport(pdf_pki.good, record, crl=pdf_pki.crl, signer=good_signer)  # type: ignore[arg-type]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "p.pdf"
-        path.write_bytes(issued.pdf)
-        text = subprocess.run(
-            ["pdftotext", "-layout", str(path), "-"], capture_output=True, check=True, timeout=60
-        ).stdout.decode("utf-8")
+    text = _pdftotext(issued.pdf, "-layout")
     assert sorted(re.findall(r"LOTY\d", text)) == [f"LOTY{i}" for i in range(3, 8)]
     assert "+3 mũi trước đó / earlier doses" in text
 
@@ -230,12 +220,7 @@ def test_long_table_cells_are_shortened_inside_their_column(pdf_pki: PdfPki, goo
     )
     issued = make_passport(pdf_pki.good, record, crl=pdf_pki.crl, signer=good_signer)  # type: ignore[arg-type]
     template = load_template()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "p.pdf"
-        path.write_bytes(issued.pdf)
-        html = subprocess.run(
-            ["pdftotext", "-bbox", str(path), "-"], capture_output=True, check=True, timeout=60
-        ).stdout.decode("utf-8")
+    html = _pdftotext(issued.pdf, "-bbox")
     right_edges = [float(m) for m in re.findall(r'xMax="([\d.]+)"', html)]
     assert max(right_edges) <= template.width - template.margin + 1
     assert "ZZEND" not in html and "…" in html
