@@ -17,7 +17,6 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from verifier.codec import CoseAlgorithm
@@ -46,16 +45,17 @@ class SoftwareKey:
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...] = field(default=())
     # Prepared in __post_init__ for the hot path (not part of the key's identity).
-    _ecdsa: ec.ECDSA | None = field(init=False, repr=False, compare=False, default=None)
-    _size: int = field(init=False, repr=False, compare=False, default=0)
+    #: (key, ECDSA parameters, r/s size) for an EC key of a COSE algorithm.
+    _ec: tuple[ec.EllipticCurvePrivateKey, ec.ECDSA, int] | None = field(
+        init=False, repr=False, compare=False, default=None
+    )
 
     def __post_init__(self) -> None:
         # The signing hot path (one call per certificate): algorithm, ECDSA
         # parameters and r/s size are worked out once, here, not per call.
         # An unsupported curve is still reported by ``alg``/``sign``, as before.
         key = self.private_key
-        ecdsa: ec.ECDSA | None = None
-        size = 0
+        prepared = None
         if isinstance(key, ec.EllipticCurvePrivateKey):
             try:
                 alg = alg_for_private_key(key)
@@ -63,20 +63,19 @@ class SoftwareKey:
                 alg = None
             if alg is not None:
                 ecdsa = ec.ECDSA(hashes.SHA256() if alg == CoseAlgorithm.ES256 else hashes.SHA384())
-                size = (key.curve.key_size + 7) // 8
-        object.__setattr__(self, "_ecdsa", ecdsa)
-        object.__setattr__(self, "_size", size)
+                prepared = (key, ecdsa, (key.curve.key_size + 7) // 8)
+        object.__setattr__(self, "_ec", prepared)
 
     @property
     def alg(self) -> CoseAlgorithm:
         return alg_for_private_key(self.private_key)
 
     def sign(self, data: bytes) -> bytes:
+        prepared = self._ec
+        if prepared is not None:
+            ec_key, ecdsa, size = prepared
+            return ecdsa_der_to_raw(ec_key.sign(data, ecdsa), size)
         key = self.private_key
-        ecdsa = self._ecdsa
-        if ecdsa is not None and isinstance(key, ec.EllipticCurvePrivateKey):
-            r, s = decode_dss_signature(key.sign(data, ecdsa))
-            return r.to_bytes(self._size, "big") + s.to_bytes(self._size, "big")
         if isinstance(key, rsa.RSAPrivateKey):
             return key.sign(data, pss_padding(), hashes.SHA256())
         alg = self.alg

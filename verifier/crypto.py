@@ -34,9 +34,34 @@ def kid_for_certificate(der: bytes) -> bytes:
 
 
 def ecdsa_der_to_raw(der: bytes, size: int) -> bytes:
-    """DER ECDSA-Sig-Value -> fixed-size ``r || s``."""
-    r, s = decode_dss_signature(der)
-    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    """DER ECDSA-Sig-Value -> fixed-size ``r || s`` (``size`` bytes each).
+
+    The signer calls this once per certificate, so the usual shape (a
+    SEQUENCE with a one-byte length holding two positive INTEGERs of at most
+    ``size`` significant bytes, as OpenSSL writes every P-256 and P-384
+    signature) is taken apart by slicing; anything else goes through
+    ``decode_dss_signature``, which raises ``ValueError`` for bad DER.
+    """
+    n = len(der)
+    if n > 8 and der[0] == 0x30 and der[1] == n - 2 and der[2] == 0x02:
+        r_end = 4 + der[3]
+        if r_end + 2 < n and der[r_end] == 0x02 and der[r_end + 1] == n - r_end - 2:
+            r = der[4:r_end]
+            s = der[r_end + 2 :]
+            if _fits(r, size) and _fits(s, size):
+                return r[-size:].rjust(size, b"\0") + s[-size:].rjust(size, b"\0")
+    r_int, s_int = decode_dss_signature(der)
+    return r_int.to_bytes(size, "big") + s_int.to_bytes(size, "big")
+
+
+def _fits(integer: bytes, size: int) -> bool:
+    """A minimal positive DER INTEGER content of at most ``size`` significant bytes."""
+    n = len(integer)
+    if n == 0 or integer[0] & 0x80:
+        return False
+    if n > 1 and integer[0] == 0 and not integer[1] & 0x80:
+        return False  # not minimal
+    return n <= size or (n == size + 1 and integer[0] == 0)
 
 
 def ecdsa_raw_to_der(raw: bytes) -> bytes:
