@@ -53,6 +53,29 @@ def test_base45_encoder_on_every_pair_and_tail() -> None:
         assert codec.b45encode(data) == _b45encode_plain(data)
 
 
+@given(st.lists(st.binary(max_size=80), max_size=20), st.sampled_from(["", "HC1:"]))
+def test_base45_batch_encoder_equals_one_by_one(chunks: list[bytes], prefix: str) -> None:
+    assert codec.b45encode_many(chunks, prefix=prefix) == [prefix + codec.b45encode(c) for c in chunks]
+
+
+@given(st.binary(max_size=3000))
+def test_stored_zlib_is_a_standard_stream(data: bytes) -> None:
+    stream = codec.zlib_stored(data)
+    assert zlib.decompress(stream) == data
+    assert zlib.decompressobj(9).decompress(stream) == data  # smallest window a decoder may demand
+    assert codec.decompress(stream) == data  # the verifier's capped inflater
+    assert len(stream) == len(data) + 11  # 2 header + 5 block head + data + 4 Adler-32
+    assert codec.zlib_compress(data, 0) == stream
+
+
+def test_stored_zlib_splits_long_data_into_blocks() -> None:
+    data = bytes(range(256)) * 600  # 153,600 bytes: 3 blocks of at most 65,535
+    stream = codec.zlib_stored(data)
+    assert zlib.decompress(stream) == data
+    assert len(stream) == len(data) + 2 + 3 * 5 + 4
+    assert stream[2] == 0 and stream[2 + 5 + 65535] == 0 and stream[2 + 2 * (5 + 65535)] == 1  # BFINAL last
+
+
 @pytest.mark.parametrize(
     "text",
     [

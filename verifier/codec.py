@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -101,8 +101,8 @@ _DEC_VALUES = _table(lambda c: _B45_ALPHABET.index(chr(c)) if chr(c) in _B45_ALP
 _from_le = int.from_bytes
 
 
-def b45encode(data: bytes) -> str:
-    """Encode bytes as base45 (RFC 9285).
+def _b45_digits(data: bytes) -> bytearray:
+    """The base45 digits (ASCII) of the byte pairs of ``data``; an odd last byte is ignored.
 
     Each digit column is the sum of its byte columns, added as little-endian
     big integers (one byte per pair, no carry crosses pairs); the three
@@ -127,10 +127,38 @@ def b45encode(data: bytes) -> str:
     sums[0::3] = c
     sums[1::3] = d
     sums[2::3] = e
-    out = sums.translate(_ENC_DIGIT)
+    return sums.translate(_ENC_DIGIT)
+
+
+def _b45_last(byte: int) -> bytes:
+    """The two digits of an odd last byte."""
+    return bytes((byte % 45, byte // 45)).translate(_ENC_DIGIT)
+
+
+def b45encode(data: bytes) -> str:
+    """Encode bytes as base45 (RFC 9285), without a Python loop per byte pair."""
+    out = _b45_digits(data)
     if len(data) & 1:
-        out += bytes((data[-1] % 45, data[-1] // 45)).translate(_ENC_DIGIT)
+        out += _b45_last(data[-1])
     return out.decode("ascii")
+
+
+def b45encode_many(chunks: Sequence[bytes], *, prefix: str = "") -> list[str]:
+    """``[prefix + b45encode(c) for c in chunks]``, with the digits of all
+    chunks computed in one pass (the signer encodes its batches so: the
+    per-call work of :func:`b45encode` is paid once per batch)."""
+    evens = b"".join([c if not len(c) & 1 else c[:-1] for c in chunks])
+    digits = _b45_digits(evens).decode("ascii")
+    out = []
+    start = 0
+    for chunk in chunks:
+        end = start + 3 * (len(chunk) >> 1)
+        if len(chunk) & 1:
+            out.append(prefix + digits[start:end] + _b45_last(chunk[-1]).decode("ascii"))
+        else:
+            out.append(prefix + digits[start:end])
+        start = end
+    return out
 
 
 _E_BELOW_32 = bytes(range(32))
@@ -202,10 +230,51 @@ def b45decode(text: str) -> bytes:
 ZLIB_LEVEL, ZLIB_WBITS, ZLIB_MEMLEVEL = 9, 11, 4
 
 
-def to_qr_text(cose: bytes) -> str:
-    """COSE_Sign1 bytes -> zlib -> base45 -> ``HC1:`` text."""
-    deflate = zlib.compressobj(ZLIB_LEVEL, zlib.DEFLATED, ZLIB_WBITS, ZLIB_MEMLEVEL)
-    return HC1_PREFIX + b45encode(deflate.compress(cose) + deflate.flush())
+def zlib_compress(data: bytes, level: int = ZLIB_LEVEL) -> bytes:
+    """A zlib stream (RFC 1950) of ``data`` at ``level`` (0 = stored blocks,
+    :func:`zlib_stored`), with the small window and memLevel above."""
+    if level == 0:
+        return zlib_stored(data)
+    deflate = zlib.compressobj(level, zlib.DEFLATED, ZLIB_WBITS, ZLIB_MEMLEVEL)
+    return deflate.compress(data) + deflate.flush()
+
+
+#: RFC 1950 header of :func:`zlib_stored`: CM 8 (deflate), CINFO 0 (a
+#: 256-byte window: stored blocks refer back to nothing, so every inflater
+#: accepts it whatever window it allows), FLEVEL 0, FCHECK so that the
+#: header is a multiple of 31.
+_STORED_HEADER = bytes((0x08, 0x1D))
+_MAX_STORED = 0xFFFF  # RFC 1951 section 3.2.4: LEN is 16 bits
+
+
+def zlib_stored(data: bytes) -> bytes:
+    """A zlib stream of ``data`` in stored (uncompressed) deflate blocks.
+
+    RFC 1950 header + RFC 1951 section 3.2.4 blocks (BTYPE 00: header byte,
+    LEN, NLEN, the bytes; BFINAL on the last) + Adler-32 of ``data``; what
+    ``zlib`` writes at level 0, made without setting up a compressor (about
+    a tenth of its cost for a QR-sized COSE; tests/test_codec.py inflates
+    it with ``zlib`` and checks the layout).
+    """
+    n = len(data)
+    adler = zlib.adler32(data).to_bytes(4, "big")
+    if n <= _MAX_STORED:  # one block: every COSE that fits a QR code
+        return b"".join((_STORED_HEADER, _stored_block_head(n, final=True), data, adler))
+    parts = [_STORED_HEADER]
+    for start in range(0, n, _MAX_STORED):
+        block = data[start : start + _MAX_STORED]
+        parts += (_stored_block_head(len(block), final=start + _MAX_STORED >= n), block)
+    parts.append(adler)
+    return b"".join(parts)
+
+
+def _stored_block_head(length: int, *, final: bool) -> bytes:
+    return struct.pack("<BHH", 1 if final else 0, length, length ^ 0xFFFF)
+
+
+def to_qr_text(cose: bytes, *, level: int = ZLIB_LEVEL) -> str:
+    """COSE_Sign1 bytes -> zlib (``level``) -> base45 -> ``HC1:`` text."""
+    return HC1_PREFIX + b45encode(zlib_compress(cose, level))
 
 
 def strip_prefix(text: str) -> str:
