@@ -28,9 +28,9 @@ import re
 import secrets
 
 from verifier.errors import InputError
-from verifier.uvci import LUHN_ALPHABET, checksum_char, is_valid_uvci, with_checksum
+from verifier.uvci import LUHN_ALPHABET, checksum_char, is_valid_uvci, with_checksum, with_checksums
 
-__all__ = ["LUHN_ALPHABET", "checksum_char", "is_valid_uvci", "new_uvci", "with_checksum"]
+__all__ = ["LUHN_ALPHABET", "checksum_char", "is_valid_uvci", "new_uvci", "new_uvcis", "with_checksum"]
 
 UVCI_PREFIX = "URN:UVCI:"
 UVCI_VERSION = "01"
@@ -49,14 +49,24 @@ _COUNTRY = re.compile(r"[A-Z]{2}")
 _CHECKED_COUNTRIES: set[str] = set()
 
 
-def new_uvci(country: str = "VN") -> str:
-    """A fresh random UVCI: ``URN:UVCI:01:<country>:<opaque>#<check>``."""
+def _check_country(country: str) -> None:
     if country not in _CHECKED_COUNTRIES:
         if not _COUNTRY.fullmatch(country):
             raise InputError(f"UVCI country must be ISO 3166-1 alpha-2, got {country!r}")
         _CHECKED_COUNTRIES.add(country)
-    opaque = secrets.token_bytes(OPAQUE_LENGTH).translate(_OPAQUE_TABLE).decode("ascii")
-    uvci = with_checksum(f"{UVCI_PREFIX}{UVCI_VERSION}:{country}:{opaque}")
-    if len(uvci) > MAX_LENGTH:
+
+
+def new_uvci(country: str = "VN") -> str:
+    """A fresh random UVCI: ``URN:UVCI:01:<country>:<opaque>#<check>``."""
+    return new_uvcis(1, country)[0]
+
+
+def new_uvcis(count: int, country: str = "VN") -> list[str]:
+    """``count`` fresh random UVCIs (as :func:`new_uvci`), with the random
+    bytes of all of them drawn and mapped to letters in one call."""
+    _check_country(country)
+    head = f"{UVCI_PREFIX}{UVCI_VERSION}:{country}:"
+    if len(head) + OPAQUE_LENGTH + 2 > MAX_LENGTH:
         raise InputError(f"UVCI longer than {MAX_LENGTH} characters")
-    return uvci
+    letters = secrets.token_bytes(OPAQUE_LENGTH * count).translate(_OPAQUE_TABLE)
+    return with_checksums(head, letters, OPAQUE_LENGTH)

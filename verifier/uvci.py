@@ -58,6 +58,38 @@ def with_checksum(text: str) -> str:
     return f"{text}#{checksum_char(text)}"
 
 
+def with_checksums(head: str, parts: bytes, part_length: int) -> list[str]:
+    """``[with_checksum(head + part) for part in parts]`` for ``parts``: the
+    concatenation of ASCII strings of one even ``part_length``, all from
+    :data:`LUHN_ALPHABET` (for issuing UVCIs in batches; others raise
+    :class:`InputError`).
+
+    With parts of even length the factor of each character (2 for the last,
+    then 1, 2, ...) depends only on its parity in ``parts``, and ``head``
+    adds the same amount to every sum: the addends of all parts are looked
+    up by two ``translate`` calls.
+    """
+    if part_length < 2 or part_length % 2 or len(parts) % part_length:
+        raise InputError("UVCI parts must have one even length")
+    factor1 = parts[0::2].translate(_ADD1_TABLE)
+    factor2 = parts[1::2].translate(_ADD2_TABLE)
+    if _NOT_IN_ALPHABET in factor1 or _NOT_IN_ALPHABET in factor2:
+        raise InputError("UVCI part holds a character not allowed in a checksum")
+    addends = [_ADD2 if (len(head) - i) % 2 else _ADD1 for i in range(len(head))]
+    try:
+        base = sum(table[ch] for table, ch in zip(addends, head, strict=True))
+    except KeyError as err:
+        raise InputError(f"UVCI contains {err.args[0]!r}, not allowed in a checksum") from None
+    text = parts.decode("ascii")
+    half = part_length // 2
+    out = []
+    for start in range(0, len(factor1), half):
+        total = base + sum(factor1[start : start + half]) + sum(factor2[start : start + half])
+        part = text[2 * start : 2 * start + part_length]
+        out.append(f"{head}{part}#{LUHN_ALPHABET[-total % _N]}")
+    return out
+
+
 def is_valid_uvci(uvci: str) -> bool:
     """True for a UVCI that ends in ``#`` + a correct check character; never raises."""
     if len(uvci) < 3 or uvci[-2] != "#":

@@ -6,8 +6,16 @@ import re
 
 import pytest
 
-from signer.uvci import LUHN_ALPHABET, checksum_char, is_valid_uvci, new_uvci, with_checksum
+from signer.uvci import (
+    LUHN_ALPHABET,
+    checksum_char,
+    is_valid_uvci,
+    new_uvci,
+    new_uvcis,
+    with_checksum,
+)
 from verifier.errors import InputError
+from verifier.uvci import with_checksums
 
 #: Known-good UVCIs: the DCC schema FAQ example (NL) and UVCIs from the
 #: official EU DCC test data (tests/vectors/eu-dcc: AT, DK, FR) whose
@@ -72,3 +80,22 @@ def test_new_uvci_format_and_uniqueness() -> None:
     assert new_uvci("DE").startswith("URN:UVCI:01:DE:")
     with pytest.raises(InputError):
         new_uvci("vn")
+
+
+def test_batch_uvcis_carry_the_same_check_character_as_one_by_one() -> None:
+    for country in ("VN", "NL", "DE"):
+        batch = new_uvcis(2000, country)
+        assert len(set(batch)) == 2000
+        assert all(u.startswith(f"URN:UVCI:01:{country}:") and u[-1] == checksum_char(u[:-2]) for u in batch)
+    assert new_uvcis(0) == []
+    # the FAQ example split at every even length: the head's parity is handled
+    example = "URN:UVCI:01:NL:187/37512422923"
+    for tail in (2, 4, 6, 10):
+        head, part = example[:-tail], example[-tail:]
+        assert with_checksums(head, part.encode() * 3, tail) == [example + "#Z"] * 3
+
+
+@pytest.mark.parametrize(("parts", "length"), [(b"ab", 2), (b"ABC", 3), (b"ABC", 2), (b"", 0)])
+def test_batch_checksum_refuses_bad_parts(parts: bytes, length: int) -> None:
+    with pytest.raises(InputError):
+        with_checksums("URN:UVCI:01:VN:", parts, length)
