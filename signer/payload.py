@@ -217,18 +217,21 @@ _GOOD_DOSE_DATES: set[str] = set()
 
 
 def latest_dose(record: Record) -> tuple[int, Dose]:
-    """(1-based index, dose) of the most recent dose: latest date, then highest number."""
-    if not record.doses:
+    """(1-based index, dose) of the most recent dose: latest date, then highest
+    number, then the first listed. Every dose date must pass :func:`check_dose_date`."""
+    doses = record.doses
+    if not doses:
         raise InputError("record has no doses")
-    for i, dose in enumerate(record.doses, start=1):
-        check_dose_date(dose.date, i)
-    if len(record.doses) == 1:
-        return 1, record.doses[0]
-    index = max(
-        range(len(record.doses)),
-        key=lambda i: (record.doses[i].date, record.doses[i].dose_number),
-    )
-    return index + 1, record.doses[index]
+    good = _GOOD_DOSE_DATES
+    for i, dose in enumerate(doses, start=1):
+        if dose.date not in good:
+            check_dose_date(dose.date, i)
+    best, best_key = 0, (doses[0].date, doses[0].dose_number)
+    for i in range(1, len(doses)):
+        key = (doses[i].date, doses[i].dose_number)
+        if key > best_key:
+            best, best_key = i, key
+    return best + 1, doses[best]
 
 
 def _check_dose(
@@ -258,11 +261,64 @@ def _nationality(value: str) -> str:
     It decides which word is the family name (:mod:`signer.names`): a value
     such as "Việt Nam" or "VNM" would silently swap ``fn`` and ``gn``.
     """
-    if not value:
-        return "VN"
+    if value in _GOOD_NATIONALITIES:
+        return value or "VN"
     if len(value) != 2 or not value.isascii() or not value.isalpha() or not value.isupper():
         raise InputError("nationality is not an ISO 3166-1 alpha-2 code such as VN")
+    _GOOD_NATIONALITIES.add(value)  # at most 26 x 26 values
     return value
+
+
+_GOOD_NATIONALITIES = {"", "VN"}
+
+
+class DccBuilder:
+    """Builds payloads for one issuer (:func:`build_dcc` with the issuer's
+    settings checked and bound once: the signer's per-record path)."""
+
+    __slots__ = ("country", "issuer", "latest_only", "vaccines")
+
+    def __init__(
+        self, *, issuer: str, vaccines: VaccineTable, country: str = "VN", latest_only: bool = True
+    ) -> None:
+        if not issuer or len(issuer) > MAX_ISSUER:
+            raise InputError(f"issuer name must have 1 to {MAX_ISSUER} characters")
+        self.issuer = issuer
+        self.vaccines = vaccines
+        self.country = country
+        self.latest_only = latest_only
+
+    def build(self, record: Record, uvci: str, today: str | None) -> dict[str, Any]:
+        """The payload of ``record`` (not schema-validated; :func:`build_dcc`
+        says what is checked). ``today``: ISO date, or None."""
+        dob = check_date_of_birth(record.date_of_birth)
+        index, dose = latest_dose(record)
+        vaccines = self.vaccines
+        if not self.latest_only:
+            for i, other in enumerate(record.doses, start=1):
+                _check_dose(other, i, vaccines, dob, today)
+        vaccine = _check_dose(dose, index, vaccines, dob, today)
+        # Keys in CBOR canonical order (RFC 8949 4.2.3: shorter first, then
+        # bytewise), so that plain cbor2.dumps already gives the canonical bytes.
+        return {
+            "v": [
+                {
+                    "ci": uvci,
+                    "co": self.country,
+                    "dn": dose.dose_number,
+                    "dt": dose.date,
+                    "is": self.issuer,
+                    "ma": vaccine.ma,
+                    "mp": vaccine.mp,
+                    "sd": dose.series_doses,
+                    "tg": TG_COVID19,
+                    "vp": vaccine.vp,
+                }
+            ],
+            "dob": dob,
+            "nam": name_group(record.full_name, nationality=_nationality(record.nationality)),
+            "ver": DCC_VERSION,
+        }
 
 
 def build_dcc(
@@ -273,7 +329,7 @@ def build_dcc(
     vaccines: VaccineTable,
     latest_only: bool = True,
     country: str = "VN",
-    today: dt.date | None = None,
+    today: dt.date | str | None = None,
     validate: bool = True,
 ) -> dict[str, Any]:
     """The EU DCC 1.3.0 vaccination payload for ``record`` (pure function).
@@ -282,40 +338,13 @@ def build_dcc(
     ``latest_only=True`` only that dose's content is checked; with
     ``latest_only=False`` every dose of the record must pass the same
     checks (known vaccine, dose/series numbers, dates), as for a passport
-    that lists the whole history. ``today`` (optional) rejects dose dates
-    in the future. ``validate=False`` skips the schema validation (only for
-    callers that validate themselves).
+    that lists the whole history. ``today`` (optional; a date or its ISO
+    form) rejects dose dates in the future. ``validate=False`` skips the
+    schema validation (only for callers that validate themselves).
     """
-    if not issuer or len(issuer) > MAX_ISSUER:
-        raise InputError(f"issuer name must have 1 to {MAX_ISSUER} characters")
-    dob = check_date_of_birth(record.date_of_birth)
-    index, dose = latest_dose(record)
-    today_iso = None if today is None else today.isoformat()
-    if not latest_only:
-        for i, other in enumerate(record.doses, start=1):
-            _check_dose(other, i, vaccines, dob, today_iso)
-    vaccine = _check_dose(dose, index, vaccines, dob, today_iso)
-    # Keys in CBOR canonical order (RFC 8949 4.2.3: shorter first, then
-    # bytewise), so that plain cbor2.dumps already gives the canonical bytes.
-    dcc: dict[str, Any] = {
-        "v": [
-            {
-                "ci": uvci,
-                "co": country,
-                "dn": dose.dose_number,
-                "dt": dose.date,
-                "is": issuer,
-                "ma": vaccine.ma,
-                "mp": vaccine.mp,
-                "sd": dose.series_doses,
-                "tg": TG_COVID19,
-                "vp": vaccine.vp,
-            }
-        ],
-        "dob": dob,
-        "nam": name_group(record.full_name, nationality=_nationality(record.nationality)),
-        "ver": DCC_VERSION,
-    }
+    builder = DccBuilder(issuer=issuer, vaccines=vaccines, country=country, latest_only=latest_only)
+    today_iso = today if today is None or isinstance(today, str) else today.isoformat()
+    dcc = builder.build(record, uvci, today_iso)
     if validate:
         validate_dcc(dcc)
     return dcc
