@@ -17,9 +17,9 @@ Structure (eHealth Network hcert 1.x, sections 2-3):
 3. COSE_Sign1, tag 18, protected header {alg, kid}; kid = first 8 bytes of
    SHA-256 of the DSC's DER; the signature comes from ``key.sign``
    (any :class:`keys.base.SigningKey`: software file or PKCS#11 token);
-4. zlib, base45 (RFC 9285), prefix ``HC1:`` (:func:`to_qr_text`: the same
-   steps as :func:`verifier.codec.to_qr_text`, deflating with zlib-ng at
-   level 1; a standard zlib stream that any inflater reads).
+4. zlib, base45 (RFC 9285), prefix ``HC1:`` (the steps of
+   :func:`verifier.codec.to_qr_text`, batched; stored deflate blocks by
+   default, :data:`DEFAULT_DEFLATE_LEVEL`).
 
 By default only records with a current verification stamp
 (:func:`signer.records.is_verified`, set by the registry checks) are signed;
@@ -36,26 +36,27 @@ import base64
 import datetime as dt
 import io
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import cbor2
 from cryptography.hazmat.primitives.serialization import Encoding
-from zlib_ng import zlib_ng
 
 from keys.base import SigningKey
-from signer.payload import VaccineTable, build_dcc, dcc_validator, load_vaccines
+from signer.payload import DccBuilder, VaccineTable, dcc_validator, load_vaccines, validate_dcc
 from signer.records import Record, is_verified
-from signer.uvci import new_uvci
+from signer.uvci import new_uvcis
 from verifier.codec import (
     HC1_PREFIX,
     HCERT_EU_DCC_V1,
     CoseAlgorithm,
     CwtClaim,
-    b45encode,
+    b45encode_many,
     cbor_bstr,
     encode_protected,
+    zlib_compress,
 )
 from verifier.crypto import kid_for_certificate
 from verifier.errors import ConfigError, InputError, TrustError
@@ -69,9 +70,14 @@ DEFAULT_VALIDITY_DAYS = 365
 VN_TZ = dt.timezone(dt.timedelta(hours=7))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Issued:
-    """One signed certificate."""
+    """One signed certificate.
+
+    Not a frozen dataclass: the signer makes one per certificate, and a frozen
+    dataclass costs about 0.7 us more to build (docs/benchmarks.md); treat it
+    as read-only all the same.
+    """
 
     record_id: str
     hc1: str  # "HC1:..." QR text
@@ -139,23 +145,40 @@ def cwt_payload(*, iss: str, issued_at: int, expires_at: int, dcc: Mapping[str, 
     )
 
 
-#: Deflate level for :func:`to_qr_text` (zlib-ng). Level 1 is zlib-ng's
-#: "quick" strategy (LZ77 matches, fixed Huffman codes): in the signing loop
-#: it costs about 10-15 us less than stdlib zlib at any level (the Huffman tree
-#: building dominates there), and zlib-ng's levels 2-9 cost as much as stdlib's.
-#: On a few-hundred-byte COSE the output is a few bytes larger than level 9
-#: (docs/benchmarks.md, HC1 section).
-ZLIB_NG_LEVEL = 1
+def cwt_payloads(
+    *, iss: str, issued_at: int, expires_at: int, dccs: Sequence[Mapping[str, Any]]
+) -> list[bytes | None]:
+    """``[cwt_payload(..., dcc=d) for d in dccs]`` for one batch, ``None`` for a
+    payload CBOR cannot encode. The claims other than hcert are the same for
+    the whole batch: their bytes are made once."""
+    head = _claims_head(iss, int(issued_at), int(expires_at))
+    out: list[bytes | None] = []
+    for dcc in dccs:
+        try:
+            out.append(head + _cbor_dumps(dcc))
+        except (cbor2.CBOREncodeError, ValueError, TypeError):
+            out.append(None)
+    return out
 
 
-def to_qr_text(cose: bytes) -> str:
-    """COSE_Sign1 bytes -> zlib (zlib-ng, :data:`ZLIB_NG_LEVEL`) -> base45 -> ``HC1:`` text.
+@lru_cache(maxsize=16)
+def _claims_head(iss: str, issued_at: int, expires_at: int) -> bytes:
+    """The CWT claims up to the DCC itself (which is the last item)."""
+    head = cwt_payload(iss=iss, issued_at=issued_at, expires_at=expires_at, dcc=None)  # type: ignore[arg-type]
+    if head[-1] != 0xF6:  # CBOR null, the placeholder of the DCC
+        raise AssertionError("unexpected CWT claims encoding")
+    return head[:-1]
 
-    hcert 1.x section 3.2 (zlib, then base45 RFC 9285, prefix ``HC1:``). The
-    zlib stream is standard (RFC 1950/1951): :func:`verifier.codec.from_qr_text`
-    (stdlib zlib) and any other inflater read it.
-    """
-    return HC1_PREFIX + b45encode(zlib_ng.compress(cose, ZLIB_NG_LEVEL))
+
+#: Default deflate level of the QR's zlib stream: 0, stored blocks (RFC 1951
+#: section 3.2.4; :func:`verifier.codec.zlib_compress`), a standard zlib
+#: stream that every inflater reads. A COSE of a DCC (signature, random UVCI,
+#: short distinct strings) hardly compresses: on 3,000 synthetic records level
+#: 9 saves 7 of 565 QR characters (1.3 %) and keeps 1 QR in 9 one version
+#: smaller, for about 16 us per certificate, as much as all the rest of the
+#: encoding. Levels 1-9 are a choice (``deflate_level``, ``sign
+#: --deflate-level``); docs/hc1.md, step 6.
+DEFAULT_DEFLATE_LEVEL = 0
 
 
 def _epoch(now: dt.datetime) -> int:
@@ -193,8 +216,10 @@ def check_document_signer(cert_der: bytes) -> None:
 class Hc1Issuer:
     """Signs records with one key; reuse it for a whole batch.
 
-    ``validity_days`` sets exp = iat + validity_days days (at least 1).
-    Raises :class:`ConfigError` for an unusable configuration.
+    ``validity_days`` sets exp = iat + validity_days days (at least 1);
+    ``deflate_level`` the zlib level of the QR text (0 = stored blocks, the
+    default: see :data:`DEFAULT_DEFLATE_LEVEL`). Raises :class:`ConfigError`
+    for an unusable configuration.
     """
 
     def __init__(
@@ -205,9 +230,12 @@ class Hc1Issuer:
         country: str = "VN",
         validity_days: int = DEFAULT_VALIDITY_DAYS,
         vaccines: VaccineTable | None = None,
+        deflate_level: int = DEFAULT_DEFLATE_LEVEL,
     ) -> None:
         if validity_days < 1:
             raise ConfigError("validity must be at least one day")
+        if deflate_level not in range(10):
+            raise ConfigError("deflate level must be 0 (stored) to 9")
         if not issuer_name or len(issuer_name) > 80:
             raise ConfigError("issuer name must have 1 to 80 characters")
         if key.alg not in HCERT_ALGORITHMS:
@@ -218,7 +246,12 @@ class Hc1Issuer:
         self.issuer_name = issuer_name
         self.country = country
         self.validity_seconds = validity_days * 86400
+        self.deflate_level = deflate_level
         self.vaccines = vaccines or load_vaccines()
+        try:
+            self._builder = DccBuilder(issuer=issuer_name, vaccines=self.vaccines, country=country)
+        except InputError as err:
+            raise ConfigError(str(err)) from None
         cert = key.certificate
         check_document_signer(cert.public_bytes(Encoding.DER))
         self.kid = kid_for_certificate(cert.public_bytes(Encoding.DER))
@@ -234,9 +267,19 @@ class Hc1Issuer:
 
     def check_time(self, now: dt.datetime) -> None:
         """Raise :class:`ConfigError` unless the DSC is valid at ``now``."""
-        iat = _epoch(now)
+        self._clock_for(now)
+
+    def _clock_for(self, now: dt.datetime) -> tuple[int, dt.date]:
+        """(epoch seconds, local date) of ``now``; :class:`ConfigError` when the
+        DSC is not valid then."""
+        last_now, iat, today = self._clock  # one attribute: consistent across threads
+        if now is not last_now:  # a batch usually signs with one clock reading
+            iat = _epoch(now)
+            today = now.astimezone(VN_TZ).date()
+            self._clock = (now, iat, today)
         if iat < self.not_before or iat >= self.not_after:
             raise ConfigError("the document signer certificate is not valid at the signing time")
+        return iat, today
 
     def issue(
         self,
@@ -249,41 +292,87 @@ class Hc1Issuer:
         """Sign one record. Raises :class:`InputError` for a bad or unverified record,
         :class:`ConfigError` when the DSC is not valid at ``now``, and whatever the
         key backend raises (:class:`verifier.errors.KeyBackendError`)."""
-        last_now, iat, today = self._clock  # one attribute: consistent across threads
-        if now is not last_now:  # a batch usually signs with one clock reading
-            iat = _epoch(now)
-            today = now.astimezone(VN_TZ).date()
-            self._clock = (now, iat, today)
-        if iat < self.not_before or iat >= self.not_after:
-            raise ConfigError("the document signer certificate is not valid at the signing time")
-        if not allow_unverified and not is_verified(record):
-            raise InputError("record has no current verification stamp (run the checks first)")
-        uvci = uvci or new_uvci(self.country)
-        dcc = build_dcc(
-            record,
-            uvci=uvci,
-            issuer=self.issuer_name,
-            vaccines=self.vaccines,
-            country=self.country,
-            today=today,
+        (result,) = self.issue_many(
+            (record,), now=now, uvcis=None if uvci is None else (uvci,), allow_unverified=allow_unverified
         )
+        if isinstance(result, InputError):
+            raise result
+        return result
+
+    def issue_many(
+        self,
+        records: Sequence[Record],
+        *,
+        now: dt.datetime,
+        uvcis: Sequence[str | None] | None = None,
+        allow_unverified: bool = False,
+    ) -> list[Issued | InputError]:
+        """Sign a batch of records: one result per record, in order, either the
+        :class:`Issued` certificate or the :class:`InputError` saying why that
+        record was not signed (a bad record does not stop the others).
+
+        ``uvcis`` (optional, one per record, ``None`` = fresh) gives the UVCIs.
+        Raises :class:`ConfigError` when the DSC is not valid at ``now``, and
+        whatever the key backend raises (the whole batch then fails).
+
+        Each stage runs over the whole batch before the next starts (checks and
+        payloads, CBOR, signatures, COSE + zlib, base45): the same bytes as
+        signing one by one, but each stage's code and tables stay in the CPU
+        caches (docs/benchmarks.md, HC1 section).
+        """
+        iat, today = self._clock_for(now)
+        today_iso = today.isoformat()
         exp = iat + self.validity_seconds
         clamped = exp > self.not_after
         if clamped:
             exp = self.not_after
-        payload = cbor_bstr(cwt_payload(iss=self.country, issued_at=iat, expires_at=exp, dcc=dcc))
-        signature = self.key.sign(self._to_be_signed_head + payload)
-        cose = self._sign1_head + payload + cbor_bstr(signature)
-        return Issued(
-            record_id=record.record_id,
-            hc1=to_qr_text(cose),
-            uvci=uvci,
-            kid=self.kid,
-            iat=iat,
-            exp=exp,
-            exp_clamped=clamped,
-            dcc=dcc,
-        )
+        if uvcis is not None and len(uvcis) != len(records):
+            raise ConfigError("issue_many: one UVCI (or None) per record")
+        results: list[Issued | InputError | None] = [None] * len(records)
+        fresh = new_uvcis(len(records), self.country)
+        validator, build = dcc_validator(), self._builder.build
+        index: list[int] = []  # the records that passed the checks, by position
+        dccs: list[dict[str, Any]] = []
+        for i, record in enumerate(records):
+            try:
+                if not allow_unverified and not is_verified(record):
+                    raise InputError("record has no current verification stamp (run the checks first)")
+                dcc = build(record, (uvcis[i] if uvcis is not None else None) or fresh[i], today_iso)
+                if not validator.is_valid(dcc):
+                    validate_dcc(dcc)  # raises with the schema's reasons
+            except InputError as err:
+                results[i] = err
+                continue
+            index.append(i)
+            dccs.append(dcc)
+        payloads = cwt_payloads(iss=self.country, issued_at=iat, expires_at=exp, dccs=dccs)
+        signed: list[tuple[int, dict[str, Any], bytes]] = []
+        for i, dcc, payload in zip(index, dccs, payloads, strict=True):
+            if payload is None:
+                results[i] = InputError("payload cannot be encoded as CBOR")
+            else:
+                signed.append((i, dcc, cbor_bstr(payload)))
+        sign, head = self.key.sign, self._to_be_signed_head
+        signatures = [sign(head + payload) for _, _, payload in signed]
+        sign1_head, compress, level = self._sign1_head, zlib_compress, self.deflate_level
+        deflated = [
+            compress(sign1_head + payload + cbor_bstr(signature), level)
+            for (_, _, payload), signature in zip(signed, signatures, strict=True)
+        ]
+        texts = b45encode_many(deflated, prefix=HC1_PREFIX)
+        kid = self.kid
+        for (i, dcc, _), text in zip(signed, texts, strict=True):
+            results[i] = Issued(
+                record_id=records[i].record_id,
+                hc1=text,
+                uvci=dcc["v"][0]["ci"],
+                kid=kid,
+                iat=iat,
+                exp=exp,
+                exp_clamped=clamped,
+                dcc=dcc,
+            )
+        return results  # type: ignore[return-value]  # every slot is filled
 
 
 def issue_hc1(

@@ -49,13 +49,18 @@ def no_temp_files(directory: Path) -> bool:
     return not [p for p in directory.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.parametrize("batch_size", [2, 256])
 def test_bad_records_among_good_ones(
     example_records: list[Record],
     ec_key_files: tuple[Path, Path],
     passphrase: None,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    batch_size: int,
 ) -> None:
+    """Whatever the batch size: good records signed, each bad one reported, in line order."""
+    monkeypatch.setattr("signer.cli.BATCH_SIZE", batch_size)
     good = example_records[:3]
     bad_vaccine = stamp(replace(example_records[3], record_id="BAD-VAX", doses=(replace(example_records[3].doses[0], vaccine="Covaxin"),)))
     unverified = replace(example_records[4], record_id="UNVERIFIED", verified="")
@@ -76,6 +81,8 @@ def test_bad_records_among_good_ones(
     assert "line 6: record HCM-000001: duplicate record id" in err
     assert "line 8: record ?: bad_json" in err
     assert "error: 5 record(s) not signed" in err
+    reported = [int(line.split(":")[0].removeprefix("line ")) for line in err.splitlines() if line.startswith("line ")]
+    assert reported == [2, 4, 5, 6, 8]
     for rec in example_records[:5]:  # no name or citizen ID in the messages
         assert rec.full_name not in err and rec.id_number not in err
 

@@ -22,7 +22,7 @@ from keys.base import SigningKey, kid_of
 from keys.certs import make_dsc, new_private_key
 from keys.software import SoftwareKey
 from signer.issue import Hc1Issuer, cwt_payload, issue_hc1
-from signer.uvci import is_valid_uvci
+from signer.uvci import is_valid_uvci, with_checksum
 from tests.fixtures.pki import TestPki as Pki
 from verifier import codec
 from verifier.hc1 import verify_qr_text
@@ -226,25 +226,101 @@ def test_only_hcert_algorithms(test_pki: Pki, example_records: list[Any], now: d
         issue_hc1(example_records[0], SoftwareKey(private_key=k, certificate=cert), now=now, issuer_name=ISSUER)
 
 
-def test_zlib_ng_output_is_standard_and_really_compressed(
-    test_pki: Pki, example_records: list[Any], now: dt.datetime
+def test_qr_zlib_stream_is_stored_by_default_and_compressed_on_request(
+    test_pki: Pki, example_records: list[Any], now: dt.datetime, tmp_path: Path
 ) -> None:
-    """signer.issue.to_qr_text (zlib-ng level 1): stdlib zlib inflates it, the
-    blocks are compressed (not stored), and the size stays close to level 9."""
-    from signer.issue import to_qr_text
+    """Default deflate level 0: one stored block (RFC 1951 3.2.4) any inflater
+    reads; level 9 gives a Huffman-coded stream the verifier reads too."""
+    from verifier.errors import ConfigError
+
+    stored = Hc1Issuer(test_pki.dsc_ec, issuer_name=ISSUER)
+    best = Hc1Issuer(test_pki.dsc_ec, issuer_name=ISSUER, deflate_level=9)
+    trust = _dsc_trust(test_pki, now, tmp_path)
+    sizes = [0, 0]
+    for rec in example_records:
+        issued = stored.issue(rec, now=now)
+        stream = b45decode_independent(issued.hc1[4:])
+        cose = zlib.decompress(stream)  # stdlib zlib
+        assert codec.from_qr_text(issued.hc1) == cose  # and the verifier's capped inflater
+        assert stream[0] & 0x0F == 8 and int.from_bytes(stream[:2], "big") % 31 == 0  # RFC 1950 header
+        n = len(cose)
+        assert stream[2:7] == bytes((1, n & 0xFF, n >> 8, ~n & 0xFF, (~n >> 8) & 0xFF))  # BFINAL, stored
+        assert stream[7 : 7 + n] == cose and len(stream) == n + 11
+        assert stream[-4:] == zlib.adler32(cose).to_bytes(4, "big")
+        compressed = best.issue(rec, now=now)
+        small = b45decode_independent(compressed.hc1[4:])
+        assert len(small) <= len(stream)  # zlib falls back to a stored block when that is smaller
+        sizes[0] += len(stream)
+        sizes[1] += len(small)
+        assert verify_qr_text(compressed.hc1, trust, now=now).valid
+    assert sizes[1] < sizes[0]
+    # repetitive content shrinks at level 9, and level 0 is exactly stored
+    text = codec.to_qr_text(b"NGUYEN<THI<THANH<HUONG " * 40, level=9)
+    assert len(b45decode_independent(text[4:])) < 100
+    assert zlib.decompress(b45decode_independent(codec.to_qr_text(b"x" * 70000, level=0)[4:])) == b"x" * 70000
+    for level in (-1, 10):
+        with pytest.raises(ConfigError, match="deflate level"):
+            Hc1Issuer(test_pki.dsc_ec, issuer_name=ISSUER, deflate_level=level)
+
+
+def _dsc_trust(test_pki: Pki, now: dt.datetime, tmp_path: Path) -> Any:
+    path = tmp_path / "dsc.pem"
+    path.write_bytes(test_pki.dsc_ec.certificate.public_bytes(Encoding.PEM))
+    return load_trust([path], now=now, state_dir=tmp_path / "state")
+
+
+def test_issue_many_keeps_order_and_reports_each_bad_record(
+    test_pki: Pki, example_records: list[Any], now: dt.datetime, tmp_path: Path
+) -> None:
+    """One result per record, in order: good records signed, each bad one its
+    own InputError; the batch gives what signing one by one gives."""
+    from verifier.errors import InputError
 
     issuer = Hc1Issuer(test_pki.dsc_ec, issuer_name=ISSUER)
-    for rec in example_records:
-        issued = issuer.issue(rec, now=now)
-        cose = cose_of(issued.hc1)  # stdlib zlib.decompress + independent base45
-        assert codec.from_qr_text(issued.hc1) == cose  # and the verifier's capped inflater
-        stream = b45decode_independent(issued.hc1[4:])
-        assert stream[0] & 0x0F == 8 and int.from_bytes(stream[:2], "big") % 31 == 0  # RFC 1950 header
-        assert (stream[2] >> 1) & 3 != 0  # first deflate block: Huffman-coded, not stored (RFC 1951 3.2.3)
-        # sizes: level 9 <= ours <= level 9 + 8 bytes; stored would be len(cose) + 11
-        assert len(zlib.compress(cose, 9)) <= len(stream) <= len(zlib.compress(cose, 9)) + 8
-        assert to_qr_text(cose) == issued.hc1
-    # repetitive content is really compressed: far smaller than stored
-    text = to_qr_text(b"NGUYEN<THI<THANH<HUONG " * 40)
-    assert zlib.decompress(b45decode_independent(text[4:])) == b"NGUYEN<THI<THANH<HUONG " * 40
-    assert len(b45decode_independent(text[4:])) < 100 < len(zlib.compress(b"NGUYEN<THI<THANH<HUONG " * 40, 0))
+    trust = _dsc_trust(test_pki, now, tmp_path)
+    good = example_records[:3]
+    bad_vaccine = stamp(replace(good[0], doses=(replace(good[0].doses[0], vaccine="Unknown"),)))
+    unstamped = replace(good[1], verified="")
+    bad_dob = stamp(replace(good[2], date_of_birth="1985-02-30"))
+    batch = [good[0], bad_vaccine, good[1], unstamped, bad_dob, good[2]]
+    results = issuer.issue_many(batch, now=now)
+    assert [type(r).__name__ for r in results] == ["Issued", "InputError", "Issued", "InputError", "InputError", "Issued"]
+    assert "unknown vaccine" in str(results[1]) and "verification stamp" in str(results[3])
+    assert "real date" in str(results[4])
+    for rec, res in zip(batch, results, strict=True):
+        if isinstance(res, InputError):
+            continue
+        assert res.record_id == rec.record_id
+        assert verify_qr_text(res.hc1, trust, now=now).valid
+        one = issuer.issue(rec, now=now, uvci=res.uvci)  # same record, same UVCI, one by one
+        assert codec.decode_sign1(codec.from_qr_text(one.hc1)).payload == codec.decode_sign1(
+            codec.from_qr_text(res.hc1)
+        ).payload
+        assert one.dcc == res.dcc and (one.iat, one.exp, one.kid) == (res.iat, res.exp, res.kid)
+    assert issuer.issue_many([], now=now) == []
+    # given UVCIs are used; None means a fresh one
+    given = with_checksum("URN:UVCI:01:VN:GIVEN0000000000000000000")
+    a, b = issuer.issue_many(good[:2], now=now, uvcis=[given, None])
+    assert not isinstance(a, InputError) and not isinstance(b, InputError)
+    assert a.uvci == given and b.uvci != given and is_valid_uvci(b.uvci)
+    from verifier.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="one UVCI"):
+        issuer.issue_many(good[:2], now=now, uvcis=[given])
+
+
+def test_issue_many_stops_on_a_key_failure(test_pki: Pki, example_records: list[Any], now: dt.datetime) -> None:
+    """A key backend failure is not a bad record: the whole batch raises."""
+    from verifier.errors import KeyBackendError
+
+    class Broken:
+        alg = test_pki.dsc_ec.alg
+        certificate = test_pki.dsc_ec.certificate
+        chain = test_pki.dsc_ec.chain
+
+        def sign(self, data: bytes) -> bytes:
+            raise KeyBackendError("token removed")
+
+    issuer = Hc1Issuer(Broken(), issuer_name=ISSUER)  # type: ignore[arg-type]
+    with pytest.raises(KeyBackendError, match="token removed"):
+        issuer.issue_many(example_records[:3], now=now)
