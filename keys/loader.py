@@ -148,6 +148,23 @@ def _pem_is_encrypted(path: Path) -> bool:
 _ENCRYPTED_PKCS8_HEADER = b"-----BEGIN " + b"ENCRYPTED PRIVATE KEY-----"
 
 
+def key_secret(spec: KeySpec) -> str | None:
+    """The passphrase or PIN ``spec`` needs (environment or prompt), or None.
+
+    For callers that open the same key more than once (one per worker
+    process, as PKCS#11 sessions do not survive fork) and must ask once.
+    """
+    if isinstance(spec, PemKeySpec):
+        if not _pem_is_encrypted(spec.key_path):
+            return None
+        return get_secret(KEY_PASSPHRASE_ENV, what="key passphrase")
+    if isinstance(spec, Pkcs12KeySpec):
+        if not spec.p12_path.is_file():
+            raise KeyBackendError(f"cannot read {spec.p12_path}: no such file")
+        return get_secret(KEY_PASSPHRASE_ENV, what="PKCS#12 passphrase")
+    return get_secret(PKCS11_PIN_ENV, what="token PIN")
+
+
 @contextmanager
 def open_key(spec: KeySpec, *, secret: str | None = None) -> Iterator[SigningKey]:
     """Open the key a :data:`KeySpec` names, as a context manager.

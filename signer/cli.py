@@ -17,33 +17,25 @@ usage, unreadable input, unusable key or configuration (one line on stderr).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import itertools
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
-from keys.loader import add_key_arguments, key_spec_from_args, open_key
+from keys.loader import add_key_arguments, key_secret, key_spec_from_args, open_key
 from signer.cleaning.cli import register as register_cleaning
 from signer.demo import register as register_demo
-from signer.issue import DEFAULT_DEFLATE_LEVEL, DEFAULT_VALIDITY_DAYS, Hc1Issuer, Issued
-from signer.manifest import Manifest, Override, manifest_entry, write_atomic
-from signer.pdf.cli import PdfOutput
+from signer.issue import DEFAULT_DEFLATE_LEVEL, DEFAULT_VALIDITY_DAYS
+from signer.manifest import Override
 from signer.pdf.cli import register as register_pdf
-from signer.qr import make_qr, qr_png, qr_svg
-from signer.records import Record, RowProblem, is_verified, read_records
-from verifier import codec
-from verifier.crypto import verify_signature
-from verifier.errors import ConfigError, InputError, PassportError
+from signer.records import read_records
+from signer.run import Options, SigningRun, WorkerSetup, build_signer
+from verifier.errors import ConfigError, PassportError
 from verifier.util import parse_iso_time
 
 DEFAULT_ISSUER = "Ministry of Health of Viet Nam"
-#: Record ids become file names: keep them to a safe alphabet.
-_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 Registrar = Callable[[Any], None]
 
@@ -99,6 +91,13 @@ def register_sign(subparsers: Any, name: str = "sign") -> None:
         p.add_argument("--svg", action="store_true", help="also write DIR/<record_id>.svg")
     p.add_argument("--columns", metavar="FILE", help="CSV column mapping (default templates/columns.json)")
     p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="signing processes (default 1; 0 = one per CPU); each opens the key itself",
+    )
+    p.add_argument(
         "--allow-unverified",
         action="store_true",
         help="also sign records without a current verification stamp (needs --override-reason)",
@@ -153,160 +152,33 @@ def _override(ns: argparse.Namespace) -> Override | None:
     return Override(operator=operator, reason=reason)
 
 
-def _self_check(issued: Issued, issuer: Hc1Issuer) -> None:
-    """Verify the signature we just made (catches a misbehaving key backend)."""
-    sign1 = codec.decode_sign1(codec.from_qr_text(issued.hc1))
-    data = codec.sig_structure(sign1.protected_bytes, sign1.payload)
-    if not verify_signature(issuer.key.certificate.public_key(), sign1.alg, data, sign1.signature):
-        raise ConfigError("the signing key produced a signature its certificate does not verify")
-
-
-class _Run:
-    """One signing run: per-record work and reporting."""
-
-    def __init__(
-        self,
-        ns: argparse.Namespace,
-        issuer: Hc1Issuer,
-        now: dt.datetime,
-        err: TextIO,
-        pdf: PdfOutput | None = None,
-    ) -> None:
-        self.ns, self.issuer, self.now, self.err, self.pdf = ns, issuer, now, err, pdf
-        self.override = _override(ns)
-        self.manifest = Manifest(ns.out)
-        self.seen: set[str] = set()
-        self.signed = self.failed = self.clamped = 0
-
-    def fail(self, line: int, record_id: str, reason: str) -> None:
-        self.failed += 1
-        rid = record_id if _SAFE_ID.fullmatch(record_id) else "?"
-        print(f"line {line}: record {rid}: {reason}", file=self.err)
-
-    def sign_batch(self, items: Sequence[Record | RowProblem]) -> None:
-        """Sign a batch of read items, reporting and writing them in input order."""
-        refused: dict[int, str] = {}  # position -> why the record may not be signed
-        ready: list[tuple[int, Record, bool]] = []  # (position, record, verified) to sign
-        for position, item in enumerate(items):
-            if isinstance(item, RowProblem):
-                refused[position] = f"{item.reason}: {item.message}"
-                continue
-            verified = is_verified(item)
-            reason = self._refusal(item, verified)
-            if reason:
-                refused[position] = reason
-            else:
-                ready.append((position, item, verified))
-        results = self.issuer.issue_many(
-            [record for _, record, _ in ready], now=self.now, allow_unverified=self.override is not None
-        )
-        signed = {position: (verified, result) for (position, _, verified), result in zip(ready, results, strict=True)}
-        for position, item in enumerate(items):
-            if position in refused:
-                self.fail(item.line, item.record_id, refused[position])
-                continue
-            verified, result = signed[position]
-            if isinstance(result, InputError):
-                self.fail(item.line, item.record_id, str(result))
-            else:
-                self.finish(cast(Record, item), result, verified)
-
-    def _refusal(self, record: Record, verified: bool) -> str:
-        """Why the record may not be signed in this run, or ""."""
-        rid = record.record_id
-        if not _SAFE_ID.fullmatch(rid):
-            return "record id missing or not usable as a file name"
-        if rid in self.seen:
-            return "duplicate record id in this file"
-        self.seen.add(rid)
-        if not verified and self.override is None:
-            return "not verified (run the checks, or --allow-unverified)"
-        return ""
-
-    def finish(self, record: Record, issued: Issued, verified: bool) -> None:
-        """Check, render and write one signed certificate, and list it in the manifest."""
-        rid = record.record_id
-        outputs = {f"{rid}.hc1.txt": issued.hc1.encode("ascii")}
-        try:
-            if self.pdf is not None:
-                outputs[f"{rid}.pdf"] = self.pdf.render_and_sign(issued, record, now=self.now)
-        except InputError as exc:
-            self.fail(record.line, rid, str(exc))
-            return
-        _self_check(issued, self.issuer)
-        if self.ns.png or self.ns.svg:
-            qr = make_qr(issued.hc1)
-            if self.ns.png:
-                outputs[f"{rid}.png"] = qr_png(qr)
-            if self.ns.svg:
-                outputs[f"{rid}.svg"] = qr_svg(qr)
-        written: list[Path] = []
-        target = self.ns.out
-        try:
-            for name, data in outputs.items():
-                target = self.ns.out / name
-                write_atomic(target, data)
-                written.append(target)
-        except OSError as exc:
-            # No signed file may exist without its manifest line: remove this
-            # record's outputs and stop the run (the manifest keeps the others).
-            for path in written:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            raise ConfigError(
-                f"line {record.line}: record {rid}: cannot write {target}: {exc.strerror or exc}"
-            ) from None
-        self.manifest.add(
-            manifest_entry(
-                issued,
-                line=record.line,
-                verified=verified,
-                files=tuple(outputs),
-                override=None if verified else self.override,
-            )
-        )
-        self.signed += 1
-        self.clamped += issued.exp_clamped
-
-
-#: Records signed per :meth:`Hc1Issuer.issue_many` call (docs/benchmarks.md:
-#: 64-256 sign equally fast; a batch's outputs are written before the next).
-BATCH_SIZE = 256
-
-
 def run_sign(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     now = parse_time(ns.at) if ns.at else dt.datetime.now(dt.UTC)
     if not ns.records.is_file():
         raise ConfigError(f"records file not found: {ns.records}")
-    _override(ns)  # usage errors before asking for a passphrase
+    override = _override(ns)  # usage errors before asking for a passphrase
     if ns.pdf and not (ns.centre and ns.crl):
         raise ConfigError("--pdf needs --centre NAME and --crl FILE (the CSCA's current CRL)")
+    jobs = ns.jobs if ns.jobs > 0 else len(os.sched_getaffinity(0))
     spec = key_spec_from_args(ns)
     try:
         ns.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create {ns.out}: {exc.strerror}") from None
-    with open_key(spec) as key:
-        issuer = Hc1Issuer(
-            key,
-            issuer_name=ns.issuer,
-            country=ns.country,
-            validity_days=ns.validity_days,
-            deflate_level=ns.deflate_level,
-        )
-        issuer.check_time(now)
-        pdf = PdfOutput.from_args(ns, key, now=now) if ns.pdf else None
-        run = _Run(ns, issuer, now, err, pdf)
+    options = Options(now=now, allow_unverified=override is not None, png=ns.png, svg=ns.svg)
+    secret = key_secret(spec)  # asked once, also for the workers
+    with open_key(spec, secret=secret) as key:
+        signer = build_signer(key, ns, options)  # checks key, DSC and PDF settings before any work
+        workers = (jobs, WorkerSetup(spec=spec, secret=secret, ns=ns, options=options)) if jobs > 1 else None
+        run = SigningRun(ns.out, signer=signer, override=override, err=err, workers=workers)
         try:
-            items = iter(read_records(ns.records, column_map=ns.columns))
-            while batch := list(itertools.islice(items, BATCH_SIZE)):
-                run.sign_batch(batch)
+            run.sign_all(read_records(ns.records, column_map=ns.columns))
         finally:
             run.manifest.commit()  # what was signed stays findable, even after an abort
     if run.clamped:
-        not_after = dt.datetime.fromtimestamp(issuer.not_after, dt.UTC).date()
+        not_after = dt.datetime.fromtimestamp(signer.issuer.not_after, dt.UTC).date()
         print(
             f"warning: {run.clamped} certificate(s) expire with the DSC on {not_after}, "
             f"before {ns.validity_days} days",

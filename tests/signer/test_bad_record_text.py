@@ -61,10 +61,10 @@ def test_surrogate_name_is_an_input_error_when_issuing(example_records: list[Rec
         issue_hc1(rec, test_pki.dsc_ec, now=dt.datetime(2026, 6, 1, tzinfo=dt.UTC), issuer_name="MoH")
 
 
-def _run(records: Path, out: Path, key_files: tuple[Path, Path]) -> subprocess.CompletedProcess[str]:
+def _run(records: Path, out: Path, key_files: tuple[Path, Path], *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "signer", "sign", str(records), "--out", str(out), "--at", AT,
-         "--key", str(key_files[0]), "--cert", str(key_files[1])],
+         "--key", str(key_files[0]), "--cert", str(key_files[1]), *extra],
         capture_output=True, text=True, cwd=ROOT, check=False,
         env={**__import__("os").environ, KEY_PASSPHRASE_ENV: TEST_PASSPHRASE},
     )  # fmt: skip
@@ -90,8 +90,9 @@ def test_bad_text_records_are_reported_and_the_others_signed(
     assert [e["record_id"] for e in manifest] == [r.record_id for r in good]
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
 def test_unwritable_output_stops_cleanly_with_no_unlisted_certificate(
-    example_records: list[Record], ec_key_files: tuple[Path, Path], tmp_path: Path
+    example_records: list[Record], ec_key_files: tuple[Path, Path], tmp_path: Path, jobs: str
 ) -> None:
     records = tmp_path / "in.jsonl"
     with records.open("w", encoding="utf-8") as fh:
@@ -99,7 +100,7 @@ def test_unwritable_output_stops_cleanly_with_no_unlisted_certificate(
     out = tmp_path / "out"
     blocked = example_records[1].record_id
     (out / f"{blocked}.png").mkdir(parents=True)  # the PNG cannot replace a directory
-    proc = _run(records, out, ec_key_files)
+    proc = _run(records, out, ec_key_files, "--jobs", jobs)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr

@@ -49,7 +49,7 @@ def no_temp_files(directory: Path) -> bool:
     return not [p for p in directory.iterdir() if p.name.startswith(".")]
 
 
-@pytest.mark.parametrize("batch_size", [2, 256])
+@pytest.mark.parametrize(("batch_size", "jobs"), [(2, 1), (256, 1), (2, 2), (3, 0)])
 def test_bad_records_among_good_ones(
     example_records: list[Record],
     ec_key_files: tuple[Path, Path],
@@ -58,9 +58,11 @@ def test_bad_records_among_good_ones(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     batch_size: int,
+    jobs: int,
 ) -> None:
-    """Whatever the batch size: good records signed, each bad one reported, in line order."""
-    monkeypatch.setattr("signer.cli.BATCH_SIZE", batch_size)
+    """Whatever the batch size and the number of signing processes: good
+    records signed, each bad one reported, in line order."""
+    monkeypatch.setattr("signer.run.BATCH_SIZE", batch_size)
     good = example_records[:3]
     bad_vaccine = stamp(replace(example_records[3], record_id="BAD-VAX", doses=(replace(example_records[3].doses[0], vaccine="Covaxin"),)))
     unverified = replace(example_records[4], record_id="UNVERIFIED", verified="")
@@ -72,7 +74,7 @@ def test_bad_records_among_good_ones(
         ["{not json"],
     )
     out = tmp_path / "out"
-    code = main(["sign", str(records), "--out", str(out), "--at", AT, *key_args(ec_key_files)])
+    code = main(["sign", str(records), "--out", str(out), "--at", AT, "--jobs", str(jobs), *key_args(ec_key_files)])
     err = capsys.readouterr().err
     assert code == 1
     assert "line 2: record BAD-VAX: dose 1: unknown vaccine 'Covaxin'" in err
@@ -184,13 +186,16 @@ def test_pkcs11_token(
     from cryptography.hazmat.primitives.serialization import Encoding
 
     cert.write_bytes(softhsm_token.ps256_cert.public_bytes(Encoding.PEM))
-    records = write_records(tmp_path / "in.jsonl", example_records[:2])
-    args = ["sign", str(records), "--out", str(tmp_path / "o"), "--at", AT]
-    args += ["--pkcs11-module", softhsm_token.module, "--token-label", softhsm_token.token_label, "--key-label", "dsc-rsa"]
-    assert main(args) == 0
+    records = write_records(tmp_path / "in.jsonl", example_records[:6])
     trust = load_trust([cert], now=NOW, state_dir=tmp_path / "state")
-    for rec in example_records[:2]:
-        assert verify_qr_text((tmp_path / "o" / f"{rec.record_id}.hc1.txt").read_text(), trust, now=NOW).valid
+    for jobs in ("1", "2"):  # with 2, each worker process opens its own token session
+        out = tmp_path / f"o{jobs}"
+        args = ["sign", str(records), "--out", str(out), "--at", AT, "--jobs", jobs]
+        args += ["--pkcs11-module", softhsm_token.module, "--token-label", softhsm_token.token_label, "--key-label", "dsc-rsa"]
+        assert main(args) == 0
+        for rec in example_records[:6]:
+            assert verify_qr_text((out / f"{rec.record_id}.hc1.txt").read_text(), trust, now=NOW).valid
+        assert [e["record_id"] for e in read_manifest(out / "manifest.jsonl")] == [r.record_id for r in example_records[:6]]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,328 @@
+"""One signing run of ``python -m signer sign``: records in, signed files out, in input order.
+
+    >>> # run = SigningRun(ns, now=now, err=sys.stderr, signer=Signer(...))
+    >>> # run.sign_all(read_records(path)); run.manifest.commit()
+
+Data flow, per batch of :data:`BATCH_SIZE` read items (records and row
+problems):
+
+1. **admit** (this process): row problems, unusable or duplicate record
+   ids and unverified records (without the override) are refused here, so
+   the checks that need the whole run (the ids seen so far) stay in one place;
+2. **sign** (:class:`Signer`, in this process or in a worker): HC1 through
+   :meth:`signer.issue.Hc1Issuer.issue_many`, the signature checked with the
+   certificate, then the PDF passport and the QR images; one
+   :class:`Signed` per record, or the reason it was not signed;
+3. **write** (this process, in input order): each record's files (atomic
+   writes), its manifest line, and the messages on stderr.
+
+With ``jobs > 1`` step 2 runs in that many worker processes (``fork``),
+each opening the key itself (a PKCS#11 session does not survive fork;
+the PIN or passphrase is asked once, before), with at most two batches per
+worker in flight; the output is the same as with one process, byte for
+byte apart from the random UVCIs and signatures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import datetime as dt
+import itertools
+import multiprocessing
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from keys.base import SigningKey
+from signer.issue import Hc1Issuer, Issued
+from signer.manifest import Manifest, Override, manifest_entry, write_atomic
+from signer.qr import make_qr, qr_png, qr_svg
+from signer.records import Record, RowProblem, is_verified
+from verifier import codec
+from verifier.crypto import verify_signature
+from verifier.errors import ConfigError, InputError, KeyBackendError, PassportError
+
+if TYPE_CHECKING:
+    from multiprocessing.pool import AsyncResult, Pool
+
+    from keys.loader import KeySpec
+    from signer.pdf.cli import PdfOutput
+
+#: Records signed per :meth:`Hc1Issuer.issue_many` call (docs/benchmarks.md:
+#: 64-256 sign equally fast; a batch's outputs are written before the next).
+BATCH_SIZE = 256
+#: Record ids become file names: keep them to a safe alphabet.
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+#: A batch after step 1: (position -> why refused, [(position, record, verified) to sign]).
+_Admitted = tuple[dict[int, str], list[tuple[int, Record, bool]]]
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What to write for one record: the certificate and its files, by name."""
+
+    issued: Issued
+    files: dict[str, bytes]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a :class:`Signer` makes per record (picklable, for the workers)."""
+
+    now: dt.datetime
+    allow_unverified: bool  # the run has an override: the issuer's gate is off
+    png: bool
+    svg: bool
+
+
+class Signer:
+    """Step 2, per process: records -> certificates and their files."""
+
+    def __init__(self, issuer: Hc1Issuer, options: Options, pdf: PdfOutput | None = None) -> None:
+        self.issuer, self.options, self.pdf = issuer, options, pdf
+
+    def sign(self, records: Sequence[Record]) -> list[Outputs | str]:
+        """One result per record: its outputs, or why it was not signed.
+
+        Raises :class:`ConfigError` when the key's signature does not verify,
+        and what the key backend raises: both stop the run.
+        """
+        opts = self.options
+        results: list[Outputs | str] = []
+        issued_all = self.issuer.issue_many(records, now=opts.now, allow_unverified=opts.allow_unverified)
+        for record, issued in zip(records, issued_all, strict=True):
+            if isinstance(issued, InputError):
+                results.append(str(issued))
+                continue
+            rid = record.record_id
+            files = {f"{rid}.hc1.txt": issued.hc1.encode("ascii")}
+            if self.pdf is not None:
+                try:
+                    files[f"{rid}.pdf"] = self.pdf.render_and_sign(issued, record, now=opts.now)
+                except InputError as exc:
+                    results.append(str(exc))
+                    continue
+            self_check(issued, self.issuer.key)
+            if opts.png or opts.svg:
+                qr = make_qr(issued.hc1)
+                if opts.png:
+                    files[f"{rid}.png"] = qr_png(qr)
+                if opts.svg:
+                    files[f"{rid}.svg"] = qr_svg(qr)
+            results.append(Outputs(issued=issued, files=files))
+        return results
+
+
+def self_check(issued: Issued, key: SigningKey) -> None:
+    """Verify the signature just made (catches a misbehaving key backend)."""
+    sign1 = codec.decode_sign1(codec.from_qr_text(issued.hc1))
+    data = codec.sig_structure(sign1.protected_bytes, sign1.payload)
+    if not verify_signature(key.certificate.public_key(), sign1.alg, data, sign1.signature):
+        raise ConfigError("the signing key produced a signature its certificate does not verify")
+
+
+# --------------------------------------------------------------------------
+# worker processes
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """How a worker builds its :class:`Signer` (inherited through fork, never pickled:
+    it holds the key's secret)."""
+
+    spec: KeySpec
+    secret: str | None
+    ns: argparse.Namespace
+    options: Options
+
+    def __repr__(self) -> str:  # never shows the secret
+        return f"WorkerSetup(spec={self.spec!r})"
+
+
+_worker: Signer | None = None
+_worker_stack = contextlib.ExitStack()
+
+
+def _start_worker(setup: WorkerSetup) -> None:
+    global _worker
+    from keys.loader import open_key
+
+    key = _worker_stack.enter_context(open_key(setup.spec, secret=setup.secret))
+    _worker = build_signer(key, setup.ns, setup.options)
+
+
+_WorkResult = list[Outputs | str] | tuple[str, str]
+
+
+def _work(records: list[Record]) -> _WorkResult:
+    """A worker's step 2; a run-stopping error comes back as (class name, message)."""
+    if _worker is None:
+        return ("ConfigError", "signing worker not started")
+    try:
+        return _worker.sign(records)
+    except PassportError as exc:  # not every PassportError can be pickled back as itself
+        return (type(exc).__name__, str(exc))
+
+
+_FATAL: dict[str, type[PassportError]] = {"ConfigError": ConfigError, "KeyBackendError": KeyBackendError}
+
+
+def build_signer(key: SigningKey, ns: argparse.Namespace, options: Options) -> Signer:
+    """The :class:`Signer` of a run's settings with ``key`` (raises ConfigError)."""
+    issuer = Hc1Issuer(
+        key,
+        issuer_name=ns.issuer,
+        country=ns.country,
+        validity_days=ns.validity_days,
+        deflate_level=ns.deflate_level,
+    )
+    issuer.check_time(options.now)
+    pdf = None
+    if ns.pdf:
+        from signer.pdf.cli import PdfOutput
+
+        pdf = PdfOutput.from_args(ns, key, now=options.now)
+    return Signer(issuer, options, pdf)
+
+
+# --------------------------------------------------------------------------
+# the run
+
+
+class SigningRun:
+    """Steps 1 and 3: admission, ordering, files, manifest, messages and counts."""
+
+    def __init__(
+        self,
+        out: Path,
+        *,
+        signer: Signer,
+        override: Override | None,
+        err: TextIO,
+        workers: tuple[int, WorkerSetup] | None = None,
+    ) -> None:
+        self.out, self.signer, self.override, self.err = out, signer, override, err
+        self.workers = workers
+        self.manifest = Manifest(out)
+        self.seen: set[str] = set()
+        self.signed = self.failed = self.clamped = 0
+
+    def fail(self, line: int, record_id: str, reason: str) -> None:
+        self.failed += 1
+        rid = record_id if SAFE_ID.fullmatch(record_id) else "?"
+        print(f"line {line}: record {rid}: {reason}", file=self.err)
+
+    def sign_all(self, items: Iterable[Record | RowProblem]) -> None:
+        """Sign everything ``items`` holds, :data:`BATCH_SIZE` at a time."""
+        source = iter(items)
+        batches = iter(lambda: list(itertools.islice(source, BATCH_SIZE)), [])
+        if self.workers is None or self.workers[0] <= 1:
+            for batch in batches:
+                admitted = self._admit(batch)
+                self._write(batch, admitted, self.signer.sign([r for _, r, _ in admitted[1]]))
+            return
+        jobs, setup = self.workers
+        context = multiprocessing.get_context("fork")
+        pool: Pool = context.Pool(jobs, initializer=_start_worker, initargs=(setup,))
+        pending: collections.deque[tuple[list[Record | RowProblem], _Admitted, AsyncResult[_WorkResult]]]
+        pending = collections.deque()
+        try:
+            for batch in batches:
+                admitted = self._admit(batch)
+                task = pool.apply_async(_work, ([r for _, r, _ in admitted[1]],))
+                pending.append((batch, admitted, task))
+                if len(pending) >= 2 * jobs:
+                    self._collect(pending.popleft())
+            while pending:
+                self._collect(pending.popleft())
+            pool.close()
+        finally:
+            pool.terminate()
+            pool.join()
+
+    def _collect(self, item: tuple[list[Record | RowProblem], _Admitted, AsyncResult[_WorkResult]]) -> None:
+        batch, admitted, task = item
+        result = task.get()
+        if isinstance(result, tuple):
+            name, message = result
+            raise _FATAL.get(name, PassportError)(message)
+        self._write(batch, admitted, result)
+
+    def _admit(self, batch: Sequence[Record | RowProblem]) -> _Admitted:
+        """Step 1 for one batch."""
+        refused: dict[int, str] = {}
+        ready: list[tuple[int, Record, bool]] = []
+        for position, item in enumerate(batch):
+            if isinstance(item, RowProblem):
+                refused[position] = f"{item.reason}: {item.message}"
+                continue
+            verified = is_verified(item)
+            reason = self._refusal(item, verified)
+            if reason:
+                refused[position] = reason
+            else:
+                ready.append((position, item, verified))
+        return refused, ready
+
+    def _refusal(self, record: Record, verified: bool) -> str:
+        """Why the record may not be signed in this run, or ""."""
+        rid = record.record_id
+        if not SAFE_ID.fullmatch(rid):
+            return "record id missing or not usable as a file name"
+        if rid in self.seen:
+            return "duplicate record id in this file"
+        self.seen.add(rid)
+        if not verified and self.override is None:
+            return "not verified (run the checks, or --allow-unverified)"
+        return ""
+
+    def _write(
+        self, batch: Sequence[Record | RowProblem], admitted: _Admitted, results: Sequence[Outputs | str]
+    ) -> None:
+        """Step 3, in input order."""
+        refused, ready = admitted
+        signed = {position: (record, verified, result) for (position, record, verified), result in zip(ready, results, strict=True)}
+        for position, item in enumerate(batch):
+            if position in refused:
+                self.fail(item.line, item.record_id, refused[position])
+                continue
+            record, verified, result = signed[position]
+            if isinstance(result, str):
+                self.fail(record.line, record.record_id, result)
+            else:
+                self._write_one(record, verified, result)
+
+    def _write_one(self, record: Record, verified: bool, result: Outputs) -> None:
+        written: list[Path] = []
+        target = self.out
+        try:
+            for name, data in result.files.items():
+                target = self.out / name
+                write_atomic(target, data)
+                written.append(target)
+        except OSError as exc:
+            # No signed file may exist without its manifest line: remove this
+            # record's outputs and stop the run (the manifest keeps the others).
+            for path in written:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise ConfigError(
+                f"line {record.line}: record {record.record_id}: cannot write {target}: {exc.strerror or exc}"
+            ) from None
+        issued = result.issued
+        self.manifest.add(
+            manifest_entry(
+                issued,
+                line=record.line,
+                verified=verified,
+                files=tuple(result.files),
+                override=None if verified else self.override,
+            )
+        )
+        self.signed += 1
+        self.clamped += issued.exp_clamped
+
