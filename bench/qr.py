@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/qr.py                # ~25 s; pins itself to one CPU
     .venv/bin/python bench/qr.py --breakdown    # + each step of make_qr timed alone
+    .venv/bin/python bench/qr.py --wall         # wall clock instead of thread CPU time
 
 Inputs: real HC1 texts issued from the example records (software ES256 key)
 plus HC1-like texts ("HC1:" + random base45, 400-700 characters, seeded), so
@@ -12,7 +13,8 @@ the QR versions are the ones health centres produce (15-21 at level Q).
   its PIL image saved as PNG; for SVG its ``SvgPathImage``;
 * ours: :func:`signer.qr.make_qr` + :func:`signer.qr.qr_png` / ``qr_svg``.
 
-Rates are the best round; the ratio is the median of per-round ratios with
+Rounds are timed in CPU time of the thread (bench/hc1.py's clock; ``--wall``:
+wall clock). Rates are the best round; the ratio is the median of per-round ratios with
 the baseline measured in alternation (see bench/hc1.py). Before timing, the
 script checks that both produce the same picture (pixel for pixel). Results
 go in docs/benchmarks.md.
@@ -26,6 +28,7 @@ import io
 import os
 import random
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import hc1  # noqa: E402
 import qrcode  # noqa: E402
 import qrcode.image.svg  # noqa: E402
 from hc1 import build_key, paired, rate  # noqa: E402
@@ -43,7 +47,14 @@ from qrcode import util  # noqa: E402
 from qrcode.util import MODE_ALPHA_NUM, QRData  # noqa: E402
 
 from signer.issue import issue_hc1  # noqa: E402
-from signer.qr import alphanumeric_version, best_mask, make_qr, qr_png, qr_svg  # noqa: E402
+from signer.qr import (  # noqa: E402
+    alphanumeric_codewords,
+    alphanumeric_version,
+    best_mask,
+    make_qr,
+    qr_png,
+    qr_svg,
+)
 from signer.records import Record, read_records, record_fingerprint  # noqa: E402
 
 NOW = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
@@ -109,6 +120,9 @@ def breakdown(items: list[str], *, seconds: float) -> None:
     """Each step of make_qr alone (ms per QR), and qrcode's own mask choice for comparison."""
     qrs = [make_qr(t) for t in items]
     data = [util.create_data(q.version, q.error_correction, q.data_list) for q in qrs]
+    assert data == [
+        alphanumeric_codewords(t, q.version, Q) for t, q in zip(items, qrs, strict=True)
+    ]
     n = len(items)
 
     def step(fn: Callable[[int], object]) -> Callable[[], object]:
@@ -138,9 +152,15 @@ def breakdown(items: list[str], *, seconds: float) -> None:
             "codewords: qrcode util.create_data (RS)",
             lambda i: util.create_data(qrs[i].version, Q, qrs[i].data_list),
         ),
+        (
+            "codewords: signer.qr.alphanumeric_codewords",
+            lambda i: alphanumeric_codewords(items[i], qrs[i].version, Q),
+        ),
         ("mask: qrcode best_mask_pattern (8 x place+score)", qrcode_mask),
         ("mask: signer.qr.best_mask", lambda i: best_mask(qrs[i].version, Q, data[i])),
         ("placement: qrcode makeImpl (once)", place),
+        ("whole: make_qr with qrcode's util.create_data", lambda i: _make_qr_create_data(items[i])),
+        ("whole: signer.qr.make_qr", lambda i: make_qr(items[i])),
         ("PNG: signer.qr.qr_png (from the matrix)", lambda i: qr_png(qrs[i])),
         ("PNG: qrcode PIL image + save", lambda i: _qrcode_pil_png(qrs[i])),
         ("SVG: signer.qr.qr_svg", lambda i: qr_svg(qrs[i])),
@@ -150,6 +170,17 @@ def breakdown(items: list[str], *, seconds: float) -> None:
     for label, fn in steps:
         r = rate(step(fn), seconds=seconds, rounds=2)
         print(f"    {label:50s} {1e3 / r:7.2f}")
+
+
+def _make_qr_create_data(text: str) -> qrcode.QRCode[Any]:
+    """make_qr as it was before alphanumeric_codewords: qrcode's create_data."""
+    qr: qrcode.QRCode[Any] = qrcode.QRCode(error_correction=Q, border=4, box_size=4)
+    qr.add_data(QRData(text.encode("ascii"), mode=MODE_ALPHA_NUM, check_data=False))
+    qr.version = alphanumeric_version(len(text), Q)
+    qr.data_cache = util.create_data(qr.version, Q, qr.data_list)
+    qr.mask_pattern = best_mask(qr.version, Q, qr.data_cache)
+    qr.make(fit=False)
+    return qr
 
 
 def _qrcode_pil_png(qr: qrcode.QRCode[Any]) -> bytes:
@@ -171,6 +202,9 @@ def main() -> int:
     parser.add_argument(
         "--cpu", type=int, default=None, help="CPU to pin to (default: the last one)"
     )
+    parser.add_argument(
+        "--wall", action="store_true", help="time with the wall clock, not CPU time"
+    )
     parser.add_argument("--breakdown", action="store_true", help="time each step of make_qr alone")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
@@ -180,12 +214,15 @@ def main() -> int:
     else:
         where = "not pinned"
 
+    if args.wall:
+        hc1.clock = time.perf_counter
     items = texts()
     check_same_pictures(items)
     versions = sorted({make_qr(t).version for t in items})
     lengths = sorted(len(t) for t in items)
     print(
-        f"QR benchmark ({where}; {args.rounds} paired rounds of {args.seconds:g} s; Python "
+        f"QR benchmark ({where}; {'wall clock' if args.wall else 'thread CPU time'}; "
+        f"{args.rounds} paired rounds of {args.seconds:g} s; Python "
         f"{sys.version.split()[0]}; qrcode {_version('qrcode')}); ratio = median of per-round ratios"
     )
     print(
@@ -197,14 +234,14 @@ def main() -> int:
         ("PNG", plain_png, ours_png),
         ("SVG", plain_svg, ours_svg),
     ):
-        b, o, ratio = paired(
+        b, o, ratio, (low, high) = paired(
             cycling(base, items), cycling(ours, items), seconds=args.seconds, rounds=args.rounds
         )
         print(f"  {label} qrcode make(fit=True) + its image  {b:7.1f} /s  ({1e3 / b:6.2f} ms)")
         print(
             f"  {label} signer.qr make_qr + qr_{label.lower()}        {o:7.1f} /s  ({1e3 / o:6.2f} ms)"
         )
-        print(f"  {label} ratio ours / plain qrcode: {ratio:.1f}x")
+        print(f"  {label} ratio ours / plain qrcode: {ratio:.1f}x (rounds {low:.1f}x-{high:.1f}x)")
     if args.breakdown:
         breakdown(items, seconds=args.seconds / 2)
     return 0
