@@ -92,7 +92,7 @@ def register_sign(subparsers: Any, name: str = "sign") -> None:
     p.add_argument("--columns", metavar="FILE", help="CSV column mapping (default templates/columns.json)")
     p.add_argument(
         "--jobs",
-        type=int,
+        type=_job_count,
         default=1,
         metavar="N",
         help="signing processes (default 1; 0 = one per CPU); each opens the key itself",
@@ -150,6 +150,17 @@ def _override(ns: argparse.Namespace) -> Override | None:
     if not operator:
         raise ConfigError("--allow-unverified: say who you are with --operator (USER is not set)")
     return Override(operator=operator, reason=reason)
+
+
+def _job_count(text: str) -> int:
+    """``--jobs``: a whole number, 0 or more (argparse reports anything else, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (one per CPU) or more, got {value}")
+    return value
 
 
 def run_sign(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:

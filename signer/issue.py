@@ -250,6 +250,7 @@ class Hc1Issuer:
         self.vaccines = vaccines or load_vaccines()
         try:
             self._builder = DccBuilder(issuer=issuer_name, vaccines=self.vaccines, country=country)
+            new_uvcis(0, country)  # checks the country here, not once per batch in issue_many
         except InputError as err:
             raise ConfigError(str(err)) from None
         cert = key.certificate

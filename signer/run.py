@@ -32,7 +32,10 @@ import datetime as dt
 import itertools
 import multiprocessing
 import re
+import signal
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -47,8 +50,6 @@ from verifier.crypto import verify_signature
 from verifier.errors import ConfigError, InputError, KeyBackendError, PassportError
 
 if TYPE_CHECKING:
-    from multiprocessing.pool import AsyncResult, Pool
-
     from keys.loader import KeySpec
     from signer.pdf.cli import PdfOutput
 
@@ -144,15 +145,24 @@ class WorkerSetup:
 
 
 _worker: Signer | None = None
+_worker_error: tuple[str, str] | None = None  # why _start_worker failed, sent back by _work
 _worker_stack = contextlib.ExitStack()
 
 
 def _start_worker(setup: WorkerSetup) -> None:
-    global _worker
+    global _worker, _worker_error
+    # Ctrl-C reaches the whole process group: the run stops the workers, so
+    # they ignore it (no traceback per worker on stderr).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from keys.loader import open_key
 
-    key = _worker_stack.enter_context(open_key(setup.spec, secret=setup.secret))
-    _worker = build_signer(key, setup.ns, setup.options)
+    try:
+        key = _worker_stack.enter_context(open_key(setup.spec, secret=setup.secret))
+        _worker = build_signer(key, setup.ns, setup.options)
+    except PassportError as exc:  # reported by the first _work call: stops the run
+        _worker_error = (type(exc).__name__, str(exc))
+    except Exception as exc:  # idem, without a traceback per worker
+        _worker_error = ("ConfigError", f"a signing process could not start: {exc}")
 
 
 _WorkResult = list[Outputs | str] | tuple[str, str]
@@ -161,13 +171,14 @@ _WorkResult = list[Outputs | str] | tuple[str, str]
 def _work(records: list[Record]) -> _WorkResult:
     """A worker's step 2; a run-stopping error comes back as (class name, message)."""
     if _worker is None:
-        return ("ConfigError", "signing worker not started")
+        return _worker_error or ("ConfigError", "signing worker not started")
     try:
         return _worker.sign(records)
     except PassportError as exc:  # not every PassportError can be pickled back as itself
         return (type(exc).__name__, str(exc))
 
 
+_BROKEN = "a signing process stopped unexpectedly; the run is incomplete"
 _FATAL: dict[str, type[PassportError]] = {"ConfigError": ConfigError, "KeyBackendError": KeyBackendError}
 
 
@@ -227,26 +238,34 @@ class SigningRun:
             return
         jobs, setup = self.workers
         context = multiprocessing.get_context("fork")
-        pool: Pool = context.Pool(jobs, initializer=_start_worker, initargs=(setup,))
-        pending: collections.deque[tuple[list[Record | RowProblem], _Admitted, AsyncResult[_WorkResult]]]
+        # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies
+        # (killed, crashed key module) breaks the pool and the run stops with
+        # an error; Pool would start a new worker and wait for the lost batch forever.
+        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(setup,))
+        pending: collections.deque[tuple[list[Record | RowProblem], _Admitted, Future[_WorkResult]]]
         pending = collections.deque()
+        done = False
         try:
             for batch in batches:
                 admitted = self._admit(batch)
-                task = pool.apply_async(_work, ([r for _, r, _ in admitted[1]],))
+                task = pool.submit(_work, [r for _, r, _ in admitted[1]])
                 pending.append((batch, admitted, task))
                 if len(pending) >= 2 * jobs:
                     self._collect(pending.popleft())
             while pending:
                 self._collect(pending.popleft())
-            pool.close()
+            done = True
+        except BrokenProcessPool:
+            raise ConfigError(_BROKEN) from None
         finally:
-            pool.terminate()
-            pool.join()
+            if not done:  # an error or Ctrl-C: stop the batches in flight now
+                for process in list((pool._processes or {}).values()):  # no public API for this
+                    process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
 
-    def _collect(self, item: tuple[list[Record | RowProblem], _Admitted, AsyncResult[_WorkResult]]) -> None:
+    def _collect(self, item: tuple[list[Record | RowProblem], _Admitted, Future[_WorkResult]]) -> None:
         batch, admitted, task = item
-        result = task.get()
+        result = task.result()
         if isinstance(result, tuple):
             name, message = result
             raise _FATAL.get(name, PassportError)(message)
