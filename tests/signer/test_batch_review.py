@@ -405,3 +405,71 @@ def test_more_jobs_than_batches_and_duplicates_across_batches(
     assert [line for line in err.splitlines() if line.startswith("line ")] == ["line 6: record R000: duplicate record id in this file"]
     manifest = read_manifest(out / "manifest.jsonl")
     assert [e["line"] for e in manifest] == [1, 2, 3, 4, 5, 7]
+
+
+def test_pdf_with_token_and_two_jobs(
+    softhsm_token: Any,
+    softhsm_pin_env: str,
+    test_pki: Pki,
+    example_records: list[Record],
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--pdf with two worker processes, each logging in to the token: every
+    record's PDF and HC1, the manifest in input order, the PIN nowhere."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    monkeypatch.setattr("signer.run.BATCH_SIZE", 2)
+    sign_time = NOW - dt.timedelta(days=2)
+    csca = softhsm_token.csca
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(csca.subject)
+        .last_update(sign_time - dt.timedelta(days=1))
+        .next_update(sign_time + dt.timedelta(days=30))
+        .sign(test_pki.csca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    (tmp_path / "csca.pem").write_bytes(csca.public_bytes(Encoding.PEM))
+    (tmp_path / "csca.crl").write_bytes(crl.public_bytes(Encoding.DER))
+    records = renamed(example_records, 5)
+    records[3] = stamp(replace(records[3], doses=(replace(records[3].doses[0], vaccine="Covaxin"),)))
+    source = write_records(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out"
+    args = ["sign", str(source), "--out", str(out), "--at", sign_time.isoformat(), "--jobs", "2", "--pdf"]
+    args += ["--pkcs11-module", softhsm_token.module, "--token-label", softhsm_token.token_label, "--key-label", "dsc-ec"]
+    args += ["--chain", str(tmp_path / "csca.pem"), "--crl", str(tmp_path / "csca.crl"), "--centre", "Trạm Y tế Xã Tân Phú"]
+    assert main(args) == 1
+    captured = capfd.readouterr()
+    assert softhsm_pin_env not in captured.out + captured.err
+    assert [line for line in captured.err.splitlines() if line.startswith("line ")] == [
+        "line 4: record R003: dose 1: unknown vaccine 'Covaxin' (see templates/vaccines.json)"
+    ]
+    manifest = read_manifest(out / "manifest.jsonl")
+    assert [e["record_id"] for e in manifest] == ["R000", "R001", "R002", "R004"]
+    for entry in manifest:
+        assert entry["files"] == [f"{entry['record_id']}.hc1.txt", f"{entry['record_id']}.pdf", f"{entry['record_id']}.png"]
+        assert (out / f"{entry['record_id']}.pdf").read_bytes().startswith(b"%PDF-")
+    assert not (out / "R003.pdf").exists()
+
+
+def test_unwritable_output_mid_run_with_two_jobs(
+    small_batches: None, ec_key_files: tuple[Path, Path], example_records: list[Record], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A file that cannot be written (a directory in its place) in the second
+    batch: the run stops with one line, the workers stop, the manifest holds
+    exactly the records written before."""
+    records = renamed(example_records, 8)
+    source = write_records(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out"
+    (out / "R003.hc1.txt").mkdir(parents=True)
+    assert main(["sign", str(source), "--out", str(out), "--at", AT, "--jobs", "2", *key_args(ec_key_files)]) == 2
+    err = capfd.readouterr().err
+    assert err.startswith("error: line 4: record R003: cannot write") and len(err.splitlines()) == 1, err
+    assert [e["record_id"] for e in read_manifest(out / "manifest.jsonl")] == ["R000", "R001", "R002"]
+    assert sorted(p.name for p in out.iterdir() if p.name != "R003.hc1.txt") == sorted(
+        ["manifest.jsonl", *(f"R00{i}.{ext}" for i in range(3) for ext in ("hc1.txt", "png"))]
+    )
+    assert not multiprocessing.active_children()
