@@ -20,7 +20,10 @@ With ``jobs > 1`` step 2 runs in that many worker processes (``fork``),
 each opening the key itself (a PKCS#11 session does not survive fork;
 the PIN or passphrase is asked once, before), with at most two batches per
 worker in flight; the output is the same as with one process, byte for
-byte apart from the random UVCIs and signatures.
+byte apart from the random UVCIs and signatures. A worker that cannot
+open the key, or dies, stops the run with one error line (the files
+written so far keep their manifest lines); workers ignore Ctrl-C, which
+the run handles by stopping them.
 """
 
 from __future__ import annotations
