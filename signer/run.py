@@ -34,8 +34,11 @@ import contextlib
 import datetime as dt
 import itertools
 import multiprocessing
+import os
 import re
 import signal
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -152,11 +155,12 @@ _worker_error: tuple[str, str] | None = None  # why _start_worker failed, sent b
 _worker_stack = contextlib.ExitStack()
 
 
-def _start_worker(setup: WorkerSetup) -> None:
+def _start_worker(setup: WorkerSetup, parent: int) -> None:
     global _worker, _worker_error
     # Ctrl-C reaches the whole process group: the run stops the workers, so
     # they ignore it (no traceback per worker on stderr).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     from keys.loader import open_key
 
     try:
@@ -166,6 +170,16 @@ def _start_worker(setup: WorkerSetup) -> None:
         _worker_error = (type(exc).__name__, str(exc))
     except Exception as exc:  # idem, without a traceback per worker
         _worker_error = ("ConfigError", f"a signing process could not start: {exc}")
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker's watchdog thread: end the worker once the run's process is
+    gone (killed, so it could not stop its workers). The executor's workers
+    hold both ends of their task pipe and would wait for work forever,
+    with the key open."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 _WorkResult = list[Outputs | str] | tuple[str, str]
@@ -244,7 +258,7 @@ class SigningRun:
         # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies
         # (killed, crashed key module) breaks the pool and the run stops with
         # an error; Pool would start a new worker and wait for the lost batch forever.
-        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(setup,))
+        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(setup, os.getpid()))
         pending: collections.deque[tuple[list[Record | RowProblem], _Admitted, Future[_WorkResult]]]
         pending = collections.deque()
         done = False

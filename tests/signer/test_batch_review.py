@@ -473,3 +473,52 @@ def test_unwritable_output_mid_run_with_two_jobs(
         ["manifest.jsonl", *(f"R00{i}.{ext}" for i in range(3) for ext in ("hc1.txt", "png"))]
     )
     assert not multiprocessing.active_children()
+
+
+def children_of(pid: int) -> set[int]:
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_end_when_the_run_is_killed(
+    ec_key_files: tuple[Path, Path], example_records: list[Record], tmp_path: Path
+) -> None:
+    """SIGKILL of `signer sign --jobs 2` (nothing can stop the workers then):
+    the workers used to wait for work forever, with the key open."""
+    import subprocess
+    import sys
+    import time
+
+    source = write_records(tmp_path / "in.jsonl", renamed(example_records, 3000))
+    env = {**os.environ, KEY_PASSPHRASE_ENV: TEST_PASSPHRASE}
+    args = [sys.executable, "-m", "signer", "sign", str(source), "--out", str(tmp_path / "out"), "--at", AT, "--jobs", "2"]
+    proc = subprocess.Popen([*args, *key_args(ec_key_files)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        end = time.monotonic() + 60
+        while len(workers := children_of(proc.pid)) < 2 and time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.05)
+        assert len(workers) == 2, "the workers did not start"
+    finally:
+        proc.kill()
+        proc.wait()
+    end = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < end:
+        time.sleep(0.1)
+    left = [pid for pid in workers if alive(pid)]
+    for pid in left:  # clean up before failing
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+    assert proc.stderr is not None and b"Traceback" not in proc.stderr.read()
