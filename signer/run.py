@@ -158,8 +158,10 @@ _worker_stack = contextlib.ExitStack()
 def _start_worker(setup: WorkerSetup, parent: int) -> None:
     global _worker, _worker_error
     # Ctrl-C reaches the whole process group: the run stops the workers, so
-    # they ignore it (no traceback per worker on stderr).
+    # they ignore it (no traceback per worker on stderr). They start with it
+    # blocked (_submit), so that none arrives before this.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     from keys.loader import open_key
 
@@ -193,6 +195,17 @@ def _work(records: list[Record]) -> _WorkResult:
         return _worker.sign(records)
     except PassportError as exc:  # not every PassportError can be pickled back as itself
         return (type(exc).__name__, str(exc))
+
+
+def _submit(pool: ProcessPoolExecutor, records: list[Record]) -> Future[_WorkResult]:
+    """``pool.submit(_work, records)`` with SIGINT blocked: the first call
+    forks the workers, which inherit the mask (a Ctrl-C is then delivered
+    here, once the call returns)."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return pool.submit(_work, records)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 _BROKEN = "a signing process stopped unexpectedly; the run is incomplete"
@@ -265,7 +278,7 @@ class SigningRun:
         try:
             for batch in batches:
                 admitted = self._admit(batch)
-                task = pool.submit(_work, [r for _, r, _ in admitted[1]])
+                task = _submit(pool, [r for _, r, _ in admitted[1]])
                 pending.append((batch, admitted, task))
                 if len(pending) >= 2 * jobs:
                     self._collect(pending.popleft())
