@@ -353,12 +353,14 @@ class SigningRun:
                 target = self.out / name
                 write_atomic(target, data)
                 written.append(target)
-        except OSError as exc:
+        except BaseException as exc:  # OSError, or Ctrl-C between two files
             # No signed file may exist without its manifest line: remove this
             # record's outputs and stop the run (the manifest keeps the others).
             for path in written:
                 with contextlib.suppress(OSError):
                     path.unlink()
+            if not isinstance(exc, OSError):
+                raise
             raise ConfigError(
                 f"line {record.line}: record {record.record_id}: cannot write {target}: {exc.strerror or exc}"
             ) from None

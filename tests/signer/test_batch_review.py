@@ -522,3 +522,33 @@ def test_workers_end_when_the_run_is_killed(
         os.kill(pid, signal.SIGKILL)
     assert left == []
     assert proc.stderr is not None and b"Traceback" not in proc.stderr.read()
+
+
+def test_ctrl_c_between_two_files_of_a_record(
+    ec_key_files: tuple[Path, Path],
+    example_records: list[Record],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real SIGINT while the third record's PNG is written (its HC1 file is
+    already there): that HC1 file used to stay, without a manifest line."""
+    import signer.run
+
+    real_write = signer.run.write_atomic
+
+    def write_then_interrupted(path: Path, data: bytes) -> None:
+        if path.name == "R002.png":
+            os.kill(os.getpid(), signal.SIGINT)  # delivered inside the real write
+        real_write(path, data)
+
+    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
+    monkeypatch.setattr("signer.run.write_atomic", write_then_interrupted)
+    source = write_records(tmp_path / "in.jsonl", renamed(example_records, 4))
+    out = tmp_path / "out"
+    assert main(["sign", str(source), "--out", str(out), "--at", AT, *key_args(ec_key_files)]) == 2
+    assert capsys.readouterr().err == "error: interrupted\n"
+    assert [e["record_id"] for e in read_manifest(out / "manifest.jsonl")] == ["R000", "R001"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["manifest.jsonl", *(f"R00{i}.{ext}" for i in range(2) for ext in ("hc1.txt", "png"))]
+    )
