@@ -31,7 +31,7 @@ from signer.issue import DEFAULT_DEFLATE_LEVEL, DEFAULT_VALIDITY_DAYS
 from signer.manifest import Override
 from signer.pdf.cli import register as register_pdf
 from signer.records import read_records
-from signer.run import Options, SigningRun, WorkerSetup, build_signer
+from signer.run import Options, SigningRun, WorkerSetup, build_signer, stop_signals
 from verifier.errors import ConfigError, PassportError
 from verifier.util import parse_iso_time
 
@@ -180,7 +180,7 @@ def run_sign(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO |
         raise ConfigError(f"cannot create {ns.out}: {exc.strerror}") from None
     options = Options(now=now, allow_unverified=override is not None, png=ns.png, svg=ns.svg)
     secret = key_secret(spec)  # asked once, also for the workers
-    with open_key(spec, secret=secret) as key:
+    with stop_signals(), open_key(spec, secret=secret) as key:
         signer = build_signer(key, ns, options)  # checks key, DSC and PDF settings before any work
         workers = (jobs, WorkerSetup(spec=spec, secret=secret, ns=ns, options=options)) if jobs > 1 else None
         run = SigningRun(ns.out, signer=signer, override=override, err=err, workers=workers)

@@ -39,7 +39,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -161,6 +161,7 @@ def _start_worker(setup: WorkerSetup, parent: int) -> None:
     # they ignore it (no traceback per worker on stderr). They start with it
     # blocked (_submit), so that none arrives before this.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the run's own handler is not for workers
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     from keys.loader import open_key
@@ -209,6 +210,7 @@ def _submit(pool: ProcessPoolExecutor, records: list[Record]) -> Future[_WorkRes
 
 
 _BROKEN = "a signing process stopped unexpectedly; the run is incomplete"
+
 _FATAL: dict[str, type[PassportError]] = {"ConfigError": ConfigError, "KeyBackendError": KeyBackendError}
 
 
@@ -232,6 +234,44 @@ def build_signer(key: SigningKey, ns: argparse.Namespace, options: Options) -> S
 
 # --------------------------------------------------------------------------
 # the run
+
+
+class _Held:
+    """Ctrl-C and SIGTERM held back by :meth:`SigningRun._write_one` (process-wide)."""
+
+    depth = 0  # > 0 while a record is being written
+    pending = False  # a signal came meanwhile
+
+
+_held = _Held()
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM (``kill``, a service manager) stop the run as
+    KeyboardInterrupt, but never in the middle of one record's files and
+    manifest line: the run's ``finally`` then stops the workers and commits a
+    manifest that lists every certificate written. (Blocking the signals with
+    ``pthread_sigmask`` is not enough: the kernel hands them to any other
+    thread, such as the process pool's, and Python then raises in the main
+    thread all the same.) Handlers can only be set from the main thread;
+    elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        if _held.depth:
+            _held.pending = True
+            return
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class SigningRun:
@@ -346,6 +386,20 @@ class SigningRun:
                 self._write_one(record, verified, result)
 
     def _write_one(self, record: Record, verified: bool, result: Outputs) -> None:
+        """Write one record's files and its manifest line, as one step: under
+        :func:`stop_signals`, Ctrl-C and SIGTERM are held back meanwhile and
+        take effect right after (no signed file without its manifest line, no
+        temporary file left)."""
+        _held.depth += 1
+        try:
+            self._write_files(record, verified, result)
+        finally:
+            _held.depth -= 1
+        if _held.pending and not _held.depth:
+            _held.pending = False
+            raise KeyboardInterrupt
+
+    def _write_files(self, record: Record, verified: bool, result: Outputs) -> None:
         written: list[Path] = []
         target = self.out
         try:
@@ -353,7 +407,7 @@ class SigningRun:
                 target = self.out / name
                 write_atomic(target, data)
                 written.append(target)
-        except BaseException as exc:  # OSError, or Ctrl-C between two files
+        except BaseException as exc:  # OSError (or an exception the signals did not hold back)
             # No signed file may exist without its manifest line: remove this
             # record's outputs and stop the run (the manifest keeps the others).
             for path in written:

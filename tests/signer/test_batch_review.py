@@ -532,7 +532,8 @@ def test_ctrl_c_between_two_files_of_a_record(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A real SIGINT while the third record's PNG is written (its HC1 file is
-    already there): that HC1 file used to stay, without a manifest line."""
+    already there): that HC1 file used to stay, without a manifest line. Now
+    the interrupt is held back until the record is written and listed."""
     import signer.run
 
     real_write = signer.run.write_atomic
@@ -548,7 +549,50 @@ def test_ctrl_c_between_two_files_of_a_record(
     out = tmp_path / "out"
     assert main(["sign", str(source), "--out", str(out), "--at", AT, *key_args(ec_key_files)]) == 2
     assert capsys.readouterr().err == "error: interrupted\n"
-    assert [e["record_id"] for e in read_manifest(out / "manifest.jsonl")] == ["R000", "R001"]
+    assert [e["record_id"] for e in read_manifest(out / "manifest.jsonl")] == ["R000", "R001", "R002"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["manifest.jsonl", *(f"R00{i}.{ext}" for i in range(2) for ext in ("hc1.txt", "png"))]
+        ["manifest.jsonl", *(f"R00{i}.{ext}" for i in range(3) for ext in ("hc1.txt", "png"))]
     )
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_ends_the_run_with_its_manifest(
+    ec_key_files: tuple[Path, Path], example_records: list[Record], tmp_path: Path, jobs: str
+) -> None:
+    """`kill` (SIGTERM) mid-run: exit 2 with one line, and every certificate
+    written so far is listed in the committed manifest (the process used to
+    die with signed files no manifest line listed); no worker, no temp file left."""
+    import subprocess
+    import sys
+    import time
+
+    source = write_records(tmp_path / "in.jsonl", renamed(example_records, 3000))
+    out = tmp_path / "out"
+    env = {**os.environ, KEY_PASSPHRASE_ENV: TEST_PASSPHRASE}
+    args = [sys.executable, "-m", "signer", "sign", str(source), "--out", str(out), "--at", AT, "--jobs", jobs]
+    proc = subprocess.Popen([*args, *key_args(ec_key_files)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workers: set[int] = set()
+    try:
+        end = time.monotonic() + 60
+        while time.monotonic() < end and proc.poll() is None:
+            workers |= children_of(proc.pid)
+            if out.is_dir() and sum(1 for p in out.iterdir() if p.name.endswith(".hc1.txt")) >= 300:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be stopped"
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2
+    assert err.decode().strip().splitlines() == ["error: interrupted"]
+    listed = {e["record_id"] for e in read_manifest(out / "manifest.jsonl")}
+    written = {p.name.removesuffix(".hc1.txt") for p in out.iterdir() if p.name.endswith(".hc1.txt")}
+    assert len(written) >= 300 and written == listed
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    end = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if alive(pid)]
