@@ -4,7 +4,6 @@ example records; `python -m verifier pdf` accepts them (exit 0), rejects a tampe
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -120,18 +119,11 @@ def test_signer_pdf_usage_errors_exit_2(tmp_path: Path) -> None:
 def test_signer_pdf_with_softhsm_token(
     softhsm_token: object, softhsm_pin_env: str, test_pki: object, tmp_path: Path
 ) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
+    from tests.fixtures.pki import empty_crl
 
     token = softhsm_token
     csca = token.csca  # type: ignore[attr-defined]
-    crl = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(csca.subject)
-        .last_update(SIGN_TIME - dt.timedelta(days=1))
-        .next_update(SIGN_TIME + dt.timedelta(days=30))
-        .sign(test_pki.csca_key, hashes.SHA256())  # type: ignore[attr-defined]
-    )
+    crl = empty_crl(csca, test_pki.csca_key, at=SIGN_TIME)  # type: ignore[attr-defined]
     (tmp_path / "csca.pem").write_bytes(csca.public_bytes(Encoding.PEM))
     (tmp_path / "csca.crl").write_bytes(crl.public_bytes(Encoding.DER))
     (tmp_path / "dsc.pem").write_bytes(token.es256_cert.public_bytes(Encoding.PEM))  # type: ignore[attr-defined]

@@ -418,20 +418,14 @@ def test_pdf_with_token_and_two_jobs(
 ) -> None:
     """--pdf with two worker processes, each logging in to the token: every
     record's PDF and HC1, the manifest in input order, the PIN nowhere."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.serialization import Encoding
+
+    from tests.fixtures.pki import empty_crl
 
     monkeypatch.setattr("signer.run.BATCH_SIZE", 2)
     sign_time = NOW - dt.timedelta(days=2)
     csca = softhsm_token.csca
-    crl = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(csca.subject)
-        .last_update(sign_time - dt.timedelta(days=1))
-        .next_update(sign_time + dt.timedelta(days=30))
-        .sign(test_pki.csca_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
+    crl = empty_crl(csca, test_pki.csca_key, at=sign_time)
     (tmp_path / "csca.pem").write_bytes(csca.public_bytes(Encoding.PEM))
     (tmp_path / "csca.crl").write_bytes(crl.public_bytes(Encoding.DER))
     records = renamed(example_records, 5)
