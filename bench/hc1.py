@@ -14,7 +14,7 @@ median of per-round ratios with the baseline measured in alternation
 * raw ``cryptography`` ECDSA P-256 sign / verify of a Sig_structure-sized message;
 * HC1 certificates signed per second, the way ``python -m signer sign``
   signs: :meth:`signer.issue.Hc1Issuer.issue_many` on batches of
-  :data:`signer.cli.BATCH_SIZE` records, software ES256 key, default
+  :data:`signer.run.BATCH_SIZE` records, software ES256 key, default
   settings (stored deflate), no QR image; on two record sets: seeded
   synthetic records (``signer.cleaning.synth``: distinct people, 1-5 doses,
   spelling noise) and the eight example records repeated; all stamped as
@@ -222,7 +222,7 @@ def main() -> int:
     else:
         where = "not pinned"
 
-    from signer.cli import BATCH_SIZE
+    from signer.run import BATCH_SIZE
     from signer.issue import Hc1Issuer
 
     key, _csca = build_key()
