@@ -44,7 +44,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from keys.base import SigningKey
 from signer.issue import Hc1Issuer, Issued
@@ -153,6 +153,12 @@ class WorkerSetup:
 _worker: Signer | None = None
 _worker_error: tuple[str, str] | None = None  # why _start_worker failed, sent back by _work
 _worker_stack = contextlib.ExitStack()
+#: Held by a worker while it opens the key (set before the workers fork).
+#: SoftHSM2 answered C_Login with CKR_GENERAL_ERROR now and then when two
+#: freshly forked processes re-initialised the module and logged in at once
+#: (5 of 50 token runs with --jobs 2 failed under load); one at a time, 160
+#: of 160 passed.
+_key_open_lock: Any = None
 
 
 def _start_worker(setup: WorkerSetup, parent: int) -> None:
@@ -167,8 +173,9 @@ def _start_worker(setup: WorkerSetup, parent: int) -> None:
     from keys.loader import open_key
 
     try:
-        key = _worker_stack.enter_context(open_key(setup.spec, secret=setup.secret))
-        _worker = build_signer(key, setup.ns, setup.options)
+        with _key_open_lock or contextlib.nullcontext():
+            key = _worker_stack.enter_context(open_key(setup.spec, secret=setup.secret))
+            _worker = build_signer(key, setup.ns, setup.options)
     except PassportError as exc:  # reported by the first _work call: stops the run
         _worker_error = (type(exc).__name__, str(exc))
     except Exception as exc:  # idem, without a traceback per worker
@@ -306,8 +313,10 @@ class SigningRun:
                 admitted = self._admit(batch)
                 self._write(batch, admitted, self.signer.sign([r for _, r, _ in admitted[1]]))
             return
+        global _key_open_lock
         jobs, setup = self.workers
         context = multiprocessing.get_context("fork")
+        _key_open_lock = context.Lock()
         # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies
         # (killed, crashed key module) breaks the pool and the run stops with
         # an error; Pool would start a new worker and wait for the lost batch forever.
