@@ -222,8 +222,8 @@ def main() -> int:
     else:
         where = "not pinned"
 
-    from signer.run import BATCH_SIZE
     from signer.issue import Hc1Issuer
+    from signer.run import BATCH_SIZE
 
     key, _csca = build_key()
     examples = [
