@@ -1,7 +1,10 @@
 """One signing run of ``python -m signer sign``: records in, signed files out, in input order.
 
-    >>> # run = SigningRun(ns, now=now, err=sys.stderr, signer=Signer(...))
-    >>> # run.sign_all(read_records(path)); run.manifest.commit()
+    >>> # signer = build_signer(key, ns, Options(now=now, allow_unverified=False, png=True, svg=False))
+    >>> # run = SigningRun(out_dir, signer=signer, override=None, err=sys.stderr)
+    >>> # with stop_signals():
+    >>> #     try: run.sign_all(read_records(path))
+    >>> #     finally: run.manifest.commit()
 
 Data flow, per batch of :data:`BATCH_SIZE` read items (records and row
 problems):
@@ -12,7 +15,7 @@ problems):
 2. **sign** (:class:`Signer`, in this process or in a worker): HC1 through
    :meth:`signer.issue.Hc1Issuer.issue_many`, the signature checked with the
    certificate, then the PDF passport and the QR images; one
-   :class:`Signed` per record, or the reason it was not signed;
+   :class:`Outputs` per record, or the reason it was not signed;
 3. **write** (this process, in input order): each record's files (atomic
    writes), its manifest line, and the messages on stderr.
 
