@@ -36,6 +36,11 @@ def checksum_char(text: str) -> str:
     Raises :class:`InputError` if ``text`` holds a character outside
     :data:`LUHN_ALPHABET`.
     """
+    return LUHN_ALPHABET[-_luhn_total(text) % _N]
+
+
+def _luhn_total(text: str) -> int:
+    """Sum of the Luhn mod N addends of ``text``, whose last character has factor 2."""
     # From the right: the last character gets factor 2, then 1, 2, 1, ...
     # Fast path: per-character addends by bytes.translate, summed in C.
     if text.isascii():
@@ -43,14 +48,11 @@ def checksum_char(text: str) -> str:
         factor2 = raw[-1::-2].translate(_ADD2_TABLE)
         factor1 = raw[-2::-2].translate(_ADD1_TABLE)
         if _NOT_IN_ALPHABET not in factor2 and _NOT_IN_ALPHABET not in factor1:
-            return LUHN_ALPHABET[(_N - (sum(factor2) + sum(factor1)) % _N) % _N]
+            return sum(factor2) + sum(factor1)
     try:
-        total = sum(map(_ADD2.__getitem__, text[-1::-2])) + sum(
-            map(_ADD1.__getitem__, text[-2::-2])
-        )
+        return sum(map(_ADD2.__getitem__, text[-1::-2])) + sum(map(_ADD1.__getitem__, text[-2::-2]))
     except KeyError as err:
         raise InputError(f"UVCI contains {err.args[0]!r}, not allowed in a checksum") from None
-    return LUHN_ALPHABET[(_N - total % _N) % _N]
 
 
 def with_checksum(text: str) -> str:
@@ -75,11 +77,7 @@ def with_checksums(head: str, parts: bytes, part_length: int) -> list[str]:
     factor2 = parts[1::2].translate(_ADD2_TABLE)
     if _NOT_IN_ALPHABET in factor1 or _NOT_IN_ALPHABET in factor2:
         raise InputError("UVCI part holds a character not allowed in a checksum")
-    addends = [_ADD2 if (len(head) - i) % 2 else _ADD1 for i in range(len(head))]
-    try:
-        base = sum(table[ch] for table, ch in zip(addends, head, strict=True))
-    except KeyError as err:
-        raise InputError(f"UVCI contains {err.args[0]!r}, not allowed in a checksum") from None
+    base = _luhn_total(head)  # an even-length part keeps the head's factors as if it were alone
     text = parts.decode("ascii")
     half = part_length // 2
     out = []
