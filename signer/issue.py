@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from keys.base import SigningKey
 from signer.payload import DccBuilder, VaccineTable, dcc_validator, load_vaccines, validate_dcc
 from signer.records import Record, is_verified
-from signer.uvci import new_uvcis
+from signer.uvci import check_country, new_uvcis
 from verifier.codec import (
     HC1_PREFIX,
     HCERT_EU_DCC_V1,
@@ -236,8 +236,12 @@ class Hc1Issuer:
             raise ConfigError("validity must be at least one day")
         if deflate_level not in range(10):
             raise ConfigError("deflate level must be 0 (stored) to 9")
-        if not issuer_name or len(issuer_name) > 80:
-            raise ConfigError("issuer name must have 1 to 80 characters")
+        self.vaccines = vaccines or load_vaccines()
+        try:  # the issuer name and the country, checked once here, not per record
+            self._builder = DccBuilder(issuer=issuer_name, vaccines=self.vaccines, country=country)
+            check_country(country)
+        except InputError as err:
+            raise ConfigError(str(err)) from None
         if key.alg not in HCERT_ALGORITHMS:
             raise ConfigError(
                 f"the key's algorithm {key.alg.name} is not allowed for DCCs (ES256 or PS256 only)"
@@ -247,15 +251,10 @@ class Hc1Issuer:
         self.country = country
         self.validity_seconds = validity_days * 86400
         self.deflate_level = deflate_level
-        self.vaccines = vaccines or load_vaccines()
-        try:
-            self._builder = DccBuilder(issuer=issuer_name, vaccines=self.vaccines, country=country)
-            new_uvcis(0, country)  # checks the country here, not once per batch in issue_many
-        except InputError as err:
-            raise ConfigError(str(err)) from None
         cert = key.certificate
-        check_document_signer(cert.public_bytes(Encoding.DER))
-        self.kid = kid_for_certificate(cert.public_bytes(Encoding.DER))
+        cert_der = cert.public_bytes(Encoding.DER)
+        check_document_signer(cert_der)
+        self.kid = kid_for_certificate(cert_der)
         self.not_before = int(cert.not_valid_before_utc.timestamp())
         self.not_after = int(cert.not_valid_after_utc.timestamp())
         self.protected = encode_protected(int(key.alg), self.kid)

@@ -30,7 +30,15 @@ import secrets
 from verifier.errors import InputError
 from verifier.uvci import LUHN_ALPHABET, checksum_char, is_valid_uvci, with_checksum, with_checksums
 
-__all__ = ["LUHN_ALPHABET", "checksum_char", "is_valid_uvci", "new_uvci", "new_uvcis", "with_checksum"]
+__all__ = [
+    "LUHN_ALPHABET",
+    "check_country",
+    "checksum_char",
+    "is_valid_uvci",
+    "new_uvci",
+    "new_uvcis",
+    "with_checksum",
+]
 
 UVCI_PREFIX = "URN:UVCI:"
 UVCI_VERSION = "01"
@@ -49,7 +57,8 @@ _COUNTRY = re.compile(r"[A-Z]{2}")
 _CHECKED_COUNTRIES: set[str] = set()
 
 
-def _check_country(country: str) -> None:
+def check_country(country: str) -> None:
+    """Raise :class:`InputError` unless ``country`` can head a UVCI (ISO 3166-1 alpha-2)."""
     if country not in _CHECKED_COUNTRIES:
         if not _COUNTRY.fullmatch(country):
             raise InputError(f"UVCI country must be ISO 3166-1 alpha-2, got {country!r}")
@@ -64,7 +73,7 @@ def new_uvci(country: str = "VN") -> str:
 def new_uvcis(count: int, country: str = "VN") -> list[str]:
     """``count`` fresh random UVCIs (as :func:`new_uvci`), with the random
     bytes of all of them drawn and mapped to letters in one call."""
-    _check_country(country)
+    check_country(country)
     head = f"{UVCI_PREFIX}{UVCI_VERSION}:{country}:"
     if len(head) + OPAQUE_LENGTH + 2 > MAX_LENGTH:
         raise InputError(f"UVCI longer than {MAX_LENGTH} characters")
