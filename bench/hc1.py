@@ -84,6 +84,15 @@ def _one_round(fn: Callable[[], object], batch: int, seconds: float) -> float:
     return calls / elapsed
 
 
+def pin_cpu(cpu: int | None) -> str:
+    """Pin this process to ``cpu`` (default: the last one); says where, for the report."""
+    if not hasattr(os, "sched_setaffinity"):
+        return "not pinned"
+    cpu = cpu if cpu is not None else max(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return f"pinned to CPU {cpu}"
+
+
 def rate(fn: Callable[[], object], *, seconds: float, rounds: int) -> float:
     """Best calls-per-second over ``rounds`` rounds of about ``seconds`` each."""
     batch = _batch(fn)
@@ -215,12 +224,7 @@ def main() -> int:
     global clock
     if args.wall:
         clock = time.perf_counter
-    if hasattr(os, "sched_setaffinity"):
-        cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        where = f"pinned to CPU {cpu}"
-    else:
-        where = "not pinned"
+    where = pin_cpu(args.cpu)
 
     from signer.issue import Hc1Issuer
     from signer.run import BATCH_SIZE

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import os
 import random
 import sys
 import time
@@ -41,7 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import hc1  # noqa: E402
 import qrcode  # noqa: E402
 import qrcode.image.svg  # noqa: E402
-from hc1 import build_key, paired, rate  # noqa: E402
+from hc1 import build_key, paired, pin_cpu, rate  # noqa: E402
 from PIL import Image  # noqa: E402
 from qrcode import util  # noqa: E402
 from qrcode.util import MODE_ALPHA_NUM, QRData  # noqa: E402
@@ -207,12 +206,7 @@ def main() -> int:
     )
     parser.add_argument("--breakdown", action="store_true", help="time each step of make_qr alone")
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        where = f"pinned to CPU {cpu}"
-    else:
-        where = "not pinned"
+    where = pin_cpu(args.cpu)
 
     if args.wall:
         hc1.clock = time.perf_counter
