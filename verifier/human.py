@@ -102,6 +102,18 @@ _REASONS: Mapping[Reason, tuple[str, str]] = {
         "chứng thư ký đã hết hạn hoặc chưa có hiệu lực",
     ),
     Reason.DSC_REVOKED: ("signer certificate is revoked", "chứng thư ký đã bị thu hồi"),
+    Reason.DSC_KEY_UNSUPPORTED: (
+        "signer certificate has a key type that cannot sign an EU DCC",
+        "khóa của chứng thư ký không thuộc loại được phép ký EU DCC",
+    ),
+    Reason.DSC_MALFORMED: (
+        "the trusted signer certificate cannot be read",
+        "không đọc được chứng thư ký trong danh sách tin cậy",
+    ),
+    Reason.PSS_SALT_LENGTH: (
+        "signature is not valid (RSA-PSS salt length is not 32 bytes)",
+        "chữ ký không hợp lệ (độ dài salt RSA-PSS không phải 32 byte)",
+    ),
     Reason.UVCI_REVOKED: ("this certificate has been revoked", "chứng nhận này đã bị thu hồi"),
     Reason.EXPIRED: ("the certificate has expired", "chứng nhận đã hết hạn"),
     Reason.NOT_YET_VALID: ("the certificate is not yet valid", "chứng nhận chưa có hiệu lực"),

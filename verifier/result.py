@@ -74,6 +74,9 @@ class Reason(StrEnum):
     DSC_UNTRUSTED = "dsc_untrusted"
     DSC_EXPIRED = "dsc_expired"
     DSC_REVOKED = "dsc_revoked"
+    DSC_KEY_UNSUPPORTED = "dsc_key_unsupported"
+    DSC_MALFORMED = "dsc_malformed"
+    PSS_SALT_LENGTH = "pss_salt_length"
     UVCI_REVOKED = "uvci_revoked"
     # expiry
     EXPIRED = "expired"
