@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from verifier.errors import ConfigError
 
@@ -40,6 +40,12 @@ FIELDS = (
     "commune",
 )
 DOSE_FIELDS = ("date", "vaccine", "lot", "dose_number", "series_doses", "site")
+#: A line (JSON Lines) or physical CSV line longer than this is a bad row
+#: (``line_too_long``), skipped in constant memory: it is never held whole.
+MAX_LINE_BYTES = 1 << 20
+#: A field longer than this (in characters) is a bad row (``field_too_long``):
+#: names, IDs, dates, products, lots and sites are far shorter.
+MAX_FIELD_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -197,23 +203,23 @@ def read_records(
     """Stream records from a ``.jsonl``/``.json`` or ``.csv`` file.
 
     Raises :class:`ConfigError` for a missing or unreadable file or an
-    unusable CSV header; bad rows are yielded as :class:`RowProblem`.
+    unusable CSV header; bad rows are yielded as :class:`RowProblem`. Memory
+    stays bounded whatever the input: a line longer than
+    :data:`MAX_LINE_BYTES` is skipped as it is read (``line_too_long``), a
+    field longer than :data:`MAX_FIELD_CHARS` makes its row a
+    ``field_too_long``, JSON nested too deeply a ``bad_json``.
     """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"records file not found: {p}")
     suffix = p.suffix.lower()
-    try:
-        fh = p.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="")
-    except OSError as err:
-        raise ConfigError(f"cannot open {p}: {err.strerror}") from None
-    with fh:
-        if suffix in (".jsonl", ".ndjson", ".json"):
-            yield from _read_jsonl(fh, load_column_map(column_map))
-        elif suffix in (".csv", ".txt"):
-            yield from _read_csv(fh, load_column_map(column_map), str(p))
-        else:
-            raise ConfigError(f"{p}: unknown records format (use .jsonl or .csv)")
+    if suffix not in _JSONL_SUFFIXES + _CSV_SUFFIXES:
+        raise ConfigError(f"{p}: unknown records format (use .jsonl or .csv)")
+    yield from read_records_range(p, 0, None, 1, column_map=column_map)
+
+
+_JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+_CSV_SUFFIXES = (".csv", ".txt")
 
 
 def _has_bad_encoding(text: str) -> bool:
@@ -224,10 +230,17 @@ def _has_bad_encoding(text: str) -> bool:
     return False
 
 
+def _too_long(lineno: int) -> RowProblem:
+    return RowProblem(lineno, "line_too_long", f"line longer than {MAX_LINE_BYTES:,} bytes (skipped)")
+
+
 def _read_jsonl(
-    fh: Iterable[str], cmap: _ColumnMap, line_offset: int = 0
+    fh: Iterable[str | None], cmap: _ColumnMap, line_offset: int = 0
 ) -> Iterator[Record | RowProblem]:
     for lineno, line in enumerate(fh, start=1 + line_offset):
+        if line is None:
+            yield _too_long(lineno)
+            continue
         if not line.strip():
             continue
         if _has_bad_encoding(line):
@@ -237,6 +250,9 @@ def _read_jsonl(
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             yield RowProblem(lineno, "bad_json", f"not valid JSON: {err.msg}")
+            continue
+        except RecursionError:
+            yield RowProblem(lineno, "bad_json", "not valid JSON: nested too deeply")
             continue
         if not isinstance(obj, dict):
             yield RowProblem(lineno, "bad_json", "line is not a JSON object")
@@ -250,6 +266,8 @@ def record_from_mapping(
     """Build a Record from its JSON form; problems become a RowProblem."""
     cmap = cmap or load_column_map()
     rid = _text(obj.get("record_id")) if _scalar(obj.get("record_id")) else ""
+    if len(rid) > MAX_FIELD_CHARS:
+        return RowProblem(lineno, "field_too_long", f"'record_id' is longer than {MAX_FIELD_CHARS} characters")
     for k in FIELDS:
         if not _scalar(obj.get(k)):
             return RowProblem(lineno, "bad_json", f"'{k}' must be text or a number", rid)
@@ -272,6 +290,8 @@ def record_from_mapping(
             return dose
         doses.append(dose)
     rec = _record({k: _text(obj.get(k)) for k in FIELDS}, tuple(doses), lineno, cmap)
+    if not _scalar(obj.get("verified")):
+        return RowProblem(lineno, "bad_json", "'verified' must be text", rid)
     verified = _text(obj.get("verified"))
     if verified and isinstance(rec, Record):
         rec = replace(rec, verified=verified)
@@ -303,7 +323,20 @@ def _int(value: str) -> int | None:
     return int(value) if _SMALL_INT.fullmatch(value) else None
 
 
+def _field_too_long(values: Mapping[str, str], lineno: int, rid: str) -> RowProblem | None:
+    for name, value in values.items():
+        if len(value) > MAX_FIELD_CHARS:
+            return RowProblem(
+                lineno, "field_too_long", f"{name!r} is longer than {MAX_FIELD_CHARS} characters",
+                rid if len(rid) <= MAX_FIELD_CHARS else "",
+            )
+    return None
+
+
 def _dose(values: Mapping[str, str], index: int, lineno: int, rid: str) -> Dose | RowProblem:
+    too_long = _field_too_long(values, lineno, rid)
+    if too_long is not None:
+        return too_long
     number = _int(values.get("dose_number", ""))
     series = _int(values.get("series_doses", ""))
     if number is None or series is None:
@@ -324,6 +357,9 @@ def _record(
     values: Mapping[str, str], doses: tuple[Dose, ...], lineno: int, cmap: _ColumnMap
 ) -> Record | RowProblem:
     rid = values.get("record_id", "")
+    too_long = _field_too_long(values, lineno, rid)
+    if too_long is not None:
+        return too_long
     sex = normalize_sex(values.get("sex", ""), cmap)
     if sex is None:
         return RowProblem(lineno, "bad_sex", "sex must be M/F/X (Nam/Nữ/Khác) or empty", rid)
@@ -372,15 +408,26 @@ def _resolve_header(
 
 
 def _read_csv(
-    fh: Iterable[str], cmap: _ColumnMap, where: str, line_offset: int = 0
+    fh: Iterable[str | None], cmap: _ColumnMap, where: str, line_offset: int = 0
 ) -> Iterator[Record | RowProblem]:
-    reader = csv.reader(fh)
+    too_long: list[int] = []  # physical lines skipped as too long, not yet reported
+
+    def lines() -> Iterator[str]:
+        for i, line in enumerate(fh, start=1):
+            if line is None:
+                too_long.append(i + line_offset)
+                line = "\n"  # keeps csv's line count; the row is reported below
+            yield line
+
+    reader = csv.reader(lines())
     try:
         header = next(reader)
     except StopIteration:
         return
     except csv.Error as err:
         raise ConfigError(f"{where}: unreadable CSV header: {err}") from None
+    if too_long:
+        raise ConfigError(f"{where}: CSV header longer than {MAX_LINE_BYTES:,} bytes")
     if _has_bad_encoding("".join(header)):
         raise ConfigError(f"{where}: CSV header is not valid UTF-8")
     fields, dose_cols = _resolve_header(header, cmap, where)
@@ -389,11 +436,18 @@ def _read_csv(
         try:
             row = next(reader)
         except StopIteration:
+            for lineno in too_long:
+                yield _too_long(lineno)
             return
         except csv.Error as err:
             yield RowProblem(reader.line_num + line_offset, "bad_csv", f"malformed CSV: {err}")
             continue
         lineno = reader.line_num + line_offset
+        if too_long:  # this row holds a skipped line (or is one): not a record
+            for skipped in too_long:
+                yield _too_long(skipped)
+            too_long.clear()
+            continue
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         rid = (
@@ -401,6 +455,8 @@ def _read_csv(
             if "record_id" in fields and len(row) > fields["record_id"]
             else ""
         )
+        if len(rid) > MAX_FIELD_CHARS:
+            rid = ""
         if len(row) != width:
             yield RowProblem(
                 lineno, "column_count", f"expected {width} columns, found {len(row)}", rid
@@ -446,7 +502,8 @@ def split_for_parallel(path: str | Path, parts: int) -> list[tuple[int, int, int
     Cuts fall at line starts outside quoted CSV fields (an even number of
     ``"`` before the cut, RFC 4180 quoting), so that
     :func:`read_records_range` over all ranges yields what
-    :func:`read_records` yields, with the same line numbers.
+    :func:`read_records` yields, with the same line numbers. Reads the file
+    in blocks: memory does not depend on line lengths.
     """
     p = Path(path)
     try:
@@ -457,36 +514,32 @@ def split_for_parallel(path: str | Path, parts: int) -> list[tuple[int, int, int
     targets = [size * k // parts for k in range(1, parts)]
     cuts: list[tuple[int, int]] = [(0, 1)]
     with fh:
-        buf = b""
-        base = lines = quotes = 0  # base: file offset of buf[0]
-        eof = False
-        for target in targets:
-            if target <= cuts[-1][0]:
-                continue
-            found = False
-            while not found:
-                start = 0
-                while True:
-                    nl = buf.find(b"\n", start)
-                    if nl < 0:
-                        break
-                    quotes += buf.count(b'"', start, nl + 1)
-                    lines += 1
-                    start = nl + 1
-                    if base + start > target and quotes % 2 == 0:
-                        cuts.append((base + start, lines + 1))
-                        found = True
-                        break
-                buf, base = buf[start:], base + start
-                if found:
-                    break
-                if eof:
-                    break
-                block = fh.read(1 << 20)
-                eof = not block
-                buf += block
-            if not found:
+        base = lines = quotes = 0  # base: file offset of block[0]
+        while targets:
+            block = fh.read(1 << 20)
+            if not block:
                 break
+            if base + len(block) <= targets[0]:  # no cut can fall in this block
+                lines += block.count(b"\n")
+                quotes += block.count(b'"')
+                base += len(block)
+                continue
+            start = 0
+            while targets:
+                nl = block.find(b"\n", start)
+                if nl < 0:
+                    quotes += block.count(b'"', start)
+                    break
+                quotes += block.count(b'"', start, nl + 1)
+                lines += 1
+                start = nl + 1
+                cut = base + start
+                if cut > targets[0] and quotes % 2 == 0:
+                    if cut < size:
+                        cuts.append((cut, lines + 1))
+                    while targets and targets[0] < cut:
+                        targets.pop(0)
+            base += len(block)
     ranges = []
     for i, (start, first_line) in enumerate(cuts):
         end = cuts[i + 1][0] if i + 1 < len(cuts) else size
@@ -495,24 +548,40 @@ def split_for_parallel(path: str | Path, parts: int) -> list[tuple[int, int, int
     return ranges or [(0, size, 1)]
 
 
-def _range_lines(p: Path, start: int, end: int) -> Iterator[str]:
-    with p.open("rb") as fh:
-        fh.seek(start)
-        pos = start
-        first = start == 0
-        for raw in fh:
-            if pos >= end:
-                return
-            pos += len(raw)
-            line = raw.decode("utf-8", "surrogateescape")
-            if first:
-                line = line.removeprefix("\ufeff")
-                first = False
-            yield line
+def _range_lines(fh: BinaryIO, start: int, end: int | None) -> Iterator[str | None]:
+    """Decoded lines of ``fh`` from byte ``start`` up to ``end`` (None: the end of the file).
+
+    A line longer than :data:`MAX_LINE_BYTES` comes out as ``None`` and is
+    skipped block by block, never held whole. A byte-order mark at the start
+    of the file is dropped.
+    """
+    fh.seek(start)
+    pos = start
+    first = start == 0
+    readline = fh.readline
+    while end is None or pos < end:
+        raw = readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        pos += len(raw)
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while True:
+                more = readline(1 << 20)
+                pos += len(more)
+                if not more or more.endswith(b"\n"):
+                    break
+            first = False
+            yield None
+            continue
+        line = raw.decode("utf-8", "surrogateescape")
+        if first:
+            line = line.removeprefix("\ufeff")
+            first = False
+        yield line
 
 
 def read_records_range(
-    path: str | Path, start: int, end: int, first_line: int, *, column_map: str | None = None
+    path: str | Path, start: int, end: int | None, first_line: int, *, column_map: str | None = None
 ) -> Iterator[Record | RowProblem]:
     """Stream the records of one range from :func:`split_for_parallel`.
 
@@ -526,16 +595,21 @@ def read_records_range(
     suffix = p.suffix.lower()
     cmap = load_column_map(column_map)
     try:
-        if suffix in (".jsonl", ".ndjson", ".json"):
-            yield from _read_jsonl(_range_lines(p, start, end), cmap, first_line - 1)
-        elif suffix in (".csv", ".txt"):
-            if start == 0:
-                yield from _read_csv(_range_lines(p, start, end), cmap, str(p))
+        fh = p.open("rb")
+    except OSError as err:
+        raise ConfigError(f"cannot open {p}: {err.strerror}") from None
+    try:
+        with fh:
+            if suffix in _JSONL_SUFFIXES:
+                yield from _read_jsonl(_range_lines(fh, start, end), cmap, first_line - 1)
+            elif suffix in _CSV_SUFFIXES:
+                if start == 0:
+                    yield from _read_csv(_range_lines(fh, start, end), cmap, str(p))
+                else:
+                    header = next(_range_lines(fh, 0, 1), "")
+                    lines = itertools.chain([header], _range_lines(fh, start, end))
+                    yield from _read_csv(lines, cmap, str(p), first_line - 2)
             else:
-                header = next(_range_lines(p, 0, 1), "")
-                lines = itertools.chain([header], _range_lines(p, start, end))
-                yield from _read_csv(lines, cmap, str(p), first_line - 2)
-        else:
-            raise ConfigError(f"{p}: unknown records format (use .jsonl or .csv)")
+                raise ConfigError(f"{p}: unknown records format (use .jsonl or .csv)")
     except OSError as err:
         raise ConfigError(f"cannot read {p}: {err.strerror}") from None

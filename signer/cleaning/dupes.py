@@ -30,6 +30,7 @@ from signer.records import Record, record_from_mapping
 
 from .checks import is_citizen
 from .outputs import Summary
+from .private import open_private
 from .scratch import FLAGGED_INSERT, flagged_row
 from .store import drop_staged
 
@@ -97,7 +98,7 @@ def _remove(path: Path, ids: dict[str, int]) -> dict[str, str]:
     """Drop the lines of these record IDs from a JSON Lines file; returns them by ID."""
     removed: dict[str, str] = {}
     tmp = path.with_name(path.name + ".dedup")
-    with path.open(encoding="utf-8") as src, tmp.open("w", encoding="utf-8") as dst:
+    with path.open(encoding="utf-8") as src, open_private(tmp, "w", encoding="utf-8") as dst:
         for line in src:
             if line.startswith(_HEAD):
                 rid, _ = scanstring(line, len(_HEAD) + 1)

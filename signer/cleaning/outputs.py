@@ -35,6 +35,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+from .private import make_private_dir, open_private
 from .tables import Tables
 from .text import fold
 from .xlsx import XlsxWriter
@@ -223,12 +224,12 @@ def _no_formula(value: Any) -> Any:
 class _Writers:
     def __init__(self, base: Path, header: list[str], formats: tuple[str, ...], engine: str = "fast"):
         self.base = base
-        base.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(base.parent)
         self.fh = None
         self.wb: Any = None
         self.xlsx: XlsxWriter | None = None
         if "csv" in formats:
-            self.fh = base.with_suffix(".csv").open("w", encoding="utf-8-sig", newline="")
+            self.fh = open_private(base.with_suffix(".csv"), "w", encoding="utf-8-sig", newline="")
             self.csv = csv.writer(self.fh)
             self.csv.writerow(header)
         if "xlsx" in formats and engine == "openpyxl":
@@ -268,7 +269,8 @@ class _Writers:
             self.xlsx.close()
             n += 1
         elif self.wb is not None:
-            self.wb.save(self.base.with_suffix(".xlsx"))
+            with open_private(self.base.with_suffix(".xlsx"), "wb") as fh:
+                self.wb.save(fh)
             n += 1
         return n
 
@@ -351,7 +353,7 @@ def write_reconciliation(
 
 
 def _write_unreadable(path: Path, rows: Iterator[tuple[Any, ...]], tables: Tables, counts: dict[str, int]) -> int:
-    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+    with open_private(path, "w", encoding="utf-8-sig", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["line", "record_id", "reason_code", "reason_vi", "reason_en", "message"])
         for r in rows:

@@ -41,6 +41,7 @@ from signer.records import load_column_map, normalize_sex
 from verifier.errors import ConfigError
 
 from .checks import RegistryEntry
+from .private import connect_private, make_private_dir
 from .text import commune_key, name_fold, place_key
 
 SCHEMA_VERSION = "4"
@@ -371,7 +372,7 @@ def _build_shard(args: tuple[_Source, Path, str, tuple[int, int] | None, int]) -
     source, target, signature, part, shards = args
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     tmp.unlink(missing_ok=True)
-    conn = sqlite3.connect(tmp, isolation_level=None)
+    conn = connect_private(tmp, isolation_level=None)
     stats = [0]
     rows = 0
     try:
@@ -446,7 +447,7 @@ def open_registry(
     src = _Source(source, table)
     state = Path(state_dir)
     try:
-        state.mkdir(parents=True, exist_ok=True)
+        make_private_dir(state)
     except OSError as err:
         raise ConfigError(f"cannot create state directory {state}: {err.strerror}") from None
     target = index_path_for(source, table, state)

@@ -70,6 +70,7 @@ from .checks import (
 )
 from .dupes import fix_cross_duplicates
 from .outputs import Summary, write_reconciliation
+from .private import make_private_dir, open_private
 from .registry import IndexInfo, Registry, open_registry
 from .scratch import Scratch
 from .store import ResultStore, merge_staged
@@ -80,7 +81,8 @@ log = logging.getLogger("signer.cleaning")
 CHUNK = 2000
 CHECKS_VERSION = "2"  # bump when a check changes: stored verdicts of older rules are re-checked
 PARALLEL_MIN_BYTES = 4 << 20
-ROW_REASONS = {"column_count", "bad_encoding", "bad_json", "bad_csv", "bad_number", "bad_sex", "bad_doses"}
+ROW_REASONS = {"column_count", "bad_encoding", "bad_json", "bad_csv", "bad_number", "bad_sex", "bad_doses",
+               "line_too_long", "field_too_long"}  # fmt: skip
 _SUGGEST_WHEN = frozenset(
     {"id_missing", "id_format", "cccd_province_unknown", "cccd_sex_mismatch", "cccd_birth_year_mismatch",
      "registry_not_found", "registry_name_mismatch", "registry_dob_mismatch"}
@@ -217,8 +219,8 @@ def _work(task: _Task) -> Summary:
     items = read_records_range(opts.records, task.start, task.end, task.first_line, column_map=opts.column_map)
     try:
         with (
-            paths["verified"].open("w", encoding="utf-8") as vfh,
-            paths["new"].open("w", encoding="utf-8") as nfh,
+            open_private(paths["verified"], "w", encoding="utf-8") as vfh,
+            open_private(paths["new"], "w", encoding="utf-8") as nfh,
         ):
             while chunk := list(islice(items, CHUNK)):
                 _do_chunk(chunk, task, registry, store, scratch, summary, tables, vfh, nfh)
@@ -352,7 +354,7 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
         raise ConfigError(f"cannot read {records}: {err.strerror}") from None
     out = Path(opts.out_dir)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        make_private_dir(out)
     except OSError as err:
         raise ConfigError(f"cannot create {out}: {err.strerror}") from None
     state_dir = Path(opts.state_dir) if opts.state_dir else out / "state"
@@ -388,7 +390,7 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
         if len(tasks) > 1:
             merge_staged(store_path, [p["results"] for p in part_paths])
         shutil.rmtree(recon_tmp, ignore_errors=True)
-        recon_tmp.mkdir()
+        make_private_dir(recon_tmp)
         scratches = [p["scratch"] for p in part_paths]
         recon = _map(_recon, [(opts, scratches, recon_tmp, k, index) for k in range(len(tasks))])
         counts = [c for c, _ in recon]
@@ -419,6 +421,7 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
     result["peak_rss_mb"] = {**peak_rss, "main": _peak_rss_mb()}
     summary_path = out / "summary.json"
     tmp_summary = summary_path.with_name(f"{summary_path.name}.tmp-{os.getpid()}")
-    tmp_summary.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    with open_private(tmp_summary, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
     os.replace(tmp_summary, summary_path)
     return result

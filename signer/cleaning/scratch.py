@@ -14,13 +14,13 @@ the writers read it without sorting in memory.
 
 from __future__ import annotations
 
-import sqlite3
 import zlib
 from pathlib import Path
 from typing import Any
 
 from signer.records import Record, RowProblem
 
+from .private import connect_private
 from .registry import place_of
 
 FLAGGED_INSERT = "INSERT INTO flagged VALUES (" + ",".join("?" * 17) + ")"
@@ -47,7 +47,7 @@ class Scratch:
         path.unlink(missing_ok=True)
         self.path = path
         self.parts = parts
-        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn = connect_private(path, isolation_level=None)
         self.conn.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
             "CREATE TABLE flagged(part INTEGER, place TEXT, line INTEGER, record_id TEXT, full_name TEXT, "

@@ -33,6 +33,8 @@ from pathlib import Path
 
 from verifier.errors import ConfigError
 
+from .private import connect_private, make_private_dir
+
 TIME_DEPENDENT = frozenset({"dob_future", "dose_future"})
 _COLUMNS = "record_id, fingerprint, context, run, codes, fields, suggestion, line"
 #: A record ID met twice in one run (two workers): the earlier line's verdict stays, whoever writes last.
@@ -71,8 +73,8 @@ class ResultStore:
         self.context = context
         self._staged: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=120)
+            make_private_dir(self.path.parent)
+            self._conn = connect_private(self.path, isolation_level=None, timeout=120)
             self._conn.executescript(
                 """
                 PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
@@ -93,7 +95,7 @@ class ResultStore:
             self.run = run
             if staging is not None:
                 staging.unlink(missing_ok=True)
-                self._staged = sqlite3.connect(staging, isolation_level=None)
+                self._staged = connect_private(staging, isolation_level=None)
                 self._staged.executescript(_STAGED_SCHEMA)
         except sqlite3.Error as err:
             raise ConfigError(f"results store {self.path}: {err}") from None

@@ -22,6 +22,8 @@ from types import TracebackType
 from typing import IO, Any
 from xml.sax.saxutils import escape
 
+from .private import open_private
+
 #: One pass of str.translate: XML-escape & < > and drop the characters XML 1.0 forbids.
 _XML_TEXT = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", 0xFFFE: None, 0xFFFF: None}
 _XML_TEXT.update({c: None for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20))})
@@ -94,7 +96,8 @@ class XlsxWriter:
     """Write one worksheet row by row; the file is complete after ``close()``."""
 
     def __init__(self, path: str | Path, *, sheet: str = "Sheet1"):
-        self._zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
+        self._file = open_private(path, "wb")  # personal data: 0600 from creation
+        self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
         self._zip.writestr("[Content_Types].xml", _CONTENT_TYPES)
         self._zip.writestr("_rels/.rels", _RELS)
         self._zip.writestr("xl/workbook.xml", _WORKBOOK.format(name=escape(sheet[:31], {'"': "&quot;"})))
@@ -110,6 +113,7 @@ class XlsxWriter:
         self._sheet.write(_SHEET_TAIL.encode())
         self._sheet.close()
         self._zip.close()
+        self._file.close()
 
     def __enter__(self) -> XlsxWriter:
         return self
