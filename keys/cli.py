@@ -35,7 +35,7 @@ from keys.secrets import (
     new_secret_twice,
 )
 from verifier.errors import ConfigError, PassportError
-from verifier.util import parse_iso_time
+from verifier.util import CommandLineParser, parse_iso_time
 
 PROG = "vn-dcc-keys"
 
@@ -47,13 +47,69 @@ def parse_time(text: str | None) -> dt.datetime:
     return parse_iso_time(text, what="--now")
 
 
+#: Validity periods and CRL/trust-list update intervals: up to 100 years
+#: (``now`` is before 3000, so ``now + days`` stays far from datetime's limit).
+MAX_DAYS = 36_500
+#: X.520 upper bounds (RFC 5280 appendix A): ub-common-name, ub-organization-name;
+#: ``cryptography`` counts them in UTF-8 bytes (about 40 Vietnamese characters).
+MAX_NAME = 64
+#: Revocation selectors and UVCIs: far above a UVCI's 72 characters.
+MAX_SELECTOR = 200
+
+
+def days_arg(*, minimum: int = 1) -> Callable[[str], int]:
+    """argparse type: a whole number of days from ``minimum`` to :data:`MAX_DAYS`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text[:20]!r}") from None
+        if not minimum <= value <= MAX_DAYS:
+            raise argparse.ArgumentTypeError(
+                f"must be {minimum} to {MAX_DAYS} days (100 years), got {text[:20]}"
+            )
+        return value
+
+    return parse
+
+
+def text_arg(max_bytes: int) -> Callable[[str], str]:
+    """argparse type: 1 to ``max_bytes`` bytes of UTF-8, no control characters, not only spaces."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError("must not be empty")
+        size = len(text.encode("utf-8", errors="surrogatepass"))
+        if size > max_bytes:
+            raise argparse.ArgumentTypeError(
+                f"at most {max_bytes} bytes in UTF-8, got {size}"
+            )
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
+            raise argparse.ArgumentTypeError("must not contain control characters")
+        return text
+
+    return parse
+
+
+def port_arg(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text[:20]!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, got {text[:20]}")
+    return value
+
+
 def _csca_passphrase(*, new: bool = False) -> bytes:
     get = new_secret_twice if new else get_secret
     return get(CSCA_PASSPHRASE_ENV, what="CSCA key passphrase").encode()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog=PROG,
         description="National DCC PKI: CSCA, health-centre DSCs, CRLs, trust lists. "
         f"Secrets come from {CSCA_PASSPHRASE_ENV}, {KEY_PASSPHRASE_ENV}, {PKCS11_PIN_ENV} "
@@ -77,16 +133,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("init-csca", "create the PKI directory and the self-signed national CSCA")
     p.add_argument("--country", default="VN", help="ISO 3166-1 alpha-2 (default VN)")
-    p.add_argument("--name", default="CSCA Viet Nam", help="CSCA common name")
-    p.add_argument("--organization", default="Ministry of Health")
+    p.add_argument(
+        "--name", type=text_arg(MAX_NAME), default="CSCA Viet Nam", help="CSCA common name"
+    )
+    p.add_argument("--organization", type=text_arg(MAX_NAME), default="Ministry of Health")
     p.add_argument("--key-type", choices=("ec-p256", "ec-p384"), default="ec-p256")
-    p.add_argument("--days", type=int, default=365 * 15, help="validity in days (default 15 years)")
+    p.add_argument(
+        "--days", type=days_arg(), default=365 * 15, help="validity in days (default 15 years)"
+    )
 
     p = command(
         "issue-dsc", "create a health centre's key and issue its document signer certificate"
     )
-    p.add_argument("--name", required=True, help="health centre name (certificate common name)")
-    p.add_argument("--organization", default=None)
+    p.add_argument(
+        "--name",
+        type=text_arg(MAX_NAME),
+        required=True,
+        help=f"health centre name (certificate common name, at most {MAX_NAME} bytes in UTF-8)",
+    )
+    p.add_argument("--organization", type=text_arg(MAX_NAME), default=None)
     p.add_argument(
         "--key-type",
         choices=tuple(t for t in KEY_TYPES),
@@ -98,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="v",
         help="certificate types the DSC may sign: v vaccination, t test, r recovery (e.g. v,t,r)",
     )
-    p.add_argument("--days", type=int, default=365 * 2, help="validity in days (default 2 years)")
+    p.add_argument(
+        "--days", type=days_arg(), default=365 * 2, help="validity in days (default 2 years)"
+    )
     p.add_argument(
         "--in-token", action="store_true", help="generate the key inside a PKCS#11 token"
     )
@@ -109,35 +176,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-label", metavar="LABEL", help="label of the new key in the token")
 
     p = command("revoke-dsc", "revoke a DSC (by serial, kid or name)")
-    p.add_argument("selector", metavar="SERIAL|KID|NAME")
+    p.add_argument("selector", type=text_arg(MAX_SELECTOR), metavar="SERIAL|KID|NAME")
     p.add_argument("--reason", choices=tuple(pki.REVOCATION_REASONS), default="unspecified")
 
     p = command("revoke-uvci", "revoke one issued certificate by its UVCI")
-    p.add_argument("uvci", metavar="UVCI")
+    p.add_argument("uvci", type=text_arg(MAX_SELECTOR), metavar="UVCI")
 
     p = command("issue-crl", "issue the next CRL of the CSCA")
-    p.add_argument("--days", type=int, default=30, help="nextUpdate = now + DAYS (default 30)")
+    p.add_argument(
+        "--days", type=days_arg(), default=30, help="nextUpdate = now + DAYS (default 30)"
+    )
 
     p = command("init-tl-signer", "create or renew the trust-list signing key and certificate")
     p.add_argument("--key-type", choices=("ec-p256", "ec-p384", "rsa-2048"), default="ec-p256")
-    p.add_argument("--days", type=int, default=365 * 3)
+    p.add_argument("--days", type=days_arg(), default=365 * 3)
 
     p = command("init-tsa", "create or renew the time-stamping authority's key and certificate")
     p.add_argument("--key-type", choices=("ec-p256", "rsa-2048"), default="ec-p256")
-    p.add_argument("--days", type=int, default=365 * 5, help="validity in days (default 5 years)")
+    p.add_argument(
+        "--days", type=days_arg(), default=365 * 5, help="validity in days (default 5 years)"
+    )
 
     p = command("revoke-tsa", "revoke the TSA certificate (listed by the next issue-crl)")
     p.add_argument("--reason", choices=tuple(pki.REVOCATION_REASONS), default="unspecified")
 
     p = command("tsa-serve", "serve the RFC 3161 time-stamping authority over HTTP")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=3180, help="TCP port (default 3180; 0: any free)")
+    p.add_argument(
+        "--port", type=port_arg, default=3180, help="TCP port (default 3180; 0: any free)"
+    )
 
     p = command("export-trust-list", "sign and write the trust list with the next sequence number")
     p.add_argument("--out", type=Path, metavar="FILE", help="also write it here")
     p.add_argument(
         "--next-update-days",
-        type=int,
+        type=days_arg(minimum=0),
         default=7,
         help="nextUpdate = now + DAYS (default 7; 0: none)",
     )

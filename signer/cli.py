@@ -33,7 +33,7 @@ from signer.pdf.cli import register as register_pdf
 from signer.records import read_records
 from signer.run import Options, SigningRun, WorkerSetup, build_signer, stop_signals
 from verifier.errors import ConfigError, PassportError
-from verifier.util import parse_iso_time
+from verifier.util import CommandLineParser, parse_iso_time
 
 DEFAULT_ISSUER = "Ministry of Health of Viet Nam"
 
@@ -41,6 +41,30 @@ Registrar = Callable[[Any], None]
 
 
 parse_time = parse_iso_time  # ISO 8601 with or without fraction and zone (no zone = UTC)
+
+#: ``--centre`` and ``--location``: shown on every passport and signed into
+#: the PDF signature; longer names are a mistake (and the layout's fitting
+#: took 38 s per record for 30,000 characters).
+MAX_CENTRE = 200
+#: ``--override-reason`` and ``--operator``, recorded in the manifest.
+MAX_NOTE = 500
+
+
+def text_arg(what: str, max_len: int) -> Callable[[str], str]:
+    """argparse type: 1 to ``max_len`` characters, no control characters, not only spaces."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{what} must not be empty")
+        if len(text) > max_len:
+            raise argparse.ArgumentTypeError(
+                f"{what} has {len(text)} characters; at most {max_len}"
+            )
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text):
+            raise argparse.ArgumentTypeError(f"{what} must not contain control characters")
+        return text
+
+    return parse
 
 
 # --------------------------------------------------------------------------
@@ -102,8 +126,18 @@ def register_sign(subparsers: Any, name: str = "sign") -> None:
         action="store_true",
         help="also sign records without a current verification stamp (needs --override-reason)",
     )
-    p.add_argument("--override-reason", metavar="TEXT", help="why unverified records are signed")
-    p.add_argument("--operator", metavar="NAME", help="who overrides (default: $USER)")
+    p.add_argument(
+        "--override-reason",
+        type=text_arg("the reason", MAX_NOTE),
+        metavar="TEXT",
+        help="why unverified records are signed",
+    )
+    p.add_argument(
+        "--operator",
+        type=text_arg("the operator", MAX_NOTE),
+        metavar="NAME",
+        help="who overrides (default: $USER)",
+    )
     add_pdf_arguments(p, required=name == "pdf")
     add_key_arguments(p)
     p.set_defaults(func=run_sign, png=True, pdf=False, svg=False)
@@ -118,8 +152,17 @@ def add_pdf_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
             action="store_true",
             help="also write DIR/<record_id>.pdf, the signed PDF passport with the same QR",
         )
-    g.add_argument("--centre", required=required, help="issuing health centre (shown and signed)")
-    g.add_argument("--location", help="signature location (default: the centre)")
+    g.add_argument(
+        "--centre",
+        type=text_arg("the centre", MAX_CENTRE),
+        required=required,
+        help=f"issuing health centre (shown and signed; at most {MAX_CENTRE} characters)",
+    )
+    g.add_argument(
+        "--location",
+        type=text_arg("the location", MAX_CENTRE),
+        help="signature location (default: the centre)",
+    )
     g.add_argument(
         "--crl",
         type=Path,
@@ -212,7 +255,7 @@ REGISTRARS: list[Registrar] = [register_sign, register_pdf, register_cleaning, r
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="vn-dcc-sign",
         description="Vietnam vaccine passport signer (EU DCC HC1 QR codes).",
     )
@@ -237,5 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a file-system failure no command translated: one line, no traceback
         where = f": {exc.filename}" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # last line of defence: no traceback for the operator
+        if os.environ.get("VNDCC_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__} (set VNDCC_DEBUG=1 for details)", file=sys.stderr)
         return 2
     return code

@@ -32,7 +32,7 @@ from verifier.human import LANGS, render
 from verifier.image import MAX_IMAGE_BYTES
 from verifier.result import Reason, Verdict
 from verifier.trust import TrustStore, load_trust, load_trust_material, pin_csca
-from verifier.util import parse_iso_time
+from verifier.util import CommandLineParser, parse_iso_time
 
 EXIT_VALID, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
 #: Subcommand modules that register themselves when installed.
@@ -232,7 +232,7 @@ def _register_optional(subparsers: Any, module_name: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog="python -m verifier",
         description="Offline verifier for Vietnam / EU DCC vaccine passports.",
     )

@@ -1,4 +1,4 @@
-"""Small helpers every package uses: ISO-8601 times from the command line, atomic writes.
+"""Small helpers every package uses: command-line parsing and times, atomic writes.
 
     >>> from verifier.util import parse_iso_time
     >>> parse_iso_time("2026-06-01T12:00:00.5")
@@ -10,28 +10,54 @@ them without the verifier depending on either.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as dt
 import os
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 from verifier.errors import ConfigError
+
+#: Clock values a command line accepts. Far from ``datetime``'s limits, so that
+#: ``now + validity`` or ``now + clock skew`` never overflows; an --at of
+#: 9999-12-31 is a typo, not a use case (issue 8, hostile input).
+EARLIEST_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST_TIME = dt.datetime(3000, 1, 1, tzinfo=dt.UTC)
+_MAX_TIME_TEXT = 64
 
 
 def parse_iso_time(text: str, *, what: str = "--at") -> dt.datetime:
     """ISO-8601 with or without fractional seconds and zone; no zone means UTC.
 
-    Returns an aware datetime in UTC; raises :class:`ConfigError` naming ``what``.
+    Returns an aware datetime in UTC from 1970 up to (not including) the year
+    3000; raises :class:`ConfigError` naming ``what``.
     """
+    shown = repr(text) if len(text) <= _MAX_TIME_TEXT else f"{text[:_MAX_TIME_TEXT]!r}..."
     try:
         value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         # astimezone overflows for a zoned time that is out of range in UTC
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
     except (ValueError, OverflowError):
         raise ConfigError(
-            f"{what}: {text!r} is not an ISO-8601 date-time (e.g. 2026-06-01T12:00:00Z)"
+            f"{what}: {shown} is not an ISO-8601 date-time (e.g. 2026-06-01T12:00:00Z)"
         ) from None
+    if not EARLIEST_TIME <= value < LATEST_TIME:
+        raise ConfigError(f"{what}: {shown} is not between 1970-01-01 and 2999-12-31 (UTC)")
+    return value
+
+
+class CommandLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr, exit 2, as every other error.
+
+    ``PROG COMMAND: error: argument --days: must be 1 to 36500 days (see --help)``;
+    the usage summary stays available with ``--help``. Subcommand parsers
+    inherit the class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int | None = None, durable: bool = True) -> None:
