@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Set up a fresh Debian machine for this project: system packages + a venv in .venv.
-# Usage: scripts/setup.sh [--dev]   (--dev also installs test and lint tools)
+# Set up a fresh Debian machine for this project: system packages + a venv in .venv
+# holding exactly the locked versions (requirements/*.txt, hashes checked).
+# Usage: scripts/setup.sh [--dev]
+#   --dev  also the test and lint tools (requirements/dev.txt: the runtime lock
+#          plus test-only packages that cannot move a runtime version) and the
+#          interop venv .venv-interop (python-cwt, which needs an older cbor2).
+# How the locks are made and refreshed: docs/dependencies.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,13 +24,25 @@ if [ -n "$missing" ]; then
 fi
 
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-fi
-.venv/bin/python -m pip install -q --upgrade pip
+LOCK=requirements/runtime.txt
+if [ "${1:-}" = "--dev" ]; then LOCK=requirements/dev.txt; fi
+
+# venv_from_lock DIR LOCK: DIR holds exactly LOCK's packages (plus pip and
+# setuptools from requirements/build.txt); anything else installed there is removed.
+venv_from_lock() {
+  local dir=$1 lock=$2
+  [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"
+  "$dir/bin/python" -m pip install -q --require-hashes -r requirements/build.txt
+  "$dir/bin/python" -m pip install -q --require-hashes -r "$lock"
+  "$dir/bin/python" scripts/lockcheck.py --prune "$lock" requirements/build.txt
+}
+
+venv_from_lock .venv "$LOCK"
+# The project itself, without touching the locked dependencies.
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+.venv/bin/python scripts/lockcheck.py "$LOCK" requirements/build.txt
+
 if [ "${1:-}" = "--dev" ]; then
-  .venv/bin/python -m pip install -q -e '.[dev]'
-else
-  .venv/bin/python -m pip install -q -e .
+  venv_from_lock .venv-interop requirements/interop-cwt.txt
 fi
-echo "setup: ok (.venv ready)"
+echo "setup: ok (.venv matches $LOCK)"

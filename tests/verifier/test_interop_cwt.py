@@ -1,18 +1,22 @@
-"""Independent COSE implementation (PyPI ``cwt``, test dependency only) in both directions.
+"""Independent COSE implementation (PyPI ``cwt``) in both directions.
+
+``cwt`` runs in its own venv (tests/interop/peer.py): it needs ``cbor2`` < 6,
+and a test-only package must never move a runtime package's version in the
+product's venv.
 
 * A CWT signed by ``cwt`` (kid in its unprotected header, its own CBOR
   encoder), wrapped with zlib/base45 here, verifies in our verifier.
 * An HC1 built with verifier.codec + keys.software (the signer's path)
-  verifies in ``cwt``.
+  verifies in ``cwt``; a tampered one does not.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import zlib
 
 import cbor2
-import cwt
 import pytest
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -24,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import (
 from keys.base import kid_of
 from keys.software import SoftwareKey
 from tests.fixtures import pki as pki_fixture
+from tests.interop.peer import call_peer
 from tests.verifier.factory import DCC, make_cose
 from verifier import codec
 from verifier.hc1 import verify_qr_text
@@ -32,14 +37,19 @@ from verifier.trust import TrustStore
 ALGS = {"dsc_ec": "ES256", "dsc_rsa": "PS256"}
 
 
-def _cose_key(key: SoftwareKey, alg: str, *, private: bool) -> cwt.COSEKey:
+def _key_pem(key: SoftwareKey, *, private: bool) -> str:
     if private:
         data = key.private_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     else:
         data = key.certificate.public_key().public_bytes(
             Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
         )
-    return cwt.COSEKey.from_pem(data, alg=alg, kid=kid_of(key))
+    return data.decode()
+
+
+def test_cwt_is_not_in_the_product_venv() -> None:
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        importlib.metadata.version("cwt")
 
 
 @pytest.mark.parametrize("which", sorted(ALGS))
@@ -50,10 +60,20 @@ def test_cwt_signed_verifies_here(
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     iat = int(now.timestamp())
     claims = {1: "VN", 6: iat, 4: iat + 86400 * 365, -260: {1: DCC}}
-    token = cwt.encode(claims, _cose_key(key, ALGS[which], private=True))
+    reply = call_peer(
+        "cwt_peer.py",
+        {
+            "op": "sign",
+            "key_pem": _key_pem(key, private=True),
+            "alg": ALGS[which],
+            "kid": kid_of(key).hex(),
+            "claims_cbor": cbor2.dumps(claims).hex(),
+        },
+    )
+    token = bytes.fromhex(reply["token"])
     sign1 = cbor2.loads(token)
     # cwt's own choices, which the verifier must accept: kid unprotected.
-    inner = sign1.value if isinstance(sign1, cbor2.CBORTag) else sign1
+    inner = sign1
     while isinstance(inner, cbor2.CBORTag):
         inner = inner.value
     assert 4 not in cbor2.loads(inner[0]) and inner[1].get(4) == kid_of(key)
@@ -76,5 +96,16 @@ def test_our_hc1_verifies_in_cwt(test_pki: pki_fixture.TestPki, which: str) -> N
         make_cose(key, now=now, iat=int(now.timestamp()) - 60, exp=int(now.timestamp()) + 3600)
     )
     cose = codec.from_qr_text(text)
-    claims = cwt.decode(cose, _cose_key(key, ALGS[which], private=False))
+    request = {
+        "op": "verify",
+        "key_pem": _key_pem(key, private=False),
+        "alg": ALGS[which],
+        "kid": kid_of(key).hex(),
+    }
+    reply = call_peer("cwt_peer.py", {**request, "cose": cose.hex()})
+    assert "error" not in reply, reply
+    claims = cbor2.loads(bytes.fromhex(reply["claims_cbor"]))
     assert claims[-260][1] == DCC and claims[1] == "VN"
+    forged = bytearray(cose)
+    forged[-10] ^= 0x01
+    assert "error" in call_peer("cwt_peer.py", {**request, "cose": bytes(forged).hex()})

@@ -1,0 +1,85 @@
+"""The checkpoint install (issue 8, point 3): the verifier alone, from its own lock.
+
+``scripts/setup-verifier.sh`` (the README's checkpoint command) builds the
+``vn-dcc-verifier`` distribution from verifier/ into a fresh venv with
+requirements/verifier.txt. That venv, run from a folder with no ``signer/``
+or ``keys/`` on the path, verifies a signed QR image and a signed PDF.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from signer.qr import qr_png
+from tests.fixtures.pki import NOW
+from tests.pdf import tamper
+from tests.pdf.conftest import Issued, PdfPki
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def checkpoint_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    venv = tmp_path_factory.mktemp("checkpoint") / "venv"
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "setup-verifier.sh")],
+        env={**os.environ, "VENV": str(venv)}, capture_output=True, text=True,
+        timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return venv
+
+
+def _run(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "LANG": "C.UTF-8",
+           "VNDCC_VERIFIER_STATE": str(cwd / "state")}
+    return subprocess.run([str(venv / "bin" / args[0]), *args[1:]], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_checkpoint_venv_has_no_signer_and_only_the_verifier_lock(
+    checkpoint_venv: Path, tmp_path: Path
+) -> None:
+    for module in ("signer", "keys", "reportlab", "openpyxl", "fastapi", "psycopg", "pkcs11"):
+        done = _run(checkpoint_venv, tmp_path, "python", "-c", f"import {module}")
+        assert done.returncode == 1 and "ModuleNotFoundError" in done.stderr, module
+    done = _run(checkpoint_venv, tmp_path, "python", str(ROOT / "scripts" / "lockcheck.py"),
+                str(ROOT / "requirements" / "verifier.txt"),
+                str(ROOT / "requirements" / "build.txt"))
+    assert done.returncode == 0, done.stderr
+    where = _run(checkpoint_venv, tmp_path, "python", "-c", "import verifier; print(verifier.__file__)")
+    assert str(checkpoint_venv) in where.stdout
+
+
+def test_checkpoint_verifies_qr_image_and_pdf(
+    checkpoint_venv: Path, pdf_pki: PdfPki, passport_a: Issued, tmp_path: Path
+) -> None:
+    trust = [a for f in pdf_pki.trust_files for a in ("--trust", str(f))]
+    at = ["--at", NOW.isoformat()]
+    png = tmp_path / "qr.png"
+    png.write_bytes(qr_png(passport_a.hc1))
+    pdf = tmp_path / "passport.pdf"
+    pdf.write_bytes(passport_a.pdf)
+
+    qr = _run(checkpoint_venv, tmp_path, "vn-dcc-verify", "qr", *trust, *at, "--json",
+              "--image", str(png))
+    assert qr.returncode == 0, qr.stdout + qr.stderr
+    assert json.loads(qr.stdout)["valid"] is True
+
+    doc = _run(checkpoint_venv, tmp_path, "python", "-m", "verifier", "pdf", *trust, *at,
+               "--json", str(pdf))
+    assert doc.returncode == 0, doc.stdout + doc.stderr
+    result = json.loads(doc.stdout)
+    assert result["valid"] is True and result["qr_text"] == passport_a.hc1
+
+    forged = tmp_path / "forged.pdf"
+    forged.write_bytes(tamper.flip_signed_byte(passport_a.pdf))
+    bad = _run(checkpoint_venv, tmp_path, "vn-dcc-verify", "pdf", *trust, *at, "--json",
+               str(forged))
+    assert bad.returncode == 1 and json.loads(bad.stdout)["valid"] is False
+    assert "Traceback" not in bad.stderr
