@@ -2,7 +2,15 @@
 
 COSE carries ECDSA signatures as raw ``r || s`` (RFC 9053 section 2.1);
 ``cryptography`` and CMS use DER. PS256 is RSASSA-PSS with SHA-256, MGF1
-SHA-256 and a 32-byte salt (RFC 8230).
+SHA-256 and a 32-byte salt (RFC 8230 section 2: the salt is as long as the
+hash); a PSS signature with any other salt length does not verify.
+
+    >>> from cryptography.hazmat.primitives.asymmetric import ec
+    >>> key = ec.generate_private_key(ec.SECP256R1())
+    >>> dcc_key_problem(key.public_key()) is None
+    True
+    >>> dcc_key_problem(ec.generate_private_key(ec.SECP384R1()).public_key())
+    'EC key on secp384r1: an EU DCC is signed with ES256 (P-256) or PS256 (RSA, at least 2048 bits)'
 """
 
 from __future__ import annotations
@@ -19,11 +27,19 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 
 from verifier.codec import CoseAlgorithm
 
-_EC_HASH = {
-    CoseAlgorithm.ES256: (hashes.SHA256, 32),
-    CoseAlgorithm.ES384: (hashes.SHA384, 48),
-    CoseAlgorithm.ES512: (hashes.SHA512, 66),
+#: COSE ECDSA algorithm -> (hash, curve name, size of r and of s). RFC 9053
+#: section 2.1 pairs each hash with one curve; only those pairs verify.
+_EC_ALGS = {
+    CoseAlgorithm.ES256: (hashes.SHA256, "secp256r1", 32),
+    CoseAlgorithm.ES384: (hashes.SHA384, "secp384r1", 48),
+    CoseAlgorithm.ES512: (hashes.SHA512, "secp521r1", 66),
 }
+#: RSA moduli a PS256 signature may use: hcert 1.x section 3.3.2 names a
+#: 2048-bit modulus (larger ones are accepted); OpenSSL refuses more than
+#: 16384 bits.
+MIN_RSA_BITS, MAX_RSA_BITS = 2048, 16384
+#: RFC 8230 section 2: PS256's salt is as long as its SHA-256 hash.
+PS256_SALT_LENGTH = 32
 
 PUBLIC_KEY_TYPES = (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)
 
@@ -74,31 +90,90 @@ def ecdsa_raw_to_der(raw: bytes) -> bytes:
 
 def pss_padding() -> padding.PSS:
     """RSASSA-PSS parameters of COSE PS256 (RFC 8230 section 2)."""
-    return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+    return padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=PS256_SALT_LENGTH)
+
+
+def _rsa_key_ok(key: rsa.RSAPublicKey) -> bool:
+    """A modulus within bounds and an odd public exponent of at least 3."""
+    e = key.public_numbers().e
+    return MIN_RSA_BITS <= key.key_size <= MAX_RSA_BITS and e >= 3 and e % 2 == 1
 
 
 def verify_signature(public_key: object, alg: object, data: bytes, signature: bytes) -> bool:
-    """True when ``signature`` (COSE form) over ``data`` verifies; never raises."""
+    """True when ``signature`` (COSE form) over ``data`` verifies; never raises.
+
+    ES256/ES384/ES512 need the matching curve (P-256/P-384/P-521) and a raw
+    ``r || s`` of exactly twice its size; PS256 needs an RSA key of
+    2048-16384 bits and a 32-byte salt, nothing else.
+    """
     try:
-        if isinstance(public_key, ec.EllipticCurvePublicKey) and alg in _EC_HASH:
-            hash_cls, size = _EC_HASH[CoseAlgorithm(alg)]  # type: ignore[arg-type]
-            if len(signature) != 2 * size or public_key.curve.key_size > 8 * size + 7:
+        if isinstance(public_key, ec.EllipticCurvePublicKey) and alg in _EC_ALGS:
+            hash_cls, curve, size = _EC_ALGS[CoseAlgorithm(alg)]  # type: ignore[arg-type]
+            if len(signature) != 2 * size or public_key.curve.name != curve:
                 return False
             public_key.verify(ecdsa_raw_to_der(signature), data, ec.ECDSA(hash_cls()))
             return True
         if isinstance(public_key, rsa.RSAPublicKey) and alg == CoseAlgorithm.PS256:
-            pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
-            public_key.verify(signature, data, pss, hashes.SHA256())
+            if not _rsa_key_ok(public_key):
+                return False
+            public_key.verify(signature, data, pss_padding(), hashes.SHA256())
             return True
     except (InvalidSignature, ValueError):
         return False
     return False
 
 
+def pss_salt_mismatch(public_key: object, alg: object, data: bytes, signature: bytes) -> bool:
+    """After :func:`verify_signature` failed: is it a genuine RSA-PSS signature
+    (SHA-256, MGF1-SHA-256) made with a salt other than 32 bytes?
+
+    Such a signature is refused all the same (RFC 8230 section 2); this only
+    names the reason. Never raises.
+    """
+    if not (
+        isinstance(public_key, rsa.RSAPublicKey)
+        and alg == CoseAlgorithm.PS256
+        and _rsa_key_ok(public_key)
+    ):
+        return False
+    auto = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
+    try:
+        public_key.verify(signature, data, auto, hashes.SHA256())
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def dcc_key_problem(public_key: object) -> str | None:
+    """Why this key cannot sign an EU DCC, or None when it can.
+
+    hcert 1.x section 3.3.2 allows ES256 (ECDSA on P-256) and PS256
+    (RSASSA-PSS, a modulus of 2048 bits; larger ones are accepted here up to
+    16384). Other curves (P-384, P-521, brainpool), EdDSA, DSA and short RSA
+    keys never verify a DCC.
+    """
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if public_key.curve.name == "secp256r1":
+            return None
+        return (
+            f"EC key on {public_key.curve.name}: an EU DCC is signed with ES256 (P-256) "
+            "or PS256 (RSA, at least 2048 bits)"
+        )
+    if isinstance(public_key, rsa.RSAPublicKey):
+        if _rsa_key_ok(public_key):
+            return None
+        return (
+            f"RSA key of {public_key.key_size} bits (exponent {public_key.public_numbers().e}):"
+            f" PS256 needs {MIN_RSA_BITS} to {MAX_RSA_BITS} bits and an odd exponent of at least 3"
+        )
+    kind = "no readable public key" if public_key is None else type(public_key).__name__
+    return f"{kind}: an EU DCC is signed with ES256 (P-256) or PS256 (RSA, at least 2048 bits)"
+
+
 def alg_matches_key(public_key: object, alg: object) -> bool:
     """Whether a COSE algorithm can be used with this public key at all."""
     if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return alg in _EC_HASH
+        return alg in _EC_ALGS and public_key.curve.name == _EC_ALGS[CoseAlgorithm(alg)][1]  # type: ignore[arg-type]
     if isinstance(public_key, rsa.RSAPublicKey):
         return alg == CoseAlgorithm.PS256
     return False

@@ -11,15 +11,27 @@ Each ``--trust FILE`` is one of:
   trusted directly as EU verifier apps do: signature and key usage are
   checked, not its chain or validity (a revocation named by a loaded trust
   list still applies);
-* a CSCA certificate (basicConstraints CA:TRUE): a pinned trust anchor;
+* a CSCA certificate (basicConstraints CA:TRUE): a pinned trust anchor for
+  the trust lists of the run. When no trust list is given it is trusted
+  as a signing certificate instead, like a DSC file: hcert 1.x Appendix A
+  lets a country publish its CSCA as its DSC, and some official EU test
+  DSCs are self-signed CA:TRUE certificates;
 * a signed trust list (docs/trust-list.md): verified against a pinned CSCA,
   with rollback protection; its DSCs are then checked for chain, validity
   at verification time and revocation (revokedDscs and CRLs), and its
   revokedUvcis apply to every QR.
 
+A certificate that cannot sign a DCC (unreadable DER, a key other than
+P-256 or RSA of 2048 bits and more: see :func:`verifier.crypto.dcc_key_problem`)
+still enters the store under its kid with a :class:`CertProblem`: a QR naming
+that kid gets an invalid verdict with the problem as its reason
+(:func:`signature_failure`), never an exception.
+
 CSCAs pinned with ``python -m verifier trust pin`` live in
-``<state dir>/pinned/`` and are loaded too. Unusable trust material raises
-:class:`verifier.errors.TrustError`: a configuration error, not a verdict.
+``<state dir>/pinned/`` and are loaded too. Unusable trust *files* (missing,
+unreadable, empty, not a certificate or trust list at all) and trust lists
+that fail their checks raise :class:`verifier.errors.TrustError`: a
+configuration error, not a verdict.
 """
 
 from __future__ import annotations
@@ -32,7 +44,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,14 +52,28 @@ from typing import Any
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPublicKeyTypes,
+    PublicKeyTypes,
+)
 
 from verifier import codec
-from verifier.crypto import kid_for_certificate, verify_signature
+from verifier.crypto import (
+    alg_matches_key,
+    dcc_key_problem,
+    kid_for_certificate,
+    pss_salt_mismatch,
+    verify_signature,
+)
 from verifier.errors import CodecError, TrustError
 from verifier.util import write_atomic
 
+#: The keys EC and RSA that verify COSE signatures at all (trust lists, DCCs).
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+#: Reason codes (:class:`verifier.result.Reason` values) of :class:`CertProblem`.
+DSC_KEY_UNSUPPORTED = "dsc_key_unsupported"
+DSC_MALFORMED = "dsc_malformed"
 
 #: hcert 1.x section 5.1.1: EKU OIDs limiting a DSC to DCC types, in the
 #: current form and the legacy form (with an extra ``.0``) still found in
@@ -81,18 +107,31 @@ _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE--
 # Certificates
 
 
+@dataclass(frozen=True)
+class CertProblem:
+    """Why a trusted certificate cannot verify any DCC.
+
+    ``reason`` is ``dsc_key_unsupported`` or ``dsc_malformed`` (the
+    :class:`verifier.result.Reason` of a QR naming the certificate's kid).
+    """
+
+    reason: str
+    message: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class CertInfo:
     """What the verifier needs from one X.509 certificate, parsed once.
 
     ``cert`` is None when ``cryptography``'s strict DER parser refuses the
     certificate (some official EU test DSCs); the fields then come from
-    asn1crypto, which is lenient.
+    asn1crypto, which is lenient. ``problem`` is set when the certificate
+    cannot sign a DCC (:func:`read_certificate`).
     """
 
     der: bytes
     kid: bytes
-    public_key: PublicKey
+    public_key: PublicKeyTypes | None  # None: not readable
     not_before: dt.datetime
     not_after: dt.datetime
     ekus: frozenset[str] | None  # None: no EKU extension
@@ -103,6 +142,7 @@ class CertInfo:
     subject: bytes  # DER of the subject Name
     country: str | None
     cert: x509.Certificate | None
+    problem: CertProblem | None = None
     #: DCC types this DSC may sign (hcert 5.1.1); None means any type.
     dcc_types: frozenset[str] | None = field(init=False)
 
@@ -115,34 +155,90 @@ class CertInfo:
 
     def describe(self) -> str:
         """Subject as readable text (for ``trust show``)."""
+        if self.problem is not None:
+            suffix = f" [{self.problem.reason}: {self.problem.message}]"
+        else:
+            suffix = ""
+        return self._subject_text() + suffix
+
+    def _subject_text(self) -> str:
+        if not self.subject:
+            return "(unreadable certificate)"
         try:
             return str(asn1_x509.Name.load(self.subject).human_friendly)
         except Exception:  # display only
             return self.subject.hex()
 
 
-def parse_certificate(der: bytes) -> CertInfo:
-    """Parse a DER certificate; raises ``TrustError`` if it cannot be used at all."""
+def read_certificate(der: bytes) -> CertInfo:
+    """Parse a trusted DER certificate; never raises on its content.
+
+    A certificate that cannot sign a DCC comes back with ``problem`` set:
+    ``dsc_malformed`` when neither ``cryptography`` nor asn1crypto can read
+    it (the kid, a hash of the DER, is still known), ``dsc_key_unsupported``
+    when its key is not one hcert 1.x section 3.3.2 allows.
+    """
     try:
         return _parse_strict(der)
-    except (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+    except Exception:  # cryptography's strict parser: fall back to asn1crypto
         pass
     try:
         return _parse_lenient(der)
-    except TrustError:
-        raise
     except Exception as err:  # asn1crypto raises many types
-        raise TrustError("certificate_invalid", f"not a usable X.509 certificate ({err})") from None
+        return _malformed(der, f"not a readable X.509 certificate ({type(err).__name__})")
 
 
-def _public_key(key: object) -> PublicKey:
-    if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+def parse_certificate(der: bytes) -> CertInfo:
+    """Like :func:`read_certificate`, but raises ``TrustError`` for a certificate
+    that is unreadable (``certificate_invalid``) or has a key that is neither EC
+    nor RSA (``certificate_key_unsupported``): for the trust-list signer, pinned
+    CSCAs and the signer's own DSC check.
+    """
+    info = read_certificate(der)
+    if info.problem is not None and info.problem.reason == DSC_MALFORMED:
+        raise TrustError("certificate_invalid", info.problem.message)
+    if not isinstance(info.public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         raise TrustError("certificate_key_unsupported", "only EC and RSA keys are supported")
-    return key
+    return info
+
+
+def _malformed(der: bytes, message: str) -> CertInfo:
+    never = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return CertInfo(
+        der=der,
+        kid=kid_for_certificate(der),
+        public_key=None,
+        not_before=never,
+        not_after=never,
+        ekus=None,
+        is_ca=False,
+        digital_signature=None,
+        serial=0,
+        issuer=b"",
+        subject=b"",
+        country=None,
+        cert=None,
+        problem=CertProblem(DSC_MALFORMED, message),
+    )
+
+
+def _public_key(
+    load: Callable[[], PublicKeyTypes],
+) -> tuple[PublicKeyTypes | None, CertProblem | None]:
+    """The certificate's key, and a problem when it cannot sign a DCC."""
+    try:
+        key: PublicKeyTypes | None = load()
+    except Exception as err:  # UnsupportedAlgorithm, ValueError: unknown key algorithm
+        key = None
+        message = f"public key not readable ({type(err).__name__})"
+    else:
+        message = dcc_key_problem(key) or ""
+    return key, CertProblem(DSC_KEY_UNSUPPORTED, message) if message else None
 
 
 def _parse_strict(der: bytes) -> CertInfo:
     cert = x509.load_der_x509_certificate(der)
+    public_key, problem = _public_key(cert.public_key)
     exts = cert.extensions
     ekus: frozenset[str] | None = None
     is_ca = False
@@ -159,7 +255,7 @@ def _parse_strict(der: bytes) -> CertInfo:
     return CertInfo(
         der=der,
         kid=kid_for_certificate(der),
-        public_key=_public_key(cert.public_key()),
+        public_key=public_key,
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         ekus=ekus,
@@ -170,6 +266,7 @@ def _parse_strict(der: bytes) -> CertInfo:
         subject=cert.subject.public_bytes(),
         country=str(countries[0].value) if countries else None,
         cert=cert,
+        problem=problem,
     )
 
 
@@ -177,10 +274,7 @@ def _parse_lenient(der: bytes) -> CertInfo:
     cert = asn1_x509.Certificate.load(der, strict=True)
     tbs = cert["tbs_certificate"]
     spki = tbs["subject_public_key_info"].dump()
-    try:
-        key = serialization.load_der_public_key(spki)
-    except (ValueError, TypeError) as err:
-        raise TrustError("certificate_invalid", f"unreadable public key ({err})") from None
+    public_key, problem = _public_key(lambda: serialization.load_der_public_key(spki))
     validity = tbs["validity"]
     eku_value = cert.extended_key_usage_value
     bc = cert.basic_constraints_value
@@ -193,7 +287,7 @@ def _parse_lenient(der: bytes) -> CertInfo:
     return CertInfo(
         der=der,
         kid=kid_for_certificate(der),
-        public_key=_public_key(key),
+        public_key=public_key,
         not_before=validity["not_before"].native,
         not_after=validity["not_after"].native,
         ekus=None if eku_value is None else frozenset(o.dotted for o in eku_value),
@@ -204,7 +298,21 @@ def _parse_lenient(der: bytes) -> CertInfo:
         subject=tbs["subject"].dump(),
         country=country,
         cert=None,
+        problem=problem,
     )
+
+
+def _issuer_key(key: PublicKeyTypes | None) -> CertificateIssuerPublicKeyTypes | None:
+    if isinstance(
+        key,
+        ec.EllipticCurvePublicKey
+        | rsa.RSAPublicKey
+        | dsa.DSAPublicKey
+        | ed25519.Ed25519PublicKey
+        | ed448.Ed448PublicKey,
+    ):
+        return key
+    return None
 
 
 def issued_by(child: CertInfo, issuer: CertInfo) -> bool:
@@ -302,6 +410,31 @@ class TrustStore:
         return uvci_hash(uvci) in self.revoked_uvci_hashes
 
 
+def signature_failure(
+    candidates: Sequence[DscEntry], alg: object, data: bytes, signature: bytes
+) -> tuple[str, str]:
+    """Why no DSC of ``candidates`` verified ``signature``: (reason code, message).
+
+    Call it only once verification failed with every candidate; it names the
+    reason, it never accepts. In order:
+
+    1. every candidate cannot sign a DCC at all: the first one's problem
+       (``dsc_key_unsupported``, ``dsc_malformed``);
+    2. a usable RSA candidate verifies the signature as RSASSA-PSS with a
+       salt other than 32 bytes: ``pss_salt_length`` (RFC 8230 section 2);
+    3. otherwise ``bad_signature``.
+    """
+    usable = [c for c in candidates if c.info.problem is None]
+    if not usable:
+        problem = candidates[0].info.problem if candidates else None
+        if problem is not None:
+            return problem.reason, f"trusted DSC cannot verify a DCC: {problem.message}"
+    for candidate in usable:
+        if pss_salt_mismatch(candidate.info.public_key, alg, data, signature):
+            return "pss_salt_length", "RSA-PSS signature with a salt length other than 32 bytes"
+    return "bad_signature", "signature does not verify"
+
+
 def uvci_hash(uvci: str) -> bytes:
     """Revocation hash of a UVCI as written in ``ci`` (docs/trust-list.md)."""
     return hashlib.sha256(uvci.encode("utf-8")).digest()[:16]
@@ -323,7 +456,8 @@ def load_trust(
 ) -> TrustStore:
     """Load and check trust material; raises ``TrustError`` when it is unusable.
 
-    A store without any DSC is refused: it could only ever reject.
+    A store without any certificate to verify with (e.g. only trust lists
+    with an empty ``dscs``) is refused: it could only ever reject.
     """
     store = load_trust_material(paths, now=now, state_dir=state_dir)
     if not store.by_kid:
@@ -342,6 +476,7 @@ def load_trust_material(
     state = Path(state_dir) if state_dir is not None else default_state_dir()
     anchors: list[CertInfo] = list(pinned_cscas(state))
     direct: list[CertInfo] = []
+    given_cas: list[CertInfo] = []
     lists: list[tuple[str, bytes]] = []
     for raw_path in paths:
         where = os.fspath(raw_path)
@@ -350,11 +485,19 @@ def load_trust_material(
             lists.append((where, data))
             continue
         for der in certificates_in(data, where=where):
-            try:
-                info = parse_certificate(der)
-            except TrustError as err:
-                raise TrustError(err.reason, f"{where}: {err.message}") from None
-            (anchors if info.is_ca else direct).append(info)
+            # A certificate that cannot sign a DCC stays in under its kid,
+            # with its problem (a verdict, not an error).
+            info = read_certificate(der)
+            if info.is_ca and info.cert is not None:
+                anchors.append(info)
+                given_cas.append(info)
+            else:
+                direct.append(info)
+    if not lists:
+        # Plain-certificate mode: a CA certificate is a signing certificate
+        # too (hcert Appendix A: a CSCA may be its own DSC; some EU test DSCs
+        # are self-signed CA:TRUE). With a trust list it is only its anchor.
+        direct.extend(given_cas)
     by_kid: dict[bytes, list[DscEntry]] = {}
     revoked_uvcis: set[bytes] = set()
     revoked: dict[tuple[bytes, int], dt.datetime] = {}
@@ -459,10 +602,19 @@ def _uint(
 
 
 def _list_of(payload: Mapping[Any, Any], key: str, kind: type, where: str) -> list[Any]:
+    """An array field; cbor2 5 gives lists and dicts, cbor2 6 tuples and frozendicts in tags."""
     value = payload.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(x, kind) for x in value):
+    if not isinstance(value, list | tuple) or not all(isinstance(x, kind) for x in value):
         raise _fail(where, f"field {key!r} must be an array of {kind.__name__}")
-    return value
+    return list(value)
+
+
+def _short(value: object) -> str:
+    """A value from an untrusted list for a message: bounded, never a huge int's digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"<integer of {value.bit_length()} bits>"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _ts(value: int) -> dt.datetime:
@@ -482,7 +634,7 @@ def _verify_trust_list(
     except CodecError as err:
         raise _fail(where, f"not a trust list: {err.message}") from None
     x5chain = sign1.protected.get(codec.CoseHeader.X5CHAIN)
-    if isinstance(x5chain, list) and x5chain:
+    if isinstance(x5chain, list | tuple) and x5chain:  # cbor2 6 decodes tagged arrays as tuples
         x5chain = x5chain[0]
     if not isinstance(x5chain, bytes):
         raise _fail(where, "protected header has no x5chain signer certificate")
@@ -517,8 +669,10 @@ def _verify_trust_list(
         )
     # 3. The COSE signature verifies with the signer's key.
     alg = sign1.alg
-    if alg not in _TRUST_LIST_ALGS:
-        raise _fail(where, f"unsupported trust-list algorithm {alg!r}")
+    if isinstance(alg, bool) or alg not in _TRUST_LIST_ALGS:
+        raise _fail(where, f"unsupported trust-list algorithm {_short(alg)}")
+    if not alg_matches_key(signer.public_key, alg):
+        raise _fail(where, f"trust-list algorithm {_short(alg)} does not fit the signer's key")
     to_check = codec.sig_structure(sign1.protected_bytes, sign1.payload)
     if not verify_signature(signer.public_key, alg, to_check, sign1.signature):
         raise _fail(where, "trust-list signature does not verify", "trust_list_bad_signature")
@@ -527,10 +681,10 @@ def _verify_trust_list(
         payload = codec.cbor_loads(sign1.payload, reason="trust_list_invalid")
     except CodecError as err:
         raise _fail(where, err.message) from None
-    if not isinstance(payload, dict):
+    if not isinstance(payload, Mapping):
         raise _fail(where, "payload is not a map")
     if payload.get("v") != TRUST_LIST_VERSION:
-        raise _fail(where, f"unsupported trust-list format version {payload.get('v')!r}")
+        raise _fail(where, f"unsupported trust-list format version {_short(payload.get('v'))}")
     seq = _uint(payload, "seq", where)
     iat = _uint(payload, "iat", where)
     next_update = _uint(payload, "nextUpdate", where, optional=True)
@@ -546,11 +700,13 @@ def _verify_trust_list(
     issuers = _unique([anchor, *anchors, *(c for c in list_cscas if c.is_ca)])
     revoked = _revocations(payload, where, issuers)
     entries: list[DscEntry] = []
-    for item in _list_of(payload, "dscs", dict, where):
+    for item in _list_of(payload, "dscs", Mapping, where):
         kid, cert_der, dsc_country = item.get("kid"), item.get("cert"), item.get("country")
         if not isinstance(kid, bytes) or not isinstance(cert_der, bytes):
             raise _fail(where, "each dscs entry needs bytes 'kid' and 'cert'")
-        info = _parse_in_list(cert_der, where, "dscs")
+        # A listed DSC that cannot sign a DCC stays in with its problem, as a
+        # certificate file does: QRs naming it get that reason.
+        info = read_certificate(cert_der)
         if info.kid != kid:
             raise _fail(where, f"dscs entry kid {kid.hex()} does not match its certificate")
         entries.append(
@@ -572,7 +728,7 @@ def _verify_trust_list(
         signer=signer,
         anchor=anchor,
         dscs=len(entries),
-        revoked_dscs=len(_list_of(payload, "revokedDscs", dict, where)),
+        revoked_dscs=len(_list_of(payload, "revokedDscs", Mapping, where)),
         revoked_uvcis=len(uvcis),
         crls=len(_list_of(payload, "crls", bytes, where)),
     )
@@ -580,10 +736,11 @@ def _verify_trust_list(
 
 
 def _parse_in_list(der: bytes, where: str, field_name: str) -> CertInfo:
-    try:
-        return parse_certificate(der)
-    except TrustError as err:
-        raise _fail(where, f"{field_name}: {err.message}") from None
+    """A CSCA of the list: readable, whatever its key (it only signs certificates and CRLs)."""
+    info = read_certificate(der)
+    if info.problem is not None and info.problem.reason == DSC_MALFORMED:
+        raise _fail(where, f"{field_name}: {info.problem.message}")
+    return info
 
 
 def _revocations(
@@ -595,7 +752,7 @@ def _revocations(
     def add(key: tuple[bytes, int], when: dt.datetime) -> None:
         out[key] = min(when, out.get(key, when))
 
-    for item in _list_of(payload, "revokedDscs", dict, where):
+    for item in _list_of(payload, "revokedDscs", Mapping, where):
         kid, serial, at = item.get("kid"), item.get("serial"), item.get("revokedAt")
         if not isinstance(kid, bytes) or not isinstance(serial, bytes):
             raise _fail(where, "each revokedDscs entry needs bytes 'kid' and 'serial'")
@@ -609,7 +766,8 @@ def _revocations(
         except ValueError:
             raise _fail(where, "crls: not a DER CRL") from None
         ca = next((c for c in issuers if c.subject == crl_issuer and c.cert is not None), None)
-        if ca is None or not crl.is_signature_valid(ca.public_key):
+        ca_key = None if ca is None else _issuer_key(ca.public_key)
+        if ca_key is None or not crl.is_signature_valid(ca_key):
             raise _fail(where, "crls: CRL not signed by a CSCA of the list")
         for revoked in crl:
             add((crl_issuer, revoked.serial_number), revoked.revocation_date_utc)
