@@ -17,10 +17,11 @@ import csv
 import hashlib
 import itertools
 import json
+import logging
 import operator
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from verifier.errors import ConfigError
+
+log = logging.getLogger("signer.records")
 
 FIELDS = (
     "record_id",
@@ -74,6 +77,9 @@ class Record:
     #: the time it passed them. "" = not verified. The signer signs a record only
     #: when this equals :func:`record_fingerprint` of the record as read.
     verified: str = ""
+    #: Rows of the export this record was read from: 1, or its dose rows when the
+    #: export has one row per dose (not part of the content or the fingerprint).
+    rows: int = 1
 
     def to_json(self) -> dict[str, Any]:
         """The JSON Lines form (inverse of :func:`record_from_mapping`)."""
@@ -159,34 +165,72 @@ class RowProblem:
 @dataclass(frozen=True)
 class _ColumnMap:
     fields: Mapping[str, tuple[str, ...]]
-    dose: Mapping[str, tuple[str, ...]]
+    dose: Mapping[str, tuple[str, ...]]  # aliases with "{i}": one person per row, doses side by side
     sex_values: Mapping[str, str]
-    _extra: dict[str, Any] = field(default_factory=dict)
+    #: aliases without "{i}": one row per dose (rows of one person grouped)
+    dose_row: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the vaccination site's province/commune (one row per dose): the record's place when
+    #: the export has no residence columns
+    site_place: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    where: str = "templates/columns.json"
 
 
 def _norm_header(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).split()).casefold()
 
 
+def _aliases(data: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = data.get(key)
+    if not isinstance(value, list) or not all(isinstance(a, str) and a.strip() for a in value):
+        raise ConfigError(f"column mapping {where}: {key!r} must be a list of column names")
+    return tuple(value)
+
+
 @lru_cache(maxsize=4)
 def load_column_map(path: str | None = None) -> _ColumnMap:
-    """Load templates/columns.json (or another mapping file)."""
+    """Load templates/columns.json (or another mapping file), checked before any row is read.
+
+    Dose aliases with ``{i}`` name the columns of dose *i* in a one-person-per-row
+    export; dose aliases without it name the columns of a one-row-per-dose export.
+    Raises :class:`ConfigError` for a mapping that cannot work.
+    """
+    where = path or "templates/columns.json"
     try:
         if path is None:
             raw = resources.files("templates").joinpath("columns.json").read_text("utf-8")
         else:
             raw = Path(path).read_text("utf-8")
         data = json.loads(raw)
-        fields = {k: tuple(data[k]) for k in FIELDS}
-        dose = {k: tuple(data["dose"][k]) for k in DOSE_FIELDS}
-        sex_values = {
-            _norm_header(alias): canon
-            for canon, aliases in data.get("sex_values", {}).items()
-            for alias in aliases
-        }
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ConfigError(f"column mapping {path or 'templates/columns.json'}: {err}") from None
-    return _ColumnMap(fields=fields, dose=dose, sex_values=sex_values)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"column mapping {where}: {err}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("dose"), dict):
+        raise ConfigError(f"column mapping {where}: expected an object with the record fields and 'dose'")
+    fields = {k: _aliases(data, k, where) for k in FIELDS}
+    dose: dict[str, tuple[str, ...]] = {}
+    dose_row: dict[str, tuple[str, ...]] = {}
+    for k in DOSE_FIELDS:
+        for alias in _aliases(data["dose"], k, where):
+            n = alias.count("{i}")
+            if n > 1 or ("{" in alias.replace("{i}", "")):
+                raise ConfigError(f"column mapping {where}: dose {k!r}: {alias!r} (use {{i}} once for the dose index)")
+            (dose if n else dose_row).setdefault(k, ())
+            if n:
+                dose[k] += (alias,)
+            else:
+                dose_row[k] += (alias,)
+    for k, aliases in fields.items():
+        if any("{i}" in a for a in aliases):
+            raise ConfigError(f"column mapping {where}: {k!r}: '{{i}}' is only for dose columns")
+    site = data.get("site_place", {})
+    if not isinstance(site, dict) or set(site) - {"province", "commune"}:
+        raise ConfigError(f"column mapping {where}: 'site_place' takes 'province' and 'commune'")
+    site_place = {k: _aliases(site, k, where) for k in site}
+    sex = data.get("sex_values", {})
+    if not isinstance(sex, dict):
+        raise ConfigError(f"column mapping {where}: 'sex_values' must be an object")
+    sex_values = {_norm_header(alias): canon for canon, aliases in sex.items() for alias in _aliases(sex, canon, where)}
+    return _ColumnMap(fields=fields, dose=dose, sex_values=sex_values, dose_row=dose_row,
+                      site_place=site_place, where=where)  # fmt: skip
 
 
 def normalize_sex(value: str, column_map: _ColumnMap | None = None) -> str | None:
@@ -198,7 +242,7 @@ def normalize_sex(value: str, column_map: _ColumnMap | None = None) -> str | Non
 
 
 def read_records(
-    path: str | Path, *, column_map: str | None = None
+    path: str | Path, *, column_map: str | None = None, warn: bool = True
 ) -> Iterator[Record | RowProblem]:
     """Stream records from a ``.jsonl``/``.json`` or ``.csv`` file.
 
@@ -208,6 +252,12 @@ def read_records(
     :data:`MAX_LINE_BYTES` is skipped as it is read (``line_too_long``), a
     field longer than :data:`MAX_FIELD_CHARS` makes its row a
     ``field_too_long``, JSON nested too deeply a ``bad_json``.
+
+    A CSV export has one person per row (doses in numbered columns) or one
+    row per dose; consecutive dose rows of one person (same record ID, or
+    citizen ID + name + date of birth) become one record (``Record.rows``),
+    and rows that disagree on the person are one ``rows_disagree`` problem.
+    Header columns no field takes are logged once as a warning (``warn``).
     """
     p = Path(path)
     if not p.is_file():
@@ -215,7 +265,7 @@ def read_records(
     suffix = p.suffix.lower()
     if suffix not in _JSONL_SUFFIXES + _CSV_SUFFIXES:
         raise ConfigError(f"{p}: unknown records format (use .jsonl or .csv)")
-    yield from read_records_range(p, 0, None, 1, column_map=column_map)
+    yield from read_records_range(p, 0, None, 1, column_map=column_map, warn=warn)
 
 
 _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -377,38 +427,110 @@ def _record(
     )
 
 
-def _resolve_header(
-    header: list[str], cmap: _ColumnMap, where: str
-) -> tuple[dict[str, int], dict[int, dict[str, int]]]:
+@dataclass(frozen=True)
+class Header:
+    """How a CSV header maps to record fields (see :func:`resolve_header`)."""
+
+    fields: dict[str, int]  # record field -> column
+    doses: dict[int, dict[str, int]]  # dose index -> dose field -> column (one person per row)
+    dose_row: dict[str, int]  # dose field -> column (one row per dose)
+    site_place: dict[str, int]  # province/commune of the vaccination site (one row per dose)
+    unused: tuple[str, ...]  # header names no field takes, as written
+
+    @property
+    def shape(self) -> str:
+        """``person_rows`` (one person per row) or ``dose_rows`` (one row per dose)."""
+        return "dose_rows" if self.dose_row else "person_rows"
+
+
+def resolve_header(header: Sequence[str], cmap: _ColumnMap, where: str) -> Header:
+    """Map a CSV header to the record fields; :class:`ConfigError` when it cannot work."""
     normalized = [_norm_header(h) for h in header]
-    fields: dict[str, int] = {}
-    for name, aliases in cmap.fields.items():
+    taken: dict[int, str] = {}
+
+    def find(aliases: tuple[str, ...], name: str) -> int | None:
         for alias in aliases:
             key = _norm_header(alias)
             if key in normalized:
-                fields[name] = normalized.index(key)
-                break
+                col = normalized.index(key)
+                if col in taken and taken[col] != name:
+                    raise ConfigError(f"{where}: column {header[col]!r} is mapped to both {taken[col]!r} and {name!r}")
+                taken[col] = name
+                return col
+        return None
+
+    fields: dict[str, int] = {}
+    for name, aliases in cmap.fields.items():
+        col = find(aliases, name)
+        if col is not None:
+            fields[name] = col
+    dose_row: dict[str, int] = {}
+    for name, aliases in cmap.dose_row.items():
+        col = find(aliases, f"dose {name}")
+        if col is not None:
+            dose_row[name] = col
+    site_place: dict[str, int] = {}
+    for name, aliases in cmap.site_place.items():
+        col = find(aliases, f"site {name}")
+        if col is not None:
+            site_place[name] = col
     doses: dict[int, dict[str, int]] = {}
     for name, aliases in cmap.dose.items():
         for alias in aliases:
-            pattern = re.compile(
-                re.escape(_norm_header(alias)).replace(r"\{i\}", r"([0-9]{1,2})") + "$"
-            )
+            pattern = re.compile(re.escape(_norm_header(alias)).replace(r"\{i\}", r"([0-9]{1,2})") + "$")
             for col, h in enumerate(normalized):
                 m = pattern.match(h)
-                if m:
+                if m and col not in taken:
                     doses.setdefault(int(m.group(1)), {}).setdefault(name, col)
+                    taken[col] = f"dose {m.group(1)} {name}"
     for required in ("full_name", "date_of_birth"):
         if required not in fields:
             raise ConfigError(
                 f"{where}: CSV header lacks a column for {required!r} "
-                f"(accepted: {', '.join(cmap.fields[required])}); see templates/columns.json"
+                f"(accepted: {', '.join(cmap.fields[required])}); see {cmap.where}"
             )
-    return fields, doses
+    if dose_row and doses:
+        raise ConfigError(
+            f"{where}: CSV header has both numbered dose columns and one-dose-per-row columns "
+            f"({', '.join(header[c] for c in dose_row.values())}); see {cmap.where}"
+        )
+    if dose_row and "date" not in dose_row:
+        raise ConfigError(f"{where}: one-row-per-dose CSV lacks the dose date column "
+                          f"(accepted: {', '.join(cmap.dose_row.get('date', ()))}); see {cmap.where}")  # fmt: skip
+    unused = tuple(h for col, h in enumerate(header) if col not in taken and h.strip())
+    return Header(fields, doses, dose_row, site_place, unused)
+
+
+def inspect_header(path: str | Path, *, column_map: str | None = None) -> Header | None:
+    """The header of a CSV export (None for JSON Lines); :class:`ConfigError` when it cannot work."""
+    p = Path(path)
+    if p.suffix.lower() not in _CSV_SUFFIXES:
+        return None
+    cmap = load_column_map(column_map)
+    try:
+        with p.open("rb") as fh:
+            line = next(_range_lines(fh, 0, None), "")
+    except OSError as err:
+        raise ConfigError(f"cannot read {p}: {err.strerror}") from None
+    if line is None:
+        raise ConfigError(f"{p}: CSV header longer than {MAX_LINE_BYTES:,} bytes")
+    try:
+        header = next(csv.reader([line]), [])
+    except csv.Error as err:
+        raise ConfigError(f"{p}: unreadable CSV header: {err}") from None
+    return resolve_header(header, cmap, str(p)) if header else None
+
+
+def warn_header(header: Header, where: str) -> None:
+    if header.unused:
+        log.warning("warning: %s: %d column(s) not used: %s", where, len(header.unused),
+                    ", ".join(repr(h[:60]) for h in header.unused[:20]))  # fmt: skip
+    if header.shape == "person_rows" and not header.doses:
+        log.warning("warning: %s: no dose columns found: every record will have no dose", where)
 
 
 def _read_csv(
-    fh: Iterable[str | None], cmap: _ColumnMap, where: str, line_offset: int = 0
+    fh: Iterable[str | None], cmap: _ColumnMap, where: str, line_offset: int = 0, *, warn: bool = True
 ) -> Iterator[Record | RowProblem]:
     too_long: list[int] = []  # physical lines skipped as too long, not yet reported
 
@@ -430,8 +552,33 @@ def _read_csv(
         raise ConfigError(f"{where}: CSV header longer than {MAX_LINE_BYTES:,} bytes")
     if _has_bad_encoding("".join(header)):
         raise ConfigError(f"{where}: CSV header is not valid UTF-8")
-    fields, dose_cols = _resolve_header(header, cmap, where)
-    width = len(header)
+    hdr = resolve_header(header, cmap, where)
+    if warn:
+        warn_header(hdr, where)
+    rows = _csv_rows(reader, hdr, cmap, len(header), too_long, line_offset)
+    if hdr.shape == "dose_rows":
+        yield from _group_dose_rows(rows, hdr, cmap)
+    else:
+        for item in rows:
+            assert not isinstance(item, _DoseRow)
+            yield item
+
+
+@dataclass(frozen=True)
+class _DoseRow:
+    line: int
+    values: dict[str, str]  # record fields (the site's place for a missing province/commune)
+    dose: dict[str, str]
+
+
+def _csv_rows(
+    reader: Any, hdr: Header, cmap: _ColumnMap, width: int, too_long: list[int], line_offset: int
+) -> Iterator[Record | RowProblem | _DoseRow]:
+    fields, dose_cols = hdr.fields, hdr.doses
+    site = {k: c for k, c in hdr.site_place.items() if k not in fields}  # the site's place stands in
+    dose_row = dict(hdr.dose_row)
+    if "site" not in dose_row and "commune" in hdr.site_place:
+        dose_row["site"] = hdr.site_place["commune"]
     while True:
         try:
             row = next(reader)
@@ -466,6 +613,11 @@ def _read_csv(
             yield RowProblem(lineno, "bad_encoding", "row is not valid UTF-8", "")
             continue
         values = {name: _text(row[col]) for name, col in fields.items()}
+        if dose_row:
+            for name, col in site.items():
+                values[name] = _text(row[col])
+            yield _DoseRow(lineno, values, {name: _text(row[col]) for name, col in dose_row.items()})
+            continue
         doses = []
         problem: RowProblem | None = None
         for index in sorted(dose_cols):
@@ -484,6 +636,71 @@ def _read_csv(
         yield _record(values, tuple(doses), lineno, cmap)
 
 
+def group_key(values: Mapping[str, str]) -> tuple[str, ...]:
+    """Which dose rows belong to one person: the record ID, or without one the citizen ID, name and birth date."""
+    rid = values.get("record_id", "")
+    if rid:
+        return ("R", rid)
+    return ("P", values.get("id_number", "").replace(" ", ""), " ".join(values.get("full_name", "").split()).casefold(),
+            values.get("date_of_birth", ""))  # fmt: skip
+
+
+_PERSON_FIELDS = ("full_name", "date_of_birth", "sex", "nationality", "id_number", "province", "commune")
+
+
+def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header, cmap: _ColumnMap
+                     ) -> Iterator[Record | RowProblem]:  # fmt: skip
+    """Consecutive dose rows of one person (same :func:`group_key`) -> one record."""
+    compared = tuple(f for f in _PERSON_FIELDS if f in hdr.fields)  # the site's place may change per dose
+    group: list[_DoseRow] = []
+    key: tuple[str, ...] = ()
+    for row in rows:
+        if not isinstance(row, _DoseRow):
+            yield row
+            continue
+        k = group_key(row.values)
+        if group and k != key:
+            yield _person(group, compared, cmap)
+            group = []
+        key = k
+        group.append(row)
+    if group:
+        yield _person(group, compared, cmap)
+
+
+def _same(name: str, a: str, b: str, cmap: _ColumnMap) -> bool:
+    if name == "full_name":
+        return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+    if name == "sex":
+        return normalize_sex(a, cmap) == normalize_sex(b, cmap)
+    if name == "id_number":
+        return a.replace(" ", "") == b.replace(" ", "")
+    return a == b
+
+
+def _person(group: list[_DoseRow], compared: tuple[str, ...], cmap: _ColumnMap) -> Record | RowProblem:
+    first = group[0]
+    rid = first.values.get("record_id", "")
+    for row in group[1:]:
+        differ = [f for f in compared if not _same(f, first.values[f], row.values[f], cmap)]
+        if differ:
+            return RowProblem(
+                first.line, "rows_disagree",
+                f"the dose rows of this record (lines {first.line} and {row.line}) give different {', '.join(differ)}",
+                rid,
+            )  # fmt: skip
+    doses = []
+    for index, row in enumerate(group, start=1):
+        if not any(v for k, v in row.dose.items() if k != "site"):
+            continue  # a person row without a dose (the site's commune alone is no dose)
+        dose = _dose(row.dose, index, row.line, rid)
+        if isinstance(dose, RowProblem):
+            return dose
+        doses.append(dose)
+    rec = _record(first.values, tuple(doses), first.line, cmap)
+    return replace(rec, rows=len(group)) if isinstance(rec, Record) else rec
+
+
 def write_jsonl(records: Iterable[Record], fh: TextIO) -> int:
     """Write records as JSON Lines; returns the count."""
     n = 0
@@ -496,14 +713,17 @@ def write_jsonl(records: Iterable[Record], fh: TextIO) -> int:
 # -- parallel reading (added for signer.cleaning) ---------------------------
 
 
-def split_for_parallel(path: str | Path, parts: int) -> list[tuple[int, int, int]]:
+def split_for_parallel(
+    path: str | Path, parts: int, *, column_map: str | None = None, group_rows: bool = True
+) -> list[tuple[int, int, int]]:
     """Cut a records file into up to ``parts`` byte ranges ``(start, end, first_line)``.
 
     Cuts fall at line starts outside quoted CSV fields (an even number of
     ``"`` before the cut, RFC 4180 quoting), so that
     :func:`read_records_range` over all ranges yields what
     :func:`read_records` yields, with the same line numbers. Reads the file
-    in blocks: memory does not depend on line lengths.
+    in blocks: memory does not depend on line lengths. In a one-row-per-dose
+    CSV (``group_rows``), a cut never separates the rows of one person.
     """
     p = Path(path)
     try:
@@ -540,12 +760,48 @@ def split_for_parallel(path: str | Path, parts: int) -> list[tuple[int, int, int
                     while targets and targets[0] < cut:
                         targets.pop(0)
             base += len(block)
+    if group_rows and len(cuts) > 1:
+        header = inspect_header(p, column_map=column_map)
+        if header is not None and header.shape == "dose_rows":
+            cuts = _align_cuts(p, cuts, header)
     ranges = []
     for i, (start, first_line) in enumerate(cuts):
         end = cuts[i + 1][0] if i + 1 < len(cuts) else size
         if end > start:
             ranges.append((start, end, first_line))
     return ranges or [(0, size, 1)]
+
+
+def _row_key(line: str | None, header: Header) -> tuple[str, ...] | None:
+    if line is None:
+        return None
+    try:
+        row = next(csv.reader([line]), [])
+    except csv.Error:
+        return None
+    if len(row) <= max(header.fields.values()):
+        return None
+    return group_key({name: _text(row[col]) for name, col in header.fields.items()})
+
+
+def _align_cuts(p: Path, cuts: list[tuple[int, int]], header: Header) -> list[tuple[int, int]]:
+    """Move each cut after the dose rows that continue the person of the row before it."""
+    out = [cuts[0]]
+    with p.open("rb") as fh:
+        for offset, line in cuts[1:]:
+            fh.seek(max(0, offset - (64 << 10)))
+            before = fh.read(offset - max(0, offset - (64 << 10)))
+            prev_start = before.rfind(b"\n", 0, len(before) - 1) + 1
+            key = _row_key(before[prev_start:].decode("utf-8", "surrogateescape"), header)
+            if key is not None:
+                for text in _range_lines(fh, offset, None):
+                    if text is None or _row_key(text, header) != key:
+                        break
+                    offset += len(text.encode("utf-8", "surrogateescape"))
+                    line += 1
+            if offset > out[-1][0] and offset < p.stat().st_size:
+                out.append((offset, line))
+    return out
 
 
 def _range_lines(fh: BinaryIO, start: int, end: int | None) -> Iterator[str | None]:
@@ -581,13 +837,15 @@ def _range_lines(fh: BinaryIO, start: int, end: int | None) -> Iterator[str | No
 
 
 def read_records_range(
-    path: str | Path, start: int, end: int | None, first_line: int, *, column_map: str | None = None
+    path: str | Path, start: int, end: int | None, first_line: int, *, column_map: str | None = None,
+    warn: bool = True,
 ) -> Iterator[Record | RowProblem]:
     """Stream the records of one range from :func:`split_for_parallel`.
 
     Same results and line numbers as :func:`read_records` over that part of
     the file; a CSV range after the first reads the header from the file's
-    first line.
+    first line. ``warn``: log the CSV header's unused columns (once per
+    file: the first range only).
     """
     p = Path(path)
     if not p.is_file():
@@ -604,11 +862,11 @@ def read_records_range(
                 yield from _read_jsonl(_range_lines(fh, start, end), cmap, first_line - 1)
             elif suffix in _CSV_SUFFIXES:
                 if start == 0:
-                    yield from _read_csv(_range_lines(fh, start, end), cmap, str(p))
+                    yield from _read_csv(_range_lines(fh, start, end), cmap, str(p), warn=warn)
                 else:
                     header = next(_range_lines(fh, 0, 1), "")
                     lines = itertools.chain([header], _range_lines(fh, start, end))
-                    yield from _read_csv(lines, cmap, str(p), first_line - 2)
+                    yield from _read_csv(lines, cmap, str(p), first_line - 2, warn=False)
             else:
                 raise ConfigError(f"{p}: unknown records format (use .jsonl or .csv)")
     except OSError as err:

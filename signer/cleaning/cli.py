@@ -80,6 +80,10 @@ def register(subparsers: Any) -> None:
     s.add_argument("--registry-extra", type=float, default=0.05, help="registry people without a record (share)")
     s.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     s.add_argument("--headers", choices=("vi", "en"), default="vi", help="CSV header language")
+    s.add_argument(
+        "--shape", choices=("person-rows", "dose-rows"), default="person-rows",
+        help="one person per row (doses in numbered columns, default) or one row per dose (CSV; implies --format csv)",
+    )  # fmt: skip
     s.add_argument("--registry-format", choices=("csv", "sqlite"), default="csv")
     s.add_argument("--malformed-rows", type=int, default=0, metavar="N", help="default: records/500")
     s.set_defaults(func=cmd_synth)
@@ -132,7 +136,7 @@ def cmd_synth(ns: argparse.Namespace) -> int:
         raise ConfigError("--records must be >= 1 and --error-rate within 0..1")
     cfg = SynthConfig(
         records=ns.records, seed=ns.seed, error_rate=ns.error_rate, registry_extra=ns.registry_extra,
-        fmt=ns.format, headers=ns.headers, registry_fmt=ns.registry_format, malformed_rows=ns.malformed_rows,
+        fmt=ns.format, headers=ns.headers, shape=ns.shape.replace("-", "_"), registry_fmt=ns.registry_format, malformed_rows=ns.malformed_rows,
     )  # fmt: skip
     try:
         paths = generate(ns.out, cfg)

@@ -76,6 +76,8 @@ class Summary:
         self.newly_verified = 0
         self.foreign_verified = 0
         self.peak_rss_mb = 0.0
+        self.rows_read = 0  # export rows (dose rows of one person count one each)
+        self.people_read = 0  # records read (a person's dose rows grouped)
         self._cat_cache: dict[tuple[str, ...], str] = {}
 
     def category(self, codes: tuple[str, ...]) -> str:
@@ -146,6 +148,8 @@ class Summary:
         self.rechecked += other.rechecked
         self.newly_verified += other.newly_verified
         self.foreign_verified += other.foreign_verified
+        self.rows_read += other.rows_read
+        self.people_read += other.people_read
 
     def to_json(
         self, *, now: dt.datetime, records: str, registry: dict[str, Any], files: dict[str, int], workers: int = 1
@@ -191,6 +195,9 @@ def format_summary(result: dict[str, Any]) -> str:
     lines.append(head)
     for unit, label in (("subjects", "Đối tượng / subjects"), ("doses", "Mũi tiêm / doses")):
         lines.append(f"{label:28}" + "".join(f"{result['totals'][unit][k]:>15,}" for k in keys))
+    inp = result.get("input")
+    if inp and inp["shape"] == "dose_rows":
+        lines.append(f"one row per dose: {inp['rows']:,} rows grouped into {inp['people']:,} people")
     inc = result["incremental"]
     lines.append(
         f"re-checked {inc['rechecked']:,}, unchanged (reused) {inc['unchanged_reused']:,}, "

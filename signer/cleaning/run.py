@@ -54,9 +54,11 @@ from signer.records import (
     FIELDS,
     Record,
     RowProblem,
+    inspect_header,
     read_records_range,
     record_fingerprint,
     split_for_parallel,
+    warn_header,
 )
 from verifier.errors import ConfigError
 
@@ -82,7 +84,7 @@ CHUNK = 2000
 CHECKS_VERSION = "2"  # bump when a check changes: stored verdicts of older rules are re-checked
 PARALLEL_MIN_BYTES = 4 << 20
 ROW_REASONS = {"column_count", "bad_encoding", "bad_json", "bad_csv", "bad_number", "bad_sex", "bad_doses",
-               "line_too_long", "field_too_long"}  # fmt: skip
+               "line_too_long", "field_too_long", "rows_disagree"}  # fmt: skip
 _SUGGEST_WHEN = frozenset(
     {"id_missing", "id_format", "cccd_province_unknown", "cccd_sex_mismatch", "cccd_birth_year_mismatch",
      "registry_not_found", "registry_name_mismatch", "registry_dob_mismatch"}
@@ -216,7 +218,8 @@ def _work(task: _Task) -> Summary:
     store = ResultStore(task.store_path, context=task.context, run=task.run, staging=staging)
     scratch = Scratch(paths["scratch"], task.parts)
     summary = Summary(tables)
-    items = read_records_range(opts.records, task.start, task.end, task.first_line, column_map=opts.column_map)
+    items = read_records_range(opts.records, task.start, task.end, task.first_line, column_map=opts.column_map,
+                               warn=False)  # fmt: skip
     try:
         with (
             open_private(paths["verified"], "w", encoding="utf-8") as vfh,
@@ -253,7 +256,10 @@ def _do_chunk(
     for x in chunk:
         if isinstance(x, Record):
             records.append(x)
+            summary.rows_read += x.rows
+            summary.people_read += 1
             continue
+        summary.rows_read += 1
         code = row_code(x.reason)
         scratch.add_problem(x, code)
         summary.add("", "", (code,), 0)
@@ -352,6 +358,9 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
             fh.read(1)
     except OSError as err:
         raise ConfigError(f"cannot read {records}: {err.strerror}") from None
+    header = inspect_header(records, column_map=opts.column_map)  # a header that cannot work stops here
+    if header is not None:
+        warn_header(header, str(records))
     out = Path(opts.out_dir)
     try:
         make_private_dir(out)
@@ -370,7 +379,7 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
     store.close()
 
     workers = opts.workers or (min(2, os.cpu_count() or 1) if records.stat().st_size >= PARALLEL_MIN_BYTES else 1)
-    ranges = split_for_parallel(records, workers)
+    ranges = split_for_parallel(records, workers, column_map=opts.column_map)
     tasks = [
         _Task(k, len(ranges), s, e, first, opts, index, context, run, store_path, today)
         for k, (s, e, first) in enumerate(ranges)
@@ -417,6 +426,12 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
         files=files,
         workers=len(tasks),
     )  # fmt: skip
+    result["input"] = {
+        "shape": header.shape if header is not None else "person_rows",
+        "rows": summary.rows_read,
+        "people": summary.people_read,
+        "unused_columns": list(header.unused) if header is not None else [],
+    }
     result["seconds"] = timings
     result["peak_rss_mb"] = {**peak_rss, "main": _peak_rss_mb()}
     summary_path = out / "summary.json"

@@ -106,6 +106,7 @@ class SynthConfig:
     malformed_rows: int = 0  # malformed lines added to the export (default: records // 500)
     communes_per_province: int = 12
     fmt: str = "jsonl"  # or "csv"
+    shape: str = "person_rows"  # or "dose_rows" (CSV only): one row per dose, as vaccination platforms export
     headers: str = "vi"  # CSV headers: "vi" or "en"
     registry_fmt: str = "csv"  # or "sqlite"
     kinds: tuple[str, ...] = field(default=RECORD_KINDS)
@@ -317,6 +318,8 @@ class _Injector:
 
 def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
     """Write registry, records and ground truth; returns their paths."""
+    if cfg.shape == "dose_rows":
+        cfg = replace(cfg, fmt="csv")  # one row per dose is a CSV shape
     rng = random.Random(cfg.seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -358,6 +361,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
     writer = _RecordsWriter(records_path, cfg)
     with writer, truth_path.open("w", encoding="utf-8") as truth:
         last_id = ""
+        recent_ids: list[str] = []
         bad_done: list[str] = []
         for i, p in enumerate(vaccinated):
             if i in bad_at:
@@ -390,7 +394,10 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
                     applied: tuple[Record, list[str]] | None = (
                         replace(rec, nationality=nat, full_name=name, id_number=bad), ["passport_format"]
                     )
-                elif kind == "record_id_duplicate" and last_id:
+                elif kind == "record_id_duplicate" and cfg.shape == "dose_rows" and len(recent_ids) >= 2:
+                    # not the previous person's ID: adjacent dose rows with one ID are one person
+                    applied = (replace(rec, record_id=recent_ids[-2]), ["record_id_duplicate"])
+                elif kind == "record_id_duplicate" and last_id and cfg.shape != "dose_rows":
                     applied = (replace(rec, record_id=last_id), ["record_id_duplicate"])
                 elif foreign or kind == "record_id_duplicate":
                     applied = None
@@ -416,6 +423,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
                 entry["line"] = line
                 truth.write(json.dumps(entry, ensure_ascii=False) + "\n")
             last_id = rec.record_id
+            recent_ids = [*recent_ids[-1:], rec.record_id]
     return {"registry": registry_path, "records": records_path, "truth": truth_path}
 
 
@@ -474,16 +482,24 @@ class _RecordsWriter:
     DOSE_EN = ("dose{i}_date", "dose{i}_vaccine", "dose{i}_lot", "dose{i}_number", "dose{i}_series", "dose{i}_site")
     DOSE_VI = ("Mũi {i} - Ngày tiêm", "Mũi {i} - Vắc xin", "Mũi {i} - Số lô", "Mũi {i} - Mũi số",
                "Mũi {i} - Số mũi phác đồ", "Mũi {i} - Nơi tiêm")  # fmt: skip
+    #: One row per dose, as vaccination platforms export (issue 9): no residence, the site's place instead.
+    ROWS_EN = ("record_id", "citizen_id", "full_name", "dob", "sex", "nationality", "dose_date", "vaccine_product",
+               "lot", "dose_number", "series_total", "site_commune", "site_province")  # fmt: skip
+    ROWS_VI = ("Mã hồ sơ", "Số CCCD/CMND/Hộ chiếu", "Họ và tên", "Ngày sinh", "Giới tính", "Quốc tịch", "Ngày tiêm",
+               "Vắc xin", "Số lô", "Mũi số", "Số mũi phác đồ", "Xã/Phường nơi tiêm", "Tỉnh/Thành phố nơi tiêm")  # fmt: skip
 
     def __init__(self, path: Path, cfg: SynthConfig):
         self.path = path
         self.cfg = cfg
         self.line = 0
         self.vi = cfg.headers == "vi"
+        self.width = len(self.ROWS_EN) if cfg.shape == "dose_rows" else len(self.EN) + self.MAX_DOSES * len(self.DOSE_EN)
 
     def __enter__(self) -> _RecordsWriter:
         self.fh = self.path.open("wb")
-        if self.cfg.fmt == "csv":
+        if self.cfg.shape == "dose_rows":
+            self._csv_line(list(self.ROWS_VI if self.vi else self.ROWS_EN))
+        elif self.cfg.fmt == "csv":
             head = list(self.VI if self.vi else self.EN)
             for i in range(1, self.MAX_DOSES + 1):
                 head += [h.format(i=i) for h in (self.DOSE_VI if self.vi else self.DOSE_EN)]
@@ -510,6 +526,14 @@ class _RecordsWriter:
         sex = rec.sex
         if self.vi:
             sex = {"M": "Nam", "F": "Nữ", "X": "Khác"}.get(sex, sex)
+        if self.cfg.shape == "dose_rows":
+            person = [rec.record_id, rec.id_number, rec.full_name, rec.date_of_birth, sex, rec.nationality]
+            first = 0
+            for d in rec.doses or (None,):
+                dose = [d.date, d.vaccine, d.lot, str(d.dose_number), str(d.series_doses)] if d else [""] * 5
+                line = self._csv_line([*person, *dose, rec.commune, rec.province])
+                first = first or line
+            return first
         row = [rec.record_id, rec.full_name, rec.date_of_birth, sex, rec.nationality, rec.id_number,
                rec.province, rec.commune]  # fmt: skip
         for i in range(self.MAX_DOSES):
@@ -524,7 +548,8 @@ class _RecordsWriter:
             self.fh.write(b'{"record_id": "BROKEN", "full_name": \n')
         elif kind == "row_bad_encoding":
             if self.cfg.fmt == "csv":
-                self.fh.write(b"BADENC," + "Nguyễn Văn A".encode("cp1258", "replace") + b"\xff\xfe" + b",1980" + b"," * 35 + b"\n")
+                self.fh.write(b"BADENC," + "Nguyễn Văn A".encode("cp1258", "replace") + b"\xff\xfe" + b",1980"
+                              + b"," * (self.width - 3) + b"\n")  # fmt: skip
             else:
                 self.fh.write(b'{"record_id": "BADENC", "full_name": "Nguy\xe1\xbb\x85n \xff\xfe"}\n')
         elif kind == "row_column_count":

@@ -46,3 +46,10 @@ def checked_csv(tmp_path_factory: pytest.TempPathFactory) -> Checked:
     """3000 CSV records with Vietnamese headers, SQLite registry, two worker processes."""
     cfg = SynthConfig(records=3000, seed=7, error_rate=0.25, malformed_rows=12, fmt="csv", headers="vi", registry_fmt="sqlite")
     return make_checked(tmp_path_factory.mktemp("csv"), cfg, workers=2)
+
+
+@pytest.fixture(scope="session")
+def checked_dose_rows(tmp_path_factory: pytest.TempPathFactory) -> Checked:
+    """3000 people as one CSV row per dose (English headers, no residence columns), two worker processes."""
+    cfg = SynthConfig(records=3000, seed=9, error_rate=0.25, malformed_rows=12, shape="dose_rows", headers="en")
+    return make_checked(tmp_path_factory.mktemp("dose_rows"), cfg, workers=2)

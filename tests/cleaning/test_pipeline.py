@@ -14,7 +14,7 @@ from signer.records import is_verified, read_records, record_from_mapping
 from tests.cleaning.conftest import Checked
 
 
-@pytest.mark.parametrize("dataset", ["checked_jsonl", "checked_csv"])
+@pytest.mark.parametrize("dataset", ["checked_jsonl", "checked_csv", "checked_dose_rows"])
 def test_every_injected_error_is_found_and_clean_records_pass(dataset: str, request: pytest.FixtureRequest) -> None:
     checked: Checked = request.getfixturevalue(dataset)
     score = checked.score
@@ -29,6 +29,10 @@ def test_every_injected_error_is_found_and_clean_records_pass(dataset: str, requ
     totals = checked.summary["totals"]["subjects"]
     n_rows = sum(score["injected_by_kind"][k] for k in row_kinds)
     assert totals["verified"] == score["verified"] == 3000 - (score["flagged"] - n_rows)
+    if dataset == "checked_dose_rows":
+        inp = checked.summary["input"]
+        assert inp["shape"] == "dose_rows" and inp["people"] == 3000 and inp["unused_columns"] == []
+        assert inp["rows"] == checked.summary["totals"]["doses"]["checked"] + checked.summary["reasons"]["dose_missing"] + n_rows
 
 
 def test_workers_give_the_same_answer_as_one(checked_csv: Checked, tmp_path: Path) -> None:

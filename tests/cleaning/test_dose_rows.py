@@ -1,0 +1,195 @@
+"""One row per dose (issue 9, point 1): rows grouped into people, column mappings checked, unused columns warned."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from signer.cleaning.run import CheckOptions, run_checks
+from signer.records import (
+    Record,
+    RowProblem,
+    load_column_map,
+    read_records,
+    read_records_range,
+    split_for_parallel,
+)
+from tests.cleaning.conftest import NOW
+from tests.cleaning.test_bad_input import REGISTRY
+from verifier.errors import ConfigError
+
+HEAD = ("record_id,citizen_id,full_name,dob,sex,nationality,dose_date,vaccine_product,lot,dose_number,series_total,"
+        "site_commune,site_province")  # fmt: skip
+HUONG = "A1,079185001234,Nguyễn Thị Thanh Hương,1985-03-14,F,VN,{},{},L{},{},2,Phường Bến Nghé,Thành phố Hồ Chí Minh"
+DUC = "B1,001062004567,Trần Văn Đức,1962-02-01,M,VN,{},{},L{},{},2,Phường Hàng Bạc,Hà Nội"
+
+
+def _rows(*lines: str) -> str:
+    return "\n".join([HEAD, *lines]) + "\n"
+
+
+def test_dose_rows_are_grouped_into_people(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text(_rows(HUONG.format("2021-08-02", "AstraZeneca", 1, 1), HUONG.format("2021-10-25", "AstraZeneca", 2, 2),
+                          DUC.format("2021-09-10", "Sinopharm", 3, 1), DUC.format("2021-10-10", "Sinopharm", 4, 2),
+                          DUC.format("2022-03-01", "Pfizer", 5, 3).replace(",2,Phường", ",3,Phường")), "utf-8")  # fmt: skip
+    out = list(read_records(path))
+    assert all(isinstance(r, Record) for r in out)
+    a, b = out
+    assert isinstance(a, Record) and isinstance(b, Record)
+    assert (a.record_id, a.line, a.rows, len(a.doses)) == ("A1", 2, 2, 2)
+    assert (b.record_id, b.line, b.rows, [d.dose_number for d in b.doses]) == ("B1", 4, 3, [1, 2, 3])
+    assert (a.province, a.commune, a.doses[0].site) == ("Thành phố Hồ Chí Minh", "Phường Bến Nghé", "Phường Bến Nghé")
+    assert b.doses[2].vaccine == "Pfizer" and b.doses[2].series_doses == 3
+
+
+def test_rows_that_disagree_about_the_person(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text(_rows(HUONG.format("2021-08-02", "AstraZeneca", 1, 1),
+                          HUONG.format("2021-10-25", "AstraZeneca", 2, 2).replace("1985-03-14", "1985-03-15"),
+                          DUC.format("2021-09-10", "Sinopharm", 3, 1),
+                          DUC.format("2021-10-10", "Sinopharm", 4, 2).replace("Trần Văn Đức", " TRẦN  văn đức")),
+                    "utf-8")  # fmt: skip
+    bad, good = list(read_records(path))
+    assert isinstance(bad, RowProblem) and (bad.line, bad.reason, bad.record_id) == (2, "rows_disagree", "A1")
+    assert "date_of_birth" in bad.message and "1985" not in bad.message  # field names, never values
+    assert isinstance(good, Record) and good.rows == 2  # case and spacing of the name are not a disagreement
+
+
+def test_a_person_row_without_dose_and_without_record_id(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text(_rows("A1,079185001234,Nguyễn Thị Thanh Hương,1985-03-14,F,VN,,,,,,Phường Bến Nghé,Hà Nội",
+                          DUC.replace("B1,", ",").format("2021-09-10", "Sinopharm", 3, 1),
+                          DUC.replace("B1,", ",").format("2021-10-10", "Sinopharm", 4, 2)), "utf-8")  # fmt: skip
+    a, b = list(read_records(path))
+    assert isinstance(a, Record) and a.doses == () and a.rows == 1
+    assert isinstance(b, Record) and b.record_id == "" and b.rows == 2  # grouped by citizen ID, name and birth date
+
+
+def test_cuts_never_separate_a_persons_rows(tmp_path: Path) -> None:
+    lines = []
+    for k in range(300):
+        for n in range(1, 4):
+            lines.append(DUC.replace("B1,", f"P{k},").format(f"2021-0{n}-1{n}", "Sinopharm", n, n).replace(",2,P", ",3,P"))
+    path = tmp_path / "r.csv"
+    path.write_text(_rows(*lines), "utf-8")
+    whole = list(read_records(path))
+    assert len(whole) == 300 and all(isinstance(r, Record) and r.rows == 3 for r in whole)
+    for parts in (2, 3, 7):
+        ranges = split_for_parallel(path, parts)
+        got = list(itertools.chain.from_iterable(read_records_range(path, *r) for r in ranges))
+        assert got == whole
+
+
+def test_check_summary_counts_rows_and_people(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text(_rows(HUONG.format("2021-08-02", "AstraZeneca", 1, 1), HUONG.format("2021-10-25", "AstraZeneca", 2, 2),
+                          DUC.format("2021-09-10", "Sinopharm", 3, 1), DUC.format("2021-10-10", "Sinopharm", 4, 2)),
+                    "utf-8")  # fmt: skip
+    reg = tmp_path / "registry.csv"
+    reg.write_text(REGISTRY, encoding="utf-8")
+    result = run_checks(CheckOptions(records=path, registry=str(reg), out_dir=tmp_path / "out", now=NOW, workers=1))
+    assert result["input"] == {"shape": "dose_rows", "rows": 4, "people": 2, "unused_columns": []}
+    assert result["totals"]["subjects"]["verified"] == 2 and result["totals"]["doses"]["checked"] == 4
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "signer", *args], capture_output=True, text=True, check=False)
+
+
+def test_unused_columns_are_warned_once(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    rows = [HUONG.format("2021-08-02", "AstraZeneca", 1, 1), HUONG.format("2021-10-25", "AstraZeneca", 2, 2)] * 1
+    text = _rows(*rows).replace(HEAD, HEAD + ",phone,ghi_chu").replace("Minh\n", "Minh,0901234567,x\n")
+    path.write_text(text, "utf-8")
+    reg = tmp_path / "registry.csv"
+    reg.write_text(REGISTRY, encoding="utf-8")
+    proc = _cli("check", str(path), "--registry", str(reg), "--out", str(tmp_path / "out"), "--workers", "2",
+                "--formats", "csv")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    warnings = [x for x in proc.stderr.splitlines() if "not used" in x]
+    assert len(warnings) == 1 and "'phone'" in warnings[0] and "'ghi_chu'" in warnings[0], proc.stderr
+    assert "0901234567" not in proc.stderr + proc.stdout
+    assert "2 rows grouped into 1 people" in proc.stdout.replace(",", "")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text("utf-8"))
+    assert summary["input"]["unused_columns"] == ["phone", "ghi_chu"]
+
+
+MAPPINGS = {
+    "index twice": {"date": ["d{i}_{i}"]},
+    "index in a person field": "full_name",
+    "not a list": {"lot": "lot"},
+}
+
+
+@pytest.mark.parametrize("broken", sorted(MAPPINGS))
+def test_a_column_mapping_that_cannot_work_is_a_clear_error(tmp_path: Path, broken: str) -> None:
+    base = json.loads((Path(__file__).parents[2] / "templates" / "columns.json").read_text("utf-8"))
+    change = MAPPINGS[broken]
+    if isinstance(change, str):
+        base[change] = [*base[change], "name {i}"]
+    else:
+        base["dose"].update(change)
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps(base), "utf-8")
+    with pytest.raises(ConfigError):
+        load_column_map(str(mapping))
+
+
+def test_cli_mapping_errors_are_one_line(tmp_path: Path) -> None:
+    reg = tmp_path / "registry.csv"
+    reg.write_text(REGISTRY, encoding="utf-8")
+    path = tmp_path / "r.csv"
+    path.write_text(_rows(HUONG.format("2021-08-02", "AstraZeneca", 1, 1)), "utf-8")
+    base = json.loads((Path(__file__).parents[2] / "templates" / "columns.json").read_text("utf-8"))
+    cases = {}
+    # a dose column without {i} in a person-rows mapping used to crash with IndexError: it now means one row per dose
+    custom = json.loads(json.dumps(base))
+    custom["dose"]["date"] = ["Ngày tiêm mũi"]
+    custom["dose"]["vaccine"] = ["vaccine_product"]
+    cases["works"] = custom
+    twice = json.loads(json.dumps(base))
+    twice["sex"] = ["dob"]  # one column, two fields
+    cases["twice"] = twice
+    mixed = json.loads(json.dumps(base))
+    mixed["dose"]["lot"] = ["dose{i}_lot", "lot"]
+    cases["mixed"] = mixed
+    results = {}
+    for name, mapping in cases.items():
+        m = tmp_path / f"{name}.json"
+        m.write_text(json.dumps(mapping), "utf-8")
+        text = path.read_text("utf-8")
+        if name == "works":
+            text = text.replace("dose_date", "Ngày tiêm mũi")
+        if name == "mixed":
+            text = text.replace("lot,", "lot,dose1_lot,", 1).replace(",L1,", ",L1,L1,")
+        target = tmp_path / f"{name}.csv"
+        target.write_text(text, "utf-8")
+        results[name] = _cli("check", str(target), "--registry", str(reg), "--out", str(tmp_path / name),
+                             "--columns", str(m), "--formats", "csv")  # fmt: skip
+    assert results["works"].returncode == 0, results["works"].stderr
+    for name in ("twice", "mixed"):
+        proc = results[name]
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({**base, "dose": {**base["dose"], "date": "x"}}), "utf-8")
+    proc = _cli("check", str(path), "--registry", str(reg), "--out", str(tmp_path / "b"), "--columns", str(broken))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.startswith("error: "), proc.stderr
+
+
+def test_synth_writes_one_row_per_dose(tmp_path: Path) -> None:
+    from signer.cleaning.run import row_code
+
+    assert row_code("rows_disagree") == "row_rows_disagree"
+    proc = _cli("synth", "--out", str(tmp_path), "--records", "200", "--seed", "4", "--shape", "dose-rows")
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "records.csv").read_text("utf-8")
+    assert text.startswith("Mã hồ sơ,Số CCCD/CMND/Hộ chiếu,Họ và tên,Ngày sinh,Giới tính,Quốc tịch,Ngày tiêm,")
+    people = [r for r in read_records(tmp_path / "records.csv") if isinstance(r, Record)]
+    assert 190 <= len(people) <= 200 and sum(r.rows for r in people) > 1.5 * len(people)
