@@ -124,8 +124,8 @@ def verify_signature(public_key: object, alg: object, data: bytes, signature: by
 
 
 def pss_salt_mismatch(public_key: object, alg: object, data: bytes, signature: bytes) -> bool:
-    """After :func:`verify_signature` failed: is it a genuine RSA-PSS signature
-    (SHA-256, MGF1-SHA-256) made with a salt other than 32 bytes?
+    """Is ``signature`` a genuine RSA-PSS signature (SHA-256, MGF1-SHA-256) made
+    with a salt other than 32 bytes? For when :func:`verify_signature` failed.
 
     Such a signature is refused all the same (RFC 8230 section 2); this only
     names the reason. Never raises.
@@ -134,7 +134,7 @@ def pss_salt_mismatch(public_key: object, alg: object, data: bytes, signature: b
         isinstance(public_key, rsa.RSAPublicKey)
         and alg == CoseAlgorithm.PS256
         and _rsa_key_ok(public_key)
-    ):
+    ) or verify_signature(public_key, alg, data, signature):
         return False
     auto = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.AUTO)
     try:
