@@ -1,10 +1,18 @@
-"""Read the HC1 text out of a QR image (PNG, JPEG, ...) with zxing-cpp.
+"""Read the HC1 text out of a QR image (PNG or JPEG) with zxing-cpp.
 
     >>> from verifier.image import read_qr_text
-    >>> # outcome = read_qr_text("passport-qr.png")
-    >>> # outcome.text -> "HC1:..." or None with outcome.reason / outcome.message
+    >>> read_qr_text(b"%!PS-Adobe-3.0 EPSF-3.0").reason
+    <Reason.IMAGE_UNREADABLE: 'image_unreadable'>
+    >>> # read_qr_text("passport-qr.png").text -> "HC1:..."
 
-Untrusted input: never raises. Images are capped in pixels and bytes
+Untrusted input: never raises. Only PNG and JPEG are opened: what phone
+cameras, screenshots and our signer produce, decoded in-process (Pillow's
+PNG decoder over zlib, libjpeg). Every other format is refused from its first
+bytes, before any decoder runs: Pillow would otherwise open EPS by running
+Ghostscript (a PostScript loop hung the verifier and Ghostscript's output
+broke the ``--json`` line, issue 8), and each further format (TIFF, WebP,
+GIF, ...) is more decoder code exposed to hostile files for no traveller's
+benefit. Images are capped in bytes and pixels before decoding
 (decompression bombs), and only QR codes are looked for.
 """
 
@@ -16,13 +24,15 @@ import warnings
 from dataclasses import dataclass
 
 import zxingcpp
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from verifier.result import Reason
 
 #: A phone photo of a passport is ~12 MP; refuse anything far beyond.
 MAX_PIXELS = 40_000_000
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
+#: Pillow format names tried, in this order; nothing else is even identified.
+IMAGE_FORMATS = ("PNG", "JPEG")
 
 
 @dataclass(frozen=True)
@@ -52,10 +62,14 @@ def read_qr_text(data_or_path: bytes | str | os.PathLike[str]) -> QrRead:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
+                if img.format not in (*IMAGE_FORMATS, "MPO"):  # MPO: a camera JPEG
+                    return QrRead(None, Reason.IMAGE_UNREADABLE, "not a PNG or JPEG image")
                 if img.width * img.height > MAX_PIXELS:
                     return QrRead(None, Reason.IMAGE_UNREADABLE, "image has too many pixels")
                 gray = img.convert("L")
+    except UnidentifiedImageError:
+        return QrRead(None, Reason.IMAGE_UNREADABLE, "not a PNG or JPEG image")
     except Exception as err:  # Pillow raises many types on garbage
         return QrRead(None, Reason.IMAGE_UNREADABLE, f"not a readable image ({type(err).__name__})")
     try:
