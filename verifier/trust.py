@@ -153,6 +153,11 @@ class CertInfo:
     def valid_at(self, now: dt.datetime) -> bool:
         return self.not_before <= now <= self.not_after
 
+    @property
+    def readable(self) -> bool:
+        """False for a placeholder of a certificate no parser could read."""
+        return self.problem is None or self.problem.reason != DSC_MALFORMED
+
     def describe(self) -> str:
         """Subject as readable text (for ``trust show``)."""
         if self.problem is not None:
@@ -401,7 +406,17 @@ class TrustStore:
 
     @property
     def dscs(self) -> tuple[DscEntry, ...]:
-        return tuple(e for entries in self.by_kid.values() for e in entries)
+        """The readable certificates (for ``trust show`` and the PDF verifier's roots).
+
+        Unreadable ones (:attr:`unreadable`) only answer :meth:`candidates`, so
+        that a QR naming them gets ``dsc_malformed``.
+        """
+        return tuple(e for entries in self.by_kid.values() for e in entries if e.info.readable)
+
+    @property
+    def unreadable(self) -> tuple[DscEntry, ...]:
+        """Trusted certificates no parser could read, kept by kid."""
+        return tuple(e for entries in self.by_kid.values() for e in entries if not e.info.readable)
 
     def uvci_revoked(self, uvci: str) -> bool:
         """UVCI revocation (docs/trust-list.md): SHA-256 of the UTF-8 UVCI, first 16 bytes."""

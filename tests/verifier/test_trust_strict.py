@@ -269,6 +269,28 @@ def test_read_certificate_never_raises_on_content() -> None:
         assert err.value.reason == "certificate_invalid"
 
 
+def test_unreadable_certificate_answers_only_its_kid(
+    test_pki: pki_fixture.TestPki, tmp_path: Path
+) -> None:
+    """Kept out of ``dscs`` (trust show, the PDF verifier's roots), found by kid."""
+    junk = b"\x30\x03\x02\x01\x01"
+    trust = load_trust(
+        [
+            write(tmp_path / "junk.der", junk),
+            write(tmp_path / "d.pem", pem(test_pki.dsc_ec.certificate)),
+        ],
+        now=NOW,
+    )
+    assert [e.info.der for e in trust.unreadable] == [junk]
+    assert [e.info.der for e in trust.dscs] == [
+        test_pki.dsc_ec.certificate.public_bytes(Encoding.DER)
+    ]
+    (entry,) = trust.candidates(read_certificate(junk).kid)
+    assert entry.info.der == junk
+    only_junk = load_trust([write(tmp_path / "junk2.der", junk)], now=NOW)  # a verdict, not no_dsc
+    assert only_junk.dscs == () and len(only_junk.unreadable) == 1
+
+
 def test_parse_certificate_still_refuses_non_ec_rsa() -> None:
     """signer.issue and the trust-list signer rely on it; P-384 stays usable there."""
     folder = VECTORS / "key-ed25519"
