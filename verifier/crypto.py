@@ -34,6 +34,7 @@ _EC_ALGS = {
     CoseAlgorithm.ES384: (hashes.SHA384, "secp384r1", 48),
     CoseAlgorithm.ES512: (hashes.SHA512, "secp521r1", 66),
 }
+_EC_ALG_IDS = frozenset(int(a) for a in _EC_ALGS)
 #: RSA moduli a PS256 signature may use: hcert 1.x section 3.3.2 names a
 #: 2048-bit modulus (larger ones are accepted); OpenSSL refuses more than
 #: 16384 bits.
@@ -107,8 +108,9 @@ def verify_signature(public_key: object, alg: object, data: bytes, signature: by
     2048-16384 bits and a 32-byte salt, nothing else.
     """
     try:
-        if isinstance(public_key, ec.EllipticCurvePublicKey) and alg in _EC_ALGS:
-            hash_cls, curve, size = _EC_ALGS[CoseAlgorithm(alg)]  # type: ignore[arg-type]
+        ec_alg = _ec_alg(alg)
+        if isinstance(public_key, ec.EllipticCurvePublicKey) and ec_alg is not None:
+            hash_cls, curve, size = ec_alg
             if len(signature) != 2 * size or public_key.curve.name != curve:
                 return False
             public_key.verify(ecdsa_raw_to_der(signature), data, ec.ECDSA(hash_cls()))
@@ -121,6 +123,14 @@ def verify_signature(public_key: object, alg: object, data: bytes, signature: by
     except (InvalidSignature, ValueError):
         return False
     return False
+
+
+def _ec_alg(alg: object) -> tuple[type[hashes.HashAlgorithm], str, int] | None:
+    """(hash, curve, size) of an ECDSA COSE algorithm; None for anything else,
+    unhashable values from untrusted CBOR included."""
+    if not isinstance(alg, int) or isinstance(alg, bool):
+        return None
+    return _EC_ALGS.get(CoseAlgorithm(alg)) if alg in _EC_ALG_IDS else None
 
 
 def pss_salt_mismatch(public_key: object, alg: object, data: bytes, signature: bytes) -> bool:
@@ -173,7 +183,8 @@ def dcc_key_problem(public_key: object) -> str | None:
 def alg_matches_key(public_key: object, alg: object) -> bool:
     """Whether a COSE algorithm can be used with this public key at all."""
     if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return alg in _EC_ALGS and public_key.curve.name == _EC_ALGS[CoseAlgorithm(alg)][1]  # type: ignore[arg-type]
+        ec_alg = _ec_alg(alg)
+        return ec_alg is not None and public_key.curve.name == ec_alg[1]
     if isinstance(public_key, rsa.RSAPublicKey):
         return alg == CoseAlgorithm.PS256
     return False

@@ -239,6 +239,13 @@ def test_ecdsa_needs_the_curve_of_its_algorithm() -> None:
     assert not verify_signature(p256.public_key(), codec.CoseAlgorithm.ES384, b"m", sig)
 
 
+@pytest.mark.parametrize("alg", [[1], {}, None, True, 2**5000, -7.0, "ES256"])
+def test_odd_algorithm_values_never_raise(alg: Any, rsa_key: rsa.RSAPrivateKey) -> None:
+    for key in (ec.generate_private_key(ec.SECP256R1()), rsa_key):
+        assert not verify_signature(key.public_key(), alg, b"m", b"\0" * 64)
+        assert not pss_salt_mismatch(key.public_key(), alg, b"m", b"\0" * 64)
+
+
 def test_dcc_key_policy() -> None:
     """hcert 1.x 3.3.2: ES256 (P-256) and PS256 (RSA, 2048 bits; larger accepted)."""
     ok = [ec.generate_private_key(ec.SECP256R1()), rsa.generate_private_key(65537, 2048)]
