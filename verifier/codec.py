@@ -25,6 +25,7 @@ from typing import Any
 import cbor2
 
 from verifier.errors import CodecError
+from verifier.strict_cbor import MAX_DEPTH, loads_strict
 
 HC1_PREFIX = "HC1:"
 
@@ -33,14 +34,15 @@ HC1_PREFIX = "HC1:"
 MAX_DECOMPRESSED = 128 * 1024
 #: Cap on the text handed to the decoder (largest QR: 4296 alphanumerics).
 MAX_QR_TEXT = 8 * 1024
-#: Cap on CBOR nesting in untrusted input.
-MAX_CBOR_DEPTH = 16
+#: Cap on CBOR nesting (arrays, maps, tags) in untrusted input.
+MAX_CBOR_DEPTH = MAX_DEPTH
 
 
 class CoseHeader(IntEnum):
     """COSE header labels (RFC 9052 section 3.1)."""
 
     ALG = 1
+    CRIT = 2
     KID = 4
     X5CHAIN = 33
 
@@ -313,60 +315,13 @@ def from_qr_text(text: str) -> bytes:
 # CBOR on untrusted input
 
 
-_CBOR_CONTAINERS = (list, tuple, dict, cbor2.CBORTag)
-#: Exact types of decoded scalars, never containers: skipped without the
-#: (slower) isinstance checks against every container type.
-_CBOR_LEAVES = frozenset({str, int, bytes, float, bool, type(None)})
-
-
-def _depth_ok(obj: Any, depth: int = 0, max_items: int | None = None) -> bool:
-    """No item nested deeper than MAX_CBOR_DEPTH (the root is at ``depth``).
-
-    Walks level by level, so scalars cost no Python call: this runs on every
-    verified QR (three times) and is on the verifier's hot path.
-
-    ``max_items`` bounds the items walked: every CBOR item takes at least one
-    byte, so a tree decoded from ``n`` bytes has at most ``n`` items. More
-    means shared values (tags 28/29) repeated or in a cycle: a few bytes
-    that expand exponentially when walked (a memory and CPU bomb).
-    """
-    level = [obj]
-    budget = -1 if max_items is None else max_items
-    while level:
-        if depth > MAX_CBOR_DEPTH:
-            return False
-        children: list[Any] = []
-        for item in level:
-            if isinstance(item, dict):
-                children.extend(item)
-                children.extend(item.values())
-            elif isinstance(item, list | tuple):
-                children.extend(item)
-            elif isinstance(item, cbor2.CBORTag):
-                children.append(item.value)
-            if budget >= 0 and len(children) > budget:
-                return False
-        budget = -1 if budget < 0 else budget - len(children)
-        if children and depth + 1 > MAX_CBOR_DEPTH:
-            return False
-        level = [
-            c for c in children if type(c) not in _CBOR_LEAVES and isinstance(c, _CBOR_CONTAINERS)
-        ]
-        depth += 1
-    return True
-
-
 def cbor_loads(data: bytes, *, reason: str) -> Any:
-    """Decode untrusted CBOR; any failure becomes ``CodecError(reason)``."""
-    try:
-        obj = cbor2.loads(data)
-    except RecursionError:
-        raise CodecError(reason, "CBOR nested too deeply") from None
-    except Exception as err:  # cbor2 raises many exception types on garbage
-        raise CodecError(reason, f"malformed CBOR ({type(err).__name__})") from None
-    if not _depth_ok(obj, max_items=len(data)):
-        raise CodecError(reason, "CBOR nested too deeply or with repeated shared values")
-    return obj
+    """Decode one untrusted CBOR item strictly (:mod:`verifier.strict_cbor`):
+    no bytes after it, no duplicate map keys, integers within 64 bits, nesting
+    bounded. Any failure is a ``CodecError``: its own reason
+    (``trailing_bytes``, ``duplicate_map_key``, ``integer_out_of_range``) or
+    ``reason`` for CBOR that does not decode at all."""
+    return loads_strict(data, malformed=reason)
 
 
 # --------------------------------------------------------------------------
@@ -447,35 +402,125 @@ def encode_sign1(
     )
 
 
-def decode_sign1(data: bytes) -> Sign1:
-    """Parse COSE_Sign1 bytes; raises ``CodecError`` with reason ``cose_*``.
+def _tag_at(data: bytes, pos: int) -> tuple[int | None, int]:
+    """(tag number, position after its head) of a CBOR tag head at ``pos``,
+    or (None, pos) when no tag starts there."""
+    if pos >= len(data) or data[pos] >> 5 != 6:
+        return None, pos
+    info = data[pos] & 31
+    if info < 24:
+        return info, pos + 1
+    if info < 28:
+        end = pos + 1 + (1 << (info - 24))
+        if end > len(data):
+            raise CodecError("cose_malformed", "truncated CBOR tag")
+        return int.from_bytes(data[pos + 1 : end], "big"), end
+    raise CodecError("cose_malformed", "reserved CBOR additional information in a tag")
 
-    Accepts the tagged form (18), the untagged array and a CWT tag (61)
-    around either, as the hcert spec's verifiers do.
+
+def _untag_sign1(data: bytes) -> int:
+    """Where the COSE_Sign1 array starts, after its tags.
+
+    Three layouts: tag 18 (RFC 9052 section 4.2), the CWT tag 61 around
+    tag 18 (RFC 8392 section 6: tag 61 "MUST prefix a tagged object using
+    one of the COSE CBOR tags"), or no tag at all (hcert 1.x, section 3.3:
+    issuers send untagged COSE_Sign1 too; the official test vectors have
+    them). Anything else, 61 around an untagged array included, is
+    ``cose_wrong_tag``.
     """
-    obj = cbor_loads(data, reason="cose_malformed")
-    if isinstance(obj, cbor2.CBORTag) and obj.tag == CWT_TAG:
-        obj = obj.value
-    if isinstance(obj, cbor2.CBORTag):
-        if obj.tag != COSE_SIGN1_TAG:
-            raise CodecError("cose_wrong_tag", f"CBOR tag {obj.tag} is not COSE_Sign1 (18)")
-        obj = obj.value
-    if not isinstance(obj, list) or len(obj) != 4:
+    tag, pos = _tag_at(data, 0)
+    if tag is None:
+        return 0
+    if tag == CWT_TAG:
+        tag, pos = _tag_at(data, pos)
+        if tag is None:
+            raise CodecError("cose_wrong_tag", "CWT tag 61 around an untagged COSE_Sign1")
+    if tag != COSE_SIGN1_TAG:
+        raise CodecError("cose_wrong_tag", f"CBOR tag {tag} is not COSE_Sign1 (18)")
+    if _tag_at(data, pos)[0] is not None:
+        raise CodecError("cose_wrong_tag", "another tag inside the COSE_Sign1 tag")
+    return pos
+
+
+#: Header labels this verifier processes: ``alg`` and ``kid``. A ``crit``
+#: header naming any other label makes the message one it must reject
+#: (RFC 9052 section 3.1).
+PROCESSED_HEADERS = frozenset({int(CoseHeader.ALG), int(CoseHeader.KID)})
+
+
+def _check_labels(header: Mapping[Any, Any], where: str) -> None:
+    """Header labels are integers or text (RFC 9052 section 3: ``label = int / tstr``);
+    a ``true`` or ``1.0`` key would otherwise be read as label 1."""
+    for label in header:
+        if type(label) is not int and type(label) is not str:
+            raise CodecError(
+                "cose_malformed", f"{where} header has a label that is not int or text"
+            )
+
+
+def _check_crit(
+    protected: Mapping[Any, Any], unprotected: Mapping[Any, Any], processed: frozenset[int]
+) -> None:
+    """RFC 9052 section 3.1, ``crit`` (label 2): in the protected header only,
+    a non-empty array of labels, each present in the protected header and
+    each one the verifier processes."""
+    if CoseHeader.CRIT in unprotected:
+        raise CodecError("crit_malformed", "crit header in the unprotected bucket")
+    crit = protected.get(CoseHeader.CRIT)
+    if crit is None:
+        return
+    if not isinstance(crit, list | tuple) or not crit:
+        raise CodecError("crit_malformed", "crit header is not a non-empty array of labels")
+    for label in crit:
+        if type(label) is not int and type(label) is not str:
+            raise CodecError("crit_malformed", "crit header names something that is not a label")
+        if label not in processed:
+            raise CodecError(
+                "crit_unsupported", f"crit header names label {_short(label)}, not processed here"
+            )
+        if label not in protected:
+            raise CodecError(
+                "crit_malformed",
+                f"crit header names label {label}, absent from the protected header",
+            )
+
+
+def _short(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def decode_sign1(data: bytes, *, processed: frozenset[int] = PROCESSED_HEADERS) -> Sign1:
+    """Parse COSE_Sign1 bytes; raises ``CodecError`` with reason ``cose_*``,
+    ``crit_*`` or one of :func:`cbor_loads`'.
+
+    The tag layout is checked on the bytes (:func:`_untag_sign1`), so the
+    array is decoded as a top-level item: lists and dicts with cbor2 5 and
+    6 alike (cbor2 6 decodes the contents of tags as tuples and immutable
+    mappings). ``processed``: the header labels the caller acts on, for
+    ``crit``.
+    """
+    start = _untag_sign1(data)
+    obj = cbor_loads(data[start:] if start else data, reason="cose_malformed")
+    if not isinstance(obj, list | tuple) or len(obj) != 4:
         raise CodecError("cose_malformed", "COSE_Sign1 must be an array of four items")
     protected_bytes, unprotected, payload, signature = obj
     if not isinstance(protected_bytes, bytes):
         raise CodecError("cose_malformed", "protected header is not a byte string")
-    if not isinstance(unprotected, dict):
+    if not isinstance(unprotected, Mapping):
         raise CodecError("cose_malformed", "unprotected header is not a map")
     if not isinstance(payload, bytes):
         raise CodecError("cose_malformed", "payload is not a byte string")
     if not isinstance(signature, bytes):
         raise CodecError("cose_malformed", "signature is not a byte string")
-    protected: Any = {}
+    protected: Mapping[Any, Any] = {}
     if protected_bytes:
         protected = cbor_loads(protected_bytes, reason="cose_malformed")
-        if not isinstance(protected, dict):
+        if not isinstance(protected, Mapping):
             raise CodecError("cose_malformed", "protected header is not a map")
+    _check_labels(protected, "protected")
+    _check_labels(unprotected, "unprotected")
+    _check_crit(protected, unprotected, processed)
     return Sign1(
         protected_bytes=protected_bytes,
         protected=protected,
@@ -510,16 +555,27 @@ class Claims:
     dcc: Mapping[str, Any]
 
 
+def _check_claim_keys(claims: Mapping[Any, Any], where: str) -> None:
+    """Claim keys are integers or text (RFC 8392 section 3): a ``true`` or
+    ``4.0`` key would otherwise be read as claim 1 or 4."""
+    for key in claims:
+        if type(key) is not int and type(key) is not str:
+            raise CodecError("cwt_malformed", f"{where}: a key that is not int or text")
+
+
 def decode_cwt(payload: bytes) -> Claims:
-    """Parse a CWT payload; raises ``CodecError`` with reason ``cwt_*``."""
+    """Parse a CWT payload; raises ``CodecError`` with reason ``cwt_*`` or one
+    of :func:`cbor_loads`'. Claim keys are integers or text (RFC 8392 section 3)."""
     claims = cbor_loads(payload, reason="cwt_malformed")
-    if not isinstance(claims, dict):
+    if not isinstance(claims, Mapping):
         raise CodecError("cwt_malformed", "CWT payload is not a map")
+    _check_claim_keys(claims, "CWT claims")
     hcert = claims.get(int(CwtClaim.HCERT))
-    if not isinstance(hcert, dict):
+    if not isinstance(hcert, Mapping):
         raise CodecError("cwt_no_hcert", "CWT has no hcert claim (-260)")
+    _check_claim_keys(hcert, "hcert claim")
     dcc = hcert.get(HCERT_EU_DCC_V1)
-    if not isinstance(dcc, dict):
+    if not isinstance(dcc, Mapping):
         raise CodecError("cwt_no_hcert", "hcert claim has no EU DCC v1 payload (key 1)")
     iss = claims.get(int(CwtClaim.ISS))
     iat = claims.get(int(CwtClaim.IAT))

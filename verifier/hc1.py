@@ -32,7 +32,7 @@ from verifier.errors import CodecError
 from verifier.image import read_qr_text
 from verifier.result import Reason, Stage, Verdict, VerdictError
 from verifier.schema import NOT_JSON, schema_problems
-from verifier.trust import DscEntry, TrustStore
+from verifier.trust import DscEntry, TrustStore, signature_failure
 
 #: hcert 1.x section 3.3.2: the algorithms a DCC may be signed with.
 DCC_ALGORITHMS = (codec.CoseAlgorithm.ES256, codec.CoseAlgorithm.PS256)
@@ -55,8 +55,22 @@ def _reason(code: str, default: Reason) -> Reason:
         return default
 
 
+def qr_text_from_file(data: bytes) -> str:
+    """The QR text a file holds: UTF-8 (a byte-order mark is the encoding's,
+    not the text's), one final line ending ("\\n" or "\\r\\n") dropped, and
+    nothing else: a space is a base45 character (RFC 9285 section 4), so
+    spaces around the text are part of it and make it invalid rather than
+    being stripped. Undecodable bytes become U+FFFD and fail the checks."""
+    if data.endswith(b"\r\n"):
+        data = data[:-2]
+    elif data.endswith(b"\n"):
+        data = data[:-1]
+    return data.decode("utf-8-sig", errors="replace")
+
+
 def verify_qr_text(text: str, trust: TrustStore, *, now: dt.datetime) -> Verdict:
-    """Verify an ``HC1:`` text; the ``qr`` check is None (no image involved)."""
+    """Verify an ``HC1:`` text exactly as given (nothing stripped); the ``qr``
+    check is None (no image involved)."""
     return _guarded(text, trust, now, qr=None)
 
 
@@ -185,7 +199,9 @@ def _verify_cose(
 
 
 def _json_view(obj: Any, depth: int = 0) -> Any:
-    """The DCC as JSON sees it: CBOR date tags (0, 1, 100, 1004) back to text.
+    """The DCC as JSON sees it: maps as dicts, arrays as lists (cbor2 6
+    decodes the contents of tags as immutable mappings and tuples), CBOR date
+    tags (0, 1, 100, 1004) back to text.
 
     hcert 1.x 2.6.4 asks decoders to be permissive ("acceptance of any
     reasonable type conversion is strongly encouraged"); Sweden encodes
@@ -193,9 +209,9 @@ def _json_view(obj: Any, depth: int = 0) -> Any:
     """
     if depth > codec.MAX_CBOR_DEPTH:
         return obj
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):
         return {k: _json_view(v, depth + 1) for k, v in obj.items()}
-    if isinstance(obj, list):
+    if isinstance(obj, list | tuple):
         return [_json_view(x, depth + 1) for x in obj]
     if isinstance(obj, dt.datetime):
         text = obj.isoformat()
@@ -222,8 +238,8 @@ def _check_signature(
 
     # 6.1 The algorithm comes from the protected header only and is ES256 or PS256.
     alg = sign1.alg
-    if isinstance(alg, bool) or alg not in DCC_ALGORITHMS:
-        fail(Reason.UNSUPPORTED_ALG, f"algorithm {alg!r} is not ES256 or PS256")
+    if type(alg) is not int or alg not in DCC_ALGORITHMS:
+        fail(Reason.UNSUPPORTED_ALG, f"algorithm {_short(alg)} is not ES256 or PS256")
         alg = None
     # 6.2 kid from the protected header, else the unprotected one (protected wins).
     kid = sign1.kid
@@ -242,8 +258,9 @@ def _check_signature(
         if verify_signature(candidate.info.public_key, alg, to_check, sign1.signature):
             dsc = candidate
             break
-    if dsc is None:
-        return fail(Reason.BAD_SIGNATURE, "signature does not verify", candidates[0])
+    if dsc is None:  # why: a DSC that cannot sign DCCs, a PSS salt, or plainly bad
+        code, message = signature_failure(candidates, alg, to_check, sign1.signature)
+        return fail(_reason(code, Reason.BAD_SIGNATURE), message, candidates[0])
     ok = True
     if dsc.listed:
         # 6.5 A DSC from a trust list chains to a CSCA of the list.
@@ -269,11 +286,17 @@ def _uvcis(dcc: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
     for group in DCC_TYPES:
         entries = dcc.get(group)
-        if isinstance(entries, list):
+        if isinstance(entries, list | tuple):
             out.extend(
-                e["ci"] for e in entries if isinstance(e, dict) and isinstance(e.get("ci"), str)
+                e["ci"] for e in entries if isinstance(e, Mapping) and isinstance(e.get("ci"), str)
             )
     return out
+
+
+def _short(value: object, limit: int = 40) -> str:
+    """``repr`` cut to ``limit`` characters, for values from untrusted input in messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _finite(value: float) -> bool:
@@ -339,8 +362,7 @@ def _payload_and_schema(dcc: Mapping[str, Any]) -> tuple[Mapping[str, Any], list
     problems = schema_problems(dcc)
     if problems == [NOT_JSON]:
         view = _json_view(dcc)
-        if view != dcc:
-            return view, schema_problems(view)
+        return view, schema_problems(view)
     return dcc, problems
 
 

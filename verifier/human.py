@@ -78,6 +78,26 @@ _REASONS: Mapping[Reason, tuple[str, str]] = {
         "QR content is not a signed certificate",
         "mã QR không chứa chứng nhận có chữ ký",
     ),
+    Reason.CRIT_UNSUPPORTED: (
+        "the QR requires a signature feature this verifier does not support",
+        "mã QR yêu cầu tính năng chữ ký mà thiết bị kiểm tra không hỗ trợ",
+    ),
+    Reason.CRIT_MALFORMED: (
+        "QR content is not a valid signed certificate",
+        "mã QR không chứa chứng nhận có chữ ký hợp lệ",
+    ),
+    Reason.DUPLICATE_MAP_KEY: (
+        "QR content is malformed (a field appears twice)",
+        "nội dung mã QR sai cấu trúc (một trường xuất hiện hai lần)",
+    ),
+    Reason.TRAILING_BYTES: (
+        "QR content is malformed (extra data)",
+        "nội dung mã QR sai cấu trúc (có dữ liệu thừa)",
+    ),
+    Reason.INTEGER_OUT_OF_RANGE: (
+        "QR content is malformed (number out of range)",
+        "nội dung mã QR sai cấu trúc (số vượt giới hạn)",
+    ),
     Reason.CWT_MALFORMED: ("certificate content is malformed", "nội dung chứng nhận sai cấu trúc"),
     Reason.CWT_NO_HCERT: ("no health certificate in the QR", "mã QR không chứa chứng nhận y tế"),
     Reason.UNSUPPORTED_ALG: (
@@ -194,7 +214,7 @@ def _entry_lines(dcc: Mapping[str, Any], labels: Mapping[str, str]) -> list[str]
 
 def _entries(dcc: Mapping[str, Any], group: str) -> list[Mapping[str, Any]]:
     value = dcc.get(group)
-    if not isinstance(value, list):
+    if not isinstance(value, list | tuple):
         return []
     return [e for e in value if isinstance(e, Mapping)]
 

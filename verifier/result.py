@@ -63,6 +63,12 @@ class Reason(StrEnum):
     # cose
     COSE_MALFORMED = "cose_malformed"
     COSE_WRONG_TAG = "cose_wrong_tag"
+    CRIT_UNSUPPORTED = "crit_unsupported"
+    CRIT_MALFORMED = "crit_malformed"
+    # cose or cwt: strict CBOR (verifier.strict_cbor)
+    DUPLICATE_MAP_KEY = "duplicate_map_key"
+    TRAILING_BYTES = "trailing_bytes"
+    INTEGER_OUT_OF_RANGE = "integer_out_of_range"
     # cwt
     CWT_MALFORMED = "cwt_malformed"
     CWT_NO_HCERT = "cwt_no_hcert"
@@ -195,12 +201,30 @@ class Verdict:
         }
 
     def to_json(self, *, indent: int | None = None) -> str:
-        """:meth:`to_dict` as JSON text (UTF-8 safe, never raises on odd payloads)."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent, allow_nan=False)
+        """:meth:`to_dict` as JSON text; never raises on odd payloads.
+
+        UTF-8 text as a rule; escaped (``\\udcff``) when a text holds lone
+        surrogates (a QR text given on a command line of undecodable bytes),
+        which no UTF-8 output could print. Should the payload still not
+        serialise (a bug), it is left out rather than the whole verdict.
+        """
+        data = self.to_dict()
+        try:
+            text = json.dumps(data, ensure_ascii=False, indent=indent, allow_nan=False)
+        except (ValueError, TypeError, RecursionError):
+            data["payload"] = None
+            text = json.dumps(data, ensure_ascii=False, indent=indent, allow_nan=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(data, ensure_ascii=True, indent=indent, allow_nan=False)
+        return text
 
 
-#: Larger integers (CBOR bignums in untrusted payloads) are shown in hex:
-#: Python refuses to turn an int of more than 4300 decimal digits into text.
+#: Larger integers are shown in hex: Python refuses to turn an int of more
+#: than 4,300 decimal digits into text. The verifier's decoder already
+#: refuses integers beyond 64 bits (verifier.strict_cbor); this keeps the
+#: JSON view safe for any payload it is given.
 _MAX_INT_BITS = 14_000
 
 
@@ -208,11 +232,12 @@ def jsonable(obj: Any, _depth: int = 0) -> Any:
     """Best-effort JSON view of decoded CBOR: bytes as base64, odd keys as text.
 
     Payloads come from untrusted input, so this never raises: anything JSON
-    cannot hold is turned into a string.
+    cannot hold is turned into a string. Mappings and arrays of any kind
+    (cbor2 6 decodes the contents of tags as immutable mappings and tuples).
     """
     if _depth > 64:
         return None
-    if isinstance(obj, int) and obj.bit_length() > _MAX_INT_BITS:
+    if isinstance(obj, int) and not isinstance(obj, bool) and obj.bit_length() > _MAX_INT_BITS:
         return hex(obj)  # str() and json.dumps refuse ints beyond 4300 digits
     if obj is None or isinstance(obj, bool | int | str):
         return obj
@@ -221,11 +246,30 @@ def jsonable(obj: Any, _depth: int = 0) -> Any:
     if isinstance(obj, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(obj)).decode("ascii")
     if isinstance(obj, Mapping):
-        return {
-            (k if isinstance(k, str) else str(k)): jsonable(v, _depth + 1) for k, v in obj.items()
-        }
+        return {_key_text(k, _depth): jsonable(v, _depth + 1) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [jsonable(x, _depth + 1) for x in obj]
     if hasattr(obj, "isoformat"):
-        return str(obj.isoformat())
-    return str(obj)
+        return _text(obj.isoformat)
+    return _text(obj.__str__)
+
+
+def _key_text(key: Any, depth: int) -> str:
+    """A map key as JSON object key text (JSON keys are strings)."""
+    if isinstance(key, str):
+        return key
+    value = jsonable(key, depth + 1)
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        return "?"
+
+
+def _text(render: Any) -> str:
+    try:
+        text = render()
+    except Exception:  # an odd object from untrusted input must not break the view
+        return "?"
+    return text if isinstance(text, str) else "?"
