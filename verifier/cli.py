@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from verifier.errors import ConfigError, PassportError
-from verifier.hc1 import verify_qr_image, verify_qr_text
+from verifier.hc1 import qr_text_from_file, verify_qr_image, verify_qr_text
 from verifier.human import LANGS, render
 from verifier.image import MAX_IMAGE_BYTES
 from verifier.result import Reason, Verdict
@@ -105,8 +105,7 @@ def _read_qr_file(path: str) -> str:
                 data = fh.read(_MAX_QR_FILE + 1)
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror}") from None
-    # Undecodable bytes stay visible as U+FFFD and fail the prefix/base45 checks.
-    return data.decode("utf-8-sig", errors="replace").strip()
+    return qr_text_from_file(data)  # one final line ending dropped, nothing stripped
 
 
 def _read_image(path: str) -> bytes:
