@@ -20,8 +20,8 @@ Checklist (each item has its own code in templates/reason-codes.json):
    the sex and century, even = male, odd = female, 0/1 = 1900s ... 8/9 =
    2300s (``cccd_sex_mismatch``); YY the last two digits of the birth year
    (with G, ``cccd_birth_year_mismatch``). Foreigners (nationality an ISO
-   3166-1 alpha-2 code other than VN; anything else, e.g. empty, "Việt Nam"
-   or "VNM", is a citizen): a passport number, 6-20 letters/digits
+   3166-1 alpha-2 or alpha-3 code other than VN/VNM; anything else, e.g.
+   empty or "Việt Nam", is a citizen): a passport number, 6-20 letters/digits
    (``passport_format``), never looked up in the registry.
 2. Name: present (``name_missing``); letters, spaces, ``' - .`` only
    (``name_invalid``). Case, whitespace and NFC are normalised, never flagged.
@@ -126,13 +126,18 @@ def _parse_date(text: str) -> dt.date | None:
         return None
 
 
-_FOREIGN = re.compile(r"[A-Z]{2}", re.ASCII)
+_FOREIGN = re.compile(r"[A-Z]{2,3}", re.ASCII)
+_VIETNAMESE = frozenset({"VN", "VNM"})
 
 
 def is_citizen(record: Record) -> bool:
-    """Not provably foreign: only an alpha-2 code other than VN skips the CCCD and registry checks."""
+    """Not provably foreign: an ISO 3166-1 alpha-2 or alpha-3 code other than VN/VNM is foreign.
+
+    Anything else (empty, "Việt Nam", "VIETNAM") is a citizen: a citizen's ID is
+    checked, a foreigner's passport is not looked up.
+    """
     nat = record.nationality
-    return nat == "VN" or _FOREIGN.fullmatch(nat) is None
+    return nat in _VIETNAMESE or _FOREIGN.fullmatch(nat) is None
 
 
 def needs_registry(record: Record, codes: tuple[str, ...]) -> bool:
@@ -187,11 +192,12 @@ def check_doses(record: Record, dob: PartialDate | None, today: dt.date, tables:
             found.add("dose_before_birth")
         dated.append((day, dose.dose_number, dose.series_doses, product))
     dated.sort(key=lambda d: d[0])
-    for (d1, n1, s1, p1), (d2, n2, _s2, _p2) in itertools.pairwise(dated):
+    for (d1, n1, s1, p1), (d2, n2, _s2, p2) in itertools.pairwise(dated):
         if n1 and n2 and n2 <= n1:
             found.add("dose_order")
         booster = bool(s1 and n2 and n2 > s1)
-        minimum = tables.booster_min_days if booster else (tables.min_days(p1) if p1 else 0)
+        # an unknown product takes the other dose's minimum, else the table's minimum for unknowns: never 0
+        minimum = tables.booster_min_days if booster else tables.min_days(p1 or p2)
         if (d2 - d1).days < minimum:
             found.add("dose_interval_short")
     return [c for c in _DOSE_ORDER if c in found]
@@ -226,7 +232,8 @@ def check_record(record: Record, *, today: dt.date, tables: Tables | None = None
                 dob_codes.append("dob_implausible")
             if parsed.after(today):
                 dob_codes.append("dob_future")
-    codes += check_id(record, dob, tables)
+    # a date of birth with its own code is not compared with the ID's digits or the doses again
+    codes += check_id(record, dob if not dob_codes else None, tables)
     if not record.full_name:
         codes.append("name_missing")
     elif not name_is_valid(record.full_name):
@@ -234,7 +241,7 @@ def check_record(record: Record, *, today: dt.date, tables: Tables | None = None
     if is_citizen(record) and not record.sex:
         codes.append("sex_missing")
     codes += dob_codes
-    codes += check_doses(record, dob, today, tables)
+    codes += check_doses(record, dob if not dob_codes else None, today, tables)
     return tuple(codes)
 
 
@@ -256,21 +263,62 @@ def dates_agree(a: str, b: str) -> bool:
     return n >= 4 and a[:n] == b[:n] and len(a) in (4, 7, 10) and len(b) in (4, 7, 10)
 
 
-def compare_with_registry(record: Record, entry: RegistryEntry) -> tuple[str, ...]:
-    """The ``registry_*`` codes for a record whose ID the registry knows."""
+def compare_with_registry(
+    record: Record, entry: RegistryEntry, *, name: bool = True, dob: bool = True
+) -> tuple[str, ...]:
+    """The ``registry_*`` codes for a record whose ID the registry knows (``name``/``dob``: compare them)."""
     codes = []
-    if name_key(record.full_name) != name_key(entry.full_name) and tone_key(record.full_name) != tone_key(
-        entry.full_name
-    ):
+    if name and name_key(record.full_name) != name_key(entry.full_name) and tone_key(
+        record.full_name
+    ) != tone_key(entry.full_name):
         if name_fold(record.full_name) == name_fold(entry.full_name):
             codes.append("registry_name_diacritics")
         else:
             codes.append("registry_name_mismatch")
-    if not dates_agree(record.date_of_birth, entry.date_of_birth):
+    if dob and not dates_agree(record.date_of_birth, entry.date_of_birth):
         codes.append("registry_dob_mismatch")
     if record.sex in ("M", "F") and entry.sex in ("M", "F") and record.sex != entry.sex:
         codes.append("registry_sex_mismatch")
     return tuple(codes)
+
+
+#: The record's own date-of-birth codes: the date is wrong already, so it is not compared further.
+DOB_CODES = frozenset({"dob_missing", "dob_format", "dob_invalid_date", "dob_implausible", "dob_future"})
+NAME_CODES = frozenset({"name_missing", "name_invalid"})
+CCCD_CODES = frozenset({"cccd_province_unknown", "cccd_sex_mismatch", "cccd_birth_year_mismatch"})
+
+
+def with_registry(record: Record, codes: tuple[str, ...], entry: RegistryEntry | None) -> tuple[str, ...]:
+    """The record's codes once the registry has answered for its ID: one cause, one reason (issue 9, point 4).
+
+    - The registry does not know the ID: ``registry_not_found``, unless a
+      ``cccd_*`` code already says why (a digit that cannot be right).
+    - The registry knows the ID: the ID is real. A ``cccd_sex_mismatch`` or
+      ``cccd_birth_year_mismatch`` whose digits agree with the registry's
+      person is the record's sex or date of birth being wrong, reported once,
+      as ``registry_sex_mismatch``/``registry_dob_mismatch``; a province code
+      the table lacks is no reason to send the police after a real ID.
+    - A name or date of birth with its own code (missing, malformed, ...) is
+      not compared with the registry again.
+    """
+    if entry is None:
+        if CCCD_CODES.intersection(codes):
+            return codes
+        return (*codes, "registry_not_found")
+    ident = record.id_number
+    keep = set(codes)
+    if len(ident) == 12:
+        g = int(ident[3])
+        keep.discard("cccd_province_unknown")
+        if entry.sex not in ("M", "F") or entry.sex == ("M" if g % 2 == 0 else "F"):
+            keep.discard("cccd_sex_mismatch")
+        year = 1900 + (g // 2) * 100 + int(ident[4:6])
+        if entry.date_of_birth[:4] == str(year):
+            keep.discard("cccd_birth_year_mismatch")
+    base = tuple(c for c in codes if c in keep)
+    extra = compare_with_registry(record, entry, name=not NAME_CODES.intersection(codes),
+                                  dob=not DOB_CODES.intersection(codes))  # fmt: skip
+    return base + extra
 
 
 #: The registry fields a ``registry_*`` code says differ.

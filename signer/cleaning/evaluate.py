@@ -12,10 +12,16 @@ CSVs), as a user would, and matches them to ``truth.jsonl`` by line number.
   also not in the registry).
 - A record is a *false positive* when it was clean but flagged; a *false
   negative* when it was injected but its expected codes were not all found.
-- Per-code precision: of the records flagged with a code, the share that
-  carried an injected error.
-- Suggestions: of the injected errors whose true registry entry is unique in
-  its commune, the share for which exactly that ID was suggested.
+- Per-code precision, strict: of the records flagged with a code, the share
+  whose injected error expects that code (an extra code on another kind's
+  record counts against it: one cause, one reason); per-code recall: of the
+  injected errors expecting a code, the share that got it.
+- Exact match per kind: the share of a kind's records reported with exactly
+  the expected codes, and which extra codes the others got.
+- Suggestions: expected for every injected ID error (``true_id``, the person's
+  real ID); right when exactly that ID was suggested, wrong when another one
+  was (or any on a line without an ID error). Precision = right / made,
+  recall = right / expected.
 """
 
 from __future__ import annotations
@@ -49,27 +55,44 @@ def evaluate(truth_path: str | Path, out_dir: str | Path, verified_lines: int | 
     truth = [json.loads(line) for line in Path(truth_path).read_text("utf-8").splitlines() if line.strip()]
     injected = {t["line"]: t for t in truth}
     per_kind: dict[str, list[int]] = {}
+    exact_kind: dict[str, int] = {}
+    extra_codes: dict[str, dict[str, int]] = {}
     found = 0
-    sugg_expected = sugg_right = sugg_wrong = 0
+    sugg_expected = sugg_right = 0
     for line, t in injected.items():
-        ok = set(t["expected"]) <= reported.get(line, set())
+        got = reported.get(line, set())
+        ok = set(t["expected"]) <= got
         found += ok
         per_kind.setdefault(t["kind"], [0, 0])
         per_kind[t["kind"]][0] += 1
         per_kind[t["kind"]][1] += ok
-        if t.get("suggestion"):
+        exact_kind[t["kind"]] = exact_kind.get(t["kind"], 0) + (got == set(t["expected"]))
+        for c in got - set(t["expected"]):
+            extra_codes.setdefault(t["kind"], {})
+            extra_codes[t["kind"]][c] = extra_codes[t["kind"]].get(c, 0) + 1
+    for line, t in injected.items():  # the true person: "true_id" (every ID error), else the unique "suggestion"
+        true_id = t.get("true_id") or t.get("suggestion")
+        if true_id:
             sugg_expected += 1
-            sugg_right += suggestions.get(line) == t["suggestion"]
-        if line in suggestions and t.get("suggestion") and suggestions[line] != t["suggestion"]:
-            sugg_wrong += 1
+            sugg_right += suggestions.get(line) == true_id
+    sugg_made = len(suggestions)
+    sugg_wrong = sum(1 for line, v in suggestions.items()
+                     if v != (injected.get(line, {}).get("true_id") or injected.get(line, {}).get("suggestion")))  # fmt: skip
     false_positive = sorted(line for line in reported if line not in injected)
     flagged_injected = sum(1 for line in reported if line in injected)
+    # Per code, strictly: a code is right only on a line whose injected error expects it
+    # (another injected error's extra code counts against the code's precision).
     per_code: dict[str, list[int]] = {}
     for line, codes in reported.items():
+        expected = set(injected[line]["expected"]) if line in injected else set()
         for c in codes:
-            per_code.setdefault(c, [0, 0])
+            per_code.setdefault(c, [0, 0, 0])
             per_code[c][0] += 1
-            per_code[c][1] += line in injected
+            per_code[c][1] += c in expected
+    expected_by_code: dict[str, int] = {}
+    for t in injected.values():
+        for c in t["expected"]:
+            expected_by_code[c] = expected_by_code.get(c, 0) + 1
     verified = 0
     vpath = out / "verified.jsonl"
     if vpath.exists():
@@ -86,10 +109,15 @@ def evaluate(truth_path: str | Path, out_dir: str | Path, verified_lines: int | 
         "record_precision": flagged_injected / flagged if flagged else 1.0,
         "verified": verified,
         "recall_by_kind": {k: v[1] / v[0] for k, v in sorted(per_kind.items())},
+        "exact_by_kind": {k: exact_kind[k] / v[0] for k, v in sorted(per_kind.items())},
+        "extra_codes_by_kind": {k: dict(sorted(v.items())) for k, v in sorted(extra_codes.items())},
         "injected_by_kind": {k: v[0] for k, v in sorted(per_kind.items())},
         "precision_by_code": {k: v[1] / v[0] for k, v in sorted(per_code.items())},
+        "recall_by_code": {c: min(1.0, per_code.get(c, [0, 0])[1] / n) for c, n in sorted(expected_by_code.items())},
         "suggestions_expected": sugg_expected,
+        "suggestions_made": sugg_made,
         "suggestions_right": sugg_right,
         "suggestions_wrong": sugg_wrong,
         "missed": sorted(line for line, t in injected.items() if not set(t["expected"]) <= reported.get(line, set()))[:20],
     }
+

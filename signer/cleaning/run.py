@@ -65,10 +65,10 @@ from verifier.errors import ConfigError
 from .checks import (
     DIFFERING_FIELD,
     check_record,
-    compare_with_registry,
     dates_agree,
     is_citizen,
     needs_registry,
+    with_registry,
 )
 from .dupes import fix_cross_duplicates
 from .outputs import Summary, write_reconciliation
@@ -81,7 +81,7 @@ from .text import name_fold
 
 log = logging.getLogger("signer.cleaning")
 CHUNK = 2000
-CHECKS_VERSION = "2"  # bump when a check changes: stored verdicts of older rules are re-checked
+CHECKS_VERSION = "3"  # bump when a check changes: stored verdicts of older rules are re-checked
 PARALLEL_MIN_BYTES = 4 << 20
 ROW_REASONS = {"column_count", "bad_encoding", "bad_json", "bad_csv", "bad_number", "bad_sex", "bad_doses",
                "line_too_long", "field_too_long", "rows_disagree"}  # fmt: skip
@@ -185,14 +185,8 @@ def _check_chunk(records: list[Record], registry: Registry, tables: Tables, toda
     for rec, codes, ask in zip(records, base, asks, strict=True):
         fields: tuple[str, ...] = ()
         if ask:
-            entry = found.get(rec.id_number)
-            if entry is None:
-                codes += ("registry_not_found",)
-            else:
-                extra = compare_with_registry(rec, entry)
-                if extra:
-                    codes += extra
-                    fields = tuple(dict.fromkeys(DIFFERING_FIELD[c] for c in extra))
+            codes = with_registry(rec, codes, found.get(rec.id_number))
+            fields = tuple(dict.fromkeys(DIFFERING_FIELD[c] for c in codes if c in DIFFERING_FIELD))
         out.append(_Verdict(codes, fields, _suggest(rec, codes, registry) if codes else ""))
     return out
 

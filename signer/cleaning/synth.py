@@ -69,6 +69,7 @@ PLACE_WORDS = ["An", "Bình", "Tân", "Phú", "Hòa", "Thạnh", "Long", "Mỹ",
                "Quang", "Minh", "Đức", "Hải", "Thành", "Xuân", "Khánh", "Hội", "Lộc", "Định"]  # fmt: skip
 FOREIGN = [("US", "John Smith"), ("KR", "Kim Min Jun"), ("JP", "Sato Haruto"), ("FR", "Marie Dubois"),
            ("GB", "Oliver Brown"), ("AU", "Emily Wilson"), ("DE", "Lukas Müller"), ("CN", "Wang Fang")]  # fmt: skip
+ALPHA3 = {"US": "USA", "KR": "KOR", "JP": "JPN", "FR": "FRA", "GB": "GBR", "AU": "AUS", "DE": "DEU", "CN": "CHN"}
 PRODUCTS = [("AstraZeneca", 35, 2), ("Pfizer", 20, 2), ("Sinopharm", 20, 2), ("Moderna", 10, 2),
             ("Sputnik V", 3, 2), ("Hayat-Vax", 3, 2), ("Abdala", 4, 3), ("Janssen", 5, 1)]  # fmt: skip
 BOOSTERS = ["Pfizer", "Moderna", "AstraZeneca"]
@@ -187,13 +188,27 @@ def _doses(rng: random.Random, dob: str, commune: str) -> tuple[Dose, ...]:
     for n in range(1, count + 1):
         if n > 1:
             day += dt.timedelta(days=tables.min_days(product) + rng.randrange(60))
-        out.append(Dose(day.isoformat(), product, _lot(rng, product), n, series, site))
+        out.append(Dose(day.isoformat(), _spelling(rng, product), _lot(rng, product), n, series, site))
     if count == series and rng.random() < 0.5:
         for n in range(series + 1, series + 1 + rng.choice((1, 1, 2))):
             day += dt.timedelta(days=tables.booster_min_days + rng.randrange(120))
             booster = rng.choice(BOOSTERS)
-            out.append(Dose(day.isoformat(), booster, _lot(rng, booster), n, n, site))
+            out.append(Dose(day.isoformat(), _spelling(rng, booster), _lot(rng, booster), n, n, site))
     return tuple(out)
+
+
+_VACCINES = json.loads((Path(__file__).parents[2] / "templates" / "vaccines.json").read_text("utf-8"))["vaccines"]
+
+
+def _spelling(rng: random.Random, product: str) -> str:
+    """How an export names the product: mostly its name, often the EU product code or an alias (issue 9)."""
+    r = rng.random()
+    if r < 0.7:
+        return product
+    entry = _VACCINES[product]
+    if r < 0.9:
+        return str(entry["mp"])
+    return str(rng.choice(entry["aliases"]))
 
 
 def _lot(rng: random.Random, product: str) -> str:
@@ -278,7 +293,7 @@ class _Injector:
             return replace(rec, date_of_birth=other.isoformat()), [kind]
         if kind == "registry_sex_mismatch" and rec.sex:
             flipped = "F" if rec.sex == "M" else "M"
-            return replace(rec, sex=flipped), [kind] + (["cccd_sex_mismatch"] if cccd else [])
+            return replace(rec, sex=flipped), [kind]  # the ID is right: one cause, one reason
         if kind == "dose_missing":
             return replace(rec, doses=()), [kind]
         doses = list(rec.doses)
@@ -294,7 +309,7 @@ class _Injector:
             before = dt.date.fromisoformat(dob) - dt.timedelta(days=rng.randrange(1, 400))
             doses[0] = replace(doses[0], date=before.isoformat())
             return replace(rec, doses=tuple(doses)), [kind]
-        if kind == "dose_order" and len(doses) >= 2:
+        if kind == "dose_order" and len(doses) >= 2 and doses[1].dose_number <= doses[0].series_doses:
             a, b = doses[0], doses[1]
             doses[0], doses[1] = replace(a, dose_number=b.dose_number), replace(b, dose_number=a.dose_number)
             return replace(rec, doses=tuple(doses)), [kind]
@@ -373,6 +388,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
             foreign = rng.random() < cfg.foreigner_rate
             if foreign:
                 nat, name = rng.choice(FOREIGN)
+                nat = ALPHA3[nat] if rng.random() < 0.5 else nat  # exports use both ISO 3166-1 forms
                 rec = Record(
                     record_id=f"R{i:08d}", full_name=name, date_of_birth=p.dob, sex=p.sex,
                     nationality=nat, id_number=f"{rng.choice('BCEKMN')}{rng.randrange(10**6, 10**7)}",
@@ -382,7 +398,8 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
                 dob = p.dob[:4] if p.dob < "1950" and rng.random() < 0.2 else p.dob
                 rec = Record(
                     record_id=f"R{i:08d}", full_name=p.full_name, date_of_birth=dob, sex=p.sex,
-                    nationality="VN", id_number=p.id_number, doses=_doses(rng, p.dob, p.commune),
+                    nationality="VNM" if rng.random() < 0.2 else "VN", id_number=p.id_number,
+                    doses=_doses(rng, p.dob, p.commune),
                     province=p.province, commune=p.commune,
                 )  # fmt: skip
             entry: dict[str, Any] | None = None
@@ -390,6 +407,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
                 kind = rng.choice(cfg.kinds)
                 if kind == "passport_format":
                     nat, name = rng.choice(FOREIGN)
+                    nat = ALPHA3[nat] if rng.random() < 0.5 else nat
                     bad = rng.choice(["AB-12", "12345", "C 12/345"])
                     applied: tuple[Record, list[str]] | None = (
                         replace(rec, nationality=nat, full_name=name, id_number=bad), ["passport_format"]

@@ -6,10 +6,14 @@
     ('Hồ Chí Minh', 'Sinopharm', 21)
 
 - ``templates/provinces.json``: the 63 CCCD province codes (Circular 07/2016/TT-BCA).
-- ``templates/dose-intervals.json``: minimum days between doses of a series.
+- ``templates/dose-intervals.json``: minimum days between doses, each with its
+  source (the product's label or the Ministry's guidance), the booster minimum
+  and the minimum applied to an unknown product (never 0).
 - ``templates/reason-codes.json``: reason codes with Vietnamese/English labels.
-- ``templates/vaccines.json`` (the signer's value-set mapping): known products
-  and their aliases. Without it the products of the interval table are known.
+- ``templates/vaccines.json`` (the signer's value-set mapping): known products,
+  recognised by canonical name, alias, EU product code (``mp``, e.g.
+  ``EU/1/21/1529``) or display name. Without it the products of the interval
+  table are known.
 
 Loading checks the files (a broken table is a :class:`ConfigError`, raised
 before any record is read). ``fingerprint`` hashes all of them: the results
@@ -47,7 +51,9 @@ class Tables:
     provinces: dict[str, str]  # CCCD code -> short name
     reasons: dict[str, Reason]
     intervals: dict[str, int]  # canonical product -> minimum days
+    interval_sources: dict[str, str]  # canonical product -> where its minimum comes from
     booster_min_days: int
+    unknown_min_days: int  # minimum after a dose of an unrecognised product (never 0)
     vaccine_aliases: dict[str, str]  # vaccine_key(alias) -> canonical product
     fingerprint: str
     _cache: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
@@ -62,8 +68,11 @@ class Tables:
         found = cache[name] = self.vaccine_aliases.get(vaccine_key(name))
         return found
 
-    def min_days(self, product: str) -> int:
-        return self.intervals.get(product, 0)
+    def min_days(self, product: str | None) -> int:
+        """Minimum days after a dose of ``product``; :attr:`unknown_min_days` when it is not known."""
+        if product is None:
+            return self.unknown_min_days
+        return self.intervals.get(product, self.unknown_min_days)
 
 
 def vaccine_key(name: str) -> str:
@@ -113,7 +122,11 @@ def load_tables() -> Tables:
         di, raw = _read("dose-intervals.json")
         digest.update(raw)
         intervals = {name: int(v["min_days"]) for name, v in di["products"].items()}
+        sources = {name: str(v["source"]) for name, v in di["products"].items()}
         booster = int(di["booster_min_days"])
+        unknown = int(di["unknown_product_min_days"])
+        if not all(sources.values()) or min([booster, unknown, *intervals.values()]) <= 0:
+            raise ConfigError("templates/dose-intervals.json: every minimum must be > 0 and have a source")
 
         aliases: dict[str, str] = {}
         vac = _optional("vaccines.json")
@@ -121,8 +134,11 @@ def load_tables() -> Tables:
             digest.update(vac[1])
             for canon, entry in vac[0]["vaccines"].items():
                 aliases[vaccine_key(canon)] = canon
-                for alias in entry.get("aliases", []):
-                    aliases.setdefault(vaccine_key(alias), canon)
+                names = [*entry.get("aliases", []), entry.get("mp"), entry.get("name_en"), entry.get("name_vi")]
+                for alias in names:
+                    key = vaccine_key(alias) if isinstance(alias, str) else ""
+                    if key and aliases.setdefault(key, canon) != canon:
+                        raise ConfigError(f"templates/vaccines.json: {alias!r} names two products")
         else:
             aliases = {vaccine_key(name): name for name in intervals}
     except (KeyError, TypeError, ValueError, AttributeError) as err:
@@ -134,7 +150,9 @@ def load_tables() -> Tables:
         provinces=provinces,
         reasons=reasons,
         intervals=intervals,
+        interval_sources=sources,
         booster_min_days=booster,
+        unknown_min_days=unknown,
         vaccine_aliases=aliases,
         fingerprint=digest.hexdigest()[:16],
     )

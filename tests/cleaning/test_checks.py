@@ -113,7 +113,8 @@ def test_cccd_sex_and_century_digit(digit: str, sex: str, year: int) -> None:
     assert "cccd_sex_mismatch" not in found and "cccd_birth_year_mismatch" not in found
     other = "F" if sex == "M" else "M"
     assert "cccd_sex_mismatch" in check_record(replace(rec, sex=other), today=today)
-    assert "cccd_birth_year_mismatch" in check_record(replace(rec, date_of_birth=str(year + 100)), today=today)
+    later = dt.date(year + 101, 1, 1)  # a date of birth in the future has its own code (dob_future) instead
+    assert "cccd_birth_year_mismatch" in check_record(replace(rec, date_of_birth=str(year + 100)), today=later)
 
 
 def test_cmnd_and_passports() -> None:
@@ -197,9 +198,12 @@ def test_nationality_spelt_out_is_still_a_citizen(nationality: str) -> None:
     assert check_record(replace(CLEAN, nationality=nationality), today=TODAY) == ()
 
 
-def test_foreigner_needs_an_alpha2_code() -> None:
-    foreign = replace(CLEAN, nationality="US", id_number="C1234567", sex="")
+@pytest.mark.parametrize("nationality", ["US", "USA", "KOR", "CHN", "KR", "FRA"])
+def test_foreigner_has_an_alpha2_or_alpha3_code(nationality: str) -> None:
+    # USA, KOR, CHN used to count as Vietnamese: every foreigner got id_format (issue 9, point 3).
+    foreign = replace(CLEAN, nationality=nationality, id_number="C1234567", sex="")
     assert check_record(foreign, today=TODAY) == ()
+    assert check_record(replace(foreign, id_number="C 12/3"), today=TODAY) == ("passport_format",)
 
 
 @pytest.mark.parametrize(
@@ -219,3 +223,55 @@ def test_tone_on_another_letter_is_still_a_diacritics_mismatch() -> None:
         assert compare_with_registry(replace(CLEAN, full_name=a), replace(REG, full_name=b)) == (
             "registry_name_diacritics",
         )
+
+
+@pytest.mark.parametrize("code", ["EU/1/21/1529", "EU/1/20/1528", "EU/1/20/1507", "EU/1/20/1525", "eu/1/21/1529 "])
+def test_eu_product_codes_are_vaccines(code: str) -> None:
+    # The mp codes of our own templates/vaccines.json came out vaccine_unknown (issue 9, point 2).
+    t = load_tables()
+    assert t.canonical_vaccine(code) in {"AstraZeneca", "Pfizer", "Moderna", "Janssen"}
+    rec = replace(CLEAN, doses=(replace(AZ1, vaccine=code), replace(AZ2, vaccine=code)))
+    assert "vaccine_unknown" not in codes(rec)
+
+
+def test_an_unknown_product_does_not_remove_the_minimum_interval() -> None:
+    t = load_tables()
+    assert t.min_days(None) == t.unknown_min_days > 0
+    three_days = (replace(AZ1, vaccine="Covaxin"), replace(AZ2, vaccine="Covaxin", date="2021-08-05"))
+    assert codes(replace(CLEAN, doses=three_days)) == ("vaccine_unknown", "dose_interval_short")
+    # the known product of the other dose gives the minimum: 20 days after an unknown first dose, AstraZeneca needs 28
+    mixed = (replace(AZ1, vaccine="Covaxin"), replace(AZ2, date="2021-08-22"))
+    assert codes(replace(CLEAN, doses=mixed)) == ("vaccine_unknown", "dose_interval_short")
+
+
+def test_every_minimum_interval_has_its_source() -> None:
+    t = load_tables()
+    assert set(t.interval_sources) == set(t.intervals) and all(len(s) > 20 for s in t.interval_sources.values())
+    assert "4 to 12 weeks" in t.interval_sources["AstraZeneca"]
+
+
+@pytest.mark.parametrize(
+    ("mutation", "in_registry", "expected"),
+    [
+        # the record's sex is wrong, the ID is right: one reason, not also cccd_sex_mismatch (issue 9, point 4)
+        (dict(sex="M"), True, ("registry_sex_mismatch",)),
+        (dict(date_of_birth="1986-03-14"), True, ("registry_dob_mismatch",)),
+        # a digit that cannot be right explains why the registry does not know the ID
+        (dict(id_number="079085001234"), False, ("cccd_sex_mismatch",)),
+        (dict(id_number="003185001234"), False, ("cccd_province_unknown",)),
+        (dict(id_number="079186001234"), False, ("cccd_birth_year_mismatch",)),
+        (dict(id_number="079185999999"), False, ("registry_not_found",)),
+        # a date of birth or name with its own code is not compared again
+        (dict(date_of_birth="2099-03-14"), True, ("dob_future",)),
+        (dict(date_of_birth="1890-03-14"), True, ("dob_implausible",)),
+        (dict(date_of_birth="14/03/1985"), True, ("dob_format",)),
+        (dict(date_of_birth=""), True, ("dob_missing",)),
+        (dict(full_name=""), True, ("name_missing",)),
+        (dict(full_name="Nguyễn Thị Thanh Hương2"), True, ("name_invalid",)),
+    ],
+)
+def test_one_cause_one_reason(mutation: dict[str, str], in_registry: bool, expected: tuple[str, ...]) -> None:
+    from signer.cleaning.checks import with_registry
+
+    rec = replace(CLEAN, **mutation)
+    assert with_registry(rec, codes(rec), REG if in_registry else None) == expected

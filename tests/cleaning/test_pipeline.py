@@ -24,6 +24,9 @@ def test_every_injected_error_is_found_and_clean_records_pass(dataset: str, requ
     assert score["missed"] == [], score["recall_by_kind"]
     assert score["false_positives"] == 0, score["false_positive_lines"]
     assert score["record_recall"] == 1.0 and score["record_precision"] == 1.0
+    # one cause, one reason: every injected error gets exactly its codes, and no code lands on another kind's record
+    assert score["extra_codes_by_kind"] == {}, score["extra_codes_by_kind"]
+    assert all(v == 1.0 for v in score["precision_by_code"].values()), score["precision_by_code"]
     assert score["suggestions_expected"] > 50
     assert score["suggestions_right"] == score["suggestions_expected"] and score["suggestions_wrong"] == 0
     totals = checked.summary["totals"]["subjects"]
