@@ -183,9 +183,10 @@ def test_tampered_list(
     cose = cbor2.loads(build(test_pki, tl_signer))
     body = cbor2.loads(cose.value[2])
     body["dscs"].append({"kid": b"12345678", "country": "XX", "cert": body["dscs"][0]["cert"]})
-    cose.value[2] = cbor2.dumps(body)
+    array = list(cose.value)  # cbor2 6 decodes a tag's array as a tuple
+    array[2] = cbor2.dumps(body)
     with pytest.raises(TrustError) as err:
-        _load(tmp_path, cbor2.dumps(cose), csca_pem)
+        _load(tmp_path, cbor2.dumps(cbor2.CBORTag(cose.tag, array)), csca_pem)
     assert err.value.reason == "trust_list_bad_signature"
 
 
