@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-import verifier.hc1
 from keys.certs import make_trust_list_signer, new_private_key
 from keys.software import SoftwareKey
 from keys.trustlist import build_trust_list
@@ -50,19 +49,6 @@ ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors" / "trust-strict"
 NAMES = sorted(p.parent.name for p in VECTORS.glob("*/expected.json"))
 DAY = dt.timedelta(days=1)
-
-#: Reasons that verifier.hc1 reports once it asks trust.signature_failure why
-#: no DSC verified (see test_hc1_names_the_signature_failure); before that,
-#: those signatures are plain bad_signature: still invalid, never valid.
-NAMED_BY_SIGNATURE_FAILURE = {"pss_salt_length", "dsc_key_unsupported", "dsc_malformed"}
-HC1_NAMES_FAILURES = hasattr(verifier.hc1, "signature_failure")
-
-
-def _expected_reasons(expected: Mapping[str, Any]) -> list[str]:
-    reasons = list(expected["reasons"])
-    if HC1_NAMES_FAILURES:
-        return reasons
-    return ["bad_signature" if r in NAMED_BY_SIGNATURE_FAILURE else r for r in reasons]
 
 
 def _load_generator() -> types.ModuleType:
@@ -106,7 +92,7 @@ def _check_vector(folder: Path, state: Path) -> None:
         verdict = verify_qr_text(text, load_trust(files, now=now, state_dir=state), now=now)
         assert verdict.valid is expected["valid"]
         assert verdict.stage_failed == expected["stage_failed"]
-        assert [str(r) for r in verdict.reasons] == _expected_reasons(expected)
+        assert [str(r) for r in verdict.reasons] == expected["reasons"]
     # The CLI: one JSON verdict and exit 0/1, or exit 2 with one line and no JSON.
     argv = [a for f in files for a in ("--trust", f)]
     code, out, err = _cli("qr", *argv, "--json", "--at", expected["at"], text)
@@ -117,7 +103,7 @@ def _check_vector(folder: Path, state: Path) -> None:
     result = json.loads(out)
     assert result["valid"] is expected["valid"]
     assert result["stage_failed"] == expected["stage_failed"]
-    assert [e["reason"] for e in result["errors"]] == _expected_reasons(expected)
+    assert [e["reason"] for e in result["errors"]] == expected["reasons"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -152,15 +138,6 @@ def test_no_private_key_in_the_vectors() -> None:
                 ), path
 
 
-@pytest.mark.xfail(
-    not HC1_NAMES_FAILURES,
-    reason="verifier/hc1.py does not call verifier.trust.signature_failure yet (issue 8 report)",
-    strict=True,
-)
-def test_hc1_names_the_signature_failure() -> None:
-    assert HC1_NAMES_FAILURES
-
-
 @pytest.mark.parametrize("name", ["ca-only-other-signer", "key-ed25519", "trust-file-garbage"])
 def test_cli_subprocess(name: str, verifier_state: Path) -> None:
     """`python -m verifier qr --trust F --json` as a checkpoint runs it."""
@@ -184,7 +161,7 @@ def test_cli_subprocess(name: str, verifier_state: Path) -> None:
     else:
         result = json.loads(run.stdout)
         assert result["valid"] is False
-        assert [e["reason"] for e in result["errors"]] == _expected_reasons(expected)
+        assert [e["reason"] for e in result["errors"]] == expected["reasons"]
 
 
 # --------------------------------------------------------------------------
