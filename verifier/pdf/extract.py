@@ -8,7 +8,10 @@ The QR is decoded from the rendered page (poppler's ``pdftoppm``, then
 zxing-cpp), not from the drawing instructions: what is checked is what a
 scanner would read, whatever mix of vector drawing, images, clipping or
 overdrawing produced it. Text comes from poppler's ``pdftotext``. Both are
-Debian's poppler-utils, run with a time limit on untrusted files.
+Debian's poppler-utils, run on untrusted files with a time limit that the
+caller shares out per file (:data:`TIME_BUDGET`); a run that overruns it is
+killed and raises :class:`RenderTimeout`. Before rendering, the caller
+bounds the drawing work of page 1 (:mod:`verifier.pdf.budget`).
 """
 
 from __future__ import annotations
@@ -28,8 +31,14 @@ from verifier.errors import ConfigError
 #: Longer side of the rendered page in pixels (about 150 dpi for A4). A size,
 #: not a resolution, so that a hostile page size cannot ask for a huge raster.
 RENDER_PIXELS = 1800
-TOOL_TIMEOUT = 30.0
+#: Seconds of poppler work per PDF, rendering and text together (a passport
+#: page takes about 0.3 s; a hostile one used to take up to 60 s).
+TIME_BUDGET = 10.0
 MAX_TEXT = 200_000
+
+
+class RenderTimeout(Exception):
+    """A poppler tool overran its time limit on this file (killed)."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +54,12 @@ def _tool(name: str) -> str:
     return path
 
 
-def _run(args: list[str], data: bytes, *, output: str | None = None) -> bytes | None:
+def _run(
+    args: list[str], data: bytes, *, output: str | None = None, timeout: float = TIME_BUDGET
+) -> bytes | None:
     """Run a poppler tool on ``data`` in a private temporary directory; None when it fails.
+
+    Raises :class:`RenderTimeout` when it runs longer than ``timeout`` seconds.
 
     The tool writes to stdout, or with ``output`` (a file suffix) to a file in
     that directory: pdftoppm writes to stdout only without a page range.
@@ -60,13 +73,13 @@ def _run(args: list[str], data: bytes, *, output: str | None = None) -> bytes | 
             done = subprocess.run(
                 [*args, src, target],
                 capture_output=True,
-                timeout=TOOL_TIMEOUT,
+                timeout=timeout,
                 check=False,
                 stdin=subprocess.DEVNULL,
                 cwd=tmp,
             )
-        except subprocess.TimeoutExpired:
-            return None
+        except subprocess.TimeoutExpired:  # subprocess.run killed it
+            raise RenderTimeout(f"{os.path.basename(args[0])} took more than {timeout:.1f} s") from None
         if done.returncode != 0:
             return None
         if output:
@@ -78,7 +91,9 @@ def _run(args: list[str], data: bytes, *, output: str | None = None) -> bytes | 
         return done.stdout or None
 
 
-def render_page(data: bytes, *, page: int = 1, pixels: int = RENDER_PIXELS) -> bytes | None:
+def render_page(
+    data: bytes, *, page: int = 1, pixels: int = RENDER_PIXELS, timeout: float = TIME_BUDGET
+) -> bytes | None:
     """Page ``page`` as a grey PNG (longer side ``pixels``), or None when poppler cannot."""
     tool = _tool("pdftoppm")
     return _run(
@@ -86,12 +101,13 @@ def render_page(data: bytes, *, page: int = 1, pixels: int = RENDER_PIXELS) -> b
          "-singlefile"],
         data,
         output=".png",
+        timeout=timeout,
     )
 
 
 def qr_codes_in_png(png: bytes) -> QrFound:
     """Every QR code zxing-cpp finds in the image."""
-    with Image.open(io.BytesIO(png)) as img:
+    with Image.open(io.BytesIO(png), formats=("PNG",)) as img:
         gray = img.convert("L")
     found = zxingcpp.read_barcodes(
         gray, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
@@ -101,18 +117,20 @@ def qr_codes_in_png(png: bytes) -> QrFound:
     )
 
 
-def render_qr_texts(data: bytes) -> QrFound | None:
+def render_qr_texts(data: bytes, *, timeout: float = TIME_BUDGET) -> QrFound | None:
     """QR codes visible on page 1; None when the page cannot be rendered."""
-    png = render_page(data)
+    png = render_page(data, timeout=timeout)
     if png is None:
         return None
     return qr_codes_in_png(png)
 
 
-def page_text(data: bytes, *, page: int = 1) -> str | None:
+def page_text(data: bytes, *, page: int = 1, timeout: float = TIME_BUDGET) -> str | None:
     """Text of page ``page`` in reading order (UTF-8), or None."""
     tool = _tool("pdftotext")
-    out = _run([tool, "-f", str(page), "-l", str(page), "-enc", "UTF-8", "-layout"], data)
+    out = _run(
+        [tool, "-f", str(page), "-l", str(page), "-enc", "UTF-8", "-layout"], data, timeout=timeout
+    )
     if out is None:
         return None
     return out[:MAX_TEXT].decode("utf-8", errors="replace")

@@ -13,6 +13,10 @@ Checklist (issue 3, "Verification"):
    ``pdf_integrity``, ``pdf_chain``, ``pdf_revocation``, ``pdf_modifications``,
    and ``pdf_timestamp`` when the signature carries a timestamp (B-LT);
 2. ``qr``: exactly one HC1 QR code is visible on page 1 (rendered, decoded);
+   page 1 is rendered only when its drawing work is bounded
+   (:mod:`verifier.pdf.budget`, reason ``page_too_complex``), and poppler's
+   work on one file is limited to :data:`~verifier.pdf.extract.TIME_BUDGET`
+   seconds;
 3. the QR text verified as ``verifier qr`` does (prefix .. schema checks);
 4. ``qr_matches_document``: the printed fields agree with the QR payload.
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +38,8 @@ from typing import Any
 from verifier import codec
 from verifier.errors import CodecError, ConfigError
 from verifier.hc1 import verify_qr_text
-from verifier.pdf.extract import page_text, render_qr_texts
+from verifier.pdf.budget import TOO_COMPLEX, page_work_problem
+from verifier.pdf.extract import TIME_BUDGET, RenderTimeout, page_text, render_qr_texts
 from verifier.pdf.match import compare_document
 from verifier.pdf.signature import PDF_CHECKS, CheckError, check_pdf_signature
 from verifier.result import STAGES, Verdict, jsonable
@@ -99,16 +105,25 @@ def verify_pdf(data: bytes, trust: TrustStore, *, now: dt.datetime) -> PdfVerdic
     checks.update(sig.checks)
     errors.extend(sig.errors)
 
-    # 2. the QR code on the page
+    # 2. the QR code on the page: drawing work bounded, then rendered within the time budget
     qr_text: str | None = None
     qr_verdict: Verdict | None = None
-    try:
-        found = render_qr_texts(data)
-    except ConfigError:
-        raise
-    except Exception as err:  # decoder or image library on hostile input
-        found = None
-        errors.append(CheckError("qr", "qr_unreadable", f"cannot decode page 1 ({type(err).__name__})"))
+    deadline = time.monotonic() + TIME_BUDGET
+    found = None
+    problem = page_work_problem(data)
+    if problem is not None:
+        errors.append(CheckError("qr", *problem))
+    else:
+        try:
+            found = render_qr_texts(data, timeout=max(deadline - time.monotonic(), 1.0))
+        except ConfigError:
+            raise
+        except RenderTimeout as err:
+            errors.append(CheckError("qr", TOO_COMPLEX, f"page 1 cannot be rendered in time ({err})"))
+        except Exception as err:  # decoder or image library on hostile input
+            errors.append(
+                CheckError("qr", "qr_unreadable", f"cannot decode page 1 ({type(err).__name__})")
+            )
     hc1 = [] if found is None else sorted({t for t in found.texts if t.startswith("HC1:")})
     if found is None:
         if not any(e.check == "qr" for e in errors):
@@ -138,16 +153,22 @@ def verify_pdf(data: bytes, trust: TrustStore, *, now: dt.datetime) -> PdfVerdic
     # 4. printed fields vs QR payload
     dcc = _dcc(payload)
     if dcc is not None:
-        text = page_text(data)
-        if text is None:
+        try:  # what is left of the budget, at least a second
+            text = page_text(data, timeout=max(deadline - time.monotonic(), 1.0))
+        except RenderTimeout as err:
             checks["qr_matches_document"] = False
-            errors.append(CheckError("qr_matches_document", "no_text", "no text on page 1"))
+            errors.append(CheckError("qr_matches_document", TOO_COMPLEX,
+                                     f"the text of page 1 cannot be read in time ({err})"))  # fmt: skip
         else:
-            problems = compare_document(dcc, text)
-            problems.extend(_signer_problem(qr_text, sig.signer))
-            checks["qr_matches_document"] = not problems
-            for field, message in problems:
-                errors.append(CheckError("qr_matches_document", f"{field}_mismatch", message))
+            if text is None:
+                checks["qr_matches_document"] = False
+                errors.append(CheckError("qr_matches_document", "no_text", "no text on page 1"))
+            else:
+                problems = compare_document(dcc, text)
+                problems.extend(_signer_problem(qr_text, sig.signer))
+                checks["qr_matches_document"] = not problems
+                for field, message in problems:
+                    errors.append(CheckError("qr_matches_document", f"{field}_mismatch", message))
 
     valid = (
         all(checks[k] is True for k in (*PDF_CHECKS, "qr", "qr_matches_document"))

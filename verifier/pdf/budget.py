@@ -1,0 +1,225 @@
+"""How much drawing work page 1 asks for, bounded before poppler renders it.
+
+    >>> from verifier.pdf.budget import page_work_problem
+    >>> page_work_problem(b"%PDF-1.7 not really")
+    ('page_unrenderable', 'page 1 cannot be read (PdfReadError)')
+    >>> # page_work_problem(passport_pdf) -> None (about 3,000 operations)
+
+Fuzzing (issue 8, point 5) found a 329 KB PDF whose compressed content
+stream holds 10 million drawing operations: rendering it kept ``verifier
+pdf`` busy 21 to 60 s. A passport page needs about 3,000 operations and
+40 KB of content, so before rendering, page 1 is measured:
+
+1. the content streams poppler would run for page 1 (``/Contents``, the
+   form XObjects they draw with ``Do``, recursively, each time they are
+   drawn, and the annotations' normal appearances) are decoded, at most
+   :data:`MAX_CONTENT_BYTES` in all (a Flate bomb stops there);
+2. their operators are counted (an overestimate: words in strings count
+   too), at most :data:`MAX_CONTENT_OPS` in all;
+3. a form XObject that draws itself, a page tree deeper than
+   :data:`MAX_DEPTH`, or a content filter other than FlateDecode (our
+   passports use nothing else) is refused.
+
+What this does not count (tiling patterns, Type 3 glyphs, image sizes) is
+bounded by the time limit of the rendering itself
+(:mod:`verifier.pdf.extract`). Untrusted input: never raises.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+#: About 30 times what a passport page needs.
+MAX_CONTENT_OPS = 100_000
+#: About 100 times a passport page's content, decoded.
+MAX_CONTENT_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 16
+#: Reasons (the ``qr`` check: page 1 is not rendered).
+TOO_COMPLEX = "page_too_complex"
+UNRENDERABLE = "page_unrenderable"
+
+#: An operator: a bare word not part of a name (/Name) or a number.
+_OPERATOR = re.compile(rb"(?<![/\w.#])[A-Za-z'\"][A-Za-z0-9*'\"]*")
+#: ``/Name Do``: a form or image XObject drawn.
+_DO = re.compile(rb"/([^\s/\[\]()<>{}%]+)\s*Do(?![A-Za-z0-9*'\"])")
+
+
+class _TooMuch(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def page_work_problem(data: bytes) -> tuple[str, str] | None:
+    """``(reason, message)`` when page 1 is too much work to render, or unreadable; else None."""
+    try:
+        _Meter().measure(data)
+    except _TooMuch as err:
+        return err.reason, err.message
+    except RecursionError:
+        return TOO_COMPLEX, "page 1 nests its drawings too deeply"
+    except Exception as err:  # untrusted input: pyHanko raises many types
+        return UNRENDERABLE, f"page 1 cannot be read ({type(err).__name__})"
+    return None
+
+
+class _Meter:
+    def __init__(self) -> None:
+        self.ops = 0
+        self.bytes = 0
+        self.cost: dict[int, int] = {}  # id of a form XObject -> operations per drawing
+        self.drawing: set[int] = set()  # forms being measured (cycle check)
+
+    def measure(self, data: bytes) -> None:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        if reader.encrypted:
+            raise _TooMuch(UNRENDERABLE, "the PDF is encrypted")
+        page = _first_page(reader.root["/Pages"].get_object())
+        resources = _inherited(page, "/Resources")
+        for stream in _streams(page.get("/Contents")):
+            self._add(self._stream_cost(stream, resources, depth=0))
+        for annot in _array(page.get("/Annots"))[:1000]:
+            annot = annot.get_object()
+            if not isinstance(annot, generic.DictionaryObject):
+                continue
+            for stream in _appearances(_dict(annot.get("/AP")).get("/N")):
+                own = stream.get("/Resources", resources)
+                self._add(self._stream_cost(stream, own, depth=0))
+
+    def _add(self, ops: int) -> None:
+        self.ops += ops
+        if self.ops > MAX_CONTENT_OPS:
+            raise _TooMuch(
+                TOO_COMPLEX,
+                f"page 1 asks for more than {MAX_CONTENT_OPS:,} drawing operations",
+            )
+
+    def _stream_cost(self, stream: generic.StreamObject, resources: Any, *, depth: int) -> int:
+        """Operations one drawing of ``stream`` runs (forms it draws included)."""
+        if depth > MAX_DEPTH:
+            raise _TooMuch(TOO_COMPLEX, "page 1 nests its drawings too deeply")
+        content = self._decode(stream)
+        ops = len(_OPERATOR.findall(content))
+        if ops > MAX_CONTENT_OPS:
+            self._add(ops)
+        xobjects = _dict(_dict(resources).get("/XObject"))
+        for match in _DO.finditer(content):
+            name = "/" + _name_text(match.group(1))
+            target = xobjects.get(name)
+            if target is None:
+                continue
+            ops += self._form_cost(target, resources, depth=depth + 1)
+            if ops > MAX_CONTENT_OPS:
+                self._add(ops)
+        return ops
+
+    def _form_cost(self, ref: Any, resources: Any, *, depth: int) -> int:
+        form = ref.get_object()
+        if not isinstance(form, generic.StreamObject) or form.get("/Subtype") != "/Form":
+            return 1  # an image: one operation (its size is the renderer's time limit)
+        key = id(form)
+        if key in self.cost:
+            return self.cost[key]
+        if key in self.drawing:
+            raise _TooMuch(TOO_COMPLEX, "a form XObject of page 1 draws itself")
+        self.drawing.add(key)
+        cost = self._stream_cost(form, form.get("/Resources", resources), depth=depth)
+        self.drawing.discard(key)
+        self.cost[key] = cost
+        return cost
+
+    def _decode(self, stream: generic.StreamObject) -> bytes:
+        filters = [str(f) for f in _array(stream.get("/Filter"))]
+        raw = stream.encoded_data or b""
+        room = MAX_CONTENT_BYTES - self.bytes
+        if not filters:
+            content = raw[: room + 1]
+        elif filters == ["/FlateDecode"]:
+            inflater = zlib.decompressobj()
+            try:
+                content = inflater.decompress(raw, room + 1)
+            except zlib.error:
+                content = b""  # poppler draws nothing from a broken stream either
+        else:
+            raise _TooMuch(
+                UNRENDERABLE, f"page 1 uses a content filter passports do not: {filters}"[:200]
+            )
+        self.bytes += len(content)
+        if self.bytes > MAX_CONTENT_BYTES:
+            raise _TooMuch(
+                TOO_COMPLEX, f"page 1's content is larger than {MAX_CONTENT_BYTES:,} bytes"
+            )
+        return content
+
+
+def _first_page(node: Any, depth: int = 0) -> generic.DictionaryObject:
+    """Page 1: the first leaf of the page tree (what pdftoppm -f 1 renders)."""
+    if depth > MAX_DEPTH:
+        raise _TooMuch(UNRENDERABLE, "the page tree is too deep")
+    if not isinstance(node, generic.DictionaryObject):
+        raise _TooMuch(UNRENDERABLE, "the PDF has no page")
+    if node.get("/Type") == "/Pages" or "/Kids" in node:
+        kids = _array(node.get("/Kids"))
+        if not kids:
+            raise _TooMuch(UNRENDERABLE, "the PDF has no page")
+        return _first_page(kids[0].get_object(), depth + 1)
+    return node
+
+
+def _inherited(page: generic.DictionaryObject, key: str) -> Any:
+    node: Any = page
+    for _ in range(MAX_DEPTH):
+        if not isinstance(node, generic.DictionaryObject):
+            return None
+        if key in node:
+            return node[key]
+        node = node.get("/Parent")
+        node = node.get_object() if node is not None else None
+    return None
+
+
+def _array(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    value = value.get_object()
+    return list(value) if isinstance(value, generic.ArrayObject) else [value]
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    value = value.get_object() if value is not None else None
+    return value if isinstance(value, generic.DictionaryObject) else {}
+
+
+def _streams(value: Any) -> Iterator[generic.StreamObject]:
+    for item in _array(value)[:1000]:
+        item = item.get_object()
+        if isinstance(item, generic.StreamObject):
+            yield item
+
+
+def _appearances(normal: Any) -> Iterator[generic.StreamObject]:
+    """An annotation's normal appearance: one stream, or one per state."""
+    if normal is None:
+        return
+    normal = normal.get_object()
+    if isinstance(normal, generic.StreamObject):
+        yield normal
+    elif isinstance(normal, generic.DictionaryObject):
+        for state in list(normal.values())[:100]:
+            state = state.get_object()
+            if isinstance(state, generic.StreamObject):
+                yield state
+
+
+def _name_text(raw: bytes) -> str:
+    """A PDF name's text with ``#xx`` escapes resolved (as pyHanko keys hold it)."""
+    text = re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), raw)
+    return text.decode("latin-1")
