@@ -419,7 +419,7 @@ def _record(
         date_of_birth=values.get("date_of_birth", ""),
         sex=sex,
         nationality=values.get("nationality", "").upper() or "VN",
-        id_number=values.get("id_number", "").replace(" ", ""),
+        id_number=values.get("id_number", ""),  # as written: signer.cleaning reports separators (id_separators)
         doses=doses,
         province=values.get("province", ""),
         commune=values.get("commune", ""),

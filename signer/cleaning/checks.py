@@ -13,9 +13,14 @@
 
 Checklist (each item has its own code in templates/reason-codes.json):
 
-1. Citizen ID. Vietnamese citizens: missing (``id_missing``); 12 digits (CCCD,
-   and the 12-digit CMND with the same layout) or 9 digits (CMND), else
-   ``id_format``. A 12-digit ID is ``PPP G YY NNNNNN`` (Circular 07/2016/TT-BCA
+1. Citizen ID. Missing, or a placeholder (``-``, ``N/A``, ``Không có``,
+   ``NULL``, ...: ``id_missing``). Vietnamese citizens: 12 digits (CCCD, and
+   the 12-digit CMND with the same layout) or 9 digits (CMND); digits of
+   another length are ``id_wrong_length`` (a leading zero lost in a
+   spreadsheet, a digit dropped or doubled), letters, symbols or non-ASCII
+   digits ``id_invalid_characters``; digits split by spaces, dots or hyphens
+   are repaired for the other checks and the registry, and reported as
+   ``id_separators`` with the repaired ID as the suggestion. A 12-digit ID is ``PPP G YY NNNNNN`` (Circular 07/2016/TT-BCA
    Art. 7): PPP one of the 63 province codes (``cccd_province_unknown``); G
    the sex and century, even = male, odd = female, 0/1 = 1900s ... 8/9 =
    2300s (``cccd_sex_mismatch``); YY the last two digits of the birth year
@@ -52,7 +57,7 @@ from dataclasses import dataclass
 from signer.records import Record
 
 from .tables import Tables, load_tables
-from .text import name_fold, name_is_valid, name_key, tone_key
+from .text import fold, name_fold, name_is_valid, name_key, tone_key
 
 MAX_AGE_YEARS = 120
 # re.ASCII: \d would also accept full-width and other Unicode digits ("１９８５"),
@@ -140,26 +145,57 @@ def is_citizen(record: Record) -> bool:
     return nat in _VIETNAMESE or _FOREIGN.fullmatch(nat) is None
 
 
+#: Separators people type inside an ID ("010 200 280776", "010.200.280776"): repaired for
+#: matching, and reported (``id_separators``) so that the source gets corrected.
+_SEPARATORS = re.compile(r"[\s.\-]+")
+_UNUSABLE_ID = frozenset({"id_missing", "id_wrong_length", "id_invalid_characters"})
+
+
+def repaired_id(ident: str) -> str:
+    """The ID without separators when that leaves 9 or 12 ASCII digits, else ``ident`` itself."""
+    if _DIGITS.fullmatch(ident):
+        return ident
+    compact = _SEPARATORS.sub("", ident)
+    return compact if len(compact) in (9, 12) and _DIGITS.fullmatch(compact) else ident
+
+
+def lookup_id(record: Record) -> str:
+    """The ID to look up in the registry (separators removed)."""
+    return repaired_id(record.id_number)
+
+
 def needs_registry(record: Record, codes: tuple[str, ...]) -> bool:
     """Whether the registry can be asked about this record's ID."""
     if not is_citizen(record) or not record.id_number:
         return False
-    return "id_format" not in codes
+    return not _UNUSABLE_ID.intersection(codes)
+
+
+def is_placeholder(ident: str, tables: Tables) -> bool:
+    """``-``, ``N/A``, ``Không có``, ``NULL``, all zeros, punctuation only: no ID was given."""
+    if not any(c.isalnum() for c in ident) or set(ident) == {"0"}:
+        return True
+    return " ".join(fold(ident).split()) in tables.id_placeholders
 
 
 def check_id(record: Record, dob: PartialDate | None, tables: Tables) -> list[str]:
     ident = record.id_number
-    if not is_citizen(record):
-        if not ident:
-            return ["id_missing"]
-        return [] if _PASSPORT.fullmatch(ident.upper()) else ["passport_format"]
-    if not ident:
+    if not ident or is_placeholder(ident, tables):
         return ["id_missing"]
-    if not _DIGITS.fullmatch(ident) or len(ident) not in (9, 12):
-        return ["id_format"]
-    if len(ident) == 9:
-        return []
+    if not is_citizen(record):
+        return [] if _PASSPORT.fullmatch(ident.upper()) else ["passport_format"]
     out = []
+    if not _DIGITS.fullmatch(ident):
+        repaired = repaired_id(ident)
+        if repaired == ident:  # letters, symbols or non-ASCII digits, or separators around a wrong length
+            compact = _SEPARATORS.sub("", ident)
+            return ["id_wrong_length"] if _DIGITS.fullmatch(compact) else ["id_invalid_characters"]
+        out.append("id_separators")
+        ident = repaired
+    elif len(ident) not in (9, 12):
+        return ["id_wrong_length"]
+    if len(ident) == 9:
+        return out
     if ident[:3] not in tables.provinces:
         out.append("cccd_province_unknown")
     g = int(ident[3])
@@ -305,7 +341,7 @@ def with_registry(record: Record, codes: tuple[str, ...], entry: RegistryEntry |
         if CCCD_CODES.intersection(codes):
             return codes
         return (*codes, "registry_not_found")
-    ident = record.id_number
+    ident = lookup_id(record)
     keep = set(codes)
     if len(ident) == 12:
         g = int(ident[3])

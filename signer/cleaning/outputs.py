@@ -322,7 +322,7 @@ def write_reconciliation(
     part 0. Returns file counts.
     """
     header = ["line", *RECORD_COLUMNS, "doses", "reason_codes", "reasons_vi", "reasons_en",
-              "differing_fields", "suggested_id"]  # fmt: skip
+              "differing_fields", "suggested_id", "fix_vi", "fix_en"]  # fmt: skip
     if show_registry_values:
         header += ["registry_full_name", "registry_date_of_birth", "registry_sex",
                    "suggested_full_name", "suggested_date_of_birth", "suggested_sex"]  # fmt: skip
@@ -346,7 +346,9 @@ def write_reconciliation(
                 values: list[Any] = [*r[1:11], " ".join(code_list),
                                      "; ".join(reasons[c].vi for c in code_list),
                                      "; ".join(reasons[c].en for c in code_list),
-                                     fields.replace(";", " "), sugg]  # fmt: skip
+                                     fields.replace(";", " "), sugg,
+                                     "; ".join(reasons[c].fix_vi for c in code_list if reasons[c].fix_vi),
+                                     "; ".join(reasons[c].fix_en for c in code_list if reasons[c].fix_en)]  # fmt: skip
                 if show_registry_values:
                     own = entries.get(reg_id) if reg_id and fields else None
                     other = entries.get(sugg) if sugg else None

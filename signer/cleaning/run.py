@@ -67,6 +67,7 @@ from .checks import (
     check_record,
     dates_agree,
     is_citizen,
+    lookup_id,
     needs_registry,
     with_registry,
 )
@@ -86,7 +87,8 @@ PARALLEL_MIN_BYTES = 4 << 20
 ROW_REASONS = {"column_count", "bad_encoding", "bad_json", "bad_csv", "bad_number", "bad_sex", "bad_doses",
                "line_too_long", "field_too_long", "rows_disagree"}  # fmt: skip
 _SUGGEST_WHEN = frozenset(
-    {"id_missing", "id_format", "cccd_province_unknown", "cccd_sex_mismatch", "cccd_birth_year_mismatch",
+    {"id_missing", "id_wrong_length", "id_invalid_characters", "cccd_province_unknown", "cccd_sex_mismatch",
+     "cccd_birth_year_mismatch",
      "registry_not_found", "registry_name_mismatch", "registry_dob_mismatch"}
 )  # fmt: skip
 _NO_SUGGESTION_WHEN = frozenset({"name_missing", "dob_missing", "dob_format", "dob_invalid_date"})
@@ -166,6 +168,8 @@ class _Verdict:
 
 
 def _suggest(rec: Record, codes: tuple[str, ...], registry: Registry) -> str:
+    if "id_separators" in codes:
+        return lookup_id(rec)  # the repaired ID (issue 9, point 6)
     if not is_citizen(rec) or not _SUGGEST_WHEN.intersection(codes) or _NO_SUGGESTION_WHEN.intersection(codes):
         return ""
     found = [
@@ -180,12 +184,12 @@ def _check_chunk(records: list[Record], registry: Registry, tables: Tables, toda
     """Checks + registry for records needing a (re-)check."""
     base = [check_record(rec, today=today, tables=tables) for rec in records]
     asks = [needs_registry(rec, codes) for rec, codes in zip(records, base, strict=True)]
-    found = registry.lookup([rec.id_number for rec, ask in zip(records, asks, strict=True) if ask])
+    found = registry.lookup([lookup_id(rec) for rec, ask in zip(records, asks, strict=True) if ask])
     out = []
     for rec, codes, ask in zip(records, base, asks, strict=True):
         fields: tuple[str, ...] = ()
         if ask:
-            codes = with_registry(rec, codes, found.get(rec.id_number))
+            codes = with_registry(rec, codes, found.get(lookup_id(rec)))
             fields = tuple(dict.fromkeys(DIFFERING_FIELD[c] for c in codes if c in DIFFERING_FIELD))
         out.append(_Verdict(codes, fields, _suggest(rec, codes, registry) if codes else ""))
     return out
@@ -297,7 +301,7 @@ def _do_chunk(
                 summary.newly_verified += 1
         else:
             scratch.add_record(rec, v.codes, v.fields, v.suggestion,
-                               rec.id_number if needs_registry(rec, v.codes) else "")
+                               lookup_id(rec) if needs_registry(rec, v.codes) else "")
 
 
 def _recon(args: tuple[CheckOptions, list[Path], Path, int, IndexInfo]) -> tuple[dict[str, int], float]:

@@ -79,8 +79,8 @@ UNUSED_PROVINCE_CODES = ["003", "005", "007", "009", "013", "016", "018", "097",
 
 #: Injected record error -> reason codes that must be found (see module doc).
 RECORD_KINDS = (
-    "id_missing", "id_format", "cccd_province_unknown", "cccd_sex_mismatch",
-    "cccd_birth_year_mismatch", "passport_format", "name_missing", "name_invalid",
+    "id_missing", "id_placeholder", "id_wrong_length", "id_invalid_characters", "id_separators",
+    "cccd_province_unknown", "cccd_sex_mismatch", "cccd_birth_year_mismatch", "passport_format", "name_missing", "name_invalid",
     "sex_missing", "dob_missing", "dob_format", "dob_invalid_date", "dob_implausible",
     "dob_future", "registry_not_found", "registry_name_mismatch", "registry_name_diacritics",
     "registry_dob_mismatch", "registry_sex_mismatch", "dose_missing", "dose_date_invalid",
@@ -89,7 +89,7 @@ RECORD_KINDS = (
 )  # fmt: skip
 #: Kinds after which the true registry entry is expected as the suggestion.
 SUGGESTING_KINDS = frozenset(
-    {"id_missing", "id_format", "cccd_province_unknown", "cccd_sex_mismatch",
+    {"id_missing", "id_placeholder", "id_wrong_length", "id_invalid_characters", "cccd_province_unknown", "cccd_sex_mismatch",
      "cccd_birth_year_mismatch", "registry_not_found"}
 )  # fmt: skip
 ROW_KINDS_JSONL = ("row_bad_json", "row_bad_encoding")
@@ -242,9 +242,20 @@ class _Injector:
         full_dob = len(dob) == 10
         if kind == "id_missing":
             return replace(rec, id_number=""), [kind]
-        if kind == "id_format":
-            bad = rng.choice([ident[:-1], ident + "7", ident[:4] + "O" + ident[5:]])
+        if kind == "id_placeholder":
+            return replace(rec, id_number=rng.choice(["-", "N/A", "Không có", "NULL", "không có", "n/a"])), ["id_missing"]
+        if kind == "id_wrong_length":  # a spreadsheet's lost leading zero, a digit dropped or doubled
+            lost_zero = [ident[1:]] * 2 if ident.startswith("0") else []
+            bad = rng.choice([*lost_zero, ident[:-1], ident[:5] + ident[4] + ident[5:]])
             return replace(rec, id_number=bad), [kind]
+        if kind == "id_invalid_characters":
+            i = rng.randrange(len(ident))
+            bad = ident[:i] + {"0": "O", "1": "l"}.get(ident[i], rng.choice("OlBx")) + ident[i + 1 :]
+            return replace(rec, id_number=bad), [kind]
+        if kind == "id_separators":
+            sep = rng.choice([" ", " ", ".", "-"])
+            parts = [ident[:3], ident[3:6], ident[6:]] if cccd else [ident[:3], ident[3:6], ident[6:]]
+            return replace(rec, id_number=sep.join(parts)), [kind]
         if kind == "cccd_province_unknown" and cccd:
             return replace(rec, id_number=rng.choice(UNUSED_PROVINCE_CODES) + ident[3:]), [kind]
         if kind == "cccd_sex_mismatch" and cccd:
@@ -425,13 +436,17 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
                     original = rec
                     rec, expected = applied
                     suggestion = None
-                    if kind in SUGGESTING_KINDS:
+                    if kind == "id_separators":
+                        suggestion = p.id_number  # the repaired ID, always
+                    elif kind in SUGGESTING_KINDS:
                         k = (p.province, p.commune, name_fold(p.full_name))
                         counts = seen_full if len(rec.date_of_birth) == 10 else seen_year
                         if counts.get(hash((*k, rec.date_of_birth))) == 1:
                             suggestion = p.id_number
                     entry = {"record_id": rec.record_id, "kind": kind, "expected": expected,
                              "suggestion": suggestion, "line": 0}  # fmt: skip
+                    if kind in SUGGESTING_KINDS or kind == "id_separators":
+                        entry["true_id"] = p.id_number  # whether or not a unique suggestion can find it
                     if cfg.keep_originals:
                         entry["original"] = original.to_json()
             elif rng.random() < cfg.noise_rate:

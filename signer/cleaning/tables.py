@@ -44,6 +44,8 @@ class Reason:
     category: str  # one of CATEGORIES
     vi: str
     en: str
+    fix_vi: str = ""  # how to correct it, for the commune police
+    fix_en: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Tables:
     intervals: dict[str, int]  # canonical product -> minimum days
     interval_sources: dict[str, str]  # canonical product -> where its minimum comes from
     booster_min_days: int
+    id_placeholders: frozenset[str]  # folded texts that stand for "no ID" (reason-codes.json)
     unknown_min_days: int  # minimum after a dose of an unrecognised product (never 0)
     vaccine_aliases: dict[str, str]  # vaccine_key(alias) -> canonical product
     fingerprint: str
@@ -117,7 +120,8 @@ def load_tables() -> Tables:
         for code, r in rc["codes"].items():
             if r["category"] not in CATEGORIES:
                 raise ConfigError(f"templates/reason-codes.json: {code}: bad category")
-            reasons[code] = Reason(code, r["category"], r["vi"], r["en"])
+            reasons[code] = Reason(code, r["category"], r["vi"], r["en"], r.get("fix_vi", ""), r.get("fix_en", ""))
+        placeholders = frozenset(" ".join(fold(str(p)).split()) for p in rc["id_placeholders"])
 
         di, raw = _read("dose-intervals.json")
         digest.update(raw)
@@ -152,6 +156,7 @@ def load_tables() -> Tables:
         intervals=intervals,
         interval_sources=sources,
         booster_min_days=booster,
+        id_placeholders=placeholders,
         unknown_min_days=unknown,
         vaccine_aliases=aliases,
         fingerprint=digest.hexdigest()[:16],

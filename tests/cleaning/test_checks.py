@@ -50,7 +50,9 @@ def test_clean_record_has_no_code() -> None:
 
 CASES = {
     "id_missing": dict(id_number=""),
-    "id_format": dict(id_number="07918500123"),  # 11 digits
+    "id_wrong_length": dict(id_number="79185001234"),  # 11 digits: a spreadsheet dropped the leading 0
+    "id_invalid_characters": dict(id_number="0791850O1234"),  # letter O for zero
+    "id_separators": dict(id_number="079 185 001234"),
     "cccd_province_unknown": dict(id_number="003185001234"),
     "cccd_sex_mismatch": dict(id_number="079085001234"),  # 0 = male, 1900s
     "cccd_birth_year_mismatch": dict(id_number="079186001234"),
@@ -119,7 +121,7 @@ def test_cccd_sex_and_century_digit(digit: str, sex: str, year: int) -> None:
 
 def test_cmnd_and_passports() -> None:
     assert codes(replace(CLEAN, id_number="023456789")) == ()  # 9-digit CMND: no structure to check
-    assert codes(replace(CLEAN, id_number="02345678X")) == ("id_format",)
+    assert codes(replace(CLEAN, id_number="02345678X")) == ("id_invalid_characters",)
     assert codes(replace(CLEAN, nationality="KR", id_number="M12345678", sex="")) == ()
     assert codes(replace(CLEAN, nationality="KR", id_number="")) == ("id_missing",)
 
@@ -182,8 +184,8 @@ def test_non_ascii_digits_are_not_dates_or_ids() -> None:
     # "１９８５" (full-width) matched \d and int() reads it, so it used to pass every
     # check and reach the signer, whose DCC schema refuses it.
     assert check_record(replace(CLEAN, date_of_birth="１９８５-03-14"), today=TODAY) == ("dob_format",)
-    assert check_record(replace(CLEAN, id_number="０７９１８５００１２３４"), today=TODAY) == ("id_format",)
-    assert check_record(replace(CLEAN, id_number="１２３４５６７８９"), today=TODAY) == ("id_format",)
+    assert check_record(replace(CLEAN, id_number="０７９１８５００１２３４"), today=TODAY) == ("id_invalid_characters",)
+    assert check_record(replace(CLEAN, id_number="１２３４５６７８９"), today=TODAY) == ("id_invalid_characters",)
     odd = replace(AZ2, date="２０２１-１０-２５")
     assert check_record(replace(CLEAN, doses=(AZ1, odd, PF3)), today=TODAY) == ("dose_date_invalid",)
 
@@ -200,7 +202,7 @@ def test_nationality_spelt_out_is_still_a_citizen(nationality: str) -> None:
 
 @pytest.mark.parametrize("nationality", ["US", "USA", "KOR", "CHN", "KR", "FRA"])
 def test_foreigner_has_an_alpha2_or_alpha3_code(nationality: str) -> None:
-    # USA, KOR, CHN used to count as Vietnamese: every foreigner got id_format (issue 9, point 3).
+    # USA, KOR, CHN used to count as Vietnamese: every foreigner got an ID-format code (issue 9, point 3).
     foreign = replace(CLEAN, nationality=nationality, id_number="C1234567", sex="")
     assert check_record(foreign, today=TODAY) == ()
     assert check_record(replace(foreign, id_number="C 12/3"), today=TODAY) == ("passport_format",)
@@ -275,3 +277,35 @@ def test_one_cause_one_reason(mutation: dict[str, str], in_registry: bool, expec
 
     rec = replace(CLEAN, **mutation)
     assert with_registry(rec, codes(rec), REG if in_registry else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("ident", "expected"),
+    [
+        ("-", ("id_missing",)), ("N/A", ("id_missing",)), ("Không có", ("id_missing",)), ("KHONG CO", ("id_missing",)),
+        ("NULL", ("id_missing",)), ("null", ("id_missing",)), ("000000000000", ("id_missing",)), ("  --  ", ("id_missing",)),
+        ("79185001234", ("id_wrong_length",)), ("0791850012344", ("id_wrong_length",)), ("0791850", ("id_wrong_length",)),
+        ("079 185 00123", ("id_wrong_length",)),
+        ("0791850O1234", ("id_invalid_characters",)), ("079185001234X", ("id_invalid_characters",)),
+        ("079 185 001234", ("id_separators",)), ("079.185.001234", ("id_separators",)), ("079-185-001234", ("id_separators",)),
+        ("079\u00a0185\u00a0001234", ("id_separators",)),
+        # repaired, then checked like any ID: the sex digit still counts
+        ("079 085 001234", ("id_separators", "cccd_sex_mismatch")),
+    ],
+)  # fmt: skip
+def test_one_reason_per_kind_of_id_error(ident: str, expected: tuple[str, ...]) -> None:
+    # id_format used to cover a wrong length, letters and placeholders alike (issue 9, point 5),
+    # and IDs with spaces were repaired silently (point 6).
+    assert codes(replace(CLEAN, id_number=ident)) == expected
+    t = load_tables()
+    assert all(t.reasons[c].vi and t.reasons[c].en for c in expected)
+    assert all(t.reasons[c].fix_vi and t.reasons[c].fix_en for c in expected if c.startswith("id_"))
+
+
+def test_repaired_id_is_looked_up_and_suggested() -> None:
+    from signer.cleaning.checks import lookup_id, needs_registry, with_registry
+
+    rec = replace(CLEAN, id_number="079 185 001234")
+    assert lookup_id(rec) == "079185001234" and needs_registry(rec, codes(rec))
+    assert with_registry(rec, codes(rec), REG) == ("id_separators",)
+    assert not needs_registry(replace(CLEAN, id_number="N/A"), ("id_missing",))

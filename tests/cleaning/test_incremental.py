@@ -12,7 +12,7 @@ from signer.cleaning.run import CheckOptions, run_checks
 from tests.cleaning.conftest import NOW, Checked
 
 #: Injected errors that the commune police fix in the export (the person is right in the registry).
-FIXABLE = {"id_missing", "id_format", "cccd_sex_mismatch", "registry_name_diacritics", "dob_format",
+FIXABLE = {"id_missing", "id_wrong_length", "id_separators", "cccd_sex_mismatch", "registry_name_diacritics", "dob_format",
            "dose_interval_short", "vaccine_unknown", "registry_dob_mismatch"}  # fmt: skip
 
 
