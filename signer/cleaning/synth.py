@@ -254,7 +254,7 @@ class _Injector:
             return replace(rec, id_number=bad), [kind]
         if kind == "id_separators":
             sep = rng.choice([" ", " ", ".", "-"])
-            parts = [ident[:3], ident[3:6], ident[6:]] if cccd else [ident[:3], ident[3:6], ident[6:]]
+            parts = [ident[:3], ident[3:6], ident[6:]]
             return replace(rec, id_number=sep.join(parts)), [kind]
         if kind == "cccd_province_unknown" and cccd:
             return replace(rec, id_number=rng.choice(UNUSED_PROVINCE_CODES) + ident[3:]), [kind]
