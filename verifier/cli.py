@@ -26,6 +26,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from verifier import rules_cli
 from verifier.errors import ConfigError, PassportError
 from verifier.hc1 import qr_text_from_file, verify_qr_image, verify_qr_text
 from verifier.human import LANGS, render
@@ -119,6 +120,7 @@ def _read_image(path: str) -> bytes:
 
 def run_qr(args: argparse.Namespace) -> int:
     now = now_from_args(args)
+    rule_set = rules_cli.load_rules_from_args(args)  # issue 11: --rules (exit 2 if unusable)
     if args.image is not None:
         image = _read_image(args.image)
         trust = load_trust_from_args(args, now)
@@ -127,6 +129,7 @@ def run_qr(args: argparse.Namespace) -> int:
         text = args.text if args.text is not None else _read_qr_file(args.qr_file)
         trust = load_trust_from_args(args, now)
         verdict = verify_qr_text(text, trust, now=now)
+    verdict = rules_cli.apply_rules(verdict, rule_set, args, now)
     print_verdict(verdict, args)
     return exit_code(verdict)
 
@@ -142,6 +145,7 @@ def register_qr(subparsers: Any) -> None:
     source.add_argument("text", nargs="?", metavar="'HC1:...'", help="the QR text")
     source.add_argument("--qr-file", metavar="FILE", help="file holding the QR text ('-': stdin)")
     source.add_argument("--image", metavar="FILE", help="PNG/JPEG image of the QR code")
+    rules_cli.add_qr_arguments(parser)
     parser.set_defaults(run=run_qr)
 
 
@@ -238,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     register_qr(subparsers)
     register_trust(subparsers)
+    rules_cli.register(subparsers)  # issue 11: `rules test|list|check`
     # PDF verifier (issue 3): verifier/pdf/cli.py provides register(subparsers) -> `pdf`.
     for module_name in OPTIONAL_SUBCOMMANDS:
         _register_optional(subparsers, module_name)

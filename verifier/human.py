@@ -155,6 +155,18 @@ _REASONS: Mapping[Reason, tuple[str, str]] = {
         "certificate content does not follow the EU DCC format",
         "nội dung chứng nhận không đúng định dạng EU DCC",
     ),
+    Reason.RULE_FAILED: (
+        "the certificate does not meet the entry rules (policy profile)",
+        "chứng nhận không đáp ứng quy định nhập cảnh (hồ sơ chính sách)",
+    ),
+    Reason.RULE_OPEN: (
+        "an entry rule could not be checked",
+        "không thể kiểm tra một quy định nhập cảnh",
+    ),
+    Reason.NO_RULES: (
+        "no entry rule applies to this certificate: refused",
+        "không có quy định nhập cảnh nào áp dụng cho chứng nhận này: từ chối",
+    ),
     Reason.INTERNAL: ("internal error while verifying", "lỗi nội bộ khi kiểm tra"),
 }
 

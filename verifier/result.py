@@ -37,9 +37,11 @@ class Stage(StrEnum):
     EXPIRY = "expiry"
     KEY_USAGE = "key_usage"
     SCHEMA = "schema"
+    #: business rules (verifier.rules): reported only when rules were given, so not in STAGES
+    RULES = "rules"
 
 
-STAGES: tuple[Stage, ...] = tuple(Stage)
+STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s is not Stage.RULES)
 STRUCTURAL: tuple[Stage, ...] = STAGES[:6]
 SEMANTIC: tuple[Stage, ...] = STAGES[6:]
 _STAGE_NAMES: tuple[str, ...] = tuple(s.value for s in STAGES)
@@ -95,6 +97,10 @@ class Reason(StrEnum):
     NO_CERTIFICATE_TYPE = "no_certificate_type"
     # schema
     SCHEMA_INVALID = "schema_invalid"
+    # rules (verifier.rules): a rule returned false; could not be evaluated; none applied
+    RULE_FAILED = "rule_failed"
+    RULE_OPEN = "rule_open"
+    NO_RULES = "no_rules"
     # any stage: a bug caught at the boundary (never expected)
     INTERNAL = "internal_error"
 
@@ -128,6 +134,8 @@ class Verdict:
     checks: Mapping[str, bool | None] = field(default_factory=_empty_checks)
     payload: Mapping[str, Any] | None = None
     qr_text: str | None = None
+    #: rule results (verifier.rules.RuleResult.to_dict), None when no rules were given
+    rules: tuple[Mapping[str, Any], ...] | None = None
 
     @classmethod
     def build(
@@ -187,8 +195,9 @@ class Verdict:
         return tuple(e.reason for e in self.errors)
 
     def to_dict(self) -> dict[str, Any]:
-        """The CLI's ``--json`` object (issue 2, command-line contract)."""
-        return {
+        """The CLI's ``--json`` object (issue 2, command-line contract); with
+        rules (issue 11) also ``checks.rules`` and ``rules``."""
+        out: dict[str, Any] = {
             "valid": self.valid,
             "stage_failed": self.stage_failed,
             "errors": [
@@ -199,6 +208,10 @@ class Verdict:
             "payload": None if self.payload is None else jsonable(self.payload),
             "qr_text": self.qr_text,
         }
+        if self.rules is not None:
+            out["checks"]["rules"] = self.checks.get(Stage.RULES)
+            out["rules"] = [dict(r) for r in self.rules]
+        return out
 
     def to_json(self, *, indent: int | None = None) -> str:
         """:meth:`to_dict` as JSON text; never raises on odd payloads.
