@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -48,6 +50,9 @@ parse_time = parse_iso_time  # ISO 8601 with or without fraction and zone (no zo
 MAX_CENTRE = 200
 #: ``--override-reason`` and ``--operator``, recorded in the manifest.
 MAX_NOTE = 500
+#: ``--jobs``: each worker is a forked process holding the key.
+MAX_JOBS = 64
+MAX_URL = 2000
 
 
 def text_arg(what: str, max_len: int) -> Callable[[str], str]:
@@ -65,6 +70,29 @@ def text_arg(what: str, max_len: int) -> Callable[[str], str]:
         return text
 
     return parse
+
+
+def _country(text: str) -> str:
+    """``--country``: ISO 3166-1 alpha-2, as the CWT ``iss``, ``v.co`` and the UVCI need."""
+    if not re.fullmatch(r"[A-Z]{2}", text):
+        shown = text if len(text) <= 20 else text[:20] + "..."
+        raise argparse.ArgumentTypeError(f"not an ISO 3166-1 alpha-2 code such as VN: {shown!r}")
+    return text
+
+
+def _url(text: str) -> str:
+    """``--tsa-url``: an http(s) URL with a host name that can be looked up."""
+    shown = text if len(text) <= 60 else text[:60] + "..."
+    try:
+        parts = urllib.parse.urlsplit(text)
+        host = parts.hostname or ""
+        host.encode("idna")  # a label over 63 characters, or an empty one, fails here
+        _ = parts.port  # raises ValueError for a bad port
+    except (ValueError, UnicodeError):
+        raise argparse.ArgumentTypeError(f"not a usable URL: {shown!r}") from None
+    if len(text) > MAX_URL or parts.scheme not in ("http", "https") or not host:
+        raise argparse.ArgumentTypeError(f"not an http(s) URL: {shown!r}")
+    return text
 
 
 # --------------------------------------------------------------------------
@@ -93,7 +121,9 @@ def register_sign(subparsers: Any, name: str = "sign") -> None:
     p.add_argument("records", type=Path, help="records file (.jsonl or .csv)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     p.add_argument("--issuer", default=DEFAULT_ISSUER, help="certificate issuer name (v.is)")
-    p.add_argument("--country", default="VN", help="issuing country (CWT iss, v.co, UVCI)")
+    p.add_argument(
+        "--country", type=_country, default="VN", help="issuing country (CWT iss, v.co, UVCI)"
+    )
     p.add_argument(
         "--validity-days",
         type=int,
@@ -119,7 +149,8 @@ def register_sign(subparsers: Any, name: str = "sign") -> None:
         type=_job_count,
         default=1,
         metavar="N",
-        help="signing processes (default 1; 0 = one per CPU); each opens the key itself",
+        help=f"signing processes (default 1; 0 = one per CPU; at most {MAX_JOBS}); each opens "
+        "the key itself",
     )
     p.add_argument(
         "--allow-unverified",
@@ -174,6 +205,7 @@ def add_pdf_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
     )
     g.add_argument(
         "--tsa-url",
+        type=_url,
         metavar="URL",
         help="RFC 3161 time-stamping authority (python -m keys tsa-serve): each PDF signature "
         "gets a signature timestamp and the TSA's certificate is embedded (PAdES B-LT); "
@@ -200,9 +232,9 @@ def _job_count(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (one per CPU) or more, got {value}")
+        raise argparse.ArgumentTypeError(f"not a whole number: {text[:20]!r}") from None
+    if not 0 <= value <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"must be 0 (one per CPU) to {MAX_JOBS}, got {text[:20]}")
     return value
 
 

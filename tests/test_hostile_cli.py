@@ -200,6 +200,12 @@ def test_keys_longest_name_accepted(pki: Path) -> None:
         (("--allow-unverified", "--override-reason", "ok", "--operator", "o" * 100_000),
          "--operator"),
         (("--pdf", "--centre", "Tram\x00A"), "--centre"),
+        (("--country", "V" * 30_000), "--country"),
+        (("--country", "vn"), "--country"),
+        (("--jobs", "100000"), "--jobs"),  # a fork per job
+        (("--pdf", "--centre", "Tram", "--tsa-url", "http://" + "a" * 3000), "--tsa-url"),
+        (("--pdf", "--centre", "Tram", "--tsa-url", "http://localhost:99999/"), "--tsa-url"),
+        (("--pdf", "--centre", "Tram", "--tsa-url", "file:///etc/passwd"), "--tsa-url"),
     ],
 )
 def test_signer_long_texts(pki: Path, extra: tuple[str, ...], option: str) -> None:
