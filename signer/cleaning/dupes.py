@@ -61,6 +61,7 @@ def fix_cross_duplicates(parts: list[dict[str, Path]], summary: Summary) -> int:
             fixed += len(dups)
             drop_staged(parts[k]["results"], dups)
             passed: dict[str, int] = {}
+            soft: dict[str, int] = {}  # verified with soft reasons: listed and in the verified files
             conn.execute("BEGIN")
             for rid, line in dups.items():
                 row = conn.execute(
@@ -77,6 +78,12 @@ def fix_cross_duplicates(parts: list[dict[str, Path]], summary: Summary) -> int:
                 )
                 old = tuple(row[0].split(";")) if row[0] else ()
                 summary.recategorise(row[1], row[2], row[3].count("; ") + 1 if row[3] else 0, old, DUPLICATE)
+                if not summary.tables.hard(old):
+                    soft[rid] = line
+                    summary.soft_verified -= 1
+            if soft:
+                _remove(parts[k]["verified"], soft)
+                summary.newly_verified -= len(_remove(parts[k]["new"], soft))
             if passed:
                 removed = _remove(parts[k]["verified"], passed)
                 summary.newly_verified -= len(_remove(parts[k]["new"], passed))

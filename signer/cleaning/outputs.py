@@ -77,6 +77,7 @@ class Summary:
         self.foreign_verified = 0
         self.peak_rss_mb = 0.0
         self.rows_read = 0  # export rows (dose rows of one person count one each)
+        self.soft_verified = 0  # verified with a soft reason (listed for correction too)
         self.people_read = 0  # records read (a person's dose rows grouped)
         self._cat_cache: dict[tuple[str, ...], str] = {}
 
@@ -149,6 +150,7 @@ class Summary:
         self.newly_verified += other.newly_verified
         self.foreign_verified += other.foreign_verified
         self.rows_read += other.rows_read
+        self.soft_verified += other.soft_verified
         self.people_read += other.people_read
 
     def to_json(
@@ -175,6 +177,7 @@ class Summary:
             "registry": registry,
             "totals": self.total,
             "foreigners_verified_without_registry": self.foreign_verified,
+            "verified_with_soft_reasons": self.soft_verified,
             "incremental": {
                 "rechecked": self.rechecked,
                 "unchanged_reused": self.reused,

@@ -44,7 +44,7 @@ import os
 import resource
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,7 @@ class _Verdict:
     fields: tuple[str, ...] = ()
     suggestion: str = ""
     reused: bool = False
+    registry_name: str = ""  # the registry's spelling of a name verified with a soft reason
 
 
 def _suggest(rec: Record, codes: tuple[str, ...], registry: Registry) -> str:
@@ -188,10 +189,14 @@ def _check_chunk(records: list[Record], registry: Registry, tables: Tables, toda
     out = []
     for rec, codes, ask in zip(records, base, asks, strict=True):
         fields: tuple[str, ...] = ()
+        name = ""
         if ask:
-            codes = with_registry(rec, codes, found.get(lookup_id(rec)))
+            entry = found.get(lookup_id(rec))
+            codes = with_registry(rec, codes, entry)
             fields = tuple(dict.fromkeys(DIFFERING_FIELD[c] for c in codes if c in DIFFERING_FIELD))
-        out.append(_Verdict(codes, fields, _suggest(rec, codes, registry) if codes else ""))
+            if entry is not None and "registry_name_diacritics" in codes:
+                name = entry.full_name  # the certificate carries the registry's spelling (issue 9, point 7)
+        out.append(_Verdict(codes, fields, _suggest(rec, codes, registry) if codes else "", registry_name=name))
     return out
 
 
@@ -276,7 +281,8 @@ def _do_chunk(
         elif rid in seen or rid in earlier:
             verdicts[i] = _Verdict(_ID_ONLY[1])
         elif prev is not None and store.reusable(prev, fps[i]):
-            verdicts[i] = _Verdict(prev.codes, prev.fields, prev.suggestion, reused=True)
+            verdicts[i] = _Verdict(prev.codes, prev.fields, prev.suggestion, reused=True,
+                                   registry_name=prev.registry_name)  # fmt: skip
         else:
             to_check.append(i)
         seen.add(rid)
@@ -290,16 +296,22 @@ def _do_chunk(
         assert v is not None
         rid = rec.record_id
         if not v.reused and v.codes not in _ID_ONLY:
-            store.put(rid, fps[i], v.codes, v.fields, v.suggestion, rec.line)
+            store.put(rid, fps[i], v.codes, v.fields, v.suggestion, rec.line, v.registry_name)
         summary.add(rec.province, rec.commune, v.codes, len(rec.doses), reused=v.reused, foreign=not is_citizen(rec))
-        if not v.codes:
-            line = verified_line(rec, fps[i])
+        hard = tables.hard(v.codes)
+        if not hard:
+            if v.codes:  # soft reasons only: verified as the registry spells the name, and listed for correction
+                summary.soft_verified += 1
+                signed = replace(rec, full_name=v.registry_name) if v.registry_name else rec
+                line = verified_line(signed, record_fingerprint(signed))
+            else:
+                line = verified_line(rec, fps[i])
             vfh.write(line)
             prev = stored.get(rid)
-            if prev is None or prev.codes or prev.fingerprint != fps[i]:
+            if prev is None or tables.hard(prev.codes) or prev.fingerprint != fps[i]:
                 nfh.write(line)
                 summary.newly_verified += 1
-        else:
+        if v.codes:
             scratch.add_record(rec, v.codes, v.fields, v.suggestion,
                                lookup_id(rec) if needs_registry(rec, v.codes) else "")
 

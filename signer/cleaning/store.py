@@ -36,19 +36,20 @@ from verifier.errors import ConfigError
 from .private import connect_private, make_private_dir
 
 TIME_DEPENDENT = frozenset({"dob_future", "dose_future"})
-_COLUMNS = "record_id, fingerprint, context, run, codes, fields, suggestion, line"
+_COLUMNS = "record_id, fingerprint, context, run, codes, fields, suggestion, line, registry_name"
 #: A record ID met twice in one run (two workers): the earlier line's verdict stays, whoever writes last.
 _ON_CONFLICT = (
     " ON CONFLICT(record_id) DO UPDATE SET "
     "fingerprint = excluded.fingerprint, context = excluded.context, run = excluded.run, "
-    "codes = excluded.codes, fields = excluded.fields, suggestion = excluded.suggestion, line = excluded.line "
+    "codes = excluded.codes, fields = excluded.fields, suggestion = excluded.suggestion, line = excluded.line, "
+    "registry_name = excluded.registry_name "
     "WHERE result.run != excluded.run OR excluded.line < result.line"
 )
-_UPSERT = f"INSERT INTO result({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)" + _ON_CONFLICT
+_UPSERT = f"INSERT INTO result({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)" + _ON_CONFLICT
 _STAGED_SCHEMA = (
     "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
     "CREATE TABLE IF NOT EXISTS result(record_id TEXT PRIMARY KEY, fingerprint TEXT, context TEXT, run INTEGER, "
-    "codes TEXT, fields TEXT, suggestion TEXT, line INTEGER) WITHOUT ROWID;"
+    "codes TEXT, fields TEXT, suggestion TEXT, line INTEGER, registry_name TEXT) WITHOUT ROWID;"
 )
 
 
@@ -60,6 +61,7 @@ class Stored:
     suggestion: str
     run: int
     context: str
+    registry_name: str = ""  # the registry's spelling, for a name verified with a soft reason
 
 
 class ResultStore:
@@ -80,13 +82,15 @@ class ResultStore:
                 PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
                 CREATE TABLE IF NOT EXISTS result(
                     record_id TEXT PRIMARY KEY, fingerprint TEXT, context TEXT, run INTEGER,
-                    codes TEXT, fields TEXT, suggestion TEXT, line INTEGER) WITHOUT ROWID;
+                    codes TEXT, fields TEXT, suggestion TEXT, line INTEGER, registry_name TEXT) WITHOUT ROWID;
                 CREATE TABLE IF NOT EXISTS run(id INTEGER PRIMARY KEY, at TEXT);
                 """
             )
             columns = {r[1] for r in self._conn.execute("PRAGMA table_info(result)")}
             if "line" not in columns:  # a store from before the line column
                 self._conn.execute("ALTER TABLE result ADD COLUMN line INTEGER DEFAULT 0")
+            if "registry_name" not in columns:  # a store from before the soft name verdicts
+                self._conn.execute("ALTER TABLE result ADD COLUMN registry_name TEXT DEFAULT ''")
             if run is None:
                 self._conn.execute("BEGIN IMMEDIATE")
                 cur = self._conn.execute("INSERT INTO run(at) VALUES (datetime('now'))")
@@ -106,11 +110,11 @@ class ResultStore:
         for i in range(0, len(ids), 1000):
             part = list(ids[i : i + 1000])
             q = (
-                "SELECT record_id, fingerprint, codes, fields, suggestion, run, context FROM result "
+                "SELECT record_id, fingerprint, codes, fields, suggestion, run, context, registry_name FROM result "
                 "WHERE record_id IN (" + ",".join("?" * len(part)) + ")"
             )
-            for rid, fp, codes, fields, sugg, run, ctx in self._conn.execute(q, part):
-                out[rid] = Stored(fp, _split(codes), _split(fields), sugg or "", run, ctx)
+            for rid, fp, codes, fields, sugg, run, ctx, name in self._conn.execute(q, part):
+                out[rid] = Stored(fp, _split(codes), _split(fields), sugg or "", run, ctx, name or "")
         return out
 
     def reusable(self, stored: Stored | None, fingerprint: str) -> bool:
@@ -122,10 +126,11 @@ class ResultStore:
         )
 
     def put(self, record_id: str, fingerprint: str, codes: Iterable[str], fields: Iterable[str], suggestion: str,
-            line: int = 0) -> None:  # fmt: skip
+            line: int = 0, registry_name: str = "") -> None:  # fmt: skip
         self._pending.append(
-            (record_id, fingerprint, self.context, self.run, ";".join(codes), ";".join(fields), suggestion, line)
-        )
+            (record_id, fingerprint, self.context, self.run, ";".join(codes), ";".join(fields), suggestion, line,
+             registry_name)
+        )  # fmt: skip
 
     def flush(self) -> None:
         conn = self._conn if self._staged is None else self._staged

@@ -34,7 +34,7 @@ from verifier.errors import ConfigError
 
 from .text import fold
 
-CATEGORIES = ("row", "id", "personal", "dose")
+CATEGORIES = ("row", "id", "personal", "dose", "soft")  # soft: listed for correction, still verified
 _VACCINE_NOISE = re.compile(r"vac[\s-]*xin|vaccine|[^a-z0-9]")
 
 
@@ -70,6 +70,11 @@ class Tables:
             cache.clear()
         found = cache[name] = self.vaccine_aliases.get(vaccine_key(name))
         return found
+
+    def hard(self, codes: tuple[str, ...]) -> bool:
+        """Whether any of the codes blocks verification (every category but ``soft``)."""
+        reasons = self.reasons
+        return any(reasons[c].category != "soft" for c in codes)
 
     def min_days(self, product: str | None) -> int:
         """Minimum days after a dose of ``product``; :attr:`unknown_min_days` when it is not known."""

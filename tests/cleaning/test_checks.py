@@ -309,3 +309,33 @@ def test_repaired_id_is_looked_up_and_suggested() -> None:
     assert lookup_id(rec) == "079185001234" and needs_registry(rec, codes(rec))
     assert with_registry(rec, codes(rec), REG) == ("id_separators",)
     assert not needs_registry(replace(CLEAN, id_number="N/A"), ("id_missing",))
+
+
+def test_name_without_diacritics_is_verified_with_the_registry_spelling(tmp_path: Path) -> None:
+    # NGUYEN THI ... against the registry's Nguyễn Thị ... blocked signing (issue 9, point 7).
+    import csv
+
+    from signer.cleaning.run import CheckOptions, run_checks
+    from signer.records import is_verified, read_records
+    from tests.cleaning.conftest import NOW
+    from tests.cleaning.test_bad_input import GOOD, HEADER, REGISTRY
+
+    rows = [GOOD.replace("Nguyễn Thị Thanh Hương", "NGUYEN THI THANH HUONG"),
+            GOOD.replace("A1,", "A2,").replace("Nguyễn Thị Thanh Hương", "Nguyen Thi Thanh Huong")
+            .replace("1985-03-14", "1985-03-15")]  # fmt: skip
+    path = tmp_path / "r.csv"
+    path.write_text(HEADER + "\n" + "\n".join(rows) + "\n", "utf-8")
+    reg = tmp_path / "registry.csv"
+    reg.write_text(REGISTRY, "utf-8")
+    summary = run_checks(CheckOptions(records=path, registry=str(reg), out_dir=tmp_path / "out", now=NOW, workers=1,
+                                      formats=("csv",)))  # fmt: skip
+    assert summary["totals"]["subjects"]["verified"] == 1 and summary["verified_with_soft_reasons"] == 1
+    [rec] = list(read_records(tmp_path / "out" / "verified.jsonl"))
+    assert isinstance(rec, Record) and rec.record_id == "A1" and is_verified(rec)
+    assert rec.full_name == "Nguyễn Thị Thanh Hương"  # the certificate carries the registry's spelling
+    [listed] = [p for p in (tmp_path / "out" / "reconciliation").rglob("*.csv")]
+    with listed.open(encoding="utf-8-sig") as fh:
+        codes_by_id = {r["record_id"]: r["reason_codes"].split() for r in csv.DictReader(fh)}
+    # listed for correction in the source; with another difference (date of birth) not verified
+    assert codes_by_id == {"A1": ["registry_name_diacritics"],
+                           "A2": ["registry_name_diacritics", "registry_dob_mismatch"]}  # fmt: skip
