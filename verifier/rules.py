@@ -133,6 +133,8 @@ class Rule:
     affected_fields: tuple[str, ...]
     logic: Any
     source: str = ""
+    #: the rule's JSON as read (for :func:`bundle`)
+    raw: Any = field(default=None, compare=False, repr=False)
 
     @property
     def version_key(self) -> tuple[int, int, int]:
@@ -219,6 +221,7 @@ def parse_rule(obj: Any, *, source: str = "<rule>") -> Rule:
         affected_fields=tuple(affected),
         logic=obj["Logic"],
         source=source,
+        raw=obj,
     )
 
 
@@ -266,6 +269,8 @@ class RuleSet:
     profiles: Mapping[tuple[str, str], Profile] = field(default_factory=dict)
     #: country -> the profile applied when none is asked for (``"default"`` of profiles.json)
     default_profiles: Mapping[str, str] = field(default_factory=dict)
+    #: the profiles.json objects as read (for :func:`bundle`)
+    raw_profiles: tuple[Any, ...] = ()
 
     def profile(self, country: str, name: str) -> Profile:
         try:
@@ -302,33 +307,46 @@ def _parse_profiles(obj: Any, source: str) -> tuple[list[Profile], str | None]:
 
 
 def load_rules(path: Path | str) -> RuleSet:
-    """Load a rule set: a folder (every ``**/rule.json`` and ``**/profiles.json``)
-    or one file (a rule object or an array of rules). Raises :class:`ConfigError`."""
+    """Load a rule set; raises :class:`ConfigError`.
+
+    ``path`` is a folder (every ``**/rule.json`` and ``**/profiles.json``
+    under it) or one file: a rule, an array of rules, or a bundle
+    ``{"rules": [...], "profiles": [<profiles.json>...]}`` (:func:`bundle`).
+    """
     path = Path(path)
-    rules: list[Rule] = []
-    profiles: dict[tuple[str, str], Profile] = {}
-    defaults: dict[str, str] = {}
+    rule_objs: list[tuple[Any, str]] = []
+    profile_objs: list[tuple[Any, str]] = []
     if path.is_dir():
         files = sorted(p for p in path.rglob("rule.json") if p.is_file())
         if len(files) > MAX_RULES:
             raise RuleFormatError(f"{path}: more than {MAX_RULES} rules")
-        rules = [parse_rule(read_json(f), source=str(f)) for f in files]
-        for f in sorted(path.rglob("profiles.json")):
-            found, default = _parse_profiles(read_json(f), str(f))
-            for profile in found:
-                profiles[(profile.country, profile.name)] = profile
-                if default is not None:
-                    defaults[profile.country] = default
+        rule_objs = [(read_json(f), str(f)) for f in files]
+        profile_objs = [(read_json(f), str(f)) for f in sorted(path.rglob("profiles.json"))]
     elif path.is_file():
         obj = read_json(path, limit=MAX_BUNDLE_BYTES)
-        items = obj if isinstance(obj, list) else [obj]
-        if len(items) > MAX_RULES:
-            raise RuleFormatError(f"{path}: more than {MAX_RULES} rules")
-        rules = [parse_rule(item, source=f"{path}[{i}]") for i, item in enumerate(items)]
+        if isinstance(obj, dict) and isinstance(obj.get("rules"), list):
+            items, found = obj["rules"], obj.get("profiles", [])
+            if not isinstance(found, list):
+                raise RuleFormatError(f"{path}: profiles must be a list of profiles.json objects")
+            profile_objs = [(p, f"{path} profiles[{i}]") for i, p in enumerate(found)]
+        else:
+            items = obj if isinstance(obj, list) else [obj]
+        rule_objs = [(item, f"{path}[{i}]") for i, item in enumerate(items)]
     else:
         raise ConfigError(f"no rules at {path}: not a file or folder")
+    if len(rule_objs) > MAX_RULES:
+        raise RuleFormatError(f"{path}: more than {MAX_RULES} rules")
+    rules = [parse_rule(obj, source=source) for obj, source in rule_objs]
     if not rules:
         raise ConfigError(f"no rules at {path} (expected <country>/<rule id>/rule.json)")
+    profiles: dict[tuple[str, str], Profile] = {}
+    defaults: dict[str, str] = {}
+    for obj, source in profile_objs:
+        found_profiles, default = _parse_profiles(obj, source)
+        for profile in found_profiles:
+            profiles[(profile.country, profile.name)] = profile
+            if default is not None:
+                defaults[profile.country] = default
     for profile in profiles.values():
         known = {r.identifier for r in rules if r.country == profile.country}
         missing = sorted(profile.rules - known)
@@ -337,7 +355,17 @@ def load_rules(path: Path | str) -> RuleSet:
                 f"profile {profile.name!r} of {profile.country} names unknown rules: "
                 + ", ".join(missing)
             )
-    return RuleSet(tuple(rules), profiles, defaults)
+    raw_profiles = tuple(obj for obj, _ in profile_objs)
+    return RuleSet(tuple(rules), profiles, defaults, raw_profiles)
+
+
+def bundle(rule_set: RuleSet) -> dict[str, Any]:
+    """One JSON object holding a whole rule set, for a checkpoint or the browser page:
+    ``{"rules": [<rule.json>...], "profiles": [<profiles.json>...]}`` (rules as written)."""
+    return {
+        "rules": [r.raw for r in sorted(rule_set.rules, key=lambda r: (r.country, r.identifier))],
+        "profiles": list(rule_set.raw_profiles),
+    }
 
 
 # --------------------------------------------------------------------------

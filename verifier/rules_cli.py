@@ -3,6 +3,7 @@
     $ python -m verifier rules test tests/vectors/certlogic/rules
     $ python -m verifier rules list --rules verifier/data/rules
     $ python -m verifier rules check --country VN --profile booster --payload dcc.json
+    $ python -m verifier rules bundle verifier/data/rules -o rules-vn.json
     $ python -m verifier qr --trust tl.cbor --rules verifier/data/rules --profile booster 'HC1:...'
 
 ``rules test DIR`` (issue 11, command-line contract, kept exactly): runs every
@@ -35,13 +36,14 @@ from verifier.rules import (
     RuleFormatError,
     RuleSet,
     RulesReport,
+    bundle,
     check_certificate,
     default_rules_path,
     load_rules,
     parse_rule,
     read_json,
 )
-from verifier.util import parse_iso_time
+from verifier.util import parse_iso_time, write_atomic
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 DEFAULT_COUNTRY = "VN"
@@ -198,6 +200,17 @@ def run_check(args: argparse.Namespace) -> int:
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
+def run_bundle(args: argparse.Namespace) -> int:
+    rule_set = load_rules(Path(args.dir))
+    text = json.dumps(bundle(rule_set), ensure_ascii=False, indent=1) + "\n"
+    try:
+        write_atomic(Path(args.output), text.encode("utf-8"), durable=False)
+    except OSError as err:
+        raise ConfigError(f"cannot write {args.output}: {err.strerror}") from None
+    print(f"{args.output}: {len(rule_set.rules)} rules, {len(rule_set.profiles)} profiles")
+    return EXIT_OK
+
+
 def _add_selection(parser: argparse.ArgumentParser, *, rules_required: bool) -> None:
     parser.add_argument(
         "--rules",
@@ -241,6 +254,10 @@ def register(subparsers: Any) -> None:
     )
     check.add_argument("--json", action="store_true")
     check.set_defaults(run=run_check)
+    bundling = actions.add_parser("bundle", help="write a rule folder as one JSON file")
+    bundling.add_argument("dir", metavar="DIR")
+    bundling.add_argument("-o", "--output", required=True, metavar="FILE")
+    bundling.set_defaults(run=run_bundle)
 
 
 def _parse_at(text: str) -> dt.datetime:

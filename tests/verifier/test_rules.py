@@ -25,6 +25,7 @@ from tests.verifier.factory import DCC, TEST_DCC, make_hc1
 from verifier.rules import (
     CertificateType,
     Outcome,
+    RuleFormatError,
     check_certificate,
     default_rules_path,
     external_parameters,
@@ -383,3 +384,27 @@ def test_qr_rules_not_run_on_undecodable_qr(dsc_pem: str) -> None:
 def test_module_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name))
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_bundle_round_trip(tmp_path: Path) -> None:
+    out = tmp_path / "rules.json"
+    done = _cli("rules", "bundle", str(VN_RULES), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    from_dir, from_file = load_rules(VN_RULES), load_rules(out)
+    assert sorted(r.identifier for r in from_file.rules) == sorted(
+        r.identifier for r in from_dir.rules
+    )
+    assert from_file.profiles == from_dir.profiles
+    assert from_file.default_profiles == {"VN": "primary"}
+    assert (
+        _check(DCC, "booster").passed
+        is check_certificate(from_file, DCC, country="VN", profile="booster", at=NOW).passed
+        is False
+    )
+    # an array of rules (no profiles) is a rule set too
+    array = tmp_path / "array.json"
+    array.write_text(json.dumps(json.loads(out.read_text("utf-8"))["rules"]), "utf-8")
+    assert len(load_rules(array).rules) == 10
+    array.write_text('{"rules": [], "profiles": {}}', "utf-8")
+    with pytest.raises(RuleFormatError):
+        load_rules(array)
