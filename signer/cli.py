@@ -30,6 +30,7 @@ from keys.loader import add_key_arguments, key_secret, key_spec_from_args, open_
 from signer.cleaning.cli import register as register_cleaning
 from signer.demo import register as register_demo
 from signer.issue import DEFAULT_DEFLATE_LEVEL, DEFAULT_VALIDITY_DAYS
+from signer.ledger.cli import register as register_ledger
 from signer.manifest import Override
 from signer.pdf.cli import register as register_pdf
 from signer.records import read_records
@@ -111,13 +112,27 @@ _COMMANDS = {
         "Same as 'sign --pdf' without the PNG: DIR/<record_id>.pdf (certified PAdES signature, "
         "QR inside) and DIR/<record_id>.hc1.txt per record, listed in DIR/manifest.jsonl.",
     ),
+    "batch": (
+        "sign records exactly once, recorded in the issuance ledger (resumable after a crash)",
+        "Like 'sign', with the issuance ledger: each record gets one certificate, whatever "
+        "happens; a record already issued with the same data is skipped, a changed record gets "
+        "a new certificate that supersedes the old one, and a run that was killed is finished "
+        "by running the same command again. DIR/manifest.jsonl is made from the ledger; refused "
+        "records are listed in DIR/errors.csv. See docs/ledger.md.",
+    ),
 }
 
 
 def register_sign(subparsers: Any, name: str = "sign") -> None:
     """``sign RECORDS --out DIR <key options>`` (and its ``pdf`` variant)."""
+    p = add_signing_arguments(subparsers, name)
+    p.set_defaults(func=run_sign, png=True, pdf=False, svg=False)
+
+
+def add_signing_arguments(subparsers: Any, name: str) -> argparse.ArgumentParser:
+    """The parser of ``name`` with the options ``sign``, ``pdf`` and ``batch`` share."""
     help_text, description = _COMMANDS[name]
-    p = subparsers.add_parser(name, help=help_text, description=description)
+    p: argparse.ArgumentParser = subparsers.add_parser(name, help=help_text, description=description)
     p.add_argument("records", type=Path, help="records file (.jsonl or .csv)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output directory")
     p.add_argument("--issuer", default=DEFAULT_ISSUER, help="certificate issuer name (v.is)")
@@ -141,7 +156,7 @@ def register_sign(subparsers: Any, name: str = "sign") -> None:
         help="zlib level of the QR text: 0 (default) stores the bytes, fastest; 9 makes the "
         "QR about 1%% smaller for about 16 us more per certificate",
     )
-    if name == "sign":
+    if name != "pdf":
         p.add_argument("--svg", action="store_true", help="also write DIR/<record_id>.svg")
     p.add_argument("--columns", metavar="FILE", help="CSV column mapping (default templates/columns.json)")
     p.add_argument(
@@ -171,7 +186,7 @@ def register_sign(subparsers: Any, name: str = "sign") -> None:
     )
     add_pdf_arguments(p, required=name == "pdf")
     add_key_arguments(p)
-    p.set_defaults(func=run_sign, png=True, pdf=False, svg=False)
+    return p
 
 
 def add_pdf_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
@@ -280,10 +295,122 @@ def run_sign(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO |
 
 
 # --------------------------------------------------------------------------
+# batch (with the issuance ledger)
+
+
+def register_batch(subparsers: Any) -> None:
+    """``batch RECORDS --out DIR --ledger DB --centre NAME <sign options>``."""
+    p = add_signing_arguments(subparsers, "batch")
+    g = p.add_argument_group("issuance ledger")
+    g.add_argument(
+        "--ledger",
+        required=True,
+        metavar="FILE|URL",
+        help="the ledger: a SQLite file (created with its key file FILE.key, 0600) or a "
+        "postgresql:// URL (key in $VNDCC_LEDGER_KEY)",
+    )
+    g.add_argument(
+        "--errors",
+        type=Path,
+        metavar="FILE",
+        help="CSV report of the refused records (default DIR/errors.csv; created 0600)",
+    )
+    g.add_argument(
+        "--progress",
+        choices=("auto", "bar", "lines", "none"),
+        default="auto",
+        help="progress on stderr: a bar on a terminal, a line every 10 s otherwise (auto)",
+    )
+    g.add_argument(
+        "--check-files",
+        choices=("size", "hash"),
+        default="size",
+        help="how the files of certificates already issued are checked before skipping them: "
+        "present with their size (default), or their SHA-256 (reads every file)",
+    )
+    p.set_defaults(func=run_batch, png=True, pdf=False, svg=False)
+
+
+def _actor(ns: argparse.Namespace) -> str:
+    return (ns.operator or os.environ.get("USER") or "").strip() or "unknown"
+
+
+def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    from signer.batch import BatchOutput, LedgerRun, write_manifest
+    from signer.batch_report import ErrorReport, Progress, estimate_records
+    from signer.ledger import Ledger
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    now = parse_time(ns.at) if ns.at else dt.datetime.now(dt.UTC)
+    if not ns.records.is_file():
+        raise ConfigError(f"records file not found: {ns.records}")
+    override = _override(ns)
+    if not ns.centre:
+        raise ConfigError("batch needs --centre NAME: the health centre the ledger records")
+    if ns.pdf and not ns.crl:
+        raise ConfigError("--pdf needs --crl FILE (the CSCA's current CRL)")
+    jobs = ns.jobs if ns.jobs > 0 else len(os.sched_getaffinity(0))
+    spec = key_spec_from_args(ns)
+    ledger = Ledger.open(ns.ledger, actor=_actor(ns))
+    try:
+        options = Options(now=now, allow_unverified=override is not None, png=ns.png, svg=ns.svg, hash_outputs=True)
+        secret = key_secret(spec)
+        with stop_signals(), BatchOutput(ns.out) as output, open_key(spec, secret=secret) as key:
+            signer = build_signer(key, ns, options)
+            workers = (jobs, WorkerSetup(spec=spec, secret=secret, ns=ns, options=options)) if jobs > 1 else None
+            errors_path = ns.errors or ns.out / "errors.csv"
+            report = ErrorReport(errors_path, tmp_dir=output.partial if ns.errors is None else None)
+            progress = Progress(err, total=estimate_records(ns.records), mode=ns.progress)
+            run = LedgerRun(
+                output, ledger=ledger, centre=ns.centre, report=report, progress=progress,
+                check_files=ns.check_files, signer=signer, override=override, err=err, workers=workers,
+            )  # fmt: skip
+            completed = False
+            try:
+                run.sign_all(read_records(ns.records, column_map=ns.columns))
+                completed = True
+            finally:
+                progress.close()
+                report.close()
+                try:
+                    listed = write_manifest(ledger, output)
+                except Exception:
+                    if completed:
+                        raise
+                    listed = None  # the run's own error is the one to report
+        pending = run.pending_elsewhere()
+    finally:
+        ledger.close()
+    counts = run.counts
+    print(f"batch: {counts.summary_line()}", end="", file=out)
+    if counts.refused:
+        for line in counts.reason_lines():
+            print(line, file=out)
+        print(f"refused records: {errors_path} ({report.rows} row(s))", file=out)
+    if listed is not None:
+        print(f"manifest: {ns.out / 'manifest.jsonl'} ({listed} certificate(s))", file=out)
+    if pending:
+        print(
+            f"warning: {pending} certificate(s) reserved in {ns.out} by an earlier run are not in "
+            "this input; run the batch again with that input",
+            file=err,
+        )
+    return 1 if counts.refused else 0
+
+
+# --------------------------------------------------------------------------
 # entry point
 
 #: One line per command; other packages add theirs here.
-REGISTRARS: list[Registrar] = [register_sign, register_pdf, register_cleaning, register_demo]
+REGISTRARS: list[Registrar] = [
+    register_sign,
+    register_pdf,
+    register_batch,
+    register_ledger,
+    register_cleaning,
+    register_demo,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,6 +35,7 @@ import argparse
 import collections
 import contextlib
 import datetime as dt
+import hashlib
 import itertools
 import multiprocessing
 import os
@@ -45,9 +46,9 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from keys.base import SigningKey
 from signer.issue import Hc1Issuer, Issued
@@ -67,16 +68,48 @@ if TYPE_CHECKING:
 BATCH_SIZE = 256
 #: Record ids become file names: keep them to a safe alphabet.
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-#: A batch after step 1: (position -> why refused, [(position, record, verified) to sign]).
-_Admitted = tuple[dict[int, str], list[tuple[int, Record, bool]]]
+
+
+class Job(NamedTuple):
+    """A record admitted for signing (step 1 -> step 2)."""
+
+    position: int  # in its batch
+    record: Record
+    verified: bool
+    uvci: str | None = None  # the UVCI to sign with (the ledger reserved it); None = a fresh one
+    iat: int | None = None  # sign at this time (epoch seconds) instead of the run's
+
+
+@dataclass
+class Admitted:
+    """A batch after step 1: position -> why refused, and the jobs to sign.
+    ``extra`` holds what a subclass of :class:`SigningRun` decided (the ledger's plans)."""
+
+    refused: dict[int, str]
+    ready: list[Job]
+    extra: Any = None
+
+
+#: What step 2 gets for one batch: the records, their UVCIs and signing times (None = default).
+Task = tuple[list[Record], list[str | None], list[int | None]]
+
+
+def task_of(jobs: Sequence[Job]) -> Task:
+    return [j.record for j in jobs], [j.uvci for j in jobs], [j.iat for j in jobs]
 
 
 @dataclass(frozen=True)
 class Outputs:
-    """What to write for one record: the certificate and its files, by name."""
+    """What to write for one record: the certificate and its files, by name.
+
+    With :attr:`Options.hash_outputs` (ledger runs) also the SHA-256 (hex) of
+    the signed CWT payload and of each file, computed where it was signed
+    (in the worker processes with ``--jobs``)."""
 
     issued: Issued
     files: dict[str, bytes]
+    payload_sha256: str = ""
+    digests: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,6 +120,7 @@ class Options:
     allow_unverified: bool  # the run has an override: the issuer's gate is off
     png: bool
     svg: bool
+    hash_outputs: bool = False  # fill Outputs.payload_sha256 and .digests (the ledger's run)
 
 
 class Signer:
@@ -95,15 +129,25 @@ class Signer:
     def __init__(self, issuer: Hc1Issuer, options: Options, pdf: PdfOutput | None = None) -> None:
         self.issuer, self.options, self.pdf = issuer, options, pdf
 
-    def sign(self, records: Sequence[Record]) -> list[Outputs | str]:
+    def sign(
+        self,
+        records: Sequence[Record],
+        uvcis: Sequence[str | None] | None = None,
+        times: Sequence[int | None] | None = None,
+    ) -> list[Outputs | str]:
         """One result per record: its outputs, or why it was not signed.
+
+        ``uvcis``: the UVCI of each record (None: a fresh one); ``times``: the
+        signing time of each record in epoch seconds (None: the run's; the
+        ledger re-signs a certificate whose files were lost at its original
+        time, so that its payload stays the same).
 
         Raises :class:`ConfigError` when the key's signature does not verify,
         and what the key backend raises: both stop the run.
         """
         opts = self.options
         results: list[Outputs | str] = []
-        issued_all = self.issuer.issue_many(records, now=opts.now, allow_unverified=opts.allow_unverified)
+        issued_all = self._issue(records, uvcis, times)
         for record, issued in zip(records, issued_all, strict=True):
             if isinstance(issued, InputError):
                 results.append(str(issued))
@@ -116,23 +160,60 @@ class Signer:
                 except InputError as exc:
                     results.append(str(exc))
                     continue
-            self_check(issued, self.issuer.key)
+            payload = self_check(issued, self.issuer.key)
             if opts.png or opts.svg:
                 qr = make_qr(issued.hc1)
                 if opts.png:
                     files[f"{rid}.png"] = qr_png(qr)
                 if opts.svg:
                     files[f"{rid}.svg"] = qr_svg(qr)
-            results.append(Outputs(issued=issued, files=files))
+            if opts.hash_outputs:
+                sha = hashlib.sha256
+                digests = {name: sha(data).hexdigest() for name, data in files.items()}
+                results.append(Outputs(issued, files, sha(payload).hexdigest(), digests))
+            else:
+                results.append(Outputs(issued=issued, files=files))
         return results
 
+    def _issue(
+        self,
+        records: Sequence[Record],
+        uvcis: Sequence[str | None] | None,
+        times: Sequence[int | None] | None,
+    ) -> list[Issued | InputError]:
+        """issue_many, once per distinct signing time (one call in a normal run)."""
+        opts, issuer = self.options, self.issuer
+        if not times or all(t is None for t in times):
+            return issuer.issue_many(records, now=opts.now, uvcis=uvcis, allow_unverified=opts.allow_unverified)
+        results: list[Issued | InputError | None] = [None] * len(records)
+        groups: dict[int | None, list[int]] = {}
+        for i, t in enumerate(times):
+            groups.setdefault(t, []).append(i)
+        for t, index in groups.items():
+            now = opts.now if t is None else dt.datetime.fromtimestamp(t, dt.UTC)
+            sub_uvcis = None if uvcis is None else [uvcis[i] for i in index]
+            try:
+                got = issuer.issue_many(
+                    [records[i] for i in index], now=now, uvcis=sub_uvcis, allow_unverified=opts.allow_unverified
+                )
+            except ConfigError:  # the DSC was not valid at that earlier time
+                if t is None:
+                    raise
+                reason = InputError("cannot re-sign at the original signing time: this DSC was not valid then")
+                got = [reason] * len(index)
+            for i, result in zip(index, got, strict=True):
+                results[i] = result
+        return results  # type: ignore[return-value]  # every slot is filled
 
-def self_check(issued: Issued, key: SigningKey) -> None:
-    """Verify the signature just made (catches a misbehaving key backend)."""
+
+def self_check(issued: Issued, key: SigningKey) -> bytes:
+    """Verify the signature just made (catches a misbehaving key backend);
+    returns the signed CWT payload."""
     sign1 = codec.decode_sign1(codec.from_qr_text(issued.hc1))
     data = codec.sig_structure(sign1.protected_bytes, sign1.payload)
     if not verify_signature(key.certificate.public_key(), sign1.alg, data, sign1.signature):
         raise ConfigError("the signing key produced a signature its certificate does not verify")
+    return bytes(sign1.payload)
 
 
 # --------------------------------------------------------------------------
@@ -198,23 +279,23 @@ def _exit_with_parent(parent: int) -> None:
 _WorkResult = list[Outputs | str] | tuple[str, str]
 
 
-def _work(records: list[Record]) -> _WorkResult:
+def _work(task: Task) -> _WorkResult:
     """A worker's step 2; a run-stopping error comes back as (class name, message)."""
     if _worker is None:
         return _worker_error or ("ConfigError", "signing worker not started")
     try:
-        return _worker.sign(records)
+        return _worker.sign(*task)
     except PassportError as exc:  # not every PassportError can be pickled back as itself
         return (type(exc).__name__, str(exc))
 
 
-def _submit(pool: ProcessPoolExecutor, records: list[Record]) -> Future[_WorkResult]:
-    """``pool.submit(_work, records)`` with SIGINT blocked: the first call
+def _submit(pool: ProcessPoolExecutor, task: Task) -> Future[_WorkResult]:
+    """``pool.submit(_work, task)`` with SIGINT blocked: the first call
     forks the workers, which inherit the mask (a Ctrl-C is then delivered
     here, once the call returns)."""
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        return pool.submit(_work, records)
+        return pool.submit(_work, task)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
@@ -284,6 +365,20 @@ def stop_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Under :func:`stop_signals`: Ctrl-C and SIGTERM wait until the block is
+    done, then stop the run (KeyboardInterrupt) right after it."""
+    _held.depth += 1
+    try:
+        yield
+    finally:
+        _held.depth -= 1
+    if _held.pending and not _held.depth:
+        _held.pending = False
+        raise KeyboardInterrupt
+
+
 class SigningRun:
     """Steps 1 and 3: admission, ordering, files, manifest, messages and counts."""
 
@@ -314,7 +409,7 @@ class SigningRun:
         if self.workers is None or self.workers[0] <= 1:
             for batch in batches:
                 admitted = self._admit(batch)
-                self._write(batch, admitted, self.signer.sign([r for _, r, _ in admitted[1]]))
+                self._write(batch, admitted, self.signer.sign(*task_of(admitted.ready)))
             return
         global _key_open_lock
         jobs, setup = self.workers
@@ -324,13 +419,13 @@ class SigningRun:
         # (killed, crashed key module) breaks the pool and the run stops with
         # an error; Pool would start a new worker and wait for the lost batch forever.
         pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(setup, os.getpid()))
-        pending: collections.deque[tuple[list[Record | RowProblem], _Admitted, Future[_WorkResult]]]
+        pending: collections.deque[tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]]
         pending = collections.deque()
         done = False
         try:
             for batch in batches:
                 admitted = self._admit(batch)
-                task = _submit(pool, [r for _, r, _ in admitted[1]])
+                task = _submit(pool, task_of(admitted.ready))
                 pending.append((batch, admitted, task))
                 if len(pending) >= 2 * jobs:
                     self._collect(pending.popleft())
@@ -345,7 +440,7 @@ class SigningRun:
                     process.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _collect(self, item: tuple[list[Record | RowProblem], _Admitted, Future[_WorkResult]]) -> None:
+    def _collect(self, item: tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]) -> None:
         batch, admitted, task = item
         result = task.result()
         if isinstance(result, tuple):
@@ -353,10 +448,10 @@ class SigningRun:
             raise _FATAL.get(name, PassportError)(message)
         self._write(batch, admitted, result)
 
-    def _admit(self, batch: Sequence[Record | RowProblem]) -> _Admitted:
+    def _admit(self, batch: Sequence[Record | RowProblem]) -> Admitted:
         """Step 1 for one batch."""
         refused: dict[int, str] = {}
-        ready: list[tuple[int, Record, bool]] = []
+        ready: list[Job] = []
         for position, item in enumerate(batch):
             if isinstance(item, RowProblem):
                 refused[position] = f"{item.reason}: {item.message}"
@@ -366,8 +461,8 @@ class SigningRun:
             if reason:
                 refused[position] = reason
             else:
-                ready.append((position, item, verified))
-        return refused, ready
+                ready.append(Job(position, item, verified))
+        return Admitted(refused, ready)
 
     def _refusal(self, record: Record, verified: bool) -> str:
         """Why the record may not be signed in this run, or ""."""
@@ -382,11 +477,11 @@ class SigningRun:
         return ""
 
     def _write(
-        self, batch: Sequence[Record | RowProblem], admitted: _Admitted, results: Sequence[Outputs | str]
+        self, batch: Sequence[Record | RowProblem], admitted: Admitted, results: Sequence[Outputs | str]
     ) -> None:
         """Step 3, in input order."""
-        refused, ready = admitted
-        signed = {position: (record, verified, result) for (position, record, verified), result in zip(ready, results, strict=True)}
+        refused = admitted.refused
+        signed = {job.position: (job.record, job.verified, result) for job, result in zip(admitted.ready, results, strict=True)}
         for position, item in enumerate(batch):
             if position in refused:
                 self.fail(item.line, item.record_id, refused[position])
@@ -402,14 +497,8 @@ class SigningRun:
         :func:`stop_signals`, Ctrl-C and SIGTERM are held back meanwhile and
         take effect right after (no signed file without its manifest line, no
         temporary file left)."""
-        _held.depth += 1
-        try:
+        with signals_held():
             self._write_files(record, verified, result)
-        finally:
-            _held.depth -= 1
-        if _held.pending and not _held.depth:
-            _held.pending = False
-            raise KeyboardInterrupt
 
     def _write_files(self, record: Record, verified: bool, result: Outputs) -> None:
         written: list[Path] = []

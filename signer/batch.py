@@ -1,0 +1,426 @@
+"""Exactly-once signing runs against the issuance ledger (``python -m signer batch``).
+
+    >>> # ledger = Ledger.open("ledger.sqlite", actor="operator")
+    >>> # with BatchOutput(out_dir) as output:
+    >>> #     run = LedgerRun(output, ledger=ledger, centre="Trạm Y tế ...", signer=signer, ...)
+    >>> #     try: run.sign_all(read_records(path))
+    >>> #     finally: run.finish()
+
+The same three steps as :class:`signer.run.SigningRun` (admit, sign, write;
+``--jobs`` workers included), with the ledger in steps 1 and 3. Per batch of
+256 records:
+
+1. **admit**: the ledger rows of the batch's records are read in one query;
+   each record is skipped (already issued with this data, files in place),
+   resumed (an interrupted run reserved a UVCI for it: signed again with that
+   UVCI), re-written (its files are missing or damaged: signed again with the
+   same UVCI at the same time, so the payload is the same), or gets a new
+   UVCI; the new UVCIs are stored as ``reserved`` in one transaction
+   *before* anything is signed;
+2. **sign**: as ``signer sign``; the payload and file hashes are computed
+   where the record is signed;
+3. **write**: one transaction marks the certificates ``signed`` with their
+   payload and file hashes; the files are written to ``DIR/.partial/``,
+   flushed to disk (fdatasync, in parallel), renamed into ``DIR`` and the
+   directory flushed; then one transaction marks them ``written`` (and the
+   certificates they replace ``superseded``). Ctrl-C and SIGTERM wait for
+   the end of this step.
+
+A run killed at any point is finished by running it again (docs/ledger.md,
+"Crash safety"): the manifest is made from the ledger, never appended to.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from signer.batch_report import BatchCounts, ErrorReport, Progress, reason_kind
+from signer.ledger.store import PENDING, Certificate, Change, FileEntry, Ledger, Reservation
+from signer.manifest import MANIFEST_NAME, Override
+from signer.records import Record, RowProblem
+from signer.run import Admitted, Outputs, SigningRun, signals_held
+from signer.uvci import new_uvcis
+from verifier.errors import ConfigError
+
+#: Temporary files of a batch run, inside the output folder (same file system
+#: as the final names, so the rename is atomic). Emptied when a run starts.
+PARTIAL_DIR = ".partial"
+#: The ledger_meta entry that says a folder's manifest must be made again.
+_STALE = "manifest-stale:"
+#: Threads that flush a batch's files to disk together (the file system
+#: merges their journal commits; one after the other costs ~4 ms per file).
+SYNC_THREADS = 16
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What step 1 decided for one record."""
+
+    kind: str  # "new", "resume", "rewrite" (sign again) or "finalize" (files already there)
+    uvci: str
+    record: Record
+    verified: bool
+    supersedes: str | None = None  # the written certificate this one replaces
+    files: tuple[FileEntry, ...] = ()  # finalize: the files the ledger expects
+
+
+class BatchOutput:
+    """The output folder of a batch run, locked for the run (``flock`` on the
+    folder itself: no lock file is left behind).
+
+    Entering it removes the temporary files an interrupted run left in
+    ``DIR/.partial/`` (only this run may write there now).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.partial = path / PARTIAL_DIR
+        self._fd: int | None = None
+
+    def __enter__(self) -> BatchOutput:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as err:
+            raise ConfigError(f"cannot use the output folder {self.path}: {err.strerror}") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = None
+            raise ConfigError(f"another run is writing into {self.path}; wait for it to end") from None
+        if self.partial.exists():
+            shutil.rmtree(self.partial)
+        self.partial.mkdir(mode=0o700)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.partial)
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
+
+    @property
+    def key(self) -> str:
+        """How the ledger names this folder (its absolute path)."""
+        return str(self.path.resolve())
+
+    def write_durably(self, files: Sequence[tuple[str, bytes]]) -> None:
+        """Write the files under temporary names, flush them to disk, rename
+        them into place and flush the folder: afterwards every file is whole
+        and on disk, whatever happens next. Raises ``OSError``."""
+        temps: list[tuple[Path, Path]] = []
+        try:
+            handles: list[int] = []
+            try:
+                for name, data in files:
+                    tmp = self.partial / name
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                    handles.append(fd)
+                    with memoryview(data) as view:
+                        written = 0
+                        while written < len(view):
+                            written += os.write(fd, view[written:])
+                    temps.append((tmp, self.path / name))
+                with ThreadPoolExecutor(min(SYNC_THREADS, max(1, len(handles)))) as pool:
+                    list(pool.map(os.fdatasync, handles))
+            finally:
+                for fd in handles:
+                    os.close(fd)
+            for tmp, final in temps:
+                os.replace(tmp, final)
+            temps = []
+            fsync_dir(self.path)
+        finally:
+            for tmp, _ in temps:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+
+    def files_ok(self, files: Sequence[FileEntry], *, full: bool) -> bool:
+        """Every file is there with the ledger's size (and SHA-256 when ``full``)."""
+        if not files:
+            return False
+        for entry in files:
+            if "/" in entry.name or entry.name.startswith("."):
+                return False
+            path = self.path / entry.name
+            try:
+                if path.stat().st_size != entry.size:
+                    return False
+                if full and sha256_file(path) != entry.sha256:
+                    return False
+            except OSError:
+                return False
+        return True
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class LedgerRun(SigningRun):
+    """A signing run whose admission and output go through the ledger."""
+
+    def __init__(
+        self,
+        output: BatchOutput,
+        *,
+        ledger: Ledger,
+        centre: str,
+        report: ErrorReport,
+        progress: Progress | None = None,
+        check_files: str = "size",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(output.path, **kwargs)
+        self.output, self.ledger, self.centre = output, ledger, centre
+        self.report, self.progress = report, progress
+        self.full_check = check_files == "hash"
+        self.counts = BatchCounts()
+        self.country = self.signer.issuer.country
+        self._marked_stale = False
+
+    # -- step 1 -------------------------------------------------------------
+    def fail(self, line: int, record_id: str, reason: str) -> None:
+        self.failed += 1
+        self.counts.refused += 1
+        self.counts.reasons[reason_kind(reason)] += 1
+        self.report.add(line, record_id, reason)
+
+    def _admit(self, batch: Sequence[Record | RowProblem]) -> Admitted:
+        admitted = super()._admit(batch)
+        jobs = admitted.ready
+        plans: dict[int, Plan] = {}
+        skipped: set[int] = set()
+        admitted.extra = (plans, skipped)
+        if not jobs:
+            return admitted
+        history = self.ledger.for_records(self.centre, [j.record.record_id for j in jobs])
+        key, out_key = self.ledger.key, self.output.key
+        fresh = iter(new_uvcis(len(jobs), self.country))
+        reservations: list[Reservation] = []
+        releases: list[Change] = []
+        ready = []
+        for job in jobs:
+            record, position = job.record, job.position
+            record_hash = key.record_hash(record)
+            rows = history.get(record.record_id, [])
+            pending = next((c for c in rows if c.state in PENDING), None)
+            written = next((c for c in rows if c.state == "written"), None)
+            replaces = written.uvci if written is not None else None
+            if pending is not None and pending.record_hash == record_hash:
+                if pending.out_dir != out_key:
+                    admitted.refused[position] = (
+                        f"being issued into another folder ({pending.out_dir}); run the batch there"
+                    )
+                elif pending.state == "signed" and self.output.files_ok(pending.files, full=True):
+                    plans[position] = Plan("finalize", pending.uvci, record, job.verified, replaces, pending.files)
+                else:
+                    plans[position] = Plan("resume", pending.uvci, record, job.verified, replaces)
+                    ready.append(job._replace(uvci=pending.uvci))
+                continue
+            if pending is not None:  # reserved for data that has changed since
+                releases.append(Change(pending.uvci, "released", note="the record changed before it was written"))
+            if written is not None and written.record_hash == record_hash:
+                if written.out_dir != out_key or self.output.files_ok(written.files, full=self.full_check):
+                    skipped.add(position)
+                else:
+                    plans[position] = Plan("rewrite", written.uvci, record, job.verified)
+                    ready.append(job._replace(uvci=written.uvci, iat=written.iat))
+                continue
+            if written is None and any(c.state == "revoked" and c.record_hash == record_hash for c in rows):
+                admitted.refused[position] = "its certificate was revoked; not issued again (signer reissue)"
+                continue
+            generation = 1 + max((c.generation for c in rows if c.record_hash == record_hash), default=-1)
+            uvci = next(fresh)
+            reservations.append(self._reservation(uvci, record, record_hash, generation, job.verified))
+            plans[position] = Plan("new", uvci, record, job.verified, replaces)
+            ready.append(job._replace(uvci=uvci))
+        self.ledger.apply(reservations, releases)
+        self.counts.released += len(releases)
+        admitted.ready = ready
+        return admitted
+
+    def _reservation(self, uvci: str, record: Record, record_hash: str, generation: int, verified: bool) -> Reservation:
+        override: Override | None = None if verified else self.override
+        return Reservation(
+            uvci=uvci,
+            centre=self.centre,
+            record_id=record.record_id,
+            record_hash=record_hash,
+            generation=generation,
+            citizen_hash=self.ledger.key.citizen_hash(record.id_number),
+            out_dir=self.output.key,
+            line=record.line,
+            verified=verified,
+            override_operator=override.operator if override else None,
+            override_reason=override.reason if override else None,
+        )
+
+    # -- step 3 -------------------------------------------------------------
+    def _write(self, batch: Sequence[Record | RowProblem], admitted: Admitted, results: Sequence[Outputs | str]) -> None:
+        plans, skipped = admitted.extra
+        by_position = {job.position: result for job, result in zip(admitted.ready, results, strict=True)}
+        signed: list[Change] = []
+        released: list[Change] = []
+        done: list[tuple[Plan, dict[str, Any]]] = []  # (plan, the columns its written event sets)
+        files: list[tuple[str, bytes]] = []
+        for position, item in enumerate(batch):
+            if position in admitted.refused:
+                self.fail(item.line, item.record_id, admitted.refused[position])
+                continue
+            if position in skipped:
+                self.counts.skipped += 1
+                continue
+            plan = plans[position]
+            if plan.kind == "finalize":
+                done.append((plan, {}))
+                continue
+            result = by_position[position]
+            if isinstance(result, str):
+                self.fail(item.line, item.record_id, result)
+                if plan.kind != "rewrite":  # a reserved UVCI that will not be signed now
+                    released.append(Change(plan.uvci, "released", note="the record could not be signed"))
+                continue
+            values = _signed_values(result)
+            if plan.kind == "rewrite":
+                done.append((plan, values))
+            else:
+                signed.append(Change(plan.uvci, "signed", values))
+                done.append((plan, {}))
+            files += result.files.items()
+        with signals_held():
+            # the ledger knows every file's hash before the file can appear
+            self.ledger.apply(changes=[*signed, *released])
+            self.counts.released += len(released)
+            if files:
+                try:
+                    self.output.write_durably(files)
+                except OSError as err:
+                    raise ConfigError(f"cannot write into {self.output.path}: {err.strerror or err}") from None
+            if done:
+                self._mark_written(done)
+        if self.progress is not None:
+            self.progress.update(len(batch))
+
+    def _mark_written(self, done: Sequence[tuple[Plan, dict[str, Any]]]) -> None:
+        supersede = [
+            Change(p.supersedes, "superseded", {"superseded_by": p.uvci}) for p, _ in done if p.supersedes
+        ]
+        written = [
+            Change(p.uvci, "written", values, note="files written again" if p.kind == "rewrite" else "")
+            for p, values in done
+        ]
+        # the folder's manifest is out of date from this commit on (same transaction)
+        self.ledger.apply(changes=[*supersede, *written], meta={_STALE + self.output.key: self.ledger.clock()})
+        for plan, _ in done:
+            c = self.counts
+            if plan.kind == "rewrite":
+                c.rewritten += 1
+                continue
+            c.issued += 1
+            c.superseding += plan.supersedes is not None
+            c.resumed += plan.kind in ("resume", "finalize")
+            self.signed += 1
+
+    # -- the end ------------------------------------------------------------
+    def pending_elsewhere(self) -> int:
+        """Reservations in this folder that this run did not finish (their
+        records were not in its input)."""
+        row = self.ledger.db.fetchone(
+            "SELECT COUNT(*) FROM certificates WHERE out_dir = ? AND state IN ('reserved', 'signed')",
+            (self.output.key,),
+        )
+        return int(row[0]) if row else 0
+
+
+def _signed_values(result: Outputs) -> dict[str, Any]:
+    issued = result.issued
+    return {
+        "kid": base64.b64encode(issued.kid).decode("ascii"),
+        "iat": issued.iat,
+        "exp": issued.exp,
+        "exp_clamped": issued.exp_clamped,
+        "payload_hash": result.payload_sha256,
+        "files": tuple(FileEntry(name, result.digests[name], len(data)) for name, data in result.files.items()),
+    }
+
+
+# --------------------------------------------------------------------------
+# the manifest, made from the ledger
+
+
+def manifest_entry_of(cert: Certificate) -> dict[str, Any]:
+    """The manifest line of a current certificate (as ``signer sign`` writes
+    them, plus ``sha256`` of each file and ``generation``)."""
+    from signer.manifest import _iso
+
+    entry: dict[str, Any] = {
+        "record_id": cert.record_id,
+        "line": cert.line,
+        "uvci": cert.uvci,
+        "kid": cert.kid,
+        "iat": cert.iat,
+        "exp": cert.exp,
+        "iat_iso": _iso(cert.iat or 0),
+        "exp_iso": _iso(cert.exp or 0),
+        "exp_clamped": bool(cert.exp_clamped),
+        "verified": cert.verified,
+        "files": [f.name for f in cert.files],
+        "sha256": [f.sha256 for f in cert.files],
+        "generation": cert.generation,
+    }
+    if cert.override_reason is not None:
+        entry["override"] = {"operator": cert.override_operator, "reason": cert.override_reason}
+    return entry
+
+
+def write_manifest(ledger: Ledger, output: BatchOutput, *, force: bool = False) -> int | None:
+    """Make ``DIR/manifest.jsonl`` from the ledger: one line per current
+    (``written``) certificate of the folder, in issuance order. Written to a
+    temporary file, flushed and renamed; done only when the ledger changed for
+    this folder since the last time (or ``force``, or the file is missing).
+    Returns the number of lines, or None when the manifest was up to date."""
+    path = output.path / MANIFEST_NAME
+    stale_key = _STALE + output.key
+    stale = ledger.get_meta(stale_key)  # None (never written here), "0" (up to date) or when it changed
+    if not force and path.exists() and stale in (None, "0"):
+        return None
+    tmp = output.partial / MANIFEST_NAME
+    count = 0
+    fh: IO[str]
+    with tmp.open("w", encoding="utf-8") as fh:
+        for cert in ledger.in_states(("written",), out_dir=output.key):
+            fh.write(json.dumps(manifest_entry_of(cert), ensure_ascii=False) + "\n")
+            count += 1
+        fh.flush()
+        os.fdatasync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(output.path)
+    # up to date, unless the ledger changed for this folder meanwhile (a revocation)
+    ledger.set_meta({stale_key: "0"}, only_if={stale_key: stale})
+    return count

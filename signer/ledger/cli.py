@@ -1,0 +1,149 @@
+"""``python -m signer ledger ...``: check and query the issuance ledger.
+
+    $ python -m signer ledger verify --ledger ledger.sqlite
+    ledger ok: 9,012 events, 3,000 certificates (written 3,000), head 4f2a...
+    $ python -m signer ledger show --ledger ledger.sqlite --record-id HCM-000001
+    $ echo 079083001234 | python -m signer ledger show --ledger ledger.sqlite --citizen
+
+``verify`` exits 0 when the audit chain is whole and every certificate row
+is what its events say, 1 with one line per problem otherwise. ``show``
+prints one JSON object per certificate. A citizen ID is read from stdin (or
+asked for without echo on a terminal), never from the command line, and never
+printed: the ledger only holds its keyed hash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from signer.ledger.audit import summarise, verify_ledger
+from signer.ledger.store import Certificate, Ledger
+from verifier.errors import ConfigError
+
+#: Dates of ``--date`` are local dates in Viet Nam (UTC+7), as the dose dates.
+VN_TZ = dt.timezone(dt.timedelta(hours=7))
+
+
+def add_ledger_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ledger",
+        required=True,
+        metavar="FILE|URL",
+        help="the ledger: SQLite file or postgresql:// URL (key: $VNDCC_LEDGER_KEY or FILE.key)",
+    )
+
+
+def open_existing(ns: argparse.Namespace) -> Ledger:
+    actor = (os.environ.get("USER") or "").strip() or "unknown"
+    return Ledger.open(ns.ledger, actor=actor, create=False)
+
+
+def register(subparsers: Any) -> None:
+    """``ledger verify|status|show``."""
+    p = subparsers.add_parser("ledger", help="check and query the issuance ledger")
+    sub = p.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+
+    v = sub.add_parser("verify", help="check the audit chain and the certificate rows (exit 1 on a problem)")
+    add_ledger_argument(v)
+    v.set_defaults(func=run_verify)
+
+    st = sub.add_parser("status", help="certificates per state, and the audit chain's head")
+    add_ledger_argument(st)
+    st.set_defaults(func=run_status)
+
+    s = sub.add_parser("show", help="certificates by UVCI, record id, citizen, centre and day, or DSC")
+    add_ledger_argument(s)
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--uvci", metavar="UVCI")
+    which.add_argument("--record-id", metavar="ID")
+    which.add_argument(
+        "--citizen",
+        action="store_true",
+        help="the citizen ID is read from stdin (or asked for on a terminal), never from the command line",
+    )
+    which.add_argument("--date", metavar="YYYY-MM-DD", help="signed on this day (Viet Nam time); needs --centre")
+    which.add_argument("--kid", metavar="BASE64", help="signed with the DSC of this kid")
+    s.add_argument("--centre", metavar="NAME", help="only this health centre")
+    s.set_defaults(func=run_show)
+
+
+def run_verify(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    ledger = open_existing(ns)
+    try:
+        problems = verify_ledger(ledger)
+        seq, head = ledger.head()
+        counts = ledger.counts()
+    finally:
+        ledger.close()
+    if problems:
+        for line in summarise(problems):
+            print(f"ledger verify: {line}", file=out)
+        print(f"ledger verify: FAILED, {len(problems)} problem(s) in {ns.ledger}", file=out)
+        return 1
+    states = ", ".join(f"{state} {n}" for state, n in sorted(counts.items()))
+    print(f"ledger ok: {seq} event(s), {sum(counts.values())} certificate(s) ({states or 'none'}), head {head[:16]}", file=out)
+    return 0
+
+
+def run_status(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    ledger = open_existing(ns)
+    try:
+        seq, head = ledger.head()
+        counts = ledger.counts()
+    finally:
+        ledger.close()
+    for state, n in sorted(counts.items()):
+        print(f"{state:10} {n}", file=out)
+    print(f"events     {seq} (head {head})", file=out)
+    return 0
+
+
+def read_citizen_id(stdin: TextIO | None = None) -> str:
+    stdin = stdin or sys.stdin
+    value = getpass.getpass("citizen ID (not echoed): ") if stdin.isatty() else stdin.readline()
+    value = value.strip()
+    if not value:
+        raise ConfigError("no citizen ID given on stdin")
+    return value
+
+
+def run_show(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    ledger = open_existing(ns)
+    try:
+        found: list[Certificate]
+        if ns.uvci:
+            cert = ledger.by_uvci(ns.uvci.strip())
+            found = [cert] if cert else []
+        elif ns.record_id:
+            found = ledger.by_record(ns.record_id, ns.centre)
+        elif ns.citizen:
+            found = ledger.by_citizen(read_citizen_id())
+        elif ns.kid:
+            found = ledger.by_kid(ns.kid)
+        else:
+            if not ns.centre:
+                raise ConfigError("--date needs --centre NAME")
+            try:
+                day = dt.date.fromisoformat(ns.date)
+            except ValueError:
+                raise ConfigError(f"--date: not a date (YYYY-MM-DD): {ns.date[:40]!r}") from None
+            found = ledger.by_centre_and_day(ns.centre, day, VN_TZ)
+        if ns.centre and not ns.date:
+            found = [c for c in found if c.centre == ns.centre]
+    finally:
+        ledger.close()
+    for cert in found:
+        print(json.dumps(cert.to_json(), ensure_ascii=False), file=out)
+    if not found:
+        print("no certificate found", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,228 @@
+"""The ledger's database connection: SQLite (a file) or PostgreSQL (a URL).
+
+    >>> import tempfile, pathlib
+    >>> from signer.ledger.db import connect
+    >>> db = connect(str(pathlib.Path(tempfile.mkdtemp()) / "ledger.sqlite"))
+    >>> with db.transaction():
+    ...     db.execute("CREATE TABLE t (x INTEGER)")
+    ...     db.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)])
+    >>> db.fetchall("SELECT x FROM t ORDER BY x")
+    [(1,), (2,)]
+    >>> db.close()
+
+Plain DB-API (``sqlite3``, psycopg 3), no ORM: the signing run writes a few
+rows per certificate, and a batch of 256 certificates is three
+``executemany`` calls in three transactions (docs/ledger.md, "Why no ORM").
+SQL is written once with ``?`` placeholders; for PostgreSQL they become
+``%s``. Transactions are explicit (:meth:`Database.transaction`): SQLite runs
+in autocommit mode with ``BEGIN IMMEDIATE`` (the write lock is taken at the
+start, so a read-then-insert inside one transaction cannot race another
+writer), PostgreSQL in autocommit mode with psycopg's ``transaction()``.
+
+SQLite settings (each connection): WAL (readers never block the writer),
+``synchronous=FULL`` (a commit is on disk when ``COMMIT`` returns, also
+across a power cut: the ledger must never forget a reserved UVCI whose
+signed files may already be on disk; it costs one fsync per commit, and a
+run commits three times per batch of 256), ``busy_timeout`` 30 s,
+``foreign_keys`` on. The database file is created 0600.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from verifier.errors import ConfigError
+
+#: Busy timeout: how long a writer waits for another run's transaction.
+BUSY_TIMEOUT_MS = 30_000
+
+Row = tuple[Any, ...]
+
+
+class IntegrityConflict(Exception):
+    """A UNIQUE or CHECK constraint refused a write (both dialects)."""
+
+
+def is_postgres_url(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+@lru_cache(maxsize=256)
+def _to_format(sql: str) -> str:
+    """``?`` placeholders -> psycopg's ``%s`` (our SQL has no ``%`` or ``?`` in literals)."""
+    if "%" in sql:
+        raise AssertionError("ledger SQL must not contain '%'")
+    return sql.replace("?", "%s")
+
+
+class Database:
+    """One connection. ``dialect`` is ``"sqlite"`` or ``"postgresql"``."""
+
+    dialect: str
+    target: str  # the file path, or the URL without its password (for messages)
+
+    def __init__(self, conn: Any, dialect: str, target: str) -> None:
+        self.conn, self.dialect, self.target = conn, dialect, target
+        self._depth = 0
+
+    # -- statements ------------------------------------------------------
+    def _sql(self, sql: str) -> str:
+        return sql if self.dialect == "sqlite" else _to_format(sql)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        try:
+            return int(self.conn.execute(self._sql(sql), params).rowcount)
+        except _integrity_errors() as err:
+            raise IntegrityConflict(str(err).splitlines()[0]) from err
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run ``sql`` once per row; returns the number of rows it changed."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        try:
+            if self.dialect == "sqlite":
+                return int(self.conn.executemany(sql, rows).rowcount)
+            with self.conn.cursor() as cur:
+                cur.executemany(_to_format(sql), rows)
+                return int(cur.rowcount)
+        except _integrity_errors() as err:
+            raise IntegrityConflict(str(err).splitlines()[0]) from err
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if self.dialect == "sqlite":
+            return list(self.conn.execute(sql, params).fetchall())
+        with self.conn.cursor() as cur:
+            cur.execute(_to_format(sql), params)
+            return list(cur.fetchall())
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    def script(self, sql: str) -> None:
+        """Run several statements (a migration file), inside the current transaction."""
+        if self.dialect == "postgresql":
+            self.conn.execute(sql)  # no parameters: psycopg sends it as one simple query
+            return
+        buffer = ""
+        for line in sql.splitlines(keepends=True):
+            buffer += line
+            if sqlite3.complete_statement(buffer):  # knows about CREATE TRIGGER ... END;
+                if buffer.strip():
+                    self.conn.execute(buffer)
+                buffer = ""
+        if buffer.strip() and not all(
+            ln.strip().startswith("--") or not ln.strip() for ln in buffer.splitlines()
+        ):
+            raise ConfigError("ledger migration ends with an incomplete SQL statement")
+
+    # -- transactions ----------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction; nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        if self.dialect == "sqlite":
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self.conn.execute("COMMIT")
+            return
+        with self.conn.transaction():
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
+def _integrity_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sqlite3.IntegrityError]
+    with contextlib.suppress(ImportError):
+        import psycopg
+
+        errors.append(psycopg.errors.IntegrityError)
+    return tuple(errors)
+
+
+def connect(target: str, *, create: bool = True) -> Database:
+    """Open the ledger database: a ``postgresql://`` URL, or a SQLite file path.
+
+    ``create=False``: a missing SQLite file is a :class:`ConfigError` (the
+    commands that only read or check a ledger never make an empty one).
+    """
+    if is_postgres_url(target):
+        return _connect_postgres(target)
+    return _connect_sqlite(Path(target), create=create)
+
+
+def _connect_sqlite(path: Path, *, create: bool) -> Database:
+    if path.is_dir():
+        raise ConfigError(f"ledger {path} is a directory; give the database file, e.g. {path}/ledger.sqlite")
+    if not path.exists():
+        if not create:
+            raise ConfigError(f"ledger not found: {path}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as err:
+            raise ConfigError(f"cannot create ledger {path}: {err.strerror}") from None
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        if not mode or str(mode[0]).lower() != "wal":
+            raise ConfigError(f"ledger {path}: the file system does not support SQLite's WAL mode")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as err:
+        raise ConfigError(f"cannot open ledger {path}: {err}") from None
+    return Database(conn, "sqlite", str(path))
+
+
+def redact_url(url: str) -> str:
+    """The URL without a password (for messages)."""
+    head, sep, rest = url.partition("://")
+    if "@" in rest.split("/", 1)[0]:
+        cred, _, host = rest.partition("@")
+        user = cred.split(":", 1)[0]
+        return f"{head}{sep}{user}@{host}"
+    return url
+
+
+def _connect_postgres(url: str) -> Database:
+    import psycopg
+
+    shown = redact_url(url)
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=30)
+    except psycopg.Error as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot connect to ledger {shown}: {first}") from None
+    return Database(conn, "postgresql", shown)

@@ -1,0 +1,89 @@
+"""Records, keys and checks shared by the batch tests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from signer.ledger import Ledger
+from signer.manifest import read_manifest
+from signer.records import Record, read_records, write_jsonl
+from tests.signer.conftest import EXAMPLES, stamp
+
+AT = "2026-06-01T12:00:00Z"
+CENTRE = "Trạm Y tế Xã Tân Phú"
+#: Files a batch leaves in its folder besides the certificates' own.
+RUN_FILES = {"manifest.jsonl", "errors.csv"}
+
+
+def example_records() -> list[Record]:
+    return [stamp(r) for r in read_records(EXAMPLES / "records.jsonl") if isinstance(r, Record)]
+
+
+def many_records(count: int) -> list[Record]:
+    """``count`` verified records R00000.. made from the examples (distinct ids and citizen IDs)."""
+    base = example_records()
+    out = []
+    for i in range(count):
+        r = base[i % len(base)]
+        out.append(stamp(replace(r, record_id=f"R{i:05d}", id_number=f"0790{i:08d}", line=i + 1)))
+    return out
+
+
+def write_records(path: Path, records: list[Record]) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        write_jsonl(records, fh)
+    return path
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_consistent(ledger_target: str, out: Path, record_ids: list[str]) -> dict[str, Any]:
+    """Every record issued exactly once, files = ledger = manifest, nothing
+    else in the folder; returns {record_id: current certificate}."""
+    ledger = Ledger.open(ledger_target, actor="check", create=False)
+    try:
+        current = {c.record_id: c for c in ledger.in_states(("written",), out_dir=str(out.resolve()))}
+        pending = list(ledger.in_states(("reserved", "signed")))
+        uvcis = [u for (u,) in ledger.db.fetchall("SELECT uvci FROM certificates")]
+        from signer.ledger.audit import verify_ledger
+
+        problems = verify_ledger(ledger)
+    finally:
+        ledger.close()
+    assert problems == []
+    assert pending == []
+    assert len(uvcis) == len(set(uvcis))
+    assert sorted(current) == sorted(record_ids)
+    expected_files = set(RUN_FILES)
+    for cert in current.values():
+        for entry in cert.files:
+            path = out / entry.name
+            assert path.is_file(), entry.name
+            assert path.stat().st_size == entry.size and sha256(path) == entry.sha256, entry.name
+            expected_files.add(entry.name)
+    on_disk = {p.name for p in out.iterdir()}
+    assert on_disk == expected_files, sorted(on_disk ^ expected_files)[:10]
+    manifest = read_manifest(out / "manifest.jsonl")
+    assert sorted(e["uvci"] for e in manifest) == sorted(c.uvci for c in current.values())
+    assert len(manifest) == len(current)
+    for entry in manifest:
+        cert = current[entry["record_id"]]
+        assert entry["sha256"] == [f.sha256 for f in cert.files]
+    return current
+
+
+def read_csv_rows(path: Path) -> list[list[str]]:
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def as_json(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)
