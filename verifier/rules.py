@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -428,7 +429,12 @@ def _utc_date(epoch: Any) -> str | None:
 
 def value_sets() -> dict[str, list[str]]:
     """The shipped EU value sets as the Gateway serves them to rules: id -> codes."""
-    out: dict[str, list[str]] = {}
+    return {k: list(v) for k, v in _shipped_value_sets().items()}
+
+
+@functools.cache
+def _shipped_value_sets() -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
     folder = resources.files("verifier.data.valuesets")
     for entry in folder.iterdir():
         if not entry.name.endswith(".json"):
@@ -436,7 +442,7 @@ def value_sets() -> dict[str, list[str]]:
         data = json.loads(entry.read_text("utf-8"))
         set_id, values = data.get("valueSetId"), data.get("valueSetValues")
         if isinstance(set_id, str) and isinstance(values, dict) and "encoding" not in set_id:
-            out[set_id] = sorted(values)
+            out[set_id] = tuple(sorted(values))
     return out
 
 
