@@ -408,3 +408,16 @@ def test_bundle_round_trip(tmp_path: Path) -> None:
     array.write_text('{"rules": [], "profiles": {}}', "utf-8")
     with pytest.raises(RuleFormatError):
         load_rules(array)
+
+
+def test_hostile_rule_tests_are_disagreements(tmp_path: Path) -> None:
+    target = tmp_path / "VN" / "TR-VN-0000"
+    shutil.copytree(VN_RULES / "VN" / "TR-VN-0000", target)
+    deep = target / "tests" / "test001.json"
+    deep.write_text('{"payload": {}, "expected": ' + "[" * 900 + "]" * 900 + "}", "utf-8")
+    odd = target / "tests" / "test002.json"
+    odd.write_text('{"payload": {}, "expected": "line one\\nline two"}', "utf-8")
+    done = _cli("rules", "test", str(tmp_path))
+    assert done.returncode == 1 and done.stderr == ""
+    assert done.stdout.splitlines()[-1] == "1 passed, 2 failed"
+    assert len(done.stdout.splitlines()) == 3
