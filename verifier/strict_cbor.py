@@ -148,7 +148,9 @@ def _classify(err: Exception, data: bytes, malformed: str) -> CodecError:
         return CodecError(refused.reason or malformed, refused.message)
     if isinstance(err, RecursionError):
         return CodecError(malformed, "CBOR nested too deeply")
-    try:  # a failure that goes away when duplicates are allowed was a duplicate
+    if "duplicate map key" in str(err).lower():  # cbor2 6.1-6.3's message
+        return CodecError(DUPLICATE_KEY, "a CBOR map holds the same key twice")
+    try:  # else: a failure that goes away when duplicates are allowed was one
         _native_decoder(io.BytesIO(data), allow_duplicate_keys=True).decode()
     except Exception:
         return CodecError(malformed, f"malformed CBOR ({type(err).__name__})")
@@ -212,7 +214,13 @@ class _Scan:
         if major < 2:
             return pos
         if major < 4:
-            return self.string(major, arg, pos)[1]
+            raw, end = self.string(major, arg, pos)
+            if major == 3:  # decoded where it stands, as cbor2 does
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise self.fail("CBOR text is not UTF-8") from None
+            return end
         if major == 7:
             if arg is None:
                 raise self.fail("unexpected break in CBOR")
@@ -221,9 +229,7 @@ class _Scan:
             raise self.fail("CBOR nested too deeply")
         if major == 6:
             return self.tag(arg, pos, depth + 1)
-        data, count = self.data, arg
-        if count is not None and count > len(data) - pos:
-            raise self.fail("truncated CBOR")  # every item takes a byte at least
+        data, count = self.data, arg  # a count beyond the data ends at its end: truncated
         keys: set[Any] = set()
         n = 0
         while count is None or n < count:
@@ -231,8 +237,10 @@ class _Scan:
                 return pos + 1
             start = pos
             pos = self.item(pos, depth + 1)
-            if major == 5:
-                key = self.key(start, pos)
+            if major == 5:  # the value first, then the key's check, as cbor2 6 does
+                key_end = pos
+                pos = self.item(pos, depth + 1)
+                key = self.key(start, key_end)
                 try:
                     duplicate = key in keys
                     keys.add(key)
@@ -240,7 +248,6 @@ class _Scan:
                     raise self.fail("unhashable CBOR map key") from None
                 if duplicate:
                     raise self.fail("a CBOR map holds the same key twice", DUPLICATE_KEY)
-                pos = self.item(pos, depth + 1)
             n += 1
         return pos
 
@@ -250,6 +257,7 @@ class _Scan:
         if number in (_TAG_POSITIVE_BIGNUM, _TAG_NEGATIVE_BIGNUM):
             major, arg, after = self.head(pos)
             if major != 2:
+                self.item(pos, depth)  # its own errors first, as cbor2 decodes it first
                 raise self.fail("bignum content is not a byte string")
             magnitude, end = self.string(major, arg, after)
             if int.from_bytes(magnitude, "big") > INT_MAX:
@@ -280,14 +288,15 @@ class _Scan:
 
 def _decode_fallback(data: bytes, malformed: str) -> Any:
     end = _Scan(data, malformed).item(0, 0)
-    if end != len(data):
-        raise CodecError(TRAILING_BYTES, "bytes left over after the CBOR item")
-    try:
-        return cbor2.loads(data)
+    try:  # cbor2.loads ignores what follows the item
+        obj = cbor2.loads(data)
     except RecursionError:
         raise CodecError(malformed, "CBOR nested too deeply") from None
     except Exception as err:  # cbor2 raises many exception types on garbage
         raise CodecError(malformed, f"malformed CBOR ({type(err).__name__})") from None
+    if end != len(data):  # after the item's own errors, as with the native decoder
+        raise CodecError(TRAILING_BYTES, "bytes left over after the CBOR item")
+    return obj
 
 
 # --------------------------------------------------------------------------
