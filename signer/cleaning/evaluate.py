@@ -70,11 +70,15 @@ def evaluate(truth_path: str | Path, out_dir: str | Path, verified_lines: int | 
         for c in got - set(t["expected"]):
             extra_codes.setdefault(t["kind"], {})
             extra_codes[t["kind"]][c] = extra_codes[t["kind"]].get(c, 0) + 1
+    unique_expected = unique_right = 0
     for line, t in injected.items():  # the true person: "true_id" (every ID error), else the unique "suggestion"
         true_id = t.get("true_id") or t.get("suggestion")
         if true_id:
             sugg_expected += 1
             sugg_right += suggestions.get(line) == true_id
+        if t.get("suggestion"):  # the only registry person with that name, date of birth and sex
+            unique_expected += 1
+            unique_right += suggestions.get(line) == t["suggestion"]
     sugg_made = len(suggestions)
     sugg_wrong = sum(1 for line, v in suggestions.items()
                      if v != (injected.get(line, {}).get("true_id") or injected.get(line, {}).get("suggestion")))  # fmt: skip
@@ -116,6 +120,8 @@ def evaluate(truth_path: str | Path, out_dir: str | Path, verified_lines: int | 
         "recall_by_code": {c: min(1.0, per_code.get(c, [0, 0])[1] / n) for c, n in sorted(expected_by_code.items())},
         "suggestions_expected": sugg_expected,
         "suggestions_made": sugg_made,
+        "suggestions_unique_expected": unique_expected,
+        "suggestions_unique_right": unique_right,
         "suggestions_right": sugg_right,
         "suggestions_wrong": sugg_wrong,
         "missed": sorted(line for line, t in injected.items() if not set(t["expected"]) <= reported.get(line, set()))[:20],

@@ -44,7 +44,7 @@ from .checks import RegistryEntry
 from .private import connect_private, make_private_dir
 from .text import commune_key, name_fold, place_key
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 BATCH = 1000
 PARALLEL_MIN_BYTES = 8 << 20  # a CSV this big is indexed by two processes
 COLUMNS = ("id_number", "full_name", "date_of_birth", "sex", "province", "commune")
@@ -104,8 +104,14 @@ def person_key(place: str, folded_name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def name_year_key(folded_name: str, year: str) -> int:
+    """64-bit key of (folded name, birth year): the registry-wide suggestion look-up's index."""
+    digest = hashlib.blake2b(f"{folded_name}\x1f{year}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats: list[int]) -> Iterator[tuple[Any, ...]]:
-    """Registry rows -> index rows (id, name, dob, sex, person_key)."""
+    """Registry rows -> index rows (id, name, dob, sex, person_key, name_year_key)."""
     width = max(c for c in cols if c is not None) + 1
     c_id, c_name, c_dob, c_sex, c_prov, c_comm = cols
     nfc = unicodedata.normalize
@@ -135,7 +141,8 @@ def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats:
             sex = cached
         prov = str(row[c_prov] or "") if c_prov is not None else ""
         comm = str(row[c_comm] or "") if c_comm is not None else ""
-        yield (ident, name, dob, sex, person_key(place_of(prov, comm), name_fold(name)))
+        folded = name_fold(name)
+        yield (ident, name, dob, sex, person_key(place_of(prov, comm), folded), name_year_key(folded, dob[:4]))
 
 
 class _Source:
@@ -333,6 +340,16 @@ class Registry:
                     out[row[0]] = RegistryEntry(*row)
         return out
 
+    def by_name_and_year(self, folded_name: str, year: str) -> list[RegistryEntry]:
+        """Everyone in the registry with this folded name born in ``year`` (``YYYY``)."""
+        key = name_year_key(folded_name, year)
+        return [
+            RegistryEntry(*r)
+            for conn in self._conns
+            for r in conn.execute("SELECT id, name, dob, sex FROM person WHERE nk = ?", (key,))
+            if name_fold(r[1]) == folded_name and r[2][:4] == year  # the key is a hash: confirm
+        ]
+
     def candidates(self, province: str, commune: str, folded_name: str) -> list[RegistryEntry]:
         """People registered in that commune whose folded name is ``folded_name``."""
         key = person_key(place_of(province, commune), folded_name)
@@ -381,11 +398,11 @@ def _build_shard(args: tuple[_Source, Path, str, tuple[int, int] | None, int]) -
             PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;
             PRAGMA locking_mode=EXCLUSIVE;
             CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
-            CREATE TABLE person(id TEXT, name TEXT, dob TEXT, sex TEXT, pk INTEGER);
+            CREATE TABLE person(id TEXT, name TEXT, dob TEXT, sex TEXT, pk INTEGER, nk INTEGER);
             """
         )
         it = source.rows(stats, part)
-        insert = "INSERT INTO person VALUES (?,?,?,?,?)"
+        insert = "INSERT INTO person VALUES (?,?,?,?,?,?)"
         while True:
             chunk = [row for _, row in zip(range(20_000), it, strict=False)]
             if not chunk:
@@ -397,6 +414,7 @@ def _build_shard(args: tuple[_Source, Path, str, tuple[int, int] | None, int]) -
         conn.execute("BEGIN")
         conn.execute("CREATE INDEX person_id ON person(id)")
         conn.execute("CREATE INDEX person_key ON person(pk)")
+        conn.execute("CREATE INDEX person_name_year ON person(nk)")
         conn.executemany(
             "INSERT INTO meta VALUES (?, ?)",
             [("signature", signature), ("schema", SCHEMA_VERSION), ("rows", str(rows)),

@@ -169,16 +169,51 @@ class _Verdict:
 
 
 def _suggest(rec: Record, codes: tuple[str, ...], registry: Registry) -> str:
+    """The registry ID this record most likely means, or "" (issue 9, point 8).
+
+    Candidates: everyone in the registry with the same name (diacritics
+    aside), a date of birth that agrees and the same sex (when both give one),
+    wherever they live, other than the ID given. Exactly one: that is the
+    suggestion. Several: the one whose ID is one edit away from the ID typed
+    (a digit changed, added, dropped or two swapped), else the one of the
+    record's commune, when exactly one is.
+    """
     if "id_separators" in codes:
         return lookup_id(rec)  # the repaired ID (issue 9, point 6)
     if not is_citizen(rec) or not _SUGGEST_WHEN.intersection(codes) or _NO_SUGGESTION_WHEN.intersection(codes):
         return ""
+    folded = name_fold(rec.full_name)
+    typed = lookup_id(rec)
     found = [
         c
-        for c in registry.candidates(rec.province, rec.commune, name_fold(rec.full_name))
-        if c.id_number != rec.id_number and dates_agree(rec.date_of_birth, c.date_of_birth)
-    ]
+        for c in registry.by_name_and_year(folded, rec.date_of_birth[:4])
+        if c.id_number != typed and dates_agree(rec.date_of_birth, c.date_of_birth)
+        and not (rec.sex in ("M", "F") and c.sex in ("M", "F") and rec.sex != c.sex)
+    ]  # fmt: skip
+    if len(found) > 1 and typed:
+        near = [c for c in found if one_edit_apart(typed, c.id_number)]
+        found = near or found
+    if len(found) > 1:
+        local = {c.id_number for c in registry.candidates(rec.province, rec.commune, folded)}
+        found = [c for c in found if c.id_number in local] or found
     return found[0].id_number if len(found) == 1 else ""
+
+
+def one_edit_apart(typed: str, ident: str) -> bool:
+    """One character changed, added or dropped, or two neighbours swapped (a typing slip)."""
+    if typed == ident:
+        return False
+    if len(typed) == len(ident):
+        diff = [i for i, (a, b) in enumerate(zip(typed, ident, strict=True)) if a != b]
+        if len(diff) == 1:
+            return True
+        i = diff[0]
+        return len(diff) == 2 and diff[1] == i + 1 and typed[i] == ident[i + 1] and typed[i + 1] == ident[i]
+    if abs(len(typed) - len(ident)) != 1:
+        return False
+    short, long_ = sorted((typed, ident), key=len)
+    i = next((k for k, (a, b) in enumerate(zip(short, long_, strict=False)) if a != b), len(short))
+    return short[i:] == long_[i + 1 :]
 
 
 def _check_chunk(records: list[Record], registry: Registry, tables: Tables, today: dt.date) -> list[_Verdict]:

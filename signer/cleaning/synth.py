@@ -104,6 +104,7 @@ class SynthConfig:
     noise_rate: float = 0.15  # share of clean records with harmless spelling noise
     foreigner_rate: float = 0.01
     registry_extra: float = 0.05  # registry people without a record, as a share of records
+    moved_rate: float = 0.2  # vaccinated (and so exported) in another commune than the registry's, anywhere
     malformed_rows: int = 0  # malformed lines added to the export (default: records // 500)
     communes_per_province: int = 12
     fmt: str = "jsonl"  # or "csv"
@@ -361,7 +362,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
     registry_path = out / ("registry.sqlite" if cfg.registry_fmt == "sqlite" else "registry.csv")
     records_path = out / f"records.{cfg.fmt}"
     truth_path = out / "truth.jsonl"
-    # Same (place, folded name, dob) in the registry: a suggestion must be unique.
+    # Same (folded name, date of birth or year, sex) anywhere in the registry: a suggestion must be unique.
     seen_full: dict[int, int] = {}
     seen_year: dict[int, int] = {}
 
@@ -373,7 +374,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
     with _RegistryWriter(registry_path) as reg:
         for p in people_stream():
             reg.write(p)
-            k = (p.province, p.commune, name_fold(p.full_name))
+            k = (name_fold(p.full_name), p.sex)
             seen_full[hash((*k, p.dob))] = seen_full.get(hash((*k, p.dob)), 0) + 1
             seen_year[hash((*k, p.dob[:4]))] = seen_year.get(hash((*k, p.dob[:4])), 0) + 1
             persons.append(p)
@@ -413,6 +414,10 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
                     doses=_doses(rng, p.dob, p.commune),
                     province=p.province, commune=p.commune,
                 )  # fmt: skip
+            if rng.random() < cfg.moved_rate:  # the export gives where the vaccination was
+                _, _, official, commune = rng.choices(places, weights)[0]
+                rec = replace(rec, province=official, commune=commune,
+                              doses=tuple(replace(d, site=f"Trạm Y tế {commune}") for d in rec.doses))  # fmt: skip
             entry: dict[str, Any] | None = None
             if rng.random() < cfg.error_rate:
                 kind = rng.choice(cfg.kinds)
@@ -439,7 +444,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
                     if kind == "id_separators":
                         suggestion = p.id_number  # the repaired ID, always
                     elif kind in SUGGESTING_KINDS:
-                        k = (p.province, p.commune, name_fold(p.full_name))
+                        k = (name_fold(p.full_name), p.sex)
                         counts = seen_full if len(rec.date_of_birth) == 10 else seen_year
                         if counts.get(hash((*k, rec.date_of_birth))) == 1:
                             suggestion = p.id_number
