@@ -75,6 +75,20 @@ class Plan:
     files: tuple[FileEntry, ...] = ()  # finalize: the files the ledger expects
 
 
+#: Descriptors of the folders locked by this process (closed in forked children).
+_locked_folders: set[int] = set()
+
+
+def _close_locked_folders() -> None:
+    for fd in _locked_folders:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _locked_folders.clear()
+
+
+os.register_at_fork(after_in_child=_close_locked_folders)
+
+
 class BatchOutput:
     """The output folder of a batch run, locked for the run (``flock`` on the
     folder itself: no lock file is left behind).
@@ -100,6 +114,10 @@ class BatchOutput:
             os.close(self._fd)
             self._fd = None
             raise ConfigError(f"another run is writing into {self.path}; wait for it to end") from None
+        # The signing workers are forked with this descriptor: they close their
+        # copy, or a run killed with -9 would keep the folder locked until its
+        # orphaned workers notice and end.
+        _locked_folders.add(self._fd)
         if self.partial.exists():
             shutil.rmtree(self.partial)
         self.partial.mkdir(mode=0o700)
@@ -109,6 +127,7 @@ class BatchOutput:
         with contextlib.suppress(OSError):
             shutil.rmtree(self.partial)
         if self._fd is not None:
+            _locked_folders.discard(self._fd)
             os.close(self._fd)  # releases the lock
             self._fd = None
 

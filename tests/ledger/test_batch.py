@@ -174,3 +174,39 @@ def test_manifest_lists_current_certificates(key_args: list[str], tmp_path: Path
     entries = read_manifest(out / "manifest.jsonl")
     assert [e["record_id"] for e in entries] == ["R00000", "R00001", "R00002"]
     assert all(e["files"] == [f"{e['record_id']}.hc1.txt", f"{e['record_id']}.png"] for e in entries)
+
+
+def test_folder_lock_ends_with_the_run_not_its_workers(tmp_path: Path) -> None:
+    """A run killed with -9 leaves forked workers for up to a second: they must
+    not keep the folder locked (they close their copy of the descriptor)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    script = (
+        "import os, sys, time\n"
+        "from signer.batch import BatchOutput\n"
+        "with BatchOutput(__import__('pathlib').Path(sys.argv[1])):\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(20); os._exit(0)\n"
+        "    print(os.getpid(), flush=True); os._exit(0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, timeout=60, check=True)
+    assert proc.stdout.strip()
+    with BatchOutput(out):  # the orphan is still sleeping
+        pass
+
+
+@pytest.mark.parametrize("jobs", ["2"])
+def test_two_signing_processes(
+    ledger_target: str, key_args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str
+) -> None:
+    monkeypatch.setattr("signer.run.BATCH_SIZE", 4)
+    records = many_records(21)
+    source = write_records(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out"
+    assert batch(source, out, ledger_target, key_args, "--jobs", jobs) == 0
+    first = check_consistent(ledger_target, out, [r.record_id for r in records])
+    assert batch(source, out, ledger_target, key_args, "--jobs", jobs) == 0
+    assert check_consistent(ledger_target, out, [r.record_id for r in records]) == first
+    assert [e["record_id"] for e in read_manifest(out / "manifest.jsonl")] == [r.record_id for r in records]
