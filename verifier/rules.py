@@ -548,7 +548,7 @@ def evaluate_rule(
         rule=rule,
         result=Outcome.OPEN,
         reason="not_boolean",
-        message=f"rule evaluated to {certlogic._show(value)}, not a boolean",
+        message=f"rule evaluated to {certlogic.show(value)}, not a boolean",
     )
 
 
