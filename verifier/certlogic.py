@@ -205,7 +205,10 @@ def _strict_equals(left: object, right: object) -> bool:
 
 def show(value: object) -> str:
     """A value for a message: date-times in ISO form, anything long cut."""
-    text = value.isoformat() if isinstance(value, DateTime) else repr(value)
+    try:
+        text = value.isoformat() if isinstance(value, DateTime) else repr(value)
+    except (ValueError, RecursionError):  # ints beyond Python's 4300 digits, absurd nesting
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -608,6 +611,10 @@ def _access(data: Any, path: str) -> Any:
         if value is None:
             return None
         number = _JS_INT_PREFIX.match(fragment)
+        if number and len(number[1]) > 15:  # beyond any index (and int()'s digit limit)
+            number = None
+            if isinstance(value, list):
+                return None
         if isinstance(value, list):
             index = int(number[1]) if number else -1
             value = value[index] if 0 <= index < len(value) else None

@@ -538,6 +538,11 @@ def evaluate_rule(
         value = certlogic.evaluate(rule.logic, data)
     except CertLogicError as err:
         return RuleResult(rule=rule, result=Outcome.OPEN, reason=err.reason, message=err.message)
+    except (ValueError, OverflowError, RecursionError) as err:  # absurd data; fail closed
+        message = f"{type(err).__name__} while evaluating"
+        return RuleResult(
+            rule=rule, result=Outcome.OPEN, reason="evaluation_error", message=message
+        )
     if value is True:
         return RuleResult(rule=rule, result=Outcome.PASSED)
     if value is False:

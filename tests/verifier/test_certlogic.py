@@ -244,3 +244,15 @@ def test_extract_from_uvci() -> None:
     expr = {"extractFromUVCI": [{"var": "ci"}, 1]}
     assert evaluate(expr, {"ci": "URN:UVCI:01:VN:7Q2M9K4D1HX3#K"}) == "VN"
     assert evaluate(expr, {}) is None
+
+
+def test_absurd_numbers_do_not_escape() -> None:
+    digits = "9" * 5000
+    assert evaluate({"var": f"a.{digits}"}, {"a": [1]}) is None
+    assert evaluate({"var": f"a.{digits}"}, {"a": {"1": 1}}) is None
+    big = 10**4000
+    with pytest.raises(CertLogicError):
+        evaluate({"plusTime": ["2021-01-01", 10**30, "month"]}, None)
+    with pytest.raises(CertLogicError) as info:
+        evaluate({"<": [{"var": "x"}, "a"]}, {"x": big * big})
+    assert "<int>" in info.value.message
