@@ -183,7 +183,9 @@ def run_check(args: argparse.Namespace) -> int:
     obj = read_json(Path(args.payload))
     if not isinstance(obj, dict):
         raise ConfigError(f"{args.payload}: expected the DCC payload (a JSON object)")
-    dcc = obj.get("hcert", obj)  # a `verifier qr --json` payload or the bare DCC
+    if isinstance(obj.get("payload"), dict):  # the whole `verifier qr --json` output
+        obj = obj["payload"]
+    dcc = obj.get("hcert", obj)  # its payload ({iss, iat, exp, hcert}) or the bare DCC
     report = check_certificate(
         rule_set,
         dcc if isinstance(dcc, dict) else {},

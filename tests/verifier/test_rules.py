@@ -303,6 +303,10 @@ def test_rules_check_command(tmp_path: Path) -> None:
     assert done.returncode == 0 and json.loads(done.stdout)["passed"] is True
     done = _cli("rules", "check", "--payload", str(payload), "--profile", "booster", *at)
     assert done.returncode == 1 and "VR-VN-0003  failed" in done.stdout
+    wrapped = tmp_path / "qr.json"
+    wrapped.write_text(json.dumps({"valid": True, "payload": {"iss": "VN", "hcert": DCC}}), "utf-8")
+    done = _cli("rules", "check", "--payload", str(wrapped), "--json", *at)
+    assert done.returncode == 0 and len(json.loads(done.stdout)["rules"]) == 5
     done = _cli("rules", "check", "--payload", str(payload), "--profile", "nope", *at)
     assert done.returncode == 2 and "no profile 'nope'" in done.stderr
 
