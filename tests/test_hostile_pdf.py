@@ -27,7 +27,15 @@ from tests.fixtures.pki import NOW
 from tests.pdf import conftest as pdf_fixtures
 from tests.pdf.conftest import Issued, PdfPki
 from verifier.pdf import budget, verify
-from verifier.pdf.budget import MAX_CONTENT_OPS, TOO_COMPLEX, UNRENDERABLE, page_work_problem
+from verifier.pdf.budget import (
+    MAX_CONTENT_OPS,
+    MAX_PDF_OBJECTS,
+    PDF_TOO_COMPLEX,
+    TOO_COMPLEX,
+    UNRENDERABLE,
+    file_structure_problem,
+    page_work_problem,
+)
 from verifier.pdf.verify import verify_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,6 +162,7 @@ def test_signed_passport_with_ten_million_operations_appended(
 
 
 def test_genuine_passport_is_far_below_the_budget(passport_a: Issued) -> None:
+    assert file_structure_problem(passport_a.pdf) is None
     meter = budget._Meter()
     meter.measure(passport_a.pdf)
     assert 100 < meter.ops * 10 < MAX_CONTENT_OPS
@@ -280,3 +289,86 @@ def test_rendering_is_killed_at_the_time_budget(
     assert time.monotonic() - started < 8
     assert reasons(verdict)["qr"] == TOO_COMPLEX
     assert "in time" in next(e.message for e in verdict.errors if e.check == "qr")
+
+
+# --------------------------------------------------------------------------
+# the file's structure, bounded before pyHanko parses it
+
+
+def _xref_stream_pdf(size: bytes, *, index: bytes = b"") -> bytes:
+    """A tiny PDF whose cross-reference stream declares ``size`` entries (all but 5 empty)."""
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>",
+    ]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    rows = b"\x00\x00\x00\x00\x00\xff" + b"".join(
+        b"\x01" + o.to_bytes(4, "big") + b"\x00" for o in [*offsets, xref]
+    )
+    rows += bytes(6 * 3_000_000)
+    packed = zlib.compress(rows, 9)
+    out += (
+        b"4 0 obj\n<< /Type /XRef /Size " + size + index
+        + b" /W [1 4 1] /Root 1 0 R /Length %d /Filter /FlateDecode >>\nstream\n" % len(packed)
+        + packed + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % xref
+    )  # fmt: skip
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    ("size", "index"),
+    [(b"3000000", b""), (b"5", b" /Index [0 3000000]"), (b"4 0 R", b""), (b"5", b" /Index [0 5 0 R]")],
+    ids=["size", "index", "indirect-size", "indirect-index"],
+)
+def test_a_huge_cross_reference_stream_is_refused_unparsed(
+    size: bytes, index: bytes, pdf_pki: PdfPki
+) -> None:
+    """18 KB declaring 3 million objects: pyHanko took 34 s to read its cross-references."""
+    data = _xref_stream_pdf(size, index=index)
+    assert len(data) < 50_000
+    started = time.monotonic()
+    verdict = verify_pdf(data, pdf_pki.trust(), now=NOW)
+    assert time.monotonic() - started < 3
+    assert reasons(verdict) == {"pdf_signature": PDF_TOO_COMPLEX, "qr": TOO_COMPLEX}
+
+
+def test_objects_appended_after_signing_are_counted(passport_a: Issued, pdf_pki: PdfPki) -> None:
+    """pyHanko's modification analysis reads every appended object (200,000: 26 s)."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(passport_a.pdf))
+    junk = generic.ArrayObject(
+        [writer.add_object(generic.NumberObject(i)) for i in range(MAX_PDF_OBJECTS + 1)]
+    )
+    writer.root["/Junk"] = writer.add_object(junk)
+    writer.update_root()
+    out = io.BytesIO()
+    writer.write(out)
+    started = time.monotonic()
+    verdict = verify_pdf(out.getvalue(), pdf_pki.trust(), now=NOW)
+    assert time.monotonic() - started < 3
+    assert reasons(verdict)["pdf_signature"] == PDF_TOO_COMPLEX and not verdict.valid
+
+
+def test_many_revisions_are_refused(passport_a: Issued) -> None:
+    data = passport_a.pdf
+    for n in range(budget.MAX_REVISIONS + 1):
+        writer = IncrementalPdfFileWriter(io.BytesIO(data))
+        writer.root["/Junk"] = generic.NumberObject(n)
+        writer.update_root()
+        out = io.BytesIO()
+        writer.write(out)
+        data = out.getvalue()
+    problem = file_structure_problem(data)
+    assert problem is not None and problem[0] == PDF_TOO_COMPLEX and "revisions" in problem[1]
+
+
+def test_structure_check_is_fast_on_20_mb() -> None:
+    for data in (b"%PDF-1.7\n" + b"x" * 20_000_000, b"%PDF-1.7\n" + bytes(range(256)) * 80_000):
+        started = time.monotonic()
+        assert file_structure_problem(data) is None
+        assert time.monotonic() - started < 2

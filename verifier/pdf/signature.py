@@ -6,7 +6,9 @@
 
 Checklist (each its own check; untrusted input never raises):
 
-1. ``pdf_signature``: the PDF parses and holds a signature field with a CMS
+1. ``pdf_signature``: the PDF is within a passport's bounds (objects,
+   revisions: :func:`verifier.pdf.budget.file_structure_problem`, reason
+   ``pdf_too_complex``), parses and holds a signature field with a CMS
    signature whose value verifies with the signer certificate's key.
 2. ``pdf_integrity``: the digest over the signed byte range matches, and the
    byte range covers the whole file or the whole signed revision.
@@ -63,6 +65,7 @@ from pyhanko_certvalidator.policy_decl import (
 )
 
 from verifier.crypto import kid_for_certificate
+from verifier.pdf.budget import file_structure_problem
 from verifier.pdf.timestamp import (
     SignatureTimestamp,
     TimestampFormatError,
@@ -229,6 +232,10 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
         return report.done()
     if not data.startswith(b"%PDF-"):
         report.fail("pdf_signature", "pdf_malformed", "not a PDF file")
+        return report.done()
+    problem = file_structure_problem(data)  # before pyHanko spends minutes on it
+    if problem is not None:
+        report.fail("pdf_signature", *problem)
         return report.done()
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)

@@ -38,7 +38,7 @@ from typing import Any
 from verifier import codec
 from verifier.errors import CodecError, ConfigError
 from verifier.hc1 import verify_qr_text
-from verifier.pdf.budget import TOO_COMPLEX, page_work_problem
+from verifier.pdf.budget import TOO_COMPLEX, file_structure_problem, page_work_problem
 from verifier.pdf.extract import TIME_BUDGET, RenderTimeout, page_text, render_qr_texts
 from verifier.pdf.match import compare_document
 from verifier.pdf.signature import PDF_CHECKS, CheckError, check_pdf_signature
@@ -110,7 +110,11 @@ def verify_pdf(data: bytes, trust: TrustStore, *, now: dt.datetime) -> PdfVerdic
     qr_verdict: Verdict | None = None
     deadline = time.monotonic() + TIME_BUDGET
     found = None
-    problem = page_work_problem(data)
+    structure = file_structure_problem(data)
+    if structure is not None:
+        problem: tuple[str, str] | None = (TOO_COMPLEX, f"page 1 is not rendered: {structure[1]}")
+    else:
+        problem = page_work_problem(data)
     if problem is not None:
         errors.append(CheckError("qr", *problem))
     else:
