@@ -88,9 +88,11 @@ ROW_REASONS = {"column_count", "bad_encoding", "bad_json", "bad_csv", "bad_numbe
                "line_too_long", "field_too_long", "rows_disagree"}  # fmt: skip
 _SUGGEST_WHEN = frozenset(
     {"id_missing", "id_wrong_length", "id_invalid_characters", "cccd_province_unknown", "cccd_sex_mismatch",
-     "cccd_birth_year_mismatch",
-     "registry_not_found", "registry_name_mismatch", "registry_dob_mismatch"}
+     "cccd_birth_year_mismatch", "registry_not_found"}
 )  # fmt: skip
+#: The registry knows the ID but its person differs in two of name, date of birth and sex: probably
+#: someone else's ID. One of them alone is the record's name, date or sex being wrong.
+_OTHER_PERSON = frozenset({"registry_name_mismatch", "registry_dob_mismatch", "registry_sex_mismatch"})
 _NO_SUGGESTION_WHEN = frozenset({"name_missing", "dob_missing", "dob_format", "dob_invalid_date"})
 _ID_ONLY = (("record_id_missing",), ("record_id_duplicate",))
 _JSON = json.JSONEncoder(ensure_ascii=False).encode  # = json.dumps(x, ensure_ascii=False), without a new encoder per call
@@ -171,7 +173,9 @@ class _Verdict:
 def _suggest(rec: Record, codes: tuple[str, ...], registry: Registry) -> str:
     """The registry ID this record most likely means, or "" (issue 9, point 8).
 
-    Candidates: everyone in the registry with the same name (diacritics
+    Asked for when the ID is unusable, inconsistent or unknown, or points to a
+    person who differs in two of name, date of birth and sex. Candidates: everyone
+    in the registry with the same name (diacritics
     aside), a date of birth that agrees and the same sex (when both give one),
     wherever they live, other than the ID given. Exactly one: that is the
     suggestion. Several: the one whose ID is one edit away from the ID typed
@@ -180,7 +184,8 @@ def _suggest(rec: Record, codes: tuple[str, ...], registry: Registry) -> str:
     """
     if "id_separators" in codes:
         return lookup_id(rec)  # the repaired ID (issue 9, point 6)
-    if not is_citizen(rec) or not _SUGGEST_WHEN.intersection(codes) or _NO_SUGGESTION_WHEN.intersection(codes):
+    wanted = _SUGGEST_WHEN.intersection(codes) or len(_OTHER_PERSON.intersection(codes)) >= 2
+    if not is_citizen(rec) or not wanted or _NO_SUGGESTION_WHEN.intersection(codes):
         return ""
     folded = name_fold(rec.full_name)
     typed = lookup_id(rec)

@@ -280,10 +280,11 @@ class _Injector:
             return replace(rec, date_of_birth=rng.choice([f"{d}/{m}/{y}", f"{y}{m}{d}", f"{d}-{m}-{y}"])), [kind]
         if kind == "dob_invalid_date":
             return replace(rec, date_of_birth=f"{dob[:4]}-02-30"), [kind]
+        rest = "-02-28" if dob[4:] == "-02-29" else dob[4:]  # 1890 and 2099 are no leap years
         if kind == "dob_implausible":
-            return replace(rec, date_of_birth="1890" + dob[4:]), [kind]
+            return replace(rec, date_of_birth="1890" + rest), [kind]
         if kind == "dob_future":
-            return replace(rec, date_of_birth="2099" + dob[4:]), [kind]
+            return replace(rec, date_of_birth="2099" + rest), [kind]
         if kind == "registry_not_found" and cccd:
             serial = (int(ident[6:]) + 500_000 + rng.randrange(1, 1000)) % 1_000_000
             return replace(rec, id_number=ident[:6] + f"{serial:06d}"), [kind]

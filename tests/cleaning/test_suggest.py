@@ -18,6 +18,8 @@ REGISTRY = (
     "001062004567,Trần Văn Đức,1962-02-01,Nam,Hà Nội,Phường Hàng Bạc\n"
     "001062009999,Trần Văn Đức,1962-02-01,Nam,Cần Thơ,Phường 2\n"  # a namesake born the same day
     "001162004567,Trần Thị Đức,1962-02-01,Nữ,Hà Nội,Phường Hàng Bạc\n"
+    "079185007777,Nguyễn Thị Thanh Lan,1985-03-14,Nữ,Hồ Chí Minh,Phường Bến Nghé\n"
+    "079186007777,Nguyễn Thị Thanh Lan,1986-03-14,Nữ,Hồ Chí Minh,Phường Bến Nghé\n"
 )
 
 
@@ -69,3 +71,12 @@ def test_same_commune_breaks_a_tie(registry) -> None:  # type: ignore[no-untyped
 )  # fmt: skip
 def test_one_edit_apart(a: str, b: str, near: bool) -> None:
     assert one_edit_apart(a, b) is near
+
+
+def test_a_wrong_name_or_date_alone_is_not_a_wrong_id(registry) -> None:  # type: ignore[no-untyped-def]
+    # The ID is known and the registry's person has the record's date of birth and sex: the name is
+    # what is wrong, even if someone else has that name and date (3 wrong suggestions in 100,000).
+    assert _suggestion(registry, full_name="Nguyễn Thị Thanh Lan") == ""
+    # another name and another date: probably someone else's ID
+    assert _suggestion(registry, full_name="Nguyễn Thị Thanh Lan", date_of_birth="1986-03-14",
+                       id_number="079185001234") == "079186007777"  # fmt: skip
