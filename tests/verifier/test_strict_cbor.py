@@ -241,3 +241,17 @@ def test_cli_text_is_not_stripped(dsc_pem: str, text: str) -> None:
 )
 def test_qr_text_from_file(data: bytes, text: str) -> None:
     assert qr_text_from_file(data) == text
+
+
+@pytest.mark.parametrize("path", ["native", "python-scan"])
+def test_shared_value_cycle_inside_a_map_is_refused_quickly(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """28([29(0) x 2000]) under a key: an array holding itself 2000 times.
+    The top-level form of this bomb (tests/verifier/test_review_regressions.py)
+    no longer reaches the decoder: a top-level tag 28 is cose_wrong_tag."""
+    if path == "native" and not strict_cbor.NATIVE:
+        pytest.skip("cbor2 < 6.1")
+    monkeypatch.setattr(strict_cbor, "NATIVE", path == "native")
+    bomb = b"\xd8\x1c\x99\x07\xd0" + b"\xd8\x1d\x00" * 2000
+    with pytest.raises(CodecError) as info:
+        strict_cbor.loads_strict(b"\xa1\x01" + bomb, malformed=MALFORMED)
+    assert info.value.reason == MALFORMED
