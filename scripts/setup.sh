@@ -13,6 +13,8 @@ SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 
 APT_PKGS="python3-venv python3-dev openssl softhsm2 opensc poppler-utils libnss3-tools postgresql util-linux"
+# Node.js for the scanner's JavaScript and its tests (certlogic-js), when missing.
+if [ "${1:-}" = "--dev" ] && ! command -v npm >/dev/null; then APT_PKGS="$APT_PKGS nodejs npm"; fi
 missing=""
 for p in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -44,5 +46,7 @@ venv_from_lock .venv "$LOCK"
 
 if [ "${1:-}" = "--dev" ]; then
   venv_from_lock .venv-interop requirements/interop-cwt.txt
+  # The scanner's npm packages, exactly as scanner/package-lock.json says.
+  npm ci --prefix scanner --no-audit --no-fund --loglevel=error >/dev/null
 fi
 echo "setup: ok (.venv matches $LOCK)"

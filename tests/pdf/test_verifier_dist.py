@@ -54,6 +54,10 @@ def test_checkpoint_venv_has_no_signer_and_only_the_verifier_lock(
     assert done.returncode == 0, done.stderr
     where = _run(checkpoint_venv, tmp_path, "python", "-c", "import verifier; print(verifier.__file__)")
     assert str(checkpoint_venv) in where.stdout
+    # The Vietnamese rule profiles ship in the wheel, with their tests.
+    rules = Path(where.stdout.strip()).parent / "data" / "rules"
+    done = _run(checkpoint_venv, tmp_path, "vn-dcc-verify", "rules", "test", str(rules))
+    assert done.returncode == 0 and done.stdout.splitlines()[-1].endswith(" 0 failed"), done.stdout
 
 
 def test_checkpoint_verifies_qr_image_and_pdf(

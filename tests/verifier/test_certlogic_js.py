@@ -1,8 +1,9 @@
 """Differential test: verifier.certlogic against certlogic-js, the reference implementation the
 browser page uses, on random valid expressions (values, date-times and errors must agree).
 
-Runs when ``node`` and the certlogic-js package are there: ``CERTLOGIC_JS=<package folder>``,
-or a ``node_modules/certlogic-js`` in the repository; skipped otherwise. Inputs stay inside
+certlogic-js comes from scanner/package-lock.json (``scripts/setup.sh --dev`` runs
+``npm ci`` there; ``CERTLOGIC_JS=<package folder>`` points elsewhere); without node or the
+package the test fails, it never skips. Inputs stay inside
 what CertLogic defines (valid dates, no JavaScript properties such as ``"abc".length``); there
 the two are expected to differ (docs/rules.md, "The evaluator").
 """
@@ -144,7 +145,7 @@ def test_agrees_with_certlogic_js() -> None:
     package = _certlogic_js()
     node = shutil.which("node")
     if package is None or node is None:
-        pytest.skip("node or certlogic-js not installed (set CERTLOGIC_JS=<package folder>)")
+        pytest.fail("node or certlogic-js missing: run bash scripts/setup.sh --dev")
     r = random.Random(11)
     cases: list[tuple[Any, Any]] = []
     while len(cases) < CASES:
