@@ -29,11 +29,16 @@ the caller's ``malformed`` reason):
    29) are decoded, but the decoded tree may hold no more items than the
    data has bytes (a shared value repeated or in a cycle is a bomb).
 
-cbor2 6.1 and later enforce rules 2-5 in its Rust decoder
-(``allow_duplicate_keys=False``, ``max_depth``, ``semantic_decoders``) and
-the position of the stream after one ``decode`` shows rule 1. cbor2 5.x has
-none of these options: :func:`_scan` walks the item's structure in Python
-first (rules 1-5), then cbor2 decodes it.
+cbor2 6.1 and later check rules 2-4 and the string references in its Rust
+decoder (``allow_duplicate_keys=False``, ``max_depth``, ``semantic_decoders``
+for tags 2, 3, 25 and 256), and the stream's position after one ``decode``
+shows rule 1. cbor2 5.x has none of these options: :class:`_Scan` walks the
+item's structure in Python first (rules 1-5), then cbor2 decodes it. Which
+path runs is found once, on import (:data:`NATIVE`); both report the first
+defect in the data's order, so they give the same reason
+(tests/verifier/test_strict_cbor.py holds them to it). Shared values are
+bounded after decoding, on either path, when a tag 28 may be present
+(:func:`items_within`).
 """
 
 from __future__ import annotations
@@ -106,7 +111,8 @@ def _native_decoder(fp: io.BytesIO, *, allow_duplicate_keys: bool = False) -> An
 
 
 def _native_works() -> bool:
-    """cbor2 has the options rules 2-5 need, and they act (cbor2 >= 6.1)."""
+    """cbor2 has the options rules 2-5 need, they act, and a decoder leaves
+    its stream right after the item (cbor2 >= 6.1)."""
     try:
         _native_decoder(io.BytesIO(b"\xa2\x01\x00\x01\x00")).decode()
     except TypeError:  # an option cbor2 does not know (5.x, 6.0)
@@ -118,8 +124,12 @@ def _native_works() -> bool:
     try:
         _native_decoder(io.BytesIO(bytes.fromhex("c249010000000000000000"))).decode()
     except Exception as err:
-        return isinstance(_refusal(err), _Refused)
-    return False
+        if not isinstance(_refusal(err), _Refused):
+            return False
+    else:
+        return False
+    fp = io.BytesIO(b"\x01\x02")  # the stream stops right after the item
+    return bool(_native_decoder(fp).decode() == 1 and fp.tell() == 1)
 
 
 def _refusal(err: BaseException) -> _Refused | None:
