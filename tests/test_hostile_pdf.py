@@ -368,7 +368,47 @@ def test_many_revisions_are_refused(passport_a: Issued) -> None:
 
 
 def test_structure_check_is_fast_on_20_mb() -> None:
-    for data in (b"%PDF-1.7\n" + b"x" * 20_000_000, b"%PDF-1.7\n" + bytes(range(256)) * 80_000):
+    for data in (
+        b"%PDF-1.7\n" + b"x" * 20_000_000,
+        b"%PDF-1.7\n" + bytes(range(256)) * 80_000,
+        b"%PDF-1.7\n" + b"stream" * 3_000_000,
+        b"%PDF-1.7\n" + b"xref " * 4_000_000,
+        b"%PDF-1.7\n" + b"/Index [" * 2_000_000,
+    ):
         started = time.monotonic()
-        assert file_structure_problem(data) is None
+        problem = file_structure_problem(data)
+        assert problem is None or problem[0] == PDF_TOO_COMPLEX
         assert time.monotonic() - started < 2
+
+
+def test_a_huge_object_appended_after_signing(passport_a: Issued, pdf_pki: PdfPki) -> None:
+    """An array of 300,000 numbers (3 million, 6 MB, took pyHanko 20 to 45 s and 900 MB)."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(passport_a.pdf))
+    writer.root["/Junk"] = writer.add_object(
+        generic.ArrayObject([generic.NumberObject(i % 10) for i in range(300_000)])
+    )
+    writer.update_root()
+    out = io.BytesIO()
+    writer.write(out)
+    started = time.monotonic()
+    verdict = verify_pdf(out.getvalue(), pdf_pki.trust(), now=NOW)
+    assert time.monotonic() - started < 3
+    assert reasons(verdict)["pdf_signature"] == PDF_TOO_COMPLEX
+
+
+def test_the_command_line_cuts_off_at_its_wall_limit(
+    monkeypatch: pytest.MonkeyPatch, pdf_pki: PdfPki, passport_a: Issued
+) -> None:
+    """Whatever the bounds miss, ``verifier pdf`` answers invalid after WALL_LIMIT seconds."""
+    from verifier.pdf import cli as pdf_cli
+
+    def slow(*_: object, **__: object) -> None:
+        time.sleep(30)
+
+    monkeypatch.setattr(verify, "check_pdf_signature", slow)
+    monkeypatch.setattr(pdf_cli, "WALL_LIMIT", 0.5)
+    started = time.monotonic()
+    verdict = pdf_cli._verify_within_limit(passport_a.pdf, pdf_pki.trust(), NOW)
+    assert time.monotonic() - started < 3
+    assert not verdict.valid and reasons(verdict) == {"pdf_signature": PDF_TOO_COMPLEX}
+    json.loads(verdict.to_json())

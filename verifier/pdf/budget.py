@@ -49,6 +49,9 @@ MAX_CONTENT_OPS = 100_000
 MAX_PDF_OBJECTS = 5_000
 #: Revisions (``startxref`` sections; a passport has one to three).
 MAX_REVISIONS = 50
+#: Separators outside streams, about one per PDF token (a passport has about
+#: 3,000; pyHanko parses about 100,000 tokens per second).
+MAX_PDF_TOKENS = 200_000
 #: About 100 times a passport page's content, decoded.
 MAX_CONTENT_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 16
@@ -97,13 +100,39 @@ def file_structure_problem(data: bytes) -> tuple[str, str] | None:
             entries += ((end if end >= 0 else len(data)) - start) // 20
         at = data.find(b"xref", start)
     objects = data.count(b"obj") // 2  # "obj" and "endobj"
-    worst = max(declared, entries, objects)
+    streams = data.count(b"stream") // 2  # "stream" and "endstream"
+    worst = max(declared, entries, objects, streams)
     if worst > MAX_PDF_OBJECTS:
         return PDF_TOO_COMPLEX, (
             f"the PDF declares {worst:,} objects; a passport has about 30 "
             f"(at most {MAX_PDF_OBJECTS:,} are checked)"
         )
+    tokens = _tokens_outside_streams(data)
+    if tokens > MAX_PDF_TOKENS:
+        return PDF_TOO_COMPLEX, (
+            f"the PDF's objects hold about {tokens:,} tokens (at most {MAX_PDF_TOKENS:,} are read)"
+        )
     return None
+
+
+def _tokens_outside_streams(data: bytes) -> int:
+    """About how many tokens pyHanko would parse: separators between ``stream`` bodies."""
+    total = 0
+    at = 0
+    while at < len(data):  # at most 2 * MAX_PDF_OBJECTS turns (checked by the caller)
+        start = data.find(b"stream", at)
+        part = data[at : len(data) if start < 0 else start]
+        total += sum(part.count(c) for c in (b" ", b"\n", b"\r", b"/", b"[", b"(", b"<"))
+        if start < 0:
+            break
+        if data[max(start - 3, 0) : start] == b"end":  # "endstream" without its "stream"
+            at = start + 6
+            continue
+        end = data.find(b"endstream", start + 6)
+        if end < 0:
+            break
+        at = end + 9
+    return total
 
 
 class _TooMuch(Exception):

@@ -5,12 +5,17 @@
 
 Exit codes as ``verifier qr``: 0 valid, 1 invalid, 2 usage, configuration or
 internal error. ``--json`` prints :meth:`verifier.pdf.verify.PdfVerdict.to_json`.
+
+One file gets at most :data:`WALL_LIMIT` seconds: the checks bound their own
+work (:mod:`verifier.pdf.budget`), and this last guard turns anything they
+missed into an invalid verdict (``pdf_too_complex``) instead of a hang.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +28,8 @@ if TYPE_CHECKING:
 # verified, so that `python -m verifier qr` starts fast at a checkpoint.
 
 EXIT_VALID, EXIT_INVALID = 0, 1
+#: Seconds for one file, all checks together (a passport takes about 0.5 s).
+WALL_LIMIT = 20.0
 
 _LABELS = {
     "en": {"valid": "VALID", "invalid": "INVALID", "signer": "signed by", "at": "on"},
@@ -72,6 +79,37 @@ def render_human(verdict: PdfVerdict, *, path: str, lang: str = "en") -> str:
     return "\n".join(lines)
 
 
+class _Overrun(BaseException):
+    """SIGALRM at the wall limit; a BaseException so that no ``except Exception`` keeps it."""
+
+
+def _raise_overrun(signum: int, frame: object) -> None:
+    raise _Overrun
+
+
+def _verify_within_limit(data: bytes, trust: Any, now: Any) -> PdfVerdict:
+    """:func:`verify_pdf`, cut off after :data:`WALL_LIMIT` seconds (main thread only)."""
+    from verifier.pdf.budget import PDF_TOO_COMPLEX
+    from verifier.pdf.signature import CheckError
+    from verifier.pdf.verify import CHECKS, PdfVerdict, verify_pdf
+
+    previous = signal.signal(signal.SIGALRM, _raise_overrun)
+    signal.setitimer(signal.ITIMER_REAL, WALL_LIMIT)
+    try:
+        return verify_pdf(data, trust, now=now)
+    except _Overrun:
+        checks: dict[str, bool | None] = dict.fromkeys(CHECKS)
+        checks["pdf_signature"] = False
+        message = f"verifying this PDF takes longer than {WALL_LIMIT:.0f} s"
+        return PdfVerdict(
+            valid=False, checks=checks, errors=(CheckError("pdf_signature", PDF_TOO_COMPLEX, message),),
+            signer=None, payload=None, qr_text=None,
+        )  # fmt: skip
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def run_pdf(args: argparse.Namespace) -> int:
     from verifier.cli import EXIT_ERROR, exit_code, load_trust_from_args, now_from_args
 
@@ -83,9 +121,7 @@ def run_pdf(args: argparse.Namespace) -> int:
     now = now_from_args(args)
     data = _read_pdf(args.file)
     trust = load_trust_from_args(args, now)
-    from verifier.pdf.verify import verify_pdf
-
-    verdict = verify_pdf(data, trust, now=now)
+    verdict = _verify_within_limit(data, trust, now)
     if args.json:
         print(verdict.to_json())
     else:
