@@ -106,6 +106,21 @@ def test_eps_loop_is_refused_without_running_ghostscript(
     assert took < 20
 
 
+def test_eps_loop_with_the_real_ghostscript_if_installed(dsc_pem: str, tmp_path: Path) -> None:
+    """With the PATH as it is (Ghostscript installed or not): one JSON line, quickly."""
+    path = tmp_path / "loop.eps"
+    path.write_bytes(LOOP_EPS)
+    env = {
+        **os.environ,
+        "VNDCC_VERIFIER_STATE": str(tmp_path / "state"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    done, took = _verify_image(path, dsc_pem, env)
+    assert done.returncode == 1
+    assert _one_verdict(done)["stage_failed"] == "qr"
+    assert "spam" not in done.stdout and took < 20
+
+
 def test_eps_never_reaches_pillows_eps_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process: Pillow's EPS plugin is never asked to open or render the file."""
     calls: list[str] = []
