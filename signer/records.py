@@ -19,7 +19,9 @@ import itertools
 import json
 import logging
 import operator
+import os
 import re
+import sqlite3
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -242,7 +244,7 @@ def normalize_sex(value: str, column_map: _ColumnMap | None = None) -> str | Non
 
 
 def read_records(
-    path: str | Path, *, column_map: str | None = None, warn: bool = True
+    path: str | Path, *, column_map: str | None = None, warn: bool = True, regroup_dir: Path | None = None
 ) -> Iterator[Record | RowProblem]:
     """Stream records from a ``.jsonl``/``.json`` or ``.csv`` file.
 
@@ -256,7 +258,10 @@ def read_records(
     A CSV export has one person per row (doses in numbered columns) or one
     row per dose; consecutive dose rows of one person (same record ID, or
     citizen ID + name + date of birth) become one record (``Record.rows``),
-    and rows that disagree on the person are one ``rows_disagree`` problem.
+    and a row that gives another person under the same record ID starts a new
+    record (a duplicate record ID for the checks).
+    With ``regroup_dir``, a person's rows need not be consecutive (they are
+    grouped through a temporary file in that directory).
     Header columns no field takes are logged once as a warning (``warn``).
     """
     p = Path(path)
@@ -265,7 +270,7 @@ def read_records(
     suffix = p.suffix.lower()
     if suffix not in _JSONL_SUFFIXES + _CSV_SUFFIXES:
         raise ConfigError(f"{p}: unknown records format (use .jsonl or .csv)")
-    yield from read_records_range(p, 0, None, 1, column_map=column_map, warn=warn)
+    yield from read_records_range(p, 0, None, 1, column_map=column_map, warn=warn, regroup_dir=regroup_dir)
 
 
 _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -530,7 +535,8 @@ def warn_header(header: Header, where: str) -> None:
 
 
 def _read_csv(
-    fh: Iterable[str | None], cmap: _ColumnMap, where: str, line_offset: int = 0, *, warn: bool = True
+    fh: Iterable[str | None], cmap: _ColumnMap, where: str, line_offset: int = 0, *, warn: bool = True,
+    regroup_dir: Path | None = None,
 ) -> Iterator[Record | RowProblem]:
     too_long: list[int] = []  # physical lines skipped as too long, not yet reported
 
@@ -557,6 +563,8 @@ def _read_csv(
         warn_header(hdr, where)
     rows = _csv_rows(reader, hdr, cmap, len(header), too_long, line_offset)
     if hdr.shape == "dose_rows":
+        if regroup_dir is not None:
+            rows = _sorted_by_person(rows, regroup_dir)
         yield from _group_dose_rows(rows, hdr, cmap)
     else:
         for item in rows:
@@ -636,6 +644,94 @@ def _csv_rows(
         yield _record(values, tuple(doses), lineno, cmap)
 
 
+def _sorted_by_person(
+    rows: Iterable[Record | RowProblem | _DoseRow], work_dir: Path
+) -> Iterator[Record | RowProblem | _DoseRow]:
+    """The rows again, each person's dose rows together, people in the order of their first row.
+
+    For exports whose rows of one person are not consecutive (sorted by date,
+    say): the rows go through a temporary SQLite file (mode 0600, deleted at
+    the end), so memory does not grow with the export.
+    """
+    work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = work_dir / f".regroup-{os.getpid()}.sqlite"
+    path.unlink(missing_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA temp_store=FILE;"
+                           "CREATE TABLE r(k TEXT, line INTEGER, data TEXT);")  # fmt: skip
+        it = iter(rows)
+        while batch := list(itertools.islice(it, 20_000)):
+            out = []
+            for row in batch:
+                if isinstance(row, _DoseRow):
+                    # the person too: another person's rows under a reused record ID stay apart
+                    key = json.dumps([group_key(row.values), _person_key(row.values)], ensure_ascii=False)
+                    out.append((key, row.line, json.dumps(["d", row.values, row.dose], ensure_ascii=False)))
+                elif isinstance(row, RowProblem):
+                    data = ["p", row.reason, row.message, row.record_id]
+                    out.append((f"p{row.line}", row.line, json.dumps(data, ensure_ascii=False)))
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO r VALUES (?, ?, ?)", out)
+            conn.execute("COMMIT")
+        conn.execute("CREATE INDEX r_k ON r(k, line)")
+        cur = conn.execute(
+            "SELECT r.line, r.data FROM r JOIN (SELECT k, MIN(line) AS first FROM r GROUP BY k) g ON g.k = r.k "
+            "ORDER BY g.first, r.line"
+        )
+        while fetched := cur.fetchmany(5000):
+            for line, data in fetched:
+                item = json.loads(data)
+                if item[0] == "d":
+                    yield _DoseRow(line, item[1], item[2])
+                else:
+                    yield RowProblem(line, item[1], item[2], item[3])
+    except sqlite3.Error as err:
+        raise ConfigError(f"cannot group the dose rows in {work_dir}: {err}") from None
+    finally:
+        conn.close()
+        path.unlink(missing_ok=True)
+
+
+def dose_rows_are_grouped(path: str | Path, *, column_map: str | None = None) -> bool:
+    """Whether each person's rows of a one-row-per-dose CSV are consecutive (True for other files).
+
+    One streaming pass over the key columns, holding a 64-bit hash per person.
+    """
+    p = Path(path)
+    header = inspect_header(p, column_map=column_map)
+    if header is None or header.shape != "dose_rows":
+        return True
+    cols = header.fields
+    closed: set[int] = set()
+    last: int | None = None
+    try:
+        with p.open("rb") as fh:
+            lines = (x for x in _range_lines(fh, 0, None) if x is not None)
+            reader = csv.reader(lines)
+            width = len(next(reader, []))
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return True
+                except csv.Error:
+                    continue
+                if len(row) != width or _has_bad_encoding("".join(row)):  # unreadable rows belong to nobody
+                    continue
+                values = {name: _text(row[c]) for name, c in cols.items()}
+                key = hash((group_key(values), _person_key(values)))  # a reused ID of another person is no reopening
+                if key != last:
+                    if key in closed:
+                        return False
+                    if last is not None:
+                        closed.add(last)
+                    last = key
+    except OSError as err:
+        raise ConfigError(f"cannot read {p}: {err.strerror}") from None
+
+
 def group_key(values: Mapping[str, str]) -> tuple[str, ...]:
     """Which dose rows belong to one person: the record ID, or without one the citizen ID, name and birth date."""
     rid = values.get("record_id", "")
@@ -648,9 +744,20 @@ def group_key(values: Mapping[str, str]) -> tuple[str, ...]:
 _PERSON_FIELDS = ("full_name", "date_of_birth", "sex", "nationality", "id_number", "province", "commune")
 
 
+def _person_key(values: Mapping[str, str]) -> tuple[str, ...]:
+    return (values.get("id_number", "").replace(" ", ""), " ".join(values.get("full_name", "").split()).casefold(),
+            values.get("date_of_birth", ""))  # fmt: skip
+
+
 def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header, cmap: _ColumnMap
                      ) -> Iterator[Record | RowProblem]:  # fmt: skip
-    """Consecutive dose rows of one person (same :func:`group_key`) -> one record."""
+    """Consecutive dose rows of one person -> one record.
+
+    A row continues the record when it has the same :func:`group_key` and
+    agrees about the person (name apart from case and spacing, date of birth,
+    sex, nationality, ID); a row with the same record ID but another person
+    starts a new record with that ID, which the checks report as a duplicate.
+    """
     compared = tuple(f for f in _PERSON_FIELDS if f in hdr.fields)  # the site's place may change per dose
     group: list[_DoseRow] = []
     key: tuple[str, ...] = ()
@@ -659,13 +766,13 @@ def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header
             yield row
             continue
         k = group_key(row.values)
-        if group and k != key:
-            yield _person(group, compared, cmap)
+        if group and (k != key or not all(_same(f, group[0].values[f], row.values[f], cmap) for f in compared)):
+            yield _person(group, cmap)
             group = []
         key = k
         group.append(row)
     if group:
-        yield _person(group, compared, cmap)
+        yield _person(group, cmap)
 
 
 def _same(name: str, a: str, b: str, cmap: _ColumnMap) -> bool:
@@ -678,17 +785,9 @@ def _same(name: str, a: str, b: str, cmap: _ColumnMap) -> bool:
     return a == b
 
 
-def _person(group: list[_DoseRow], compared: tuple[str, ...], cmap: _ColumnMap) -> Record | RowProblem:
+def _person(group: list[_DoseRow], cmap: _ColumnMap) -> Record | RowProblem:
     first = group[0]
     rid = first.values.get("record_id", "")
-    for row in group[1:]:
-        differ = [f for f in compared if not _same(f, first.values[f], row.values[f], cmap)]
-        if differ:
-            return RowProblem(
-                first.line, "rows_disagree",
-                f"the dose rows of this record (lines {first.line} and {row.line}) give different {', '.join(differ)}",
-                rid,
-            )  # fmt: skip
     doses = []
     for index, row in enumerate(group, start=1):
         if not any(v for k, v in row.dose.items() if k != "site"):
@@ -838,14 +937,16 @@ def _range_lines(fh: BinaryIO, start: int, end: int | None) -> Iterator[str | No
 
 def read_records_range(
     path: str | Path, start: int, end: int | None, first_line: int, *, column_map: str | None = None,
-    warn: bool = True,
+    warn: bool = True, regroup_dir: Path | None = None,
 ) -> Iterator[Record | RowProblem]:
     """Stream the records of one range from :func:`split_for_parallel`.
 
     Same results and line numbers as :func:`read_records` over that part of
     the file; a CSV range after the first reads the header from the file's
     first line. ``warn``: log the CSV header's unused columns (once per
-    file: the first range only).
+    file: the first range only). ``regroup_dir``: a one-row-per-dose CSV whose
+    rows of one person are not consecutive (:func:`dose_rows_are_grouped`) is
+    read whole (one range) and grouped through a temporary file there.
     """
     p = Path(path)
     if not p.is_file():
@@ -862,7 +963,7 @@ def read_records_range(
                 yield from _read_jsonl(_range_lines(fh, start, end), cmap, first_line - 1)
             elif suffix in _CSV_SUFFIXES:
                 if start == 0:
-                    yield from _read_csv(_range_lines(fh, start, end), cmap, str(p), warn=warn)
+                    yield from _read_csv(_range_lines(fh, start, end), cmap, str(p), warn=warn, regroup_dir=regroup_dir)
                 else:
                     header = next(_range_lines(fh, 0, 1), "")
                     lines = itertools.chain([header], _range_lines(fh, start, end))

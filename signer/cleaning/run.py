@@ -54,6 +54,7 @@ from signer.records import (
     FIELDS,
     Record,
     RowProblem,
+    dose_rows_are_grouped,
     inspect_header,
     read_records_range,
     record_fingerprint,
@@ -85,7 +86,7 @@ CHUNK = 2000
 CHECKS_VERSION = "3"  # bump when a check changes: stored verdicts of older rules are re-checked
 PARALLEL_MIN_BYTES = 4 << 20
 ROW_REASONS = {"column_count", "bad_encoding", "bad_json", "bad_csv", "bad_number", "bad_sex", "bad_doses",
-               "line_too_long", "field_too_long", "rows_disagree"}  # fmt: skip
+               "line_too_long", "field_too_long"}  # fmt: skip
 _SUGGEST_WHEN = frozenset(
     {"id_missing", "id_wrong_length", "id_invalid_characters", "cccd_province_unknown", "cccd_sex_mismatch",
      "cccd_birth_year_mismatch", "registry_not_found"}
@@ -159,6 +160,7 @@ class _Task:
     run: int
     store_path: Path
     today: dt.date
+    regroup: bool = False  # one row per dose, a person's rows scattered: read whole and grouped
 
 
 @dataclass
@@ -262,7 +264,7 @@ def _work(task: _Task) -> Summary:
     scratch = Scratch(paths["scratch"], task.parts)
     summary = Summary(tables)
     items = read_records_range(opts.records, task.start, task.end, task.first_line, column_map=opts.column_map,
-                               warn=False)  # fmt: skip
+                               warn=False, regroup_dir=out if task.regroup else None)  # fmt: skip
     try:
         with (
             open_private(paths["verified"], "w", encoding="utf-8") as vfh,
@@ -429,9 +431,14 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
     store.close()
 
     workers = opts.workers or (min(2, os.cpu_count() or 1) if records.stat().st_size >= PARALLEL_MIN_BYTES else 1)
-    ranges = split_for_parallel(records, workers, column_map=opts.column_map)
+    grouped = dose_rows_are_grouped(records, column_map=opts.column_map)
+    if not grouped:  # one worker reads the whole export and groups each person's rows through a temp file
+        log.warning("warning: %s: the dose rows of some people are not consecutive: grouping them first", records)
+        ranges = [(0, records.stat().st_size, 1)]
+    else:
+        ranges = split_for_parallel(records, workers, column_map=opts.column_map)
     tasks = [
-        _Task(k, len(ranges), s, e, first, opts, index, context, run, store_path, today)
+        _Task(k, len(ranges), s, e, first, opts, index, context, run, store_path, today, regroup=not grouped)
         for k, (s, e, first) in enumerate(ranges)
     ]
     part_paths = [_part_paths(out, t.part) for t in tasks]
@@ -481,6 +488,7 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
         "rows": summary.rows_read,
         "people": summary.people_read,
         "unused_columns": list(header.unused) if header is not None else [],
+        "rows_of_a_person_consecutive": grouped,
     }
     result["seconds"] = timings
     result["peak_rss_mb"] = {**peak_rss, "main": _peak_rss_mb()}

@@ -48,17 +48,18 @@ def test_dose_rows_are_grouped_into_people(tmp_path: Path) -> None:
     assert b.doses[2].vaccine == "Pfizer" and b.doses[2].series_doses == 3
 
 
-def test_rows_that_disagree_about_the_person(tmp_path: Path) -> None:
+def test_rows_of_another_person_under_the_same_record_id(tmp_path: Path) -> None:
     path = tmp_path / "r.csv"
     path.write_text(_rows(HUONG.format("2021-08-02", "AstraZeneca", 1, 1),
                           HUONG.format("2021-10-25", "AstraZeneca", 2, 2).replace("1985-03-14", "1985-03-15"),
                           DUC.format("2021-09-10", "Sinopharm", 3, 1),
                           DUC.format("2021-10-10", "Sinopharm", 4, 2).replace("Trần Văn Đức", " TRẦN  văn đức")),
                     "utf-8")  # fmt: skip
-    bad, good = list(read_records(path))
-    assert isinstance(bad, RowProblem) and (bad.line, bad.reason, bad.record_id) == (2, "rows_disagree", "A1")
-    assert "date_of_birth" in bad.message and "1985" not in bad.message  # field names, never values
-    assert isinstance(good, Record) and good.rows == 2  # case and spacing of the name are not a disagreement
+    first, other, good = list(read_records(path))
+    # another date of birth: another person under record ID A1 (the checks flag the second as a duplicate)
+    assert isinstance(first, Record) and isinstance(other, Record)
+    assert (first.record_id, first.line, other.record_id, other.line) == ("A1", 2, "A1", 3)
+    assert isinstance(good, Record) and good.rows == 2  # case and spacing of the name are the same person
 
 
 def test_a_person_row_without_dose_and_without_record_id(tmp_path: Path) -> None:
@@ -94,7 +95,8 @@ def test_check_summary_counts_rows_and_people(tmp_path: Path, caplog: pytest.Log
     reg = tmp_path / "registry.csv"
     reg.write_text(REGISTRY, encoding="utf-8")
     result = run_checks(CheckOptions(records=path, registry=str(reg), out_dir=tmp_path / "out", now=NOW, workers=1))
-    assert result["input"] == {"shape": "dose_rows", "rows": 4, "people": 2, "unused_columns": []}
+    assert result["input"] == {"shape": "dose_rows", "rows": 4, "people": 2, "unused_columns": [],
+                               "rows_of_a_person_consecutive": True}  # fmt: skip
     assert result["totals"]["subjects"]["verified"] == 2 and result["totals"]["doses"]["checked"] == 4
 
 
@@ -186,10 +188,33 @@ def test_cli_mapping_errors_are_one_line(tmp_path: Path) -> None:
 def test_synth_writes_one_row_per_dose(tmp_path: Path) -> None:
     from signer.cleaning.run import row_code
 
-    assert row_code("rows_disagree") == "row_rows_disagree"
     proc = _cli("synth", "--out", str(tmp_path), "--records", "200", "--seed", "4", "--shape", "dose-rows")
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "records.csv").read_text("utf-8")
     assert text.startswith("Mã hồ sơ,Số CCCD/CMND/Hộ chiếu,Họ và tên,Ngày sinh,Giới tính,Quốc tịch,Ngày tiêm,")
     people = [r for r in read_records(tmp_path / "records.csv") if isinstance(r, Record)]
     assert 190 <= len(people) <= 200 and sum(r.rows for r in people) > 1.5 * len(people)
+
+
+def test_rows_of_a_person_need_not_be_consecutive(tmp_path: Path) -> None:
+    """An export sorted by dose date scatters each person's rows: grouped all the same, same outputs."""
+    from signer.cleaning.synth import SynthConfig, generate
+    from signer.records import dose_rows_are_grouped
+
+    paths = generate(tmp_path / "data", SynthConfig(records=600, seed=3, shape="dose_rows", headers="en",
+                                                    malformed_rows=4))  # fmt: skip
+    head, *rows = paths["records"].read_bytes().rstrip(b"\n").split(b"\n")  # (holds a line that is not UTF-8)
+    assert dose_rows_are_grouped(paths["records"])
+    order = sorted(range(len(rows)), key=lambda i: (rows[i].split(b",")[6:7], i))  # by dose date
+    shuffled = tmp_path / "by-date.csv"
+    shuffled.write_bytes(b"\n".join([head, *(rows[i] for i in order)]) + b"\n")
+    assert not dose_rows_are_grouped(shuffled)
+    reg = str(paths["registry"])
+    one = run_checks(CheckOptions(records=paths["records"], registry=reg, out_dir=tmp_path / "a", now=NOW,
+                                  formats=("csv",)))  # fmt: skip
+    two = run_checks(CheckOptions(records=shuffled, registry=reg, out_dir=tmp_path / "b", now=NOW, workers=2,
+                                  formats=("csv",)))  # fmt: skip
+    assert two["input"]["rows_of_a_person_consecutive"] is False and two["workers"] == 1
+    assert two["input"]["people"] == one["input"]["people"] and two["input"]["rows"] == one["input"]["rows"]
+    assert two["reasons"] == one["reasons"] and two["totals"] == one["totals"]
+    assert not list((tmp_path / "b").glob(".regroup-*"))
