@@ -13,7 +13,6 @@ import pytest
 from signer.cleaning.run import CheckOptions, run_checks
 from signer.records import (
     Record,
-    RowProblem,
     load_column_map,
     read_records,
     read_records_range,
@@ -186,7 +185,6 @@ def test_cli_mapping_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_synth_writes_one_row_per_dose(tmp_path: Path) -> None:
-    from signer.cleaning.run import row_code
 
     proc = _cli("synth", "--out", str(tmp_path), "--records", "200", "--seed", "4", "--shape", "dose-rows")
     assert proc.returncode == 0, proc.stderr
