@@ -9,12 +9,19 @@ record. Each CLI runs as the operator runs it: a subprocess of
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keys.cli import MAX_DAYS
+from verifier.errors import ConfigError
+from verifier.util import EARLIEST_TIME, LATEST_TIME, parse_iso_time
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSPHRASE = "hostile-test-passphrase"
@@ -222,3 +229,28 @@ def test_signer_long_texts(pki: Path, extra: tuple[str, ...], option: str) -> No
         )  # fmt: skip
         assert_usage_error(done, option)
     assert not (pki / "out").exists()
+
+
+# --------------------------------------------------------------------------
+# the shared time parser, property-tested
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.datetimes(timezones=st.timezones()).map(lambda t: t.isoformat()),
+        st.datetimes().map(lambda t: t.isoformat() + "Z"),
+    )
+)
+def test_parse_iso_time_gives_a_time_in_range_or_a_config_error(text: str) -> None:
+    try:
+        value = parse_iso_time(text)
+    except ConfigError as err:
+        assert "\n" not in str(err) and len(str(err)) < 200  # one short line
+        return
+    assert value.tzinfo is dt.UTC
+    assert EARLIEST_TIME <= value < LATEST_TIME
+    # what a command does with it next must not overflow
+    _ = value + dt.timedelta(days=MAX_DAYS) + dt.timedelta(minutes=5)
+    _ = value - dt.timedelta(days=MAX_DAYS)
