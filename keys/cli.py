@@ -214,6 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=7,
         help="nextUpdate = now + DAYS (default 7; 0: none)",
     )
+    p.add_argument(
+        "--revoked-uvcis",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also revoke the UVCIs listed in FILE, one per line (the issuance ledger's: "
+        "python -m signer ledger export-revoked); repeatable",
+    )
 
     p = command("list", "show the PKI: CSCA, DSCs, revocations, CRLs, trust lists")
     p.add_argument("--json", action="store_true", help="print index.json")
@@ -333,6 +342,20 @@ def _tsa_serve(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
         server.server_close()
 
 
+def _read_uvci_lists(paths: list[Path]) -> list[str]:
+    """UVCIs of ``--revoked-uvcis`` files: one per line; blank lines and ``#`` comments skipped."""
+    uvcis: list[str] = []
+    for path in paths:
+        try:
+            text = path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(
+                f"cannot read {path}: {getattr(err, 'strerror', None) or 'not ASCII text'}"
+            ) from None
+        uvcis += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return uvcis
+
+
 def _export_trust_list(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
     res = pki.export_trust_list(
         d,
@@ -340,6 +363,7 @@ def _export_trust_list(ns: argparse.Namespace, d: Path, now: dt.datetime) -> Non
         csca_passphrase=_csca_passphrase(),
         now=now,
         next_update_days=ns.next_update_days or None,
+        extra_revoked_uvcis=_read_uvci_lists(ns.revoked_uvcis),
     )
     for w in res.warnings:
         print(f"{PROG}: warning: {w}", file=sys.stderr)

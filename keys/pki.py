@@ -654,17 +654,23 @@ def export_trust_list(
     csca_passphrase: bytes,
     now: dt.datetime,
     next_update_days: int | None = 7,
+    extra_revoked_uvcis: Sequence[str] = (),
 ) -> ExportResult:
     """Sign and write the trust list (docs/trust-list.md) with the next sequence number.
 
     Holds the CSCA, every DSC not expired at ``now`` (revoked ones included,
     so verifiers can say "revoked"), the revoked DSCs with their revocation
-    time, the revoked UVCIs and the latest CRL. The file is written to
-    ``trustlist/trustlist-<seq>.cbor`` in the PKI and, if given, to ``out``.
+    time, the revoked UVCIs (``revoke-uvci`` and ``extra_revoked_uvcis``, e.g.
+    the issuance ledger's export: ``signer ledger export-revoked``) and the
+    latest CRL. The file is written to ``trustlist/trustlist-<seq>.cbor`` in
+    the PKI and, if given, to ``out``.
     """
     from keys.trustlist import build_trust_list
 
     _check_now(now)
+    for uvci in extra_revoked_uvcis:
+        if not _UVCI.fullmatch(uvci) or not is_valid_uvci(uvci):
+            raise ConfigError(f"not a UVCI with its check character: {uvci[:80]!r}")
     if next_update_days is not None and next_update_days <= 0:
         raise ConfigError("next update days must be positive (or none)")
     with _locked(pki_dir):
@@ -700,12 +706,13 @@ def export_trust_list(
         elif revoked:
             warnings.append("no CRL has been issued; run issue-crl")
         seq = index.trust_list_seq + 1
+        revoked_uvcis = sorted({*(u for u, _ in index.revoked_uvcis), *extra_revoked_uvcis})
         blob = build_trust_list(
             signer=signer,
             cscas=[csca],
             dscs=dscs,
             revoked_dscs=revoked,
-            revoked_uvcis=[u for u, _ in index.revoked_uvcis],
+            revoked_uvcis=revoked_uvcis,
             crls=crls,
             seq=seq,
             now=now,
@@ -737,7 +744,7 @@ def export_trust_list(
         seq=seq,
         dscs=len(dscs),
         revoked_dscs=len(revoked),
-        revoked_uvcis=len(index.revoked_uvcis),
+        revoked_uvcis=len(revoked_uvcis),
         crls=len(crls),
         warnings=tuple(warnings),
     )
