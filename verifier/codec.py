@@ -15,11 +15,13 @@ Network "Electronic Health Certificate Container Format" (hcert) 1.x.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from types import MappingProxyType
 from typing import Any
 
 import cbor2
@@ -490,6 +492,26 @@ def _short(value: object, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _decode_protected(protected_bytes: bytes) -> Mapping[Any, Any]:
+    """The protected header map (an empty byte string is an empty map), read-only."""
+    if not protected_bytes:
+        return MappingProxyType({})
+    protected = cbor_loads(protected_bytes, reason="cose_malformed")
+    if not isinstance(protected, Mapping):
+        raise CodecError("cose_malformed", "protected header is not a map")
+    _check_labels(protected, "protected")
+    return MappingProxyType(protected) if isinstance(protected, dict) else protected
+
+
+#: Protected headers up to this size (alg + kid: 13 bytes; with x5chain they
+#: are larger and not cached) are decoded once per distinct header: every QR
+#: of one DSC carries the same bytes. Failures are not cached (lru_cache
+#: keeps only returned values), and the bound keeps the cache small whatever
+#: an attacker sends.
+_CACHED_PROTECTED_SIZE = 64
+_protected_header = functools.lru_cache(maxsize=256)(_decode_protected)
+
+
 def decode_sign1(data: bytes, *, processed: frozenset[int] = PROCESSED_HEADERS) -> Sign1:
     """Parse COSE_Sign1 bytes; raises ``CodecError`` with reason ``cose_*``,
     ``crit_*`` or one of :func:`cbor_loads`'.
@@ -513,12 +535,10 @@ def decode_sign1(data: bytes, *, processed: frozenset[int] = PROCESSED_HEADERS) 
         raise CodecError("cose_malformed", "payload is not a byte string")
     if not isinstance(signature, bytes):
         raise CodecError("cose_malformed", "signature is not a byte string")
-    protected: Mapping[Any, Any] = {}
-    if protected_bytes:
-        protected = cbor_loads(protected_bytes, reason="cose_malformed")
-        if not isinstance(protected, Mapping):
-            raise CodecError("cose_malformed", "protected header is not a map")
-    _check_labels(protected, "protected")
+    if len(protected_bytes) <= _CACHED_PROTECTED_SIZE:
+        protected = _protected_header(protected_bytes)  # an issuer's headers repeat
+    else:
+        protected = _decode_protected(protected_bytes)
     _check_labels(unprotected, "unprotected")
     _check_crit(protected, unprotected, processed)
     return Sign1(

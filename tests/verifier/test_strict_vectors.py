@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from verifier import cli, strict_cbor
+from verifier import cli, codec, strict_cbor
 from verifier.hc1 import qr_text_from_file, verify_qr_text
 from verifier.human import render
 from verifier.result import Reason
@@ -41,7 +41,9 @@ def decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
             pytest.skip("cbor2 has no allow_duplicate_keys / semantic_decoders (cbor2 < 6.1)")
     else:
         monkeypatch.setattr(strict_cbor, "NATIVE", False)
+    codec._protected_header.cache_clear()  # decoded by this path, not found in the cache
     yield request.param
+    codec._protected_header.cache_clear()
 
 
 def _load_generator() -> types.ModuleType:
