@@ -46,7 +46,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from signer.batch_report import BatchCounts, ErrorReport, Progress, reason_kind
-from signer.ledger.store import PENDING, Certificate, Change, FileEntry, Ledger, Reservation
+from signer.ledger.store import (
+    MANIFEST_STALE,
+    PENDING,
+    Certificate,
+    Change,
+    FileEntry,
+    Ledger,
+    Reservation,
+)
 from signer.manifest import MANIFEST_NAME, Override
 from signer.records import Record, RowProblem
 from signer.run import Admitted, Outputs, SigningRun, signals_held
@@ -56,8 +64,7 @@ from verifier.errors import ConfigError
 #: Temporary files of a batch run, inside the output folder (same file system
 #: as the final names, so the rename is atomic). Emptied when a run starts.
 PARTIAL_DIR = ".partial"
-#: The ledger_meta entry that says a folder's manifest must be made again.
-_STALE = "manifest-stale:"
+_STALE = MANIFEST_STALE
 #: Threads that flush a batch's files to disk together (the file system
 #: merges their journal commits; one after the other costs ~4 ms per file).
 SYNC_THREADS = 16
@@ -67,7 +74,7 @@ SYNC_THREADS = 16
 class Plan:
     """What step 1 decided for one record."""
 
-    kind: str  # "new", "resume", "rewrite" (sign again) or "finalize" (files already there)
+    kind: str  # "new", "reissue", "resume", "rewrite" (sign again) or "finalize" (files already there)
     uvci: str
     record: Record
     verified: bool
@@ -101,6 +108,7 @@ class BatchOutput:
         self.path = path
         self.partial = path / PARTIAL_DIR
         self._fd: int | None = None
+        self._key: str | None = None
 
     def __enter__(self) -> BatchOutput:
         try:
@@ -134,7 +142,9 @@ class BatchOutput:
     @property
     def key(self) -> str:
         """How the ledger names this folder (its absolute path)."""
-        return str(self.path.resolve())
+        if self._key is None:
+            self._key = str(self.path.resolve())
+        return self._key
 
     def write_durably(self, files: Sequence[tuple[str, bytes]]) -> None:
         """Write the files under temporary names, flush them to disk, rename
@@ -213,10 +223,15 @@ class LedgerRun(SigningRun):
         report: ErrorReport,
         progress: Progress | None = None,
         check_files: str = "size",
+        reissue_before: int | None = None,
+        reissue_revoked: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(output.path, **kwargs)
         self.output, self.ledger, self.centre = output, ledger, centre
+        # signer reissue: current certificates expiring before this time (epoch
+        # seconds), and records whose certificate was revoked, get a new one
+        self.reissue_before, self.reissue_revoked = reissue_before, reissue_revoked
         self.report, self.progress = report, progress
         self.full_check = check_files == "hash"
         self.counts = BatchCounts()
@@ -264,25 +279,37 @@ class LedgerRun(SigningRun):
                 continue
             if pending is not None:  # reserved for data that has changed since
                 releases.append(Change(pending.uvci, "released", note="the record changed before it was written"))
+            kind = "new"
             if written is not None and written.record_hash == record_hash:
-                if written.out_dir != out_key or self.output.files_ok(written.files, full=self.full_check):
+                if self._due(written):
+                    kind = "reissue"
+                elif written.out_dir != out_key or self.output.files_ok(written.files, full=self.full_check):
                     skipped.add(position)
+                    continue
                 else:
                     plans[position] = Plan("rewrite", written.uvci, record, job.verified)
                     ready.append(job._replace(uvci=written.uvci, iat=written.iat))
-                continue
+                    continue
             if written is None and any(c.state == "revoked" and c.record_hash == record_hash for c in rows):
-                admitted.refused[position] = "its certificate was revoked; not issued again (signer reissue)"
-                continue
+                if not self.reissue_revoked:
+                    admitted.refused[position] = (
+                        "its certificate was revoked; not issued again (signer reissue --revoked)"
+                    )
+                    continue
+                kind = "reissue"
             generation = 1 + max((c.generation for c in rows if c.record_hash == record_hash), default=-1)
             uvci = next(fresh)
             reservations.append(self._reservation(uvci, record, record_hash, generation, job.verified))
-            plans[position] = Plan("new", uvci, record, job.verified, replaces)
+            plans[position] = Plan(kind, uvci, record, job.verified, replaces)
             ready.append(job._replace(uvci=uvci))
         self.ledger.apply(reservations, releases)
         self.counts.released += len(releases)
         admitted.ready = ready
         return admitted
+
+    def _due(self, written: Certificate) -> bool:
+        """A current certificate that ``signer reissue --expiring-within`` replaces."""
+        return self.reissue_before is not None and written.exp is not None and written.exp < self.reissue_before
 
     def _reservation(self, uvci: str, record: Record, record_hash: str, generation: int, verified: bool) -> Reservation:
         override: Override | None = None if verified else self.override
@@ -364,6 +391,7 @@ class LedgerRun(SigningRun):
             c.issued += 1
             c.superseding += plan.supersedes is not None
             c.resumed += plan.kind in ("resume", "finalize")
+            c.reissued += plan.kind == "reissue"
             self.signed += 1
 
     # -- the end ------------------------------------------------------------

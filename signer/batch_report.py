@@ -37,6 +37,7 @@ class BatchCounts:
     issued: int = 0  # new certificates written (including the ones below)
     superseding: int = 0  # ... that replaced an earlier certificate of the record
     resumed: int = 0  # ... whose UVCI an interrupted run had reserved
+    reissued: int = 0  # ... replacing a current certificate that expires soon, or a revoked one
     rewritten: int = 0  # current certificates whose missing or damaged files were written again
     skipped: int = 0  # already issued with this data
     refused: int = 0
@@ -52,6 +53,8 @@ class BatchCounts:
         extra = []
         if self.superseding:
             extra.append(f"{self.superseding} superseding an earlier certificate")
+        if self.reissued:
+            extra.append(f"{self.reissued} re-issued")
         if self.resumed:
             extra.append(f"{self.resumed} resumed from an interrupted run")
         if extra:

@@ -31,6 +31,7 @@ from signer.cleaning.cli import register as register_cleaning
 from signer.demo import register as register_demo
 from signer.issue import DEFAULT_DEFLATE_LEVEL, DEFAULT_VALIDITY_DAYS
 from signer.ledger.cli import register as register_ledger
+from signer.ledger.cli import register_revoke
 from signer.manifest import Override
 from signer.pdf.cli import register as register_pdf
 from signer.records import read_records
@@ -119,6 +120,13 @@ _COMMANDS = {
         "a new certificate that supersedes the old one, and a run that was killed is finished "
         "by running the same command again. DIR/manifest.jsonl is made from the ledger; refused "
         "records are listed in DIR/errors.csv. See docs/ledger.md.",
+    ),
+    "reissue": (
+        "batch, also re-issuing current certificates that expire soon (and revoked ones, --revoked)",
+        "A 'batch' run that also gives a new certificate (new UVCI, new validity, PDF too) to each "
+        "record whose current certificate expires within --expiring-within, superseding it, and "
+        "with --revoked to each record whose certificate was revoked. Records are read from the "
+        "same kind of file as 'batch' (the ledger holds no personal data to sign from).",
     ),
 }
 
@@ -301,6 +309,34 @@ def run_sign(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO |
 def register_batch(subparsers: Any) -> None:
     """``batch RECORDS --out DIR --ledger DB --centre NAME <sign options>``."""
     p = add_signing_arguments(subparsers, "batch")
+    add_ledger_run_arguments(p)
+    p.set_defaults(func=run_batch, png=True, pdf=False, svg=False, expiring_within=None, revoked=False)
+
+
+def register_reissue(subparsers: Any) -> None:
+    """``reissue RECORDS --expiring-within 30d [--revoked] <batch options>``."""
+    p = add_signing_arguments(subparsers, "reissue")
+    add_ledger_run_arguments(p)
+    g = p.add_argument_group("re-issuance")
+    g.add_argument(
+        "--expiring-within",
+        type=_duration_days,
+        metavar="DAYS",
+        help="re-issue current certificates whose expiry is within DAYS of the signing time (e.g. 30d)",
+    )
+    g.add_argument("--revoked", action="store_true", help="re-issue records whose certificate was revoked")
+    p.set_defaults(func=run_batch, png=True, pdf=False, svg=False)
+
+
+def _duration_days(text: str) -> int:
+    """``30d`` or ``30``: a whole number of days, 0 to 3650."""
+    value = text.strip().lower().removesuffix("d")
+    if not value.isdigit() or not 0 <= int(value) <= 3650:
+        raise argparse.ArgumentTypeError(f"a number of days such as 30d (0 to 3650), not {text[:20]!r}")
+    return int(value)
+
+
+def add_ledger_run_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("issuance ledger")
     g.add_argument(
         "--ledger",
@@ -328,7 +364,6 @@ def register_batch(subparsers: Any) -> None:
         help="how the files of certificates already issued are checked before skipping them: "
         "present with their size (default), or their SHA-256 (reads every file)",
     )
-    p.set_defaults(func=run_batch, png=True, pdf=False, svg=False)
 
 
 def _actor(ns: argparse.Namespace) -> str:
@@ -350,6 +385,9 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
         raise ConfigError("batch needs --centre NAME: the health centre the ledger records")
     if ns.pdf and not ns.crl:
         raise ConfigError("--pdf needs --crl FILE (the CSCA's current CRL)")
+    if ns.command == "reissue" and ns.expiring_within is None and not ns.revoked:
+        raise ConfigError("reissue needs --expiring-within DAYS, --revoked, or both")
+    reissue_before = None if ns.expiring_within is None else int(now.timestamp()) + ns.expiring_within * 86400
     jobs = ns.jobs if ns.jobs > 0 else len(os.sched_getaffinity(0))
     spec = key_spec_from_args(ns)
     ledger = Ledger.open(ns.ledger, actor=_actor(ns))
@@ -365,6 +403,7 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
             run = LedgerRun(
                 output, ledger=ledger, centre=ns.centre, report=report, progress=progress,
                 check_files=ns.check_files, signer=signer, override=override, err=err, workers=workers,
+                reissue_before=reissue_before, reissue_revoked=ns.revoked,
             )  # fmt: skip
             completed = False
             try:
@@ -407,7 +446,9 @@ REGISTRARS: list[Registrar] = [
     register_sign,
     register_pdf,
     register_batch,
+    register_reissue,
     register_ledger,
+    register_revoke,
     register_cleaning,
     register_demo,
 ]

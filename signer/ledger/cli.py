@@ -20,11 +20,13 @@ import getpass
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from signer.ledger.audit import summarise, verify_ledger
 from signer.ledger.store import Certificate, Ledger
 from verifier.errors import ConfigError
+from verifier.util import write_atomic
 
 #: Dates of ``--date`` are local dates in Viet Nam (UTC+7), as the dose dates.
 VN_TZ = dt.timezone(dt.timedelta(hours=7))
@@ -45,7 +47,7 @@ def open_existing(ns: argparse.Namespace) -> Ledger:
 
 
 def register(subparsers: Any) -> None:
-    """``ledger verify|status|show``."""
+    """``ledger verify|status|show|export-revoked``."""
     p = subparsers.add_parser("ledger", help="check and query the issuance ledger")
     sub = p.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
 
@@ -71,6 +73,91 @@ def register(subparsers: Any) -> None:
     which.add_argument("--kid", metavar="BASE64", help="signed with the DSC of this kid")
     s.add_argument("--centre", metavar="NAME", help="only this health centre")
     s.set_defaults(func=run_show)
+
+
+    e = sub.add_parser(
+        "export-revoked",
+        help="write the UVCIs verifiers must refuse (revoked, superseded, released), one per line",
+        description="For the trust list: python -m keys export-trust-list --revoked-uvcis FILE.",
+    )
+    add_ledger_argument(e)
+    e.add_argument("--out", type=Path, required=True, metavar="FILE")
+    e.set_defaults(func=run_export_revoked)
+
+
+def register_revoke(subparsers: Any) -> None:
+    """``revoke --ledger DB (--uvci U | --record-id ID | --kid KID) --reason TEXT``."""
+    from signer.cli import MAX_NOTE, text_arg
+
+    p = subparsers.add_parser(
+        "revoke",
+        help="revoke certificates in the ledger: one UVCI, a record's current one, or all of a DSC",
+        description="Marks the certificates revoked (with the reason, who and when, in the audit "
+        "trail) and lists them. Publish with 'signer ledger export-revoked' and "
+        "'python -m keys export-trust-list --revoked-uvcis FILE'. A record whose certificate "
+        "was revoked is not issued again by 'signer batch' ('signer reissue --revoked' does).",
+    )
+    add_ledger_argument(p)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--uvci", metavar="UVCI")
+    which.add_argument("--record-id", metavar="ID", help="the record's current certificate")
+    which.add_argument(
+        "--kid",
+        metavar="BASE64",
+        help="every certificate signed with this DSC (after 'python -m keys revoke-dsc'); lists them",
+    )
+    p.add_argument("--centre", metavar="NAME", help="with --record-id: the health centre")
+    p.add_argument("--reason", required=True, type=text_arg("the reason", MAX_NOTE), metavar="TEXT")
+    p.add_argument("--operator", type=text_arg("the operator", MAX_NOTE), metavar="NAME", help="default: $USER")
+    p.set_defaults(func=run_revoke)
+
+
+def run_revoke(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    actor = (ns.operator or os.environ.get("USER") or "").strip() or "unknown"
+    ledger = Ledger.open(ns.ledger, actor=actor, create=False)
+    try:
+        if ns.uvci:
+            cert = ledger.by_uvci(ns.uvci.strip())
+            if cert is None:
+                raise ConfigError("no certificate with this UVCI in the ledger")
+            if cert.state not in ("written", "superseded"):
+                raise ConfigError(f"{cert.uvci} is {cert.state}: only issued certificates can be revoked")
+            targets = [cert]
+        elif ns.record_id:
+            targets = [c for c in ledger.by_record(ns.record_id, ns.centre) if c.state == "written"]
+            if len({c.centre for c in targets}) > 1:
+                raise ConfigError("this record id is current at several centres: say which with --centre")
+            if not targets:
+                raise ConfigError("this record has no current certificate in the ledger")
+        else:
+            targets = [c for c in ledger.by_kid(ns.kid) if c.state in ("written", "superseded")]
+        ledger.revoke(targets, ns.reason)
+    finally:
+        ledger.close()
+    for cert in targets:
+        print(f"revoked {cert.uvci} (record {cert.record_id}, {cert.centre}, was {cert.state})", file=out)
+    print(
+        f"{len(targets)} certificate(s) revoked; publish: signer ledger export-revoked, then "
+        "python -m keys export-trust-list --revoked-uvcis FILE",
+        file=out,
+    )
+    return 0
+
+
+def run_export_revoked(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    ledger = open_existing(ns)
+    try:
+        uvcis = ledger.revoked_uvcis()
+    finally:
+        ledger.close()
+    try:
+        write_atomic(ns.out, "".join(f"{u}\n" for u in uvcis).encode("ascii"), mode=0o644)
+    except OSError as err:
+        raise ConfigError(f"cannot write {ns.out}: {err.strerror or err}") from None
+    print(f"{len(uvcis)} UVCI(s) written to {ns.out}", file=out)
+    return 0
 
 
 def run_verify(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:

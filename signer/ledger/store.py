@@ -97,6 +97,10 @@ COLUMNS = (
     "updated_at",
 )
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM certificates"
+#: ``ledger_meta`` entry (+ the folder's path) set when a folder's manifest
+#: must be made again (by ``signer batch``): written in the same transaction
+#: as the change.
+MANIFEST_STALE = "manifest-stale:"
 #: Largest ``IN (...)`` list per query.
 _CHUNK = 500
 
@@ -389,6 +393,14 @@ class Ledger:
             "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             list(values.items()),
         )
+
+    def revoke(self, certs: Sequence[Certificate], reason: str) -> None:
+        """Revoke these certificates (current or superseded) in one transaction;
+        their folders' manifests are made again by the next batch there."""
+        if not certs:
+            return
+        stale = {MANIFEST_STALE + c.out_dir: self.clock() for c in certs}
+        self.apply(changes=[Change(c.uvci, "revoked", {"revoked_reason": reason}) for c in certs], meta=stale)
 
     def _insert(self, reservations: Sequence[Reservation], at: str) -> None:
         names = ("uvci", *RESERVE_FIELDS, "state", "actor", "created_at", "updated_at")
