@@ -1,0 +1,123 @@
+"""The crash-safety argument of docs/ledger.md, one step at a time: a forked
+`signer batch` dies (os._exit: no finally, no cleanup, as with kill -9) at a
+chosen point, then the same command finishes the work, and the next one has
+nothing left to do. The random kills of test_kill.py cover the rest."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keys.secrets import KEY_PASSPHRASE_ENV
+from signer.cli import main
+from signer.ledger import Ledger
+from signer.ledger.secret import LEDGER_KEY_ENV
+from tests.fixtures.pki import TestPki as Pki
+from tests.signer.conftest import TEST_PASSPHRASE, write_key_files
+
+from .helpers import AT, CENTRE, check_consistent, many_records, write_records
+
+RECORDS = 10
+
+
+def die(*_: Any, **__: Any) -> None:
+    os._exit(9)
+
+
+def after(original: Callable[..., Any], calls: int) -> Callable[..., Any]:
+    """``original``, but the process dies on call number ``calls`` (after it)."""
+    count = 0
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        nonlocal count
+        result = original(*args, **kwargs)
+        count += 1
+        if count >= calls:
+            os._exit(9)
+        return result
+
+    return wrapper
+
+
+def crash_points() -> dict[str, Callable[[pytest.MonkeyPatch], None]]:
+    import signer.batch as batch
+    from signer.ledger.store import Ledger as L
+
+    def after_reservation(mp: pytest.MonkeyPatch) -> None:
+        mp.setattr(L, "apply", after(L.apply, 1))  # the first apply is the reservation
+
+    def after_signed(mp: pytest.MonkeyPatch) -> None:
+        mp.setattr(L, "apply", after(L.apply, 2))
+
+    def half_renamed(mp: pytest.MonkeyPatch) -> None:
+        mp.setattr(batch.os, "replace", after(os.replace, 7))
+
+    def files_in_place(mp: pytest.MonkeyPatch) -> None:
+        mp.setattr(batch.LedgerRun, "_mark_written", die)
+
+    def during_manifest(mp: pytest.MonkeyPatch) -> None:
+        mp.setattr(batch, "manifest_entry_of", after(batch.manifest_entry_of, 4))
+
+    return {
+        "after_reservation": after_reservation,
+        "after_signed": after_signed,
+        "half_renamed": half_renamed,
+        "files_in_place": files_in_place,
+        "during_manifest": during_manifest,
+    }
+
+
+#: What the run after the crash reports.
+EXPECTED = {
+    "after_reservation": f"{RECORDS} issued ({RECORDS} resumed from an interrupted run)",
+    "after_signed": f"{RECORDS} issued ({RECORDS} resumed from an interrupted run)",
+    "half_renamed": f"{RECORDS} issued ({RECORDS} resumed from an interrupted run)",
+    "files_in_place": f"{RECORDS} issued ({RECORDS} resumed from an interrupted run)",
+    "during_manifest": f"0 issued, {RECORDS} skipped",
+}
+
+
+@pytest.mark.parametrize("point", list(EXPECTED))
+def test_crash_at_each_step_then_the_same_command(
+    point: str, test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
+    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
+    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
+    records = many_records(RECORDS)
+    source = write_records(tmp_path / "in.jsonl", records)
+    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+    args = ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
+            "--progress", "none", "--key", str(key), "--cert", str(cert)]  # fmt: skip
+    pid = os.fork()
+    if pid == 0:  # the run that dies
+        try:
+            crash_points()[point](monkeypatch)
+            main(args)
+        finally:
+            os._exit(3)  # reached only if the crash point was never hit
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 9, "the crash point was not reached"
+    led = Ledger.open(ledger, actor="t", create=False)
+    try:
+        left = led.counts()
+        signed_files = {c.uvci: c.files for c in led.in_states(("signed",))}
+    finally:
+        led.close()
+    if point == "during_manifest":
+        assert left == {"written": RECORDS} and (out / ".partial").exists()
+    else:
+        assert set(left) <= {"reserved", "signed"} and sum(left.values()) == RECORDS, left
+    capsys.readouterr()
+    assert main(args) == 0
+    assert EXPECTED[point] in capsys.readouterr().out
+    current = check_consistent(ledger, out, [r.record_id for r in records])
+    if point == "files_in_place":  # completed without signing again: the very files of the signed state
+        assert {c.uvci: c.files for c in current.values()} == signed_files
+    assert main(args) == 0
+    assert f"0 issued, {RECORDS} skipped as already issued" in capsys.readouterr().out
+    assert check_consistent(ledger, out, [r.record_id for r in records]) == current
