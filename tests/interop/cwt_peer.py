@@ -10,6 +10,8 @@ Requests (one JSON object on stdin), byte strings as hex:
       -> {"token": hex}
   {"op": "verify", "key_pem": ..., "alg": "ES256", "kid": hex, "cose": hex}
       -> {"claims_cbor": hex} or {"error": "..."}
+  {"op": "verify_dsc", "dsc_pem": ..., "cose": hex}   (cwt's hcert helper: key from a DSC)
+      -> {"payload": hex} or {"error": "..."}
 """
 
 import json
@@ -21,6 +23,18 @@ import cwt
 
 def main() -> None:
     req = json.load(sys.stdin)
+    if req["op"] == "verify_dsc":
+        from cwt.helpers.hcert import load_pem_hcert_dsc
+
+        try:
+            payload = cwt.COSE.new().decode(
+                bytes.fromhex(req["cose"]), load_pem_hcert_dsc(req["dsc_pem"].encode())
+            )
+        except Exception as err:  # the peer's verdict, reported, not raised
+            json.dump({"error": f"{type(err).__name__}: {err}"}, sys.stdout)
+        else:
+            json.dump({"payload": payload.hex()}, sys.stdout)
+        return
     key = cwt.COSEKey.from_pem(
         req["key_pem"].encode(), alg=req["alg"], kid=bytes.fromhex(req["kid"])
     )
