@@ -237,10 +237,20 @@ def load_column_map(path: str | None = None) -> _ColumnMap:
 
 def normalize_sex(value: str, column_map: _ColumnMap | None = None) -> str | None:
     """Canonical sex code, "" for empty, None for an unknown spelling."""
+    cmap = column_map or load_column_map()
+    key = (id(cmap), value)
+    try:
+        return _SEX_CACHE[key]
+    except KeyError:
+        pass
     text = _norm_header(value)
-    if not text:
-        return ""
-    return (column_map or load_column_map()).sex_values.get(text)
+    found = cmap.sex_values.get(text) if text else ""
+    if len(_SEX_CACHE) < 1000:  # a handful of spellings; bounded anyway
+        _SEX_CACHE[key] = found
+    return found
+
+
+_SEX_CACHE: dict[tuple[int, str], str | None] = {}
 
 
 def read_records(
@@ -360,6 +370,8 @@ def _scalar(value: Any) -> bool:
 
 def _text(value: Any) -> str:
     if type(value) is str:  # the usual case first (same result as below)
+        if value.isascii():  # dates, IDs, numbers, lots: NFC changes no ASCII text
+            return value.strip()
         return unicodedata.normalize("NFC", value).strip()
     if value is None:
         return ""
@@ -379,6 +391,8 @@ def _int(value: str) -> int | None:
 
 
 def _field_too_long(values: Mapping[str, str], lineno: int, rid: str) -> RowProblem | None:
+    if values and max(map(len, values.values())) <= MAX_FIELD_CHARS:
+        return None
     for name, value in values.items():
         if len(value) > MAX_FIELD_CHARS:
             return RowProblem(
@@ -409,7 +423,7 @@ def _dose(values: Mapping[str, str], index: int, lineno: int, rid: str) -> Dose 
 
 
 def _record(
-    values: Mapping[str, str], doses: tuple[Dose, ...], lineno: int, cmap: _ColumnMap
+    values: Mapping[str, str], doses: tuple[Dose, ...], lineno: int, cmap: _ColumnMap, rows: int = 1
 ) -> Record | RowProblem:
     rid = values.get("record_id", "")
     too_long = _field_too_long(values, lineno, rid)
@@ -429,6 +443,7 @@ def _record(
         province=values.get("province", ""),
         commune=values.get("commune", ""),
         line=lineno,
+        rows=rows,
     )
 
 
@@ -703,7 +718,7 @@ def dose_rows_are_grouped(path: str | Path, *, column_map: str | None = None) ->
     header = inspect_header(p, column_map=column_map)
     if header is None or header.shape != "dose_rows":
         return True
-    cols = header.fields
+    cols = [header.fields[f] for f in ("record_id", "id_number", "full_name", "date_of_birth") if f in header.fields]
     closed: set[int] = set()
     last: int | None = None
     try:
@@ -720,8 +735,9 @@ def dose_rows_are_grouped(path: str | Path, *, column_map: str | None = None) ->
                     continue
                 if len(row) != width or _has_bad_encoding("".join(row)):  # unreadable rows belong to nobody
                     continue
-                values = {name: _text(row[c]) for name, c in cols.items()}
-                key = hash((group_key(values), _person_key(values)))  # a reused ID of another person is no reopening
+                # the raw record ID and person: a reused ID of another person is no reopening (spelling
+                # noise between one person's rows at worst makes this answer False: the rows get sorted)
+                key = hash(tuple([row[c].strip() for c in cols]))
                 if key != last:
                     if key in closed:
                         return False
@@ -759,16 +775,21 @@ def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header
     starts a new record with that ID, which the checks report as a duplicate.
     """
     compared = tuple(f for f in _PERSON_FIELDS if f in hdr.fields)  # the site's place may change per dose
+    person = operator.itemgetter(*compared) if compared else (lambda _: ())
     group: list[_DoseRow] = []
     key: tuple[str, ...] = ()
+    first: Any = None
     for row in rows:
         if not isinstance(row, _DoseRow):
             yield row
             continue
         k = group_key(row.values)
-        if group and (k != key or not all(_same(f, group[0].values[f], row.values[f], cmap) for f in compared)):
+        if group and (k != key or (person(row.values) != first and not all(
+                _same(f, group[0].values[f], row.values[f], cmap) for f in compared))):  # fmt: skip
             yield _person(group, cmap)
             group = []
+        if not group:
+            first = person(row.values)
         key = k
         group.append(row)
     if group:
@@ -796,8 +817,7 @@ def _person(group: list[_DoseRow], cmap: _ColumnMap) -> Record | RowProblem:
         if isinstance(dose, RowProblem):
             return dose
         doses.append(dose)
-    rec = _record(first.values, tuple(doses), first.line, cmap)
-    return replace(rec, rows=len(group)) if isinstance(rec, Record) else rec
+    return _record(first.values, tuple(doses), first.line, cmap, rows=len(group))
 
 
 def write_jsonl(records: Iterable[Record], fh: TextIO) -> int:
