@@ -38,6 +38,8 @@ from verifier.errors import ConfigError, PassportError
 from verifier.util import CommandLineParser, parse_iso_time
 
 PROG = "vn-dcc-keys"
+#: Key types a DSC may have (hcert 1.x section 3.3.2).
+DSC_KEY_TYPES = tuple(t for t in KEY_TYPES if t != "ec-p384")
 
 
 def parse_time(text: str | None) -> dt.datetime:
@@ -154,9 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--organization", type=text_arg(MAX_NAME), default=None)
     p.add_argument(
         "--key-type",
-        choices=tuple(t for t in KEY_TYPES),
+        # hcert 3.3.2: a DSC signs with ES256 (P-256) or PS256 (RSA >= 2048) only;
+        # verifiers, ours included, refuse a P-384 DSC (dsc_key_unsupported).
+        choices=DSC_KEY_TYPES,
         default="ec-p256",
-        help="ec-p256 (ES256, default), rsa-2048 (PS256), ec-p384, rsa-3072",
+        help="ec-p256 (ES256, default), rsa-2048 or rsa-3072 (PS256)",
     )
     p.add_argument(
         "--types",
