@@ -83,7 +83,7 @@ from .text import name_fold
 
 log = logging.getLogger("signer.cleaning")
 CHUNK = 2000
-CHECKS_VERSION = "3"  # bump when a check changes: stored verdicts of older rules are re-checked
+CHECKS_VERSION = "4"  # bump when a check changes: stored verdicts of older rules are re-checked
 PARALLEL_MIN_BYTES = 4 << 20
 ROW_REASONS = {"column_count", "bad_encoding", "bad_json", "bad_csv", "bad_number", "bad_sex", "bad_doses",
                "line_too_long", "field_too_long"}  # fmt: skip
