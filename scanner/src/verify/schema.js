@@ -1,0 +1,129 @@
+// EU DCC JSON schema 1.3.x validation (verifier/schema.py): the official combined schema,
+// precompiled by ajv (dcc-schema.js, made by scanner/tools/build-schema.mjs), formats not
+// asserted, patterns applied. Decoded CBOR is first turned into the JSON the schema sees:
+// CBOR dates back to text (hcert 1.x 2.6.4; Sweden writes `sc` as tag 0); bytes, other tags,
+// undefined and non-text keys cannot be JSON and make the payload invalid.
+
+import { CDate, CFloat, CMap, CSimple, CTag, UNDEFINED } from "./cbor.js";
+import validate from "./dcc-schema.js";
+
+export const NOT_JSON = "payload holds values JSON cannot represent (bytes, tags or non-text keys)";
+const MAX_PROBLEMS = 5;
+
+class NotJson extends Error {}
+
+function setKey(obj, key, value) {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** The DCC as the schema sees it (numbers as numbers); throws NotJson. */
+function schemaView(value, depth = 0) {
+  if (depth > 64) throw new NotJson();
+  if (value === null || typeof value === "string" || typeof value === "boolean") return value;
+  if (typeof value === "number") return value;
+  if (typeof value === "bigint") return Number(value);
+  if (value instanceof CFloat) return value.value; // NaN/Infinity then match no JSON type
+  if (value instanceof CDate) return value.text;
+  if (Array.isArray(value)) return value.map((v) => schemaView(v, depth + 1));
+  if (value instanceof CMap) {
+    const out = {};
+    for (const [k, v] of value.entries) {
+      if (typeof k !== "string") throw new NotJson();
+      setKey(out, k, schemaView(v, depth + 1));
+    }
+    return out;
+  }
+  throw new NotJson(); // bytes, tags, simple values, undefined
+}
+
+/** Schema problems of a decoded DCC (empty: valid). Never throws. */
+export function schemaProblems(dcc) {
+  let view;
+  try {
+    view = schemaView(dcc);
+  } catch (err) {
+    if (err instanceof NotJson) return [NOT_JSON];
+    return [`payload could not be validated (${err.name})`];
+  }
+  if (!Number.isFinite(0) || containsNonFinite(view)) {
+    return ["payload holds a number that is not finite (NaN or infinity)"];
+  }
+  try {
+    if (validate(view)) return [];
+    return (validate.errors || [])
+      .slice(0, MAX_PROBLEMS)
+      .map((e) => `${e.instancePath || "/"} ${e.message}`);
+  } catch (err) {
+    return [`payload could not be validated (${err.name})`];
+  }
+}
+
+function containsNonFinite(v) {
+  if (typeof v === "number") return !Number.isFinite(v);
+  if (Array.isArray(v)) return v.some(containsNonFinite);
+  if (v && typeof v === "object") return Object.values(v).some(containsNonFinite);
+  return false;
+}
+
+function base64(bytes) {
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 8192) bin += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  return btoa(bin);
+}
+
+function pyFloatText(v) {
+  if (Number.isNaN(v)) return "nan";
+  return v > 0 ? "inf" : "-inf";
+}
+
+/** Best-effort JSON view of decoded CBOR for the verdict's payload (verifier.result.jsonable):
+ * bytes as base64, non-text keys as text; BigInt kept exact (written by toJson). */
+export function jsonable(value, depth = 0) {
+  if (depth > 64) return null;
+  if (value === null || typeof value === "string" || typeof value === "boolean") return value;
+  if (typeof value === "number" || typeof value === "bigint") return value;
+  if (value instanceof CFloat) return Number.isFinite(value.value) ? value.value : pyFloatText(value.value);
+  if (value instanceof CDate) return value.text;
+  if (value instanceof Uint8Array) return base64(value);
+  if (Array.isArray(value)) return value.map((v) => jsonable(v, depth + 1));
+  if (value instanceof CMap) {
+    const out = {};
+    for (const [k, v] of value.entries) setKey(out, keyText(k, depth), jsonable(v, depth + 1));
+    return out;
+  }
+  if (value === UNDEFINED) return "undefined";
+  if (value instanceof CSimple) return `CBORSimpleValue(value=${value.value})`;
+  if (value instanceof CTag) return `CBORTag(${value.tag}, ...)`;
+  return "?";
+}
+
+function keyText(key, depth) {
+  if (typeof key === "string") return key;
+  const v = jsonable(key, depth + 1);
+  if (typeof v === "string") return v;
+  return toJson(v);
+}
+
+/** JSON text with BigInt written as exact digits. */
+export function toJson(value, indent) {
+  const marks = new Map();
+  let n = 0;
+  const text = JSON.stringify(
+    value,
+    (_, v) => {
+      if (typeof v === "bigint") {
+        const mark = `\u0000big${n++}\u0000`;
+        marks.set(mark, v.toString());
+        return mark;
+      }
+      return v;
+    },
+    indent,
+  );
+  return marks.size ? text.replace(/"\\u0000big\d+\\u0000"/g, (m) => marks.get(JSON.parse(m))) : text;
+}
+
+/** Is the DCC (raw or converted) holding a group key? */
+export function hasKey(dcc, key) {
+  return dcc instanceof CMap ? dcc.has(key) : Object.prototype.hasOwnProperty.call(dcc, key);
+}

@@ -1,0 +1,469 @@
+"""The browser verifier (scanner/src/verify, run by scripts/verify-js under Node) agrees with
+the Python verifier stage by stage (issue 11): exit code, valid, stage_failed, the checks and
+the reason codes, never message text; and the payload it shows.
+
+Both command lines get the same arguments: ``--trust FILE... --json --at ISO --qr-file FILE``.
+The Python side runs ``verifier.cli.main`` in this process (the code of ``python -m verifier
+qr`` without its start-up cost); the JavaScript side is ``scripts/verify-js``. Each
+implementation gets its own empty state directory (trust-list rollback counters).
+
+Cases: the official EU vectors (tests/vectors/eu-dcc, TESTCTX.CERTIFICATE as the trusted DSC,
+VALIDATIONCLOCK as the clock), the strict and trust-strict vectors (also held to their
+expected.json), and our own signed certificates with a tamper set (factory.py: byte flips in
+the COSE and in the base45 text, times, algorithms, kids, EKUs, schema) and trust lists
+(revoked DSC and UVCI, a DSC of a foreign CSCA, expired DSC, rollback, stale list).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import io
+import json
+import os
+import shutil
+import subprocess
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from keys.base import kid_of
+from keys.certs import make_csca, make_dsc, make_trust_list_signer, new_private_key
+from keys.software import SoftwareKey
+from keys.trustlist import build_trust_list
+from tests.fixtures.pki import NOW, TestPki
+from tests.verifier import factory
+from verifier import cli, codec
+
+ROOT = Path(__file__).resolve().parents[2]
+VERIFY_JS = ROOT / "scripts" / "verify-js"
+VECTORS = ROOT / "tests" / "vectors"
+EU = VECTORS / "eu-dcc"
+AT = "2026-06-01T12:00:00Z"
+EU_DEFAULT_CLOCK = "2021-06-01T00:00:00Z"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None or not (ROOT / "scanner" / "node_modules" / "ajv").is_dir(),
+    reason="node or the scanner's npm packages are missing (scripts/setup.sh --dev)",
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    folder: Path
+    trust: tuple[str, ...]  # file names in folder
+    at: str
+    qr_file: str = "qr.txt"
+    expected: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit: int
+    verdict: dict[str, Any] | None
+
+    def summary(self) -> dict[str, Any]:
+        v = self.verdict
+        if v is None:
+            return {"exit": self.exit}
+        return {
+            "exit": self.exit,
+            "valid": v["valid"],
+            "stage_failed": v["stage_failed"],
+            "checks": v["checks"],
+            "reasons": [(e["stage"], e["reason"]) for e in v["errors"]],
+        }
+
+
+def _args(case: Case) -> list[str]:
+    args = ["qr"]
+    for name in case.trust:
+        args += ["--trust", str(case.folder / name)]
+    return [*args, "--json", "--at", case.at, "--qr-file", str(case.folder / case.qr_file)]
+
+
+def _parse(stdout: str) -> dict[str, Any] | None:
+    text = stdout.strip()
+    return json.loads(text) if text else None
+
+
+def run_python(case: Case, state: Path) -> Outcome:
+    out, err = io.StringIO(), io.StringIO()
+    old = os.environ.get("VNDCC_VERIFIER_STATE")
+    os.environ["VNDCC_VERIFIER_STATE"] = str(state)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(_args(case))
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    finally:
+        if old is None:
+            del os.environ["VNDCC_VERIFIER_STATE"]
+        else:
+            os.environ["VNDCC_VERIFIER_STATE"] = old
+    return Outcome(code, _parse(out.getvalue()))
+
+
+def run_js(case: Case, state: Path) -> Outcome:
+    env = {**os.environ, "VNDCC_VERIFIER_STATE": str(state)}
+    proc = subprocess.run(
+        [str(VERIFY_JS), *_args(case)], capture_output=True, text=True, env=env, timeout=60
+    )
+    if proc.returncode == 2 and proc.stdout.strip() == "":
+        assert proc.stderr.count("\n") == 1, proc.stderr  # one line, no stack trace
+    return Outcome(proc.returncode, _parse(proc.stdout))
+
+
+def _same_payload(py: Outcome, js: Outcome) -> bool:
+    a = py.verdict and py.verdict["payload"]
+    b = js.verdict and js.verdict["payload"]
+    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
+
+
+def compare(cases: list[Case], tmp_path: Path) -> list[str]:
+    """Disagreements (one line each) over ``cases``; JS runs two at a time."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        js = list(pool.map(lambda c: run_js(c[1], tmp_path / f"js-{c[0]}"), enumerate(cases)))
+    problems = []
+    for i, (case, js_out) in enumerate(zip(cases, js, strict=True)):
+        py_out = run_python(case, tmp_path / f"py-{i}")
+        if py_out.summary() != js_out.summary():
+            problems.append(f"{case.name}: python {py_out.summary()} != js {js_out.summary()}")
+        elif not _same_payload(py_out, js_out):
+            problems.append(f"{case.name}: payloads differ")
+        if case.expected is not None:
+            want = case.expected
+            got = js_out.summary()
+            if got["exit"] != want["exit"] or (
+                js_out.verdict is not None
+                and (
+                    got["valid"] != want["valid"]
+                    or got["stage_failed"] != want["stage_failed"]
+                    or [r for _, r in got["reasons"]] != want["reasons"]
+                )
+            ):
+                problems.append(f"{case.name}: js {got} != expected.json {want}")
+    return problems
+
+
+# --------------------------------------------------------------------------
+# the official EU vectors
+
+
+def _eu_cases(tmp_path: Path) -> list[Case]:
+    cases = []
+    for i, path in enumerate(sorted(EU.glob("**/raw/*.json"))):
+        raw = json.loads(path.read_text("utf-8-sig"))
+        ctx = raw.get("TESTCTX", {})
+        if not raw.get("PREFIX") or not ctx.get("CERTIFICATE"):
+            continue
+        folder = tmp_path / f"eu-{i}"
+        folder.mkdir()
+        (folder / "qr.txt").write_text(raw["PREFIX"], "utf-8")
+        (folder / "dsc.b64").write_text(ctx["CERTIFICATE"], "ascii")
+        clock = ctx.get("VALIDATIONCLOCK") or EU_DEFAULT_CLOCK
+        cases.append(Case(path.relative_to(EU).as_posix(), folder, ("dsc.b64",), clock))
+    return cases
+
+
+def test_eu_vectors_agree(tmp_path: Path) -> None:
+    cases = _eu_cases(tmp_path)
+    assert len(cases) >= 100
+    problems = compare(cases, tmp_path)
+    assert not problems, f"{len(problems)}/{len(cases)} disagree:\n" + "\n".join(problems)
+
+
+# --------------------------------------------------------------------------
+# strict and trust-strict vectors (each also held to its expected.json)
+
+
+def _folder_cases(root: Path) -> list[Case]:
+    cases = []
+    for exp in sorted(root.glob("*/expected.json")):
+        want = json.loads(exp.read_text("utf-8"))
+        expected = {
+            "exit": want["exit"],
+            "valid": want.get("valid"),
+            "stage_failed": want.get("stage_failed"),
+            "reasons": want.get("reasons", []),
+        }
+        cases.append(
+            Case(
+                f"{root.name}/{exp.parent.name}",
+                exp.parent,
+                tuple(want["trust"]),
+                want.get("at", AT),
+                expected=expected,
+            )
+        )
+    return cases
+
+
+@pytest.mark.parametrize("folder", ["strict", "trust-strict"])
+def test_strict_vectors_agree(folder: str, tmp_path: Path) -> None:
+    cases = _folder_cases(VECTORS / folder)
+    assert len(cases) >= 20
+    problems = compare(cases, tmp_path)
+    assert not problems, f"{len(problems)}/{len(cases)} disagree:\n" + "\n".join(problems)
+
+
+# --------------------------------------------------------------------------
+# our own signed certificates and a tamper set
+
+
+def _pem(*certs: Any) -> bytes:
+    return b"".join(c.public_bytes(Encoding.PEM) for c in certs)
+
+
+def _flip_cose(cose: bytes, pos: int) -> str:
+    data = bytearray(cose)
+    data[pos] ^= 0x01 if pos % 2 else 0x80
+    return "HC1:" + codec.b45encode(zlib.compress(bytes(data)))
+
+
+def _own_qrs(pki: TestPki) -> dict[str, str]:
+    now = NOW
+    ec, rsa, test_only = pki.dsc_ec, pki.dsc_rsa, pki.dsc_test_only
+    qrs: dict[str, str] = {
+        "valid-es256": factory.make_hc1(ec, now=now),
+        "valid-ps256": factory.make_hc1(rsa, now=now),
+        "valid-test-dcc": factory.make_hc1(test_only, now=now, payload=factory.TEST_DCC),
+        "wrong-type": factory.make_hc1(test_only, now=now),
+        "expired": factory.make_hc1(ec, now=now, exp=now.timestamp() - 1),
+        "expired-bound": factory.make_hc1(ec, now=now, exp=now.timestamp()),
+        "not-yet-valid": factory.make_hc1(ec, now=now, iat=now.timestamp() + 1),
+        "iat-bound": factory.make_hc1(ec, now=now, iat=now.timestamp()),
+        "float-times": factory.make_hc1(
+            ec, now=now, iat=now.timestamp() - 0.5, exp=now.timestamp() + 0.5
+        ),
+        "kid-unprotected": factory.make_hc1(
+            ec, now=now, kid_protected=None, kid_unprotected=kid_of(ec)
+        ),
+        "kid-missing": factory.make_hc1(ec, now=now, kid_protected=None),
+        "kid-unknown": factory.make_hc1(ec, now=now, kid_protected=b"\x01" * 8),
+        "alg-es384": factory.make_hc1(ec, now=now, alg=-35),
+        "alg-ps256-on-ec": factory.make_hc1(ec, now=now, alg=-37),
+        "alg-es256-on-rsa": factory.make_hc1(rsa, now=now, alg=-7),
+        "untagged": factory.make_hc1(ec, now=now, tag=None),
+        "tag-61": factory.make_hc1(ec, now=now, tag=61),
+        "schema-dob": factory.make_hc1(ec, now=now, payload=factory.dcc(dob="01.02.1990")),
+        "schema-no-group": factory.make_hc1(
+            ec, now=now, payload={k: v for k, v in factory.DCC.items() if k != "v"}
+        ),
+        "no-hcert": factory.hc1(factory.make_cose(ec, now=now, claims={1: "VN", 4: 2, 6: 1})),
+        "no-exp": factory.hc1(
+            factory.make_cose(ec, now=now, claims={1: "VN", 6: 1, -260: {1: factory.DCC}})
+        ),
+        "iss-int": factory.hc1(
+            factory.make_cose(ec, now=now, claims={1: 5, 4: 2**40, 6: 1, -260: {1: factory.DCC}})
+        ),
+        "not-cose": factory.raw_hc1(b"\xa0"),
+        "not-zlib": "HC1:" + codec.b45encode(b"not zlib at all"),
+        "zlib-bomb": "HC1:" + codec.b45encode(zlib.compress(b"\0" * 200_000)),
+        "bad-base45": "HC1:AB",
+        "lowercase": factory.make_hc1(ec, now=now).lower().replace("hc1:", "HC1:"),
+        "no-prefix": factory.make_hc1(ec, now=now)[4:],
+        "too-long": "HC1:" + "0" * 9000,
+    }
+    cose = factory.make_cose(ec, now=now)
+    for pos in range(0, len(cose), max(1, len(cose) // 40)):
+        qrs[f"flip-cose-{pos}"] = _flip_cose(cose, pos)
+    rsa_cose = factory.make_cose(rsa, now=now)
+    for pos in range(len(rsa_cose) - 256, len(rsa_cose), 37):
+        qrs[f"flip-rsa-sig-{pos}"] = _flip_cose(rsa_cose, pos)
+    text = factory.make_hc1(ec, now=now)
+    for pos in range(4, len(text), max(1, len(text) // 15)):
+        char = "0" if text[pos] != "0" else "1"
+        qrs[f"flip-text-{pos}"] = text[:pos] + char + text[pos + 1 :]
+    return qrs
+
+
+def test_own_certificates_agree(test_pki: TestPki, tmp_path: Path) -> None:
+    folder = tmp_path / "own"
+    folder.mkdir()
+    (folder / "dscs.pem").write_bytes(
+        _pem(
+            test_pki.dsc_ec.certificate,
+            test_pki.dsc_rsa.certificate,
+            test_pki.dsc_test_only.certificate,
+        )
+    )
+    cases = []
+    for name, qr in _own_qrs(test_pki).items():
+        (folder / f"{name}.txt").write_text(qr, "utf-8")
+        cases.append(Case(name, folder, ("dscs.pem",), AT, qr_file=f"{name}.txt"))
+    assert len(cases) >= 60
+    problems = compare(cases, tmp_path)
+    assert not problems, f"{len(problems)}/{len(cases)} disagree:\n" + "\n".join(problems)
+
+
+# --------------------------------------------------------------------------
+# signed trust lists
+
+
+def _trust_list_cases(tmp_path: Path) -> list[Case]:
+    now = NOW
+    ca_key = new_private_key("ec-p256")
+    csca = make_csca(ca_key, country="VN", name="JS CSCA", now=now - dt.timedelta(days=400))
+    other_key = new_private_key("ec-p256")
+    other = make_csca(
+        other_key, country="XX", name="Foreign CSCA", now=now - dt.timedelta(days=400)
+    )
+
+    def dsc(
+        name: str,
+        *,
+        issuer: Any = csca,
+        key_of_issuer: Any = ca_key,
+        days_ago: int = 30,
+        days: int = 730,
+        key_type: str = "ec-p256",
+    ) -> SoftwareKey:
+        k = new_private_key(key_type)
+        cert = make_dsc(
+            issuer,
+            key_of_issuer,
+            k.public_key(),
+            name=name,
+            now=now - dt.timedelta(days=days_ago),
+            days=days,
+        )
+        return SoftwareKey(private_key=k, certificate=cert, chain=(issuer,))
+
+    good, rsa, revoked, foreign, old = (
+        dsc("good"),
+        dsc("rsa", key_type="rsa-2048"),
+        dsc("revoked"),
+        dsc("foreign", issuer=other, key_of_issuer=other_key),
+        dsc("old", days_ago=800, days=365),
+    )
+    tl_key = new_private_key("ec-p256")
+    tl_cert = make_trust_list_signer(
+        csca, ca_key, tl_key.public_key(), now=now - dt.timedelta(days=10)
+    )
+    signer = SoftwareKey(private_key=tl_key, certificate=tl_cert, chain=(csca,))
+    revoked_ci = "URN:UVCI:01:VN:REVOKED0001#X"
+
+    def tl(seq: int, **kw: Any) -> bytes:
+        args: dict[str, Any] = {
+            "signer": signer,
+            "cscas": [csca],
+            "dscs": [c.certificate for c in (good, rsa, revoked, foreign, old)],
+            "revoked_dscs": [(revoked.certificate, now - dt.timedelta(days=1))],
+            "revoked_uvcis": [revoked_ci],
+            "crls": [],
+            "seq": seq,
+            "now": now - dt.timedelta(hours=1),
+            "country": "VN",
+            "next_update": now + dt.timedelta(days=7),
+        }
+        args.update(kw)
+        return build_trust_list(**args)
+
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    (folder / "csca.pem").write_bytes(_pem(csca))
+    (folder / "other-csca.pem").write_bytes(_pem(other))
+    (folder / "good.pem").write_bytes(_pem(good.certificate))
+    (folder / "revoked.pem").write_bytes(_pem(revoked.certificate))
+    (folder / "tl5.cbor").write_bytes(tl(5))
+    (folder / "tl4.cbor").write_bytes(tl(4))
+    (folder / "stale.cbor").write_bytes(tl(6, next_update=now - dt.timedelta(seconds=1)))
+    tampered = bytearray(tl(7))
+    tampered[-70] ^= 1  # inside the signature
+    (folder / "tampered.cbor").write_bytes(bytes(tampered))
+    qrs = {
+        "good": factory.make_hc1(good, now=now),
+        "rsa": factory.make_hc1(rsa, now=now),
+        "revoked-dsc": factory.make_hc1(revoked, now=now),
+        "foreign": factory.make_hc1(foreign, now=now),
+        "old-dsc": factory.make_hc1(old, now=now),
+        "revoked-uvci": factory.make_hc1(
+            good,
+            now=now,
+            payload=factory.dcc(v=[{**factory.DCC["v"][0], "ci": revoked_ci}]),
+        ),
+    }
+    for name, qr in qrs.items():
+        (folder / f"{name}.txt").write_text(qr, "utf-8")
+    list_trust = ("tl5.cbor", "csca.pem")
+    cases = [Case(f"list/{n}", folder, list_trust, AT, qr_file=f"{n}.txt") for n in qrs]
+    cases += [
+        Case(
+            "list/both-orders", folder, ("tl4.cbor", "tl5.cbor", "csca.pem"), AT, qr_file="good.txt"
+        ),
+        Case("list/no-anchor", folder, ("tl5.cbor",), AT, qr_file="good.txt"),
+        Case("list/wrong-anchor", folder, ("tl5.cbor", "other-csca.pem"), AT, qr_file="good.txt"),
+        Case("list/stale", folder, ("stale.cbor", "csca.pem"), AT, qr_file="good.txt"),
+        Case("list/bad-signature", folder, ("tampered.cbor", "csca.pem"), AT, qr_file="good.txt"),
+        Case(
+            "list/revoked-dsc-as-file",
+            folder,
+            ("tl5.cbor", "csca.pem", "revoked.pem"),
+            AT,
+            qr_file="revoked-dsc.txt",
+        ),
+        Case(
+            "list/anchor-expired-clock",
+            folder,
+            list_trust,
+            "2045-01-01T00:00:00Z",
+            qr_file="good.txt",
+        ),
+        Case("file/good", folder, ("good.pem",), AT, qr_file="good.txt"),
+        Case("file/csca-only", folder, ("csca.pem",), AT, qr_file="good.txt"),
+    ]
+    return cases
+
+
+def test_trust_lists_agree(tmp_path: Path) -> None:
+    cases = _trust_list_cases(tmp_path)
+    problems = compare(cases, tmp_path)
+    assert not problems, f"{len(problems)}/{len(cases)} disagree:\n" + "\n".join(problems)
+
+
+def test_rollback_agrees(tmp_path: Path) -> None:
+    """A list older than one accepted before is refused by both (state kept between runs)."""
+    cases = _trust_list_cases(tmp_path)
+    newer = next(c for c in cases if c.name == "list/good")
+    older = Case("list/older", newer.folder, ("tl4.cbor", "csca.pem"), AT, qr_file="good.txt")
+    for run, who in ((run_python, "py"), (run_js, "js")):
+        state = tmp_path / f"state-{who}"
+        assert run(newer, state).exit == 0
+        assert run(older, state).exit == 2
+    # the two share the state format: a list Python accepted makes JS refuse the older one
+    shared = tmp_path / "state-shared"
+    assert run_python(newer, shared).exit == 0
+    assert run_js(older, shared).exit == 2
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    qr = tmp_path / "qr.txt"
+    qr.write_text("HC1:", "utf-8")
+    for args in (
+        ["qr", "--json", "--qr-file", str(qr)],  # no --trust
+        ["qr", "--trust", str(qr), "--json"],  # no QR
+        ["qr", "--trust", str(qr), "--at", "yesterday", "--qr-file", str(qr)],
+        ["qr", "--trust", str(tmp_path / "missing.pem"), "--qr-file", str(qr)],
+        ["nonsense"],
+    ):
+        proc = subprocess.run([str(VERIFY_JS), *args], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert proc.stdout == "" and proc.stderr.count("\n") == 1, (args, proc.stderr)
+
+
+def test_base64_der_trust_file(tmp_path: Path, test_pki: TestPki) -> None:
+    """TESTCTX-style trust files (bare base64 DER) load in both."""
+    der = test_pki.dsc_ec.certificate.public_bytes(Encoding.DER)
+    (tmp_path / "dsc.b64").write_text(base64.b64encode(der).decode(), "ascii")
+    (tmp_path / "qr.txt").write_text(factory.make_hc1(test_pki.dsc_ec, now=NOW), "utf-8")
+    case = Case("b64", tmp_path, ("dsc.b64",), AT)
+    assert run_js(case, tmp_path / "s1").summary() == run_python(case, tmp_path / "s2").summary()
+    assert run_js(case, tmp_path / "s3").exit == 0
