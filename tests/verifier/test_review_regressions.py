@@ -53,29 +53,28 @@ def _cli(*argv: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize(
-    ("claim", "value", "valid"),
+    ("claim", "value"),
     [
-        ("exp", 10**400, True),  # far future: signed by the issuer, compared exactly
-        ("iat", -(10**400), True),
-        ("exp", -(10**400), False),  # expired long ago
-        ("exp", 10**5000, True),  # beyond Python's int-to-text limit
+        ("exp", 10**400),
+        ("iat", -(10**400)),
+        ("exp", -(10**400)),
+        ("exp", 10**5000),  # beyond Python's int-to-text limit
     ],
     ids=["exp-far-future", "iat-far-past", "exp-far-past", "exp-5000-digits"],
 )
 def test_bignum_times_give_a_verdict(
-    test_pki: Pki, dsc_trust: TrustStore, dsc_pem: str, claim: str, value: int, valid: bool
+    test_pki: Pki, dsc_trust: TrustStore, dsc_pem: str, claim: str, value: int
 ) -> None:
+    """Integers beyond CBOR's 64-bit range are malformed (issue 8, point 5;
+    tests/vectors/strict): a clean cwt verdict, never an internal error."""
     text = make_hc1(test_pki.dsc_ec, now=NOW, **{claim: value})
     v = verify_qr_text(text, dsc_trust, now=NOW)
-    assert Reason.INTERNAL not in v.reasons
-    assert v.valid is valid, v.errors
-    if not valid:
-        assert v.reasons == (Reason.EXPIRED,)
-    assert json.loads(v.to_json())["payload"]["iss"] == "VN"
-    assert render(v).splitlines()[0] == ("VALID" if valid else "INVALID")
+    assert (v.valid, v.stage_failed, v.reasons) == (False, "cwt", (Reason.INTEGER_OUT_OF_RANGE,))
+    assert json.loads(v.to_json())["valid"] is False
+    assert render(v).splitlines()[0] == "INVALID"
     code, out, err = _cli("qr", "--trust", dsc_pem, "--json", "--at", AT, text)
-    assert (code, err) == (0 if valid else 1, "")
-    assert json.loads(out)["valid"] is valid
+    assert (code, err) == (1, "")
+    assert json.loads(out)["errors"][0]["reason"] == "integer_out_of_range"
 
 
 def test_huge_integer_in_payload_is_reported_not_crashed(
@@ -86,10 +85,9 @@ def test_huge_integer_in_payload_is_reported_not_crashed(
     payload["v"][0]["mp"] = 10**5000
     text = make_hc1(test_pki.dsc_ec, now=NOW, payload=payload)
     v = verify_qr_text(text, dsc_trust, now=NOW)
-    assert v.stage_failed == "schema" and v.reasons == (Reason.SCHEMA_INVALID,)
-    shown = json.loads(v.to_json())["payload"]["hcert"]["v"][0]["dn"]
-    assert shown == hex(10**5000)
-    assert "dose ? of 2" in render(v)
+    assert v.stage_failed == "cwt" and v.reasons == (Reason.INTEGER_OUT_OF_RANGE,)
+    assert json.loads(v.to_json())["payload"] is None
+    assert render(v).splitlines()[0] == "INVALID"
     for extra in ((), ("--json",)):
         code, _, err = _cli("qr", "--trust", dsc_pem, "--at", AT, *extra, text)
         assert (code, err) == (1, "")
@@ -213,7 +211,7 @@ def test_shared_value_bomb_is_a_clean_cose_failure(n: int) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-500:]
-    assert done.stdout.split() == ["cose", "cose_malformed"]
+    assert done.stdout.split() == ["cose", "cose_wrong_tag"]  # a top-level tag 28 (issue 8)
 
 
 def test_shared_values_within_the_size_bound_still_decode() -> None:
