@@ -216,3 +216,16 @@ def test_rows_of_a_person_need_not_be_consecutive(tmp_path: Path) -> None:
     assert two["input"]["people"] == one["input"]["people"] and two["input"]["rows"] == one["input"]["rows"]
     assert two["reasons"] == one["reasons"] and two["totals"] == one["totals"]
     assert not list((tmp_path / "b").glob(".regroup-*"))
+
+
+def test_a_header_without_dose_columns_is_warned(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # the platform's dose columns under names no mapping knows: every person would get dose_missing, silently
+    path = tmp_path / "r.csv"
+    path.write_text("record_id,full_name,dob,sex,citizen_id,ngay_tiem_mui,loai_vac_xin\n"
+                    "A1,Lê Thị Hoa,1990,F,001190000001,2021-08-02,Pfizer\n", "utf-8")  # fmt: skip
+    with caplog.at_level("WARNING", logger="signer.records"):
+        [rec] = list(read_records(path))
+    assert isinstance(rec, Record) and rec.doses == ()
+    text = caplog.text
+    assert "'ngay_tiem_mui'" in text and "'loai_vac_xin'" in text and "no dose columns found" in text
+    assert "Lê Thị Hoa" not in text and "001190000001" not in text
