@@ -436,7 +436,7 @@ def build_index(source: _Source, target: Path, signature: str, shards: int = 1) 
     if shards > 1 and source.kind == "csv":
         from signer.records import split_for_parallel
 
-        ranges = [(s, e) for s, e, _ in split_for_parallel(source.spec, shards)]
+        ranges = [(s, e) for s, e, _ in split_for_parallel(source.spec, shards, group_rows=False)]
     paths = shard_paths(target, len(ranges))
     for stale in target.parent.glob(target.stem + ".*.sqlite"):
         stale.unlink(missing_ok=True)
