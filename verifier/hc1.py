@@ -32,7 +32,7 @@ from verifier.errors import CodecError
 from verifier.image import read_qr_text
 from verifier.result import Reason, Stage, Verdict, VerdictError
 from verifier.schema import NOT_JSON, schema_problems
-from verifier.trust import DscEntry, TrustStore, signature_failure
+from verifier.trust import EKU_TRUST_LIST_SIGNER, DscEntry, TrustStore, signature_failure
 
 #: hcert 1.x section 3.3.2: the algorithms a DCC may be signed with.
 DCC_ALGORITHMS = (codec.CoseAlgorithm.ES256, codec.CoseAlgorithm.PS256)
@@ -327,9 +327,20 @@ def _check_expiry(claims: codec.Claims, now: dt.datetime, errors: list[VerdictEr
 def _check_key_usage(
     dsc: DscEntry | None, dcc: Mapping[str, Any], errors: list[VerdictError]
 ) -> bool | None:
-    """8. The DSC's EKU allows the DCC's type (hcert 5.1.1); no DCC EKU = any type."""
+    """8. The DSC's EKU allows the DCC's type (hcert 5.1.1); no DCC EKU = any type.
+
+    A certificate with the trust-list-signing EKU never signs a DCC
+    (docs/trust-list.md), even when given as a plain signing certificate.
+    """
     if dsc is None:
         return None
+    if dsc.info.ekus and EKU_TRUST_LIST_SIGNER in dsc.info.ekus:
+        errors.append(
+            VerdictError(
+                Stage.KEY_USAGE, Reason.DSC_WRONG_USAGE, "signed by a trust-list signing key"
+            )
+        )
+        return False
     present = {t for t in DCC_TYPES if t in dcc}
     if not present:
         errors.append(

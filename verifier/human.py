@@ -147,6 +147,10 @@ _REASONS: Mapping[Reason, tuple[str, str]] = {
         "signer may not issue this type of certificate",
         "đơn vị ký không được cấp loại chứng nhận này",
     ),
+    Reason.DSC_WRONG_USAGE: (
+        "signed with a key that may not sign certificates (trust-list key)",
+        "được ký bằng khóa không được phép ký chứng nhận (khóa danh sách tin cậy)",
+    ),
     Reason.NO_CERTIFICATE_TYPE: (
         "no vaccination, test or recovery entry",
         "không có thông tin tiêm chủng, xét nghiệm hoặc khỏi bệnh",

@@ -94,6 +94,7 @@ class Reason(StrEnum):
     TIME_INVALID = "time_invalid"
     # key_usage
     WRONG_CERTIFICATE_TYPE = "wrong_certificate_type"
+    DSC_WRONG_USAGE = "dsc_wrong_usage"
     NO_CERTIFICATE_TYPE = "no_certificate_type"
     # schema
     SCHEMA_INVALID = "schema_invalid"
