@@ -391,6 +391,8 @@ def _trust_list_cases(tmp_path: Path) -> list[Case]:
             payload=factory.dcc(v=[{**factory.DCC["v"][0], "ci": revoked_ci}]),
         ),
     }
+    qrs["signed-by-tl-signer"] = factory.make_hc1(signer, now=now)
+    (folder / "tl-signer.pem").write_bytes(_pem(tl_cert))
     for name, qr in qrs.items():
         (folder / f"{name}.txt").write_text(qr, "utf-8")
     list_trust = ("tl5.cbor", "csca.pem")
@@ -419,6 +421,7 @@ def _trust_list_cases(tmp_path: Path) -> list[Case]:
         ),
         Case("file/good", folder, ("good.pem",), AT, qr_file="good.txt"),
         Case("file/csca-only", folder, ("csca.pem",), AT, qr_file="good.txt"),
+        Case("file/tl-signer", folder, ("tl-signer.pem",), AT, qr_file="signed-by-tl-signer.txt"),
     ]
     return cases
 

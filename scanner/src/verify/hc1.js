@@ -15,7 +15,7 @@ import { verifySignature } from "./crypto.js";
 import { CodecError } from "./errors.js";
 import { Reason, buildVerdict, internalVerdict, reasonOr, verdictError } from "./result.js";
 import { hasKey, jsonable, schemaProblems } from "./schema.js";
-import { signatureFailure } from "./trust.js";
+import { EKU_TRUST_LIST_SIGNER, signatureFailure } from "./trust.js";
 import { decompress } from "./zlib.js";
 
 export const DCC_ALGORITHMS = [CoseAlg.ES256, CoseAlg.PS256];
@@ -234,9 +234,14 @@ function checkExpiry(claims, now, errors) {
   return problems.length === 0;
 }
 
-/** 8. The DSC's EKU allows the DCC's type (hcert 5.1.1); no DCC EKU = any type. */
+/** 8. The DSC's EKU allows the DCC's type (hcert 5.1.1); no DCC EKU = any type. A certificate
+ * with the trust-list-signing EKU never signs a DCC (docs/trust-list.md), even as a plain file. */
 function checkKeyUsage(dsc, dcc, errors) {
   if (dsc === null) return null;
+  if (dsc.info.ekus && dsc.info.ekus.has(EKU_TRUST_LIST_SIGNER)) {
+    errors.push(verdictError("key_usage", Reason.DSC_WRONG_USAGE, "signed by a trust-list signing key"));
+    return false;
+  }
   const present = DCC_TYPES.filter((t) => hasKey(dcc, t));
   if (!present.length) {
     errors.push(verdictError("key_usage", Reason.NO_CERTIFICATE_TYPE, "payload has no v, t or r group"));

@@ -42,6 +42,7 @@ export const Reason = Object.freeze({
   IAT_MISSING: "iat_missing",
   TIME_INVALID: "time_invalid",
   WRONG_CERTIFICATE_TYPE: "wrong_certificate_type",
+  DSC_WRONG_USAGE: "dsc_wrong_usage",
   NO_CERTIFICATE_TYPE: "no_certificate_type",
   SCHEMA_INVALID: "schema_invalid",
   INTERNAL: "internal_error",
