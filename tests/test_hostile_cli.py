@@ -254,3 +254,9 @@ def test_parse_iso_time_gives_a_time_in_range_or_a_config_error(text: str) -> No
     # what a command does with it next must not overflow
     _ = value + dt.timedelta(days=MAX_DAYS) + dt.timedelta(minutes=5)
     _ = value - dt.timedelta(days=MAX_DAYS)
+
+
+def test_verifier_does_not_echo_a_huge_trust_path(tmp_path: Path) -> None:
+    """A 100,000-character --trust path is shown shortened (the error stays one short line)."""
+    done = run("verifier", "qr", "--trust", "/tmp/" + "a" * 100_000, "HC1:X", cwd=tmp_path)
+    assert_usage_error(done, "cannot read", "...")

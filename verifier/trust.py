@@ -494,8 +494,8 @@ def load_trust_material(
     given_cas: list[CertInfo] = []
     lists: list[tuple[str, bytes]] = []
     for raw_path in paths:
-        where = os.fspath(raw_path)
-        data = _read(where)
+        data = _read(os.fspath(raw_path))
+        where = _shown(os.fspath(raw_path))
         if data[:1] in (b"\xd2", b"\x84", b"\xd8"):
             lists.append((where, data))
             continue
@@ -558,16 +558,23 @@ def _aware(now: dt.datetime) -> dt.datetime:
     return now if now.tzinfo is not None else now.replace(tzinfo=dt.UTC)
 
 
+def _shown(path: str, limit: int = 160) -> str:
+    """A path as error messages show it: at most ``limit`` characters (an argv path
+    can be 100,000 characters long), with the file name kept."""
+    return path if len(path) <= limit else f"{path[: limit // 2]}...{path[-(limit // 2) :]}"
+
+
 def _read(path: str) -> bytes:
     try:
         with open(path, "rb") as fh:
             data = fh.read(_MAX_TRUST_FILE + 1)
-    except OSError as err:
-        raise TrustError("trust_file_unreadable", f"cannot read {path}: {err.strerror}") from None
+    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the path
+        why = getattr(err, "strerror", None) or "invalid path"
+        raise TrustError("trust_file_unreadable", f"cannot read {_shown(path)}: {why}") from None
     if not data.strip():
-        raise TrustError("trust_file_invalid", f"{path}: file is empty")
+        raise TrustError("trust_file_invalid", f"{_shown(path)}: file is empty")
     if len(data) > _MAX_TRUST_FILE:
-        raise TrustError("trust_file_invalid", f"{path}: file is too large")
+        raise TrustError("trust_file_invalid", f"{_shown(path)}: file is too large")
     return data
 
 
