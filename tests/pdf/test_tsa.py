@@ -209,8 +209,9 @@ def test_rogue_tsa_rejected(pdf_pki: PdfPki) -> None:
 
 
 def test_invalid_timestamp_leaves_the_claim_in_charge(pdf_pki: PdfPki) -> None:
-    # an untrusted TSA claiming a time after the DSC's expiry: the timestamp fails,
-    # the DSC is still judged at /M (valid then), not at the untrusted genTime
+    # an untrusted TSA claiming a time after the DSC's expiry: the timestamp fails and
+    # proves nothing, so the DSC is judged now (issue 13: /M is only a claim), never
+    # at the untrusted genTime
     late = pdf_pki.good.certificate.not_valid_after_utc + dt.timedelta(days=1)
     rogue_ca_key = new_private_key("ec-p256")
     rogue_ca = make_csca(rogue_ca_key, country="VN", name="Rogue TSA CA",
@@ -225,10 +226,14 @@ def test_invalid_timestamp_leaves_the_claim_in_charge(pdf_pki: PdfPki) -> None:
     finally:
         server.shutdown()
         server.server_close()
-    v = verify_pdf(pdf, pdf_pki.trust(), now=late + dt.timedelta(days=1))
+    checked = late + dt.timedelta(days=1)
+    v = verify_pdf(pdf, pdf_pki.trust(), now=checked)
     assert not v.valid
     assert v.checks["pdf_timestamp"] is False and "tsa_untrusted" in v.reasons
-    assert v.checks["pdf_chain"] is True
+    assert v.checks["pdf_chain"] is False and "dsc_expired" in v.reasons
+    assert v.signer is not None and v.signer["signing_time_proven"] is False
+    assert v.signer["certificate_checked_at"] == checked.isoformat()
+    assert v.signer["pades_level"] is None
 
 
 class _OtherImprint:

@@ -14,16 +14,19 @@ Checklist (each its own check; untrusted input never raises):
    byte range covers the whole file or the whole signed revision.
 3. ``pdf_chain``: the signer certificate chains to a CSCA of the trust
    material (or is itself a trusted DSC), with digitalSignature key usage
-   and, when it has an EKU extension, a DCC EKU (hcert 5.1.1),
-   valid at the signing time (the time the signer put in /M, as Acrobat
-   uses by default when there is no timestamp; it must not be after the
-   validation time).
+   and, when it has an EKU extension, a DCC EKU (hcert 5.1.1), valid now
+   (the validation time): /M is only the signer's claim, which whoever
+   holds an expired DSC's key can backdate (issue 13); the claim must not
+   be after the validation time. A valid signature timestamp (6.) proves
+   the time instead.
 4. ``pdf_revocation``: not revoked according to the CRLs embedded in the
-   document's DSS (hard fail: no CRL for a CA-issued signer is a failure),
-   nor in the trust list (revoked DSCs).
+   document's DSS at the signing time (hard fail: no CRL for a CA-issued
+   signer is a failure), nor in the trust list (revoked DSCs).
 5. ``pdf_modifications``: the document is certified (DocMDP), and nothing
    was appended after the signed revision other than validation data
-   (pyHanko's difference analysis, ISO 32000-2 section 12.8.2.2).
+   (pyHanko's difference analysis, ISO 32000-2 section 12.8.2.2, then the
+   stricter whitelist of :mod:`verifier.pdf.revisions`: pyHanko lets
+   metadata updates through).
 6. ``pdf_timestamp`` (only when the signature carries a signature
    timestamp, PAdES B-T/B-LT, ETSI EN 319 142-1 section 5.3): the token's
    imprint is the hash of this signature value, its CMS signature verifies,
@@ -32,9 +35,10 @@ Checklist (each its own check; untrusted input never raises):
    per the embedded CRLs (a CRL required) at the timestamp's genTime. It is
    checked first: when it is valid, its genTime, not the signer's /M claim,
    is the time at which the signer certificate must be valid (3.); an
-   invalid one leaves /M in charge (and fails the verdict). The signer JSON gets ``pades_level``:
-   ``B-LT`` (valid timestamp and embedded revocation data that suffice),
-   ``B-T``, ``B-B`` (no timestamp), or None when the signature fails.
+   invalid one proves nothing (and fails the verdict). The signer JSON gets
+   ``pades_level``: ``B-LT`` (valid timestamp and embedded revocation data
+   that suffice) or ``B-B`` (no timestamp), None when any PDF check fails;
+   ``signing_time_proven`` and ``certificate_checked_at`` say what is proven.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ from pyhanko_certvalidator.policy_decl import (
 
 from verifier.crypto import kid_for_certificate
 from verifier.pdf.budget import file_structure_problem
+from verifier.pdf.revisions import update_problem
 from verifier.pdf.timestamp import (
     SignatureTimestamp,
     TimestampFormatError,
@@ -250,13 +255,18 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
     # 1. signing time: the signer's claim, bounded by the validation time
     claimed = sig.self_reported_timestamp
     signing_time = _aware(claimed) if claimed is not None else None
+    # Nothing proves /M (the signer's claim): without a valid signature
+    # timestamp the DSC must be valid now (docs/pdf.md, "What a checkpoint
+    # accepts"); revocation is read from the embedded CRLs at the claim
+    # (pass 2) and from the trust list as it is now.
     moment = now
+    revocation_moment = now
     if signing_time is not None:
         if signing_time > now + CLOCK_SKEW:
             report.fail("pdf_chain", "signed_after_validation_time",
                         f"signing time {signing_time.isoformat()} is after the validation time")
-        moment = min(signing_time, now)
-    # 6. a signature timestamp: its genTime replaces the claim
+        revocation_moment = min(signing_time, now)
+    # 6. a signature timestamp: a valid one proves the signing time
     ts: SignatureTimestamp | None = None
     try:
         ts = read_signature_timestamp(sig.signer_info)
@@ -293,7 +303,7 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
             else:
                 _map_timestamp(timing.get("timestamp_validity"), ts, report)
         if report.checks.get("pdf_timestamp") is True:
-            moment = min(ts.gen_time, now)
+            moment = revocation_moment = min(ts.gen_time, now)
     usage = _SIGNER_USAGE
     try:
         # pass 1: integrity, signature, chain and validity, modifications
@@ -304,14 +314,15 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
     except Exception as err:
         report.fail("pdf_signature", "signature_unverifiable",
                     f"the signature could not be validated ({type(err).__name__})")
-        return report.done(_safe_signer(sig, signing_time, ts, report), signing_time)
+        return report.done(_safe_signer(sig, signing_time, ts, report, moment), signing_time)
     _map_status(status, sig, trust, report)
+    _strict_updates(reader, sig, report)
     if report.checks["pdf_chain"] is True and report.checks["pdf_revocation"] is None:
         # pass 2: revocation, a CRL required for every CA-issued certificate
         # whether or not it names a distribution point (DSCs do not)
         try:
             revocation = validate_pdf_signature(
-                sig, context(_CRL_REQUIRED, moment), ts_validation_context=ts_context,
+                sig, context(_CRL_REQUIRED, revocation_moment), ts_validation_context=ts_context,
                 key_usage_settings=usage, skip_diff=True,
             )  # fmt: skip
         except Exception as err:
@@ -320,31 +331,52 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
         else:
             _map_revocation(revocation, report)
     _trust_list_revocation(sig, trust, report)
-    return report.done(_safe_signer(sig, signing_time, ts, report), signing_time)
+    return report.done(_safe_signer(sig, signing_time, ts, report, moment), signing_time)
+
+
+def _strict_updates(reader: PdfFileReader, sig: Any, report: _Report) -> None:
+    """5. DocMDP P=1: after the signed revision, validation data only (stricter than pyHanko)."""
+    if report.checks["pdf_modifications"] is not True:
+        return
+    try:
+        problem = update_problem(reader, sig.signed_revision)
+    except Exception as err:  # hostile revisions: pyHanko raises many types
+        problem = f"the appended revisions cannot be read ({type(err).__name__})"
+    if problem is not None:
+        report.fail("pdf_modifications", "modified_after_signing",
+                    f"the certified document was changed after it was signed: {problem}")
 
 
 def _pades_level(report: _Report, ts: SignatureTimestamp | None) -> str | None:
-    """B-B without a timestamp; B-T / B-LT with a valid one (B-LT: embedded CRLs suffice)."""
-    if report.checks["pdf_signature"] is not True:
+    """B-B without a timestamp, B-LT with a valid one; None when any PDF check failed.
+
+    A level describes a signature that holds: a digest mismatch, a bad or
+    untrusted signature, a revoked DSC or a change after signing gives None.
+    """
+    if any(report.checks.get(k) is not True for k in PDF_CHECKS):
         return None
     if ts is None:
         return None if report.checks.get("pdf_timestamp") is False else "B-B"
     if report.checks.get("pdf_timestamp") is not True:
         return None
-    return "B-LT" if report.checks["pdf_revocation"] is True else "B-T"
+    return "B-LT"
 
 
 def _safe_signer(
     sig: Any, signing_time: dt.datetime | None, ts: SignatureTimestamp | None = None,
-    report: _Report | None = None,
+    report: _Report | None = None, moment: dt.datetime | None = None,
 ) -> dict[str, Any] | None:
     try:
         info = _signer_info(sig, signing_time)
     except Exception:
         return None
+    proven = ts is not None and report is not None and report.checks.get("pdf_timestamp") is True
     info["timestamp"] = ts.gen_time.isoformat() if ts is not None else None
     info["tsa"] = _name(ts.tsa_cert.subject) if ts is not None and ts.tsa_cert else None
     info["pades_level"] = _pades_level(report, ts) if report is not None else None
+    # what is proven: /M is a claim; a valid signature timestamp proves the time
+    info["signing_time_proven"] = proven
+    info["certificate_checked_at"] = moment.isoformat() if moment is not None else None
     return info
 
 
@@ -416,7 +448,8 @@ def _map_status(status: Any, sig: Any, trust: TrustStore, report: _Report) -> No
             "NO_CERTIFICATE_CHAIN_FOUND": "dsc_untrusted",
         }.get(str(indic), "dsc_untrusted")
         report.fail("pdf_chain", reason,
-                    f"the signer certificate is not trusted at the signing time ({indic})")
+                    f"the signer certificate is not trusted at the time it is checked at ({indic}): "
+                    "the validation time, or a signature timestamp's time")
     # 5. modifications after signing
     if sig.docmdp_level is None:
         report.fail("pdf_modifications", "not_certified",
