@@ -40,6 +40,14 @@ EKU_TRUST_LIST_SIGNER = ObjectIdentifier("2.25.214375089251405394580617312245409
 
 KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072")
 
+#: Where the national CSCA publishes its CRL: the DSC's CRL distribution point
+#: (RFC 5280 section 4.2.1.13; the EU DCC / WHO GDHCN DSC template says it
+#: SHOULD be there). Validators that look for revocation data by the
+#: certificate's own pointer find the CRL a passport embeds under it; offline
+#: nothing is fetched. ``make_dsc(crl_url=...)`` sets another (an http URL or
+#: a file URI); ``None`` leaves the extension out.
+DEFAULT_CRL_URL = "http://pki.dcc.moh.gov.vn/crl/csca.crl"
+
 
 def new_private_key(key_type: str) -> PrivateKey:
     """Generate a software key: ec-p256 (ES256), ec-p384, rsa-2048 (PS256), rsa-3072."""
@@ -117,6 +125,9 @@ def _leaf(
     ekus: Sequence[ObjectIdentifier],
     organization: str | None,
     serial: int | None,
+    non_repudiation: bool = False,
+    crl_url: str | None = None,
+    ca_issuers_url: str | None = None,
 ) -> x509.Certificate:
     country = csca.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)[0].value
     not_after = min(now + dt.timedelta(days=days), csca.not_valid_after_utc)
@@ -132,7 +143,7 @@ def _leaf(
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
-                content_commitment=False,
+                content_commitment=non_repudiation,
                 key_encipherment=False,
                 data_encipherment=False,
                 key_agreement=False,
@@ -151,6 +162,26 @@ def _leaf(
     )
     if ekus:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(ekus)), critical=False)
+    if crl_url:
+        builder = builder.add_extension(
+            x509.CRLDistributionPoints([
+                x509.DistributionPoint(
+                    full_name=[x509.UniformResourceIdentifier(crl_url)],
+                    relative_name=None, reasons=None, crl_issuer=None,
+                )
+            ]),
+            critical=False,
+        )  # fmt: skip
+    if ca_issuers_url:
+        builder = builder.add_extension(
+            x509.AuthorityInformationAccess([
+                x509.AccessDescription(
+                    x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
+                    x509.UniformResourceIdentifier(ca_issuers_url),
+                )
+            ]),
+            critical=False,
+        )  # fmt: skip
     return builder.sign(csca_key, _hash_for(csca_key))
 
 
@@ -166,13 +197,24 @@ def make_dsc(
     organization: str | None = None,
     serial: int | None = None,
     pdf_signing: bool = True,
+    crl_url: str | None = DEFAULT_CRL_URL,
+    ca_issuers_url: str | None = None,
 ) -> x509.Certificate:
     """Document Signer Certificate for a health centre.
 
     ``types`` picks the hcert EKUs (``v`` vaccination, ``t`` test, ``r``
-    recovery). With ``pdf_signing`` the DSC also carries the
-    emailProtection/documentSigning-neutral key usage needed to sign the PDF
-    passport with the same key (digitalSignature is already set).
+    recovery). With ``pdf_signing`` the same key also signs the PDF
+    passport: the DSC then carries the emailProtection EKU (what NSS, hence
+    ``pdfsig``, asks of a document signer) and the key usage
+    nonRepudiation (contentCommitment) next to digitalSignature, which
+    pyHanko's default policy and most PDF validators expect of a document
+    signature. The EU DCC DSC template (eHealth Network, Technical
+    Specifications Volume 1 section 5; WHO GDHCN "Certificate Governance")
+    asks for digitalSignature "at minimum" and lets EKU hold other OIDs
+    (non-critical, to be ignored when unknown), so both stay within it.
+    ``crl_url`` (default :data:`DEFAULT_CRL_URL`) is the CRL distribution
+    point, ``ca_issuers_url`` an optional authority information access
+    (caIssuers: where the CSCA certificate can be fetched).
     """
     ekus = [EKU_BY_TYPE[t] for t in types]
     if pdf_signing:
@@ -187,6 +229,9 @@ def make_dsc(
         ekus=ekus,
         organization=organization,
         serial=serial,
+        non_repudiation=pdf_signing,
+        crl_url=crl_url,
+        ca_issuers_url=ca_issuers_url,
     )
 
 
