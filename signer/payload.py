@@ -256,20 +256,36 @@ def _check_dose(
 
 
 def _nationality(value: str) -> str:
-    """The record's nationality, ISO 3166-1 alpha-2 ("" = VN, docs/records.md).
+    """The record's nationality as ISO 3166-1 alpha-2 ("" = VN, docs/records.md).
 
-    It decides which word is the family name (:mod:`signer.names`): a value
-    such as "Việt Nam" or "VNM" would silently swap ``fn`` and ``gn``.
+    Exports write alpha-2 (``VN``) or alpha-3 (``VNM``, ``KOR``); alpha-3 is
+    mapped through templates/countries.json. It decides which word is the
+    family name (:mod:`signer.names`): a value such as "Việt Nam" would
+    silently swap ``fn`` and ``gn``, so anything else is refused.
     """
-    if value in _GOOD_NATIONALITIES:
-        return value or "VN"
-    if len(value) != 2 or not value.isascii() or not value.isalpha() or not value.isupper():
-        raise InputError("nationality is not an ISO 3166-1 alpha-2 code such as VN")
-    _GOOD_NATIONALITIES.add(value)  # at most 26 x 26 values
-    return value
+    known = _GOOD_NATIONALITIES.get(value)
+    if known is not None:
+        return known
+    if len(value) == 3 and value.isascii() and value.isupper():
+        alpha2 = _alpha3_to_alpha2().get(value)
+        if alpha2 is None:
+            raise InputError("nationality is not an ISO 3166-1 alpha-3 code such as VNM")
+    elif len(value) == 2 and value.isascii() and value.isalpha() and value.isupper():
+        alpha2 = value
+    else:
+        raise InputError("nationality is not an ISO 3166-1 code such as VN or VNM")
+    _GOOD_NATIONALITIES[value] = alpha2  # at most 26 x 26 + 249 values
+    return alpha2
 
 
-_GOOD_NATIONALITIES = {"", "VN"}
+_GOOD_NATIONALITIES = {"": "VN", "VN": "VN", "VNM": "VN"}
+
+
+@lru_cache(maxsize=1)
+def _alpha3_to_alpha2() -> dict[str, str]:
+    raw = resources.files("templates").joinpath("countries.json").read_text("utf-8")
+    table: dict[str, str] = json.loads(raw)["alpha3_to_alpha2"]
+    return table
 
 
 class DccBuilder:

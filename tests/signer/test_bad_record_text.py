@@ -39,12 +39,22 @@ def test_tabs_and_line_breaks_are_only_whitespace() -> None:
     assert person_name("Nguyễn\tVăn\r\nAn").to_dcc()["gnt"] == "VAN<AN"
 
 
-@pytest.mark.parametrize("nationality", ["VIỆT NAM", "VNM", "V", "V1"])
-def test_nationality_must_be_alpha2(example_records: list[Record], nationality: str) -> None:
+@pytest.mark.parametrize("nationality", ["VIỆT NAM", "XYZ", "vnm", "V", "V1"])
+def test_nationality_must_be_an_iso_code(example_records: list[Record], nationality: str) -> None:
     """The nationality picks the family name: a free-text one must not swap fn and gn."""
     rec = replace(example_records[0], nationality=nationality)
-    with pytest.raises(InputError, match="ISO 3166-1 alpha-2"):
+    with pytest.raises(InputError, match="ISO 3166-1"):
         build_dcc(rec, uvci=new_uvci(), issuer="MoH", vaccines=load_vaccines())
+
+
+@pytest.mark.parametrize(("alpha3", "fnt"), [("VNM", "NGUYEN"), ("KOR", "NGUYEN"), ("USA", "HUONG")])
+def test_alpha3_nationality_is_its_alpha2(
+    example_records: list[Record], alpha3: str, fnt: str
+) -> None:
+    """Exports write VNM, KOR, USA (issue 9, point 3): the same family-name order as VN, KR, US."""
+    rec = replace(example_records[0], nationality=alpha3)
+    dcc = build_dcc(rec, uvci=new_uvci(), issuer="MoH", vaccines=load_vaccines())
+    assert dcc["nam"]["fnt"] == fnt
 
 
 def test_empty_nationality_means_vn(example_records: list[Record]) -> None:
@@ -85,7 +95,7 @@ def test_bad_text_records_are_reported_and_the_others_signed(
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "line 2: record SURR: full name holds control or invalid characters" in proc.stderr
-    assert "line 3: record NAT: nationality is not an ISO 3166-1 alpha-2 code" in proc.stderr
+    assert "line 3: record NAT: nationality is not an ISO 3166-1 code such as VN or VNM" in proc.stderr
     manifest = read_manifest(tmp_path / "out" / "manifest.jsonl")
     assert [e["record_id"] for e in manifest] == [r.record_id for r in good]
 
