@@ -4,10 +4,9 @@ worker cannot start, dies, or the run is interrupted."""
 
 from __future__ import annotations
 
-import json
-
 import contextlib
 import datetime as dt
+import json
 import multiprocessing
 import os
 import shutil
