@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from verifier import rules_cli
+from verifier import rules_cli, serve
 from verifier.errors import ConfigError, PassportError
 from verifier.hc1 import qr_text_from_file, verify_qr_image, verify_qr_text
 from verifier.human import LANGS, render
@@ -243,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_qr(subparsers)
     register_trust(subparsers)
     rules_cli.register(subparsers)  # issue 11: `rules test|list|check`
+    serve.register(subparsers)  # issue 11: the scanner page (verifier/serve.py)
     # PDF verifier (issue 3): verifier/pdf/cli.py provides register(subparsers) -> `pdf`.
     for module_name in OPTIONAL_SUBCOMMANDS:
         _register_optional(subparsers, module_name)

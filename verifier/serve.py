@@ -1,0 +1,236 @@
+"""``python -m verifier serve``: the checkpoint scanner page on 127.0.0.1 (issue 11).
+
+    $ python -m verifier serve --trust trustlist.cbor --trust csca.pem
+    serving the scanner page on http://127.0.0.1:8045/ (Ctrl-C stops)
+
+Only the standard library's ``http.server``: the page (``scanner/index.html``,
+``scanner/app``, the verifier modules in ``scanner/src/verify``), the QR decoder
+(``zxing-wasm`` from ``scanner/node_modules``, never a CDN) and the trust files
+given with ``--trust`` (``/trust/index.json`` and ``/trust/<name>``). Anything
+else is 404. Every response carries a Content-Security-Policy without inline
+scripts or ``eval`` (``'wasm-unsafe-eval'`` for the decoder only). The page
+verifies in the browser; this server only hands out files, so it binds to
+loopback and never sees a scanned certificate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.server
+import json
+import mimetypes
+import os
+import socket
+import sys
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from verifier.errors import ConfigError
+
+DEFAULT_PORT = 8045
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_MAX_TRUST_FILE = 32 * 1024 * 1024
+
+CSP = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "worker-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "media-src 'self' blob: mediastream:",
+        "connect-src 'self'",
+        "manifest-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+HEADERS: Mapping[str, str] = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(self), microphone=(), geolocation=()",
+    "Cache-Control": "no-cache",
+}
+_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json; charset=utf-8",
+    ".webmanifest": "application/manifest+json; charset=utf-8",
+    ".wasm": "application/wasm",
+}
+
+
+def default_root() -> Path:
+    """``scanner/`` next to this package in a checkout."""
+    return Path(__file__).resolve().parents[1] / "scanner"
+
+
+@dataclass(frozen=True)
+class Site:
+    """What the server hands out: URL path -> file, and the trust files' bytes."""
+
+    files: Mapping[str, Path]
+    trust: Mapping[str, bytes]
+
+    def precache(self) -> bytes:
+        """``/app/precache.json``: every app file, for the service worker."""
+        paths = ["/", *sorted(p for p in self.files if p != "/sw.js")]
+        return json.dumps({"files": paths}).encode("utf-8")
+
+    def trust_index(self) -> bytes:
+        return json.dumps({"files": list(self.trust)}).encode("utf-8")
+
+
+def build_site(root: Path, trust_paths: Sequence[str]) -> Site:
+    """The served files; raises :class:`ConfigError` when the page or a trust file is missing."""
+    if not (root / "index.html").is_file():
+        raise ConfigError(f"{root}: no scanner page (index.html) there; give --root")
+    zxing = root / "node_modules" / "zxing-wasm" / "dist"
+    if not (zxing / "reader" / "zxing_reader.wasm").is_file():
+        raise ConfigError(
+            f"{zxing}: the QR decoder is not installed (scripts/setup.sh --dev: npm ci --prefix scanner)"
+        )
+    files: dict[str, Path] = {"/index.html": root / "index.html", "/sw.js": root / "sw.js"}
+    for folder, pattern in (("app", "*"), ("src/verify", "*.js")):
+        for path in sorted((root / folder).glob(pattern)):
+            if path.is_file():
+                files[f"/{folder}/{path.name}"] = path
+    for rel in ("es/reader/index.js", "es/share.js", "reader/zxing_reader.wasm"):
+        files[f"/vendor/zxing/{rel}"] = zxing / rel
+    trust: dict[str, bytes] = {}
+    for i, raw in enumerate(trust_paths):
+        path = Path(raw)
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise ConfigError(f"cannot read {raw}: {err.strerror}") from None
+        if len(data) > _MAX_TRUST_FILE:
+            raise ConfigError(f"{raw}: file is too large")
+        trust[f"{i}-{path.name}"] = data
+    return Site(files=files, trust=trust)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    site: Site
+    server_version = "vn-dcc-scanner"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if os.environ.get("VNDCC_SERVE_LOG"):
+            super().log_message(format, *args)
+
+    def _send(self, status: int, body: bytes, content_type: str, *, head: bool) -> None:
+        self.send_response(status)
+        for name, value in HEADERS.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if self.path.split("?")[0] == "/sw.js":
+            self.send_header("Service-Worker-Allowed", "/")
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        self.send_header("ETag", etag)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _respond(self, *, head: bool) -> None:
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        if path == "/":
+            path = "/index.html"
+        site = self.site
+        if path == "/app/precache.json":
+            return self._send(200, site.precache(), _TYPES[".json"], head=head)
+        if path == "/trust/index.json":
+            return self._send(200, site.trust_index(), _TYPES[".json"], head=head)
+        if path.startswith("/trust/") and path[len("/trust/") :] in site.trust:
+            body = site.trust[path[len("/trust/") :]]
+            return self._send(200, body, "application/octet-stream", head=head)
+        file = site.files.get(path)
+        if file is None:
+            return self._send(404, b"not found\n", "text/plain; charset=utf-8", head=head)
+        try:
+            body = file.read_bytes()
+        except OSError:
+            return self._send(404, b"not found\n", "text/plain; charset=utf-8", head=head)
+        suffix = file.suffix
+        content_type = (
+            _TYPES.get(suffix) or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        )
+        return self._send(200, body, content_type, head=head)
+
+    def do_GET(self) -> None:
+        self._respond(head=False)
+
+    def do_HEAD(self) -> None:
+        self._respond(head=True)
+
+
+class _Server6(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def make_server(
+    site: Site, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT
+) -> http.server.ThreadingHTTPServer:
+    """A threading HTTP server for ``site`` (not started); loopback hosts only."""
+    if host not in LOOPBACK:
+        raise ConfigError(
+            f"--host {host!r}: the scanner server binds to loopback only (127.0.0.1, ::1)"
+        )
+    handler = type("Handler", (_Handler,), {"site": site})
+    server_class = _Server6 if ":" in host else http.server.ThreadingHTTPServer
+    try:
+        return server_class((host, port), handler)
+    except OSError as err:
+        raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror}") from None
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    root = Path(args.root) if args.root else default_root()
+    site = build_site(root, args.trust or [])
+    server = make_server(site, host=args.host, port=args.port)
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    shown = f"[{host}]" if ":" in host else host
+    print(f"serving the scanner page on http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    sys.stdout.flush()
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the checkpoint scanner page on 127.0.0.1",
+        description="Serve the scanner page (verification runs in the browser) on loopback.",
+    )
+    parser.add_argument(
+        "--trust", action="append", metavar="FILE", help="trust file handed to the page; repeatable"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"TCP port (default {DEFAULT_PORT}; 0: any free port)",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--root", metavar="DIR", help="the scanner folder (default: scanner/ of this checkout)"
+    )
+    parser.set_defaults(run=run_serve)
