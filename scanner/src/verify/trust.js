@@ -230,13 +230,15 @@ function revokedAt(revoked, info) {
 }
 
 /** Load and check trust material; TrustError when unusable (verifier.trust.load_trust). */
-export async function loadTrust(files, { now, state }) {
-  const store = await loadTrustMaterial(files, { now, state });
+export async function loadTrust(files, { now, state, staleGraceMs = 0 }) {
+  const store = await loadTrustMaterial(files, { now, state, staleGraceMs });
   if (!store.byKid.size) throw new TrustError("no_dsc", "the trust material holds no document signer certificate");
   return store;
 }
 
-export async function loadTrustMaterial(files, { now, state }) {
+/** `staleGraceMs`: how long past its nextUpdate a list is still accepted (0, as the Python
+ * verifier: refused once stale). The page sets its own refusal age instead of a hard cliff. */
+export async function loadTrustMaterial(files, { now, state, staleGraceMs = 0 }) {
   const nowMs = now.getTime();
   const anchors = [];
   for (const file of await state.pinned()) {
@@ -265,7 +267,7 @@ export async function loadTrustMaterial(files, { now, state }) {
   }
   if (!lists.length) direct.push(...givenCas);
   const parsed = [];
-  for (const file of lists) parsed.push(await verifyTrustList(file.data, file.where, anchors, nowMs));
+  for (const file of lists) parsed.push(await verifyTrustList(file.data, file.where, anchors, nowMs, staleGraceMs));
   for (const p of [...parsed].sort((a, b) => (a.seq < b.seq ? 1 : a.seq > b.seq ? -1 : 0))) {
     await state.checkRollback(await cscaId(p.anchor), p.seq, p.summary.path);
   }
@@ -325,7 +327,7 @@ function pyEqualsOne(v) {
   return v === 1 || v === true || (v && v.constructor && v.constructor.name === "CFloat" && v.value === 1);
 }
 
-async function verifyTrustList(data, where, anchors, nowMs) {
+async function verifyTrustList(data, where, anchors, nowMs, staleGraceMs = 0) {
   // 1. Decode the COSE_Sign1 and take the signer certificate from x5chain.
   let sign1;
   try {
@@ -385,7 +387,7 @@ async function verifyTrustList(data, where, anchors, nowMs) {
   const nextUpdate = uint(payload, "nextUpdate", where, true);
   const country = payload.get("country");
   if (typeof country !== "string") throw fail(where, "field 'country' must be text");
-  if (nextUpdate !== null && nowMs > seconds(nextUpdate)) {
+  if (nextUpdate !== null && nowMs > seconds(nextUpdate) + staleGraceMs) {
     throw fail(where, "trust list is out of date (past its nextUpdate)", "trust_list_stale");
   }
   const listCscas = [];

@@ -1,0 +1,21 @@
+// QR decoding off the main thread: zxing-cpp compiled to WebAssembly (npm zxing-wasm), loaded
+// from this server (/vendor/zxing/...), never from a CDN. Messages: {id, image: ImageData |
+// Blob} -> {id, text | null, error?}.
+
+import { prepareZXingModule, readBarcodes } from "/vendor/zxing/es/reader/index.js";
+
+prepareZXingModule({
+  overrides: { locateFile: (path) => `/vendor/zxing/reader/${path}` },
+});
+
+const OPTIONS = { formats: ["QRCode"], tryHarder: true, tryRotate: true, tryInvert: false, maxNumberOfSymbols: 1 };
+
+self.onmessage = async ({ data }) => {
+  try {
+    const results = await readBarcodes(data.image, OPTIONS);
+    const found = results.find((r) => r.isValid && r.text);
+    self.postMessage({ id: data.id, text: found ? found.text : null });
+  } catch (err) {
+    self.postMessage({ id: data.id, text: null, error: String(err && err.message) });
+  }
+};

@@ -1,0 +1,391 @@
+// The checkpoint page (issue 11): camera, photo and keyboard-wedge input, verification in the
+// browser (../src/verify), a full-screen green or red verdict in Vietnamese or English, trust
+// material from the server or imported, a scan log without personal data, offline through the
+// service worker (/sw.js).
+
+import { verifyQrText } from "../src/verify/hc1.js";
+import { loadTrust } from "../src/verify/trust.js";
+import {
+  browserState,
+  importedTrustFiles,
+  logScan,
+  saveImportedTrustFiles,
+  saveSettings,
+  scanLog,
+  settings,
+} from "./browser-state.js";
+import { LABELS, reasonText, t } from "./i18n.js";
+
+const DAY = 86400000;
+const $ = (id) => document.getElementById(id);
+const ui = {
+  lang: settings().lang,
+  store: null,
+  trustRefused: null,
+  verdictShown: false,
+  stream: null,
+  decoding: false,
+  last: { text: null, at: 0 },
+};
+const worker = new Worker("/app/decode-worker.js", { type: "module" });
+const pending = new Map();
+let nextId = 1;
+
+worker.onmessage = ({ data }) => {
+  const resolve = pending.get(data.id);
+  pending.delete(data.id);
+  if (resolve) resolve(data.text || null);
+};
+
+function decode(image) {
+  const id = nextId++;
+  return new Promise((resolve) => {
+    pending.set(id, resolve);
+    worker.postMessage({ id, image });
+  });
+}
+
+// --------------------------------------------------------------------------- texts
+
+function applyLanguage() {
+  document.documentElement.lang = ui.lang;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(ui.lang, el.dataset.i18n);
+  $("lang").textContent = t(ui.lang, "lang_other");
+  $("start-camera").textContent = t(ui.lang, ui.stream ? "stop_camera" : "start_camera");
+  $("log-count").textContent = t(ui.lang, "log_count", { n: scanLog().length });
+  showTrustStatus();
+}
+
+function setStatus(el, text, state = "ok") {
+  el.textContent = text;
+  el.dataset.state = state;
+  el.hidden = !text;
+}
+
+// --------------------------------------------------------------------------- trust
+
+async function serverTrustFiles() {
+  try {
+    const index = await fetch("/trust/index.json", { cache: "no-cache" });
+    if (!index.ok) return [];
+    const { files } = await index.json();
+    const out = [];
+    for (const name of files) {
+      const res = await fetch(`/trust/${encodeURIComponent(name)}`, { cache: "no-cache" });
+      if (res.ok) out.push({ where: name, data: new Uint8Array(await res.arrayBuffer()) });
+    }
+    return out;
+  } catch {
+    return [];
+  }
+}
+
+let trustSummary = { kind: "loading" };
+
+async function reloadTrust() {
+  const conf = settings();
+  const files = [...(await serverTrustFiles()), ...importedTrustFiles()];
+  ui.store = null;
+  ui.trustRefused = null;
+  if (!files.length) {
+    trustSummary = { kind: "none" };
+    showTrustStatus();
+    return;
+  }
+  const now = new Date();
+  try {
+    // A list past its nextUpdate stays usable up to the refusal age (no 48-hour cliff).
+    const store = await loadTrust(files, { now, state: browserState(), staleGraceMs: conf.refuseDays * DAY });
+    const newest = store.trustLists.reduce((a, b) => (a && a.issuedAt >= b.issuedAt ? a : b), null);
+    const age = newest ? Math.floor((now.getTime() - newest.issuedAt) / DAY) : null;
+    trustSummary = { kind: "ok", dscs: [...store.byKid.values()].flat().length, newest, age };
+    if (newest && age > conf.refuseDays) {
+      ui.trustRefused = t(ui.lang, "trust_refused", { age, max: conf.refuseDays });
+    } else {
+      ui.store = store;
+    }
+    const clockBehind = newest && newest.issuedAt > now.getTime() + 5 * 60000;
+    setStatus(
+      $("clock-status"),
+      clockBehind ? t(ui.lang, "clock_wrong", { now: now.toISOString(), iat: new Date(newest.issuedAt).toISOString() }) : "",
+      "warn",
+    );
+  } catch (err) {
+    trustSummary = { kind: "error", message: err.message };
+  }
+  showTrustStatus();
+}
+
+function showTrustStatus() {
+  const el = $("trust-status");
+  const conf = settings();
+  const s = trustSummary;
+  if (s.kind === "loading") return setStatus(el, t(ui.lang, "trust_loading"), "warn");
+  if (s.kind === "none") return setStatus(el, t(ui.lang, "trust_none"), "error");
+  if (s.kind === "error") return setStatus(el, t(ui.lang, "trust_error", { message: s.message }), "error");
+  if (ui.trustRefused) return setStatus(el, t(ui.lang, "trust_refused", { age: s.age, max: conf.refuseDays }), "error");
+  const lists = s.newest
+    ? t(ui.lang, "trust_list", { country: s.newest.country, seq: s.newest.seq, age: s.age })
+    : t(ui.lang, "trust_files");
+  const text = t(ui.lang, "trust_ok", { dscs: s.dscs, lists });
+  if (s.newest && s.age > conf.warnDays) return setStatus(el, `${text}. ${t(ui.lang, "trust_warn", { age: s.age })}`, "warn");
+  setStatus(el, text, "ok");
+}
+
+// --------------------------------------------------------------------------- verdict
+
+function refusal(code, message) {
+  return { valid: false, stage_failed: "signature", errors: [{ stage: "signature", reason: code, message }], payload: null };
+}
+
+async function handleText(text, { fromImage }) {
+  let verdict;
+  if (!ui.store) {
+    verdict = refusal("unknown_kid", ui.trustRefused || t(ui.lang, "trust_none"));
+  } else {
+    verdict = await verifyQrText(text, ui.store, { now: new Date(), qr: fromImage ? true : null });
+  }
+  $("log-count").textContent = t(ui.lang, "log_count", { n: logScan(verdict) });
+  showVerdict(verdict);
+}
+
+function addDetail(dl, label, value) {
+  if (value === undefined || value === null || value === "") return;
+  const dt = document.createElement("dt");
+  dt.textContent = label;
+  const dd = document.createElement("dd");
+  dd.textContent = String(value);
+  dl.append(dt, dd);
+}
+
+function showVerdict(verdict) {
+  const L = LABELS[ui.lang] || LABELS.en;
+  const box = $("verdict");
+  box.dataset.valid = String(verdict.valid);
+  box.dataset.reasons = verdict.errors.map((e) => e.reason).join(" ");
+  $("verdict-title").textContent = verdict.valid ? L.valid : L.invalid;
+  const dl = $("verdict-details");
+  dl.replaceChildren();
+  const hcert = verdict.payload && verdict.payload.hcert;
+  if (hcert && typeof hcert === "object") {
+    const nam = hcert.nam || {};
+    const name = [nam.fn || nam.fnt, nam.gn || nam.gnt].filter(Boolean).join(" ");
+    addDetail(dl, L.name, name);
+    addDetail(dl, L.dob, hcert.dob);
+    const v = Array.isArray(hcert.v) ? hcert.v[0] : null;
+    if (v) addDetail(dl, L.vaccination, `${t(ui.lang, "dose", { dn: v.dn, sd: v.sd })} (${v.dt})`);
+    const test = Array.isArray(hcert.t) ? hcert.t[0] : null;
+    if (test) addDetail(dl, L.test, t(ui.lang, "sampled", { sc: test.sc }));
+    const r = Array.isArray(hcert.r) ? hcert.r[0] : null;
+    if (r) addDetail(dl, L.recovery, t(ui.lang, "positive_on", { fr: r.fr, df: r.df, du: r.du }));
+    const exp = Number(verdict.payload.exp);
+    if (Number.isFinite(exp)) addDetail(dl, L.expires, new Date(exp * 1000).toISOString().slice(0, 10));
+  }
+  const list = $("verdict-reasons");
+  list.replaceChildren();
+  if (!verdict.valid) {
+    for (const text of new Set(verdict.errors.map((e) => reasonText(ui.lang, e.reason)))) {
+      const li = document.createElement("li");
+      li.textContent = text;
+      list.append(li);
+    }
+  }
+  box.hidden = false;
+  ui.verdictShown = true;
+}
+
+function hideVerdict() {
+  $("verdict").hidden = true;
+  ui.verdictShown = false;
+  ui.last.at = Date.now();
+  $("qr-text").focus();
+}
+
+// --------------------------------------------------------------------------- camera
+
+let detector = null;
+
+async function nativeDetector() {
+  if (!("BarcodeDetector" in globalThis)) return null;
+  try {
+    const formats = await globalThis.BarcodeDetector.getSupportedFormats();
+    return formats.includes("qr_code") ? new globalThis.BarcodeDetector({ formats: ["qr_code"] }) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function startCamera(deviceId) {
+  stopCamera();
+  const video = $("video");
+  try {
+    ui.stream = await navigator.mediaDevices.getUserMedia({
+      audio: false,
+      video: deviceId
+        ? { deviceId: { exact: deviceId } }
+        : { facingMode: { ideal: "environment" }, width: { ideal: 1280 }, height: { ideal: 720 } },
+    });
+  } catch (err) {
+    setStatus($("scan-status"), t(ui.lang, "camera_error", { message: err.message }), "error");
+    return;
+  }
+  video.srcObject = ui.stream;
+  await video.play();
+  $("start-camera").textContent = t(ui.lang, "stop_camera");
+  setStatus($("scan-status"), t(ui.lang, "scanning"), "ok");
+  const cameras = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
+  const select = $("camera-select");
+  select.replaceChildren(
+    ...cameras.map((c, i) => {
+      const o = document.createElement("option");
+      o.value = c.deviceId;
+      o.textContent = c.label || `Camera ${i + 1}`;
+      return o;
+    }),
+  );
+  const track = ui.stream.getVideoTracks()[0];
+  select.value = track.getSettings().deviceId || "";
+  select.hidden = cameras.length < 2;
+  const caps = track.getCapabilities ? track.getCapabilities() : {};
+  $("torch").hidden = !caps.torch;
+  detector = await nativeDetector();
+  scanLoop();
+}
+
+function stopCamera() {
+  if (!ui.stream) return;
+  for (const track of ui.stream.getTracks()) track.stop();
+  ui.stream = null;
+  $("video").srcObject = null;
+  $("start-camera").textContent = t(ui.lang, "start_camera");
+  setStatus($("scan-status"), "", "ok");
+}
+
+const canvas = new OffscreenCanvas(1, 1);
+const ctx = canvas.getContext("2d", { willReadFrequently: true });
+
+async function scanFrame() {
+  const video = $("video");
+  if (!video.videoWidth) return null;
+  if (detector) {
+    const found = await detector.detect(video);
+    return found.length ? found[0].rawValue : null;
+  }
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  ctx.drawImage(video, 0, 0);
+  return decode(ctx.getImageData(0, 0, canvas.width, canvas.height));
+}
+
+async function scanLoop() {
+  if (!ui.stream) return;
+  if (!ui.verdictShown && !ui.decoding) {
+    ui.decoding = true;
+    try {
+      const text = await scanFrame();
+      // the same code still in front of the camera right after its verdict is not re-read
+      const repeat = text === ui.last.text && Date.now() - ui.last.at < 3000;
+      if (text && !repeat && !ui.verdictShown) {
+        ui.last = { text, at: Date.now() };
+        await handleText(text, { fromImage: true });
+      }
+    } finally {
+      ui.decoding = false;
+    }
+  }
+  setTimeout(scanLoop, 60);
+}
+
+async function toggleTorch() {
+  const track = ui.stream && ui.stream.getVideoTracks()[0];
+  if (!track) return;
+  const on = !(track.getSettings().torch === true);
+  await track.applyConstraints({ advanced: [{ torch: on }] });
+}
+
+// --------------------------------------------------------------------------- files
+
+async function decodeImageFile(file) {
+  if (file.type === "application/pdf" || file.name.toLowerCase().endsWith(".pdf")) {
+    setStatus($("scan-status"), t(ui.lang, "pdf_unsupported"), "warn");
+    return;
+  }
+  const text = await decode(file);
+  if (text) await handleText(text, { fromImage: true });
+  else showVerdict({ valid: false, stage_failed: "qr", errors: [{ stage: "qr", reason: "no_qr_code", message: "" }], payload: null });
+}
+
+async function importTrust(fileList) {
+  const files = importedTrustFiles();
+  for (const f of fileList) files.push({ where: f.name, data: new Uint8Array(await f.arrayBuffer()) });
+  saveImportedTrustFiles(files);
+  await reloadTrust();
+}
+
+function exportLog() {
+  const blob = new Blob([JSON.stringify(scanLog(), null, 1)], { type: "application/json" });
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = `scan-log-${new Date().toISOString().slice(0, 10)}.json`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+// --------------------------------------------------------------------------- wiring
+
+function wire() {
+  $("lang").addEventListener("click", () => {
+    ui.lang = ui.lang === "vi" ? "en" : "vi";
+    saveSettings({ lang: ui.lang });
+    applyLanguage();
+  });
+  $("start-camera").addEventListener("click", () => (ui.stream ? stopCamera() : startCamera()));
+  $("camera-select").addEventListener("change", (e) => startCamera(e.target.value));
+  $("torch").addEventListener("click", toggleTorch);
+  $("photo").addEventListener("change", (e) => e.target.files[0] && decodeImageFile(e.target.files[0]));
+  $("qr-text").addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") return;
+    e.preventDefault();
+    e.stopPropagation(); // its verdict may already show when the event reaches the document
+    const text = e.target.value;
+    e.target.value = "";
+    if (text) handleText(text, { fromImage: false });
+  });
+  $("trust-file").addEventListener("change", (e) => importTrust(e.target.files));
+  $("export-log").addEventListener("click", exportLog);
+  $("verdict").addEventListener("click", hideVerdict);
+  document.addEventListener("keydown", (e) => {
+    if (!ui.verdictShown) return;
+    // a key closes the verdict; typed into the wedge field it also starts the next code
+    if (e.target !== $("qr-text")) e.preventDefault();
+    hideVerdict();
+  });
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    if (e.dataTransfer.files[0]) decodeImageFile(e.dataTransfer.files[0]);
+  });
+  const online = () => setStatus($("offline-status"), navigator.onLine ? "" : t(ui.lang, "offline"), "warn");
+  addEventListener("online", online);
+  addEventListener("offline", online);
+  online();
+}
+
+async function main() {
+  wire();
+  applyLanguage();
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/sw.js").catch(() => {});
+  }
+  await reloadTrust();
+  document.body.dataset.ready = "true";
+  $("qr-text").focus();
+}
+
+main();

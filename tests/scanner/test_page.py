@@ -1,0 +1,203 @@
+"""The scanner page end to end (issue 11): ``python -m verifier serve`` and headless Chromium
+with a fake camera (Playwright, scanner/test/page.e2e.mjs).
+
+The camera plays a .y4m made here from our signed QR images: a valid passport gives green, a
+tampered one (a flipped signature byte) red with ``bad_signature``, one whose UVCI the trust
+list revokes red with ``uvci_revoked``. Then the page, loaded once with the network, is
+reloaded with the network cut (service worker) and verifies again, from the keyboard-wedge
+field and from the camera. No Content-Security-Policy violation on the way.
+
+Screenshots go to docs/ when ``SCANNER_SCREENSHOTS=1`` (docs/scanner-*.png).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zlib
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from keys.certs import make_csca, make_dsc, make_trust_list_signer, new_private_key
+from keys.software import SoftwareKey
+from keys.trustlist import build_trust_list
+from signer.qr import qr_png
+from tests.verifier import factory
+from verifier import codec
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+#: The page verifies with the browser's clock: certificates are made around the real now.
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists()
+    or shutil.which("node") is None
+    or not (ROOT / "scanner" / "node_modules" / "playwright-core").is_dir(),
+    reason="chromium, node or playwright-core missing (scripts/setup.sh --dev)",
+)
+
+
+def y4m(qr_text: str, path: Path, *, width: int = 640, height: int = 480) -> None:
+    """One 4:2:0 frame (Chromium loops it): the QR, black on white, centred, nearest-scaled."""
+    image = Image.open(BytesIO(qr_png(qr_text, box_size=1))).convert("L")
+    scale = max(1, (height - 40) // image.height)
+    image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    frame = Image.new("L", (width, height), 255)
+    frame.paste(image, ((width - image.width) // 2, (height - image.height) // 2))
+    chroma = bytes([128]) * ((width // 2) * (height // 2))
+    header = f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode("ascii")
+    path.write_bytes(header + b"FRAME\n" + frame.tobytes() + chroma + chroma)
+
+
+def _tampered(cose: bytes) -> str:
+    data = bytearray(cose)
+    data[-10] ^= 0x01  # inside the signature
+    return "HC1:" + codec.b45encode(zlib.compress(bytes(data)))
+
+
+@pytest.fixture()
+def material(tmp_path: Path) -> dict[str, object]:
+    ca_key = new_private_key("ec-p256")
+    csca = make_csca(ca_key, country="VN", name="Page CSCA", now=NOW - dt.timedelta(days=400))
+    k = new_private_key("ec-p256")
+    dsc_cert = make_dsc(
+        csca, ca_key, k.public_key(), name="Page DSC", now=NOW - dt.timedelta(days=30)
+    )
+    dsc = SoftwareKey(private_key=k, certificate=dsc_cert, chain=(csca,))
+    tl_key = new_private_key("ec-p256")
+    tl_cert = make_trust_list_signer(
+        csca, ca_key, tl_key.public_key(), now=NOW - dt.timedelta(days=10)
+    )
+    signer = SoftwareKey(private_key=tl_key, certificate=tl_cert, chain=(csca,))
+    revoked_ci = "URN:UVCI:01:VN:PAGEREVOKED1#Q"
+    (tmp_path / "trustlist.cbor").write_bytes(
+        build_trust_list(
+            signer=signer,
+            cscas=[csca],
+            dscs=[dsc_cert],
+            revoked_dscs=[],
+            revoked_uvcis=[revoked_ci],
+            crls=[],
+            seq=1,
+            now=NOW - dt.timedelta(hours=1),
+            country="VN",
+            next_update=NOW + dt.timedelta(days=7),
+        )
+    )
+    (tmp_path / "csca.pem").write_bytes(factory.pem(csca))
+    valid_cose = factory.make_cose(dsc, now=NOW)
+    texts = {
+        "valid": codec.to_qr_text(valid_cose),
+        "tampered": _tampered(valid_cose),
+        "revoked": factory.make_hc1(
+            dsc, now=NOW, payload=factory.dcc(v=[{**factory.DCC["v"][0], "ci": revoked_ci}])
+        ),
+    }
+    for name, text in texts.items():
+        y4m(text, tmp_path / f"{name}.y4m")
+    return {"dir": tmp_path, "texts": texts}
+
+
+@pytest.fixture()
+def server(material: dict[str, object]) -> Iterator[str]:
+    folder = material["dir"]
+    assert isinstance(folder, Path)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "verifier",
+            "serve",
+            "--port",
+            "0",
+            "--trust",
+            str(folder / "trustlist.cbor"),
+            "--trust",
+            str(folder / "csca.pem"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "http://127.0.0.1:" in line, line + (proc.stderr.read() if proc.stderr else "")
+        yield line.split("on ", 1)[1].split(" ", 1)[0]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_server_headers_and_files(server: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    with urllib.request.urlopen(server) as res:
+        csp = res.headers["Content-Security-Policy"]
+        body = res.read().decode()
+    assert "script-src 'self' 'wasm-unsafe-eval'" in csp and "unsafe-inline" not in csp
+    assert "<script" in body and "<script>" not in body  # no inline script
+    with urllib.request.urlopen(server + "app/precache.json") as res:
+        files = json.loads(res.read())["files"]
+    assert "/vendor/zxing/reader/zxing_reader.wasm" in files and "/src/verify/hc1.js" in files
+    for bad in (
+        "../pyproject.toml",
+        "package.json",
+        "node_modules/ajv/package.json",
+        "%2e%2e/README.md",
+    ):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(server + bad)
+        assert err.value.code == 404
+
+
+def test_page_with_fake_camera(material: dict[str, object], server: str) -> None:
+    folder = material["dir"]
+    texts = material["texts"]
+    assert isinstance(folder, Path) and isinstance(texts, dict)
+    shots = os.environ.get("SCANNER_SCREENSHOTS") == "1"
+    config = {
+        "url": server,
+        "chromium": CHROMIUM,
+        "lang": "vi",
+        "scenarios": [
+            {
+                "name": name,
+                "y4m": str(folder / f"{name}.y4m"),
+                **({"screenshot": str(ROOT / "docs" / f"scanner-{name}.png")} if shots else {}),
+            }
+            for name in ("valid", "tampered", "revoked")
+        ],
+        "offline": {"y4m": str(folder / "valid.y4m"), "text": texts["valid"]},
+    }
+    proc = subprocess.run(
+        ["node", str(ROOT / "scanner" / "test" / "page.e2e.mjs"), json.dumps(config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    got = out["scenarios"]
+    assert got["valid"]["valid"] is True, got["valid"]
+    assert "HỢP LỆ" in got["valid"]["title"] and "Nguyễn" in got["valid"]["text"]
+    assert got["tampered"]["valid"] is False and got["tampered"]["reasons"] == ["bad_signature"], (
+        got
+    )
+    assert got["revoked"]["valid"] is False and got["revoked"]["reasons"] == ["uvci_revoked"], got
+    assert "thu hồi" in got["revoked"]["text"]
+    offline = out["offline"]
+    assert offline.get("controlled") is True, (offline, out["console"][-20:], out["csp_violations"])
+    assert offline["wedge"]["valid"] is True and offline["camera"]["valid"] is True, offline
+    assert out["csp_violations"] == []
