@@ -12,6 +12,7 @@
 import fs from "node:fs";
 import { qrTextFromFile } from "./src/verify/base45.js";
 import { TrustError } from "./src/verify/errors.js";
+import { RuleFormatError } from "./src/verify/rules.js";
 import { verifyQrText } from "./src/verify/hc1.js";
 import { toJson } from "./src/verify/schema.js";
 import { loadTrust } from "./src/verify/trust.js";
@@ -31,7 +32,7 @@ function usage(command, message) {
 }
 
 const QR_HELP = `usage: ${PROG} qr --trust FILE [--trust FILE ...] [--at ISO-8601] [--json] [--lang {en,vi}]
-              (--qr-file FILE | 'HC1:...')
+              [--rules DIR_OR_FILE] [--country CC] [--profile NAME] (--qr-file FILE | 'HC1:...')
 Verify an EU DCC HC1 QR offline. Exit 0 valid, 1 invalid, 2 error.`;
 
 /** ISO-8601 with or without fractional seconds and zone; no zone means UTC (verifier.util). */
@@ -58,7 +59,7 @@ export function parseAt(text) {
 }
 
 function parseQrArgs(argv) {
-  const args = { trust: [], at: null, json: false, lang: "en", text: null, qrFile: null };
+  const args = { trust: [], at: null, json: false, lang: "en", text: null, qrFile: null, rules: null, country: "VN", profile: null };
   const value = (i, name) => {
     if (i + 1 >= argv.length) throw new UsageError(`argument ${name}: expected one argument`);
     return argv[i + 1];
@@ -108,9 +109,14 @@ function parseQrArgs(argv) {
       case "--image":
         throw new UsageError("argument --image: not supported by the JavaScript verifier (decode the QR with the page)");
       case "--rules":
+        args.rules = take();
+        break;
       case "--profile":
+        args.profile = take();
+        break;
       case "--country":
-        throw new UsageError(`argument ${a}: not supported by verify-js yet (use python -m verifier qr --rules)`);
+        args.country = take().toUpperCase();
+        break;
       default:
         if (/^-\d/.test(a)) {
           positional.push(argv[i]);
@@ -176,10 +182,24 @@ async function runQr(argv) {
     throw err;
   }
   const now = args.at ?? new Date();
+  let rules = null;
+  if (args.rules !== null) {
+    // issue 11: --rules (exit 2 if unusable or the profile is unknown), as rules_cli
+    const { loadRules, valueSets, evaluate } = await import("./src/node-rules.js");
+    const { profileName } = await import("./src/verify/rules.js");
+    const ruleSet = loadRules(args.rules);
+    const profile = profileName(ruleSet, args.country, args.profile);
+    if (profile !== null) ruleSet.profile(args.country, profile);
+    rules = { ruleSet, profile, valueSets: valueSets(), evaluate };
+  }
   const text = args.text !== null ? args.text : readQrFile(args.qrFile);
   const files = args.trust.map(readTrustFile);
   const trust = await loadTrust(files, { now, state: nodeState() });
-  const verdict = await verifyQrText(text, trust, { now });
+  let verdict = await verifyQrText(text, trust, { now });
+  if (rules !== null) {
+    const { applyRules } = await import("./src/verify/rules.js");
+    verdict = applyRules(verdict, rules.ruleSet, { country: args.country, profile: rules.profile, now, valueSets: rules.valueSets, evaluate: rules.evaluate });
+  }
   process.stdout.write(`${args.json ? toJson(verdict) : human(verdict)}\n`);
   if (verdict.errors.some((e) => e.reason === "internal_error")) return EXIT_ERROR;
   return verdict.valid ? EXIT_VALID : EXIT_INVALID;
@@ -219,7 +239,7 @@ async function main(argv) {
     }
     return usage("", `argument COMMAND: invalid choice: ${JSON.stringify(command ?? "")} (choose from 'qr', 'rules')`);
   } catch (err) {
-    if (err instanceof TrustError) {
+    if (err instanceof TrustError || err instanceof RuleFormatError) {
       process.stderr.write(`error: ${err.message}\n`);
       return EXIT_ERROR;
     }

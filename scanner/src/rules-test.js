@@ -9,20 +9,15 @@ import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 
+import { RuleFormatError, parseRule } from "./verify/rules.js";
+
+export { RuleFormatError };
 const require = createRequire(import.meta.url);
 const certlogic = require("certlogic-js");
 const internals = require("certlogic-js/dist/internals.js");
 
-export const MAX_RULE_FILE_BYTES = 1024 * 1024;
+export const MAX_RULE_FILE_BYTES = 4 * 1024 * 1024;
 const MAX_TESTS_PER_RULE = 10000;
-const RULE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const COUNTRY = /^[A-Z]{2}$/;
-const SEMVER = /^([0-9]+)\.([0-9]+)\.([0-9]+)/;
-const GATEWAY_TIME = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$/;
-const RULE_TYPES = ["Acceptance", "Invalidation"];
-const CERT_TYPES = ["General", "Vaccination", "Test", "Recovery"];
-
-export class RuleFormatError extends Error {}
 
 export function readJson(file, limit = MAX_RULE_FILE_BYTES) {
   let data;
@@ -37,43 +32,6 @@ export function readJson(file, limit = MAX_RULE_FILE_BYTES) {
   } catch (err) {
     throw new RuleFormatError(`${file}: not valid JSON (${err.message})`);
   }
-}
-
-function field(obj, name, source) {
-  if (typeof obj[name] !== "string") throw new RuleFormatError(`${source}: ${name} must be a string`);
-  return obj[name];
-}
-
-function gatewayTime(obj, name, source) {
-  const text = field(obj, name, source);
-  const ms = GATEWAY_TIME.test(text) ? Date.parse(text) : NaN;
-  if (Number.isNaN(ms)) throw new RuleFormatError(`${source}: ${name} ${JSON.stringify(text.slice(0, 40))} is not an ISO 8601 timestamp`);
-  return ms;
-}
-
-/** The rule's checked fields (verifier.rules.parse_rule); RuleFormatError otherwise. */
-export function parseRule(obj, source) {
-  if (!obj || typeof obj !== "object" || Array.isArray(obj)) throw new RuleFormatError(`${source}: a rule must be a JSON object`);
-  const id = field(obj, "Identifier", source);
-  if (!RULE_ID.test(id)) throw new RuleFormatError(`${source}: Identifier is not a rule identifier`);
-  const where = `${source} (${id})`;
-  if (!RULE_TYPES.includes(field(obj, "Type", where))) throw new RuleFormatError(`${where}: bad Type`);
-  if (!CERT_TYPES.includes(field(obj, "CertificateType", where))) throw new RuleFormatError(`${where}: bad CertificateType`);
-  if (!COUNTRY.test(field(obj, "Country", where))) throw new RuleFormatError(`${where}: Country is not an ISO 3166 alpha-2 code`);
-  if (!SEMVER.test(field(obj, "Version", where))) throw new RuleFormatError(`${where}: Version is not a semantic version`);
-  const desc = obj.Description ?? [];
-  if (!Array.isArray(desc) || !desc.every((d) => d && typeof d === "object" && typeof d.lang === "string" && typeof d.desc === "string")) {
-    throw new RuleFormatError(`${where}: Description must be a list of {lang, desc}`);
-  }
-  const affected = obj.AffectedFields ?? [];
-  if (!Array.isArray(affected) || !affected.every((f) => typeof f === "string")) {
-    throw new RuleFormatError(`${where}: AffectedFields must be a list of strings`);
-  }
-  if (!("Logic" in obj)) throw new RuleFormatError(`${where}: no Logic`);
-  const validFrom = gatewayTime(obj, "ValidFrom", where);
-  const validTo = gatewayTime(obj, "ValidTo", where);
-  for (const name of ["SchemaVersion", "Engine", "EngineVersion"]) field(obj, name, where);
-  return { id, logic: obj.Logic, validFrom, validTo };
 }
 
 function show(value) {

@@ -62,6 +62,7 @@ class Case:
     at: str
     qr_file: str = "qr.txt"
     expected: dict[str, Any] | None = None
+    extra: tuple[str, ...] = ()  # more options (--rules ...)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Outcome:
             "stage_failed": v["stage_failed"],
             "checks": v["checks"],
             "reasons": [(e["stage"], e["reason"]) for e in v["errors"]],
+            "rules": [(r["rule"], r["result"]) for r in v.get("rules") or []],
         }
 
 
@@ -86,7 +88,15 @@ def _args(case: Case) -> list[str]:
     args = ["qr"]
     for name in case.trust:
         args += ["--trust", str(case.folder / name)]
-    return [*args, "--json", "--at", case.at, "--qr-file", str(case.folder / case.qr_file)]
+    return [
+        *args,
+        *case.extra,
+        "--json",
+        "--at",
+        case.at,
+        "--qr-file",
+        str(case.folder / case.qr_file),
+    ]
 
 
 def _parse(stdout: str) -> dict[str, Any] | None:
@@ -470,3 +480,99 @@ def test_base64_der_trust_file(tmp_path: Path, test_pki: TestPki) -> None:
     case = Case("b64", tmp_path, ("dsc.b64",), AT)
     assert run_js(case, tmp_path / "s1").summary() == run_python(case, tmp_path / "s2").summary()
     assert run_js(case, tmp_path / "s3").exit == 0
+
+
+# --------------------------------------------------------------------------
+# business rules: --rules / --country / --profile (verify-js with certlogic-js)
+
+RULES = str(ROOT / "verifier" / "data" / "rules")
+
+
+def test_rules_option_agrees(test_pki: TestPki, tmp_path: Path) -> None:
+    """The VN profiles on vaccinations of several ages and doses, a test, other countries."""
+    ec, test_only = test_pki.dsc_ec, test_pki.dsc_test_only
+    v0 = factory.DCC["v"][0]
+    qrs = {
+        "dose-2-old": factory.make_hc1(ec, now=NOW),
+        "dose-2-7-days": factory.make_hc1(
+            ec, now=NOW, payload=factory.dcc(v=[{**v0, "dt": "2026-05-25"}])
+        ),
+        "dose-2-14-days": factory.make_hc1(
+            ec, now=NOW, payload=factory.dcc(v=[{**v0, "dt": "2026-05-18"}])
+        ),
+        "dose-1-of-2": factory.make_hc1(ec, now=NOW, payload=factory.dcc(v=[{**v0, "dn": 1}])),
+        "booster-3": factory.make_hc1(
+            ec, now=NOW, payload=factory.dcc(v=[{**v0, "dn": 3, "sd": 3}])
+        ),
+        "unknown-product": factory.make_hc1(
+            ec, now=NOW, payload=factory.dcc(v=[{**v0, "mp": "XX/1"}])
+        ),
+        "test": factory.make_hc1(test_only, now=NOW, payload=factory.TEST_DCC),
+        "expired": factory.make_hc1(ec, now=NOW, exp=NOW.timestamp() - 10),
+        "broken": "HC1:NOTBASE45!",
+    }
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "dscs.pem").write_bytes(_pem(ec.certificate, test_only.certificate))
+    bundle = folder / "bundle.json"
+    subprocess.run(
+        [
+            str(ROOT / ".venv" / "bin" / "python"),
+            "-m",
+            "verifier",
+            "rules",
+            "bundle",
+            RULES,
+            "-o",
+            str(bundle),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    cases = []
+    for name, qr in qrs.items():
+        (folder / f"{name}.txt").write_text(qr, "utf-8")
+        for options in (
+            ("--rules", RULES),
+            ("--rules", RULES, "--profile", "booster"),
+            ("--rules", RULES, "--profile", "all"),
+            ("--rules", str(bundle), "--country", "vn"),
+            ("--rules", RULES, "--country", "DE"),
+        ):
+            label = " ".join(o.replace(RULES, "RULES") for o in options)
+            cases.append(
+                Case(
+                    f"{name} {label}",
+                    folder,
+                    ("dscs.pem",),
+                    AT,
+                    qr_file=f"{name}.txt",
+                    extra=options,
+                )
+            )
+    cases.append(
+        Case(
+            "unknown profile",
+            folder,
+            ("dscs.pem",),
+            AT,
+            qr_file="test.txt",
+            extra=("--rules", RULES, "--profile", "nope"),
+        )
+    )
+    cases.append(
+        Case(
+            "no rules there",
+            folder,
+            ("dscs.pem",),
+            AT,
+            qr_file="test.txt",
+            extra=("--rules", str(folder / "missing")),
+        )
+    )
+    problems = compare(cases, tmp_path)
+    assert not problems, f"{len(problems)}/{len(cases)} disagree:\n" + "\n".join(problems)
+    outcomes = {
+        run_js(c, tmp_path / "o").summary().get("checks", {}).get("rules") for c in cases[:10]
+    }
+    assert outcomes == {True, False}  # the set is not trivially all-pass or all-fail
