@@ -12,8 +12,10 @@ Checklist (issue 3, "Verification"):
 1. the PAdES signature (:mod:`verifier.pdf.signature`): ``pdf_signature``,
    ``pdf_integrity``, ``pdf_chain``, ``pdf_revocation``, ``pdf_modifications``,
    and ``pdf_timestamp`` when the signature carries a timestamp (B-LT);
-2. ``qr``: exactly one HC1 QR code is visible on page 1 (rendered, decoded);
-   page 1 is rendered only when its drawing work is bounded
+2. ``qr``: exactly one HC1 QR code is visible on page 1: read from the
+   page's vector drawing when it is one this reader fully understands
+   (:mod:`verifier.pdf.vector_qr`, a passport's), else rendered and decoded;
+   page 1 is read only when its drawing work is bounded
    (:mod:`verifier.pdf.budget`, reason ``page_too_complex``), and poppler's
    work on one file is limited to :data:`~verifier.pdf.extract.TIME_BUDGET`
    seconds;
@@ -39,9 +41,10 @@ from verifier import codec
 from verifier.errors import CodecError, ConfigError
 from verifier.hc1 import verify_qr_text
 from verifier.pdf.budget import TOO_COMPLEX, file_structure_problem, page_work_problem
-from verifier.pdf.extract import TIME_BUDGET, RenderTimeout, page_text, render_qr_texts
+from verifier.pdf.extract import TIME_BUDGET, QrFound, RenderTimeout, page_text, render_qr_texts
 from verifier.pdf.match import compare_document
 from verifier.pdf.signature import PDF_CHECKS, CheckError, check_pdf_signature
+from verifier.pdf.vector_qr import page_qr
 from verifier.result import STAGES, Verdict, jsonable
 from verifier.trust import TrustStore
 
@@ -117,6 +120,9 @@ def verify_pdf(data: bytes, trust: TrustStore, *, now: dt.datetime) -> PdfVerdic
         problem = page_work_problem(data)
     if problem is not None:
         errors.append(CheckError("qr", *problem))
+    elif (drawn := page_qr(data)) is not None:
+        # the QR read from the page's vector drawing (exact, no rendering)
+        found = QrFound(texts=drawn.texts, ec_levels=drawn.ec_levels)
     else:
         try:
             found = render_qr_texts(data, timeout=max(deadline - time.monotonic(), 1.0))

@@ -1,0 +1,456 @@
+"""The QR code of page 1 read from the page's own vector drawing, without rendering.
+
+    >>> from verifier.pdf.vector_qr import qr_from_drawing
+    >>> qr_from_drawing(b"BT /F1 9 Tf 10 10 Td (no QR here) Tj ET", (0, 0, 595, 842), [])
+    >>> # qr_from_drawing(page_content, media_box, annotation_rects) -> QrFound | None
+
+Passports draw the QR as filled black rectangles on a white square (one
+per horizontal run of dark modules, :mod:`signer.pdf.qr`), so the module
+grid can be recovered exactly from the content stream and decoded from a
+small synthetic image: about a millisecond where rendering the page with
+``pdftoppm`` costs 0.3 s. This reads only what it fully understands and
+answers None (the caller then renders the page, as before) otherwise:
+
+1. the content uses only path construction (``m l c v y h re``), painting
+   (``f F f* S s B B* b b* n``), ``q Q cm w``, the device grey and RGB
+   colours, and text (``BT ET Tf Td TD Tm T* Tj TJ ' " Tc Tw TL``); anything
+   else (images, forms, shadings, clipping, graphics states, marked
+   content, type 3 fonts, other colour spaces, a rotated or skewed
+   transformation) gives None;
+2. the black and white filled rectangles, in device space, form one grid:
+   the dark ones span N x N modules, N = 21..177 (versions 1..40), every
+   rectangle on module boundaries; white ones are aligned too or cover the
+   whole symbol;
+3. nothing else is painted in the symbol or its 4-module quiet zone: no
+   text (a conservative box: each byte of a string counts as a glyph up to
+   2 em wide), no stroke, no other fill, no annotation rectangle; and the
+   quiet zone lies inside the page's media box;
+4. zxing-cpp decodes the matrix (a 3-pixel-per-module image with the quiet
+   zone). If it cannot, None.
+
+The test suite checks, on passports, that this text equals the one decoded
+from the rendered page. Untrusted input: never raises.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: Bounds of the interpretation (a passport page: about 3,000 operations).
+MAX_OPERATIONS = 100_000
+MAX_RECTS = 20_000
+QUIET_ZONE = 4
+_SCALE = 3
+_TOLERANCE = 0.02
+
+_WS = rb"[\x00\t\n\x0c\r ]"
+_NUM = rb"[+-]?(?:\d+\.?\d*|\.\d+)"
+#: a run of "x y w h re" operations (most of a passport's QR), parsed in bulk
+_RECTS = rb"(?:" + (_NUM + _WS + rb"+") * 4 + rb"re(?![^\x00\t\n\x0c\r ()<>\[\]{}/%])" + _WS + rb"*)+"
+_TOKEN = re.compile(
+    rb"(?P<rects>" + _RECTS + rb")|"
+    rb"""
+    (?P<ws>[\x00\t\n\x0c\r ]+|%[^\r\n]*)
+  | (?P<num>[+-]?(?:\d+\.?\d*|\.\d+))
+  | (?P<name>/[^\x00\t\n\x0c\r ()<>\[\]{}/%]*)
+  | (?P<hex><[0-9A-Fa-f\x00\t\n\x0c\r ]*>)
+  | (?P<str>\((?:[^()\\]|\\.)*\))
+  | (?P<open>\[)
+  | (?P<close>\])
+  | (?P<op>[A-Za-z'"*]+|<<|>>|\{|\})
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_NOT_NUMBER = re.compile(rb"re|[\x00\t\n\x0c\r ]+")
+
+_ALLOWED = frozenset(
+    ["m", "l", "c", "v", "y", "h", "re", "f", "F", "f*", "S", "s", "B", "B*", "b", "b*", "n", "q", "Q", "cm", "w", "g", "G", "rg", "RG", "BT", "ET", "Tf", "Td", "TD", "Tm", "T*", "Tj", "TJ", "'", '"', "Tc", "Tw", "TL", "J", "j", "M", "d", "ri", "i"]
+)
+_PAINT_FILL = frozenset({"f", "F", "f*", "B", "B*", "b", "b*"})
+_PAINT_STROKE = frozenset({"S", "s", "B", "B*", "b", "b*"})
+
+Box = tuple[float, float, float, float]
+
+
+class _Unsure(Exception):
+    """The drawing holds something this reader does not model: render instead."""
+
+
+@dataclass(frozen=True)
+class VectorQr:
+    texts: tuple[str, ...]
+    ec_levels: tuple[str, ...]
+    modules: int
+
+
+def _mul(a: Sequence[float], b: Sequence[float]) -> tuple[float, ...]:
+    """Matrix product a x b of PDF matrices [a b c d e f]."""
+    return (
+        a[0] * b[0] + a[1] * b[2], a[0] * b[1] + a[1] * b[3],
+        a[2] * b[0] + a[3] * b[2], a[2] * b[1] + a[3] * b[3],
+        a[4] * b[0] + a[5] * b[2] + b[4], a[4] * b[1] + a[5] * b[3] + b[5],
+    )  # fmt: skip
+
+
+def _apply(m: Sequence[float], x: float, y: float) -> tuple[float, float]:
+    return m[0] * x + m[2] * y + m[4], m[1] * x + m[3] * y + m[5]
+
+
+def _bbox(m: Sequence[float], pts: Sequence[tuple[float, float]]) -> Box:
+    tx = [_apply(m, x, y) for x, y in pts]
+    xs = [p[0] for p in tx]
+    ys = [p[1] for p in tx]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+class _Interpreter:
+    def __init__(self) -> None:
+        self.ctm: tuple[float, ...] = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+        self.stack: list[tuple[tuple[float, ...], str, float]] = []
+        self.fill = "black"  # black, white or other
+        self.line_width = 1.0
+        self.path: list[tuple[float, float]] = []
+        self.rects: list[tuple[float, float, float, float]] = []
+        self.path_has_lines = False
+        # painted: (kind, box); kind: dark, light (axis-aligned rects), other
+        self.rect_fills: list[tuple[str, Box]] = []
+        self.others: list[Box] = []
+        # text state
+        self.tm: tuple[float, ...] = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+        self.tlm: tuple[float, ...] = self.tm
+        self.font_size = 0.0
+        self.leading = 0.0
+        self.spacing = {"Tc": 0.0, "Tw": 0.0}
+        self.ops = 0
+
+    def run(self, content: bytes) -> None:
+        operands: list[Any] = []
+        array: list[Any] | None = None
+        at = 0
+        for match in _TOKEN.finditer(content):
+            if match.start() != at:  # a byte no token matched: a construct not modelled
+                raise _Unsure("unreadable content")
+            at = match.end()
+            kind = match.lastgroup
+            if kind == "ws":
+                continue
+            if kind == "rects":
+                if operands or array is not None:
+                    raise _Unsure("operands before a rectangle")
+                self.rect_run(match.group())
+                continue
+            text = match.group()
+            if kind == "num":
+                value: Any = float(text)
+            elif kind in ("hex", "str"):
+                value = _StringLen(_string_length(kind, text))
+            elif kind == "name":
+                value = text.decode("latin-1")
+            elif kind == "open":
+                if array is not None:
+                    raise _Unsure("nested array")
+                array = []
+                continue
+            elif kind == "close":
+                if array is None:
+                    raise _Unsure("unbalanced array")
+                operands.append(array)
+                array = None
+                continue
+            else:
+                if array is not None:
+                    raise _Unsure("operator inside an array")
+                self.operator(text.decode("latin-1"), operands)
+                operands = []
+                continue
+            if array is not None:
+                array.append(value)
+            else:
+                operands.append(value)
+        if at != len(content) or array is not None:
+            raise _Unsure("unreadable content")
+
+    def operator(self, op: str, args: list[Any]) -> None:
+        self.ops += 1
+        if self.ops > MAX_OPERATIONS or op not in _ALLOWED:
+            raise _Unsure(op)
+        n = [a for a in args if isinstance(a, float)]
+        if op == "q":
+            self.stack.append((self.ctm, self.fill, self.line_width))
+            if len(self.stack) > 64:
+                raise _Unsure("q nesting")
+        elif op == "Q":
+            if not self.stack:
+                raise _Unsure("Q without q")
+            self.ctm, self.fill, self.line_width = self.stack.pop()
+        elif op == "cm":
+            self.ctm = _mul(_six(n), self.ctm)
+            if abs(self.ctm[1]) > 1e-9 or abs(self.ctm[2]) > 1e-9:
+                raise _Unsure("rotated or skewed drawing")
+        elif op == "w":
+            self.line_width = abs(n[0]) if n else 1.0
+        elif op in ("g", "rg"):
+            self.fill = _colour(n)
+        elif op in ("Tc", "Tw"):
+            self.spacing[op] = abs(n[0]) if n else 0.0
+        elif op == "re":
+            x, y, w, h = _four(n)
+            self.rects.append((x, y, x + w, y + h))
+        elif op in ("m", "l"):
+            self.path += [_two(n)]
+            self.path_has_lines = True
+        elif op in ("c", "v", "y"):
+            pts = list(zip(n[0::2], n[1::2], strict=False))
+            if not pts:
+                raise _Unsure("curve")
+            self.path += pts
+            self.path_has_lines = True
+        elif op in _PAINT_FILL or op in _PAINT_STROKE or op == "n":
+            self.paint(op)
+        elif op in ("BT", "ET"):
+            self.tm = self.tlm = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+        elif op == "Tf":
+            self.font_size = abs(n[-1]) if n else 0.0
+        elif op == "TL":
+            self.leading = n[0] if n else 0.0
+        elif op in ("Td", "TD"):
+            tx, ty = _two(n)
+            if op == "TD":
+                self.leading = -ty
+            self.tlm = self.tm = _mul((1, 0, 0, 1, tx, ty), self.tlm)
+        elif op == "Tm":
+            self.tlm = self.tm = _six(n)
+        elif op == "T*":
+            self.tlm = self.tm = _mul((1, 0, 0, 1, 0, -self.leading), self.tlm)
+        elif op in ("Tj", "TJ", "'", '"'):
+            if op in ("'", '"'):
+                self.tlm = self.tm = _mul((1, 0, 0, 1, 0, -self.leading), self.tlm)
+            self.show(args)
+
+    def rect_run(self, text: bytes) -> None:
+        values = [float(v) for v in _NOT_NUMBER.split(text) if v]
+        self.ops += len(values) // 4
+        if self.ops > MAX_OPERATIONS:
+            raise _Unsure("too many operations")
+        it = iter(values)
+        self.rects += [(x, y, x + w, y + h) for x, y, w, h in zip(it, it, it, it, strict=True)]
+
+    def show(self, args: list[Any]) -> None:
+        """A text showing operator: a conservative box from the text position."""
+        glyphs = 0
+        shift = 0.0
+        for a in args:
+            if isinstance(a, _StringLen):
+                glyphs += a.length
+            elif isinstance(a, list):
+                for item in a:
+                    if isinstance(item, _StringLen):
+                        glyphs += item.length
+                    elif isinstance(item, float):
+                        shift += abs(item) / 1000
+        size = self.font_size
+        width = (2.0 * glyphs + shift) * size + glyphs * (self.spacing["Tc"] + self.spacing["Tw"])
+        m = _mul(self.tm, self.ctm)
+        self.others.append(_bbox(m, [(-size, -size), (width + size, 2 * size)]))
+        self.tm = _mul((1, 0, 0, 1, width, 0), self.tm)
+
+    def paint(self, op: str) -> None:
+        if self.path or self.rects:
+            if self.path_has_lines or self.fill == "other" or op in _PAINT_STROKE:
+                corners = [p for r in self.rects for p in ((r[0], r[1]), (r[2], r[3]))]
+                box = _bbox(self.ctm, self.path + corners)
+            else:
+                box = (0.0, 0.0, 0.0, 0.0)  # rectangles only: each one is kept below
+            if op in _PAINT_STROKE:
+                pad = self.line_width * max(abs(self.ctm[0]), abs(self.ctm[3])) + 1
+                self.others.append((box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad))
+            if op in _PAINT_FILL:
+                if self.path_has_lines or self.fill == "other":
+                    self.others.append(box)
+                else:
+                    kind = "dark" if self.fill == "black" else "light"
+                    a, _, _, d, e, f = self.ctm  # axis-aligned: cm refuses skew
+                    boxes = [(a * x0 + e, d * y0 + f, a * x1 + e, d * y1 + f)
+                             for x0, y0, x1, y1 in self.rects]  # fmt: skip
+                    if a < 0 or d < 0 or any(b[2] < b[0] or b[3] < b[1] for b in boxes):
+                        boxes = [(min(b[0], b[2]), min(b[1], b[3]), max(b[0], b[2]),
+                                  max(b[1], b[3])) for b in boxes]  # fmt: skip
+                    self.rect_fills += [(kind, b) for b in boxes]
+                    if len(self.rect_fills) > MAX_RECTS:
+                        raise _Unsure("too many rectangles")
+        self.path = []
+        self.rects = []
+        self.path_has_lines = False
+
+
+class _StringLen:
+    __slots__ = ("length",)
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+
+def _string_length(kind: str, text: bytes) -> int:
+    if kind == "hex":
+        digits = sum(1 for c in text[1:-1] if c not in b"\x00\t\n\x0c\r ")
+        return (digits + 1) // 2
+    return len(text) - 2
+
+
+def _colour(n: list[float]) -> str:
+    if n and all(v == 0 for v in n):
+        return "black"
+    if n and all(v == 1 for v in n):
+        return "white"
+    return "other"
+
+
+def _six(n: list[float]) -> tuple[float, ...]:
+    if len(n) != 6:
+        raise _Unsure("matrix")
+    return tuple(n)
+
+
+def _four(n: list[float]) -> tuple[float, float, float, float]:
+    if len(n) != 4:
+        raise _Unsure("rectangle")
+    return n[0], n[1], n[2], n[3]
+
+
+def _two(n: list[float]) -> tuple[float, float]:
+    if len(n) != 2:
+        raise _Unsure("point")
+    return n[0], n[1]
+
+
+def qr_from_drawing(
+    content: bytes, media_box: Box, annotation_rects: Sequence[Box], *, fonts_ok: bool = True
+) -> VectorQr | None:
+    """The QR code drawn as vectors on the page (content streams joined), or None.
+
+    ``fonts_ok`` is False when a font of the page is a type 3 font (its
+    glyphs are drawings this reader does not follow).
+    """
+    if not fonts_ok:
+        return None
+    try:
+        return _read(content, media_box, annotation_rects)
+    except (_Unsure, ValueError, OverflowError, ZeroDivisionError, IndexError):
+        return None
+
+
+def _read(content: bytes, media_box: Box, annotation_rects: Sequence[Box]) -> VectorQr | None:
+    it = _Interpreter()
+    it.run(content)
+    dark = [box for kind, box in it.rect_fills if kind == "dark" and box[2] > box[0] and box[3] > box[1]]
+    if not dark:
+        return None
+    xs0, ys0, xs1, ys1 = zip(*dark, strict=True)
+    x0, y0, x1, y1 = min(xs0), min(ys0), max(xs1), max(ys1)
+    module = min(min(map(operator.sub, xs1, xs0)), min(map(operator.sub, ys1, ys0)))
+    if module <= 0:
+        return None
+    n = round((x1 - x0) / module)
+    if abs((x1 - x0) / module - n) > _TOLERANCE or abs((y1 - y0) / module - n) > _TOLERANCE:
+        return None
+    if not 21 <= n <= 177 or (n - 17) % 4:
+        return None
+    quiet = QUIET_ZONE * module
+    region = (x0 - quiet, y0 - quiet, x1 + quiet, y1 + quiet)
+    mb = media_box
+    if not (mb[0] <= region[0] and mb[1] <= region[1] and region[2] <= mb[2] and region[3] <= mb[3]):
+        return None
+    if any(_overlaps(region, box) for box in it.others) or any(
+        _overlaps(region, box) for box in annotation_rects
+    ):
+        return None
+    # paint the grid in drawing order; rows from the top (PDF y grows upwards)
+    grid = [bytearray(b"\xff" * n) for _ in range(n)]
+    rx0, ry0, rx1, ry1 = region
+    inv = 1.0 / module
+    tol = _TOLERANCE
+    for kind, (bx0, by0, bx1, by1) in it.rect_fills:
+        if not (bx0 < rx1 and rx0 < bx1 and by0 < ry1 and ry0 < by1):
+            continue  # elsewhere on the page
+        # module columns and rows (from the top: PDF y grows upwards) it covers
+        e0, e1, e2, e3 = (bx0 - x0) * inv, (y1 - by1) * inv, (bx1 - x0) * inv, (y1 - by0) * inv
+        c0, r0, c1, r1 = round(e0), round(e1), round(e2), round(e3)
+        if abs(e0 - c0) > tol or abs(e1 - r0) > tol or abs(e2 - c1) > tol or abs(e3 - r1) > tol:
+            if kind == "light" and bx0 <= x0 and by0 <= y0 and bx1 >= x1 and by1 >= y1:
+                grid = [bytearray(b"\xff" * n) for _ in range(n)]  # a background under it all
+                continue
+            return None
+        c0, c1 = max(0, min(n, c0)), max(0, min(n, c1))
+        fill = (b"\x00" if kind == "dark" else b"\xff") * (c1 - c0)
+        for r in range(max(0, r0), min(n, r1)):
+            grid[r][c0:c1] = fill
+    return _decode(grid, n)
+
+
+def _decode(grid: list[bytearray], n: int) -> VectorQr | None:
+    import zxingcpp
+    from PIL import Image
+
+    width = n + 2 * QUIET_ZONE
+    pad = b"\xff" * QUIET_ZONE
+    blank = [b"\xff" * width] * QUIET_ZONE
+    pixels = b"".join([*blank, *(pad + row + pad for row in grid), *blank])
+    image = Image.frombytes("L", (width, width), pixels).resize(
+        (width * _SCALE, width * _SCALE), Image.Resampling.NEAREST
+    )
+    found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
+    if len(found) != 1 or not found[0].valid:
+        return None
+    return VectorQr(texts=(found[0].text,), ec_levels=(str(found[0].ec_level),), modules=n)
+
+
+def page_qr(data: bytes) -> VectorQr | None:
+    """:func:`qr_from_drawing` for page 1 of a PDF (bytes); None when unsure or unreadable.
+
+    Call it after :func:`verifier.pdf.budget.page_work_problem` found the page
+    within bounds (it decodes the same streams).
+    """
+    try:
+        content, media_box, annots, fonts_ok = _page_drawing(data)
+    except Exception:  # untrusted input: pyHanko raises many types
+        return None
+    return qr_from_drawing(content, media_box, annots, fonts_ok=fonts_ok)
+
+
+def _page_drawing(data: bytes) -> tuple[bytes, Box, list[Box], bool]:
+    import io
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from verifier.pdf.budget import _array, _dict, _first_page, _inherited, _streams
+
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    if reader.encrypted:
+        raise _Unsure("encrypted")
+    page = _first_page(reader.root["/Pages"].get_object())
+    content = b"\n".join(s.data for s in _streams(page.get("/Contents")))
+    box = [float(v) for v in _array(_inherited(page, "/MediaBox"))]
+    crop = _inherited(page, "/CropBox")
+    if crop is not None:
+        c = [float(v) for v in _array(crop)]
+        box = [max(box[0], c[0]), max(box[1], c[1]), min(box[2], c[2]), min(box[3], c[3])]
+    annots: list[Box] = []
+    for annot in _array(page.get("/Annots"))[:1000]:
+        annot = annot.get_object()
+        if isinstance(annot, generic.DictionaryObject) and "/Rect" in annot:
+            r = [float(v) for v in _array(annot["/Rect"])]
+            annots.append((min(r[0], r[2]), min(r[1], r[3]), max(r[0], r[2]), max(r[1], r[3])))
+        elif isinstance(annot, generic.DictionaryObject):
+            raise _Unsure("annotation without a rectangle")
+    fonts = _dict(_dict(_inherited(page, "/Resources")).get("/Font"))
+    fonts_ok = all(_dict(f).get("/Subtype") != "/Type3" for f in list(fonts.values())[:100])
+    return content, (box[0], box[1], box[2], box[3]), annots, fonts_ok
