@@ -1,12 +1,13 @@
 """``python -m verifier serve``: the checkpoint scanner page on 127.0.0.1 (issue 11).
 
-    $ python -m verifier serve --trust trustlist.cbor --trust csca.pem
+    $ python -m verifier serve --trust trustlist.cbor --trust csca.pem --rules verifier/data/rules
     serving the scanner page on http://127.0.0.1:8045/ (Ctrl-C stops)
 
 Only the standard library's ``http.server``: the page (``scanner/index.html``,
 ``scanner/app``, the verifier modules in ``scanner/src/verify``), the QR decoder
 (``zxing-wasm`` from ``scanner/node_modules``, never a CDN) and the trust files
-given with ``--trust`` (``/trust/index.json`` and ``/trust/<name>``). Anything
+given with ``--trust`` (``/trust/index.json`` and ``/trust/<name>``), and the rule
+set given with ``--rules`` as one bundle with the value sets (``/rules/``). Anything
 else is 404. Every response carries a Content-Security-Policy without inline
 scripts or ``eval`` (``'wasm-unsafe-eval'`` for the decoder only). The page
 verifies in the browser; this server only hands out files, so it binds to
@@ -25,7 +26,7 @@ import socket
 import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +78,12 @@ def default_root() -> Path:
 
 @dataclass(frozen=True)
 class Site:
-    """What the server hands out: URL path -> file, and the trust files' bytes."""
+    """What the server hands out: URL path -> file, the trust files' bytes, and the rule set
+    (``/rules/bundle.json``, ``/rules/valuesets.json``) when one is given."""
 
     files: Mapping[str, Path]
     trust: Mapping[str, bytes]
+    rules: Mapping[str, bytes] = field(default_factory=dict)
 
     def precache(self) -> bytes:
         """``/app/precache.json``: every app file, for the service worker."""
@@ -91,7 +94,20 @@ class Site:
         return json.dumps({"files": list(self.trust)}).encode("utf-8")
 
 
-def build_site(root: Path, trust_paths: Sequence[str]) -> Site:
+def _rule_files(rules_path: str | None) -> dict[str, bytes]:
+    """The rule set as one bundle and the value sets rules read (verifier.rules)."""
+    if rules_path is None:
+        return {}
+    from verifier.rules import bundle, load_rules, value_sets
+
+    rule_set = load_rules(Path(rules_path))
+    return {
+        "bundle.json": json.dumps(bundle(rule_set), ensure_ascii=False).encode("utf-8"),
+        "valuesets.json": json.dumps(value_sets()).encode("utf-8"),
+    }
+
+
+def build_site(root: Path, trust_paths: Sequence[str], rules_path: str | None = None) -> Site:
     """The served files; raises :class:`ConfigError` when the page or a trust file is missing."""
     if not (root / "index.html").is_file():
         raise ConfigError(f"{root}: no scanner page (index.html) there; give --root")
@@ -101,7 +117,7 @@ def build_site(root: Path, trust_paths: Sequence[str]) -> Site:
             f"{zxing}: the QR decoder is not installed (scripts/setup.sh --dev: npm ci --prefix scanner)"
         )
     files: dict[str, Path] = {"/index.html": root / "index.html", "/sw.js": root / "sw.js"}
-    for folder, pattern in (("app", "*"), ("src/verify", "*.js")):
+    for folder, pattern in (("app", "*"), ("src/verify", "*.js"), ("src/vendor", "*.js")):
         for path in sorted((root / folder).glob(pattern)):
             if path.is_file():
                 files[f"/{folder}/{path.name}"] = path
@@ -117,7 +133,7 @@ def build_site(root: Path, trust_paths: Sequence[str]) -> Site:
         if len(data) > _MAX_TRUST_FILE:
             raise ConfigError(f"{raw}: file is too large")
         trust[f"{i}-{path.name}"] = data
-    return Site(files=files, trust=trust)
+    return Site(files=files, trust=trust, rules=_rule_files(rules_path))
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -155,6 +171,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path.startswith("/trust/") and path[len("/trust/") :] in site.trust:
             body = site.trust[path[len("/trust/") :]]
             return self._send(200, body, "application/octet-stream", head=head)
+        if path.startswith("/rules/") and path[len("/rules/") :] in site.rules:
+            body = site.rules[path[len("/rules/") :]]
+            return self._send(200, body, _TYPES[".json"], head=head)
         file = site.files.get(path)
         if file is None:
             return self._send(404, b"not found\n", "text/plain; charset=utf-8", head=head)
@@ -197,7 +216,7 @@ def make_server(
 
 def run_serve(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else default_root()
-    site = build_site(root, args.trust or [])
+    site = build_site(root, args.trust or [], args.rules)
     server = make_server(site, host=args.host, port=args.port)
     host, port = str(server.server_address[0]), int(server.server_address[1])
     shown = f"[{host}]" if ":" in host else host
@@ -220,6 +239,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--trust", action="append", metavar="FILE", help="trust file handed to the page; repeatable"
+    )
+    parser.add_argument(
+        "--rules",
+        metavar="DIR_OR_FILE",
+        help="rule set the page applies (a folder or a bundle, as verifier qr --rules)",
     )
     parser.add_argument(
         "--port",
