@@ -2,7 +2,7 @@
 // (listed by the server in /app/precache.json) are served from the cache first and refreshed
 // in the background; trust files
 // (/trust/...) from the network first, so a newer list is picked up whenever online, and from
-// the cache when offline.
+// the cache when offline; the rule set (/rules/...) likewise.
 
 const CACHE = "vndcc-scanner-v1";
 
@@ -20,6 +20,14 @@ async function precache() {
     }
   } catch {
     // no trust files served: the page imports them
+  }
+  for (const file of ["/rules/bundle.json", "/rules/valuesets.json"]) {
+    try {
+      const res = await fetch(file, { cache: "no-cache" });
+      if (res.ok) await cache.put(file, res);
+    } catch {
+      // no rule set served
+    }
   }
 }
 
@@ -71,5 +79,6 @@ async function cacheFirst(event) {
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== self.location.origin) return;
-  event.respondWith(url.pathname.startsWith("/trust/") ? networkFirst(event.request) : cacheFirst(event));
+  const data = url.pathname.startsWith("/trust/") || url.pathname.startsWith("/rules/");
+  event.respondWith(data ? networkFirst(event.request) : cacheFirst(event));
 });

@@ -43,7 +43,12 @@ export const LABELS = {
   "no_qr": "No QR code found",
   "pdf_unsupported": "PDF passports cannot be checked in the browser yet: use `verifier pdf`, or scan the QR on the page",
   "log_count": "{n} scans logged",
-  "lang_other": "Tiếng Việt"
+  "lang_other": "Tiếng Việt",
+  "profile": "Entry rules (profile)",
+  "no_profile": "no business rules",
+  "rules_none": "No rule set: cryptographic checks only",
+  "rules_ok": "{n} rules of {country}; profile {profile}",
+  "rules_error": "Rule set unusable: {message}"
  },
  "vi": {
   "valid": "HỢP LỆ",
@@ -86,7 +91,12 @@ export const LABELS = {
   "no_qr": "Không tìm thấy mã QR",
   "pdf_unsupported": "Chưa kiểm tra được hộ chiếu PDF trong trình duyệt: dùng `verifier pdf`, hoặc quét mã QR trên trang",
   "log_count": "Đã ghi {n} lượt quét",
-  "lang_other": "English"
+  "lang_other": "English",
+  "profile": "Quy định nhập cảnh (hồ sơ)",
+  "no_profile": "không áp dụng quy định",
+  "rules_none": "Chưa có bộ quy định: chỉ kiểm tra chữ ký và định dạng",
+  "rules_ok": "{n} quy định của {country}; hồ sơ {profile}",
+  "rules_error": "Bộ quy định không dùng được: {message}"
  }
 };
 

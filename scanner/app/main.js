@@ -4,6 +4,8 @@
 // service worker (/sw.js).
 
 import { verifyQrText } from "../src/verify/hc1.js";
+import { applyRules, profileName, ruleSetFromJson } from "../src/verify/rules.js";
+import { evaluate } from "../src/vendor/certlogic.js";
 import { loadTrust } from "../src/verify/trust.js";
 import {
   browserState,
@@ -26,6 +28,8 @@ const ui = {
   stream: null,
   decoding: false,
   last: { text: null, at: 0 },
+  rules: null, // {ruleSet, valueSets, country}
+  rulesProblem: null,
 };
 const worker = new Worker("/app/decode-worker.js", { type: "module" });
 const pending = new Map();
@@ -54,6 +58,7 @@ function applyLanguage() {
   $("start-camera").textContent = t(ui.lang, ui.stream ? "stop_camera" : "start_camera");
   $("log-count").textContent = t(ui.lang, "log_count", { n: scanLog().length });
   showTrustStatus();
+  showProfiles();
 }
 
 function setStatus(el, text, state = "ok") {
@@ -132,6 +137,65 @@ function showTrustStatus() {
   setStatus(el, text, "ok");
 }
 
+// --------------------------------------------------------------------------- rules
+
+async function loadRuleSet() {
+  ui.rules = null;
+  ui.rulesProblem = null;
+  try {
+    const res = await fetch("/rules/bundle.json", { cache: "no-cache" });
+    if (res.ok) {
+      const sets = await fetch("/rules/valuesets.json", { cache: "no-cache" });
+      const ruleSet = ruleSetFromJson(await res.json(), "/rules/bundle.json");
+      ui.rules = { ruleSet, valueSets: sets.ok ? await sets.json() : {}, country: settings().country || "VN" };
+    }
+  } catch (err) {
+    ui.rulesProblem = err.message;
+  }
+  showProfiles();
+}
+
+function currentProfile() {
+  if (!ui.rules) return null;
+  const chosen = settings().profile;
+  const { ruleSet, country } = ui.rules;
+  if (chosen && chosen !== "all" && ruleSet.profiles.has(`${country}/${chosen}`)) return chosen;
+  return profileName(ruleSet, country, chosen === "all" ? "all" : null);
+}
+
+function showProfiles() {
+  const select = $("profile");
+  const status = $("rules-status");
+  if (!ui.rules) {
+    select.replaceChildren();
+    select.disabled = true;
+    setStatus(status, ui.rulesProblem ? t(ui.lang, "rules_error", { message: ui.rulesProblem }) : t(ui.lang, "rules_none"), ui.rulesProblem ? "error" : "warn");
+    return;
+  }
+  const { ruleSet, country } = ui.rules;
+  const names = [...ruleSet.profiles.values()].filter((p) => p.country === country);
+  select.replaceChildren(
+    ...names.map((p) => {
+      const o = document.createElement("option");
+      o.value = p.name;
+      o.textContent = p.name;
+      o.title = p.descriptions[ui.lang] || p.descriptions.en || "";
+      return o;
+    }),
+  );
+  select.disabled = false;
+  const profile = currentProfile();
+  select.value = profile ?? "";
+  const count = ruleSet.rules.filter((r) => r.country === country).length;
+  setStatus(status, t(ui.lang, "rules_ok", { n: count, country, profile: profile ?? "all" }), "ok");
+}
+
+function withRules(verdict) {
+  if (!ui.rules) return verdict;
+  const { ruleSet, valueSets, country } = ui.rules;
+  return applyRules(verdict, ruleSet, { country, profile: currentProfile(), now: new Date(), valueSets, evaluate });
+}
+
 // --------------------------------------------------------------------------- verdict
 
 function refusal(code, message) {
@@ -143,7 +207,7 @@ async function handleText(text, { fromImage }) {
   if (!ui.store) {
     verdict = refusal("unknown_kid", ui.trustRefused || t(ui.lang, "trust_none"));
   } else {
-    verdict = await verifyQrText(text, ui.store, { now: new Date(), qr: fromImage ? true : null });
+    verdict = withRules(await verifyQrText(text, ui.store, { now: new Date(), qr: fromImage ? true : null }));
   }
   $("log-count").textContent = t(ui.lang, "log_count", { n: logScan(verdict) });
   showVerdict(verdict);
@@ -184,7 +248,11 @@ function showVerdict(verdict) {
   const list = $("verdict-reasons");
   list.replaceChildren();
   if (!verdict.valid) {
-    for (const text of new Set(verdict.errors.map((e) => reasonText(ui.lang, e.reason)))) {
+    const texts = verdict.errors.map((e) => reasonText(ui.lang, e.reason));
+    for (const r of verdict.rules || []) {
+      if (r.result !== "passed") texts.push(`${r.rule}: ${r.description[ui.lang] || r.description.en || r.reason}`);
+    }
+    for (const text of new Set(texts)) {
       const li = document.createElement("li");
       li.textContent = text;
       list.append(li);
@@ -353,6 +421,10 @@ function wire() {
   });
   $("trust-file").addEventListener("change", (e) => importTrust(e.target.files));
   $("export-log").addEventListener("click", exportLog);
+  $("profile").addEventListener("change", (e) => {
+    saveSettings({ profile: e.target.value });
+    showProfiles();
+  });
   $("verdict").addEventListener("click", hideVerdict);
   document.addEventListener("keydown", (e) => {
     if (!ui.verdictShown) return;
@@ -383,7 +455,7 @@ async function main() {
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js").catch(() => {});
   }
-  await reloadTrust();
+  await Promise.all([reloadTrust(), loadRuleSet()]);
   document.body.dataset.ready = "true";
   $("qr-text").focus();
 }

@@ -147,3 +147,15 @@ test("the precompiled schema is up to date", () => {
   const tool = fileURLToPath(new URL("../tools/build-schema.mjs", import.meta.url));
   execFileSync(process.execPath, [tool, "--check"], { stdio: "pipe" });
 });
+
+test("the vendored certlogic-js module is up to date and evaluates as the package", async () => {
+  const tool = fileURLToPath(new URL("../tools/build-certlogic.mjs", import.meta.url));
+  execFileSync(process.execPath, [tool, "--check"], { stdio: "pipe" });
+  const { evaluate } = await import("../src/vendor/certlogic.js");
+  const { createRequire } = await import("node:module");
+  const pkg = createRequire(import.meta.url)("certlogic-js");
+  const logic = { and: [{ "<": [{ var: "a" }, 3] }, { "in": ["x", { var: "b" }] }, { after: [{ plusTime: ["2021-06-01", 1, "day"] }, { plusTime: [{ var: "d" }, 0, "day"] }] }] };
+  const data = { a: 2, b: ["x"], d: "2021-06-01T12:00:00Z" };
+  assert.equal(evaluate(logic, data), pkg.evaluate(logic, data));
+  assert.equal(evaluate(logic, data), true);
+});

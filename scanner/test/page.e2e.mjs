@@ -1,7 +1,7 @@
 // End-to-end test of the scanner page in headless Chromium (playwright-core, Debian's
 // /usr/bin/chromium) with a fake camera playing a .y4m of a signed QR code. Driven by
 // tests/scanner/test_page.py: argv[2] is a JSON config
-//   {url, chromium, scenarios: [{name, y4m, screenshot?}], offline: {y4m, text}, lang}
+//   {url, chromium, scenarios: [{name, y4m, profile?, screenshot?}], offline: {y4m, text}, lang}
 // and one JSON object with the outcomes is printed: {scenarios: {name: {valid, reasons}},
 // offline: {...}, csp_violations: [...]}.
 
@@ -67,6 +67,7 @@ for (const s of config.scenarios) {
   try {
     const { page } = await openPage(browser, out.csp_violations);
     const trustStatus = await page.textContent("#trust-status");
+    if (s.profile) await page.selectOption("#profile", s.profile);
     const started = Date.now();
     await page.click("#start-camera");
     const verdict = await verdictOf(page);

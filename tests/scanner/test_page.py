@@ -1,7 +1,8 @@
 """The scanner page end to end (issue 11): ``python -m verifier serve`` and headless Chromium
 with a fake camera (Playwright, scanner/test/page.e2e.mjs).
 
-The camera plays a .y4m made here from our signed QR images: a valid passport gives green, a
+The camera plays a .y4m made here from our signed QR images: a valid passport gives green (VN
+profile primary, verifier/data/rules served with --rules) and red under the booster profile, a
 tampered one (a flipped signature byte) red with ``bad_signature``, one whose UVCI the trust
 list revokes red with ``uvci_revoked``. Then the page, loaded once with the network, is
 reloaded with the network cut (service worker) and verifies again, from the keyboard-wedge
@@ -123,6 +124,8 @@ def server(material: dict[str, object]) -> Iterator[str]:
             str(folder / "trustlist.cbor"),
             "--trust",
             str(folder / "csca.pem"),
+            "--rules",
+            str(ROOT / "verifier" / "data" / "rules"),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -178,7 +181,8 @@ def test_page_with_fake_camera(material: dict[str, object], server: str) -> None
                 **({"screenshot": str(ROOT / "docs" / f"scanner-{name}.png")} if shots else {}),
             }
             for name in ("valid", "tampered", "revoked")
-        ],
+        ]
+        + [{"name": "booster-missing", "y4m": str(folder / "valid.y4m"), "profile": "booster"}],
         "offline": {"y4m": str(folder / "valid.y4m"), "text": texts["valid"]},
     }
     proc = subprocess.run(
@@ -197,6 +201,10 @@ def test_page_with_fake_camera(material: dict[str, object], server: str) -> None
     )
     assert got["revoked"]["valid"] is False and got["revoked"]["reasons"] == ["uvci_revoked"], got
     assert "thu hồi" in got["revoked"]["text"]
+    # the VN booster profile (verifier/data/rules, served with --rules): dose 2 of 2 is not enough
+    assert got["booster-missing"]["valid"] is False, got["booster-missing"]
+    assert got["booster-missing"]["reasons"] == ["rule_failed"], got["booster-missing"]
+    assert "VR-VN-0003" in got["booster-missing"]["text"]
     offline = out["offline"]
     assert offline.get("controlled") is True, (offline, out["console"][-20:], out["csp_violations"])
     assert offline["wedge"]["valid"] is True and offline["camera"]["valid"] is True, offline
