@@ -1,5 +1,5 @@
 """The scanner page end to end (issue 11): ``python -m verifier serve`` and headless Chromium
-with a fake camera (Playwright, scanner/test/page.e2e.mjs).
+with a fake camera (Playwright, scanner/e2e/page.mjs).
 
 The camera plays a .y4m made here from our signed QR images: a valid passport gives green (VN
 profile primary, verifier/data/rules served with --rules) and red under the booster profile, a
@@ -186,7 +186,7 @@ def test_page_with_fake_camera(material: dict[str, object], server: str) -> None
         "offline": {"y4m": str(folder / "valid.y4m"), "text": texts["valid"]},
     }
     proc = subprocess.run(
-        ["node", str(ROOT / "scanner" / "test" / "page.e2e.mjs"), json.dumps(config)],
+        ["node", str(ROOT / "scanner" / "e2e" / "page.mjs"), json.dumps(config)],
         capture_output=True,
         text=True,
         timeout=300,
