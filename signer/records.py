@@ -23,7 +23,7 @@ import os
 import re
 import sqlite3
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
@@ -579,29 +579,46 @@ def _read_csv(
     rows = _csv_rows(reader, hdr, cmap, len(header), too_long, line_offset)
     if hdr.shape == "dose_rows":
         if regroup_dir is not None:
-            rows = _sorted_by_person(rows, regroup_dir)
+            rows = _sorted_by_person(rows, _DoseLayout(hdr), regroup_dir)
         yield from _group_dose_rows(rows, hdr, cmap)
     else:
         for item in rows:
-            assert not isinstance(item, _DoseRow)
-            yield item
+            assert type(item) is not tuple
+            yield item  # type: ignore[misc]
 
 
-@dataclass(frozen=True)
-class _DoseRow:
-    line: int
-    values: dict[str, str]  # record fields (the site's place for a missing province/commune)
-    dose: dict[str, str]
+#: A dose row as read: (line, cells). The cells are the row's values, stripped and NFC
+#: (as :func:`_text` makes them), plus one "" at the end that stands for a missing column.
+_DoseRow = tuple[int, list[str]]
+_NUMBERS: dict[str, int | None] = {}  # dose numbers as written -> _int (a handful of spellings)
+
+
+def _cells(row: list[str]) -> list[str] | None:
+    """The row's values as :func:`_text` makes them, + "" for missing columns; None if not UTF-8.
+
+    One test for the whole row: ASCII (the usual dose row), else NFC already
+    (``\\x00`` is a starter that composes with nothing, so the joined text is
+    NFC exactly when every value is); only other rows are normalised value by value.
+    """
+    joined = "\x00".join(row)
+    if joined.isascii():
+        cells = [v.strip() for v in row]
+    elif _has_bad_encoding(joined):
+        return None
+    elif unicodedata.is_normalized("NFC", joined):
+        cells = [v.strip() for v in row]
+    else:
+        cells = [_text(v) for v in row]
+    cells.append("")
+    return cells
 
 
 def _csv_rows(
     reader: Any, hdr: Header, cmap: _ColumnMap, width: int, too_long: list[int], line_offset: int
 ) -> Iterator[Record | RowProblem | _DoseRow]:
     fields, dose_cols = hdr.fields, hdr.doses
-    site = {k: c for k, c in hdr.site_place.items() if k not in fields}  # the site's place stands in
-    dose_row = dict(hdr.dose_row)
-    if "site" not in dose_row and "commune" in hdr.site_place:
-        dose_row["site"] = hdr.site_place["commune"]
+    dose_shape = hdr.shape == "dose_rows"
+    rid_col = fields.get("record_id")
     while True:
         try:
             row = next(reader)
@@ -620,32 +637,24 @@ def _csv_rows(
             continue
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
-        rid = (
-            row[fields["record_id"]].strip()
-            if "record_id" in fields and len(row) > fields["record_id"]
-            else ""
-        )
-        if len(rid) > MAX_FIELD_CHARS:
-            rid = ""
         if len(row) != width:
-            yield RowProblem(
-                lineno, "column_count", f"expected {width} columns, found {len(row)}", rid
-            )
+            rid = row[rid_col].strip() if rid_col is not None and len(row) > rid_col else ""
+            yield RowProblem(lineno, "column_count", f"expected {width} columns, found {len(row)}",
+                             rid if len(rid) <= MAX_FIELD_CHARS else "")  # fmt: skip
             continue
-        if _has_bad_encoding("".join(row)):
+        cells = _cells(row)
+        if cells is None:
             yield RowProblem(lineno, "bad_encoding", "row is not valid UTF-8", "")
             continue
-        values = {name: _text(row[col]) for name, col in fields.items()}
-        if dose_row:
-            for name, col in site.items():
-                values[name] = _text(row[col])
-            yield _DoseRow(lineno, values, {name: _text(row[col]) for name, col in dose_row.items()})
+        if dose_shape:
+            yield (lineno, cells)
             continue
+        values = {name: cells[col] for name, col in fields.items()}
         doses = []
         problem: RowProblem | None = None
         for index in sorted(dose_cols):
             cols = dose_cols[index]
-            dvalues = {name: _text(row[col]) for name, col in cols.items()}
+            dvalues = {name: cells[col] for name, col in cols.items()}
             if not any(dvalues.values()):
                 continue
             dose = _dose(dvalues, index, lineno, values.get("record_id", ""))
@@ -660,7 +669,7 @@ def _csv_rows(
 
 
 def _sorted_by_person(
-    rows: Iterable[Record | RowProblem | _DoseRow], work_dir: Path
+    rows: Iterable[Record | RowProblem | _DoseRow], layout: _DoseLayout, work_dir: Path
 ) -> Iterator[Record | RowProblem | _DoseRow]:
     """The rows again, each person's dose rows together, people in the order of their first row.
 
@@ -680,10 +689,11 @@ def _sorted_by_person(
         while batch := list(itertools.islice(it, 20_000)):
             out = []
             for row in batch:
-                if isinstance(row, _DoseRow):
+                if type(row) is tuple:
+                    line, cells = row
                     # the person too: another person's rows under a reused record ID stay apart
-                    key = json.dumps([group_key(row.values), _person_key(row.values)], ensure_ascii=False)
-                    out.append((key, row.line, json.dumps(["d", row.values, row.dose], ensure_ascii=False)))
+                    key = json.dumps([layout.key(cells), layout.person_key(cells)], ensure_ascii=False)
+                    out.append((key, line, json.dumps(["d", cells], ensure_ascii=False)))
                 elif isinstance(row, RowProblem):
                     data = ["p", row.reason, row.message, row.record_id]
                     out.append((f"p{row.line}", row.line, json.dumps(data, ensure_ascii=False)))
@@ -699,7 +709,7 @@ def _sorted_by_person(
             for line, data in fetched:
                 item = json.loads(data)
                 if item[0] == "d":
-                    yield _DoseRow(line, item[1], item[2])
+                    yield (line, item[1])
                 else:
                     yield RowProblem(line, item[1], item[2], item[3])
     except sqlite3.Error as err:
@@ -760,9 +770,48 @@ def group_key(values: Mapping[str, str]) -> tuple[str, ...]:
 _PERSON_FIELDS = ("full_name", "date_of_birth", "sex", "nationality", "id_number", "province", "commune")
 
 
-def _person_key(values: Mapping[str, str]) -> tuple[str, ...]:
-    return (values.get("id_number", "").replace(" ", ""), " ".join(values.get("full_name", "").split()).casefold(),
-            values.get("date_of_birth", ""))  # fmt: skip
+def _getter(cols: Sequence[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    """``operator.itemgetter`` that always returns a tuple (also for zero or one column)."""
+    if len(cols) > 1:
+        return operator.itemgetter(*cols)
+    if cols:
+        col = cols[0]
+        return lambda cells: (cells[col],)
+    return lambda cells: ()
+
+
+class _DoseLayout:
+    """Where a one-row-per-dose header keeps each value (-1: the "" after the row's cells)."""
+
+    def __init__(self, hdr: Header):
+        fields = hdr.fields
+        site = {k: c for k, c in hdr.site_place.items() if k not in fields}  # the site's place stands in
+        self.record = {**fields, **site}  # record field -> column, in the order _record checks them
+        dose = dict(hdr.dose_row)
+        if "site" not in dose and "commune" in hdr.site_place:
+            dose["site"] = hdr.site_place["commune"]
+        self.dose = dose
+        self.compared = tuple(f for f in _PERSON_FIELDS if f in fields)  # the site's place may change per dose
+        self.person = _getter([fields[f] for f in self.compared])
+        self.dose_values = _getter([dose.get(f, -1) for f in DOSE_FIELDS])
+        self.has_dose = _getter([c for f, c in dose.items() if f != "site"])
+        self.record_values = _getter([self.record.get(f, -1) for f in FIELDS])
+        self.rid, self.ident, self.name, self.dob = (fields.get(f, -1) for f in (
+            "record_id", "id_number", "full_name", "date_of_birth"))  # fmt: skip
+
+    def key(self, cells: list[str]) -> tuple[str, ...]:
+        """:func:`group_key` of the row."""
+        rid = cells[self.rid]
+        if rid:
+            return ("R", rid)
+        return ("P", cells[self.ident].replace(" ", ""), " ".join(cells[self.name].split()).casefold(),
+                cells[self.dob])  # fmt: skip
+
+    def person_key(self, cells: list[str]) -> tuple[str, ...]:
+        return (cells[self.ident].replace(" ", ""), " ".join(cells[self.name].split()).casefold(), cells[self.dob])
+
+    def values(self, cells: list[str]) -> dict[str, str]:
+        return {name: cells[col] for name, col in self.record.items()}
 
 
 def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header, cmap: _ColumnMap
@@ -774,26 +823,28 @@ def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header
     sex, nationality, ID); a row with the same record ID but another person
     starts a new record with that ID, which the checks report as a duplicate.
     """
-    compared = tuple(f for f in _PERSON_FIELDS if f in hdr.fields)  # the site's place may change per dose
-    person = operator.itemgetter(*compared) if compared else (lambda _: ())
+    layout = _DoseLayout(hdr)
+    person, key_of, compared = layout.person, layout.key, layout.compared
+    cols = [hdr.fields[f] for f in compared]
     group: list[_DoseRow] = []
     key: tuple[str, ...] = ()
     first: Any = None
     for row in rows:
-        if not isinstance(row, _DoseRow):
-            yield row
+        if type(row) is not tuple:
+            yield row  # type: ignore[misc]
             continue
-        k = group_key(row.values)
-        if group and (k != key or (person(row.values) != first and not all(
-                _same(f, group[0].values[f], row.values[f], cmap) for f in compared))):  # fmt: skip
-            yield _person(group, cmap)
+        cells = row[1]
+        k = key_of(cells)
+        if group and (k != key or (person(cells) != first and not all(
+                _same(f, group[0][1][c], cells[c], cmap) for f, c in zip(compared, cols, strict=True)))):  # fmt: skip
+            yield _person(group, layout, cmap)
             group = []
         if not group:
-            first = person(row.values)
+            first = person(cells)
         key = k
         group.append(row)
     if group:
-        yield _person(group, cmap)
+        yield _person(group, layout, cmap)
 
 
 def _same(name: str, a: str, b: str, cmap: _ColumnMap) -> bool:
@@ -806,18 +857,54 @@ def _same(name: str, a: str, b: str, cmap: _ColumnMap) -> bool:
     return a == b
 
 
-def _person(group: list[_DoseRow], cmap: _ColumnMap) -> Record | RowProblem:
-    first = group[0]
-    rid = first.values.get("record_id", "")
+def _person(group: list[_DoseRow], layout: _DoseLayout, cmap: _ColumnMap) -> Record | RowProblem:
+    """One record from a person's dose rows (a row with a field too long: :func:`_person_slowly`)."""
+    first_line, first = group[0]
+    has_dose, dose_values = layout.has_dose, layout.dose_values
     doses = []
-    for index, row in enumerate(group, start=1):
-        if not any(v for k, v in row.dose.items() if k != "site"):
+    for index, (line, cells) in enumerate(group, start=1):
+        if max(map(len, cells)) > MAX_FIELD_CHARS:
+            return _person_slowly(group, layout, cmap)
+        if not any(has_dose(cells)):
             continue  # a person row without a dose (the site's commune alone is no dose)
-        dose = _dose(row.dose, index, row.line, rid)
-        if isinstance(dose, RowProblem):
-            return dose
-        doses.append(dose)
-    return _record(first.values, tuple(doses), first.line, cmap, rows=len(group))
+        date, vaccine, lot, number, series, site = dose_values(cells)
+        dn = _NUMBERS.get(number, -1)
+        if dn == -1:
+            dn = _int(number)
+            if len(_NUMBERS) < 1000:
+                _NUMBERS[number] = dn
+        sd = _NUMBERS.get(series, -1)
+        if sd == -1:
+            sd = _int(series)
+            if len(_NUMBERS) < 1000:
+                _NUMBERS[series] = sd
+        if dn is None or sd is None:
+            return RowProblem(line, "bad_number", f"dose {index}: dose number and series must be whole numbers",
+                              first[layout.rid])  # fmt: skip
+        doses.append(Dose(date, vaccine, lot, dn, sd, site))
+    rid, name, dob, sex_text, nationality, ident, province, commune = layout.record_values(first)
+    sex = normalize_sex(sex_text, cmap)
+    if sex is None:
+        return RowProblem(first_line, "bad_sex", "sex must be M/F/X (Nam/Nữ/Khác) or empty", rid)
+    return Record(rid, " ".join(name.split()), dob, sex, nationality.upper() or "VN", ident, tuple(doses),
+                  province, commune, first_line, rows=len(group))  # fmt: skip
+
+
+def _person_slowly(group: list[_DoseRow], layout: _DoseLayout, cmap: _ColumnMap) -> Record | RowProblem:
+    """:func:`_person` field by field, for the rare group with a field too long (reported exactly)."""
+    first_line, first = group[0]
+    values = layout.values(first)
+    rid = values.get("record_id", "")
+    doses = []
+    for index, (line, cells) in enumerate(group, start=1):
+        dose = {name: cells[col] for name, col in layout.dose.items()}
+        if not any(v for k, v in dose.items() if k != "site"):
+            continue
+        found = _dose(dose, index, line, rid)
+        if isinstance(found, RowProblem):
+            return found
+        doses.append(found)
+    return _record(values, tuple(doses), first_line, cmap, rows=len(group))
 
 
 def write_jsonl(records: Iterable[Record], fh: TextIO) -> int:
