@@ -2,6 +2,7 @@
 
     $ python -m verifier serve --trust trustlist.cbor --trust csca.pem --rules verifier/data/rules
     serving the scanner page on http://127.0.0.1:8045/ (Ctrl-C stops)
+    $ python -m verifier serve --trust trustlist.cbor --rules verifier/data/rules --bundle out/scanner
 
 Only the standard library's ``http.server``: the page (``scanner/index.html``,
 ``scanner/app``, the verifier modules in ``scanner/src/verify``), the QR decoder
@@ -214,9 +215,31 @@ def make_server(
         raise ConfigError(f"cannot listen on {host}:{port}: {err.strerror}") from None
 
 
+def write_bundle(site: Site, target: Path) -> int:
+    """The site as static files under ``target`` (any web server, or a phone's home screen):
+    the same paths, ``app/precache.json``, ``trust/`` and ``rules/``. ``index.html`` carries
+    the CSP as a meta tag too, for servers that cannot set headers. Returns the file count."""
+    if target.exists() and any(target.iterdir()):
+        raise ConfigError(f"{target}: not an empty folder")
+    out: dict[str, bytes] = {path: file.read_bytes() for path, file in site.files.items()}
+    out["/app/precache.json"] = site.precache()
+    out["/trust/index.json"] = site.trust_index()
+    out.update({f"/trust/{name}": data for name, data in site.trust.items()})
+    out.update({f"/rules/{name}": data for name, data in site.rules.items()})
+    for path, data in out.items():
+        dest = target / path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    return len(out)
+
+
 def run_serve(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else default_root()
     site = build_site(root, args.trust or [], args.rules)
+    if args.bundle is not None:
+        count = write_bundle(site, Path(args.bundle))
+        print(f"wrote {count} files to {args.bundle} (a static copy of the scanner page)")
+        return 0
     server = make_server(site, host=args.host, port=args.port)
     host, port = str(server.server_address[0]), int(server.server_address[1])
     shown = f"[{host}]" if ":" in host else host
@@ -253,6 +276,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--bundle",
+        metavar="DIR",
+        help="write the page as static files to DIR (empty or new) instead of serving it",
     )
     parser.add_argument(
         "--root", metavar="DIR", help="the scanner folder (default: scanner/ of this checkout)"
