@@ -209,3 +209,55 @@ def test_page_with_fake_camera(material: dict[str, object], server: str) -> None
     assert offline.get("controlled") is True, (offline, out["console"][-20:], out["csp_violations"])
     assert offline["wedge"]["valid"] is True and offline["camera"]["valid"] is True, offline
     assert out["csp_violations"] == []
+
+
+def test_static_bundle_on_a_plain_web_server(material: dict[str, object], tmp_path: Path) -> None:
+    """`serve --bundle DIR` writes the page as files; Python's plain http.server (no CSP
+    header: the page's meta tag carries it) serves them, and the page verifies by camera and,
+    after one load, offline."""
+    folder = material["dir"]
+    texts = material["texts"]
+    assert isinstance(folder, Path) and isinstance(texts, dict)
+    bundle = tmp_path / "bundle"
+    subprocess.run(
+        [sys.executable, "-m", "verifier", "serve", "--bundle", str(bundle),
+         "--trust", str(folder / "trustlist.cbor"), "--trust", str(folder / "csca.pem"),
+         "--rules", str(ROOT / "verifier" / "data" / "rules")],
+        cwd=ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    assert (bundle / "index.html").is_file() and (
+        bundle / "vendor/zxing/reader/zxing_reader.wasm"
+    ).is_file()
+    assert 'http-equiv="Content-Security-Policy"' in (bundle / "index.html").read_text("utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(bundle), "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = (
+            proc.stdout.readline()
+        )  # "Serving HTTP on 127.0.0.1 port N (http://127.0.0.1:N/) ..."
+        url = line.split("(", 1)[1].split(")", 1)[0]
+        config = {
+            "url": url,
+            "chromium": CHROMIUM,
+            "lang": "en",
+            "scenarios": [{"name": "valid", "y4m": str(folder / "valid.y4m")}],
+            "offline": {"y4m": str(folder / "valid.y4m"), "text": texts["tampered"]},
+        }
+        run = subprocess.run(
+            ["node", str(ROOT / "scanner" / "e2e" / "page.mjs"), json.dumps(config)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout)
+    assert out["scenarios"]["valid"]["valid"] is True, out["scenarios"]
+    assert "VALID" in out["scenarios"]["valid"]["title"]
+    offline = out["offline"]
+    assert offline.get("controlled") is True, (offline, out["console"][-10:])
+    assert offline["wedge"]["reasons"] == ["bad_signature"] and offline["camera"]["valid"] is True
+    assert out["csp_violations"] == []
