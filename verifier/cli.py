@@ -24,6 +24,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from verifier import rules_cli, serve
@@ -121,6 +122,8 @@ def _read_image(path: str) -> bytes:
 def run_qr(args: argparse.Namespace) -> int:
     now = now_from_args(args)
     rule_set = rules_cli.load_rules_from_args(args)  # issue 11: --rules (exit 2 if unusable)
+    if args.image is not None and os.path.isdir(args.image):
+        return _run_image_folder(args, now)
     if args.image is not None:
         image = _read_image(args.image)
         trust = load_trust_from_args(args, now)
@@ -134,6 +137,33 @@ def run_qr(args: argparse.Namespace) -> int:
     return exit_code(verdict)
 
 
+def _run_image_folder(args: argparse.Namespace, now: dt.datetime) -> int:
+    """``--image DIR``: one line (JSON with --json) per image, in parallel (issue 13)."""
+    from verifier.pdf.folder import (
+        IMAGE_SUFFIXES,
+        default_jobs,
+        list_files,
+        qr_image_task,
+        run_folder,
+    )
+
+    load_trust_from_args(args, now)  # a bad trust file: exit 2 before any work
+    files = list_files(Path(args.image), IMAGE_SUFFIXES)
+    worker_args = argparse.Namespace(**{k: v for k, v in vars(args).items() if k != "run"})
+    return run_folder(files, factory=qr_image_task, factory_args=(worker_args, now.isoformat()),
+                      jobs=args.jobs or default_jobs())  # fmt: skip
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--jobs must be a number") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError("--jobs must be 1 to 256")
+    return value
+
+
 def register_qr(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "qr",
@@ -144,7 +174,13 @@ def register_qr(subparsers: Any) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("text", nargs="?", metavar="'HC1:...'", help="the QR text")
     source.add_argument("--qr-file", metavar="FILE", help="file holding the QR text ('-': stdin)")
-    source.add_argument("--image", metavar="FILE", help="PNG/JPEG image of the QR code")
+    source.add_argument(
+        "--image", metavar="FILE|DIR",
+        help="PNG/JPEG image of the QR code; a folder: every image in it, one line "
+        "(JSON with --json) per file, in parallel (--jobs)",
+    )
+    parser.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+                        help="worker processes for --image DIR (default: the CPUs available)")
     rules_cli.add_qr_arguments(parser)
     parser.set_defaults(run=run_qr)
 

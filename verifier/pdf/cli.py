@@ -80,6 +80,15 @@ def render_human(verdict: PdfVerdict, *, path: str, lang: str = "en") -> str:
     return "\n".join(lines)
 
 
+def one_line(verdict: PdfVerdict, *, path: str, lang: str = "en") -> str:
+    """One line per file (folder mode): path, verdict, then the failed checks' reasons."""
+    labels = _LABELS.get(lang, _LABELS["en"])
+    head = f"{path}: {labels['valid'] if verdict.valid else labels['invalid']}"
+    if verdict.errors:
+        head += " (" + ", ".join(f"{e.check}: {e.reason}" for e in verdict.errors) + ")"
+    return head
+
+
 class _Overrun(BaseException):
     """SIGALRM at the wall limit; a BaseException so that no ``except Exception`` keeps it."""
 
@@ -117,6 +126,16 @@ def _verify_within_limit(data: bytes, trust: Any, now: Any) -> PdfVerdict:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--jobs must be a number") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError("--jobs must be 1 to 256")
+    return value
+
+
 def run_pdf(args: argparse.Namespace) -> int:
     from verifier.cli import EXIT_ERROR, exit_code, now_from_args
     from verifier.trust import load_trust_material
@@ -127,6 +146,8 @@ def run_pdf(args: argparse.Namespace) -> int:
     for name in ("pyhanko", "pyhanko_certvalidator"):
         logging.getLogger(name).addHandler(logging.NullHandler())
     now = now_from_args(args)
+    if Path(args.file).is_dir():
+        return _run_folder(args, now)
     data = _read_pdf(args.file)
     # the trust material may hold no DSC at all (a current trust list leaves
     # expired ones out): a PDF signed by one is then an invalid verdict, not exit 2
@@ -141,6 +162,18 @@ def run_pdf(args: argparse.Namespace) -> int:
     return EXIT_VALID if verdict.valid else EXIT_INVALID
 
 
+def _run_folder(args: argparse.Namespace, now: Any) -> int:
+    from verifier.pdf.folder import PDF_SUFFIXES, default_jobs, list_files, pdf_task, run_folder
+    from verifier.trust import load_trust_material
+
+    load_trust_material(args.trust, now=now)  # a bad trust file: exit 2 before any work
+    files = list_files(Path(args.file), PDF_SUFFIXES)
+    return run_folder(
+        files, factory=pdf_task, factory_args=(tuple(args.trust), now.isoformat(), args.json, args.lang),
+        jobs=args.jobs or default_jobs(),
+    )  # fmt: skip
+
+
 def register(subparsers: Any) -> None:
     """Add the ``pdf`` subcommand to ``python -m verifier``."""
     from verifier.cli import add_trust_arguments
@@ -152,5 +185,13 @@ def register(subparsers: Any) -> None:
         "Exit 0 valid, 1 invalid, 2 error.",
     )
     add_trust_arguments(parser)
-    parser.add_argument("file", metavar="FILE.pdf", help="the PDF passport")
+    parser.add_argument(
+        "file", metavar="FILE.pdf|DIR",
+        help="the PDF passport, or a folder: every *.pdf in it (recursively), one line "
+        "(with --json one JSON object) per file, in parallel (--jobs)",
+    )
+    parser.add_argument(
+        "--jobs", type=_jobs, default=None, metavar="N",
+        help="worker processes for a folder (default: the CPUs available)",
+    )
     parser.set_defaults(run=run_pdf)
