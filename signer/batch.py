@@ -236,7 +236,15 @@ class LedgerRun(SigningRun):
         self.full_check = check_files == "hash"
         self.counts = BatchCounts()
         self.country = self.signer.issuer.country
-        self._marked_stale = False
+        # one centre per folder: file names are record ids, which are only unique per centre
+        other = ledger.db.fetchone(
+            "SELECT centre FROM certificates WHERE out_dir = ? AND centre <> ? LIMIT 1", (output.key, centre)
+        )
+        if other is not None:
+            raise ConfigError(
+                f"{output.path} holds the certificates of another centre ({other[0]}); "
+                "give each centre its own output folder"
+            )
 
     # -- step 1 -------------------------------------------------------------
     def fail(self, line: int, record_id: str, reason: str) -> None:
@@ -253,56 +261,60 @@ class LedgerRun(SigningRun):
         admitted.extra = (plans, skipped)
         if not jobs:
             return admitted
-        history = self.ledger.for_records(self.centre, [j.record.record_id for j in jobs])
-        key, out_key = self.ledger.key, self.output.key
-        fresh = iter(new_uvcis(len(jobs), self.country))
-        reservations: list[Reservation] = []
-        releases: list[Change] = []
-        ready = []
-        for job in jobs:
-            record, position = job.record, job.position
-            record_hash = key.record_hash(record)
-            rows = history.get(record.record_id, [])
-            pending = next((c for c in rows if c.state in PENDING), None)
-            written = next((c for c in rows if c.state == "written"), None)
-            replaces = written.uvci if written is not None else None
-            if pending is not None and pending.record_hash == record_hash:
-                if pending.out_dir != out_key:
-                    admitted.refused[position] = (
-                        f"being issued into another folder ({pending.out_dir}); run the batch there"
-                    )
-                elif pending.state == "signed" and self.output.files_ok(pending.files, full=True):
-                    plans[position] = Plan("finalize", pending.uvci, record, job.verified, replaces, pending.files)
-                else:
-                    plans[position] = Plan("resume", pending.uvci, record, job.verified, replaces)
-                    ready.append(job._replace(uvci=pending.uvci))
-                continue
-            if pending is not None:  # reserved for data that has changed since
-                releases.append(Change(pending.uvci, "released", note="the record changed before it was written"))
-            kind = "new"
-            if written is not None and written.record_hash == record_hash:
-                if self._due(written):
+        # read and reserve in one transaction: on SQLite it holds the write lock
+        # (BEGIN IMMEDIATE), so a concurrent run cannot reserve the same records
+        # between the two (on PostgreSQL the unique indexes refuse the second)
+        with self.ledger.db.transaction():
+            history = self.ledger.for_records(self.centre, [j.record.record_id for j in jobs])
+            key, out_key = self.ledger.key, self.output.key
+            fresh = iter(new_uvcis(len(jobs), self.country))
+            reservations: list[Reservation] = []
+            releases: list[Change] = []
+            ready = []
+            for job in jobs:
+                record, position = job.record, job.position
+                record_hash = key.record_hash(record)
+                rows = history.get(record.record_id, [])
+                pending = next((c for c in rows if c.state in PENDING), None)
+                written = next((c for c in rows if c.state == "written"), None)
+                replaces = written.uvci if written is not None else None
+                if pending is not None and pending.record_hash == record_hash:
+                    if pending.out_dir != out_key:
+                        admitted.refused[position] = (
+                            f"being issued into another folder ({pending.out_dir}); run the batch there"
+                        )
+                    elif pending.state == "signed" and self.output.files_ok(pending.files, full=True):
+                        plans[position] = Plan("finalize", pending.uvci, record, job.verified, replaces, pending.files)
+                    else:
+                        plans[position] = Plan("resume", pending.uvci, record, job.verified, replaces)
+                        ready.append(job._replace(uvci=pending.uvci))
+                    continue
+                if pending is not None:  # reserved for data that has changed since
+                    releases.append(Change(pending.uvci, "released", note="the record changed before it was written"))
+                kind = "new"
+                if written is not None and written.record_hash == record_hash:
+                    if self._due(written):
+                        kind = "reissue"
+                    elif written.out_dir != out_key or self.output.files_ok(written.files, full=self.full_check):
+                        skipped.add(position)
+                        continue
+                    else:
+                        plans[position] = Plan("rewrite", written.uvci, record, job.verified)
+                        ready.append(job._replace(uvci=written.uvci, iat=written.iat))
+                        continue
+                if written is None and any(c.state == "revoked" and c.record_hash == record_hash for c in rows):
+                    if not self.reissue_revoked:
+                        admitted.refused[position] = (
+                            "its certificate was revoked; not issued again (signer reissue --revoked)"
+                        )
+                        continue
                     kind = "reissue"
-                elif written.out_dir != out_key or self.output.files_ok(written.files, full=self.full_check):
-                    skipped.add(position)
-                    continue
-                else:
-                    plans[position] = Plan("rewrite", written.uvci, record, job.verified)
-                    ready.append(job._replace(uvci=written.uvci, iat=written.iat))
-                    continue
-            if written is None and any(c.state == "revoked" and c.record_hash == record_hash for c in rows):
-                if not self.reissue_revoked:
-                    admitted.refused[position] = (
-                        "its certificate was revoked; not issued again (signer reissue --revoked)"
-                    )
-                    continue
-                kind = "reissue"
-            generation = 1 + max((c.generation for c in rows if c.record_hash == record_hash), default=-1)
-            uvci = next(fresh)
-            reservations.append(self._reservation(uvci, record, record_hash, generation, job.verified))
-            plans[position] = Plan(kind, uvci, record, job.verified, replaces)
-            ready.append(job._replace(uvci=uvci))
-        self.ledger.apply(reservations, releases)
+                generation = 1 + max((c.generation for c in rows if c.record_hash == record_hash), default=-1)
+                uvci = next(fresh)
+                reservations.append(self._reservation(uvci, record, record_hash, generation, job.verified))
+                plans[position] = Plan(kind, uvci, record, job.verified, replaces)
+                ready.append(job._replace(uvci=uvci))
+            self.ledger.apply(reservations, releases)
         self.counts.released += len(releases)
         admitted.ready = ready
         return admitted

@@ -210,3 +210,16 @@ def test_two_signing_processes(
     assert batch(source, out, ledger_target, key_args, "--jobs", jobs) == 0
     assert check_consistent(ledger_target, out, [r.record_id for r in records]) == first
     assert [e["record_id"] for e in read_manifest(out / "manifest.jsonl")] == [r.record_id for r in records]
+
+
+def test_one_centre_per_folder(key_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Record ids are unique per centre only: a second centre in the same
+    folder would overwrite the first one's files."""
+    monkeypatch.delenv("VNDCC_LEDGER_KEY", raising=False)
+    source = write_records(tmp_path / "in.jsonl", many_records(2))
+    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+    assert batch(source, out, ledger, key_args) == 0
+    args = ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", "Another centre", *key_args]
+    assert main(args) == 2
+    assert "holds the certificates of another centre" in capsys.readouterr().err
+    assert main([*args[:3], str(tmp_path / "out2"), *args[4:]]) == 0

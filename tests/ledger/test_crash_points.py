@@ -48,10 +48,10 @@ def crash_points() -> dict[str, Callable[[pytest.MonkeyPatch], None]]:
     from signer.ledger.store import Ledger as L
 
     def after_reservation(mp: pytest.MonkeyPatch) -> None:
-        mp.setattr(L, "apply", after(L.apply, 1))  # the first apply is the reservation
+        mp.setattr(batch.LedgerRun, "_admit", after(batch.LedgerRun._admit, 1))  # its transaction committed
 
     def after_signed(mp: pytest.MonkeyPatch) -> None:
-        mp.setattr(L, "apply", after(L.apply, 2))
+        mp.setattr(L, "apply", after(L.apply, 2))  # the reservation, then the signed transaction
 
     def half_renamed(mp: pytest.MonkeyPatch) -> None:
         mp.setattr(batch.os, "replace", after(os.replace, 7))
