@@ -19,6 +19,10 @@ problems):
 3. **write** (this process, in input order): each record's files (atomic
    writes), its manifest line, and the messages on stderr.
 
+Step 1 hands step 2 :class:`Job` tuples (record, and optionally the UVCI
+and signing time to use); :class:`signer.batch.LedgerRun` overrides steps 1
+and 3 to go through the issuance ledger (``signer batch``).
+
 With ``jobs > 1`` step 2 runs in that many worker processes (``fork``),
 each opening the key itself (a PKCS#11 session does not survive fork;
 the PIN or passphrase is asked once, before), with at most two batches per
