@@ -211,6 +211,19 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_folder_centre(ledger: Ledger, output: BatchOutput, centre: str) -> None:
+    """One centre per folder: file names are record ids, which are unique per
+    centre only (another centre's run would overwrite the files)."""
+    other = ledger.db.fetchone(
+        "SELECT centre FROM certificates WHERE out_dir = ? AND centre <> ? LIMIT 1", (output.key, centre)
+    )
+    if other is not None:
+        raise ConfigError(
+            f"{output.path} holds the certificates of another centre ({other[0]}); "
+            "give each centre its own output folder"
+        )
+
+
 class LedgerRun(SigningRun):
     """A signing run whose admission and output go through the ledger."""
 
@@ -236,15 +249,7 @@ class LedgerRun(SigningRun):
         self.full_check = check_files == "hash"
         self.counts = BatchCounts()
         self.country = self.signer.issuer.country
-        # one centre per folder: file names are record ids, which are only unique per centre
-        other = ledger.db.fetchone(
-            "SELECT centre FROM certificates WHERE out_dir = ? AND centre <> ? LIMIT 1", (output.key, centre)
-        )
-        if other is not None:
-            raise ConfigError(
-                f"{output.path} holds the certificates of another centre ({other[0]}); "
-                "give each centre its own output folder"
-            )
+        check_folder_centre(ledger, output, centre)
 
     # -- step 1 -------------------------------------------------------------
     def fail(self, line: int, record_id: str, reason: str) -> None:

@@ -371,7 +371,7 @@ def _actor(ns: argparse.Namespace) -> str:
 
 
 def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    from signer.batch import BatchOutput, LedgerRun, write_manifest
+    from signer.batch import BatchOutput, LedgerRun, check_folder_centre, write_manifest
     from signer.batch_report import ErrorReport, Progress, estimate_records
     from signer.ledger import Ledger
 
@@ -395,6 +395,7 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
         options = Options(now=now, allow_unverified=override is not None, png=ns.png, svg=ns.svg, hash_outputs=True)
         secret = key_secret(spec)
         with stop_signals(), BatchOutput(ns.out) as output, open_key(spec, secret=secret) as key:
+            check_folder_centre(ledger, output, ns.centre)
             signer = build_signer(key, ns, options)
             workers = (jobs, WorkerSetup(spec=spec, secret=secret, ns=ns, options=options)) if jobs > 1 else None
             errors_path = ns.errors or ns.out / "errors.csv"

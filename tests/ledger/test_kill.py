@@ -47,7 +47,8 @@ KILLS = 20
 BATCH = 8
 #: Runs the CLI with a smaller batch size (signer.run.BATCH_SIZE is read at run time).
 LAUNCH = (
-    "import sys, signer.run; signer.run.BATCH_SIZE = int(sys.argv[1]); "
+    "import faulthandler, signal, sys, signer.run; signer.run.BATCH_SIZE = int(sys.argv[1]); "
+    "faulthandler.register(signal.SIGUSR1, all_threads=True); "  # the stacks, should a run hang
     "from signer.cli import main; sys.exit(main(sys.argv[2:]))"
 )
 
@@ -174,7 +175,14 @@ def test_kills_then_exactly_once(
                 except ProcessLookupError:  # that worker had just ended
                     proc.kill()
                     how_killed.append("main")
-            _, err = proc.communicate(timeout=120)
+            try:
+                _, err = proc.communicate(timeout=90)
+            except subprocess.TimeoutExpired:  # a hang: show where it waits
+                os.kill(proc.pid, signal.SIGUSR1)
+                time.sleep(2)
+                os.killpg(proc.pid, signal.SIGKILL)
+                _, err = proc.communicate()
+                pytest.fail(f"run {i} ({how_killed[-1]}) did not end:\n{err.decode(errors='replace')[-6000:]}")
             assert b"Traceback" not in err, err.decode(errors="replace")
             if how_killed[-1].startswith("finished first") and proc.returncode:
                 how_killed[-1] += ": " + err.decode(errors="replace").strip()[-200:]
