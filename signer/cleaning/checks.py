@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import operator
 import re
 from dataclasses import dataclass
 
@@ -142,7 +143,17 @@ def is_citizen(record: Record) -> bool:
     checked, a foreigner's passport is not looked up.
     """
     nat = record.nationality
-    return nat in _VIETNAMESE or _FOREIGN.fullmatch(nat) is None
+    try:
+        return _CITIZEN[nat]
+    except KeyError:
+        pass
+    found = nat in _VIETNAMESE or _FOREIGN.fullmatch(nat) is None
+    if len(_CITIZEN) < 1000:  # a handful of spellings; bounded anyway
+        _CITIZEN[nat] = found
+    return found
+
+
+_CITIZEN: dict[str, bool] = {}
 
 
 #: Separators people type inside an ID ("010 200 280776", "010.200.280776"): repaired for
@@ -180,12 +191,16 @@ def is_placeholder(ident: str, tables: Tables) -> bool:
 
 def check_id(record: Record, dob: PartialDate | None, tables: Tables) -> list[str]:
     ident = record.id_number
-    if not ident or is_placeholder(ident, tables):
+    digits = _DIGITS.fullmatch(ident) is not None
+    if digits:  # is_placeholder for ASCII digits: all zeros, or a placeholder of the table
+        if not ident.strip("0") or ident in tables.id_placeholders:
+            return ["id_missing"]
+    elif not ident or is_placeholder(ident, tables):
         return ["id_missing"]
     if not is_citizen(record):
         return [] if _PASSPORT.fullmatch(ident.upper()) else ["passport_format"]
     out = []
-    if not _DIGITS.fullmatch(ident):
+    if not digits:
         repaired = repaired_id(ident)
         if repaired == ident:  # letters, symbols or non-ASCII digits, or separators around a wrong length
             compact = _SEPARATORS.sub("", ident)
@@ -207,16 +222,23 @@ def check_id(record: Record, dob: PartialDate | None, tables: Tables) -> list[st
 
 
 def check_doses(record: Record, dob: PartialDate | None, today: dt.date, tables: Tables) -> list[str]:
-    if not record.doses:
+    return _check_doses(record, dob.earliest if dob is not None else None, today, tables)
+
+
+def _check_doses(record: Record, birth: dt.date | None, today: dt.date, tables: Tables) -> list[str]:
+    """:func:`check_doses` with the earliest birth date (None: not compared)."""
+    doses = record.doses
+    if not doses:
         return ["dose_missing"]
     found: set[str] = set()
     dated: list[tuple[dt.date, int, int, str | None]] = []
-    birth = dob.earliest if dob is not None else None
-    for dose in record.doses:
-        product = tables.canonical_vaccine(dose.vaccine)
+    canonical = tables.canonical_vaccine
+    for dose in doses:
+        product = canonical(dose.vaccine)
         if product is None:
             found.add("vaccine_unknown")
-        if dose.dose_number and dose.series_doses and dose.dose_number > dose.series_doses:
+        number, series = dose.dose_number, dose.series_doses
+        if number and series and number > series:
             found.add("dose_number_exceeds_series")
         day = parse_date(dose.date)
         if day is None:
@@ -226,19 +248,21 @@ def check_doses(record: Record, dob: PartialDate | None, today: dt.date, tables:
             found.add("dose_future")
         if birth is not None and day < birth:
             found.add("dose_before_birth")
-        dated.append((day, dose.dose_number, dose.series_doses, product))
-    dated.sort(key=lambda d: d[0])
-    for (d1, n1, s1, p1), (d2, n2, _s2, p2) in itertools.pairwise(dated):
-        if n1 and n2 and n2 <= n1:
-            found.add("dose_order")
-        booster = bool(s1 and n2 and n2 > s1)
-        # an unknown product takes the other dose's minimum, else the table's minimum for unknowns: never 0
-        minimum = tables.booster_min_days if booster else tables.min_days(p1 or p2)
-        if (d2 - d1).days < minimum:
-            found.add("dose_interval_short")
-    return [c for c in _DOSE_ORDER if c in found]
+        dated.append((day, number, series, product))
+    if len(dated) > 1:
+        dated.sort(key=_first)
+        for (d1, n1, s1, p1), (d2, n2, _s2, p2) in itertools.pairwise(dated):
+            if n1 and n2 and n2 <= n1:
+                found.add("dose_order")
+            booster = bool(s1 and n2 and n2 > s1)
+            # an unknown product takes the other dose's minimum, else the table's minimum for unknowns: never 0
+            minimum = tables.booster_min_days if booster else tables.min_days(p1 or p2)
+            if (d2 - d1).days < minimum:
+                found.add("dose_interval_short")
+    return [c for c in _DOSE_ORDER if c in found] if found else []
 
 
+_first = operator.itemgetter(0)
 _DOSE_ORDER = (
     "dose_date_invalid",
     "dose_future",
@@ -253,32 +277,50 @@ _DOSE_ORDER = (
 def check_record(record: Record, *, today: dt.date, tables: Tables | None = None) -> tuple[str, ...]:
     """Every check that needs no registry; () when the record is clean."""
     tables = tables or load_tables()
-    codes: list[str] = []
-    dob: PartialDate | None = None
-    if not record.date_of_birth:
-        dob_codes = ["dob_missing"]
-    else:
-        parsed = parse_partial_date(record.date_of_birth)
-        if isinstance(parsed, str):
-            dob_codes = [parsed]
-        else:
-            dob = parsed
-            dob_codes = []
-            if parsed.year < today.year - MAX_AGE_YEARS:
-                dob_codes.append("dob_implausible")
-            if parsed.after(today):
-                dob_codes.append("dob_future")
     # a date of birth with its own code is not compared with the ID's digits or the doses again
-    codes += check_id(record, dob if not dob_codes else None, tables)
-    if not record.full_name:
+    dob, birth, dob_codes = _dob_verdict(record.date_of_birth, today)
+    codes = check_id(record, dob, tables)
+    name = record.full_name
+    if not name:
         codes.append("name_missing")
-    elif not name_is_valid(record.full_name):
+    elif not name_is_valid(name):
         codes.append("name_invalid")
-    if is_citizen(record) and not record.sex:
+    if not record.sex and is_citizen(record):
         codes.append("sex_missing")
     codes += dob_codes
-    codes += check_doses(record, dob if not dob_codes else None, today, tables)
+    codes += _check_doses(record, birth, today, tables)
     return tuple(codes)
+
+
+_DobVerdict = tuple["PartialDate | None", "dt.date | None", tuple[str, ...]]
+_DOBS: dict[tuple[str, dt.date], _DobVerdict] = {}  # dates of birth repeat: a bounded cache
+
+
+def _dob_verdict(text: str, today: dt.date) -> _DobVerdict:
+    """(the date of birth to compare further, its earliest day, its own codes); no date when it has codes."""
+    key = (text, today)
+    try:
+        return _DOBS[key]
+    except KeyError:
+        pass
+    if len(_DOBS) > 50_000:
+        _DOBS.clear()
+    dob: PartialDate | None = None
+    if not text:
+        codes = ["dob_missing"]
+    else:
+        parsed = parse_partial_date(text)
+        if isinstance(parsed, str):
+            codes = [parsed]
+        else:
+            codes = []
+            if parsed.year < today.year - MAX_AGE_YEARS:
+                codes.append("dob_implausible")
+            if parsed.after(today):
+                codes.append("dob_future")
+            dob = None if codes else parsed
+    found = _DOBS[key] = (dob, dob.earliest if dob is not None else None, tuple(codes))
+    return found
 
 
 @dataclass(frozen=True)
