@@ -340,8 +340,9 @@ class Ledger:
         *,
         meta: Mapping[str, str] | None = None,
     ) -> None:
-        """Insert ``reservations`` and apply ``changes`` (in that order) in one
-        transaction, each with its audit event, and set the ``meta`` entries
+        """Apply ``changes`` and insert ``reservations`` (in that order: a
+        reservation released here makes room for a new one of the same record)
+        in one transaction, each with its audit event, and set the ``meta`` entries
         (bookkeeping outside the audit trail, such as "this folder's manifest
         is stale"). A change whose row is not in a state that may move to the
         new one rolls everything back (:class:`LedgerConflict`), as does a
@@ -359,12 +360,12 @@ class Ledger:
             with self.db.transaction():
                 at = self.clock()
                 events: list[tuple[str, str, dict[str, Any]]] = []
+                if changes:  # first: a released reservation makes room for the new one
+                    self._update(changes, at)
+                    events += [(c.uvci, c.state, c.detail()) for c in changes]
                 if reservations:
                     self._insert(reservations, at)
                     events += [(r.uvci, "reserved", r.detail()) for r in reservations]
-                if changes:
-                    self._update(changes, at)
-                    events += [(c.uvci, c.state, c.detail()) for c in changes]
                 self._append_events(events, at)
                 if meta:
                     self._set_meta(meta)

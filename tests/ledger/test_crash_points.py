@@ -121,3 +121,51 @@ def test_crash_at_each_step_then_the_same_command(
     assert main(args) == 0
     assert f"0 issued, {RECORDS} skipped as already issued" in capsys.readouterr().out
     assert check_consistent(ledger, out, [r.record_id for r in records]) == current
+
+
+def test_record_changed_after_a_crash(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reserved for data that then changed: the reservation is released (its UVCI
+    goes to the revoked list, a file may have reached the disk) and the record
+    gets a new UVCI, in the same transaction."""
+    from dataclasses import replace
+
+    from tests.signer.conftest import stamp
+
+    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
+    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
+    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
+    records = many_records(3)
+    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+
+    def args(source: Path) -> list[str]:
+        return ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
+                "--progress", "none", "--key", str(key), "--cert", str(cert)]  # fmt: skip
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            crash_points()["after_signed"](monkeypatch)
+            main(args(write_records(tmp_path / "in.jsonl", records)))
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 9
+    led = Ledger.open(ledger, actor="t", create=False)
+    try:
+        before = {c.record_id: c.uvci for c in led.in_states(("signed",))}
+    finally:
+        led.close()
+    changed = list(records)
+    changed[1] = stamp(replace(records[1], date_of_birth="1990-01-01"))
+    assert main(args(write_records(tmp_path / "changed.jsonl", changed))) == 0
+    assert "3 issued (2 resumed from an interrupted run)" in capsys.readouterr().out
+    now = check_consistent(ledger, out, [r.record_id for r in records])
+    assert now["R00000"].uvci == before["R00000"] and now["R00001"].uvci != before["R00001"]
+    led = Ledger.open(ledger, actor="t", create=False)
+    try:
+        assert led.by_uvci(before["R00001"]).state == "released"  # type: ignore[union-attr]
+        assert before["R00001"] in led.revoked_uvcis()
+    finally:
+        led.close()
