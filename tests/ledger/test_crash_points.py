@@ -169,3 +169,50 @@ def test_record_changed_after_a_crash(
         assert before["R00001"] in led.revoked_uvcis()
     finally:
         led.close()
+
+
+def test_crash_while_a_correction_replaces_the_files(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A corrected record's new files replace the old certificate's (same names):
+    killed after the first rename, the folder holds one new and one old file;
+    the next run completes the new certificate and supersedes the old one."""
+    from dataclasses import replace
+
+    import signer.batch as batch_module
+    from tests.signer.conftest import stamp
+
+    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
+    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
+    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
+    records = many_records(3)
+    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+
+    def args(source: Path) -> list[str]:
+        return ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
+                "--progress", "none", "--key", str(key), "--cert", str(cert)]  # fmt: skip
+
+    assert main(args(write_records(tmp_path / "in.jsonl", records))) == 0
+    old = check_consistent(ledger, out, [r.record_id for r in records])["R00002"]
+    changed = list(records)
+    changed[2] = stamp(replace(records[2], full_name="Lê Văn Tám"))
+    source = write_records(tmp_path / "changed.jsonl", changed)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            monkeypatch.setattr(batch_module.os, "replace", after(os.replace, 1))
+            main(args(source))
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 9
+    capsys.readouterr()
+    assert main(args(source)) == 0
+    assert "1 issued (1 superseding an earlier certificate, 1 resumed from an interrupted run)" in capsys.readouterr().out
+    new = check_consistent(ledger, out, [r.record_id for r in records])["R00002"]
+    assert new.uvci != old.uvci
+    led = Ledger.open(ledger, actor="t", create=False)
+    try:
+        assert led.by_uvci(old.uvci).superseded_by == new.uvci  # type: ignore[union-attr]
+    finally:
+        led.close()
