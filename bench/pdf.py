@@ -267,17 +267,131 @@ def write_sample(png: Path) -> int:
     return 0
 
 
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _timed_runs(cmds: list[list[str]]) -> tuple[float, float]:
+    """(CPU s, wall s) per command, each run as its own process, in turn."""
+    import subprocess
+
+    c0, w0 = _children_cpu(), time.perf_counter()
+    for cmd in cmds:
+        subprocess.run(cmd, capture_output=True, check=False, stdin=subprocess.DEVNULL)
+    n = len(cmds)
+    return (_children_cpu() - c0) / n, (time.perf_counter() - w0) / n
+
+
+def verify_ratio(n_files: int, rounds: int) -> int:
+    """``verifier pdf`` against ``pdfsig`` on the same files in the same run (issue 13).
+
+    Per file and per process: ``pdfsig -nssdir DB FILE`` (NSS database trusting
+    the CSCA, its CRL imported) and ``python -m verifier pdf --trust csca.pem
+    FILE``, each started once per file; in one process for a folder:
+    :func:`verifier.pdf.verify_pdf` over the files with the trust loaded once
+    (``verifier pdf --jobs 1 DIR``'s loop), poppler children included. CPU is
+    user + system of this process and its children; the ratio is the median of
+    per-round ratios (rounds alternate the tools).
+    """
+    import subprocess
+
+    from signer.pdf.model import passport_data
+    from signer.pdf.sign import PassportPdfSigner
+    from verifier.pdf import verify_pdf
+    from verifier.trust import load_trust
+
+    csca, _ca_key, key, crl = _pki()
+    records = _records()
+    issuer = Hc1Issuer(key, issuer_name="Ministry of Health of Viet Nam")
+    signer = PassportPdfSigner(key, centre=CENTRE, crls=[crl], now=NOW)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        folder = tmp / "pdfs"
+        folder.mkdir()
+        for i in range(n_files):
+            rec = records[i % len(records)]
+            issued = issuer.issue(rec, now=NOW, allow_unverified=True)
+            data = passport_data(dcc=issued.dcc, hc1=issued.hc1, centre=CENTRE, record=rec,
+                                 issued_at=NOW,
+                                 expires_at=dt.datetime.fromtimestamp(issued.exp, dt.UTC))
+            (folder / f"p{i:03d}.pdf").write_bytes(signer.sign(data, now=NOW))
+        files = sorted(folder.iterdir())
+        csca_pem = tmp / "csca.pem"
+        csca_pem.write_bytes(csca.public_bytes(Encoding.PEM))
+        nss = tmp / "nss"
+        nss.mkdir()
+        (tmp / "crl.der").write_bytes(crl.public_bytes(Encoding.DER))
+        for cmd in (["certutil", "-N", "-d", f"sql:{nss}", "--empty-password"],
+                    ["certutil", "-A", "-d", f"sql:{nss}", "-n", "CSCA", "-t", "C,C,C", "-a", "-i",
+                     str(csca_pem)],
+                    ["crlutil", "-I", "-d", f"sql:{nss}", "-i", str(tmp / "crl.der"), "-B"]):
+            subprocess.run(cmd, check=True, capture_output=True)
+        out = subprocess.run(["pdfsig", "-nssdir", f"sql:{nss}", str(files[0])], capture_output=True,
+                             text=True, check=False).stdout
+        assert "Signature is Valid" in out and "Certificate is Trusted" in out, out
+        at = (NOW + dt.timedelta(hours=1)).isoformat()
+        env_state = tmp / "state"
+        os.environ["VNDCC_VERIFIER_STATE"] = str(env_state)
+        pdfsig_cmds = [["pdfsig", "-nssdir", f"sql:{nss}", str(f)] for f in files]
+        ours_cmds = [[sys.executable, "-m", "verifier", "pdf", "--trust", str(csca_pem), "--at", at,
+                      str(f)] for f in files]
+        folder_cmd = [[sys.executable, "-m", "verifier", "pdf", "--trust", str(csca_pem), "--at", at,
+                       "--jobs", "1", "--json", str(folder)]]
+        (tmp / "dsc.pem").write_bytes(key.certificate.public_bytes(Encoding.PEM))
+        trust = load_trust([csca_pem, tmp / "dsc.pem"], now=NOW, state_dir=env_state)
+        datas = [f.read_bytes() for f in files]
+        assert all(verify_pdf(d, trust, now=NOW).valid for d in datas[:3])
+
+        def in_process() -> tuple[float, float]:
+            c0, p0, w0 = _children_cpu(), time.process_time(), time.perf_counter()
+            for d in datas:
+                verify_pdf(d, trust, now=NOW)
+            n = len(datas)
+            return ((time.process_time() - p0 + _children_cpu() - c0) / n,
+                    (time.perf_counter() - w0) / n)
+
+        rows: list[dict[str, tuple[float, float]]] = []
+        for _ in range(rounds):
+            row = {"pdfsig": _timed_runs(pdfsig_cmds), "ours": _timed_runs(ours_cmds),
+                   "in_process": in_process()}
+            folder_cpu, folder_wall = _timed_runs(folder_cmd)
+            row["folder_process"] = (folder_cpu / len(files), folder_wall / len(files))
+            rows.append(row)
+    print(f"verifier pdf vs pdfsig, {n_files} passports, {rounds} rounds, one CPU "
+          "(median ms per file; ratio = median of per-round ratios)")
+    print(f"{'':<44}{'cpu ms':>9}{'wall ms':>9}{'cpu x':>8}{'wall x':>8}")
+    for name, label in (("pdfsig", "pdfsig FILE (one process per file)"),
+                        ("ours", "verifier pdf FILE (one process per file)"),
+                        ("folder_process", "verifier pdf --jobs 1 DIR (one process)"),
+                        ("in_process", "verify_pdf in-process (folder loop)")):
+        cpu = statistics.median(r[name][0] for r in rows) * 1000
+        wall = statistics.median(r[name][1] for r in rows) * 1000
+        rc = statistics.median(r[name][0] / r["pdfsig"][0] for r in rows)
+        rw = statistics.median(r[name][1] / r["pdfsig"][1] for r in rows)
+        print(f"{label:<44}{cpu:>9.1f}{wall:>9.1f}{rc:>8.1f}{rw:>8.1f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sample", type=Path, metavar="PNG",
                         help="only write page 1 of a sample passport as PNG (docs/passport-sample.png)")
+    parser.add_argument("--verify-ratio", action="store_true",
+                        help="only compare verifier pdf with pdfsig on the same files (issue 13)")
     args = parser.parse_args()
     if args.sample:
         return write_sample(args.sample)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    if args.verify_ratio:
+        logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
+        logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
+        return verify_ratio(5 if args.quick else 20, 3 if args.quick else 5)
     # pyHanko warns on every baseline signature that fetching is off (on purpose: offline)
     logging.getLogger("pyhanko").setLevel(logging.ERROR)
 

@@ -85,3 +85,26 @@ def test_corrupted_passport_content_never_raises(passport_a: Issued, at: int, ju
     at %= len(content)
     result = qr_from_drawing(content[:at] + junk + content[at + len(junk):], A4, [])
     assert result is None or len(result.texts) == 1
+
+
+def test_page_text_from_the_drawing_matches_pdftotext(passport_a: Issued, passport_b: Issued) -> None:
+    from verifier.pdf.extract import page_text
+    from verifier.pdf.match import compare_document
+
+    for issued in (passport_a, passport_b):
+        drawn = page_qr(issued.pdf)
+        assert drawn is not None and drawn.page_text is not None
+        poppler = page_text(issued.pdf)
+        assert poppler is not None
+        norm = " ".join(drawn.page_text.split())
+        for line in poppler.splitlines():  # every run of text poppler sees, we see
+            for part in line.split("  "):
+                if part.strip():
+                    assert " ".join(part.split()) in norm, part
+        import cbor2
+
+        from verifier.codec import decode_sign1, from_qr_text
+
+        payload = cbor2.loads(decode_sign1(from_qr_text(issued.hc1)).payload)
+        dcc = payload[-260][1]
+        assert compare_document(dcc, drawn.page_text) == compare_document(dcc, poppler) == []

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,9 @@ class VectorQr:
     texts: tuple[str, ...]
     ec_levels: tuple[str, ...]
     modules: int
+    #: the page's text from the same pass (ToUnicode of Identity-H fonts), or
+    #: None when a font or string is not one this reader decodes
+    page_text: str | None = None
 
 
 def _mul(a: Sequence[float], b: Sequence[float]) -> tuple[float, ...]:
@@ -129,6 +132,10 @@ class _Interpreter:
         self.font_size = 0.0
         self.leading = 0.0
         self.spacing = {"Tc": 0.0, "Tw": 0.0}
+        # text shown: (text object number, font resource name, string token)
+        self.font: str | None = None
+        self.block = 0
+        self.strings: list[tuple[int, str | None, bytes]] = []
         self.ops = 0
 
     def run(self, content: bytes) -> None:
@@ -151,7 +158,7 @@ class _Interpreter:
             if kind == "num":
                 value: Any = float(text)
             elif kind in ("hex", "str"):
-                value = _StringLen(_string_length(kind, text))
+                value = _StringLen(_string_length(kind, text), text)
             elif kind == "name":
                 value = text.decode("latin-1")
             elif kind == "open":
@@ -217,8 +224,11 @@ class _Interpreter:
             self.paint(op)
         elif op in ("BT", "ET"):
             self.tm = self.tlm = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+            self.block += 1
         elif op == "Tf":
             self.font_size = abs(n[-1]) if n else 0.0
+            names = [a for a in args if isinstance(a, str)]
+            self.font = names[0] if names else None
         elif op == "TL":
             self.leading = n[0] if n else 0.0
         elif op in ("Td", "TD"):
@@ -250,10 +260,12 @@ class _Interpreter:
         for a in args:
             if isinstance(a, _StringLen):
                 glyphs += a.length
+                self.strings.append((self.block, self.font, a.raw))
             elif isinstance(a, list):
                 for item in a:
                     if isinstance(item, _StringLen):
                         glyphs += item.length
+                        self.strings.append((self.block, self.font, item.raw))
                     elif isinstance(item, float):
                         shift += abs(item) / 1000
         size = self.font_size
@@ -292,10 +304,11 @@ class _Interpreter:
 
 
 class _StringLen:
-    __slots__ = ("length",)
+    __slots__ = ("length", "raw")
 
-    def __init__(self, length: int) -> None:
+    def __init__(self, length: int, raw: bytes) -> None:
         self.length = length
+        self.raw = raw
 
 
 def _string_length(kind: str, text: bytes) -> int:
@@ -332,7 +345,8 @@ def _two(n: list[float]) -> tuple[float, float]:
 
 
 def qr_from_drawing(
-    content: bytes, media_box: Box, annotation_rects: Sequence[Box], *, fonts_ok: bool = True
+    content: bytes, media_box: Box, annotation_rects: Sequence[Box], *, fonts_ok: bool = True,
+    to_unicode: Mapping[str, Mapping[bytes, str]] | None = None,
 ) -> VectorQr | None:
     """The QR code drawn as vectors on the page (content streams joined), or None.
 
@@ -342,12 +356,39 @@ def qr_from_drawing(
     if not fonts_ok:
         return None
     try:
-        return _read(content, media_box, annotation_rects)
+        return _read(content, media_box, annotation_rects, to_unicode)
     except (_Unsure, ValueError, OverflowError, ZeroDivisionError, IndexError):
         return None
 
 
-def _read(content: bytes, media_box: Box, annotation_rects: Sequence[Box]) -> VectorQr | None:
+def _text(it: _Interpreter, to_unicode: Mapping[str, Mapping[bytes, str]] | None) -> str | None:
+    """The strings shown, decoded with their fonts' ToUnicode maps (2-byte Identity-H codes);
+    one line per text object. None when a string or font is not one of those."""
+    if to_unicode is None:
+        return None
+    lines: list[str] = []
+    block = -1
+    for number, font, raw in it.strings:
+        cmap = to_unicode.get(font or "")
+        if cmap is None or not raw.startswith(b"<"):
+            return None
+        codes = bytes.fromhex(raw[1:-1].decode("ascii"))
+        if len(codes) % 2:
+            return None
+        chars = [cmap.get(codes[i : i + 2]) for i in range(0, len(codes), 2)]
+        if None in chars:
+            return None
+        if number != block:
+            lines.append("")
+            block = number
+        lines[-1] += "".join(chars)  # type: ignore[arg-type]
+    return "\n".join(lines)
+
+
+def _read(
+    content: bytes, media_box: Box, annotation_rects: Sequence[Box],
+    to_unicode: Mapping[str, Mapping[bytes, str]] | None = None,
+) -> VectorQr | None:
     it = _Interpreter()
     it.run(content)
     dark = [box for kind, box in it.rect_fills if kind == "dark" and box[2] > box[0] and box[3] > box[1]]
@@ -392,7 +433,11 @@ def _read(content: bytes, media_box: Box, annotation_rects: Sequence[Box]) -> Ve
         fill = (b"\x00" if kind == "dark" else b"\xff") * (c1 - c0)
         for r in range(max(0, r0), min(n, r1)):
             grid[r][c0:c1] = fill
-    return _decode(grid, n)
+    found = _decode(grid, n)
+    if found is None:
+        return None
+    return VectorQr(texts=found.texts, ec_levels=found.ec_levels, modules=n,
+                    page_text=_text(it, to_unicode))  # fmt: skip
 
 
 def _decode(grid: list[bytearray], n: int) -> VectorQr | None:
@@ -419,13 +464,93 @@ def page_qr(data: bytes) -> VectorQr | None:
     within bounds (it decodes the same streams).
     """
     try:
-        content, media_box, annots, fonts_ok = _page_drawing(data)
+        content, media_box, annots, fonts_ok, cmaps, appearances = _page_drawing(data)
     except Exception:  # untrusted input: pyHanko raises many types
         return None
-    return qr_from_drawing(content, media_box, annots, fonts_ok=fonts_ok)
+    found = qr_from_drawing(content, media_box, annots, fonts_ok=fonts_ok, to_unicode=cmaps)
+    if found is None or found.page_text is None:
+        return found
+    # the annotations' appearances (the signature box) are text a reader sees too
+    texts = [found.page_text]
+    for stream_content, stream_cmaps in appearances:
+        it = _Interpreter()
+        try:
+            it.run(stream_content)
+        except (_Unsure, ValueError, OverflowError, ZeroDivisionError, IndexError):
+            texts = []
+            break
+        text = _text(it, stream_cmaps)
+        if text is None:
+            texts = []
+            break
+        texts.append(text)
+    page_text = "\n".join(texts) if texts else None
+    return VectorQr(texts=found.texts, ec_levels=found.ec_levels, modules=found.modules,
+                    page_text=page_text)  # fmt: skip
 
 
-def _page_drawing(data: bytes) -> tuple[bytes, Box, list[Box], bool]:
+_BFCHAR = re.compile(rb"beginbfchar(.*?)endbfchar", re.DOTALL)
+_BFRANGE = re.compile(rb"beginbfrange(.*?)endbfrange", re.DOTALL)
+_HEX = re.compile(rb"<([0-9A-Fa-f]*)>")
+MAX_CMAP_BYTES = 1_000_000
+
+
+def parse_to_unicode(cmap: bytes) -> dict[bytes, str] | None:
+    """A ToUnicode CMap (ISO 32000-1 section 9.10.3) for 2-byte codes; None if not that."""
+    if len(cmap) > MAX_CMAP_BYTES:
+        return None
+    out: dict[bytes, str] = {}
+    for block in _BFCHAR.findall(cmap):
+        items = _HEX.findall(block)
+        if len(items) % 2:
+            return None
+        for src, dst in zip(items[0::2], items[1::2], strict=True):
+            out[bytes.fromhex(src.decode())] = bytes.fromhex(dst.decode()).decode("utf-16-be")
+    for block in _BFRANGE.findall(cmap):
+        if b"[" in block:
+            return None
+        items = _HEX.findall(block)
+        if len(items) % 3:
+            return None
+        for lo, hi, dst in zip(items[0::3], items[1::3], items[2::3], strict=True):
+            a, b = int(lo, 16), int(hi, 16)
+            first = int.from_bytes(bytes.fromhex(dst.decode()), "big")
+            if b < a or b - a > 0xFFFF or len(lo) != 4:
+                return None
+            for i in range(b - a + 1):
+                out[(a + i).to_bytes(2, "big")] = chr(first + i)
+    if any(len(k) != 2 for k in out):
+        return None
+    return out
+
+
+Cmaps = dict[str, dict[bytes, str]]
+
+
+def _font_cmaps(resources: Any) -> Cmaps | None:
+    """ToUnicode maps of a resource dictionary's fonts; None unless all are Identity-H + ToUnicode."""
+    from pyhanko.pdf_utils import generic
+
+    from verifier.pdf.budget import _dict
+
+    cmaps: Cmaps = {}
+    for name, ref in list(_dict(_dict(resources).get("/Font")).items())[:100]:
+        font = _dict(ref)
+        to_unicode = font.get("/ToUnicode")
+        to_unicode = to_unicode.get_object() if to_unicode is not None else None
+        parsed = None
+        if (font.get("/Subtype") == "/Type0" and font.get("/Encoding") == "/Identity-H"
+                and isinstance(to_unicode, generic.StreamObject)):  # fmt: skip
+            parsed = parse_to_unicode(to_unicode.data)
+        if parsed is None:
+            return None
+        cmaps[str(name)] = parsed
+    return cmaps
+
+
+def _page_drawing(
+    data: bytes,
+) -> tuple[bytes, Box, list[Box], bool, Cmaps | None, list[tuple[bytes, Cmaps | None]]]:
     import io
 
     from pyhanko.pdf_utils import generic
@@ -443,14 +568,24 @@ def _page_drawing(data: bytes) -> tuple[bytes, Box, list[Box], bool]:
     if crop is not None:
         c = [float(v) for v in _array(crop)]
         box = [max(box[0], c[0]), max(box[1], c[1]), min(box[2], c[2]), min(box[3], c[3])]
+    resources = _inherited(page, "/Resources")
     annots: list[Box] = []
+    appearances: list[tuple[bytes, Cmaps | None]] = []
     for annot in _array(page.get("/Annots"))[:1000]:
         annot = annot.get_object()
-        if isinstance(annot, generic.DictionaryObject) and "/Rect" in annot:
-            r = [float(v) for v in _array(annot["/Rect"])]
-            annots.append((min(r[0], r[2]), min(r[1], r[3]), max(r[0], r[2]), max(r[1], r[3])))
-        elif isinstance(annot, generic.DictionaryObject):
+        if not isinstance(annot, generic.DictionaryObject):
+            continue
+        if "/Rect" not in annot:
             raise _Unsure("annotation without a rectangle")
-    fonts = _dict(_dict(_inherited(page, "/Resources")).get("/Font"))
+        r = [float(v) for v in _array(annot["/Rect"])]
+        annots.append((min(r[0], r[2]), min(r[1], r[3]), max(r[0], r[2]), max(r[1], r[3])))
+        normal = _dict(annot.get("/AP")).get("/N")
+        normal = normal.get_object() if normal is not None else None
+        if isinstance(normal, generic.StreamObject):
+            appearances.append((normal.data, _font_cmaps(normal.get("/Resources", resources))))
+        elif normal is not None:
+            appearances.append((b"", None))  # appearance states: the text comes from pdftotext
+    fonts = _dict(_dict(resources).get("/Font"))
     fonts_ok = all(_dict(f).get("/Subtype") != "/Type3" for f in list(fonts.values())[:100])
-    return content, (box[0], box[1], box[2], box[3]), annots, fonts_ok
+    return (content, (box[0], box[1], box[2], box[3]), annots, fonts_ok, _font_cmaps(resources),
+            appearances)  # fmt: skip

@@ -20,7 +20,9 @@ Checklist (issue 3, "Verification"):
    work on one file is limited to :data:`~verifier.pdf.extract.TIME_BUDGET`
    seconds;
 3. the QR text verified as ``verifier qr`` does (prefix .. schema checks);
-4. ``qr_matches_document``: the printed fields agree with the QR payload.
+4. ``qr_matches_document``: the printed fields agree with the QR payload
+   (the page's text from the same pass as the vector QR when its fonts are
+   Identity-H with ToUnicode maps, else ``pdftotext``).
 
 Every check is evaluated (none hides another), so a report names all that
 is wrong. Untrusted input never raises; a missing poppler-utils is a
@@ -113,6 +115,7 @@ def verify_pdf(data: bytes, trust: TrustStore, *, now: dt.datetime) -> PdfVerdic
     qr_verdict: Verdict | None = None
     deadline = time.monotonic() + TIME_BUDGET
     found = None
+    drawn = None
     structure = file_structure_problem(data)
     if structure is not None:
         problem: tuple[str, str] | None = (TOO_COMPLEX, f"page 1 is not rendered: {structure[1]}")
@@ -163,8 +166,11 @@ def verify_pdf(data: bytes, trust: TrustStore, *, now: dt.datetime) -> PdfVerdic
     # 4. printed fields vs QR payload
     dcc = _dcc(payload)
     if dcc is not None:
-        try:  # what is left of the budget, at least a second
-            text = page_text(data, timeout=max(deadline - time.monotonic(), 1.0))
+        try:  # from the same pass as the vector QR, else pdftotext within the budget
+            if drawn is not None and drawn.page_text is not None:
+                text: str | None = drawn.page_text
+            else:
+                text = page_text(data, timeout=max(deadline - time.monotonic(), 1.0))
         except RenderTimeout as err:
             checks["qr_matches_document"] = False
             errors.append(CheckError("qr_matches_document", TOO_COMPLEX,
