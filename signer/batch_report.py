@@ -137,7 +137,12 @@ class Progress:
         if mode == "bar":
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, unit="rec", file=err, dynamic_ncols=True, smoothing=0.1)
+            # a terminal that reports 0 columns (a pty without a size) would get an empty bar
+            sized = _columns(err) > 0
+            self._bar = tqdm(
+                total=total, unit="rec", file=err, smoothing=0.1,
+                **({"dynamic_ncols": True} if sized else {"ncols": 80, "nrows": 24}),
+            )
 
     def update(self, n: int) -> None:
         self.done += n
@@ -172,6 +177,13 @@ class Progress:
 def _clock_text(seconds: float) -> str:
     seconds = int(seconds + 0.5)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def _isatty(stream: TextIO) -> bool:

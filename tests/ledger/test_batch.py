@@ -144,6 +144,22 @@ def test_plain_progress_lines(tmp_path: Path) -> None:
     assert estimate_records(source) == 3
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal() -> None:
+    err = Terminal()
+    progress = Progress(err, total=20, mode="auto")
+    assert progress.mode == "bar"
+    for _ in range(4):
+        progress.update(5)
+    progress.close()
+    shown = err.getvalue()
+    assert "20/20" in shown and "rec/s" in shown and "100%" in shown
+
+
 def test_one_run_per_folder_and_stray_temporary_files(tmp_path: Path) -> None:
     out = tmp_path / "out"
     (out / PARTIAL_DIR).mkdir(parents=True)
