@@ -429,7 +429,11 @@ class SigningRun:
         try:
             for batch in batches:
                 admitted = self._admit(batch)
-                task = _submit(pool, task_of(admitted.ready))
+                if admitted.ready:
+                    task = _submit(pool, task_of(admitted.ready))
+                else:  # nothing to sign (all refused, or skipped by the ledger): no worker needed
+                    task = Future()
+                    task.set_result([])
                 pending.append((batch, admitted, task))
                 if len(pending) >= 2 * jobs:
                     self._collect(pending.popleft())

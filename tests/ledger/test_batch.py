@@ -223,7 +223,13 @@ def test_two_signing_processes(
     out = tmp_path / "out"
     assert batch(source, out, ledger_target, key_args, "--jobs", jobs) == 0
     first = check_consistent(ledger_target, out, [r.record_id for r in records])
+    import signer.run
+
+    submitted = []
+    real_submit = signer.run._submit
+    monkeypatch.setattr(signer.run, "_submit", lambda pool, task: submitted.append(task) or real_submit(pool, task))
     assert batch(source, out, ledger_target, key_args, "--jobs", jobs) == 0
+    assert submitted == []  # nothing to sign: no worker is started
     assert check_consistent(ledger_target, out, [r.record_id for r in records]) == first
     assert [e["record_id"] for e in read_manifest(out / "manifest.jsonl")] == [r.record_id for r in records]
 
