@@ -551,7 +551,7 @@ def warn_header(header: Header, where: str) -> None:
 
 def _read_csv(
     fh: Iterable[str | None], cmap: _ColumnMap, where: str, line_offset: int = 0, *, warn: bool = True,
-    regroup_dir: Path | None = None,
+    regroup_dir: Path | None = None, runs: PersonRuns | None = None,
 ) -> Iterator[Record | RowProblem]:
     too_long: list[int] = []  # physical lines skipped as too long, not yet reported
 
@@ -580,7 +580,8 @@ def _read_csv(
     if hdr.shape == "dose_rows":
         if regroup_dir is not None:
             rows = _sorted_by_person(rows, _DoseLayout(hdr), regroup_dir)
-        yield from _group_dose_rows(rows, hdr, cmap)
+            runs = None
+        yield from _group_dose_rows(rows, hdr, cmap, runs)
     else:
         for item in rows:
             assert type(item) is not tuple
@@ -758,6 +759,55 @@ def dose_rows_are_grouped(path: str | Path, *, column_map: str | None = None) ->
         raise ConfigError(f"cannot read {p}: {err.strerror}") from None
 
 
+class PersonRuns:
+    """Whether each person's dose rows are consecutive, learnt while the rows are grouped.
+
+    What :func:`dose_rows_are_grouped` finds out in a pass of its own, without
+    one: the readers of the byte ranges (:func:`split_for_parallel`) each see
+    the key of every group of rows (:func:`group_key` and the person's ID, name
+    and date of birth, as hashed by the process that forked them all), and
+    :func:`runs_are_consecutive` joins their answers. Consecutive in these
+    keys, sorting the rows (``regroup_dir``) would leave them as they are.
+    """
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.last: int | None = None
+        self.closed: set[int] = set()
+        self.reopened = False  # a key met again after another: not consecutive
+
+    def see(self, key: int) -> None:
+        if key == self.last:
+            return
+        if self.last is None:
+            self.first = key
+        else:
+            self.closed.add(self.last)
+        if key in self.closed:
+            self.reopened = True
+        self.last = key
+
+
+def runs_are_consecutive(parts: Sequence[PersonRuns]) -> bool:
+    """Whether the ranges' keys, in range order, are consecutive as one stream."""
+    closed: set[int] = set()
+    last: int | None = None
+    for runs in parts:
+        if runs.reopened:
+            return False
+        if runs.first is None or runs.last is None:
+            continue
+        if runs.first != last and last is not None:
+            closed.add(last)
+        seen = runs.closed | {runs.last}
+        if not closed.isdisjoint(seen) or (last is not None and last != runs.first and last in seen):
+            return False
+        closed |= seen
+        closed.discard(runs.last)
+        last = runs.last
+    return True
+
+
 def group_key(values: Mapping[str, str]) -> tuple[str, ...]:
     """Which dose rows belong to one person: the record ID, or without one the citizen ID, name and birth date."""
     rid = values.get("record_id", "")
@@ -814,14 +864,15 @@ class _DoseLayout:
         return {name: cells[col] for name, col in self.record.items()}
 
 
-def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header, cmap: _ColumnMap
-                     ) -> Iterator[Record | RowProblem]:  # fmt: skip
+def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header, cmap: _ColumnMap,
+                     runs: PersonRuns | None = None) -> Iterator[Record | RowProblem]:  # fmt: skip
     """Consecutive dose rows of one person -> one record.
 
     A row continues the record when it has the same :func:`group_key` and
     agrees about the person (name apart from case and spacing, date of birth,
     sex, nationality, ID); a row with the same record ID but another person
     starts a new record with that ID, which the checks report as a duplicate.
+    ``runs`` learns whether the rows of each person are consecutive.
     """
     layout = _DoseLayout(hdr)
     person, key_of, compared = layout.person, layout.key, layout.compared
@@ -841,6 +892,8 @@ def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header
             group = []
         if not group:
             first = person(cells)
+            if runs is not None:
+                runs.see(hash((k, layout.person_key(cells))))
         key = k
         group.append(row)
     if group:
@@ -1044,7 +1097,7 @@ def _range_lines(fh: BinaryIO, start: int, end: int | None) -> Iterator[str | No
 
 def read_records_range(
     path: str | Path, start: int, end: int | None, first_line: int, *, column_map: str | None = None,
-    warn: bool = True, regroup_dir: Path | None = None,
+    warn: bool = True, regroup_dir: Path | None = None, runs: PersonRuns | None = None,
 ) -> Iterator[Record | RowProblem]:
     """Stream the records of one range from :func:`split_for_parallel`.
 
@@ -1054,6 +1107,8 @@ def read_records_range(
     file: the first range only). ``regroup_dir``: a one-row-per-dose CSV whose
     rows of one person are not consecutive (:func:`dose_rows_are_grouped`) is
     read whole (one range) and grouped through a temporary file there.
+    ``runs``: learn whether the dose rows of each person are consecutive
+    (:class:`PersonRuns`; without ``regroup_dir``).
     """
     p = Path(path)
     if not p.is_file():
@@ -1070,11 +1125,12 @@ def read_records_range(
                 yield from _read_jsonl(_range_lines(fh, start, end), cmap, first_line - 1)
             elif suffix in _CSV_SUFFIXES:
                 if start == 0:
-                    yield from _read_csv(_range_lines(fh, start, end), cmap, str(p), warn=warn, regroup_dir=regroup_dir)
+                    yield from _read_csv(_range_lines(fh, start, end), cmap, str(p), warn=warn, regroup_dir=regroup_dir,
+                                         runs=runs)  # fmt: skip
                 else:
                     header = next(_range_lines(fh, 0, 1), "")
                     lines = itertools.chain([header], _range_lines(fh, start, end))
-                    yield from _read_csv(lines, cmap, str(p), first_line - 2, warn=False)
+                    yield from _read_csv(lines, cmap, str(p), first_line - 2, warn=False, runs=runs)
             else:
                 raise ConfigError(f"{p}: unknown records format (use .jsonl or .csv)")
     except OSError as err:

@@ -35,6 +35,8 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+from signer.records import PersonRuns
+
 from .private import make_private_dir, open_private
 from .tables import Tables
 from .text import fold
@@ -79,6 +81,7 @@ class Summary:
         self.rows_read = 0  # export rows (dose rows of one person count one each)
         self.soft_verified = 0  # verified with a soft reason (listed for correction too)
         self.people_read = 0  # records read (a person's dose rows grouped)
+        self.person_runs: PersonRuns | None = None  # a worker's answer: are a person's dose rows consecutive?
         self._cat_cache: dict[tuple[str, ...], str] = {}
 
     def category(self, codes: tuple[str, ...]) -> str:

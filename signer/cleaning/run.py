@@ -52,12 +52,14 @@ from typing import Any
 from signer.records import (
     DOSE_FIELDS,
     FIELDS,
+    PersonRuns,
     Record,
     RowProblem,
     dose_rows_are_grouped,
     inspect_header,
     read_records_range,
     record_fingerprint,
+    runs_are_consecutive,
     split_for_parallel,
     warn_header,
 )
@@ -161,6 +163,7 @@ class _Task:
     store_path: Path
     today: dt.date
     regroup: bool = False  # one row per dose, a person's rows scattered: read whole and grouped
+    learn_runs: bool = False  # one row per dose, several ranges: find out whether they are scattered
 
 
 @dataclass
@@ -263,14 +266,17 @@ def _work(task: _Task) -> Summary:
     store = ResultStore(task.store_path, context=task.context, run=task.run, staging=staging)
     scratch = Scratch(paths["scratch"], task.parts)
     summary = Summary(tables)
+    runs = summary.person_runs = PersonRuns() if task.learn_runs else None
     items = read_records_range(opts.records, task.start, task.end, task.first_line, column_map=opts.column_map,
-                               warn=False, regroup_dir=out if task.regroup else None)  # fmt: skip
+                               warn=False, regroup_dir=out if task.regroup else None, runs=runs)  # fmt: skip
     try:
         with (
             open_private(paths["verified"], "w", encoding="utf-8") as vfh,
             open_private(paths["new"], "w", encoding="utf-8") as nfh,
         ):
             while chunk := list(islice(items, CHUNK)):
+                if runs is not None and runs.reopened:
+                    break  # the run starts again with one worker that sorts the rows (run_checks)
                 _do_chunk(chunk, task, registry, store, scratch, summary, tables, vfh, nfh)
                 store.flush()
                 scratch.flush()
@@ -392,6 +398,12 @@ def _concat(parts: list[Path], target: Path) -> None:
         raise
 
 
+def _remove_parts(part_paths: list[dict[str, Path]]) -> None:
+    for p in part_paths:
+        for path in p.values():
+            path.unlink(missing_ok=True)
+
+
 def run_checks(opts: CheckOptions) -> dict[str, Any]:
     """Run every check; write the outputs; return the summary (also in summary.json).
 
@@ -431,22 +443,33 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
     store.close()
 
     workers = opts.workers or (min(2, os.cpu_count() or 1) if records.stat().st_size >= PARALLEL_MIN_BYTES else 1)
-    grouped = dose_rows_are_grouped(records, column_map=opts.column_map)
+    # One row per dose in several ranges: the workers find out whether a person's rows are scattered
+    # (PersonRuns) instead of a pass of its own over the export; if they are, the check starts again.
+    ranges = split_for_parallel(records, workers, column_map=opts.column_map)
+    learn = header is not None and header.shape == "dose_rows" and len(ranges) > 1
+    grouped = learn or dose_rows_are_grouped(records, column_map=opts.column_map)
     if not grouped:  # one worker reads the whole export and groups each person's rows through a temp file
         log.warning("warning: %s: the dose rows of some people are not consecutive: grouping them first", records)
         ranges = [(0, records.stat().st_size, 1)]
-    else:
-        ranges = split_for_parallel(records, workers, column_map=opts.column_map)
     tasks = [
-        _Task(k, len(ranges), s, e, first, opts, index, context, run, store_path, today, regroup=not grouped)
+        _Task(k, len(ranges), s, e, first, opts, index, context, run, store_path, today, regroup=not grouped,
+              learn_runs=learn)
         for k, (s, e, first) in enumerate(ranges)
-    ]
+    ]  # fmt: skip
     part_paths = [_part_paths(out, t.part) for t in tasks]
     recon_tmp = out / f"reconciliation.tmp-{os.getpid()}"
     timings = {"index": round(index.seconds, 2)}
     clock = time.perf_counter()
     try:
         summaries = _map(_work, tasks)
+        if learn and not runs_are_consecutive([x.person_runs for x in summaries if x.person_runs is not None]):
+            log.warning("warning: %s: the dose rows of some people are not consecutive: grouping them first", records)
+            _remove_parts(part_paths)  # only staged: the results store is untouched
+            grouped = False
+            tasks = [_Task(0, 1, 0, records.stat().st_size, 1, opts, index, context, run, store_path, today,
+                           regroup=True)]  # fmt: skip
+            part_paths = [_part_paths(out, 0)]
+            summaries = _map(_work, tasks)
         timings["check"] = round(time.perf_counter() - clock, 2)
         clock = time.perf_counter()
         summary: Summary = summaries[0]
@@ -471,9 +494,7 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
         os.replace(recon_tmp, target)
     finally:
         shutil.rmtree(recon_tmp, ignore_errors=True)
-        for p in part_paths:
-            for path in p.values():
-                path.unlink(missing_ok=True)
+        _remove_parts(part_paths)
     files = {k: sum(c[k] for c in counts) for k in counts[0]}
     result = summary.to_json(
         now=opts.now,

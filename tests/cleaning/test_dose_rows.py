@@ -218,6 +218,53 @@ def test_rows_of_a_person_need_not_be_consecutive(tmp_path: Path) -> None:
     assert not list((tmp_path / "b").glob(".regroup-*"))
 
 
+def _consecutive(keys: list[int]) -> bool:
+    runs = [k for k, _ in itertools.groupby(keys)]
+    return len(runs) == len(set(runs))
+
+
+def test_person_runs_of_ranges_join_like_one_stream() -> None:
+    """The workers' PersonRuns, joined in range order, answer as one pass over the whole file would."""
+    import random
+
+    from signer.records import PersonRuns, runs_are_consecutive
+
+    rng = random.Random(5)
+    for _ in range(3000):
+        keys = [rng.randrange(4) for _ in range(rng.randrange(9))]
+        cuts = sorted(rng.sample(range(len(keys) + 1), min(len(keys) + 1, rng.randrange(4))))
+        parts = []
+        for a, b in itertools.pairwise([0, *cuts, len(keys)]):
+            runs = PersonRuns()
+            for k in keys[a:b]:
+                runs.see(k)
+            parts.append(runs)
+        assert runs_are_consecutive(parts) == _consecutive(keys), (keys, cuts)
+
+
+def test_a_person_in_both_ranges_is_regrouped(tmp_path: Path) -> None:
+    """Each range consecutive, but one person's rows in both: two workers find out and match one worker."""
+    from signer.cleaning.synth import SynthConfig, generate
+
+    paths = generate(tmp_path / "data", SynthConfig(records=400, seed=4, shape="dose_rows", headers="en"))
+    head, *rows = paths["records"].read_bytes().rstrip(b"\n").split(b"\n")
+    first = rows[0].split(b",")[0]
+    mine = [r for r in rows if r.split(b",")[0] == first]
+    moved = tmp_path / "moved.csv"  # the first person's rows: one at the start, the others at the end
+    moved.write_bytes(b"\n".join([head, mine[0], *(r for r in rows if r not in mine), *mine[1:]]) + b"\n")
+    reg = str(paths["registry"])
+    one = run_checks(CheckOptions(records=moved, registry=reg, out_dir=tmp_path / "a", now=NOW, workers=1,
+                                  formats=("csv",)))  # fmt: skip
+    two = run_checks(CheckOptions(records=moved, registry=reg, out_dir=tmp_path / "b", now=NOW, workers=2,
+                                  formats=("csv",)))  # fmt: skip
+    assert len(mine) > 1 and one["input"]["rows_of_a_person_consecutive"] is False
+    assert two["input"] == one["input"] and two["workers"] == 1
+    assert two["reasons"] == one["reasons"] and two["totals"] == one["totals"]
+    for name in ("verified.jsonl", "verified-new.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert not list((tmp_path / "b").glob(".part*"))
+
+
 def test_a_header_without_dose_columns_is_warned(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # the platform's dose columns under names no mapping knows: every person would get dose_missing, silently
     path = tmp_path / "r.csv"
