@@ -78,7 +78,8 @@ class Database:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows it changed."""
         try:
-            return int(self.conn.execute(self._sql(sql), params).rowcount)
+            with _database_errors(self.target):
+                return int(self.conn.execute(self._sql(sql), params).rowcount)
         except _integrity_errors() as err:
             raise IntegrityConflict(str(err).splitlines()[0]) from err
 
@@ -88,20 +89,22 @@ class Database:
         if not rows:
             return 0
         try:
-            if self.dialect == "sqlite":
-                return int(self.conn.executemany(sql, rows).rowcount)
-            with self.conn.cursor() as cur:
-                cur.executemany(_to_format(sql), rows)
-                return int(cur.rowcount)
+            with _database_errors(self.target):
+                if self.dialect == "sqlite":
+                    return int(self.conn.executemany(sql, rows).rowcount)
+                with self.conn.cursor() as cur:
+                    cur.executemany(_to_format(sql), rows)
+                    return int(cur.rowcount)
         except _integrity_errors() as err:
             raise IntegrityConflict(str(err).splitlines()[0]) from err
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        if self.dialect == "sqlite":
-            return list(self.conn.execute(sql, params).fetchall())
-        with self.conn.cursor() as cur:
-            cur.execute(_to_format(sql), params)
-            return list(cur.fetchall())
+        with _database_errors(self.target):
+            if self.dialect == "sqlite":
+                return list(self.conn.execute(sql, params).fetchall())
+            with self.conn.cursor() as cur:
+                cur.execute(_to_format(sql), params)
+                return list(cur.fetchall())
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         rows = self.fetchall(sql, params)
@@ -136,7 +139,8 @@ class Database:
                 self._depth -= 1
             return
         if self.dialect == "sqlite":
-            self.conn.execute("BEGIN IMMEDIATE")
+            with _database_errors(self.target):  # "database is locked" after the busy timeout
+                self.conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:
                 yield
@@ -146,7 +150,13 @@ class Database:
                     self.conn.execute("ROLLBACK")
                 raise
             self._depth = 0
-            self.conn.execute("COMMIT")
+            try:
+                with _database_errors(self.target):
+                    self.conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+                raise
             return
         with self.conn.transaction():
             self._depth = 1
@@ -158,6 +168,25 @@ class Database:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
+
+
+def _operational_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sqlite3.OperationalError]
+    with contextlib.suppress(ImportError):
+        import psycopg
+
+        errors.append(psycopg.OperationalError)
+    return tuple(errors)
+
+
+@contextlib.contextmanager
+def _database_errors(target: str) -> Iterator[None]:
+    """A locked, unreachable or full database is a one-line ConfigError, not a traceback."""
+    try:
+        yield
+    except _operational_errors() as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"ledger {target}: {first}") from None
 
 
 def _integrity_errors() -> tuple[type[BaseException], ...]:

@@ -236,3 +236,23 @@ def test_verify_cli_on_a_missing_ledger(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["ledger", "verify", "--ledger", str(missing)]) == 2
     assert "ledger not found" in capsys.readouterr().err
     assert not missing.exists() and not os.listdir(tmp_path)
+
+
+def test_a_locked_database_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
+    monkeypatch.setattr("signer.ledger.db.BUSY_TIMEOUT_MS", 200)
+    path = tmp_path / "l.sqlite"
+    ledger = Ledger.open(str(path), actor="t")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process writing for too long
+        with pytest.raises(ConfigError, match="database is locked"):
+            ledger.apply([reservation("U1")])
+        other.execute("ROLLBACK")
+        ledger.apply([reservation("U1")])  # the connection is usable again
+        assert verify_ledger(ledger) == []
+    finally:
+        other.close()
+        ledger.close()
