@@ -234,6 +234,13 @@ def add_pdf_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
         "gets a signature timestamp and the TSA's certificate is embedded (PAdES B-LT); "
         "default: none (B-B with validation data)",
     )
+    g.add_argument(
+        "--pades-level",
+        choices=("B-B", "B-LT", "B-LTA"),
+        default=None,
+        help="PAdES level of the PDF: B-B (default without --tsa-url), B-LT (default with it), "
+        "B-LTA (B-LT plus a document timestamp after the validation data; needs --tsa-url)",
+    )
 
 
 def _override(ns: argparse.Namespace) -> Override | None:

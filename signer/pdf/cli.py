@@ -10,7 +10,8 @@ centre's key, QR inside) and ``DIR/<record_id>.hc1.txt``, plus a line in
 ``DIR/manifest.jsonl``. It is ``signer sign --pdf`` without the PNG: the same
 loop, the same key object signs the HC1 and the PDF (one PKCS#11 session for
 a token). With ``--tsa-url URL`` each signature gets an RFC 3161 signature
-timestamp from the national TSA (PAdES B-LT). Exit codes as ``signer sign``.
+timestamp from the national TSA (PAdES B-LT); ``--pades-level B-LTA`` adds a
+document timestamp after the validation data. Exit codes as ``signer sign``.
 """
 
 from __future__ import annotations
@@ -53,13 +54,19 @@ class PdfOutput:
 
         crls = [_read_crl(p) for p in ns.crl]
         timestamper = None
-        if getattr(ns, "tsa_url", None):
+        level = getattr(ns, "pades_level", None)
+        tsa_url = getattr(ns, "tsa_url", None)
+        if level in ("B-LT", "B-LTA") and not tsa_url:
+            raise ConfigError(f"--pades-level {level} needs --tsa-url URL (a time-stamping authority)")
+        if level == "B-B" and tsa_url:
+            raise ConfigError("--pades-level B-B has no timestamp: leave out --tsa-url")
+        if tsa_url:
             from signer.pdf.tsa import HttpTimestamper
 
-            timestamper = HttpTimestamper(ns.tsa_url)
+            timestamper = HttpTimestamper(tsa_url)
         signer = PassportPdfSigner(
             key, centre=ns.centre, location=ns.location, crls=crls, now=now,
-            timestamper=timestamper,
+            timestamper=timestamper, archive_timestamp=level == "B-LTA",
         )  # fmt: skip
         return cls(signer=signer, centre=ns.centre)
 

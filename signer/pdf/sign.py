@@ -21,7 +21,9 @@ By default this is PAdES baseline B-B plus the validation data. With a
 each signature also gets a signature timestamp (unsigned attribute
 id-aa-signatureTimeStampToken over the signature value, ETSI EN 319 142-1
 section 5.3) and the DSS also holds the TSA's certificate, whose CRL is the
-CSCA's: strict baseline B-LT. See docs/pdf.md.
+CSCA's: strict baseline B-LT. With ``archive_timestamp`` a document
+timestamp follows in an incremental update (B-LTA, :mod:`signer.pdf.lta`).
+See docs/pdf.md.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from keys.base import SigningKey
 from signer.pdf.cms import TIMESTAMP_OVERHEAD, CmsTemplate, KeySigner
 from signer.pdf.font import load_font, nfc
 from signer.pdf.layout import PageLayout
+from signer.pdf.lta import append_document_timestamp
 from signer.pdf.model import PassportData
 from signer.pdf.pdfsyntax import indirect, pdf_date, raw_stream, stream, text_string, xref_table
 from signer.pdf.template import PassportTemplate, load_template
@@ -61,6 +64,8 @@ class _Prefix:
     offsets: dict[int, int]
     count: int
     font_refs: bytes
+    catalog: bytes = b""
+    page: bytes = b""
 
 
 def _der(cert: x509.Certificate) -> bytes:
@@ -92,10 +97,16 @@ class PassportPdfSigner:
         template: PassportTemplate | None = None,
         check_certificate_status: bool = True,
         timestamper: Timestamper | None = None,
+        archive_timestamp: bool = False,
     ) -> None:
         self.key = key
         self.timestamper = timestamper
+        if archive_timestamp and timestamper is None:
+            raise ConfigError("PAdES B-LTA (a document timestamp) needs a time-stamping authority")
+        #: B-LTA: a document timestamp after the signature and its DSS (signer.pdf.lta)
+        self.archive_timestamp = archive_timestamp
         probe = timestamper.timestamp(_PROBE) if timestamper is not None else b""
+        self._archive_reserved = len(probe) + _TOKEN_MARGIN
         known = {_der(c) for c in (key.certificate, *key.chain)}
         try:
             tsa_certs = tuple(c for c in token_certificates(probe) if _der(c) not in known) if probe else ()
@@ -219,7 +230,8 @@ class PassportPdfSigner:
         for num in sorted(objects):
             offsets[num] = len(out)
             out += indirect(num, objects[num])
-        return _Prefix(data=bytes(out), offsets=offsets, count=count, font_refs=font_refs)
+        return _Prefix(data=bytes(out), offsets=offsets, count=count, font_refs=font_refs,
+                       catalog=objects[CATALOG], page=objects[PAGE])  # fmt: skip
 
     def _xmp(self) -> bytes:
         t = self.template
@@ -302,7 +314,14 @@ class PassportPdfSigner:
             f"trailer\n<< /Size {prefix.count + 1} /Root {CATALOG} 0 R /Info {INFO} 0 R"
             f" /ID [<{file_id}> <{file_id}>] >>\nstartxref\n{xref_at}\n%%EOF\n"
         ).encode()
-        return self._sign_bytes(out, offsets[SIG])
+        signed = self._sign_bytes(out, offsets[SIG])
+        if not self.archive_timestamp or self.timestamper is None:
+            return signed
+        return append_document_timestamp(
+            signed, catalog=(CATALOG, prefix.catalog), page=(PAGE, prefix.page), widget=WIDGET,
+            size=prefix.count + 1, info=INFO, file_id=file_id, timestamper=self.timestamper,
+            reserved=self._archive_reserved,
+        )  # fmt: skip
 
     def render_unsigned(self, data: PassportData, *, now: dt.datetime) -> bytes:
         """The same page as an ordinary unsigned PDF (for signing by other tools).

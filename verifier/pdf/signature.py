@@ -39,6 +39,12 @@ Checklist (each its own check; untrusted input never raises):
    ``pades_level``: ``B-LT`` (valid timestamp and embedded revocation data
    that suffice) or ``B-B`` (no timestamp), None when any PDF check fails;
    ``signing_time_proven`` and ``certificate_checked_at`` say what is proven.
+7. ``pdf_archive_timestamp`` (only when the document carries document
+   timestamps, PAdES B-LTA, ETSI EN 319 142-1 section 5.5): each comes after
+   the signature, is intact, covers the document up to it, and its TSA has
+   id-kp-timeStamping, chains to a CSCA and is not revoked per the embedded
+   CRLs at its genTime. ``pades_level`` is then ``B-LTA`` (with a valid B-LT
+   signature); the signer JSON gets ``archive_timestamp`` (the last genTime).
 """
 
 from __future__ import annotations
@@ -56,9 +62,11 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
-from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.fields import SigSeedSubFilter, enumerate_sig_fields
+from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.generic_cms import collect_timing_info
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
@@ -244,14 +252,16 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
         return report.done()
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
-        sigs = list(reader.embedded_signatures)
+        sigs, broken_archives = _collect_signatures(reader)
     except Exception as err:
         report.fail("pdf_signature", "pdf_malformed", f"cannot parse the PDF ({type(err).__name__})")
         return report.done()
-    if not sigs:
+    regular = [s for s in sigs if s.sig_object_type != "/DocTimeStamp"]
+    if not regular:
         report.fail("pdf_signature", "no_signature", "the PDF carries no signature")
         return report.done()
-    sig = min(sigs, key=lambda s: s.signed_revision)
+    sig = min(regular, key=lambda s: s.signed_revision)
+    archives = [s for s in sigs if s.sig_object_type == "/DocTimeStamp"]
     # 1. signing time: the signer's claim, bounded by the validation time
     claimed = sig.self_reported_timestamp
     signing_time = _aware(claimed) if claimed is not None else None
@@ -331,7 +341,82 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
         else:
             _map_revocation(revocation, report)
     _trust_list_revocation(sig, trust, report)
-    return report.done(_safe_signer(sig, signing_time, ts, report, moment), signing_time)
+    archive_time = _check_archives(archives, sig, now, context, report)
+    if broken_archives:
+        report.fail("pdf_archive_timestamp", "archive_timestamp_invalid",
+                    "a document timestamp cannot be read")
+    info = _safe_signer(sig, signing_time, ts, report, moment)
+    if info is not None:
+        info["archive_timestamp"] = archive_time.isoformat() if archive_time else None
+    return report.done(info, signing_time)
+
+
+def _collect_signatures(reader: PdfFileReader) -> tuple[list[Any], int]:
+    """The signatures in signing order (as pyHanko's ``embedded_signatures``), and how many
+    document timestamps could not be read (a broken token must not hide the signature)."""
+    out = []
+    broken = 0
+    known = {str(v.value) for v in SigSeedSubFilter}
+    for fq_name, sig_obj, sig_field in enumerate_sig_fields(reader, filled_status=True):
+        obj = sig_obj.get_object()
+        if str(obj.get("/SubFilter", "")) not in known:
+            continue  # as pyHanko: an unsupported SubFilter is ignored
+        try:
+            out.append(EmbeddedPdfSignature(reader, sig_field, fq_name))
+        except Exception:
+            if obj.get("/Type") != "/DocTimeStamp":
+                raise
+            broken += 1
+    return sorted(out, key=lambda s: s.signed_revision), broken
+
+
+def _check_archives(
+    archives: list[Any], sig: Any, now: dt.datetime, context: Any, report: _Report
+) -> dt.datetime | None:
+    """7. document timestamps after the signature (B-LTA; ETSI EN 319 142-1 5.5): each
+    intact, by a TSA of the trust material (id-kp-timeStamping, a CRL required at its
+    genTime), covering the document up to it; returns the last one's genTime."""
+    last: dt.datetime | None = None
+    for archive in sorted(archives, key=lambda s: s.signed_revision)[:8]:
+        report.checks.setdefault("pdf_archive_timestamp", None)
+        if archive.signed_revision <= sig.signed_revision:
+            report.fail("pdf_archive_timestamp", "archive_timestamp_invalid",
+                        "a document timestamp comes before the signature")
+            continue
+        try:
+            info = archive.signed_data["encap_content_info"]["content"].parsed
+            gen_time = _aware(info["gen_time"].native)
+            tsa_cert = archive.signer_cert
+            status = validate_pdf_timestamp(
+                archive, validation_context=context(_CRL_REQUIRED, min(gen_time, now)), skip_diff=True
+            )
+        except Exception as err:  # hostile token: pyHanko raises many types
+            report.fail("pdf_archive_timestamp", "archive_timestamp_invalid",
+                        f"the document timestamp cannot be validated ({type(err).__name__})")
+            continue
+        whole = status.coverage in (SignatureCoverageLevel.ENTIRE_FILE,
+                                    SignatureCoverageLevel.ENTIRE_REVISION)  # fmt: skip
+        if gen_time > now + CLOCK_SKEW:
+            report.fail("pdf_archive_timestamp", "timestamp_after_validation_time",
+                        f"the document timestamp {gen_time.isoformat()} is after the validation time")
+        elif not status.intact or not status.valid or not whole:
+            report.fail("pdf_archive_timestamp", "archive_timestamp_invalid",
+                        "the document timestamp does not match the document or its TSA's key")
+        elif (problem := tsa_usage_problem(tsa_cert)) is not None:
+            report.fail("pdf_archive_timestamp", "tsa_not_timestamping",
+                        f"the document timestamp's TSA may not sign timestamps: {problem}")
+        elif not status.trusted:
+            indic = str(getattr(status.trust_problem_indic, "name", None))
+            reason = "tsa_revoked" if indic in _REVOCATION_INDICATIONS else "archive_timestamp_untrusted"
+            report.fail("pdf_archive_timestamp", reason,
+                        f"the document timestamp's TSA is not trusted at its time ({indic})")
+        else:
+            last = gen_time
+    if "pdf_archive_timestamp" in report.checks and not any(
+        e.check == "pdf_archive_timestamp" for e in report.errors
+    ):
+        report.checks["pdf_archive_timestamp"] = True
+    return last
 
 
 def _strict_updates(reader: PdfFileReader, sig: Any, report: _Report) -> None:
@@ -355,11 +440,13 @@ def _pades_level(report: _Report, ts: SignatureTimestamp | None) -> str | None:
     """
     if any(report.checks.get(k) is not True for k in PDF_CHECKS):
         return None
+    if report.checks.get("pdf_archive_timestamp") is False:
+        return None
     if ts is None:
         return None if report.checks.get("pdf_timestamp") is False else "B-B"
     if report.checks.get("pdf_timestamp") is not True:
         return None
-    return "B-LT"
+    return "B-LTA" if report.checks.get("pdf_archive_timestamp") is True else "B-LT"
 
 
 def _safe_signer(

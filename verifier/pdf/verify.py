@@ -53,6 +53,8 @@ from verifier.trust import TrustStore
 QR_STAGES = tuple(str(s) for s in STAGES if str(s) != "qr")
 #: reported (and required true) only when the signature carries a timestamp
 TIMESTAMP_CHECK = "pdf_timestamp"
+#: reported (and required true) only when the document carries document timestamps (B-LTA)
+ARCHIVE_CHECK = "pdf_archive_timestamp"
 CHECKS = (*PDF_CHECKS, "qr", "qr_matches_document", *QR_STAGES)
 
 
@@ -86,8 +88,7 @@ class PdfVerdict:
             "checks": {
                 **{k: self.checks.get(k) for k in CHECKS},
                 # only for a signature that carries a timestamp (B-T/B-LT)
-                **({TIMESTAMP_CHECK: self.checks[TIMESTAMP_CHECK]}
-                   if TIMESTAMP_CHECK in self.checks else {}),
+                **{k: self.checks[k] for k in (TIMESTAMP_CHECK, ARCHIVE_CHECK) if k in self.checks},
             },
             "signer": None if self.signer is None else jsonable(dict(self.signer)),
             "payload": None if self.payload is None else jsonable(self.payload),
@@ -189,6 +190,7 @@ def verify_pdf(data: bytes, trust: TrustStore, *, now: dt.datetime) -> PdfVerdic
     valid = (
         all(checks[k] is True for k in (*PDF_CHECKS, "qr", "qr_matches_document"))
         and checks.get(TIMESTAMP_CHECK, True) is True
+        and checks.get(ARCHIVE_CHECK, True) is True
         and bool(qr_verdict is not None and qr_verdict.valid)
     )
     return PdfVerdict(
