@@ -110,7 +110,8 @@ test("cbor: trailing bytes, integers, depth, references", () => {
   assert.equal(cborReason("d90100 80"), "malformed"); // stringref namespace
   assert.equal(cborReason("d81c 98 28" + "d81d00".repeat(40)), "malformed"); // shared cycle
   assert.equal(cborReason("82 d81c 81 01 d81d 00"), null); // one shared value used twice: small
-  for (const h of ["", "18", "5a ffffffff 00", "62 61", "62 c328", "ff", "1c", "9f 01", "a1 01", "f8", "fc"]) {
+  assert.ok(cbor("f8 20") instanceof Object); // simple value 32: well-formed
+  for (const h of ["", "18", "5a ffffffff 00", "62 61", "62 c328", "ff", "1c", "9f 01", "a1 01", "f8", "fc", "f8 01", "f8 1f"]) {
     assert.notEqual(cborReason(h), null, h);
   }
 });

@@ -250,6 +250,8 @@ class Decoder {
 
   simple(arg, info) {
     if (arg === null) throw this.fail("unexpected break in CBOR");
+    // RFC 8949 section 3.3: a one-byte simple value below 32 is not well-formed (cbor2 refuses it)
+    if (info === 24 && arg < 32) throw this.fail("invalid two-byte simple value");
     if (info === 25) return new CFloat(halfToFloat(arg));
     if (info === 26) {
       const v = new DataView(new ArrayBuffer(4));

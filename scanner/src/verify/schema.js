@@ -92,8 +92,60 @@ export function jsonable(value, depth = 0) {
     return out;
   }
   if (value === UNDEFINED) return "undefined";
-  if (value instanceof CSimple) return `CBORSimpleValue(value=${value.value})`;
-  if (value instanceof CTag) return `CBORTag(${value.tag}, ...)`;
+  if (value instanceof CSimple) return String(value.value);
+  if (value instanceof CTag) return `CBORTag(${value.tag}, ${pyRepr(value.value, 0, true)})`;
+  return "?";
+}
+
+function pyQuote(text, prefix) {
+  const quote = text.includes("'") && !text.includes('"') ? '"' : "'";
+  let out = "";
+  for (const ch of text) {
+    const c = ch.codePointAt(0);
+    if (ch === "\\" || ch === quote) out += `\\${ch}`;
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\r") out += "\\r";
+    else if (ch === "\t") out += "\\t";
+    else if (c < 0x20 || c === 0x7f || (prefix === "b" && c > 0x7f)) out += `\\x${c.toString(16).padStart(2, "0")}`;
+    else if (c >= 0x80 && c < 0xa0) out += `\\x${c.toString(16)}`;
+    else out += ch;
+  }
+  return `${prefix}${quote}${out}${quote}`;
+}
+
+function pyFloatRepr(v) {
+  if (!Number.isFinite(v)) return Number.isNaN(v) ? "nan" : v > 0 ? "inf" : "-inf";
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e16 || a < 1e-4)) {
+    return v.toExponential().replace(/e([+-])(\d)$/, "e$10$2");
+  }
+  const text = String(v);
+  return /[.e]/.test(text) ? text : `${text}.0`;
+}
+
+/** Python's repr of a decoded value, as str(CBORTag(...)) shows its content; cbor2 6 decodes
+ * what is inside a tag as tuples and frozendicts. */
+function pyRepr(value, depth = 0, inTag = false) {
+  if (depth > 32) return "...";
+  if (value === null) return "None";
+  if (value === true) return "True";
+  if (value === false) return "False";
+  if (typeof value === "number" || typeof value === "bigint") return String(value);
+  if (typeof value === "string") return pyQuote(value, "");
+  if (value instanceof Uint8Array) return pyQuote(String.fromCharCode(...value), "b");
+  if (value instanceof CFloat) return pyFloatRepr(value.value);
+  if (Array.isArray(value)) {
+    const items = value.map((v) => pyRepr(v, depth + 1, inTag));
+    if (!inTag) return `[${items.join(", ")}]`;
+    return items.length === 1 ? `(${items[0]},)` : `(${items.join(", ")})`;
+  }
+  if (value instanceof CMap) {
+    const body = `{${value.entries.map(([k, v]) => `${pyRepr(k, depth + 1, inTag)}: ${pyRepr(v, depth + 1, inTag)}`).join(", ")}}`;
+    return inTag ? `frozendict(${body})` : body;
+  }
+  if (value instanceof CTag) return `CBORTag(${value.tag}, ${pyRepr(value.value, depth + 1, true)})`;
+  if (value instanceof CSimple) return `CBORSimpleValue(${value.value})`;
+  if (value === UNDEFINED) return "undefined";
   return "?";
 }
 
