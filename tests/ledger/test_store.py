@@ -209,6 +209,11 @@ def drop_guards(ledger: Ledger) -> None:
         ("DELETE FROM events WHERE seq = (SELECT MAX(seq) FROM events)", "missing (deleted; the chain head"),
         ("UPDATE certificates SET state = 'revoked' WHERE uvci = 'U2'", "certificate U2: state differ"),
         ("DELETE FROM certificates WHERE uvci = 'U1'", "certificate U1: its row is missing"),
+        (
+            "INSERT INTO certificates (uvci, centre, record_id, record_hash, generation, out_dir, line, verified, "
+            "state, actor, created_at, updated_at) VALUES ('U0', 'c', 'R7', 'h', 0, '/o', 1, 1, 'written', 'x', 'x', 'x')",
+            "certificate U0: no event records it",
+        ),
     ],
 )
 def test_verify_detects_edits_and_deletions(
@@ -256,3 +261,27 @@ def test_a_locked_database_is_a_one_line_error(tmp_path: Path, monkeypatch: pyte
     finally:
         other.close()
         ledger.close()
+
+
+def test_verify_reads_in_pages(ledger_target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of 2 rows: the merge of events and certificates across page ends."""
+    monkeypatch.setattr("signer.ledger.audit._PAGE", 2)
+    ledger = Ledger.open(ledger_target, actor="t")
+    try:
+        for i in range(5):
+            issue(ledger, f"U{i}", f"R{i}")
+        ledger.apply(changes=[Change("U3", "revoked", {"revoked_reason": "test"})])
+        assert verify_ledger(ledger) == []
+        drop_guards(ledger)
+        ledger.db.conn.execute("DELETE FROM certificates WHERE uvci = 'U2'")
+        ledger.db.conn.execute("UPDATE certificates SET line = 9 WHERE uvci = 'U4'")
+        ledger.db.conn.execute("DELETE FROM events WHERE seq = 7")
+        problems = verify_ledger(ledger)
+    finally:
+        ledger.close()
+    assert problems == [
+        "events 7..7 are missing (deleted)",
+        "event 8: does not follow the event before it (chain broken)",
+        "certificate U2: its row is missing (deleted)",
+        "certificate U4: line differ from its events (edited)",
+    ]
