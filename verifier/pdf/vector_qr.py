@@ -34,6 +34,7 @@ from the rendered page. Untrusted input: never raises.
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Mapping, Sequence
@@ -495,8 +496,12 @@ _HEX = re.compile(rb"<([0-9A-Fa-f]*)>")
 MAX_CMAP_BYTES = 1_000_000
 
 
+@functools.lru_cache(maxsize=32)  # every passport embeds the same two font maps
 def parse_to_unicode(cmap: bytes) -> dict[bytes, str] | None:
-    """A ToUnicode CMap (ISO 32000-1 section 9.10.3) for 2-byte codes; None if not that."""
+    """A ToUnicode CMap (ISO 32000-1 section 9.10.3) for 2-byte codes; None if not that.
+
+    The result is shared between calls (cached): read it, never change it.
+    """
     if len(cmap) > MAX_CMAP_BYTES:
         return None
     out: dict[bytes, str] = {}
