@@ -440,7 +440,8 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
     if pending:
         print(
             f"warning: {pending} certificate(s) reserved in {ns.out} by an earlier run are not in "
-            "this input; run the batch again with that input",
+            "this input; run the batch again with that input, or give them up with "
+            "'signer ledger release'",
             file=err,
         )
     return 1 if counts.refused else 0

@@ -47,7 +47,7 @@ def open_existing(ns: argparse.Namespace) -> Ledger:
 
 
 def register(subparsers: Any) -> None:
-    """``ledger verify|status|show|export-revoked``."""
+    """``ledger verify|status|show|export-revoked|release``."""
     p = subparsers.add_parser("ledger", help="check and query the issuance ledger")
     sub = p.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
 
@@ -83,6 +83,54 @@ def register(subparsers: Any) -> None:
     add_ledger_argument(e)
     e.add_argument("--out", type=Path, required=True, metavar="FILE")
     e.set_defaults(func=run_export_revoked)
+
+    register_release(sub)
+
+
+def register_release(sub: Any) -> None:
+    from signer.cli import MAX_NOTE, text_arg
+
+    r = sub.add_parser(
+        "release",
+        help="give up the certificates an interrupted batch reserved in a folder for records no longer in its input",
+        description="Marks every reserved or signed (never written) certificate of DIR released "
+        "(exported as revoked: its file may have reached the disk) and removes the files a signed "
+        "one had already put in DIR. Takes the folder's lock: not while a batch runs there.",
+    )
+    add_ledger_argument(r)
+    r.add_argument("--out", type=Path, required=True, metavar="DIR", help="the batch's output folder")
+    r.add_argument("--reason", required=True, type=text_arg("the reason", MAX_NOTE), metavar="TEXT")
+    r.set_defaults(func=run_release)
+
+
+def run_release(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    from signer.batch import BatchOutput, sha256_file
+    from signer.ledger.store import MANIFEST_STALE, PENDING, Change
+
+    out = out or sys.stdout
+    if not ns.out.is_dir():
+        raise ConfigError(f"not a folder: {ns.out}")
+    actor = (os.environ.get("USER") or "").strip() or "unknown"
+    ledger = Ledger.open(ns.ledger, actor=actor, create=False)
+    removed = 0
+    try:
+        with BatchOutput(ns.out) as output:
+            pending = list(ledger.in_states(PENDING, out_dir=output.key))
+            # the ledger first: a file is removed only once its certificate is released
+            ledger.apply(
+                changes=[Change(c.uvci, "released", note=f"released: {ns.reason}") for c in pending],
+                meta={MANIFEST_STALE + output.key: ledger.clock()},
+            )
+            for cert in pending:
+                for entry in cert.files:
+                    path = output.path / entry.name
+                    if "/" not in entry.name and path.is_file() and sha256_file(path) == entry.sha256:
+                        path.unlink()
+                        removed += 1
+    finally:
+        ledger.close()
+    print(f"{len(pending)} certificate(s) released in {ns.out}, {removed} file(s) removed", file=out)
+    return 0
 
 
 def register_revoke(subparsers: Any) -> None:

@@ -216,3 +216,41 @@ def test_crash_while_a_correction_replaces_the_files(
         assert led.by_uvci(old.uvci).superseded_by == new.uvci  # type: ignore[union-attr]
     finally:
         led.close()
+
+
+def test_release_what_an_interrupted_run_left_for_records_gone_from_the_input(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
+    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
+    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
+    records = many_records(4)
+    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+
+    def args(source: Path) -> list[str]:
+        return ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
+                "--progress", "none", "--key", str(key), "--cert", str(cert)]  # fmt: skip
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            crash_points()["files_in_place"](monkeypatch)
+            main(args(write_records(tmp_path / "in.jsonl", records)))
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 9
+    # the centre's next input holds only two of them
+    assert main(args(write_records(tmp_path / "fewer.jsonl", records[:2]))) == 0
+    captured = capsys.readouterr()
+    assert "warning: 2 certificate(s) reserved" in captured.err and "signer ledger release" in captured.err
+    assert main(["ledger", "release", "--ledger", ledger, "--out", str(out), "--reason", "records withdrawn"]) == 0
+    assert "2 certificate(s) released" in capsys.readouterr().out
+    assert main(args(write_records(tmp_path / "fewer.jsonl", records[:2]))) == 0
+    assert "warning" not in capsys.readouterr().err
+    check_consistent(ledger, out, [r.record_id for r in records[:2]])  # their files are gone too
+    led = Ledger.open(ledger, actor="t", create=False)
+    try:
+        assert led.counts() == {"written": 2, "released": 2}
+    finally:
+        led.close()
