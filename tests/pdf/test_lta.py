@@ -10,6 +10,7 @@ after the timestamp, `signer sign --pdf --pades-level B-LTA` end to end.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -132,3 +133,19 @@ def test_signer_sign_pades_level_b_lta(pdf_pki: PdfPki, lta_tsa: Tsa, tmp_path: 
     result = json.loads(done.stdout)
     assert result["signer"]["pades_level"] == "B-LTA"
     assert result["checks"]["pdf_archive_timestamp"] is True
+
+
+def test_visible_document_timestamp_widget_is_a_modification(lta_pdf: bytes, pdf_pki: PdfPki) -> None:
+    # a document timestamp's widget with an area could paint over the page: not validation data
+    at = lta_pdf.rindex(b"/Rect [0 0 0 0]")
+    visible = lta_pdf[:at] + b"/Rect [1 1 9 9]" + lta_pdf[at + 15 :]
+    v = verify_pdf(visible, pdf_pki.trust(), now=NOW)
+    assert not v.valid and v.checks["pdf_modifications"] is False
+
+
+def test_signing_time_before_the_dsc_is_refused(pdf_pki: PdfPki) -> None:
+    before = pdf_pki.good.certificate.not_valid_before_utc - dt.timedelta(days=3)
+    issued = make_passport(pdf_pki.good, PERSON_A, crl=pdf_pki.crl, when=before, check=False,
+                           check_pdf=False)  # fmt: skip
+    v = verify_pdf(issued.pdf, pdf_pki.trust(), now=NOW)
+    assert not v.valid and "dsc_not_yet_valid" in v.reasons

@@ -27,7 +27,9 @@ the strict whitelist, applied to every revision after the signed one:
    changed object, which 2. constrains.
 
 A document timestamp field is a signature field whose value is a
-``/Type /DocTimeStamp`` dictionary (ISO 32000-2 section 12.8.5).
+``/Type /DocTimeStamp`` dictionary (ISO 32000-2 section 12.8.5); its widget
+must be invisible (a zero-area rectangle, or hidden), since a widget's
+appearance could paint over the page.
 Untrusted input: the caller catches whatever pyHanko raises.
 """
 
@@ -47,22 +49,39 @@ def _resolve(value: Any) -> Any:
 
 
 def _is_doc_timestamp_field(value: Any) -> bool:
+    """A signature field holding a document timestamp; when it is its own widget, invisible."""
     field = _resolve(value)
     if not isinstance(field, generic.DictionaryObject):
         return False
     sig = _resolve(field.get("/V"))
-    return (
+    ok = (
         field.get("/FT") == "/Sig"
         and isinstance(sig, generic.DictionaryObject)
         and sig.get("/Type") == "/DocTimeStamp"
     )
+    if ok and field.get("/Subtype") == "/Widget":
+        return _invisible(field)
+    return ok
+
+
+def _invisible(annot: generic.DictionaryObject) -> bool:
+    """A widget that draws nothing: a zero-area /Rect, or the Hidden/NoView flags (2, 32)."""
+    try:
+        rect = [float(v) for v in _resolve(annot.get("/Rect"))]
+        flags = int(_resolve(annot.get("/F", 0)))
+    except (TypeError, ValueError):
+        return False
+    zero = len(rect) == 4 and (rect[0] == rect[2] or rect[1] == rect[3])
+    return zero or bool(flags & 2) or bool(flags & 32)
 
 
 def _is_doc_timestamp_widget(value: Any) -> bool:
+    """A document timestamp's widget, invisible: a visible one could paint over the page."""
     annot = _resolve(value)
     if not isinstance(annot, generic.DictionaryObject) or annot.get("/Subtype") != "/Widget":
         return False
-    return _is_doc_timestamp_field(annot) or _is_doc_timestamp_field(annot.get("/Parent"))
+    is_ts = _is_doc_timestamp_field(annot) or _is_doc_timestamp_field(annot.get("/Parent"))
+    return is_ts and _invisible(annot)
 
 
 def _grown_by(old: Any, new: Any, allowed: Any) -> bool:

@@ -276,6 +276,14 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
             report.fail("pdf_chain", "signed_after_validation_time",
                         f"signing time {signing_time.isoformat()} is after the validation time")
         revocation_moment = min(signing_time, now)
+        try:
+            not_before = _aware(sig.signer_cert.not_valid_before)
+        except Exception:
+            not_before = None
+        if not_before is not None and signing_time < not_before - CLOCK_SKEW:
+            report.fail("pdf_chain", "dsc_not_yet_valid",
+                        f"signing time {signing_time.isoformat()} is before the signer "
+                        "certificate's validity")  # fmt: skip
     # 6. a signature timestamp: a valid one proves the signing time
     ts: SignatureTimestamp | None = None
     try:
