@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,10 @@ from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
 from keys.certs import make_csca, make_dsc, make_trust_list_signer, new_private_key  # noqa: E402
 from keys.software import SoftwareKey  # noqa: E402
 from keys.trustlist import build_trust_list  # noqa: E402
+from keys.tsa import TimeStampAuthority, make_server, make_tsa_certificate  # noqa: E402
 from signer.issue import Hc1Issuer  # noqa: E402
 from signer.pdf import PassportPdfSigner, passport_data  # noqa: E402
+from signer.pdf.tsa import HttpTimestamper  # noqa: E402
 from signer.records import Dose, Record  # noqa: E402
 from tests.pdf import tamper  # noqa: E402
 
@@ -77,7 +80,9 @@ def _key(csca: x509.Certificate, ca_key: Any, name: str, *, issued: dt.datetime,
     return SoftwareKey(private_key=k, certificate=cert, chain=(csca,))
 
 
-def _passport(key: SoftwareKey, *, crl: Any, when: dt.datetime, check: bool = True) -> bytes:
+def _passport(key: SoftwareKey, *, crl: Any, when: dt.datetime, check: bool = True,
+              timestamper: Any = None, archive: bool = False,
+              qr_when: dt.datetime | None = None) -> bytes:
     """A passport signed at ``when`` (the QR's iat too), its QR valid for a year.
 
     The QR's exp is not clamped to the DSC's expiry (the issuer would): an
@@ -85,9 +90,10 @@ def _passport(key: SoftwareKey, *, crl: Any, when: dt.datetime, check: bool = Tr
     """
     issuer = Hc1Issuer(key, issuer_name="Ministry of Health of Viet Nam", validity_days=365)
     issuer.not_after = int((when + dt.timedelta(days=366)).timestamp())
-    issued = issuer.issue(PERSON, now=when, uvci=_uvci(), allow_unverified=True)
+    issued = issuer.issue(PERSON, now=qr_when or when, uvci=_uvci(), allow_unverified=True)
     signer = PassportPdfSigner(key, centre=CENTRE, crls=[crl], now=when,
-                               check_certificate_status=check)
+                               check_certificate_status=check, timestamper=timestamper,
+                               archive_timestamp=archive)  # fmt: skip
     data = passport_data(
         dcc=issued.dcc, hc1=issued.hc1, centre=CENTRE, record=PERSON,
         issued_at=dt.datetime.fromtimestamp(issued.iat, dt.UTC),
@@ -133,28 +139,102 @@ def generate(out: Path) -> None:
 
     clean = _passport(good, crl=current_crl, when=AT - dt.timedelta(days=2))
     backdated = _passport(expired, crl=old_crl, when=AT - dt.timedelta(days=180))
+    before_dsc = _passport(good, crl=current_crl, check=False, qr_when=AT - dt.timedelta(days=2),
+                           when=good.certificate.not_valid_before_utc - dt.timedelta(days=3))
     vectors: dict[str, bytes] = {
         "clean": clean,
         "expired-dsc-backdated": backdated,
         "metadata-update": tamper.change_metadata(clean),
+        "title-update": tamper.change_title_only(clean),
         "digest-mismatch": tamper.flip_signed_byte(clean),
         "revoked-dsc": _passport(revoked, crl=current_crl, when=AT - dt.timedelta(days=2),
                                  check=False),
+        "name-painted-over": tamper.overwrite_name(clean, x=212, y=600),
+        "page-added": tamper.add_page(clean),
+        "signature-removed": tamper.remove_signature(clean),
+        "signing-time-before-dsc": before_dsc,
     }
+    # B-LTA: the national TSA (keys.tsa over loopback HTTP, its clock pinned)
+    tsa_key = new_private_key("ec-p256")
+    tsa_cert = make_tsa_certificate(csca, ca_key, tsa_key.public_key(),  # type: ignore[arg-type]
+                                    now=AT - dt.timedelta(days=100))
+    (trust / "tsa.pem").write_bytes(tsa_cert.public_bytes(Encoding.PEM))
+    when = AT - dt.timedelta(days=2)
+    server = make_server(TimeStampAuthority(key=tsa_key, certificate=tsa_cert, chain=(csca,)),
+                         clock=lambda: when + dt.timedelta(seconds=2))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)  # fmt: skip
+    thread.start()
+    try:
+        stamper = HttpTimestamper(f"http://127.0.0.1:{server.server_address[1]}/")
+        lta = _passport(good, crl=current_crl, when=when, timestamper=stamper, archive=True)
+        blt = _passport(good, crl=current_crl, when=when, timestamper=stamper)
+        stamper.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    token_at = lta.index(b"/Contents <", lta.rindex(b"/ETSI.RFC3161")) + 200
+    rect_at = lta.rindex(b"/Rect [0 0 0 0]")
+    vectors.update({
+        "b-lt-clean": blt,
+        "b-lta-clean": lta,
+        "b-lta-archive-token-altered": (
+            lta[:token_at] + (b"1" if lta[token_at : token_at + 1] == b"0" else b"0")
+            + lta[token_at + 1 :]
+        ),
+        "b-lta-visible-timestamp-widget": lta[:rect_at] + b"/Rect [1 1 9 9]" + lta[rect_at + 15 :],
+        "b-lta-then-title-update": tamper.change_title_only(lta),
+    })  # fmt: skip
     for name, pdf in vectors.items():
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "passport.pdf").write_bytes(pdf)
-        expected = folder / "expected.json"
-        if not expected.exists():
-            expected.write_text(json.dumps({"cases": []}, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {len(vectors)} vectors to {out}")
 
 
+def write_expected(out: Path) -> None:
+    """``--expected``: (re)write each expected.json from what the verifier says now.
+
+    Only for a new vector or a deliberate change of verdict: review the diff,
+    the test compares against these files.
+    """
+    import tempfile
+
+    from verifier.pdf import verify_pdf
+    from verifier.trust import load_trust_material
+
+    trusts = [["trust/csca.pem", "trust/trustlist.cbor"], ["trust/csca.pem", "trust/dsc-expired.pem"]]
+    for folder in sorted(p for p in out.iterdir() if (p / "passport.pdf").is_file()):
+        cases = []
+        for names in trusts:
+            with tempfile.TemporaryDirectory() as state:
+                trust = load_trust_material([out / n for n in names], now=AT, state_dir=state)
+                v = verify_pdf((folder / "passport.pdf").read_bytes(), trust, now=AT)
+            cases.append({
+                "trust": names, "valid": v.valid,
+                "errors": sorted([e.check, e.reason] for e in v.errors),
+                "pades_level": v.signer and v.signer["pades_level"],
+                "signing_time_proven": v.signer and v.signer["signing_time_proven"],
+            })  # fmt: skip
+        (folder / "expected.json").write_text(
+            json.dumps({"at": AT.isoformat(), "cases": cases}, indent=2, ensure_ascii=False) + "\n",
+            encoding="utf-8",
+        )
+
+
 def main() -> int:
+    import logging
+
+    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)  # its warnings on the tampered files
+    logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
-    generate(parser.parse_args().out)
+    parser.add_argument("--expected", action="store_true",
+                        help="also rewrite expected.json from the current verifier (review the diff)")
+    args = parser.parse_args()
+    generate(args.out)
+    if args.expected:
+        write_expected(args.out)
     return 0
 
 
