@@ -69,3 +69,16 @@ def test_title_alone_is_a_modification(tmp_path: Path) -> None:
     v = verify_pdf(tamper.change_title_only((folder / "passport.pdf").read_bytes()), trust, now=at)
     assert not v.valid and v.checks["pdf_modifications"] is False
     assert "modified_after_signing" in v.reasons
+
+
+@pytest.mark.parametrize("tail", [b"GARBAGE" * 100, b"<html><script>alert(1)</script></html>"])
+def test_bytes_after_the_last_revision(tail: bytes, tmp_path: Path) -> None:
+    # outside every revision: no signature covers them (pdfsig: "Not total document signed")
+    folder = VECTORS / "clean"
+    at = _at(folder)
+    trust = load_trust_material([VECTORS / "trust" / "csca.pem", VECTORS / "trust" / "trustlist.cbor"],
+                                now=at, state_dir=tmp_path)  # fmt: skip
+    pdf = (folder / "passport.pdf").read_bytes()
+    v = verify_pdf(pdf + tail, trust, now=at)
+    assert not v.valid and v.checks["pdf_integrity"] is False and "trailing_data" in v.reasons
+    assert verify_pdf(pdf + b"\r\n \n", trust, now=at).valid  # white space is not data

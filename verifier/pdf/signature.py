@@ -10,8 +10,9 @@ Checklist (each its own check; untrusted input never raises):
    revisions: :func:`verifier.pdf.budget.file_structure_problem`, reason
    ``pdf_too_complex``), parses and holds a signature field with a CMS
    signature whose value verifies with the signer certificate's key.
-2. ``pdf_integrity``: the digest over the signed byte range matches, and the
-   byte range covers the whole file or the whole signed revision.
+2. ``pdf_integrity``: the digest over the signed byte range matches, the
+   byte range covers the whole file or the whole signed revision, and no
+   bytes but white space follow the last revision (``trailing_data``).
 3. ``pdf_chain``: the signer certificate chains to a CSCA of the trust
    material (or is itself a trusted DSC), with digitalSignature key usage
    and, when it has an EKU extension, a DCC EKU (hcert 5.1.1), valid now
@@ -335,6 +336,7 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
         return report.done(_safe_signer(sig, signing_time, ts, report, moment), signing_time)
     _map_status(status, sig, trust, report)
     _strict_updates(reader, sig, report)
+    _trailing_data(data, report)
     if report.checks["pdf_chain"] is True and report.checks["pdf_revocation"] is None:
         # pass 2: revocation, a CRL required for every CA-issued certificate
         # whether or not it names a distribution point (DSCs do not)
@@ -425,6 +427,16 @@ def _check_archives(
     ):
         report.checks["pdf_archive_timestamp"] = True
     return last
+
+
+def _trailing_data(data: bytes, report: _Report) -> None:
+    """2. nothing but white space after the last revision's %%EOF (ISO 32000-1 7.5.5):
+    bytes there are outside every revision, so no signature covers them and no
+    modification analysis sees them (a polyglot payload, a hidden second document)."""
+    end = data.rfind(b"%%EOF")
+    if end >= 0 and data[end + 5 :].strip(b"\r\n\t\f\x00 "):
+        report.fail("pdf_integrity", "trailing_data",
+                    "the file has bytes after its last revision that no signature covers")
 
 
 def _strict_updates(reader: PdfFileReader, sig: Any, report: _Report) -> None:
