@@ -339,7 +339,7 @@ def _check(data: bytes, trust: TrustStore, now: dt.datetime, report: _Report) ->
     _trailing_data(data, report)
     if report.checks["pdf_chain"] is True and report.checks["pdf_revocation"] is None:
         # pass 2: revocation, a CRL required for every CA-issued certificate
-        # whether or not it names a distribution point (DSCs do not)
+        # whether or not it names a distribution point (DSCs issued before issue 13 name none)
         try:
             revocation = validate_pdf_signature(
                 sig, context(_CRL_REQUIRED, revocation_moment), ts_validation_context=ts_context,
@@ -484,6 +484,7 @@ def _safe_signer(
     # what is proven: /M is a claim; a valid signature timestamp proves the time
     info["signing_time_proven"] = proven
     info["certificate_checked_at"] = moment.isoformat() if moment is not None else None
+    info["archive_timestamp"] = None  # set by the caller once document timestamps are checked
     return info
 
 
