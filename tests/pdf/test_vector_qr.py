@@ -108,3 +108,20 @@ def test_page_text_from_the_drawing_matches_pdftotext(passport_a: Issued, passpo
         payload = cbor2.loads(decode_sign1(from_qr_text(issued.hc1)).payload)
         dcc = payload[-260][1]
         assert compare_document(dcc, drawn.page_text) == compare_document(dcc, poppler) == []
+
+
+def test_hostile_tokens_are_linear() -> None:
+    # regular-expression backtracking must stay linear (the content is at most 4 MB)
+    import time
+
+    for content in (
+        b"1 1 1 " + b"9" * 400_000 + b" x",
+        b"1 1 1 " + b"9" * 200_000 + b"." + b"9" * 200_000 + b" x",
+        b"<" + b"0" * 400_000,
+        b"(" * 200_000,
+        b"(" + b"\\" * 400_001,
+        b" " * 1_000_000 + b")",
+    ):
+        started = time.process_time()
+        assert qr_from_drawing(content, A4, []) is None
+        assert time.process_time() - started < 2.0

@@ -49,14 +49,15 @@ _SCALE = 3
 _TOLERANCE = 0.02
 
 _WS = rb"[\x00\t\n\x0c\r ]"
-_NUM = rb"[+-]?(?:\d+\.?\d*|\.\d+)"
+#: unambiguous (one way to match a digit run: no quadratic backtracking on hostile input)
+_NUM = rb"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 #: a run of "x y w h re" operations (most of a passport's QR), parsed in bulk
 _RECTS = rb"(?:" + (_NUM + _WS + rb"+") * 4 + rb"re(?![^\x00\t\n\x0c\r ()<>\[\]{}/%])" + _WS + rb"*)+"
 _TOKEN = re.compile(
     rb"(?P<rects>" + _RECTS + rb")|"
     rb"""
     (?P<ws>[\x00\t\n\x0c\r ]+|%[^\r\n]*)
-  | (?P<num>[+-]?(?:\d+\.?\d*|\.\d+))
+  | (?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+))
   | (?P<name>/[^\x00\t\n\x0c\r ()<>\[\]{}/%]*)
   | (?P<hex><[0-9A-Fa-f\x00\t\n\x0c\r ]*>)
   | (?P<str>\((?:[^()\\]|\\.)*\))
@@ -314,7 +315,7 @@ class _StringLen:
 
 def _string_length(kind: str, text: bytes) -> int:
     if kind == "hex":
-        digits = sum(1 for c in text[1:-1] if c not in b"\x00\t\n\x0c\r ")
+        digits = len(text[1:-1].translate(None, b"\x00\t\n\x0c\r "))
         return (digits + 1) // 2
     return len(text) - 2
 
