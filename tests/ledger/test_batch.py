@@ -245,3 +245,25 @@ def test_one_centre_per_folder(key_args: list[str], tmp_path: Path, capsys: pyte
     assert main(args) == 2
     assert "holds the certificates of another centre" in capsys.readouterr().err
     assert main([*args[:3], str(tmp_path / "out2"), *args[4:]]) == 0
+
+
+def test_show_by_citizen_reads_the_id_from_stdin(
+    key_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VNDCC_LEDGER_KEY", raising=False)
+    records = many_records(3)
+    source = write_records(tmp_path / "in.jsonl", records)
+    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+    assert batch(source, out, ledger, key_args) == 0
+    capsys.readouterr()
+    citizen = records[1].id_number
+    spaced = " ".join(citizen[i : i + 4] for i in range(0, len(citizen), 4))
+    monkeypatch.setattr("sys.stdin", io.StringIO(spaced + "\n"))
+    assert main(["ledger", "show", "--ledger", ledger, "--citizen"]) == 0
+    shown = capsys.readouterr().out
+    assert '"record_id": "R00001"' in shown and shown.count("\n") == 1
+    assert citizen not in shown
+    monkeypatch.setattr("sys.stdin", io.StringIO("000000000000\n"))
+    assert main(["ledger", "show", "--ledger", ledger, "--citizen"]) == 1
+    assert main(["ledger", "show", "--ledger", ledger, "--centre", CENTRE, "--date", "2026-06-01"]) == 0
+    assert capsys.readouterr().out.count("\n") == 3

@@ -16,7 +16,6 @@ from keys.secrets import CSCA_PASSPHRASE_ENV, KEY_PASSPHRASE_ENV
 from signer.cli import main
 from signer.ledger import Ledger
 from signer.ledger.audit import verify_ledger
-from signer.ledger.secret import LEDGER_KEY_ENV
 from verifier.hc1 import verify_qr_text
 from verifier.trust import load_trust
 
@@ -35,7 +34,6 @@ def pki(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[str
     and the signer's key options for its DSC."""
     monkeypatch.setenv(CSCA_PASSPHRASE_ENV, "csca-" + secrets.token_hex(10))
     monkeypatch.setenv(KEY_PASSPHRASE_ENV, "dsc-" + secrets.token_hex(10))
-    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
     d = tmp_path / "pki"
     for args in (("init-csca",), ("issue-dsc", "--name", "Centre DSC"), ("init-tl-signer",), ("issue-crl",)):
         assert keys_main([args[0], "--pki", str(d), *args[1:], "--now", at(0)]) == 0
@@ -49,12 +47,12 @@ def run(command: str, source: Path, out: Path, ledger: str, key_args: list[str],
 
 
 def test_revoked_uvci_reaches_the_verifier(
-    pki: tuple[Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    pki: tuple[Path, list[str]], ledger_target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pki_dir, key_args = pki
     records = many_records(4)
     source = write_records(tmp_path / "in.jsonl", records)
-    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+    out, ledger = tmp_path / "out", ledger_target
     assert run("batch", source, out, ledger, key_args, at(1)) == 0
     current = check_consistent(ledger, out, [r.record_id for r in records])
     victim = current["R00001"]
@@ -94,12 +92,12 @@ def test_revoked_uvci_reaches_the_verifier(
 
 
 def test_reissue_expiring_and_revoke_a_dsc(
-    pki: tuple[Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    pki: tuple[Path, list[str]], ledger_target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, key_args = pki
     records = many_records(5)
     source = write_records(tmp_path / "in.jsonl", records)
-    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+    out, ledger = tmp_path / "out", ledger_target
     assert run("batch", source, out, ledger, key_args, at(1), "--validity-days", "60") == 0
     first = check_consistent(ledger, out, [r.record_id for r in records])
     capsys.readouterr()
