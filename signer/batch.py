@@ -370,6 +370,7 @@ class LedgerRun(SigningRun):
                     released.append(Change(plan.uvci, "released", note="the record could not be signed"))
                 continue
             values = _signed_values(result)
+            self.clamped += result.issued.exp_clamped
             if plan.kind == "rewrite":
                 done.append((plan, values))
             else:

@@ -430,6 +430,13 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
     finally:
         ledger.close()
     counts = run.counts
+    if run.clamped:
+        not_after = dt.datetime.fromtimestamp(signer.issuer.not_after, dt.UTC).date()
+        print(
+            f"warning: {run.clamped} certificate(s) expire with the DSC on {not_after}, "
+            f"before {ns.validity_days} days",
+            file=err,
+        )
     print(f"batch: {counts.summary_line()}", end="", file=out)
     if counts.refused:
         for line in counts.reason_lines():

@@ -267,3 +267,14 @@ def test_show_by_citizen_reads_the_id_from_stdin(
     assert main(["ledger", "show", "--ledger", ledger, "--citizen"]) == 1
     assert main(["ledger", "show", "--ledger", ledger, "--centre", CENTRE, "--date", "2026-06-01"]) == 0
     assert capsys.readouterr().out.count("\n") == 3
+
+
+def test_expiry_cut_to_the_dsc_is_reported(
+    key_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("VNDCC_LEDGER_KEY", raising=False)
+    source = write_records(tmp_path / "in.jsonl", many_records(2))
+    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+    assert batch(source, out, ledger, key_args, "--validity-days", "3650") == 0
+    assert "warning: 2 certificate(s) expire with the DSC on" in capsys.readouterr().err
+    assert all(e["exp_clamped"] for e in read_manifest(out / "manifest.jsonl"))
