@@ -3,7 +3,7 @@
     $ python -m signer ledger verify --ledger ledger.sqlite
     ledger ok: 9,012 events, 3,000 certificates (written 3,000), head 4f2a...
     $ python -m signer ledger show --ledger ledger.sqlite --record-id HCM-000001
-    $ echo 079083001234 | python -m signer ledger show --ledger ledger.sqlite --citizen
+    $ python -m signer ledger show --ledger ledger.sqlite --citizen    # asks for the ID (not echoed)
 
 ``verify`` exits 0 when the audit chain is whole and every certificate row
 is what its events say, 1 with one line per problem otherwise. ``show``
