@@ -47,7 +47,7 @@ def open_existing(ns: argparse.Namespace) -> Ledger:
 
 
 def register(subparsers: Any) -> None:
-    """``ledger verify|status|show|export-revoked|release``."""
+    """``ledger verify|status|show|export-revoked|release|manifest``."""
     p = subparsers.add_parser("ledger", help="check and query the issuance ledger")
     sub = p.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
 
@@ -85,6 +85,15 @@ def register(subparsers: Any) -> None:
     e.set_defaults(func=run_export_revoked)
 
     register_release(sub)
+
+    m = sub.add_parser(
+        "manifest",
+        help="write DIR/manifest.jsonl again from the ledger (e.g. after a revocation)",
+        description="One line per current certificate of DIR; under the folder's lock.",
+    )
+    add_ledger_argument(m)
+    m.add_argument("--out", type=Path, required=True, metavar="DIR", help="the batch's output folder")
+    m.set_defaults(func=run_manifest)
 
 
 def register_release(sub: Any) -> None:
@@ -130,6 +139,22 @@ def run_release(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
     finally:
         ledger.close()
     print(f"{len(pending)} certificate(s) released in {ns.out}, {removed} file(s) removed", file=out)
+    return 0
+
+
+def run_manifest(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    from signer.batch import BatchOutput, write_manifest
+
+    out = out or sys.stdout
+    if not ns.out.is_dir():
+        raise ConfigError(f"not a folder: {ns.out}")
+    ledger = open_existing(ns)
+    try:
+        with BatchOutput(ns.out) as output:
+            count = write_manifest(ledger, output, force=True)
+    finally:
+        ledger.close()
+    print(f"{ns.out / 'manifest.jsonl'}: {count} certificate(s)", file=out)
     return 0
 
 

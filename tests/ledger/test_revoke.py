@@ -59,6 +59,9 @@ def test_revoked_uvci_reaches_the_verifier(
     capsys.readouterr()
     assert main(["revoke", "--ledger", ledger, "--uvci", victim.uvci, "--reason", "issued to the wrong person"]) == 0
     assert f"revoked {victim.uvci} (record R00001" in capsys.readouterr().out
+    assert main(["ledger", "manifest", "--ledger", ledger, "--out", str(out)]) == 0
+    assert "3 certificate(s)" in capsys.readouterr().out
+    assert victim.uvci not in (out / "manifest.jsonl").read_text()
     listing = tmp_path / "revoked.txt"
     assert main(["ledger", "export-revoked", "--ledger", ledger, "--out", str(listing)]) == 0
     assert listing.read_text() == victim.uvci + "\n"
