@@ -346,10 +346,9 @@ def compare_with_registry(
 ) -> tuple[str, ...]:
     """The ``registry_*`` codes for a record whose ID the registry knows (``name``/``dob``: compare them)."""
     codes = []
-    if name and name_key(record.full_name) != name_key(entry.full_name) and tone_key(
-        record.full_name
-    ) != tone_key(entry.full_name):
-        if name_fold(record.full_name) == name_fold(entry.full_name):
+    mine, theirs = record.full_name, entry.full_name
+    if name and mine != theirs and name_key(mine) != name_key(theirs) and tone_key(mine) != tone_key(theirs):
+        if name_fold(mine) == name_fold(theirs):
             codes.append("registry_name_diacritics")
         else:
             codes.append("registry_name_mismatch")

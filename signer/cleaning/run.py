@@ -45,6 +45,7 @@ import resource
 import shutil
 import time
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -229,20 +230,27 @@ def one_edit_apart(typed: str, ident: str) -> bool:
 def _check_chunk(records: list[Record], registry: Registry, tables: Tables, today: dt.date) -> list[_Verdict]:
     """Checks + registry for records needing a (re-)check."""
     base = [check_record(rec, today=today, tables=tables) for rec in records]
-    asks = [needs_registry(rec, codes) for rec, codes in zip(records, base, strict=True)]
-    found = registry.lookup([lookup_id(rec) for rec, ask in zip(records, asks, strict=True) if ask])
+    ids = [lookup_id(rec) if needs_registry(rec, codes) else None for rec, codes in zip(records, base, strict=True)]
+    found = registry.lookup([i for i in ids if i is not None])
     out = []
-    for rec, codes, ask in zip(records, base, asks, strict=True):
+    for rec, codes, ident in zip(records, base, ids, strict=True):
         fields: tuple[str, ...] = ()
         name = ""
-        if ask:
-            entry = found.get(lookup_id(rec))
+        if ident is not None:
+            entry = found.get(ident)
             codes = with_registry(rec, codes, entry)
-            fields = tuple(dict.fromkeys(DIFFERING_FIELD[c] for c in codes if c in DIFFERING_FIELD))
-            if entry is not None and "registry_name_diacritics" in codes:
-                name = entry.full_name  # the certificate carries the registry's spelling (issue 9, point 7)
+            if codes:
+                fields = _differing_fields(codes)
+                if entry is not None and "registry_name_diacritics" in codes:
+                    name = entry.full_name  # the certificate carries the registry's spelling (issue 9, point 7)
         out.append(_Verdict(codes, fields, _suggest(rec, codes, registry) if codes else "", registry_name=name))
     return out
+
+
+@lru_cache(maxsize=4096)
+def _differing_fields(codes: tuple[str, ...]) -> tuple[str, ...]:
+    """The registry fields the codes say differ (codes repeat: cached)."""
+    return tuple(dict.fromkeys(DIFFERING_FIELD[c] for c in codes if c in DIFFERING_FIELD))
 
 
 def _part_paths(out: Path, part: int) -> dict[str, Path]:

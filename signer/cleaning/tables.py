@@ -73,6 +73,8 @@ class Tables:
 
     def hard(self, codes: tuple[str, ...]) -> bool:
         """Whether any of the codes blocks verification (every category but ``soft``)."""
+        if not codes:
+            return False
         reasons = self.reasons
         return any(reasons[c].category != "soft" for c in codes)
 
