@@ -71,3 +71,57 @@ def test_rules_disagreements_reported_like_python(tmp_path: Path) -> None:
 def test_rules_usage_errors(tmp_path: Path) -> None:
     assert _rules_test([str(VERIFY_JS)], tmp_path / "missing").returncode == 2
     assert _rules_test([str(VERIFY_JS)], tmp_path).returncode == 2  # no rule.json
+
+
+def test_cbor_tags_decode_as_cbor2_does() -> None:
+    """Semantic tags cbor2 checks when decoding (dates, decimal fractions, bigfloats, rationals,
+    regexes, UUIDs, sets, IP addresses and networks): the JS decoder accepts and refuses the
+    same contents, and dates read as the same text (the Python verifier's JSON view)."""
+    import cbor2
+
+    from verifier.errors import CodecError
+    from verifier.hc1 import _json_view
+    from verifier.strict_cbor import loads_strict
+
+    tag = cbor2.CBORTag
+    values = [
+        tag(4, [-2, 12345]), tag(4, "x"), tag(4, [1]), tag(4, [1.5, 2]), tag(5, [1, 3]), tag(5, "ver"),
+        tag(30, [1, 2]), tag(30, [1, 0]), tag(35, "a+"), tag(35, "("), tag(36, "x"), tag(36, 1),
+        tag(37, b"\0" * 16), tag(37, b"abc"), tag(100, 5), tag(100, 2932897), tag(258, [1, 2]),
+        tag(258, "x"), tag(260, b"\x01\x02\x03\x04"), tag(260, b"abc"), tag(261, {b"\x01\x02\x03\x00": 24}),
+        tag(1004, "2020-02-29"), tag(1004, "2100-02-29"), tag(1, 1.5), tag(1, 10**15),
+        tag(0, "2021-05-25T10:27Z"), tag(0, "2021-05-25T10:27:15,5+0200"), tag(0, "2021-05-25T10:27:15"),
+        tag(0, "2021-05-25t10:27:15z"), tag(0, "2021-13-01T00:00:00Z"), tag(0, "20210525T102715-00:00"),
+        tag(24, "x"), tag(40, [1]),
+    ]  # fmt: skip
+    cases = []
+    for value in values:
+        data = cbor2.dumps({"a": value})
+        try:
+            decoded = _json_view(loads_strict(data, malformed="malformed"))["a"]
+            want = decoded if isinstance(decoded, str) else "ok"
+        except CodecError as err:
+            want = err.reason
+        cases.append({"hex": data.hex(), "want": want, "name": repr(value)[:60]})
+    script = (
+        'import { loadsStrict } from "./scanner/src/verify/cbor.js";\n'
+        'import { readFileSync } from "node:fs";\n'
+        "const out = [];\n"
+        'for (const c of JSON.parse(readFileSync(0, "utf-8"))) {\n'
+        '  let got = "ok";\n'
+        '  try { const v = loadsStrict(Uint8Array.from(Buffer.from(c.hex, "hex")), "malformed").get("a");\n'
+        "        if (v && v.text !== undefined) got = v.text; } catch (e) { got = e.reason; }\n"
+        "  if (got !== c.want) out.push(`${c.name}: python ${c.want}, js ${got}`);\n"
+        "}\n"
+        "console.log(JSON.stringify(out));\n"
+    )
+    proc = subprocess.run(
+        ["node", "--input-type=module", "-e", script],
+        input=json.dumps(cases),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []

@@ -319,23 +319,92 @@ class Decoder {
       if (typeof value === "number") seconds = value;
       else if (value instanceof CFloat) seconds = value.value;
       else throw this.fail("epoch tag content is not a number");
-      const d = new Date(seconds * 1000);
-      if (!Number.isFinite(seconds) || Number.isNaN(d.getTime())) throw this.fail("bad epoch date");
-      return new CDate(isoUtc(d));
+      if (!(seconds >= MIN_EPOCH && seconds <= MAX_EPOCH)) throw this.fail("epoch date out of range");
+      return new CDate(isoUtc(new Date(seconds * 1000)));
     }
     if (number === 100) {
-      if (typeof value !== "number") throw this.fail("date tag content is not an integer");
-      const d = new Date(value * 86400000);
-      if (Number.isNaN(d.getTime())) throw this.fail("bad date");
-      return new CDate(d.toISOString().slice(0, 10));
+      if (typeof value !== "number" || !(value >= MIN_DAY && value <= MAX_DAY)) {
+        throw this.fail("date tag content is not a day number in range");
+      }
+      return new CDate(new Date(value * 86400000).toISOString().slice(0, 10));
     }
     if (number === 1004) {
-      if (typeof value !== "string" || !/^\d{4}-\d{2}-\d{2}$/.test(value)) {
-        throw this.fail("date tag content is not a date");
-      }
+      if (typeof value !== "string" || !validDate(value)) throw this.fail("date tag content is not a date");
       return new CDate(value);
     }
+    checkSemanticTag(number, value, this);
     return new CTag(number, value);
+  }
+}
+
+// Python's datetime range (years 1-9999), which cbor2's date tags must fit.
+const MIN_EPOCH = -62135596800;
+const MAX_EPOCH = 253402300799;
+const MIN_DAY = -719162;
+const MAX_DAY = 2932896;
+const isInteger = (v) => (typeof v === "number" && Number.isInteger(v)) || typeof v === "bigint";
+
+function validDate(text) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
+  if (!m) return false;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (y < 1 || mo < 1 || mo > 12 || d < 1) return false;
+  const days = new Date(Date.UTC(2000, mo, 0)).getUTCDate(); // days of that month in a leap year
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  return d <= (mo === 2 && !leap ? 28 : days);
+}
+
+/** The content checks cbor2 makes when it decodes these tags (anything else it refuses is
+ * malformed CBOR to the Python verifier); the values stay CTag (none is JSON). */
+function checkSemanticTag(number, value, decoder) {
+  const bad = (what) => {
+    throw decoder.fail(`tag ${number}: ${what}`);
+  };
+  switch (number) {
+    case 4: // decimal fraction, 5: bigfloat: [exponent, mantissa]
+    case 5:
+      if (!Array.isArray(value) || value.length !== 2 || !value.every(isInteger)) bad("not [exponent, mantissa]");
+      break;
+    case 30: // rational
+      if (!Array.isArray(value) || value.length !== 2 || !value.every(isInteger) || Number(value[1]) === 0) {
+        bad("not [numerator, non-zero denominator]");
+      }
+      break;
+    case 35: // regular expression
+      if (typeof value !== "string") bad("not text");
+      try {
+        new RegExp(value);
+      } catch {
+        bad("not a regular expression");
+      }
+      break;
+    case 36: // MIME message
+      if (typeof value !== "string") bad("not text");
+      break;
+    case 37: // UUID
+      if (!(value instanceof Uint8Array) || value.length !== 16) bad("not 16 bytes");
+      break;
+    case 258: // set
+      if (!Array.isArray(value)) bad("not an array");
+      break;
+    case 260: // IP address (4 or 16 bytes) or MAC address (6 bytes)
+      if (!(value instanceof Uint8Array) || ![4, 6, 16].includes(value.length)) bad("not an address");
+      break;
+    case 261: {
+      // IP network {address: prefix length}
+      const ok =
+        value instanceof CMap &&
+        value.size === 1 &&
+        value.entries[0][0] instanceof Uint8Array &&
+        [4, 16].includes(value.entries[0][0].length) &&
+        isInteger(value.entries[0][1]) &&
+        value.entries[0][1] >= 0 &&
+        value.entries[0][1] <= value.entries[0][0].length * 8;
+      if (!ok) bad("not {address: prefix length}");
+      break;
+    }
+    default:
+      break;
   }
 }
 
@@ -350,17 +419,26 @@ function isoUtc(d) {
   return text;
 }
 
-/** RFC 3339 date-time text -> the text Python's datetime.isoformat() gives (Z for UTC). */
+/** Date-time text (as cbor2 reads tag 0: ISO 8601, a zone required) -> the text Python's
+ * datetime.isoformat() gives, with Z for UTC (the verifier's JSON view). */
 function dateTimeText(text, decoder) {
-  const m = /^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.exec(text);
-  if (!m) throw decoder.fail("invalid date-time text");
-  let frac = "";
-  if (m[3]) {
-    const digits = m[3].slice(1, 7).padEnd(6, "0");
-    frac = /^0+$/.test(digits) ? "" : `.${digits}`;
+  const m =
+    /^(\d{4})-?(\d{2})-?(\d{2})[T ](\d{2}):?(\d{2})(?::?(\d{2})(?:[.,](\d*))?)?(Z|[+-]\d{2}:?\d{2})$/.exec(text);
+  const date = m && `${m[1]}-${m[2]}-${m[3]}`;
+  if (!m || !validDate(date)) throw decoder.fail("invalid date-time text");
+  const [hh, mm, ss] = [Number(m[4]), Number(m[5]), Number(m[6] || 0)];
+  if (hh > 23 || mm > 59 || ss > 59) throw decoder.fail("invalid date-time text");
+  const digits = (m[7] || "").slice(0, 6).padEnd(6, "0");
+  const frac = /^0+$/.test(digits) ? "" : `.${digits}`;
+  let zone = "Z";
+  if (m[8] !== "Z") {
+    const oh = Number(m[8].slice(1, 3));
+    const om = Number(m[8].slice(-2));
+    if (oh > 23 || om > 59) throw decoder.fail("invalid date-time offset");
+    zone = oh === 0 && om === 0 ? "Z" : `${m[8][0]}${m[8].slice(1, 3)}:${m[8].slice(-2)}`;
   }
-  const zone = m[4] === "Z" || m[4] === "z" || m[4] === "+00:00" || m[4] === "-00:00" ? "Z" : m[4];
-  return `${m[1]}T${m[2]}${frac}${zone}`;
+  const two = (n) => String(n).padStart(2, "0");
+  return `${date}T${two(hh)}:${two(mm)}:${two(ss)}${frac}${zone}`;
 }
 
 /** The decoded tree holds at most maxItems items and no more than MAX_DEPTH levels. */

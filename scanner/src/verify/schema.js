@@ -2,7 +2,7 @@
 // precompiled by ajv (dcc-schema.js, made by scanner/tools/build-schema.mjs), formats not
 // asserted, patterns applied. Decoded CBOR is first turned into the JSON the schema sees:
 // CBOR dates back to text (hcert 1.x 2.6.4; Sweden writes `sc` as tag 0); bytes, other tags,
-// undefined and non-text keys cannot be JSON and make the payload invalid.
+// undefined and maps with non-text keys fail wherever the schema looks at them.
 
 import { CDate, CFloat, CMap, CSimple, CTag, UNDEFINED } from "./cbor.js";
 import validate from "./dcc-schema.js";
@@ -10,59 +10,56 @@ import validate from "./dcc-schema.js";
 export const NOT_JSON = "payload holds values JSON cannot represent (bytes, tags or non-text keys)";
 const MAX_PROBLEMS = 5;
 
-class NotJson extends Error {}
+/** What a value JSON cannot hold becomes for the schema: a value of no JSON type, so any
+ * keyword that looks at it fails (type, enum, const), and an unconstrained position (an extra
+ * property) passes. That is what jsonschema-rs does in the Python verifier: it converts a
+ * value only where a keyword reaches it (a byte string as an extra property is accepted, as
+ * the date of birth it is not). A map with a non-text key is such a value as a whole. */
+const NOT_JSON_VALUE = Symbol("not JSON");
 
 function setKey(obj, key, value) {
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-/** The DCC as the schema sees it (numbers as numbers); throws NotJson. */
+/** The DCC as the schema sees it (numbers as numbers; NaN and infinities as null, as
+ * jsonschema-rs converts them). */
 function schemaView(value, depth = 0) {
-  if (depth > 64) throw new NotJson();
+  if (depth > 64) return NOT_JSON_VALUE;
   if (value === null || typeof value === "string" || typeof value === "boolean") return value;
   if (typeof value === "number") return value;
   if (typeof value === "bigint") return Number(value);
-  if (value instanceof CFloat) return value.value; // NaN/Infinity then match no JSON type
+  if (value instanceof CFloat) return Number.isFinite(value.value) ? value.value : null;
   if (value instanceof CDate) return value.text;
   if (Array.isArray(value)) return value.map((v) => schemaView(v, depth + 1));
   if (value instanceof CMap) {
     const out = {};
     for (const [k, v] of value.entries) {
-      if (typeof k !== "string") throw new NotJson();
+      if (typeof k !== "string") return NOT_JSON_VALUE;
       setKey(out, k, schemaView(v, depth + 1));
     }
     return out;
   }
-  throw new NotJson(); // bytes, tags, simple values, undefined
+  return NOT_JSON_VALUE; // bytes, tags, simple values, undefined
+}
+
+function holdsNotJson(v, depth = 0) {
+  if (v === NOT_JSON_VALUE) return true;
+  if (depth > 64 || v === null || typeof v !== "object") return false;
+  return Object.values(v).some((x) => holdsNotJson(x, depth + 1));
 }
 
 /** Schema problems of a decoded DCC (empty: valid). Never throws. */
 export function schemaProblems(dcc) {
-  let view;
   try {
-    view = schemaView(dcc);
-  } catch (err) {
-    if (err instanceof NotJson) return [NOT_JSON];
-    return [`payload could not be validated (${err.name})`];
-  }
-  if (!Number.isFinite(0) || containsNonFinite(view)) {
-    return ["payload holds a number that is not finite (NaN or infinity)"];
-  }
-  try {
+    const view = schemaView(dcc);
     if (validate(view)) return [];
+    if (holdsNotJson(view)) return [NOT_JSON];
     return (validate.errors || [])
       .slice(0, MAX_PROBLEMS)
       .map((e) => `${e.instancePath || "/"} ${e.message}`);
   } catch (err) {
     return [`payload could not be validated (${err.name})`];
   }
-}
-
-function containsNonFinite(v) {
-  if (typeof v === "number") return !Number.isFinite(v);
-  if (Array.isArray(v)) return v.some(containsNonFinite);
-  if (v && typeof v === "object") return Object.values(v).some(containsNonFinite);
-  return false;
 }
 
 function base64(bytes) {
