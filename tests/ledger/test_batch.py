@@ -3,8 +3,10 @@ files written again, refused records in a 0600 CSV, progress, on both dialects."
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import signal
 import stat
 from dataclasses import replace
 from pathlib import Path
@@ -203,14 +205,21 @@ def test_folder_lock_ends_with_the_run_not_its_workers(tmp_path: Path) -> None:
         "import os, sys, time\n"
         "from signer.batch import BatchOutput\n"
         "with BatchOutput(__import__('pathlib').Path(sys.argv[1])):\n"
-        "    if os.fork() == 0:\n"
+        "    child = os.fork()\n"
+        "    if child == 0:\n"
+        "        null = os.open(os.devnull, os.O_WRONLY); os.dup2(null, 1); os.dup2(null, 2)\n"
         "        time.sleep(20); os._exit(0)\n"
-        "    print(os.getpid(), flush=True); os._exit(0)\n"
+        "    print(child, flush=True); os._exit(0)\n"
     )
     proc = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, timeout=60, check=True)
-    assert proc.stdout.strip()
-    with BatchOutput(out):  # the orphan is still sleeping
-        pass
+    orphan = int(proc.stdout)
+    try:
+        os.kill(orphan, 0)  # still sleeping, with its copy of the folder's descriptor closed
+        with BatchOutput(out):
+            pass
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(orphan, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("jobs", ["2"])
