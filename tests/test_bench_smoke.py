@@ -22,6 +22,7 @@ RUNS = {
     "sign_run": (["--records", "40", "--jobs", "1", "2", "--pdf"], ["--jobs 1:", "--jobs 2:"]),
     "pdf": (["--quick"], ["ratio ours / straightforward", "verifier pdf"]),
     "cleaning": (["--records", "2000", "--data", "{tmp}"], ["records/s", "target:"]),
+    "ledger": (["--records", "30", "--jobs", "1", "--rounds", "1"], ["round 0 sign", "round 0 batch", "round 0 rerun"]),
 }
 
 

@@ -1,9 +1,9 @@
 """What the issuance ledger costs: `signer sign` and `signer batch` side by side, and a resume.
 
-    .venv/bin/python tests/ledger/bench_ledger.py                       # 3,000 records, --jobs 1 and 2
-    .venv/bin/python tests/ledger/bench_ledger.py --records 1000 --pdf --jobs 1
-    .venv/bin/python tests/ledger/bench_ledger.py --ledger-url 'postgresql://...'   # DBN -> bench0, bench1...
-    .venv/bin/python tests/ledger/bench_ledger.py --resume                # kill at 90 %, time the rest
+    .venv/bin/python bench/ledger.py                       # 3,000 records, --jobs 1 and 2
+    .venv/bin/python bench/ledger.py --records 1000 --pdf --jobs 1
+    .venv/bin/python bench/ledger.py --ledger-url 'postgresql://...'   # DBN -> bench0, bench1...
+    .venv/bin/python bench/ledger.py --resume                # kill at 90 %, time the rest
 
 Same seeded synthetic records as bench/sign_run.py (stamped as verified),
 a fresh software ES256 key, HC1 + PNG (+ PDF). Per round: `sign`, `batch`
@@ -29,7 +29,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cryptography import x509  # noqa: E402
