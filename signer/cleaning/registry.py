@@ -328,7 +328,9 @@ class Registry:
         """Registry entries by ID (the first one when the extract repeats an ID)."""
         wanted = list(dict.fromkeys(ids))
         out: dict[str, RegistryEntry] = {}
-        for conn in reversed(self._conns):  # earlier shards win
+        for conn in self._conns:  # earlier shards win: a later one is asked only for the IDs not found yet
+            if out:
+                wanted = [i for i in wanted if i not in out]
             for i in range(0, len(wanted), BATCH):
                 part = wanted[i : i + BATCH]
                 q = (
@@ -336,7 +338,7 @@ class Registry:
                     + ",".join("?" * len(part))
                     + ") ORDER BY rowid DESC"
                 )
-                for row in conn.execute(q, part):
+                for row in conn.execute(q, part):  # the shard's first row of an ID last
                     out[row[0]] = RegistryEntry(*row)
         return out
 
