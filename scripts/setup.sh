@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 
-APT_PKGS="python3-venv python3-dev openssl softhsm2 opensc poppler-utils libnss3-tools postgresql util-linux"
+APT_PKGS="python3-venv python3-dev openssl softhsm2 opensc poppler-utils libnss3-tools postgresql util-linux redis-server"
 # Node.js for the scanner's JavaScript and its tests (certlogic-js), when missing.
 if [ "${1:-}" = "--dev" ] && ! command -v npm >/dev/null; then APT_PKGS="$APT_PKGS nodejs npm"; fi
 # Headless Chromium for the scanner page's Playwright test (tests/scanner, playwright-core).
