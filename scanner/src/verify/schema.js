@@ -116,6 +116,7 @@ function pyFloatRepr(v) {
   if (a !== 0 && (a >= 1e16 || a < 1e-4)) {
     return v.toExponential().replace(/e([+-])(\d)$/, "e$10$2");
   }
+  if (Object.is(v, -0)) return "-0.0";
   const text = String(v);
   return /[.e]/.test(text) ? text : `${text}.0`;
 }
@@ -150,7 +151,21 @@ function keyText(key, depth) {
   if (typeof key === "string") return key;
   const v = jsonable(key, depth + 1);
   if (typeof v === "string") return v;
-  return toJson(v);
+  return pyJsonDumps(key, depth + 1);
+}
+
+/** json.dumps(jsonable(value)) as Python writes it (", " and ": ", floats with their ".0"):
+ * the text of a map key that is not text. */
+function pyJsonDumps(value, depth = 0) {
+  if (depth > 64) return "null";
+  if (value instanceof CFloat) {
+    return Number.isFinite(value.value) ? pyFloatRepr(value.value) : JSON.stringify(pyFloatText(value.value));
+  }
+  if (Array.isArray(value)) return `[${value.map((v) => pyJsonDumps(v, depth + 1)).join(", ")}]`;
+  if (value instanceof CMap) {
+    return `{${value.entries.map(([k, v]) => `${JSON.stringify(keyText(k, depth))}: ${pyJsonDumps(v, depth + 1)}`).join(", ")}}`;
+  }
+  return toJson(jsonable(value, depth + 1));
 }
 
 /** JSON text with BigInt written as exact digits. */
