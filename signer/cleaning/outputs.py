@@ -31,6 +31,7 @@ import itertools
 import re
 import sqlite3
 from collections.abc import Iterator
+from functools import lru_cache
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -256,8 +257,8 @@ class _Writers:
             self.xlsx.row(header)
 
     def row(self, values: list[Any]) -> None:
-        if self.fh is not None:
-            self.csv.writerow([_no_formula(v) for v in values])
+        if self.fh is not None:  # _no_formula, inline (a call per cell costs more than the test)
+            self.csv.writerow([("'" + v) if type(v) is str and v.startswith(_FORMULA_START) else v for v in values])
         if self.xlsx is not None:
             self.xlsx.row(values)  # inline strings: never a formula
         elif self.wb is not None:
@@ -333,7 +334,7 @@ def write_reconciliation(
         header += ["registry_full_name", "registry_date_of_birth", "registry_sex",
                    "suggested_full_name", "suggested_date_of_birth", "suggested_sex"]  # fmt: skip
     counts = {"communes": 0, "files": 0, "flagged_records": 0, "unreadable_rows": 0}
-    reasons = tables.reasons
+    texts = _code_texts(tables)
     for place, group in groupby(_rows(scratches, part), key=lambda r: r[0]):
         if place == "":
             counts["files"] += _write_unreadable(target / "_unreadable-rows.csv", group, tables, counts)
@@ -348,13 +349,8 @@ def write_reconciliation(
                 entries = registry.lookup([r[14] for r in rows if r[14]] + [r[13] for r in rows if r[13]])
             for r in rows:
                 codes, fields, sugg, reg_id = r[11], r[12], r[13], r[14]
-                code_list = codes.split(";") if codes else []
-                values: list[Any] = [*r[1:11], " ".join(code_list),
-                                     "; ".join(reasons[c].vi for c in code_list),
-                                     "; ".join(reasons[c].en for c in code_list),
-                                     fields.replace(";", " "), sugg,
-                                     "; ".join(reasons[c].fix_vi for c in code_list if reasons[c].fix_vi),
-                                     "; ".join(reasons[c].fix_en for c in code_list if reasons[c].fix_en)]  # fmt: skip
+                codes_text, vi, en, fix_vi, fix_en = texts(codes)
+                values: list[Any] = [*r[1:11], codes_text, vi, en, fields.replace(";", " "), sugg, fix_vi, fix_en]
                 if show_registry_values:
                     own = entries.get(reg_id) if reg_id and fields else None
                     other = entries.get(sugg) if sugg else None
@@ -365,6 +361,21 @@ def write_reconciliation(
                 counts["flagged_records"] += 1
         counts["files"] += writers.close()
     return counts
+
+
+def _code_texts(tables: Tables) -> Any:
+    """``codes -> (codes, reasons_vi, reasons_en, fix_vi, fix_en)`` of a list row (codes repeat: cached)."""
+    reasons = tables.reasons
+
+    @lru_cache(maxsize=4096)
+    def texts(codes: str) -> tuple[str, str, str, str, str]:
+        code_list = codes.split(";") if codes else []
+        return (" ".join(code_list), "; ".join(reasons[c].vi for c in code_list),
+                "; ".join(reasons[c].en for c in code_list),
+                "; ".join(reasons[c].fix_vi for c in code_list if reasons[c].fix_vi),
+                "; ".join(reasons[c].fix_en for c in code_list if reasons[c].fix_en))  # fmt: skip
+
+    return texts
 
 
 def _write_unreadable(path: Path, rows: Iterator[tuple[Any, ...]], tables: Tables, counts: dict[str, int]) -> int:
