@@ -10,7 +10,7 @@
 
 import { b45decode, stripPrefix } from "./base45.js";
 import { CFloat, CMap, hex } from "./cbor.js";
-import { CoseAlg, decodeCwt, decodeSign1, isInt, sigStructure } from "./cose.js";
+import { CoseAlg, decodeCwt, decodeSign1, sigStructure } from "./cose.js";
 import { verifySignature } from "./crypto.js";
 import { CodecError } from "./errors.js";
 import { Reason, buildVerdict, internalVerdict, reasonOr, verdictError } from "./result.js";
@@ -270,4 +270,3 @@ function checkSchema(problems, errors) {
   return true;
 }
 
-export { isInt };

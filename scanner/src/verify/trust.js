@@ -9,7 +9,7 @@
 // accepted seq per CSCA (node-state.js on disk, shared with the Python verifier; the page keeps
 // it in the browser's storage).
 
-import { CMap, hex, loadsStrict } from "./cbor.js";
+import { CFloat, CMap, hex, loadsStrict } from "./cbor.js";
 import { CoseAlg, CoseHeader, decodeSign1, isInt, sigStructure } from "./cose.js";
 import {
   algMatchesKey,
@@ -323,8 +323,9 @@ function seconds(value) {
   return n * 1000 > FAR ? FAR : n * 1000;
 }
 
+/** payload["v"] == TRUST_LIST_VERSION as Python compares (1, 1.0 and True are equal). */
 function pyEqualsOne(v) {
-  return v === 1 || v === true || (v && v.constructor && v.constructor.name === "CFloat" && v.value === 1);
+  return v === TRUST_LIST_VERSION || v === true || (v instanceof CFloat && v.value === TRUST_LIST_VERSION);
 }
 
 async function verifyTrustList(data, where, anchors, nowMs, staleGraceMs = 0) {
@@ -381,7 +382,6 @@ async function verifyTrustList(data, where, anchors, nowMs, staleGraceMs = 0) {
   }
   if (!isMap(payload)) throw fail(where, "payload is not a map");
   if (!pyEqualsOne(payload.get("v"))) throw fail(where, `unsupported trust-list format version ${payload.get("v")}`);
-  if (TRUST_LIST_VERSION !== 1) throw new Error("unreachable");
   const seq = uint(payload, "seq", where);
   const iat = uint(payload, "iat", where);
   const nextUpdate = uint(payload, "nextUpdate", where, true);
