@@ -421,6 +421,21 @@ function wire() {
   });
   $("trust-file").addEventListener("change", (e) => importTrust(e.target.files));
   $("export-log").addEventListener("click", exportLog);
+  const ages = () => {
+    const warnDays = Number($("warn-days").value);
+    const refuseDays = Number($("refuse-days").value);
+    if (Number.isInteger(warnDays) && Number.isInteger(refuseDays) && warnDays >= 1 && refuseDays > warnDays) {
+      saveSettings({ warnDays, refuseDays });
+      reloadTrust();
+    } else {
+      $("warn-days").value = settings().warnDays;
+      $("refuse-days").value = settings().refuseDays;
+    }
+  };
+  $("warn-days").value = settings().warnDays;
+  $("refuse-days").value = settings().refuseDays;
+  $("warn-days").addEventListener("change", ages);
+  $("refuse-days").addEventListener("change", ages);
   $("profile").addEventListener("change", (e) => {
     saveSettings({ profile: e.target.value });
     showProfiles();
