@@ -597,19 +597,22 @@ _NUMBERS: dict[str, int | None] = {}  # dose numbers as written -> _int (a handf
 def _cells(row: list[str]) -> list[str] | None:
     """The row's values as :func:`_text` makes them, + "" for missing columns; None if not UTF-8.
 
-    One test for the whole row: ASCII (the usual dose row), else NFC already
-    (``\\x00`` is a starter that composes with nothing, so the joined text is
-    NFC exactly when every value is); only other rows are normalised value by value.
+    One test for the whole row instead of one per value: ASCII, or UTF-8 and NFC
+    already (the usual Vietnamese row; ``\\x00`` is a starter that composes with
+    nothing, so the joined text is NFC exactly when every value is); only
+    other rows are normalised value by value.
     """
     joined = "\x00".join(row)
-    if joined.isascii():
-        cells = [v.strip() for v in row]
-    elif _has_bad_encoding(joined):
-        return None
-    elif unicodedata.is_normalized("NFC", joined):
-        cells = [v.strip() for v in row]
-    else:
-        cells = [_text(v) for v in row]
+    if not joined.isascii():
+        try:
+            joined.encode("utf-8")
+        except UnicodeEncodeError:  # a byte that was not UTF-8, kept as a lone surrogate
+            return None
+        if not unicodedata.is_normalized("NFC", joined):
+            cells = [_text(v) for v in row]
+            cells.append("")
+            return cells
+    cells = list(map(str.strip, row))
     cells.append("")
     return cells
 

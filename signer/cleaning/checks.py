@@ -382,6 +382,8 @@ def with_registry(record: Record, codes: tuple[str, ...], entry: RegistryEntry |
         if CCCD_CODES.intersection(codes):
             return codes
         return (*codes, "registry_not_found")
+    if not codes:  # the usual record: nothing to drop, everything to compare
+        return compare_with_registry(record, entry)
     ident = lookup_id(record)
     keep = set(codes)
     if len(ident) == 12:

@@ -218,6 +218,21 @@ def test_rows_of_a_person_need_not_be_consecutive(tmp_path: Path) -> None:
     assert not list((tmp_path / "b").glob(".regroup-*"))
 
 
+def test_row_values_read_as_each_value_alone() -> None:
+    """The one-test-per-row reading of a dose row gives what _text gives value by value."""
+    import random
+
+    from signer.records import _cells, _has_bad_encoding, _text
+
+    pool = ["e", "E", " ", "\u00a0", "\u0301", "\u0323", "\u0958", "\u1ec7", "\u1ec6", "a\u0306", "\x00", "\udc80",
+            "\u3000", "1", "-", "\u1100\u1161", "\u11a8"]  # fmt: skip
+    rng = random.Random(9)
+    for _ in range(20_000):
+        row = ["".join(rng.choices(pool, k=rng.randrange(4))) for _ in range(rng.randrange(1, 4))]
+        want = None if _has_bad_encoding("".join(row)) else [*(_text(v) for v in row), ""]
+        assert _cells(row) == want, row
+
+
 def _consecutive(keys: list[int]) -> bool:
     runs = [k for k, _ in itertools.groupby(keys)]
     return len(runs) == len(set(runs))
