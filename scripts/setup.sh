@@ -13,8 +13,8 @@ SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 
 APT_PKGS="python3-venv python3-dev openssl softhsm2 opensc poppler-utils libnss3-tools postgresql util-linux redis-server"
-# Node.js for the scanner's JavaScript and its tests (certlogic-js), when missing.
-if [ "${1:-}" = "--dev" ] && ! command -v npm >/dev/null; then APT_PKGS="$APT_PKGS nodejs npm"; fi
+# Node.js and npm: the scanner page's packages (zxing-wasm, ajv, certlogic-js) and its tests.
+if ! command -v npm >/dev/null; then APT_PKGS="$APT_PKGS nodejs npm"; fi
 # Headless Chromium for the scanner page's Playwright test (tests/scanner, playwright-core).
 if [ "${1:-}" = "--dev" ]; then APT_PKGS="$APT_PKGS chromium"; fi
 missing=""
@@ -46,9 +46,12 @@ venv_from_lock .venv "$LOCK"
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 .venv/bin/python scripts/lockcheck.py "$LOCK" requirements/build.txt
 
+# The scanner's npm packages, exactly as scanner/package-lock.json says
+# (`verifier serve` hands zxing-wasm to the page; --dev adds playwright-core).
 if [ "${1:-}" = "--dev" ]; then
   venv_from_lock .venv-interop requirements/interop-cwt.txt
-  # The scanner's npm packages, exactly as scanner/package-lock.json says.
   npm ci --prefix scanner --no-audit --no-fund --loglevel=error >/dev/null
+else
+  npm ci --prefix scanner --omit=dev --no-audit --no-fund --loglevel=error >/dev/null
 fi
 echo "setup: ok (.venv matches $LOCK)"

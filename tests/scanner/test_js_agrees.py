@@ -24,7 +24,6 @@ import io
 import json
 import os
 import random
-import shutil
 import subprocess
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -51,10 +50,6 @@ EU = VECTORS / "eu-dcc"
 AT = "2026-06-01T12:00:00Z"
 EU_DEFAULT_CLOCK = "2021-06-01T00:00:00Z"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None or not (ROOT / "scanner" / "node_modules" / "ajv").is_dir(),
-    reason="node or the scanner's npm packages are missing (scripts/setup.sh --dev)",
-)
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 VERIFY_JS = ROOT / "scripts" / "verify-js"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("node") is None or not (ROOT / "scanner" / "node_modules" / "ajv").is_dir(),
-    reason="node or the scanner's npm packages are missing (scripts/setup.sh --dev)",
-)
 
 
 def test_node_unit_tests() -> None:

@@ -39,12 +39,6 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: The page verifies with the browser's clock: certificates are made around the real now.
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists()
-    or shutil.which("node") is None
-    or not (ROOT / "scanner" / "node_modules" / "playwright-core").is_dir(),
-    reason="chromium, node or playwright-core missing (scripts/setup.sh --dev)",
-)
 
 
 def y4m(qr_text: str, path: Path, *, width: int = 640, height: int = 480) -> None:
