@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from keys.loader import add_key_arguments, key_secret, key_spec_from_args, open_key
+from signer.celery_app import add_celery_arguments, run_distributed
 from signer.cleaning.cli import register as register_cleaning
 from signer.demo import register as register_demo
 from signer.issue import DEFAULT_DEFLATE_LEVEL, DEFAULT_VALIDITY_DAYS
@@ -36,6 +37,7 @@ from signer.manifest import Override
 from signer.pdf.cli import register as register_pdf
 from signer.records import read_records
 from signer.run import Options, SigningRun, WorkerSetup, build_signer, stop_signals
+from signer.worker import register as register_worker
 from verifier.errors import ConfigError, PassportError
 from verifier.util import CommandLineParser, parse_iso_time
 
@@ -317,6 +319,7 @@ def register_batch(subparsers: Any) -> None:
     """``batch RECORDS --out DIR --ledger DB --centre NAME <sign options>``."""
     p = add_signing_arguments(subparsers, "batch")
     add_ledger_run_arguments(p)
+    add_celery_arguments(p)
     p.set_defaults(func=run_batch, png=True, pdf=False, svg=False, expiring_within=None, revoked=False)
 
 
@@ -332,6 +335,7 @@ def register_reissue(subparsers: Any) -> None:
         help="re-issue current certificates whose expiry is within DAYS of the signing time (e.g. 30d)",
     )
     g.add_argument("--revoked", action="store_true", help="re-issue records whose certificate was revoked")
+    add_celery_arguments(p)
     p.set_defaults(func=run_batch, png=True, pdf=False, svg=False)
 
 
@@ -395,6 +399,8 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
     if ns.command == "reissue" and ns.expiring_within is None and not ns.revoked:
         raise ConfigError("reissue needs --expiring-within DAYS, --revoked, or both")
     reissue_before = None if ns.expiring_within is None else int(now.timestamp()) + ns.expiring_within * 86400
+    if ns.celery:  # signed by 'signer worker' processes (docs/scale-out.md)
+        return run_distributed(ns, now=now, reissue_before=reissue_before, actor=_actor(ns), out=out, err=err)
     jobs = ns.jobs if ns.jobs > 0 else len(os.sched_getaffinity(0))
     spec = key_spec_from_args(ns)
     ledger = Ledger.open(ns.ledger, actor=_actor(ns))
@@ -467,6 +473,7 @@ REGISTRARS: list[Registrar] = [
     register_revoke,
     register_cleaning,
     register_demo,
+    register_worker,
 ]
 
 
