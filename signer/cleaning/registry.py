@@ -352,6 +352,24 @@ class Registry:
             if name_fold(r[1]) == folded_name and r[2][:4] == year  # the key is a hash: confirm
         ]
 
+    def by_names_and_years(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[RegistryEntry]]:
+        """:meth:`by_name_and_year` for many (folded name, year) pairs, :data:`BATCH` keys per query."""
+        keys: dict[int, list[tuple[str, str]]] = {}
+        out: dict[tuple[str, str], list[RegistryEntry]] = {}
+        for pair in dict.fromkeys(wanted):
+            keys.setdefault(name_year_key(*pair), []).append(pair)
+            out[pair] = []
+        hashes = list(keys)
+        for conn in self._conns:  # shard by shard, each key's rows in index (rowid) order: as one query per key
+            for i in range(0, len(hashes), BATCH):
+                part = hashes[i : i + BATCH]
+                q = "SELECT nk, id, name, dob, sex FROM person WHERE nk IN (" + ",".join("?" * len(part)) + ")"
+                for nk, *row in conn.execute(q, part):
+                    for folded_name, year in keys[nk]:
+                        if name_fold(row[1]) == folded_name and row[2][:4] == year:  # the key is a hash: confirm
+                            out[folded_name, year].append(RegistryEntry(*row))
+        return out
+
     def candidates(self, province: str, commune: str, folded_name: str) -> list[RegistryEntry]:
         """People registered in that commune whose folded name is ``folded_name``."""
         key = person_key(place_of(province, commune), folded_name)

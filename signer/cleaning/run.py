@@ -68,6 +68,7 @@ from verifier.errors import ConfigError
 
 from .checks import (
     DIFFERING_FIELD,
+    RegistryEntry,
     check_record,
     dates_agree,
     is_citizen,
@@ -176,7 +177,18 @@ class _Verdict:
     registry_name: str = ""  # the registry's spelling of a name verified with a soft reason
 
 
-def _suggest(rec: Record, codes: tuple[str, ...], registry: Registry) -> str:
+def _named_key(rec: Record, codes: tuple[str, ...]) -> tuple[str, str] | None:
+    """The (folded name, birth year) whose registry people :func:`_suggest` needs, or None."""
+    if not codes or "id_separators" in codes:
+        return None
+    wanted = _SUGGEST_WHEN.intersection(codes) or len(_OTHER_PERSON.intersection(codes)) >= 2
+    if not is_citizen(rec) or not wanted or _NO_SUGGESTION_WHEN.intersection(codes):
+        return None
+    return name_fold(rec.full_name), rec.date_of_birth[:4]
+
+
+def _suggest(rec: Record, codes: tuple[str, ...], registry: Registry,
+             named: dict[tuple[str, str], list[RegistryEntry]] | None = None) -> str:  # fmt: skip
     """The registry ID this record most likely means, or "" (issue 9, point 8).
 
     Asked for when the ID is unusable, inconsistent or unknown, or points to a
@@ -186,18 +198,20 @@ def _suggest(rec: Record, codes: tuple[str, ...], registry: Registry) -> str:
     wherever they live, other than the ID given. Exactly one: that is the
     suggestion. Several: the one whose ID is one edit away from the ID typed
     (a digit changed, added, dropped or two swapped), else the one of the
-    record's commune, when exactly one is.
+    record's commune, when exactly one is. ``named``: the registry's people by
+    (folded name, year), fetched for a whole chunk (else asked here).
     """
     if "id_separators" in codes:
         return lookup_id(rec)  # the repaired ID (issue 9, point 6)
-    wanted = _SUGGEST_WHEN.intersection(codes) or len(_OTHER_PERSON.intersection(codes)) >= 2
-    if not is_citizen(rec) or not wanted or _NO_SUGGESTION_WHEN.intersection(codes):
+    key = _named_key(rec, codes)
+    if key is None:
         return ""
-    folded = name_fold(rec.full_name)
+    folded = key[0]
     typed = lookup_id(rec)
+    people = named[key] if named is not None else registry.by_name_and_year(*key)
     found = [
         c
-        for c in registry.by_name_and_year(folded, rec.date_of_birth[:4])
+        for c in people
         if c.id_number != typed and dates_agree(rec.date_of_birth, c.date_of_birth)
         and not (rec.sex in ("M", "F") and c.sex in ("M", "F") and rec.sex != c.sex)
     ]  # fmt: skip
@@ -243,7 +257,13 @@ def _check_chunk(records: list[Record], registry: Registry, tables: Tables, toda
                 fields = _differing_fields(codes)
                 if entry is not None and "registry_name_diacritics" in codes:
                     name = entry.full_name  # the certificate carries the registry's spelling (issue 9, point 7)
-        out.append(_Verdict(codes, fields, _suggest(rec, codes, registry) if codes else "", registry_name=name))
+        out.append(_Verdict(codes, fields, registry_name=name))
+    # suggestions: the registry's people of every name and year asked for, in one batch per chunk
+    named = registry.by_names_and_years(k for rec, v in zip(records, out, strict=True)
+                                        if (k := _named_key(rec, v.codes)) is not None)  # fmt: skip
+    for rec, v in zip(records, out, strict=True):
+        if v.codes:
+            v.suggestion = _suggest(rec, v.codes, registry, named)
     return out
 
 
