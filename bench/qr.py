@@ -1,7 +1,7 @@
 """QR PNG (and SVG) images per second: plain ``qrcode`` against ``signer.qr``, in one run.
 
     .venv/bin/python bench/qr.py                # ~25 s; pins itself to one CPU
-    .venv/bin/python bench/qr.py --breakdown    # + each step of make_qr timed alone
+    .venv/bin/python bench/qr.py --breakdown    # + each step timed alone (qrcode's and ours)
     .venv/bin/python bench/qr.py --wall         # wall clock instead of thread CPU time
 
 Inputs: real HC1 texts issued from the example records (software ES256 key)
@@ -11,7 +11,8 @@ the QR versions are the ones health centres produce (15-21 at level Q).
 * baseline: ``qrcode.QRCode(error_correction=Q, border=4, box_size=4)``, the
   text in alphanumeric mode, ``make(fit=True)`` (qrcode's own mask choice),
   its PIL image saved as PNG; for SVG its ``SvgPathImage``;
-* ours: :func:`signer.qr.make_qr` + :func:`signer.qr.qr_png` / ``qr_svg``.
+* ours: :func:`signer.qr.make_qr` (its cache of recent symbols cleared, so
+  every call encodes) + :func:`signer.qr.qr_png` / ``qr_svg``.
 
 Rounds are timed in CPU time of the thread (bench/hc1.py's clock; ``--wall``:
 wall clock). Rates are the best round; the ratio is the median of per-round ratios with
@@ -40,13 +41,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 import hc1  # noqa: E402
 import qrcode  # noqa: E402
 import qrcode.image.svg  # noqa: E402
+import zxingcpp  # noqa: E402
 from hc1 import build_key, paired, pin_cpu, rate  # noqa: E402
 from PIL import Image  # noqa: E402
 from qrcode import util  # noqa: E402
 from qrcode.util import MODE_ALPHA_NUM, QRData  # noqa: E402
 
 from signer.issue import issue_hc1  # noqa: E402
+from signer.pdf.qr import qr_matrix  # noqa: E402
 from signer.qr import (  # noqa: E402
+    _encode,
     alphanumeric_codewords,
     alphanumeric_version,
     best_mask,
@@ -96,10 +100,12 @@ def plain_svg(text: str) -> bytes:
 
 
 def ours_png(text: str) -> bytes:
+    _encode.cache_clear()  # make_qr keeps the last few symbols: time a fresh encoding
     return qr_png(make_qr(text))
 
 
 def ours_svg(text: str) -> bytes:
+    _encode.cache_clear()
     return qr_svg(make_qr(text))
 
 
@@ -116,9 +122,11 @@ def check_same_pictures(items: list[str]) -> None:
 
 
 def breakdown(items: list[str], *, seconds: float) -> None:
-    """Each step of make_qr alone (ms per QR), and qrcode's own mask choice for comparison."""
+    """Each step alone (ms per QR): qrcode's and ours."""
+    refs = [plain_qrcode(t) for t in items]
     qrs = [make_qr(t) for t in items]
-    data = [util.create_data(q.version, q.error_correction, q.data_list) for q in qrs]
+    assert [q.modules for q in qrs] == [r.modules for r in refs]
+    data = [util.create_data(q.version, Q, r.data_list) for q, r in zip(qrs, refs, strict=True)]
     assert data == [
         alphanumeric_codewords(t, q.version, Q) for t, q in zip(items, qrs, strict=True)
     ]
@@ -129,57 +137,47 @@ def breakdown(items: list[str], *, seconds: float) -> None:
         return lambda: fn(next(it) % n)
 
     def best_fit(i: int) -> object:
-        qr: qrcode.QRCode[Any] = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_Q)
-        qr.add_data(qrs[i].data_list[0])
+        qr: qrcode.QRCode[Any] = qrcode.QRCode(error_correction=Q)
+        qr.add_data(refs[i].data_list[0])
         return qr.best_fit()
 
     def qrcode_mask(i: int) -> object:
-        qrs[i].data_cache = data[i]
-        return qrs[i].best_mask_pattern()
+        refs[i].data_cache = data[i]
+        return refs[i].best_mask_pattern()
 
     def place(i: int) -> object:
-        qrs[i].makeImpl(False, qrs[i].mask_pattern)
+        refs[i].makeImpl(False, qrs[i].mask_pattern)
         return None
+
+    def fresh(i: int) -> object:
+        return _encode.__wrapped__(items[i], Q)
 
     steps: list[tuple[str, Callable[[int], object]]] = [
         ("version: qrcode best_fit (writes the bit stream)", best_fit),
-        (
-            "version: signer.qr.alphanumeric_version",
-            lambda i: alphanumeric_version(len(items[i]), Q),
-        ),
-        (
-            "codewords: qrcode util.create_data (RS)",
-            lambda i: util.create_data(qrs[i].version, Q, qrs[i].data_list),
-        ),
-        (
-            "codewords: signer.qr.alphanumeric_codewords",
-            lambda i: alphanumeric_codewords(items[i], qrs[i].version, Q),
-        ),
+        ("version: signer.qr.alphanumeric_version", lambda i: alphanumeric_version(len(items[i]), Q)),
+        ("codewords: qrcode util.create_data (RS)", lambda i: util.create_data(qrs[i].version, Q, refs[i].data_list)),
+        ("codewords: signer.qr.alphanumeric_codewords", lambda i: alphanumeric_codewords(items[i], qrs[i].version, Q)),
         ("mask: qrcode best_mask_pattern (8 x place+score)", qrcode_mask),
         ("mask: signer.qr.best_mask", lambda i: best_mask(qrs[i].version, Q, data[i])),
         ("placement: qrcode makeImpl (once)", place),
-        ("whole: make_qr with qrcode's util.create_data", lambda i: _make_qr_create_data(items[i])),
-        ("whole: signer.qr.make_qr", lambda i: make_qr(items[i])),
-        ("PNG: signer.qr.qr_png (from the matrix)", lambda i: qr_png(qrs[i])),
-        ("PNG: qrcode PIL image + save", lambda i: _qrcode_pil_png(qrs[i])),
+        ("whole: signer.qr.make_qr (not cached)", fresh),
+        ("PNG: signer.qr.qr_png (from the symbol)", lambda i: qr_png(qrs[i])),
+        ("PNG: qrcode PIL image + save", lambda i: _qrcode_pil_png(refs[i])),
         ("SVG: signer.qr.qr_svg", lambda i: qr_svg(qrs[i])),
-        ("SVG: qrcode SvgPathImage + save", lambda i: _qrcode_svg(qrs[i])),
-    ]
+        ("SVG: qrcode SvgPathImage + save", lambda i: _qrcode_svg(refs[i])),
+        ("PDF matrix: signer.pdf.qr.qr_matrix, symbol cached", lambda i: qr_matrix(items[0])),
+        ("PDF matrix: zxing-cpp writer (before)", lambda i: _zxing_matrix(items[i])),
+    ]  # fmt: skip
     print("  each step alone (ms per QR):")
     for label, fn in steps:
         r = rate(step(fn), seconds=seconds, rounds=2)
-        print(f"    {label:50s} {1e3 / r:7.2f}")
+        print(f"    {label:52s} {1e3 / r:7.2f}")
 
 
-def _make_qr_create_data(text: str) -> qrcode.QRCode[Any]:
-    """make_qr as it was before alphanumeric_codewords: qrcode's create_data."""
-    qr: qrcode.QRCode[Any] = qrcode.QRCode(error_correction=Q, border=4, box_size=4)
-    qr.add_data(QRData(text.encode("ascii"), mode=MODE_ALPHA_NUM, check_data=False))
-    qr.version = alphanumeric_version(len(text), Q)
-    qr.data_cache = util.create_data(qr.version, Q, qr.data_list)
-    qr.mask_pattern = best_mask(qr.version, Q, qr.data_cache)
-    qr.make(fit=False)
-    return qr
+def _zxing_matrix(text: str) -> object:
+    """What signer.pdf.qr did before: a second encoding, with zxing-cpp's writer."""
+    barcode = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode, ec_level="Q")
+    return bytes(barcode.to_image(scale=1, add_quiet_zones=False))  # type: ignore[call-overload]
 
 
 def _qrcode_pil_png(qr: qrcode.QRCode[Any]) -> bytes:

@@ -5,8 +5,9 @@
 
 Measures the whole command as a health centre runs it (process start, key
 loading, reading the records, HC1, signature self-check, QR PNG, optional
-signed PDF, atomic file writes and the manifest), in wall-clock time, once
-per ``--jobs`` value, on the same seeded synthetic records (stamped as
+signed PDF, atomic file writes and the manifest), in wall-clock time and in
+CPU time (user + system of the command's processes: the figure that does
+not depend on the other load of the machine), once per ``--jobs`` value, on the same seeded synthetic records (stamped as
 verified) with a fresh software ES256 key, and prints each rate and the
 speed-up against ``--jobs 1`` measured in the same run. No target: a
 figure for docs/benchmarks.md (the per-certificate targets are in
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import resource
 import secrets
 import subprocess
 import sys
@@ -93,12 +95,15 @@ def main() -> int:
                 "--key", str(work / "dsc.key.pem"), "--cert", str(work / "dsc.pem"),
                 "--chain", str(work / "csca.pem"), "--at", NOW.isoformat(), "--jobs", str(jobs), *extra,
             ]  # fmt: skip
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             proc = subprocess.run(
                 command, capture_output=True, text=True, cwd=ROOT,
                 env={**os.environ, "VNDCC_KEY_PASSPHRASE": passphrase},
             )  # fmt: skip
             elapsed = time.perf_counter() - t0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
             if proc.returncode != 0:
                 print(proc.stderr[-2000:], file=sys.stderr)
                 return 1
@@ -106,7 +111,8 @@ def main() -> int:
             base = base or rate
             print(
                 f"  --jobs {jobs}: {elapsed:6.1f} s  {rate:7.0f} records/s  "
-                f"({1000 / rate:5.2f} ms per record; x{rate / base:.2f} vs the first)"
+                f"({1000 / rate:5.2f} ms per record; x{rate / base:.2f} vs the first); "
+                f"CPU {cpu:6.1f} s = {1000 * cpu / len(records):5.2f} ms per record"
             )
     return 0
 

@@ -1,4 +1,4 @@
-"""QR images (PNG, SVG) of an HC1 text, with the ``qrcode`` package.
+"""QR symbols of an HC1 text, and their PNG and SVG images.
 
     >>> from signer.qr import make_qr, qr_png, qr_svg
     >>> qr = make_qr("HC1:NCFOXN%TS3DH")
@@ -12,43 +12,47 @@ a quiet zone of 4 modules. The whole HC1 text is in the QR alphanumeric
 alphabet (base45 was designed for it: RFC 9285 section 1), so it is
 encoded in alphanumeric mode (5.5 bits per character), never byte mode.
 
-Speed: ``qrcode`` builds the symbol (module placement, function patterns,
-format and version bits), but two of its steps are slow in pure Python and
-are computed here instead, then handed to it; each is tested identical to
-``qrcode``'s own:
+The symbol is the one the ``qrcode`` package builds for the same text
+(``make(fit=True)``, one alphanumeric segment; the whole matrix is tested
+equal to ``QRCode.modules`` on random texts, levels and versions), built
+here in one pass, because ``qrcode`` does it module by module in pure
+Python (about 30 ms per HC1 QR):
 
 * the codewords: :func:`alphanumeric_codewords` returns what
   ``util.create_data`` returns (ISO/IEC 18004:2015 sections 7.4-7.6: bit
   stream, pad codewords, Reed-Solomon per block of ``qrcode``'s own block
   table, interleaving), with the bit stream built from a table of character
-  pairs and Reed-Solomon as a shift register in one Python integer; given
-  to ``qrcode`` as ``data_cache``;
-* the mask: its own selection places the data 8 times and scores each
-  result; :func:`best_mask` computes the same section 7.8.3 penalty score
-  with the whole symbol packed into one Python integer (each rule is a
-  handful of shifts, ANDs and popcounts) and picks the same mask; given as
-  ``mask_pattern``.
+  pairs and Reed-Solomon as a shift register in one Python integer;
+* the placement: per version, ``qrcode`` itself draws the function
+  patterns once and its zigzag gives each data bit's position (cached
+  ``itemgetter``); per text, one ``itemgetter`` call and one ``int(..., 2)``
+  give the unmasked matrix as one Python integer;
+* the mask: :func:`best_mask`'s section 7.8.3 penalty score of each of the
+  8 masks on that integer (each rule is a handful of shifts, ANDs and
+  popcounts), picking what ``qrcode`` picks; the chosen mask's bits and
+  its format and version information are then XORed/ORed in.
 
-``.venv/bin/python bench/qr.py --breakdown`` (docs/benchmarks.md, 16 HC1
-texts, versions 16-20, thread CPU time): codewords 0.07 ms per QR instead of
-``create_data``'s 2.25 ms, mask 0.33 ms instead of 23 ms; ``make_qr`` 1.8 ms
-(4.0 ms with ``create_data``), ``make_qr`` + :func:`qr_png` 2.7 ms against
-30.6 ms for plain ``qrcode`` (11.5x).
+A :class:`QrSymbol` keeps the modules as one string of "0"/"1"; the PNG
+(:func:`qr_png`, written directly with zlib), the SVG and the PDF passport's
+vector drawing (:mod:`signer.pdf.qr`) are made from it, and
+:func:`make_qr` keeps the last few symbols so a record's PNG and PDF share
+one encoding. ``.venv/bin/python bench/qr.py --breakdown`` times each step
+(docs/benchmarks.md, "QR images").
 """
 
 from __future__ import annotations
 
-import io
 import re
+import struct
+import zlib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from operator import add, itemgetter
 from typing import Any
 
 import qrcode
-from PIL import Image
 from qrcode import base, util
-from qrcode.util import MODE_ALPHA_NUM, QRData
+from qrcode.util import MODE_ALPHA_NUM
 
 from verifier.errors import InputError
 
@@ -64,29 +68,90 @@ _ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
 _PAD = 10
 
 
-def make_qr(text: str) -> qrcode.QRCode[Any]:
-    """Encode ``text`` (level Q, alphanumeric mode, smallest version that fits).
+#: Error correction levels by letter (hcert 1.x section 4.3: Q; the PDF template may ask for H).
+LEVELS = {
+    "L": qrcode.constants.ERROR_CORRECT_L,
+    "M": qrcode.constants.ERROR_CORRECT_M,
+    "Q": qrcode.constants.ERROR_CORRECT_Q,
+    "H": qrcode.constants.ERROR_CORRECT_H,
+}
 
-    The codewords come from :func:`alphanumeric_codewords` (what ``qrcode``'s
-    ``util.create_data`` returns, computed faster) and are passed as
-    ``data_cache``; the mask is chosen by :func:`best_mask` (the penalty rule
-    of ISO/IEC 18004:2015 section 7.8.3, scored as ``qrcode`` scores it) and
-    passed as ``mask_pattern``, so ``qrcode`` places the data once instead of
-    nine times.
+
+@dataclass(frozen=True, slots=True)
+class QrSymbol:
+    """One QR symbol: its parameters and its modules, no quiet zone.
+
+    ``dark`` holds the ``size x size`` modules row by row, ``"1"`` dark and
+    ``"0"`` light: the same matrix as ``qrcode``'s ``QRCode.modules`` for
+    the same text, version, level and mask (tested), in a form the PNG, SVG
+    and PDF writers slice and translate without a per-module Python loop.
+    """
+
+    version: int
+    error_correction: int
+    mask_pattern: int
+    size: int
+    dark: str
+
+    @property
+    def rows(self) -> list[str]:
+        n = self.size
+        return [self.dark[i : i + n] for i in range(0, n * n, n)]
+
+    @property
+    def modules(self) -> list[list[bool]]:
+        """The matrix as ``qrcode``'s ``QRCode.modules`` (rows of bools, no quiet zone)."""
+        return [[m == "1" for m in row] for row in self.rows]
+
+    def get_matrix(self, border: int = QUIET_ZONE) -> list[list[bool]]:
+        """The matrix with a quiet zone of ``border`` modules, as ``QRCode.get_matrix``."""
+        width = self.size + 2 * border
+        edge = [False] * border
+        blank = [[False] * width for _ in range(border)]
+        return [*blank, *([*edge, *row, *edge] for row in self.modules), *blank]
+
+
+def make_qr(text: str, *, level: str = "Q") -> QrSymbol:
+    """Encode ``text`` (alphanumeric mode, smallest version that fits; level Q by default).
+
+    The symbol ``qrcode`` builds for the same text (``make(fit=True)``, one
+    alphanumeric segment), built here in one pass with big-integer
+    operations: codewords (:func:`alphanumeric_codewords`), the mask of
+    lowest penalty (:func:`best_mask`'s scoring), then the chosen mask and
+    the format and version information applied to the placed matrix.
+
+    The last few symbols are kept (keyed by text and level), so a record's
+    PNG and PDF passport, made one after the other, share one encoding.
     """
     if not text or not _ALPHANUMERIC.issuperset(text):
         raise InputError("QR text must be non-empty and in the QR alphanumeric alphabet")
-    qr: qrcode.QRCode[Any] = qrcode.QRCode(
-        error_correction=qrcode.constants.ERROR_CORRECT_Q,
-        border=QUIET_ZONE,
-        box_size=DEFAULT_BOX_SIZE,
+    try:
+        error_correction = LEVELS[level]
+    except KeyError:
+        raise InputError(f"unknown QR error correction level {level!r}") from None
+    return _encode(text, error_correction)
+
+
+@lru_cache(maxsize=8)
+def _encode(text: str, error_correction: int) -> QrSymbol:
+    version = alphanumeric_version(len(text), error_correction)
+    data = alphanumeric_codewords(text, version, error_correction)
+    layout = _layout(version, error_correction, len(data))
+    n, stride = layout.n, layout.stride
+    unmasked = _unmasked(layout, data)
+    scores = [
+        _penalty(unmasked ^ mask, n, stride, layout.full, layout.blocks) for mask in layout.masks
+    ]
+    mask = scores.index(min(scores))
+    final = unmasked ^ layout.masks[mask] | layout.finish[mask]
+    bits = format(final, f"0{n * stride}b")[::-1]  # position r * stride + c -> character
+    return QrSymbol(
+        version=version,
+        error_correction=error_correction,
+        mask_pattern=mask,
+        size=n,
+        dark="".join([bits[i : i + n] for i in range(0, n * stride, stride)]),
     )
-    qr.add_data(QRData(text.encode("ascii"), mode=MODE_ALPHA_NUM, check_data=False))
-    qr.version = alphanumeric_version(len(text), qr.error_correction)
-    qr.data_cache = alphanumeric_codewords(text, qr.version, qr.error_correction)
-    qr.mask_pattern = best_mask(qr.version, qr.error_correction, qr.data_cache)
-    qr.make(fit=False)  # reuses data_cache; places the data once, with that mask
-    return qr
 
 
 def alphanumeric_version(length: int, error_correction: int) -> int:
@@ -259,6 +324,10 @@ class _Layout:
     full: int
     #: Modules that are the top-left corner of a 2x2 block.
     blocks: int
+    #: Per mask pattern 0-7: the dark modules of the format information (and
+    #: version information, the dark module) once that mask is chosen; light
+    #: while masks are scored.
+    finish: tuple[int, ...]
 
 
 @cache
@@ -312,6 +381,24 @@ def _layout(version: int, error_correction: int, data_len: int) -> _Layout:
         masks.append(sum(1 << (r * stride + c) for r, c in data_positions if flip(r, c)))
     full = sum(((1 << n) - 1) << (r * stride) for r in range(n))
     blocks = sum(((1 << (n - 1)) - 1) << (r * stride) for r in range(n - 1))
+
+    # Format information: row 8 and column 8 (and the dark module at (n - 8, 8));
+    # version information: two 6 x 3 blocks (ISO/IEC 18004:2015 sections 7.9, 7.10).
+    info = {(8, c) for c in range(n)} | {(r, 8) for r in range(n)}
+    info |= {(r, c) for r in range(6) for c in range(n - 11, n - 8)}
+    info |= {(r, c) for r in range(n - 11, n - 8) for c in range(6)}
+    finish = []
+    for pattern in range(8):  # as qrcode's makeImpl(test=False, pattern) draws them
+        probe.setup_type_info(False, pattern)
+        if version >= 7:
+            probe.setup_type_number(False)
+        finish.append(
+            sum(
+                1 << (r * stride + c)
+                for r, c in info
+                if modules[r][c] and source[r * stride + c] != dark
+            )
+        )
     return _Layout(
         n=n,
         stride=stride,
@@ -319,6 +406,7 @@ def _layout(version: int, error_correction: int, data_len: int) -> _Layout:
         masks=tuple(masks),
         full=full,
         blocks=blocks,
+        finish=tuple(finish),
     )
 
 
@@ -385,50 +473,78 @@ def best_mask(version: int, error_correction: int, data: list[int]) -> int:
 
 # -- images ---------------------------------------------------------------------
 
-#: qrcode's matrix rows as bytes 0/1 -> 1-bit pixels as bytes (0 = black).
-_TO_PIXELS = bytes.maketrans(b"\x00\x01", b"\xff\x00")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: zlib level of the PNG's image data (with the Up filter, about the size Pillow's level 6 gives).
+PNG_ZLIB_LEVEL = 1
 
 
-def _matrix(qr: qrcode.QRCode[Any] | str) -> list[list[bool]]:
-    if isinstance(qr, str):
-        qr = make_qr(qr)
-    matrix: list[list[bool]] = qr.get_matrix()  # rows of bools, quiet zone included
-    return matrix
+def _symbol(qr: QrSymbol | str) -> QrSymbol:
+    return make_qr(qr) if isinstance(qr, str) else qr
 
 
-def qr_png(qr: qrcode.QRCode[Any] | str, *, box_size: int = DEFAULT_BOX_SIZE) -> bytes:
-    """PNG bytes (black on white, 1 bit per pixel).
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    Drawn from the module matrix (quiet zone included) as a 1-bit image
-    scaled with nearest-neighbour: the same picture as qrcode's PIL factory,
-    which draws every module as a rectangle, in a fraction of the time.
+
+def qr_png(qr: QrSymbol | str, *, box_size: int = DEFAULT_BOX_SIZE) -> bytes:
+    """PNG bytes: black on white, greyscale 1 bit per pixel, quiet zone of 4 modules.
+
+    The same pixels as qrcode's PIL image at this box size (tested). Written
+    directly (PNG, ISO/IEC 15948: IHDR, one IDAT, IEND). Each module row
+    becomes one scanline; with a box size that is a multiple of 4 a module
+    is whole hex digits (``str.translate`` then ``bytes.fromhex``). The
+    ``box_size - 1`` copies of a scanline are written with the "Up" filter
+    (section 9.2: all zero bytes), so zlib's fastest level gives about the
+    size of Pillow's level 6, in a quarter of the time.
     """
-    matrix = _matrix(qr)
-    size = len(matrix)
-    pixels = b"".join(map(bytes, matrix)).translate(_TO_PIXELS)
-    image = Image.frombytes("1", (size, size), pixels, "raw", "1;8")
-    if box_size != 1:
-        image = image.resize((size * box_size, size * box_size), Image.Resampling.NEAREST)
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return buf.getvalue()
+    if box_size < 1:
+        raise ValueError("box_size must be at least 1")
+    symbol = _symbol(qr)
+    side = symbol.size + 2 * QUIET_ZONE
+    width = side * box_size
+    row_bytes = (width + 7) // 8
+    quiet = "0" * QUIET_ZONE
+    lines = [quiet + row + quiet for row in symbol.rows]
+    if box_size % 4 == 0:
+        digits = str.maketrans({"0": "f" * (box_size // 4), "1": "0" * (box_size // 4)})
+        pad = "0" * (2 * row_bytes - width // 4)
+        scanlines = [bytes.fromhex(line.translate(digits) + pad) for line in lines]
+    else:
+        pixels = {"0": "1" * box_size, "1": "0" * box_size}.__getitem__
+        pad = "0" * (8 * row_bytes - width)
+        scanlines = [
+            int("".join(map(pixels, line)) + pad, 2).to_bytes(row_bytes, "big") for line in lines
+        ]
+    blank = [b"\xff" * row_bytes] * QUIET_ZONE  # padding bits are ignored
+    repeat = b"\2" + b"\0" * row_bytes  # filter Up: the same as the scanline above
+    copies = repeat * (box_size - 1)
+    raw = b"".join([b"\0" + line + copies for line in [*blank, *scanlines, *blank]])
+    header = struct.pack(">IIBBBBB", width, width, 1, 0, 0, 0, 0)  # 1 bit, greyscale
+    return b"".join(
+        [
+            _PNG_SIGNATURE,
+            _chunk(b"IHDR", header),
+            _chunk(b"IDAT", zlib.compress(raw, PNG_ZLIB_LEVEL)),
+            _chunk(b"IEND", b""),
+        ]
+    )
 
 
-_DARK_RUN = re.compile(b"\x01+")
+_DARK_RUN = re.compile("1+")
 
 
-def qr_svg(qr: qrcode.QRCode[Any] | str) -> bytes:
+def qr_svg(qr: QrSymbol | str) -> bytes:
     """SVG bytes: one path, one rectangle per horizontal run of dark modules.
 
     The viewBox is in modules (quiet zone included); the printed size is
     ``SVG_MODULE_MM`` per module, as qrcode's ``SvgPathImage`` at box_size 4.
     """
-    matrix = _matrix(qr)
-    size = len(matrix)
+    symbol = _symbol(qr)
+    size = symbol.size + 2 * QUIET_ZONE
     path = "".join(
-        f"M{m.start()} {y}h{m.end() - m.start()}v1h-{m.end() - m.start()}z"
-        for y, row in enumerate(matrix)
-        for m in _DARK_RUN.finditer(bytes(row))
+        f"M{m.start() + QUIET_ZONE} {y}h{m.end() - m.start()}v1h-{m.end() - m.start()}z"
+        for y, row in enumerate(symbol.rows, start=QUIET_ZONE)
+        for m in _DARK_RUN.finditer(row)
     )
     mm = f"{size * SVG_MODULE_MM:.1f}mm"
     return (

@@ -5,11 +5,11 @@
     >>> ops = qr_drawing(m, x=100, y=100, size=216, quiet_zone=4)          # doctest: +SKIP
 
 hcert 1.x section 4 asks for a QR code with error correction level Q; the
-matrix comes from zxing-cpp's writer (level Q, its encoder picks the
-alphanumeric mode for HC1 texts: about 3 ms against 40-60 ms for the pure
-Python ``qrcode`` package). Dark modules are drawn as filled rectangles, one
-per horizontal run, so the QR stays sharp at any print resolution and costs
-no raster image.
+matrix is :func:`signer.qr.make_qr`'s, the same symbol as the record's PNG
+(and ``qrcode``'s), encoded once per record: ``make_qr`` keeps the last few
+symbols, so the PNG made after the PDF reuses this one. Dark modules are
+drawn as filled rectangles, one per horizontal run, so the QR stays sharp
+at any print resolution and costs no raster image.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import zxingcpp
-
-from verifier.errors import InputError
+from signer.qr import make_qr
 
 _RUN = re.compile(rb"\x00+")
+#: make_qr's modules ("1" dark, "0" light) -> QrMatrix bytes (0 dark, 255 light).
+_TO_BYTES = bytes.maketrans(b"01", b"\xff\x00")
 
 
 @dataclass(frozen=True)
@@ -35,26 +35,23 @@ class QrMatrix:
 
 def qr_matrix(text: str, *, ec_level: str = "Q") -> QrMatrix:
     """Encode ``text`` (alphanumeric HC1) as a QR code at the given EC level."""
-    try:
-        barcode = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode, ec_level=ec_level)
-        image = barcode.to_image(scale=1, add_quiet_zones=False)
-    except (ValueError, RuntimeError) as err:
-        raise InputError(f"cannot encode the QR code: {err}") from None
-    if barcode.ec_level != ec_level:
-        raise InputError(f"QR writer gave EC level {barcode.ec_level}, not {ec_level}")
-    data = bytes(image)  # type: ignore[call-overload]  # zxing Image: buffer protocol
-    n = image.shape[0]
-    return QrMatrix(size=n, rows=tuple(data[i * n : (i + 1) * n] for i in range(n)), ec_level=ec_level)
+    symbol = make_qr(text, level=ec_level)
+    n = symbol.size
+    data = symbol.dark.encode("ascii").translate(_TO_BYTES)
+    return QrMatrix(size=n, rows=tuple(data[i : i + n] for i in range(0, n * n, n)), ec_level=ec_level)
 
 
-def _span_ops(span: tuple[int, int]) -> bytes:
-    ops = b"%d 0 %d 1 re " % (span[0], span[1] - span[0])
-    _SPAN_OPS[span] = ops
-    return ops
+class _SpanOps(dict[tuple[int, int], bytes]):
+    """(start, end) of a run of dark modules -> its rectangle operator, made on first use."""
+
+    def __missing__(self, span: tuple[int, int]) -> bytes:
+        ops = self[span] = b"%d 0 %d 1 re " % (span[0], span[1] - span[0])
+        return ops
 
 
-#: (start, end) of a run of dark modules -> its rectangle operator, shared by all QR codes.
-_SPAN_OPS: dict[tuple[int, int], bytes] = {}
+#: Shared by all QR codes (at most one entry per run a row of 177 modules can hold).
+_SPAN_OPS = _SpanOps()
+_SPAN = re.Match.span
 
 
 def qr_drawing(
@@ -74,13 +71,12 @@ def qr_drawing(
         b"%.5f 0 0 %.5f %.3f %.3f cm 1 0 0 1 0 %d cm"
         % (module, module, x + quiet_zone * module, y + quiet_zone * module, n - 1),
     ]
-    table = _SPAN_OPS
+    rect = _SPAN_OPS.__getitem__
+    runs = _RUN.finditer
     next_row = b"1 0 0 1 0 -1 cm"
+    fill_next_row = b"f " + next_row
     for row in matrix.rows:
-        spans = [m.span() for m in _RUN.finditer(row)]
-        if spans:
-            ops.append(b"".join([table.get(sp) or _span_ops(sp) for sp in spans]) + b"f " + next_row)
-        else:
-            ops.append(next_row)
+        rects = b"".join(map(rect, map(_SPAN, runs(row))))
+        ops.append(rects + fill_next_row if rects else next_row)
     ops.append(b"Q")
     return b"\n".join(ops)

@@ -1,4 +1,5 @@
-"""QR images: level Q, alphanumeric mode, quiet zone 4; PNG and SVG decode back with zxing-cpp."""
+"""QR images: level Q, alphanumeric mode, quiet zone 4; PNG and SVG decode back with zxing-cpp,
+and the PNG has the pixels of qrcode's own PIL image."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import xml.etree.ElementTree as ET
 from typing import Any, cast
 
 import pytest
+import qrcode
 import zxingcpp
 from PIL import Image, ImageDraw
 from qrcode.constants import ERROR_CORRECT_Q
-from qrcode.util import MODE_ALPHA_NUM
+from qrcode.util import MODE_ALPHA_NUM, QRData
 
 from signer.issue import issue_hc1
 from signer.qr import QUIET_ZONE, make_qr, qr_png, qr_svg
@@ -74,7 +76,7 @@ def check_png(text: str, box_size: int = 4) -> None:
     png = qr_png(qr, box_size=box_size)
     image = Image.open(io.BytesIO(png))
     assert image.mode == "1"
-    assert image.size == ((qr.modules_count + 2 * QUIET_ZONE) * box_size,) * 2
+    assert image.size == ((qr.size + 2 * QUIET_ZONE) * box_size,) * 2
     result = decode_one(image)
     assert result.text == text
     assert result.ec_level == "Q"
@@ -88,8 +90,34 @@ def check_png(text: str, box_size: int = 4) -> None:
     assert first_mode_indicator(modules, extra["DataMask"]) == MODE_ALPHANUMERIC
 
 
+def qrcode_png(text: str, box_size: int) -> bytes:
+    """qrcode on its own (make(fit=True), its PIL image), the baseline picture."""
+    ref: qrcode.QRCode[Any] = qrcode.QRCode(
+        error_correction=ERROR_CORRECT_Q, border=QUIET_ZONE, box_size=box_size
+    )
+    ref.add_data(QRData(text.encode("ascii"), mode=MODE_ALPHA_NUM, check_data=False))
+    buf = io.BytesIO()
+    ref.make_image().save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def test_png_decodes_to_the_same_text(hc1: str) -> None:
     check_png(hc1)
+
+
+@pytest.mark.parametrize("box_size", [1, 2, 3, 4, 5, 8])
+def test_png_has_qrcodes_pixels(hc1: str, box_size: int) -> None:
+    """Written by hand (filter Up for repeated scanlines), read by Pillow: qrcode's picture."""
+    ours = Image.open(io.BytesIO(qr_png(hc1, box_size=box_size)))
+    ref = Image.open(io.BytesIO(qrcode_png(hc1, box_size))).convert("1")
+    assert ours.mode == "1" and ours.size == ref.size
+    assert ours.tobytes() == ref.tobytes()
+    assert qr_png(hc1, box_size=box_size)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_png_box_size_must_be_positive(hc1: str) -> None:
+    with pytest.raises(ValueError, match="box_size"):
+        qr_png(hc1, box_size=0)
 
 
 @pytest.mark.parametrize(("seed", "length", "box_size"), [(1, 420, 4), (2, 560, 1), (3, 690, 3)])
@@ -104,12 +132,11 @@ def test_png_from_text_equals_png_from_qr(hc1: str) -> None:
 def test_qr_parameters(hc1: str) -> None:
     qr = make_qr(hc1)
     assert qr.error_correction == ERROR_CORRECT_Q
-    assert qr.border == QUIET_ZONE
-    assert [d.mode for d in qr.data_list] == [MODE_ALPHA_NUM]
+    assert len(qr.dark) == qr.size**2 == (4 * qr.version + 17) ** 2
     # quiet zone: the outer 4 modules are white on every side
     png = Image.open(io.BytesIO(qr_png(qr, box_size=1))).convert("L")
     width, height = png.size
-    assert width == height == qr.modules_count + 2 * QUIET_ZONE
+    assert width == height == qr.size + 2 * QUIET_ZONE
     for x in range(width):
         for y in (*range(QUIET_ZONE), *range(height - QUIET_ZONE, height)):
             assert png.getpixel((x, y)) == 255 and png.getpixel((y, x)) == 255
@@ -147,7 +174,7 @@ def test_svg_is_a_vector_image_of_the_same_modules(hc1: str) -> None:
     svg = qr_svg(qr)
     assert svg.startswith(b"<?xml")
     root = ET.fromstring(svg)
-    size = qr.modules_count + 2 * QUIET_ZONE
+    size = qr.size + 2 * QUIET_ZONE
     assert root.attrib["width"] == root.attrib["height"] == f"{size * 0.4:.1f}mm"
     modules = svg_modules(svg)
     assert modules == qr.get_matrix() == png_modules(qr_png(qr), 4)
@@ -170,3 +197,8 @@ def test_svg_is_a_vector_image_of_the_same_modules(hc1: str) -> None:
 def test_refuses_non_alphanumeric_text(bad: str) -> None:
     with pytest.raises(InputError):
         make_qr(bad)
+
+
+def test_refuses_unknown_level() -> None:
+    with pytest.raises(InputError):
+        make_qr("HC1:ABC", level="X")

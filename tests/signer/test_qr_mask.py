@@ -1,4 +1,4 @@
-"""signer.qr's fast mask selection picks exactly what the qrcode package picks.
+"""signer.qr's symbol is exactly qrcode's: the same mask choice, the same modules.
 
 The oracle is qrcode itself: ``QRCode.make()`` with no ``mask_pattern``
 (its ``best_mask_pattern``: data placed with each of the 8 masks, scored by
@@ -16,7 +16,7 @@ import qrcode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from qrcode import util
-from qrcode.constants import ERROR_CORRECT_Q
+from qrcode.constants import ERROR_CORRECT_H, ERROR_CORRECT_L, ERROR_CORRECT_M, ERROR_CORRECT_Q
 from qrcode.util import MODE_ALPHA_NUM, QRData
 
 from signer.qr import alphanumeric_version, dark_share_penalty, make_qr, mask_penalties
@@ -74,6 +74,48 @@ def test_same_symbol_and_mask_as_qrcode(seed: int, length: int) -> None:
     data = util.create_data(ref.version, ref.error_correction, ref.data_list)
     # Every mask's score, not just the winner: the rules are the same.
     assert mask_penalties(ref.version, ref.error_correction, data) == reference_penalties(ref)
+
+
+LEVELS = {"L": ERROR_CORRECT_L, "M": ERROR_CORRECT_M, "Q": ERROR_CORRECT_Q, "H": ERROR_CORRECT_H}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.text(alphabet=BASE45, min_size=1, max_size=1800),
+    st.sampled_from(sorted(LEVELS)),
+)
+def test_whole_symbol_equals_qrcode_for_any_text_and_level(text: str, level: str) -> None:
+    """make_qr builds the symbol itself (placement, mask, format and version bits): qrcode's."""
+    ref: qrcode.QRCode[Any] = qrcode.QRCode(error_correction=LEVELS[level], border=4)
+    ref.add_data(QRData(text.encode("ascii"), mode=MODE_ALPHA_NUM, check_data=False))
+    try:
+        ref.make(fit=True)
+    except ValueError as err:  # an all-zero data block: see test_qr_codewords
+        assert "glog" in str(err)
+        return
+    except qrcode.exceptions.DataOverflowError:
+        with pytest.raises(InputError):
+            make_qr(text, level=level)
+        return
+    ours = make_qr(text, level=level)
+    assert ours.version == ref.version
+    assert ours.modules == ref.modules
+    assert ours.get_matrix() == ref.get_matrix()
+    assert ours.mask_pattern == ref.best_mask_pattern()  # (this redraws ref.modules)
+
+
+def test_symbol_with_every_mask_equals_qrcode() -> None:
+    """Each of the 8 masks' format bits, at versions with and without version information."""
+    seen: dict[int, set[int]] = {}
+    for seed in range(200):
+        text = hc1_like(seed, [2, 60, 300, 560][seed % 4])
+        ours = make_qr(text)
+        small = ours.version < 7
+        if ours.mask_pattern in seen.setdefault(small, set()):
+            continue
+        seen[small].add(ours.mask_pattern)
+        assert ours.modules == reference(text).modules, (seed, ours.mask_pattern)
+    assert seen[True] == seen[False] == set(range(8))
 
 
 @settings(max_examples=25, deadline=None)
