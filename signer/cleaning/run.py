@@ -516,6 +516,8 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
                            regroup=True)]  # fmt: skip
             part_paths = [_part_paths(out, 0)]
             summaries = _map(_work, tasks)
+        for x in summaries:
+            x.person_runs = None  # the workers' key sets are not needed any more (nor copied into list writers)
         timings["check"] = round(time.perf_counter() - clock, 2)
         clock = time.perf_counter()
         summary: Summary = summaries[0]
