@@ -30,6 +30,9 @@ fi
 PY=${PYTHON:-python3}
 LOCK=requirements/runtime.txt
 if [ "${1:-}" = "--dev" ]; then LOCK=requirements/dev.txt; fi
+# A venv set up with --dev stays a dev venv (dev.txt holds runtime.txt's exact
+# versions): the demo after the tests must not remove the test tools.
+if [ "$(cat .venv/.vn-dcc-lock 2>/dev/null)" = requirements/dev.txt ]; then LOCK=requirements/dev.txt; fi
 
 # venv_from_lock DIR LOCK: DIR holds exactly LOCK's packages (plus pip and
 # setuptools from requirements/build.txt); anything else installed there is removed.
@@ -45,6 +48,7 @@ venv_from_lock .venv "$LOCK"
 # The project itself, without touching the locked dependencies.
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 .venv/bin/python scripts/lockcheck.py "$LOCK" requirements/build.txt
+echo "$LOCK" > .venv/.vn-dcc-lock
 
 # The scanner's npm packages, exactly as scanner/package-lock.json says
 # (`verifier serve` hands zxing-wasm to the page; --dev adds playwright-core).
