@@ -19,6 +19,7 @@ import contextlib
 import glob
 import importlib.util
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -96,6 +97,23 @@ def postgres_server(work: Path) -> Iterator[str]:
                        capture_output=True, check=False)  # fmt: skip
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its living descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    stats = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            stats[int(stat.parent.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    while todo:
+        current = todo.pop()
+        if current in stats:
+            total += stats[current][1]
+        todo += [p for p, (parent, _) in stats.items() if parent == current]
+    return total
+
+
 def wait_for_workers(url: str, count: int) -> None:
     from signer.celery_app import make_app
 
@@ -107,7 +125,7 @@ def wait_for_workers(url: str, count: int) -> None:
 
 
 def one_round(work: Path, n: int, *, redis: str, pg: str, common: list[str], env: dict[str, str],
-              pdf: list[str]) -> float:  # fmt: skip
+              extra: list[str]) -> float:  # fmt: skip
     import psycopg
 
     name = f"bench_celery_{n}"
@@ -127,16 +145,23 @@ def one_round(work: Path, n: int, *, redis: str, pg: str, common: list[str], env
     try:
         wait_for_workers(redis, n)
         out = work / f"out{n}"
+        workers_before = sum(tree_cpu(w.pid) for w in workers)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "signer", "batch", str(work / "in.jsonl"), "--out", str(out), "--ledger", ledger,
-             "--centre", "Bench centre", "--at", at, "--progress", "none", "--celery", redis, *pdf],
+             "--centre", "Bench centre", "--at", at, "--progress", "none", "--celery", redis, *extra],
             env=env, capture_output=True, text=True,
         )  # fmt: skip
         elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        coordinator = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        signing = sum(tree_cpu(w.pid) for w in workers) - workers_before
         if done.returncode != 0:
             sys.exit(f"batch failed:\n{done.stderr[-2000:]}")
-        print(f"  {n} worker(s): {elapsed:.2f} s  {done.stdout.splitlines()[0]}")
+        count = int(done.stdout.split(" record(s)")[0].split()[-1])
+        print(f"  {n} worker(s): {elapsed:.2f} s wall; CPU per record: coordinator {1000 * coordinator / count:.2f} ms, "
+              f"workers {1000 * signing / count:.2f} ms  ({done.stdout.splitlines()[0]})")
         return elapsed
     finally:
         for w in workers:
@@ -149,6 +174,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=3000)
     ap.add_argument("--pdf", action="store_true")
+    ap.add_argument("--chunk-size", type=int, default=256, help="records per chunk (task)")
     args = ap.parse_args()
     bench_ledger = _bench_ledger()
     with tempfile.TemporaryDirectory(prefix="bench-celery-") as tmp:
@@ -158,7 +184,8 @@ def main() -> int:
         pdf = ["--pdf", "--crl", str(work / "crl.der")] if args.pdf else []
         print(f"{count} records, HC1 + PNG{' + PDF' if pdf else ''}, {os.cpu_count()} CPU(s)")
         with redis_server(work) as redis, postgres_server(work) as pg:
-            times = {n: one_round(work, n, redis=redis, pg=pg, common=common, env=env, pdf=pdf) for n in (1, 2)}
+            extra = [*pdf, "--chunk-size", str(args.chunk_size)]
+            times = {n: one_round(work, n, redis=redis, pg=pg, common=common, env=env, extra=extra) for n in (1, 2)}
     ratio = times[1] / times[2]
     print(f"2 workers vs 1: {ratio:.2f}x ({count / times[1]:.0f} -> {count / times[2]:.0f} records/s; target {TARGET}x)")
     return 0 if ratio >= TARGET else 1

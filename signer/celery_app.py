@@ -63,6 +63,7 @@ def make_app(url: str) -> Celery:
     chunk at a time (nothing waits behind a dead one)."""
     from celery import Celery
 
+    visibility = int(os.environ.get("VNDCC_CELERY_VISIBILITY", "3600"))
     app = Celery("vndcc", broker=url, backend=url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
@@ -75,7 +76,12 @@ def make_app(url: str) -> Celery:
         result_expires=86400,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        broker_transport_options={"visibility_timeout": int(os.environ.get("VNDCC_CELERY_VISIBILITY", "3600"))},
+        # a chunk held by a worker that vanished is given to another after the
+        # visibility timeout; kombu looks every 10th restore interval
+        broker_transport_options={
+            "visibility_timeout": visibility,
+            "unacked_restore_interval": max(0.2, min(10.0, visibility / 10)),
+        },
     )
     return app
 
@@ -89,7 +95,13 @@ def add_celery_arguments(p: argparse.ArgumentParser) -> None:
         "this process only admits records and enqueues chunks; needs a postgresql:// ledger and "
         "an output folder the workers share",
     )
-    g.add_argument("--chunk-size", type=int, default=CHUNK_SIZE, metavar="N", help=argparse.SUPPRESS)
+    g.add_argument(
+        "--chunk-size",
+        type=int,
+        default=CHUNK_SIZE,
+        metavar="N",
+        help=f"with --celery: records per task (default {CHUNK_SIZE}; smaller spreads the end of a small batch better)",
+    )
 
 
 def run_settings(ns: argparse.Namespace, now: dt.datetime, reissue_before: int | None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import io
 import json
 import os
@@ -65,11 +66,41 @@ def _start_process(**_: Any) -> None:
         _state["key"] = _stack.enter_context(open_key(_setup.spec, secret=_setup.secret))
         actor = worker_actor(os.getpid())
         _state["ledger"] = Ledger.open(_setup.ledger, actor=actor, create=False)
+        _state["locks"] = _lock_connection(_setup.ledger)
     except PassportError as exc:  # reported by each task: stops the coordinator's run
         _state["error"] = fatal(exc)
 
 
+def _lock_connection(url: str) -> Any:
+    """A connection of its own for the chunk locks (PostgreSQL advisory locks,
+    held by the session: released by the server when this process dies)."""
+    import psycopg
+
+    try:
+        return psycopg.connect(url, autocommit=True)
+    except psycopg.Error as err:
+        raise ConfigError(f"cannot connect to the ledger for the chunk locks: {err}") from None
+
+
+@contextlib.contextmanager
+def chunk_lock(conn: Any, chunk: str) -> Iterator[None]:
+    """One delivery of a chunk at a time, on all machines. Redis gives an
+    unacknowledged chunk to a second worker after the visibility timeout even
+    if the first is still signing it; both would re-sign the same reserved
+    UVCIs and write the same file names. The second waits here, then finds
+    the chunk written in the ledger (skipped)."""
+    key = int.from_bytes(hashlib.sha256(chunk.encode()).digest()[:8], "big", signed=True)
+    conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
 def _stop_process(**_: Any) -> None:
+    locks = _state.pop("locks", None)
+    if locks is not None:
+        locks.close()
     ledger = _state.pop("ledger", None)
     if ledger is not None:
         ledger.close()
@@ -142,7 +173,7 @@ def sign_chunk(descriptor: dict[str, Any]) -> dict[str, Any]:
     try:
         signer = _signer(settings)
         refused = _Refused()
-        with _ChunkOutput(Path(descriptor["out"])) as output:
+        with chunk_lock(_state["locks"], str(chunk)), _ChunkOutput(Path(descriptor["out"])) as output:
             run = LedgerRun(
                 output, ledger=_state["ledger"], centre=settings["centre"], report=refused,  # type: ignore[arg-type]
                 check_files=settings["check_files"], signer=signer, override=_override_of(settings),

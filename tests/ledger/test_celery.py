@@ -78,9 +78,19 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("target", ["process", "worker"])
 def test_two_workers_one_killed_mid_chunk(
-    test_pki: Pki, tmp_path: Path, redis_url: str, new_pg_database: str, monkeypatch: pytest.MonkeyPatch
+    test_pki: Pki,
+    tmp_path: Path,
+    redis_url: str,
+    new_pg_database: str,
+    monkeypatch: pytest.MonkeyPatch,
+    target: str,
 ) -> None:
+    """``process``: the signing process of a worker (the worker puts the chunk
+    back at once and starts another process); ``worker``: the whole worker,
+    as a machine that vanishes (Redis gives the chunk to the other worker
+    after the visibility timeout, here 3 s)."""
     records = many_records(RECORDS)
     source = write_records(tmp_path / "in.jsonl", records)
     folder = tmp_path / "keys"
@@ -90,6 +100,8 @@ def test_two_workers_one_killed_mid_chunk(
     env = dict(os.environ)
     env[KEY_PASSPHRASE_ENV] = TEST_PASSPHRASE
     env[LEDGER_KEY_ENV] = secrets.token_hex(32)
+    if target == "worker":
+        env["VNDCC_CELERY_VISIBILITY"] = "3"
     monkeypatch.setenv(LEDGER_KEY_ENV, env[LEDGER_KEY_ENV])  # for the checks in this process
     Ledger.open(new_pg_database, actor="test").close()  # the schema, before two workers race to make it
     worker = [sys.executable, "-m", "signer", "worker", "--celery", redis_url, "--ledger", new_pg_database,
@@ -122,13 +134,19 @@ def test_two_workers_one_killed_mid_chunk(
                 else:
                     time.sleep(0.002)
         assert victim is not None, "no worker was seen signing a chunk"
-        os.kill(victim, signal.SIGKILL)
+        if target == "process":
+            os.kill(victim, signal.SIGKILL)
+            survivors = workers
+        else:
+            owner = next(w for w in workers if victim in children(w.pid))
+            os.killpg(owner.pid, signal.SIGKILL)
+            survivors = [w for w in workers if w is not owner]
         stdout, stderr = run.communicate(timeout=60)
         elapsed = time.monotonic() - started
         assert run.returncode == 0, stderr.decode(errors="replace") + "\n" + "\n".join(
             log.read_text(errors="replace")[-3000:] for log in logs
         )
-        assert all(w.poll() is None for w in workers), "a worker's main process ended"
+        assert all(w.poll() is None for w in survivors), "a worker's main process ended"
         summary = stdout.decode()
         assert f"{RECORDS} record(s): {RECORDS} issued" in summary, summary
         assert " resumed from an interrupted run" in summary, summary  # the killed chunk, finished by the ledger
@@ -145,7 +163,7 @@ def test_two_workers_one_killed_mid_chunk(
         again = subprocess.run(batch, env=env, capture_output=True, timeout=60)
         assert again.returncode == 0, again.stderr.decode(errors="replace")
         assert f"{RECORDS} record(s): 0 issued, {RECORDS} skipped as already issued".encode() in again.stdout
-        print(f"batch of {RECORDS} on 2 workers, one killed: {elapsed:.1f} s")
+        print(f"batch of {RECORDS} on 2 workers, one {target} killed: {elapsed:.1f} s")
     finally:
         for w in workers:
             with contextlib.suppress(ProcessLookupError):
