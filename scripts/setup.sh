@@ -52,7 +52,7 @@ echo "$LOCK" > .venv/.vn-dcc-lock
 
 # The scanner's npm packages, exactly as scanner/package-lock.json says
 # (`verifier serve` hands zxing-wasm to the page; --dev adds playwright-core).
-if [ "${1:-}" = "--dev" ]; then
+if [ "$LOCK" = requirements/dev.txt ]; then
   venv_from_lock .venv-interop requirements/interop-cwt.txt
   npm ci --prefix scanner --no-audit --no-fund --loglevel=error >/dev/null
 else
