@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from celery.result import AsyncResult
 
 TASK_NAME = "vndcc.sign_chunk"
+#: The broker URL when ``--celery`` is given without one (a password in it stays out of ``ps``).
+BROKER_ENV = "VNDCC_CELERY_URL"
+FROM_ENV = "env"
 #: Records per chunk (one task); a chunk is one ledger batch of LedgerRun.
 CHUNK_SIZE = 256
 #: Chunks enqueued and not yet collected (the rest of the input waits).
@@ -86,12 +89,25 @@ def make_app(url: str) -> Celery:
     return app
 
 
+def broker_url(value: str) -> str:
+    """``--celery``'s value, or the URL in :data:`BROKER_ENV` for a bare ``--celery``."""
+    if value != FROM_ENV:
+        return value
+    url = os.environ.get(BROKER_ENV, "").strip()
+    if not url:
+        raise ConfigError(f"--celery without a URL reads it from {BROKER_ENV}, which is not set")
+    return url
+
+
 def add_celery_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scale-out (docs/scale-out.md)")
     g.add_argument(
         "--celery",
+        nargs="?",
+        const=FROM_ENV,
         metavar="URL",
-        help="sign on 'signer worker' processes through this broker (redis://HOST:PORT/DB); "
+        help="sign on 'signer worker' processes through this broker (redis://HOST:PORT/DB; without "
+        f"URL: ${BROKER_ENV}, which keeps a password out of ps); "
         "this process only admits records and enqueues chunks; needs a postgresql:// ledger and "
         "an output folder the workers share",
     )
@@ -141,7 +157,7 @@ def run_distributed(
     override = _override_of(settings)
     counts = BatchCounts()
     clamped = 0
-    app = make_app(ns.celery)
+    app = make_app(broker_url(ns.celery))
     ledger = Ledger.open(ns.ledger, actor=actor)
     try:
         with stop_signals(), BatchOutput(ns.out) as output:

@@ -30,7 +30,15 @@ from typing import Any
 
 from keys.loader import add_key_arguments, key_secret, key_spec_from_args, open_key
 from signer.batch import BatchOutput
-from signer.celery_app import TASK_NAME, _override_of, fatal, make_app
+from signer.celery_app import (
+    BROKER_ENV,
+    FROM_ENV,
+    TASK_NAME,
+    _override_of,
+    broker_url,
+    fatal,
+    make_app,
+)
 from signer.records import Record, RowProblem, read_records
 from verifier.errors import ConfigError, PassportError
 
@@ -200,7 +208,12 @@ def register(subparsers: Any) -> None:
         "broker, signs them with this machine's key through the PostgreSQL ledger into the shared "
         "output folder. Passphrase/PIN and ledger key from the environment.",
     )
-    p.add_argument("--celery", required=True, metavar="URL", help="the broker (redis://HOST:PORT/DB)")
+    p.add_argument(
+        "--celery",
+        default=FROM_ENV,
+        metavar="URL",
+        help=f"the broker (redis://HOST:PORT/DB); default ${BROKER_ENV} (keeps a password out of ps)",
+    )
     p.add_argument("--ledger", required=True, metavar="URL", help="the postgresql:// ledger (key in $VNDCC_LEDGER_KEY)")
     p.add_argument(
         "--concurrency", type=int, default=1, metavar="N", help="signing processes of this worker (default 1)"
@@ -225,7 +238,7 @@ def run_worker(ns: argparse.Namespace) -> int:
     with open_key(spec, secret=secret):  # a wrong passphrase or PIN fails here, once
         pass
     _setup = _Setup(spec=spec, secret=secret, ledger=ns.ledger)
-    app = make_app(ns.celery)
+    app = make_app(broker_url(ns.celery))
     app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)(sign_chunk)
     worker_process_init.connect(_start_process, weak=False)
     worker_process_shutdown.connect(_stop_process, weak=False)

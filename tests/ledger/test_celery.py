@@ -104,10 +104,11 @@ def test_two_workers_one_killed_mid_chunk(
         env["VNDCC_CELERY_VISIBILITY"] = "3"
     monkeypatch.setenv(LEDGER_KEY_ENV, env[LEDGER_KEY_ENV])  # for the checks in this process
     Ledger.open(new_pg_database, actor="test").close()  # the schema, before two workers race to make it
-    worker = [sys.executable, "-m", "signer", "worker", "--celery", redis_url, "--ledger", new_pg_database,
+    env["VNDCC_CELERY_URL"] = redis_url  # the workers' default; the batch's bare --celery
+    worker = [sys.executable, "-m", "signer", "worker", "--ledger", new_pg_database,
               "--key", str(key), "--cert", str(cert)]  # fmt: skip
     batch = [sys.executable, "-m", "signer", "batch", str(source), "--out", str(out), "--ledger", new_pg_database,
-             "--centre", CENTRE, "--at", AT, "--progress", "none", "--celery", redis_url,
+             "--centre", CENTRE, "--at", AT, "--progress", "none", "--celery",
              "--chunk-size", str(CHUNK)]  # fmt: skip
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = [
