@@ -1,6 +1,6 @@
 """`signer batch --celery` on 1 and on 2 `signer worker` processes: the speed-up (issue 10).
 
-    .venv/bin/python bench/scale_out.py                    # 3,000 records, HC1 + PNG
+    .venv/bin/python bench/scale_out.py                    # 10,000 records, HC1 + PNG
     .venv/bin/python bench/scale_out.py --records 1000 --pdf
 
 Starts its own redis-server and PostgreSQL (Debian packages `redis-server`
@@ -172,7 +172,7 @@ def one_round(work: Path, n: int, *, redis: str, pg: str, common: list[str], env
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--records", type=int, default=3000)
+    ap.add_argument("--records", type=int, default=10000)
     ap.add_argument("--pdf", action="store_true")
     ap.add_argument("--chunk-size", type=int, default=256, help="records per chunk (task)")
     args = ap.parse_args()
