@@ -49,6 +49,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -306,6 +307,43 @@ def _submit(pool: ProcessPoolExecutor, task: Task) -> Future[_WorkResult]:
 
 _BROKEN = "a signing process stopped unexpectedly; the run is incomplete"
 
+
+def _result_or_broken(pool: ProcessPoolExecutor, task: Future[_WorkResult]) -> _WorkResult:
+    """``task.result()``, or :class:`BrokenProcessPool` once a worker has died.
+
+    A worker killed while it writes a large result to the pool's result pipe
+    leaves the executor's manager thread blocked in ``recv`` for the rest of
+    the message: the pool never notices the death and ``result()`` waits
+    forever (seen in the kill test). So the wait polls the workers, and on a
+    death fills the pipe with zero bytes until the manager thread's read
+    completes, fails to unpickle and marks the pool broken, so that
+    ``shutdown`` and interpreter exit do not hang on that thread either.
+    """
+    while True:
+        try:
+            return task.result(timeout=0.5)
+        except FutureTimeout:
+            processes = list((pool._processes or {}).values())  # no public API for this
+            if any(p.exitcode is not None for p in processes):
+                _unblock_manager(pool)
+                raise BrokenProcessPool(_BROKEN) from None
+
+
+def _unblock_manager(pool: ProcessPoolExecutor) -> None:
+    manager: threading.Thread | None = getattr(pool, "_executor_manager_thread", None)
+    writer = getattr(pool, "_result_queue")._writer  # noqa: B009 (private, as above)
+    if manager is None or writer.closed:
+        return
+    fd = writer.fileno()
+
+    def fill() -> None:
+        zeros = bytes(65536)
+        with contextlib.suppress(OSError):
+            while manager.is_alive():
+                os.write(fd, zeros)
+
+    threading.Thread(target=fill, name="unblock-pool", daemon=True).start()
+
 _FATAL: dict[str, type[PassportError]] = {"ConfigError": ConfigError, "KeyBackendError": KeyBackendError}
 
 
@@ -400,6 +438,7 @@ class SigningRun:
         self.manifest = Manifest(out)
         self.seen: set[str] = set()
         self.signed = self.failed = self.clamped = 0
+        self._pool: ProcessPoolExecutor | None = None
 
     def fail(self, line: int, record_id: str, reason: str) -> None:
         self.failed += 1
@@ -423,6 +462,7 @@ class SigningRun:
         # (killed, crashed key module) breaks the pool and the run stops with
         # an error; Pool would start a new worker and wait for the lost batch forever.
         pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(setup, os.getpid()))
+        self._pool = pool
         pending: collections.deque[tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]]
         pending = collections.deque()
         done = False
@@ -447,10 +487,11 @@ class SigningRun:
                 for process in list((pool._processes or {}).values()):  # no public API for this
                     process.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def _collect(self, item: tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]) -> None:
         batch, admitted, task = item
-        result = task.result()
+        result = task.result() if self._pool is None else _result_or_broken(self._pool, task)
         if isinstance(result, tuple):
             name, message = result
             raise _FATAL.get(name, PassportError)(message)
