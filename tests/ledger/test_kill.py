@@ -15,9 +15,10 @@ signed and about to be). After the last, uninterrupted run: each record
 exactly once, no duplicate UVCI, no pending reservation, no temporary, orphan
 or truncated file, the manifest exactly the ledger's, the audit chain whole.
 
-Batches of 8 records (instead of 256) so that 500 records make ~60 batches
+Batches of 8 records (instead of 256) so that 1,500 records make ~190 batches
 and the kills land in every step: start-up, admission, signing, the ledger
-transactions, the file writes, the manifest.
+transactions, the file writes, the manifest (with 500, the faster QR code made
+the whole batch end within a few kills, so that most later "kills" found it done).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from tests.signer.conftest import TEST_PASSPHRASE, write_key_files
 
 from .helpers import AT, CENTRE, RUN_FILES, check_consistent, many_records, sha256, write_records
 
-RECORDS = 500
+RECORDS = 1500
 KILLS = 20
 BATCH = 8
 #: Runs the CLI with a smaller batch size (signer.run.BATCH_SIZE is read at run time).
