@@ -21,11 +21,12 @@ import datetime as dt
 import json
 import os
 import sys
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from keys import pki
-from keys.certs import KEY_TYPES
+from keys.certs import DEFAULT_CRL_URL, KEY_TYPES
 from keys.pkcs11_key import default_module
 from keys.secrets import (
     CSCA_PASSPHRASE_ENV,
@@ -168,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="certificate types the DSC may sign: v vaccination, t test, r recovery (e.g. v,t,r)",
     )
     p.add_argument(
+        "--crl-url",
+        type=_crl_url,
+        default=DEFAULT_CRL_URL,
+        metavar="URL",
+        help=f"CRL distribution point written into the DSC (http(s) or file URI; default {DEFAULT_CRL_URL})",
+    )
+    p.add_argument(
         "--days", type=days_arg(), default=365 * 2, help="validity in days (default 2 years)"
     )
     p.add_argument(
@@ -248,6 +256,14 @@ def _init_csca(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
           f"{cert.not_valid_after_utc:%Y-%m-%d}")  # fmt: skip
 
 
+def _crl_url(text: str) -> str:
+    """``--crl-url``: where validators find the national CRL (an http(s) or file URI)."""
+    parts = urllib.parse.urlsplit(text)
+    if len(text) > 500 or parts.scheme not in ("http", "https", "file") or not (parts.netloc or parts.path):
+        raise argparse.ArgumentTypeError(f"not an http(s) or file URI: {text[:60]!r}")
+    return text
+
+
 def _issue_dsc(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
     types = tuple(t.strip() for t in ns.types.split(",") if t.strip())
     token: pki.TokenTarget | None = None
@@ -272,6 +288,7 @@ def _issue_dsc(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
     rec = pki.issue_dsc(
         d, name=ns.name, csca_passphrase=csca_pass, now=now, key_type=ns.key_type, types=types,
         days=ns.days, key_passphrase=key_pass, token=token, organization=ns.organization,
+        crl_url=ns.crl_url,
     )  # fmt: skip
     where = (
         f"token {rec.token.token_label!r} key {rec.token.key_label!r}"

@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from keys.certs import (
+    DEFAULT_CRL_URL,
     EKU_BY_TYPE,
     KEY_TYPES,
     PrivateKey,
@@ -353,10 +354,12 @@ def issue_dsc(
     key_passphrase: bytes | None = None,
     token: TokenTarget | None = None,
     organization: str | None = None,
+    crl_url: str | None = DEFAULT_CRL_URL,
 ) -> DscRecord:
     """Create a health centre's key (file or token) and its DSC, issued by the CSCA.
 
-    The DSC has keyUsage digitalSignature and the hcert EKUs of ``types``
+    The DSC has keyUsage digitalSignature + nonRepudiation, a CRL distribution
+    point ``crl_url`` (None: none) and the hcert EKUs of ``types``
     (hcert 1.x section 5.1.1: v -> 1.3.6.1.4.1.1847.2021.1.2, t -> .1, r -> .3);
     its validity never extends beyond the CSCA's. With ``token`` the key is
     generated inside the token (never extractable) and the DSC written into
@@ -382,7 +385,7 @@ def issue_dsc(
         def make(public: PublicKey) -> x509.Certificate:
             return make_dsc(
                 csca, csca_key, public, name=name, now=now, days=days, types=types,
-                organization=organization, serial=serial,
+                organization=organization, serial=serial, crl_url=crl_url,
             )  # fmt: skip
 
         base = f"dsc/{slug(name)[:32]}-{serial:x}"

@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from keys import pki
 from keys.base import SigningKey, kid_of
-from keys.certs import EKU_RECOVERY, EKU_TEST, EKU_VACCINATION
+from keys.certs import DEFAULT_CRL_URL, EKU_RECOVERY, EKU_TEST, EKU_VACCINATION
 from keys.cli import main
 from keys.loader import PemKeySpec, Pkcs11KeySpec, open_key
 from keys.pkcs11_key import open_session_count
@@ -98,6 +98,8 @@ def test_dsc_in_file_has_the_right_profile_and_signs(cli: Cli, env: dict[str, st
     assert EKU_VACCINATION in eku and EKU_TEST not in eku and EKU_RECOVERY not in eku
     bc = ext(dsc, ExtensionOID.BASIC_CONSTRAINTS)
     assert isinstance(bc, x509.BasicConstraints) and not bc.ca
+    assert ku.content_commitment  # nonRepudiation: PDF validators' default policy (issue 13)
+    assert _crl_urls(dsc) == [DEFAULT_CRL_URL]
     cbc = ext(csca, ExtensionOID.BASIC_CONSTRAINTS)
     assert isinstance(cbc, x509.BasicConstraints) and cbc.ca
     assert csca.issuer == csca.subject
@@ -113,6 +115,23 @@ def test_dsc_in_file_has_the_right_profile_and_signs(cli: Cli, env: dict[str, st
     with open_key(PemKeySpec(key_path=key_path, cert_path=cli.dir / rec.cert)) as key:
         assert key.certificate == dsc
         assert verify_signature(dsc.public_key(), key.alg, b"hello", key.sign(b"hello"))
+
+
+def _crl_urls(cert: x509.Certificate) -> list[str]:
+    points = ext(cert, ExtensionOID.CRL_DISTRIBUTION_POINTS)
+    assert isinstance(points, x509.CRLDistributionPoints)
+    return [str(n.value) for p in points for n in p.full_name or ()]
+
+
+def test_dsc_crl_url_option(cli: Cli) -> None:
+    cli("init-csca", "--days", "365", "--now", at(0))
+    url = "file:///srv/pki/crl/csca.crl"
+    cli("issue-dsc", "--name", "Centre CRL", "--crl-url", url, "--now", at(1))
+    (rec,) = pki.load_index(cli.dir).dscs
+    assert _crl_urls(load_certificate_file(cli.dir / rec.cert)) == [url]
+    with pytest.raises(SystemExit) as usage:
+        main(["issue-dsc", "--pki", str(cli.dir), "--name", "X", "--crl-url", "ldap://x/crl"])
+    assert usage.value.code == 2 and "--crl-url" in cli.capfd.readouterr().err
 
 
 def test_rsa_dsc_types_and_validity_clamped_to_csca(cli: Cli) -> None:
