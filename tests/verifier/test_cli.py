@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import io
 import json
 import os
 import subprocess
@@ -17,22 +15,14 @@ from PIL import Image
 
 from tests.fixtures import pki as pki_fixture
 from tests.fixtures.pki import NOW
+from tests.verifier.cli_run import run_cli
 from tests.verifier.factory import make_hc1
 from verifier.cli import parse_at
 
 Pki = pki_fixture.TestPki
 
 
-def _cli(*argv: str) -> tuple[int, str, str]:
-    from verifier import cli
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main(list(argv))
-        except SystemExit as exit_:  # argparse usage errors
-            code = int(exit_.code or 0)
-    return code, out.getvalue(), err.getvalue()
+_cli = run_cli
 
 
 @pytest.mark.parametrize(

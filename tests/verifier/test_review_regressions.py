@@ -14,9 +14,7 @@ used to end in an internal error (exit 2) or a traceback instead of a verdict.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from keys.software import SoftwareKey
 from keys.trustlist import build_trust_list
 from tests.fixtures import pki as pki_fixture
 from tests.fixtures.pki import NOW
+from tests.verifier.cli_run import run_cli
 from tests.verifier.factory import dcc, make_hc1, pem, write
 from verifier.errors import TrustError
 from verifier.hc1 import verify_qr_text
@@ -40,16 +39,7 @@ DAY = dt.timedelta(days=1)
 AT = "2026-06-01T12:00:00Z"
 
 
-def _cli(*argv: str) -> tuple[int, str, str]:
-    from verifier import cli
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main(list(argv))
-        except SystemExit as exit_:  # argparse usage errors
-            code = int(exit_.code or 0)
-    return code, out.getvalue(), err.getvalue()
+_cli = run_cli
 
 
 @pytest.mark.parametrize(

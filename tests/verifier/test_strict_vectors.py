@@ -8,10 +8,7 @@ results; see tests/vectors/strict/README.md for how each vector was made.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import importlib.util
-import io
 import json
 import os
 import subprocess
@@ -22,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from verifier import cli, codec, strict_cbor
+from tests.verifier.cli_run import load_script, run_cli
+from verifier import codec, strict_cbor
 from verifier.hc1 import qr_text_from_file, verify_qr_text
 from verifier.human import render
 from verifier.result import Reason
@@ -47,15 +45,7 @@ def decoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def _load_generator() -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location("strict_vectors", VECTORS / "make_vectors.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    return module
+    return load_script(VECTORS / "make_vectors.py", "strict_vectors")
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +55,7 @@ def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(list(argv))
-    return code, out.getvalue(), err.getvalue()
+_cli = run_cli
 
 
 def _check(folder: Path, state: Path) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib.util
-import io
 import json
 import os
 import subprocess
@@ -32,8 +30,9 @@ from keys.software import SoftwareKey
 from keys.trustlist import build_trust_list
 from tests.fixtures import pki as pki_fixture
 from tests.fixtures.pki import NOW
+from tests.verifier.cli_run import load_script, run_cli
 from tests.verifier.factory import make_hc1, pem, write
-from verifier import cli, codec
+from verifier import codec
 from verifier.crypto import (
     dcc_key_problem,
     ecdsa_der_to_raw,
@@ -52,17 +51,7 @@ DAY = dt.timedelta(days=1)
 
 
 def _load_generator() -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "trust_strict_vectors", VECTORS / "make_vectors.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[spec.name]
-    return module
+    return load_script(VECTORS / "make_vectors.py", "trust_strict_vectors")
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +62,7 @@ def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(list(argv))
-    return code, out.getvalue(), err.getvalue()
+_cli = run_cli
 
 
 def _check_vector(folder: Path, state: Path) -> None:
