@@ -109,3 +109,8 @@ def test_lockcheck_reports_a_moved_version(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "cbor2: locked 0.0.1, installed" in done.stderr
     assert "not-a-real-dist" not in done.stderr.split("is installed")[0]
+
+
+def test_root_requirements_is_the_runtime_lock() -> None:
+    lines = [x for x in (ROOT / "requirements.txt").read_text().splitlines() if x and not x.startswith("#")]
+    assert lines == ["-r requirements/runtime.txt"]
