@@ -59,6 +59,7 @@ from signer.manifest import MANIFEST_NAME, Override
 from signer.records import Record, RowProblem
 from signer.run import Admitted, Outputs, SigningRun, signals_held
 from signer.uvci import new_uvcis
+from signer.web.holders import register_holders
 from verifier.errors import ConfigError
 
 #: Temporary files of a batch run, inside the output folder (same file system
@@ -320,6 +321,7 @@ class LedgerRun(SigningRun):
                 plans[position] = Plan(kind, uvci, record, job.verified, replaces)
                 ready.append(job._replace(uvci=uvci))
             self.ledger.apply(reservations, releases)
+            register_holders(self.ledger, self.centre, [job.record for job in jobs])  # the portal's look-up
         self.counts.released += len(releases)
         admitted.ready = ready
         return admitted

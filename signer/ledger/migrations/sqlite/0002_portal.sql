@@ -1,0 +1,105 @@
+-- Citizen portal and health-centre API (issue 12; docs/portal.md "Data model").
+-- Same rule as the ledger: no citizen ID, name, date of birth or phone in
+-- clear. Keyed hashes (sub-keys of the ledger key), the phone encrypted.
+
+-- Who may look up which record's certificates: written by every batch run
+-- (signer.web.holders.register_holders), one row per (centre, record).
+CREATE TABLE holders (
+    centre        TEXT NOT NULL,
+    record_id     TEXT NOT NULL,
+    citizen_hash  TEXT NOT NULL,       -- the ledger's keyed hash of the ID (certificates.citizen_hash)
+    lookup_hash   TEXT NOT NULL,       -- keyed hash of ID + date of birth (as in the record)
+    phone_enc     TEXT,                -- AES-256-GCM of the E.164 phone; NULL when the record has none
+    phone_hash    TEXT,                -- keyed hash of the phone (rate limits); NULL when none
+    phone_source  TEXT,                -- 'record' or 'claim' (set by the citizen with a claim code)
+    record_phone  TEXT,                -- phone_hash of the record's own phone at the last run: a claimed
+                                       -- phone is kept until the record brings a different one
+    updated_at    TEXT NOT NULL,
+    PRIMARY KEY (centre, record_id)
+);
+CREATE INDEX holders_lookup ON holders (lookup_hash);
+CREATE INDEX holders_citizen ON holders (citizen_hash);
+
+-- One-time codes sent by SMS: only a salted slow hash of the code.
+CREATE TABLE otp_challenges (
+    id            TEXT PRIMARY KEY,    -- SHA-256 of the random challenge token
+    binding       TEXT NOT NULL,       -- SHA-256 of the browser's pre-session cookie that asked
+    lookup_hash   TEXT,                -- NULL for a decoy (nothing matched: same response)
+    code_hash     TEXT NOT NULL,       -- scrypt(peppered code, salt)
+    salt          TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,    -- epoch seconds
+    expires_at    INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    used_at       INTEGER
+);
+CREATE INDEX otp_challenges_expiry ON otp_challenges (expires_at);
+
+-- Claim codes printed on slips / reconciliation lists: the fallback when the
+-- phone on the record is wrong or missing. High entropy: a keyed hash suffices.
+CREATE TABLE claim_codes (
+    code_hash     TEXT PRIMARY KEY,
+    centre        TEXT NOT NULL,
+    record_id     TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    used_at       INTEGER,
+    created_by    TEXT NOT NULL
+);
+CREATE INDEX claim_codes_record ON claim_codes (centre, record_id);
+
+-- Signed-in citizens. The cookie holds a random token; the table its SHA-256.
+CREATE TABLE portal_sessions (
+    id_hash       TEXT PRIMARY KEY,
+    lookup_hash   TEXT NOT NULL,
+    citizen_hash  TEXT NOT NULL,
+    secret        TEXT NOT NULL,       -- per-session key of the random URL handles
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    ended_at      INTEGER
+);
+
+-- The citizen's own access log: when and from where their passport was fetched.
+CREATE TABLE portal_access (
+    id            INTEGER PRIMARY KEY,
+    citizen_hash  TEXT NOT NULL,
+    at            INTEGER NOT NULL,
+    action        TEXT NOT NULL,       -- sign_in, view, pdf, qr, phone_set
+    uvci          TEXT,
+    network       TEXT NOT NULL,       -- client address truncated (/24, /48)
+    agent         TEXT NOT NULL        -- a short browser description
+);
+CREATE INDEX portal_access_citizen ON portal_access (citizen_hash, at);
+
+-- Rate limits and lockouts: one row per counted event, by bucket.
+CREATE TABLE rate_hits (
+    bucket        TEXT NOT NULL,       -- e.g. 'lookup:ip:<hash>', 'fail:id:<hash>'
+    at            INTEGER NOT NULL
+);
+CREATE INDEX rate_hits_bucket ON rate_hits (bucket, at);
+
+-- Health centres' API keys: SHA-256 of a 256-bit random key.
+CREATE TABLE api_keys (
+    key_hash      TEXT PRIMARY KEY,
+    centre        TEXT NOT NULL,
+    label         TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    revoked_at    TEXT
+);
+CREATE INDEX api_keys_centre ON api_keys (centre);
+
+-- Records files submitted through the API, one job each.
+CREATE TABLE jobs (
+    id              TEXT PRIMARY KEY,  -- random 128 bits, hex
+    centre          TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    body_sha256     TEXT NOT NULL,
+    format          TEXT NOT NULL,     -- csv or jsonl
+    state           TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+    counts          TEXT NOT NULL DEFAULT '{}',
+    error           TEXT,
+    dir             TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    UNIQUE (centre, idempotency_key)
+);
+CREATE INDEX jobs_state ON jobs (state);
