@@ -236,6 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
         "python -m signer ledger export-revoked); repeatable",
     )
 
+    p = command(
+        "sign-rules",
+        "sign a rule set (folder or JSON bundle) for the checkpoints with the trust-list "
+        "signer and the next sequence number",
+    )
+    p.add_argument("rules", type=Path, metavar="DIR_OR_FILE", help="the rule set to sign")
+    p.add_argument("--out", type=Path, metavar="FILE", help="also write it here")
+    p.add_argument(
+        "--country", metavar="CC", help="issuing country (default: the PKI's country)"
+    )
+
     p = command("list", "show the PKI: CSCA, DSCs, revocations, CRLs, trust lists")
     p.add_argument("--json", action="store_true", help="print index.json")
     return parser
@@ -393,6 +404,17 @@ def _export_trust_list(ns: argparse.Namespace, d: Path, now: dt.datetime) -> Non
           f"{res.crls} CRLs")  # fmt: skip
 
 
+def _sign_rules(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
+    from keys.rulesets import sign_rules
+
+    res = sign_rules(
+        d, ns.rules, ns.out, csca_passphrase=_csca_passphrase(), now=now, country=ns.country
+    )
+    where = f"{res.path}" + (f" and {ns.out}" if ns.out is not None else "")
+    print(f"rule set seq {res.seq} ({res.country}, {res.rules} rules, {res.profiles} profiles) "
+          f"written to {where}")  # fmt: skip
+
+
 def _list_command(ns: argparse.Namespace, d: Path, now: dt.datetime) -> None:
     _list(d, as_json=ns.json)
 
@@ -408,6 +430,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Path, dt.datetime], None]] = {
     "revoke-tsa": _revoke_tsa,
     "tsa-serve": _tsa_serve,
     "export-trust-list": _export_trust_list,
+    "sign-rules": _sign_rules,
     "list": _list_command,
 }
 

@@ -25,7 +25,7 @@ from keys.base import SigningKey
 from verifier import codec
 from verifier.crypto import kid_for_certificate
 from verifier.errors import ConfigError
-from verifier.trust import TRUST_LIST_VERSION, uvci_hash
+from verifier.trust import COSE_CONTENT_TYPE, TRUST_LIST_VERSION, uvci_hash
 
 #: Unprotected header of the envelope: empty (docs/trust-list.md "Envelope").
 _UNPROTECTED: dict[int, Any] = {}
@@ -97,15 +97,22 @@ def build_trust_list(
     }
     if next_update is not None:
         payload["nextUpdate"] = _epoch(next_update)
+    return sign_envelope(signer, cbor2.dumps(payload, canonical=True))
+
+
+def sign_envelope(signer: SigningKey, body: bytes, *, content_type: str | None = None) -> bytes:
+    """The envelope of docs/trust-list.md around ``body``: a tagged COSE_Sign1 whose
+    protected header holds alg, kid and x5chain (the signer's certificate), and the
+    content type (label 3) when given: a signed rule set names its own
+    (``verifier.trust.RULE_SET_CONTENT_TYPE``), so neither is taken for the other."""
     signer_der = _der(signer.certificate)
-    protected = cbor2.dumps(
-        {
-            int(codec.CoseHeader.ALG): int(signer.alg),
-            int(codec.CoseHeader.KID): kid_for_certificate(signer_der),
-            int(codec.CoseHeader.X5CHAIN): [signer_der],
-        },
-        canonical=True,
-    )
-    body = cbor2.dumps(payload, canonical=True)
+    header: dict[int, Any] = {
+        int(codec.CoseHeader.ALG): int(signer.alg),
+        int(codec.CoseHeader.KID): kid_for_certificate(signer_der),
+        int(codec.CoseHeader.X5CHAIN): [signer_der],
+    }
+    if content_type is not None:
+        header[COSE_CONTENT_TYPE] = content_type
+    protected = cbor2.dumps(header, canonical=True)
     signature = signer.sign(codec.sig_structure(protected, body))
     return codec.encode_sign1(protected, body, signature, _UNPROTECTED)

@@ -121,7 +121,8 @@ def _read_image(path: str) -> bytes:
 
 def run_qr(args: argparse.Namespace) -> int:
     now = now_from_args(args)
-    rule_set = rules_cli.load_rules_from_args(args)  # issue 11: --rules (exit 2 if unusable)
+    # issue 11: --rules (exit 2 if unusable; a signed set's age on stderr)
+    rule_set = rules_cli.load_rules_from_args(args, now=now, report=True)
     if args.image is not None and os.path.isdir(args.image):
         return _run_image_folder(args, now)
     if args.image is not None:

@@ -239,12 +239,17 @@ def read_json(path: Path, *, limit: int = MAX_RULE_FILE_BYTES) -> Any:
         raise RuleFormatError(f"cannot read {path}: {err.strerror}") from None
     if len(data) > limit:
         raise RuleFormatError(f"{path}: larger than {limit} bytes")
+    return loads_json(data, source=str(path))
+
+
+def loads_json(data: bytes, *, source: str) -> Any:
+    """JSON from bytes (UTF-8, a BOM allowed), refusing NaN, bad UTF-8 and absurd nesting."""
     try:
         return json.loads(data.decode("utf-8-sig"), parse_constant=_reject_constant)
     except RecursionError:
-        raise RuleFormatError(f"{path}: JSON nested too deeply") from None
+        raise RuleFormatError(f"{source}: JSON nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as err:
-        raise RuleFormatError(f"{path}: not valid JSON ({err})") from None
+        raise RuleFormatError(f"{source}: not valid JSON ({err})") from None
 
 
 def default_rules_path() -> Path:
@@ -324,22 +329,49 @@ def load_rules(path: Path | str) -> RuleSet:
         rule_objs = [(read_json(f), str(f)) for f in files]
         profile_objs = [(read_json(f), str(f)) for f in sorted(path.rglob("profiles.json"))]
     elif path.is_file():
-        obj = read_json(path, limit=MAX_BUNDLE_BYTES)
-        if isinstance(obj, dict) and isinstance(obj.get("rules"), list):
-            items, found = obj["rules"], obj.get("profiles", [])
-            if not isinstance(found, list):
-                raise RuleFormatError(f"{path}: profiles must be a list of profiles.json objects")
-            profile_objs = [(p, f"{path} profiles[{i}]") for i, p in enumerate(found)]
-        else:
-            items = obj if isinstance(obj, list) else [obj]
-        rule_objs = [(item, f"{path}[{i}]") for i, item in enumerate(items)]
+        if _is_cose(path):
+            raise ConfigError(
+                f"{path}: a signed rule set; it is checked against the trust anchors "
+                "(verifier qr --trust CSCA.pem --rules FILE)"
+            )
+        return rule_set_from_json(read_json(path, limit=MAX_BUNDLE_BYTES), source=str(path))
     else:
         raise ConfigError(f"no rules at {path}: not a file or folder")
+    return _rule_set(rule_objs, profile_objs, where=str(path))
+
+
+def _is_cose(path: Path) -> bool:
+    """A COSE_Sign1 (tag 18, untagged array of 4, or tag 61), not JSON."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(1) in (b"\xd2", b"\x84", b"\xd8")
+    except OSError:
+        return False
+
+
+def rule_set_from_json(obj: Any, *, source: str) -> RuleSet:
+    """A rule set from one JSON value: a bundle ``{"rules": [...], "profiles": [...]}``
+    (:func:`bundle`), an array of rules, or one rule; raises :class:`ConfigError`."""
+    profile_objs: list[tuple[Any, str]] = []
+    if isinstance(obj, dict) and isinstance(obj.get("rules"), list):
+        items, found = obj["rules"], obj.get("profiles", [])
+        if not isinstance(found, list):
+            raise RuleFormatError(f"{source}: profiles must be a list of profiles.json objects")
+        profile_objs = [(p, f"{source} profiles[{i}]") for i, p in enumerate(found)]
+    else:
+        items = obj if isinstance(obj, list) else [obj]
+    rule_objs = [(item, f"{source}[{i}]") for i, item in enumerate(items)]
+    return _rule_set(rule_objs, profile_objs, where=source)
+
+
+def _rule_set(
+    rule_objs: list[tuple[Any, str]], profile_objs: list[tuple[Any, str]], *, where: str
+) -> RuleSet:
     if len(rule_objs) > MAX_RULES:
-        raise RuleFormatError(f"{path}: more than {MAX_RULES} rules")
+        raise RuleFormatError(f"{where}: more than {MAX_RULES} rules")
     rules = [parse_rule(obj, source=source) for obj, source in rule_objs]
     if not rules:
-        raise ConfigError(f"no rules at {path} (expected <country>/<rule id>/rule.json)")
+        raise ConfigError(f"no rules at {where} (expected <country>/<rule id>/rule.json)")
     profiles: dict[tuple[str, str], Profile] = {}
     defaults: dict[str, str] = {}
     for obj, source in profile_objs:

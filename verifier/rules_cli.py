@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -42,6 +43,14 @@ from verifier.rules import (
     load_rules,
     parse_rule,
     read_json,
+)
+from verifier.rules_signed import (
+    AgePolicy,
+    Freshness,
+    RuleSetInfo,
+    anchors_from_files,
+    is_signed_rule_set,
+    load_signed_rules,
 )
 from verifier.util import parse_iso_time, write_atomic
 
@@ -263,6 +272,17 @@ def register(subparsers: Any) -> None:
     )
     check.add_argument("--json", action="store_true")
     check.set_defaults(run=run_check)
+    show = actions.add_parser(
+        "show", help="check a signed rule set against the trust anchors and show its age"
+    )
+    show.add_argument("file", metavar="FILE")
+    show.add_argument(
+        "--trust", action="append", required=True, metavar="FILE",
+        help="CSCA certificate the rule set's signer chains to (or pin it); repeatable",
+    )  # fmt: skip
+    show.add_argument("--at", type=_parse_at, metavar="ISO-8601", help="the time (default now)")
+    add_age_arguments(show)
+    show.set_defaults(run=run_show)
     bundling = actions.add_parser("bundle", help="write a rule folder as one JSON file")
     bundling.add_argument("dir", metavar="DIR")
     bundling.add_argument("-o", "--output", required=True, metavar="FILE")
@@ -280,10 +300,40 @@ def _parse_at(text: str) -> dt.datetime:
 # verifier qr --rules
 
 
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of days: {text[:20]!r}") from None
+    if not 1 <= value <= 3650:
+        raise argparse.ArgumentTypeError(f"must be 1 to 3650 days, got {text[:20]}")
+    return value
+
+
+def add_age_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--rules-warn-days`` and ``--rules-max-age-days`` (a signed rule set's age)."""
+    default = AgePolicy()
+    parser.add_argument(
+        "--rules-warn-days", type=_days, default=default.warn_days, metavar="N",
+        help=f"warn when a signed rule set is more than N days old (default {default.warn_days})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rules-max-age-days", type=_days, default=default.refuse_days, metavar="N",
+        help="refuse a signed rule set more than N days old "
+        f"(default {default.refuse_days}; more than --rules-warn-days)",
+    )  # fmt: skip
+
+
 def add_qr_arguments(parser: argparse.ArgumentParser) -> None:
     """``--rules``, ``--country``, ``--profile`` on ``verifier qr``."""
     group = parser.add_argument_group("business rules (CertLogic), after the cryptographic checks")
-    group.add_argument("--rules", metavar="DIR_OR_FILE", help="rule set to apply")
+    group.add_argument(
+        "--rules",
+        metavar="DIR_OR_FILE",
+        help="rule set to apply: a folder, a JSON bundle, or a signed rule set "
+        "(checked against the --trust CSCAs)",
+    )
+    add_age_arguments(group)
     group.add_argument(
         "--country",
         default=DEFAULT_COUNTRY,
@@ -296,15 +346,88 @@ def add_qr_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_rules_from_args(args: argparse.Namespace) -> RuleSet | None:
-    """The ``--rules`` rule set, or None; checks ``--profile`` too (ConfigError: exit 2)."""
+def load_rules_from_args(
+    args: argparse.Namespace, *, now: dt.datetime | None = None, report: bool = False
+) -> RuleSet | None:
+    """The ``--rules`` rule set, or None; checks ``--profile`` too (ConfigError: exit 2).
+
+    A signed rule set is verified against the CSCAs among ``--trust`` and the pinned ones,
+    with rollback and age (``--rules-warn-days``, ``--rules-max-age-days``); with
+    ``report`` one line on stderr gives its age, and a warning when it is old.
+    """
     if getattr(args, "rules", None) is None:
         return None
-    rule_set = load_rules(Path(args.rules))
+    path = Path(args.rules)
+    if path.is_file() and _signed(path):
+        when = now or getattr(args, "at", None) or dt.datetime.now(dt.UTC)
+        rule_set = _load_signed(args, path, when, report=report)
+    else:
+        rule_set = load_rules(path)
     name = _profile(rule_set, args)
     if name is not None:
         rule_set.profile(args.country, name)
     return rule_set
+
+
+def _signed(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return is_signed_rule_set(fh.read(1))
+    except OSError:
+        return False
+
+
+def _policy(args: argparse.Namespace) -> AgePolicy:
+    default = AgePolicy()
+    return AgePolicy(
+        warn_days=getattr(args, "rules_warn_days", default.warn_days),
+        refuse_days=getattr(args, "rules_max_age_days", default.refuse_days),
+    )
+
+
+def _load_signed(
+    args: argparse.Namespace, path: Path, now: dt.datetime, *, report: bool
+) -> RuleSet:
+    policy = _policy(args)
+    anchors = anchors_from_files(getattr(args, "trust", None) or [])
+    rule_set, info, state = load_signed_rules(path, anchors=anchors, now=now, policy=policy)
+    if report:
+        for line in _age_lines(info, state, policy, now):
+            print(line, file=sys.stderr)
+    return rule_set
+
+
+def _age_lines(
+    info: RuleSetInfo, state: Freshness, policy: AgePolicy, now: dt.datetime
+) -> list[str]:
+    lines = [f"note: {info.describe(now)}"]
+    if state is Freshness.OLD:
+        lines.append(
+            f"warning: the rule set is more than {policy.warn_days} days old (refused after "
+            f"{policy.refuse_days}); get a newer one from the issuing authority"
+        )
+    elif state is Freshness.FUTURE:
+        lines.append(
+            "warning: the rule set was issued after the verification time "
+            f"({info.issued_at:%Y-%m-%d %H:%M}Z): is the clock (or --at) right?"
+        )
+    return lines
+
+
+def run_show(args: argparse.Namespace) -> int:
+    """``rules show --trust CSCA.pem FILE``: what a signed rule set holds, and its age."""
+    now: dt.datetime = args.at or dt.datetime.now(dt.UTC)
+    path = Path(args.file)
+    if not (path.is_file() and _signed(path)):
+        raise ConfigError(f"{args.file}: not a signed rule set (keys sign-rules makes one)")
+    policy = _policy(args)
+    anchors = anchors_from_files(args.trust)
+    rule_set, info, state = load_signed_rules(path, anchors=anchors, now=now, policy=policy)
+    for line in _age_lines(info, state, policy, now):
+        print(line.removeprefix("note: "))
+    for rule in sorted(rule_set.rules, key=lambda r: (r.country, r.identifier)):
+        print(f"  {rule.identifier}  v{rule.version}  {rule.certificate_type}")
+    return EXIT_OK
 
 
 def apply_rules(

@@ -646,61 +646,98 @@ def _ts(value: int) -> dt.datetime:
         return dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
-def _verify_trust_list(
-    data: bytes, *, where: str, anchors: Sequence[CertInfo], now: dt.datetime
-) -> _ParsedList:
-    """Steps 1-3 of docs/trust-list.md "Verification" plus payload checks."""
+#: COSE header label 3 (content type, RFC 9052 section 3.1) of a signed rule set
+#: (docs/rules.md "Signed rule sets"); a trust list carries none. The two share the
+#: envelope and the signer, so the label keeps one from being taken for the other.
+COSE_CONTENT_TYPE = 3
+RULE_SET_CONTENT_TYPE = "application/vnd.vn-dcc.rules+cbor"
+
+
+@dataclass(frozen=True)
+class SignedEnvelope:
+    """A verified envelope (steps 1-3 of docs/trust-list.md "Verification")."""
+
+    payload: bytes
+    content_type: object
+    signer: CertInfo
+    anchor: CertInfo
+
+
+def verify_envelope(
+    data: bytes,
+    *,
+    where: str,
+    anchors: Sequence[CertInfo],
+    now: dt.datetime,
+    what: str = "trust-list",
+    reason_prefix: str = "trust_list",
+) -> SignedEnvelope:
+    """Check the COSE_Sign1 envelope of a trust list or a signed rule set.
+
+    The signer certificate in x5chain must chain to one of ``anchors`` (pinned
+    CSCAs), both valid at ``now``, carry the trust-list-signing EKU and
+    digitalSignature, and its key must verify the signature. Raises
+    ``TrustError`` with reason ``<reason_prefix>_invalid``, ``_untrusted`` or
+    ``_bad_signature``; ``what`` names the document in messages.
+    """
+
+    def fail(message: str, kind: str = "invalid") -> TrustError:
+        return _fail(where, message, f"{reason_prefix}_{kind}")
+
     # 1. Decode the COSE_Sign1 and take the signer certificate from x5chain.
     try:
         sign1 = codec.decode_sign1(data)
     except CodecError as err:
-        raise _fail(where, f"not a trust list: {err.message}") from None
+        raise fail(f"not a {what.replace('-', ' ')}: {err.message}") from None
     x5chain = sign1.protected.get(codec.CoseHeader.X5CHAIN)
     if isinstance(x5chain, list | tuple) and x5chain:  # cbor2 6 decodes tagged arrays as tuples
         x5chain = x5chain[0]
     if not isinstance(x5chain, bytes):
-        raise _fail(where, "protected header has no x5chain signer certificate")
+        raise fail("protected header has no x5chain signer certificate")
     try:
         signer = parse_certificate(x5chain)
     except TrustError as err:
-        raise _fail(where, f"signer certificate: {err.message}") from None
+        raise fail(f"signer certificate: {err.message}") from None
     # 2. The signer chains to a pinned CSCA, is valid now, and may sign trust lists.
     anchor = next((a for a in anchors if issued_by(signer, a)), None)
     if anchor is None:
-        raise _fail(
-            where,
-            "trust-list signer does not chain to a pinned CSCA (give it with --trust CSCA.pem "
+        raise fail(
+            f"{what} signer does not chain to a pinned CSCA (give it with --trust CSCA.pem "
             "or pin it with `python -m verifier trust pin`)",
-            "trust_list_untrusted",
+            "untrusted",
         )
     if not anchor.valid_at(now):
-        raise _fail(where, "the pinned CSCA is outside its validity period", "trust_list_untrusted")
+        raise fail("the pinned CSCA is outside its validity period", "untrusted")
     if not signer.valid_at(now):
-        raise _fail(
-            where,
-            "trust-list signer certificate is outside its validity period",
-            "trust_list_untrusted",
-        )
+        raise fail(f"{what} signer certificate is outside its validity period", "untrusted")
     if not signer.ekus or EKU_TRUST_LIST_SIGNER not in signer.ekus:
-        raise _fail(
-            where, "signer certificate lacks the trust-list-signing EKU", "trust_list_untrusted"
-        )
+        raise fail("signer certificate lacks the trust-list-signing EKU", "untrusted")
     if signer.digital_signature is False:
-        raise _fail(
-            where, "signer certificate lacks keyUsage digitalSignature", "trust_list_untrusted"
-        )
+        raise fail("signer certificate lacks keyUsage digitalSignature", "untrusted")
     # 3. The COSE signature verifies with the signer's key.
     alg = sign1.alg
     if isinstance(alg, bool) or alg not in _TRUST_LIST_ALGS:
-        raise _fail(where, f"unsupported trust-list algorithm {_short(alg)}")
+        raise fail(f"unsupported {what} algorithm {_short(alg)}")
     if not alg_matches_key(signer.public_key, alg):
-        raise _fail(where, f"trust-list algorithm {_short(alg)} does not fit the signer's key")
+        raise fail(f"{what} algorithm {_short(alg)} does not fit the signer's key")
     to_check = codec.sig_structure(sign1.protected_bytes, sign1.payload)
     if not verify_signature(signer.public_key, alg, to_check, sign1.signature):
-        raise _fail(where, "trust-list signature does not verify", "trust_list_bad_signature")
+        raise fail(f"{what} signature does not verify", "bad_signature")
+    content_type = sign1.protected.get(COSE_CONTENT_TYPE)
+    return SignedEnvelope(sign1.payload, content_type, signer, anchor)
+
+
+def _verify_trust_list(
+    data: bytes, *, where: str, anchors: Sequence[CertInfo], now: dt.datetime
+) -> _ParsedList:
+    """Steps 1-3 of docs/trust-list.md "Verification" plus payload checks."""
+    envelope = verify_envelope(data, where=where, anchors=anchors, now=now)
+    if envelope.content_type == RULE_SET_CONTENT_TYPE:
+        raise _fail(where, "this is a signed rule set, not a trust list (give it with --rules)")
+    signer, anchor = envelope.signer, envelope.anchor
     # Payload (docs/trust-list.md "Payload").
     try:
-        payload = codec.cbor_loads(sign1.payload, reason="trust_list_invalid")
+        payload = codec.cbor_loads(envelope.payload, reason="trust_list_invalid")
     except CodecError as err:
         raise _fail(where, err.message) from None
     if not isinstance(payload, Mapping):
@@ -805,7 +842,22 @@ def _csca_id(csca: CertInfo) -> str:
 
 
 def _check_rollback(state: Path, anchor: CertInfo, seq: int, *, where: str) -> None:
-    """Step 4: refuse a lower ``seq`` than the highest accepted for this CSCA.
+    """Step 4: refuse a lower ``seq`` than the highest accepted for this CSCA."""
+    check_rollback(state, anchor, seq, where=where)
+
+
+def check_rollback(
+    state: Path,
+    anchor: CertInfo,
+    seq: int,
+    *,
+    where: str,
+    seq_file: str = _SEQ_FILE,
+    what: str = "trust list",
+    reason: str = "trust_list_rollback",
+) -> None:
+    """Refuse a lower ``seq`` than the highest accepted for this CSCA in ``<state>/<seq_file>``
+    (trust lists: ``trustlist-seq.json``; signed rule sets: ``rules-seq.json``).
 
     Read-compare-write happens under an exclusive lock on ``<state>/.lock``, so
     two verifier processes at once cannot write the counter back down.
@@ -817,13 +869,14 @@ def _check_rollback(state: Path, anchor: CertInfo, seq: int, *, where: str) -> N
         raise TrustError("state_unwritable", f"cannot use verifier state {state}: {err}") from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        _check_rollback_locked(state, anchor, seq, where=where)
+        _check_rollback_locked(state / seq_file, anchor, seq, where=where, what=what, reason=reason)
     finally:
         os.close(lock)  # releases the lock
 
 
-def _check_rollback_locked(state: Path, anchor: CertInfo, seq: int, *, where: str) -> None:
-    path = state / _SEQ_FILE
+def _check_rollback_locked(
+    path: Path, anchor: CertInfo, seq: int, *, where: str, what: str, reason: str
+) -> None:
     seen: dict[str, int] = {}
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -838,8 +891,8 @@ def _check_rollback_locked(state: Path, anchor: CertInfo, seq: int, *, where: st
     if held is not None and seq < held:
         raise _fail(
             where,
-            f"trust list sequence {seq} is older than the accepted {held} (rollback refused)",
-            "trust_list_rollback",
+            f"{what} sequence {seq} is older than the accepted {held} (rollback refused)",
+            reason,
         )
     if held is None or seq > held:
         seen[key] = seq
