@@ -37,6 +37,7 @@ from signer.manifest import Override
 from signer.pdf.cli import register as register_pdf
 from signer.records import read_records
 from signer.run import Options, SigningRun, WorkerSetup, build_signer, stop_signals
+from signer.web.cli import register as register_serve
 from signer.worker import register as register_worker
 from verifier.errors import ConfigError, PassportError
 from verifier.util import CommandLineParser, parse_iso_time
@@ -474,6 +475,7 @@ REGISTRARS: list[Registrar] = [
     register_cleaning,
     register_demo,
     register_worker,
+    register_serve,
 ]
 
 

@@ -1,0 +1,83 @@
+"""``signer serve``: the citizen portal and the health-centre API under uvicorn.
+
+    python -m signer serve --ledger data/ledger.sqlite --data data/portal
+    python -m signer serve --demo            # demo PKI + example records, then serve
+
+Listens on 127.0.0.1:8000 by default; in production put it behind a TLS
+reverse proxy and pass ``--https`` (HSTS). Several worker processes:
+``--workers N`` (each opens its own ledger connection; rate limits and
+sessions live in the database, so they hold across workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from signer.web.settings import SETTINGS_ENV, PortalSettings
+from verifier.errors import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve the citizen portal and the health-centre API (uvicorn)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--ledger", metavar="FILE|URL", help="the ledger (default DATA/ledger.sqlite)")
+    p.add_argument("--data", type=Path, default=Path("portal-data"), metavar="DIR",
+                   help="jobs' folders and the development code outbox (default ./portal-data)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    p.add_argument("--https", action="store_true", help="served behind TLS: send HSTS")
+    p.add_argument("--centres", type=Path, metavar="FILE",
+                   help="JSON: how each health centre's API jobs sign (docs/portal.md)")
+    p.add_argument("--registry", type=Path, metavar="FILE",
+                   help="registry extract (CSV or SQLite index) that API jobs check records against")
+    p.add_argument("--language", choices=("vi", "en"), default="vi", help="default page language")
+    p.add_argument("--demo", action="store_true",
+                   help="first set up demo data in DATA (demo PKI, example records signed "
+                   "through the API's job path, a centre API key, claim codes), then serve")
+    p.set_defaults(func=run_serve)
+
+
+def settings_from_args(ns: argparse.Namespace) -> PortalSettings:
+    data: Path = ns.data
+    return PortalSettings(
+        ledger=ns.ledger or str(data / "ledger.sqlite"),
+        data_dir=data,
+        https=ns.https,
+        centres_config=ns.centres,
+        registry=ns.registry,
+        language=ns.language,
+    )
+
+
+def run_serve(ns: argparse.Namespace) -> int:
+    import uvicorn
+
+    if not 1 <= ns.port <= 65535:
+        raise ConfigError(f"--port must be 1..65535, not {ns.port}")
+    if ns.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    settings = settings_from_args(ns)
+    if ns.demo:
+        from signer.web.demo import prepare_demo
+
+        settings = prepare_demo(settings)
+    os.environ[SETTINGS_ENV] = settings.to_env()
+    uvicorn.run(
+        "signer.web.app:factory",
+        factory=True,
+        host=ns.host,
+        port=ns.port,
+        workers=ns.workers,
+        proxy_headers=False,  # behind a proxy: set --forwarded-allow-ips in a uvicorn config
+        server_header=False,
+        log_level="info",
+    )
+    return 0
