@@ -61,9 +61,11 @@ print(json.dumps({"wall": wall, "cpu": me.ru_utime + me.ru_stime + kids.ru_utime
 """
 
 
-def ensure_data(data: Path, records: int, seed: int, shape: str = "person-rows") -> dict[str, Path]:
+def ensure_data(data: Path, records: int, seed: int, shape: str = "person-rows", phones: bool = False) -> dict[str, Path]:
     marker = data / "params.json"
-    params = {"records": records, "seed": seed, "registry_extra": 0.0, "shape": shape}
+    params: dict[str, object] = {"records": records, "seed": seed, "registry_extra": 0.0, "shape": shape}
+    if phones:
+        params["phones"] = True
     name = "records.csv" if shape == "dose-rows" else "records.jsonl"
     paths = {"records": data / name, "registry": data / "registry.csv", "truth": data / "truth.jsonl"}
     if marker.exists() and json.loads(marker.read_text()) == params and all(p.exists() for p in paths.values()):
@@ -75,7 +77,8 @@ def ensure_data(data: Path, records: int, seed: int, shape: str = "person-rows")
     t = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "signer.cleaning", "synth", "--out", str(data), "--records", str(records),
-         "--seed", str(seed), "--registry-extra", "0", "--shape", shape, "--headers", "en"],
+         "--seed", str(seed), "--registry-extra", "0", "--shape", shape, "--headers", "en",
+         *([] if phones else ["--no-phones"])],
         check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     marker.write_text(json.dumps(params))
@@ -113,9 +116,12 @@ def main() -> int:
     ap.add_argument("--shape", choices=("person-rows", "dose-rows"), default="person-rows",
                     help="export shape: one person per row (JSONL) or one CSV row per dose")  # fmt: skip
     ap.add_argument("--no-rerun", action="store_true", help="skip the re-run on the unchanged export")
+    ap.add_argument("--phones", action="store_true",
+                    help="with a phone column (default: none, as in the export header of issue 9)")  # fmt: skip
     ns = ap.parse_args()
-    data = ns.data or ROOT / "bench" / ".data" / f"cleaning-{ns.shape}-{ns.records}-{ns.seed}"
-    paths = ensure_data(data, ns.records, ns.seed, ns.shape)
+    name = f"cleaning-{ns.shape}-{ns.records}-{ns.seed}" + ("-phones" if ns.phones else "")
+    data = ns.data or ROOT / "bench" / ".data" / name
+    paths = ensure_data(data, ns.records, ns.seed, ns.shape, ns.phones)
     out = data / "out"
     shutil.rmtree(out, ignore_errors=True)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (other jobs skew wall times)")

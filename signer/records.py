@@ -45,6 +45,9 @@ FIELDS = (
     "commune",
 )
 DOSE_FIELDS = ("date", "vaccine", "lot", "dose_number", "series_doses", "site")
+#: Contact data read with the record but not part of its content (:data:`FIELDS`):
+#: not in the fingerprint, so a changed phone number never re-issues a certificate.
+CONTACT_FIELDS = ("phone",)
 #: A line (JSON Lines) or physical CSV line longer than this is a bad row
 #: (``line_too_long``), skipped in constant memory: it is never held whole.
 MAX_LINE_BYTES = 1 << 20
@@ -82,10 +85,19 @@ class Record:
     #: Rows of the export this record was read from: 1, or its dose rows when the
     #: export has one row per dose (not part of the content or the fingerprint).
     rows: int = 1
+    #: Contact data, not content (not in :data:`FIELDS` nor the fingerprint): the
+    #: mobile number in E.164 (:func:`normalise_phone`), "" when none or unusable.
+    #: Personal data: never logged, never in an error report.
+    phone: str = ""
+    #: A phone number was given but is not usable (it was dropped: ``phone`` is "").
+    #: Set by the readers so that the checks can count such records; not written out.
+    phone_unusable: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON Lines form (inverse of :func:`record_from_mapping`)."""
+        """The JSON Lines form (inverse of :func:`record_from_mapping`); ``phone`` only when known."""
         out: dict[str, Any] = {name: getattr(self, name) for name in FIELDS}
+        if self.phone:
+            out["phone"] = self.phone
         out["doses"] = [{name: getattr(dose, name) for name in DOSE_FIELDS} for dose in self.doses]
         if self.verified:
             out["verified"] = self.verified
@@ -208,6 +220,7 @@ def load_column_map(path: str | None = None) -> _ColumnMap:
     if not isinstance(data, dict) or not isinstance(data.get("dose"), dict):
         raise ConfigError(f"column mapping {where}: expected an object with the record fields and 'dose'")
     fields = {k: _aliases(data, k, where) for k in FIELDS}
+    fields.update({k: _aliases(data, k, where) for k in CONTACT_FIELDS if k in data})  # optional
     dose: dict[str, tuple[str, ...]] = {}
     dose_row: dict[str, tuple[str, ...]] = {}
     for k in DOSE_FIELDS:
@@ -251,6 +264,60 @@ def normalize_sex(value: str, column_map: _ColumnMap | None = None) -> str | Non
 
 
 _SEX_CACHE: dict[tuple[int, str], str | None] = {}
+
+#: The 9 digits after +84 of a Vietnamese mobile number (03x, 05x, 07x, 08x, 09x since 2018).
+_VN_MOBILE = re.compile(r"[35789][0-9]{8}")
+#: E.164 after the "+": a country code (no leading 0) and the number, 8-15 digits in all.
+_E164_DIGITS = re.compile(r"[1-9][0-9]{7,14}")
+_PHONE_PUNCTUATION = str.maketrans("", "", ".-()")
+
+
+def normalise_phone(text: str) -> str:
+    """A mobile number in E.164 (``+84`` and 9 digits for Viet Nam), or "" when unusable.
+
+    Pure: the citizen portal sends one-time codes to this number, so anything
+    doubtful is refused ("") rather than guessed (the portal then falls back
+    to a claim code). Spaces, dots, dashes and parentheses are separators.
+
+    >>> [normalise_phone(t) for t in ("0912 345 678", "0912.345.678", "+84912345678", "84912345678")]
+    ['+84912345678', '+84912345678', '+84912345678', '+84912345678']
+    >>> normalise_phone("(+84) 0912-345-678"), normalise_phone("912345678")  # a 0 too many; Excel dropped the 0
+    ('+84912345678', '+84912345678')
+    >>> normalise_phone("+44 20 7946 0958"), normalise_phone("0044 20 7946 0958")  # another country: E.164
+    ('+442079460958', '+442079460958')
+    >>> [normalise_phone(t) for t in ("", "-", "091234567", "0212345678", "+84 24 3825 1234", "0912345678 ext 2",
+    ...                               "0912345678/0987654321", "+123", "+0912345678", "９１２３４５６７８")]
+    ['', '', '', '', '', '', '', '', '', '']
+    """
+    compact = "".join(text.split()).translate(_PHONE_PUNCTUATION)
+    if not compact.isascii():
+        return ""
+    if compact.startswith(("+", "00")):
+        digits = compact[1:] if compact[0] == "+" else compact[2:]
+        if not _E164_DIGITS.fullmatch(digits):
+            return ""
+        if not digits.startswith("84"):
+            return "+" + digits
+        national = digits[2:]
+        if len(national) == 10 and national[0] == "0":  # "+84 0912 ...": the trunk 0 written too
+            national = national[1:]
+    elif len(compact) == 11 and compact.startswith("84"):
+        national = compact[2:]
+    elif len(compact) == 10 and compact[0] == "0":
+        national = compact[1:]
+    elif len(compact) == 9:  # a mobile number whose leading 0 a spreadsheet dropped
+        national = compact
+    else:
+        return ""
+    return "+84" + national if _VN_MOBILE.fullmatch(national) else ""
+
+
+def _phone(text: str) -> tuple[str, bool]:
+    """(the phone in E.164 or "", whether a phone was given but is unusable)."""
+    if not text:
+        return "", False
+    phone = normalise_phone(text)
+    return phone, not phone
 
 
 def read_records(
@@ -354,7 +421,11 @@ def record_from_mapping(
         if isinstance(dose, RowProblem):
             return dose
         doses.append(dose)
-    rec = _record({k: _text(obj.get(k)) for k in FIELDS}, tuple(doses), lineno, cmap)
+    if not _scalar(obj.get("phone")):
+        return RowProblem(lineno, "bad_json", "'phone' must be text", rid)
+    values = {k: _text(obj.get(k)) for k in FIELDS}
+    values["phone"] = _text(obj.get("phone"))
+    rec = _record(values, tuple(doses), lineno, cmap)
     if not _scalar(obj.get("verified")):
         return RowProblem(lineno, "bad_json", "'verified' must be text", rid)
     verified = _text(obj.get("verified"))
@@ -432,6 +503,7 @@ def _record(
     sex = normalize_sex(values.get("sex", ""), cmap)
     if sex is None:
         return RowProblem(lineno, "bad_sex", "sex must be M/F/X (Nam/Nữ/Khác) or empty", rid)
+    phone, unusable = _phone(values.get("phone", ""))
     return Record(
         record_id=rid,
         full_name=" ".join(values.get("full_name", "").split()),
@@ -444,6 +516,8 @@ def _record(
         commune=values.get("commune", ""),
         line=lineno,
         rows=rows,
+        phone=phone,
+        phone_unusable=unusable,
     )
 
 
@@ -849,8 +923,18 @@ class _DoseLayout:
         self.dose_values = _getter([dose.get(f, -1) for f in DOSE_FIELDS])
         self.has_dose = _getter([c for f, c in dose.items() if f != "site"])
         self.record_values = _getter([self.record.get(f, -1) for f in FIELDS])
-        self.rid, self.ident, self.name, self.dob = (fields.get(f, -1) for f in (
-            "record_id", "id_number", "full_name", "date_of_birth"))  # fmt: skip
+        self.rid, self.ident, self.name, self.dob, self.phone = (fields.get(f, -1) for f in (
+            "record_id", "id_number", "full_name", "date_of_birth", "phone"))  # fmt: skip
+
+    def phone_text(self, group: list[_DoseRow]) -> str:
+        """The person's phone as written: the first non-empty one of their rows (usually the first row's)."""
+        col = self.phone
+        if col < 0:
+            return ""
+        for _line, cells in group:
+            if cells[col]:
+                return cells[col]
+        return ""
 
     def key(self, cells: list[str]) -> tuple[str, ...]:
         """:func:`group_key` of the row."""
@@ -942,14 +1026,17 @@ def _person(group: list[_DoseRow], layout: _DoseLayout, cmap: _ColumnMap) -> Rec
     sex = normalize_sex(sex_text, cmap)
     if sex is None:
         return RowProblem(first_line, "bad_sex", "sex must be M/F/X (Nam/Nữ/Khác) or empty", rid)
+    phone, unusable = _phone(layout.phone_text(group))
     return Record(rid, " ".join(name.split()), dob, sex, nationality.upper() or "VN", ident, tuple(doses),
-                  province, commune, first_line, rows=len(group))  # fmt: skip
+                  province, commune, first_line, rows=len(group), phone=phone, phone_unusable=unusable)  # fmt: skip
 
 
 def _person_slowly(group: list[_DoseRow], layout: _DoseLayout, cmap: _ColumnMap) -> Record | RowProblem:
     """:func:`_person` field by field, for the rare group with a field too long (reported exactly)."""
     first_line, first = group[0]
     values = layout.values(first)
+    if "phone" in values:
+        values["phone"] = layout.phone_text(group)
     rid = values.get("record_id", "")
     doses = []
     for index, (line, cells) in enumerate(group, start=1):

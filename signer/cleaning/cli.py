@@ -86,6 +86,8 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     s.add_argument("--registry-format", choices=("csv", "sqlite"), default="csv")
     s.add_argument("--malformed-rows", type=int, default=0, metavar="N", help="default: records/500")
+    s.add_argument("--no-phones", dest="phones", action="store_false",
+                   help="no phone column (the export header of issue 9 has none)")  # fmt: skip
     s.set_defaults(func=cmd_synth)
 
 
@@ -137,6 +139,7 @@ def cmd_synth(ns: argparse.Namespace) -> int:
     cfg = SynthConfig(
         records=ns.records, seed=ns.seed, error_rate=ns.error_rate, registry_extra=ns.registry_extra,
         fmt=ns.format, headers=ns.headers, shape=ns.shape.replace("-", "_"), registry_fmt=ns.registry_format, malformed_rows=ns.malformed_rows,
+        phones=ns.phones,
     )  # fmt: skip
     try:
         paths = generate(ns.out, cfg)

@@ -82,6 +82,8 @@ class Summary:
         self.rows_read = 0  # export rows (dose rows of one person count one each)
         self.soft_verified = 0  # verified with a soft reason (listed for correction too)
         self.people_read = 0  # records read (a person's dose rows grouped)
+        self.phones = 0  # records with a usable phone number (E.164)
+        self.phones_unusable = 0  # records whose phone number was given but unusable (dropped)
         self.person_runs: PersonRuns | None = None  # a worker's answer: are a person's dose rows consecutive?
         self._cat_cache: dict[tuple[str, ...], str] = {}
 
@@ -156,6 +158,8 @@ class Summary:
         self.rows_read += other.rows_read
         self.soft_verified += other.soft_verified
         self.people_read += other.people_read
+        self.phones += other.phones
+        self.phones_unusable += other.phones_unusable
 
     def to_json(
         self, *, now: dt.datetime, records: str, registry: dict[str, Any], files: dict[str, int], workers: int = 1

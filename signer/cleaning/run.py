@@ -105,6 +105,7 @@ _js = json.encoder.encode_basestring  # the string escaper of that encoder
 _fields = operator.attrgetter(*FIELDS)
 _dose_fields = operator.attrgetter(*DOSE_FIELDS)
 _LINE_HEAD = "{{" + ", ".join(f'"{name}": {{}}' for name in FIELDS) + ', "doses": [{}], "verified": {}}}\n'
+_LINE_HEAD_PHONE = _LINE_HEAD.replace(', "doses"', ', "phone": {}, "doses"')
 _DOSE = "{{" + ", ".join(f'"{name}": {{}}' for name in DOSE_FIELDS) + "}}"
 
 
@@ -124,7 +125,11 @@ def verified_line(rec: Record, fingerprint: str) -> str:
         doses.append(_DOSE.format(_js(date), _js(vaccine), _js(lot), number, series, _js(site)))
     else:
         if all(type(v) is str for v in values):
-            return _LINE_HEAD.format(*map(_js, values), ", ".join(doses), _js(fingerprint))
+            phone = rec.phone
+            if not phone:
+                return _LINE_HEAD.format(*map(_js, values), ", ".join(doses), _js(fingerprint))
+            if type(phone) is str:
+                return _LINE_HEAD_PHONE.format(*map(_js, values), _js(phone), ", ".join(doses), _js(fingerprint))
     obj = rec.to_json()
     obj["verified"] = fingerprint
     return _JSON(obj) + "\n"
@@ -337,6 +342,10 @@ def _do_chunk(
             records.append(x)
             summary.rows_read += x.rows
             summary.people_read += 1
+            if x.phone:
+                summary.phones += 1
+            elif x.phone_unusable:
+                summary.phones_unusable += 1
             continue
         summary.rows_read += 1
         code = row_code(x.reason)
@@ -558,6 +567,9 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
         "people": summary.people_read,
         "unused_columns": list(header.unused) if header is not None else [],
         "rows_of_a_person_consecutive": grouped,
+        # contact data for the citizen portal: how many people have a usable mobile number, and how many
+        # gave one that could not be read (dropped: the portal offers them a claim code instead)
+        "phones": {"usable": summary.phones, "unusable": summary.phones_unusable},
     }
     result["seconds"] = timings
     result["peak_rss_mb"] = {**peak_rss, "main": _peak_rss_mb()}

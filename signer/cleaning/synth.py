@@ -113,6 +113,9 @@ class SynthConfig:
     registry_fmt: str = "csv"  # or "sqlite"
     kinds: tuple[str, ...] = field(default=RECORD_KINDS)
     keep_originals: bool = False  # truth.jsonl also holds each record before its error ("original")
+    #: a phone column (contact data for the citizen portal, in the usual spellings; some people without
+    #: one, some unusable): drawn from a generator of its own, so the rest of the files is the same either way
+    phones: bool = True
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,23 @@ class Person:
     province: str  # official name
     province_short: str
     commune: str
+
+
+def _phone_text(rng: random.Random, foreign: bool) -> str:
+    """A fake phone number as an export writes it: mostly +84 900 xxx xxx spelt in the usual ways, about 8%
+    missing and 3% unusable (a digit short, a landline, two numbers in one field)."""
+    roll = rng.random()
+    if roll < 0.08:
+        return ""
+    n = rng.randrange(10**6)
+    if roll < 0.11:
+        return rng.choice([f"0900 {n // 1000:03d} {n % 1000 // 10:02d}", f"024 3{n:06d}",
+                           f"0900{n:06d} / 0900{(n + 1) % 10**6:06d}", "không có"])  # fmt: skip
+    if foreign:
+        return f"+44 7700 9{n % 100000:05d}"  # the UK's range for drama: no real subscriber
+    a, b = divmod(n, 1000)
+    return rng.choice([f"0900 {a:03d} {b:03d}", f"0900.{a:03d}.{b:03d}", f"+84900{n:06d}", f"84900{n:06d}",
+                       f"0900{n:06d}", f"+84 900 {a:03d} {b:03d}"])  # fmt: skip
 
 
 def _communes(rng: random.Random, count: int) -> list[str]:
@@ -386,6 +406,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
     malformed = cfg.malformed_rows if cfg.malformed_rows else cfg.records // 500
     bad_at = set(rng.sample(range(cfg.records), min(malformed, cfg.records)))
     injector = _Injector(rng, people)
+    phone_rng = random.Random(f"phones-{cfg.seed}")
     writer = _RecordsWriter(records_path, cfg)
     with writer, truth_path.open("w", encoding="utf-8") as truth:
         last_id = ""
@@ -399,6 +420,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
                 line = writer.write_malformed(kind)
                 truth.write(json.dumps({"line": line, "kind": kind, "expected": [kind]}) + "\n")
             foreign = rng.random() < cfg.foreigner_rate
+            phone = _phone_text(phone_rng, foreign) if cfg.phones else None
             if foreign:
                 nat, name = rng.choice(FOREIGN)
                 nat = ALPHA3[nat] if rng.random() < 0.5 else nat  # exports use both ISO 3166-1 forms
@@ -455,9 +477,11 @@ def generate(out_dir: str | Path, cfg: SynthConfig) -> dict[str, Path]:
                         entry["true_id"] = p.id_number  # whether or not a unique suggestion can find it
                     if cfg.keep_originals:
                         entry["original"] = original.to_json()
+                        if phone:
+                            entry["original"]["phone"] = phone  # as written
             elif rng.random() < cfg.noise_rate:
                 rec = _noise(rng, rec)
-            line = writer.write(rec)
+            line = writer.write(rec, phone)
             if entry is not None:
                 entry["line"] = line
                 truth.write(json.dumps(entry, ensure_ascii=False) + "\n")
@@ -524,6 +548,7 @@ class _RecordsWriter:
     #: One row per dose, as vaccination platforms export (issue 9): no residence, the site's place instead.
     ROWS_EN = ("record_id", "citizen_id", "full_name", "dob", "sex", "nationality", "dose_date", "vaccine_product",
                "lot", "dose_number", "series_total", "site_commune", "site_province")  # fmt: skip
+    PHONE_EN, PHONE_VI = "phone", "Số điện thoại"
     ROWS_VI = ("Mã hồ sơ", "Số CCCD/CMND/Hộ chiếu", "Họ và tên", "Ngày sinh", "Giới tính", "Quốc tịch", "Ngày tiêm",
                "Vắc xin", "Số lô", "Mũi số", "Số mũi phác đồ", "Xã/Phường nơi tiêm", "Tỉnh/Thành phố nơi tiêm")  # fmt: skip
 
@@ -533,13 +558,14 @@ class _RecordsWriter:
         self.line = 0
         self.vi = cfg.headers == "vi"
         self.width = len(self.ROWS_EN) if cfg.shape == "dose_rows" else len(self.EN) + self.MAX_DOSES * len(self.DOSE_EN)
-
+        self.width += cfg.phones
     def __enter__(self) -> _RecordsWriter:
         self.fh = self.path.open("wb")
+        phone = [self.PHONE_VI if self.vi else self.PHONE_EN] if self.cfg.phones else []
         if self.cfg.shape == "dose_rows":
-            self._csv_line(list(self.ROWS_VI if self.vi else self.ROWS_EN))
+            self._csv_line([*(self.ROWS_VI if self.vi else self.ROWS_EN), *phone])
         elif self.cfg.fmt == "csv":
-            head = list(self.VI if self.vi else self.EN)
+            head = [*(self.VI if self.vi else self.EN), *phone]
             for i in range(1, self.MAX_DOSES + 1):
                 head += [h.format(i=i) for h in (self.DOSE_VI if self.vi else self.DOSE_EN)]
             self._csv_line(head)
@@ -557,11 +583,16 @@ class _RecordsWriter:
         self.line += 1
         return self.line
 
-    def write(self, rec: Record) -> int:
+    def write(self, rec: Record, phone: str | None = None) -> int:
+        """Write one record (``phone``: as written in the export; None: no phone column)."""
         if self.cfg.fmt != "csv":
-            self.fh.write((json.dumps(rec.to_json(), ensure_ascii=False) + "\n").encode("utf-8"))
+            obj = rec.to_json()
+            if phone:
+                obj["phone"] = phone
+            self.fh.write((json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8"))
             self.line += 1
             return self.line
+        tail = [] if phone is None else [phone]
         sex = rec.sex
         if self.vi:
             sex = {"M": "Nam", "F": "Nữ", "X": "Khác"}.get(sex, sex)
@@ -570,11 +601,11 @@ class _RecordsWriter:
             first = 0
             for d in rec.doses or (None,):
                 dose = [d.date, d.vaccine, d.lot, str(d.dose_number), str(d.series_doses)] if d else [""] * 5
-                line = self._csv_line([*person, *dose, rec.commune, rec.province])
+                line = self._csv_line([*person, *dose, rec.commune, rec.province, *tail])
                 first = first or line
             return first
         row = [rec.record_id, rec.full_name, rec.date_of_birth, sex, rec.nationality, rec.id_number,
-               rec.province, rec.commune]  # fmt: skip
+               rec.province, rec.commune, *tail]  # fmt: skip
         for i in range(self.MAX_DOSES):
             if i < len(rec.doses):
                 row += [str(getattr(rec.doses[i], f)) for f in DOSE_FIELDS]

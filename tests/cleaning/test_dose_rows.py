@@ -95,7 +95,7 @@ def test_check_summary_counts_rows_and_people(tmp_path: Path, caplog: pytest.Log
     reg.write_text(REGISTRY, encoding="utf-8")
     result = run_checks(CheckOptions(records=path, registry=str(reg), out_dir=tmp_path / "out", now=NOW, workers=1))
     assert result["input"] == {"shape": "dose_rows", "rows": 4, "people": 2, "unused_columns": [],
-                               "rows_of_a_person_consecutive": True}  # fmt: skip
+                               "rows_of_a_person_consecutive": True, "phones": {"usable": 0, "unusable": 0}}  # fmt: skip
     assert result["totals"]["subjects"]["verified"] == 2 and result["totals"]["doses"]["checked"] == 4
 
 
@@ -114,11 +114,12 @@ def test_unused_columns_are_warned_once(tmp_path: Path) -> None:
                 "--formats", "csv")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     warnings = [x for x in proc.stderr.splitlines() if "not used" in x]
-    assert len(warnings) == 1 and "'phone'" in warnings[0] and "'ghi_chu'" in warnings[0], proc.stderr
+    # the phone column is read (contact data, tests/cleaning/test_phone.py): only the note is unused
+    assert len(warnings) == 1 and "'phone'" not in warnings[0] and "'ghi_chu'" in warnings[0], proc.stderr
     assert "0901234567" not in proc.stderr + proc.stdout
     assert "2 rows grouped into 1 people" in proc.stdout.replace(",", "")
     summary = json.loads((tmp_path / "out" / "summary.json").read_text("utf-8"))
-    assert summary["input"]["unused_columns"] == ["phone", "ghi_chu"]
+    assert summary["input"]["unused_columns"] == ["ghi_chu"]
 
 
 MAPPINGS = {

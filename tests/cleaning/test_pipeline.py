@@ -135,7 +135,8 @@ def test_verified_line_is_the_json_lines_form() -> None:
 
     odd = replace(CLEAN, full_name='Quote " back\\slash \x01 {x} {}', doses=(Dose("2021-01-01", 'A"Z', "l\\o", 1, 2, "s\n"),))
     weird_type = replace(CLEAN, doses=(Dose("2021-01-01", "Pfizer", "", True, 2, ""),))  # type: ignore[arg-type]
-    for rec in (CLEAN, odd, replace(CLEAN, doses=()), replace(CLEAN, verified="stale"), weird_type):
+    phoned = (replace(CLEAN, phone="+84900000123"), replace(odd, phone='+8490"\\'), replace(CLEAN, doses=(), phone="+1"))
+    for rec in (CLEAN, odd, replace(CLEAN, doses=()), replace(CLEAN, verified="stale"), weird_type, *phoned):
         obj = rec.to_json()
         obj["verified"] = "f" * 64
         assert verified_line(rec, "f" * 64) == json.dumps(obj, ensure_ascii=False) + "\n"
