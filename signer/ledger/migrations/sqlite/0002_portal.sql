@@ -25,6 +25,8 @@ CREATE TABLE otp_challenges (
     id            TEXT PRIMARY KEY,    -- SHA-256 of the random challenge token
     binding       TEXT NOT NULL,       -- SHA-256 of the browser's pre-session cookie that asked
     lookup_hash   TEXT,                -- NULL for a decoy (nothing matched: same response)
+    lock_key      TEXT NOT NULL,       -- rate bucket of the look-up (ID + date of birth) that failures
+                                       -- and sends count against, decoys too (signer.web.limits)
     code_hash     TEXT NOT NULL,       -- scrypt(peppered code, salt)
     salt          TEXT NOT NULL,
     created_at    INTEGER NOT NULL,    -- epoch seconds
