@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.pki",
     "tests.fixtures.softhsm",
+    "tests.fixtures.logscan",
 ]
