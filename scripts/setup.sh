@@ -16,7 +16,7 @@ APT_PKGS="python3-venv python3-dev openssl softhsm2 opensc poppler-utils libnss3
 # Node.js and npm: the scanner page's packages (zxing-wasm, ajv, certlogic-js) and its tests.
 if ! command -v npm >/dev/null; then APT_PKGS="$APT_PKGS nodejs npm"; fi
 # Headless Chromium for the scanner page's Playwright test (tests/scanner, playwright-core).
-if [ "${1:-}" = "--dev" ]; then APT_PKGS="$APT_PKGS chromium"; fi
+if [ "${1:-}" = "--dev" ]; then APT_PKGS="$APT_PKGS chromium wrk"; fi  # wrk: bench/portal_load.py
 missing=""
 for p in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
