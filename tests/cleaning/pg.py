@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,9 +43,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_dsn() -> Iterator[str]:
     bindir = _bindir()
-    base = tmp_path_factory.mktemp("pg")
+    # Not under pytest's basetemp: a second pytest session resets
+    # /tmp/pytest-of-<user> to 0700, which would cut the 'postgres' user off
+    # from a running server's data directory (it then aborts).
+    base = Path(tempfile.mkdtemp(prefix="vndcc-pg-"))
     data, sock = base / "data", base / "sock"
     sock.mkdir()
     as_root = os.geteuid() == 0
@@ -57,13 +61,6 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         shutil.chown(base, "postgres")
         shutil.chown(sock, "postgres")
         os.chmod(base, 0o700)
-        # the postgres user must be able to reach the temp directory
-        for parent in base.parents:
-            if parent == Path("/"):
-                break
-            mode = os.stat(parent).st_mode
-            if not mode & 0o001:
-                os.chmod(parent, mode | 0o001)
     user = "postgres" if as_root else os.environ.get("USER", "postgres")
     subprocess.run(
         [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", user, "-A", "trust", "--no-sync", "-E", "UTF8"],
@@ -82,3 +79,4 @@ def pg_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
             capture_output=True, check=False,
         )  # fmt: skip
+        shutil.rmtree(base, ignore_errors=True)
