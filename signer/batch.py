@@ -344,6 +344,8 @@ class LedgerRun(SigningRun):
             verified=verified,
             override_operator=override.operator if override else None,
             override_reason=override.reason if override else None,
+            province=record.province or None,
+            commune=record.commune or None,
         )
 
     # -- step 3 -------------------------------------------------------------
@@ -443,7 +445,9 @@ def _signed_values(result: Outputs) -> dict[str, Any]:
 
 def manifest_entry_of(cert: Certificate) -> dict[str, Any]:
     """The manifest line of a current certificate (as ``signer sign`` writes
-    them, plus ``sha256`` of each file and ``generation``)."""
+    them, plus ``sha256`` of each file, ``generation``, and the record's
+    ``province`` and ``commune``: null for certificates reserved before the
+    ledger had them)."""
     from signer.manifest import _iso
 
     entry: dict[str, Any] = {
@@ -460,6 +464,8 @@ def manifest_entry_of(cert: Certificate) -> dict[str, Any]:
         "files": [f.name for f in cert.files],
         "sha256": [f.sha256 for f in cert.files],
         "generation": cert.generation,
+        "province": cert.province,  # the record's place: signer.communes makes one ZIP per commune
+        "commune": cert.commune,
     }
     if cert.override_reason is not None:
         entry["override"] = {"operator": cert.override_operator, "reason": cert.override_reason}

@@ -376,6 +376,13 @@ def add_ledger_run_arguments(p: argparse.ArgumentParser) -> None:
         help="how the files of certificates already issued are checked before skipping them: "
         "present with their size (default), or their SHA-256 (reads every file)",
     )
+    g.add_argument(
+        "--zip-per-commune",
+        action="store_true",
+        help="at the end, one ZIP per commune of the folder's current certificates (PDFs, QR PNGs, "
+        "index.csv) for distribution, in DIR/communes (or --zip-dir); see docs/ledger.md",
+    )
+    g.add_argument("--zip-dir", type=Path, metavar="DIR", help="with --zip-per-commune: where the ZIPs go")
 
 
 def _actor(ns: argparse.Namespace) -> str:
@@ -400,8 +407,15 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
     if ns.command == "reissue" and ns.expiring_within is None and not ns.revoked:
         raise ConfigError("reissue needs --expiring-within DAYS, --revoked, or both")
     reissue_before = None if ns.expiring_within is None else int(now.timestamp()) + ns.expiring_within * 86400
+    if ns.zip_dir is not None and not ns.zip_per_commune:
+        raise ConfigError("--zip-dir is only meaningful with --zip-per-commune")
     if ns.celery:  # signed by 'signer worker' processes (docs/scale-out.md)
-        return run_distributed(ns, now=now, reissue_before=reissue_before, actor=_actor(ns), out=out, err=err)
+        code = run_distributed(ns, now=now, reissue_before=reissue_before, actor=_actor(ns), out=out, err=err)
+        if ns.zip_per_commune:
+            from signer.communes import commune_zips
+
+            report_zips(commune_zips(ns.out, ns.zip_dir or ns.out / COMMUNES_DIR), out)
+        return code
     jobs = ns.jobs if ns.jobs > 0 else len(os.sched_getaffinity(0))
     spec = key_spec_from_args(ns)
     ledger = Ledger.open(ns.ledger, actor=_actor(ns))
@@ -433,6 +447,10 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
                     if completed:
                         raise
                     listed = None  # the run's own error is the one to report
+            if ns.zip_per_commune:  # under the folder's lock, from the manifest just made
+                from signer.communes import write_zips
+
+                zips = write_zips(output.path, ns.zip_dir or output.path / COMMUNES_DIR)
         pending = run.pending_elsewhere()
     finally:
         ledger.close()
@@ -451,6 +469,8 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
         print(f"refused records: {errors_path} ({report.rows} row(s))", file=out)
     if listed is not None:
         print(f"manifest: {ns.out / 'manifest.jsonl'} ({listed} certificate(s))", file=out)
+    if ns.zip_per_commune:
+        report_zips(zips, out)
     if pending:
         print(
             f"warning: {pending} certificate(s) reserved in {ns.out} by an earlier run are not in "
@@ -459,6 +479,23 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
             file=err,
         )
     return 1 if counts.refused else 0
+
+
+#: Where ``--zip-per-commune`` puts the ZIPs by default (inside the batch folder).
+COMMUNES_DIR = "communes"
+
+
+def report_zips(zips: Sequence[Any], out: TextIO) -> None:
+    """One summary line for the commune ZIPs (:class:`signer.communes.CommuneZip`)."""
+    if not zips:
+        print("commune ZIPs: none (no current certificate)", file=out)
+        return
+    changed = sum(z.changed for z in zips)
+    print(
+        f"commune ZIPs: {len(zips)} in {zips[0].path.parent} ({sum(z.certificates for z in zips)} certificate(s); "
+        f"{changed} written, {len(zips) - changed} unchanged)",
+        file=out,
+    )
 
 
 # --------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def open_existing(ns: argparse.Namespace) -> Ledger:
 
 
 def register(subparsers: Any) -> None:
-    """``ledger verify|status|show|export-revoked|release|manifest``."""
+    """``ledger verify|status|show|export-revoked|release|manifest|zips``."""
     p = subparsers.add_parser("ledger", help="check and query the issuance ledger")
     sub = p.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
 
@@ -94,6 +94,23 @@ def register(subparsers: Any) -> None:
     add_ledger_argument(m)
     m.add_argument("--out", type=Path, required=True, metavar="DIR", help="the batch's output folder")
     m.set_defaults(func=run_manifest)
+
+    z = sub.add_parser(
+        "zips",
+        help="one ZIP per commune of a batch folder's current certificates, for distribution",
+        description="Each ZIP holds one commune's current PDFs and QR PNGs and an index.csv "
+        "(record_id, uvci, files), made from DIR/manifest.jsonl; deterministic (same certificates, "
+        "same bytes) and written atomically. With --ledger the manifest is made again from the "
+        "ledger first (under the folder's lock). See docs/ledger.md, 'One ZIP per commune'.",
+    )
+    z.add_argument("out", type=Path, metavar="DIR", help="the batch's output folder")
+    z.add_argument("--dest", type=Path, metavar="DEST", help="where the ZIPs go (default DIR/communes)")
+    z.add_argument(
+        "--ledger",
+        metavar="FILE|URL",
+        help="make DIR/manifest.jsonl from this ledger first, if it changed (e.g. after a revocation)",
+    )
+    z.set_defaults(func=run_zips)
 
 
 def register_release(sub: Any) -> None:
@@ -158,6 +175,32 @@ def run_manifest(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
     return 0
 
 
+def run_zips(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
+    from signer.cli import COMMUNES_DIR, report_zips
+    from signer.communes import commune_zips, write_zips
+
+    out = out or sys.stdout
+    if not ns.out.is_dir():
+        raise ConfigError(f"not a folder: {ns.out}")
+    dest = ns.dest or ns.out / COMMUNES_DIR
+    if ns.ledger is None:
+        zips = commune_zips(ns.out, dest)
+    else:
+        from signer.batch import BatchOutput, write_manifest
+
+        ledger = open_existing(ns)
+        try:
+            with BatchOutput(ns.out) as output:
+                write_manifest(ledger, output)
+                zips = write_zips(output.path, dest)
+        finally:
+            ledger.close()
+    for z in zips:
+        print(f"{z.path}: {z.certificates} certificate(s){'' if z.changed else ' (unchanged)'}", file=out)
+    report_zips(zips, out)
+    return 0
+
+
 def register_revoke(subparsers: Any) -> None:
     """``revoke --ledger DB (--uvci U | --record-id ID | --kid KID) --reason TEXT``."""
     from signer.cli import MAX_NOTE, text_arg
@@ -206,16 +249,44 @@ def run_revoke(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
         else:
             targets = [c for c in ledger.by_kid(ns.kid) if c.state in ("written", "superseded")]
         ledger.revoke(targets, ns.reason)
+        for cert in targets:
+            print(f"revoked {cert.uvci} (record {cert.record_id}, {cert.centre}, was {cert.state})", file=out)
+        refresh_manifests(ledger, {c.out_dir for c in targets}, out)
     finally:
         ledger.close()
-    for cert in targets:
-        print(f"revoked {cert.uvci} (record {cert.record_id}, {cert.centre}, was {cert.state})", file=out)
     print(
         f"{len(targets)} certificate(s) revoked; publish: signer ledger export-revoked, then "
         "python -m keys export-trust-list --revoked-uvcis FILE",
         file=out,
     )
     return 0
+
+
+def refresh_manifests(ledger: Ledger, folders: set[str], out: TextIO) -> None:
+    """Make the manifests of these batch folders again now (after a revocation),
+    so that they, and the commune ZIPs made from them, list only current
+    certificates. Best effort: a folder that is not here (another machine's
+    storage) or in use by a batch (which makes its manifest when it ends)
+    keeps the flag that says its manifest is out of date."""
+    from signer.batch import BatchOutput, write_manifest
+    from signer.cli import COMMUNES_DIR
+    from signer.communes import SOURCE_MARK
+
+    for folder in sorted(folders):
+        path = Path(folder)
+        if not path.is_dir():
+            continue
+        try:
+            with BatchOutput(path) as output:
+                count = write_manifest(ledger, output)
+        except (ConfigError, OSError) as err:
+            print(f"note: the manifest of {path} was not made again now ({err}); the next batch there makes it", file=out)
+            continue
+        if count is not None:
+            print(f"manifest: {path / 'manifest.jsonl'} ({count} certificate(s))", file=out)
+        if (path / COMMUNES_DIR / SOURCE_MARK).exists():
+            print(f"commune ZIPs in {path / COMMUNES_DIR} still hold the revoked certificate(s): "
+                  f"signer ledger zips {path}", file=out)  # fmt: skip
 
 
 def run_export_revoked(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:

@@ -66,6 +66,8 @@ RESERVE_FIELDS = (
     "verified",
     "override_operator",
     "override_reason",
+    "province",
+    "commune",
 )
 #: Columns later events may set.
 UPDATE_FIELDS = (
@@ -146,6 +148,8 @@ class Certificate:
     verified: bool
     override_operator: str | None
     override_reason: str | None
+    province: str | None  # the record's place (schema version 3; NULL before): signer.communes
+    commune: str | None
     kid: str | None
     iat: int | None
     exp: int | None
@@ -190,6 +194,8 @@ class Reservation:
     verified: bool
     override_operator: str | None = None
     override_reason: str | None = None
+    province: str | None = None
+    commune: str | None = None
 
     def detail(self) -> dict[str, Any]:
         return {name: _db_value(getattr(self, name)) for name in RESERVE_FIELDS}

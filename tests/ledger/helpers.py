@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,12 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def check_consistent(ledger_target: str, out: Path, record_ids: list[str]) -> dict[str, Any]:
+def check_consistent(
+    ledger_target: str, out: Path, record_ids: list[str], *, extra: Iterable[str] = ()
+) -> dict[str, Any]:
     """Every record issued exactly once, files = ledger = manifest, nothing
-    else in the folder; returns {record_id: current certificate}."""
+    else in the folder (but ``extra``, e.g. the commune ZIPs' folder);
+    returns {record_id: current certificate}."""
     ledger = Ledger.open(ledger_target, actor="check", create=False)
     try:
         current = {c.record_id: c for c in ledger.in_states(("written",), out_dir=str(out.resolve()))}
@@ -60,7 +64,7 @@ def check_consistent(ledger_target: str, out: Path, record_ids: list[str]) -> di
     assert pending == []
     assert len(uvcis) == len(set(uvcis))
     assert sorted(current) == sorted(record_ids)
-    expected_files = set(RUN_FILES)
+    expected_files = set(RUN_FILES) | set(extra)
     for cert in current.values():
         for entry in cert.files:
             path = out / entry.name

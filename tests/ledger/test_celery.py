@@ -109,7 +109,7 @@ def test_two_workers_one_killed_mid_chunk(
               "--key", str(key), "--cert", str(cert)]  # fmt: skip
     batch = [sys.executable, "-m", "signer", "batch", str(source), "--out", str(out), "--ledger", new_pg_database,
              "--centre", CENTRE, "--at", AT, "--progress", "none", "--celery",
-             "--chunk-size", str(CHUNK)]  # fmt: skip
+             "--chunk-size", str(CHUNK), "--zip-per-commune"]  # fmt: skip
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = [
         subprocess.Popen(worker, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -151,7 +151,8 @@ def test_two_workers_one_killed_mid_chunk(
         summary = stdout.decode()
         assert f"{RECORDS} record(s): {RECORDS} issued" in summary, summary
         assert " resumed from an interrupted run" in summary, summary  # the killed chunk, finished by the ledger
-        current = check_consistent(new_pg_database, out, [r.record_id for r in records])
+        current = check_consistent(new_pg_database, out, [r.record_id for r in records], extra={"communes"})
+        assert "commune ZIPs: 8 in" in summary and f"({RECORDS} certificate(s);" in summary, summary
         ledger = Ledger.open(new_pg_database, actor="check", create=False)
         try:
             # exactly once: one certificate row per record, never a second one
