@@ -79,7 +79,7 @@ CREATE TABLE rate_hits (
 );
 CREATE INDEX rate_hits_bucket ON rate_hits (bucket, at);
 
--- Health centres' API keys: SHA-256 of a 256-bit random key.
+-- Health centres' API keys: HMAC (PortalKeys.api_key_hash) of a 256-bit random key.
 CREATE TABLE api_keys (
     key_hash      TEXT PRIMARY KEY,
     centre        TEXT NOT NULL,
@@ -102,6 +102,10 @@ CREATE TABLE jobs (
     dir             TEXT NOT NULL,
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL,
+    -- added by the API engineer (signer/web/jobs.py): who runs it, for resuming after a crash
+    runner          TEXT,              -- host:pid of the server process running it
+    heartbeat       INTEGER,           -- epoch seconds, refreshed while it runs; stale = resumable
+    attempts        INTEGER NOT NULL DEFAULT 0,
     UNIQUE (centre, idempotency_key)
 );
 CREATE INDEX jobs_state ON jobs (state);
