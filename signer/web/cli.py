@@ -39,6 +39,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--registry", type=Path, metavar="FILE",
                    help="registry extract (CSV or SQLite index) that API jobs check records against")
     p.add_argument("--language", choices=("vi", "en"), default="vi", help="default page language")
+    p.add_argument("--max-upload-mb", type=int, default=64, metavar="N",
+                   help="largest records file the API accepts, in MiB (default 64)")
     p.add_argument("--demo", action="store_true",
                    help="first set up demo data in DATA (demo PKI, example records signed "
                    "through the API's job path, a centre API key, claim codes), then serve")
@@ -54,6 +56,7 @@ def settings_from_args(ns: argparse.Namespace) -> PortalSettings:
         centres_config=ns.centres,
         registry=ns.registry,
         language=ns.language,
+        max_upload_bytes=ns.max_upload_mb * 1024 * 1024,
     )
 
 
@@ -62,6 +65,8 @@ def run_serve(ns: argparse.Namespace) -> int:
 
     if not 1 <= ns.port <= 65535:
         raise ConfigError(f"--port must be 1..65535, not {ns.port}")
+    if not 1 <= ns.max_upload_mb <= 100_000:
+        raise ConfigError("--max-upload-mb must be 1..100000")
     if ns.workers < 1:
         raise ConfigError("--workers must be at least 1")
     settings = settings_from_args(ns)
