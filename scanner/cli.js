@@ -17,6 +17,8 @@ import { verifyQrText } from "./src/verify/hc1.js";
 import { toJson } from "./src/verify/schema.js";
 import { loadTrust } from "./src/verify/trust.js";
 import { nodeState } from "./src/node-state.js";
+import { DEFAULT_AGES, validAges } from "./src/verify/age.js";
+import { ageLines, loadSignedRules } from "./src/verify/signed-rules.js";
 
 const EXIT_VALID = 0;
 const EXIT_INVALID = 1;
@@ -32,7 +34,8 @@ function usage(command, message) {
 }
 
 const QR_HELP = `usage: ${PROG} qr --trust FILE [--trust FILE ...] [--at ISO-8601] [--json] [--lang {en,vi}]
-              [--rules DIR_OR_FILE] [--country CC] [--profile NAME] (--qr-file FILE | 'HC1:...')
+              [--rules DIR_OR_FILE] [--country CC] [--profile NAME]
+              [--rules-warn-days N] [--rules-max-age-days N] (--qr-file FILE | 'HC1:...')
 Verify an EU DCC HC1 QR offline. Exit 0 valid, 1 invalid, 2 error.`;
 
 /** ISO-8601 with or without fractional seconds and zone; no zone means UTC (verifier.util). */
@@ -59,7 +62,13 @@ export function parseAt(text) {
 }
 
 function parseQrArgs(argv) {
-  const args = { trust: [], at: null, json: false, lang: "en", text: null, qrFile: null, rules: null, country: "VN", profile: null };
+  const args = { trust: [], at: null, json: false, lang: "en", text: null, qrFile: null, rules: null, country: "VN", profile: null, ...DEFAULT_AGES };
+  const days = (name, text) => {
+    const n = Number(text);
+    if (!/^\s*[0-9]+\s*$/.test(text)) throw new UsageError(`argument ${name}: not a whole number of days: '${text.slice(0, 20)}'`);
+    if (!(n >= 1 && n <= 3650)) throw new UsageError(`argument ${name}: must be 1 to 3650 days, got ${text.slice(0, 20)}`);
+    return n;
+  };
   const value = (i, name) => {
     if (i + 1 >= argv.length) throw new UsageError(`argument ${name}: expected one argument`);
     return argv[i + 1];
@@ -113,6 +122,12 @@ function parseQrArgs(argv) {
         break;
       case "--profile":
         args.profile = take();
+        break;
+      case "--rules-warn-days":
+        args.warnDays = days(a, take());
+        break;
+      case "--rules-max-age-days":
+        args.refuseDays = days(a, take());
         break;
       case "--country":
         args.country = take().toUpperCase();
@@ -182,19 +197,35 @@ async function runQr(argv) {
     throw err;
   }
   const now = args.at ?? new Date();
+  if (!validAges(args)) {
+    throw new TrustError("usage", `rule-set ages: need 1 <= warn days < refuse days <= 3650, got ${args.warnDays} and ${args.refuseDays}`);
+  }
+  const files = args.trust.map(readTrustFile);
+  const state = nodeState();
+  let trust = null;
   let rules = null;
   if (args.rules !== null) {
-    // issue 11: --rules (exit 2 if unusable or the profile is unknown), as rules_cli
-    const { loadRules, valueSets, evaluate } = await import("./src/node-rules.js");
+    // issue 11: --rules (exit 2 if unusable or the profile is unknown), as rules_cli; a signed
+    // rule set is checked against the trust anchors, its age and rollback
+    const { loadRules, readRuleFile, valueSets, evaluate } = await import("./src/node-rules.js");
     const { profileName } = await import("./src/verify/rules.js");
-    const ruleSet = loadRules(args.rules);
+    let ruleSet;
+    const signed = readRuleFile(args.rules);
+    if (signed !== null) {
+      trust = await loadTrust(files, { now, state });
+      const policy = { warnDays: args.warnDays, refuseDays: args.refuseDays };
+      const loaded = await loadSignedRules(signed, args.rules, { anchors: trust.anchors, now, state, policy });
+      for (const line of ageLines(loaded.info, loaded.age, policy, now)) process.stderr.write(`${line}\n`);
+      ruleSet = loaded.ruleSet;
+    } else {
+      ruleSet = loadRules(args.rules);
+    }
     const profile = profileName(ruleSet, args.country, args.profile);
     if (profile !== null) ruleSet.profile(args.country, profile);
     rules = { ruleSet, profile, valueSets: valueSets(), evaluate };
   }
   const text = args.text !== null ? args.text : readQrFile(args.qrFile);
-  const files = args.trust.map(readTrustFile);
-  const trust = await loadTrust(files, { now, state: nodeState() });
+  if (trust === null) trust = await loadTrust(files, { now, state });
   let verdict = await verifyQrText(text, trust, { now });
   if (rules !== null) {
     const { applyRules } = await import("./src/verify/rules.js");

@@ -2,9 +2,10 @@
 // (listed by the server in /app/precache.json) are served from the cache first and refreshed
 // in the background; trust files
 // (/trust/...) from the network first, so a newer list is picked up whenever online, and from
-// the cache when offline; the rule set (/rules/...) likewise.
+// the cache when offline; the rule set (/rules/...) likewise. The issuing authority's mirror
+// (/authority/...) is never cached: what it gives is imported (and kept) by the page.
 
-const CACHE = "vndcc-scanner-v1";
+const CACHE = "vndcc-scanner-v2";
 
 async function precache() {
   const cache = await caches.open(CACHE);
@@ -21,7 +22,7 @@ async function precache() {
   } catch {
     // no trust files served: the page imports them
   }
-  for (const file of ["/rules/bundle.json", "/rules/valuesets.json"]) {
+  for (const file of ["/rules/bundle.json", "/rules/signed.cbor", "/rules/valuesets.json"]) {
     try {
       const res = await fetch(file, { cache: "no-cache" });
       if (res.ok) await cache.put(file, res);
@@ -79,6 +80,7 @@ async function cacheFirst(event) {
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== self.location.origin) return;
+  if (url.pathname.startsWith("/authority/")) return; // always the network: an update, or its failure
   const data = url.pathname.startsWith("/trust/") || url.pathname.startsWith("/rules/");
   event.respondWith(data ? networkFirst(event.request) : cacheFirst(event));
 });

@@ -7,9 +7,11 @@
 Only the standard library's ``http.server``: the page (``scanner/index.html``,
 ``scanner/app``, the verifier modules in ``scanner/src/verify``), the QR decoder
 (``zxing-wasm`` from ``scanner/node_modules``, never a CDN) and the trust files
-given with ``--trust`` (``/trust/index.json`` and ``/trust/<name>``), and the rule
-set given with ``--rules`` as one bundle with the value sets (``/rules/``). Anything
-else is 404. Every response carries a Content-Security-Policy without inline
+given with ``--trust`` (``/trust/index.json`` and ``/trust/<name>``), the value sets
+and the rule set given with ``--rules`` (``/rules/``: a signed one as it is, else one
+bundle), and with ``--authority-url`` the issuing authority's ``trustlist.cbor`` and
+``rules.cbor`` fetched when the page asks (``/authority/``: the page's CSP allows its own
+origin only, docs/scanner.md "Import by URL"). Anything else is 404. Every response carries a Content-Security-Policy without inline
 scripts or ``eval`` (``'wasm-unsafe-eval'`` for the decoder only). The page
 verifies in the browser; this server only hands out files, so it binds to
 loopback and never sees a scanned certificate.
@@ -25,7 +27,9 @@ import mimetypes
 import os
 import socket
 import sys
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +89,8 @@ class Site:
     files: Mapping[str, Path]
     trust: Mapping[str, bytes]
     rules: Mapping[str, bytes] = field(default_factory=dict)
+    #: the issuing authority's folder URL (``--authority-url``), mirrored under /authority/
+    authority: str | None = None
 
     def precache(self) -> bytes:
         """``/app/precache.json``: every app file, for the service worker."""
@@ -94,21 +100,79 @@ class Site:
     def trust_index(self) -> bytes:
         return json.dumps({"files": list(self.trust)}).encode("utf-8")
 
+    def authority_index(self) -> bytes:
+        return json.dumps({"url": self.authority, "files": list(AUTHORITY_FILES)}).encode("utf-8")
+
 
 def _rule_files(rules_path: str | None) -> dict[str, bytes]:
-    """The rule set as one bundle and the value sets rules read (verifier.rules)."""
-    if rules_path is None:
-        return {}
+    """The value sets rules read (always: an imported rule set needs them too), and the rule
+    set: a signed one as it is (``signed.cbor``: the page checks its signature, age and
+    rollback), an unsigned folder or JSON file as one bundle (``bundle.json``)."""
     from verifier.rules import bundle, load_rules, value_sets
+    from verifier.rules_signed import MAX_SIGNED_BYTES, is_signed_rule_set
 
-    rule_set = load_rules(Path(rules_path))
-    return {
-        "bundle.json": json.dumps(bundle(rule_set), ensure_ascii=False).encode("utf-8"),
-        "valuesets.json": json.dumps(value_sets()).encode("utf-8"),
-    }
+    out = {"valuesets.json": json.dumps(value_sets()).encode("utf-8")}
+    if rules_path is None:
+        return out
+    path = Path(rules_path)
+    if path.is_file():
+        try:
+            with path.open("rb") as fh:
+                data = fh.read(MAX_SIGNED_BYTES + 1)
+        except OSError as err:
+            raise ConfigError(f"cannot read {rules_path}: {err.strerror}") from None
+        if is_signed_rule_set(data):
+            if len(data) > MAX_SIGNED_BYTES:
+                raise ConfigError(f"{rules_path}: file is too large")
+            out["signed.cbor"] = data
+            return out
+    out["bundle.json"] = json.dumps(bundle(load_rules(path)), ensure_ascii=False).encode("utf-8")
+    return out
 
 
-def build_site(root: Path, trust_paths: Sequence[str], rules_path: str | None = None) -> Site:
+#: The issuing authority's files the page asks for under /authority/ (docs/scanner.md).
+AUTHORITY_FILES = ("trustlist.cbor", "rules.cbor")
+_AUTHORITY_TIMEOUT = 15.0
+
+
+def authority_url(text: str) -> str:
+    """``--authority-url``: an http(s) URL of the folder holding the authority's files."""
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(text) > 500:
+        raise ConfigError(f"--authority-url: not an http(s) URL: {text[:80]!r}")
+    return text if text.endswith("/") else text + "/"
+
+
+def fetch_authority_file(base: str, name: str, *, timeout: float = _AUTHORITY_TIMEOUT) -> bytes:
+    """One of :data:`AUTHORITY_FILES` from the authority (``base`` + name), capped at 32 MiB;
+    raises :class:`ConfigError` with one line when it cannot be had. The bytes are not
+    trusted here: the page verifies their signature."""
+    if name not in AUTHORITY_FILES:
+        raise ConfigError(f"{name}: not an authority file")
+    url = urllib.parse.urljoin(base, name)
+    request = urllib.request.Request(url, headers={"User-Agent": "vn-dcc-scanner"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as res:
+            data: bytes = res.read(_MAX_TRUST_FILE + 1)
+    except urllib.error.HTTPError as err:
+        raise ConfigError(f"{url}: HTTP {err.code} {err.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        why = getattr(err, "reason", None) or err
+        raise ConfigError(f"{url}: {why}") from None
+    if len(data) > _MAX_TRUST_FILE:
+        raise ConfigError(f"{url}: larger than {_MAX_TRUST_FILE} bytes")
+    if not data:
+        raise ConfigError(f"{url}: empty")
+    return data
+
+
+def build_site(
+    root: Path,
+    trust_paths: Sequence[str],
+    rules_path: str | None = None,
+    *,
+    authority: str | None = None,
+) -> Site:
     """The served files; raises :class:`ConfigError` when the page or a trust file is missing."""
     if not (root / "index.html").is_file():
         raise ConfigError(f"{root}: no scanner page (index.html) there; give --root")
@@ -134,7 +198,12 @@ def build_site(root: Path, trust_paths: Sequence[str], rules_path: str | None = 
         if len(data) > _MAX_TRUST_FILE:
             raise ConfigError(f"{raw}: file is too large")
         trust[f"{i}-{path.name}"] = data
-    return Site(files=files, trust=trust, rules=_rule_files(rules_path))
+    return Site(
+        files=files,
+        trust=trust,
+        rules=_rule_files(rules_path),
+        authority=None if authority is None else authority_url(authority),
+    )
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -172,6 +241,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path.startswith("/trust/") and path[len("/trust/") :] in site.trust:
             body = site.trust[path[len("/trust/") :]]
             return self._send(200, body, "application/octet-stream", head=head)
+        if path.startswith("/authority/") and site.authority is not None:
+            name = path[len("/authority/") :]
+            if name == "index.json":
+                return self._send(200, site.authority_index(), _TYPES[".json"], head=head)
+            if name in AUTHORITY_FILES:
+                try:
+                    body = fetch_authority_file(site.authority, name)
+                except ConfigError as err:
+                    text = f"cannot fetch from the issuing authority: {err}\n".encode()
+                    return self._send(502, text, "text/plain; charset=utf-8", head=head)
+                return self._send(200, body, "application/octet-stream", head=head)
         if path.startswith("/rules/") and path[len("/rules/") :] in site.rules:
             body = site.rules[path[len("/rules/") :]]
             return self._send(200, body, _TYPES[".json"], head=head)
@@ -226,6 +306,8 @@ def write_bundle(site: Site, target: Path) -> int:
     out["/trust/index.json"] = site.trust_index()
     out.update({f"/trust/{name}": data for name, data in site.trust.items()})
     out.update({f"/rules/{name}": data for name, data in site.rules.items()})
+    if site.authority is not None:  # the operator places the authority's files beside it
+        out["/authority/index.json"] = site.authority_index()
     for path, data in out.items():
         dest = target / path.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -235,10 +317,15 @@ def write_bundle(site: Site, target: Path) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else default_root()
-    site = build_site(root, args.trust or [], args.rules)
+    site = build_site(root, args.trust or [], args.rules, authority=args.authority_url)
     if args.bundle is not None:
         count = write_bundle(site, Path(args.bundle))
         print(f"wrote {count} files to {args.bundle} (a static copy of the scanner page)")
+        if site.authority is not None:
+            print(
+                f"copy {' and '.join(AUTHORITY_FILES)} from {site.authority} into "
+                f"{Path(args.bundle) / 'authority'} (e.g. hourly): the page reads them there"
+            )
         return 0
     server = make_server(site, host=args.host, port=args.port)
     host, port = str(server.server_address[0]), int(server.server_address[1])
@@ -267,6 +354,12 @@ def register(subparsers: Any) -> None:
         "--rules",
         metavar="DIR_OR_FILE",
         help="rule set the page applies (a folder or a bundle, as verifier qr --rules)",
+    )
+    parser.add_argument(
+        "--authority-url",
+        metavar="URL",
+        help="the issuing authority's folder (http or https) holding trustlist.cbor and "
+        "rules.cbor: mirrored to the page under /authority/ (its CSP allows only its own origin)",
     )
     parser.add_argument(
         "--port",

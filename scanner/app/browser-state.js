@@ -4,7 +4,6 @@
 
 import { TrustError } from "../src/verify/errors.js";
 
-const SEQ_KEY = "vndcc.trustlist-seq";
 const FILES_KEY = "vndcc.trust-files";
 const LOG_KEY = "vndcc.scan-log";
 const SETTINGS_KEY = "vndcc.settings";
@@ -22,16 +21,18 @@ function readJson(key, fallback) {
 export function browserState() {
   return {
     pinned: async () => [],
-    async checkRollback(anchorId, seq, where) {
-      const seen = readJson(SEQ_KEY, {});
+    // key "trustlist" (vndcc.trustlist-seq) or "rules" (vndcc.rules-seq, signed rule sets)
+    async checkRollback(anchorId, seq, where, { key = "trustlist", what = "trust list", reason = "trust_list_rollback" } = {}) {
+      const storeKey = `vndcc.${key}-seq`;
+      const seen = readJson(storeKey, {});
       const held = seen[anchorId];
       const n = Number(seq);
       if (held !== undefined && n < held) {
-        throw new TrustError("trust_list_rollback", `${where}: trust list sequence ${n} is older than the accepted ${held} (rollback refused)`);
+        throw new TrustError(reason, `${where}: ${what} sequence ${n} is older than the accepted ${held} (rollback refused)`);
       }
       if (held === undefined || n > held) {
         seen[anchorId] = n;
-        localStorage.setItem(SEQ_KEY, JSON.stringify(seen));
+        localStorage.setItem(storeKey, JSON.stringify(seen));
       }
     },
   };
@@ -78,4 +79,16 @@ export function logScan(verdict) {
   });
   localStorage.setItem(LOG_KEY, JSON.stringify(log.slice(-5000)));
   return log.length;
+}
+
+const RULES_KEY = "vndcc.rule-set";
+
+/** The imported signed rule set ({where, data}) or null; one at a time, the newest kept. */
+export function importedRuleSet() {
+  const f = readJson(RULES_KEY, null);
+  return f && typeof f.data === "string" ? { where: f.where, data: fromBase64(f.data) } : null;
+}
+
+export function saveImportedRuleSet(file) {
+  localStorage.setItem(RULES_KEY, JSON.stringify({ where: file.where, data: toBase64(file.data) }));
 }

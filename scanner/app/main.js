@@ -7,10 +7,14 @@ import { verifyQrText } from "../src/verify/hc1.js";
 import { applyRules, profileName, ruleSetFromJson } from "../src/verify/rules.js";
 import { evaluate } from "../src/vendor/certlogic.js";
 import { loadTrust } from "../src/verify/trust.js";
+import { freshness, validAges } from "../src/verify/age.js";
+import { isSignedRuleSet, loadSignedRules } from "../src/verify/signed-rules.js";
 import {
   browserState,
+  importedRuleSet,
   importedTrustFiles,
   logScan,
+  saveImportedRuleSet,
   saveImportedTrustFiles,
   saveSettings,
   scanLog,
@@ -28,8 +32,11 @@ const ui = {
   stream: null,
   decoding: false,
   last: { text: null, at: 0 },
-  rules: null, // {ruleSet, valueSets, country}
+  rules: null, // {ruleSet, valueSets, country, signed: {info, age} | null}
   rulesProblem: null,
+  rulesRefused: null, // a configured rule set that may not be used: every verdict is red
+  anchors: [], // the CSCAs of the trust material: a signed rule set must chain to one
+  authority: null, // {url} when the server mirrors the issuing authority (/authority/)
 };
 const worker = new Worker("/app/decode-worker.js", { type: "module" });
 const pending = new Map();
@@ -59,6 +66,7 @@ function applyLanguage() {
   $("log-count").textContent = t(ui.lang, "log_count", { n: scanLog().length });
   showTrustStatus();
   showProfiles();
+  showAuthority();
 }
 
 function setStatus(el, text, state = "ok") {
@@ -92,6 +100,7 @@ async function reloadTrust() {
   const files = [...(await serverTrustFiles()), ...importedTrustFiles()];
   ui.store = null;
   ui.trustRefused = null;
+  ui.anchors = [];
   if (!files.length) {
     trustSummary = { kind: "none" };
     showTrustStatus();
@@ -100,11 +109,13 @@ async function reloadTrust() {
   const now = new Date();
   try {
     // A list past its nextUpdate stays usable up to the refusal age (no 48-hour cliff).
-    const store = await loadTrust(files, { now, state: browserState(), staleGraceMs: conf.refuseDays * DAY });
+    const store = await loadTrust(files, { now, state: browserState(), staleGraceMs: conf.refuseDays * DAY, supersede: true });
+    ui.anchors = store.anchors;
     const newest = store.trustLists.reduce((a, b) => (a && a.issuedAt >= b.issuedAt ? a : b), null);
-    const age = newest ? Math.floor((now.getTime() - newest.issuedAt) / DAY) : null;
-    trustSummary = { kind: "ok", dscs: [...store.byKid.values()].flat().length, newest, age };
-    if (newest && age > conf.refuseDays) {
+    const fresh = newest ? freshness(newest.issuedAt, now.getTime(), conf) : null;
+    const age = fresh ? fresh.days : null;
+    trustSummary = { kind: "ok", dscs: [...store.byKid.values()].flat().length, newest, age, state: fresh && fresh.state };
+    if (fresh && fresh.state === "too_old") {
       ui.trustRefused = t(ui.lang, "trust_refused", { age, max: conf.refuseDays });
     } else {
       ui.store = store;
@@ -133,26 +144,105 @@ function showTrustStatus() {
     ? t(ui.lang, "trust_list", { country: s.newest.country, seq: s.newest.seq, age: s.age })
     : t(ui.lang, "trust_files");
   const text = t(ui.lang, "trust_ok", { dscs: s.dscs, lists });
-  if (s.newest && s.age > conf.warnDays) return setStatus(el, `${text}. ${t(ui.lang, "trust_warn", { age: s.age })}`, "warn");
+  if (s.state === "old") return setStatus(el, `${text}. ${t(ui.lang, "trust_warn", { age: s.age })}`, "warn");
   setStatus(el, text, "ok");
 }
 
 // --------------------------------------------------------------------------- rules
 
+async function fetchBytes(path) {
+  const res = await fetch(path, { cache: "no-cache" });
+  return res.ok ? new Uint8Array(await res.arrayBuffer()) : null;
+}
+
+/** The rule set to apply: the newest valid signed one (served at /rules/signed.cbor or
+ * imported), else the server's unsigned bundle; a signed set is checked against the trust
+ * anchors, its age (the trust list's two limits) and the rollback counter. */
 async function loadRuleSet() {
   ui.rules = null;
   ui.rulesProblem = null;
+  ui.rulesRefused = null;
+  const conf = settings();
+  const now = new Date();
+  let valueSets = {};
+  let unsigned = null;
+  const signed = [];
   try {
+    const sets = await fetch("/rules/valuesets.json", { cache: "no-cache" });
+    if (sets.ok) valueSets = await sets.json();
+    const served = await fetchBytes("/rules/signed.cbor").catch(() => null);
+    if (served) signed.push({ where: "/rules/signed.cbor", data: served });
     const res = await fetch("/rules/bundle.json", { cache: "no-cache" });
-    if (res.ok) {
-      const sets = await fetch("/rules/valuesets.json", { cache: "no-cache" });
-      const ruleSet = ruleSetFromJson(await res.json(), "/rules/bundle.json");
-      ui.rules = { ruleSet, valueSets: sets.ok ? await sets.json() : {}, country: settings().country || "VN" };
-    }
+    if (res.ok) unsigned = ruleSetFromJson(await res.json(), "/rules/bundle.json");
   } catch (err) {
     ui.rulesProblem = err.message;
   }
+  const imported = importedRuleSet();
+  if (imported) signed.push(imported);
+  const country = settings().country || "VN";
+  if (signed.length) {
+    // every candidate verified; the highest seq is used (and only it moves the counter)
+    const verified = [];
+    for (const file of signed) {
+      try {
+        verified.push({ file, ...(await verifyCandidate(file, now)) });
+      } catch (err) {
+        ui.rulesProblem = err.message;
+      }
+    }
+    verified.sort((a, b) => b.info.seq - a.info.seq);
+    if (verified.length) {
+      try {
+        const policy = { warnDays: conf.warnDays, refuseDays: conf.refuseDays };
+        const { ruleSet, info, age } = await loadSignedRules(verified[0].file.data, verified[0].file.where, { anchors: ui.anchors, now, state: browserState(), policy });
+        ui.rules = { ruleSet, valueSets, country, signed: { info, age } };
+        ui.rulesProblem = null;
+      } catch (err) {
+        ui.rulesRefused = err.message;
+      }
+    } else {
+      ui.rulesRefused = ui.rulesProblem;
+    }
+  } else if (unsigned) {
+    ui.rules = { ruleSet: unsigned, valueSets, country, signed: null };
+  }
   showProfiles();
+}
+
+async function verifyCandidate(file, now) {
+  if (!isSignedRuleSet(file.data)) throw new Error(`${file.where}: not a signed rule set`);
+  if (!ui.anchors.length) throw new Error(`${file.where}: ${t(ui.lang, "rules_need_trust")}`);
+  const { verifySignedRuleSet } = await import("../src/verify/signed-rules.js");
+  return verifySignedRuleSet(file.data, file.where, ui.anchors, now);
+}
+
+/** A rule set chosen on the page: verified before it is kept; a refused one changes nothing. */
+async function importRules(file) {
+  const data = new Uint8Array(await file.arrayBuffer());
+  const candidate = { where: file.name, data };
+  try {
+    const now = new Date();
+    const { info } = await verifyCandidate(candidate, now);
+    const conf = settings();
+    const age = freshness(info.issuedAt, now.getTime(), conf);
+    if (age.state === "too_old") {
+      throw new Error(`${file.name}: rule set seq ${info.seq} is ${age.days} days old, more than the ${conf.refuseDays} accepted: get a newer one from the issuing authority`);
+    }
+    const held = importedRuleSet();
+    if (held) {
+      const old = await verifyCandidate(held, new Date()).catch(() => null);
+      if (old && old.info.seq > info.seq) {
+        throw new Error(`${file.name}: rule set sequence ${info.seq} is older than the accepted ${old.info.seq} (rollback refused)`);
+      }
+    }
+    saveImportedRuleSet(candidate);
+  } catch (err) {
+    setStatus($("rules-status"), t(ui.lang, "rules_refused", { message: err.message }), "error");
+    $("rules-status").dataset.refused = "true";
+    return;
+  }
+  delete $("rules-status").dataset.refused;
+  await loadRuleSet();
 }
 
 function currentProfile() {
@@ -169,6 +259,7 @@ function showProfiles() {
   if (!ui.rules) {
     select.replaceChildren();
     select.disabled = true;
+    if (ui.rulesRefused) return setStatus(status, t(ui.lang, "rules_refused", { message: ui.rulesRefused }), "error");
     setStatus(status, ui.rulesProblem ? t(ui.lang, "rules_error", { message: ui.rulesProblem }) : t(ui.lang, "rules_none"), ui.rulesProblem ? "error" : "warn");
     return;
   }
@@ -187,10 +278,36 @@ function showProfiles() {
   const profile = currentProfile();
   select.value = profile ?? "";
   const count = ruleSet.rules.filter((r) => r.country === country).length;
-  setStatus(status, t(ui.lang, "rules_ok", { n: count, country, profile: profile ?? "all" }), "ok");
+  const parts = [t(ui.lang, "rules_ok", { n: count, country, profile: profile ?? "all" })];
+  let state = "ok";
+  const signed = ui.rules.signed;
+  if (signed) {
+    parts.push(t(ui.lang, "rules_signed", { country: signed.info.country, seq: signed.info.seq, age: signed.age.days }));
+    if (signed.age.state === "old") {
+      parts.push(t(ui.lang, "rules_warn", { age: signed.age.days }));
+      state = "warn";
+    } else if (signed.age.state === "future") {
+      parts.push(t(ui.lang, "rules_clock"));
+      state = "warn";
+    }
+  } else {
+    parts.push(t(ui.lang, "rules_unsigned"));
+  }
+  if (ui.rulesProblem) {
+    parts.push(t(ui.lang, "rules_error", { message: ui.rulesProblem }));
+    state = "warn";
+  }
+  setStatus(status, parts.join(". "), state);
+  status.dataset.seq = signed ? String(signed.info.seq) : "";
+  status.dataset.age = signed ? String(signed.age.days) : "";
 }
 
 function withRules(verdict) {
+  if (ui.rulesRefused) {
+    // a rule set was configured but may not be used: fail closed, never "valid without rules"
+    const errors = [...verdict.errors, { stage: "rules", reason: "rules_refused", message: ui.rulesRefused }];
+    return { ...verdict, valid: false, stage_failed: verdict.stage_failed || "rules", errors };
+  }
   if (!ui.rules) return verdict;
   const { ruleSet, valueSets, country } = ui.rules;
   return applyRules(verdict, ruleSet, { country, profile: currentProfile(), now: new Date(), valueSets, evaluate });
@@ -248,7 +365,9 @@ function showVerdict(verdict) {
   const list = $("verdict-reasons");
   list.replaceChildren();
   if (!verdict.valid) {
-    const texts = verdict.errors.map((e) => reasonText(ui.lang, e.reason));
+    const texts = verdict.errors.map((e) =>
+      e.reason === "rules_refused" ? t(ui.lang, "rules_refused", { message: e.message }) : reasonText(ui.lang, e.reason),
+    );
     for (const r of verdict.rules || []) {
       if (r.result !== "passed") texts.push(`${r.rule}: ${r.description[ui.lang] || r.description.en || r.reason}`);
     }
@@ -388,6 +507,74 @@ async function importTrust(fileList) {
   for (const f of fileList) files.push({ where: f.name, data: new Uint8Array(await f.arrayBuffer()) });
   saveImportedTrustFiles(files);
   await reloadTrust();
+  await loadRuleSet();
+}
+
+// --------------------------------------------------------------------------- issuing authority
+
+/** `/authority/` is the issuing authority's trust list and rule set on this page's own origin
+ * (the CSP allows no other): `verifier serve --authority-url URL` mirrors them, or the operator
+ * places the files there (docs/scanner.md "Import by URL"). The page verifies both itself. */
+async function authorityIndex() {
+  try {
+    const res = await fetch("/authority/index.json", { cache: "no-cache" });
+    if (!res.ok) return;
+    ui.authority = await res.json();
+  } catch {
+    return;
+  }
+  $("authority-update").hidden = false;
+  ui.authorityStatus = ["authority_from", { url: ui.authority.url }, "ok"];
+  showAuthority();
+}
+
+function showAuthority() {
+  if (!ui.authorityStatus) return;
+  const [key, values, state] = ui.authorityStatus;
+  setStatus($("authority-status"), t(ui.lang, key, values), state);
+}
+
+async function updateFromAuthority() {
+  if (!ui.authority) return;
+  const url = ui.authority.url;
+  const got = [];
+  const problems = [];
+  for (const [name, kind] of [["trustlist.cbor", "trust"], ["rules.cbor", "rules"]]) {
+    try {
+      const res = await fetch(`/authority/${name}`, { cache: "no-store" });
+      if (!res.ok) throw new Error(`${name}: ${(await res.text()).trim().slice(0, 200) || res.status}`);
+      const data = new Uint8Array(await res.arrayBuffer());
+      got.push({ name, kind, data });
+    } catch (err) {
+      problems.push(err.message);
+    }
+  }
+  const trust = got.find((g) => g.kind === "trust");
+  if (trust) {
+    const before = importedTrustFiles();
+    const files = before.filter((f) => f.where !== `authority/${trust.name}`);
+    files.push({ where: `authority/${trust.name}`, data: trust.data });
+    saveImportedTrustFiles(files);
+    await reloadTrust();
+    if (trustSummary.kind === "error") {
+      // a list the page refuses (bad signature, rollback...) never replaces a working one
+      problems.push(trustSummary.message);
+      saveImportedTrustFiles(before);
+      await reloadTrust();
+    }
+  }
+  const rules = got.find((g) => g.kind === "rules");
+  if (rules) {
+    await importRules(new File([rules.data], `authority/${rules.name}`));
+    if ($("rules-status").dataset.refused === "true") problems.push($("rules-status").textContent);
+  } else {
+    await loadRuleSet();
+  }
+  ui.authorityStatus = problems.length
+    ? ["authority_error", { url, message: problems.join("; ") }, "error"]
+    : ["authority_ok", { url, what: got.map((g) => g.name).join(", ") }, "ok"];
+  showAuthority();
+  $("authority-status").dataset.done = "true";
 }
 
 function exportLog() {
@@ -420,13 +607,15 @@ function wire() {
     if (text) handleText(text, { fromImage: false });
   });
   $("trust-file").addEventListener("change", (e) => importTrust(e.target.files));
+  $("rules-file").addEventListener("change", (e) => e.target.files[0] && importRules(e.target.files[0]));
+  $("authority-update").addEventListener("click", () => updateFromAuthority());
   $("export-log").addEventListener("click", exportLog);
   const ages = () => {
     const warnDays = Number($("warn-days").value);
     const refuseDays = Number($("refuse-days").value);
-    if (Number.isInteger(warnDays) && Number.isInteger(refuseDays) && warnDays >= 1 && refuseDays > warnDays) {
+    if (validAges({ warnDays, refuseDays })) {
       saveSettings({ warnDays, refuseDays });
-      reloadTrust();
+      reloadTrust().then(loadRuleSet);
     } else {
       $("warn-days").value = settings().warnDays;
       $("refuse-days").value = settings().refuseDays;
@@ -470,7 +659,9 @@ async function main() {
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/sw.js").catch(() => {});
   }
-  await Promise.all([reloadTrust(), loadRuleSet()]);
+  await reloadTrust();
+  await loadRuleSet();
+  await authorityIndex();
   document.body.dataset.ready = "true";
   $("qr-text").focus();
 }

@@ -8,6 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
 import { RuleFormatError, makeRuleSet, ruleSetFromJson } from "./verify/rules.js";
+import { isSignedRuleSet } from "./verify/signed-rules.js";
 
 const require = createRequire(import.meta.url);
 export const { evaluate } = require("certlogic-js");
@@ -55,6 +56,20 @@ export function loadRules(where) {
     return makeRuleSet(rules, profiles);
   }
   return ruleSetFromJson(readJson(where, MAX_BUNDLE_BYTES), where);
+}
+
+/** The bytes of a signed rule set at `where`, or null when it is a folder or JSON. */
+export function readRuleFile(where) {
+  let data;
+  try {
+    if (!fs.statSync(where).isFile()) return null;
+    data = fs.readFileSync(where);
+  } catch {
+    return null; // loadRules reports it
+  }
+  if (data.length > MAX_BUNDLE_BYTES + 1024 * 1024) throw new RuleFormatError(`${where}: file is too large`);
+  const bytes = new Uint8Array(data);
+  return isSignedRuleSet(bytes) ? bytes : null;
 }
 
 let shipped = null;

@@ -15,7 +15,6 @@ export function defaultStateDir() {
 }
 
 export function nodeState(dir = defaultStateDir()) {
-  const seqFile = path.join(dir, "trustlist-seq.json");
   return {
     async pinned() {
       const folder = path.join(dir, "pinned");
@@ -26,7 +25,9 @@ export function nodeState(dir = defaultStateDir()) {
         .sort()
         .map((n) => ({ where: path.join(folder, n), data: new Uint8Array(fs.readFileSync(path.join(folder, n))) }));
     },
-    async checkRollback(anchorId, seq, where) {
+    // key "trustlist" (trustlist-seq.json) or "rules" (rules-seq.json, signed rule sets)
+    async checkRollback(anchorId, seq, where, { key = "trustlist", what = "trust list", reason = "trust_list_rollback" } = {}) {
+      const seqFile = path.join(dir, `${key}-seq.json`);
       let seen = {};
       try {
         const raw = JSON.parse(fs.readFileSync(seqFile, "utf-8"));
@@ -41,14 +42,14 @@ export function nodeState(dir = defaultStateDir()) {
       const held = seen[anchorId];
       const n = typeof seq === "bigint" ? Number(seq) : seq;
       if (held !== undefined && n < held) {
-        throw new TrustError("trust_list_rollback", `${where}: trust list sequence ${seq} is older than the accepted ${held} (rollback refused)`);
+        throw new TrustError(reason, `${where}: ${what} sequence ${seq} is older than the accepted ${held} (rollback refused)`);
       }
       if (held === undefined || n > held) {
         seen[anchorId] = n;
         const sorted = Object.fromEntries(Object.keys(seen).sort().map((k) => [k, seen[k]]));
         try {
           fs.mkdirSync(dir, { recursive: true });
-          const tmp = path.join(dir, `.trustlist-seq.json.${process.pid}.tmp`);
+          const tmp = path.join(dir, `.${key}-seq.json.${process.pid}.tmp`);
           fs.writeFileSync(tmp, JSON.stringify(sorted, null, 1));
           fs.renameSync(tmp, seqFile);
         } catch (err) {

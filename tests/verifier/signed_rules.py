@@ -5,6 +5,7 @@ the bad ones a checkpoint must refuse. Keys are made here, never stored."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,9 +52,11 @@ def tamper(data: bytes, needle: bytes = b"VR-VN-0003") -> bytes:
 
 
 def make(folder: Path, now: dt.datetime) -> Material:
-    """Files in ``folder``: csca.pem, trustlist.cbor (nextUpdate in a year) and rule sets:
+    """Files in ``folder``: csca.pem, trustlist.cbor (seq 1, nextUpdate in a year),
+    trustlist-2.cbor (seq 2) and rule sets:
 
-    ``rules-1`` (seq 1, issued 1 hour ago), ``rules-2`` (seq 2, 1 hour ago), ``old``
+    ``rules-1`` (seq 1, issued 1 hour ago), ``rules-2`` (seq 2, 1 hour ago), ``rules-5`` (seq 5,
+    10 minutes ago), ``old``
     (seq 3, 20 days ago), ``too-old`` (seq 4, 90 days ago), ``tampered`` (rules-2 with one
     character of a rule changed), ``foreign`` (another CSCA's signer), ``dsc-signed``
     (signed by the DSC: no trust-list EKU), ``no-content-type`` (a valid payload without the
@@ -70,6 +73,13 @@ def make(folder: Path, now: dt.datetime) -> Material:
             next_update=now + dt.timedelta(days=365),
         )
     )  # fmt: skip
+    (folder / "trustlist-2.cbor").write_bytes(
+        build_trust_list(
+            signer=tl, cscas=[csca], dscs=[dsc_cert], revoked_dscs=[], revoked_uvcis=[],  # type: ignore[list-item]
+            crls=[], seq=2, now=now - dt.timedelta(minutes=30), country="VN",
+            next_update=now + dt.timedelta(days=365),
+        )
+    )  # fmt: skip
     rules = bundle(load_rules(default_rules_path()))
     hour = dt.timedelta(hours=1)
 
@@ -81,6 +91,7 @@ def make(folder: Path, now: dt.datetime) -> Material:
         "rules-2": signed(tl, 2, now - hour),
         "old": signed(tl, 3, now - dt.timedelta(days=20)),
         "too-old": signed(tl, 4, now - dt.timedelta(days=90)),
+        "rules-5": signed(tl, 5, now - dt.timedelta(minutes=10)),
         "foreign": signed(foreign_tl, 1, now - hour),
         "dsc-signed": signed(dsc, 1, now - hour),
     }
@@ -89,8 +100,6 @@ def make(folder: Path, now: dt.datetime) -> Material:
         "format": RULE_SET_FORMAT, "version": RULE_SET_VERSION, "seq": 1,
         "iat": int((now - hour).timestamp()), "country": "VN", "bundle": "",
     }  # fmt: skip
-    import json
-
     blobs["no-content-type"] = sign_envelope(
         tl, cbor2.dumps({**payload, "bundle": json.dumps(rules)}, canonical=True)
     )

@@ -201,12 +201,13 @@ export function memoryState(pinned = []) {
   const seen = new Map();
   return {
     pinned: async () => pinned,
-    async checkRollback(anchorId, seq, where) {
-      const held = seen.get(anchorId);
+    async checkRollback(anchorId, seq, where, { key = "trustlist", what = "trust list", reason = "trust_list_rollback" } = {}) {
+      const id = `${key}:${anchorId}`;
+      const held = seen.get(id);
       if (held !== undefined && seq < held) {
-        throw new TrustError("trust_list_rollback", `${where}: trust list sequence ${seq} is older than the accepted ${held} (rollback refused)`);
+        throw new TrustError(reason, `${where}: ${what} sequence ${seq} is older than the accepted ${held} (rollback refused)`);
       }
-      if (held === undefined || seq > held) seen.set(anchorId, seq);
+      if (held === undefined || seq > held) seen.set(id, seq);
     },
   };
 }
@@ -230,15 +231,18 @@ function revokedAt(revoked, info) {
 }
 
 /** Load and check trust material; TrustError when unusable (verifier.trust.load_trust). */
-export async function loadTrust(files, { now, state, staleGraceMs = 0 }) {
-  const store = await loadTrustMaterial(files, { now, state, staleGraceMs });
+export async function loadTrust(files, { now, state, staleGraceMs = 0, supersede = false }) {
+  const store = await loadTrustMaterial(files, { now, state, staleGraceMs, supersede });
   if (!store.byKid.size) throw new TrustError("no_dsc", "the trust material holds no document signer certificate");
   return store;
 }
 
 /** `staleGraceMs`: how long past its nextUpdate a list is still accepted (0, as the Python
- * verifier: refused once stale). The page sets its own refusal age instead of a hard cliff. */
-export async function loadTrustMaterial(files, { now, state, staleGraceMs = 0 }) {
+ * verifier: refused once stale). The page sets its own refusal age instead of a hard cliff.
+ * `supersede`: of several lists of one CSCA, the older ones are set aside instead of refused
+ * as a rollback (the page: the server's list next to a newer one imported from the
+ * authority); the command line, as Python, refuses them. */
+export async function loadTrustMaterial(files, { now, state, staleGraceMs = 0, supersede = false }) {
   const nowMs = now.getTime();
   const anchors = [];
   for (const file of await state.pinned()) {
@@ -266,8 +270,14 @@ export async function loadTrustMaterial(files, { now, state, staleGraceMs = 0 })
     }
   }
   if (!lists.length) direct.push(...givenCas);
-  const parsed = [];
+  let parsed = [];
   for (const file of lists) parsed.push(await verifyTrustList(file.data, file.where, anchors, nowMs, staleGraceMs));
+  if (supersede) {
+    const newest = new Map();
+    const ids = await Promise.all(parsed.map((p) => cscaId(p.anchor)));
+    parsed.forEach((p, i) => newest.set(ids[i], Math.max(Number(p.seq), newest.get(ids[i]) ?? -1)));
+    parsed = parsed.filter((p, i) => Number(p.seq) === newest.get(ids[i]));
+  }
   for (const p of [...parsed].sort((a, b) => (a.seq < b.seq ? 1 : a.seq > b.seq ? -1 : 0))) {
     await state.checkRollback(await cscaId(p.anchor), p.seq, p.summary.path);
   }
@@ -328,23 +338,32 @@ function pyEqualsOne(v) {
   return v === TRUST_LIST_VERSION || v === true || (v instanceof CFloat && v.value === TRUST_LIST_VERSION);
 }
 
-async function verifyTrustList(data, where, anchors, nowMs, staleGraceMs = 0) {
+/** COSE header label 3 (content type) of a signed rule set; a trust list carries none
+ * (verifier.trust.RULE_SET_CONTENT_TYPE). */
+export const COSE_CONTENT_TYPE = 3;
+export const RULE_SET_CONTENT_TYPE = "application/vnd.vn-dcc.rules+cbor";
+
+/** Steps 1-3 of docs/trust-list.md "Verification" for a trust list or a signed rule set
+ * (verifier.trust.verify_envelope): {payload, contentType, signer, anchor}; TrustError with
+ * reason `${reasonPrefix}_invalid|_untrusted|_bad_signature`. */
+export async function verifyEnvelope(data, where, anchors, nowMs, { what = "trust-list", reasonPrefix = "trust_list" } = {}) {
+  const failWith = (message, kind = "invalid") => fail(where, message, `${reasonPrefix}_${kind}`);
   // 1. Decode the COSE_Sign1 and take the signer certificate from x5chain.
   let sign1;
   try {
     sign1 = decodeSign1(data);
   } catch (err) {
-    if (err instanceof CodecError) throw fail(where, `not a trust list: ${err.message}`);
+    if (err instanceof CodecError) throw failWith(`not a ${what.replace("-", " ")}: ${err.message}`);
     throw err;
   }
   let x5chain = sign1.protected.get(CoseHeader.X5CHAIN);
   if (Array.isArray(x5chain) && x5chain.length) x5chain = x5chain[0];
-  if (!(x5chain instanceof Uint8Array)) throw fail(where, "protected header has no x5chain signer certificate");
+  if (!(x5chain instanceof Uint8Array)) throw failWith("protected header has no x5chain signer certificate");
   let signer;
   try {
     signer = await parseTrustedCertificate(x5chain);
   } catch (err) {
-    throw fail(where, `signer certificate: ${err.message}`);
+    throw failWith(`signer certificate: ${err.message}`);
   }
   // 2. The signer chains to a pinned CSCA, is valid now, and may sign trust lists.
   let anchor = null;
@@ -355,27 +374,36 @@ async function verifyTrustList(data, where, anchors, nowMs, staleGraceMs = 0) {
     }
   }
   if (!anchor) {
-    throw fail(where, "trust-list signer does not chain to a pinned CSCA (give it with --trust CSCA.pem or pin it with `python -m verifier trust pin`)", "trust_list_untrusted");
+    throw failWith(`${what} signer does not chain to a pinned CSCA (give it with --trust CSCA.pem or pin it with \`python -m verifier trust pin\`)`, "untrusted");
   }
-  if (!anchor.validAt(nowMs)) throw fail(where, "the pinned CSCA is outside its validity period", "trust_list_untrusted");
-  if (!signer.validAt(nowMs)) throw fail(where, "trust-list signer certificate is outside its validity period", "trust_list_untrusted");
+  if (!anchor.validAt(nowMs)) throw failWith("the pinned CSCA is outside its validity period", "untrusted");
+  if (!signer.validAt(nowMs)) throw failWith(`${what} signer certificate is outside its validity period`, "untrusted");
   if (!signer.ekus || !signer.ekus.has(EKU_TRUST_LIST_SIGNER)) {
-    throw fail(where, "signer certificate lacks the trust-list-signing EKU", "trust_list_untrusted");
+    throw failWith("signer certificate lacks the trust-list-signing EKU", "untrusted");
   }
   if (signer.digitalSignature === false) {
-    throw fail(where, "signer certificate lacks keyUsage digitalSignature", "trust_list_untrusted");
+    throw failWith("signer certificate lacks keyUsage digitalSignature", "untrusted");
   }
   // 3. The COSE signature verifies with the signer's key.
   const alg = sign1.alg;
-  if (!TRUST_LIST_ALGS.includes(alg)) throw fail(where, `unsupported trust-list algorithm ${String(alg).slice(0, 40)}`);
-  if (!algMatchesKey(signer.key, alg)) throw fail(where, `trust-list algorithm ${alg} does not fit the signer's key`);
+  if (!TRUST_LIST_ALGS.includes(alg)) throw failWith(`unsupported ${what} algorithm ${String(alg).slice(0, 40)}`);
+  if (!algMatchesKey(signer.key, alg)) throw failWith(`${what} algorithm ${alg} does not fit the signer's key`);
   if (!(await verifySignature(signer.key, alg, sigStructure(sign1.protectedBytes, sign1.payload), sign1.signature))) {
-    throw fail(where, "trust-list signature does not verify", "trust_list_bad_signature");
+    throw failWith(`${what} signature does not verify`, "bad_signature");
   }
+  return { payload: sign1.payload, contentType: sign1.protected.get(COSE_CONTENT_TYPE), signer, anchor };
+}
+
+async function verifyTrustList(data, where, anchors, nowMs, staleGraceMs = 0) {
+  const envelope = await verifyEnvelope(data, where, anchors, nowMs);
+  if (envelope.contentType === RULE_SET_CONTENT_TYPE) {
+    throw fail(where, "this is a signed rule set, not a trust list (give it with --rules)");
+  }
+  const { anchor } = envelope;
   // Payload (docs/trust-list.md "Payload").
   let payload;
   try {
-    payload = loadsStrict(sign1.payload, "trust_list_invalid");
+    payload = loadsStrict(envelope.payload, "trust_list_invalid");
   } catch (err) {
     if (err instanceof CodecError) throw fail(where, err.message);
     throw err;
