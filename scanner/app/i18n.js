@@ -41,7 +41,7 @@ export const LABELS = {
   "scanning": "Scanning…",
   "camera_error": "Camera unavailable: {message}",
   "no_qr": "No QR code found",
-  "pdf_unsupported": "PDF passports cannot be checked in the browser yet: use `verifier pdf`, or scan the QR on the page",
+  "pdf_unsupported": "{name}: a PDF passport is NOT checked by this page. The browser cannot check the PDF's own signature (PAdES), its timestamp, its revocation data, nor whether the printed name and doses agree with the QR. Check the file with `python -m verifier pdf`, or scan the QR printed on it with the camera (that checks the QR only).",
   "log_count": "{n} scans logged",
   "lang_other": "Tiếng Việt",
   "profile": "Entry rules (profile)",
@@ -62,9 +62,7 @@ export const LABELS = {
   "authority_update": "Update from the issuing authority",
   "authority_from": "Issuing authority: {url}",
   "authority_ok": "Updated from {url}: {what}",
-  "authority_error": "Update from {url} failed: {message}",
-  "pdf_limits": "The QR of this PDF was checked. Not checked in the browser: the PDF's own signature, its timestamp and later changes to the document; check the PDF with `python -m verifier pdf`.",
-  "pdf_no_qr": "No QR code found in this PDF. The browser does not check a PDF's signature: use `python -m verifier pdf`."
+  "authority_error": "Update from {url} failed: {message}"
  },
  "vi": {
   "valid": "HỢP LỆ",
@@ -105,7 +103,7 @@ export const LABELS = {
   "scanning": "Đang quét…",
   "camera_error": "Không dùng được camera: {message}",
   "no_qr": "Không tìm thấy mã QR",
-  "pdf_unsupported": "Chưa kiểm tra được hộ chiếu PDF trong trình duyệt: dùng `verifier pdf`, hoặc quét mã QR trên trang",
+  "pdf_unsupported": "{name}: trang này KHÔNG kiểm tra hộ chiếu PDF. Trình duyệt không kiểm tra được chữ ký của chính tệp PDF (PAdES), dấu thời gian, dữ liệu thu hồi, cũng như tên và các mũi tiêm in trên tệp có khớp với mã QR không. Hãy kiểm tra tệp bằng `python -m verifier pdf`, hoặc quét mã QR in trên tệp bằng camera (chỉ kiểm tra mã QR).",
   "log_count": "Đã ghi {n} lượt quét",
   "lang_other": "English",
   "profile": "Quy định nhập cảnh (hồ sơ)",
@@ -126,9 +124,7 @@ export const LABELS = {
   "authority_update": "Cập nhật từ cơ quan cấp",
   "authority_from": "Cơ quan cấp: {url}",
   "authority_ok": "Đã cập nhật từ {url}: {what}",
-  "authority_error": "Cập nhật từ {url} thất bại: {message}",
-  "pdf_limits": "Đã kiểm tra mã QR của tệp PDF này. Trình duyệt không kiểm tra: chữ ký của chính tệp PDF, dấu thời gian và các thay đổi sau khi ký; hãy kiểm tra tệp PDF bằng `python -m verifier pdf`.",
-  "pdf_no_qr": "Không tìm thấy mã QR trong tệp PDF này. Trình duyệt không kiểm tra chữ ký PDF: dùng `python -m verifier pdf`."
+  "authority_error": "Cập nhật từ {url} thất bại: {message}"
  }
 };
 

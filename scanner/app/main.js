@@ -493,10 +493,15 @@ async function toggleTorch() {
 // --------------------------------------------------------------------------- files
 
 async function decodeImageFile(file) {
-  if (file.type === "application/pdf" || file.name.toLowerCase().endsWith(".pdf")) {
-    setStatus($("scan-status"), t(ui.lang, "pdf_unsupported"), "warn");
+  const head = new Uint8Array(await file.slice(0, 5).arrayBuffer());
+  const isPdf = String.fromCharCode(...head) === "%PDF-";
+  if (isPdf || file.type === "application/pdf" || file.name.toLowerCase().endsWith(".pdf")) {
+    // no PDF check in the browser (docs/scanner.md): say what is not checked, never a verdict
+    setStatus($("scan-status"), t(ui.lang, "pdf_unsupported", { name: file.name }), "warn");
+    $("scan-status").dataset.pdf = "unchecked";
     return;
   }
+  delete $("scan-status").dataset.pdf;
   const text = await decode(file);
   if (text) await handleText(text, { fromImage: true });
   else showVerdict({ valid: false, stage_failed: "qr", errors: [{ stage: "qr", reason: "no_qr_code", message: "" }], payload: null });

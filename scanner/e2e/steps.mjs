@@ -5,6 +5,8 @@
 //   {do: "import-rules", file}      choose a file in "Import a signed rule set"
 //   {do: "wedge", text, profile?}   type an HC1 text into the scanner field (+ Enter)
 //   {do: "authority"}               press "Update from the issuing authority"
+//   {do: "photo", file}             choose a file in "Photo of a QR code"
+//   {do: "drop", file, name?}       drop a file (any name, no type) on the drop area
 //   {do: "status"}                  only read the status lines
 // and one JSON object is printed: {steps: [{do, status: {...}, verdict?}], csp_violations}.
 
@@ -43,6 +45,10 @@ try {
         rules_seq: r.dataset.seq || null,
         rules_age: r.dataset.age || null,
         authority: el("authority-status").hidden ? null : el("authority-status").textContent,
+        scan: el("scan-status").textContent,
+        scan_state: el("scan-status").dataset.state,
+        pdf: el("scan-status").dataset.pdf || null,
+        verdict_shown: !el("verdict").hidden,
         authority_button: !el("authority-update").hidden,
         profiles: [...el("profile").options].map((o) => o.value),
       };
@@ -55,6 +61,21 @@ try {
         const before = await page.textContent("#rules-status");
         await page.setInputFiles("#rules-file", step.file);
         await page.waitForFunction((b) => document.getElementById("rules-status").textContent !== b, before, { timeout: TIMEOUT });
+      } else if (step.do === "photo") {
+        await page.setInputFiles("#photo", step.file);
+        await page.waitForFunction(() => document.getElementById("scan-status").dataset.pdf || !document.getElementById("verdict").hidden, null, { timeout: TIMEOUT });
+      } else if (step.do === "drop") {
+        // a file dropped on the drop area, as a user does from the file manager
+        const { readFileSync } = await import("node:fs");
+        const b64 = readFileSync(step.file).toString("base64");
+        await page.evaluate(({ b64, name }) => {
+          delete document.getElementById("scan-status").dataset.pdf;
+          const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          const dt = new DataTransfer();
+          dt.items.add(new File([bytes], name, { type: "" }));
+          document.getElementById("drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+        }, { b64, name: step.name || "passport" });
+        await page.waitForFunction(() => document.getElementById("scan-status").dataset.pdf || !document.getElementById("verdict").hidden, null, { timeout: TIMEOUT });
       } else if (step.do === "authority") {
         await page.evaluate(() => delete document.getElementById("authority-status").dataset.done);
         await page.click("#authority-update");

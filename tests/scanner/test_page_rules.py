@@ -207,3 +207,33 @@ def test_authority_mirror_without_a_browser(
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and "not an http(s) URL" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_dropped_pdf_says_what_is_not_checked(
+    material: signed_rules.Material, page_server: str, tmp_path: Path
+) -> None:
+    """The page does not check PDF passports (docs/scanner.md): for a PDF chosen or dropped,
+    recognised by its %PDF- header whatever its name, it says so and what is left unchecked,
+    and shows no verdict."""
+    from reportlab.pdfgen import canvas
+
+    pdf = tmp_path / "passport.pdf"
+    c = canvas.Canvas(str(pdf))
+    c.drawString(72, 720, "Vaccine passport")
+    c.save()
+    steps = [
+        {"do": "photo", "file": str(pdf)},
+        {"do": "drop", "file": str(pdf), "name": "scan-0001"},
+    ]
+    en = _steps(page_server, steps)["steps"]
+    vi = _steps(page_server, steps[:1], lang="vi")["steps"]
+    for step in [*en, *vi]:  # type: ignore[union-attr]
+        s = step["status"]
+        assert "error" not in step and s["pdf"] == "unchecked" and s["verdict_shown"] is False, step
+        assert s["scan_state"] == "warn" and "python -m verifier pdf" in s["scan"]
+    photo, drop = en  # type: ignore[misc]
+    assert photo["status"]["scan"].startswith("passport.pdf: a PDF passport is NOT checked by this page")
+    for part in ("signature (PAdES)", "timestamp", "revocation data", "agree with the QR"):
+        assert part in photo["status"]["scan"]
+    assert drop["status"]["scan"].startswith("scan-0001: a PDF passport is NOT checked")
+    assert "KHÔNG kiểm tra hộ chiếu PDF" in vi[0]["status"]["scan"]  # type: ignore[index]
