@@ -25,9 +25,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from verifier import rules_cli, serve
 from verifier.errors import ConfigError, PassportError
 from verifier.hc1 import qr_text_from_file, verify_qr_image, verify_qr_text
 from verifier.human import LANGS, render
@@ -35,6 +35,24 @@ from verifier.image import MAX_IMAGE_BYTES
 from verifier.result import Reason, Verdict
 from verifier.trust import TrustStore, load_trust, load_trust_material, pin_csca
 from verifier.util import CommandLineParser, parse_iso_time
+
+
+def _lazy_module(name: str) -> ModuleType:
+    """``name`` imported on first use: ``verifier pdf`` needs neither the rules nor the
+    scanner server (their imports were 30 ms of its start, issue 13)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.loader is not None, name
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+rules_cli = _lazy_module("verifier.rules_cli")
+serve = _lazy_module("verifier.serve")
 
 EXIT_VALID, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
 #: Subcommand modules that register themselves when installed.
@@ -271,12 +289,17 @@ def _register_optional(subparsers: Any, module_name: str) -> None:
             broken.set_defaults(run=unavailable)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``command="pdf"`` only ``pdf`` (a faster start)."""
     parser = CommandLineParser(
         prog="python -m verifier",
         description="Offline verifier for Vietnam / EU DCC vaccine passports.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    if command == "pdf":
+        for module_name in OPTIONAL_SUBCOMMANDS:
+            _register_optional(subparsers, module_name)
+        return parser
     register_qr(subparsers)
     register_trust(subparsers)
     rules_cli.register(subparsers)  # issue 11: `rules test|list|check`
@@ -289,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (argparse usage errors exit 2 itself)."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         code = int(run(args))

@@ -39,7 +39,7 @@ _LABELS = {
 
 
 def _read_pdf(path: str) -> bytes:
-    from verifier.pdf.signature import MAX_PDF_BYTES
+    from verifier.pdf.report import MAX_PDF_BYTES
 
     try:
         with open(path, "rb") as fh:
@@ -104,7 +104,7 @@ def _verify_within_limit(data: bytes, trust: Any, now: Any) -> PdfVerdict:
     SIGALRM; elsewhere the checks' own bounds are all there is.
     """
     from verifier.pdf.budget import PDF_TOO_COMPLEX
-    from verifier.pdf.signature import CheckError
+    from verifier.pdf.report import CheckError
     from verifier.pdf.verify import CHECKS, PdfVerdict, verify_pdf
 
     if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():

@@ -6,7 +6,9 @@
 ``pyhanko.sign.validation`` lives under ``pyhanko.sign``, whose
 ``__init__`` imports the signers, which import the timestamp clients, which
 import aiohttp: 0.5 s of a 0.65 s ``verifier pdf`` start, for code an
-offline verifier never runs (issue 13). Python runs a package's
+offline verifier never runs (issue 13); ``pyhanko_certvalidator``'s
+``__init__`` likewise (the validator, 40 ms, pulled in by the PDF reader's
+use of one helper module). Python runs a package's
 ``__init__`` before any of its submodules, so this registers the three
 packages (``pyhanko.sign``, ``pyhanko.sign.signers``,
 ``pyhanko.sign.timestamps``) as modules whose ``__init__`` has not run
@@ -24,7 +26,15 @@ import sys
 import threading
 from types import ModuleType
 
-DEFERRED = ("pyhanko.sign", "pyhanko.sign.signers", "pyhanko.sign.timestamps")
+DEFERRED = (
+    "pyhanko.sign",
+    "pyhanko.sign.signers",
+    "pyhanko.sign.timestamps",
+    # pyhanko.pdf_utils.misc imports pyhanko_certvalidator.util, whose package
+    # __init__ imports the whole validator (40 ms): the fast path
+    # (verifier.pdf.fast) reads the PDF without validating with it
+    "pyhanko_certvalidator",
+)
 _LOCK = threading.Lock()
 
 
@@ -65,4 +75,5 @@ def defer_signing_packages() -> None:
                 return
             sys.modules[name] = module
             parent, _, child = name.rpartition(".")
-            setattr(sys.modules[parent], child, module)
+            if parent:
+                setattr(sys.modules[parent], child, module)

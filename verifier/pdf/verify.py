@@ -12,6 +12,9 @@ Checklist (issue 3, "Verification"):
 1. the PAdES signature (:mod:`verifier.pdf.signature`): ``pdf_signature``,
    ``pdf_integrity``, ``pdf_chain``, ``pdf_revocation``, ``pdf_modifications``,
    and ``pdf_timestamp`` when the signature carries a timestamp (B-LT);
+   a passport as signed (one signature over the whole file) is accepted
+   without pyHanko's validation when :mod:`verifier.pdf.fast` proves it
+   valid, anything else goes to pyHanko;
 2. ``qr``: exactly one HC1 QR code is visible on page 1: read from the
    page's vector drawing when it is one this reader fully understands
    (:mod:`verifier.pdf.vector_qr`, a passport's), else rendered and decoded;
@@ -44,8 +47,9 @@ from verifier.errors import CodecError, ConfigError
 from verifier.hc1 import verify_qr_text
 from verifier.pdf.budget import TOO_COMPLEX, file_structure_problem, page_work_problem
 from verifier.pdf.extract import TIME_BUDGET, QrFound, RenderTimeout, page_text, render_qr_texts
+from verifier.pdf.fast import fast_signature_report
 from verifier.pdf.match import compare_document
-from verifier.pdf.signature import PDF_CHECKS, CheckError, check_pdf_signature
+from verifier.pdf.report import PDF_CHECKS, CheckError, SignatureReport
 from verifier.pdf.vector_qr import page_qr
 from verifier.result import STAGES, Verdict, jsonable
 from verifier.trust import TrustStore
@@ -99,15 +103,22 @@ class PdfVerdict:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent, allow_nan=False)
 
 
-def verify_pdf(data: bytes, trust: TrustStore, *, now: dt.datetime) -> PdfVerdict:
-    """Verify a PDF passport (bytes); never raises on untrusted input."""
+def verify_pdf(
+    data: bytes, trust: TrustStore, *, now: dt.datetime, fast_path: bool = True
+) -> PdfVerdict:
+    """Verify a PDF passport (bytes); never raises on untrusted input.
+
+    ``fast_path=False`` always runs pyHanko's validation (the fast path only
+    accepts what that would accept: :mod:`verifier.pdf.fast`; the tests
+    compare the two).
+    """
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.UTC)
     checks: dict[str, bool | None] = dict.fromkeys(CHECKS)
     errors: list[CheckError] = []
 
     # 1. PAdES signature
-    sig = check_pdf_signature(data, trust, now=now)
+    sig = _signature_report(data, trust, now, fast_path=fast_path)
     checks.update(sig.checks)
     errors.extend(sig.errors)
 
@@ -202,6 +213,20 @@ def verify_pdf(data: bytes, trust: TrustStore, *, now: dt.datetime) -> PdfVerdic
         qr_text=qr_text,
         qr=qr_verdict,
     )
+
+
+def _signature_report(
+    data: bytes, trust: TrustStore, now: dt.datetime, *, fast_path: bool
+) -> SignatureReport:
+    """The PDF checks: a provably simple valid signature without pyHanko's validation
+    (not imported then: about 0.1 s of a process's start), else pyHanko's."""
+    if fast_path:
+        report = fast_signature_report(data, trust, now=now)
+        if report is not None:
+            return report
+    from verifier.pdf.signature import check_pdf_signature
+
+    return check_pdf_signature(data, trust, now=now)
 
 
 def _signer_problem(qr_text: str | None, signer: Mapping[str, Any] | None) -> list[tuple[str, str]]:
