@@ -24,7 +24,6 @@ import tempfile
 from dataclasses import dataclass
 
 import zxingcpp
-from PIL import Image
 
 from verifier.errors import ConfigError
 
@@ -107,6 +106,8 @@ def render_page(
 
 def qr_codes_in_png(png: bytes) -> QrFound:
     """Every QR code zxing-cpp finds in the image."""
+    from PIL import Image  # only when a page is rendered (not for a passport's vector QR)
+
     with Image.open(io.BytesIO(png), formats=("PNG",)) as img:
         gray = img.convert("L")
     found = zxingcpp.read_barcodes(

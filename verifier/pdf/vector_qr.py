@@ -444,15 +444,20 @@ def _read(
 
 def _decode(grid: list[bytearray], n: int) -> VectorQr | None:
     import zxingcpp
-    from PIL import Image
 
     width = n + 2 * QUIET_ZONE
     pad = b"\xff" * QUIET_ZONE
-    blank = [b"\xff" * width] * QUIET_ZONE
-    pixels = b"".join([*blank, *(pad + row + pad for row in grid), *blank])
-    image = Image.frombytes("L", (width, width), pixels).resize(
-        (width * _SCALE, width * _SCALE), Image.Resampling.NEAREST
-    )
+    blank = b"\xff" * (width * _SCALE)
+    rows = [blank] * (QUIET_ZONE * _SCALE)
+    for row in grid:  # each module _SCALE x _SCALE grey pixels (no Pillow: 9 ms of import)
+        line = pad + row + pad
+        scaled = bytearray(width * _SCALE)
+        for i in range(_SCALE):
+            scaled[i::_SCALE] = line
+        rows.extend([bytes(scaled)] * _SCALE)
+    rows.extend([blank] * (QUIET_ZONE * _SCALE))
+    side = width * _SCALE
+    image = memoryview(b"".join(rows)).cast("B", (side, side))
     found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
     if len(found) != 1 or not found[0].valid:
         return None
