@@ -23,6 +23,8 @@ RUNS = {
     "pdf": (["--quick"], ["ratio ours / straightforward", "verifier pdf"]),
     "cleaning": (["--records", "2000", "--data", "{tmp}"], ["records/s", "target:"]),
     "ledger": (["--records", "30", "--jobs", "1", "--rounds", "1"], ["round 0 sign", "round 0 batch", "round 0 rerun"]),
+    "portal_load": (["--records", "6", "--connections", "10", "--duration", "1", "--rounds", "1"],
+                    ["saturation:", "citizens  :", "throughput ratio"]),
 }
 
 
