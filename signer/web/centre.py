@@ -216,9 +216,9 @@ def _reconciliation_zip(checks: Path) -> Path:
     "/jobs/{job_id}/reconciliation",
     summary="the checks' reconciliation lists (one CSV per commune): a ZIP, or ?format=json for the listing",
     responses={
-        200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}},
-                          "application/json": {"schema": ReconciliationList.model_json_schema()}},
-              "description": "the ZIP of the CSVs, or their listing"},
+        200: {"model": ReconciliationList,
+              "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+              "description": "the ZIP of the CSVs, or (format=json) their listing"},
         401: _E401, 404: _E404, 409: _E409,
     },
     response_model=None,
@@ -328,7 +328,8 @@ async def result_file(
     "/certificates/{uvci}/revoke",
     response_model=RevokeResponse,
     summary="revoke one of this centre's certificates (published by the next trust list)",
-    responses={401: _E401, 404: _E404, 409: {"model": ErrorBody, "description": "not an issued certificate"}},
+    responses={400: {"model": ErrorBody, "description": "the reason holds control characters"}, 401: _E401,
+               404: _E404, 409: {"model": ErrorBody, "description": "not an issued certificate"}},
 )
 async def revoke(
     who: Caller, portal: PortalDep, body: RevokeRequest,
