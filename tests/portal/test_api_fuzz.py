@@ -34,7 +34,9 @@ def _lock_workaround() -> None:
     renamed call; an unsatisfiable schema ("false") gets no strategy.
     Remove when the dev lock pairs matching versions (reported, issue 12)."""
     import jsonschema_rs
-    from schemathesis.specs.openapi import _hypothesis as h
+    from schemathesis.specs.openapi import _hypothesis
+
+    h: Any = _hypothesis  # private names of the installed version
 
     draft = h.CANONICALIZE_DRAFT_BY_VALIDATOR[jsonschema_rs.Draft202012Validator]
     if hasattr(jsonschema_rs.canonicalize({"type": "string"}, draft=draft), "is_satisfiable"):
@@ -45,7 +47,7 @@ def _lock_workaround() -> None:
             canonical = jsonschema_rs.canonicalize(schema, draft=h.CANONICALIZE_DRAFT_BY_VALIDATOR[validator_cls])
         except (jsonschema_rs.ValidationError, jsonschema_rs.canonical.CanonicalizationError):
             return None
-        if canonical.kind in ("raw", "false"):
+        if str(canonical.kind) in ("raw", "false"):
             return None
         context = h.StrategyContext(
             alphabet=h.Alphabet(allow_x00=generation_config.allow_x00, codec=generation_config.codec)
