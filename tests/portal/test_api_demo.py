@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -133,8 +134,8 @@ def test_each_job_is_claimed_by_one_runner(tmp_path: Path, monkeypatch: pytest.M
         dead.wait()
         with ledger.db.transaction():
             ledger.db.execute("UPDATE jobs SET runner = ?, heartbeat = ? WHERE id = ?",
-                              (f"{jobs.socket.gethostname()}:{dead.pid}:old", int(now), ids[0]))  # fmt: skip
-        again = jobs.claim_job(ledger.db, f"{jobs.socket.gethostname()}:{os.getpid()}:new", now)
+                              (f"{socket.gethostname()}:{dead.pid}:old", int(now), ids[0]))  # fmt: skip
+        again = jobs.claim_job(ledger.db, f"{socket.gethostname()}:{os.getpid()}:new", now)
         assert again is not None and again.id == ids[0]
         row = ledger.db.fetchone("SELECT attempts FROM jobs WHERE id = ?", (ids[0],))
         assert row is not None and row[0] >= 2
