@@ -1,5 +1,5 @@
 """API jobs: a submitted records file checked and signed by the same command
-lines an operator runs, in child processes, one job at a time per server process.
+lines an operator runs, in child processes, one job at a time per machine.
 
     runner = JobRunner(settings, clock=time.time)   # signer.web.centre.on_start
     runner.start(); runner.wake(); ...; runner.stop()
@@ -12,7 +12,10 @@ A job is a row of the ``jobs`` table and a folder ``DATA/jobs/<id>/``:
     results/                    one ZIP per commune (signer.communes.write_commune_zips)
     logs/                       the children's stdout and stderr (0600; never the server's log)
 
-States: ``queued`` -> ``running`` -> ``done`` | ``failed``. A runner claims a
+Each server process starts a runner; on one machine only the one holding
+the flock on DATA/jobs/.runner.lock takes jobs (:class:`MachineLock`; another
+worker takes over when it dies). States: ``queued`` -> ``running`` ->
+``done`` | ``failed``. A runner claims a
 job with one UPDATE ... WHERE state = 'queued' (or a ``running`` job whose
 runner is gone: a dead process on this machine, or no heartbeat for
 :data:`STALE_SECONDS`), so with several uvicorn workers or machines each job
@@ -358,6 +361,35 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+class MachineLock:
+    """One job runner per machine (per data folder): an ``flock`` on
+    DATA/jobs/.runner.lock held by one uvicorn worker; when that worker dies,
+    the kernel frees it and another worker's runner takes it at its next look."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquired(self) -> bool:
+        if self._fd is not None:
+            return True
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class JobRunner:
     """One thread per server process taking jobs one at a time."""
 
@@ -410,8 +442,13 @@ class JobRunner:
 
         ledger = Ledger.open(self.settings.ledger, actor=f"portal-jobs:{self.id}")
         self.db = ledger.db
+        lock = self._machine_lock()
         try:
             while not self._stop.is_set():
+                if not lock.acquired():  # another worker of this machine runs the jobs
+                    self._wake.wait(POLL_SECONDS)
+                    self._wake.clear()
+                    continue
                 try:
                     job = claim_job(ledger.db, self.id, self.clock())
                 except Exception as err:  # a database hiccup: try again later, never die
@@ -423,7 +460,13 @@ class JobRunner:
                     continue
                 self._run(ledger.db, job)
         finally:
+            lock.release()
             ledger.close()
+
+    def _machine_lock(self) -> MachineLock:
+        jobs_dir = self.settings.data_dir / "jobs"
+        jobs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return MachineLock(jobs_dir / ".runner.lock")
 
     def _run(self, db: Database, job: Job) -> None:
         counts: dict[str, Any] = dict(job.counts)

@@ -141,3 +141,24 @@ def test_job_and_revoke_on_postgresql(pg_api_env: ApiEnv) -> None:
     assert b.post(path, json={"reason": "not B's"}).status_code == 404
     r = a.post(path, json={"reason": "data entry error"})
     assert r.status_code == 200 and r.json()["state"] == "revoked"
+
+
+def test_several_workers_one_runner(api_env: ApiEnv) -> None:
+    """``serve --workers 2``: either worker accepts uploads; one process of the
+    machine runs the jobs (the flock), and a second lock on the folder is refused."""
+    from signer.web.jobs import MachineLock
+
+    server = api_env.server(extra=["--workers", "2"])
+    a = server.client("A")
+    body = (EXAMPLES / "records.jsonl").read_bytes()
+    job_ids = [submit(a, body).json()["job_id"] for _ in range(3)]
+    views = [wait_job(a, job_id) for job_id in job_ids]
+    assert [v["state"] for v in views] == ["done"] * 3
+    assert sorted(v["counts"]["issued"] for v in views) == [0, 0, 7]  # exactly once across the jobs
+    ledger = Ledger.open(api_env.ledger, actor="test", create=False)
+    try:
+        runners = {str(r[0]).split(":")[1] for r in ledger.db.fetchall("SELECT runner FROM jobs")}
+    finally:
+        ledger.close()
+    assert len(runners) == 1
+    assert not MachineLock(api_env.data / "jobs" / ".runner.lock").acquired()  # held by that worker
