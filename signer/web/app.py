@@ -101,7 +101,7 @@ def create_app(settings: PortalSettings, *, clock: Clock = time.time) -> FastAPI
         title="vn-dcc health-centre API",
         version="1",
         description="Submit records files, follow jobs, fetch results and revoke certificates "
-        "(docs/portal.md). Citizens use the HTML pages at /.",
+        "(docs/centre-api.md). Citizens use the HTML pages at / (docs/portal.md).",
         lifespan=lifespan,
         docs_url=None,  # no Swagger UI: it needs a CDN and inline script
         redoc_url=None,
