@@ -485,15 +485,14 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
 COMMUNES_DIR = "communes"
 
 
-def report_zips(zips: Sequence[Any], out: TextIO) -> None:
-    """One summary line for the commune ZIPs (:class:`signer.communes.CommuneZip`)."""
-    if not zips:
-        print("commune ZIPs: none (no current certificate)", file=out)
-        return
+def report_zips(run: Any, out: TextIO) -> None:
+    """One summary line for the commune ZIPs (:class:`signer.communes.ZipRun`)."""
+    zips = run.zips
     changed = sum(z.changed for z in zips)
+    removed = f", {len(run.removed)} removed" if run.removed else ""
     print(
-        f"commune ZIPs: {len(zips)} in {zips[0].path.parent} ({sum(z.certificates for z in zips)} certificate(s); "
-        f"{changed} written, {len(zips) - changed} unchanged)",
+        f"commune ZIPs: {len(zips)} in {run.dest} ({sum(z.certificates for z in zips)} certificate(s); "
+        f"{changed} written, {len(zips) - changed} unchanged{removed})",
         file=out,
     )
 

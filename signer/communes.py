@@ -83,6 +83,15 @@ class CommuneZip:
     changed: bool  # written now (False: the same bytes were already there)
 
 
+@dataclass(frozen=True)
+class ZipRun:
+    """What one run of :func:`commune_zips` did."""
+
+    dest: Path
+    zips: list[CommuneZip]  # every current commune's ZIP, by name
+    removed: list[str]  # names of ZIPs of communes without a current certificate any more
+
+
 def commune_key(province: str, commune: str) -> str:
     """What makes two records' places the same commune."""
     return f"{tone_key(province)}\x1f{tone_key(commune)}"
@@ -112,10 +121,10 @@ def write_commune_zips(batch_dir: Path, dest_dir: Path) -> list[Path]:
     file is missing or does not match the manifest, or when ``dest_dir``
     holds the ZIPs of another batch folder.
     """
-    return [z.path for z in commune_zips(batch_dir, dest_dir)]
+    return [z.path for z in commune_zips(batch_dir, dest_dir).zips]
 
 
-def commune_zips(batch_dir: Path, dest_dir: Path) -> list[CommuneZip]:
+def commune_zips(batch_dir: Path, dest_dir: Path) -> ZipRun:
     """:func:`write_commune_zips` with what each ZIP holds."""
     try:
         fd = os.open(batch_dir, os.O_RDONLY | os.O_DIRECTORY)
@@ -131,7 +140,7 @@ def commune_zips(batch_dir: Path, dest_dir: Path) -> list[CommuneZip]:
         os.close(fd)
 
 
-def write_zips(batch_dir: Path, dest_dir: Path) -> list[CommuneZip]:
+def write_zips(batch_dir: Path, dest_dir: Path) -> ZipRun:
     """The work of :func:`commune_zips`, for a caller that holds the batch
     folder's lock itself (``signer batch --zip-per-commune``)."""
     manifest = batch_dir / MANIFEST_NAME
@@ -160,13 +169,13 @@ def write_zips(batch_dir: Path, dest_dir: Path) -> list[CommuneZip]:
             finally:
                 groups.close()
         keep = {z.path.name for z in made}
-        for old in dest_dir.iterdir():
-            if ZIP_NAME.fullmatch(old.name) and old.name not in keep:
-                old.unlink()  # no current certificate of that commune any more
+        removed = sorted(p.name for p in dest_dir.iterdir() if ZIP_NAME.fullmatch(p.name) and p.name not in keep)
+        for name in removed:
+            (dest_dir / name).unlink()  # no current certificate of that commune any more
         os.fsync(dest_fd)
     finally:
         os.close(dest_fd)
-    return sorted(made, key=lambda z: z.path.name)
+    return ZipRun(dest_dir, sorted(made, key=lambda z: z.path.name), removed)
 
 
 def _claim(dest_dir: Path, source: str) -> None:

@@ -195,8 +195,11 @@ def run_zips(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
                 zips = write_zips(output.path, dest)
         finally:
             ledger.close()
-    for z in zips:
-        print(f"{z.path}: {z.certificates} certificate(s){'' if z.changed else ' (unchanged)'}", file=out)
+    for z in zips.zips:
+        if z.changed:
+            print(f"written: {z.path} ({z.certificates} certificate(s))", file=out)
+    for name in zips.removed:
+        print(f"removed: {zips.dest / name} (no current certificate)", file=out)
     report_zips(zips, out)
     return 0
 
