@@ -118,6 +118,14 @@ class Page:
         ):
             raise Refused(403, "error.csrf")
 
+    async def form(self, name: str, fields: tuple[str, ...]) -> dict[str, str]:
+        """The POSTed form: bounded and well-formed, its CSRF token checked first, then its fields."""
+        values = await forms.read_form(self.request)
+        self.check_csrf(name, values)
+        if any(f not in values for f in fields):
+            raise Refused(400, "error.bad_form")
+        return values
+
     def rotate_pre(self) -> None:
         self.pre, self.new_pre = secrets.token_urlsafe(32), True
 
@@ -231,8 +239,7 @@ def _phones(p: Page, rows: list[tuple[str, str, str, str, str | None, str | None
 @router.post("/lookup")
 @page
 async def lookup(p: Page) -> Response:
-    values = await forms.read_form(p.request, ("csrf", "id_number", "birth_date"))
-    p.check_csrf("lookup", values)
+    values = await p.form("lookup", ("csrf", "id_number", "birth_date"))
     citizen = citizen_of(p.portal)
     if citizen.limiter.network_over("lookup", _network(p)):
         raise Refused(429, "error.rate")
@@ -257,8 +264,7 @@ async def code_form(p: Page) -> Response:
 @router.post("/code")
 @page
 async def code(p: Page) -> Response:
-    values = await forms.read_form(p.request, ("csrf", "code"))
-    p.check_csrf("code", values)
+    values = await p.form("code", ("csrf", "code"))
     citizen = citizen_of(p.portal)
     if citizen.limiter.network_over("code", _network(p)):
         raise Refused(429, "error.rate")
@@ -293,8 +299,7 @@ async def code(p: Page) -> Response:
 @router.post("/code/resend")
 @page
 async def resend(p: Page) -> Response:
-    values = await forms.read_form(p.request, ("csrf",))
-    p.check_csrf("resend", values)
+    await p.form("resend", ("csrf",))
     citizen = citizen_of(p.portal)
     if citizen.limiter.network_over("lookup", _network(p)):
         raise Refused(429, "error.rate")
@@ -416,8 +421,7 @@ async def access(p: Page) -> Response:
 @router.post("/signout")
 @page
 async def signout(p: Page) -> Response:
-    values = await forms.read_form(p.request, ("csrf",))
-    p.check_csrf("signout", values)
+    await p.form("signout", ("csrf",))
     session = sessions.load(p.portal.ledger.db, p.request.cookies.get(sessions.SESSION_COOKIE), p.now)
     if session is not None:
         sessions.end(p.portal.ledger.db, session, p.now)
@@ -438,8 +442,7 @@ async def claim_form(p: Page) -> Response:
 @router.post("/claim")
 @page
 async def claim(p: Page) -> Response:
-    values = await forms.read_form(p.request, ("csrf", "id_number", "birth_date", "claim_code", "phone"))
-    p.check_csrf("claim", values)
+    values = await p.form("claim", ("csrf", "id_number", "birth_date", "claim_code", "phone"))
     citizen = citizen_of(p.portal)
     if citizen.limiter.network_over("claim", _network(p)):
         raise Refused(429, "error.rate")

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from signer.web import portal_cli
 from signer.web.settings import SETTINGS_ENV, PortalSettings
 from verifier.errors import ConfigError
 
@@ -45,6 +46,7 @@ def register(subparsers: Any) -> None:
                    help="first set up demo data in DATA (demo PKI, example records signed "
                    "through the API's job path, a centre API key, claim codes), then serve")
     p.set_defaults(func=run_serve)
+    portal_cli.register(subparsers)  # the `portal` admin group (claim codes, API keys)
 
 
 def settings_from_args(ns: argparse.Namespace) -> PortalSettings:

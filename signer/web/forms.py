@@ -33,10 +33,8 @@ class Refused(PassportError):
         self.status, self.key, self.values = status, key, values
 
 
-async def read_form(request: Request, fields: tuple[str, ...]) -> dict[str, str]:
+async def read_form(request: Request) -> dict[str, str]:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/x-www-form-urlencoded":
-        raise Refused(400, "error.bad_form")
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
         raise Refused(413, "error.too_big")
@@ -45,6 +43,10 @@ async def read_form(request: Request, fields: tuple[str, ...]) -> dict[str, str]
         body += chunk
         if len(body) > MAX_BODY:
             raise Refused(413, "error.too_big")
+    if not body:
+        return {}  # no fields (the CSRF check refuses it)
+    if ctype != "application/x-www-form-urlencoded":
+        raise Refused(400, "error.bad_form")
     try:
         text = bytes(body).decode("ascii")
         pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=12)
@@ -55,9 +57,6 @@ async def read_form(request: Request, fields: tuple[str, ...]) -> dict[str, str]
         if name in out or len(value) > MAX_FIELD or "\x00" in value:
             raise Refused(400, "error.bad_form")
         out[name] = value
-    missing = [f for f in fields if f not in out]
-    if missing:
-        raise Refused(400, "error.bad_form")
     return out
 
 

@@ -30,7 +30,8 @@ def token(pc: PortalClient, page: str, action: str) -> str:
 
 def post(pc: PortalClient, action: str, page: str, **fields: str) -> httpx.Response:
     data = {"csrf": token(pc, page, action), **fields}
-    return pc.client.post(action, data=data, follow_redirects=False)
+    response: httpx.Response = pc.client.post(action, data=data, follow_redirects=False)
+    return response
 
 
 def lookup(pc: PortalClient, person: dict[str, str]) -> httpx.Response:
@@ -56,7 +57,7 @@ def sign_in(pc: PortalClient, person: dict[str, str]) -> str:
     assert r.status_code == 303 and r.headers["location"] == "/passport", r.text
     page = pc.client.get("/passport")
     assert page.status_code == 200
-    return page.text
+    return str(page.text)
 
 
 def handles(html: str) -> list[str]:
