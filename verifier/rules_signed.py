@@ -159,7 +159,8 @@ def verify_rule_set(
         raise _fail(where, err.message) from None
     if not isinstance(payload, Mapping):
         raise _fail(where, "payload is not a map")
-    if payload.get("format") != RULE_SET_FORMAT or payload.get("version") != RULE_SET_VERSION:
+    version = payload.get("version")
+    if payload.get("format") != RULE_SET_FORMAT or type(version) is not int or version != 1:
         raise _fail(where, f"not a {RULE_SET_FORMAT} version {RULE_SET_VERSION} payload")
     seq = _uint(payload, "seq", where)
     iat = _uint(payload, "iat", where)
