@@ -40,6 +40,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--registry", type=Path, metavar="FILE",
                    help="registry extract (CSV or SQLite index) that API jobs check records against")
     p.add_argument("--language", choices=("vi", "en"), default="vi", help="default page language")
+    p.add_argument("--limits", type=Path, metavar="FILE.json",
+                   help="rate limits and the look-up lock, e.g. {\"lock_seconds\": 600} (docs/portal.md)")
     p.add_argument("--max-upload-mb", type=int, default=64, metavar="N",
                    help="largest records file the API accepts, in MiB (default 64)")
     p.add_argument("--demo", action="store_true",
@@ -59,7 +61,25 @@ def settings_from_args(ns: argparse.Namespace) -> PortalSettings:
         registry=ns.registry,
         language=ns.language,
         max_upload_bytes=ns.max_upload_mb * 1024 * 1024,
+        limits=_read_limits(ns.limits),
     )
+
+
+def _read_limits(path: Path | None) -> dict[str, int]:
+    if path is None:
+        return {}
+    import json
+
+    from signer.web.limits import Limits
+
+    try:
+        values = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--limits {path}: {err}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--limits {path}: a JSON object of limit names to integers")
+    Limits.from_settings(values)  # checked now, not at the first request
+    return {str(k): int(v) for k, v in values.items()}
 
 
 def run_serve(ns: argparse.Namespace) -> int:
