@@ -158,7 +158,8 @@ class Page:
 
     def refused(self, err: Refused) -> Response:
         message = self.t(err.key, **err.values)
-        return self.render("message.html", status=err.status, message=message, error=True)
+        return self.render("message.html", status=err.status, message=message, error=True,
+                           claim_link=err.key in ("error.locked", "code.dead", "claim.wrong"))
 
 
 Handler = Callable[[Page], Awaitable[Response]]
