@@ -285,40 +285,65 @@ def _timed_runs(cmds: list[list[str]]) -> tuple[float, float]:
     return (_children_cpu() - c0) / n, (time.perf_counter() - w0) / n
 
 
-def verify_ratio(n_files: int, rounds: int) -> int:
+def _sign_folder(folder: Path, signer: Any, issuer: Hc1Issuer, records: list[Record], n: int) -> None:
+    from signer.pdf.model import passport_data
+
+    folder.mkdir()
+    for i in range(n):
+        rec = records[i % len(records)]
+        issued = issuer.issue(rec, now=NOW, allow_unverified=True)
+        data = passport_data(dcc=issued.dcc, hc1=issued.hc1, centre=CENTRE, record=rec, issued_at=NOW,
+                             expires_at=dt.datetime.fromtimestamp(issued.exp, dt.UTC))
+        (folder / f"p{i:03d}.pdf").write_bytes(signer.sign(data, now=NOW))
+
+
+def verify_ratio(n_files: int, rounds: int, python: str) -> int:
     """``verifier pdf`` against ``pdfsig`` on the same files in the same run (issue 13).
 
     Per file and per process: ``pdfsig -nssdir DB FILE`` (NSS database trusting
-    the CSCA, its CRL imported) and ``python -m verifier pdf --trust csca.pem
-    FILE``, each started once per file; in one process for a folder:
-    :func:`verifier.pdf.verify_pdf` over the files with the trust loaded once
-    (``verifier pdf --jobs 1 DIR``'s loop), poppler children included. CPU is
-    user + system of this process and its children; the ratio is the median of
-    per-round ratios (rounds alternate the tools).
+    the CSCA, its CRL imported) and ``PYTHON -m verifier pdf --trust csca.pem
+    --trust dsc.pem FILE`` (``--python``: e.g. the checkpoint venv's interpreter), each started
+    once per file, on B-B and on B-LT passports (signature timestamp from
+    ``keys.tsa`` over loopback); ``verifier pdf --jobs 1 --json DIR`` once for
+    the B-B folder; in one process for a folder: :func:`verifier.pdf.verify_pdf`
+    over the files with the trust loaded once (``verifier pdf --jobs 1 DIR``'s
+    loop). Floors, one process per file: ``PYTHON -c pass`` and ``PYTHON -c
+    "import cryptography.x509"``. CPU is user + system of this process and its
+    children; the ratio is the median of per-round ratios against pdfsig on
+    the same files (rounds alternate the tools).
     """
     import subprocess
+    import threading
 
-    from signer.pdf.model import passport_data
+    from keys.tsa import TimeStampAuthority, make_server, make_tsa_certificate
     from signer.pdf.sign import PassportPdfSigner
+    from signer.pdf.tsa import HttpTimestamper
     from verifier.pdf import verify_pdf
+    from verifier.pdf.fast import fast_signature_report
     from verifier.trust import load_trust
 
-    csca, _ca_key, key, crl = _pki()
+    csca, ca_key, key, crl = _pki()
     records = _records()
     issuer = Hc1Issuer(key, issuer_name="Ministry of Health of Viet Nam")
-    signer = PassportPdfSigner(key, centre=CENTRE, crls=[crl], now=NOW)
+    tsa_key = new_private_key("ec-p256")
+    tsa_cert = make_tsa_certificate(csca, ca_key, tsa_key.public_key(), now=NOW - dt.timedelta(days=1))
+    tsa_server = make_server(TimeStampAuthority(key=tsa_key, certificate=tsa_cert), clock=lambda: NOW)
+    threading.Thread(target=tsa_server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        folder = tmp / "pdfs"
-        folder.mkdir()
-        for i in range(n_files):
-            rec = records[i % len(records)]
-            issued = issuer.issue(rec, now=NOW, allow_unverified=True)
-            data = passport_data(dcc=issued.dcc, hc1=issued.hc1, centre=CENTRE, record=rec,
-                                 issued_at=NOW,
-                                 expires_at=dt.datetime.fromtimestamp(issued.exp, dt.UTC))
-            (folder / f"p{i:03d}.pdf").write_bytes(signer.sign(data, now=NOW))
-        files = sorted(folder.iterdir())
+        stamper = HttpTimestamper(f"http://127.0.0.1:{tsa_server.server_address[1]}/")
+        try:
+            _sign_folder(tmp / "bb", PassportPdfSigner(key, centre=CENTRE, crls=[crl], now=NOW),
+                         issuer, records, n_files)
+            _sign_folder(tmp / "blt", PassportPdfSigner(key, centre=CENTRE, crls=[crl], now=NOW,
+                                                        timestamper=stamper),
+                         issuer, records, n_files)
+        finally:
+            stamper.close()
+            tsa_server.shutdown()
+            tsa_server.server_close()
+        files = {kind: sorted((tmp / kind).iterdir()) for kind in ("bb", "blt")}
         csca_pem = tmp / "csca.pem"
         csca_pem.write_bytes(csca.public_bytes(Encoding.PEM))
         nss = tmp / "nss"
@@ -329,49 +354,75 @@ def verify_ratio(n_files: int, rounds: int) -> int:
                      str(csca_pem)],
                     ["crlutil", "-I", "-d", f"sql:{nss}", "-i", str(tmp / "crl.der"), "-B"]):
             subprocess.run(cmd, check=True, capture_output=True)
-        out = subprocess.run(["pdfsig", "-nssdir", f"sql:{nss}", str(files[0])], capture_output=True,
-                             text=True, check=False).stdout
-        assert "Signature is Valid" in out and "Certificate is Trusted" in out, out
+        for kind in ("bb", "blt"):
+            out = subprocess.run(["pdfsig", "-nssdir", f"sql:{nss}", str(files[kind][0])],
+                                 capture_output=True, text=True, check=False).stdout
+            assert "Signature is Valid" in out and "Certificate is Trusted" in out, out
         at = (NOW + dt.timedelta(hours=1)).isoformat()
         env_state = tmp / "state"
         os.environ["VNDCC_VERIFIER_STATE"] = str(env_state)
-        pdfsig_cmds = [["pdfsig", "-nssdir", f"sql:{nss}", str(f)] for f in files]
-        ours_cmds = [[sys.executable, "-m", "verifier", "pdf", "--trust", str(csca_pem), "--at", at,
-                      str(f)] for f in files]
-        folder_cmd = [[sys.executable, "-m", "verifier", "pdf", "--trust", str(csca_pem), "--at", at,
-                       "--jobs", "1", "--json", str(folder)]]
-        (tmp / "dsc.pem").write_bytes(key.certificate.public_bytes(Encoding.PEM))
-        trust = load_trust([csca_pem, tmp / "dsc.pem"], now=NOW, state_dir=env_state)
-        datas = [f.read_bytes() for f in files]
-        assert all(verify_pdf(d, trust, now=NOW).valid for d in datas[:3])
+        dsc_pem = tmp / "dsc.pem"  # the QR's kid (the CSCA alone makes every verdict unknown_kid)
+        dsc_pem.write_bytes(key.certificate.public_bytes(Encoding.PEM))
+        trust_args = ["--trust", str(csca_pem), "--trust", str(dsc_pem)]
+        trust = load_trust([csca_pem, dsc_pem], now=NOW, state_dir=env_state)
+        datas = {kind: [f.read_bytes() for f in files[kind]] for kind in files}
+        for kind, level in (("bb", "B-B"), ("blt", "B-LT")):
+            for d in datas[kind][:3]:
+                verdict = verify_pdf(d, trust, now=NOW)
+                assert verdict.valid and (verdict.signer or {}).get("pades_level") == level
+                assert fast_signature_report(d, trust, now=NOW) is not None  # the fast path is taken
+            done = subprocess.run([python, "-m", "verifier", "pdf", *trust_args, "--at", at,
+                                   str(files[kind][0])], capture_output=True, text=True)
+            assert done.returncode == 0 and f"PAdES {level}" in done.stdout, done.stdout + done.stderr
 
-        def in_process() -> tuple[float, float]:
+        def pdfsig(kind: str) -> list[list[str]]:
+            return [["pdfsig", "-nssdir", f"sql:{nss}", str(f)] for f in files[kind]]
+
+        def ours(kind: str) -> list[list[str]]:
+            return [[python, "-m", "verifier", "pdf", *trust_args, "--at", at, str(f)]
+                    for f in files[kind]]
+
+        def in_process(kind: str) -> tuple[float, float]:
             c0, p0, w0 = _children_cpu(), time.process_time(), time.perf_counter()
-            for d in datas:
+            for d in datas[kind]:
                 verify_pdf(d, trust, now=NOW)
-            n = len(datas)
+            n = len(datas[kind])
             return ((time.process_time() - p0 + _children_cpu() - c0) / n,
                     (time.perf_counter() - w0) / n)
 
+        folder_cmd = [[python, "-m", "verifier", "pdf", *trust_args, "--at", at,
+                       "--jobs", "1", "--json", str(tmp / "bb")]]
+        floor_pass = [[python, "-c", "pass"]] * n_files
+        floor_crypto = [[python, "-c", "import cryptography.x509"]] * n_files
         rows: list[dict[str, tuple[float, float]]] = []
         for _ in range(rounds):
-            row = {"pdfsig": _timed_runs(pdfsig_cmds), "ours": _timed_runs(ours_cmds),
-                   "in_process": in_process()}
+            row = {"pdfsig_bb": _timed_runs(pdfsig("bb")), "ours_bb": _timed_runs(ours("bb")),
+                   "pdfsig_blt": _timed_runs(pdfsig("blt")), "ours_blt": _timed_runs(ours("blt")),
+                   "inproc_bb": in_process("bb"), "inproc_blt": in_process("blt"),
+                   "floor_pass": _timed_runs(floor_pass), "floor_crypto": _timed_runs(floor_crypto)}
             folder_cpu, folder_wall = _timed_runs(folder_cmd)
-            row["folder_process"] = (folder_cpu / len(files), folder_wall / len(files))
+            row["folder_bb"] = (folder_cpu / n_files, folder_wall / n_files)
             rows.append(row)
-    print(f"verifier pdf vs pdfsig, {n_files} passports, {rounds} rounds, one CPU "
-          "(median ms per file; ratio = median of per-round ratios)")
-    print(f"{'':<44}{'cpu ms':>9}{'wall ms':>9}{'cpu x':>8}{'wall x':>8}")
-    for name, label in (("pdfsig", "pdfsig FILE (one process per file)"),
-                        ("ours", "verifier pdf FILE (one process per file)"),
-                        ("folder_process", "verifier pdf --jobs 1 DIR (one process)"),
-                        ("in_process", "verify_pdf in-process (folder loop)")):
+    print(f"verifier pdf vs pdfsig, {n_files} B-B + {n_files} B-LT passports, {rounds} rounds, one CPU, "
+          f"{python} (median ms per file; ratio = median of per-round ratios against pdfsig on the "
+          "same files)")
+    print(f"{'':<48}{'cpu ms':>9}{'wall ms':>9}{'cpu x':>8}{'wall x':>8}")
+    for name, base, label in (
+        ("pdfsig_bb", "pdfsig_bb", "pdfsig FILE, B-B (one process per file)"),
+        ("ours_bb", "pdfsig_bb", "verifier pdf FILE, B-B (one process per file)"),
+        ("pdfsig_blt", "pdfsig_blt", "pdfsig FILE, B-LT (one process per file)"),
+        ("ours_blt", "pdfsig_blt", "verifier pdf FILE, B-LT (one process per file)"),
+        ("folder_bb", "pdfsig_bb", "verifier pdf --jobs 1 DIR, B-B (one process)"),
+        ("inproc_bb", "pdfsig_bb", "verify_pdf in-process, B-B (folder loop)"),
+        ("inproc_blt", "pdfsig_blt", "verify_pdf in-process, B-LT (folder loop)"),
+        ("floor_pass", "pdfsig_bb", "floor: python -c pass"),
+        ("floor_crypto", "pdfsig_bb", "floor: python -c 'import cryptography.x509'"),
+    ):
         cpu = statistics.median(r[name][0] for r in rows) * 1000
         wall = statistics.median(r[name][1] for r in rows) * 1000
-        rc = statistics.median(r[name][0] / r["pdfsig"][0] for r in rows)
-        rw = statistics.median(r[name][1] / r["pdfsig"][1] for r in rows)
-        print(f"{label:<44}{cpu:>9.1f}{wall:>9.1f}{rc:>8.1f}{rw:>8.1f}")
+        rc = statistics.median(r[name][0] / r[base][0] for r in rows)
+        rw = statistics.median(r[name][1] / r[base][1] for r in rows)
+        print(f"{label:<48}{cpu:>9.1f}{wall:>9.1f}{rc:>8.1f}{rw:>8.1f}")
     return 0
 
 
@@ -383,6 +434,9 @@ def main() -> int:
                         help="only write page 1 of a sample passport as PNG (docs/passport-sample.png)")
     parser.add_argument("--verify-ratio", action="store_true",
                         help="only compare verifier pdf with pdfsig on the same files (issue 13)")
+    parser.add_argument("--python", default=sys.executable, metavar="PYTHON",
+                        help="--verify-ratio: the interpreter that runs `-m verifier` (e.g. the "
+                        "checkpoint venv's, scripts/setup-verifier.sh)")
     args = parser.parse_args()
     if args.sample:
         return write_sample(args.sample)
@@ -391,7 +445,7 @@ def main() -> int:
     if args.verify_ratio:
         logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
         logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
-        return verify_ratio(5 if args.quick else 20, 3 if args.quick else 5)
+        return verify_ratio(5 if args.quick else 20, 3 if args.quick else 5, args.python)
     # pyHanko warns on every baseline signature that fetching is off (on purpose: offline)
     logging.getLogger("pyhanko").setLevel(logging.ERROR)
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # verified, so that `python -m verifier qr` starts fast at a checkpoint.
 
 EXIT_VALID, EXIT_INVALID = 0, 1
-#: Seconds for one file, all checks together (a passport takes about 0.5 s).
+#: Seconds for one file, all checks together (a passport takes about 0.2 s with the start-up).
 WALL_LIMIT = 20.0
 
 _LABELS = {

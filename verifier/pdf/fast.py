@@ -31,7 +31,8 @@ requires identical verdicts):
 3. ``/ByteRange`` is ``[0 a b c]`` with ``b = a + len(/Contents)``,
    ``b + c`` the file size, the hole ``<`` .. ``>``;
 4. DocMDP P=1 (``/Reference`` holds exactly one ``/DocMDP`` transform);
-5. the CMS: one SignerInfo, detached ``data``, signed attributes
+5. the CMS: one SignerInfo (its certificate the only one it names), no
+   CRLs inside the CMS, detached ``data``, signed attributes
    content-type (``data``), message-digest (equal to the digest of the two
    ranges) and optionally the ESS signing-certificate (v2) matching the
    signer certificate, nothing else; SHA-2 digest, ECDSA, RSA PKCS#1 v1.5 or
@@ -200,22 +201,26 @@ def _fast(data: bytes, trust: TrustStore, now: Any) -> SignatureReport:
     _require((ts is None) == (not unsigned_types))
     if ts is not None:
         _require(ts.imprint_matches and ts.gen_time <= now + CLOCK_SKEW)
-        _require(ts.tsa_cert is not None and tsa_usage_problem(ts.tsa_cert) is None)
+        tsa_cert = ts.tsa_cert
+        if tsa_cert is None or tsa_usage_problem(tsa_cert) is not None:
+            raise _Decline
         token = signer_info["unsigned_attrs"][0]["values"][0]
         _require(token["content_type"].native == "signed_data")
         tst_data = token["content"]
-        _require(len(tst_data["signer_infos"]) == 1)
+        _require(len(tst_data["signer_infos"]) == 1 and _no_crls(tst_data))
+        # the one certificate the token's SignerInfo names is the TSA certificate read above
+        _require(_signer_cert(tst_data, tst_data["signer_infos"][0]).dump() == tsa_cert.dump())
         tst_info = tst_data["encap_content_info"]["content"]
         _require(isinstance(tst_info, core.ParsableOctetString))
         tst_signer = tst_data["signer_infos"][0]
         tst_digest = tst_signer["digest_algorithm"]["algorithm"].native
         _require(tst_digest in _HASHES)
-        _check_signer_info(tst_signer, ts.tsa_cert, "tst_info",
+        _check_signer_info(tst_signer, tsa_cert, "tst_info",
                            hashlib.new(tst_digest, bytes(tst_info)).digest())  # fmt: skip
         _require(isinstance(tst_signer["unsigned_attrs"], core.Void))
         at = min(ts.gen_time, now)
-        anchor = _issuer(ts.tsa_cert, anchors, at)
-        _require_not_revoked(ts.tsa_cert, anchor, crls, at)
+        anchor = _issuer(tsa_cert, anchors, at)
+        _require_not_revoked(tsa_cert, anchor, crls, at)
         moment = revocation_moment = at
     # 8. the DSC: a document signer of a trusted CSCA, valid at that time
     _require(_signer_usage_ok(cert))
@@ -291,8 +296,15 @@ def _signed_data(der: bytes, *, expect: str) -> tuple[Any, Any, asn1_x509.Certif
     _require(len(signed_data["signer_infos"]) == 1)
     eci = signed_data["encap_content_info"]
     _require(eci["content_type"].native == expect and isinstance(eci["content"], core.Void))
+    _require(_no_crls(signed_data))
     signer_info = signed_data["signer_infos"][0]
     return signed_data, signer_info, _signer_cert(signed_data, signer_info)
+
+
+def _no_crls(signed_data: Any) -> bool:
+    """No revocation data inside the CMS (only the DSS's CRLs are weighed here)."""
+    crls = signed_data["crls"]
+    return isinstance(crls, core.Void) or len(crls) == 0
 
 
 def _same_name(a: Any, b: Any) -> bool:
