@@ -25,6 +25,8 @@ RUNS = {
     "ledger": (["--records", "30", "--jobs", "1", "--rounds", "1"], ["round 0 sign", "round 0 batch", "round 0 rerun"]),
     "portal_load": (["--records", "6", "--connections", "10", "--duration", "1", "--rounds", "1"],
                     ["saturation:", "citizens  :", "throughput ratio"]),
+    "scanner": (["--frames", "10"], ["10 of 10 frames valid", "decode          : median", "scan-to-verdict : median",
+                                     "ratio scan-to-verdict / decode", "target: scan-to-verdict median < 150 ms"]),
 }
 
 

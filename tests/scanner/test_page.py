@@ -16,124 +16,30 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
-import zlib
 from collections.abc import Iterator
-from io import BytesIO
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from keys.certs import make_csca, make_dsc, make_trust_list_signer, new_private_key
-from keys.software import SoftwareKey
-from keys.trustlist import build_trust_list
-from signer.qr import qr_png
-from tests.verifier import factory
-from verifier import codec
+from tests.scanner.fake_camera import CHROMIUM, ROOT, serve_page, write_material
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: The page verifies with the browser's clock: certificates are made around the real now.
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-
-def y4m(qr_text: str, path: Path, *, width: int = 640, height: int = 480) -> None:
-    """One 4:2:0 frame (Chromium loops it): the QR, black on white, centred, nearest-scaled."""
-    image = Image.open(BytesIO(qr_png(qr_text, box_size=1))).convert("L")
-    scale = max(1, (height - 40) // image.height)
-    image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
-    frame = Image.new("L", (width, height), 255)
-    frame.paste(image, ((width - image.width) // 2, (height - image.height) // 2))
-    chroma = bytes([128]) * ((width // 2) * (height // 2))
-    header = f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode("ascii")
-    path.write_bytes(header + b"FRAME\n" + frame.tobytes() + chroma + chroma)
-
-
-def _tampered(cose: bytes) -> str:
-    data = bytearray(cose)
-    data[-10] ^= 0x01  # inside the signature
-    return "HC1:" + codec.b45encode(zlib.compress(bytes(data)))
-
-
 @pytest.fixture()
 def material(tmp_path: Path) -> dict[str, object]:
-    ca_key = new_private_key("ec-p256")
-    csca = make_csca(ca_key, country="VN", name="Page CSCA", now=NOW - dt.timedelta(days=400))
-    k = new_private_key("ec-p256")
-    dsc_cert = make_dsc(
-        csca, ca_key, k.public_key(), name="Page DSC", now=NOW - dt.timedelta(days=30)
-    )
-    dsc = SoftwareKey(private_key=k, certificate=dsc_cert, chain=(csca,))
-    tl_key = new_private_key("ec-p256")
-    tl_cert = make_trust_list_signer(
-        csca, ca_key, tl_key.public_key(), now=NOW - dt.timedelta(days=10)
-    )
-    signer = SoftwareKey(private_key=tl_key, certificate=tl_cert, chain=(csca,))
-    revoked_ci = "URN:UVCI:01:VN:PAGEREVOKED1#Q"
-    (tmp_path / "trustlist.cbor").write_bytes(
-        build_trust_list(
-            signer=signer,
-            cscas=[csca],
-            dscs=[dsc_cert],
-            revoked_dscs=[],
-            revoked_uvcis=[revoked_ci],
-            crls=[],
-            seq=1,
-            now=NOW - dt.timedelta(hours=1),
-            country="VN",
-            next_update=NOW + dt.timedelta(days=7),
-        )
-    )
-    (tmp_path / "csca.pem").write_bytes(factory.pem(csca))
-    valid_cose = factory.make_cose(dsc, now=NOW)
-    texts = {
-        "valid": codec.to_qr_text(valid_cose),
-        "tampered": _tampered(valid_cose),
-        "revoked": factory.make_hc1(
-            dsc, now=NOW, payload=factory.dcc(v=[{**factory.DCC["v"][0], "ci": revoked_ci}])
-        ),
-    }
-    for name, text in texts.items():
-        y4m(text, tmp_path / f"{name}.y4m")
-    return {"dir": tmp_path, "texts": texts}
+    return {"dir": tmp_path, "texts": write_material(tmp_path, NOW)}
 
 
 @pytest.fixture()
 def server(material: dict[str, object]) -> Iterator[str]:
     folder = material["dir"]
     assert isinstance(folder, Path)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "verifier",
-            "serve",
-            "--port",
-            "0",
-            "--trust",
-            str(folder / "trustlist.cbor"),
-            "--trust",
-            str(folder / "csca.pem"),
-            "--rules",
-            str(ROOT / "verifier" / "data" / "rules"),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert "http://127.0.0.1:" in line, line + (proc.stderr.read() if proc.stderr else "")
-        yield line.split("on ", 1)[1].split(" ", 1)[0]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with serve_page(folder) as url:
+        yield url
 
 
 def test_server_headers_and_files(server: str) -> None:
