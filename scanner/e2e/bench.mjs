@@ -1,8 +1,9 @@
 // Speed of the page on this machine (issue 11): scan-to-verdict from a camera frame (frame
 // grab, QR decoding in the worker, verification) and the decode alone, median and p95 over N
-// frames of the fake camera. Run by hand (prints one JSON line):
-//   node scanner/e2e/bench.mjs '{"url": "http://127.0.0.1:8045/", "chromium": "/usr/bin/chromium", "y4m": "qr.y4m", "frames": 200}'
-// tests/scanner/test_page.py makes the .y4m and the server; docs/scanner.md has the figures.
+// frames of the fake camera; prints one JSON line. Run through bench/scanner.py, which makes
+// the .y4m and the server (tests/scanner/fake_camera.py) and prints the ratio:
+//   .venv/bin/python bench/scanner.py --frames 200
+// docs/scanner.md has the figures.
 
 import { chromium } from "playwright-core";
 
