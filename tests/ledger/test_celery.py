@@ -171,3 +171,75 @@ def test_two_workers_one_killed_mid_chunk(
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(w.pid, signal.SIGKILL)
             w.wait()
+
+
+@pytest.mark.slow
+def test_coordinator_killed_then_started_again(
+    test_pki: Pki, tmp_path: Path, redis_url: str, new_pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The coordinator (``batch --celery``) SIGKILLed after some chunks are
+    written, with others queued or being signed: the workers finish or drop
+    what it queued (a chunk whose file the next run removed is a no-op), and
+    the same command again ends the batch with every record exactly once."""
+    total = 3 * RECORDS  # 30 chunks: most are still queued or being signed at the kill
+    records = many_records(total)
+    source = write_records(tmp_path / "in.jsonl", records)
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    key, cert = write_key_files(test_pki.dsc_ec, folder)
+    out = tmp_path / "out"
+    env = dict(os.environ)
+    env[KEY_PASSPHRASE_ENV] = TEST_PASSPHRASE
+    env[LEDGER_KEY_ENV] = secrets.token_hex(32)
+    env["VNDCC_CELERY_URL"] = redis_url
+    monkeypatch.setenv(LEDGER_KEY_ENV, env[LEDGER_KEY_ENV])
+    Ledger.open(new_pg_database, actor="test").close()
+    worker = [sys.executable, "-m", "signer", "worker", "--ledger", new_pg_database,
+              "--key", str(key), "--cert", str(cert)]  # fmt: skip
+    batch = [sys.executable, "-m", "signer", "batch", str(source), "--out", str(out), "--ledger", new_pg_database,
+             "--centre", CENTRE, "--at", AT, "--progress", "none", "--celery", "--chunk-size", str(CHUNK)]  # fmt: skip
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    workers = [
+        subprocess.Popen(worker, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        for log in logs
+    ]
+    try:
+        first = subprocess.Popen(batch, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started = time.monotonic()
+        written = 0
+        with psycopg.connect(new_pg_database, autocommit=True) as conn:
+            while time.monotonic() - started < 60 and first.poll() is None:
+                row = conn.execute("SELECT COUNT(*) FROM certificates WHERE state = 'written'").fetchone()
+                written = int(row[0]) if row else 0
+                if written >= 2 * CHUNK:
+                    break
+                time.sleep(0.005)
+        assert first.poll() is None, "the batch ended before the kill"
+        assert 0 < written < total
+        first.kill()  # SIGKILL: no manifest, no summary, chunks left in the queue and on the disk
+        first.wait()
+        again = subprocess.run(batch, env=env, capture_output=True, timeout=120)
+        assert again.returncode == 0, again.stderr.decode(errors="replace") + "\n" + "\n".join(
+            log.read_text(errors="replace")[-3000:] for log in logs
+        )
+        summary = again.stdout.decode()
+        assert f"{total} record(s): " in summary and " 0 refused" in summary, summary
+        current = check_consistent(new_pg_database, out, [r.record_id for r in records])
+        ledger = Ledger.open(new_pg_database, actor="check", create=False)
+        try:
+            (rows,) = ledger.db.fetchone("SELECT COUNT(*) FROM certificates") or (0,)
+            states = ledger.counts()
+        finally:
+            ledger.close()
+        assert rows == total, states  # no record got a second certificate, none was given up
+        assert len({c.uvci for c in current.values()}) == total
+        assert all(w.poll() is None for w in workers), "a worker ended"
+        last = subprocess.run(batch, env=env, capture_output=True, timeout=60)
+        assert last.returncode == 0, last.stderr.decode(errors="replace")
+        assert f"{total} record(s): 0 issued, {total} skipped as already issued".encode() in last.stdout
+        print(f"coordinator killed at {written} written; the second run: {summary.splitlines()[0]}")
+    finally:
+        for w in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(w.pid, signal.SIGKILL)
+            w.wait()
