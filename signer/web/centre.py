@@ -325,7 +325,7 @@ async def result_file(
 
 
 @router.post(
-    "/certificates/{uvci}/revoke",
+    "/certificates/{uvci:path}/revoke",
     response_model=RevokeResponse,
     summary="revoke one of this centre's certificates (published by the next trust list)",
     responses={400: {"model": ErrorBody, "description": "the reason holds control characters"}, 401: _E401,
@@ -333,7 +333,7 @@ async def result_file(
 )
 async def revoke(
     who: Caller, portal: PortalDep, body: RevokeRequest,
-    uvci: Annotated[str, PathParam(max_length=200, description="the UVCI (percent-encode '#': %23)")],
+    uvci: Annotated[str, PathParam(max_length=200, description="the UVCI (percent-encode '#' as %23; its check character may be '/')")],
 ) -> RevokeResponse:  # fmt: skip
     from signer.ledger import Ledger
     from signer.ledger.store import LedgerConflict

@@ -508,7 +508,7 @@ class JobRunner:
                 "--out", str(checks), "--at", at, "--formats", "csv",
             ], {})  # fmt: skip
             if code != 0:
-                raise JobFailed("checking the records failed: " + _last_error(logs / "check.stderr"))
+                raise JobFailed("checking the records failed: " + _last_error(logs / "check.stderr", job))
             (checks / ".done").write_text(at + "\n")
         counts.update(check_counts(checks / "summary.json"))
         counts["progress"] = {"step": "sign", "done": 0, "total": counts.get("verified", 0)}
@@ -531,7 +531,7 @@ class JobRunner:
             argv += ["--tsa-url", setup.tsa_url]
         code = self._child_run(db, job, counts, "batch", argv, env)
         if code not in (0, 1):  # 1: some records refused (listed in errors.csv)
-            raise JobFailed("signing failed: " + _last_error(logs / "batch.stderr"))
+            raise JobFailed("signing failed: " + _last_error(logs / "batch.stderr", job))
         counts.update(parse_batch_summary((logs / "batch.stdout").read_text("utf-8", "replace")))
         counts["progress"] = {"step": "results", "done": counts["batch_records"], "total": counts["batch_records"]}
         update_job(db, job.id, self.id, self.clock(), counts=counts)
@@ -640,13 +640,14 @@ def _last_progress(path: Path) -> int | None:
     return int(found[-1][0]) if found else None
 
 
-def _last_error(path: Path) -> str:
-    """The child's last non-empty stderr line (its one-line error), bounded."""
+def _last_error(path: Path, job: Job) -> str:
+    """The child's last non-empty stderr line (its one-line error), bounded,
+    with the server's paths replaced by the job's own names."""
     try:
         lines = [ln.strip() for ln in path.read_text("utf-8", "replace").splitlines() if ln.strip()]
     except OSError:
         lines = []
     if not lines:
         return "no message (see the job's logs on the server)"
-    text = lines[-1]
+    text = lines[-1].replace(str(job.records_file), job.records_file.name).replace(str(job.dir) + "/", "")
     return text if len(text) <= 500 else text[:500] + "..."

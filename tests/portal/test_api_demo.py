@@ -52,7 +52,7 @@ def test_serve_demo_then_again_reuses_everything(tmp_path: Path, monkeypatch: py
         printed = log.read_text("utf-8", "replace")
         assert str(key_file) in printed and key not in printed and key[6:16] not in printed
         assert "outbox" in printed and "curl" in printed
-        job_ids = [p.name for p in (data / "jobs").iterdir() if p.name != ".incoming"]
+        job_ids = [p.name for p in (data / "jobs").iterdir() if not p.name.startswith(".")]
         assert len(job_ids) == 1
         r = httpx.get(f"{url}/api/v1/jobs/{job_ids[0]}", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200 and r.json()["state"] == "done"
@@ -72,7 +72,7 @@ def test_serve_demo_then_again_reuses_everything(tmp_path: Path, monkeypatch: py
     monkeypatch.delenv(DEMO_KEY_ENV)
     assert (data / "pki" / "index.json").read_bytes() == pki_index
     assert key_file.read_text("ascii").strip() == key
-    assert [p.name for p in (data / "jobs").iterdir() if p.name != ".incoming"] == job_ids
+    assert [p.name for p in (data / "jobs").iterdir() if not p.name.startswith(".")] == job_ids
     assert job_ids[0] in out.getvalue() and key not in out.getvalue()
     assert settings.registry == data / "registry.csv" and settings.centres_config == data / "centres.json"
     ledger = Ledger.open(settings.ledger, actor="test", create=False)
