@@ -81,6 +81,7 @@ class Plan:
     verified: bool
     supersedes: str | None = None  # the written certificate this one replaces
     files: tuple[FileEntry, ...] = ()  # finalize: the files the ledger expects
+    payload_hash: str | None = None  # finalize: the signed payload the ledger holds
 
 
 #: Descriptors of the folders locked by this process (closed in forked children).
@@ -290,7 +291,9 @@ class LedgerRun(SigningRun):
                             f"being issued into another folder ({pending.out_dir}); run the batch there"
                         )
                     elif pending.state == "signed" and self.output.files_ok(pending.files, full=True):
-                        plans[position] = Plan("finalize", pending.uvci, record, job.verified, replaces, pending.files)
+                        plans[position] = Plan(
+                            "finalize", pending.uvci, record, job.verified, replaces, pending.files, pending.payload_hash
+                        )
                     else:
                         plans[position] = Plan("resume", pending.uvci, record, job.verified, replaces)
                         ready.append(job._replace(uvci=pending.uvci))
@@ -354,7 +357,8 @@ class LedgerRun(SigningRun):
         by_position = {job.position: result for job, result in zip(admitted.ready, results, strict=True)}
         signed: list[Change] = []
         released: list[Change] = []
-        done: list[tuple[Plan, dict[str, Any]]] = []  # (plan, the columns its written event sets)
+        # (plan, the columns its written event sets, the payload hash the row must still hold)
+        done: list[tuple[Plan, dict[str, Any], str | None]] = []
         files: list[tuple[str, bytes]] = []
         for position, item in enumerate(batch):
             if position in admitted.refused:
@@ -365,7 +369,7 @@ class LedgerRun(SigningRun):
                 continue
             plan = plans[position]
             if plan.kind == "finalize":
-                done.append((plan, {}))
+                done.append((plan, {}, plan.payload_hash))
                 continue
             result = by_position[position]
             if isinstance(result, str):
@@ -376,10 +380,10 @@ class LedgerRun(SigningRun):
             values = _signed_values(result)
             self.clamped += result.issued.exp_clamped
             if plan.kind == "rewrite":
-                done.append((plan, values))
+                done.append((plan, values, values["payload_hash"]))
             else:
                 signed.append(Change(plan.uvci, "signed", values))
-                done.append((plan, {}))
+                done.append((plan, {}, values["payload_hash"]))
             files += result.files.items()
         with signals_held():
             # the ledger knows every file's hash before the file can appear
@@ -395,17 +399,21 @@ class LedgerRun(SigningRun):
         if self.progress is not None:
             self.progress.update(len(batch))
 
-    def _mark_written(self, done: Sequence[tuple[Plan, dict[str, Any]]]) -> None:
+    def _mark_written(self, done: Sequence[tuple[Plan, dict[str, Any], str | None]]) -> None:
         supersede = [
-            Change(p.supersedes, "superseded", {"superseded_by": p.uvci}) for p, _ in done if p.supersedes
+            Change(p.supersedes, "superseded", {"superseded_by": p.uvci}) for p, _, _ in done if p.supersedes
         ]
+        # only if the row still holds the payload whose files this process wrote: with
+        # Celery, a chunk of a killed coordinator still being signed and the next run's
+        # chunk can re-sign one reservation at once (docs/scale-out.md, "Limits")
         written = [
-            Change(p.uvci, "written", values, note="files written again" if p.kind == "rewrite" else "")
-            for p, values in done
-        ]
+            Change(p.uvci, "written", values, note="files written again" if p.kind == "rewrite" else "",
+                   expect_payload=payload)
+            for p, values, payload in done
+        ]  # fmt: skip
         # the folder's manifest is out of date from this commit on (same transaction)
         self.ledger.apply(changes=[*supersede, *written], meta={_STALE + self.output.key: self.ledger.clock()})
-        for plan, _ in done:
+        for plan, _, _ in done:
             c = self.counts
             if plan.kind == "rewrite":
                 c.rewritten += 1

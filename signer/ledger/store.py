@@ -209,6 +209,10 @@ class Change:
     state: str
     values: Mapping[str, Any] = field(default_factory=dict)
     note: str = ""  # kept in the event only (e.g. "files rewritten")
+    #: Only if the row's ``payload_hash`` is still this one (the certificate this
+    #: process signed and wrote the files of): another process that re-signed the
+    #: same reservation meanwhile makes the change a conflict.
+    expect_payload: str | None = None
 
     def detail(self) -> dict[str, Any]:
         detail = {name: _db_value(value) for name, value in self.values.items()}
@@ -420,18 +424,21 @@ class Ledger:
 
     def _update(self, changes: Sequence[Change], at: str) -> None:
         # executemany per (state, columns) group; the WHERE clause enforces the transitions
-        groups: dict[tuple[str, tuple[str, ...]], list[Change]] = {}
+        groups: dict[tuple[str, tuple[str, ...], bool], list[Change]] = {}
         for change in changes:
-            groups.setdefault((change.state, tuple(sorted(change.values))), []).append(change)
-        for (state, names), group in groups.items():
+            key = (change.state, tuple(sorted(change.values)), change.expect_payload is not None)
+            groups.setdefault(key, []).append(change)
+        for (state, names, expect), group in groups.items():
             sources = [s for s, targets in TRANSITIONS.items() if state in targets]
             sets = ", ".join(["state = ?", "actor = ?", "updated_at = ?", *(f"{n} = ?" for n in names)])
             marks = ", ".join("?" * len(sources))
             sql = f"UPDATE certificates SET {sets} WHERE uvci = ? AND state IN ({marks})"
+            sql += " AND payload_hash = ?" if expect else ""
             rows = [
-                (state, self.actor, at, *(_db_value(c.values[n]) for n in names), c.uvci, *sources)
+                (state, self.actor, at, *(_db_value(c.values[n]) for n in names), c.uvci, *sources,
+                 *((c.expect_payload,) if expect else ()))
                 for c in group
-            ]
+            ]  # fmt: skip
             changed = self.db.executemany(sql, rows)
             if changed != len(rows):
                 raise LedgerConflict(
