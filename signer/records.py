@@ -104,6 +104,33 @@ class Record:
         return out
 
 
+#: The readers' hot path builds a person's Dose and Record objects without the frozen dataclasses'
+#: ``__init__`` (one ``object.__setattr__`` per field): the same objects, about twice as fast to make.
+#: tests/cleaning/test_records_fast.py checks that they equal those of the constructors.
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _make_dose(date: str, vaccine: str, lot: str, dose_number: int, series_doses: int, site: str) -> Dose:
+    """``Dose(date, vaccine, lot, dose_number, series_doses, site)``, faster (the fields as given)."""
+    dose = _new(Dose)
+    _set(dose, "__dict__", {"date": date, "vaccine": vaccine, "lot": lot, "dose_number": dose_number,
+                            "series_doses": series_doses, "site": site})  # fmt: skip
+    return dose
+
+
+def _make_record(record_id: str, full_name: str, date_of_birth: str, sex: str, nationality: str, id_number: str,
+                 doses: tuple[Dose, ...], province: str, commune: str, line: int, rows: int, phone: str,
+                 phone_unusable: bool) -> Record:  # fmt: skip
+    """``Record(...)`` with these fields (``verified`` ""), faster."""
+    rec = _new(Record)
+    _set(rec, "__dict__", {"record_id": record_id, "full_name": full_name, "date_of_birth": date_of_birth, "sex": sex,
+                           "nationality": nationality, "id_number": id_number, "doses": doses, "province": province,
+                           "commune": commune, "line": line, "verified": "", "rows": rows, "phone": phone,
+                           "phone_unusable": phone_unusable})  # fmt: skip
+    return rec
+
+
 #: record_fingerprint's fast path: attribute getters built once (this runs
 #: for every record the signer signs).
 _fp_values = operator.attrgetter(*FIELDS)
@@ -483,14 +510,8 @@ def _dose(values: Mapping[str, str], index: int, lineno: int, rid: str) -> Dose 
         return RowProblem(
             lineno, "bad_number", f"dose {index}: dose number and series must be whole numbers", rid
         )
-    return Dose(
-        date=values.get("date", ""),
-        vaccine=values.get("vaccine", ""),
-        lot=values.get("lot", ""),
-        dose_number=number,
-        series_doses=series,
-        site=values.get("site", ""),
-    )
+    return _make_dose(values.get("date", ""), values.get("vaccine", ""), values.get("lot", ""), number, series,
+                      values.get("site", ""))
 
 
 def _record(
@@ -504,20 +525,20 @@ def _record(
     if sex is None:
         return RowProblem(lineno, "bad_sex", "sex must be M/F/X (Nam/Nữ/Khác) or empty", rid)
     phone, unusable = _phone(values.get("phone", ""))
-    return Record(
-        record_id=rid,
-        full_name=" ".join(values.get("full_name", "").split()),
-        date_of_birth=values.get("date_of_birth", ""),
-        sex=sex,
-        nationality=values.get("nationality", "").upper() or "VN",
-        id_number=values.get("id_number", ""),  # as written: signer.cleaning reports separators (id_separators)
-        doses=doses,
-        province=values.get("province", ""),
-        commune=values.get("commune", ""),
-        line=lineno,
-        rows=rows,
-        phone=phone,
-        phone_unusable=unusable,
+    return _make_record(
+        rid,
+        " ".join(values.get("full_name", "").split()),
+        values.get("date_of_birth", ""),
+        sex,
+        values.get("nationality", "").upper() or "VN",
+        values.get("id_number", ""),  # as written: signer.cleaning reports separators (id_separators)
+        doses,
+        values.get("province", ""),
+        values.get("commune", ""),
+        lineno,
+        rows,
+        phone,
+        unusable,
     )
 
 
@@ -530,6 +551,7 @@ class Header:
     dose_row: dict[str, int]  # dose field -> column (one row per dose)
     site_place: dict[str, int]  # province/commune of the vaccination site (one row per dose)
     unused: tuple[str, ...]  # header names no field takes, as written
+    width: int = 0  # columns of the header
 
     @property
     def shape(self) -> str:
@@ -592,7 +614,7 @@ def resolve_header(header: Sequence[str], cmap: _ColumnMap, where: str) -> Heade
         raise ConfigError(f"{where}: one-row-per-dose CSV lacks the dose date column "
                           f"(accepted: {', '.join(cmap.dose_row.get('date', ()))}); see {cmap.where}")  # fmt: skip
     unused = tuple(h for col, h in enumerate(header) if col not in taken and h.strip())
-    return Header(fields, doses, dose_row, site_place, unused)
+    return Header(fields, doses, dose_row, site_place, unused, len(header))
 
 
 def inspect_header(path: str | Path, *, column_map: str | None = None) -> Header | None:
@@ -663,7 +685,8 @@ def _read_csv(
 
 
 #: A dose row as read: (line, cells). The cells are the row's values, stripped and NFC
-#: (as :func:`_text` makes them), plus one "" at the end that stands for a missing column.
+#: (as :func:`_text` makes them), plus one "" at the end that stands for a missing column,
+#: and a second one when the row is long enough to hold a field too long (:func:`_cells`).
 _DoseRow = tuple[int, list[str]]
 _NUMBERS: dict[str, int | None] = {}  # dose numbers as written -> _int (a handful of spellings)
 
@@ -684,10 +707,13 @@ def _cells(row: list[str]) -> list[str] | None:
             return None
         if not unicodedata.is_normalized("NFC", joined):
             cells = [_text(v) for v in row]
-            cells.append("")
-            return cells
-    cells = list(map(str.strip, row))
+        else:
+            cells = list(map(str.strip, row))
+    else:
+        cells = list(map(str.strip, row))
     cells.append("")
+    if len(joined) > MAX_FIELD_CHARS:  # may hold a field too long: marked, so that no other row is measured
+        cells.append("")
     return cells
 
 
@@ -921,8 +947,8 @@ class _DoseLayout:
         self.compared = tuple(f for f in _PERSON_FIELDS if f in fields)  # the site's place may change per dose
         self.person = _getter([fields[f] for f in self.compared])
         self.dose_values = _getter([dose.get(f, -1) for f in DOSE_FIELDS])
-        self.has_dose = _getter([c for f, c in dose.items() if f != "site"])
         self.record_values = _getter([self.record.get(f, -1) for f in FIELDS])
+        self.long = hdr.width + 1  # cells of a row marked as possibly holding a field too long: more
         self.rid, self.ident, self.name, self.dob, self.phone = (fields.get(f, -1) for f in (
             "record_id", "id_number", "full_name", "date_of_birth", "phone"))  # fmt: skip
 
@@ -962,27 +988,28 @@ def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header
     ``runs`` learns whether the rows of each person are consecutive.
     """
     layout = _DoseLayout(hdr)
-    person, key_of, compared = layout.person, layout.key, layout.compared
+    person, key_of, compared, rid_col = layout.person, layout.key, layout.compared, layout.rid
     cols = [hdr.fields[f] for f in compared]
     group: list[_DoseRow] = []
-    key: tuple[str, ...] = ()
+    key: Any = None
     first: Any = None
     for row in rows:
         if type(row) is not tuple:
             yield row  # type: ignore[misc]
             continue
         cells = row[1]
-        k = key_of(cells)
-        if group and (k != key or (person(cells) != first and not all(
-                _same(f, group[0][1][c], cells[c], cmap) for f, c in zip(compared, cols, strict=True)))):  # fmt: skip
+        k = cells[rid_col] or key_of(cells)  # the record ID (group_key's ("R", ID), shorter), else the person's key
+        if group:
+            if k == key and (person(cells) == first or all(
+                    _same(f, group[0][1][c], cells[c], cmap) for f, c in zip(compared, cols, strict=True))):  # fmt: skip
+                group.append(row)
+                continue
             yield _person(group, layout, cmap)
-            group = []
-        if not group:
-            first = person(cells)
-            if runs is not None:
-                runs.see(hash((k, layout.person_key(cells))))
+        first = person(cells)
+        if runs is not None:
+            runs.see(hash((k, layout.person_key(cells))))
         key = k
-        group.append(row)
+        group = [row]
     if group:
         yield _person(group, layout, cmap)
 
@@ -1000,14 +1027,14 @@ def _same(name: str, a: str, b: str, cmap: _ColumnMap) -> bool:
 def _person(group: list[_DoseRow], layout: _DoseLayout, cmap: _ColumnMap) -> Record | RowProblem:
     """One record from a person's dose rows (a row with a field too long: :func:`_person_slowly`)."""
     first_line, first = group[0]
-    has_dose, dose_values = layout.has_dose, layout.dose_values
+    dose_values, long = layout.dose_values, layout.long
     doses = []
     for index, (line, cells) in enumerate(group, start=1):
-        if max(map(len, cells)) > MAX_FIELD_CHARS:
+        if len(cells) > long and max(map(len, cells)) > MAX_FIELD_CHARS:
             return _person_slowly(group, layout, cmap)
-        if not any(has_dose(cells)):
-            continue  # a person row without a dose (the site's commune alone is no dose)
         date, vaccine, lot, number, series, site = dose_values(cells)
+        if not (date or vaccine or lot or number or series):
+            continue  # a person row without a dose (the site's commune alone is no dose)
         dn = _NUMBERS.get(number, -1)
         if dn == -1:
             dn = _int(number)
@@ -1021,14 +1048,14 @@ def _person(group: list[_DoseRow], layout: _DoseLayout, cmap: _ColumnMap) -> Rec
         if dn is None or sd is None:
             return RowProblem(line, "bad_number", f"dose {index}: dose number and series must be whole numbers",
                               first[layout.rid])  # fmt: skip
-        doses.append(Dose(date, vaccine, lot, dn, sd, site))
+        doses.append(_make_dose(date, vaccine, lot, dn, sd, site))
     rid, name, dob, sex_text, nationality, ident, province, commune = layout.record_values(first)
     sex = normalize_sex(sex_text, cmap)
     if sex is None:
         return RowProblem(first_line, "bad_sex", "sex must be M/F/X (Nam/Nữ/Khác) or empty", rid)
     phone, unusable = _phone(layout.phone_text(group))
-    return Record(rid, " ".join(name.split()), dob, sex, nationality.upper() or "VN", ident, tuple(doses),
-                  province, commune, first_line, rows=len(group), phone=phone, phone_unusable=unusable)  # fmt: skip
+    return _make_record(rid, " ".join(name.split()), dob, sex, nationality.upper() or "VN", ident, tuple(doses),
+                        province, commune, first_line, len(group), phone, unusable)  # fmt: skip
 
 
 def _person_slowly(group: list[_DoseRow], layout: _DoseLayout, cmap: _ColumnMap) -> Record | RowProblem:

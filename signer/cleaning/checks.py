@@ -335,6 +335,15 @@ class RegistryEntry:
     commune: str = ""
 
 
+def registry_entry(id_number: str, full_name: str, date_of_birth: str, sex: str) -> RegistryEntry:
+    """``RegistryEntry(id_number, full_name, date_of_birth, sex)`` without the frozen dataclass's ``__init__``
+    (one ``object.__setattr__`` per field): the registry look-up makes one per record checked."""
+    entry = object.__new__(RegistryEntry)
+    object.__setattr__(entry, "__dict__", {"id_number": id_number, "full_name": full_name,
+                                           "date_of_birth": date_of_birth, "sex": sex, "province": "", "commune": ""})  # fmt: skip
+    return entry
+
+
 def dates_agree(a: str, b: str) -> bool:
     """Same date at the precision both give ("1962" agrees with "1962-05-03")."""
     n = min(len(a), len(b))

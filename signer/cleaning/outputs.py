@@ -86,6 +86,7 @@ class Summary:
         self.phones_unusable = 0  # records whose phone number was given but unusable (dropped)
         self.person_runs: PersonRuns | None = None  # a worker's answer: are a person's dose rows consecutive?
         self._cat_cache: dict[tuple[str, ...], str] = {}
+        self._pending: dict[tuple[str, str, tuple[str, ...], int, bool, bool], int] = {}
 
     def category(self, codes: tuple[str, ...]) -> str:
         cat = self._cat_cache.get(codes)
@@ -98,30 +99,46 @@ class Summary:
 
     def add(self, province: str, commune: str, codes: tuple[str, ...], doses: int,
             *, reused: bool = False, foreign: bool = False) -> None:  # fmt: skip
+        """Count one record (or unreadable row). Counted in batches: read the counters after :meth:`settle`."""
+        key = (province, commune, codes, doses, reused, foreign)
+        pending = self._pending
+        pending[key] = pending.get(key, 0) + 1
+        if len(pending) > 20_000:  # bounded: distinct (place, codes, doses) seen since the last settle
+            self.settle()
+
+    def settle(self) -> None:
+        """Apply the records counted by :meth:`add` to the counters."""
+        pending, self._pending = self._pending, {}
+        for (province, commune, codes, doses, reused, foreign), n in pending.items():
+            self._apply(province, commune, codes, doses, reused, foreign, n)
+
+    def _apply(self, province: str, commune: str, codes: tuple[str, ...], doses: int,
+               reused: bool, foreign: bool, n: int) -> None:  # fmt: skip
         cat = self.category(codes)
         prov = self.places.setdefault(province, {})
         comm = prov.get(commune)
         if comm is None:
             comm = prov[commune] = _zero()
         for counters in (self.total, comm):
-            counters["subjects"]["checked"] += 1
-            counters["subjects"][cat] += 1
-            counters["doses"]["checked"] += doses
-            counters["doses"][cat] += doses
+            counters["subjects"]["checked"] += n
+            counters["subjects"][cat] += n
+            counters["doses"]["checked"] += doses * n
+            counters["doses"][cat] += doses * n
         for c in codes:
-            self.reasons[c] = self.reasons.get(c, 0) + 1
+            self.reasons[c] = self.reasons.get(c, 0) + n
         if cat == "unreadable" and not doses and codes and codes[0].startswith("row_"):
             return
         if reused:
-            self.reused += 1
+            self.reused += n
         else:
-            self.rechecked += 1
+            self.rechecked += n
         if foreign and not codes:
-            self.foreign_verified += 1
+            self.foreign_verified += n
 
     def recategorise(self, province: str, commune: str, doses: int,
                      old: tuple[str, ...], new: tuple[str, ...]) -> None:  # fmt: skip
         """Move one counted record from the category of ``old`` codes to that of ``new``."""
+        self.settle()
         was, now = self.category(old), self.category(new)
         for counters in (self.total, self.places[province][commune]):
             counters["subjects"][was] -= 1
@@ -137,6 +154,8 @@ class Summary:
 
     def merge(self, other: Summary) -> None:
         """Add another worker's counters."""
+        self.settle()
+        other.settle()
         for unit in ("subjects", "doses"):
             for k in COUNT_KEYS:
                 self.total[unit][k] += other.total[unit][k]
@@ -164,6 +183,7 @@ class Summary:
     def to_json(
         self, *, now: dt.datetime, records: str, registry: dict[str, Any], files: dict[str, int], workers: int = 1
     ) -> dict[str, Any]:
+        self.settle()
         provinces = []
         for prov in sorted(self.places):
             communes = self.places[prov]

@@ -40,7 +40,7 @@ from typing import Any
 from signer.records import load_column_map, normalize_sex
 from verifier.errors import ConfigError
 
-from .checks import RegistryEntry
+from .checks import RegistryEntry, registry_entry
 from .private import connect_private, make_private_dir
 from .text import commune_key, name_fold, place_key
 
@@ -339,7 +339,7 @@ class Registry:
                     + ") ORDER BY rowid DESC"
                 )
                 for row in conn.execute(q, part):  # the shard's first row of an ID last
-                    out[row[0]] = RegistryEntry(*row)
+                    out[row[0]] = registry_entry(*row)
         return out
 
     def by_name_and_year(self, folded_name: str, year: str) -> list[RegistryEntry]:

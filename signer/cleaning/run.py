@@ -109,6 +109,16 @@ _LINE_HEAD_PHONE = _LINE_HEAD.replace(', "doses"', ', "phone": {}, "doses"')
 _DOSE = "{{" + ", ".join(f'"{name}": {{}}' for name in DOSE_FIELDS) + "}}"
 
 
+def _all_text(values: tuple[Any, ...]) -> bool:
+    """Whether every value is text (join checks it in C: cheaper than a generator per record; a ``str``
+    subclass passes too, and the encoder would write it the same way)."""
+    try:
+        "".join(values)
+    except TypeError:
+        return False
+    return True
+
+
 def verified_line(rec: Record, fingerprint: str) -> str:
     """The JSON Lines form of the stamped record: ``json.dumps(to_json(), ensure_ascii=False)``.
 
@@ -124,7 +134,7 @@ def verified_line(rec: Record, fingerprint: str) -> str:
             break
         doses.append(_DOSE.format(_js(date), _js(vaccine), _js(lot), number, series, _js(site)))
     else:
-        if all(type(v) is str for v in values):
+        if _all_text(values):
             phone = rec.phone
             if not phone:
                 return _LINE_HEAD.format(*map(_js, values), ", ".join(doses), _js(fingerprint))
@@ -180,6 +190,10 @@ class _Verdict:
     suggestion: str = ""
     reused: bool = False
     registry_name: str = ""  # the registry's spelling of a name verified with a soft reason
+
+
+#: The verdict of every freshly checked clean record (shared: only verdicts with codes get a suggestion set).
+_CLEAN = _Verdict(())
 
 
 def _named_key(rec: Record, codes: tuple[str, ...]) -> tuple[str, str] | None:
@@ -262,7 +276,7 @@ def _check_chunk(records: list[Record], registry: Registry, tables: Tables, toda
                 fields = _differing_fields(codes)
                 if entry is not None and "registry_name_diacritics" in codes:
                     name = entry.full_name  # the certificate carries the registry's spelling (issue 9, point 7)
-        out.append(_Verdict(codes, fields, registry_name=name))
+        out.append(_Verdict(codes, fields, registry_name=name) if codes else _CLEAN)
     # suggestions: the registry's people of every name and year asked for, in one batch per chunk
     named = registry.by_names_and_years(k for rec, v in zip(records, out, strict=True)
                                         if (k := _named_key(rec, v.codes)) is not None)  # fmt: skip
@@ -317,6 +331,7 @@ def _work(task: _Task) -> Summary:
         scratch.close()
         store.close()
         registry.close()
+    summary.settle()
     summary.peak_rss_mb = _peak_rss_mb()
     return summary
 
@@ -376,13 +391,16 @@ def _do_chunk(
         for i, fresh in zip(to_check, checked, strict=True):
             verdicts[i] = fresh
     scratch.remember(records, {rec.record_id for rec, v in zip(records, verdicts, strict=True) if v and v.reused})
+    verified: list[str] = []  # the chunk's lines, written at once
+    new: list[str] = []
     for i, rec in enumerate(records):
         v = verdicts[i]
         assert v is not None
         rid = rec.record_id
         if not v.reused and v.codes not in _ID_ONLY:
             store.put(rid, fps[i], v.codes, v.fields, v.suggestion, rec.line, v.registry_name)
-        summary.add(rec.province, rec.commune, v.codes, len(rec.doses), reused=v.reused, foreign=not is_citizen(rec))
+        summary.add(rec.province, rec.commune, v.codes, len(rec.doses), reused=v.reused,
+                    foreign=not v.codes and not is_citizen(rec))  # counted only when verified without codes
         hard = tables.hard(v.codes)
         if not hard:
             if v.codes:  # soft reasons only: verified as the registry spells the name, and listed for correction
@@ -391,14 +409,16 @@ def _do_chunk(
                 line = verified_line(signed, record_fingerprint(signed))
             else:
                 line = verified_line(rec, fps[i])
-            vfh.write(line)
+            verified.append(line)
             prev = stored.get(rid)
             if prev is None or tables.hard(prev.codes) or prev.fingerprint != fps[i]:
-                nfh.write(line)
+                new.append(line)
                 summary.newly_verified += 1
         if v.codes:
             scratch.add_record(rec, v.codes, v.fields, v.suggestion,
                                lookup_id(rec) if needs_registry(rec, v.codes) else "")
+    vfh.write("".join(verified))
+    nfh.write("".join(new))
 
 
 def _recon(args: tuple[CheckOptions, list[Path], Path, int, IndexInfo]) -> tuple[dict[str, int], float]:
