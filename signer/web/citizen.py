@@ -219,6 +219,9 @@ async def _send_code(p: Page, *, lookup_hash: str | None, lock_key: str,
         now=p.now, ttl=p.portal.settings.otp_ttl,
     )
     otp.store(p.portal.ledger.db, challenge)
+    if secrets.randbelow(500) == 0:  # now and then: old rate hits and challenges go
+        citizen.limiter.purge()
+        otp.purge(p.portal.ledger.db, p.now)
     citizen.limiter.record("send", lock_key)
     text = p.t("sms.text", code=challenge.code)
     for number, phone_hash in phones:

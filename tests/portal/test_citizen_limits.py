@@ -139,3 +139,25 @@ def test_limits_are_checked_when_loaded() -> None:
         Limits.from_settings({"lock_secs": 60})
     with pytest.raises(ConfigError, match="non-negative"):
         Limits.from_settings({"lock_seconds": -1})
+
+
+def test_purge_drops_only_rows_older_than_every_window(small: PortalClient) -> None:
+    from signer.web import otp
+
+    pc = small
+    lookup(pc, UNKNOWN)
+    db = pc.portal.ledger.db
+    limiter = pc.portal.extra["citizen"].limiter
+    before = db.fetchone("SELECT COUNT(*) FROM rate_hits")[0]
+    assert before > 0
+    limiter.purge()
+    otp.purge(db, int(pc.clock.now))
+    assert db.fetchone("SELECT COUNT(*) FROM rate_hits")[0] == before
+    assert db.fetchone("SELECT COUNT(*) FROM otp_challenges")[0] == 1
+    pc.clock.advance(2 * 3600 + 1)
+    limiter.purge()
+    otp.purge(db, int(pc.clock.now))
+    assert db.fetchone("SELECT COUNT(*) FROM rate_hits")[0] == 0
+    pc.clock.advance(86400)
+    otp.purge(db, int(pc.clock.now))
+    assert db.fetchone("SELECT COUNT(*) FROM otp_challenges")[0] == 0
