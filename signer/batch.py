@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from signer.batch_report import BatchCounts, ErrorReport, Progress, reason_kind
 from signer.ledger.store import (
@@ -61,6 +61,9 @@ from signer.run import Admitted, Outputs, SigningRun, signals_held
 from signer.uvci import new_uvcis
 from signer.web.holders import register_holders
 from verifier.errors import ConfigError
+
+if TYPE_CHECKING:
+    from signer.batch_resume import ResumePoint
 
 #: Temporary files of a batch run, inside the output folder (same file system
 #: as the final names, so the rename is atomic). Emptied when a run starts.
@@ -240,6 +243,7 @@ class LedgerRun(SigningRun):
         check_files: str = "size",
         reissue_before: int | None = None,
         reissue_revoked: bool = False,
+        resume: ResumePoint | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(output.path, **kwargs)
@@ -252,6 +256,13 @@ class LedgerRun(SigningRun):
         self.counts = BatchCounts()
         self.country = self.signer.issuer.country
         check_folder_centre(ledger, output, centre)
+        # signer.batch_resume: where an interrupted run over this input got to
+        self.resume = resume
+        self._refused_now: list[tuple[int, str, str]] = []  # this batch's, for the resume point
+        if resume is not None:
+            self.signed, self.failed, self.clamped = resume.restore(self.counts, self.seen)
+            for row in resume.errors:
+                report.add(*row)
 
     # -- step 1 -------------------------------------------------------------
     def fail(self, line: int, record_id: str, reason: str) -> None:
@@ -259,13 +270,17 @@ class LedgerRun(SigningRun):
         self.counts.refused += 1
         self.counts.reasons[reason_kind(reason)] += 1
         self.report.add(line, record_id, reason)
+        if self.resume is not None:
+            self._refused_now.append((line, record_id, reason))
 
     def _admit(self, batch: Sequence[Record | RowProblem]) -> Admitted:
+        self.seen.journal = [] if self.resume is not None else None
         admitted = super()._admit(batch)
+        seen_now, self.seen.journal = self.seen.journal or [], None  # this batch's ids (resume point)
         jobs = admitted.ready
         plans: dict[int, Plan] = {}
         skipped: set[int] = set()
-        admitted.extra = (plans, skipped)
+        admitted.extra = (plans, skipped, seen_now)
         if not jobs:
             return admitted
         # read and reserve in one transaction: on SQLite it holds the write lock
@@ -353,7 +368,7 @@ class LedgerRun(SigningRun):
 
     # -- step 3 -------------------------------------------------------------
     def _write(self, batch: Sequence[Record | RowProblem], admitted: Admitted, results: Sequence[Outputs | str]) -> None:
-        plans, skipped = admitted.extra
+        plans, skipped, seen_now = admitted.extra
         by_position = {job.position: result for job, result in zip(admitted.ready, results, strict=True)}
         signed: list[Change] = []
         released: list[Change] = []
@@ -396,6 +411,10 @@ class LedgerRun(SigningRun):
                     raise ConfigError(f"cannot write into {self.output.path}: {err.strerror or err}") from None
             if done:
                 self._mark_written(done)
+        if self.resume is not None and batch:  # this batch is committed: the point moves past it
+            run = {"signed": self.signed, "failed": self.failed, "clamped": self.clamped}
+            refused, self._refused_now = self._refused_now, []
+            self.resume.save(max(item.line for item in batch), self.counts, run, refused, self.seen.key, seen_now)
         if self.progress is not None:
             self.progress.update(len(batch))
 

@@ -389,9 +389,21 @@ def _actor(ns: argparse.Namespace) -> str:
     return (ns.operator or os.environ.get("USER") or "").strip() or "unknown"
 
 
+def resume_settings(ns: argparse.Namespace, override: Override | None, reissue_before: int | None) -> dict[str, Any]:
+    """What decides each record's fate in a batch run: a resume point
+    (signer.batch_resume) is used only by a run with the same."""
+    return {
+        "centre": ns.centre, "ledger": ns.ledger, "out": str(ns.out.resolve()), "check_files": ns.check_files,
+        "override": None if override is None else [override.operator, override.reason], "columns": ns.columns,
+        "reissue_before": reissue_before, "reissue_revoked": bool(ns.revoked), "pdf": bool(ns.pdf),
+        "svg": bool(ns.svg),
+    }  # fmt: skip
+
+
 def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     from signer.batch import BatchOutput, LedgerRun, check_folder_centre, write_manifest
     from signer.batch_report import ErrorReport, Progress, estimate_records
+    from signer.batch_resume import ResumePoint
     from signer.ledger import Ledger
 
     out = out or sys.stdout
@@ -429,16 +441,26 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
             errors_path = ns.errors or ns.out / "errors.csv"
             report = ErrorReport(errors_path, tmp_dir=output.partial if ns.errors is None else None)
             progress = Progress(err, total=estimate_records(ns.records), mode=ns.progress)
+            resume = ResumePoint.open(output.path, ns.records, resume_settings(ns, override, reissue_before))
             run = LedgerRun(
                 output, ledger=ledger, centre=ns.centre, report=report, progress=progress,
                 check_files=ns.check_files, signer=signer, override=override, err=err, workers=workers,
-                reissue_before=reissue_before, reissue_revoked=ns.revoked,
+                reissue_before=reissue_before, reissue_revoked=ns.revoked, resume=resume,
             )  # fmt: skip
+            if resume.line:
+                print(
+                    f"resuming after line {resume.line} of {ns.records}: the interrupted run finished the "
+                    f"lines before ({run.counts.seen} record(s))",
+                    file=err,
+                )
+                progress.update(run.counts.seen)
             completed = False
             try:
-                run.sign_all(read_records(ns.records, column_map=ns.columns))
+                run.sign_all(resume.items(ns.columns))
                 completed = True
+                resume.finish()
             finally:
+                resume.close()
                 progress.close()
                 report.close()
                 try:

@@ -443,9 +443,22 @@ class SeenIds:
         self._key = os.urandom(16)
         self._recent: set[int] = set()
         self._sorted = array.array("q")
+        #: When a list: the hashes added from now on are appended to it too
+        #: (signer.batch_resume keeps them with its resume point).
+        self.journal: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self._recent) + len(self._sorted)
+
+    @property
+    def key(self) -> bytes:
+        return self._key
+
+    def load(self, key: bytes, values: Iterable[int]) -> None:
+        """Start from the hashes of an interrupted run (made with ``key``)."""
+        self._key = key
+        self._recent.clear()
+        self._sorted = array.array("q", sorted(values))
 
     def add(self, record_id: str) -> bool:
         """Remember ``record_id``; False if it was seen before."""
@@ -458,6 +471,8 @@ class SeenIds:
         if i < len(known) and known[i] == value:
             return False
         self._recent.add(value)
+        if self.journal is not None:
+            self.journal.append(value)
         if len(self._recent) >= max(self.MIN_RECENT, len(known) // 4):
             self._sorted = array.array("q", heapq.merge(known, sorted(self._recent)))
             self._recent.clear()

@@ -1,0 +1,182 @@
+"""The resume point (signer.batch_resume): a batch killed after some batches
+starts again from its first unfinished line, with the same result as reading
+everything again (counts, refused records, duplicate ids across the cut,
+files = ledger = manifest); a changed input or other settings read the whole
+input; leftovers of a kill between an append and the point are cut off."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import signer.run as run_module
+from keys.secrets import KEY_PASSPHRASE_ENV
+from signer.batch_resume import ERRORS, RESUME_DIR, SEEN, ResumePoint
+from signer.cli import main
+from signer.ledger.secret import LEDGER_KEY_ENV
+from signer.records import Record, read_records
+from tests.fixtures.pki import TestPki as Pki
+from tests.signer.conftest import TEST_PASSPHRASE, stamp, write_key_files
+
+from .helpers import AT, CENTRE, check_consistent, many_records, write_records
+
+BATCH = 4
+
+
+def mixed_input(path: Path) -> tuple[Path, list[str]]:
+    """30 lines: records, a duplicate id on each side of the cut, an unverified
+    record, a bad JSON line, blank lines; returns the ids that get a certificate."""
+    records = many_records(24)
+    records[20] = replace(records[2], line=21)  # duplicate of a record of the first batches
+    records[5] = replace(records[5], verified="")  # refused: not verified
+    write_records(path, records)
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+    lines.insert(9, "\n")
+    lines.insert(14, "{not json\n")
+    lines.insert(15, "   \n")
+    lines.insert(22, '{"record_id": "R1", "unknown": ' + "[" * 2000 + "\n")
+    path.write_text("".join(lines), "utf-8")
+    issued = [r.record_id for i, r in enumerate(records) if i not in (5, 20)]
+    return path, issued
+
+
+def killed_after(saves: int, args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the batch in a child that dies (as kill -9) after its n-th resume point."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            original = ResumePoint.save
+            count = 0
+
+            def save(self: ResumePoint, *a: Any, **k: Any) -> None:
+                nonlocal count
+                original(self, *a, **k)
+                count += 1
+                if count >= saves:
+                    os._exit(9)
+
+            monkeypatch.setattr(ResumePoint, "save", save)
+            main(args)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 9
+
+
+@pytest.fixture()
+def setup(test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], Path, list[str]]:
+    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
+    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
+    monkeypatch.setattr(run_module, "BATCH_SIZE", BATCH)
+    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
+    source, issued = mixed_input(tmp_path / "in.jsonl")
+    args = ["batch", str(source), "--out", str(tmp_path / "out"), "--ledger", str(tmp_path / "ledger.sqlite"),
+            "--centre", CENTRE, "--at", AT, "--progress", "none", "--key", str(key), "--cert", str(cert)]  # fmt: skip
+    return args, source, issued
+
+
+def errors_of(out: Path) -> list[list[str]]:
+    with (out / "errors.csv").open(encoding="utf-8", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def test_resume_from_the_point_gives_the_full_result(
+    setup: tuple[list[str], Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    args, source, issued = setup
+    out = tmp_path / "out"
+    # the reference: the same input in one go, into another folder and ledger
+    reference = [a.replace(str(tmp_path / "out"), str(tmp_path / "ref")).replace("ledger.sqlite", "ref.sqlite")
+                 for a in args]  # fmt: skip
+    assert main(reference) == 1
+    want = capsys.readouterr().out.splitlines()[0]
+    assert "26 record(s): 22 issued, 0 skipped as already issued, 4 refused" in want  # 2 bad lines, dup, unverified
+    killed_after(3, args, monkeypatch)  # 3 batches of 4 items: lines 1..13 finished
+    assert (out / RESUME_DIR / "point.json").is_file()
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert re.search(r"resuming after line 13 of .*in\.jsonl", captured.err), captured.err
+    got = captured.out.splitlines()[0]
+    assert got.startswith("batch: 26 record(s): 22 issued") and got.endswith(", 4 refused"), got
+    assert sorted(map(tuple, errors_of(out))) == sorted(map(tuple, errors_of(tmp_path / "ref")))
+    assert any("duplicate record id" in row[2] for row in errors_of(out))  # across the cut
+    check_consistent(str(tmp_path / "ledger.sqlite"), out, issued)
+    assert not (out / RESUME_DIR).exists()  # the run ended: nothing to resume
+    assert main(args) == 1
+    assert "26 record(s): 0 issued, 22 skipped as already issued, 4 refused" in capsys.readouterr().out
+
+
+def test_a_changed_input_or_other_settings_read_everything(
+    setup: tuple[list[str], Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    args, source, issued = setup
+    out = tmp_path / "out"
+    killed_after(2, args, monkeypatch)
+    assert main([*args, "--check-files", "hash"]) == 1  # other settings: the point is not used
+    assert "resuming" not in capsys.readouterr().err
+    check_consistent(str(tmp_path / "ledger.sqlite"), out, issued)
+
+    killed_after(1, [*args[:3], str(tmp_path / "out2"), *args[4:]], monkeypatch)
+    data = source.read_bytes()
+    source.write_bytes(data.replace(b'"R00000"', b'"R0000X"', 1))  # the same size, another prefix
+    os.utime(source, ns=(os.stat(source).st_atime_ns, os.stat(source).st_mtime_ns))
+    assert main([*args[:3], str(tmp_path / "out2"), *args[4:]]) == 1
+    assert "resuming" not in capsys.readouterr().err
+
+
+def test_leftovers_after_the_point_are_cut_off(
+    setup: tuple[list[str], Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Killed after appending a batch's refused rows and ids, before the point named them."""
+    args, source, issued = setup
+    out = tmp_path / "out"
+    killed_after(2, args, monkeypatch)
+    with (out / RESUME_DIR / ERRORS).open("a", encoding="utf-8") as fh:
+        fh.write("99,R99999,not verified\n")
+    with (out / RESUME_DIR / SEEN).open("ab") as fh:
+        fh.write(os.urandom(64))
+    assert main(args) == 1
+    assert "resuming after line" in capsys.readouterr().err
+    assert ["99", "R99999", "not verified"] not in errors_of(out)
+    check_consistent(str(tmp_path / "ledger.sqlite"), out, issued)
+
+
+def test_the_point_lines_up_with_the_reader(tmp_path: Path) -> None:
+    """After any line, reading from the point's offset gives exactly the rest
+    (blank, bad and too-long lines included)."""
+    source, _ = mixed_input(tmp_path / "in.jsonl")
+    everything = list(read_records(source))
+    lines = source.read_bytes().count(b"\n")
+    for cut in range(1, lines):
+        point = ResumePoint(tmp_path, source, {})
+        point._input = source.open("rb")
+        try:
+            offset = point._advance(cut)
+        finally:
+            point.close()
+        assert offset is not None
+        point.line, point.offset = cut, offset
+        rest = list(point.items(None))
+        assert rest == [item for item in everything if item.line > cut], cut
+        assert all(isinstance(r, Record) or r.line > cut for r in rest)
+
+
+def test_a_csv_input_has_no_point(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("record_id\n")
+    point = ResumePoint.open(tmp_path, source, {})
+    assert not point.enabled and not (tmp_path / RESUME_DIR).exists()
+    point.finish()
+
+
+def test_stamp_helper_still_verifies() -> None:
+    assert stamp(many_records(1)[0]).verified
