@@ -20,11 +20,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from keys.certs import make_dsc
+from keys.software import SoftwareKey
+from signer.pdf.sign import PassportPdfSigner
 from tests.fixtures.pki import NOW
-from tests.pdf.conftest import PERSON_A, Issued, PdfPki, make_passport
+from tests.pdf.conftest import CENTRE, PERSON_A, SIGN_TIME, Issued, PdfPki, make_passport
 from verifier.pdf import verify_pdf
 from verifier.pdf.fast import fast_signature_report
+from verifier.pdf.report import PDF_CHECKS
 from verifier.trust import TrustStore, load_trust, load_trust_material
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,6 +99,68 @@ def test_test_signers_same_verdict_both_paths(pdf_pki: PdfPki, signer: str) -> N
     assert fast == slow
     assert fast["valid"] is (signer in ("good", "rsa"))
     assert (fast_signature_report(issued.pdf, trust, now=NOW) is not None) is fast["valid"]
+
+
+@pytest.mark.parametrize(
+    ("this_update", "next_update"),
+    [(-40, -20), (1, 30)],  # stale at the signing time; issued after it (not yet valid then)
+    ids=["stale", "later"],
+)
+def test_crl_not_valid_at_signing_time_same_verdict(
+    pdf_pki: PdfPki, this_update: int, next_update: int
+) -> None:
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(pdf_pki.csca.subject)
+        .last_update(SIGN_TIME + dt.timedelta(days=this_update))
+        .next_update(SIGN_TIME + dt.timedelta(days=next_update))
+        .add_extension(x509.CRLNumber(7), critical=False)
+        .sign(pdf_pki.csca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    issued = make_passport(pdf_pki.good, PERSON_A, crl=crl, check_pdf=False)
+    trust = pdf_pki.trust()
+    assert fast_signature_report(issued.pdf, trust, now=NOW) is None
+    fast, slow = _both(issued.pdf, trust, NOW)
+    assert fast == slow
+    assert fast["valid"] is False and fast["checks"]["pdf_revocation"] is False
+
+
+def test_dsc_under_an_intermediate_ca_goes_to_pyhanko(pdf_pki: PdfPki) -> None:
+    # the fast path only knows a DSC issued directly by a CSCA; pyHanko builds the longer path
+    inter_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, "Intermediate CA")])  # fmt: skip
+    usage = x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                          crl_sign=True, encipher_only=False, decipher_only=False)  # fmt: skip
+    inter = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(pdf_pki.csca.subject)
+        .public_key(inter_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=300)).not_valid_after(NOW + dt.timedelta(days=900))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(inter_key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            pdf_pki.csca.public_key()), critical=False)  # type: ignore[arg-type]
+        .sign(pdf_pki.csca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )  # fmt: skip
+    inter_crl = (
+        x509.CertificateRevocationListBuilder().issuer_name(name)
+        .last_update(NOW - dt.timedelta(days=10)).next_update(NOW + dt.timedelta(days=20))
+        .add_extension(x509.CRLNumber(1), critical=False).sign(inter_key, hashes.SHA256())
+    )  # fmt: skip
+    k = ec.generate_private_key(ec.SECP256R1())
+    dsc = make_dsc(inter, inter_key, k.public_key(), name="Centre under an intermediate",
+                   now=NOW - dt.timedelta(days=60))  # fmt: skip
+    key = SoftwareKey(private_key=k, certificate=dsc, chain=(inter, pdf_pki.csca))
+    signer = PassportPdfSigner(key, centre=CENTRE, crls=[pdf_pki.crl, inter_crl], now=SIGN_TIME,
+                               check_certificate_status=False)  # fmt: skip
+    issued = make_passport(key, PERSON_A, crl=pdf_pki.crl, signer=signer)
+    trust = pdf_pki.trust()
+    assert fast_signature_report(issued.pdf, trust, now=NOW) is None
+    fast, slow = _both(issued.pdf, trust, NOW)
+    assert fast == slow
+    assert all(fast["checks"][c] is True for c in PDF_CHECKS)  # pyHanko accepts the signature
 
 
 def test_corrupted_bytes_same_verdict_both_paths(pdf_pki: PdfPki, passport_a: Issued) -> None:
