@@ -69,3 +69,23 @@ def test_api_key_cli_make_list_revoke(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(ConfigError, match="printable"):
         _cli(["api-key", "--ledger", ledger, "--centre", "bad\nname", "--out", str(tmp_path / "y")])
     assert not (tmp_path / "y").exists()  # no file, no key, when refused
+
+
+def test_api_key_through_the_signer_command(tmp_path: Path) -> None:
+    """The same through ``python -m signer portal api-key`` (the command an operator runs)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "VNDCC_LEDGER_KEY"}
+    key_file = tmp_path / "k.key"
+    done = subprocess.run([sys.executable, "-m", "signer", "portal", "api-key", "--ledger", str(tmp_path / "l.sqlite"),
+                           "--centre", "Centre B", "--out", str(key_file)],
+                          capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    key = key_file.read_text("ascii").strip()
+    assert apikeys.KEY_FORMAT.fullmatch(key) and key not in done.stdout + done.stderr
+    again = subprocess.run([sys.executable, "-m", "signer", "portal", "api-key", "--ledger", str(tmp_path / "l.sqlite"),
+                            "--centre", "Centre B", "--out", str(key_file)],
+                           capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    assert again.returncode == 2 and "exists" in again.stderr and "Traceback" not in again.stderr
