@@ -440,7 +440,14 @@ class JobRunner:
     def _loop(self) -> None:
         from signer.ledger import Ledger
 
-        ledger = Ledger.open(self.settings.ledger, actor=f"portal-jobs:{self.id}")
+        while True:  # the database may be briefly unreachable at start: retry, never die
+            try:
+                ledger = Ledger.open(self.settings.ledger, actor=f"portal-jobs:{self.id}")
+                break
+            except Exception as err:
+                print(f"job runner: cannot open the ledger ({type(err).__name__}); retrying", file=sys.stderr)
+                if self._stop.wait(10):
+                    return
         self.db = ledger.db
         lock = self._machine_lock()
         try:
