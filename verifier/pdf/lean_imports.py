@@ -35,7 +35,9 @@ DEFERRED = (
     # (verifier.pdf.fast) reads the PDF without validating with it
     "pyhanko_certvalidator",
 )
-_LOCK = threading.Lock()
+#: Re-entrant: a deferred __init__ that runs may touch another deferred package (pyhanko.sign ->
+#: pyhanko.sign.signers -> pyhanko.sign.timestamps) in the same thread; a plain Lock deadlocked there.
+_LOCK = threading.RLock()
 
 
 def _deferred(name: str) -> ModuleType | None:
@@ -46,6 +48,12 @@ def _deferred(name: str) -> ModuleType | None:
     state = {"ran": False}
 
     def __getattr__(attr: str) -> object:
+        # ``from pyhanko.sign import attributes`` asks the package for a submodule
+        # first: import the submodule alone, as Python would for a package whose
+        # __init__ had run, instead of running the __init__ from inside one of
+        # the modules it imports (a circular import that fails half-way)
+        if not attr.startswith("__") and importlib.util.find_spec(f"{name}.{attr}") is not None:
+            return importlib.import_module(f"{name}.{attr}")
         with _LOCK:
             if not state["ran"]:
                 state["ran"] = True
