@@ -131,6 +131,8 @@ def wrk(url: str, *, connections: int, duration: int, cookie: str | None, think:
     if think:
         command += ["-s", str(ROOT / "bench" / "wrk-think.lua")]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    if os.environ.get("VNDCC_BENCH_RAW"):
+        print(out)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     if bad:
