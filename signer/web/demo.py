@@ -21,6 +21,7 @@ printed: only where the key file is.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as dt
 import hashlib
@@ -190,12 +191,19 @@ def prepare_demo(settings: PortalSettings, *, out: TextIO | None = None) -> Port
     if job is None or job.state != "done":
         error = job.error if job is not None else "not found"
         raise ConfigError(f"the demo job {job_id} did not finish: {error}")
+    slips = data / "claim-codes.csv"
+    if not slips.exists():  # the fallback for the example records without a usable phone
+        from signer.web.portal_cli import run_claim_codes
+
+        run_claim_codes(argparse.Namespace(ledger=settings.ledger, centre=CENTRE, missing_phone=True,
+                                           record_id=None, days=60, out=slips))  # fmt: skip
     c = job.counts
     print(f"demo data in {data}/ (PKI {pki}/, ledger {settings.ledger})", file=out)
     print(f"demo job {job_id}: {c.get('records')} records checked, {c.get('verified')} verified, "
           f"{c.get('issued')} issued, {c.get('skipped')} already issued", file=out)  # fmt: skip
     print("open http://127.0.0.1:8000/ (or the --host/--port given; uvicorn prints the address below)", file=out)
     print(f"one-time codes of the development sender go to {data / 'outbox.jsonl'}", file=out)
+    print(f"claim codes for the records without a usable phone (the /claim page): {slips} (mode 0600)", file=out)
     print(f"the demo centre's API key is in {key_file} (mode 0600); try:", file=out)
     print(f'  curl -H "Authorization: Bearer $(cat {key_file})" http://127.0.0.1:8000/api/v1/jobs/{job_id}',
           file=out)  # fmt: skip

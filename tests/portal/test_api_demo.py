@@ -52,6 +52,10 @@ def test_serve_demo_then_again_reuses_everything(tmp_path: Path, monkeypatch: py
         printed = log.read_text("utf-8", "replace")
         assert str(key_file) in printed and key not in printed and key[6:16] not in printed
         assert "outbox" in printed and "curl" in printed
+        slips = data / "claim-codes.csv"  # the fallback for the examples without a usable phone
+        assert stat.S_IMODE(slips.stat().st_mode) == 0o600
+        codes = [row.split(",")[2] for row in slips.read_text("utf-8").splitlines()[1:]]
+        assert codes and all(code not in printed for code in codes)
         job_ids = [p.name for p in (data / "jobs").iterdir() if not p.name.startswith(".")]
         assert len(job_ids) == 1
         r = httpx.get(f"{url}/api/v1/jobs/{job_ids[0]}", headers={"Authorization": f"Bearer {key}"})
