@@ -95,7 +95,7 @@ def run_serve(ns: argparse.Namespace) -> int:
     if ns.demo:
         from signer.web.demo import prepare_demo
 
-        settings = prepare_demo(settings)
+        settings = prepare_demo(settings, url=f"http://{'[' + ns.host + ']' if ':' in ns.host else ns.host}:{ns.port}")
     os.environ[SETTINGS_ENV] = settings.to_env()
     uvicorn.run(
         "signer.web.app:factory",

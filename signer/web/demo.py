@@ -154,7 +154,8 @@ def submit_file(settings: PortalSettings, centre: str, idempotency_key: str, rec
     return job.id
 
 
-def prepare_demo(settings: PortalSettings, *, out: TextIO | None = None) -> PortalSettings:
+def prepare_demo(settings: PortalSettings, *, out: TextIO | None = None,
+                 url: str = "http://127.0.0.1:8000") -> PortalSettings:
     from signer.ledger import Ledger
     from signer.web import apikeys, jobs
 
@@ -201,11 +202,11 @@ def prepare_demo(settings: PortalSettings, *, out: TextIO | None = None) -> Port
     print(f"demo data in {data}/ (PKI {pki}/, ledger {settings.ledger})", file=out)
     print(f"demo job {job_id}: {c.get('records')} records checked, {c.get('verified')} verified, "
           f"{c.get('issued')} issued, {c.get('skipped')} already issued", file=out)  # fmt: skip
-    print("open http://127.0.0.1:8000/ (or the --host/--port given; uvicorn prints the address below)", file=out)
+    print(f"open {url}/ (citizen pages)", file=out)
     print(f"one-time codes of the development sender go to {data / 'outbox.jsonl'}", file=out)
     print(f"claim codes for the records without a usable phone (the /claim page): {slips} (mode 0600)", file=out)
     print(f"the demo centre's API key is in {key_file} (mode 0600); try:", file=out)
-    print(f'  curl -H "Authorization: Bearer $(cat {key_file})" http://127.0.0.1:8000/api/v1/jobs/{job_id}',
+    print(f'  curl -H "Authorization: Bearer $(cat {key_file})" {url}/api/v1/jobs/{job_id}',
           file=out)  # fmt: skip
     print("  API: docs/centre-api.md; citizen pages: docs/portal.md", file=out)
     return settings
