@@ -174,7 +174,7 @@ def main() -> int:
         log = work / "serve.log"
         with log.open("wb") as fh:
             procs.append(subprocess.Popen(
-                [*py, "serve", "--ledger", ledger, "--data", str(data), "--port", str(port),
+                [*py, "serve", "--code-sender", "dev-file", "--ledger", ledger, "--data", str(data), "--port", str(port),
                  "--workers", str(args.workers)],
                 env=env, cwd=ROOT, stdout=fh, stderr=fh))  # fmt: skip
             procs.append(subprocess.Popen(

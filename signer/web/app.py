@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from signer.ledger import Ledger
 from signer.web.keys import PortalKeys
-from signer.web.security import SecurityHeaders
+from signer.web.security import SafeJSONResponse, SecurityHeaders
 from signer.web.settings import SETTINGS_ENV, PortalSettings
 from verifier.errors import PassportError
 
@@ -97,7 +99,9 @@ def create_app(settings: PortalSettings, *, clock: Clock = time.time) -> FastAPI
                     await result
             ledger.close()
 
-    app = FastAPI(
+    app = _PortalApp(
+        https=settings.https,
+        default_response_class=SafeJSONResponse,
         title="vn-dcc health-centre API",
         version="1",
         description="Submit records files, follow jobs, fetch results and revoke certificates "
@@ -111,13 +115,31 @@ def create_app(settings: PortalSettings, *, clock: Clock = time.time) -> FastAPI
     @app.exception_handler(PassportError)
     async def passport_error(request: Request, exc: PassportError) -> JSONResponse:
         # a refused input the routes did not translate themselves: a 400, never a 500
-        return JSONResponse({"error": "invalid", "detail": str(exc)}, status_code=400)
+        return SafeJSONResponse({"error": "invalid", "detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the refused input back ("input", "ctx"): a lone
+        # surrogate there made the response itself fail (a 500); the caller has its input
+        detail = [{k: v for k, v in error.items() if k in ("loc", "msg", "type")} for error in exc.errors()]
+        return SafeJSONResponse({"detail": jsonable_encoder(detail)}, status_code=422)
 
     app.mount("/static", StaticFiles(directory=str(templates_dir() / "static")), name="static")
     app.include_router(citizen.router)
     app.include_router(centre.router)
-    app.add_middleware(SecurityHeaders, https=settings.https)
     return app
+
+
+class _PortalApp(FastAPI):
+    """FastAPI with the security headers OUTSIDE Starlette's error middleware, so
+    that even a 500 carries them (``add_middleware`` would place them inside)."""
+
+    def __init__(self, *, https: bool, **kwargs: Any) -> None:
+        self._https = https
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> Any:
+        return SecurityHeaders(super().build_middleware_stack(), https=self._https)
 
 
 def factory() -> FastAPI:

@@ -25,7 +25,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from signer.web import jobs as jobstore
@@ -45,6 +45,7 @@ from signer.web.api_models import (
 )
 from signer.web.apikeys import ApiCaller, authenticate
 from signer.web.app import Portal, portal_of
+from signer.web.security import SafeJSONResponse
 from verifier.errors import ConfigError
 
 router = APIRouter(prefix="/api/v1", tags=["health-centre API"])
@@ -175,12 +176,12 @@ async def submit_job(
             runner = portal.extra.get("jobs")
             if runner is not None:
                 runner.wake()
-            return JSONResponse(_view(existing).model_dump(), status_code=202,
+            return SafeJSONResponse(_view(existing).model_dump(), status_code=202,
                                 headers={"Location": f"/api/v1/jobs/{existing.id}"})  # fmt: skip
         if existing.body_sha256 != body_sha or existing.format != fmt:
             raise HTTPException(409, "this Idempotency-Key was already used with a different records file; "
                                 "use a new key for a new file")  # fmt: skip
-        return JSONResponse(_view(existing).model_dump(), status_code=200,
+        return SafeJSONResponse(_view(existing).model_dump(), status_code=200,
                             headers={"Location": f"/api/v1/jobs/{existing.id}"})  # fmt: skip
     finally:
         tmp.unlink(missing_ok=True)
@@ -236,7 +237,7 @@ async def reconciliation(
                     for p in sorted(root.rglob("*.csv"))]  # fmt: skip
 
         files = await anyio.to_thread.run_sync(listing)
-        return JSONResponse(ReconciliationList(job_id=job_id, files=files).model_dump())
+        return SafeJSONResponse(ReconciliationList(job_id=job_id, files=files).model_dump())
     path = await anyio.to_thread.run_sync(_reconciliation_zip, checks)
     return FileResponse(path, media_type="application/zip", filename=f"reconciliation-{job_id}.zip")
 

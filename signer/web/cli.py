@@ -44,6 +44,13 @@ def register(subparsers: Any) -> None:
                    help="rate limits and the look-up lock, e.g. {\"lock_seconds\": 600} (docs/portal.md)")
     p.add_argument("--max-upload-mb", type=int, default=64, metavar="N",
                    help="largest records file the API accepts, in MiB (default 64)")
+    p.add_argument("--forwarded-allow-ips", metavar="IPS",
+                   help="behind a reverse proxy: the proxy's address(es), comma-separated; its "
+                   "X-Forwarded-For/-Proto then give the client's address (rate limits, access log)")
+    p.add_argument("--code-sender", choices=("dev-file",),
+                   help="how one-time codes reach phones; 'dev-file' (development only) writes them in "
+                   "clear to DATA/outbox.jsonl; required unless --demo (an SMS gateway sender plugs in "
+                   "signer/web/senders.py)")
     p.add_argument("--demo", action="store_true",
                    help="first set up demo data in DATA (demo PKI, example records signed "
                    "through the API's job path, a centre API key, claim codes), then serve")
@@ -91,6 +98,9 @@ def run_serve(ns: argparse.Namespace) -> int:
         raise ConfigError("--max-upload-mb must be 1..100000")
     if ns.workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if ns.code_sender is None and not ns.demo:
+        raise ConfigError("no one-time code sender chosen: pass --code-sender dev-file to write the codes "
+                          "to DATA/outbox.jsonl (development only: they are in clear there)")
     settings = settings_from_args(ns)
     if ns.demo:
         from signer.web.demo import prepare_demo
@@ -103,7 +113,9 @@ def run_serve(ns: argparse.Namespace) -> int:
         host=ns.host,
         port=ns.port,
         workers=ns.workers,
-        proxy_headers=False,  # behind a proxy: set --forwarded-allow-ips in a uvicorn config
+        # behind a proxy (docs/portal.md "Deployment"): trust its X-Forwarded-* headers only
+        proxy_headers=bool(ns.forwarded_allow_ips),
+        forwarded_allow_ips=ns.forwarded_allow_ips or None,
         server_header=False,
         log_level="info",
     )

@@ -10,8 +10,11 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from fastapi.responses import JSONResponse
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -62,6 +65,14 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: a string that is not valid
+    UTF-8 (a lone surrogate from a hostile request) still renders."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 def client_network(host: str | None) -> str:

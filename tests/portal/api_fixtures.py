@@ -139,7 +139,7 @@ class ApiEnv:
 
     def server(self, *, registry: Path | None = None, extra: list[str] | None = None) -> Server:
         """A started server (stopped at the end of the test)."""
-        argv = [sys.executable, "-m", "signer", "serve", "--ledger", self.ledger, "--data", str(self.data),
+        argv = [sys.executable, "-m", "signer", "serve", "--code-sender", "dev-file", "--ledger", self.ledger, "--data", str(self.data),
                 "--centres", str(self.centres), "--registry", str(registry or self.registry),
                 "--port", str(free_port()), *(extra or [])]  # fmt: skip
         port = int(argv[argv.index("--port") + 1])

@@ -64,7 +64,7 @@ def server(demo_batch: DemoBatch, tmp_path: Path) -> Iterator[Server]:
     log = server_log("portal-citizen")
     with log.open("ab") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "signer", "serve", "--ledger", str(ledger), "--data", str(tmp_path / "data"),
+            [sys.executable, "-m", "signer", "serve", "--code-sender", "dev-file", "--ledger", str(ledger), "--data", str(tmp_path / "data"),
              "--port", str(port), "--limits", str(limits)],
             cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
         )
