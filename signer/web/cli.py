@@ -1,6 +1,6 @@
 """``signer serve``: the citizen portal and the health-centre API under uvicorn.
 
-    python -m signer serve --ledger data/ledger.sqlite --data data/portal
+    python -m signer serve --code-sender dev-file --ledger data/ledger.sqlite --data data/portal
     python -m signer serve --demo            # demo PKI + example records, then serve
 
 Listens on 127.0.0.1:8000 by default; in production put it behind a TLS
