@@ -38,6 +38,7 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -131,9 +132,17 @@ class BatchOutput:
         # copy, or a run killed with -9 would keep the folder locked until its
         # orphaned workers notice and end.
         _locked_folders.add(self._fd)
-        if self.partial.exists():
-            shutil.rmtree(self.partial)
-        self.partial.mkdir(mode=0o700)
+        for old in [self.partial, *self.path.glob(f"{PARTIAL_DIR}-old-*")]:
+            if old.exists():
+                # renamed away first: a process of an earlier run still writing
+                # there (an orphaned Celery chunk) then finds its paths gone and
+                # fails, instead of racing the removal ("Directory not empty")
+                trash = self.path / f"{PARTIAL_DIR}-old-{secrets.token_hex(4)}"
+                os.rename(old, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+        # exist_ok: such a process may have made it again meanwhile (its chunk is gone: it does nothing)
+        self.partial.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.partial, 0o700)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -181,6 +190,19 @@ class BatchOutput:
             for tmp, _ in temps:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
+
+    def place_staged(self, staged: Sequence[tuple[str, str]]) -> None:
+        """Rename files a signing process wrote and flushed under ``DIR/.partial``
+        (:func:`signer.run.stage_files`) into place, then flush the folder.
+        Raises ``OSError``."""
+        folders = set()
+        for name, path in staged:
+            os.replace(path, self.path / name)
+            folders.add(os.path.dirname(path))
+        fsync_dir(self.path)
+        for folder in folders:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
 
     def files_ok(self, files: Sequence[FileEntry], *, full: bool) -> bool:
         """Every file is there with the ledger's size (and SHA-256 when ``full``)."""
@@ -375,6 +397,7 @@ class LedgerRun(SigningRun):
         # (plan, the columns its written event sets, the payload hash the row must still hold)
         done: list[tuple[Plan, dict[str, Any], str | None]] = []
         files: list[tuple[str, bytes]] = []
+        staged: list[tuple[str, str]] = []  # (name, staged path): written by the signing process
         for position, item in enumerate(batch):
             if position in admitted.refused:
                 self.fail(item.line, item.record_id, admitted.refused[position])
@@ -400,15 +423,18 @@ class LedgerRun(SigningRun):
                 signed.append(Change(plan.uvci, "signed", values))
                 done.append((plan, {}, values["payload_hash"]))
             files += result.files.items()
+            staged += ((name, path) for name, (path, _) in result.staged.items())
         with signals_held():
             # the ledger knows every file's hash before the file can appear
             self.ledger.apply(changes=[*signed, *released])
             self.counts.released += len(released)
-            if files:
-                try:
+            try:
+                if files:
                     self.output.write_durably(files)
-                except OSError as err:
-                    raise ConfigError(f"cannot write into {self.output.path}: {err.strerror or err}") from None
+                if staged:
+                    self.output.place_staged(staged)
+            except OSError as err:
+                raise ConfigError(f"cannot write into {self.output.path}: {err.strerror or err}") from None
             if done:
                 self._mark_written(done)
         if self.resume is not None and batch:  # this batch is committed: the point moves past it
@@ -462,7 +488,8 @@ def _signed_values(result: Outputs) -> dict[str, Any]:
         "exp": issued.exp,
         "exp_clamped": issued.exp_clamped,
         "payload_hash": result.payload_sha256,
-        "files": tuple(FileEntry(name, result.digests[name], len(data)) for name, data in result.files.items()),
+        "files": tuple(FileEntry(name, result.digests[name], len(data)) for name, data in result.files.items())
+        + tuple(FileEntry(name, result.digests[name], size) for name, (_, size) in result.staged.items()),
     }
 
 

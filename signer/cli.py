@@ -17,6 +17,7 @@ usage, unreadable input, unusable key or configuration (one line on stderr).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import re
@@ -437,7 +438,9 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
         with stop_signals(), BatchOutput(ns.out) as output, open_key(spec, secret=secret) as key:
             check_folder_centre(ledger, output, ns.centre)
             signer = build_signer(key, ns, options)
-            workers = (jobs, WorkerSetup(spec=spec, secret=secret, ns=ns, options=options)) if jobs > 1 else None
+            # the workers write and flush the files themselves; this process renames them
+            staging = dataclasses.replace(options, stage=str(output.partial))
+            workers = (jobs, WorkerSetup(spec=spec, secret=secret, ns=ns, options=staging)) if jobs > 1 else None
             errors_path = ns.errors or ns.out / "errors.csv"
             report = ErrorReport(errors_path, tmp_dir=output.partial if ns.errors is None else None)
             progress = Progress(err, total=estimate_records(ns.records), mode=ns.progress)

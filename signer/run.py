@@ -118,6 +118,9 @@ class Outputs:
     files: dict[str, bytes]
     payload_sha256: str = ""
     digests: dict[str, str] = field(default_factory=dict)
+    #: With :attr:`Options.stage`: the files are already written, flushed, under
+    #: these paths (name -> (staged path, size)); ``files`` is then empty.
+    staged: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,11 @@ class Options:
     png: bool
     svg: bool
     hash_outputs: bool = False  # fill Outputs.payload_sha256 and .digests (the ledger's run)
+    #: A folder (the ledger run's ``DIR/.partial``) where the signing process
+    #: itself writes and flushes the files (Outputs.staged): with ``--jobs``,
+    #: creating files is then spread over the workers, and no file's bytes
+    #: travel back to the run's process, which only renames them.
+    stage: str | None = None
 
 
 class Signer:
@@ -181,6 +189,8 @@ class Signer:
                 results.append(Outputs(issued, files, sha(payload).hexdigest(), digests))
             else:
                 results.append(Outputs(issued=issued, files=files))
+        if opts.stage is not None:
+            results = stage_files(results, Path(opts.stage))
         return results
 
     def _issue(
@@ -212,6 +222,49 @@ class Signer:
             for i, result in zip(index, got, strict=True):
                 results[i] = result
         return results  # type: ignore[return-value]  # every slot is filled
+
+
+#: Threads that flush a task's staged files together (as signer.batch.SYNC_THREADS).
+STAGE_SYNC_THREADS = 16
+_stage_count = itertools.count()
+
+
+def stage_files(results: list[Outputs | str], root: Path) -> list[Outputs | str]:
+    """Write the files of one task's results into a new folder under ``root``,
+    flush them to disk (fdatasync, in threads) and return the results with
+    ``staged`` paths instead of bytes. Raises :class:`ConfigError` when the
+    files cannot be written (it stops the run: the folder is then emptied by
+    the next one)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = root / f"w{os.getpid()}-{next(_stage_count)}"
+    handles: list[int] = []
+    out: list[Outputs | str] = []
+    try:
+        folder.mkdir(mode=0o700)
+        for result in results:
+            if isinstance(result, str):
+                out.append(result)
+                continue
+            staged = {}
+            for name, data in result.files.items():
+                path = folder / name
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                handles.append(fd)
+                with memoryview(data) as view:
+                    written = 0
+                    while written < len(view):
+                        written += os.write(fd, view[written:])
+                staged[name] = (str(path), len(data))
+            out.append(Outputs(result.issued, {}, result.payload_sha256, result.digests, staged))
+        with ThreadPoolExecutor(min(STAGE_SYNC_THREADS, max(1, len(handles)))) as pool:
+            list(pool.map(os.fdatasync, handles))
+    except OSError as err:
+        raise ConfigError(f"cannot write into {root.parent}: {err.strerror or err}") from None
+    finally:
+        for fd in handles:
+            os.close(fd)
+    return out
 
 
 def self_check(issued: Issued, key: SigningKey) -> bytes:
