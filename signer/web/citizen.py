@@ -196,7 +196,10 @@ async def lookup_form(p: Page) -> Response:
     return p.render("lookup.html", here="/")
 
 
-def _holders(p: Page, lookup_hashes: list[str]) -> list[tuple[str, str, str, str, str | None, str | None]]:
+HolderRow = tuple[str, str, str, str, str | None, str | None]
+
+
+def _holders(p: Page, lookup_hashes: list[str]) -> list[HolderRow]:
     marks = ", ".join("?" * len(lookup_hashes))
     rows = p.portal.ledger.db.fetchall(
         f"SELECT lookup_hash, citizen_hash, centre, record_id, phone_enc, phone_hash FROM holders"
@@ -206,38 +209,63 @@ def _holders(p: Page, lookup_hashes: list[str]) -> list[tuple[str, str, str, str
     return [tuple(r) for r in rows]
 
 
-async def _send_code(p: Page, *, lookup_hash: str | None, lock_key: str,
-                     phones: list[tuple[str, str]]) -> None:
+@dataclass(frozen=True)
+class Target:
+    """One distinct phone of a look-up's holder rows and the rows that carry it."""
+
+    number: str
+    phone_hash: str
+    rows: list[list[str]]  # [[centre, record_id], ...]
+
+
+def _targets(p: Page, rows: list[HolderRow]) -> list[Target]:
+    by_phone: dict[str, Target] = {}
+    for _lookup, _citizen, centre, record_id, phone_enc, phone_hash in rows:
+        if not (phone_enc and phone_hash):
+            continue
+        number = p.portal.keys.open_phone(phone_enc, centre, record_id)
+        if not number:
+            continue
+        target = by_phone.setdefault(phone_hash, Target(number, phone_hash, []))
+        target.rows.append([centre, record_id])
+    return list(by_phone.values())
+
+
+async def _send_code(p: Page, *, lookup_hash: str | None, lookups: list[str], lock_key: str,
+                     targets: list[Target]) -> None:
     """Makes the challenge (decoy when ``lookup_hash`` is None), sets its cookie,
-    queues the SMS to each distinct phone its limit allows."""
+    queues one SMS to each distinct phone its limit allows, each phone its own code;
+    the challenge records which holder rows each code went to (``sent_to``)."""
     citizen = citizen_of(p.portal)
     until = citizen.limiter.locked_until(lock_key)
     if until is not None:
         raise Refused(429, "error.locked", minutes=max(1, math.ceil((until - p.now) / 60)))
+    going = [t for t in targets if citizen.limiter.phone_allows(t.phone_hash)]
+    sent_to = [{"phone": t.phone_hash, "rows": t.rows} for t in going]
     challenge = await run_in_threadpool(
-        otp.prepare, p.portal.keys, binding=_binding(p.pre), lookup_hash=lookup_hash, lock_key=lock_key,
-        now=p.now, ttl=p.portal.settings.otp_ttl,
+        otp.prepare, p.portal.keys, binding=_binding(p.pre), lookup_hash=lookup_hash, lookups=lookups,
+        sent_to=sent_to, lock_key=lock_key, now=p.now, ttl=p.portal.settings.otp_ttl,
     )
     otp.store(p.portal.ledger.db, challenge)
     if secrets.randbelow(500) == 0:  # now and then: old rate hits and challenges go
         citizen.limiter.purge()
         otp.purge(p.portal.ledger.db, p.now)
     citizen.limiter.record("send", lock_key)
-    text = p.t("sms.text", code=challenge.code)
-    for number, phone_hash in phones:
-        if citizen.limiter.phone_allows(phone_hash):
-            citizen.sender.send(number, text)
+    for target, code_ in zip(going, challenge.codes, strict=False):
+        citizen.sender.send(target.number, p.t("sms.text", code=code_))
     p.cookie(OTP_COOKIE, challenge.token, max_age=p.portal.settings.otp_ttl)
 
 
-def _phones(p: Page, rows: list[tuple[str, str, str, str, str | None, str | None]]) -> list[tuple[str, str]]:
-    seen: dict[str, str] = {}
-    for _lookup, _citizen, centre, record_id, phone_enc, phone_hash in rows:
-        if phone_enc and phone_hash and phone_hash not in seen:
-            number = p.portal.keys.open_phone(phone_enc, centre, record_id)
-            if number:
-                seen[phone_hash] = number
-    return [(number, phone_hash) for phone_hash, number in seen.items()]
+def _owned_rows(p: Page, ch: otp.Challenge, slot: dict[str, Any]) -> list[sessions.HolderRow]:
+    """The holder rows of the phone whose code was typed, as they still are: same
+    look-up, same phone (a phone changed meanwhile by a claim code drops its row)."""
+    db, out = p.portal.ledger.db, []
+    for centre, record_id in slot.get("rows", []):
+        row = db.fetchone("SELECT citizen_hash, lookup_hash, phone_hash FROM holders WHERE centre = ? AND record_id = ?",
+                          (centre, record_id))
+        if row is not None and row[1] in ch.lookups and row[2] == slot.get("phone"):
+            out.append((str(centre), str(record_id), str(row[0])))
+    return out
 
 
 @router.post("/lookup")
@@ -254,8 +282,9 @@ async def lookup(p: Page) -> Response:
     hashes += [hashes[0]] * (3 - len(hashes))  # one query shape whatever was typed
     rows = _holders(p, hashes)
     matched = rows[0][0] if rows else None
+    lookups = sorted({str(r[0]) for r in rows})
     lock_key = keys.rate_bucket("lookup", matched or hashes[0])
-    await _send_code(p, lookup_hash=matched, lock_key=lock_key, phones=_phones(p, rows))
+    await _send_code(p, lookup_hash=matched, lookups=lookups, lock_key=lock_key, targets=_targets(p, rows))
     return p.redirect("/code")
 
 
@@ -281,18 +310,17 @@ async def code(p: Page) -> Response:
         raise Refused(400, "code.dead")
     if not otp.count_attempt(db, ch, now=now, max_attempts=max_attempts):
         raise Refused(400, "code.dead")
-    ok = await run_in_threadpool(otp.code_matches, p.portal.keys, ch, typed)
-    if not ok or ch.lookup_hash is None:
+    slot = await run_in_threadpool(otp.code_matches, p.portal.keys, ch, typed)
+    if slot is None or ch.lookup_hash is None:
         citizen.limiter.record("fail", ch.lock_key)
         return p.render("code.html", status=400, here="/code", error=p.t("code.wrong"))
     if not otp.consume(db, ch, now):
         raise Refused(400, "code.dead")
-    row = db.fetchone("SELECT citizen_hash FROM holders WHERE lookup_hash = ?", (ch.lookup_hash,))
-    if row is None:  # the holder row went away meanwhile
+    owned = _owned_rows(p, ch, slot)
+    if not owned:  # the holder rows went away or changed meanwhile
         raise Refused(400, "code.dead")
-    token = sessions.create(db, lookup_hash=ch.lookup_hash, citizen_hash=str(row[0]), now=now,
-                            ttl=p.portal.settings.session_ttl)
-    sessions.log_access(db, citizen_hash=str(row[0]), action="sign_in", uvci=None, network=_network(p),
+    token = sessions.create(db, rows=owned, now=now, ttl=p.portal.settings.session_ttl)
+    sessions.log_access(db, rows=owned, action="sign_in", uvci=None, network=_network(p),
                         agent=sessions.short_agent(p.request.headers.get("user-agent")), now=now)
     p.cookie(sessions.SESSION_COOKIE, token, max_age=p.portal.settings.session_ttl, samesite="lax")
     p.cookie(OTP_COOKIE, "")
@@ -316,8 +344,9 @@ async def resend(p: Page) -> Response:
     wait = citizen.limits.resend_seconds - (p.now - last) if last is not None else 0
     if wait > 0:
         raise Refused(429, "code.wait", seconds=wait)
-    rows = _holders(p, [ch.lookup_hash]) if ch.lookup_hash else []
-    await _send_code(p, lookup_hash=ch.lookup_hash, lock_key=ch.lock_key, phones=_phones(p, rows))
+    rows = _holders(p, ch.lookups) if ch.lookups else []
+    await _send_code(p, lookup_hash=ch.lookup_hash, lookups=ch.lookups, lock_key=ch.lock_key,
+                     targets=_targets(p, rows))
     otp.retire(db, ch, p.now)
     return p.redirect("/code")
 
@@ -401,7 +430,8 @@ async def download(p: Page) -> Response:
     if not data or not hmac.compare_digest(hashlib.sha256(data).hexdigest(), entry.sha256):
         log.warning("portal: a certificate file does not match the ledger (%s)", cert.uvci)
         raise Refused(404, "error.file_damaged")
-    sessions.log_access(db, citizen_hash=session.citizen_hash, action=action, uvci=cert.uvci, network=_network(p),
+    owner = [r for r in session.rows if r[0] == cert.centre and r[1] == cert.record_id]
+    sessions.log_access(db, rows=owner, action=action, uvci=cert.uvci, network=_network(p),
                         agent=sessions.short_agent(p.request.headers.get("user-agent")), now=p.now)
     headers = {"cache-control": "no-store"}
     if kind == "pdf":
@@ -417,7 +447,7 @@ async def access(p: Page) -> Response:
         {"when": dt.datetime.fromtimestamp(at, dt.UTC).strftime("%d/%m/%Y %H:%M"),
          "what": p.t(f"action.{action}") if f"action.{action}" in i18n.MESSAGES else action,
          "uvci": uvci or "", "network": network, "agent": agent}
-        for at, action, uvci, network, agent in sessions.access_rows(p.portal.ledger.db, session.citizen_hash)
+        for at, action, uvci, network, agent in sessions.access_rows(p.portal.ledger.db, session)
     ]
     return p.render("access.html", here="/access", signed_in=True, rows=rows)
 
@@ -474,9 +504,12 @@ async def claim(p: Page) -> Response:
             (keys.seal_phone(number, centre, record_id), phone_hash,
              dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), centre, record_id),
         )
-        sessions.log_access(db, citizen_hash=citizen_hash, action="phone_set", uvci=None, network=_network(p),
-                            agent=sessions.short_agent(p.request.headers.get("user-agent")), now=now)
+        sessions.log_access(db, rows=[(centre, record_id, citizen_hash)], action="phone_set", uvci=None,
+                            network=_network(p), agent=sessions.short_agent(p.request.headers.get("user-agent")),
+                            now=now)
     lock_key = keys.rate_bucket("lookup", lookup_hash)
     citizen.limiter.clear(lock_key)  # the owner proved themselves: the look-up's lock is undone
-    await _send_code(p, lookup_hash=lookup_hash, lock_key=lock_key, phones=[(number, phone_hash)])
+    # the code goes to the new phone and opens the claimed holder row only
+    await _send_code(p, lookup_hash=lookup_hash, lookups=[lookup_hash], lock_key=lock_key,
+                     targets=[Target(number, phone_hash, [[centre, record_id]])])
     return p.redirect("/code")

@@ -25,9 +25,13 @@ CREATE TABLE otp_challenges (
     id            TEXT PRIMARY KEY,    -- SHA-256 of the random challenge token
     binding       TEXT NOT NULL,       -- SHA-256 of the browser's pre-session cookie that asked
     lookup_hash   TEXT,                -- NULL for a decoy (nothing matched: same response)
-    lock_key      TEXT NOT NULL,       -- rate bucket of the look-up (ID + date of birth) that failures
-                                       -- and sends count against, decoys too (signer.web.limits)
-    code_hash     TEXT NOT NULL,       -- scrypt(peppered code, salt)
+    lookups       TEXT NOT NULL DEFAULT '[]', -- JSON: every lookup_hash the look-up matched (for a resend)
+    sent_to       TEXT NOT NULL DEFAULT '[]', -- JSON: one slot per phone the code went to:
+                                       -- [{"phone": phone_hash, "rows": [[centre, record_id], ...]}];
+                                       -- the typed code picks its slot, the session gets those rows only
+    lock_key      TEXT NOT NULL,       -- rate bucket of ID + birth YEAR (the same for real and decoy
+                                       -- look-ups) that failures and sends count against (signer.web.limits)
+    code_hash     TEXT NOT NULL,       -- scrypt(peppered code core, salt)
     salt          TEXT NOT NULL,
     created_at    BIGINT NOT NULL,    -- epoch seconds
     expires_at    BIGINT NOT NULL,
@@ -52,17 +56,21 @@ CREATE INDEX claim_codes_record ON claim_codes (centre, record_id);
 -- Signed-in citizens. The cookie holds a random token; the table its SHA-256.
 CREATE TABLE portal_sessions (
     id_hash       TEXT PRIMARY KEY,
-    lookup_hash   TEXT NOT NULL,
-    citizen_hash  TEXT NOT NULL,
+    holder_rows   TEXT NOT NULL,       -- JSON [[centre, record_id, citizen_hash], ...]: the holder rows whose
+                                       -- phone received the code typed; the session sees only their certificates
     secret        TEXT NOT NULL,       -- per-session key of the random URL handles
     created_at    BIGINT NOT NULL,
     expires_at    BIGINT NOT NULL,
     ended_at      BIGINT
 );
 
--- The citizen's own access log: when and from where their passport was fetched.
+-- The citizen's own access log, per holder row: when and from where their passport was fetched.
+-- (Changed by the review fixes of issue 12: it was per citizen_hash, which any holder row with
+-- the same ID could read; portal_sessions changed alike. Not used by the centre API.)
 CREATE TABLE portal_access (
     id            BIGSERIAL PRIMARY KEY,
+    centre        TEXT NOT NULL,
+    record_id     TEXT NOT NULL,
     citizen_hash  TEXT NOT NULL,
     at            BIGINT NOT NULL,
     action        TEXT NOT NULL,       -- sign_in, view, pdf, qr, phone_set
@@ -70,7 +78,7 @@ CREATE TABLE portal_access (
     network       TEXT NOT NULL,       -- client address truncated (/24, /48)
     agent         TEXT NOT NULL        -- a short browser description
 );
-CREATE INDEX portal_access_citizen ON portal_access (citizen_hash, at);
+CREATE INDEX portal_access_holder ON portal_access (centre, record_id, at);
 
 -- Rate limits and lockouts: one row per counted event, by bucket.
 CREATE TABLE rate_hits (
