@@ -83,7 +83,8 @@ def citizen_of(portal: Portal) -> Citizen:
 
 
 def _valid_token(value: str | None) -> bool:
-    return bool(value) and len(value or "") == 43 and all(c.isalnum() or c in "-_" for c in value or "")
+    """Our cookies' tokens: 43 ASCII ``[A-Za-z0-9_-]`` (``str.isalnum`` let 43 "é" through)."""
+    return sessions.valid_token(value)
 
 
 class Page:
@@ -231,8 +232,24 @@ def _targets(p: Page, rows: list[HolderRow]) -> list[Target]:
     return list(by_phone.values())
 
 
+def _lock_key(p: Page, ident: str, dob: str) -> str:
+    """The look-up's bucket for the lock and the cool-downs: ID + birth YEAR, computed
+    from what was typed, so a real look-up (whatever precision its record holds)
+    and a decoy land in buckets made the same way and lock alike."""
+    return p.portal.keys.rate_bucket("lookup", f"{ident}\x1f{dob[:4]}")
+
+
+def _cool_down(p: Page, lock_key: str) -> None:
+    """The resend cool-down of this bucket: a second look-up or resend within it is a 429."""
+    citizen = citizen_of(p.portal)
+    last = citizen.limiter.last_send(lock_key)
+    wait = citizen.limits.resend_seconds - (p.now - last) if last is not None else 0
+    if wait > 0:
+        raise Refused(429, "code.wait", seconds=wait)
+
+
 async def _send_code(p: Page, *, lookup_hash: str | None, lookups: list[str], lock_key: str,
-                     targets: list[Target]) -> None:
+                     targets: list[Target], cool_down: bool = False) -> None:
     """Makes the challenge (decoy when ``lookup_hash`` is None), sets its cookie,
     queues one SMS to each distinct phone its limit allows, each phone its own code;
     the challenge records which holder rows each code went to (``sent_to``)."""
@@ -240,6 +257,8 @@ async def _send_code(p: Page, *, lookup_hash: str | None, lookups: list[str], lo
     until = citizen.limiter.locked_until(lock_key)
     if until is not None:
         raise Refused(429, "error.locked", minutes=max(1, math.ceil((until - p.now) / 60)))
+    if cool_down:
+        _cool_down(p, lock_key)
     going = [t for t in targets if citizen.limiter.phone_allows(t.phone_hash)]
     sent_to = [{"phone": t.phone_hash, "rows": t.rows} for t in going]
     challenge = await run_in_threadpool(
@@ -283,8 +302,8 @@ async def lookup(p: Page) -> Response:
     rows = _holders(p, hashes)
     matched = rows[0][0] if rows else None
     lookups = sorted({str(r[0]) for r in rows})
-    lock_key = keys.rate_bucket("lookup", matched or hashes[0])
-    await _send_code(p, lookup_hash=matched, lookups=lookups, lock_key=lock_key, targets=_targets(p, rows))
+    await _send_code(p, lookup_hash=matched, lookups=lookups, lock_key=_lock_key(p, ident, dob),
+                     targets=_targets(p, rows), cool_down=True)
     return p.redirect("/code")
 
 
@@ -304,7 +323,7 @@ async def code(p: Page) -> Response:
     typed = forms.otp_code(values["code"])
     db, now = p.portal.ledger.db, p.now
     token = p.request.cookies.get(OTP_COOKIE, "")
-    ch = otp.load(db, token) if token and len(token) < 100 else None
+    ch = otp.load(db, token) if _valid_token(token) else None
     max_attempts = citizen.limits.otp_attempts
     if ch is None or not otp.usable(ch, binding=_binding(p.pre), now=now, max_attempts=max_attempts):
         raise Refused(400, "code.dead")
@@ -337,13 +356,10 @@ async def resend(p: Page) -> Response:
         raise Refused(429, "error.rate")
     db = p.portal.ledger.db
     token = p.request.cookies.get(OTP_COOKIE, "")
-    ch = otp.load(db, token) if token and len(token) < 100 else None
+    ch = otp.load(db, token) if _valid_token(token) else None
     if ch is None or ch.used_at is not None or not hmac.compare_digest(ch.binding, _binding(p.pre)):
         raise Refused(400, "code.dead")
-    last = citizen.limiter.last_send(ch.lock_key)
-    wait = citizen.limits.resend_seconds - (p.now - last) if last is not None else 0
-    if wait > 0:
-        raise Refused(429, "code.wait", seconds=wait)
+    _cool_down(p, ch.lock_key)
     rows = _holders(p, ch.lookups) if ch.lookups else []
     await _send_code(p, lookup_hash=ch.lookup_hash, lookups=ch.lookups, lock_key=ch.lock_key,
                      targets=_targets(p, rows))
@@ -507,7 +523,7 @@ async def claim(p: Page) -> Response:
         sessions.log_access(db, rows=[(centre, record_id, citizen_hash)], action="phone_set", uvci=None,
                             network=_network(p), agent=sessions.short_agent(p.request.headers.get("user-agent")),
                             now=now)
-    lock_key = keys.rate_bucket("lookup", lookup_hash)
+    lock_key = _lock_key(p, ident, dob)
     citizen.limiter.clear(lock_key)  # the owner proved themselves: the look-up's lock is undone
     # the code goes to the new phone and opens the claimed holder row only
     await _send_code(p, lookup_hash=lookup_hash, lookups=[lookup_hash], lock_key=lock_key,

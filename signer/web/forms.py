@@ -5,8 +5,8 @@ key: the pages show it, never a traceback.
 
     >>> parse_birth_date("14/03/1985"), parse_birth_date("03/1985"), parse_birth_date("1985")
     ('1985-03-14', '1985-03', '1985')
-    >>> parse_birth_date("31/02/1985") is None
-    True
+    >>> parse_birth_date("31/02/1985") is None, parse_birth_date("1/1/99999999999999999999") is None
+    (True, True)
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def parse_birth_date(value: str) -> str | None:
             result = f"{year:04d}"
         else:
             return None
-    except ValueError:
+    except (ValueError, OverflowError):  # 1/1/99999999999999999999: too big for a date
         return None
     if not 1900 <= year <= 2100 or not all(p.isdigit() for p in parts):
         return None

@@ -9,7 +9,9 @@ use small ones) and the reasoning: docs/portal.md "Rate limits and lock".
   in a sliding window: over it, 429;
 - per phone: codes sent per hour (over it the code is not sent; the page is
   the same);
-- per look-up (ID + date of birth, decoys alike): a resend cool-down, and a
+- per look-up bucket (ID + birth YEAR as typed, computed alike for real and
+  decoy look-ups, so the 429s say nothing about a record): a cool-down on
+  /lookup and /code/resend, and a
   **lock** when failed codes or sent codes since the last lock reach a
   threshold. A lock lasts exactly ``lock_seconds`` and is never extended:
   counting restarts when it ends, and what happens during it does not count.

@@ -28,7 +28,7 @@ ROUNDS = 21
 
 @pytest.fixture()
 def roomy(demo_batch: DemoBatch, tmp_path: Path) -> Iterator[PortalClient]:
-    yield from make_portal(demo_batch, tmp_path, limits={"network_lookups": 10_000, "lock_sends": 10_000,
+    yield from make_portal(demo_batch, tmp_path, limits={"network_lookups": 10_000, "lock_sends": 10_000, "resend_seconds": 0,
                                                          "phone_sends": 10_000, "network_codes": 10_000})
 
 

@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from tests.portal.citizen_helpers import HUONG, UNKNOWN, code_for, enter_code, lookup, post
 from tests.portal.conftest import DemoBatch, PortalClient, make_portal
 
-LIMITS = {"otp_attempts": 5, "lock_failures": 5, "lock_sends": 50, "lock_seconds": 120, "network_lookups": 100,
+# resend_seconds 0: these tests repeat look-ups at once (the cool-down: test_citizen_review)
+LIMITS = {"resend_seconds": 0, "otp_attempts": 5, "lock_failures": 5, "lock_sends": 50, "lock_seconds": 120, "network_lookups": 100,
           "network_codes": 200, "phone_sends": 50}
 
 
@@ -40,7 +41,7 @@ def _wrong(pc: PortalClient, n: int) -> None:
 
 
 def test_network_throttle(demo_batch: DemoBatch, tmp_path: Path) -> None:
-    for pc in make_portal(demo_batch, tmp_path, limits={"network_lookups": 3, "window": 600}):
+    for pc in make_portal(demo_batch, tmp_path, limits={"network_lookups": 3, "window": 600, "resend_seconds": 0}):
         for _ in range(3):
             assert lookup(pc, UNKNOWN).status_code == 303
         r = lookup(pc, UNKNOWN)
@@ -50,7 +51,7 @@ def test_network_throttle(demo_batch: DemoBatch, tmp_path: Path) -> None:
 
 
 def test_per_phone_cap_sends_no_more_but_answers_the_same(demo_batch: DemoBatch, tmp_path: Path) -> None:
-    for pc in make_portal(demo_batch, tmp_path, limits={"phone_sends": 2}):
+    for pc in make_portal(demo_batch, tmp_path, limits={"phone_sends": 2, "resend_seconds": 0}):
         for _ in range(4):
             assert lookup(pc, HUONG).status_code == 303
         assert len(pc.new_messages()) == 2
@@ -102,7 +103,7 @@ def test_decoy_look_ups_lock_the_same_way(small: PortalClient) -> None:
 
 
 def test_too_many_codes_sent_lock_too(demo_batch: DemoBatch, tmp_path: Path) -> None:
-    for pc in make_portal(demo_batch, tmp_path, limits={"lock_sends": 3, "lock_seconds": 900}):
+    for pc in make_portal(demo_batch, tmp_path, limits={"lock_sends": 3, "lock_seconds": 900, "resend_seconds": 0}):
         for _ in range(3):
             assert lookup(pc, HUONG).status_code == 303
         assert lookup(pc, HUONG).status_code == 429

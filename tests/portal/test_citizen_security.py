@@ -54,6 +54,7 @@ def test_security_headers_and_cookie_flags_on_every_page(portal_client: PortalCl
     r = lookup(pc, HUONG)
     otp_cookie = cookie_flags(r)["vndcc_otp"]
     assert "httponly" in otp_cookie and "secure" in otp_cookie and "samesite=strict" in otp_cookie
+    pc.clock.advance(61)  # the look-up's resend cool-down
     html = sign_in(pc, HUONG)
     handle = handles(html)[0]
     pages = ["/", "/code", "/claim", "/passport", "/access", f"/passport/{handle}/pdf", f"/passport/{handle}/qr.png",
