@@ -1,0 +1,217 @@
+"""`signer batch` at scale, QR-only (HC1 + PNG): speed per --jobs, peak memory, resume after a kill, ledger look-ups.
+
+    .venv/bin/python bench/batch_scale.py --records 20000 --jobs 1 2 --resume --query
+    .venv/bin/python bench/batch_scale.py --records 200000 --jobs 2          # memory at size
+
+Same seeded synthetic records and throw-away ES256 key as bench/ledger.py
+(bench/signing_setup.py), SQLite ledger, software key. Per ``--jobs``
+value: a fresh folder and ledger, wall clock, CPU of the command's
+processes, and the peak resident memory of the whole process tree (the
+sum over the run and its workers, sampled every 0.1 s from /proc) and of
+its largest process (``ru_maxrss``). ``--resume`` (with the last --jobs
+value): the same batch again into a new folder, SIGKILLed (process group)
+once 90 % of the records are written in the ledger, then the same command
+timed to the end, against the full run above. ``--query``: median and
+99th percentile of ``Ledger.by_record`` on random record ids of the
+largest ledger built. Issue 10 targets: 2 processes >= 1.8x one; resume
+< 10 % of the full run; 1,000,000 records under 500 MB (extrapolated from
+the sizes measured); look-up < 1 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import resource
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from signing_setup import ROOT, setup  # bench/ is on the path when run as a script
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_rss(wrapper: int, cpu: dict[int, float] | None = None) -> tuple[int, int, int, int]:
+    """(sum, largest, of the batch's own process) resident set in bytes of the
+    descendants of ``wrapper`` (the batch and its workers), and the batch's
+    pid; ``cpu`` gets each one's CPU seconds so far (user + system)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            child = int(stat.parent.name)
+            parents[child] = int(fields[1])
+            rss[child] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+            if cpu is not None:
+                cpu[child] = (int(fields[11]) + int(fields[12])) / TICK
+    main = next((p for p, parent in parents.items() if parent == wrapper), 0)
+    tree, todo = [], [main] if main else []
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += [p for p, parent in parents.items() if parent == current]
+    if cpu is not None:
+        for other in set(cpu) - set(tree):
+            del cpu[other]
+    values = [rss.get(p, 0) for p in tree]
+    return sum(values), max(values, default=0), rss.get(main, 0), main
+
+
+class Sampler(threading.Thread):
+    """Peak RSS of a process tree (sum), of its largest process, and of the root process alone."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_sum, self.peak_one, self.peak_main = pid, 0, 0, 0
+        self.cpu: dict[int, float] = {}  # last CPU seconds seen per process of the tree
+        self.main_cpu = 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            now: dict[int, float] = dict(self.cpu)
+            total, one, main, main_pid = tree_rss(self.pid, now)
+            self.cpu.update(now)
+            self.main_cpu = self.cpu.get(main_pid, self.main_cpu)
+            self.peak_sum, self.peak_one = max(self.peak_sum, total), max(self.peak_one, one)
+            self.peak_main = max(self.peak_main, main)
+            self.done.wait(0.1)
+
+
+#: Runs the batch as its child and reports the largest resident set among the
+#: batch's processes (``ru_maxrss`` of the waited-for children: exact, not sampled).
+WRAPPER = (
+    "import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
+    "print('MAXRSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)"
+)
+
+
+def batch_command(work: Path, name: str, common: list[str], jobs: int) -> list[str]:
+    return [sys.executable, "-m", "signer", "batch", str(work / "in.jsonl"), "--out", str(work / name),
+            "--ledger", str(work / f"{name}.sqlite"), "--centre", "Bench health centre", "--progress", "none",
+            *common, "--jobs", str(jobs)]  # fmt: skip
+
+
+def timed_run(command: list[str], env: dict[str, str]) -> dict[str, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", WRAPPER, *command], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    sampler = Sampler(proc.pid)
+    sampler.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    sampler.done.set()
+    sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode not in (0, 1):
+        sys.exit(f"batch failed ({proc.returncode}):\n{err[-2000:]}")
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    maxrss = int(err.rsplit("MAXRSS ", 1)[1].split()[0]) * 1024
+    return {"wall": wall, "cpu": cpu, "rss_sum": sampler.peak_sum, "rss_one": sampler.peak_one,
+            "rss_main": sampler.peak_main, "main_cpu": sampler.main_cpu, "maxrss": maxrss,
+            "summary": out.strip().splitlines()[0], "stderr": err}  # type: ignore[dict-item]  # fmt: skip
+
+
+def written(ledger: Path) -> int:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM certificates WHERE state = 'written'").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count: int, full: float,
+           full_cpu: float) -> None:  # fmt: skip
+    command = batch_command(work, "killed", common, jobs)
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    done = 0
+    while proc.poll() is None and done < 0.9 * count:
+        time.sleep(0.2)
+        done = written(work / "killed.sqlite")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = written(work / "killed.sqlite")
+    again = timed_run(command, env)
+    print(f"  resume (--jobs {jobs}): killed with SIGKILL (process group) at {done} written ({100 * done / count:.1f} %); "
+          f"the same command then took {again['wall']:.2f} s = {100 * again['wall'] / full:.1f} % of the full run "
+          f"({full:.1f} s); CPU {again['cpu']:.1f} s = {100 * again['cpu'] / full_cpu:.1f} % of the full run's "
+          f"{full_cpu:.1f} s", flush=True)  # fmt: skip
+    note = again["stderr"].strip().splitlines()
+    print(f"    {next((ln for ln in note if ln.startswith('resuming')), '(read the whole input again)')}")
+    print(f"    {again['summary']}")
+
+
+def query(work: Path, name: str, env: dict[str, str], count: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    from signer.ledger import Ledger
+
+    os.environ["VNDCC_LEDGER_KEY"] = env["VNDCC_LEDGER_KEY"]
+    ledger = Ledger.open(str(work / f"{name}.sqlite"), actor="bench", create=False)
+    try:
+        ids = [rid for (rid,) in ledger.db.fetchall("SELECT record_id FROM certificates")]
+        rows = ledger.db.fetchone("SELECT COUNT(*) FROM certificates")
+        picks = random.Random(7).choices(ids, k=2000)
+        times = []
+        for rid in picks:
+            t0 = time.perf_counter()
+            found = ledger.by_record(rid)
+            times.append(time.perf_counter() - t0)
+            assert found
+        times.sort()
+        size = (work / f"{name}.sqlite").stat().st_size
+        print(f"  ledger look-up by record id ({rows[0] if rows else '?'} rows, {size / 1e6:.0f} MB): median "
+              f"{1000 * statistics.median(times):.3f} ms, p99 {1000 * times[int(0.99 * len(times))]:.3f} ms, "
+              f"max {1000 * times[-1]:.3f} ms (2,000 random ids)")  # fmt: skip
+    finally:
+        ledger.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=20000)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--resume", action="store_true", help="kill a batch at 90 %% and time the resume")
+    parser.add_argument("--query", action="store_true", help="time ledger look-ups by record id")
+    parser.add_argument("--work", type=Path, help="work folder (default: a temporary one, removed)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-batch-", dir=args.work) as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        common, env, count = setup(work, args.records)
+        print(f"{count} synthetic records (made in {time.perf_counter() - t0:.0f} s), HC1 + PNG, SQLite ledger, "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+        walls: dict[int, float] = {}
+        cpus: dict[int, float] = {}
+        for jobs in args.jobs:
+            run = timed_run(batch_command(work, f"out-{jobs}", common, jobs), env)
+            walls[jobs], cpus[jobs] = run["wall"], run["cpu"]
+            print(f"  --jobs {jobs}: {run['wall']:7.1f} s wall, {count / run['wall']:5.0f} records/s, CPU "
+                  f"{1000 * run['cpu'] / count:.2f} ms per record (the run's own process "
+                  f"{1000 * run['main_cpu'] / count:.2f}); peak RSS {run['rss_sum'] / 2**20:.0f} MB "
+                  f"(all processes), the run's own process {run['rss_main'] / 2**20:.0f} MB, largest process "
+                  f"{run['maxrss'] / 2**20:.0f} MB", flush=True)  # fmt: skip
+            print(f"    {run['summary']}")
+        if 1 in walls and 2 in walls:
+            print(f"  --jobs 2 vs --jobs 1: {walls[1] / walls[2]:.2f}x (target 1.8x)")
+        last = args.jobs[-1]
+        if args.resume:
+            resume(work, common, env, last, count, walls[last], cpus[last])
+        if args.query:
+            query(work, f"out-{last}", env, count)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
