@@ -45,8 +45,8 @@ from signer.web.senders import BackgroundSender, make_sender
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("signer.web.citizen")
 
-PRE_COOKIE = "vndcc_pre"
-OTP_COOKIE = "vndcc_otp"
+PRE_COOKIE = "__Host-vndcc_pre"  # __Host-: Secure, Path=/, no Domain (no sibling subdomain can plant it)
+OTP_COOKIE = "__Host-vndcc_otp"
 EXPIRING_DAYS = 30
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from signer.ledger.db import Database
 from signer.ledger.store import COLUMNS, Certificate
 
-SESSION_COOKIE = "vndcc_session"
+SESSION_COOKIE = "__Host-vndcc_session"
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM certificates WHERE "
 #: a holder row a session owns: (centre, record_id, citizen_hash)
 HolderRow = tuple[str, str, str]

@@ -37,10 +37,10 @@ def test_code_is_single_use(portal_client: PortalClient) -> None:
     pc = portal_client
     lookup(pc, HUONG)
     code = code_for(pc, HUONG["phone"])
-    challenge = pc.client.cookies.get("vndcc_otp")
+    challenge = pc.client.cookies.get("__Host-vndcc_otp")
     assert enter_code(pc, code).status_code == 303
-    pc.client.cookies.set("vndcc_otp", challenge or "", domain="testserver.local")
-    pc.client.cookies.delete("vndcc_session")
+    pc.client.cookies.set("__Host-vndcc_otp", challenge or "", domain="testserver.local")
+    pc.client.cookies.delete("__Host-vndcc_session")
     r = enter_code(pc, code)
     assert r.status_code == 400
 
@@ -59,9 +59,9 @@ def test_code_is_bound_to_the_browser_that_asked(portal_client: PortalClient) ->
     pc = portal_client
     lookup(pc, HUONG)
     code = code_for(pc, HUONG["phone"])
-    challenge = pc.client.cookies.get("vndcc_otp") or ""
+    challenge = pc.client.cookies.get("__Host-vndcc_otp") or ""
     thief = TestClient(pc.app, base_url="https://testserver")
-    thief.cookies.set("vndcc_otp", challenge)
+    thief.cookies.set("__Host-vndcc_otp", challenge)
     page = thief.get("/code")
     from tests.portal.citizen_helpers import csrf_tokens
 

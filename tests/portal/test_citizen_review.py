@@ -55,16 +55,16 @@ def test_non_ascii_cookies_are_ignored_not_a_500(portal_client: PortalClient, le
     pc = portal_client
     raw = (letter * 21 + "a").encode("utf-8")
     assert len(raw.decode("latin-1")) == 43 and raw.decode("latin-1").isalnum()
-    pre = b"vndcc_pre=" + raw
+    pre = b"__Host-vndcc_pre=" + raw
     page = _raw(pc, "GET", "/", pre)
     assert page.status_code == 200
     assert any(h.split("=", 1)[0].endswith("vndcc_pre") for h in page.headers.get_list("set-cookie"))  # a new one
     data = {"csrf": csrf_tokens(page.text)["/lookup"], "id_number": HUONG["id_number"],
             "birth_date": HUONG["birth_date"]}
     assert _raw(pc, "POST", "/lookup", pre, data=data).status_code == 403
-    assert _raw(pc, "POST", "/code", pre + b"; vndcc_otp=" + raw, data={"code": "123456"}).status_code == 403
-    assert _raw(pc, "GET", "/passport", b"vndcc_session=" + raw).status_code == 401
-    assert _raw(pc, "GET", "/passport/" + "0" * 32 + "/pdf", b"vndcc_session=" + raw).status_code == 401
+    assert _raw(pc, "POST", "/code", pre + b"; __Host-vndcc_otp=" + raw, data={"code": "123456"}).status_code == 403
+    assert _raw(pc, "GET", "/passport", b"__Host-vndcc_session=" + raw).status_code == 401
+    assert _raw(pc, "GET", "/passport/" + "0" * 32 + "/pdf", b"__Host-vndcc_session=" + raw).status_code == 401
 
 
 LIMITS = {"lock_failures": 3, "lock_sends": 4, "lock_seconds": 300, "resend_seconds": 60, "otp_attempts": 5,

@@ -38,7 +38,7 @@ def test_post_without_or_with_a_wrong_csrf_token_is_403(portal_client: PortalCli
         assert r.status_code == 403, (action, csrf)
         assert "<form" not in r.text or action == "/signout"
     # the right token but no pre-session cookie (another site's form posting blind)
-    pc.client.cookies.delete("vndcc_pre")
+    pc.client.cookies.delete("__Host-vndcc_pre")
     r = pc.client.post(action, data={**fields, "csrf": good}, follow_redirects=False)
     assert r.status_code == 403
     assert pc.new_messages() == []
@@ -48,11 +48,14 @@ def test_security_headers_and_cookie_flags_on_every_page(portal_client: PortalCl
     pc = portal_client
     first = pc.client.get("/")
     flags = cookie_flags(first)
-    assert "vndcc_pre" in flags
+    assert "__Host-vndcc_pre" in flags
     for name, header in flags.items():
         assert "httponly" in header and "secure" in header and "samesite=strict" in header and "path=/" in header, name
+    # __Host- (review item 6): a sibling subdomain cannot plant a known pre-session cookie
+    # (the browser refuses a __Host- cookie with a Domain, from http, or with another Path)
+    assert flags["__Host-vndcc_pre"].startswith("__host-vndcc_pre=") and "domain=" not in flags["__Host-vndcc_pre"]
     r = lookup(pc, HUONG)
-    otp_cookie = cookie_flags(r)["vndcc_otp"]
+    otp_cookie = cookie_flags(r)["__Host-vndcc_otp"]
     assert "httponly" in otp_cookie and "secure" in otp_cookie and "samesite=strict" in otp_cookie
     pc.clock.advance(61)  # the look-up's resend cool-down
     html = sign_in(pc, HUONG)
@@ -70,22 +73,22 @@ def test_security_headers_and_cookie_flags_on_every_page(portal_client: PortalCl
             assert r.headers["cache-control"] == "no-store", path
         if r.headers.get("content-type", "").startswith("text/html"):
             assert "<script" not in r.text and "style=" not in r.text and "<style" not in r.text, path
-    session_cookie = next(h for h in pc.client.cookies.jar if h.name == "vndcc_session")
+    session_cookie = next(h for h in pc.client.cookies.jar if h.name == "__Host-vndcc_session")
     assert session_cookie.secure and session_cookie.has_nonstandard_attr("HttpOnly")
 
 
 def test_sign_in_sets_session_cookie_flags_and_rotates_the_pre_session(portal_client: PortalClient) -> None:
     pc = portal_client
     lookup(pc, HUONG)
-    before = pc.client.cookies.get("vndcc_pre")
+    before = pc.client.cookies.get("__Host-vndcc_pre")
     from tests.portal.citizen_helpers import code_for, enter_code
 
     r = enter_code(pc, code_for(pc, HUONG["phone"]))
     flags = cookie_flags(r)
-    session = flags["vndcc_session"]
+    session = flags["__Host-vndcc_session"]
     assert "httponly" in session and "secure" in session and "samesite=lax" in session and "max-age=1800" in session
-    assert "vndcc_pre" in flags and pc.client.cookies.get("vndcc_pre") != before
-    assert len(pc.client.cookies.get("vndcc_session") or "") == 43  # 32 random bytes, base64url
+    assert "__Host-vndcc_pre" in flags and pc.client.cookies.get("__Host-vndcc_pre") != before
+    assert len(pc.client.cookies.get("__Host-vndcc_session") or "") == 43  # 32 random bytes, base64url
 
 
 def test_hsts_only_with_https(demo_batch: object, tmp_path: object) -> None:

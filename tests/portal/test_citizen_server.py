@@ -93,7 +93,7 @@ def test_real_server_headers_and_cookies(server: Server) -> None:
         body = res.read().decode("utf-8")
     assert "unsafe-inline" not in headers["content-security-policy"]
     cookie = headers["set-cookie"].lower()
-    assert "vndcc_pre=" in cookie and "httponly" in cookie and "secure" in cookie and "samesite=strict" in cookie
+    assert cookie.startswith("__host-vndcc_pre=") and "httponly" in cookie and "secure" in cookie and "samesite=strict" in cookie
     assert '<html lang="vi">' in body and "<script" not in body
     assert "server" not in {k.lower() for k in headers}
 
