@@ -65,7 +65,9 @@ def register(subparsers: Any) -> None:
 
 
 @contextlib.contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set for the block, restored after (secrets
+    for child commands: the environment, never argv)."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -128,7 +130,7 @@ def run_demo(ns: argparse.Namespace, *, out: TextIO | None = None) -> int:
     keys = "python -m keys"
     sign = "python -m signer"
     verify = "python -m verifier"
-    with _env(env):
+    with environment(env):
         s.title("Demo PKI: national CSCA, a health centre's DSC, TSA, CRL, signed trust list")
         s.run(keys, keys_main, ["init-csca", "--pki", str(pki), "--now", at, "--name", "Vietnam DCC CSCA (demo)"])
         s.run(keys, keys_main, ["issue-dsc", "--pki", str(pki), "--now", at, "--name", CENTRE])

@@ -30,11 +30,12 @@ import os
 import secrets
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
+from signer.demo import environment
 from signer.web.settings import PortalSettings
 from verifier.errors import ConfigError
 
@@ -49,20 +50,6 @@ def _examples() -> Path:
     from signer.demo import _examples as examples
 
     return examples()
-
-
-@contextlib.contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _keys(argv: list[str]) -> None:
@@ -83,7 +70,7 @@ def build_pki(pki: Path, centres: Sequence[str], *, csca_passphrase: str, key_pa
     from keys.pki import load_index
 
     at = now.replace(microsecond=0).isoformat()
-    with _env({"VNDCC_CSCA_PASSPHRASE": csca_passphrase, "VNDCC_KEY_PASSPHRASE": key_passphrase}):
+    with environment({"VNDCC_CSCA_PASSPHRASE": csca_passphrase, "VNDCC_KEY_PASSPHRASE": key_passphrase}):
         if not (pki / "index.json").exists():
             _keys(["init-csca", "--pki", str(pki), "--now", at, "--name", "Vietnam DCC CSCA (demo)"])
             for name in centres:

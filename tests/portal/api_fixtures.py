@@ -11,7 +11,6 @@ serve`` under uvicorn on a loopback port, in its own process).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import secrets
@@ -29,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
+from signer.demo import environment
 from signer.ledger.secret import LEDGER_KEY_ENV
 from tests.fixtures.logscan import server_log
 
@@ -212,15 +212,4 @@ def submit(client: httpx.Client, body: bytes, *, key: str | None = None, headers
     return client.post("/api/v1/jobs", content=body, headers=h)
 
 
-@contextlib.contextmanager
-def env_vars(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+env_vars = environment  # (one helper: signer.demo.environment)
