@@ -90,7 +90,7 @@ def test_resume_from_the_point_gives_the_full_result(
     setup: tuple[list[str], Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    args, source, issued = setup
+    args, _, issued = setup
     out = tmp_path / "out"
     # the reference: the same input in one go, into another folder and ledger
     reference = [a.replace(str(tmp_path / "out"), str(tmp_path / "ref")).replace("ledger.sqlite", "ref.sqlite")
@@ -137,7 +137,7 @@ def test_leftovers_after_the_point_are_cut_off(
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     """Killed after appending a batch's refused rows and ids, before the point named them."""
-    args, source, issued = setup
+    args, _, issued = setup
     out = tmp_path / "out"
     killed_after(2, args, monkeypatch)
     with (out / RESUME_DIR / ERRORS).open("a", encoding="utf-8") as fh:
