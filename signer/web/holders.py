@@ -35,7 +35,10 @@ ON CONFLICT (centre, record_id) DO UPDATE SET
                         THEN 'claim' ELSE 'record' END,
     record_phone = excluded.record_phone,
     updated_at = excluded.updated_at
-"""
+WHERE holders.citizen_hash IS DISTINCT FROM excluded.citizen_hash
+   OR holders.lookup_hash IS DISTINCT FROM excluded.lookup_hash
+   OR holders.record_phone IS DISTINCT FROM excluded.record_phone
+"""  # a re-run of unchanged records writes nothing (the sealed phone differs each time: its nonce)
 
 
 def holder_row(keys: PortalKeys, citizen_hash: str, centre: str, record: Record, at: str) -> tuple[Any, ...]:
