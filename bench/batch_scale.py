@@ -140,7 +140,8 @@ def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count:
     while proc.poll() is None and done < 0.9 * count:
         time.sleep(0.2)
         done = written(work / "killed.sqlite")
-    os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # a small run may end before the kill
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done = written(work / "killed.sqlite")
     again = timed_run(command, env)
