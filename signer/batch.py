@@ -41,7 +41,6 @@ import os
 import secrets
 import shutil
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -58,7 +57,7 @@ from signer.ledger.store import (
 )
 from signer.manifest import MANIFEST_NAME, Override
 from signer.records import Record, RowProblem
-from signer.run import Admitted, Outputs, SigningRun, signals_held
+from signer.run import Admitted, Outputs, SigningRun, signals_held, sync_all, write_all
 from signer.uvci import new_uvcis
 from signer.web.holders import register_holders
 from verifier.errors import ConfigError
@@ -70,9 +69,6 @@ if TYPE_CHECKING:
 #: as the final names, so the rename is atomic). Emptied when a run starts.
 PARTIAL_DIR = ".partial"
 _STALE = MANIFEST_STALE
-#: Threads that flush a batch's files to disk together (the file system
-#: merges their journal commits; one after the other costs ~4 ms per file).
-SYNC_THREADS = 16
 
 
 @dataclass(frozen=True)
@@ -172,13 +168,9 @@ class BatchOutput:
                     tmp = self.partial / name
                     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                     handles.append(fd)
-                    with memoryview(data) as view:
-                        written = 0
-                        while written < len(view):
-                            written += os.write(fd, view[written:])
+                    write_all(fd, data)
                     temps.append((tmp, self.path / name))
-                with ThreadPoolExecutor(min(SYNC_THREADS, max(1, len(handles)))) as pool:
-                    list(pool.map(os.fdatasync, handles))
+                sync_all(handles)
             finally:
                 for fd in handles:
                     os.close(fd)
@@ -473,11 +465,16 @@ class LedgerRun(SigningRun):
     def pending_elsewhere(self) -> int:
         """Reservations in this folder that this run did not finish (their
         records were not in its input)."""
-        row = self.ledger.db.fetchone(
-            "SELECT COUNT(*) FROM certificates WHERE out_dir = ? AND state IN ('reserved', 'signed')",
-            (self.output.key,),
-        )
-        return int(row[0]) if row else 0
+        return pending_in(self.ledger, self.output)
+
+
+def pending_in(ledger: Ledger, output: BatchOutput) -> int:
+    """Certificates of the folder reserved or signed but not written yet."""
+    row = ledger.db.fetchone(
+        "SELECT COUNT(*) FROM certificates WHERE out_dir = ? AND state IN ('reserved', 'signed')",
+        (output.key,),
+    )
+    return int(row[0]) if row else 0
 
 
 def _signed_values(result: Outputs) -> dict[str, Any]:

@@ -68,14 +68,6 @@ VERSION = 1
 _JSONL = (".jsonl", ".ndjson", ".json")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class ResumePoint:
     """The resume point of one output folder for one run (see the module)."""
 

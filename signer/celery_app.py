@@ -137,7 +137,7 @@ def run_distributed(
     ns: argparse.Namespace, *, now: dt.datetime, reissue_before: int | None, actor: str, out: TextIO, err: TextIO
 ) -> int:
     """``signer batch --celery``: admit, enqueue, collect; the same summary as ``signer batch``."""
-    from signer.batch import BatchOutput, check_folder_centre, write_manifest
+    from signer.batch import BatchOutput, check_folder_centre, pending_in, write_manifest
     from signer.batch_report import (
         BatchCounts,
         ErrorReport,
@@ -232,10 +232,7 @@ def run_distributed(
                     if completed:
                         raise
                     listed = None
-        row = ledger.db.fetchone(
-            "SELECT COUNT(*) FROM certificates WHERE out_dir = ? AND state IN ('reserved', 'signed')", (output.key,)
-        )
-        pending = int(row[0]) if row else 0
+        pending = pending_in(ledger, output)
     finally:
         ledger.close()
     if clamped:

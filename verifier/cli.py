@@ -34,7 +34,7 @@ from verifier.human import LANGS, render
 from verifier.image import MAX_IMAGE_BYTES
 from verifier.result import Reason, Verdict
 from verifier.trust import TrustStore, load_trust, load_trust_material, pin_csca
-from verifier.util import CommandLineParser, parse_iso_time
+from verifier.util import CommandLineParser, jobs_arg, parse_iso_time
 
 
 def _lazy_module(name: str) -> ModuleType:
@@ -173,16 +173,6 @@ def _run_image_folder(args: argparse.Namespace, now: dt.datetime) -> int:
                       jobs=args.jobs or default_jobs())  # fmt: skip
 
 
-def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("--jobs must be a number") from None
-    if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError("--jobs must be 1 to 256")
-    return value
-
-
 def register_qr(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "qr",
@@ -198,7 +188,7 @@ def register_qr(subparsers: Any) -> None:
         help="PNG/JPEG image of the QR code; a folder: every image in it, one line "
         "(JSON with --json) per file, in parallel (--jobs)",
     )
-    parser.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+    parser.add_argument("--jobs", type=jobs_arg, default=None, metavar="N",
                         help="worker processes for --image DIR (default: the CPUs available)")
     rules_cli.add_qr_arguments(parser)
     parser.set_defaults(run=run_qr)

@@ -48,6 +48,17 @@ def parse_iso_time(text: str, *, what: str = "--at") -> dt.datetime:
     return value
 
 
+def jobs_arg(text: str) -> int:
+    """argparse type of ``--jobs``: 1 to 256 worker processes."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--jobs must be a number") from None
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError("--jobs must be 1 to 256")
+    return value
+
+
 class CommandLineParser(argparse.ArgumentParser):
     """argparse whose usage errors are one line on stderr, exit 2, as every other error.
 

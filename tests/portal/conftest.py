@@ -9,7 +9,6 @@ cookies flow) per test.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import time
@@ -20,6 +19,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
+from signer.demo import environment
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -66,9 +67,7 @@ def demo_batch(tmp_path_factory: pytest.TempPathFactory) -> DemoBatch:
 
     base = tmp_path_factory.mktemp("portal-demo")
     pki, checks, out = base / "pki", base / "checks", base / "out"
-    saved = {k: os.environ.get(k) for k in PKI_ENV}
-    os.environ.update(PKI_ENV)
-    try:
+    with environment(PKI_ENV):  # the PKI's passphrases for the commands, restored after
         _run(keys_main, ["init-csca", "--pki", str(pki), "--name", "Portal test CSCA"])
         _run(keys_main, ["issue-dsc", "--pki", str(pki), "--name", CENTRE])
         _run(keys_main, ["init-tl-signer", "--pki", str(pki)])
@@ -83,12 +82,6 @@ def demo_batch(tmp_path_factory: pytest.TempPathFactory) -> DemoBatch:
                            "--ledger", str(base / "ledger" / "ledger.sqlite"), "--centre", CENTRE, "--pdf",
                            "--crl", str(crl), "--key", str(pki / str(dsc.key_file)), "--cert", str(pki / dsc.cert),
                            "--chain", str(pki / "csca.pem"), "--progress", "none"])
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     ledger = base / "ledger" / "ledger.sqlite"
     with sqlite3.connect(ledger) as conn:  # everything in the main file, so a copy is whole
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from verifier.errors import ConfigError
+from verifier.util import jobs_arg
 
 if TYPE_CHECKING:
     from verifier.pdf.verify import PdfVerdict
@@ -126,16 +127,6 @@ def _verify_within_limit(data: bytes, trust: Any, now: Any) -> PdfVerdict:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _jobs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("--jobs must be a number") from None
-    if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError("--jobs must be 1 to 256")
-    return value
-
-
 def run_pdf(args: argparse.Namespace) -> int:
     from verifier.cli import EXIT_ERROR, exit_code, now_from_args
     from verifier.trust import load_trust_material
@@ -191,7 +182,7 @@ def register(subparsers: Any) -> None:
         "(with --json one JSON object) per file, in parallel (--jobs)",
     )
     parser.add_argument(
-        "--jobs", type=_jobs, default=None, metavar="N",
+        "--jobs", type=jobs_arg, default=None, metavar="N",
         help="worker processes for a folder (default: the CPUs available)",
     )
     parser.set_defaults(run=run_pdf)
