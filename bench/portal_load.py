@@ -164,8 +164,8 @@ def main() -> int:
         subprocess.run([*py, "batch", str(work / "in.jsonl"), "--out", str(work / "out"), "--ledger", ledger,
                         "--centre", "Bench centre", "--pdf", "--crl", str(work / "crl.der"), "--progress", "none",
                         *common], env=env, cwd=ROOT, check=True, capture_output=True)  # fmt: skip
-        person = next(json.loads(line) for line in (work / "in.jsonl").read_text("utf-8").splitlines()
-                      if json.loads(line).get("phone") and len(json.loads(line)["date_of_birth"]) == 10)
+        people = (json.loads(line) for line in (work / "in.jsonl").read_text("utf-8").splitlines())
+        person = next(p for p in people if p.get("phone") and len(p["date_of_birth"]) == 10)
         pdf = next((work / "out").glob("*.pdf"))
         static_dir = work / "static"
         static_dir.mkdir()
