@@ -138,9 +138,15 @@ def wrk(url: str, *, connections: int, duration: int, cookie: str | None, think:
     if bad:
         sys.exit(f"{bad.group(1)} non-2xx responses from {url}:\n{out}")
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    latency = {int(p): float(v) * scale[u] for p, v, u in WRK_LINE.findall(out)}
+    latency = {50: 0.0, 99: 0.0} | {int(p): float(v) * scale[u] for p, v, u in WRK_LINE.findall(out)}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return {"rps": rps, "p50": latency[50], "p99": latency[99], "socket_errors": bool(errors)}
+
+
+def ratio(a: float, b: float) -> str:
+    """a/b as "1.23x"; "n/a" when the baseline finished no request (a run shorter than the
+    think time: `--duration 1` with citizens pausing up to 1.5 s)."""
+    return f"{a / b:.2f}x" if b > 0 else "n/a (the baseline finished no request; use a longer --duration)"
 
 
 def main() -> int:
@@ -206,7 +212,7 @@ def main() -> int:
             print(f"  {load:10}: portal {med['portal']['rps']:.0f} req/s (p50 {med['portal']['p50']:.1f} ms, "
                   f"p99 {med['portal']['p99']:.1f} ms) vs static {med['static']['rps']:.0f} req/s "
                   f"(p50 {med['static']['p50']:.1f} ms, p99 {med['static']['p99']:.1f} ms): "
-                  f"throughput ratio {med['portal']['rps'] / med['static']['rps']:.2f}x")  # fmt: skip
+                  f"throughput ratio {ratio(med['portal']['rps'], med['static']['rps'])}")  # fmt: skip
         return 0
     finally:
         for proc in procs:

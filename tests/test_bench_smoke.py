@@ -25,7 +25,7 @@ RUNS = {
     "ledger": (["--records", "30", "--jobs", "1", "--rounds", "1"], ["round 0 sign", "round 0 batch", "round 0 rerun"]),
     "batch_scale": (["--records", "400", "--jobs", "1", "2", "--resume", "--query"],
                     ["--jobs 2 vs --jobs 1:", "resume (--jobs 2)", "ledger look-up by record id"]),
-    "portal_load": (["--records", "6", "--connections", "10", "--duration", "1", "--rounds", "1"],
+    "portal_load": (["--records", "6", "--connections", "10", "--duration", "3", "--rounds", "1"],
                     ["saturation:", "citizens  :", "throughput ratio"]),
     "scanner": (["--frames", "10"], ["10 of 10 frames valid", "decode          : median", "scan-to-verdict : median",
                                      "ratio scan-to-verdict / decode", "target: scan-to-verdict median < 150 ms"]),
