@@ -63,7 +63,8 @@ def on_start(portal: Portal) -> None:
     limiter = RateLimiter(portal.ledger.db, portal.keys, limits, portal.clock)
     limiter.purge()
     otp.purge(portal.ledger.db, int(portal.clock()))
-    sender = make_sender(portal.settings.sender, portal.settings.data_dir, clock=portal.clock)
+    sender = make_sender(portal.settings.sender, portal.settings.data_dir, clock=portal.clock,
+                         gateway_url=portal.settings.sms_gateway_url)
     portal.extra["citizen"] = Citizen(limits=limits, limiter=limiter, sender=sender)
 
 

@@ -47,10 +47,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--forwarded-allow-ips", metavar="IPS",
                    help="behind a reverse proxy: the proxy's address(es), comma-separated; its "
                    "X-Forwarded-For/-Proto then give the client's address (rate limits, access log)")
-    p.add_argument("--code-sender", choices=("dev-file",),
-                   help="how one-time codes reach phones; 'dev-file' (development only) writes them in "
-                   "clear to DATA/outbox.jsonl; required unless --demo (an SMS gateway sender plugs in "
-                   "signer/web/senders.py)")
+    p.add_argument("--code-sender", choices=("dev-file", "http"),
+                   help="how one-time codes reach phones: 'http' posts them to an SMS gateway "
+                   "(--sms-gateway-url; bearer token from $VNDCC_SMS_GATEWAY_TOKEN); 'dev-file' "
+                   "(development only) writes them in clear to DATA/outbox.jsonl; required unless --demo")
+    p.add_argument("--sms-gateway-url", metavar="URL",
+                   help="with --code-sender http: the gateway's endpoint (https://, or http:// to loopback)")
     p.add_argument("--demo", action="store_true",
                    help="first set up demo data in DATA (demo PKI, example records signed "
                    "through the API's job path, a centre API key, claim codes), then serve")
@@ -63,6 +65,8 @@ def settings_from_args(ns: argparse.Namespace) -> PortalSettings:
     return PortalSettings(
         ledger=ns.ledger or str(data / "ledger.sqlite"),
         data_dir=data,
+        sender="http" if ns.code_sender == "http" else "file",
+        sms_gateway_url=ns.sms_gateway_url,
         https=ns.https,
         centres_config=ns.centres,
         registry=ns.registry,
@@ -101,7 +105,14 @@ def run_serve(ns: argparse.Namespace) -> int:
     if ns.code_sender is None and not ns.demo:
         raise ConfigError("no one-time code sender chosen: pass --code-sender dev-file to write the codes "
                           "to DATA/outbox.jsonl (development only: they are in clear there)")
+    if ns.sms_gateway_url and ns.code_sender != "http":
+        raise ConfigError("--sms-gateway-url is used only with --code-sender http")
     settings = settings_from_args(ns)
+    if settings.sender == "http":
+        from signer.web.senders import make_sender
+
+        make_sender("http", settings.data_dir, clock=lambda: 0.0,
+                    gateway_url=settings.sms_gateway_url).close()  # URL and token checked now, not at the first code
     if ns.demo:
         from signer.web.demo import prepare_demo
 

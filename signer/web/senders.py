@@ -7,22 +7,39 @@ background queue so that no response waits for (or is timed by) the send.
     >>> json.loads(box.read_text())["to"], oct(box.stat().st_mode & 0o777)
     ('+84900000001', '0o600')
 
-A production deployment adds a class with the same ``send`` (an SMS
-gateway's HTTP API) and names it in ``PortalSettings.sender``. Senders never
-log the number or the text.
+Production: :class:`HttpSender` posts each message to an SMS gateway's HTTP
+API (``signer serve --code-sender http --sms-gateway-url URL``, the bearer token
+from ``VNDCC_SMS_GATEWAY_TOKEN``; docs/portal.md "One-time codes in
+production"). Senders never log the number, the text or the token.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import os
 import queue
 import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from verifier.errors import ConfigError
+
+_log = logging.getLogger("signer.web.senders")
+
+#: Environment variable holding the SMS gateway's bearer token (never an option: argv is visible to all users).
+TOKEN_ENV = "VNDCC_SMS_GATEWAY_TOKEN"
+
+
+class SendFailed(Exception):
+    """The gateway did not take a message. Its text names the cause (an HTTP status,
+    a timeout), never the number, the message or the token."""
 
 
 class Sender(Protocol):
@@ -68,9 +85,7 @@ class BackgroundSender:
                 try:
                     self.inner.send(*item)
                 except Exception as err:  # a failed send must not kill the worker; no number or text logged
-                    import logging
-
-                    logging.getLogger("signer.web.senders").warning("code not sent: %s", type(err).__name__)
+                    _log.warning("code not sent: %s", err if isinstance(err, SendFailed) else type(err).__name__)
             finally:
                 self._queue.task_done()
 
@@ -83,7 +98,86 @@ class BackgroundSender:
         self._thread.join(timeout=5)
 
 
-def make_sender(kind: str, data_dir: Path, *, clock: Callable[[], float]) -> BackgroundSender:
+class HttpSender:
+    """Posts ``{"to": "+84...", "text": "..."}`` (JSON, UTF-8) to an SMS gateway with
+    ``Authorization: Bearer <token>``. A 2xx answer is success; a 4xx is final
+    (the gateway refused this message: not retried); a 5xx, 429, timeout or
+    connection error is retried ``retries`` times with a doubling pause. The
+    URL must be ``https://``, or ``http://`` to a loopback address (a local relay).
+    A gateway with another body shape sits behind a small relay (docs/portal.md).
+
+        >>> HttpSender("http://sms.example/send", "t")
+        Traceback (most recent call last):
+        ...
+        verifier.errors.ConfigError: --sms-gateway-url must be https:// (http:// only to a loopback address), not 'http://sms.example/send'
+    """
+
+    def __init__(self, url: str, token: str, *, timeout: float = 10.0, retries: int = 2,
+                 pause: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
+        check_gateway_url(url)
+        if not token:
+            raise ConfigError(f"the SMS gateway's token is empty: set {TOKEN_ENV}")
+        self.url, self._token = url, token
+        self.timeout, self.retries, self.pause, self.sleep = timeout, retries, pause, sleep
+        # no proxy from the environment and no redirects: the token goes only where the URL says
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+
+    def __repr__(self) -> str:  # never the token
+        return f"HttpSender({self.url!r})"
+
+    def send(self, to: str, text: str) -> None:
+        body = json.dumps({"to": to, "text": text}, ensure_ascii=False).encode("utf-8")
+        request = urllib.request.Request(self.url, data=body, method="POST", headers={
+            "Content-Type": "application/json; charset=utf-8",
+            "Authorization": f"Bearer {self._token}",
+            "User-Agent": "vn-dcc-portal",
+        })  # fmt: skip
+        cause = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.sleep(self.pause * 2 ** (attempt - 1))
+            try:
+                with self._opener.open(request, timeout=self.timeout) as response:
+                    response.read(65536)
+                    return  # urllib raises HTTPError for anything but 2xx (redirects are refused)
+            except urllib.error.HTTPError as err:
+                err.close()
+                cause = f"gateway answered HTTP {err.code}"
+                if err.code < 500 and err.code != 429:
+                    break
+            except (urllib.error.URLError, TimeoutError, OSError) as err:
+                reason = getattr(err, "reason", err)
+                cause = f"gateway unreachable ({type(reason).__name__})"
+        raise SendFailed(f"{cause}; {attempt + 1} attempt(s)")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # the 3xx then surfaces as an HTTPError: a final failure
+
+
+def check_gateway_url(url: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and host:
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return
+        except ValueError:
+            if host == "localhost":
+                return
+    raise ConfigError(f"--sms-gateway-url must be https:// (http:// only to a loopback address), not {url!r}")
+
+
+def make_sender(kind: str, data_dir: Path, *, clock: Callable[[], float], gateway_url: str | None = None,
+                environ: dict[str, str] | None = None) -> BackgroundSender:
     if kind == "file":
         return BackgroundSender(FileSender(data_dir / "outbox.jsonl", clock=clock))
-    raise ConfigError(f"unknown code sender {kind!r} (known: file)")
+    if kind == "http":
+        if not gateway_url:
+            raise ConfigError("--code-sender http needs --sms-gateway-url")
+        token = (os.environ if environ is None else environ).get(TOKEN_ENV, "")
+        return BackgroundSender(HttpSender(gateway_url, token))
+    raise ConfigError(f"unknown code sender {kind!r} (known: file, http)")

@@ -23,8 +23,10 @@ class PortalSettings:
     ledger: str
     #: jobs' folders, and the development code sender's outbox
     data_dir: Path
-    #: how one-time codes reach phones: "file" (development: data_dir/outbox.jsonl)
+    #: how one-time codes reach phones: "file" (development: data_dir/outbox.jsonl) or
+    #: "http" (an SMS gateway at ``sms_gateway_url``; its token from VNDCC_SMS_GATEWAY_TOKEN)
     sender: str = "file"
+    sms_gateway_url: str | None = None
     #: served behind TLS (a reverse proxy): adds HSTS; cookies are Secure always
     https: bool = False
     #: one-time code lifetime and signed-in session lifetime (seconds)

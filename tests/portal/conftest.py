@@ -12,7 +12,7 @@ import json
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,15 +126,17 @@ class PortalClient:
         return fresh
 
 
-def make_portal(batch: DemoBatch, tmp: Path, *, limits: dict[str, int] | None = None) -> Iterator[PortalClient]:
+def make_portal(batch: DemoBatch, tmp: Path, *, limits: dict[str, int] | None = None,
+                settings: Callable[[Any], Any] = lambda s: s) -> Iterator[PortalClient]:
+    """``settings`` may change the test's PortalSettings (e.g. another code sender)."""
     from signer.web.app import create_app
     from signer.web.settings import PortalSettings
 
     ledger = copy_ledger(batch, tmp / "ledger")
     data = tmp / "data"
     clock = Clock(time.time())
-    settings = PortalSettings(ledger=str(ledger), data_dir=data, limits=dict(limits or {}))
-    app = create_app(settings, clock=clock)
+    config = settings(PortalSettings(ledger=str(ledger), data_dir=data, limits=dict(limits or {})))
+    app = create_app(config, clock=clock)
     with TestClient(app, base_url="https://testserver") as client:
         yield PortalClient(client=client, clock=clock, data_dir=data, ledger=ledger, batch=batch, app=app)
 
