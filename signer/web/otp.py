@@ -45,8 +45,10 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 CODE_DIGITS = 6
 
 
-def new_code() -> str:
-    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+def new_core(slots: int) -> int:
+    """The random ``core`` of a challenge with ``slots`` phones (``secrets``, uniform
+    below ``10**6 // slots``): its codes are :func:`codes_of` ``(core, slots)``."""
+    return secrets.randbelow(10**CODE_DIGITS // slots)
 
 
 def codes_of(core: int, slots: int) -> list[str]:
@@ -87,7 +89,7 @@ def prepare(keys: PortalKeys, *, binding: str, lookup_hash: str | None, lookups:
     token = secrets.token_urlsafe(32)
     cid = token_id(token)
     slots = max(1, len(sent_to))
-    core = secrets.randbelow(10**CODE_DIGITS // slots)
+    core = new_core(slots)
     salt = secrets.token_bytes(16)
     digest = slow_hash(_peppered(keys, cid, core, slots), salt)
     row = (cid, binding, lookup_hash, json.dumps(lookups), json.dumps(sent_to), lock_key, digest.hex(), salt.hex(),

@@ -99,12 +99,15 @@ def test_code_stored_only_as_salted_slow_hash(portal_client: PortalClient) -> No
 
 
 def test_codes_are_six_random_digits() -> None:
-    from signer.web.otp import new_code
+    from signer.web.otp import codes_of, new_core
 
-    codes = {new_code() for _ in range(2000)}
+    codes = {code for _ in range(2000) for code in codes_of(new_core(1), 1)}
     assert all(len(c) == 6 and c.isdigit() for c in codes)
     assert len(codes) > 1990  # no small generator cycle
     assert len({c[0] for c in codes}) == 10
+    three = [codes_of(new_core(3), 3) for _ in range(2000)]  # three phones: three codes, still 6 digits
+    assert all(len(set(c)) == 3 and all(len(x) == 6 and x.isdigit() for x in c) for c in three)
+    assert max(int(c[-1]) for c in three) > 900_000 and len({c[0] for c in three}) > 1990
 
 
 def test_resend_has_a_cool_down_and_replaces_the_code(portal_client: PortalClient) -> None:
