@@ -27,7 +27,9 @@ The same three steps as :class:`signer.run.SigningRun` (admit, sign, write;
    the end of this step.
 
 A run killed at any point is finished by running it again (docs/ledger.md,
-"Crash safety"): the manifest is made from the ledger, never appended to.
+"Crash safety"). The manifest is the ledger's: appended to after each
+batch while a run only adds certificates, made whole when one changed
+(signer.batch_manifest).
 """
 
 from __future__ import annotations
@@ -36,15 +38,17 @@ import base64
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import secrets
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
+from signer.batch_manifest import ManifestFile, fsync_dir, manifest_of
+from signer.batch_manifest import manifest_entry_of as manifest_entry_of  # re-exported
+from signer.batch_manifest import write_manifest as write_manifest  # re-exported
 from signer.batch_report import BatchCounts, ErrorReport, Progress, reason_kind
 from signer.ledger.store import (
     MANIFEST_STALE,
@@ -55,7 +59,7 @@ from signer.ledger.store import (
     Ledger,
     Reservation,
 )
-from signer.manifest import MANIFEST_NAME, Override
+from signer.manifest import Override
 from signer.records import Record, RowProblem
 from signer.run import Admitted, Outputs, SigningRun, signals_held, sync_all, write_all
 from signer.uvci import new_uvcis
@@ -111,6 +115,8 @@ class BatchOutput:
         self.partial = path / PARTIAL_DIR
         self._fd: int | None = None
         self._key: str | None = None
+        #: the folder's manifest as this run keeps it (signer.batch_manifest.manifest_of)
+        self.manifest: ManifestFile | None = None
 
     def __enter__(self) -> BatchOutput:
         try:
@@ -142,12 +148,19 @@ class BatchOutput:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.manifest is not None:
+            self.manifest.close()
         with contextlib.suppress(OSError):
             shutil.rmtree(self.partial)
         if self._fd is not None:
             _locked_folders.discard(self._fd)
             os.close(self._fd)  # releases the lock
             self._fd = None
+
+    @property
+    def locked(self) -> bool:
+        """This process holds the folder's lock (not a Celery worker's view of it)."""
+        return self._fd is not None
 
     @property
     def key(self) -> str:
@@ -214,14 +227,6 @@ class BatchOutput:
         return True
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -270,6 +275,8 @@ class LedgerRun(SigningRun):
         self.counts = BatchCounts()
         self.country = self.signer.issuer.country
         check_folder_centre(ledger, output, centre)
+        # the manifest is appended to by the process that holds the folder's lock
+        self.manifest_file = manifest_of(ledger, output) if output.locked else None
         # signer.batch_resume: where an interrupted run over this input got to
         self.resume = resume
         self._refused_now: list[tuple[int, str, str]] = []  # this batch's, for the resume point
@@ -448,8 +455,19 @@ class LedgerRun(SigningRun):
                    expect_payload=payload)
             for p, values, payload in done
         ]  # fmt: skip
-        # the folder's manifest is out of date from this commit on (same transaction)
-        self.ledger.apply(changes=[*supersede, *written], meta={_STALE + self.output.key: self.ledger.clock()})
+        meta: dict[str, str] = {}
+        manifest = self.manifest_file
+        if supersede or manifest is None or any(p.kind == "rewrite" for p, _, _ in done):
+            # a line of the manifest changes or goes: made whole at the end (flag in the same transaction)
+            meta[_STALE + self.output.key] = self.ledger.clock()
+            if manifest is not None:
+                manifest.whole = True
+        elif manifest is not None:
+            meta.update(manifest.tail_meta())  # what the appends so far wrote (one batch behind)
+        self.ledger.apply(changes=[*supersede, *written], meta=meta)
+        if manifest is not None:
+            manifest.stored(meta)
+            manifest.append_new()
         for plan, _, _ in done:
             c = self.counts
             if plan.kind == "rewrite":
@@ -488,63 +506,3 @@ def _signed_values(result: Outputs) -> dict[str, Any]:
         "files": tuple(FileEntry(name, result.digests[name], len(data)) for name, data in result.files.items())
         + tuple(FileEntry(name, result.digests[name], size) for name, (_, size) in result.staged.items()),
     }
-
-
-# --------------------------------------------------------------------------
-# the manifest, made from the ledger
-
-
-def manifest_entry_of(cert: Certificate) -> dict[str, Any]:
-    """The manifest line of a current certificate (as ``signer sign`` writes
-    them, plus ``sha256`` of each file, ``generation``, and the record's
-    ``province`` and ``commune``: null for certificates reserved before the
-    ledger had them)."""
-    from signer.manifest import _iso
-
-    entry: dict[str, Any] = {
-        "record_id": cert.record_id,
-        "line": cert.line,
-        "uvci": cert.uvci,
-        "kid": cert.kid,
-        "iat": cert.iat,
-        "exp": cert.exp,
-        "iat_iso": _iso(cert.iat or 0),
-        "exp_iso": _iso(cert.exp or 0),
-        "exp_clamped": bool(cert.exp_clamped),
-        "verified": cert.verified,
-        "files": [f.name for f in cert.files],
-        "sha256": [f.sha256 for f in cert.files],
-        "generation": cert.generation,
-        "province": cert.province,  # the record's place: signer.communes makes one ZIP per commune
-        "commune": cert.commune,
-    }
-    if cert.override_reason is not None:
-        entry["override"] = {"operator": cert.override_operator, "reason": cert.override_reason}
-    return entry
-
-
-def write_manifest(ledger: Ledger, output: BatchOutput, *, force: bool = False) -> int | None:
-    """Make ``DIR/manifest.jsonl`` from the ledger: one line per current
-    (``written``) certificate of the folder, in issuance order. Written to a
-    temporary file, flushed and renamed; done only when the ledger changed for
-    this folder since the last time (or ``force``, or the file is missing).
-    Returns the number of lines, or None when the manifest was up to date."""
-    path = output.path / MANIFEST_NAME
-    stale_key = _STALE + output.key
-    stale = ledger.get_meta(stale_key)  # None (never written here), "0" (up to date) or when it changed
-    if not force and path.exists() and stale in (None, "0"):
-        return None
-    tmp = output.partial / MANIFEST_NAME
-    count = 0
-    fh: IO[str]
-    with tmp.open("w", encoding="utf-8") as fh:
-        for cert in ledger.in_states(("written",), out_dir=output.key):
-            fh.write(json.dumps(manifest_entry_of(cert), ensure_ascii=False) + "\n")
-            count += 1
-        fh.flush()
-        os.fdatasync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(output.path)
-    # up to date, unless the ledger changed for this folder meanwhile (a revocation)
-    ledger.set_meta({stale_key: "0"}, only_if={stale_key: stale})
-    return count

@@ -304,12 +304,13 @@ class Ledger:
                 found.setdefault(cert.record_id, []).append(cert)
         return found
 
-    def in_states(self, states: Sequence[str], *, out_dir: str | None = None) -> Iterator[Certificate]:
-        """Rows in ``states`` (optionally of one output folder), in id order, streamed in pages."""
+    def in_states(self, states: Sequence[str], *, out_dir: str | None = None, after: int = 0) -> Iterator[Certificate]:
+        """Rows in ``states`` (optionally of one output folder) with an id above
+        ``after``, in id order, streamed in pages."""
         marks = ", ".join("?" * len(states))
         where = f"state IN ({marks})" + (" AND out_dir = ?" if out_dir is not None else "")
         params: tuple[Any, ...] = (*states, *(() if out_dir is None else (out_dir,)))
-        last = 0
+        last = after
         while True:
             rows = self.db.fetchall(f"{_SELECT} WHERE id > ? AND {where} ORDER BY id LIMIT 5000", (last, *params))
             if not rows:

@@ -45,6 +45,7 @@ def after(original: Callable[..., Any], calls: int) -> Callable[..., Any]:
 
 def crash_points() -> dict[str, Callable[[pytest.MonkeyPatch], None]]:
     import signer.batch as batch
+    import signer.batch_manifest as batch_manifest
     from signer.ledger.store import Ledger as L
 
     def after_reservation(mp: pytest.MonkeyPatch) -> None:
@@ -59,8 +60,8 @@ def crash_points() -> dict[str, Callable[[pytest.MonkeyPatch], None]]:
     def files_in_place(mp: pytest.MonkeyPatch) -> None:
         mp.setattr(batch.LedgerRun, "_mark_written", die)
 
-    def during_manifest(mp: pytest.MonkeyPatch) -> None:
-        mp.setattr(batch, "manifest_entry_of", after(batch.manifest_entry_of, 4))
+    def during_manifest(mp: pytest.MonkeyPatch) -> None:  # the lines of the batch, before they are appended
+        mp.setattr(batch_manifest, "manifest_entry_of", after(batch_manifest.manifest_entry_of, 4))
 
     return {
         "after_reservation": after_reservation,

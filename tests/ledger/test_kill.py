@@ -24,6 +24,7 @@ the whole batch end within a few kills, so that most later "kills" found it done
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import secrets
@@ -110,6 +111,12 @@ def check_after_kill(ledger_target: str, out: Path) -> None:
     for cert in [*written, *signed]:
         for entry in cert.files:
             known.setdefault(entry.name, set()).add(entry.sha256)
+    manifest = out / "manifest.jsonl"
+    if manifest.exists():  # never half made: whole lines of current certificates, none twice
+        data = manifest.read_bytes()
+        assert data == b"" or data.endswith(b"\n"), "manifest.jsonl ends with half a line"
+        uvcis = [json.loads(line)["uvci"] for line in data.decode().splitlines()]
+        assert len(uvcis) == len(set(uvcis)) and set(uvcis) <= {c.uvci for c in written}
     for path in out.iterdir():
         if path.name.startswith(".") or path.name in RUN_FILES:
             continue  # .partial/ is emptied by the next run
