@@ -9,8 +9,8 @@ hash); a PSS signature with any other salt length does not verify.
     >>> key = ec.generate_private_key(ec.SECP256R1())
     >>> dcc_key_problem(key.public_key()) is None
     True
-    >>> dcc_key_problem(ec.generate_private_key(ec.SECP384R1()).public_key())
-    'EC key on secp384r1: an EU DCC is signed with ES256 (P-256) or PS256 (RSA, at least 2048 bits)'
+    >>> dcc_key_problem(ec.generate_private_key(ec.SECP521R1()).public_key())
+    'EC key on secp521r1: an EU DCC is signed with ES256 (P-256, or P-384 as some issuers did) or PS256 (RSA, at least 2048 bits)'
 """
 
 from __future__ import annotations
@@ -35,6 +35,12 @@ _EC_ALGS = {
     CoseAlgorithm.ES512: (hashes.SHA512, "secp521r1", 66),
 }
 _EC_ALG_IDS = frozenset(int(a) for a in _EC_ALGS)
+#: ES256 (ECDSA with SHA-256) is also verified with a P-384 key. hcert names
+#: P-256, but real issuers signed ES256 with P-384 DSCs (Spain's Illes Balears:
+#: the official EU test vectors ES/401-403 expect those to verify), and the EU
+#: reference verifier apps verify "SHA256withECDSA" with any curve of the DSC.
+#: The signature is then ``r || s`` of the key's size (96 bytes).
+_ES256_EXTRA_CURVES = {"secp384r1": 48}
 #: RSA moduli a PS256 signature may use: hcert 1.x section 3.3.2 names a
 #: 2048-bit modulus (larger ones are accepted); OpenSSL refuses more than
 #: 16384 bits.
@@ -103,14 +109,17 @@ def _rsa_key_ok(key: rsa.RSAPublicKey) -> bool:
 def verify_signature(public_key: object, alg: object, data: bytes, signature: bytes) -> bool:
     """True when ``signature`` (COSE form) over ``data`` verifies; never raises.
 
-    ES256/ES384/ES512 need the matching curve (P-256/P-384/P-521) and a raw
-    ``r || s`` of exactly twice its size; PS256 needs an RSA key of
+    ES256/ES384/ES512 need the matching curve (P-256/P-384/P-521; ES256 also
+    P-384, see ``_ES256_EXTRA_CURVES``) and a raw ``r || s`` of exactly twice
+    the curve's size; PS256 needs an RSA key of
     2048-16384 bits and a 32-byte salt, nothing else.
     """
     try:
         ec_alg = _ec_alg(alg)
         if isinstance(public_key, ec.EllipticCurvePublicKey) and ec_alg is not None:
             hash_cls, curve, size = ec_alg
+            if alg == CoseAlgorithm.ES256 and public_key.curve.name in _ES256_EXTRA_CURVES:
+                curve, size = public_key.curve.name, _ES256_EXTRA_CURVES[public_key.curve.name]
             if len(signature) != 2 * size or public_key.curve.name != curve:
                 return False
             public_key.verify(ecdsa_raw_to_der(signature), data, ec.ECDSA(hash_cls()))
@@ -159,15 +168,16 @@ def dcc_key_problem(public_key: object) -> str | None:
 
     hcert 1.x section 3.3.2 allows ES256 (ECDSA on P-256) and PS256
     (RSASSA-PSS, a modulus of 2048 bits; larger ones are accepted here up to
-    16384). Other curves (P-384, P-521, brainpool), EdDSA, DSA and short RSA
-    keys never verify a DCC.
+    16384). ES256 by a P-384 key is accepted too (``_ES256_EXTRA_CURVES``).
+    Other curves (P-521, brainpool), EdDSA, DSA and short RSA keys never
+    verify a DCC.
     """
     if isinstance(public_key, ec.EllipticCurvePublicKey):
-        if public_key.curve.name == "secp256r1":
+        if public_key.curve.name == "secp256r1" or public_key.curve.name in _ES256_EXTRA_CURVES:
             return None
         return (
-            f"EC key on {public_key.curve.name}: an EU DCC is signed with ES256 (P-256) "
-            "or PS256 (RSA, at least 2048 bits)"
+            f"EC key on {public_key.curve.name}: an EU DCC is signed with ES256 (P-256, or P-384 "
+            "as some issuers did) or PS256 (RSA, at least 2048 bits)"
         )
     if isinstance(public_key, rsa.RSAPublicKey):
         if _rsa_key_ok(public_key):
@@ -184,6 +194,8 @@ def alg_matches_key(public_key: object, alg: object) -> bool:
     """Whether a COSE algorithm can be used with this public key at all."""
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         ec_alg = _ec_alg(alg)
+        if alg == CoseAlgorithm.ES256 and public_key.curve.name in _ES256_EXTRA_CURVES:
+            return True
         return ec_alg is not None and public_key.curve.name == ec_alg[1]
     if isinstance(public_key, rsa.RSAPublicKey):
         return alg == CoseAlgorithm.PS256

@@ -34,6 +34,7 @@ from tests.verifier.cli_run import load_script, run_cli
 from tests.verifier.factory import make_hc1, pem, write
 from verifier import codec
 from verifier.crypto import (
+    alg_matches_key,
     dcc_key_problem,
     ecdsa_der_to_raw,
     pss_salt_mismatch,
@@ -201,6 +202,25 @@ def test_ecdsa_needs_the_curve_of_its_algorithm() -> None:
     assert not verify_signature(p256.public_key(), codec.CoseAlgorithm.ES384, b"m", sig)
 
 
+def test_es256_also_verifies_with_a_p384_key() -> None:
+    """Real issuers signed ES256 with P-384 DSCs (official vectors ES/401-403):
+    SHA-256, r || s of 48 bytes each; nothing else about ES256 loosens."""
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    der_sig = p384.sign(b"m", ec.ECDSA(hashes.SHA256()))
+    sig = ecdsa_der_to_raw(der_sig, 48)
+    assert verify_signature(p384.public_key(), codec.CoseAlgorithm.ES256, b"m", sig)
+    assert alg_matches_key(p384.public_key(), codec.CoseAlgorithm.ES256)
+    assert not verify_signature(p384.public_key(), codec.CoseAlgorithm.ES256, b"other", sig)
+    assert not verify_signature(p384.public_key(), codec.CoseAlgorithm.ES256, b"m", sig[:64])  # P-256 size
+    assert not verify_signature(p384.public_key(), codec.CoseAlgorithm.ES256, b"m", b"\0" + sig)
+    sha384 = ecdsa_der_to_raw(p384.sign(b"m", ec.ECDSA(hashes.SHA384())), 48)
+    assert not verify_signature(p384.public_key(), codec.CoseAlgorithm.ES256, b"m", sha384)
+    p521 = ec.generate_private_key(ec.SECP521R1())
+    sig521 = ecdsa_der_to_raw(p521.sign(b"m", ec.ECDSA(hashes.SHA256())), 66)
+    assert not verify_signature(p521.public_key(), codec.CoseAlgorithm.ES256, b"m", sig521)
+    assert not alg_matches_key(p521.public_key(), codec.CoseAlgorithm.ES256)
+
+
 @pytest.mark.parametrize("alg", [[1], {}, None, True, 2**5000, -7.0, "ES256"])
 def test_odd_algorithm_values_never_raise(alg: Any, rsa_key: rsa.RSAPrivateKey) -> None:
     for key in (ec.generate_private_key(ec.SECP256R1()), rsa_key):
@@ -209,10 +229,10 @@ def test_odd_algorithm_values_never_raise(alg: Any, rsa_key: rsa.RSAPrivateKey) 
 
 
 def test_dcc_key_policy() -> None:
-    """hcert 1.x 3.3.2: ES256 (P-256) and PS256 (RSA, 2048 bits; larger accepted)."""
-    ok = [ec.generate_private_key(ec.SECP256R1()), rsa.generate_private_key(65537, 2048)]
+    """hcert 1.x 3.3.2: ES256 (P-256; P-384 as issued) and PS256 (RSA, 2048 bits; larger accepted)."""
+    ok = [ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP384R1()),
+          rsa.generate_private_key(65537, 2048)]
     refused = [
-        ec.generate_private_key(ec.SECP384R1()),
         ec.generate_private_key(ec.SECP521R1()),
         ec.generate_private_key(ec.BrainpoolP256R1()),
         ed25519.Ed25519PrivateKey.generate(),
@@ -268,9 +288,11 @@ def test_parse_certificate_still_refuses_non_ec_rsa() -> None:
     with pytest.raises(TrustError) as err:
         parse_certificate(ed_der)
     assert err.value.reason == "certificate_key_unsupported"
-    (p384_der,) = certificates_in((VECTORS / "key-p384" / "trust.pem").read_bytes(), where="x")
-    info = parse_certificate(p384_der)
+    (p521_der,) = certificates_in((VECTORS / "key-p521" / "trust.pem").read_bytes(), where="x")
+    info = parse_certificate(p521_der)
     assert info.problem is not None and info.problem.reason == "dsc_key_unsupported"
+    (p384_der,) = certificates_in((VECTORS / "key-p384" / "trust.pem").read_bytes(), where="x")
+    assert parse_certificate(p384_der).problem is None
 
 
 def test_ca_file_is_anchor_and_plain_certificate(

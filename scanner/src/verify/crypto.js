@@ -1,5 +1,5 @@
 // Signature checks through WebCrypto (globalThis.crypto.subtle: browsers and Node 20), as
-// verifier/crypto.py: ES256 (raw r||s, P-256), PS256 (RSASSA-PSS, SHA-256, MGF1-SHA-256, salt
+// verifier/crypto.py: ES256 (raw r||s, P-256; also P-384, as some issuers signed), PS256 (RSASSA-PSS, SHA-256, MGF1-SHA-256, salt
 // 32; RSA 2048-16384 bits, odd exponent >= 3); ES384/ES512 for trust lists.
 
 import { CoseAlg } from "./cose.js";
@@ -24,8 +24,21 @@ export async function kidForCertificate(der) {
   return (await sha256(der)).subarray(0, 8);
 }
 
+// ES256 is also verified with a P-384 key (verifier/crypto.py _ES256_EXTRA_CURVES: Spain's
+// Illes Balears signed so; the official EU vectors ES/401-403 expect it to verify).
+const ES256_EXTRA_CURVES = { "P-384": 48 };
+
 function ecAlg(alg) {
   return typeof alg === "number" ? EC_ALGS[alg] || null : null;
+}
+
+/** The ECDSA parameters for this key and COSE alg (ES256 on P-384 included), or null. */
+function ecAlgFor(key, alg) {
+  const ec = ecAlg(alg);
+  if (ec && alg === CoseAlg.ES256 && key.curve in ES256_EXTRA_CURVES) {
+    return { ...ec, curve: key.curve, size: ES256_EXTRA_CURVES[key.curve] };
+  }
+  return ec;
 }
 
 function rsaKeyOk(key) {
@@ -48,8 +61,8 @@ async function imported(key, name, params) {
 export async function verifySignature(key, alg, data, signature) {
   try {
     if (!key) return false;
-    const ec = ecAlg(alg);
-    if (key.kind === "ec" && ec) {
+    const ec = key.kind === "ec" ? ecAlgFor(key, alg) : null;
+    if (ec) {
       if (signature.length !== 2 * ec.size || key.curve !== ec.curve) return false;
       const k = await imported(key, "ECDSA", { namedCurve: ec.curve });
       return await subtle.verify({ name: "ECDSA", hash: ec.hash }, k, signature, data);
@@ -83,7 +96,11 @@ export async function keyReadable(key) {
 export function dccKeyProblem(key) {
   const tail = "an EU DCC is signed with ES256 (P-256) or PS256 (RSA, at least 2048 bits)";
   if (!key) return `no readable public key: ${tail}`;
-  if (key.kind === "ec") return key.curve === "P-256" ? null : `EC key on ${key.curve}: ${tail}`;
+  if (key.kind === "ec") {
+    return key.curve === "P-256" || key.curve in ES256_EXTRA_CURVES
+      ? null
+      : `EC key on ${key.curve}: an EU DCC is signed with ES256 (P-256, or P-384 as some issuers did) or PS256 (RSA, at least 2048 bits)`;
+  }
   if (key.kind === "rsa") {
     return rsaKeyOk(key)
       ? null
@@ -95,7 +112,7 @@ export function dccKeyProblem(key) {
 export function algMatchesKey(key, alg) {
   if (!key) return false;
   if (key.kind === "ec") {
-    const ec = ecAlg(alg);
+    const ec = ecAlgFor(key, alg);
     return ec !== null && key.curve === ec.curve;
   }
   if (key.kind === "rsa") return alg === CoseAlg.PS256;

@@ -317,15 +317,12 @@ def build() -> list[Vector]:
         key = ec.generate_private_key(curve)
         c = dsc(f"{label.upper()} DSC", key.public_key())
         files = {"trust.pem": pem(c)}
-        out.append(
-            _invalid(
-                f"key-{label}",
-                f"{label.upper()} DSC; the QR says ES256 and holds ECDSA-SHA-256 by that key",
-                files,
-                qr(alg=ES256, kid_bytes=kid(der(c)), sign=ecdsa(key, hashes.SHA256())),
-                "dsc_key_unsupported",
-            )
-        )
+        how = f"{label.upper()} DSC; the QR says ES256 and holds ECDSA-SHA-256 by that key"
+        text = qr(alg=ES256, kid_bytes=kid(der(c)), sign=ecdsa(key, hashes.SHA256()))
+        if label == "p384":  # as real issuers signed (official vectors ES/401-403): valid
+            out.append(_valid(f"key-{label}", how + " (as issued in Spain: valid)", files, text))
+        else:
+            out.append(_invalid(f"key-{label}", how, files, text, "dsc_key_unsupported"))
         out.append(
             _invalid(
                 f"key-{label}-own-alg",
@@ -542,9 +539,11 @@ section 2):
 
 - PS256 is RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt; any other
   salt is `pss_salt_length` (signature stage).
-- A DSC signs with ES256 (P-256) or PS256 (RSA, 2048 to 16384 bits). Other
-  keys (Ed25519, P-384, P-521, RSA-1024) load, and a QR naming them is
-  `dsc_key_unsupported`; a QR using their own algorithm is `unsupported_alg`.
+- A DSC signs with ES256 (P-256, or P-384 as Spain's Illes Balears issued:
+  the official vectors ES/401-403 expect those to verify) or PS256 (RSA, 2048
+  to 16384 bits). Other keys (Ed25519, P-521, RSA-1024) load, and a QR naming
+  them is `dsc_key_unsupported`; a QR using their own algorithm (ES384 by a
+  P-384 key included) is `unsupported_alg`.
 - A certificate that cannot be read at all still has a kid (SHA-256 of its
   bytes): `dsc_malformed`.
 - Without a trust list, a CA certificate given with `--trust` is a plain
