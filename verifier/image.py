@@ -13,7 +13,10 @@ Ghostscript (a PostScript loop hung the verifier and Ghostscript's output
 broke the ``--json`` line, issue 8), and each further format (TIFF, WebP,
 GIF, ...) is more decoder code exposed to hostile files for no traveller's
 benefit. Images are capped in bytes and pixels before decoding
-(decompression bombs), and only QR codes are looked for.
+(decompression bombs). Only QR codes and Aztec codes are looked for: hcert
+1.0.5+ prescribes QR, but its FAQ has verifiers scan "Aztec or QR", early
+drafts preferred Aztec, and official test vectors (IE) ship Aztec pictures.
+The decoded text is verified the same way whichever symbol carried it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ MAX_PIXELS = 40_000_000
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 #: Pillow format names tried, in this order; nothing else is even identified.
 IMAGE_FORMATS = ("PNG", "JPEG")
+#: The 2D symbols an HC1 text may come in (see above).
+_FORMATS = zxingcpp.BarcodeFormats([zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.Aztec])
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,7 @@ def read_qr_text(data_or_path: bytes | str | os.PathLike[str]) -> QrRead:
     except Exception as err:  # Pillow raises many types on garbage
         return QrRead(None, Reason.IMAGE_UNREADABLE, f"not a readable image ({type(err).__name__})")
     try:
-        found = zxingcpp.read_barcodes(
-            gray, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
-        )
+        found = zxingcpp.read_barcodes(gray, formats=_FORMATS)
     except Exception as err:  # defensive around the native decoder
         return QrRead(None, Reason.IMAGE_UNREADABLE, f"QR decoder failed ({type(err).__name__})")
     if not found:

@@ -8,7 +8,8 @@ prepareZXingModule({
   overrides: { locateFile: (path) => `/vendor/zxing/reader/${path}` },
 });
 
-const OPTIONS = { formats: ["QRCode"], tryHarder: true, tryRotate: true, tryInvert: false, maxNumberOfSymbols: 1 };
+// QR, and Aztec as verifier/image.py reads it (hcert's FAQ: "Aztec or QR"; official IE vectors).
+const OPTIONS = { formats: ["QRCode", "Aztec"], tryHarder: true, tryRotate: true, tryInvert: false, maxNumberOfSymbols: 1 };
 
 self.onmessage = async ({ data }) => {
   try {

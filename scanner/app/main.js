@@ -396,7 +396,9 @@ async function nativeDetector() {
   if (!("BarcodeDetector" in globalThis)) return null;
   try {
     const formats = await globalThis.BarcodeDetector.getSupportedFormats();
-    return formats.includes("qr_code") ? new globalThis.BarcodeDetector({ formats: ["qr_code"] }) : null;
+    // QR, and Aztec where the browser reads it (as verifier/image.py)
+    const wanted = ["qr_code", "aztec"].filter((f) => formats.includes(f));
+    return wanted.includes("qr_code") ? new globalThis.BarcodeDetector({ formats: wanted }) : null;
   } catch {
     return null;
   }

@@ -54,6 +54,15 @@ try {
       };
     });
 
+  const readVerdict = async () => {
+    const verdict = await page.evaluate(() => {
+      const box = document.getElementById("verdict");
+      return { valid: box.dataset.valid === "true", reasons: box.dataset.reasons ? box.dataset.reasons.split(" ") : [], text: box.innerText };
+    });
+    await page.click("#verdict");
+    return verdict;
+  };
+
   for (const step of config.steps) {
     const record = { do: step.do };
     try {
@@ -85,13 +94,11 @@ try {
         await page.fill("#qr-text", step.text);
         await page.press("#qr-text", "Enter");
         await page.waitForSelector("#verdict:not([hidden])", { timeout: TIMEOUT });
-        record.verdict = await page.evaluate(() => {
-          const box = document.getElementById("verdict");
-          return { valid: box.dataset.valid === "true", reasons: box.dataset.reasons ? box.dataset.reasons.split(" ") : [], text: box.innerText };
-        });
-        await page.click("#verdict");
+        record.verdict = await readVerdict();
       }
       record.status = await status();
+      // a photo that gave a verdict: keep it, then dismiss it (as the wedge does)
+      if (step.do === "photo" && record.status.verdict_shown) record.verdict = await readVerdict();
     } catch (err) {
       record.error = String(err && err.message);
       record.status = await status().catch(() => null);

@@ -237,3 +237,28 @@ def test_a_dropped_pdf_says_what_is_not_checked(
         assert part in photo["status"]["scan"]
     assert drop["status"]["scan"].startswith("scan-0001: a PDF passport is NOT checked")
     assert "KHÔNG kiểm tra hộ chiếu PDF" in vi[0]["status"]["scan"]  # type: ignore[index]
+
+
+def test_a_photo_of_an_aztec_code_verifies(
+    material: signed_rules.Material, page_server: str, tmp_path: Path
+) -> None:
+    """The page reads an Aztec code as verifier/image.py does (hcert's FAQ: "Aztec or QR";
+    the official IE vectors ship Aztec pictures): the same HC1 text, the same green verdict.
+    A picture with neither symbol still says no QR code."""
+    import zxingcpp
+    from PIL import Image
+
+    from verifier.image import read_qr_text
+
+    aztec = tmp_path / "aztec.png"
+    symbol = zxingcpp.create_barcode(material.qr, zxingcpp.BarcodeFormat.Aztec)
+    Image.fromarray(zxingcpp.write_barcode_to_image(symbol, scale=4)).save(aztec)
+    assert read_qr_text(aztec).text == material.qr
+    blank = tmp_path / "blank.png"
+    Image.new("L", (300, 300), 255).save(blank)
+    out = _steps(page_server, [{"do": "photo", "file": str(aztec)}, {"do": "photo", "file": str(blank)}])
+    steps = out["steps"]
+    assert isinstance(steps, list) and all("error" not in s for s in steps), steps
+    assert steps[0]["verdict"]["valid"] is True, steps[0]
+    assert steps[1]["verdict"]["valid"] is False and steps[1]["verdict"]["reasons"] == ["no_qr_code"], steps[1]
+    assert out["csp_violations"] == []

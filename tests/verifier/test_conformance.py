@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,8 @@ from verifier.result import Verdict
 from verifier.schema import schema_problems
 from verifier.trust import DscEntry, TrustStore, parse_certificate
 
-VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "eu-dcc"
-EXCEPTIONS_FILE = VECTORS.parent / "eu-dcc-exceptions.json"
+VECTORS = Path(os.environ.get("VNDCC_EU_VECTORS") or Path(__file__).resolve().parents[1] / "vectors" / "eu-dcc")
+EXCEPTIONS_FILE = Path(__file__).resolve().parents[1] / "vectors" / "eu-dcc-exceptions.json"
 FILES = sorted(p.relative_to(VECTORS).as_posix() for p in VECTORS.glob("**/raw/*.json"))
 #: Clock for vectors without VALIDATIONCLOCK (only the expiry check reads it).
 DEFAULT_CLOCK = dt.datetime(2021, 6, 1, tzinfo=dt.UTC)
@@ -87,14 +88,15 @@ class Vector:
         if "2DCODE" in self.raw:
             image: bytes | Path = base64.b64decode(self.raw["2DCODE"])
         else:
-            # Some countries keep the pictures in <country>/png under a similar name.
+            # Some countries keep the pictures in <country>/png under a similar name;
+            # IE gives each vector as a QR and as an Aztec code (n_qr.png, n_aztec.png): all must decode.
             stem = Path(self.name).stem
             folder = VECTORS / self.name.split("/")[0] / "png"
-            names = {stem, stem.removesuffix("_Raw"), stem.replace("_", "-", 1)}
+            names = {stem, stem.removesuffix("_Raw"), stem.replace("_", "-", 1), f"{stem}_qr", f"{stem}_aztec"}
             found = [folder / f"{n}.png" for n in sorted(names) if (folder / f"{n}.png").is_file()]
             if not found:
                 return None
-            image = found[0]
+            return all(read_qr_text(path).text == self.raw["PREFIX"] for path in found)
         return read_qr_text(image).text == self.raw["PREFIX"]
 
     def unprefix(self) -> bool:
