@@ -1,40 +1,39 @@
-"""CMS (CAdES-detached) signatures for PAdES, built by pyHanko on top of our SigningKey.
+"""CMS (CAdES-detached) signatures for PAdES over our SigningKey, as a patched template.
 
-    >>> from signer.pdf.cms import KeySigner, CmsTemplate
-    >>> signer = KeySigner(key)                      # doctest: +SKIP
+    >>> from signer.pdf.cms import CmsKey, CmsTemplate
+    >>> signer = CmsKey(key)                         # doctest: +SKIP
     >>> cms = CmsTemplate.build(signer)              # doctest: +SKIP
     >>> der = cms.sign(hashlib.sha256(pdf_ranges).digest())   # doctest: +SKIP
 
-:class:`KeySigner` is a pyHanko :class:`~pyhanko.sign.signers.pdf_cms.Signer`
-whose one primitive, ``async_sign_raw``, calls ``SigningKey.sign``: the same
-key object (software file or the already logged-in PKCS#11 session) signs the
-HC1 and the PDF. ECDSA comes back from the key as raw ``r || s`` (COSE form)
-and goes into CMS as DER; RSA uses PSS with SHA-256, MGF1-SHA-256 and a 32-byte
+:class:`CmsKey` wraps a :class:`keys.base.SigningKey`: the same key object
+(software file or the already logged-in PKCS#11 session) signs the HC1 and
+the PDF. ECDSA comes back from the key as raw ``r || s`` (COSE form) and
+goes into CMS as DER; RSA uses PSS with SHA-256, MGF1-SHA-256 and a 32-byte
 salt, declared as RSASSA-PSS parameters (RFC 4056).
 
-pyHanko builds the SignedData (signed attributes of PAdES baseline B-B: content
-type, message digest, ESS signing-certificate-v2 (pyHanko leaves out CMS
-algorithm protection for PAdES); no signing-time attribute, ETSI EN 319 142-1
-section 5.2) once per signer as a
-template. Per document only the message digest and the signature value
-change; :meth:`CmsTemplate.sign` patches those two into the template's DER
-(re-encoding the lengths of the enclosing structures), which costs
-microseconds where rebuilding the ASN.1 objects costs about 8 ms.
+The SignedData (signed attributes of PAdES baseline B-B: content type,
+message digest, ESS signing-certificate-v2; no CMS algorithm protection, no
+signing-time attribute, ETSI EN 319 142-1 section 5.2) is built once per
+signer with asn1crypto, exactly as pyHanko's ``Signer.async_sign(...,
+use_pades=True)`` builds it (tests/pdf/test_cms.py compares the two byte for
+byte; :class:`signer.pdf.pyhanko_signer.KeySigner` is the same key inside
+pyHanko, kept for the reference path), without importing pyHanko (about
+0.27 s per process). Per document only the message digest and the
+signature value change; :meth:`CmsTemplate.sign` patches those two into the
+template's DER (re-encoding the lengths of the enclosing structures), which
+costs microseconds where rebuilding the ASN.1 objects costs about 8 ms.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from asn1crypto import algos, cms, core
+from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pyhanko.sign.signers.pdf_cms import Signer
-from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from keys.base import SigningKey
 from verifier.codec import CoseAlgorithm
@@ -74,41 +73,104 @@ def signature_mechanism(alg: CoseAlgorithm) -> algos.SignedDigestAlgorithm:
     raise KeyBackendError(f"no CMS mechanism for COSE algorithm {alg!r}")
 
 
-class KeySigner(Signer):
-    """pyHanko signer whose raw signature comes from a :class:`keys.base.SigningKey`."""
+class CmsKey:
+    """A :class:`keys.base.SigningKey` as a CMS signer: its certificates in
+    asn1crypto form, the CMS signature algorithm and the one primitive,
+    :meth:`sign_raw_sync` (``key.sign``, which hashes, DER-wrapped for ECDSA).
+
+    No pyHanko here: :class:`signer.pdf.pyhanko_signer.KeySigner` (the same
+    key inside pyHanko's signer, for :mod:`signer.pdf.reference` and the
+    tests) builds the same SignedData (tested byte for byte, signature
+    value aside), but importing pyHanko costs about 0.27 s per process.
+    """
 
     def __init__(self, key: SigningKey) -> None:
         alg = CoseAlgorithm(key.alg)
         if alg not in _DIGEST:
             raise KeyBackendError(f"PDF signing does not support {alg.name}")
-        super().__init__(
-            signing_cert=to_asn1(key.certificate),
-            cert_registry=SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
-                [to_asn1(c) for c in key.chain]
-            ),
-            signature_mechanism=signature_mechanism(alg),
-            embed_roots=True,
-        )
         self.key = key
+        self.signing_cert = to_asn1(key.certificate)
+        self.chain = tuple(to_asn1(c) for c in key.chain)
+        self.signature_mechanism = signature_mechanism(alg)
         self.digest_algorithm = _DIGEST[alg]
         self._ecdsa = alg in (CoseAlgorithm.ES256, CoseAlgorithm.ES384)
-        self._size = {CoseAlgorithm.ES256: 72, CoseAlgorithm.ES384: 104}.get(alg, 512)
 
     def sign_raw_sync(self, data: bytes) -> bytes:
         """The one primitive: ``key.sign`` (which hashes), DER-wrapped for ECDSA."""
         raw = self.key.sign(data)
         return ecdsa_raw_to_der(raw) if self._ecdsa else raw
 
-    async def async_sign_raw(
-        self, data: bytes, digest_algorithm: str, dry_run: bool = False
-    ) -> bytes:
-        if digest_algorithm != self.digest_algorithm:
-            raise KeyBackendError(
-                f"key signs with {self.digest_algorithm}, not {digest_algorithm}"
-            )
-        if dry_run:
-            return bytes(self._size)
-        return self.sign_raw_sync(data)
+
+def signed_attributes(signer: CmsKey, digest: bytes) -> cms.CMSAttributes:
+    """The signed attributes of PAdES baseline B-B, as pyHanko's
+    ``Signer.signed_attrs(..., use_pades=True)`` makes them: content type
+    (data), message digest, ESS signing-certificate-v2 (SHA-256 of the
+    signing certificate, its issuer and serial; RFC 5035); no signing time
+    (ETSI EN 319 142-1 section 5.2: the time is the dictionary's /M)."""
+    cert = signer.signing_cert
+    ess = tsp.SigningCertificateV2(
+        {
+            "certs": [
+                tsp.ESSCertIDv2(
+                    {
+                        "hash_algorithm": {"algorithm": "sha256"},
+                        "cert_hash": hashlib.sha256(cert.dump()).digest(),
+                        "issuer_serial": {
+                            "issuer": [asn1_x509.GeneralName({"directory_name": cert.issuer})],
+                            "serial_number": cert["tbs_certificate"]["serial_number"],
+                        },
+                    }
+                )
+            ]
+        }
+    )
+    return cms.CMSAttributes(
+        [
+            cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
+            cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
+            cms.CMSAttribute({"type": "signing_certificate_v2", "values": [ess]}),
+        ]
+    )
+
+
+def signed_data(signer: CmsKey, signed_attrs: cms.CMSAttributes, signature: bytes) -> cms.ContentInfo:
+    """A detached SignedData (version 1, content type data) as pyHanko's
+    ``Signer._package_signature`` makes it with ``embed_roots=True``: the
+    signing certificate and its whole chain, one SignerInfo identified by
+    issuer and serial number."""
+    cert = signer.signing_cert
+    digest_algorithm = algos.DigestAlgorithm({"algorithm": signer.digest_algorithm})
+    info = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                {
+                    "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                        {"issuer": cert.issuer, "serial_number": cert.serial_number}
+                    )
+                }
+            ),
+            "digest_algorithm": digest_algorithm,
+            "signature_algorithm": signer.signature_mechanism,
+            "signed_attrs": signed_attrs,
+            "signature": signature,
+        }
+    )
+    certs = [cms.CertificateChoices(name="certificate", value=c) for c in (*signer.chain, cert)]
+    return cms.ContentInfo(
+        {
+            "content_type": cms.ContentType("signed_data"),
+            "content": cms.SignedData(
+                {
+                    "version": "v1",
+                    "digest_algorithms": cms.DigestAlgorithms((digest_algorithm,)),
+                    "encap_content_info": {"content_type": "data"},
+                    "certificates": certs,  # a SET OF: asn1crypto sorts the encodings (DER)
+                    "signer_infos": [info],
+                }
+            ),
+        }
+    )
 
 
 #: id-aa-signatureTimeStampToken (RFC 3161 appendix A, RFC 5652 section 11.4)
@@ -151,23 +213,19 @@ class CmsTemplate:
     before its last child); the SignerInfo's last child is the signature.
     """
 
-    signer: KeySigner
+    signer: CmsKey
     levels: tuple[tuple[int, bytes], ...]
     digest_marker: bytes
     signed_attrs: bytes  # DER SET OF Attribute, as signed (tag 0x31)
     size_hint: int
 
     @classmethod
-    def build(cls, signer: KeySigner) -> CmsTemplate:
+    def build(cls, signer: CmsKey) -> CmsTemplate:
         digest_alg = signer.digest_algorithm
         marker = hashlib.new(digest_alg, b"vn-dcc cms template digest").digest()
-        loop = asyncio.new_event_loop()
-        try:
-            info = loop.run_until_complete(
-                signer.async_sign(marker, digest_alg, use_pades=True)
-            )
-        finally:
-            loop.close()
+        attrs_obj = signed_attributes(signer, marker)
+        signed = b"\x31" + attrs_obj.dump()[1:]
+        info = signed_data(signer, attrs_obj, signer.sign_raw_sync(signed))
         der = info.dump()
         signer_info = info["content"]["signer_infos"][0]
         signature = signer_info["signature"].native

@@ -56,9 +56,9 @@ class PageLayout:
     def text(
         self, s: str, x: float, y: float, size: float, *, bold: bool = False, color: str = "0 0 0"
     ) -> str:
-        font = self.bold if bold else self.regular
-        name = "/F2" if bold else "/F1"
-        return f"BT {color} rg {name} {size:.2f} Tf {x:.2f} {y:.2f} Td {font.encode(s).decode()} Tj ET"
+        if bold:
+            return f"BT {color} rg /F2 {size:.2f} Tf {x:.2f} {y:.2f} Td <{self.bold.hex_text(s)}> Tj ET"
+        return f"BT {color} rg /F1 {size:.2f} Tf {x:.2f} {y:.2f} Td <{self.regular.hex_text(s)}> Tj ET"
 
     def fitted(
         self, s: str, x: float, y: float, width: float, size: float, *, bold: bool = False,

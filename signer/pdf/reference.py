@@ -6,7 +6,7 @@
 
 Not the production path (:class:`signer.pdf.sign.PassportPdfSigner` is about
 10x faster); kept because it is the textbook pyHanko use of our key adapter
-:class:`signer.pdf.cms.KeySigner` (any ``SigningKey``, software or PKCS#11),
+:class:`signer.pdf.pyhanko_signer.KeySigner` (any ``SigningKey``, software or PKCS#11),
 with the tuned settings from the field notes: ``bytes_reserved`` instead of a
 dry-run signature, validation data in the same revision as the signature
 (``DSSContentSettings(include_vri=False, placement=TOGETHER_WITH_SIGNATURE)``),
@@ -30,8 +30,9 @@ from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 
 from keys.base import SigningKey
-from signer.pdf.cms import CmsTemplate, KeySigner, to_asn1
+from signer.pdf.cms import CmsKey, CmsTemplate, to_asn1
 from signer.pdf.model import PassportData
+from signer.pdf.pyhanko_signer import KeySigner
 from signer.pdf.sign import PassportPdfSigner
 
 
@@ -53,7 +54,7 @@ class PyHankoPassportSigner:
         )
         self.signer = KeySigner(key)
         # in hex digits of /Contents: twice the DER size of the CMS, plus slack
-        self.bytes_reserved = 2 * (CmsTemplate.build(self.signer).size_hint + 64)
+        self.bytes_reserved = 2 * (CmsTemplate.build(CmsKey(key)).size_hint + 64)
         roots = [to_asn1(c) for c in key.chain[-1:]] or [to_asn1(key.certificate)]
         self.context = ValidationContext(
             trust_roots=roots,

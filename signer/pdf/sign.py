@@ -37,7 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from keys.base import SigningKey
-from signer.pdf.cms import TIMESTAMP_OVERHEAD, CmsTemplate, KeySigner
+from signer.pdf.cms import TIMESTAMP_OVERHEAD, CmsKey, CmsTemplate
 from signer.pdf.font import load_font, nfc
 from signer.pdf.layout import PageLayout
 from signer.pdf.lta import append_document_timestamp
@@ -136,11 +136,12 @@ class PassportPdfSigner:
         if not (self.regular.supports(self.centre) and self.bold.supports(self.centre)):
             raise ConfigError("the centre's name has characters outside the passport font repertoire")
         self.layout = PageLayout.build(t, self.regular, self.bold)
-        self.cms = CmsTemplate.build(KeySigner(key))
+        self.cms = CmsTemplate.build(CmsKey(key))
         self.reserved = self.cms.size_hint
         if probe:
             self.reserved += len(probe) + TIMESTAMP_OVERHEAD + _TOKEN_MARGIN
         self._prefix = self._build_prefix()
+        self._appearance_cache: tuple[str, bytes] | None = None
 
     # -- checks ------------------------------------------------------------
     def _check_tsa(self, cert: x509.Certificate, now: dt.datetime) -> bool:
@@ -265,7 +266,6 @@ class PassportPdfSigner:
         when = pdf_date(now)
         r = layout.sig_rect
         signed_on = now.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        appearance = layout.signature_appearance(self.centre, signed_on)
         contents_hex = b"0" * (2 * self.reserved)
         objects = {
             VALUES: stream(layout.values_ops(data), level=1),  # level 1: 0.07 ms vs 0.5 ms, +1.3 kB
@@ -296,11 +296,7 @@ class PassportPdfSigner:
                 f" /Rect [{r.x:.2f} {r.y:.2f} {r.x + r.w:.2f} {r.y + r.h:.2f}]"
                 f" /AP << /N {APPEARANCE} 0 R >> >>".encode()
             ),
-            APPEARANCE: stream(
-                appearance,
-                f" /Type /XObject /Subtype /Form /BBox [0 0 {r.w:.2f} {r.h:.2f}]"
-                " /Resources << ".encode() + prefix.font_refs + b" >>",
-            ),
+            APPEARANCE: self._appearance(signed_on),
         }
         out = bytearray(prefix.data)
         offsets = dict(prefix.offsets)
@@ -322,6 +318,20 @@ class PassportPdfSigner:
             size=prefix.count + 1, info=INFO, file_id=file_id, timestamper=self.timestamper,
             reserved=self._archive_reserved,
         )  # fmt: skip
+
+    def _appearance(self, signed_on: str) -> bytes:
+        """The signature box's form XObject for a signing minute (the same for
+        every passport of a run: made once, not compressed again per passport)."""
+        cached = self._appearance_cache
+        if cached is None or cached[0] != signed_on:
+            r = self.layout.sig_rect
+            body = stream(
+                self.layout.signature_appearance(self.centre, signed_on),
+                f" /Type /XObject /Subtype /Form /BBox [0 0 {r.w:.2f} {r.h:.2f}]"
+                " /Resources << ".encode() + self._prefix.font_refs + b" >>",
+            )
+            cached = self._appearance_cache = (signed_on, body)
+        return cached[1]
 
     def render_unsigned(self, data: PassportData, *, now: dt.datetime) -> bytes:
         """The same page as an ordinary unsigned PDF (for signing by other tools).

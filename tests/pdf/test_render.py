@@ -10,11 +10,12 @@ import tempfile
 import zlib
 from pathlib import Path
 
+import pytest
 import zxingcpp
 from PIL import Image
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from signer.pdf.font import REPERTOIRE, load_font
+from signer.pdf.font import REPERTOIRE, load_font, subset_font
 from signer.pdf.qr import qr_matrix
 from signer.pdf.template import REQUIRED_FIELDS, load_template
 from tests.pdf.conftest import CENTRE, PERSON_A, PERSON_B, SIGN_TIME, Issued, PdfPki, make_passport
@@ -224,3 +225,70 @@ def test_long_table_cells_are_shortened_inside_their_column(pdf_pki: PdfPki, goo
     right_edges = [float(m) for m in re.findall(r'xMax="([\d.]+)"', html)]
     assert max(right_edges) <= template.width - template.margin + 1
     assert "ZZEND" not in html and "…" in html
+
+
+def test_font_subset_equals_plain_fonttools_subsetting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_font removes the tables the subsetter drops before it runs (faster); the
+    subset font is byte for byte what fontTools' subsetter gives on the whole font."""
+    import io
+    from importlib import resources
+
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # head.modified: fixed for both
+    for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"):
+        font = TTFont(io.BytesIO(resources.files("templates").joinpath("fonts", name).read_bytes()))
+        opts = subset.Options()
+        opts.hinting = False
+        opts.layout_features = []
+        opts.notdef_outline = True
+        opts.glyph_names = False
+        opts.name_IDs = [0, 1, 2, 3, 4, 5, 6]
+        opts.drop_tables += ["GSUB", "GPOS", "GDEF", "kern", "FFTM", "MATH"]
+        subsetter = subset.Subsetter(opts)
+        subsetter.populate(unicodes=REPERTOIRE)
+        subsetter.subset(font)
+        out = io.BytesIO()
+        font.save(out)
+        raw = resources.files("templates").joinpath("fonts", name).read_bytes()
+        ours = subset_font(raw, name, tag="VNDCCA")
+        assert ours.font_file == out.getvalue()
+        assert ours.base_name == "VNDCCA+" + ("DejaVuSans-Bold" if "Bold" in name else "DejaVuSans")
+
+
+def test_font_cache_between_processes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The subset font and its metrics come back from the file cache equal to a fresh
+    subset; a damaged entry is made again; a warm cache spares fontTools.subset."""
+    import json
+    import sys
+
+    cache = tmp_path / "fonts"
+    monkeypatch.setenv("VNDCC_FONT_CACHE", str(cache))
+    load_font.cache_clear()
+    try:
+        first = load_font("DejaVuSans.ttf", tag="VNDCCA")  # miss: subset and stored
+        (entry,) = cache.glob("*.json")
+        load_font.cache_clear()
+        again = load_font("DejaVuSans.ttf", tag="VNDCCA")  # hit
+        assert again == first
+        assert load_font("DejaVuSans.ttf", tag="VNDCCB").base_name == "VNDCCB+DejaVuSans"
+        data = json.loads(entry.read_text())
+        data["widths"][0][1] += 1  # a damaged entry: refused by its checksum, made again
+        entry.write_text(json.dumps(data))
+        load_font.cache_clear()
+        assert load_font("DejaVuSans.ttf", tag="VNDCCA") == first
+        assert json.loads(entry.read_text())["widths"][0][1] == data["widths"][0][1] - 1
+        entry.write_text("not json")
+        load_font.cache_clear()
+        assert load_font("DejaVuSans.ttf", tag="VNDCCA") == first
+        code = (
+            "import sys; from signer.pdf.font import load_font; "
+            "load_font('DejaVuSans.ttf', tag='VNDCCA'); "
+            "print('fontTools.subset' in sys.modules)"
+        )
+        env = {"VNDCC_FONT_CACHE": str(cache), "PATH": "/usr/bin:/bin"}
+        warm = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        assert warm.stdout.strip() == "False"
+    finally:
+        load_font.cache_clear()
