@@ -430,16 +430,20 @@ def _penalty(a: int, n: int, stride: int, full: int, blocks: int) -> int:
     na = a ^ full  # light modules
     score = 0
     for s in (1, stride):  # rows, then columns (a shift by one row)
-        s2, s3, s4 = 2 * s, 3 * s, 4 * s
+        # each shift made once, shared by N1 and N3
+        a1, a2, a3, a4, a6 = a >> s, a >> 2 * s, a >> 3 * s, a >> 4 * s, a >> 6 * s
+        n1, n2, n3, n4, n5, n9 = na >> s, na >> 2 * s, na >> 3 * s, na >> 4 * s, na >> 5 * s, na >> 9 * s
         # N1: a window of 5 equal modules starts at every position of a run
-        # of L >= 5 but its last 4 (L - 4), plus 2 per run: L - 2 = 3 + (L - 5).
-        for x in (a, na):
-            w = x & (x >> s) & (x >> s2) & (x >> s3) & (x >> s4)
-            score += w.bit_count() + 2 * (w & ~(w << s)).bit_count()
+        # of L >= 5 but its last 4 (L - 4), plus 2 per run: L - 2 = 3 + (L - 5);
+        # the runs of windows counted as windows minus windows followed by one.
+        w = a & a1 & a2 & a3 & a4
+        v = na & n1 & n2 & n3 & n4
+        windows = w.bit_count() + v.bit_count()
+        score += 3 * windows - 2 * ((w & (w >> s)).bit_count() + (v & (v >> s)).bit_count())
         # N3: 1011101 0000 and 0000 1011101 (dark = 1), 11 modules.
-        core = (na >> s) & (a >> s4) & (na >> 5 * s) & (a >> 6 * s) & (na >> 9 * s)
-        before = core & a & (a >> s2) & (a >> s3) & (na >> 7 * s) & (na >> 8 * s) & (na >> 10 * s)
-        after = core & na & (na >> s2) & (na >> s3) & (a >> 7 * s) & (a >> 8 * s) & (a >> 10 * s)
+        core = n1 & a4 & n5 & a6 & n9
+        before = core & a & a2 & a3 & (na >> 7 * s) & (na >> 8 * s) & (na >> 10 * s)
+        after = core & na & n2 & n3 & (a >> 7 * s) & (a >> 8 * s) & (a >> 10 * s)
         score += 40 * (before.bit_count() + after.bit_count())
     # N2: top-left corners of 2x2 one-colour blocks.
     vertical = a ^ (a >> stride)
