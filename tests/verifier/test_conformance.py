@@ -46,6 +46,8 @@ EXCEPTIONS = _exceptions()
 #: Flags whose input is not in the data set: B1 expects its picture to decode
 #: but has no 2DCODE field and no PNG; nothing to decode, so not evaluated.
 NOT_EVALUABLE = {("common/2DCode/raw/B1.json", "EXPECTEDPICTUREDECODE")}
+#: Flags whose input a whole folder leaves out: PT's vectors expect EXPECTEDENCODE but give no CBOR.
+NOT_EVALUABLE_FOLDERS = {("PT", "EXPECTEDENCODE")}
 
 
 def _clock(text: str) -> dt.datetime:
@@ -154,7 +156,10 @@ class Vector:
     def valid_object(self) -> bool:
         return not schema_problems(self.raw["JSON"])
 
-    def encode(self) -> bool:
+    def encode(self) -> bool | None:
+        """None when the vector has no CBOR or no JSON to compare (PT's EXPECTEDENCODE)."""
+        if "CBOR" not in self.raw or "JSON" not in self.raw:
+            return None
         return _same_json(_cbor_json(self.raw["CBOR"]), self.raw["JSON"])
 
 
@@ -183,6 +188,13 @@ CHECKS = {
 }
 
 
+#: Misspelt flags in upstream vectors (BG, ES, PT): "EXPTECTEDEXPIRED" stands where the
+#: other vectors of the same folders have EXPECTEDEXPIRATIONCHECK, with the same meaning
+#: (true: valid at VALIDATIONCLOCK). ES/1001-1003 nest a stray "EXPECTEDRESULTS": true.
+ALIASES = {"EXPTECTEDEXPIRED": "EXPECTEDEXPIRATIONCHECK"}
+IGNORED = {"EXPECTEDRESULTS"}
+
+
 def test_vectors_are_present() -> None:
     assert len(FILES) >= 100
     assert (VECTORS / "LICENSE").is_file() and (VECTORS / "NOTICE").is_file()
@@ -198,14 +210,15 @@ def test_exceptions_name_real_vectors() -> None:
 def test_vector(name: str) -> None:
     raw = json.loads((VECTORS / name).read_text("utf-8-sig"))
     vector = Vector(name, raw)
-    expected: dict[str, bool] = raw["EXPECTEDRESULTS"]
+    expected: dict[str, bool] = {ALIASES.get(k, k): v for k, v in raw["EXPECTEDRESULTS"].items() if k not in IGNORED}
     unknown = set(expected) - set(CHECKS)
     assert not unknown, f"unknown flags {unknown}"
     disagreements = []
     for flag, want in expected.items():
         got = CHECKS[flag](vector)
         if got is None:
-            assert (name, flag) in NOT_EVALUABLE, f"{name} {flag}: input missing"
+            folder = (name.split("/")[0], flag)
+            assert (name, flag) in NOT_EVALUABLE or folder in NOT_EVALUABLE_FOLDERS, f"{name} {flag}: input missing"
             continue
         exception = EXCEPTIONS.get((name, flag))
         if exception is not None:
