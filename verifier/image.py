@@ -35,6 +35,8 @@ MAX_PIXELS = 40_000_000
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
 #: Pillow format names tried, in this order; nothing else is even identified.
 IMAGE_FORMATS = ("PNG", "JPEG")
+#: The prefix a certificate's text starts with (hcert section 4.3, context identifier).
+HC1_PREFIX = "HC1:"
 #: The 2D symbols an HC1 text may come in (see above).
 _FORMATS = zxingcpp.BarcodeFormats([zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.Aztec])
 
@@ -84,4 +86,7 @@ def read_qr_text(data_or_path: bytes | str | os.PathLike[str]) -> QrRead:
         return QrRead(None, Reason.IMAGE_UNREADABLE, f"QR decoder failed ({type(err).__name__})")
     if not found:
         return QrRead(None, Reason.NO_QR_CODE, "no QR code found in the image")
-    return QrRead(found[0].text)
+    # A page may carry other codes beside the certificate (a URL, a booking reference):
+    # the first symbol that holds an HC1 text wins, else the first one found.
+    hc1 = next((r for r in found if r.text.startswith(HC1_PREFIX)), found[0])
+    return QrRead(hc1.text)

@@ -9,12 +9,15 @@ prepareZXingModule({
 });
 
 // QR, and Aztec as verifier/image.py reads it (hcert's FAQ: "Aztec or QR"; official IE vectors).
-const OPTIONS = { formats: ["QRCode", "Aztec"], tryHarder: true, tryRotate: true, tryInvert: false, maxNumberOfSymbols: 1 };
+// A page may carry other codes beside the certificate (a URL): up to 4 are read and the first
+// that holds an HC1 text wins, else the first one (as verifier/image.py).
+const OPTIONS = { formats: ["QRCode", "Aztec"], tryHarder: true, tryRotate: true, tryInvert: false, maxNumberOfSymbols: 4 };
 
 self.onmessage = async ({ data }) => {
   try {
     const results = await readBarcodes(data.image, OPTIONS);
-    const found = results.find((r) => r.isValid && r.text);
+    const valid = results.filter((r) => r.isValid && r.text);
+    const found = valid.find((r) => r.text.startsWith("HC1:")) || valid[0];
     self.postMessage({ id: data.id, text: found ? found.text : null });
   } catch (err) {
     self.postMessage({ id: data.id, text: null, error: String(err && err.message) });

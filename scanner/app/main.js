@@ -458,7 +458,8 @@ async function scanFrame() {
   if (!video.videoWidth) return null;
   if (detector) {
     const found = await detector.detect(video);
-    return found.length ? found[0].rawValue : null;
+    const hc1 = found.find((f) => f.rawValue && f.rawValue.startsWith("HC1:")) || found[0];
+    return hc1 ? hc1.rawValue : null;
   }
   canvas.width = video.videoWidth;
   canvas.height = video.videoHeight;

@@ -262,3 +262,30 @@ def test_a_photo_of_an_aztec_code_verifies(
     assert steps[0]["verdict"]["valid"] is True, steps[0]
     assert steps[1]["verdict"]["valid"] is False and steps[1]["verdict"]["reasons"] == ["no_qr_code"], steps[1]
     assert out["csp_violations"] == []
+
+
+def test_a_page_with_another_code_beside_the_certificate(
+    material: signed_rules.Material, page_server: str, tmp_path: Path
+) -> None:
+    """A photo of a page with a URL QR code left of the certificate's: the HC1 one is
+    verified, in the browser and by verifier/image.py, whichever the decoder finds first."""
+    import zxingcpp
+    from PIL import Image
+
+    from verifier.image import read_qr_text
+
+    def picture(text: str) -> Image.Image:
+        symbol = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode)
+        return Image.fromarray(zxingcpp.write_barcode_to_image(symbol, scale=4))
+
+    url, cert = picture("https://example.gov.vn/booking/12345"), picture(material.qr)
+    page = Image.new("L", (url.width + cert.width + 60, max(url.height, cert.height) + 40), 255)
+    page.paste(url, (20, 20))
+    page.paste(cert, (url.width + 40, 20))
+    path = tmp_path / "page.png"
+    page.save(path)
+    assert read_qr_text(path).text == material.qr
+    out = _steps(page_server, [{"do": "photo", "file": str(path)}])
+    steps = out["steps"]
+    assert isinstance(steps, list) and "error" not in steps[0], steps
+    assert steps[0]["verdict"]["valid"] is True, steps[0]
