@@ -647,7 +647,7 @@ def warn_header(header: Header, where: str) -> None:
 
 def _read_csv(
     fh: Iterable[str | None], cmap: _ColumnMap, where: str, line_offset: int = 0, *, warn: bool = True,
-    regroup_dir: Path | None = None, runs: PersonRuns | None = None,
+    regroup_dir: Path | None = None, runs: PersonRuns | None = None, person: PersonReader | None = None,
 ) -> Iterator[Record | RowProblem]:
     too_long: list[int] = []  # physical lines skipped as too long, not yet reported
 
@@ -677,7 +677,7 @@ def _read_csv(
         if regroup_dir is not None:
             rows = _sorted_by_person(rows, _DoseLayout(hdr), regroup_dir)
             runs = None
-        yield from _group_dose_rows(rows, hdr, cmap, runs)
+        yield from _group_dose_rows(rows, hdr, cmap, runs, person)
     else:
         for item in rows:
             assert type(item) is not tuple
@@ -688,6 +688,8 @@ def _read_csv(
 #: (as :func:`_text` makes them), plus one "" at the end that stands for a missing column,
 #: and a second one when the row is long enough to hold a field too long (:func:`_cells`).
 _DoseRow = tuple[int, list[str]]
+#: Makes a person's item from their dose rows, the row layout and the column map (:func:`person_record`'s signature).
+PersonReader = Callable[[list[_DoseRow], "_DoseLayout", "_ColumnMap"], Any]
 _NUMBERS: dict[str, int | None] = {}  # dose numbers as written -> _int (a handful of spellings)
 
 
@@ -978,16 +980,18 @@ class _DoseLayout:
 
 
 def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header, cmap: _ColumnMap,
-                     runs: PersonRuns | None = None) -> Iterator[Record | RowProblem]:  # fmt: skip
+                     runs: PersonRuns | None = None, make_person: PersonReader | None = None) -> Iterator[Any]:  # fmt: skip
     """Consecutive dose rows of one person -> one record.
 
     A row continues the record when it has the same :func:`group_key` and
     agrees about the person (name apart from case and spacing, date of birth,
     sex, nationality, ID); a row with the same record ID but another person
     starts a new record with that ID, which the checks report as a duplicate.
-    ``runs`` learns whether the rows of each person are consecutive.
+    ``runs`` learns whether the rows of each person are consecutive. ``make_person`` makes each
+    person's item of their rows (default :func:`person_record`).
     """
     layout = _DoseLayout(hdr)
+    make = make_person or person_record
     person, key_of, compared, rid_col = layout.person, layout.key, layout.compared, layout.rid
     cols = [hdr.fields[f] for f in compared]
     group: list[_DoseRow] = []
@@ -995,7 +999,7 @@ def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header
     first: Any = None
     for row in rows:
         if type(row) is not tuple:
-            yield row  # type: ignore[misc]
+            yield row
             continue
         cells = row[1]
         k = cells[rid_col] or key_of(cells)  # the record ID (group_key's ("R", ID), shorter), else the person's key
@@ -1004,14 +1008,14 @@ def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header
                     _same(f, group[0][1][c], cells[c], cmap) for f, c in zip(compared, cols, strict=True))):  # fmt: skip
                 group.append(row)
                 continue
-            yield _person(group, layout, cmap)
+            yield make(group, layout, cmap)
         first = person(cells)
         if runs is not None:
             runs.see(hash((k, layout.person_key(cells))))
         key = k
         group = [row]
     if group:
-        yield _person(group, layout, cmap)
+        yield make(group, layout, cmap)
 
 
 def _same(name: str, a: str, b: str, cmap: _ColumnMap) -> bool:
@@ -1024,14 +1028,26 @@ def _same(name: str, a: str, b: str, cmap: _ColumnMap) -> bool:
     return a == b
 
 
-def _person(group: list[_DoseRow], layout: _DoseLayout, cmap: _ColumnMap) -> Record | RowProblem:
-    """One record from a person's dose rows (a row with a field too long: :func:`_person_slowly`)."""
+#: A person's values as :func:`person_values` reads them from their dose rows: the :data:`FIELDS` in order,
+#: then the doses (each its :data:`DOSE_FIELDS` in order), the first row's line, the number of rows, the
+#: phone (E.164 or "") and whether a phone given was unusable. :func:`record_of` makes the ``Record``.
+PersonValues = tuple[str, str, str, str, str, str, str, str, list[tuple[str, str, str, int, int, str]], int, int, str,
+                     bool]  # fmt: skip
+
+
+def person_values(group: list[_DoseRow], layout: _DoseLayout, cmap: _ColumnMap) -> PersonValues | RowProblem | None:
+    """The values of the record :func:`person_record` makes of a person's dose rows, or its row problem.
+
+    None when a row may hold a field too long (:func:`person_record` then reads the group field by
+    field, to report it exactly). The cleaning checks' fast path starts from these values
+    (:mod:`signer.cleaning.fast`) and makes a ``Record`` only for a person it does not clear.
+    """
     first_line, first = group[0]
     dose_values, long = layout.dose_values, layout.long
     doses = []
     for index, (line, cells) in enumerate(group, start=1):
         if len(cells) > long and max(map(len, cells)) > MAX_FIELD_CHARS:
-            return _person_slowly(group, layout, cmap)
+            return None
         date, vaccine, lot, number, series, site = dose_values(cells)
         if not (date or vaccine or lot or number or series):
             continue  # a person row without a dose (the site's commune alone is no dose)
@@ -1048,18 +1064,35 @@ def _person(group: list[_DoseRow], layout: _DoseLayout, cmap: _ColumnMap) -> Rec
         if dn is None or sd is None:
             return RowProblem(line, "bad_number", f"dose {index}: dose number and series must be whole numbers",
                               first[layout.rid])  # fmt: skip
-        doses.append(_make_dose(date, vaccine, lot, dn, sd, site))
+        doses.append((date, vaccine, lot, dn, sd, site))
     rid, name, dob, sex_text, nationality, ident, province, commune = layout.record_values(first)
     sex = normalize_sex(sex_text, cmap)
     if sex is None:
         return RowProblem(first_line, "bad_sex", "sex must be M/F/X (Nam/Nữ/Khác) or empty", rid)
     phone, unusable = _phone(layout.phone_text(group))
-    return _make_record(rid, " ".join(name.split()), dob, sex, nationality.upper() or "VN", ident, tuple(doses),
-                        province, commune, first_line, len(group), phone, unusable)  # fmt: skip
+    return (rid, " ".join(name.split()), dob, sex, nationality.upper() or "VN", ident, province, commune, doses,
+            first_line, len(group), phone, unusable)  # fmt: skip
+
+
+def record_of(values: PersonValues) -> Record:
+    """The ``Record`` of :func:`person_values`' values."""
+    rid, name, dob, sex, nationality, ident, province, commune, doses, line, rows, phone, unusable = values
+    return _make_record(rid, name, dob, sex, nationality, ident, tuple([_make_dose(*d) for d in doses]), province,
+                        commune, line, rows, phone, unusable)  # fmt: skip
+
+
+def person_record(group: list[_DoseRow], layout: _DoseLayout, cmap: _ColumnMap) -> Record | RowProblem:
+    """One record from a person's dose rows (a row with a field too long: :func:`_person_slowly`)."""
+    values = person_values(group, layout, cmap)
+    if values is None:
+        return _person_slowly(group, layout, cmap)
+    if type(values) is tuple:
+        return record_of(values)
+    return values  # type: ignore[return-value]
 
 
 def _person_slowly(group: list[_DoseRow], layout: _DoseLayout, cmap: _ColumnMap) -> Record | RowProblem:
-    """:func:`_person` field by field, for the rare group with a field too long (reported exactly)."""
+    """:func:`person_record` field by field, for the rare group with a field too long (reported exactly)."""
     first_line, first = group[0]
     values = layout.values(first)
     if "phone" in values:
@@ -1215,6 +1248,7 @@ def _range_lines(fh: BinaryIO, start: int, end: int | None) -> Iterator[str | No
 def read_records_range(
     path: str | Path, start: int, end: int | None, first_line: int, *, column_map: str | None = None,
     warn: bool = True, regroup_dir: Path | None = None, runs: PersonRuns | None = None,
+    person: PersonReader | None = None,
 ) -> Iterator[Record | RowProblem]:
     """Stream the records of one range from :func:`split_for_parallel`.
 
@@ -1225,7 +1259,8 @@ def read_records_range(
     rows of one person are not consecutive (:func:`dose_rows_are_grouped`) is
     read whole (one range) and grouped through a temporary file there.
     ``runs``: learn whether the dose rows of each person are consecutive
-    (:class:`PersonRuns`; without ``regroup_dir``).
+    (:class:`PersonRuns`; without ``regroup_dir``). ``person``: what a person's dose rows
+    become (default :func:`person_record`; the cleaning checks' fast path, :mod:`signer.cleaning.fast`).
     """
     p = Path(path)
     if not p.is_file():
@@ -1243,11 +1278,12 @@ def read_records_range(
             elif suffix in _CSV_SUFFIXES:
                 if start == 0:
                     yield from _read_csv(_range_lines(fh, start, end), cmap, str(p), warn=warn, regroup_dir=regroup_dir,
-                                         runs=runs)  # fmt: skip
+                                         runs=runs, person=person)  # fmt: skip
                 else:
                     header = next(_range_lines(fh, 0, 1), "")
                     lines = itertools.chain([header], _range_lines(fh, start, end))
-                    yield from _read_csv(lines, cmap, str(p), first_line - 2, warn=False, runs=runs)
+                    yield from _read_csv(lines, cmap, str(p), first_line - 2, warn=False, runs=runs,
+                                         person=person)
             else:
                 raise ConfigError(f"{p}: unknown records format (use .jsonl or .csv)")
     except OSError as err:

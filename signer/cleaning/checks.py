@@ -55,7 +55,7 @@ import operator
 import re
 from dataclasses import dataclass
 
-from signer.records import Record
+from signer.records import DOSE_FIELDS, Record
 
 from .tables import Tables, load_tables
 from .text import fold, name_fold, name_is_valid, name_key, tone_key
@@ -146,6 +146,14 @@ def is_citizen(record: Record) -> bool:
     try:
         return _CITIZEN[nat]
     except KeyError:
+        return citizen_nationality(nat)
+
+
+def citizen_nationality(nat: str) -> bool:
+    """:func:`is_citizen` of a record with this nationality."""
+    try:
+        return _CITIZEN[nat]
+    except KeyError:
         pass
     found = nat in _VIETNAMESE or _FOREIGN.fullmatch(nat) is None
     if len(_CITIZEN) < 1000:  # a handful of spellings; bounded anyway
@@ -190,14 +198,18 @@ def is_placeholder(ident: str, tables: Tables) -> bool:
 
 
 def check_id(record: Record, dob: PartialDate | None, tables: Tables) -> list[str]:
-    ident = record.id_number
+    return _check_id(record.id_number, record.sex, is_citizen(record), dob, tables)
+
+
+def _check_id(ident: str, sex: str, citizen: bool, dob: PartialDate | None, tables: Tables) -> list[str]:
+    """:func:`check_id` of a record with this ID, sex and citizenship."""
     digits = _DIGITS.fullmatch(ident) is not None
     if digits:  # is_placeholder for ASCII digits: all zeros, or a placeholder of the table
         if not ident.strip("0") or ident in tables.id_placeholders:
             return ["id_missing"]
     elif not ident or is_placeholder(ident, tables):
         return ["id_missing"]
-    if not is_citizen(record):
+    if not citizen:
         return [] if _PASSPORT.fullmatch(ident.upper()) else ["passport_format"]
     out = []
     if not digits:
@@ -214,7 +226,7 @@ def check_id(record: Record, dob: PartialDate | None, tables: Tables) -> list[st
     if ident[:3] not in tables.provinces:
         out.append("cccd_province_unknown")
     g = int(ident[3])
-    if record.sex in ("M", "F") and record.sex != ("M" if g % 2 == 0 else "F"):
+    if sex in ("M", "F") and sex != ("M" if g % 2 == 0 else "F"):
         out.append("cccd_sex_mismatch")
     if dob is not None and 1900 + (g // 2) * 100 + int(ident[4:6]) != dob.year:
         out.append("cccd_birth_year_mismatch")
@@ -222,25 +234,29 @@ def check_id(record: Record, dob: PartialDate | None, tables: Tables) -> list[st
 
 
 def check_doses(record: Record, dob: PartialDate | None, today: dt.date, tables: Tables) -> list[str]:
-    return _check_doses(record, dob.earliest if dob is not None else None, today, tables)
+    return _check_doses(list(map(_dose_values, record.doses)), dob.earliest if dob is not None else None, today,
+                        tables)  # fmt: skip
 
 
-def _check_doses(record: Record, birth: dt.date | None, today: dt.date, tables: Tables) -> list[str]:
-    """:func:`check_doses` with the earliest birth date (None: not compared)."""
-    doses = record.doses
+#: A dose as a tuple of its :data:`signer.records.DOSE_FIELDS` (what :func:`signer.records.person_values` gives).
+DoseValues = tuple[str, str, str, int, int, str]
+_dose_values = operator.attrgetter(*DOSE_FIELDS)
+
+
+def _check_doses(doses: list[DoseValues], birth: dt.date | None, today: dt.date, tables: Tables) -> list[str]:
+    """:func:`check_doses` of these doses with the earliest birth date (None: not compared)."""
     if not doses:
         return ["dose_missing"]
     found: set[str] = set()
     dated: list[tuple[dt.date, int, int, str | None]] = []
     canonical = tables.canonical_vaccine
-    for dose in doses:
-        product = canonical(dose.vaccine)
+    for date, vaccine, _lot, number, series, _site in doses:
+        product = canonical(vaccine)
         if product is None:
             found.add("vaccine_unknown")
-        number, series = dose.dose_number, dose.series_doses
         if number and series and number > series:
             found.add("dose_number_exceeds_series")
-        day = parse_date(dose.date)
+        day = parse_date(date)
         if day is None:
             found.add("dose_date_invalid")
             continue
@@ -276,19 +292,24 @@ _DOSE_ORDER = (
 
 def check_record(record: Record, *, today: dt.date, tables: Tables | None = None) -> tuple[str, ...]:
     """Every check that needs no registry; () when the record is clean."""
-    tables = tables or load_tables()
+    return check_values(record.id_number, record.full_name, record.date_of_birth, record.sex, is_citizen(record),
+                        list(map(_dose_values, record.doses)), today, tables or load_tables())  # fmt: skip
+
+
+def check_values(ident: str, name: str, dob_text: str, sex: str, citizen: bool, doses: list[DoseValues],
+                 today: dt.date, tables: Tables) -> tuple[str, ...]:  # fmt: skip
+    """:func:`check_record` of a record with these values (``citizen``: :func:`is_citizen`)."""
     # a date of birth with its own code is not compared with the ID's digits or the doses again
-    dob, birth, dob_codes = _dob_verdict(record.date_of_birth, today)
-    codes = check_id(record, dob, tables)
-    name = record.full_name
+    dob, birth, dob_codes = _dob_verdict(dob_text, today)
+    codes = _check_id(ident, sex, citizen, dob, tables)
     if not name:
         codes.append("name_missing")
     elif not name_is_valid(name):
         codes.append("name_invalid")
-    if not record.sex and is_citizen(record):
+    if not sex and citizen:
         codes.append("sex_missing")
     codes += dob_codes
-    codes += _check_doses(record, birth, today, tables)
+    codes += _check_doses(doses, birth, today, tables)
     return tuple(codes)
 
 
@@ -354,16 +375,23 @@ def compare_with_registry(
     record: Record, entry: RegistryEntry, *, name: bool = True, dob: bool = True
 ) -> tuple[str, ...]:
     """The ``registry_*`` codes for a record whose ID the registry knows (``name``/``dob``: compare them)."""
+    return compare_values(record.full_name, record.date_of_birth, record.sex, entry.full_name, entry.date_of_birth,
+                          entry.sex, name=name, dob=dob)  # fmt: skip
+
+
+def compare_values(mine: str, date_of_birth: str, sex: str, theirs: str, their_date: str, their_sex: str, *,
+                   name: bool = True, dob: bool = True) -> tuple[str, ...]:  # fmt: skip
+    """:func:`compare_with_registry` of a record with this name, date of birth and sex, and a registry
+    person with theirs."""
     codes = []
-    mine, theirs = record.full_name, entry.full_name
     if name and mine != theirs and name_key(mine) != name_key(theirs) and tone_key(mine) != tone_key(theirs):
         if name_fold(mine) == name_fold(theirs):
             codes.append("registry_name_diacritics")
         else:
             codes.append("registry_name_mismatch")
-    if dob and not dates_agree(record.date_of_birth, entry.date_of_birth):
+    if dob and not dates_agree(date_of_birth, their_date):
         codes.append("registry_dob_mismatch")
-    if record.sex in ("M", "F") and entry.sex in ("M", "F") and record.sex != entry.sex:
+    if sex in ("M", "F") and their_sex in ("M", "F") and sex != their_sex:
         codes.append("registry_sex_mismatch")
     return tuple(codes)
 

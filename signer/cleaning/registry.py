@@ -342,6 +342,23 @@ class Registry:
                     out[row[0]] = registry_entry(*row)
         return out
 
+    def lookup_rows(self, ids: Iterable[str]) -> dict[str, tuple[str, str, str, str]]:
+        """:meth:`lookup` as (ID, name, date of birth, sex) rows, without an entry object per person."""
+        wanted = list(dict.fromkeys(ids))
+        out: dict[str, tuple[str, str, str, str]] = {}
+        for conn in self._conns:  # earlier shards win: a later one is asked only for the IDs not found yet
+            if out:
+                wanted = [i for i in wanted if i not in out]
+            for i in range(0, len(wanted), BATCH):
+                part = wanted[i : i + BATCH]
+                q = (
+                    "SELECT id, name, dob, sex FROM person WHERE id IN ("
+                    + ",".join("?" * len(part))
+                    + ") ORDER BY rowid DESC"
+                )
+                out.update((row[0], row) for row in conn.execute(q, part))  # the shard's first row of an ID last
+        return out
+
     def by_name_and_year(self, folded_name: str, year: str) -> list[RegistryEntry]:
         """Everyone in the registry with this folded name born in ``year`` (``YYYY``)."""
         key = name_year_key(folded_name, year)

@@ -44,6 +44,7 @@ import os
 import resource
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import islice
@@ -70,6 +71,7 @@ from .checks import (
     DIFFERING_FIELD,
     RegistryEntry,
     check_record,
+    compare_values,
     dates_agree,
     is_citizen,
     lookup_id,
@@ -77,6 +79,7 @@ from .checks import (
     with_registry,
 )
 from .dupes import fix_cross_duplicates
+from .fast import Fast, fast_reader
 from .outputs import Summary, write_reconciliation
 from .private import make_private_dir, open_private
 from .registry import IndexInfo, Registry, open_registry
@@ -125,24 +128,29 @@ def verified_line(rec: Record, fingerprint: str) -> str:
     Written directly for the usual types (every field ``str``, dose numbers
     ``int``), about twice as fast; anything else goes through the encoder.
     """
-    values = _fields(rec)
-    doses = []
-    for dose in rec.doses:
-        date, vaccine, lot, number, series, site = _dose_fields(dose)
-        if not (type(number) is int and type(series) is int and type(date) is str and type(vaccine) is str
-                and type(lot) is str and type(site) is str):  # fmt: skip
-            break
-        doses.append(_DOSE.format(_js(date), _js(vaccine), _js(lot), number, series, _js(site)))
-    else:
-        if _all_text(values):
-            phone = rec.phone
-            if not phone:
-                return _LINE_HEAD.format(*map(_js, values), ", ".join(doses), _js(fingerprint))
-            if type(phone) is str:
-                return _LINE_HEAD_PHONE.format(*map(_js, values), _js(phone), ", ".join(doses), _js(fingerprint))
+    text = line_of(_fields(rec), list(map(_dose_fields, rec.doses)), rec.phone, fingerprint)
+    if text is not None:
+        return text
     obj = rec.to_json()
     obj["verified"] = fingerprint
     return _JSON(obj) + "\n"
+
+
+def line_of(values: tuple[Any, ...], doses: list[tuple[Any, ...]], phone: Any, fingerprint: str) -> str | None:
+    """:func:`verified_line` of a record with these :data:`FIELDS` values, doses (:data:`DOSE_FIELDS` tuples)
+    and phone, written directly; None unless every field is ``str`` and every dose number ``int``."""
+    out = []
+    for date, vaccine, lot, number, series, site in doses:
+        if not (type(number) is int and type(series) is int and type(date) is str and type(vaccine) is str
+                and type(lot) is str and type(site) is str):  # fmt: skip
+            return None
+        out.append(_DOSE.format(_js(date), _js(vaccine), _js(lot), number, series, _js(site)))
+    if _all_text(values):
+        if not phone:
+            return _LINE_HEAD.format(*map(_js, values), ", ".join(out), _js(fingerprint))
+        if type(phone) is str:
+            return _LINE_HEAD_PHONE.format(*map(_js, values), _js(phone), ", ".join(out), _js(fingerprint))
+    return None
 
 
 def row_code(reason: str) -> str:
@@ -164,6 +172,7 @@ class CheckOptions:
     rebuild_index: bool = False
     workers: int = 0  # 0 = automatic
     xlsx_engine: str = "fast"  # or "openpyxl" (about 10x slower, see signer/cleaning/xlsx.py)
+    fast_path: bool = True  # clean people of a one-row-per-dose export without a Record (signer.cleaning.fast)
 
 
 @dataclass(frozen=True)
@@ -315,11 +324,12 @@ def _work(task: _Task) -> Summary:
     summary = Summary(tables)
     runs = summary.person_runs = PersonRuns() if task.learn_runs else None
     items = read_records_range(opts.records, task.start, task.end, task.first_line, column_map=opts.column_map,
-                               warn=False, regroup_dir=out if task.regroup else None, runs=runs)  # fmt: skip
+                               warn=False, regroup_dir=out if task.regroup else None, runs=runs,
+                               person=fast_reader(task.today, tables) if opts.fast_path else None)  # fmt: skip
     try:
         with (
-            open_private(paths["verified"], "w", encoding="utf-8") as vfh,
-            open_private(paths["new"], "w", encoding="utf-8") as nfh,
+            open_private(paths["verified"], "wb") as vfh,
+            open_private(paths["new"], "wb") as nfh,
         ):
             while chunk := list(islice(items, CHUNK)):
                 if runs is not None and runs.reopened:
@@ -341,7 +351,7 @@ def _peak_rss_mb() -> float:
 
 
 def _do_chunk(
-    chunk: list[Record | RowProblem],
+    chunk: Sequence[Record | Fast | RowProblem],
     task: _Task,
     registry: Registry,
     store: ResultStore,
@@ -351,9 +361,9 @@ def _do_chunk(
     vfh: Any,
     nfh: Any,
 ) -> None:
-    records: list[Record] = []
+    records: list[Record | Fast] = []
     for x in chunk:
-        if isinstance(x, Record):
+        if type(x) is Fast or isinstance(x, Record):
             records.append(x)
             summary.rows_read += x.rows
             summary.people_read += 1
@@ -362,20 +372,28 @@ def _do_chunk(
             elif x.phone_unusable:
                 summary.phones_unusable += 1
             continue
+        assert isinstance(x, RowProblem)
         summary.rows_read += 1
         code = row_code(x.reason)
         scratch.add_problem(x, code)
         summary.add("", "", (code,), 0)
-    fps = [record_fingerprint(r) for r in records]
+    fps = [r.fingerprint if type(r) is Fast else record_fingerprint(r) for r in records]  # type: ignore[arg-type]
     ids = [r.record_id for r in records if r.record_id]
     stored = store.get(ids)
     earlier = scratch.seen_before(records)
     seen: set[str] = set()
     to_check: list[int] = []
+    fast: list[int] = []  # people of the fast path (signer.cleaning.fast) that only the registry may still flag
     verdicts: list[_Verdict | None] = [None] * len(records)
     for i, rec in enumerate(records):
         rid = rec.record_id
         prev = stored.get(rid) if rid else None
+        if isinstance(rec, Fast):
+            if prev is None and rid not in seen and rid not in earlier:
+                fast.append(i)
+                seen.add(rid)
+                continue
+            rec = records[i] = rec.record()  # anything else: the full path
         if not rid:
             verdicts[i] = _Verdict(_ID_ONLY[0])
         elif rid in seen or rid in earlier:
@@ -386,8 +404,20 @@ def _do_chunk(
         else:
             to_check.append(i)
         seen.add(rid)
+    if fast:
+        # the fast path's people are citizens whose ID has only ASCII digits: the ID is its own look-up ID
+        found = registry.lookup_rows([records[i].values[5] for i in fast])  # type: ignore[union-attr]
+        for i in fast:
+            values = records[i].values  # type: ignore[union-attr]
+            row = found.get(values[5])
+            if row is not None and not compare_values(values[1], values[2], values[3], row[1], row[2], row[3]):
+                verdicts[i] = _CLEAN
+            else:
+                records[i] = records[i].record()  # type: ignore[union-attr]
+                to_check.append(i)
+        to_check.sort()
     if to_check:
-        checked = _check_chunk([records[i] for i in to_check], registry, tables, task.today)
+        checked = _check_chunk([records[i] for i in to_check], registry, tables, task.today)  # type: ignore[misc]
         for i, fresh in zip(to_check, checked, strict=True):
             verdicts[i] = fresh
     scratch.remember(records, {rec.record_id for rec, v in zip(records, verdicts, strict=True) if v and v.reused})
@@ -397,6 +427,14 @@ def _do_chunk(
         v = verdicts[i]
         assert v is not None
         rid = rec.record_id
+        if isinstance(rec, Fast):  # clean, checked now, no earlier verdict: what the full path does for it, below
+            values = rec.values
+            store.put(rid, fps[i], (), (), "", rec.line, "")
+            summary.add(values[6], values[7], (), len(values[8]))
+            verified.append(rec.text)
+            new.append(rec.text)
+            summary.newly_verified += 1
+            continue
         if not v.reused and v.codes not in _ID_ONLY:
             store.put(rid, fps[i], v.codes, v.fields, v.suggestion, rec.line, v.registry_name)
         summary.add(rec.province, rec.commune, v.codes, len(rec.doses), reused=v.reused,
@@ -417,8 +455,9 @@ def _do_chunk(
         if v.codes:
             scratch.add_record(rec, v.codes, v.fields, v.suggestion,
                                lookup_id(rec) if needs_registry(rec, v.codes) else "")
-    vfh.write("".join(verified))
-    nfh.write("".join(new))
+    data = "".join(verified).encode("utf-8")  # UTF-8 once: in a first run every verified line is new
+    vfh.write(data)
+    nfh.write(data if len(new) == len(verified) else "".join(new).encode("utf-8"))
 
 
 def _recon(args: tuple[CheckOptions, list[Path], Path, int, IndexInfo]) -> tuple[dict[str, int], float]:

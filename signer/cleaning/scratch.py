@@ -15,13 +15,17 @@ the writers read it without sorting in memory.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from signer.records import Record, RowProblem
 
 from .private import connect_private
 from .registry import place_of
+
+if TYPE_CHECKING:
+    from .fast import Fast
 
 FLAGGED_INSERT = "INSERT INTO flagged VALUES (" + ",".join("?" * 17) + ")"
 
@@ -65,7 +69,7 @@ class Scratch:
         self.rows.append((0, "", problem.line, problem.record_id, "", "", "", "", "", "", "", "", code,
                           "", "", "", problem.message))  # fmt: skip
 
-    def seen_before(self, records: list[Record]) -> set[str]:
+    def seen_before(self, records: Sequence[Record | Fast]) -> set[str]:
         """The IDs already met in this run by this worker (before this chunk; see :meth:`remember`)."""
         ids = [r.record_id for r in records if r.record_id]
         out: set[str] = set()
@@ -75,7 +79,7 @@ class Scratch:
             out.update(r[0] for r in self.conn.execute(q, part))
         return out
 
-    def remember(self, records: list[Record], reused: set[str]) -> None:
+    def remember(self, records: Sequence[Record | Fast], reused: set[str]) -> None:
         """Remember a chunk's IDs (first line wins) and which of them had a reused verdict."""
         self.conn.execute("BEGIN")
         self.conn.executemany(
