@@ -53,21 +53,23 @@ _WS = rb"[\x00\t\n\x0c\r ]"
 _NUM = rb"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 #: a run of "x y w h re" operations (most of a passport's QR), parsed in bulk
 _RECTS = rb"(?:" + (_NUM + _WS + rb"+") * 4 + rb"re(?![^\x00\t\n\x0c\r ()<>\[\]{}/%])" + _WS + rb"*)+"
+#: one token with the white space and comments before it (possessive: no backtracking), or
+#: white space alone (the end of the content); about half of a page's tokens are white space,
+#: so not matching them alone halves the matches
+_SPACE = rb"(?:[\x00\t\n\x0c\r ]|%[^\r\n]*)*+"
 _TOKEN = re.compile(
-    rb"(?P<rects>" + _RECTS + rb")|"
+    _SPACE + rb"(?:(?P<rects>" + _RECTS + rb")|"
     rb"""
-    (?P<ws>[\x00\t\n\x0c\r ]+|%[^\r\n]*)
-  | (?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+))
+    (?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+))
   | (?P<name>/[^\x00\t\n\x0c\r ()<>\[\]{}/%]*)
   | (?P<hex><[0-9A-Fa-f\x00\t\n\x0c\r ]*>)
   | (?P<str>\((?:[^()\\]|\\.)*\))
   | (?P<open>\[)
   | (?P<close>\])
   | (?P<op>[A-Za-z'"*]+|<<|>>|\{|\})
-    """,
+    )?""",
     re.VERBOSE | re.DOTALL,
 )
-_NOT_NUMBER = re.compile(rb"re|[\x00\t\n\x0c\r ]+")
 
 _ALLOWED = frozenset(
     ["m", "l", "c", "v", "y", "h", "re", "f", "F", "f*", "S", "s", "B", "B*", "b", "b*", "n", "q", "Q", "cm", "w", "g", "G", "rg", "RG", "BT", "ET", "Tf", "Td", "TD", "Tm", "T*", "Tj", "TJ", "'", '"', "Tc", "Tw", "TL", "J", "j", "M", "d", "ri", "i"]
@@ -149,17 +151,17 @@ class _Interpreter:
                 raise _Unsure("unreadable content")
             at = match.end()
             kind = match.lastgroup
-            if kind == "ws":
+            if kind is None:  # white space alone (or nothing: the next byte is no token)
                 continue
             if kind == "rects":
                 if operands or array is not None:
                     raise _Unsure("operands before a rectangle")
-                self.rect_run(match.group())
+                self.rect_run(match.group(kind))
                 continue
-            text = match.group()
+            text = match.group(kind)
             if kind == "num":
                 value: Any = float(text)
-            elif kind in ("hex", "str"):
+            elif kind == "hex" or kind == "str":
                 value = _StringLen(_string_length(kind, text), text)
             elif kind == "name":
                 value = text.decode("latin-1")
@@ -248,7 +250,9 @@ class _Interpreter:
             self.show(args)
 
     def rect_run(self, text: bytes) -> None:
-        values = [float(v) for v in _NOT_NUMBER.split(text) if v]
+        # only numbers, "re" and PDF white space (_RECTS): NUL is the one white-space byte
+        # bytes.split() does not split at; a number has no "e" (no exponent in PDF)
+        values = list(map(float, text.replace(b"\x00", b" ").replace(b"re", b" ").split()))
         self.ops += len(values) // 4
         if self.ops > MAX_OPERATIONS:
             raise _Unsure("too many operations")
@@ -420,20 +424,28 @@ def _read(
     rx0, ry0, rx1, ry1 = region
     inv = 1.0 / module
     tol = _TOLERANCE
+    dark_runs = [b"\x00" * i for i in range(n + 1)]
+    light_runs = [b"\xff" * i for i in range(n + 1)]
     for kind, (bx0, by0, bx1, by1) in it.rect_fills:
-        if not (bx0 < rx1 and rx0 < bx1 and by0 < ry1 and ry0 < by1):
+        if bx0 >= rx1 or rx0 >= bx1 or by0 >= ry1 or ry0 >= by1:
             continue  # elsewhere on the page
         # module columns and rows (from the top: PDF y grows upwards) it covers
-        e0, e1, e2, e3 = (bx0 - x0) * inv, (y1 - by1) * inv, (bx1 - x0) * inv, (y1 - by0) * inv
+        e0 = (bx0 - x0) * inv
+        e1 = (y1 - by1) * inv
+        e2 = (bx1 - x0) * inv
+        e3 = (y1 - by0) * inv
         c0, r0, c1, r1 = round(e0), round(e1), round(e2), round(e3)
         if abs(e0 - c0) > tol or abs(e1 - r0) > tol or abs(e2 - c1) > tol or abs(e3 - r1) > tol:
             if kind == "light" and bx0 <= x0 and by0 <= y0 and bx1 >= x1 and by1 >= y1:
                 grid = [bytearray(b"\xff" * n) for _ in range(n)]  # a background under it all
                 continue
             return None
-        c0, c1 = max(0, min(n, c0)), max(0, min(n, c1))
-        fill = (b"\x00" if kind == "dark" else b"\xff") * (c1 - c0)
-        for r in range(max(0, r0), min(n, r1)):
+        c0 = 0 if c0 < 0 else n if c0 > n else c0
+        c1 = 0 if c1 < 0 else n if c1 > n else c1
+        if c1 <= c0:
+            continue
+        fill = (dark_runs if kind == "dark" else light_runs)[c1 - c0]
+        for r in range(0 if r0 < 0 else r0, n if r1 > n else r1):
             grid[r][c0:c1] = fill
     found = _decode(grid, n)
     if found is None:
