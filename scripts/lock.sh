@@ -18,4 +18,5 @@ cd requirements
 "../$UV" pip compile ../verifier/pyproject.toml -c runtime.txt "${C[@]}" -o verifier.txt
 "../$UV" pip compile build.in "${C[@]}" -o build.txt
 "../$UV" pip compile interop-cwt.in "${C[@]}" -o interop-cwt.txt
+"../$UV" pip compile fuzz.in "${C[@]}" -o fuzz.txt
 echo "lock: requirements/*.txt written; now run bash scripts/test.sh"

@@ -4,7 +4,8 @@
 # Usage: scripts/setup.sh [--dev]
 #   --dev  also the test and lint tools (requirements/dev.txt: the runtime lock
 #          plus test-only packages that cannot move a runtime version) and the
-#          interop venv .venv-interop (python-cwt, which needs an older cbor2).
+#          interop venv .venv-interop (python-cwt, which needs an older cbor2)
+#          and the API fuzzer's venv .venv-fuzz (schemathesis, with its own pins).
 # How the locks are made and refreshed: docs/dependencies.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +55,7 @@ echo "$LOCK" > .venv/.vn-dcc-lock
 # (`verifier serve` hands zxing-wasm to the page; --dev adds playwright-core).
 if [ "$LOCK" = requirements/dev.txt ]; then
   venv_from_lock .venv-interop requirements/interop-cwt.txt
+  venv_from_lock .venv-fuzz requirements/fuzz.txt
   npm ci --prefix scanner --no-audit --no-fund --loglevel=error >/dev/null
 else
   npm ci --prefix scanner --omit=dev --no-audit --no-fund --loglevel=error >/dev/null
