@@ -140,6 +140,16 @@ async function main() {
       const locked = await lookUp(p, config.locked);
       out.steps.locked = { status: locked.status(), text: await p.innerText("main") };
       await shot(p, "locked-vi");
+      if (config.shots) {
+        // the English pages of a look-up (the code page) and of the lock, for docs/screenshots only
+        for (const [name, person] of [["code-en", config.unknown], ["locked-en", config.locked]]) {
+          const { context: c2, page: p2 } = await newPage(browser);
+          await p2.goto(`${config.url}?lang=en`);
+          await lookUp(p2, person);
+          await shot(p2, name);
+          await c2.close();
+        }
+      }
       await p.goto(`${config.url}claim`);
       await shot(p, "claim-vi");
       await p.fill("#id_number", config.claim.id);
