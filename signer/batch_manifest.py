@@ -65,6 +65,8 @@ MANIFEST_TAIL = "manifest-tail:"
 #: Bytes per write() of an append (a kill between two leaves a half line: see tests/ledger/test_manifest_append.py).
 APPEND_CHUNK = 1 << 16
 _READ = 1 << 20
+#: json.dumps(entry, ensure_ascii=False), with one encoder for all lines
+_LINE = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def fsync_dir(path: Path) -> None:
@@ -302,7 +304,7 @@ class ManifestFile:
         parts: list[str] = []
         last = self._id
         for cert in certs:
-            parts.append(json.dumps(manifest_entry_of(cert), ensure_ascii=False))
+            parts.append(_LINE(manifest_entry_of(cert)))
             last = cert.id
             if len(parts) >= 4096:
                 self._write(parts, last)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -53,6 +54,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     _write_atomic(path, data, durable=False)
 
 
+@functools.lru_cache(maxsize=4096)  # a run signs at one time: the same few values over and over
 def _iso(seconds: int) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")
 

@@ -65,18 +65,18 @@ class LedgerKey:
         normalised = normalise_citizen_id(citizen_id)
         if not normalised:
             return None
-        return hmac.new(self._citizen, normalised.encode("utf-8"), hashlib.sha256).hexdigest()
+        return hmac.digest(self._citizen, normalised.encode("utf-8"), "sha256").hex()
 
     def record_hash(self, record: Record) -> str:
         """HMAC-SHA256 (hex) of the record's content (:func:`signer.records.fingerprint_form`:
         every field but the line and the verification stamp). Keyed, because the
         record holds a name, a birth date and an ID that a plain hash would let
         anyone confirm by guessing."""
-        return hmac.new(self._record, fingerprint_form(record), hashlib.sha256).hexdigest()
+        return hmac.digest(self._record, fingerprint_form(record), "sha256").hex()
 
     def chain_hash(self, prev_hash: str, body: bytes) -> str:
         """The audit chain link: HMAC-SHA256 over the previous hash and the event."""
-        return hmac.new(self._chain, prev_hash.encode("ascii") + b"\n" + body, hashlib.sha256).hexdigest()
+        return hmac.digest(self._chain, prev_hash.encode("ascii") + b"\n" + body, "sha256").hex()
 
 
 def key_file_for(ledger_path: Path) -> Path:

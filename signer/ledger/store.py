@@ -107,8 +107,12 @@ MANIFEST_STALE = "manifest-stale:"
 _CHUNK = 500
 
 
+#: One encoder for every call (json.dumps with options builds a new one each time).
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL(value)
 
 
 def utc_now_text() -> str:
@@ -222,7 +226,10 @@ class Change:
 
 
 def _db_value(value: Any) -> Any:
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is str or kind is int or value is None:  # most values: as they are
+        return value
+    if kind is bool:
         return int(value)
     if isinstance(value, (list, tuple)) and value and isinstance(value[0], FileEntry):
         return files_to_text(value)
@@ -375,8 +382,9 @@ class Ledger:
                     self._update(changes, at)
                     events += [(c.uvci, c.state, c.detail()) for c in changes]
                 if reservations:
-                    self._insert(reservations, at)
-                    events += [(r.uvci, "reserved", r.detail()) for r in reservations]
+                    details = [r.detail() for r in reservations]
+                    self._insert(reservations, details, at)
+                    events += [(r.uvci, "reserved", d) for r, d in zip(reservations, details, strict=True)]
                 self._append_events(events, at)
                 if meta:
                     self._set_meta(meta)
@@ -414,12 +422,11 @@ class Ledger:
         stale = {MANIFEST_STALE + c.out_dir: self.clock() for c in certs}
         self.apply(changes=[Change(c.uvci, "revoked", {"revoked_reason": reason}) for c in certs], meta=stale)
 
-    def _insert(self, reservations: Sequence[Reservation], at: str) -> None:
+    def _insert(self, reservations: Sequence[Reservation], details: Sequence[dict[str, Any]], at: str) -> None:
         names = ("uvci", *RESERVE_FIELDS, "state", "actor", "created_at", "updated_at")
         sql = f"INSERT INTO certificates ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
         rows = []
-        for r in reservations:
-            detail = r.detail()
+        for r, detail in zip(reservations, details, strict=True):
             rows.append((r.uvci, *(detail[n] for n in RESERVE_FIELDS), "reserved", self.actor, at, at))
         self.db.executemany(sql, rows)
 
