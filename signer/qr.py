@@ -375,10 +375,15 @@ def _layout(version: int, error_correction: int, data_len: int) -> _Layout:
                 break
     for k, (r, c) in enumerate(data_positions):
         source[r * stride + c] = k if k < nbits else light
+    size = n * stride
     masks = []
-    for pattern in range(8):
+    for pattern in range(8):  # as one "0"/"1" text (MSB first) and one int(): not 7,000 big-int sums
         flip = util.mask_func(pattern)
-        masks.append(sum(1 << (r * stride + c) for r, c in data_positions if flip(r, c)))
+        bits = bytearray(b"0" * size)
+        for r, c in data_positions:
+            if flip(r, c):
+                bits[size - 1 - (r * stride + c)] = 0x31
+        masks.append(int(bits, 2))
     full = sum(((1 << n) - 1) << (r * stride) for r in range(n))
     blocks = sum(((1 << (n - 1)) - 1) << (r * stride) for r in range(n - 1))
 

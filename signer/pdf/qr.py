@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 from signer.qr import make_qr
 
@@ -52,6 +53,46 @@ class _SpanOps(dict[tuple[int, int], bytes]):
 #: Shared by all QR codes (at most one entry per run a row of 177 modules can hold).
 _SPAN_OPS = _SpanOps()
 _SPAN = re.Match.span
+_NEXT_ROW = b"1 0 0 1 0 -1 cm"
+_FILL_NEXT_ROW = b"f " + _NEXT_ROW
+#: A run of dark modules, each written as its column + 2, and the row end 0xFE (see qr_drawing).
+_TOKEN = re.compile(rb"[\x02-\xfe]+")
+_ROW_END = 0xFE
+#: dark module (0) -> 0xFF, light (255) -> 0
+_DARK_ONES = bytes.maketrans(b"\x00\xff", b"\xff\x00")
+#: Beyond this many tokens the table starts again (it holds a few thousand in practice).
+_MAX_TOKENS = 200_000
+
+
+class _TokenOps(dict[bytes, bytes]):
+    """A token of :func:`qr_drawing` -> its operators, made on first use.
+
+    A token is a run of dark modules written as their columns + 2 (so the
+    bytes say where the run starts and how long it is), possibly running
+    through row ends (0xFE) into the next row's first run; each row end
+    becomes the row's fill and the move one row down.
+    """
+
+    def __missing__(self, token: bytes) -> bytes:
+        if len(self) >= _MAX_TOKENS:
+            self.clear()
+        parts = []
+        for i, run in enumerate(token.split(bytes((_ROW_END,)))):
+            if i:
+                parts.append(_FILL_NEXT_ROW + b"\n")
+            if run:
+                parts.append(b"%d 0 %d 1 re " % (run[0] - 2, len(run)))
+        ops = self[token] = b"".join(parts)
+        return ops
+
+
+_TOKEN_OPS = _TokenOps()
+
+
+@cache
+def _columns(n: int) -> int:
+    """Each module's column + 2 and a row end 0xFE after each row, as one integer."""
+    return int.from_bytes((bytes(range(2, n + 2)) + bytes((_ROW_END,))) * n, "big")
 
 
 def qr_drawing(
@@ -63,20 +104,49 @@ def qr_drawing(
     Module units: one coordinate system scaled to the module size, moved down
     one row after each row's rectangles are filled, so each rectangle's
     operator depends only on its run and comes from a shared table.
+
+    The runs are found in one pass over the whole matrix: each dark module
+    becomes its column + 2 and each light one 0 (one AND of two integers),
+    so one ``findall`` returns every run as bytes that are their own table
+    key (the same operators as :func:`drawing_by_rows`, tested). A matrix
+    with a row without any dark module (the row end alone could not tell
+    it) is drawn row by row.
     """
     n = matrix.size
+    rows = matrix.rows
+    if not all(b"\x00" in row for row in rows):
+        return drawing_by_rows(matrix, x=x, y=y, size=size, quiet_zone=quiet_zone)
+    dark = (b"\x00".join(rows) + b"\x00").translate(_DARK_ONES)  # the row ends stay
+    tokens = (int.from_bytes(dark, "big") & _columns(n)).to_bytes(len(dark), "big")
+    return b"".join(
+        [
+            _header(n, x=x, y=y, size=size, quiet_zone=quiet_zone),
+            b"".join(map(_TOKEN_OPS.__getitem__, _TOKEN.findall(tokens))),
+            b"Q",
+        ]
+    )
+
+
+def _header(n: int, *, x: float, y: float, size: float, quiet_zone: int) -> bytes:
     module = size / (n + 2 * quiet_zone)
-    ops = [
-        b"q 1 g %.2f %.2f %.2f %.2f re f 0 g" % (x, y, size, size),
-        b"%.5f 0 0 %.5f %.3f %.3f cm 1 0 0 1 0 %d cm"
-        % (module, module, x + quiet_zone * module, y + quiet_zone * module, n - 1),
-    ]
+    return (
+        b"q 1 g %.2f %.2f %.2f %.2f re f 0 g\n" % (x, y, size, size)
+        + b"%.5f 0 0 %.5f %.3f %.3f cm 1 0 0 1 0 %d cm\n"
+        % (module, module, x + quiet_zone * module, y + quiet_zone * module, n - 1)
+    )
+
+
+def drawing_by_rows(
+    matrix: QrMatrix, *, x: float, y: float, size: float, quiet_zone: int = 4
+) -> bytes:
+    """:func:`qr_drawing`, one row at a time (one regex scan and one table
+    lookup per run of dark modules)."""
+    n = matrix.size
+    ops = [_header(n, x=x, y=y, size=size, quiet_zone=quiet_zone)[:-1]]
     rect = _SPAN_OPS.__getitem__
     runs = _RUN.finditer
-    next_row = b"1 0 0 1 0 -1 cm"
-    fill_next_row = b"f " + next_row
     for row in matrix.rows:
         rects = b"".join(map(rect, map(_SPAN, runs(row))))
-        ops.append(rects + fill_next_row if rects else next_row)
+        ops.append(rects + _FILL_NEXT_ROW if rects else _NEXT_ROW)
     ops.append(b"Q")
     return b"\n".join(ops)

@@ -16,7 +16,7 @@ from PIL import Image
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from signer.pdf.font import REPERTOIRE, load_font, subset_font
-from signer.pdf.qr import qr_matrix
+from signer.pdf.qr import QrMatrix, qr_matrix
 from signer.pdf.template import REQUIRED_FIELDS, load_template
 from tests.pdf.conftest import CENTRE, PERSON_A, PERSON_B, SIGN_TIME, Issued, PdfPki, make_passport
 
@@ -292,3 +292,59 @@ def test_font_cache_between_processes(monkeypatch: pytest.MonkeyPatch, tmp_path:
         assert warm.stdout.strip() == "False"
     finally:
         load_font.cache_clear()
+
+
+def _drawing_spelled_out(matrix: QrMatrix, *, x: float, y: float, size: float, quiet_zone: int) -> bytes:
+    """The QR drawing's operators written out module by module (the reference)."""
+    n = matrix.size
+    module = size / (n + 2 * quiet_zone)
+    ops = [
+        b"q 1 g %.2f %.2f %.2f %.2f re f 0 g" % (x, y, size, size),
+        b"%.5f 0 0 %.5f %.3f %.3f cm 1 0 0 1 0 %d cm"
+        % (module, module, x + quiet_zone * module, y + quiet_zone * module, n - 1),
+    ]
+    for row in matrix.rows:
+        rects = b""
+        c = 0
+        while c < n:
+            if row[c] == 0:
+                start = c
+                while c < n and row[c] == 0:
+                    c += 1
+                rects += b"%d 0 %d 1 re " % (start, c - start)
+            else:
+                c += 1
+        ops.append(rects + b"f 1 0 0 1 0 -1 cm" if rects else b"1 0 0 1 0 -1 cm")
+    ops.append(b"Q")
+    return b"\n".join(ops)
+
+
+def test_qr_drawing_in_one_pass_equals_the_module_by_module_drawing() -> None:
+    """qr_drawing (every run found in one pass, runs through row ends split again)
+    gives the operators written out module by module: real symbols, random matrices
+    of every size class, rows all dark (a run through two row ends), rows all light
+    (drawn row by row) and dark first/last modules."""
+    import random
+
+    from signer.pdf.qr import drawing_by_rows, qr_drawing
+
+    rng = random.Random(7)
+    matrices = [qr_matrix("HC1:" + "".join(rng.choice("0123456789ABCDEF") for _ in range(k))) for k in (20, 300, 640)]
+    for n in (21, 25, 85, 177):
+        for dark_share in (0.05, 0.5, 0.95):
+            rows = [bytes(0 if rng.random() < dark_share else 255 for _ in range(n)) for _ in range(n)]
+            matrices.append(QrMatrix(size=n, rows=tuple(rows), ec_level="Q"))
+    n = 29
+    rows = [bytes(0 if rng.random() < 0.5 else 255 for _ in range(n)) for _ in range(n)]
+    rows[3] = bytes(n)  # all dark: the run goes through two row ends
+    rows[4] = bytes(n)
+    rows[10] = b"\x00" + bytes([255] * (n - 2)) + b"\x00"
+    matrices.append(QrMatrix(size=n, rows=tuple(rows), ec_level="Q"))
+    rows[20] = bytes([255] * n)  # no dark module: drawn row by row
+    matrices.append(QrMatrix(size=n, rows=tuple(rows), ec_level="Q"))
+    for matrix in matrices:
+        for where in ((36.0, 40.5, 150.0, 4), (0.0, 0.0, 99.99, 6)):
+            x, y, size, quiet = where
+            expected = _drawing_spelled_out(matrix, x=x, y=y, size=size, quiet_zone=quiet)
+            assert qr_drawing(matrix, x=x, y=y, size=size, quiet_zone=quiet) == expected
+            assert drawing_by_rows(matrix, x=x, y=y, size=size, quiet_zone=quiet) == expected
