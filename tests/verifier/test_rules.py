@@ -76,8 +76,8 @@ def _rule(**changes: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("folder", "count"),
-    [(VECTORS, 270), (VN_RULES, 53)],
-    ids=["EU-AT-DE", "VN"],
+    [(VECTORS, 1364), (VN_RULES, 53)],
+    ids=["EU-and-15-countries", "VN"],
 )
 def test_rules_test_all_agree(folder: Path, count: int) -> None:
     done = _run("rules", "test", str(folder))
