@@ -4,6 +4,7 @@
     .venv/bin/python bench/cleaning.py --records 100000 --score   # + precision/recall against the ground truth
     .venv/bin/python bench/cleaning.py --records 100000 --score --shape dose-rows   # one CSV row per dose
     .venv/bin/python bench/cleaning.py --shape dose-rows --no-rerun   # issue 9's target: 1M people, ~2.5M rows
+    .venv/bin/python bench/cleaning.py --records 100000 --shape dose-rows --compare-with /tmp/old   # outputs == old code's
 
 Generates the synthetic data once (``python -m signer.cleaning synth``, seeded;
 kept in ``bench/.data/`` and reused when present), then, in one run:
@@ -97,12 +98,64 @@ def parse_floor(path: Path, sample: int) -> float:
     return n / (time.perf_counter() - t)
 
 
-def run_child(paths: dict[str, Path], out: Path, workers: int, formats: list[str]) -> dict:
+def run_child(paths: dict[str, Path], out: Path, workers: int, formats: list[str], tree: Path = ROOT) -> dict:
+    """One full run in a fresh child process, with the code of ``tree`` (this checkout by default)."""
     args = {"records": str(paths["records"]), "registry": str(paths["registry"]), "out": str(out),
             "workers": workers, "formats": formats}  # fmt: skip
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(args)], check=True, cwd=ROOT,
-                          capture_output=True, text=True)  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(args)], check=True, cwd=tree,
+                          capture_output=True, text=True, env=env)  # fmt: skip
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    """Every output of a run, to compare two runs: files byte for byte (an XLSX by its members: the zip
+    keeps write times), summary.json without its timings, the results store row by row."""
+    import sqlite3
+    import zipfile
+
+    got: dict[str, bytes] = {}
+    for f in sorted(out.rglob("*")):
+        rel = f.relative_to(out)
+        if f.is_dir() or rel.parts[0] == "state":
+            continue
+        if f.suffix == ".xlsx":
+            with zipfile.ZipFile(f) as z:
+                got.update({f"{rel}!{n}": z.read(n) for n in z.namelist()})
+        elif f.name == "summary.json":
+            summary = json.loads(f.read_text("utf-8"))
+            for key in ("seconds", "peak_rss_mb"):
+                summary.pop(key, None)
+            summary["registry"].pop("index_seconds", None)
+            got[str(rel)] = json.dumps(summary, ensure_ascii=False).encode()
+        else:
+            got[str(rel)] = f.read_bytes()
+    conn = sqlite3.connect(out / "state" / "results.sqlite")
+    try:
+        rows = conn.execute("SELECT record_id, fingerprint, context, run, codes, fields, suggestion, line, "
+                            "registry_name FROM result ORDER BY record_id").fetchall()  # fmt: skip
+    finally:
+        conn.close()
+    got["state/results.sqlite (rows)"] = repr(rows).encode()
+    return got
+
+
+def compare_with(old: Path, paths: dict[str, Path], data: Path, workers: int, formats: list[str]) -> int:
+    """Run the code in ``old`` (e.g. ``git archive REV | tar -x -C DIR``) and this checkout on the same
+    data, one after the other, and compare every output; exit status 1 when any differs."""
+    found = {}
+    for label, tree in (("old", old), ("new", ROOT)):
+        out = data / f"out-{label}"
+        shutil.rmtree(out, ignore_errors=True)
+        r = run_child(paths, out, workers, formats, tree)
+        print(f"{label}: {tree}: {r['cpu']:.1f} CPU-s, {r['wall']:.1f} s wall, workers {r['workers']}")
+        found[label] = outputs(out)
+        shutil.rmtree(out, ignore_errors=True)
+    a, b = found["old"], found["new"]
+    differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    print(f"compared {len(a):,} outputs (files, XLSX members, summary, results store): "
+          f"{'all identical' if not differ else f'{len(differ)} differ: ' + ', '.join(differ[:10])}")  # fmt: skip
+    return 1 if differ else 0
 
 
 def main() -> int:
@@ -118,10 +171,15 @@ def main() -> int:
     ap.add_argument("--no-rerun", action="store_true", help="skip the re-run on the unchanged export")
     ap.add_argument("--phones", action="store_true",
                     help="with a phone column (default: none, as in the export header of issue 9)")  # fmt: skip
+    ap.add_argument("--compare-with", type=Path, metavar="OLD_TREE",
+                    help="run the code in OLD_TREE and this checkout on the same data and compare every output "
+                         "(e.g. git archive REV | tar -x -C OLD_TREE); no timing run")  # fmt: skip
     ns = ap.parse_args()
     name = f"cleaning-{ns.shape}-{ns.records}-{ns.seed}" + ("-phones" if ns.phones else "")
     data = ns.data or ROOT / "bench" / ".data" / name
     paths = ensure_data(data, ns.records, ns.seed, ns.shape, ns.phones)
+    if ns.compare_with:
+        return compare_with(ns.compare_with.resolve(), paths, data, ns.workers, ns.formats.split(","))
     out = data / "out"
     shutil.rmtree(out, ignore_errors=True)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (other jobs skew wall times)")
