@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any
 
 VALUE_SETS = (
@@ -31,13 +31,17 @@ VALUE_SETS = (
     "vaccine-prophylaxis",
 )
 
+_FOLDER = os.path.join(os.path.dirname(__file__), "data", "valuesets")
+
 
 @functools.cache
 def value_set(name: str) -> Mapping[str, str]:
     """code -> display name for one value set (``KeyError`` for an unknown set)."""
     if name not in VALUE_SETS:
         raise KeyError(name)
-    text = resources.files("verifier.data.valuesets").joinpath(f"{name}.json").read_text("utf-8")
+    # next to this module, as verifier.schema reads the schema (no importlib.resources)
+    with open(os.path.join(_FOLDER, f"{name}.json"), encoding="utf-8") as fh:
+        text = fh.read()
     data: dict[str, Any] = json.loads(text)
     values = data.get("valueSetValues", {})
     return {str(code): str(v.get("display", code)) for code, v in values.items()}
