@@ -297,20 +297,91 @@ def _sign_folder(folder: Path, signer: Any, issuer: Hc1Issuer, records: list[Rec
         (folder / f"p{i:03d}.pdf").write_bytes(signer.sign(data, now=NOW))
 
 
-def verify_ratio(n_files: int, rounds: int, python: str) -> int:
+#: Floors, one process each (cumulative: each line imports what the one above did and more):
+#: the interpreter alone, then the third-party modules ``verifier pdf`` needs to check a passport.
+_LEAN = ("import importlib.util as u; s = u.spec_from_file_location('lean', {path!r}); "
+         "m = u.module_from_spec(s); s.loader.exec_module(m); m.defer_signing_packages(); ")
+FLOORS = (
+    ("floor_S", ["-S", "-c", "pass"], "floor: python -S -c pass (no site)"),
+    ("floor_pass", ["-c", "pass"], "floor: python -c pass"),
+    ("floor_rust", ["-c", "import cryptography.hazmat.bindings._rust"],
+     "+ cryptography's Rust bindings"),
+    ("floor_ec", ["-c", "import cryptography.hazmat.bindings._rust; "
+                  "from cryptography.hazmat.primitives.asymmetric import ec, padding"],
+     "+ its ec/padding (to verify a signature)"),
+    ("floor_x509", ["-c", "from cryptography.hazmat.primitives.asymmetric import ec, padding; "
+                    "import cryptography.x509"], "+ cryptography.x509"),
+    ("floor_asn1", ["-c", "from cryptography.hazmat.primitives.asymmetric import ec, padding; "
+                    "import cryptography.x509, asn1crypto.cms, asn1crypto.crl, asn1crypto.tsp"],
+     "+ asn1crypto cms/x509/crl/tsp"),
+    ("floor_cbor", ["-c", "from cryptography.hazmat.primitives.asymmetric import ec, padding; "
+                    "import cryptography.x509, asn1crypto.cms, asn1crypto.crl, asn1crypto.tsp, "
+                    "cbor2, zxingcpp, jsonschema_rs, json, zlib"],
+     "+ cbor2, zxing-cpp, jsonschema-rs"),
+    ("floor_all", ["-c", _LEAN.format(path=str(ROOT / "verifier" / "pdf" / "lean_imports.py"))
+                   + "from cryptography.hazmat.primitives.asymmetric import ec, padding; "
+                   "import cryptography.x509, asn1crypto.cms, asn1crypto.crl, asn1crypto.tsp, "
+                   "cbor2, zxingcpp, jsonschema_rs, json, zlib, pyhanko.pdf_utils.reader"],
+     "+ pyHanko's PDF reader = all third-party"),
+    ("floor_ours", ["-c", "import verifier, verifier.cli, verifier.pdf.cli, verifier.pdf.verify"],
+     "+ the verifier's modules = all imports"),
+)
+
+
+def checkpoint_python(tmp: Path) -> str:
+    """The checkpoint configuration's interpreter: ``.venv-verifier`` when
+    ``scripts/setup-verifier.sh`` made one, else an equivalent made here without pip.
+
+    The equivalent is a plain venv of the same base interpreter whose one
+    ``.pth`` file holds two plain paths: a copy of ``verifier/`` (byte-compiled,
+    as pip installs the wheel) and this venv's site-packages for the
+    third-party packages. Its start-up is a wheel install's (no editable-install
+    finder imported from a ``.pth`` at every start), and ``signer`` and ``keys``
+    are not importable in it (checked).
+    """
+    import shutil
+    import subprocess
+    import sysconfig
+
+    made = ROOT / ".venv-verifier" / "bin" / "python"
+    if made.exists():
+        return str(made)
+    venv = tmp / "checkpoint-venv"
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    src = tmp / "checkpoint-src"
+    shutil.copytree(ROOT / "verifier", src / "verifier",
+                    ignore=shutil.ignore_patterns("__pycache__", "pyproject.toml"))
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "vn_dcc_verifier_bench.pth").write_text(f"{src}\n{sysconfig.get_path('purelib')}\n")
+    subprocess.run([python, "-m", "compileall", "-q", str(src)], check=True)
+    alone = subprocess.run([python, "-c", "import importlib.util as u; import verifier; "
+                            "print(u.find_spec('signer') is None and u.find_spec('keys') is None, "
+                            "verifier.__file__)"], capture_output=True, text=True, check=True,
+                           cwd=tmp)
+    assert alone.stdout.startswith(f"True {src}"), alone.stdout
+    return python
+
+
+def verify_ratio(n_files: int, rounds: int, pythons: list[str] | None) -> int:
     """``verifier pdf`` against ``pdfsig`` on the same files in the same run (issue 13).
 
     Per file and per process: ``pdfsig -nssdir DB FILE`` (NSS database trusting
     the CSCA, its CRL imported) and ``PYTHON -m verifier pdf --trust csca.pem
-    --trust dsc.pem FILE`` (``--python``: e.g. the checkpoint venv's interpreter), each started
-    once per file, on B-B and on B-LT passports (signature timestamp from
-    ``keys.tsa`` over loopback); ``verifier pdf --jobs 1 --json DIR`` once for
-    the B-B folder; in one process for a folder: :func:`verifier.pdf.verify_pdf`
-    over the files with the trust loaded once (``verifier pdf --jobs 1 DIR``'s
-    loop). Floors, one process per file: ``PYTHON -c pass`` and ``PYTHON -c
-    "import cryptography.x509"``. CPU is user + system of this process and its
-    children; the ratio is the median of per-round ratios against pdfsig on
-    the same files (rounds alternate the tools).
+    --trust dsc.pem FILE``, each started once per file, on B-B and on B-LT
+    passports (signature timestamp from ``keys.tsa`` over loopback); ``verifier
+    pdf --jobs 1 --json DIR`` once for the B-B folder; in one process for a
+    folder: :func:`verifier.pdf.verify_pdf` over the files with the trust loaded
+    once (``verifier pdf --jobs 1 DIR``'s loop). PYTHON: this interpreter (the
+    dev venv, editable install) and the checkpoint configuration's
+    (:func:`checkpoint_python`), unless ``--python`` names others (the in-process rows
+    always run in this bench's own process and are printed with the first). Floors, one
+    process per file: :data:`FLOORS`. CPU is user + system of this process and
+    its children; the ratio is the median of per-round ratios against pdfsig on
+    the same files (rounds alternate the tools; each interpreter's table has
+    its own pdfsig runs, interleaved with its own).
     """
     import subprocess
     import threading
@@ -330,8 +401,14 @@ def verify_ratio(n_files: int, rounds: int, python: str) -> int:
     tsa_server = make_server(TimeStampAuthority(key=tsa_key, certificate=tsa_cert), clock=lambda: NOW)
     threading.Thread(target=tsa_server.serve_forever, kwargs={"poll_interval": 0.05},
                      daemon=True).start()
+    home = Path.cwd()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        # `python -m verifier` finds the package in the working directory first: run every
+        # command outside the checkout, so that each interpreter imports its own verifier
+        os.chdir(tmp)
+        if not pythons:
+            pythons = [sys.executable, checkpoint_python(tmp)]
         stamper = HttpTimestamper(f"http://127.0.0.1:{tsa_server.server_address[1]}/")
         try:
             _sign_folder(tmp / "bb", PassportPdfSigner(key, centre=CENTRE, crls=[crl], now=NOW),
@@ -371,14 +448,25 @@ def verify_ratio(n_files: int, rounds: int, python: str) -> int:
                 verdict = verify_pdf(d, trust, now=NOW)
                 assert verdict.valid and (verdict.signer or {}).get("pades_level") == level
                 assert fast_signature_report(d, trust, now=NOW) is not None  # the fast path is taken
-            done = subprocess.run([python, "-m", "verifier", "pdf", *trust_args, "--at", at,
-                                   str(files[kind][0])], capture_output=True, text=True)
-            assert done.returncode == 0 and f"PAdES {level}" in done.stdout, done.stdout + done.stderr
+            for python in pythons:
+                done = subprocess.run([python, "-m", "verifier", "pdf", *trust_args, "--at", at,
+                                       str(files[kind][0])], capture_output=True, text=True)
+                assert done.returncode == 0 and f"PAdES {level}" in done.stdout, \
+                    done.stdout + done.stderr
+        for python in pythons:
+            # each interpreter's verifier byte-compiled first: with PYTHONDONTWRITEBYTECODE set
+            # (as in some shells) a changed module was compiled again in every timed process
+            where = subprocess.run([python, "-c", "import os, verifier; "
+                                    "print(os.path.dirname(verifier.__file__))"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+            subprocess.run([python, "-m", "compileall", "-q", where], check=True)
+            for _, args, _ in FLOORS:  # every floor command runs once before timing
+                subprocess.run([python, *args], check=True, capture_output=True)
 
         def pdfsig(kind: str) -> list[list[str]]:
             return [["pdfsig", "-nssdir", f"sql:{nss}", str(f)] for f in files[kind]]
 
-        def ours(kind: str) -> list[list[str]]:
+        def ours(python: str, kind: str) -> list[list[str]]:
             return [[python, "-m", "verifier", "pdf", *trust_args, "--at", at, str(f)]
                     for f in files[kind]]
 
@@ -390,22 +478,33 @@ def verify_ratio(n_files: int, rounds: int, python: str) -> int:
             return ((time.process_time() - p0 + _children_cpu() - c0) / n,
                     (time.perf_counter() - w0) / n)
 
-        folder_cmd = [[python, "-m", "verifier", "pdf", *trust_args, "--at", at,
-                       "--jobs", "1", "--json", str(tmp / "bb")]]
-        floor_pass = [[python, "-c", "pass"]] * n_files
-        floor_crypto = [[python, "-c", "import cryptography.x509"]] * n_files
-        rows: list[dict[str, tuple[float, float]]] = []
+        rows: dict[str, list[dict[str, tuple[float, float]]]] = {p: [] for p in pythons}
         for _ in range(rounds):
-            row = {"pdfsig_bb": _timed_runs(pdfsig("bb")), "ours_bb": _timed_runs(ours("bb")),
-                   "pdfsig_blt": _timed_runs(pdfsig("blt")), "ours_blt": _timed_runs(ours("blt")),
-                   "inproc_bb": in_process("bb"), "inproc_blt": in_process("blt"),
-                   "floor_pass": _timed_runs(floor_pass), "floor_crypto": _timed_runs(floor_crypto)}
-            folder_cpu, folder_wall = _timed_runs(folder_cmd)
-            row["folder_bb"] = (folder_cpu / n_files, folder_wall / n_files)
-            rows.append(row)
-    print(f"verifier pdf vs pdfsig, {n_files} B-B + {n_files} B-LT passports, {rounds} rounds, one CPU, "
-          f"{python} (median ms per file; ratio = median of per-round ratios against pdfsig on the "
-          "same files)")
+            for python in pythons:
+                row = {"pdfsig_bb": _timed_runs(pdfsig("bb")), "ours_bb": _timed_runs(ours(python, "bb")),
+                       "pdfsig_blt": _timed_runs(pdfsig("blt")),
+                       "ours_blt": _timed_runs(ours(python, "blt"))}
+                if python == pythons[0]:
+                    row["inproc_bb"] = in_process("bb")
+                    row["inproc_blt"] = in_process("blt")
+                for name, args, _ in FLOORS:
+                    row[name] = _timed_runs([[python, *args]] * n_files)
+                folder_cpu, folder_wall = _timed_runs([[python, "-m", "verifier", "pdf", *trust_args,
+                                                        "--at", at, "--jobs", "1", "--json",
+                                                        str(tmp / "bb")]])
+                row["folder_bb"] = (folder_cpu / n_files, folder_wall / n_files)
+                rows[python].append(row)
+        os.chdir(home)
+    for python in pythons:
+        _print_ratio_table(python, rows[python], n_files, rounds)
+    return 0
+
+
+def _print_ratio_table(python: str, rows: list[dict[str, tuple[float, float]]], n_files: int,
+                       rounds: int) -> None:
+    print(f"\nverifier pdf vs pdfsig, {n_files} B-B + {n_files} B-LT passports, {rounds} rounds, one "
+          f"CPU, {python} (median ms per file; ratio = median of per-round ratios against pdfsig "
+          "on the same files)")
     print(f"{'':<48}{'cpu ms':>9}{'wall ms':>9}{'cpu x':>8}{'wall x':>8}")
     for name, base, label in (
         ("pdfsig_bb", "pdfsig_bb", "pdfsig FILE, B-B (one process per file)"),
@@ -413,17 +512,17 @@ def verify_ratio(n_files: int, rounds: int, python: str) -> int:
         ("pdfsig_blt", "pdfsig_blt", "pdfsig FILE, B-LT (one process per file)"),
         ("ours_blt", "pdfsig_blt", "verifier pdf FILE, B-LT (one process per file)"),
         ("folder_bb", "pdfsig_bb", "verifier pdf --jobs 1 DIR, B-B (one process)"),
-        ("inproc_bb", "pdfsig_bb", "verify_pdf in-process, B-B (folder loop)"),
-        ("inproc_blt", "pdfsig_blt", "verify_pdf in-process, B-LT (folder loop)"),
-        ("floor_pass", "pdfsig_bb", "floor: python -c pass"),
-        ("floor_crypto", "pdfsig_bb", "floor: python -c 'import cryptography.x509'"),
+        ("inproc_bb", "pdfsig_bb", "verify_pdf in this process, B-B (folder loop)"),
+        ("inproc_blt", "pdfsig_blt", "verify_pdf in this process, B-LT (folder loop)"),
+        *((name, "pdfsig_bb", label) for name, _, label in FLOORS),
     ):
+        if name not in rows[0]:
+            continue
         cpu = statistics.median(r[name][0] for r in rows) * 1000
         wall = statistics.median(r[name][1] for r in rows) * 1000
         rc = statistics.median(r[name][0] / r[base][0] for r in rows)
         rw = statistics.median(r[name][1] / r[base][1] for r in rows)
         print(f"{label:<48}{cpu:>9.1f}{wall:>9.1f}{rc:>8.1f}{rw:>8.1f}")
-    return 0
 
 
 def main() -> int:
@@ -434,9 +533,10 @@ def main() -> int:
                         help="only write page 1 of a sample passport as PNG (docs/passport-sample.png)")
     parser.add_argument("--verify-ratio", action="store_true",
                         help="only compare verifier pdf with pdfsig on the same files (issue 13)")
-    parser.add_argument("--python", default=sys.executable, metavar="PYTHON",
-                        help="--verify-ratio: the interpreter that runs `-m verifier` (e.g. the "
-                        "checkpoint venv's, scripts/setup-verifier.sh)")
+    parser.add_argument("--python", action="append", metavar="PYTHON",
+                        help="--verify-ratio: an interpreter that runs `-m verifier` (repeatable; "
+                        "default: this one and the checkpoint configuration's, .venv-verifier of "
+                        "scripts/setup-verifier.sh or an equivalent made for the run)")
     args = parser.parse_args()
     if args.sample:
         return write_sample(args.sample)
