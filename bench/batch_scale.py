@@ -145,6 +145,7 @@ def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count:
     proc.wait()
     done = written(work / "killed.sqlite")
     again = timed_run(command, env)
+    left = (count - done) / count
     print(f"  resume (--jobs {jobs}): killed with SIGKILL (process group) at {done} written ({100 * done / count:.1f} %); "
           f"the same command then took {again['wall']:.2f} s = {100 * again['wall'] / full:.1f} % of the full run "
           f"({full:.1f} s); CPU {again['cpu']:.1f} s = {100 * again['cpu'] / full_cpu:.1f} % of the full run's "
@@ -152,6 +153,16 @@ def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count:
     note = again["stderr"].strip().splitlines()
     print(f"    {next((ln for ln in note if ln.startswith('resuming')), '(read the whole input again)')}")
     print(f"    {again['summary']}")
+    # what a resume cannot avoid: the records left (their share of the full run) and one start-up
+    (work / "empty.jsonl").write_text("")
+    empty = [*command[:4], str(work / "empty.jsonl"), *command[5:]]
+    empty[empty.index("--out") + 1] = str(work / "empty")
+    empty[empty.index("--ledger") + 1] = str(work / "empty.sqlite")
+    start = timed_run(empty, env)
+    print(f"    left to sign {100 * left:.1f} % of the batch = {left * full_cpu:.1f} s of the full run's CPU; "
+          f"start-up alone (the same command on an empty input): {start['cpu']:.2f} s CPU, {start['wall']:.2f} s wall; "
+          f"the resume's CPU beyond the records left: {again['cpu'] - left * full_cpu:+.2f} s "
+          f"({100 * (again['cpu'] - left * full_cpu) / full_cpu:+.2f} % of the full run)", flush=True)  # fmt: skip
 
 
 def query(work: Path, name: str, env: dict[str, str], count: int) -> None:
