@@ -513,21 +513,29 @@ def qr_png(qr: QrSymbol | str, *, box_size: int = DEFAULT_BOX_SIZE) -> bytes:
     width = side * box_size
     row_bytes = (width + 7) // 8
     quiet = "0" * QUIET_ZONE
-    lines = [quiet + row + quiet for row in symbol.rows]
+    repeat = b"\2" + b"\0" * row_bytes  # filter Up: the same as the scanline above
+    copies = repeat * (box_size - 1)
+    blank = (b"\0" + b"\xff" * row_bytes + copies) * QUIET_ZONE  # padding bits are ignored
     if box_size % 4 == 0:
+        # the whole image as one hex text: the module rows joined by "|", one
+        # translate (one character each at box size 4: CPython's fast path), then
+        # each "|" becomes the row's padding digits, its copies and the next
+        # row's filter byte 0; one fromhex
         digits = str.maketrans({"0": "f" * (box_size // 4), "1": "0" * (box_size // 4)})
-        pad = "0" * (2 * row_bytes - width // 4)
-        scanlines = [bytes.fromhex(line.translate(digits) + pad) for line in lines]
+        end = "0" * (2 * row_bytes - width // 4) + copies.hex()
+        text = quiet + (quiet + "|" + quiet).join(symbol.rows) + quiet
+        image = bytes.fromhex("00" + text.translate(digits).replace("|", end + "00") + end)
     else:
         pixels = {"0": "1" * box_size, "1": "0" * box_size}.__getitem__
         pad = "0" * (8 * row_bytes - width)
-        scanlines = [
-            int("".join(map(pixels, line)) + pad, 2).to_bytes(row_bytes, "big") for line in lines
-        ]
-    blank = [b"\xff" * row_bytes] * QUIET_ZONE  # padding bits are ignored
-    repeat = b"\2" + b"\0" * row_bytes  # filter Up: the same as the scanline above
-    copies = repeat * (box_size - 1)
-    raw = b"".join([b"\0" + line + copies for line in [*blank, *scanlines, *blank]])
+        image = b"".join(
+            [
+                b"\0" + int("".join(map(pixels, quiet + row + quiet)) + pad, 2).to_bytes(row_bytes, "big")
+                + copies
+                for row in symbol.rows
+            ]
+        )
+    raw = blank + image + blank
     header = struct.pack(">IIBBBBB", width, width, 1, 0, 0, 0, 0)  # 1 bit, greyscale
     return b"".join(
         [
