@@ -11,12 +11,8 @@ Standalone: imports nothing from ``signer`` or ``keys`` so it can be
 installed alone at a checkpoint.
 """
 
-from verifier.startup import imports_without_gc
-
-# the collector off while the verifier's modules and libraries load (verifier.startup)
-with imports_without_gc(freeze=False):
-    from verifier.hc1 import verify_cose, verify_qr_image, verify_qr_text
-    from verifier.result import Verdict
-    from verifier.trust import TrustStore, load_trust
+from verifier.hc1 import verify_cose, verify_qr_image, verify_qr_text
+from verifier.result import Verdict
+from verifier.trust import TrustStore, load_trust
 
 __all__ = ["TrustStore", "Verdict", "load_trust", "verify_cose", "verify_qr_image", "verify_qr_text"]

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from verifier.errors import ConfigError
-from verifier.startup import imports_without_gc
 from verifier.util import jobs_arg
 
 if TYPE_CHECKING:
@@ -137,8 +136,6 @@ def run_pdf(args: argparse.Namespace) -> int:
     # names the failure: keep stderr for our one-line errors.
     for name in ("pyhanko", "pyhanko_certvalidator"):
         logging.getLogger(name).addHandler(logging.NullHandler())
-    with imports_without_gc(freeze=False):  # pyHanko's reader, asn1crypto's CMS, ... (startup)
-        import verifier.pdf.verify  # noqa: F401
     now = now_from_args(args)
     if Path(args.file).is_dir():
         return _run_folder(args, now)
