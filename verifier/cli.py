@@ -28,6 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from verifier import daemon
 from verifier.errors import ConfigError, PassportError
 from verifier.hc1 import qr_text_from_file, verify_qr_image, verify_qr_text
 from verifier.human import LANGS, render
@@ -294,6 +295,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     register_trust(subparsers)
     rules_cli.register(subparsers)  # issue 11: `rules test|list|check`
     serve.register(subparsers)  # issue 11: the scanner page (verifier/serve.py)
+    daemon.register(subparsers)  # issue 13: a long-lived verifier (verifier/daemon.py)
     # PDF verifier (issue 3): verifier/pdf/cli.py provides register(subparsers) -> `pdf`.
     for module_name in OPTIONAL_SUBCOMMANDS:
         _register_optional(subparsers, module_name)

@@ -1,0 +1,482 @@
+"""A long-lived local verifier for checkpoints that run one command per file (issue 13).
+
+    $ python -m verifier daemon &                 # foreground; --socket PATH, --idle-exit S
+    $ VNDCC_VERIFY_DAEMON=1 vn-dcc-verify pdf --trust trustlist.cbor passport.pdf
+
+A cold CPython process spends 13x pdfsig's CPU importing the libraries a PDF
+verification needs (docs/benchmarks.md): the daemon imports them once and
+runs the verifier's own :func:`verifier.cli.main` for each request, with the
+client's argv, working directory and environment, and hands back its exit code
+and its exact stdout and stderr bytes. The client (:func:`client_main`, called by
+:mod:`verifier.__main__` when ``VNDCC_VERIFY_DAEMON`` is set) imports only
+os, sys, socket and json; when the daemon is absent, refuses or dies, the
+command runs locally instead (``VNDCC_VERIFY_DAEMON_STRICT=1``: exit 2).
+
+Served: ``pdf`` and ``qr`` on files or text (not a folder, not stdin).
+Security (docs/verifier-daemon.md): a Unix socket in a directory that is ours
+and 0700, the peer's uid checked on both ends (SO_PEERCRED), no network.
+
+This module's top level imports only what the client needs; the server's
+imports are inside its functions.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import sys
+
+TYPE_CHECKING = False  # not typing's: the client must not import it
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+ENV_SOCKET = "VNDCC_VERIFY_DAEMON"
+ENV_STRICT = "VNDCC_VERIFY_DAEMON_STRICT"
+SERVED_COMMANDS = ("pdf", "qr")
+#: A request holds argv, cwd and the environment: far below this.
+MAX_REQUEST = 4 * 1024 * 1024
+#: Seconds a client may take to send its request once connected.
+REQUEST_TIMEOUT = 10.0
+#: Seconds the client waits for its answer (a PDF is cut off after 20 s;
+#: requests are served one at a time, so others may be queued before it).
+ANSWER_TIMEOUT = 300.0
+_UCRED_SIZE = 12  # struct ucred: pid, uid, gid (three C ints)
+
+
+class DaemonError(Exception):
+    """The daemon cannot start (exit 2 with this message)."""
+
+
+def default_socket_path() -> str:
+    """``$XDG_RUNTIME_DIR/vn-dcc-verify.sock``, else ``~/.cache/vn-dcc/verify.sock``."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return os.path.join(runtime, "vn-dcc-verify.sock")
+    return os.path.join(os.path.expanduser("~"), ".cache", "vn-dcc", "verify.sock")
+
+
+def code_stamp() -> str:
+    """What the client would run: interpreter, installation and the verifier's sources.
+
+    The daemon serves only a client whose stamp equals its own at start, so an
+    upgraded verifier or another venv never gets an answer from stale code.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    parts = [sys.version, sys.prefix, here]
+    for folder in (here, os.path.join(here, "pdf")):
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.endswith(".py"):
+                st = entry.stat()
+                parts.append(f"{entry.name}:{st.st_mtime_ns}:{st.st_size}")
+    return "\n".join(parts)
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of a connected Unix socket."""
+    cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED_SIZE)
+    return int.from_bytes(cred[4:8], sys.byteorder)
+
+
+def terminal_columns() -> int:
+    """The width :func:`shutil.get_terminal_size` gives in this process (argparse
+    wraps its usage and help to it), without importing shutil."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+        columns = columns or 80
+    return columns
+
+
+# --------------------------------------------------------------------------
+# client
+
+
+def _stream_info(stream: Any) -> list[Any]:
+    try:
+        tty = bool(stream.isatty())
+    except (AttributeError, ValueError):
+        tty = False
+    return [getattr(stream, "encoding", None) or "utf-8", getattr(stream, "errors", None) or "strict", tty]
+
+
+def _ask(path: str, request: bytes) -> dict[str, Any]:
+    """One request and its answer; raises OSError or ValueError when there is none."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(ANSWER_TIMEOUT)
+        sock.connect(path)
+        if peer_uid(sock) != os.getuid():
+            raise ValueError("the daemon runs as another user")
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    answer = json.loads(b"".join(chunks))
+    if not isinstance(answer, dict):
+        raise ValueError("no answer (the daemon stopped?)")
+    return answer
+
+
+def _replay(answer: dict[str, Any]) -> int:
+    """Write the daemon's stdout and stderr bytes in their order; the exit code."""
+    out, err = answer["stdout"].encode("latin-1"), answer["stderr"].encode("latin-1")
+    sent = {1: 0, 2: 0}
+    try:
+        for fd, size in answer["order"]:
+            data, stream = (out, sys.stdout) if fd == 1 else (err, sys.stderr)
+            stream.flush()
+            stream.buffer.write(data[sent[fd] : sent[fd] + size])
+            stream.buffer.flush()
+            sent[fd] += size
+    except BrokenPipeError:  # as verifier.cli.main does when piped into e.g. `head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 2
+    return int(answer["exit"])
+
+
+def client_main(argv: list[str]) -> int | None:
+    """Run ``argv`` in the daemon named by ``$VNDCC_VERIFY_DAEMON``: its exit code,
+    or None when the command is to run locally (not served, or no daemon and not strict)."""
+    target = os.environ.get(ENV_SOCKET, "")
+    if not target or not argv or argv[0] not in SERVED_COMMANDS:
+        return None
+    path = default_socket_path() if target == "1" else target
+    strict = os.environ.get(ENV_STRICT) == "1"
+    try:
+        request = {
+            "argv": argv,
+            "cwd": os.getcwd(),
+            "env": dict(os.environ),
+            "columns": terminal_columns(),
+            "streams": [_stream_info(sys.stdout), _stream_info(sys.stderr)],
+            "isatty": [_stream_info(s)[2] for s in (sys.stdin, sys.stdout, sys.stderr)],
+            "stamp": code_stamp(),
+        }
+        answer = _ask(path, json.dumps(request).encode("utf-8") + b"\n")
+        if answer.get("served"):
+            return _replay(answer)
+        if answer.get("kind") == "not_served":
+            return None  # e.g. a folder or stdin: always run here
+        why = str(answer.get("why", "refused"))
+    except (OSError, ValueError, KeyError, TypeError) as err:  # not there, died, garbled
+        why = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    if strict:
+        print(f"error: verifier daemon at {path}: {why}", file=sys.stderr)
+        return 2
+    return None
+
+
+# --------------------------------------------------------------------------
+# server
+
+
+def check_socket_dir(folder: str) -> None:
+    """Create ``folder`` 0700 if missing; refuse one that is not ours or is group/world accessible."""
+    import stat
+
+    if not os.path.isdir(folder):
+        try:
+            os.makedirs(folder, mode=0o700)
+        except OSError as err:
+            raise DaemonError(f"cannot create {folder}: {err.strerror}") from None
+    st = os.stat(folder)
+    if not stat.S_ISDIR(st.st_mode):
+        raise DaemonError(f"{folder} is not a directory")
+    if st.st_uid != os.getuid():
+        raise DaemonError(f"{folder} is not owned by this user (uid {os.getuid()}): refusing to listen in it")
+    if st.st_mode & 0o077:
+        raise DaemonError(
+            f"{folder} is accessible to other users (mode {stat.S_IMODE(st.st_mode):04o}): "
+            "refusing to listen in it (chmod 700 it)"
+        )
+
+
+def _answers(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def bind_socket(path: str) -> socket.socket:
+    """A listening socket at ``path`` (mode 0600); a stale socket there is replaced,
+    a live one (another daemon) or any other file is refused."""
+    import stat
+
+    check_socket_dir(os.path.dirname(path) or ".")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise DaemonError(f"{path} exists and is not a socket: refusing to replace it")
+        if _answers(path):
+            raise DaemonError(f"another daemon answers on {path}")
+        os.unlink(path)  # stale: its daemon is gone
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        sock.bind(path)
+    except OSError as err:
+        sock.close()
+        raise DaemonError(f"cannot listen on {path}: {err.strerror}") from None
+    finally:
+        os.umask(old_umask)
+    sock.listen(64)
+    return sock
+
+
+def preload() -> None:
+    """Import what ``pdf`` and ``qr`` need, once (the point of the daemon)."""
+    import verifier.cli
+    import verifier.image
+    import verifier.pdf.cli
+    import verifier.pdf.verify
+    import verifier.trust
+
+    verifier.cli.rules_cli.register  # noqa: B018  (a lazy module: this loads it)
+
+
+class _Recorder(io.BufferedIOBase):
+    """The byte side of a captured stream: appends (fd, bytes) in write order, unbuffered."""
+
+    def __init__(self, fd: int, log: list[tuple[int, bytes]], tty: bool) -> None:
+        super().__init__()
+        self.fd, self.log, self.tty = fd, log, tty
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self.log.append((self.fd, chunk))
+        return len(chunk)
+
+
+def _captured(fd: int, log: list[tuple[int, bytes]], info: list[Any]) -> io.TextIOWrapper:
+    """A text stream as the client's (its encoding, errors and tty-ness) that records its bytes."""
+    encoding, errors, tty = str(info[0]), str(info[1]), bool(info[2])
+    recorder = _Recorder(fd, log, tty)
+    return io.TextIOWrapper(recorder, encoding=encoding, errors=errors, write_through=True)  # type: ignore[arg-type]
+
+
+def _not_served(why: str) -> dict[str, Any]:
+    return {"served": False, "kind": "not_served", "why": why}
+
+
+def _refused(why: str) -> dict[str, Any]:
+    return {"served": False, "kind": "refused", "why": why}
+
+
+def _servable(args: argparse.Namespace) -> str | None:
+    """Why these parsed arguments must run in the client's own process, or None."""
+    if args.command == "pdf" and os.path.isdir(args.file):
+        return "a folder (run in parallel by the client's own processes)"
+    if args.command == "qr":
+        if getattr(args, "qr_file", None) == "-":
+            return "standard input"
+        if args.image is not None and os.path.isdir(args.image):
+            return "a folder (run in parallel by the client's own processes)"
+    return None
+
+
+def _run_main(argv: list[str]) -> int:
+    """:func:`verifier.cli.main` as the process would run it, SystemExit included."""
+    from verifier.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as done:  # argparse: usage errors (2) and --help (0)
+        if done.code is None or isinstance(done.code, int):
+            return int(done.code or 0)
+        print(done.code, file=sys.stderr)
+        return 1
+
+
+def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
+    """Run one request in this process: its answer (served or not, never raises)."""
+    import logging
+    import warnings
+
+    from verifier.cli import build_parser
+
+    argv = request.get("argv")
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv) or not argv:
+        return _refused("bad request")
+    if argv[0] not in SERVED_COMMANDS:
+        return _not_served(f"{argv[0]!r} is not served")
+    if request.get("stamp") != stamp:
+        return _refused("the daemon runs another interpreter or an older copy of the verifier: restart it")
+    env, cwd, streams = request.get("env"), request.get("cwd"), request.get("streams")
+    if not isinstance(env, dict) or not isinstance(cwd, str) or not isinstance(streams, list):
+        return _refused("bad request")
+    home, saved_env = os.getcwd(), dict(os.environ)
+    saved_streams = sys.stdout, sys.stderr
+    pyhanko_handlers = {n: list(logging.getLogger(n).handlers) for n in ("pyhanko", "pyhanko_certvalidator")}
+    log: list[tuple[int, bytes]] = []
+    try:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in env.items()})
+        os.environ["COLUMNS"] = str(int(request.get("columns", 80)))
+        sys.stdout, sys.stderr = _captured(1, log, streams[0]), _captured(2, log, streams[1])
+        with warnings.catch_warnings():  # a fresh registry: "once" warnings show again
+            try:
+                args = build_parser(argv[0]).parse_args(argv)
+            except SystemExit:
+                args = None  # usage error or --help: main() prints the same again
+            del log[:]
+            why = None if args is None else _servable(args)
+            if why is not None:
+                return _not_served(why)
+            code = _run_main(argv)
+            sys.stdout.flush()
+            sys.stderr.flush()
+    except Exception as err:  # cwd gone, an unknown encoding: the client runs it itself
+        return _refused(f"cannot run here: {type(err).__name__}: {err}")
+    finally:
+        sys.stdout, sys.stderr = saved_streams
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(home)
+        for name, handlers in pyhanko_handlers.items():  # verifier.pdf.cli adds one per run
+            logging.getLogger(name).handlers[:] = handlers or logging.getLogger(name).handlers[:1]
+    out = b"".join(data for fd, data in log if fd == 1)
+    err_bytes = b"".join(data for fd, data in log if fd == 2)
+    order: list[list[int]] = []
+    for fd, data in log:
+        if order and order[-1][0] == fd:
+            order[-1][1] += len(data)
+        elif data:
+            order.append([fd, len(data)])
+    return {
+        "served": True, "exit": code, "order": order,
+        "stdout": out.decode("latin-1"), "stderr": err_bytes.decode("latin-1"),
+    }  # fmt: skip
+
+
+def _read_request(conn: socket.socket) -> dict[str, Any] | None:
+    conn.settimeout(REQUEST_TIMEOUT)
+    chunks, size = [], 0
+    while True:
+        chunk = conn.recv(1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_REQUEST:
+            return None
+        if chunk.endswith(b"\n"):
+            break
+    try:
+        request = json.loads(b"".join(chunks))
+    except ValueError:
+        return None
+    return request if isinstance(request, dict) else None
+
+
+def serve(sock: socket.socket, *, idle_exit: float | None, stamp: str) -> None:
+    """Answer requests one at a time until ``idle_exit`` seconds pass without one."""
+    uid = os.getuid()
+    while True:
+        sock.settimeout(idle_exit)
+        try:
+            conn, _ = sock.accept()
+        except TimeoutError:
+            return
+        with conn:
+            try:
+                if peer_uid(conn) != uid:
+                    continue  # another user: no answer at all
+                request = _read_request(conn)
+                answer = _refused("bad request") if request is None else handle(request, stamp)
+                conn.settimeout(REQUEST_TIMEOUT)
+                conn.sendall(json.dumps(answer).encode("utf-8") + b"\n")
+            except OSError:
+                continue  # the client went away
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    """``python -m verifier daemon``: listen in the foreground until idle or a signal."""
+    import signal
+
+    from verifier.errors import ConfigError
+
+    path = os.path.abspath(args.socket or default_socket_path())
+    idle: float | None = args.idle_exit
+    stamp = code_stamp()
+    try:
+        sock = bind_socket(path)
+    except DaemonError as err:
+        raise ConfigError(str(err)) from None
+    bound = os.stat(path).st_ino
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        preload()
+        print(f"verifier daemon: listening on {path} (pid {os.getpid()})", file=sys.stderr, flush=True)
+        serve(sock, idle_exit=idle, stamp=stamp)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+        try:
+            if os.stat(path).st_ino == bound:  # still ours: not a newer daemon's
+                os.unlink(path)
+        except OSError:
+            pass
+    return 0
+
+
+def _seconds(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--idle-exit must be a number of seconds") from None
+    if not 0 < value <= 10**7:
+        raise argparse.ArgumentTypeError("--idle-exit must be more than 0 seconds")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add ``daemon`` to ``python -m verifier``."""
+    parser = subparsers.add_parser(
+        "daemon",
+        help="serve `pdf` and `qr` from one long-lived process (clients: VNDCC_VERIFY_DAEMON)",
+        description="A local verifier on a Unix socket, so that one command per file does "
+        "not pay the imports each time (docs/verifier-daemon.md). Foreground; same user only.",
+    )
+    parser.add_argument("--socket", metavar="PATH",
+                        help="default: $XDG_RUNTIME_DIR/vn-dcc-verify.sock, else ~/.cache/vn-dcc/verify.sock")
+    parser.add_argument("--idle-exit", type=_seconds, default=None, metavar="SECONDS",
+                        help="stop after this long without a request (default: never)")
+    parser.set_defaults(run=run_daemon)
