@@ -1,0 +1,295 @@
+"""`python -m verifier daemon` and its client (issue 13): real processes, no mocks.
+
+Every served command must answer exactly what a local run answers: the same
+stdout and stderr bytes and the same exit code. The client is run through
+``verifier.__main__.main`` (the console script's entry point) with a marker
+saying whether it ran the command itself, so that a silent fallback to a
+local run cannot pass for an answer of the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from signer.qr import qr_png
+
+ROOT = Path(__file__).resolve().parents[2]
+VECTORS = ROOT / "tests" / "vectors" / "pdf-tamper"
+AT = "2026-06-01T12:00:00Z"
+
+#: The console script's entry point, then a marker: 1 when the command was
+#: answered without importing verifier.cli here (by the daemon), else 0.
+CLIENT = (
+    "import os, sys\n"
+    "from verifier.__main__ import main\n"
+    "try:\n"
+    "    sys.exit(main())\n"
+    "finally:\n"
+    "    with open(os.environ['TEST_MARKER'], 'w') as fh:\n"
+    "        fh.write('0' if 'verifier.cli' in sys.modules else '1')\n"
+)
+
+
+class Daemon:
+    def __init__(self, proc: subprocess.Popen[bytes], path: Path) -> None:
+        self.proc, self.path = proc, path
+
+    def cpu_ticks(self) -> int:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+def start_daemon(path: Path, *extra: str, wait: bool = True) -> Daemon:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "verifier", "daemon", "--socket", str(path), *extra],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    daemon = Daemon(proc, path)
+    if wait:
+        assert proc.stderr is not None
+        line = proc.stderr.readline().decode()
+        assert line.startswith(f"verifier daemon: listening on {path}"), line
+    return daemon
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The client's cwd: a copy of one passport, a QR text file and a QR image, by relative names."""
+    work = tmp_path_factory.mktemp("client")
+    shutil.copy(VECTORS / "clean" / "passport.pdf", work / "passport.pdf")
+    done = subprocess.run(
+        [sys.executable, "-m", "verifier", "pdf", "--json", "--at", AT, "--trust",
+         str(VECTORS / "trust" / "csca.pem"), "--trust", str(VECTORS / "trust" / "trustlist.cbor"),
+         "passport.pdf"],
+        cwd=work, capture_output=True, timeout=120, check=False, env={**os.environ, "VNDCC_VERIFIER_STATE": str(work / "state")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = json.loads(done.stdout)["qr_text"]
+    (work / "qr.txt").write_text(text + "\n")
+    (work / "qr.png").write_bytes(qr_png(text))
+    (work / "folder").mkdir()
+    shutil.copy(VECTORS / "digest-mismatch" / "passport.pdf", work / "folder" / "a.pdf")
+    return work
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    running = start_daemon(tmp_path_factory.mktemp("sock") / "verify.sock", "--idle-exit", "300")
+    yield running
+    running.stop()
+
+
+def run(argv: list[str], cwd: Path, *, socket_path: Path | None, strict: bool = True,
+        marker: Path) -> tuple[int, bytes, bytes, bool]:  # fmt: skip
+    """(exit, stdout, stderr, served by the daemon) of the real entry point."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VNDCC_VERIFY_DAEMON")}
+    env["VNDCC_VERIFIER_STATE"] = str(cwd / "state")
+    env["TEST_MARKER"] = str(marker)
+    if socket_path is not None:
+        env["VNDCC_VERIFY_DAEMON"] = str(socket_path)
+        if strict:
+            env["VNDCC_VERIFY_DAEMON_STRICT"] = "1"
+    done = subprocess.run([sys.executable, "-c", CLIENT, *argv], cwd=cwd, env=env,
+                          capture_output=True, timeout=120, check=False)  # fmt: skip
+    return done.returncode, done.stdout, done.stderr, marker.read_text() == "1"
+
+
+def _trust(*names: str) -> list[str]:
+    return [a for n in names for a in ("--trust", str(VECTORS / "trust" / n))]
+
+
+LIST = ("csca.pem", "trustlist.cbor")
+SERVED = {
+    "valid-relative": ["pdf", *_trust(*LIST), "--at", AT, "passport.pdf"],
+    "valid-json": ["pdf", *_trust(*LIST), "--at", AT, "--json", "passport.pdf"],
+    "valid-now": ["pdf", *_trust(*LIST), "passport.pdf"],  # the clock read per run (--json shows it)
+    "valid-vi": ["pdf", *_trust(*LIST), "--at", AT, "--lang", "vi", "passport.pdf"],
+    "unknown-kid": ["pdf", *_trust("csca.pem", "dsc-expired.pem"), "--at", AT, "passport.pdf"],
+    "b-lt": ["pdf", *_trust(*LIST), "--at", AT, "--json", str(VECTORS / "b-lt-clean" / "passport.pdf")],
+    **{
+        f"tamper-{name}": ["pdf", *_trust(*LIST), "--at", AT, str(VECTORS / name / "passport.pdf")]
+        for name in ("digest-mismatch", "metadata-update", "revoked-dsc", "expired-dsc-backdated",
+                     "name-painted-over")
+    },
+    "tamper-json": ["pdf", *_trust(*LIST), "--at", AT, "--json", str(VECTORS / "page-added" / "passport.pdf")],
+    "qr-file": ["qr", *_trust(*LIST), "--at", AT, "--qr-file", "qr.txt"],
+    "qr-file-json": ["qr", *_trust(*LIST), "--at", AT, "--json", "--qr-file", "qr.txt"],
+    "qr-image": ["qr", *_trust(*LIST), "--at", AT, "--image", "qr.png"],
+    "qr-text-garbage": ["qr", *_trust(*LIST), "--at", AT, "HC1:NOT-BASE45"],
+    "missing-file": ["pdf", *_trust(*LIST), "--at", AT, "missing.pdf"],
+    "missing-trust": ["pdf", "--trust", "nowhere.pem", "passport.pdf"],
+    "bad-option": ["pdf", "--bogus", "passport.pdf"],
+    "bad-at": ["qr", *_trust(*LIST), "--at", "yesterday", "--qr-file", "qr.txt"],
+    "help": ["pdf", "--help"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SERVED))
+def test_served_answer_equals_a_local_run(name: str, daemon: Daemon, workdir: Path, tmp_path: Path) -> None:
+    argv = SERVED[name]
+    local = run(argv, workdir, socket_path=None, marker=tmp_path / "local")
+    served = run(argv, workdir, socket_path=daemon.path, marker=tmp_path / "served")
+    assert not local[3] and served[3], "the daemon did not answer (the client ran it itself)"
+    assert served[:3] == local[:3]
+    assert local[0] in (0, 1, 2) and (local[1] or local[2])
+
+
+def test_outcomes_are_the_verifiers(daemon: Daemon, workdir: Path, tmp_path: Path) -> None:
+    """Not only equal: the served verdicts are the right ones."""
+    codes = {n: run(SERVED[n], workdir, socket_path=daemon.path, marker=tmp_path / "m")
+             for n in ("valid-json", "tamper-digest-mismatch", "missing-file", "bad-option")}  # fmt: skip
+    assert json.loads(codes["valid-json"][1])["valid"] is True and codes["valid-json"][0] == 0
+    assert codes["tamper-digest-mismatch"][0] == 1 and b"digest_mismatch" in codes["tamper-digest-mismatch"][1]
+    assert codes["missing-file"][:3] == (2, b"", b"error: cannot read missing.pdf: No such file or directory\n")
+    assert codes["bad-option"][0] == 2 and b"required: --trust" in codes["bad-option"][2]
+
+
+def test_the_entry_point_python_m_verifier(daemon: Daemon, workdir: Path) -> None:
+    env = {**os.environ, "VNDCC_VERIFY_DAEMON": str(daemon.path), "VNDCC_VERIFY_DAEMON_STRICT": "1",
+           "VNDCC_VERIFIER_STATE": str(workdir / "state")}  # fmt: skip
+    before = daemon.cpu_ticks()
+    done = subprocess.run([sys.executable, "-m", "verifier", *SERVED["valid-relative"]], cwd=workdir,
+                          env=env, capture_output=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.startswith(b"passport.pdf: VALID\n"), done.stderr
+    assert daemon.cpu_ticks() > before  # the daemon did the work
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["pdf", *_trust(*LIST), "--at", AT, "--jobs", "1", "folder"],  # a folder: parallel, client-side
+        ["qr", *_trust(*LIST), "--at", AT, "--qr-file", "-"],  # standard input
+        ["trust", "show", str(VECTORS / "trust" / "csca.pem")],  # not pdf/qr
+    ],
+)
+def test_not_served_runs_locally_even_when_strict(argv: list[str], daemon: Daemon, workdir: Path,
+                                                  tmp_path: Path) -> None:  # fmt: skip
+    local = run(argv, workdir, socket_path=None, marker=tmp_path / "local")
+    client = run(argv, workdir, socket_path=daemon.path, marker=tmp_path / "client")
+    assert not client[3] and client[:2] == local[:2]
+    if argv[0] != "pdf":  # a folder's last progress line shows its rate (files/s)
+        assert client[2] == local[2]
+
+
+def test_no_daemon_falls_back_silently_or_fails_clearly_when_strict(workdir: Path, tmp_path: Path) -> None:
+    argv = SERVED["valid-relative"]
+    local = run(argv, workdir, socket_path=None, marker=tmp_path / "m")
+    quiet = run(argv, workdir, socket_path=tmp_path / "none.sock", strict=False, marker=tmp_path / "m")
+    assert quiet[:3] == local[:3] and not quiet[3]
+    strict = run(argv, workdir, socket_path=tmp_path / "none.sock", marker=tmp_path / "m")
+    assert strict[0] == 2 and strict[1] == b""
+    assert strict[2] == f"error: verifier daemon at {tmp_path / 'none.sock'}: No such file or directory\n".encode()
+
+
+def test_a_group_writable_socket_directory_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o770)
+    done = subprocess.run([sys.executable, "-m", "verifier", "daemon", "--socket", str(folder / "s.sock")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2 and "accessible to other users (mode 0770)" in done.stderr, done.stderr
+    assert not (folder / "s.sock").exists()
+
+
+def test_missing_socket_directory_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "s.sock"
+    running = start_daemon(path, "--idle-exit", "30")
+    try:
+        assert (path.parent.stat().st_mode & 0o777) == 0o700
+        assert (path.stat().st_mode & 0o777) == 0o600
+    finally:
+        running.stop()
+    assert not path.exists()  # removed on exit
+
+
+def test_stale_socket_is_replaced_and_a_live_one_refused(workdir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "s.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens: a daemon that was killed
+    running = start_daemon(path, "--idle-exit", "60")
+    try:
+        served = run(SERVED["qr-file"], workdir, socket_path=path, marker=tmp_path / "m")
+        assert served[0] == 0 and served[3]
+        second = subprocess.run([sys.executable, "-m", "verifier", "daemon", "--socket", str(path)],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert second.returncode == 2 and f"another daemon answers on {path}" in second.stderr
+        assert run(SERVED["qr-file"], workdir, socket_path=path, marker=tmp_path / "m")[3]  # still the first
+    finally:
+        running.stop()
+
+
+def test_a_file_that_is_not_a_socket_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "s.sock"
+    path.write_text("mine")
+    done = subprocess.run([sys.executable, "-m", "verifier", "daemon", "--socket", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2 and "exists and is not a socket" in done.stderr
+    assert path.read_text() == "mine"
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_daemon_killed_mid_request(strict: bool, workdir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "s.sock"
+    running = start_daemon(path)
+    argv = SERVED["valid-json"]
+    local = run(argv, workdir, socket_path=None, marker=tmp_path / "local")
+    running.proc.send_signal(signal.SIGSTOP)  # takes the connection (backlog), never answers
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VNDCC_VERIFY_DAEMON")}
+    env.update(VNDCC_VERIFY_DAEMON=str(path), VNDCC_VERIFIER_STATE=str(workdir / "state"),
+               TEST_MARKER=str(tmp_path / "m"), **({"VNDCC_VERIFY_DAEMON_STRICT": "1"} if strict else {}))  # fmt: skip
+    client = subprocess.Popen([sys.executable, "-c", CLIENT, *argv], cwd=workdir, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not _has_socket(client.pid):  # the client has connected, then sends at once
+            assert time.monotonic() < deadline and client.poll() is None
+            time.sleep(0.02)
+        time.sleep(0.3)
+        running.proc.send_signal(signal.SIGKILL)
+        out, err = client.communicate(timeout=120)
+    finally:
+        running.proc.kill()
+        running.stop()
+    if strict:
+        assert client.returncode == 2 and out == b""
+        assert err.startswith(f"error: verifier daemon at {path}: ".encode()), err
+    else:
+        assert (client.returncode, out, err) == local[:3]
+
+
+def _has_socket(pid: int) -> bool:
+    """Whether process ``pid`` holds a socket (the client: once it has connected)."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd).startswith("socket:"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def test_idle_exit_ends_the_daemon(tmp_path: Path) -> None:
+    path = tmp_path / "s.sock"
+    running = start_daemon(path, "--idle-exit", "0.5")
+    assert running.proc.wait(timeout=30) == 0
+    assert not path.exists()
+    running.stop()
