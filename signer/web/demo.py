@@ -193,7 +193,9 @@ def prepare_demo(settings: PortalSettings, *, out: TextIO | None = None,
     if settings.sender == "file":
         print(f"one-time codes of the development sender go to {data / 'outbox.jsonl'}", file=out)
     else:
-        print(f"one-time codes go to the SMS gateway at {settings.sms_gateway_url}", file=out)
+        from signer.web.senders import shown_url
+
+        print(f"one-time codes go to the SMS gateway at {shown_url(settings.sms_gateway_url or '')}", file=out)
     print(f"claim codes for the records without a usable phone (the /claim page): {slips} (mode 0600)", file=out)
     print(f"the demo centre's API key is in {key_file} (mode 0600); try:", file=out)
     print(f'  curl -H "Authorization: Bearer $(cat {key_file})" {url}/api/v1/jobs/{job_id}',

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from signer.ledger.db import Database, IntegrityConflict
+from signer.web.senders import PORTAL_ONLY_ENV
 from signer.web.settings import PortalSettings
 from verifier.errors import ConfigError
 
@@ -390,6 +391,20 @@ class MachineLock:
             self._fd = None
 
 
+def child_env(environ: Mapping[str, str], secrets_env: Mapping[str, str]) -> dict[str, str]:
+    """A job's child process environment: the portal's, without the portal's own
+    secrets (``PORTAL_ONLY_ENV``: a child parses uploaded files), plus the job's
+    signing secrets.
+
+        >>> child_env({"PATH": "/bin", "VNDCC_SMS_GATEWAY_TOKEN": "t"}, {"VNDCC_KEY_PASSPHRASE": "p"})
+        {'PATH': '/bin', 'VNDCC_KEY_PASSPHRASE': 'p', 'PYTHONUNBUFFERED': '1'}
+    """
+    env = {k: v for k, v in environ.items() if k not in PORTAL_ONLY_ENV}
+    env.update(secrets_env)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 class JobRunner:
     """One thread per server process taking jobs one at a time."""
 
@@ -557,9 +572,7 @@ class JobRunner:
     def _child_run(self, db: Database, job: Job, counts: dict[str, Any], step: str, argv: list[str],
                    secrets_env: Mapping[str, str]) -> int:  # fmt: skip
         logs = job.dir / "logs"
-        env = dict(os.environ)
-        env.update(secrets_env)
-        env["PYTHONUNBUFFERED"] = "1"
+        env = child_env(os.environ, secrets_env)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         with open(os.open(logs / f"{step}.stdout", flags, 0o600), "wb") as out, \
              open(os.open(logs / f"{step}.stderr", flags, 0o600), "wb") as err:  # fmt: skip

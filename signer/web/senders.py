@@ -15,6 +15,7 @@ production"). Senders never log the number, the text or the token.
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
 import logging
@@ -35,6 +36,8 @@ _log = logging.getLogger("signer.web.senders")
 
 #: Environment variable holding the SMS gateway's bearer token (never an option: argv is visible to all users).
 TOKEN_ENV = "VNDCC_SMS_GATEWAY_TOKEN"
+#: Variables only the portal process needs: never passed to the jobs' child processes.
+PORTAL_ONLY_ENV = frozenset({TOKEN_ENV})
 
 
 class SendFailed(Exception):
@@ -117,13 +120,15 @@ class HttpSender:
         check_gateway_url(url)
         if not token:
             raise ConfigError(f"the SMS gateway's token is empty: set {TOKEN_ENV}")
+        if not all("\x21" <= c <= "\x7e" for c in token):  # a CRLF env file's "\r", spaces, non-ASCII
+            raise ConfigError(f"{TOKEN_ENV} holds characters a bearer token cannot have (only visible ASCII)")
         self.url, self._token = url, token
         self.timeout, self.retries, self.pause, self.sleep = timeout, retries, pause, sleep
         # no proxy from the environment and no redirects: the token goes only where the URL says
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
-    def __repr__(self) -> str:  # never the token
-        return f"HttpSender({self.url!r})"
+    def __repr__(self) -> str:  # never the token, nor the URL's query
+        return f"HttpSender({shown_url(self.url)!r})"
 
     def send(self, to: str, text: str) -> None:
         body = json.dumps({"to": to, "text": text}, ensure_ascii=False).encode("utf-8")
@@ -145,8 +150,8 @@ class HttpSender:
                 cause = f"gateway answered HTTP {err.code}"
                 if err.code < 500 and err.code != 429:
                     break
-            except (urllib.error.URLError, TimeoutError, OSError) as err:
-                reason = getattr(err, "reason", err)
+            except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as err:
+                reason = getattr(err, "reason", err)  # a broken answer (bad status line) is retried too
                 cause = f"gateway unreachable ({type(reason).__name__})"
         raise SendFailed(f"{cause}; {attempt + 1} attempt(s)")
 
@@ -156,10 +161,25 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # the 3xx then surfaces as an HTTPError: a final failure
 
 
+def shown_url(url: str) -> str:
+    """The URL without its query (a gateway key may sit there) for messages."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
 def check_gateway_url(url: str) -> None:
     parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme == "https" and host:
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ConfigError(f"--sms-gateway-url must be https:// (http:// only to a loopback address), not {shown_url(url)!r}")
+    try:
+        host, _port = parts.hostname or "", parts.port  # .port raises on "host:abc" and out of range
+    except ValueError:
+        raise ConfigError(f"--sms-gateway-url has a bad port: {shown_url(url)!r}") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError("--sms-gateway-url must not carry credentials: the token goes in " + TOKEN_ENV)
+    if not host or not all(c.isascii() and (c.isalnum() or c in ".-:[]") for c in parts.netloc.rsplit("@", 1)[-1]):
+        raise ConfigError(f"--sms-gateway-url has a bad host: {shown_url(url)!r}")
+    if parts.scheme == "https":
         return
     if parts.scheme == "http" and host:
         try:
@@ -168,7 +188,7 @@ def check_gateway_url(url: str) -> None:
         except ValueError:
             if host == "localhost":
                 return
-    raise ConfigError(f"--sms-gateway-url must be https:// (http:// only to a loopback address), not {url!r}")
+    raise ConfigError(f"--sms-gateway-url must be https:// (http:// only to a loopback address), not {shown_url(url)!r}")
 
 
 def make_sender(kind: str, data_dir: Path, *, clock: Callable[[], float], gateway_url: str | None = None,

@@ -158,6 +158,87 @@ def test_gateway_url_must_be_https_or_loopback(url: str) -> None:
         HttpSender(url, TOKEN)
 
 
+@pytest.mark.parametrize(("url", "message"), [
+    ("https://sms.example.vn:abc/x", "bad port"), ("https://sms.example.vn:99999/x", "bad port"),
+    ("https://sms example.vn/x", "bad host"), ("https://user:pw@sms.example.vn/x", "must not carry credentials"),
+])  # fmt: skip
+def test_gateway_url_that_could_never_send_is_refused_at_start(url: str, message: str) -> None:
+    """Each of these used to pass the start-up check and then fail every send."""
+    with pytest.raises(ConfigError, match=message) as err:
+        HttpSender(url, TOKEN)
+    assert "pw" not in str(err.value)
+
+
+@pytest.mark.parametrize("token", ["token\r", "tok en", "tökén", "token\n"])
+def test_a_token_no_header_can_carry_is_refused_at_start(token: str) -> None:
+    """A CRLF env file leaves "\\r" in the token: every send would fail (with the token in
+    the exception); refused before the server listens."""
+    with pytest.raises(ConfigError, match="only visible ASCII") as err:
+        HttpSender("https://sms.example.vn/x", token)
+    assert token not in str(err.value)
+
+
+def test_a_query_key_is_not_shown() -> None:
+    sender = HttpSender("https://sms.example.vn/send?api_key=SECRET", TOKEN)
+    assert "SECRET" not in repr(sender)
+    with pytest.raises(ConfigError) as err:
+        HttpSender("http://sms.example.vn/send?api_key=SECRET", TOKEN)
+    assert "SECRET" not in str(err.value)
+
+
+def test_a_broken_answer_is_retried(tmp_path: Path) -> None:
+    """A gateway answering garbage instead of HTTP (http.client's BadStatusLine)."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    served = []
+
+    def answer() -> None:
+        for _ in range(3):
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+                served.append(1)
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        with pytest.raises(SendFailed, match=r"gateway unreachable \(BadStatusLine\); 3 attempt"):
+            HttpSender(f"http://127.0.0.1:{port}/sms", TOKEN, sleep=lambda s: None).send("+84912345678", "x 123456")
+        assert len(served) == 3
+    finally:
+        server.close()
+
+
+def test_proxies_from_the_environment_are_not_used(gateway: Gateway, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP(S)_PROXY would otherwise receive the token: urllib's default opener uses them."""
+    import urllib.request
+
+    proxy = Gateway(outbox=tmp_path / "proxy-outbox.jsonl")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), proxy.handler())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+            monkeypatch.setenv(name, f"http://127.0.0.1:{server.server_address[1]}")
+        for name in ("no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        assert urllib.request.getproxies()["http"].endswith(str(server.server_address[1]))  # the trap is set
+        HttpSender(gateway.url, TOKEN).send("+84912345678", "code 123456")
+        assert len(gateway.requests) == 1 and proxy.requests == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_job_children_do_not_get_the_gateway_token() -> None:
+    from signer.web.jobs import child_env
+
+    env = child_env({"PATH": "/usr/bin", TOKEN_ENV: TOKEN}, {"VNDCC_KEY_PASSPHRASE": "from-the-job"})
+    assert TOKEN_ENV not in env and env["PATH"] == "/usr/bin" and env["VNDCC_KEY_PASSPHRASE"] == "from-the-job"
+
+
 def test_loopback_and_https_urls_and_the_token_rules() -> None:
     for url in ("https://sms.example.vn/send", "http://127.0.0.1:9/x", "http://[::1]:9/x", "http://localhost/x"):
         HttpSender(url, TOKEN)
