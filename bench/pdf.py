@@ -285,6 +285,40 @@ def _timed_runs(cmds: list[list[str]]) -> tuple[float, float]:
     return (_children_cpu() - c0) / n, (time.perf_counter() - w0) / n
 
 
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (/proc/PID/stat utime, stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start_daemon(python: str, sock: Path) -> Any:
+    """``PYTHON -m verifier daemon --socket SOCK``, once it listens (docs/verifier-daemon.md)."""
+    import subprocess
+
+    proc = subprocess.Popen([python, "-m", "verifier", "daemon", "--socket", str(sock)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    line = proc.stderr.readline().decode()
+    assert line.startswith("verifier daemon: listening on"), line
+    return proc
+
+
+def _timed_daemon_runs(cmds: list[list[str]], sock: Path, daemon_pid: int) -> tuple[float, float, float]:
+    """(CPU s of client + daemon, wall s, the daemon's CPU s) per command: each command
+    its own client process sending the file to the daemon; the daemon's CPU for those
+    requests read from /proc before and after (10 ms ticks, summed over the files)."""
+    import subprocess
+
+    env = {**os.environ, "VNDCC_VERIFY_DAEMON": str(sock), "VNDCC_VERIFY_DAEMON_STRICT": "1"}
+    c0, d0, w0 = _children_cpu(), _proc_cpu(daemon_pid), time.perf_counter()
+    for cmd in cmds:
+        subprocess.run(cmd, capture_output=True, check=False, stdin=subprocess.DEVNULL, env=env)
+    n = len(cmds)
+    wall = (time.perf_counter() - w0) / n
+    daemon = (_proc_cpu(daemon_pid) - d0) / n
+    return (_children_cpu() - c0) / n + daemon, wall, daemon
+
+
 def _sign_folder(folder: Path, signer: Any, issuer: Hc1Issuer, records: list[Record], n: int) -> None:
     from signer.pdf.model import passport_data
 
@@ -381,7 +415,10 @@ def verify_ratio(n_files: int, rounds: int, pythons: list[str] | None) -> int:
     process per file: :data:`FLOORS`. CPU is user + system of this process and
     its children; the ratio is the median of per-round ratios against pdfsig on
     the same files (rounds alternate the tools; each interpreter's table has
-    its own pdfsig runs, interleaved with its own).
+    its own pdfsig runs, interleaved with its own). The daemon rows: the same
+    per-file commands with ``VNDCC_VERIFY_DAEMON`` set, answered by one
+    ``PYTHON -m verifier daemon`` started before the rounds; their CPU is the
+    client processes' plus the daemon's for those requests (/proc/PID/stat).
     """
     import subprocess
     import threading
@@ -462,6 +499,18 @@ def verify_ratio(n_files: int, rounds: int, pythons: list[str] | None) -> int:
             subprocess.run([python, "-m", "compileall", "-q", where], check=True)
             for _, args, _ in FLOORS:  # every floor command runs once before timing
                 subprocess.run([python, *args], check=True, capture_output=True)
+        # one long-lived verifier per interpreter (issue 13: a checkpoint running one
+        # command per file); its socket in the private temporary folder
+        daemons = {python: _start_daemon(python, tmp / f"daemon{i}.sock") for i, python in enumerate(pythons)}
+        for i, python in enumerate(pythons):
+            for kind, level in (("bb", "B-B"), ("blt", "B-LT")):
+                before = _proc_cpu(daemons[python].pid)
+                done = subprocess.run([python, "-m", "verifier", "pdf", *trust_args, "--at", at,
+                                       str(files[kind][0])], capture_output=True, text=True,
+                                      env={**os.environ, "VNDCC_VERIFY_DAEMON": str(tmp / f"daemon{i}.sock"),
+                                           "VNDCC_VERIFY_DAEMON_STRICT": "1"})
+                assert done.returncode == 0 and f"PAdES {level}" in done.stdout, done.stdout + done.stderr
+                assert _proc_cpu(daemons[python].pid) > before  # the daemon answered, not the client
 
         def pdfsig(kind: str) -> list[list[str]]:
             return [["pdfsig", "-nssdir", f"sql:{nss}", str(f)] for f in files[kind]]
@@ -484,6 +533,10 @@ def verify_ratio(n_files: int, rounds: int, pythons: list[str] | None) -> int:
                 row = {"pdfsig_bb": _timed_runs(pdfsig("bb")), "ours_bb": _timed_runs(ours(python, "bb")),
                        "pdfsig_blt": _timed_runs(pdfsig("blt")),
                        "ours_blt": _timed_runs(ours(python, "blt"))}
+                sock = tmp / f"daemon{pythons.index(python)}.sock"
+                for kind in ("bb", "blt"):
+                    cpu, wall, part = _timed_daemon_runs(ours(python, kind), sock, daemons[python].pid)
+                    row[f"daemon_{kind}"], row[f"daemon_part_{kind}"] = (cpu, wall), (part, wall)
                 if python == pythons[0]:
                     row["inproc_bb"] = in_process("bb")
                     row["inproc_blt"] = in_process("blt")
@@ -494,6 +547,10 @@ def verify_ratio(n_files: int, rounds: int, pythons: list[str] | None) -> int:
                                                         str(tmp / "bb")]])
                 row["folder_bb"] = (folder_cpu / n_files, folder_wall / n_files)
                 rows[python].append(row)
+        for proc in daemons.values():
+            proc.terminate()
+            proc.wait(timeout=30)
+            proc.stderr.close()
         os.chdir(home)
     for python in pythons:
         _print_ratio_table(python, rows[python], n_files, rounds)
@@ -511,6 +568,10 @@ def _print_ratio_table(python: str, rows: list[dict[str, tuple[float, float]]], 
         ("ours_bb", "pdfsig_bb", "verifier pdf FILE, B-B (one process per file)"),
         ("pdfsig_blt", "pdfsig_blt", "pdfsig FILE, B-LT (one process per file)"),
         ("ours_blt", "pdfsig_blt", "verifier pdf FILE, B-LT (one process per file)"),
+        ("daemon_bb", "pdfsig_bb", "daemon: verifier pdf FILE, B-B (client+daemon)"),
+        ("daemon_part_bb", "pdfsig_bb", "  of which the daemon"),
+        ("daemon_blt", "pdfsig_blt", "daemon: verifier pdf FILE, B-LT (client+daemon)"),
+        ("daemon_part_blt", "pdfsig_blt", "  of which the daemon"),
         ("folder_bb", "pdfsig_bb", "verifier pdf --jobs 1 DIR, B-B (one process)"),
         ("inproc_bb", "pdfsig_bb", "verify_pdf in this process, B-B (folder loop)"),
         ("inproc_blt", "pdfsig_blt", "verify_pdf in this process, B-LT (folder loop)"),

@@ -399,25 +399,43 @@ def _read_request(conn: socket.socket) -> dict[str, Any] | None:
     return request if isinstance(request, dict) else None
 
 
-def serve(sock: socket.socket, *, idle_exit: float | None, stamp: str) -> None:
-    """Answer requests one at a time until ``idle_exit`` seconds pass without one."""
+class _Stop:
+    """SIGTERM/SIGINT: stop at once while waiting, after the answer during a request
+    (raised inside a request, verifier.cli.main would answer it as "interrupted")."""
+
+    def __init__(self) -> None:
+        self.busy = self.requested = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if not self.busy:
+            raise KeyboardInterrupt
+
+
+def serve(sock: socket.socket, *, idle_exit: float | None, stamp: str, stop: _Stop | None = None) -> None:
+    """Answer requests one at a time until ``idle_exit`` seconds pass without one
+    (or ``stop`` is requested)."""
     uid = os.getuid()
-    while True:
+    stop = stop or _Stop()
+    while not stop.requested:
         sock.settimeout(idle_exit)
         try:
             conn, _ = sock.accept()
         except TimeoutError:
             return
+        stop.busy = True
         with conn:
             try:
                 if peer_uid(conn) != uid:
-                    continue  # another user: no answer at all
+                    continue  # another user: no answer at all (finally: not busy)
                 request = _read_request(conn)
                 answer = _refused("bad request") if request is None else handle(request, stamp)
                 conn.settimeout(REQUEST_TIMEOUT)
                 conn.sendall(json.dumps(answer).encode("utf-8") + b"\n")
             except OSError:
-                continue  # the client went away
+                pass  # the client went away
+            finally:
+                stop.busy = False
 
 
 def run_daemon(args: argparse.Namespace) -> int:
@@ -435,14 +453,13 @@ def run_daemon(args: argparse.Namespace) -> int:
         raise ConfigError(str(err)) from None
     bound = os.stat(path).st_ino
 
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
+    stop = _Stop()
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
         preload()
         print(f"verifier daemon: listening on {path} (pid {os.getpid()})", file=sys.stderr, flush=True)
-        serve(sock, idle_exit=idle, stamp=stamp)
+        serve(sock, idle_exit=idle, stamp=stamp, stop=stop)
     except KeyboardInterrupt:
         pass
     finally:
