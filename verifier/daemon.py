@@ -23,14 +23,13 @@ imports are inside its functions.
 from __future__ import annotations
 
 import io
-import json
 import os
-import socket
 import sys
 
 TYPE_CHECKING = False  # not typing's: the client must not import it
 if TYPE_CHECKING:
     import argparse
+    import socket
     from typing import Any
 
 ENV_SOCKET = "VNDCC_VERIFY_DAEMON"
@@ -80,6 +79,8 @@ def code_stamp() -> str:
 
 def peer_uid(sock: socket.socket) -> int:
     """The uid of the process at the other end of a connected Unix socket."""
+    import socket
+
     cred = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED_SIZE)
     return int.from_bytes(cred[4:8], sys.byteorder)
 
@@ -112,22 +113,84 @@ def _stream_info(stream: Any) -> list[Any]:
     return [getattr(stream, "encoding", None) or "utf-8", getattr(stream, "errors", None) or "strict", tty]
 
 
+# The client speaks the same JSON lines through CPython's C accelerator of the json
+# package (``_json``) and the C socket module (``_socket``): importing ``json``
+# and ``socket`` themselves (re, enum, selectors) cost 11 ms of CPU in a
+# checkpoint install, as much as the interpreter's own start (docs/verifier-daemon.md).
+# tests/verifier/test_daemon.py proves the results equal json.dumps / json.loads.
+
+
+def client_dumps(obj: Any) -> str:
+    """``json.dumps(obj)`` for str, int, bool, None, lists and str-keyed dicts of them."""
+    import _json
+
+    if isinstance(obj, str):
+        return str(_json.encode_basestring_ascii(obj))
+    if obj is None or isinstance(obj, bool):
+        return "null" if obj is None else ("true" if obj else "false")
+    if isinstance(obj, int):
+        return int.__repr__(obj)
+    if isinstance(obj, list | tuple):
+        return "[" + ", ".join(client_dumps(item) for item in obj) + "]"
+    if isinstance(obj, dict) and all(isinstance(k, str) for k in obj):
+        return "{" + ", ".join(f"{client_dumps(k)}: {client_dumps(v)}" for k, v in obj.items()) + "}"
+    raise TypeError(f"not sent to the daemon: {type(obj).__name__}")
+
+
+class _ScanContext:
+    """What ``_json.make_scanner`` reads from a ``json.JSONDecoder`` (its defaults)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+
+    def __init__(self) -> None:
+        self.memo: dict[str, str] = {}
+
+    @staticmethod
+    def parse_constant(name: str) -> float:
+        return float(name.replace("Infinity", "inf"))  # NaN, Infinity, -Infinity as json.loads
+
+
+def client_loads(text: str) -> Any:
+    """``json.loads(text)`` (raises ValueError on what json.loads refuses)."""
+    import _json
+
+    scan = _json.make_scanner(_ScanContext())  # type: ignore[arg-type]
+    start = len(text) - len(text.lstrip(" \t\n\r"))
+    try:
+        value, end = scan(text, start)
+    except StopIteration as err:
+        raise ValueError(f"not JSON at {err.value}") from None
+    if text[end:].strip(" \t\n\r"):
+        raise ValueError(f"extra data at {end}")
+    return value
+
+
 def _ask(path: str, request: bytes) -> dict[str, Any]:
     """One request and its answer; raises OSError or ValueError when there is none."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         sock.settimeout(ANSWER_TIMEOUT)
         sock.connect(path)
-        if peer_uid(sock) != os.getuid():
+        cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _UCRED_SIZE)
+        if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
             raise ValueError("the daemon runs as another user")
         sock.sendall(request)
-        sock.shutdown(socket.SHUT_WR)
+        sock.shutdown(_socket.SHUT_WR)
         chunks = []
         while True:
             chunk = sock.recv(1 << 16)
             if not chunk:
                 break
             chunks.append(chunk)
-    answer = json.loads(b"".join(chunks))
+    finally:
+        sock.close()
+    answer = client_loads(b"".join(chunks).decode("utf-8"))
     if not isinstance(answer, dict):
         raise ValueError("no answer (the daemon stopped?)")
     return answer
@@ -169,7 +232,7 @@ def client_main(argv: list[str]) -> int | None:
             "isatty": [_stream_info(s)[2] for s in (sys.stdin, sys.stdout, sys.stderr)],
             "stamp": code_stamp(),
         }
-        answer = _ask(path, json.dumps(request).encode("utf-8") + b"\n")
+        answer = _ask(path, client_dumps(request).encode("utf-8") + b"\n")
         if answer.get("served"):
             return _replay(answer)
         if answer.get("kind") == "not_served":
@@ -209,6 +272,8 @@ def check_socket_dir(folder: str) -> None:
 
 
 def _answers(path: str) -> bool:
+    import socket
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         probe.settimeout(1.0)
         try:
@@ -221,6 +286,7 @@ def _answers(path: str) -> bool:
 def bind_socket(path: str) -> socket.socket:
     """A listening socket at ``path`` (mode 0600); a stale socket there is replaced,
     a live one (another daemon) or any other file is refused."""
+    import socket
     import stat
 
     check_socket_dir(os.path.dirname(path) or ".")
@@ -380,6 +446,8 @@ def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
 
 
 def _read_request(conn: socket.socket) -> dict[str, Any] | None:
+    import json
+
     conn.settimeout(REQUEST_TIMEOUT)
     chunks, size = [], 0
     while True:
@@ -415,6 +483,8 @@ class _Stop:
 def serve(sock: socket.socket, *, idle_exit: float | None, stamp: str, stop: _Stop | None = None) -> None:
     """Answer requests one at a time until ``idle_exit`` seconds pass without one
     (or ``stop`` is requested)."""
+    import json
+
     uid = os.getuid()
     stop = stop or _Stop()
     while not stop.requested:

@@ -293,3 +293,46 @@ def test_idle_exit_ends_the_daemon(tmp_path: Path) -> None:
     assert running.proc.wait(timeout=30) == 0
     assert not path.exists()
     running.stop()
+
+
+VALUES = [
+    "", "plain", "é ẽ 漢字 \U0001f600", "\x00\x1f\x7f\"\\/\n\t", "\udc80\udcff surrogate-escaped bytes",
+    0, 1, -7, 2**70, True, False, None, [], {}, [["a", 1], {"b": [True, None]}],
+    {"argv": ["pdf", "--trust", "x y.pem"], "env": {"LANG": "vi_VN.UTF-8", "": "="}, "columns": 80},
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=range(len(VALUES)))
+def test_client_json_equals_the_json_package(value: object) -> None:
+    """The client's JSON (the json package's C half, without importing json) is json's."""
+    from verifier.daemon import client_dumps, client_loads
+
+    text = client_dumps(value)
+    assert text == json.dumps(value)
+    assert client_loads(text) == json.loads(text) == value
+    assert client_loads(" \n" + json.dumps(value, indent=2) + "\n") == value
+
+
+@pytest.mark.parametrize("text", ["", "{", '{"a": 1} x', "[1,]", "'a'", '"\\x"', "nul"])
+def test_client_json_refuses_what_json_refuses(text: str) -> None:
+    from verifier.daemon import client_loads
+
+    with pytest.raises(ValueError):
+        json.loads(text)
+    with pytest.raises(ValueError):
+        client_loads(text)
+
+
+def test_client_imports_nothing_heavy(tmp_path: Path) -> None:
+    """A served command imports no module but the verifier package and its daemon module
+    beyond what the interpreter's own start did (no json, socket, re, enum, typing)."""
+    code = (
+        "import sys\nbase = set(sys.modules)\nsys.argv[1:] = ['pdf', '--trust', 'x', 'y.pdf']\n"
+        "from verifier.__main__ import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(set(sys.modules) - base))"
+    )  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "VNDCC_VERIFY_DAEMON": str(tmp_path / "none.sock"),
+                               "VNDCC_VERIFY_DAEMON_STRICT": "1"}, timeout=60, check=False)  # fmt: skip
+    assert done.stdout.split("\n")[0] == "['_json', '_socket', 'verifier', 'verifier.__main__', 'verifier.daemon']", done.stdout
+    assert "error: verifier daemon at" in done.stderr
