@@ -20,6 +20,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import secrets
 import unicodedata
 import zlib
 from collections.abc import Mapping
@@ -171,7 +173,7 @@ def _to_unicode_cmap(by_gid: list[tuple[int, int]]) -> bytes:
 
 
 #: Bumped when what :func:`subset_font` makes changes (invalidates the file cache).
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: the subset keeps the source font's timestamp
 
 
 def font_cache_dir() -> Path | None:
@@ -214,11 +216,28 @@ def load_font(file_name: str, *, tag: str) -> EmbeddedFont:
     return font
 
 
+def _private(st: os.stat_result) -> bool:
+    """Owned by this user and writable by nobody else: the cache's glyph table decides
+    which letters a signed passport shows, so a file others could write is not used."""
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
 def _read_cached(path: Path, tag: str) -> EmbeddedFont | None:
+    """The cached font, or None for a missing, damaged, foreign or loosely protected entry.
+    The SHA-256 catches damage; ownership and modes (:func:`_private`, of the folder and of
+    the file, opened without following a link) keep out other users' writes."""
     try:
-        entry = json.loads(path.read_bytes())
-        if _entry_digest(entry) != entry["sha256"]:
+        if not _private(os.stat(path.parent)):
             return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as fh:
+            if not _private(os.fstat(fh.fileno())):
+                return None
+            entry = json.loads(fh.read(4 * 1024 * 1024))
+        if not isinstance(entry, dict) or _entry_digest(entry) != entry["sha256"]:
+            return None
+        if not isinstance(entry["ps_name"], str) or not _PS_NAME.fullmatch(entry["ps_name"]):
+            return None  # it goes into /BaseFont: a PDF name of plain characters only
         font_file = base64.b64decode(entry["font_file"], validate=True)
         bbox = tuple(int(v) for v in entry["bbox"])
         if len(bbox) != 4:
@@ -233,8 +252,12 @@ def _read_cached(path: Path, tag: str) -> EmbeddedFont | None:
             bbox=(bbox[0], bbox[1], bbox[2], bbox[3]),
             font_file=font_file,
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
+
+
+#: A PostScript font name as it may appear in a PDF name object (the subset's own are).
+_PS_NAME = re.compile(r"[A-Za-z0-9_.-]{1,63}")
 
 
 def _entry_digest(entry: dict[str, Any]) -> str:
@@ -255,10 +278,12 @@ def _write_cached(path: Path, font: EmbeddedFont) -> None:
         "font_file": base64.b64encode(font.font_file).decode("ascii"),
     }
     entry["sha256"] = _entry_digest(entry)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        if not _private(os.stat(path.parent)):
+            return  # a folder others can write to is not used (nor written to)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as fh:
             json.dump(entry, fh)
         os.replace(tmp, path)
@@ -273,7 +298,9 @@ def subset_font(raw: bytes, file_name: str, *, tag: str) -> EmbeddedFont:
     from fontTools.ttLib import TTFont
 
     try:
-        font = TTFont(io.BytesIO(raw))
+        # the source font's own timestamp, not the time of this run: the same subset in
+        # every process, so the same PDF bytes (and the file cache's entries) for the same input
+        font = TTFont(io.BytesIO(raw), recalcTimestamp=False)
     except (OSError, ValueError) as err:
         raise ConfigError(f"cannot load font templates/fonts/{file_name}: {err}") from None
     available = set(font.getBestCmap())

@@ -238,7 +238,7 @@ def test_font_subset_equals_plain_fonttools_subsetting(monkeypatch: pytest.Monke
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # head.modified: fixed for both
     for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"):
-        font = TTFont(io.BytesIO(resources.files("templates").joinpath("fonts", name).read_bytes()))
+        font = TTFont(io.BytesIO(resources.files("templates").joinpath("fonts", name).read_bytes()), recalcTimestamp=False)
         opts = subset.Options()
         opts.hinting = False
         opts.layout_features = []
@@ -290,6 +290,82 @@ def test_font_cache_between_processes(monkeypatch: pytest.MonkeyPatch, tmp_path:
         env = {"VNDCC_FONT_CACHE": str(cache), "PATH": "/usr/bin:/bin"}
         warm = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
         assert warm.stdout.strip() == "False"
+    finally:
+        load_font.cache_clear()
+
+
+def test_font_subset_is_the_same_in_every_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The subset keeps the source font's timestamp (not the time of the run), so two
+    subsets a second apart are equal bytes: same PDF for the same input, stable cache."""
+    import time
+    from importlib import resources
+
+    from signer.pdf.font import subset_font
+
+    raw = resources.files("templates").joinpath("fonts", "DejaVuSans.ttf").read_bytes()
+    first = subset_font(raw, "DejaVuSans.ttf", tag="VNDCCA").font_file
+    time.sleep(1.1)
+    assert subset_font(raw, "DejaVuSans.ttf", tag="VNDCCA").font_file == first
+
+
+def test_font_cache_refuses_what_others_could_have_written(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The cached glyph table decides which letters a signed passport shows: an entry in a
+    folder or file others can write, a symlink, a non-object entry, or an entry whose
+    font name would inject PDF syntax (with its checksum recomputed) is not used."""
+    import json
+    import os
+
+    from signer.pdf import font as fontmod
+
+    cache = tmp_path / "fonts"
+    monkeypatch.setenv("VNDCC_FONT_CACHE", str(cache))
+    load_font.cache_clear()
+    try:
+        first = load_font("DejaVuSans.ttf", tag="VNDCCA")
+        (entry,) = cache.glob("*.json")
+        good = entry.read_text()
+        swapped = json.loads(good)  # A and B swapped, checksum recomputed: a forged entry
+        ids = dict((cp, gid) for cp, gid in swapped["glyph_ids"])
+        ids[65], ids[66] = ids[66], ids[65]
+        swapped["glyph_ids"] = [list(pair) for pair in sorted(ids.items())]
+        swapped["sha256"] = fontmod._entry_digest({k: v for k, v in swapped.items() if k != "sha256"})
+
+        def loads_forged() -> bool:
+            load_font.cache_clear()
+            return load_font("DejaVuSans.ttf", tag="VNDCCA").encode("AB") != first.encode("AB")
+
+        for mode in (0o620, 0o602):  # the file writable by group / others
+            entry.write_text(json.dumps(swapped))
+            os.chmod(entry, mode)
+            assert not loads_forged(), oct(mode)
+            entry.unlink()
+            load_font.cache_clear()
+            load_font("DejaVuSans.ttf", tag="VNDCCA")  # a fresh entry again
+        os.chmod(cache, 0o777)  # the folder writable by others: neither read nor written
+        entry.write_text(json.dumps(swapped))
+        os.chmod(entry, 0o600)
+        assert not loads_forged()
+        assert json.loads(entry.read_text()) == swapped  # left alone, not rewritten
+        os.chmod(cache, 0o700)
+        target = tmp_path / "elsewhere.json"  # a symlink planted in place of the entry
+        target.write_text(json.dumps(swapped))
+        entry.unlink()
+        entry.symlink_to(target)
+        assert not loads_forged()
+        entry.unlink()
+        for bad in ("[]", "1", json.dumps({**json.loads(good), "ps_name": "X /JS (app.alert(1))"})):
+            data = json.loads(bad)
+            if isinstance(data, dict):
+                data["sha256"] = fontmod._entry_digest({k: v for k, v in data.items() if k != "sha256"})
+                bad = json.dumps(data)
+            entry.write_text(bad)
+            os.chmod(entry, 0o600)
+            load_font.cache_clear()
+            assert load_font("DejaVuSans.ttf", tag="VNDCCA") == first, bad[:40]
+        # the same user's own entry is trusted (as the same user's own code would be)
+        entry.write_text(json.dumps(swapped))
+        os.chmod(entry, 0o600)
+        assert loads_forged()
     finally:
         load_font.cache_clear()
 
