@@ -9,8 +9,9 @@ runs the verifier's own :func:`verifier.cli.main` for each request, with the
 client's argv, working directory and environment, and hands back its exit code
 and its exact stdout and stderr bytes. The client (:func:`client_main`, called by
 :mod:`verifier.__main__` when ``VNDCC_VERIFY_DAEMON`` is set) imports only
-os, sys, socket and json; when the daemon is absent, refuses or dies, the
-command runs locally instead (``VNDCC_VERIFY_DAEMON_STRICT=1``: exit 2).
+the C halves of json and socket (``_json``, ``_socket``); when the daemon is
+absent, refuses or dies, the command runs locally instead
+(``VNDCC_VERIFY_DAEMON_STRICT=1``: exit 2).
 
 Served: ``pdf`` and ``qr`` on files or text (not a folder, not stdin).
 Security (docs/verifier-daemon.md): a Unix socket in a directory that is ours
