@@ -336,3 +336,32 @@ def test_client_imports_nothing_heavy(tmp_path: Path) -> None:
                                "VNDCC_VERIFY_DAEMON_STRICT": "1"}, timeout=60, check=False)  # fmt: skip
     assert done.stdout.split("\n")[0] == "['_json', '_socket', 'verifier', 'verifier.__main__', 'verifier.daemon']", done.stdout
     assert "error: verifier daemon at" in done.stderr
+
+
+def test_trust_files_are_read_again_for_each_request(daemon: Daemon, workdir: Path, tmp_path: Path) -> None:
+    """No stale trust: the same argv after its trust file changed gets the new verdict."""
+    extra = tmp_path / "extra.trust"
+    argv = ["pdf", "--trust", str(VECTORS / "trust" / "csca.pem"), "--trust", str(extra), "--at", AT,
+            "passport.pdf"]  # fmt: skip
+    shutil.copy(VECTORS / "trust" / "trustlist.cbor", extra)
+    first = run(argv, workdir, socket_path=daemon.path, marker=tmp_path / "m")
+    shutil.copy(VECTORS / "trust" / "dsc-expired.pem", extra)
+    second = run(argv, workdir, socket_path=daemon.path, marker=tmp_path / "m")
+    assert first[0] == 0 and first[3] and second[3]
+    assert second[0] == 1 and b"unknown_kid" in second[1]
+    assert second[:3] == run(argv, workdir, socket_path=None, marker=tmp_path / "m")[:3]
+
+
+def test_the_package_exports_stay_importable() -> None:
+    """`import verifier` is lazy (PEP 562) but its names and __all__ are as before."""
+    code = (
+        "import sys, verifier\nassert 'verifier.trust' not in sys.modules\n"
+        "from verifier import TrustStore, Verdict, load_trust, verify_cose, verify_qr_image, verify_qr_text\n"
+        "from verifier.trust import load_trust as lt\nassert load_trust is lt and verifier.load_trust is lt\n"
+        "ns = {}\nexec('from verifier import *', ns)\n"
+        "print(sorted(k for k in ns if not k.startswith('_')) == sorted(verifier.__all__), "
+        "set(verifier.__all__) <= set(dir(verifier)), hasattr(verifier, 'nope'))"
+    )  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip
+    assert done.stdout.split() == ["True", "True", "False"], done.stderr
