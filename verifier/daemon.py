@@ -387,6 +387,7 @@ def _run_main(argv: list[str]) -> int:
 def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
     """Run one request in this process: its answer (served or not, never raises)."""
     import logging
+    import tempfile
     import warnings
 
     from verifier.cli import build_parser
@@ -410,6 +411,7 @@ def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
         os.environ.clear()
         os.environ.update({str(k): str(v) for k, v in env.items()})
         os.environ["COLUMNS"] = str(int(request.get("columns", 80)))
+        tempfile.tempdir = None  # cached from the first call: found again from the client's TMPDIR
         sys.stdout, sys.stderr = _captured(1, log, streams[0]), _captured(2, log, streams[1])
         with warnings.catch_warnings():  # a fresh registry: "once" warnings show again
             try:
@@ -429,6 +431,7 @@ def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
         sys.stdout, sys.stderr = saved_streams
         os.environ.clear()
         os.environ.update(saved_env)
+        tempfile.tempdir = None
         os.chdir(home)
         for name, handlers in pyhanko_handlers.items():  # verifier.pdf.cli adds one per run
             logging.getLogger(name).handlers[:] = handlers or logging.getLogger(name).handlers[:1]
