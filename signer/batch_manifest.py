@@ -193,6 +193,11 @@ class ManifestFile:
             self._append(self.ledger.in_states(("written",), out_dir=self.out_dir))
         fd = self._fd
         assert fd is not None
+        if os.fstat(fd).st_size != self._size:  # bytes the tail does not name: never published
+            self._start_empty()
+            self._append(self.ledger.in_states(("written",), out_dir=self.out_dir))
+            fd = self._fd
+            assert fd is not None
         os.fdatasync(fd)
         tail = self._tail().text()
         # up to date, unless the ledger changed for this folder meanwhile (a revocation)
@@ -316,8 +321,17 @@ class ManifestFile:
         data = ("\n".join(parts) + "\n").encode("utf-8")
         fd = self._fd
         assert fd is not None
-        for start in range(0, len(data), APPEND_CHUNK):
-            _write_all(fd, data[start : start + APPEND_CHUNK])
+        try:
+            for start in range(0, len(data), APPEND_CHUNK):
+                _write_all(fd, data[start : start + APPEND_CHUNK])
+        except BaseException:
+            # a short write and then an error (ENOSPC, EIO) left part of the batch in the
+            # work file: cut it back to what the tail names, or make the end start over
+            try:
+                os.ftruncate(fd, self._size)
+            except OSError:
+                self.whole = True
+            raise
         self._hash.update(data)
         self._size += len(data)
         self._lines += len(parts)

@@ -255,3 +255,38 @@ def test_a_damaged_work_file_is_not_trusted(
     work.write_bytes(bytes(data))
     assert batch.run(records) == 0
     assert batch.manifest() == batch.whole() and len(assert_whole_lines(batch.manifest())) == 300
+
+
+def test_a_short_write_then_a_full_disk_publishes_no_junk(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a review: an append that wrote half its bytes and then failed (ENOSPC) left
+    them in the work file, and the run's final publish appended the batch again after
+    them: 47 lines for 40 certificates, one not JSON. Now the work file is cut back to
+    what the tail names (and the publish refuses bytes the tail does not name). The
+    disk-full is injected at the write call: a real full disk is not practical here."""
+    import errno
+
+    batch = Batch(tmp_path, test_pki, monkeypatch)
+    records = many_records(40)
+    assert batch.run(records[:25]) == 0
+    real = batch_manifest._write_all
+    state = {"armed": True, "calls": 0}
+
+    def short_then_full(fd: int, data: bytes) -> None:
+        state["calls"] += 1
+        if state["armed"] and state["calls"] == 2:
+            state["armed"] = False
+            real(fd, data[: len(data) // 2])  # a short write ...
+            raise OSError(errno.ENOSPC, "No space left on device")  # ... then the disk is full
+        real(fd, data)
+
+    monkeypatch.setattr(batch_manifest, "_write_all", short_then_full)
+    batch.run(records)  # whatever its exit: the manifest readers see must be whole lines, once each
+    assert not state["armed"], "the failure was not injected"
+    data = batch.manifest()
+    for line in data.decode().splitlines():
+        json.loads(line)
+    assert data == batch.whole()
+    monkeypatch.setattr(batch_manifest, "_write_all", real)
+    assert batch.run(records) == 0 and batch.manifest() == batch.whole()
