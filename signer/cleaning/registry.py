@@ -326,21 +326,7 @@ class Registry:
 
     def lookup(self, ids: Iterable[str]) -> dict[str, RegistryEntry]:
         """Registry entries by ID (the first one when the extract repeats an ID)."""
-        wanted = list(dict.fromkeys(ids))
-        out: dict[str, RegistryEntry] = {}
-        for conn in self._conns:  # earlier shards win: a later one is asked only for the IDs not found yet
-            if out:
-                wanted = [i for i in wanted if i not in out]
-            for i in range(0, len(wanted), BATCH):
-                part = wanted[i : i + BATCH]
-                q = (
-                    "SELECT id, name, dob, sex FROM person WHERE id IN ("
-                    + ",".join("?" * len(part))
-                    + ") ORDER BY rowid DESC"
-                )
-                for row in conn.execute(q, part):  # the shard's first row of an ID last
-                    out[row[0]] = registry_entry(*row)
-        return out
+        return {key: registry_entry(*row) for key, row in self.lookup_rows(ids).items()}
 
     def lookup_rows(self, ids: Iterable[str]) -> dict[str, tuple[str, str, str, str]]:
         """:meth:`lookup` as (ID, name, date of birth, sex) rows, without an entry object per person."""
