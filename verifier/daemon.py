@@ -359,15 +359,60 @@ def _refused(why: str) -> dict[str, Any]:
     return {"served": False, "kind": "refused", "why": why}
 
 
-def _servable(args: argparse.Namespace) -> str | None:
-    """Why these parsed arguments must run in the client's own process, or None."""
-    if args.command == "pdf" and os.path.isdir(args.file):
+#: Options of ``pdf`` and ``qr`` that name a file, besides those whose metavar says FILE or DIR.
+_FILE_DESTS = ("file", "trust", "qr_file", "image", "rules")
+#: What resolves to the daemon's own descriptors or to devices, never the client's files.
+_SPECIAL_ROOTS = ("/dev", "/proc")
+
+
+def _file_dests(parser: argparse.ArgumentParser, command: str) -> set[str]:
+    """The dests of ``command``'s arguments that name files or folders."""
+    import argparse
+
+    dests = set(_FILE_DESTS)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            for sub in action.choices[command]._actions:
+                metavar = sub.metavar if isinstance(sub.metavar, str) else ""
+                if "FILE" in metavar or "DIR" in metavar:
+                    dests.add(sub.dest)
+    return dests
+
+
+def _not_a_plain_file(path: str) -> str | None:
+    """Why ``path`` (relative to the cwd, the client's) is not read here, or None.
+
+    Only stat and realpath, which never block: a FIFO, a device, /dev/stdin or a
+    /proc/self/fd/N would be the daemon's, not the client's (or block it for everyone).
+    """
+    import stat
+
+    real = os.path.realpath(path)
+    if any(real == root or real.startswith(root + "/") for root in _SPECIAL_ROOTS):
+        return "a device or process file (the client's own)"
+    try:
+        st = os.stat(real)
+    except OSError:
+        return "a file that cannot be read here"
+    if stat.S_ISDIR(st.st_mode):
         return "a folder (run in parallel by the client's own processes)"
-    if args.command == "qr":
-        if getattr(args, "qr_file", None) == "-":
-            return "standard input"
-        if args.image is not None and os.path.isdir(args.image):
-            return "a folder (run in parallel by the client's own processes)"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    return None
+
+
+def _servable(args: argparse.Namespace, dests: set[str]) -> str | None:
+    """Why these parsed arguments must run in the client's own process, or None:
+    every file argument must be an existing regular file outside /dev and /proc."""
+    if getattr(args, "qr_file", None) == "-":
+        return "standard input"
+    for dest in sorted(dests):
+        value = getattr(args, dest, None)
+        for path in value if isinstance(value, list) else [value]:
+            if isinstance(path, str):
+                why = _not_a_plain_file(path)
+                if why is not None:
+                    return why
     return None
 
 
@@ -414,12 +459,13 @@ def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
         tempfile.tempdir = None  # cached from the first call: found again from the client's TMPDIR
         sys.stdout, sys.stderr = _captured(1, log, streams[0]), _captured(2, log, streams[1])
         with warnings.catch_warnings():  # a fresh registry: "once" warnings show again
-            try:
-                args = build_parser(argv[0]).parse_args(argv)
+            parser = build_parser(argv[0])
+            try:  # argparse opens no file here (no FileType, no @files)
+                args = parser.parse_args(argv)
             except SystemExit:
                 args = None  # usage error or --help: main() prints the same again
             del log[:]
-            why = None if args is None else _servable(args)
+            why = None if args is None else _servable(args, _file_dests(parser, argv[0]))
             if why is not None:
                 return _not_served(why)
             code = _run_main(argv)

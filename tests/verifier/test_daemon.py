@@ -98,7 +98,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
 
 def run(argv: list[str], cwd: Path, *, socket_path: Path | None, strict: bool = True,
-        marker: Path) -> tuple[int, bytes, bytes, bool]:  # fmt: skip
+        marker: Path, stdin: bytes = b"") -> tuple[int, bytes, bytes, bool]:  # fmt: skip
     """(exit, stdout, stderr, served by the daemon) of the real entry point."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VNDCC_VERIFY_DAEMON")}
     env["VNDCC_VERIFIER_STATE"] = str(cwd / "state")
@@ -107,7 +107,7 @@ def run(argv: list[str], cwd: Path, *, socket_path: Path | None, strict: bool = 
         env["VNDCC_VERIFY_DAEMON"] = str(socket_path)
         if strict:
             env["VNDCC_VERIFY_DAEMON_STRICT"] = "1"
-    done = subprocess.run([sys.executable, "-c", CLIENT, *argv], cwd=cwd, env=env,
+    done = subprocess.run([sys.executable, "-c", CLIENT, *argv], cwd=cwd, env=env, input=stdin,
                           capture_output=True, timeout=120, check=False)  # fmt: skip
     return done.returncode, done.stdout, done.stderr, marker.read_text() == "1"
 
@@ -134,8 +134,6 @@ SERVED = {
     "qr-file-json": ["qr", *_trust(*LIST), "--at", AT, "--json", "--qr-file", "qr.txt"],
     "qr-image": ["qr", *_trust(*LIST), "--at", AT, "--image", "qr.png"],
     "qr-text-garbage": ["qr", *_trust(*LIST), "--at", AT, "HC1:NOT-BASE45"],
-    "missing-file": ["pdf", *_trust(*LIST), "--at", AT, "missing.pdf"],
-    "missing-trust": ["pdf", "--trust", "nowhere.pem", "passport.pdf"],
     "bad-option": ["pdf", "--bogus", "passport.pdf"],
     "bad-at": ["qr", *_trust(*LIST), "--at", "yesterday", "--qr-file", "qr.txt"],
     "help": ["pdf", "--help"],
@@ -155,7 +153,9 @@ def test_served_answer_equals_a_local_run(name: str, daemon: Daemon, workdir: Pa
 def test_outcomes_are_the_verifiers(daemon: Daemon, workdir: Path, tmp_path: Path) -> None:
     """Not only equal: the served verdicts are the right ones."""
     codes = {n: run(SERVED[n], workdir, socket_path=daemon.path, marker=tmp_path / "m")
-             for n in ("valid-json", "tamper-digest-mismatch", "missing-file", "bad-option")}  # fmt: skip
+             for n in ("valid-json", "tamper-digest-mismatch", "bad-option")}  # fmt: skip
+    codes["missing-file"] = run(["pdf", *_trust(*LIST), "--at", AT, "missing.pdf"], workdir,
+                                socket_path=daemon.path, marker=tmp_path / "m")  # fmt: skip
     assert json.loads(codes["valid-json"][1])["valid"] is True and codes["valid-json"][0] == 0
     assert codes["tamper-digest-mismatch"][0] == 1 and b"digest_mismatch" in codes["tamper-digest-mismatch"][1]
     assert codes["missing-file"][:3] == (2, b"", b"error: cannot read missing.pdf: No such file or directory\n")
@@ -178,6 +178,10 @@ def test_the_entry_point_python_m_verifier(daemon: Daemon, workdir: Path) -> Non
         ["pdf", *_trust(*LIST), "--at", AT, "--jobs", "1", "folder"],  # a folder: parallel, client-side
         ["qr", *_trust(*LIST), "--at", AT, "--qr-file", "-"],  # standard input
         ["trust", "show", str(VECTORS / "trust" / "csca.pem")],  # not pdf/qr
+        # not an existing regular file: read by the client itself, as a local run reads it
+        ["pdf", *_trust(*LIST), "--at", AT, "missing.pdf"],
+        ["pdf", "--trust", "nowhere.pem", "passport.pdf"],
+        ["qr", *_trust(*LIST), "--at", AT, "--rules", "folder", "--qr-file", "qr.txt"],
     ],
 )
 def test_not_served_runs_locally_even_when_strict(argv: list[str], daemon: Daemon, workdir: Path,
@@ -187,6 +191,70 @@ def test_not_served_runs_locally_even_when_strict(argv: list[str], daemon: Daemo
     assert not client[3] and client[:2] == local[:2]
     if argv[0] != "pdf":  # a folder's last progress line shows its rate (files/s)
         assert client[2] == local[2]
+
+
+@pytest.mark.parametrize(
+    ("argv", "source"),
+    [
+        (["qr", *_trust(*LIST), "--at", AT, "--qr-file", "/dev/stdin"], "qr.txt"),
+        (["qr", *_trust(*LIST), "--at", AT, "--qr-file", "/proc/self/fd/0"], "qr.txt"),
+        (["qr", *_trust(*LIST), "--at", AT, "--image", "/dev/fd/0"], "qr.png"),
+        (["pdf", *_trust(*LIST), "--at", AT, "/dev/stdin"], "passport.pdf"),
+        (["pdf", *_trust(*LIST), "--at", AT, "stdin-link"], "passport.pdf"),  # a symlink to /dev/stdin
+    ],
+)
+def test_the_clients_descriptors_are_read_by_the_client(argv: list[str], source: str, daemon: Daemon,
+                                                        workdir: Path, tmp_path: Path) -> None:  # fmt: skip
+    """/dev/stdin, /dev/fd/N, /proc/self/...: in the daemon they would be its own (a wrong
+    verdict); the client runs them itself, with the verdict of a local run (VALID)."""
+    (tmp_path / "stdin-link").symlink_to("/dev/stdin")
+    data = (workdir / source).read_bytes()
+    local = run(argv, tmp_path, socket_path=None, marker=tmp_path / "local", stdin=data)
+    client = run(argv, tmp_path, socket_path=daemon.path, marker=tmp_path / "client", stdin=data)
+    assert local[0] == 0 and b"VALID" in local[1], local
+    assert not client[3] and client[:3] == local[:3]
+
+
+@pytest.mark.parametrize("option", ["--qr-file", "--trust", "--rules", "FILE"])
+def test_a_fifo_never_blocks_the_daemon(option: str, daemon: Daemon, workdir: Path, tmp_path: Path) -> None:
+    """A FIFO as any file argument is not served (the daemon would block on it for every
+    client); the client reads it itself, and the daemon keeps answering others."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    content = {"--qr-file": workdir / "qr.txt", "--trust": VECTORS / "trust" / "trustlist.cbor",
+               "--rules": None, "FILE": workdir / "passport.pdf"}[option]  # fmt: skip
+    argv = {
+        "--qr-file": ["qr", *_trust(*LIST), "--at", AT, "--qr-file", str(fifo)],
+        "--trust": ["pdf", *_trust("csca.pem"), "--trust", str(fifo), "--at", AT, "passport.pdf"],
+        "--rules": ["qr", *_trust(*LIST), "--at", AT, "--rules", str(fifo), "--qr-file", "qr.txt"],
+        "FILE": ["pdf", *_trust(*LIST), "--at", AT, str(fifo)],
+    }[option]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VNDCC_VERIFY_DAEMON")}
+    env.update(VNDCC_VERIFY_DAEMON=str(daemon.path), VNDCC_VERIFY_DAEMON_STRICT="1",
+               VNDCC_VERIFIER_STATE=str(workdir / "state"), TEST_MARKER=str(tmp_path / "m"))  # fmt: skip
+    client = subprocess.Popen([sys.executable, "-c", CLIENT, *argv], cwd=workdir, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        other = run(SERVED["qr-file"], workdir, socket_path=daemon.path, marker=tmp_path / "other")
+        assert other[0] == 0 and other[3]  # the daemon is not stuck on the FIFO
+        deadline = time.monotonic() + 60
+        while client.poll() is None and time.monotonic() < deadline:  # the client itself reads it
+            try:
+                writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no reader yet
+                time.sleep(0.02)
+                continue
+            os.set_blocking(writer, True)
+            with open(writer, "wb") as fh:
+                if content is not None:
+                    fh.write(content.read_bytes())
+            break
+        out, err = client.communicate(timeout=120)
+    finally:
+        client.kill()
+    assert (tmp_path / "m").read_text() == "0", "the daemon served a FIFO"
+    if option != "--rules":
+        assert client.returncode == 0 and b"VALID" in out, (out, err)
 
 
 def test_no_daemon_falls_back_silently_or_fails_clearly_when_strict(workdir: Path, tmp_path: Path) -> None:
