@@ -495,13 +495,22 @@ def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _read_request(conn: socket.socket) -> dict[str, Any] | None:
+def _read_request(conn: socket.socket, timeout: float) -> dict[str, Any] | None:
+    """The request, read within ``timeout`` seconds in all (not per recv); None if bad or late."""
     import json
+    import time
 
-    conn.settimeout(REQUEST_TIMEOUT)
+    deadline = time.monotonic() + timeout
     chunks, size = [], 0
     while True:
-        chunk = conn.recv(1 << 16)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        conn.settimeout(left)
+        try:
+            chunk = conn.recv(1 << 16)
+        except TimeoutError:
+            return None
         if not chunk:
             break
         chunks.append(chunk)
@@ -512,9 +521,17 @@ def _read_request(conn: socket.socket) -> dict[str, Any] | None:
             break
     try:
         request = json.loads(b"".join(chunks))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return request if isinstance(request, dict) else None
+
+
+def _log(line: str) -> None:
+    """One line on the daemon's stderr (never a request's content)."""
+    import contextlib
+
+    with contextlib.suppress(Exception):  # a closed stderr must not stop the daemon
+        print(f"verifier daemon: {line}", file=sys.stderr, flush=True)
 
 
 class _Stop:
@@ -530,10 +547,13 @@ class _Stop:
             raise KeyboardInterrupt
 
 
-def serve(sock: socket.socket, *, idle_exit: float | None, stamp: str, stop: _Stop | None = None) -> None:
+def serve(sock: socket.socket, *, idle_exit: float | None, stamp: str, stop: _Stop | None = None,
+          timeout: float = REQUEST_TIMEOUT) -> None:
     """Answer requests one at a time until ``idle_exit`` seconds pass without one
-    (or ``stop`` is requested)."""
+    (or ``stop`` is requested). A request has ``timeout`` seconds in all to arrive, its
+    answer as long to be sent; nothing a connection does stops the daemon."""
     import json
+    import time
 
     uid = os.getuid()
     stop = stop or _Stop()
@@ -543,19 +563,26 @@ def serve(sock: socket.socket, *, idle_exit: float | None, stamp: str, stop: _St
             conn, _ = sock.accept()
         except TimeoutError:
             return
+        except OSError as err:  # EMFILE, ENFILE, ENOBUFS...: the connection waits in the backlog
+            _log(f"cannot accept a connection: {type(err).__name__} (errno {err.errno})")
+            time.sleep(0.1)
+            continue
         stop.busy = True
-        with conn:
-            try:
+        try:
+            with conn:
                 if peer_uid(conn) != uid:
                     continue  # another user: no answer at all (finally: not busy)
-                request = _read_request(conn)
+                request = _read_request(conn, timeout)
                 answer = _refused("bad request") if request is None else handle(request, stamp)
-                conn.settimeout(REQUEST_TIMEOUT)
-                conn.sendall(json.dumps(answer).encode("utf-8") + b"\n")
-            except OSError:
-                pass  # the client went away
-            finally:
-                stop.busy = False
+                data = json.dumps(answer).encode("utf-8") + b"\n"
+                conn.settimeout(timeout)  # sendall: the whole answer within it
+                conn.sendall(data)
+        except OSError:
+            pass  # the client went away or was too slow
+        except Exception as err:  # dropped: the client runs the command itself
+            _log(f"a request failed: {type(err).__name__}")
+        finally:
+            stop.busy = False
 
 
 def run_daemon(args: argparse.Namespace) -> int:
@@ -579,7 +606,7 @@ def run_daemon(args: argparse.Namespace) -> int:
     try:
         preload()
         print(f"verifier daemon: listening on {path} (pid {os.getpid()})", file=sys.stderr, flush=True)
-        serve(sock, idle_exit=idle, stamp=stamp, stop=stop)
+        serve(sock, idle_exit=idle, stamp=stamp, stop=stop, timeout=args.request_timeout)
     except KeyboardInterrupt:
         pass
     finally:
@@ -598,9 +625,9 @@ def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("--idle-exit must be a number of seconds") from None
+        raise argparse.ArgumentTypeError("must be a number of seconds") from None
     if not 0 < value <= 10**7:
-        raise argparse.ArgumentTypeError("--idle-exit must be more than 0 seconds")
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
     return value
 
 
@@ -616,4 +643,7 @@ def register(subparsers: Any) -> None:
                         help="default: $XDG_RUNTIME_DIR/vn-dcc-verify.sock, else ~/.cache/vn-dcc/verify.sock")
     parser.add_argument("--idle-exit", type=_seconds, default=None, metavar="SECONDS",
                         help="stop after this long without a request (default: never)")
+    parser.add_argument("--request-timeout", type=_seconds, default=REQUEST_TIMEOUT, metavar="SECONDS",
+                        help=f"seconds a client has to send its whole request, and to take its answer "
+                        f"(default {REQUEST_TIMEOUT:g})")
     parser.set_defaults(run=run_daemon)

@@ -433,3 +433,41 @@ def test_the_package_exports_stay_importable() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           check=False)  # fmt: skip
     assert done.stdout.split() == ["True", "True", "False"], done.stderr
+
+
+def test_bad_and_slow_clients_do_not_stop_the_daemon(workdir: Path, tmp_path: Path) -> None:
+    """A deeply nested request (RecursionError) and a client that trickles its request
+    past the deadline: the daemon keeps answering, and logs no request content."""
+
+    path = tmp_path / "s.sock"
+    running = start_daemon(path, "--request-timeout", "1")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as bad:
+            bad.connect(str(path))
+            bad.sendall(b"[" * 200000 + b"\n")
+            bad.settimeout(30)
+            assert json.loads(bad.makefile("rb").readline())["kind"] == "refused"
+        assert run(SERVED["qr-file"], workdir, socket_path=path, marker=tmp_path / "m")[3]
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as slow:
+            slow.connect(str(path))
+            start = time.monotonic()
+            slow.settimeout(0.2)
+            answer = b""
+            while not answer and time.monotonic() - start < 20:
+                try:
+                    slow.sendall(b" ")  # one byte per 0.2 s: each recv is in time, the whole is not
+                    answer = slow.recv(1 << 16)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+            assert time.monotonic() - start < 5, "the daemon waited per recv, not for the whole request"
+        assert run(SERVED["qr-file"], workdir, socket_path=path, marker=tmp_path / "m")[3]
+
+    finally:
+        running.stop()
+    assert running.proc.returncode == 0
+    assert running.proc.stderr is not None
+    log = running.proc.stderr.read() if not running.proc.stderr.closed else b""
+    assert b"[[" not in log
