@@ -429,6 +429,18 @@ def _run_main(argv: list[str]) -> int:
         return 1
 
 
+def _set_environ(saved: dict[str, str]) -> None:
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _reset_handlers(saved: dict[str, list[Any]]) -> None:
+    import logging
+
+    for name, handlers in saved.items():  # verifier.pdf.cli adds one per run
+        logging.getLogger(name).handlers[:] = handlers or logging.getLogger(name).handlers[:1]
+
+
 def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
     """Run one request in this process: its answer (served or not, never raises)."""
     import logging
@@ -447,7 +459,7 @@ def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
     env, cwd, streams = request.get("env"), request.get("cwd"), request.get("streams")
     if not isinstance(env, dict) or not isinstance(cwd, str) or not isinstance(streams, list):
         return _refused("bad request")
-    home, saved_env = os.getcwd(), dict(os.environ)
+    home, saved_env = os.open(".", os.O_RDONLY | os.O_DIRECTORY), dict(os.environ)
     saved_streams = sys.stdout, sys.stderr
     pyhanko_handlers = {n: list(logging.getLogger(n).handlers) for n in ("pyhanko", "pyhanko_certvalidator")}
     log: list[tuple[int, bytes]] = []
@@ -473,14 +485,20 @@ def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
             sys.stderr.flush()
     except Exception as err:  # cwd gone, an unknown encoding: the client runs it itself
         return _refused(f"cannot run here: {type(err).__name__}: {err}")
-    finally:
-        sys.stdout, sys.stderr = saved_streams
-        os.environ.clear()
-        os.environ.update(saved_env)
-        tempfile.tempdir = None
-        os.chdir(home)
-        for name, handlers in pyhanko_handlers.items():  # verifier.pdf.cli adds one per run
-            logging.getLogger(name).handlers[:] = handlers or logging.getLogger(name).handlers[:1]
+    finally:  # each step on its own: one failing never skips the others
+        for undo in (
+            lambda: setattr(sys, "stdout", saved_streams[0]),
+            lambda: setattr(sys, "stderr", saved_streams[1]),
+            lambda: _set_environ(saved_env),
+            lambda: setattr(tempfile, "tempdir", None),
+            lambda: os.fchdir(home),  # a directory fd: works even if its folder was removed
+            lambda: os.close(home),
+            lambda: _reset_handlers(pyhanko_handlers),
+        ):
+            try:
+                undo()
+            except Exception as undo_err:
+                _log(f"cannot restore after a request: {type(undo_err).__name__}")
     out = b"".join(data for fd, data in log if fd == 1)
     err_bytes = b"".join(data for fd, data in log if fd == 2)
     order: list[list[int]] = []
@@ -599,6 +617,7 @@ def run_daemon(args: argparse.Namespace) -> int:
     except DaemonError as err:
         raise ConfigError(str(err)) from None
     bound = os.stat(path).st_ino
+    os.chdir("/")  # its starting folder may be removed; each request runs in the client's
 
     stop = _Stop()
     signal.signal(signal.SIGTERM, stop)

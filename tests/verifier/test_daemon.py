@@ -57,10 +57,10 @@ class Daemon:
             self.proc.stderr.close()
 
 
-def start_daemon(path: Path, *extra: str, wait: bool = True) -> Daemon:
+def start_daemon(path: Path, *extra: str, wait: bool = True, cwd: Path = ROOT) -> Daemon:
     proc = subprocess.Popen(
         [sys.executable, "-m", "verifier", "daemon", "--socket", str(path), *extra],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     daemon = Daemon(proc, path)
     if wait:
@@ -471,3 +471,18 @@ def test_bad_and_slow_clients_do_not_stop_the_daemon(workdir: Path, tmp_path: Pa
     assert running.proc.stderr is not None
     log = running.proc.stderr.read() if not running.proc.stderr.closed else b""
     assert b"[[" not in log
+
+
+def test_the_daemons_starting_folder_may_be_removed(workdir: Path, tmp_path: Path) -> None:
+    """The daemon does not live in its starting folder: removed, it still answers."""
+    start = tmp_path / "start"
+    start.mkdir()
+    running = start_daemon(tmp_path / "s.sock", "--idle-exit", "60", cwd=start)
+    try:
+        start.rmdir()
+        for _ in range(2):  # and its state is restored after each request
+            served = run(SERVED["qr-file"], workdir, socket_path=running.path, marker=tmp_path / "m")
+            assert served[0] == 0 and served[3], served
+        assert os.readlink(f"/proc/{running.proc.pid}/cwd") == "/"
+    finally:
+        running.stop()
