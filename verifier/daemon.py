@@ -31,6 +31,7 @@ TYPE_CHECKING = False  # not typing's: the client must not import it
 if TYPE_CHECKING:
     import argparse
     import socket
+    from collections.abc import Callable
     from typing import Any
 
 ENV_SOCKET = "VNDCC_VERIFY_DAEMON"
@@ -486,7 +487,7 @@ def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
     except Exception as err:  # cwd gone, an unknown encoding: the client runs it itself
         return _refused(f"cannot run here: {type(err).__name__}: {err}")
     finally:  # each step on its own: one failing never skips the others
-        for undo in (
+        undos: list[Callable[[], object]] = [
             lambda: setattr(sys, "stdout", saved_streams[0]),
             lambda: setattr(sys, "stderr", saved_streams[1]),
             lambda: _set_environ(saved_env),
@@ -494,7 +495,8 @@ def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
             lambda: os.fchdir(home),  # a directory fd: works even if its folder was removed
             lambda: os.close(home),
             lambda: _reset_handlers(pyhanko_handlers),
-        ):
+        ]
+        for undo in undos:
             try:
                 undo()
             except Exception as undo_err:
