@@ -198,27 +198,47 @@ def _ask(path: str, request: bytes) -> dict[str, Any]:
     return answer
 
 
-def _replay(answer: dict[str, Any]) -> int:
-    """Write the daemon's stdout and stderr bytes in their order; the exit code."""
+def _prepared(answer: dict[str, Any]) -> tuple[bytes, bytes, list[tuple[int, int]], int]:
+    """A served answer's stdout, stderr, write order and exit code, checked before any is written."""
     out, err = answer["stdout"].encode("latin-1"), answer["stderr"].encode("latin-1")
+    order = [(int(fd), int(size)) for fd, size in answer["order"]]
+    if any(fd not in (1, 2) or size < 0 for fd, size in order):
+        raise ValueError("garbled answer")
+    return out, err, order, int(answer["exit"])
+
+
+def _replay(out: bytes, err: bytes, order: list[tuple[int, int]], code: int) -> int:
+    """Write the daemon's stdout and stderr bytes in their order; the exit code.
+
+    Once writing has started the command is never run again here (it would print
+    twice): a failing stream is answered as :func:`verifier.cli.main` answers it.
+    """
     sent = {1: 0, 2: 0}
     try:
-        for fd, size in answer["order"]:
+        for fd, size in order:
             data, stream = (out, sys.stdout) if fd == 1 else (err, sys.stderr)
             stream.flush()
             stream.buffer.write(data[sent[fd] : sent[fd] + size])
             stream.buffer.flush()
             sent[fd] += size
+        sys.stdout.flush()
     except BrokenPipeError:  # as verifier.cli.main does when piped into e.g. `head`
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 2
-    return int(answer["exit"])
+    except Exception as error:  # a closed stdout, /dev/full: one line, never a traceback
+        print(f"internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    return code
 
 
 def client_main(argv: list[str]) -> int | None:
     """Run ``argv`` in the daemon named by ``$VNDCC_VERIFY_DAEMON``: its exit code,
-    or None when the command is to run locally (not served, or no daemon and not strict)."""
+    or None when the command is to run locally (not served, or no daemon and not strict).
+
+    Any failure before the answer starts being written (no daemon, a garbled or too
+    deeply nested answer, a missing ``_json`` or SO_PEERCRED) means a local run
+    (strict: exit 2 with one line); after that, never."""
     target = os.environ.get(ENV_SOCKET, "")
     if not target or not argv or argv[0] not in SERVED_COMMANDS:
         return None
@@ -236,14 +256,18 @@ def client_main(argv: list[str]) -> int | None:
         }
         answer = _ask(path, client_dumps(request).encode("utf-8") + b"\n")
         if answer.get("served"):
-            return _replay(answer)
-        if answer.get("kind") == "not_served":
+            ready = _prepared(answer)
+        elif answer.get("kind") == "not_served":
             return None  # e.g. a folder or stdin: always run here
-        why = str(answer.get("why", "refused"))
-    except (OSError, ValueError, KeyError, TypeError) as err:  # not there, died, garbled
-        why = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        else:
+            ready, why = None, str(answer.get("why", "refused"))
+    except Exception as err:  # not there, died, garbled, a C module missing
+        ready, why = None, str(getattr(err, "strerror", None) or err or type(err).__name__)
+    if ready is not None:
+        return _replay(*ready)
     if strict:
-        print(f"error: verifier daemon at {path}: {why}", file=sys.stderr)
+        line = (why.splitlines() or ["refused"])[0]
+        print(f"error: verifier daemon at {path}: {line}", file=sys.stderr)
         return 2
     return None
 
@@ -608,9 +632,12 @@ def serve(sock: socket.socket, *, idle_exit: float | None, stamp: str, stop: _St
 def run_daemon(args: argparse.Namespace) -> int:
     """``python -m verifier daemon``: listen in the foreground until idle or a signal."""
     import signal
+    import socket
 
     from verifier.errors import ConfigError
 
+    if not hasattr(socket, "SO_PEERCRED"):
+        raise ConfigError("this system has no SO_PEERCRED: the daemon could not check its clients' user")
     path = os.path.abspath(args.socket or default_socket_path())
     idle: float | None = args.idle_exit
     stamp = code_stamp()

@@ -32,6 +32,7 @@ AT = "2026-06-01T12:00:00Z"
 #: answered without importing verifier.cli here (by the daemon), else 0.
 CLIENT = (
     "import os, sys\n"
+    "exec(os.environ.get('TEST_PRELUDE', ''))\n"
     "from verifier.__main__ import main\n"
     "try:\n"
     "    sys.exit(main())\n"
@@ -98,11 +99,12 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
 
 def run(argv: list[str], cwd: Path, *, socket_path: Path | None, strict: bool = True,
-        marker: Path, stdin: bytes = b"") -> tuple[int, bytes, bytes, bool]:  # fmt: skip
+        marker: Path, stdin: bytes = b"", prelude: str = "") -> tuple[int, bytes, bytes, bool]:  # fmt: skip
     """(exit, stdout, stderr, served by the daemon) of the real entry point."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VNDCC_VERIFY_DAEMON")}
     env["VNDCC_VERIFIER_STATE"] = str(cwd / "state")
     env["TEST_MARKER"] = str(marker)
+    env["TEST_PRELUDE"] = prelude
     if socket_path is not None:
         env["VNDCC_VERIFY_DAEMON"] = str(socket_path)
         if strict:
@@ -486,3 +488,78 @@ def test_the_daemons_starting_folder_may_be_removed(workdir: Path, tmp_path: Pat
         assert os.readlink(f"/proc/{running.proc.pid}/cwd") == "/"
     finally:
         running.stop()
+
+
+@pytest.mark.parametrize(
+    "prelude",
+    ["sys.modules['_json'] = None", "import _socket\ndel _socket.SO_PEERCRED"],
+    ids=["no-_json", "no-SO_PEERCRED"],
+)
+def test_a_client_without_its_c_modules_runs_locally(prelude: str, daemon: Daemon, workdir: Path,
+                                                     tmp_path: Path) -> None:  # fmt: skip
+    argv = SERVED["valid-relative"]
+    local = run(argv, workdir, socket_path=None, marker=tmp_path / "m", prelude=prelude)
+    quiet = run(argv, workdir, socket_path=daemon.path, strict=False, marker=tmp_path / "m", prelude=prelude)
+    assert quiet[:3] == local[:3] and local[0] == 0 and not quiet[3]
+    strict = run(argv, workdir, socket_path=daemon.path, marker=tmp_path / "m", prelude=prelude)
+    assert strict[0] == 2 and strict[1] == b"" and strict[2].count(b"\n") == 1, strict
+    assert strict[2].startswith(f"error: verifier daemon at {daemon.path}: ".encode())
+
+
+def test_a_deeply_nested_answer_means_a_local_run(workdir: Path, tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "fake.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(4)
+
+    def answer() -> None:
+        for _ in range(2):
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(1 << 20)
+                conn.sendall(b"[" * 200000 + b"\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        argv = SERVED["valid-relative"]
+        local = run(argv, workdir, socket_path=None, marker=tmp_path / "m")
+        quiet = run(argv, workdir, socket_path=path, strict=False, marker=tmp_path / "m")
+        assert quiet[:3] == local[:3] and not quiet[3]
+        strict = run(argv, workdir, socket_path=path, marker=tmp_path / "m")
+        assert strict[0] == 2 and strict[1] == b"" and strict[2].count(b"\n") == 1, strict
+    finally:
+        thread.join(timeout=10)
+        server.close()
+
+
+def test_the_daemon_needs_so_peercred(tmp_path: Path) -> None:
+    code = ("import socket, sys\ndel socket.SO_PEERCRED\nfrom verifier.cli import main\n"
+            f"sys.exit(main(['daemon', '--socket', {str(tmp_path / 's.sock')!r}]))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip
+    assert done.returncode == 2 and "no SO_PEERCRED" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "s.sock").exists()
+
+
+@pytest.mark.parametrize("redirect", [">&-", ">/dev/full"])
+def test_a_failing_stdout_is_answered_as_a_local_run(redirect: str, daemon: Daemon, workdir: Path,
+                                                     tmp_path: Path) -> None:  # fmt: skip
+    """Once the answer is being written the client never runs the command again; a closed
+    stdout or a full disk gives a local run's one line and exit 2, never a traceback."""
+    def shell(socket_path: Path | None) -> tuple[int, bytes, bool]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VNDCC_VERIFY_DAEMON")}
+        env.update(VNDCC_VERIFIER_STATE=str(workdir / "state"), TEST_MARKER=str(tmp_path / "m"))
+        if socket_path is not None:
+            env.update(VNDCC_VERIFY_DAEMON=str(socket_path), VNDCC_VERIFY_DAEMON_STRICT="1")
+        done = subprocess.run(["sh", "-c", f'exec "$@" {redirect}', "sh", sys.executable, "-c", CLIENT,
+                               *SERVED["valid-relative"]], cwd=workdir, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=120, check=False)  # fmt: skip
+        return done.returncode, done.stderr, (tmp_path / "m").read_text() == "1"
+
+    local, served = shell(None), shell(daemon.path)
+    assert served[2] and not local[2]
+    assert served[0] == local[0] == 2 and b"Traceback" not in served[1], served
+    assert served[1] == local[1] and served[1].count(b"\n") == 1 and served[1].startswith(b"internal error: "), served
