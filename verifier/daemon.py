@@ -59,11 +59,53 @@ def default_socket_path() -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "vn-dcc", "verify.sock")
 
 
+#: The verifier's dependencies (distribution names, normalized as in *.dist-info folder names).
+STAMP_DEPENDENCIES = ("cryptography", "pyhanko", "pyhanko_certvalidator", "asn1crypto", "cbor2",
+                      "zxing_cpp", "jsonschema_rs", "pillow")  # fmt: skip
+
+
+def _tree_stamp(folder: str, prefix: str, parts: list[str]) -> None:
+    """Every file under ``folder`` (recursively, no __pycache__): name, mtime and size."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name != "__pycache__":
+                _tree_stamp(entry.path, f"{prefix}{entry.name}/", parts)
+        else:
+            st = entry.stat()
+            parts.append(f"{prefix}{entry.name}:{st.st_mtime_ns}:{st.st_size}")
+
+
+def installed_versions() -> list[str]:
+    """``name-version.dist-info`` of the dependencies installed in site-packages (what
+    importlib.metadata reads, without importing it: the client stays light)."""
+    wanted = set(STAMP_DEPENDENCIES)
+    found = []
+    for folder in sys.path:
+        if os.path.basename(folder) not in ("site-packages", "dist-packages"):
+            continue
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info"):
+                dist = name[: -len(".dist-info")].rpartition("-")[0]
+                if dist.lower().replace("-", "_").replace(".", "_") in wanted:
+                    found.append(f"{folder}/{name}")
+    return sorted(found)
+
+
 def code_stamp() -> str:
-    """What the client would run: interpreter, installation and the verifier's sources.
+    """What the client would run: interpreter, installation, the verifier's sources and
+    shipped data (schema, value sets, rules: cached in the daemon) and the installed
+    versions of its dependencies.
 
     The daemon serves only a client whose stamp equals its own at start, so an
-    upgraded verifier or another venv never gets an answer from stale code.
+    upgraded verifier, dependency or another venv never gets an answer from stale code.
     """
     here = os.path.dirname(os.path.abspath(__file__))
     parts = [sys.version, sys.prefix, here]
@@ -76,6 +118,8 @@ def code_stamp() -> str:
             if entry.name.endswith(".py"):
                 st = entry.stat()
                 parts.append(f"{entry.name}:{st.st_mtime_ns}:{st.st_size}")
+    _tree_stamp(os.path.join(here, "data"), "data/", parts)
+    parts.extend(installed_versions())
     return "\n".join(parts)
 
 

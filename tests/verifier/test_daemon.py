@@ -563,3 +563,28 @@ def test_a_failing_stdout_is_answered_as_a_local_run(redirect: str, daemon: Daem
     assert served[2] and not local[2]
     assert served[0] == local[0] == 2 and b"Traceback" not in served[1], served
     assert served[1] == local[1] and served[1].count(b"\n") == 1 and served[1].startswith(b"internal error: "), served
+
+
+def test_code_stamp_covers_data_and_dependency_versions() -> None:
+    """The stamp names every shipped data file and, for each dependency, the version
+    importlib.metadata reports (an update is never served by a stale daemon)."""
+    import importlib.metadata
+
+    from verifier.daemon import STAMP_DEPENDENCIES, code_stamp
+
+    stamp = code_stamp()
+    data = ROOT / "verifier" / "data"
+    files = [p for p in data.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert len(files) > 20
+    for path in files:
+        st = path.stat()
+        assert f"data/{path.relative_to(data).as_posix()}:{st.st_mtime_ns}:{st.st_size}" in stamp
+    dist_infos = [line.rsplit("/", 1)[1] for line in stamp.splitlines() if line.endswith(".dist-info")]
+    for name in STAMP_DEPENDENCIES:
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            assert not any(d.startswith(f"{name}-") for d in dist_infos)
+            continue
+        assert f"{name}-{version}.dist-info" in dist_infos, (name, version, dist_infos)
+    assert len(dist_infos) >= 6
