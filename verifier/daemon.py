@@ -321,15 +321,20 @@ def client_main(argv: list[str]) -> int | None:
 
 
 def check_socket_dir(folder: str) -> None:
-    """Create ``folder`` 0700 if missing; refuse one that is not ours or is group/world accessible."""
+    """Create ``folder`` 0700 if missing; refuse a symlink, or one that is not ours or is
+    group/world accessible (lstat: the folder itself, not what a link points to)."""
     import stat
 
-    if not os.path.isdir(folder):
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
         try:
             os.makedirs(folder, mode=0o700)
         except OSError as err:
             raise DaemonError(f"cannot create {folder}: {err.strerror}") from None
-    st = os.stat(folder)
+        st = os.lstat(folder)
+    if stat.S_ISLNK(st.st_mode):
+        raise DaemonError(f"{folder} is a symbolic link: refusing to listen in it")
     if not stat.S_ISDIR(st.st_mode):
         raise DaemonError(f"{folder} is not a directory")
     if st.st_uid != os.getuid():

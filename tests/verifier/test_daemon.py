@@ -588,3 +588,13 @@ def test_code_stamp_covers_data_and_dependency_versions() -> None:
             continue
         assert f"{name}-{version}.dist-info" in dist_infos, (name, version, dist_infos)
     assert len(dist_infos) >= 6
+
+
+def test_a_symlinked_socket_directory_is_refused(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(private)
+    done = subprocess.run([sys.executable, "-m", "verifier", "daemon", "--socket", str(tmp_path / "link" / "s.sock")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2 and "is a symbolic link" in done.stderr, done.stderr
+    assert not (private / "s.sock").exists()
