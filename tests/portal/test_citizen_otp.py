@@ -107,7 +107,8 @@ def test_codes_are_six_random_digits() -> None:
     assert len({c[0] for c in codes}) == 10
     three = [codes_of(new_core(3), 3) for _ in range(2000)]  # three phones: three codes, still 6 digits
     assert all(len(set(c)) == 3 and all(len(x) == 6 and x.isdigit() for x in c) for c in three)
-    assert max(int(c[-1]) for c in three) > 900_000 and len({c[0] for c in three}) > 1990
+    # 2,000 draws of a core below 333,333: about 6 repeats expected (birthday), 30 never in practice
+    assert max(int(c[-1]) for c in three) > 900_000 and len({c[0] for c in three}) > 1970
 
 
 def test_resend_has_a_cool_down_and_replaces_the_code(portal_client: PortalClient) -> None:
