@@ -109,16 +109,7 @@ def code_stamp() -> str:
     """
     here = os.path.dirname(os.path.abspath(__file__))
     parts = [sys.version, sys.prefix, here]
-    for folder in (here, os.path.join(here, "pdf")):
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.name.endswith(".py"):
-                st = entry.stat()
-                parts.append(f"{entry.name}:{st.st_mtime_ns}:{st.st_size}")
-    _tree_stamp(os.path.join(here, "data"), "data/", parts)
+    _tree_stamp(here, "", parts)  # the sources (verifier/, verifier/pdf/) and data/, in one walk
     parts.extend(installed_versions())
     return "\n".join(parts)
 
