@@ -109,10 +109,9 @@ def run_serve(ns: argparse.Namespace) -> int:
         raise ConfigError("--sms-gateway-url is used only with --code-sender http")
     settings = settings_from_args(ns)
     if settings.sender == "http":
-        from signer.web.senders import make_sender
+        from signer.web.senders import http_sender
 
-        make_sender("http", settings.data_dir, clock=lambda: 0.0,
-                    gateway_url=settings.sms_gateway_url).close()  # URL and token checked now, not at the first code
+        http_sender(settings.sms_gateway_url)  # URL and token checked now, not at the first code
     if ns.demo:
         from signer.web.demo import prepare_demo
 

@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -191,13 +191,19 @@ def check_gateway_url(url: str) -> None:
     raise ConfigError(f"--sms-gateway-url must be https:// (http:// only to a loopback address), not {shown_url(url)!r}")
 
 
+def http_sender(gateway_url: str | None, environ: Mapping[str, str] | None = None) -> HttpSender:
+    """The gateway sender of ``--sms-gateway-url`` and ``$VNDCC_SMS_GATEWAY_TOKEN``, checked
+    (``signer serve`` calls it before it listens)."""
+    if not gateway_url:
+        raise ConfigError("--code-sender http needs --sms-gateway-url")
+    token = (os.environ if environ is None else environ).get(TOKEN_ENV, "")
+    return HttpSender(gateway_url, token)
+
+
 def make_sender(kind: str, data_dir: Path, *, clock: Callable[[], float], gateway_url: str | None = None,
-                environ: dict[str, str] | None = None) -> BackgroundSender:
+                environ: Mapping[str, str] | None = None) -> BackgroundSender:
     if kind == "file":
         return BackgroundSender(FileSender(data_dir / "outbox.jsonl", clock=clock))
     if kind == "http":
-        if not gateway_url:
-            raise ConfigError("--code-sender http needs --sms-gateway-url")
-        token = (os.environ if environ is None else environ).get(TOKEN_ENV, "")
-        return BackgroundSender(HttpSender(gateway_url, token))
+        return BackgroundSender(http_sender(gateway_url, environ))
     raise ConfigError(f"unknown code sender {kind!r} (known: file, http)")
