@@ -186,18 +186,14 @@ class ManifestFile:
         elif self._fd is None:
             self._open()
         self._append(self.ledger.in_states(("written",), out_dir=self.out_dir, after=self._id))
-        if not whole and self._lines != self._written():
-            # a certificate the appends could not see (written with an id below W):
-            # made whole, as it would have been before
+        assert self._fd is not None
+        if not whole and (self._lines != self._written() or os.fstat(self._fd).st_size != self._size):
+            # a certificate the appends could not see (written with an id below W), or
+            # bytes the tail does not name (a failed write): made whole, as before
             self._start_empty()
             self._append(self.ledger.in_states(("written",), out_dir=self.out_dir))
         fd = self._fd
         assert fd is not None
-        if os.fstat(fd).st_size != self._size:  # bytes the tail does not name: never published
-            self._start_empty()
-            self._append(self.ledger.in_states(("written",), out_dir=self.out_dir))
-            fd = self._fd
-            assert fd is not None
         os.fdatasync(fd)
         tail = self._tail().text()
         # up to date, unless the ledger changed for this folder meanwhile (a revocation)
