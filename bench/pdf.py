@@ -391,6 +391,13 @@ def checkpoint_python(tmp: Path) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
     Path(site, "vn_dcc_verifier_bench.pth").write_text(f"{src}\n{sysconfig.get_path('purelib')}\n")
     subprocess.run([python, "-m", "compileall", "-q", str(src)], check=True)
+    # the command as pip installs the wheel's script (verifier/pyproject.toml, script-files):
+    # its "#!python" line made this venv's interpreter
+    script = (ROOT / "verifier" / "bin" / "vn-dcc-verify").read_text()
+    assert script.startswith("#!python\n")
+    command = venv / "bin" / "vn-dcc-verify"
+    command.write_text(f"#!{python}\n" + script.split("\n", 1)[1])
+    command.chmod(0o755)
     alone = subprocess.run([python, "-c", "import importlib.util as u; import verifier; "
                             "print(u.find_spec('signer') is None and u.find_spec('keys') is None, "
                             "verifier.__file__)"], capture_output=True, text=True, check=True,
@@ -399,12 +406,21 @@ def checkpoint_python(tmp: Path) -> str:
     return python
 
 
+def launcher(python: str) -> list[str]:
+    """What a user runs per file with this interpreter: the ``vn-dcc-verify`` command
+    installed next to it (the checkpoint wheel's plain script; in the dev venv pip's
+    entry-point wrapper), else ``python -m verifier``."""
+    command = Path(python).parent / "vn-dcc-verify"
+    return [str(command)] if command.exists() else [python, "-m", "verifier"]
+
+
 def verify_ratio(n_files: int, rounds: int, pythons: list[str] | None) -> int:
     """``verifier pdf`` against ``pdfsig`` on the same files in the same run (issue 13).
 
     Per file and per process: ``pdfsig -nssdir DB FILE`` (NSS database trusting
-    the CSCA, its CRL imported) and ``PYTHON -m verifier pdf --trust csca.pem
-    --trust dsc.pem FILE``, each started once per file, on B-B and on B-LT
+    the CSCA, its CRL imported) and ``vn-dcc-verify pdf --trust csca.pem
+    --trust dsc.pem FILE`` (:func:`launcher`: the command installed next to PYTHON,
+    else ``PYTHON -m verifier``), each started once per file, on B-B and on B-LT
     passports (signature timestamp from ``keys.tsa`` over loopback); ``verifier
     pdf --jobs 1 --json DIR`` once for the B-B folder; in one process for a
     folder: :func:`verifier.pdf.verify_pdf` over the files with the trust loaded
@@ -418,7 +434,8 @@ def verify_ratio(n_files: int, rounds: int, pythons: list[str] | None) -> int:
     its own pdfsig runs, interleaved with its own). The daemon rows: the same
     per-file commands with ``VNDCC_VERIFY_DAEMON`` set, answered by one
     ``PYTHON -m verifier daemon`` started before the rounds; their CPU is the
-    client processes' plus the daemon's for those requests (/proc/PID/stat).
+    client processes' plus the daemon's for those requests (/proc/PID/stat); one more
+    daemon row with ``PYTHON -m verifier`` as the command, when that is not the launcher.
     """
     import subprocess
     import threading
@@ -486,7 +503,7 @@ def verify_ratio(n_files: int, rounds: int, pythons: list[str] | None) -> int:
                 assert verdict.valid and (verdict.signer or {}).get("pades_level") == level
                 assert fast_signature_report(d, trust, now=NOW) is not None  # the fast path is taken
             for python in pythons:
-                done = subprocess.run([python, "-m", "verifier", "pdf", *trust_args, "--at", at,
+                done = subprocess.run([*launcher(python), "pdf", *trust_args, "--at", at,
                                        str(files[kind][0])], capture_output=True, text=True)
                 assert done.returncode == 0 and f"PAdES {level}" in done.stdout, \
                     done.stdout + done.stderr
@@ -501,11 +518,12 @@ def verify_ratio(n_files: int, rounds: int, pythons: list[str] | None) -> int:
                 subprocess.run([python, *args], check=True, capture_output=True)
         # one long-lived verifier per interpreter (issue 13: a checkpoint running one
         # command per file); its socket in the private temporary folder
+        commands = {python: " ".join(launcher(python)) for python in pythons}  # the folder goes
         daemons = {python: _start_daemon(python, tmp / f"daemon{i}.sock") for i, python in enumerate(pythons)}
         for i, python in enumerate(pythons):
             for kind, level in (("bb", "B-B"), ("blt", "B-LT")):
                 before = _proc_cpu(daemons[python].pid)
-                done = subprocess.run([python, "-m", "verifier", "pdf", *trust_args, "--at", at,
+                done = subprocess.run([*launcher(python), "pdf", *trust_args, "--at", at,
                                        str(files[kind][0])], capture_output=True, text=True,
                                       env={**os.environ, "VNDCC_VERIFY_DAEMON": str(tmp / f"daemon{i}.sock"),
                                            "VNDCC_VERIFY_DAEMON_STRICT": "1"})
@@ -515,9 +533,9 @@ def verify_ratio(n_files: int, rounds: int, pythons: list[str] | None) -> int:
         def pdfsig(kind: str) -> list[list[str]]:
             return [["pdfsig", "-nssdir", f"sql:{nss}", str(f)] for f in files[kind]]
 
-        def ours(python: str, kind: str) -> list[list[str]]:
-            return [[python, "-m", "verifier", "pdf", *trust_args, "--at", at, str(f)]
-                    for f in files[kind]]
+        def ours(python: str, kind: str, dash_m: bool = False) -> list[list[str]]:
+            command = [python, "-m", "verifier"] if dash_m else launcher(python)
+            return [[*command, "pdf", *trust_args, "--at", at, str(f)] for f in files[kind]]
 
         def in_process(kind: str) -> tuple[float, float]:
             c0, p0, w0 = _children_cpu(), time.process_time(), time.perf_counter()
@@ -537,12 +555,16 @@ def verify_ratio(n_files: int, rounds: int, pythons: list[str] | None) -> int:
                 for kind in ("bb", "blt"):
                     cpu, wall, part = _timed_daemon_runs(ours(python, kind), sock, daemons[python].pid)
                     row[f"daemon_{kind}"], row[f"daemon_part_{kind}"] = (cpu, wall), (part, wall)
+                if launcher(python)[0] != python:  # the same with `python -m verifier` (runpy)
+                    cpu, wall, _ = _timed_daemon_runs(ours(python, "bb", dash_m=True), sock,
+                                                      daemons[python].pid)
+                    row["daemon_m_bb"] = (cpu, wall)
                 if python == pythons[0]:
                     row["inproc_bb"] = in_process("bb")
                     row["inproc_blt"] = in_process("blt")
                 for name, args, _ in FLOORS:
                     row[name] = _timed_runs([[python, *args]] * n_files)
-                folder_cpu, folder_wall = _timed_runs([[python, "-m", "verifier", "pdf", *trust_args,
+                folder_cpu, folder_wall = _timed_runs([[*launcher(python), "pdf", *trust_args,
                                                         "--at", at, "--jobs", "1", "--json",
                                                         str(tmp / "bb")]])
                 row["folder_bb"] = (folder_cpu / n_files, folder_wall / n_files)
@@ -553,15 +575,16 @@ def verify_ratio(n_files: int, rounds: int, pythons: list[str] | None) -> int:
             proc.stderr.close()
         os.chdir(home)
     for python in pythons:
-        _print_ratio_table(python, rows[python], n_files, rounds)
+        _print_ratio_table(python, rows[python], n_files, rounds, commands[python])
     return 0
 
 
 def _print_ratio_table(python: str, rows: list[dict[str, tuple[float, float]]], n_files: int,
-                       rounds: int) -> None:
+                       rounds: int, command: str) -> None:
     print(f"\nverifier pdf vs pdfsig, {n_files} B-B + {n_files} B-LT passports, {rounds} rounds, one "
           f"CPU, {python} (median ms per file; ratio = median of per-round ratios against pdfsig "
           "on the same files)")
+    print(f"command per file: {command} pdf --trust csca.pem --trust dsc.pem FILE")
     print(f"{'':<48}{'cpu ms':>9}{'wall ms':>9}{'cpu x':>8}{'wall x':>8}")
     for name, base, label in (
         ("pdfsig_bb", "pdfsig_bb", "pdfsig FILE, B-B (one process per file)"),
@@ -572,6 +595,7 @@ def _print_ratio_table(python: str, rows: list[dict[str, tuple[float, float]]], 
         ("daemon_part_bb", "pdfsig_bb", "  of which the daemon"),
         ("daemon_blt", "pdfsig_blt", "daemon: verifier pdf FILE, B-LT (client+daemon)"),
         ("daemon_part_blt", "pdfsig_blt", "  of which the daemon"),
+        ("daemon_m_bb", "pdfsig_bb", "daemon: python -m verifier pdf FILE, B-B"),
         ("folder_bb", "pdfsig_bb", "verifier pdf --jobs 1 DIR, B-B (one process)"),
         ("inproc_bb", "pdfsig_bb", "verify_pdf in this process, B-B (folder loop)"),
         ("inproc_blt", "pdfsig_blt", "verify_pdf in this process, B-LT (folder loop)"),

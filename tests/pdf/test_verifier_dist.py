@@ -87,3 +87,53 @@ def test_checkpoint_verifies_qr_image_and_pdf(
                str(forged))
     assert bad.returncode == 1 and json.loads(bad.stdout)["valid"] is False
     assert "Traceback" not in bad.stderr
+
+
+def _cpu_ns(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+
+
+def test_the_command_is_a_plain_script_answered_by_the_daemon(
+    checkpoint_venv: Path, pdf_pki: PdfPki, passport_a: Issued, tmp_path: Path
+) -> None:
+    """``vn-dcc-verify`` is installed as a plain script (verifier/bin/vn-dcc-verify):
+    no ``re`` (pip's entry-point wrapper) and no ``runpy`` (``python -m``) before the
+    daemon client, whose served answer equals the local run's (docs/verifier-daemon.md)."""
+    command = checkpoint_venv / "bin" / "vn-dcc-verify"
+    assert command.read_bytes().startswith(f"#!{checkpoint_venv}/bin/python".encode())
+    pdf = tmp_path / "passport.pdf"
+    pdf.write_bytes(passport_a.pdf)
+    argv = ["vn-dcc-verify", "pdf", *(a for f in pdf_pki.trust_files for a in ("--trust", str(f))),
+            "--at", NOW.isoformat(), str(pdf)]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8",
+           "VNDCC_VERIFIER_STATE": str(tmp_path / "state")}
+    sock = tmp_path / "run" / "d.sock"
+    client = {**env, "VNDCC_VERIFY_DAEMON": str(sock), "VNDCC_VERIFY_DAEMON_STRICT": "1"}
+
+    # no daemon yet: the strict client's one line, and what it imported to get there
+    absent = subprocess.run([str(command), *argv[1:]], cwd=tmp_path, capture_output=True, text=True,
+                            env={**client, "PYTHONPROFILEIMPORTTIME": "1"}, timeout=60, check=False)
+    assert absent.returncode == 2 and f"error: verifier daemon at {sock}: " in absent.stderr
+    imported = {line.split("|")[-1].strip() for line in absent.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "verifier.daemon" in imported and "_socket" in imported
+    assert not imported & {"re", "runpy", "enum", "socket", "json", "cryptography", "verifier.cli"}
+
+    local = subprocess.run([str(command), *argv[1:]], cwd=tmp_path, capture_output=True, env=env,
+                           timeout=300, check=False)
+    assert local.returncode == 0 and b"PAdES B-B" in local.stdout, local.stdout + local.stderr
+    daemon = subprocess.Popen([str(command), "daemon", "--socket", str(sock)], cwd=tmp_path, env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert daemon.stderr is not None
+        assert daemon.stderr.readline().startswith(b"verifier daemon: listening on")
+        before = _cpu_ns(daemon.pid)
+        served = subprocess.run([str(command), *argv[1:]], cwd=tmp_path, capture_output=True, env=client,
+                                timeout=300, check=False)
+        assert (served.returncode, served.stdout, served.stderr) == (local.returncode, local.stdout,
+                                                                     local.stderr)
+        assert _cpu_ns(daemon.pid) - before > 5_000_000  # the daemon verified it, not the client
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+        daemon.stderr.close()  # type: ignore[union-attr]
