@@ -24,9 +24,11 @@ Python (about 30 ms per HC1 QR):
   table, interleaving), with the bit stream built from a table of character
   pairs and Reed-Solomon as a shift register in one Python integer;
 * the placement: per version, ``qrcode`` itself draws the function
-  patterns once and its zigzag gives each data bit's position (cached
-  ``itemgetter``); per text, one ``itemgetter`` call and one ``int(..., 2)``
-  give the unmasked matrix as one Python integer;
+  patterns once and its zigzag gives each data bit's position, cut into
+  runs of one column evenly spaced in the bit stream (about 100 at an HC1's
+  version); per text, one slice assignment per run into a copy of the
+  function patterns, then one ``int(..., 2)``, give the unmasked matrix as
+  one Python integer;
 * the mask: :func:`best_mask`'s section 7.8.3 penalty score of each of the
   8 masks on that integer (each rule is a handful of shifts, ANDs and
   popcounts), picking what ``qrcode`` picks; the chosen mask's bits and
@@ -315,9 +317,12 @@ class _Layout:
 
     n: int
     stride: int
-    #: Picks, from ``data bits + "01"``, the matrix as a bit string (MSB first)
-    #: before masking: data bits, remainder bits (light), function patterns.
-    place: itemgetter[Any]
+    #: The matrix as "0"/"1" bytes (MSB first) before the data: function
+    #: patterns dark, data and remainder bits light.
+    template: bytes
+    #: Where the data bits go: ``matrix[to] = bits[frm]`` for each ``(to, frm)``
+    #: (runs of one column that are evenly spaced in the bit stream).
+    place: tuple[tuple[slice, slice], ...]
     #: Per mask pattern 0-7: the bits it inverts (data region only).
     masks: tuple[int, ...]
     #: All modules of the symbol.
@@ -352,12 +357,8 @@ def _layout(version: int, error_correction: int, data_len: int) -> _Layout:
 
     stride = n + _PAD
     nbits = 8 * data_len
-    light, dark = nbits, nbits + 1  # indexes of "0" and "1" after the data bits
-    source = [light] * (n * stride)  # source index per position r * stride + c
-    for r, row in enumerate(modules):
-        for c, module in enumerate(row):
-            if module:
-                source[r * stride + c] = dark
+    size = n * stride
+    dark = {r * stride + c for r, row in enumerate(modules) for c, module in enumerate(row) if module}
     # Data placement: the zigzag of qrcode's map_data (ISO/IEC 18004 7.7.3).
     data_positions: list[tuple[int, int]] = []
     row, inc = n - 1, -1
@@ -373,9 +374,10 @@ def _layout(version: int, error_correction: int, data_len: int) -> _Layout:
                 row -= inc
                 inc = -inc
                 break
-    for k, (r, c) in enumerate(data_positions):
-        source[r * stride + c] = k if k < nbits else light
-    size = n * stride
+    template = bytearray(b"0" * size)  # MSB first: position p is character size - 1 - p
+    for p in dark:
+        template[size - 1 - p] = 0x31
+    place = _runs(data_positions[:nbits], size, stride)
     masks = []
     for pattern in range(8):  # as one "0"/"1" text (MSB first) and one int(): not 7,000 big-int sums
         flip = util.mask_func(pattern)
@@ -401,13 +403,14 @@ def _layout(version: int, error_correction: int, data_len: int) -> _Layout:
             sum(
                 1 << (r * stride + c)
                 for r, c in info
-                if modules[r][c] and source[r * stride + c] != dark
+                if modules[r][c] and r * stride + c not in dark
             )
         )
     return _Layout(
         n=n,
         stride=stride,
-        place=itemgetter(*reversed(source)),
+        template=bytes(template),
+        place=place,
         masks=tuple(masks),
         full=full,
         blocks=blocks,
@@ -415,11 +418,50 @@ def _layout(version: int, error_correction: int, data_len: int) -> _Layout:
     )
 
 
+def _runs(positions: list[tuple[int, int]], size: int, stride: int) -> tuple[tuple[slice, slice], ...]:
+    """Slices placing data bit k at ``positions[k]`` (row, column) of a text of ``size``.
+
+    Module (r, c) is character ``size - 1 - (r * stride + c)`` (MSB first).
+    The bits of one column come evenly spaced in the stream (every second
+    one where both columns of the zigzag are free, every one beside a
+    function pattern) at evenly spaced characters (one row apart), so a few
+    hundred slice assignments place the few thousand bits.
+    """
+    by_column: dict[int, list[tuple[int, int]]] = {}
+    for k, (r, c) in enumerate(positions):
+        by_column.setdefault(c, []).append((k, size - 1 - (r * stride + c)))
+    runs: list[tuple[slice, slice]] = []
+    for column in by_column.values():
+        start = 0
+        while start < len(column):
+            end = start + 1
+            if end < len(column):
+                dk = column[end][0] - column[start][0]
+                dp = column[end][1] - column[start][1]
+                while (
+                    end < len(column)
+                    and column[end][0] - column[end - 1][0] == dk
+                    and column[end][1] - column[end - 1][1] == dp
+                ):
+                    end += 1
+            else:
+                dk = dp = 1
+            count = end - start
+            k0, p0 = column[start]
+            stop = p0 + count * dp
+            runs.append((slice(p0, stop if stop >= 0 else None, dp), slice(k0, k0 + count * dk, dk)))
+            start = end
+    return tuple(runs)
+
+
 def _unmasked(layout: _Layout, data: list[int]) -> int:
     """The packed matrix (function patterns + data, no mask) for codewords ``data``."""
     nbits = 8 * len(data)
-    bits = format(int.from_bytes(bytes(data), "big"), f"0{nbits}b") + "01"
-    return int("".join(layout.place(bits)), 2)
+    bits = format(int.from_bytes(bytes(data), "big"), f"0{nbits}b").encode("ascii")
+    matrix = bytearray(layout.template)
+    for to, frm in layout.place:
+        matrix[to] = bits[frm]
+    return int(matrix, 2)
 
 
 def _penalty(a: int, n: int, stride: int, full: int, blocks: int) -> int:
@@ -434,25 +476,29 @@ def _penalty(a: int, n: int, stride: int, full: int, blocks: int) -> int:
     """
     na = a ^ full  # light modules
     score = 0
+    shifted = []
     for s in (1, stride):  # rows, then columns (a shift by one row)
-        # each shift made once, shared by N1 and N3
-        a1, a2, a3, a4, a6 = a >> s, a >> 2 * s, a >> 3 * s, a >> 4 * s, a >> 6 * s
-        n1, n2, n3, n4, n5, n9 = na >> s, na >> 2 * s, na >> 3 * s, na >> 4 * s, na >> 5 * s, na >> 9 * s
+        # Each name is the AND of the modules at offsets 0, s, 2s, ... from a
+        # position, built by doubling so that N1 and N3 share every shift.
+        a1, n1 = a >> s, na >> s
+        shifted.append(a1)
+        d2, l2 = a & a1, na & n1  # dark dark, light light
+        d4, l4 = d2 & (d2 >> 2 * s), l2 & (l2 >> 2 * s)
         # N1: a window of 5 equal modules starts at every position of a run
         # of L >= 5 but its last 4 (L - 4), plus 2 per run: L - 2 = 3 + (L - 5);
         # the runs of windows counted as windows minus windows followed by one.
-        w = a & a1 & a2 & a3 & a4
-        v = na & n1 & n2 & n3 & n4
+        w, v = d4 & (d4 >> s), l4 & (l4 >> s)
         windows = w.bit_count() + v.bit_count()
         score += 3 * windows - 2 * ((w & (w >> s)).bit_count() + (v & (v >> s)).bit_count())
         # N3: 1011101 0000 and 0000 1011101 (dark = 1), 11 modules.
-        core = n1 & a4 & n5 & a6 & n9
-        before = core & a & a2 & a3 & (na >> 7 * s) & (na >> 8 * s) & (na >> 10 * s)
-        after = core & na & n2 & n3 & (a >> 7 * s) & (a >> 8 * s) & (a >> 10 * s)
+        x = a & n1  # dark light
+        core = x & (d2 >> 2 * s) & (x >> 4 * s) & ((na & a1) >> 5 * s)  # 1011101
+        before = core & (l4 >> 7 * s)
+        after = l4 & (core >> 4 * s)
         score += 40 * (before.bit_count() + after.bit_count())
     # N2: top-left corners of 2x2 one-colour blocks.
-    vertical = a ^ (a >> stride)
-    score += 3 * (~(vertical | (vertical >> 1) | (a ^ (a >> 1))) & blocks).bit_count()
+    vertical = a ^ shifted[1]
+    score += 3 * (~(vertical | (vertical >> 1) | (a ^ shifted[0])) & blocks).bit_count()
     return score + dark_share_penalty(a.bit_count(), n * n)
 
 

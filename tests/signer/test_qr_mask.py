@@ -164,3 +164,28 @@ def test_dark_share_penalty_equals_qrcode_float_formula_for_every_size() -> None
         for dark in range(total + 1):
             percent = float(dark) / total
             assert dark_share_penalty(dark, total) == int(abs(percent * 100 - 50) / 5) * 10
+
+
+@pytest.mark.parametrize("version", range(1, 41))
+def test_placement_and_every_mask_equal_qrcode_at_every_version(version: int) -> None:
+    """The slice placement (signer.qr._runs) puts each codeword bit where qrcode's
+    map_data does, at every version, for random codewords (the data XOR each
+    mask included); each mask's penalty is qrcode's lost_point of that matrix."""
+    from signer.qr import _layout, _unmasked
+
+    level = [ERROR_CORRECT_L, ERROR_CORRECT_M, ERROR_CORRECT_Q, ERROR_CORRECT_H][version % 4]
+    ref: qrcode.QRCode[Any] = qrcode.QRCode(version=version, error_correction=level)
+    total = sum(b.total_count for b in qrcode.base.rs_blocks(version, level))
+    data = [random.Random(version).randrange(256) for _ in range(total)]
+    ref.data_cache = data
+    layout = _layout(version, level, total)
+    unmasked = _unmasked(layout, data)
+    stride = layout.stride
+    for pattern in range(8):
+        ref.makeImpl(True, pattern)  # format and version areas light, as we score
+        packed = sum(
+            1 << (r * stride + c) for r, row in enumerate(ref.modules) for c, dark in enumerate(row) if dark
+        )
+        assert unmasked ^ layout.masks[pattern] == packed, pattern
+    if version <= 10 or version % 5 == 0:  # lost_point is slow on large symbols
+        assert mask_penalties(version, level, data) == reference_penalties(ref)
