@@ -27,7 +27,7 @@ from pathlib import Path
 
 from keys import pki
 from keys.certs import DEFAULT_CRL_URL, KEY_TYPES
-from keys.pkcs11_key import default_module
+from keys.pkcs11_module import default_module
 from keys.secrets import (
     CSCA_PASSPHRASE_ENV,
     KEY_PASSPHRASE_ENV,

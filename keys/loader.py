@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keys.base import SigningKey
-from keys.pkcs11_key import Pkcs11Key, default_module
+from keys.pkcs11_module import default_module
 from keys.secrets import KEY_PASSPHRASE_ENV, PKCS11_PIN_ENV, get_secret
 from keys.software import SoftwareKey
 from verifier.errors import ConfigError, KeyBackendError
@@ -189,6 +189,8 @@ def open_key(spec: KeySpec, *, secret: str | None = None) -> Iterator[SigningKey
         passphrase = secret or get_secret(KEY_PASSPHRASE_ENV, what="PKCS#12 passphrase")
         yield SoftwareKey.from_pkcs12(spec.p12_path, passphrase=passphrase.encode())
     else:
+        from keys.pkcs11_key import Pkcs11Key  # python-pkcs11 only when a token is used
+
         pin = secret or get_secret(PKCS11_PIN_ENV, what="token PIN")
         with Pkcs11Key(
             module=spec.module,

@@ -36,23 +36,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pkcs11 import MGF, Attribute, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11err
 
+from keys.pkcs11_module import DEFAULT_MODULE as DEFAULT_MODULE  # re-exported
+from keys.pkcs11_module import default_module as default_module
 from keys.software import load_certificate_file
 from verifier.codec import CoseAlgorithm
 from verifier.crypto import verify_signature
 from verifier.errors import KeyBackendError
-
-DEFAULT_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 _HASHES = {
     CoseAlgorithm.ES256: hashlib.sha256,
     CoseAlgorithm.ES384: hashlib.sha384,
     CoseAlgorithm.PS256: hashlib.sha256,
 }
-
-
-def default_module() -> str | None:
-    """SoftHSM2's module path when it is installed, else None."""
-    return DEFAULT_MODULE if Path(DEFAULT_MODULE).exists() else None
 
 
 # --------------------------------------------------------------------------

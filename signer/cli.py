@@ -19,29 +19,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import importlib
 import os
 import re
 import sys
 import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from keys.loader import add_key_arguments, key_secret, key_spec_from_args, open_key
-from signer.celery_app import add_celery_arguments, run_distributed
-from signer.cleaning.cli import register as register_cleaning
-from signer.demo import register as register_demo
 from signer.issue import DEFAULT_DEFLATE_LEVEL, DEFAULT_VALIDITY_DAYS
-from signer.ledger.cli import register as register_ledger
-from signer.ledger.cli import register_revoke
-from signer.manifest import Override
-from signer.pdf.cli import register as register_pdf
-from signer.records import read_records
-from signer.run import Options, SigningRun, WorkerSetup, build_signer, stop_signals
-from signer.web.cli import register as register_serve
-from signer.worker import register as register_worker
 from verifier.errors import ConfigError, PassportError
 from verifier.util import CommandLineParser, parse_iso_time
+
+if TYPE_CHECKING:
+    from signer.manifest import Override
 
 DEFAULT_ISSUER = "Ministry of Health of Viet Nam"
 
@@ -248,6 +241,8 @@ def add_pdf_arguments(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def _override(ns: argparse.Namespace) -> Override | None:
+    from signer.manifest import Override
+
     reason = (ns.override_reason or "").strip()
     if ns.allow_unverified and not reason:
         raise ConfigError("--allow-unverified needs --override-reason TEXT (recorded in the manifest)")
@@ -273,6 +268,9 @@ def _job_count(text: str) -> int:
 
 
 def run_sign(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    from signer.records import read_records
+    from signer.run import Options, SigningRun, WorkerSetup, build_signer, stop_signals
+
     out = out or sys.stdout
     err = err or sys.stderr
     now = parse_time(ns.at) if ns.at else dt.datetime.now(dt.UTC)
@@ -319,6 +317,8 @@ def run_sign(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO |
 
 def register_batch(subparsers: Any) -> None:
     """``batch RECORDS --out DIR --ledger DB --centre NAME <sign options>``."""
+    from signer.celery_app import add_celery_arguments
+
     p = add_signing_arguments(subparsers, "batch")
     add_ledger_run_arguments(p)
     add_celery_arguments(p)
@@ -327,6 +327,8 @@ def register_batch(subparsers: Any) -> None:
 
 def register_reissue(subparsers: Any) -> None:
     """``reissue RECORDS --expiring-within 30d [--revoked] <batch options>``."""
+    from signer.celery_app import add_celery_arguments
+
     p = add_signing_arguments(subparsers, "reissue")
     add_ledger_run_arguments(p)
     g = p.add_argument_group("re-issuance")
@@ -405,7 +407,9 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
     from signer.batch import BatchOutput, LedgerRun, check_folder_centre, write_manifest
     from signer.batch_report import ErrorReport, Progress, estimate_records
     from signer.batch_resume import ResumePoint
+    from signer.celery_app import run_distributed
     from signer.ledger import Ledger
+    from signer.run import Options, WorkerSetup, build_signer, stop_signals
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -525,36 +529,49 @@ def report_zips(run: Any, out: TextIO) -> None:
 # --------------------------------------------------------------------------
 # entry point
 
-#: One line per command; other packages add theirs here.
-REGISTRARS: list[Registrar] = [
-    register_sign,
-    register_pdf,
-    register_batch,
-    register_reissue,
-    register_ledger,
-    register_revoke,
-    register_cleaning,
-    register_demo,
-    register_worker,
-    register_serve,
+#: One line per registrar: the commands it adds and where it is ("module:function");
+#: other packages add theirs here. A registrar's module is imported only when
+#: one of its commands runs (or for the whole list: no command, --help, a typo),
+#: so a run of one command does not import every other command's dependencies.
+REGISTRARS: list[tuple[tuple[str, ...], str]] = [
+    (("sign",), "signer.cli:register_sign"),
+    (("pdf",), "signer.pdf.cli:register"),
+    (("batch",), "signer.cli:register_batch"),
+    (("reissue",), "signer.cli:register_reissue"),
+    (("ledger",), "signer.ledger.cli:register"),
+    (("revoke",), "signer.ledger.cli:register_revoke"),
+    (("check", "synth"), "signer.cleaning.cli:register"),
+    (("demo",), "signer.demo:register"),
+    (("worker",), "signer.worker:register"),
+    (("serve", "portal"), "signer.web.cli:register"),
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _registrar(target: str) -> Registrar:
+    module, name = target.split(":")
+    register: Registrar = getattr(importlib.import_module(module), name)
+    return register
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line parser: every command, or only ``command``'s when it is one of them."""
     parser = CommandLineParser(
         prog="vn-dcc-sign",
         description="Vietnam vaccine passport signer (EU DCC HC1 QR codes).",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in REGISTRARS:
-        register(subparsers)
+    known = any(command in names for names, _ in REGISTRARS)
+    for names, target in REGISTRARS:
+        if not known or command in names:
+            _registrar(target)(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; PassportError -> one line on stderr and exit code 2."""
-    parser = build_parser()
-    ns = parser.parse_args(argv)
+    args = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(args[0] if args else None)
+    ns = parser.parse_args(args)
     try:
         code: int = ns.func(ns)
     except PassportError as exc:
