@@ -305,7 +305,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (argparse usage errors exit 2 itself)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv[0] if argv else None).parse_args(argv)
+    return run_parsed(build_parser(argv[0] if argv else None).parse_args(argv))
+
+
+def run_parsed(args: argparse.Namespace) -> int:
+    """:func:`main` after parsing: run the command ``args`` names (the verifier daemon
+    parses a request's argv once, with :func:`build_parser`, and calls this)."""
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         code = int(run(args))

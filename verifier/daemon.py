@@ -481,12 +481,13 @@ def _servable(args: argparse.Namespace, dests: set[str]) -> str | None:
     return None
 
 
-def _run_main(argv: list[str]) -> int:
-    """:func:`verifier.cli.main` as the process would run it, SystemExit included."""
-    from verifier.cli import main
+def _run_main(argv: list[str], args: argparse.Namespace | None = None) -> int:
+    """:func:`verifier.cli.main` as the process would run it, SystemExit included;
+    ``args``: ``argv`` already parsed by :func:`verifier.cli.build_parser` (not again)."""
+    from verifier.cli import main, run_parsed
 
     try:
-        return main(argv)
+        return main(argv) if args is None else run_parsed(args)
     except SystemExit as done:  # argparse: usage errors (2) and --help (0)
         if done.code is None or isinstance(done.code, int):
             return int(done.code or 0)
@@ -545,7 +546,7 @@ def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
             why = None if args is None else _servable(args, _file_dests(parser, argv[0]))
             if why is not None:
                 return _not_served(why)
-            code = _run_main(argv)
+            code = _run_main(argv, args)  # a usage error or --help: main() parses and prints it
             sys.stdout.flush()
             sys.stderr.flush()
     except Exception as err:  # cwd gone, an unknown encoding: the client runs it itself
