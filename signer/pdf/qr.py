@@ -55,8 +55,9 @@ _SPAN_OPS = _SpanOps()
 _SPAN = re.Match.span
 _NEXT_ROW = b"1 0 0 1 0 -1 cm"
 _FILL_NEXT_ROW = b"f " + _NEXT_ROW
-#: A run of dark modules, each written as its column + 2, and the row end 0xFE (see qr_drawing).
-_TOKEN = re.compile(rb"[\x02-\xfe]+")
+#: A dark module is written as its column + 33 (never an ASCII white-space byte, at most
+#: 209), a light one as a space, the row end as 0xFE (see qr_drawing).
+_COLUMN_BASE = 33
 _ROW_END = 0xFE
 #: dark module (0) -> 0xFF, light (255) -> 0
 _DARK_ONES = bytes.maketrans(b"\x00\xff", b"\xff\x00")
@@ -67,7 +68,7 @@ _MAX_TOKENS = 200_000
 class _TokenOps(dict[bytes, bytes]):
     """A token of :func:`qr_drawing` -> its operators, made on first use.
 
-    A token is a run of dark modules written as their columns + 2 (so the
+    A token is a run of dark modules written as their columns + 33 (so the
     bytes say where the run starts and how long it is), possibly running
     through row ends (0xFE) into the next row's first run; each row end
     becomes the row's fill and the move one row down.
@@ -81,7 +82,7 @@ class _TokenOps(dict[bytes, bytes]):
             if i:
                 parts.append(_FILL_NEXT_ROW + b"\n")
             if run:
-                parts.append(b"%d 0 %d 1 re " % (run[0] - 2, len(run)))
+                parts.append(b"%d 0 %d 1 re " % (run[0] - _COLUMN_BASE, len(run)))
         ops = self[token] = b"".join(parts)
         return ops
 
@@ -91,8 +92,14 @@ _TOKEN_OPS = _TokenOps()
 
 @cache
 def _columns(n: int) -> int:
-    """Each module's column + 2 and a row end 0xFE after each row, as one integer."""
-    return int.from_bytes((bytes(range(2, n + 2)) + bytes((_ROW_END,))) * n, "big")
+    """Each module's column + 33 and a row end 0xFE after each row, XOR spaces, as one integer."""
+    columns = (bytes(range(_COLUMN_BASE, n + _COLUMN_BASE)) + bytes((_ROW_END,))) * n
+    return int.from_bytes(columns, "big") ^ _spaces(n)
+
+
+@cache
+def _spaces(n: int) -> int:
+    return int.from_bytes(b" " * (n + 1) * n, "big")
 
 
 def qr_drawing(
@@ -106,9 +113,10 @@ def qr_drawing(
     operator depends only on its run and comes from a shared table.
 
     The runs are found in one pass over the whole matrix: each dark module
-    becomes its column + 2 and each light one 0 (one AND of two integers),
-    so one ``findall`` returns every run as bytes that are their own table
-    key (the same operators as :func:`drawing_by_rows`, tested). A matrix
+    becomes its column + 33 and each light one a space (one AND and one XOR
+    of two integers), so one ``bytes.split()`` returns every run as bytes
+    that are their own table key (the same operators as
+    :func:`drawing_by_rows`, tested). A matrix
     with a row without any dark module (the row end alone could not tell
     it) is drawn row by row.
     """
@@ -117,11 +125,11 @@ def qr_drawing(
     if not all(b"\x00" in row for row in rows):
         return drawing_by_rows(matrix, x=x, y=y, size=size, quiet_zone=quiet_zone)
     dark = (b"\x00".join(rows) + b"\x00").translate(_DARK_ONES)  # the row ends stay
-    tokens = (int.from_bytes(dark, "big") & _columns(n)).to_bytes(len(dark), "big")
+    tokens = ((int.from_bytes(dark, "big") & _columns(n)) ^ _spaces(n)).to_bytes(len(dark), "big")
     return b"".join(
         [
             _header(n, x=x, y=y, size=size, quiet_zone=quiet_zone),
-            b"".join(map(_TOKEN_OPS.__getitem__, _TOKEN.findall(tokens))),
+            b"".join(map(_TOKEN_OPS.__getitem__, tokens.split())),
             b"Q",
         ]
     )

@@ -396,7 +396,7 @@ def _drawing_spelled_out(matrix: QrMatrix, *, x: float, y: float, size: float, q
 
 
 def test_qr_drawing_in_one_pass_equals_the_module_by_module_drawing() -> None:
-    """qr_drawing (every run found in one pass, runs through row ends split again)
+    """qr_drawing (every run found in one pass by bytes.split, runs through row ends split again)
     gives the operators written out module by module: real symbols, random matrices
     of every size class, rows all dark (a run through two row ends), rows all light
     (drawn row by row) and dark first/last modules."""
