@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from signer.batch_adopt import JOURNAL, Adopted, adopt, scan
 from signer.batch_manifest import ManifestFile, fsync_dir, manifest_of
 from signer.batch_manifest import manifest_entry_of as manifest_entry_of  # re-exported
 from signer.batch_manifest import write_manifest as write_manifest  # re-exported
@@ -61,7 +62,15 @@ from signer.ledger.store import (
 )
 from signer.manifest import Override
 from signer.records import Record, RowProblem
-from signer.run import Admitted, Outputs, SigningRun, signals_held, sync_all, write_all
+from signer.run import (
+    Admitted,
+    Outputs,
+    SigningRun,
+    settings_tag,
+    signals_held,
+    sync_all,
+    write_all,
+)
 from signer.uvci import new_uvcis
 from signer.web.holders import register_holders
 from verifier.errors import ConfigError
@@ -81,13 +90,15 @@ _STALE = MANIFEST_STALE
 class Plan:
     """What step 1 decided for one record."""
 
-    kind: str  # "new", "reissue", "resume", "rewrite" (sign again) or "finalize" (files already there)
+    kind: str  # "new", "reissue", "resume", "rewrite" (sign again), "finalize" (files already there)
+    # or "adopt" (files a killed run's signing process had finished: signer.batch_adopt)
     uvci: str
     record: Record
     verified: bool
     supersedes: str | None = None  # the written certificate this one replaces
     files: tuple[FileEntry, ...] = ()  # finalize: the files the ledger expects
     payload_hash: str | None = None  # finalize: the signed payload the ledger holds
+    adopted: Adopted | None = None  # adopt: the proven files and their ledger values
 
 
 #: Descriptors of the folders locked by this process (closed in forked children).
@@ -108,8 +119,10 @@ class BatchOutput:
     """The output folder of a batch run, locked for the run (``flock`` on the
     folder itself: no lock file is left behind).
 
-    Entering it removes the temporary files an interrupted run left in
-    ``DIR/.partial/`` (only this run may write there now).
+    Entering it moves the temporary files an interrupted run left in
+    ``DIR/.partial/`` to ``DIR/.partial-old/`` (only this run may write in
+    ``.partial`` now): the run may adopt finished files from there
+    (signer.batch_adopt, :attr:`leftovers`); the rest is removed at the end.
     """
 
     def __init__(self, path: Path) -> None:
@@ -119,6 +132,8 @@ class BatchOutput:
         self._key: str | None = None
         #: the folder's manifest as this run keeps it (signer.batch_manifest.manifest_of)
         self.manifest: ManifestFile | None = None
+        #: the staging folders' parents that interrupted runs left (in ``.partial-old``)
+        self.leftovers: list[Path] = []
 
     def __enter__(self) -> BatchOutput:
         try:
@@ -146,7 +161,10 @@ class BatchOutput:
             trash = self.path / TRASH_DIR
             trash.mkdir(mode=0o700, exist_ok=True)
             os.rename(self.partial, trash / secrets.token_hex(4))
-        shutil.rmtree(self.path / TRASH_DIR, ignore_errors=True)
+        # kept until the end of the run (and through a kill of this one): its
+        # staging folders may hold finished files of reserved certificates
+        with contextlib.suppress(OSError):
+            self.leftovers = [Path(e.path) for e in os.scandir(self.path / TRASH_DIR) if e.is_dir()]
         # exist_ok: such a process may have made it again meanwhile (its chunk is gone: it does nothing)
         self.partial.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.partial, 0o700)
@@ -157,6 +175,8 @@ class BatchOutput:
             self.manifest.close()
         with contextlib.suppress(OSError):
             shutil.rmtree(self.partial)
+        shutil.rmtree(self.path / TRASH_DIR, ignore_errors=True)  # what no run adopted
+        self.leftovers = []
         if self._fd is not None:
             _locked_folders.discard(self._fd)
             os.close(self._fd)  # releases the lock
@@ -221,7 +241,12 @@ class BatchOutput:
                 os.close(source)
             if target != self._fd:
                 os.close(target)
+        own = str(self.partial)
         for folder in sources:
+            if os.path.dirname(folder) != own:
+                continue  # a killed run's folder (adopted files): its journal may name files of later batches
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, JOURNAL))
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
 
@@ -300,6 +325,14 @@ class LedgerRun(SigningRun):
             self.signed, self.failed, self.clamped = resume.restore(self.counts, self.seen)
             for row in resume.errors:
                 report.add(*row)
+        # signer.batch_adopt: finished files of a killed run's signing processes, by UVCI
+        # (only a run with workers has the settings that make the journals' tag)
+        self._leftovers: dict[str, Any] = {}
+        if output.locked and output.leftovers and self.workers is not None and self.workers[0] > 1:
+            self._leftovers = scan(output.leftovers, settings_tag(self.workers[1].ns))
+        options = self.signer.options
+        self._names = (".hc1.txt", *((".pdf",) if self.signer.pdf is not None else ()),
+                       *((".png",) if options.png else ()), *((".svg",) if options.svg else ()))  # fmt: skip
 
     # -- step 1 -------------------------------------------------------------
     def fail(self, line: int, record_id: str, reason: str) -> None:
@@ -346,9 +379,11 @@ class LedgerRun(SigningRun):
                         plans[position] = Plan(
                             "finalize", pending.uvci, record, job.verified, replaces, pending.files, pending.payload_hash
                         )
+                    elif (adopted := self._adopt(pending, record_hash)) is not None:
+                        plans[position] = Plan("adopt", pending.uvci, record, job.verified, replaces, adopted=adopted)
                     else:
                         plans[position] = Plan("resume", pending.uvci, record, job.verified, replaces)
-                        ready.append(job._replace(uvci=pending.uvci))
+                        ready.append(job._replace(uvci=pending.uvci, record_hash=record_hash))
                     continue
                 if pending is not None:  # reserved for data that has changed since
                     releases.append(Change(pending.uvci, "released", note="the record changed before it was written"))
@@ -361,7 +396,7 @@ class LedgerRun(SigningRun):
                         continue
                     else:
                         plans[position] = Plan("rewrite", written.uvci, record, job.verified)
-                        ready.append(job._replace(uvci=written.uvci, iat=written.iat))
+                        ready.append(job._replace(uvci=written.uvci, iat=written.iat, record_hash=record_hash))
                         continue
                 if written is None and any(c.state == "revoked" and c.record_hash == record_hash for c in rows):
                     if not self.reissue_revoked:
@@ -374,12 +409,26 @@ class LedgerRun(SigningRun):
                 uvci = next(fresh)
                 reservations.append(self._reservation(uvci, record, record_hash, generation, job.verified))
                 plans[position] = Plan(kind, uvci, record, job.verified, replaces)
-                ready.append(job._replace(uvci=uvci))
+                ready.append(job._replace(uvci=uvci, record_hash=record_hash))
             self.ledger.apply(reservations, releases)
             register_holders(self.ledger, self.centre, [job.record for job in jobs])  # the portal's look-up
         self.counts.released += len(releases)
         admitted.ready = ready
         return admitted
+
+    def _adopt(self, pending: Certificate, record_hash: str) -> Adopted | None:
+        """The files a killed run finished for this reservation, if proven (signer.batch_adopt)."""
+        candidates = self._leftovers.pop(pending.uvci, None)
+        if not candidates:
+            return None
+        rid = pending.record_id
+        return adopt(
+            candidates,
+            pending=pending,
+            record_hash=record_hash,
+            names=[rid + suffix for suffix in self._names],
+            public_key=self.signer.issuer.key.certificate.public_key(),
+        )
 
     def _due(self, written: Certificate) -> bool:
         """A current certificate that ``signer reissue --expiring-within`` replaces."""
@@ -423,6 +472,14 @@ class LedgerRun(SigningRun):
             plan = plans[position]
             if plan.kind == "finalize":
                 done.append((plan, {}, plan.payload_hash))
+                continue
+            if plan.adopted is not None:  # "adopt": signed by the killed run, files proven whole
+                adopted = plan.adopted
+                if not adopted.already_signed:
+                    signed.append(Change(plan.uvci, "signed", adopted.values))
+                self.clamped += adopted.values["exp_clamped"]
+                done.append((plan, {}, adopted.values["payload_hash"]))
+                staged += adopted.staged
                 continue
             result = by_position[position]
             if isinstance(result, str):
@@ -491,7 +548,8 @@ class LedgerRun(SigningRun):
                 continue
             c.issued += 1
             c.superseding += plan.supersedes is not None
-            c.resumed += plan.kind in ("resume", "finalize")
+            c.resumed += plan.kind in ("resume", "finalize", "adopt")
+            c.adopted += plan.kind == "adopt"
             c.reissued += plan.kind == "reissue"
             self.signed += 1
 

@@ -37,6 +37,7 @@ class BatchCounts:
     issued: int = 0  # new certificates written (including the ones below)
     superseding: int = 0  # ... that replaced an earlier certificate of the record
     resumed: int = 0  # ... whose UVCI an interrupted run had reserved
+    adopted: int = 0  # ... of which the files it had finished were proven whole and used (signer.batch_adopt)
     reissued: int = 0  # ... replacing a current certificate that expires soon, or a revoked one
     rewritten: int = 0  # current certificates whose missing or damaged files were written again
     skipped: int = 0  # already issued with this data
@@ -56,7 +57,8 @@ class BatchCounts:
         if self.reissued:
             extra.append(f"{self.reissued} re-issued")
         if self.resumed:
-            extra.append(f"{self.resumed} resumed from an interrupted run")
+            adopted = f", {self.adopted} of them with the files it had finished" if self.adopted else ""
+            extra.append(f"{self.resumed} resumed from an interrupted run{adopted}")
         if extra:
             parts[0] += f" ({', '.join(extra)})"
         if self.rewritten:

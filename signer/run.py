@@ -40,6 +40,7 @@ import array
 import bisect
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import heapq
@@ -86,6 +87,7 @@ class Job(NamedTuple):
     verified: bool
     uvci: str | None = None  # the UVCI to sign with (the ledger reserved it); None = a fresh one
     iat: int | None = None  # sign at this time (epoch seconds) instead of the run's
+    record_hash: str = ""  # the ledger's hash of the record's data (written to the staging journal)
 
 
 @dataclass
@@ -98,12 +100,13 @@ class Admitted:
     extra: Any = None
 
 
-#: What step 2 gets for one batch: the records, their UVCIs and signing times (None = default).
-Task = tuple[list[Record], list[str | None], list[int | None]]
+#: What step 2 gets for one batch: the records, their UVCIs and signing times
+#: (None = default), and the ledger's record hashes ("" outside the ledger).
+Task = tuple[list[Record], list[str | None], list[int | None], list[str]]
 
 
 def task_of(jobs: Sequence[Job]) -> Task:
-    return [j.record for j in jobs], [j.uvci for j in jobs], [j.iat for j in jobs]
+    return [j.record for j in jobs], [j.uvci for j in jobs], [j.iat for j in jobs], [j.record_hash for j in jobs]
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,21 @@ class Options:
     #: creating files is then spread over the workers, and no file's bytes
     #: travel back to the run's process, which only renames them.
     stage: str | None = None
+    #: With ``stage``: the run's settings (:func:`settings_tag`); each staging
+    #: folder then gets a journal of what it holds (signer.batch_adopt), so that
+    #: the run after a kill can adopt the finished files instead of signing again.
+    journal_tag: str = ""
+
+
+def settings_tag(ns: argparse.Namespace) -> str:
+    """A digest of the command's settings (all of its arguments but the ones
+    that cannot change a certificate or its files): the journal of a staging
+    folder is only trusted by a run with the same settings."""
+    import json
+
+    ignored = {"jobs", "progress", "func"}
+    items = {k: repr(v) for k, v in sorted(vars(ns).items()) if k not in ignored and not callable(v)}
+    return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
 
 
 class Signer:
@@ -150,13 +168,15 @@ class Signer:
         records: Sequence[Record],
         uvcis: Sequence[str | None] | None = None,
         times: Sequence[int | None] | None = None,
+        record_hashes: Sequence[str] | None = None,
     ) -> list[Outputs | str]:
         """One result per record: its outputs, or why it was not signed.
 
         ``uvcis``: the UVCI of each record (None: a fresh one); ``times``: the
         signing time of each record in epoch seconds (None: the run's; the
         ledger re-signs a certificate whose files were lost at its original
-        time, so that its payload stays the same).
+        time, so that its payload stays the same); ``record_hashes``: the
+        ledger's hash of each record (for the staging journal).
 
         Raises :class:`ConfigError` when the key's signature does not verify,
         and what the key backend raises: both stop the run.
@@ -190,7 +210,7 @@ class Signer:
             else:
                 results.append(Outputs(issued=issued, files=files))
         if opts.stage is not None:
-            results = stage_files(results, Path(opts.stage))
+            results = stage_files(results, Path(opts.stage), opts.journal_tag, record_hashes)
         return results
 
     def _issue(
@@ -247,12 +267,17 @@ def sync_all(handles: Sequence[int]) -> None:
             list(pool.map(os.fdatasync, handles))
 
 
-def stage_files(results: list[Outputs | str], root: Path) -> list[Outputs | str]:
+def stage_files(
+    results: list[Outputs | str], root: Path, tag: str = "", record_hashes: Sequence[str] | None = None
+) -> list[Outputs | str]:
     """Write the files of one task's results into a new folder under ``root``,
     flush them to disk (fdatasync, in threads) and return the results with
-    ``staged`` paths instead of bytes. Raises :class:`ConfigError` when the
-    files cannot be written (it stops the run: the folder is then emptied by
-    the next one)."""
+    ``staged`` paths instead of bytes. With ``tag`` (the run's
+    :func:`settings_tag`), then one journal line per certificate into the
+    folder's ``.journal`` (signer.batch_adopt: written after the flush, so
+    that a line names only files whole on disk). Raises :class:`ConfigError`
+    when the files cannot be written (it stops the run: the folder is then
+    emptied by the next one)."""
     folder = root / f"w{os.getpid()}-{next(_stage_count)}"
     handles: list[int] = []
     out: list[Outputs | str] = []
@@ -271,6 +296,10 @@ def stage_files(results: list[Outputs | str], root: Path) -> list[Outputs | str]
                 staged[name] = (str(path), len(data))
             out.append(Outputs(result.issued, {}, result.payload_sha256, result.digests, staged))
         sync_all(handles)
+        if tag:
+            from signer.batch_adopt import write_journal
+
+            write_journal(folder, tag, out, record_hashes or [""] * len(out))
     except OSError as err:
         raise ConfigError(f"cannot write into {root.parent}: {err.strerror or err}") from None
     finally:
@@ -332,7 +361,10 @@ def _start_worker(setup: WorkerSetup, parent: int) -> None:
     try:
         with _key_open_lock or contextlib.nullcontext():
             key = _worker_stack.enter_context(open_key(setup.spec, secret=setup.secret))
-            _worker = build_signer(key, setup.ns, setup.options)
+            options = setup.options
+            if options.stage is not None and options.hash_outputs and not options.journal_tag:
+                options = dataclasses.replace(options, journal_tag=settings_tag(setup.ns))
+            _worker = build_signer(key, setup.ns, options)
     except PassportError as exc:  # reported by the first _work call: stops the run
         _worker_error = (type(exc).__name__, str(exc))
     except Exception as exc:  # idem, without a traceback per worker
