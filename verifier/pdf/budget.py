@@ -34,8 +34,10 @@ one to three revisions.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
+import threading
 import zlib
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -135,6 +137,35 @@ def _tokens_outside_streams(data: bytes) -> int:
     return total
 
 
+_shared = threading.local()
+
+
+@contextlib.contextmanager
+def one_reader(data: bytes) -> Iterator[None]:
+    """Within it, :func:`reader_for` gives one reader for ``data`` (this very bytes
+    object): :func:`verifier.pdf.verify.verify_pdf`'s fast signature check, page budget
+    and vector QR then parse the cross-reference table and page 1's objects once, not
+    three times. They only read from it (pyHanko caches the objects it resolved and the
+    streams it decoded); a reader that cannot be made is not kept (each asks again)."""
+    previous = getattr(_shared, "entry", None)
+    _shared.entry = [data, None]
+    try:
+        yield
+    finally:
+        _shared.entry = previous
+
+
+def reader_for(data: bytes) -> PdfFileReader:
+    """A non-strict pyHanko reader of ``data``; the shared one inside :func:`one_reader`."""
+    entry = getattr(_shared, "entry", None)
+    if entry is None or entry[0] is not data:
+        return PdfFileReader(io.BytesIO(data), strict=False)
+    if entry[1] is None:
+        entry[1] = PdfFileReader(io.BytesIO(data), strict=False)
+    reader: PdfFileReader = entry[1]
+    return reader
+
+
 class _TooMuch(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -163,7 +194,7 @@ class _Meter:
         self.drawing: set[int] = set()  # forms being measured (cycle check)
 
     def measure(self, data: bytes) -> None:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        reader = reader_for(data)
         if reader.encrypted:
             raise _TooMuch(UNRENDERABLE, "the PDF is encrypted")
         page = _first_page(reader.root["/Pages"].get_object())

@@ -61,7 +61,6 @@ requires identical verdicts):
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +72,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from verifier.pdf.budget import file_structure_problem
+from verifier.pdf.budget import file_structure_problem, reader_for
 from verifier.pdf.report import (
     CLOCK_SKEW,
     MAX_PDF_BYTES,
@@ -142,7 +141,6 @@ def _require(condition: object) -> None:
 
 def _fast(data: bytes, trust: TrustStore, now: Any) -> SignatureReport:
     from pyhanko.pdf_utils import generic
-    from pyhanko.pdf_utils.reader import PdfFileReader
 
     # 1. bounds, encryption, nothing after the last %%EOF
     _require(len(data) <= MAX_PDF_BYTES and data.startswith(b"%PDF-"))
@@ -151,7 +149,7 @@ def _fast(data: bytes, trust: TrustStore, now: Any) -> SignatureReport:
     trailing_data(data, report)
     _require(not report.errors)
     anchors = _anchors(trust)
-    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    reader = reader_for(data)  # verify_pdf's page budget and vector QR read it too
     _require("/Encrypt" not in reader.trailer_view)
     # 2. exactly one filled signature field, a plain /Sig value
     field, sig_ref = _only_signature(reader, generic)

@@ -574,14 +574,11 @@ def _font_cmaps(resources: Any) -> Cmaps | None:
 def _page_drawing(
     data: bytes,
 ) -> tuple[bytes, Box, list[Box], bool, Cmaps | None, list[tuple[bytes, Cmaps | None]]]:
-    import io
-
     from pyhanko.pdf_utils import generic
-    from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from verifier.pdf.budget import _array, _dict, _first_page, _inherited, _streams
+    from verifier.pdf.budget import _array, _dict, _first_page, _inherited, _streams, reader_for
 
-    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    reader = reader_for(data)
     if reader.encrypted:
         raise _Unsure("encrypted")
     page = _first_page(reader.root["/Pages"].get_object())

@@ -45,7 +45,7 @@ from typing import Any
 from verifier import codec
 from verifier.errors import CodecError, ConfigError
 from verifier.hc1 import verify_qr_text
-from verifier.pdf.budget import TOO_COMPLEX, file_structure_problem, page_work_problem
+from verifier.pdf.budget import TOO_COMPLEX, file_structure_problem, one_reader, page_work_problem
 from verifier.pdf.extract import TIME_BUDGET, QrFound, RenderTimeout, page_text, render_qr_texts
 from verifier.pdf.fast import fast_signature_report
 from verifier.pdf.match import compare_document
@@ -112,6 +112,11 @@ def verify_pdf(
     accepts what that would accept: :mod:`verifier.pdf.fast`; the tests
     compare the two).
     """
+    with one_reader(data):  # the checks below parse the file's objects once, not three times
+        return _verify_pdf(data, trust, now=now, fast_path=fast_path)
+
+
+def _verify_pdf(data: bytes, trust: TrustStore, *, now: dt.datetime, fast_path: bool) -> PdfVerdict:
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.UTC)
     checks: dict[str, bool | None] = dict.fromkeys(CHECKS)
