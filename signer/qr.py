@@ -381,14 +381,20 @@ def _layout(version: int, error_correction: int, data_len: int) -> _Layout:
     for p in dark:
         template[size - 1 - p] = 0x31
     place = _runs(data_positions[:nbits], size, stride)
+    region = bytearray(b"0" * size)
+    for r, c in data_positions:
+        region[size - 1 - (r * stride + c)] = 0x31
+    data_region = int(region, 2)
     masks = []
-    for pattern in range(8):  # as one "0"/"1" text (MSB first) and one int(): not 7,000 big-int sums
+    for pattern in range(8):
+        # Every mask condition repeats every 12 rows and every 12 columns (ISO/IEC
+        # 18004:2015 table 10: periods 1, 2, 3, 4 and 6), so the whole grid is one
+        # 12 x 12 tile repeated, as one "0"/"1" text (MSB first: each row reversed,
+        # after its padding), limited to the data region by one AND.
         flip = util.mask_func(pattern)
-        bits = bytearray(b"0" * size)
-        for r, c in data_positions:
-            if flip(r, c):
-                bits[size - 1 - (r * stride + c)] = 0x31
-        masks.append(int(bits, 2))
+        tile = ["".join("1" if flip(r, c) else "0" for c in range(12)) * (n // 12 + 1) for r in range(12)]
+        text = "".join("0" * _PAD + tile[r % 12][n - 1 :: -1] for r in range(n - 1, -1, -1))
+        masks.append(int(text, 2) & data_region)
     full = sum(((1 << n) - 1) << (r * stride) for r in range(n))
     blocks = sum(((1 << (n - 1)) - 1) << (r * stride) for r in range(n - 1))
 
