@@ -141,6 +141,8 @@ class PassportPdfSigner:
         if probe:
             self.reserved += len(probe) + TIMESTAMP_OVERHEAD + _TOKEN_MARGIN
         self._prefix = self._build_prefix()
+        # the signed digest starts with the prefix, the same bytes in every passport of the run
+        self._prefix_digest = hashlib.new(self.cms.signer.digest_algorithm, self._prefix.data)
         self._appearance_cache: tuple[str, bytes] | None = None
 
     # -- checks ------------------------------------------------------------
@@ -390,8 +392,13 @@ class PassportPdfSigner:
         total = len(out)
         byte_range = f"/ByteRange [0 {start:>10} {end:>10} {total - end:>10}]".encode()
         out[br_at : br_at + len(byte_range)] = byte_range
-        digest = hashlib.new(self.cms.signer.digest_algorithm, out[:start])
-        digest.update(memoryview(out)[end:])
+        # out starts with the run's prefix (sign() copies it) and the signature
+        # object comes after it: the prefix's part of the digest is made once per run
+        digest = self._prefix_digest.copy()
+        view = memoryview(out)
+        digest.update(view[len(self._prefix.data) : start])
+        digest.update(view[end:])
+        del view
         stamp = self.timestamper.timestamp if self.timestamper is not None else None
         cms_der = self.cms.sign(digest.digest(), timestamp=stamp)
         if len(cms_der) > self.reserved:
