@@ -69,6 +69,7 @@ from signer.run import (
     settings_tag,
     signals_held,
     sync_all,
+    sync_paths,
     write_all,
 )
 from signer.uvci import new_uvcis
@@ -222,9 +223,10 @@ class BatchOutput:
                     tmp.unlink()
 
     def place_staged(self, staged: Sequence[tuple[str, str]]) -> None:
-        """Rename files a signing process wrote and flushed under ``DIR/.partial``
-        (:func:`signer.run.stage_files`) into place, then flush the folder.
-        Raises ``OSError``."""
+        """Flush files a signing process wrote under ``DIR/.partial``
+        (:func:`signer.run.stage_files`: fdatasync, in threads), rename them
+        into place, then flush the folder. Raises ``OSError``."""
+        sync_paths([path for _, path in staged])
         # by directory descriptors: no walk of the two paths for each rename
         target = self._fd if self._fd is not None else os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         sources: dict[str, int] = {}

@@ -1,10 +1,10 @@
 """Files a killed batch run had finished, adopted by the next run instead of signed again.
 
-With ``--jobs N`` the signing processes write and flush each batch's files
+With ``--jobs N`` the signing processes write each batch's files
 into a staging folder ``DIR/.partial/w<pid>-<n>/`` (signer.run.stage_files);
 the run's process later renames them into ``DIR`` and marks them in the
 ledger. A run killed in between leaves finished files for UVCIs the ledger
-holds as ``reserved`` (or ``signed``). After the files are flushed, the
+holds as ``reserved`` (or ``signed``). After the files are written, the
 signing process appends to the folder's ``.journal`` one line per
 certificate: the run's settings tag, UVCI, record id, the ledger's hash of
 the record, kid, iat, exp, the signed payload's SHA-256 and each file's
@@ -27,8 +27,10 @@ holds, and otherwise signs again with the same UVCI as before:
   ledger holds.
 
 No fsync is needed for the journal: a line is written after its files were
-flushed, and a line lost, torn or naming a file that is not whole only means
-the record is signed again.
+wholly written; the adopting run checks each file's SHA-256, then flushes
+the files (signer.batch.BatchOutput.place_staged) before it renames them.
+A line lost or torn, or naming a file that is not whole, only means the
+record is signed again.
 """
 
 from __future__ import annotations

@@ -267,17 +267,47 @@ def sync_all(handles: Sequence[int]) -> None:
             list(pool.map(os.fdatasync, handles))
 
 
+def _sync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_paths(paths: Sequence[str]) -> None:
+    """``fdatasync`` the files at ``paths`` (written by another process),
+    :data:`SYNC_THREADS` at a time. Raises ``OSError``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if paths:
+        with ThreadPoolExecutor(min(SYNC_THREADS, len(paths))) as pool:
+            list(pool.map(_sync_path, paths))
+
+
+def slim(issued: Issued) -> Issued:
+    """``issued`` without what the run's process does not use once the files
+    are written (the HC1 text, the DCC): less to pickle back from a worker."""
+    return Issued(
+        record_id=issued.record_id, hc1="", uvci=issued.uvci, kid=issued.kid, iat=issued.iat, exp=issued.exp,
+        exp_clamped=issued.exp_clamped, dcc={},
+    )  # fmt: skip
+
+
 def stage_files(
     results: list[Outputs | str], root: Path, tag: str = "", record_hashes: Sequence[str] | None = None
 ) -> list[Outputs | str]:
-    """Write the files of one task's results into a new folder under ``root``,
-    flush them to disk (fdatasync, in threads) and return the results with
-    ``staged`` paths instead of bytes. With ``tag`` (the run's
-    :func:`settings_tag`), then one journal line per certificate into the
-    folder's ``.journal`` (signer.batch_adopt: written after the flush, so
-    that a line names only files whole on disk). Raises :class:`ConfigError`
-    when the files cannot be written (it stops the run: the folder is then
-    emptied by the next one)."""
+    """Write the files of one task's results into a new folder under ``root``
+    and return the results with ``staged`` paths instead of bytes (and a
+    :func:`slim` certificate). Not flushed: the run's process flushes them
+    (fdatasync, :func:`sync_paths`) before it renames them, so that a worker
+    never waits for the disk. With ``tag`` (the run's :func:`settings_tag`),
+    then one journal line per certificate into the folder's ``.journal``
+    (signer.batch_adopt: written after the files, so that a line names only
+    files wholly written; the adopting run checks their SHA-256 and flushes
+    them before it renames them). Raises :class:`ConfigError` when the files
+    cannot be written (it stops the run: the folder is then emptied by the
+    next one)."""
     folder = root / f"w{os.getpid()}-{next(_stage_count)}"
     handles: list[int] = []
     out: list[Outputs | str] = []
@@ -294,8 +324,7 @@ def stage_files(
                 handles.append(fd)
                 write_all(fd, data)
                 staged[name] = (str(path), len(data))
-            out.append(Outputs(result.issued, {}, result.payload_sha256, result.digests, staged))
-        sync_all(handles)
+            out.append(Outputs(slim(result.issued), {}, result.payload_sha256, result.digests, staged))
         if tag:
             from signer.batch_adopt import write_journal
 
