@@ -257,10 +257,10 @@ def run_all(args: argparse.Namespace, work: Path) -> None:
     walls: dict[int, float] = {}
     cpus: dict[int, float] = {}
     for jobs in args.jobs:
-        load = os.getloadavg()[0]
+        load, start = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime())
         run = timed_run(batch_command(work, f"out-{jobs}", common, jobs), env)
         walls[jobs], cpus[jobs] = run["wall"], run["cpu"]
-        print(f"  --jobs {jobs} ({time.strftime('%H:%M:%S', time.gmtime())} UTC, load {load:.1f} -> "
+        print(f"  --jobs {jobs} (from {start} UTC, load {load:.1f} -> "
               f"{os.getloadavg()[0]:.1f}): {run['wall']:7.1f} s wall, {count / run['wall']:5.0f} records/s, CPU "
               f"{1000 * run['cpu'] / count:.2f} ms per record (the run's own process "
               f"{1000 * run['main_cpu'] / count:.2f}); peak RSS {run['rss_sum'] / 2**20:.0f} MB "
