@@ -45,6 +45,10 @@ from typing import Any
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from verifier.pdf import hexstring
+
+hexstring.install()  # the readers of every check: a signature's hex string read in bulk
+
 #: About 30 times what a passport page needs.
 MAX_CONTENT_OPS = 100_000
 #: Objects and cross-reference entries per file (a passport has about 30).
