@@ -481,6 +481,42 @@ def _servable(args: argparse.Namespace, dests: set[str]) -> str | None:
     return None
 
 
+#: Files a command reads from the verifier's state folder (verifier/trust.py), besides
+#: ``pinned/*.pem``: the trust lists' sequence numbers and their lock.
+_STATE_FILES = ("trustlist-seq.json", ".lock")
+
+
+def _state_problem() -> str | None:
+    """Why the state folder the client's environment names (``$VNDCC_VERIFIER_STATE``, else
+    under ``$HOME``) must be read by the client itself, or None: the same check as a file
+    argument's for the folder and every file a command reads in it (a FIFO would block the
+    daemon for every client, /dev and /proc are the daemon's own). Stat and realpath only."""
+    import contextlib
+    import stat
+
+    from verifier.trust import default_state_dir
+
+    state = os.path.realpath(default_state_dir())
+    if any(state == root or state.startswith(root + "/") for root in _SPECIAL_ROOTS):
+        return "a state folder that is a device or process file (the client's own)"
+    names = list(_STATE_FILES)
+    pinned = os.path.realpath(os.path.join(state, "pinned"))
+    if any(pinned == root or pinned.startswith(root + "/") for root in _SPECIAL_ROOTS):
+        return "a pinned folder that is a device or process file (the client's own)"
+    with contextlib.suppress(OSError):  # no pinned CSCAs (a local run reads none either)
+        names += [os.path.join("pinned", n) for n in os.listdir(pinned) if n.endswith(".pem")]
+    for name in names:
+        try:
+            st = os.lstat(os.path.join(state, name))
+        except OSError:
+            continue  # absent: a local run makes it or reads nothing
+        if not stat.S_ISREG(st.st_mode) and (name.endswith(".pem") or not stat.S_ISDIR(st.st_mode)):
+            why = _not_a_plain_file(os.path.join(state, name))
+            if why is not None:
+                return f"state file {name}: {why}"
+    return None
+
+
 def _run_main(argv: list[str], args: argparse.Namespace | None = None) -> int:
     """:func:`verifier.cli.main` as the process would run it, SystemExit included;
     ``args``: ``argv`` already parsed by :func:`verifier.cli.build_parser` (not again)."""
@@ -543,7 +579,8 @@ def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
             except SystemExit:
                 args = None  # usage error or --help: main() prints the same again
             del log[:]
-            why = None if args is None else _servable(args, _file_dests(parser, argv[0]))
+            why = None if args is None else (_servable(args, _file_dests(parser, argv[0]))
+                                             or _state_problem())
             if why is not None:
                 return _not_served(why)
             code = _run_main(argv, args)  # a usage error or --help: main() parses and prints it

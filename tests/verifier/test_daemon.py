@@ -598,3 +598,82 @@ def test_a_symlinked_socket_directory_is_refused(tmp_path: Path) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert done.returncode == 2 and "is a symbolic link" in done.stderr, done.stderr
     assert not (private / "s.sock").exists()
+
+
+@pytest.mark.parametrize("case", ["pinned-device", "pinned-fifo", "seq-fifo", "lock-link", "state-proc",
+                                  "pinned-proc", "plain"])  # fmt: skip
+def test_the_state_folder_is_checked_as_file_arguments(case: str, daemon: Daemon, workdir: Path,
+                                                       tmp_path: Path) -> None:  # fmt: skip
+    """Files named by the environment (the state folder of $VNDCC_VERIFIER_STATE, its
+    pinned CSCAs, sequence file and lock) get the check of file arguments: a device, a
+    FIFO or a process file is read by the client itself; a plain state folder is served."""
+    state = tmp_path / "state"
+    (state / "pinned").mkdir(parents=True)
+    if case == "pinned-device":
+        (state / "pinned" / "a.pem").symlink_to("/dev/null")
+    elif case == "pinned-fifo":
+        os.mkfifo(state / "pinned" / "a.pem")
+    elif case == "seq-fifo":
+        os.mkfifo(state / "trustlist-seq.json")
+    elif case == "lock-link":
+        (state / ".lock").symlink_to("/proc/self/fd/0")
+    elif case == "state-proc":
+        state = Path("/proc/self/fd")
+    elif case == "pinned-proc":
+        (state / "pinned").rmdir()
+        (state / "pinned").symlink_to("/proc/self")
+    else:
+        shutil.copy(VECTORS / "trust" / "csca.pem", state / "pinned" / "csca.pem")
+    # no trust list: the sequence file is not read (a FIFO there would block a local run too)
+    argv = ["pdf", *_trust("csca.pem", "dsc-expired.pem"), "--at", AT, "passport.pdf"]
+    prelude = f"os.environ['VNDCC_VERIFIER_STATE'] = {str(state)!r}"
+    if case == "pinned-fifo":  # a local run reads it: give it a writer, then a certificate
+        import threading
+
+        def feed() -> None:
+            with open(state / "pinned" / "a.pem", "wb") as fh:
+                fh.write((VECTORS / "trust" / "csca.pem").read_bytes())
+
+        feeders = [threading.Thread(target=feed, daemon=True) for _ in range(2)]
+        feeders[0].start()
+        local = run(argv, workdir, socket_path=None, marker=tmp_path / "local", prelude=prelude)
+        feeders[1].start()
+    else:
+        local = run(argv, workdir, socket_path=None, marker=tmp_path / "local", prelude=prelude)
+    client = run(argv, workdir, socket_path=daemon.path, marker=tmp_path / "client", prelude=prelude)
+    assert client[:3] == local[:3]
+    assert client[3] is (case == "plain"), "served" if client[3] else "not served"
+    other = run(SERVED["qr-file"], workdir, socket_path=daemon.path, marker=tmp_path / "other")
+    assert other[0] == 0 and other[3]  # the daemon still answers
+
+
+def test_accept_failing_is_logged_and_the_daemon_serves_afterwards(workdir: Path, tmp_path: Path) -> None:
+    """accept() failing (EMFILE: the daemon out of descriptors, made so with prlimit) is one
+    log line without any request content, repeated while it lasts; the waiting client is
+    served once descriptors are free again, with a local run's answer."""
+    import resource
+    import threading
+
+    daemon = start_daemon(tmp_path / "s.sock")
+    pid = daemon.proc.pid
+    try:
+        limits = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        fds = {int(n) for n in os.listdir(f"/proc/{pid}/fd")}
+        lowest_free = next(i for i in range(len(fds) + 1) if i not in fds)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest_free, limits[1]))
+        argv = SERVED["valid-relative"]
+        answer: list[tuple[int, bytes, bytes, bool]] = []
+        client = threading.Thread(target=lambda: answer.append(
+            run(argv, workdir, socket_path=daemon.path, marker=tmp_path / "served")))
+        client.start()
+        assert daemon.proc.stderr is not None
+        line = daemon.proc.stderr.readline().decode()
+        assert line == "verifier daemon: cannot accept a connection: OSError (errno 24)\n", line
+        assert client.is_alive()  # waiting in the backlog, not refused
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
+        client.join(timeout=120)
+        local = run(argv, workdir, socket_path=None, marker=tmp_path / "local")
+        assert answer and answer[0][3] and answer[0][:3] == local[:3]
+        assert daemon.proc.poll() is None
+    finally:
+        daemon.stop()
