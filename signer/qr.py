@@ -496,15 +496,16 @@ def _penalty(a: int, n: int, stride: int, full: int, blocks: int) -> int:
         # N1: a window of 5 equal modules starts at every position of a run
         # of L >= 5 but its last 4 (L - 4), plus 2 per run: L - 2 = 3 + (L - 5);
         # the runs of windows counted as windows minus windows followed by one.
-        w, v = d4 & (d4 >> s), l4 & (l4 >> s)
-        windows = w.bit_count() + v.bit_count()
-        score += 3 * windows - 2 * ((w & (w >> s)).bit_count() + (v & (v >> s)).bit_count())
-        # N3: 1011101 0000 and 0000 1011101 (dark = 1), 11 modules.
+        # Dark and light windows in one integer: they never share a position, and
+        # a dark window is never followed by a light one (nor the reverse), so
+        # the counts are those of each colour added.
+        u = (d4 & (d4 >> s)) | (l4 & (l4 >> s))
+        score += 3 * u.bit_count() - 2 * (u & (u >> s)).bit_count()
+        # N3: 1011101 0000 and 0000 1011101 (dark = 1), 11 modules; one starts
+        # dark, the other light, so both in one integer count each once.
         x = a & n1  # dark light
         core = x & (d2 >> 2 * s) & (x >> 4 * s) & ((na & a1) >> 5 * s)  # 1011101
-        before = core & (l4 >> 7 * s)
-        after = l4 & (core >> 4 * s)
-        score += 40 * (before.bit_count() + after.bit_count())
+        score += 40 * ((core & (l4 >> 7 * s)) | (l4 & (core >> 4 * s))).bit_count()
     # N2: top-left corners of 2x2 one-colour blocks.
     vertical = a ^ shifted[1]
     score += 3 * (~(vertical | (vertical >> 1) | (a ^ shifted[0])) & blocks).bit_count()
