@@ -48,15 +48,17 @@ from typing import TYPE_CHECKING, Any
 from signer.ledger.store import Certificate, FileEntry
 
 if TYPE_CHECKING:
+    from signer.issue import Issued
     from signer.run import Outputs
 
 #: The journal of a staging folder (a dot name: never a certificate's file).
 JOURNAL = ".journal"
 
 
-def journal_line(tag: str, result: Outputs, record_hash: str) -> dict[str, Any]:
-    issued = result.issued
-    return {
+def journal_bytes(tag: str, issued: Issued, result: Outputs, record_hash: str) -> bytes:
+    """One record's journal line (``issued``: the certificate as signed;
+    ``result``: its staged files)."""
+    line = {
         "tag": tag,
         "uvci": issued.uvci,
         "record_id": issued.record_id,
@@ -68,25 +70,7 @@ def journal_line(tag: str, result: Outputs, record_hash: str) -> dict[str, Any]:
         "payload_hash": result.payload_sha256,
         "files": [[name, result.digests[name], size] for name, (_, size) in result.staged.items()],
     }
-
-
-def write_journal(folder: Path, tag: str, results: Sequence[Outputs | str], record_hashes: Sequence[str]) -> None:
-    """Append the journal lines of a staging folder's certificates (one
-    ``write``; call after the files are flushed). Raises ``OSError``."""
-    lines = [
-        json.dumps(journal_line(tag, result, rhash), separators=(",", ":")) + "\n"
-        for result, rhash in zip(results, record_hashes, strict=True)
-        if not isinstance(result, str) and result.staged
-    ]
-    if not lines:
-        return
-    from signer.run import write_all
-
-    fd = os.open(folder / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        write_all(fd, "".join(lines).encode("utf-8"))
-    finally:
-        os.close(fd)
+    return (json.dumps(line, separators=(",", ":")) + "\n").encode("utf-8")
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,24 @@ class Signer:
         opts = self.options
         results: list[Outputs | str] = []
         issued_all = self._issue(records, uvcis, times)
-        for record, issued in zip(records, issued_all, strict=True):
+        stager = None if opts.stage is None else Stager(Path(opts.stage), opts.journal_tag)
+        try:
+            self._make(records, issued_all, record_hashes, stager, results)
+        finally:
+            if stager is not None:
+                stager.close()
+        return results
+
+    def _make(
+        self,
+        records: Sequence[Record],
+        issued_all: Sequence[Issued | InputError],
+        record_hashes: Sequence[str] | None,
+        stager: Stager | None,
+        results: list[Outputs | str],
+    ) -> None:
+        opts = self.options
+        for index, (record, issued) in enumerate(zip(records, issued_all, strict=True)):
             if isinstance(issued, InputError):
                 results.append(str(issued))
                 continue
@@ -206,12 +223,12 @@ class Signer:
             if opts.hash_outputs:
                 sha = hashlib.sha256
                 digests = {name: sha(data).hexdigest() for name, data in files.items()}
-                results.append(Outputs(issued, files, sha(payload).hexdigest(), digests))
+                result = Outputs(issued, files, sha(payload).hexdigest(), digests)
+                if stager is not None:
+                    result = stager.add(result, record_hashes[index] if record_hashes else "")
+                results.append(result)
             else:
                 results.append(Outputs(issued=issued, files=files))
-        if opts.stage is not None:
-            results = stage_files(results, Path(opts.stage), opts.journal_tag, record_hashes)
-        return results
 
     def _issue(
         self,
@@ -294,47 +311,59 @@ def slim(issued: Issued) -> Issued:
     )  # fmt: skip
 
 
-def stage_files(
-    results: list[Outputs | str], root: Path, tag: str = "", record_hashes: Sequence[str] | None = None
-) -> list[Outputs | str]:
-    """Write the files of one task's results into a new folder under ``root``
-    and return the results with ``staged`` paths instead of bytes (and a
-    :func:`slim` certificate). Not flushed: the run's process flushes them
-    (fdatasync, :func:`sync_paths`) before it renames them, so that a worker
-    never waits for the disk. With ``tag`` (the run's :func:`settings_tag`),
-    then one journal line per certificate into the folder's ``.journal``
-    (signer.batch_adopt: written after the files, so that a line names only
-    files wholly written; the adopting run checks their SHA-256 and flushes
-    them before it renames them). Raises :class:`ConfigError` when the files
-    cannot be written (it stops the run: the folder is then emptied by the
-    next one)."""
-    folder = root / f"w{os.getpid()}-{next(_stage_count)}"
-    handles: list[int] = []
-    out: list[Outputs | str] = []
-    try:
-        folder.mkdir(mode=0o700)
-        for result in results:
-            if isinstance(result, str):
-                out.append(result)
-                continue
+class Stager:
+    """Writes each record's files, as soon as they are made, into a new
+    folder under ``root`` (one per task) and returns its :class:`Outputs`
+    with ``staged`` paths instead of bytes (and a :func:`slim` certificate).
+
+    Not flushed: the run's process flushes them (fdatasync,
+    :func:`sync_paths`) before it renames them, so that a worker never waits
+    for the disk. With ``tag`` (the run's :func:`settings_tag`), each
+    record's journal line is then appended to the folder's ``.journal``
+    (signer.batch_adopt: after its files, so that a line names only files
+    wholly written; the run that adopts them checks their SHA-256 and
+    flushes them before it renames them). Record by record, so that a run
+    killed while a worker signs a batch leaves the records signed so far for
+    the next run to adopt. Raises :class:`ConfigError` when the files cannot
+    be written (it stops the run: the folder is then emptied by the next one).
+    """
+
+    def __init__(self, root: Path, tag: str) -> None:
+        self.root, self.tag = root, tag
+        self.folder: Path | None = None
+        self._journal: int | None = None
+
+    def add(self, result: Outputs, record_hash: str) -> Outputs:
+        try:
+            if self.folder is None:
+                folder = self.root / f"w{os.getpid()}-{next(_stage_count)}"
+                folder.mkdir(mode=0o700)
+                self.folder = folder
             staged = {}
             for name, data in result.files.items():
-                path = folder / name
+                path = self.folder / name
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                handles.append(fd)
-                write_all(fd, data)
+                try:
+                    write_all(fd, data)
+                finally:
+                    os.close(fd)
                 staged[name] = (str(path), len(data))
-            out.append(Outputs(slim(result.issued), {}, result.payload_sha256, result.digests, staged))
-        if tag:
-            from signer.batch_adopt import write_journal
+            out = Outputs(slim(result.issued), {}, result.payload_sha256, result.digests, staged)
+            if self.tag:
+                from signer.batch_adopt import JOURNAL, journal_bytes
 
-            write_journal(folder, tag, out, record_hashes or [""] * len(out))
-    except OSError as err:
-        raise ConfigError(f"cannot write into {root.parent}: {err.strerror or err}") from None
-    finally:
-        for fd in handles:
-            os.close(fd)
-    return out
+                if self._journal is None:
+                    self._journal = os.open(self.folder / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                line = journal_bytes(self.tag, result.issued, out, record_hash)
+                write_all(self._journal, line)
+        except OSError as err:
+            raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None
+        return out
+
+    def close(self) -> None:
+        if self._journal is not None:
+            os.close(self._journal)
+            self._journal = None
 
 
 def self_check(issued: Issued, key: SigningKey) -> bytes:
