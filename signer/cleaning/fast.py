@@ -11,7 +11,8 @@ and, for a citizen with a record ID and no code, returns a :class:`Fast`
 item: the values, the fingerprint and the stamped ``verified.jsonl`` line,
 computed from the values. Anyone else (a code, a foreigner, no record ID, a
 value the fingerprint or the line writes differently) comes back as the
-``Record`` of the full path (:func:`signer.records.person_record`).
+``Record`` of the full path (:func:`signer.records.person_record`), as a
+:class:`Checked` item (the ``Record`` and the codes found) when the checks ran.
 
 :mod:`.run` then asks the registry about a :class:`Fast` person's ID and
 writes its line only when the registry's person agrees
@@ -55,6 +56,17 @@ class Fast:
         return record_of(self.values)
 
 
+class Checked:
+    """A person the fast path does not clear, with the codes it found: :func:`.checks.check_record`
+    of ``record`` (the full path uses them instead of running the same checks a second time)."""
+
+    __slots__ = ("codes", "record")
+
+    def __init__(self, record: Record, codes: tuple[str, ...]):
+        self.record = record
+        self.codes = codes
+
+
 def fingerprint_values(values: PersonValues) -> str | None:
     """:func:`signer.records.record_fingerprint` of :func:`signer.records.record_of` (values),
     for the usual record (format "B"); None when it needs the "J" form (a count, number or length above 255)."""
@@ -82,14 +94,15 @@ def fast_reader(today: dt.date, tables: Tables) -> Any:
         rid, name, dob, sex, nationality, ident, _province, _commune, doses = values[:9]
         if not rid or not citizen_nationality(nationality):
             return record_of(values)
-        if check_values(ident, name, dob, sex, True, doses, today, tables):
-            return record_of(values)
+        codes = check_values(ident, name, dob, sex, True, doses, today, tables)
+        if codes:
+            return Checked(record_of(values), codes)
         fingerprint = fingerprint_values(values)
         if fingerprint is None:
-            return record_of(values)
+            return Checked(record_of(values), ())
         text = line_of(values[:8], doses, values[11], fingerprint)
         if text is None:
-            return record_of(values)
+            return Checked(record_of(values), ())
         return Fast(values, fingerprint, text)
 
     return person

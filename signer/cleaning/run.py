@@ -79,7 +79,7 @@ from .checks import (
     with_registry,
 )
 from .dupes import fix_cross_duplicates
-from .fast import Fast, fast_reader
+from .fast import Checked, Fast, fast_reader
 from .outputs import Summary, write_reconciliation
 from .private import make_private_dir, open_private
 from .registry import IndexInfo, Registry, open_registry
@@ -269,9 +269,14 @@ def one_edit_apart(typed: str, ident: str) -> bool:
     return short[i:] == long_[i + 1 :]
 
 
-def _check_chunk(records: list[Record], registry: Registry, tables: Tables, today: dt.date) -> list[_Verdict]:
-    """Checks + registry for records needing a (re-)check."""
-    base = [check_record(rec, today=today, tables=tables) for rec in records]
+def _check_chunk(records: list[Record], registry: Registry, tables: Tables, today: dt.date,
+                 known: list[tuple[str, ...] | None] | None = None) -> list[_Verdict]:  # fmt: skip
+    """Checks + registry for records needing a (re-)check (``known``: a record's :func:`check_record` codes
+    when the fast path found them already, else None)."""
+    if known is None:
+        known = [None] * len(records)
+    base = [check_record(rec, today=today, tables=tables) if codes is None else codes
+            for rec, codes in zip(records, known, strict=True)]  # fmt: skip
     ids = [lookup_id(rec) if needs_registry(rec, codes) else None for rec, codes in zip(records, base, strict=True)]
     found = registry.lookup([i for i in ids if i is not None])
     out = []
@@ -351,7 +356,7 @@ def _peak_rss_mb() -> float:
 
 
 def _do_chunk(
-    chunk: Sequence[Record | Fast | RowProblem],
+    chunk: Sequence[Record | Fast | Checked | RowProblem],
     task: _Task,
     registry: Registry,
     store: ResultStore,
@@ -362,7 +367,11 @@ def _do_chunk(
     nfh: Any,
 ) -> None:
     records: list[Record | Fast] = []
+    known: dict[int, tuple[str, ...]] = {}  # check_record's codes of a record, when the fast path found them
     for x in chunk:
+        if type(x) is Checked:
+            known[len(records)] = x.codes
+            x = x.record
         if type(x) is Fast or isinstance(x, Record):
             records.append(x)
             summary.rows_read += x.rows
@@ -394,6 +403,7 @@ def _do_chunk(
                 seen.add(rid)
                 continue
             rec = records[i] = rec.record()  # anything else: the full path
+            known[i] = ()  # the fast path's checks found nothing
         if not rid:
             verdicts[i] = _Verdict(_ID_ONLY[0])
         elif rid in seen or rid in earlier:
@@ -414,10 +424,12 @@ def _do_chunk(
                 verdicts[i] = _CLEAN
             else:
                 records[i] = records[i].record()  # type: ignore[union-attr]
+                known[i] = ()
                 to_check.append(i)
         to_check.sort()
     if to_check:
-        checked = _check_chunk([records[i] for i in to_check], registry, tables, task.today)  # type: ignore[misc]
+        checked = _check_chunk([records[i] for i in to_check], registry, tables, task.today,  # type: ignore[misc]
+                               [known.get(i) for i in to_check])  # fmt: skip
         for i, fresh in zip(to_check, checked, strict=True):
             verdicts[i] = fresh
     scratch.remember(records, {rec.record_id for rec, v in zip(records, verdicts, strict=True) if v and v.reused})
