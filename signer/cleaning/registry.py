@@ -48,6 +48,7 @@ SCHEMA_VERSION = "5"
 BATCH = 1000
 PARALLEL_MIN_BYTES = 8 << 20  # a CSV this big is indexed by two processes
 COLUMNS = ("id_number", "full_name", "date_of_birth", "sex", "province", "commune")
+_NAME_CACHE = 1 << 17  # distinct names kept by an index builder (about 25 MB at most)
 _DMY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 
 
@@ -116,6 +117,9 @@ def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats:
     c_id, c_name, c_dob, c_sex, c_prov, c_comm = cols
     nfc = unicodedata.normalize
     sexes: dict[str, str] = {}
+    # Names repeat (about 110,000 distinct in 1M people): each distinct spelling is normalised and
+    # folded once, in a bounded cache (1M people: 5.6 -> 4.8 us a row in Python, +19 MB per builder)
+    names: dict[str, tuple[str, str]] = {}
     for row in rows:
         if len(row) < width:
             stats[0] += 1
@@ -124,7 +128,15 @@ def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats:
         if not ident:
             stats[0] += 1
             continue
-        name = " ".join(nfc("NFC", str(row[c_name] or "")).split())  # type: ignore[index]
+        raw_name = str(row[c_name] or "")  # type: ignore[index]
+        known = names.get(raw_name)
+        if known is None:
+            clean = " ".join(nfc("NFC", raw_name).split())
+            known = (clean, name_fold(clean))
+            if len(names) >= _NAME_CACHE:
+                names.clear()
+            names[raw_name] = known
+        name, folded = known
         dob = row[c_dob]  # type: ignore[index]
         if isinstance(dob, dt.date):
             dob = dob.isoformat()
@@ -141,7 +153,6 @@ def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats:
             sex = cached
         prov = str(row[c_prov] or "") if c_prov is not None else ""
         comm = str(row[c_comm] or "") if c_comm is not None else ""
-        folded = name_fold(name)
         yield (ident, name, dob, sex, person_key(place_of(prov, comm), folded), name_year_key(folded, dob[:4]))
 
 

@@ -108,3 +108,25 @@ def test_postgresql_registry(pg_dsn: str, checked_jsonl: Checked, tmp_path: Path
         open_registry(bad, state_dir=tmp_path / "s", table="dan_cu")
     assert "s3cret" not in str(err.value) and "\n" not in str(err.value)
     assert os.environ.get("PGPASSWORD") is None
+
+
+def test_index_rows_are_the_same_with_the_name_cache_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each distinct name is normalised and folded once (a bounded cache): the rows are those of the plain
+    computation, also when the cache is cleared between rows."""
+    import unicodedata
+
+    from signer.cleaning import registry as reg
+    from signer.cleaning.text import name_fold
+
+    names = ["Nguyễn Thị Mai", "Nguyễn  Thị Mai ", unicodedata.normalize("NFD", "Nguyễn Thị Mai"), "Lê Văn A",
+             "NGUYEN THI MAI", "Nguyễn Thị Mai", "", "Lê Văn A"]  # fmt: skip
+    rows = [[f"0301700{k:05d}", n, "1970-02-18", "Nữ", "Hải Dương", "Xã Bắc Mỹ"] for k, n in enumerate(names)]
+    cols: list[int | None] = [0, 1, 2, 3, 4, 5]
+    cached = list(reg._rows_to_index(rows, cols, [0]))
+    monkeypatch.setattr(reg, "_NAME_CACHE", 1)  # cleared at every new name
+    assert list(reg._rows_to_index(rows, cols, [0])) == cached
+    for row, (ident, name, _dob, _sex, pk, nk) in zip(rows, cached, strict=True):
+        plain = " ".join(unicodedata.normalize("NFC", row[1]).split())
+        assert (ident, name) == (row[0], plain)
+        assert pk == reg.person_key(reg.place_of(row[4], row[5]), name_fold(plain))
+        assert nk == reg.name_year_key(name_fold(plain), "1970")
