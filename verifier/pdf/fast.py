@@ -60,6 +60,7 @@ requires identical verdicts):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -114,7 +115,7 @@ class _Decline(Exception):
 @dataclass(frozen=True)
 class _Anchor:
     asn1: asn1_x509.Certificate
-    cert: x509.Certificate
+    der: bytes
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ def _anchors(trust: TrustStore) -> list[_Anchor]:
     seen: dict[bytes, _Anchor] = {}
     for a in trust.anchors:
         if a.der not in seen:
-            seen[a.der] = _Anchor(asn1_x509.Certificate.load(a.der), x509.load_der_x509_certificate(a.der))
+            seen[a.der] = _Anchor(asn1_x509.Certificate.load(a.der), a.der)
     return list(seen.values())
 
 
@@ -438,16 +439,9 @@ def _issuer(cert: asn1_x509.Certificate, anchors: list[_Anchor], at: Any) -> _An
     names, critical = _extensions(cert)
     _require(critical <= _EE_CRITICAL and not names & _CONSTRAINTS)
     _require(cert["signature_algorithm"].hash_algo in _HASHES and _valid_at(cert, at))
-    child = x509.load_der_x509_certificate(cert.dump())
-    found = []
-    for anchor in anchors:
-        if not _same_name(anchor.asn1.subject, cert.issuer):
-            continue
-        try:
-            child.verify_directly_issued_by(anchor.cert)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        found.append(anchor)
+    child = cert.dump()
+    found = [anchor for anchor in anchors
+             if _same_name(anchor.asn1.subject, cert.issuer) and _signed_by(child, anchor.der)]  # fmt: skip
     _require(len(found) == 1)
     ca = found[0].asn1
     names, critical = _extensions(ca)
@@ -457,6 +451,28 @@ def _issuer(cert: asn1_x509.Certificate, anchors: list[_Anchor], at: Any) -> _An
     _require(bc is not None and bc["ca"].native)
     _require(ku is None or {"key_cert_sign", "crl_sign"} <= set(ku.native))
     return found[0]
+
+
+# The two signature checks of the chain, remembered by the bytes they are a pure function of
+# (in the daemon, every passport of a health centre has the same DSC, CSCA and CRL); what
+# depends on the time (validity, freshness, revocation at a moment) is checked each time.
+@functools.lru_cache(maxsize=256)
+def _signed_by(child_der: bytes, issuer_der: bytes) -> bool:
+    """``child`` carries a valid signature of ``issuer``'s key (cryptography's
+    verify_directly_issued_by: also the issuer name and the signature algorithm)."""
+    child = x509.load_der_x509_certificate(child_der)
+    try:
+        child.verify_directly_issued_by(x509.load_der_x509_certificate(issuer_der))
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=256)
+def _crl_signed_by(crl_der: bytes, issuer_der: bytes) -> bool:
+    """The CRL carries a valid signature of ``issuer``'s key."""
+    crl = x509.load_der_x509_crl(crl_der)
+    return bool(crl.is_signature_valid(x509.load_der_x509_certificate(issuer_der).public_key()))  # type: ignore[arg-type]
 
 
 def _dss_crls(reader: Any, generic: Any) -> list[bytes]:
@@ -483,8 +499,8 @@ def _require_not_revoked(cert: asn1_x509.Certificate, anchor: _Anchor, crls: lis
         parsed = asn1_crl.CertificateList.load(der)
         if not _same_name(parsed.issuer, cert.issuer):
             continue
+        _require(_crl_signed_by(der, anchor.der))
         crl = x509.load_der_x509_crl(der)
-        _require(crl.is_signature_valid(anchor.cert.public_key()))  # type: ignore[arg-type]
         _require(parsed["signature_algorithm"].hash_algo in _HASHES)
         tbs = parsed["tbs_cert_list"]
         for ext in tbs["crl_extensions"] or ():
