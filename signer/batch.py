@@ -222,11 +222,12 @@ class BatchOutput:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
 
-    def place_staged(self, staged: Sequence[tuple[str, str]]) -> None:
-        """Flush files a signing process wrote under ``DIR/.partial``
-        (:func:`signer.run.stage_files`: fdatasync, in threads), rename them
-        into place, then flush the folder. Raises ``OSError``."""
-        sync_paths([path for _, path in staged])
+    def place_staged(self, staged: Sequence[tuple[str, str]], unsynced: Sequence[str] = ()) -> None:
+        """Rename files a signing process wrote and flushed under ``DIR/.partial``
+        (:class:`signer.run.Stager`) into place, then flush the folder;
+        ``unsynced`` (paths among them: adopted from a killed run) are flushed
+        first (fdatasync, in threads). Raises ``OSError``."""
+        sync_paths(unsynced)
         # by directory descriptors: no walk of the two paths for each rename
         target = self._fd if self._fd is not None else os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         sources: dict[str, int] = {}
@@ -464,6 +465,7 @@ class LedgerRun(SigningRun):
         done: list[tuple[Plan, dict[str, Any], str | None]] = []
         files: list[tuple[str, bytes]] = []
         staged: list[tuple[str, str]] = []  # (name, staged path): written by the signing process
+        unsynced: list[str] = []  # staged paths adopted from a killed run: maybe not on disk yet
         for position, item in enumerate(batch):
             if position in admitted.refused:
                 self.fail(item.line, item.record_id, admitted.refused[position])
@@ -482,6 +484,7 @@ class LedgerRun(SigningRun):
                 self.clamped += adopted.values["exp_clamped"]
                 done.append((plan, {}, adopted.values["payload_hash"]))
                 staged += adopted.staged
+                unsynced += (path for _, path in adopted.staged)
                 continue
             result = by_position[position]
             if isinstance(result, str):
@@ -506,7 +509,7 @@ class LedgerRun(SigningRun):
                 if files:
                     self.output.write_durably(files)
                 if staged:
-                    self.output.place_staged(staged)
+                    self.output.place_staged(staged, unsynced)
             except OSError as err:
                 raise ConfigError(f"cannot write into {self.output.path}: {err.strerror or err}") from None
             if done:

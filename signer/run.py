@@ -187,6 +187,8 @@ class Signer:
         stager = None if opts.stage is None else Stager(Path(opts.stage), opts.journal_tag)
         try:
             self._make(records, issued_all, record_hashes, stager, results)
+            if stager is not None:
+                stager.finish()
         finally:
             if stager is not None:
                 stager.close()
@@ -316,22 +318,23 @@ class Stager:
     folder under ``root`` (one per task) and returns its :class:`Outputs`
     with ``staged`` paths instead of bytes (and a :func:`slim` certificate).
 
-    Not flushed: the run's process flushes them (fdatasync,
-    :func:`sync_paths`) before it renames them, so that a worker never waits
-    for the disk. With ``tag`` (the run's :func:`settings_tag`), each
-    record's journal line is then appended to the folder's ``.journal``
-    (signer.batch_adopt: after its files, so that a line names only files
-    wholly written; the run that adopts them checks their SHA-256 and
-    flushes them before it renames them). Record by record, so that a run
-    killed while a worker signs a batch leaves the records signed so far for
-    the next run to adopt. Raises :class:`ConfigError` when the files cannot
-    be written (it stops the run: the folder is then emptied by the next one).
+    :meth:`finish` flushes them all (fdatasync, in threads) before the
+    task's results go back. With ``tag`` (the run's :func:`settings_tag`),
+    each record's journal line is appended to the folder's ``.journal``
+    right after its files (signer.batch_adopt: a line names only files
+    wholly written; not flushed yet, so the run that adopts them checks their
+    SHA-256 and flushes them before it renames them). Record by record, so
+    that a run killed while a worker signs a batch leaves the records signed
+    so far for the next run to adopt. Raises :class:`ConfigError` when the
+    files cannot be written (it stops the run: the folder is then emptied by
+    the next one).
     """
 
     def __init__(self, root: Path, tag: str) -> None:
         self.root, self.tag = root, tag
         self.folder: Path | None = None
         self._journal: int | None = None
+        self._handles: list[int] = []
 
     def add(self, result: Outputs, record_hash: str) -> Outputs:
         try:
@@ -343,10 +346,8 @@ class Stager:
             for name, data in result.files.items():
                 path = self.folder / name
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                try:
-                    write_all(fd, data)
-                finally:
-                    os.close(fd)
+                self._handles.append(fd)
+                write_all(fd, data)
                 staged[name] = (str(path), len(data))
             out = Outputs(slim(result.issued), {}, result.payload_sha256, result.digests, staged)
             if self.tag:
@@ -360,10 +361,20 @@ class Stager:
             raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None
         return out
 
+    def finish(self) -> None:
+        """Flush the files to disk. Raises :class:`ConfigError`."""
+        try:
+            sync_all(self._handles)
+        except OSError as err:
+            raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None
+
     def close(self) -> None:
+        handles, self._handles = self._handles, []
         if self._journal is not None:
-            os.close(self._journal)
+            handles.append(self._journal)
             self._journal = None
+        for fd in handles:
+            os.close(fd)
 
 
 def self_check(issued: Issued, key: SigningKey) -> bytes:
