@@ -6,7 +6,8 @@
 
 Each command lives in a ``register(subparsers)`` function that adds its
 parser and sets ``func`` (``Namespace -> exit code``); adding a command is
-one line in :data:`REGISTRARS`. The shell is thin: the work is done by
+one line in :data:`REGISTRARS` (its command names and ``"module:function"``:
+a run imports only its own command's module). The shell is thin: the work is done by
 :mod:`signer.issue`, :mod:`signer.qr` and :mod:`signer.manifest`.
 
 Exit codes: 0 all records signed; 1 some records failed (each reported on
