@@ -56,21 +56,20 @@ JOURNAL = ".journal"
 
 
 def journal_bytes(tag: str, issued: Issued, result: Outputs, record_hash: str) -> bytes:
-    """One record's journal line (``issued``: the certificate as signed;
-    ``result``: its staged files)."""
-    line = {
-        "tag": tag,
-        "uvci": issued.uvci,
-        "record_id": issued.record_id,
-        "record_hash": record_hash,
-        "kid": base64.b64encode(issued.kid).decode("ascii"),
-        "iat": issued.iat,
-        "exp": issued.exp,
-        "exp_clamped": bool(issued.exp_clamped),
-        "payload_hash": result.payload_sha256,
-        "files": [[name, result.digests[name], size] for name, (_, size) in result.staged.items()],
-    }
-    return (json.dumps(line, separators=(",", ":")) + "\n").encode("utf-8")
+    """One record's journal line, a JSON object (``issued``: the certificate
+    as signed; ``result``: its staged files). Formatted by hand (a third of
+    ``json.dumps``' time, on every record of a ``--jobs`` run): no field
+    needs escaping (hex digests, base64, the UVCI alphabet, record ids and
+    file names of signer.run.SAFE_ID); a line that still did not parse would
+    only not be adopted."""
+    kid = base64.b64encode(issued.kid).decode("ascii")
+    files = ",".join(f'["{name}","{result.digests[name]}",{size}]' for name, (_, size) in result.staged.items())
+    return (
+        f'{{"tag":"{tag}","uvci":"{issued.uvci}","record_id":"{issued.record_id}","record_hash":"{record_hash}",'
+        f'"kid":"{kid}","iat":{int(issued.iat)},"exp":{int(issued.exp)},'
+        f'"exp_clamped":{"true" if issued.exp_clamped else "false"},"payload_hash":"{result.payload_sha256}",'
+        f'"files":[{files}]}}\n'
+    ).encode()
 
 
 @dataclass(frozen=True)

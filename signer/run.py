@@ -313,6 +313,12 @@ def slim(issued: Issued) -> Issued:
     )  # fmt: skip
 
 
+#: A staging folder's journal lines are written this many at a time (one
+#: ``write`` each; at most this many finished records per worker are signed
+#: again after a kill instead of adopted).
+JOURNAL_EVERY = 16
+
+
 class Stager:
     """Writes each record's files, as soon as they are made, into a new
     folder under ``root`` (one per task) and returns its :class:`Outputs`
@@ -335,6 +341,7 @@ class Stager:
         self.folder: Path | None = None
         self._journal: int | None = None
         self._handles: list[int] = []
+        self._lines: list[bytes] = []
 
     def add(self, result: Outputs, record_hash: str) -> Outputs:
         try:
@@ -351,19 +358,29 @@ class Stager:
                 staged[name] = (str(path), len(data))
             out = Outputs(slim(result.issued), {}, result.payload_sha256, result.digests, staged)
             if self.tag:
-                from signer.batch_adopt import JOURNAL, journal_bytes
+                from signer.batch_adopt import journal_bytes
 
-                if self._journal is None:
-                    self._journal = os.open(self.folder / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                line = journal_bytes(self.tag, result.issued, out, record_hash)
-                write_all(self._journal, line)
+                self._lines.append(journal_bytes(self.tag, result.issued, out, record_hash))
+                if len(self._lines) >= JOURNAL_EVERY:
+                    self._write_lines()
         except OSError as err:
             raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None
         return out
 
+    def _write_lines(self) -> None:
+        if self.folder is None or not self._lines:
+            return
+        if self._journal is None:
+            from signer.batch_adopt import JOURNAL
+
+            self._journal = os.open(self.folder / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        lines, self._lines = self._lines, []
+        write_all(self._journal, b"".join(lines))
+
     def finish(self) -> None:
-        """Flush the files to disk. Raises :class:`ConfigError`."""
+        """Write the last journal lines, flush the files to disk. Raises :class:`ConfigError`."""
         try:
+            self._write_lines()
             sync_all(self._handles)
         except OSError as err:
             raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None

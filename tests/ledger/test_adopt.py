@@ -76,12 +76,13 @@ class Killed:
 
                     def add_then_kill(stager: Any, *args: Any) -> Any:
                         result = real_add(stager, *args)
-                        if len(list(stager.folder.glob("*.hc1.txt"))) >= 4:
+                        if len(list(stager.folder.glob("*.hc1.txt"))) >= 5:
                             os.kill(os.getppid(), signal.SIGKILL)
                             os._exit(9)
                         return result
 
                     monkeypatch.setattr(run.Stager, "add", add_then_kill)
+                    monkeypatch.setattr(run, "JOURNAL_EVERY", 2)  # lines of 4 records written, the 5th's not yet
                 else:  # "after_signed": the signed transaction committed, nothing placed
                     monkeypatch.setattr(L, "apply", _after(L.apply, 2))
                     monkeypatch.setattr(batch.BatchOutput, "place_staged", die)
@@ -272,9 +273,10 @@ def test_another_kid_is_refused(
 def test_records_signed_before_a_kill_mid_batch_are_adopted(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Killed while a worker was signing the batch: the 4 records it had
-    staged are adopted (each record's files and journal line are written as
-    soon as it is signed), the other 6 are signed again with their UVCIs."""
+    """Killed while a worker was signing the batch, with 5 records staged and
+    the journal lines of 4 written (JOURNAL_EVERY = 2 here): those 4 are
+    adopted, the other 6 (the 5th: files but no line) signed again with
+    their UVCIs."""
     killed = Killed(tmp_path, test_pki, monkeypatch, "mid_batch")
     assert len(killed.lines) == 4
     summary, current = killed.resume(capsys)
@@ -288,3 +290,27 @@ def adopted_ids_of_lines(killed: Killed, current: dict[str, Any]) -> set[str]:
         rid for rid, cert in current.items()
         if rid in staged and sorted([f.name, f.sha256, f.size] for f in cert.files) == staged[rid]
     }  # fmt: skip
+
+
+def test_journal_line_is_the_json_of_its_fields() -> None:
+    """The hand-formatted line parses (json) to exactly the fields json.dumps would write."""
+    from signer.batch_adopt import journal_bytes
+    from signer.issue import Issued
+    from signer.run import Outputs
+
+    for clamped in (True, False):
+        issued = Issued(record_id="R-1.a_b", hc1="", uvci="URN:UVCI:01:VN:ABC/DEF#G", kid=b"\x01\xfe\xff",
+                        iat=1790000000, exp=1821536000, exp_clamped=clamped, dcc={})  # fmt: skip
+        digests = {"R-1.a_b.hc1.txt": "cd" * 32, "R-1.a_b.png": "ef" * 32}
+        staged = {"R-1.a_b.hc1.txt": ("/x/R-1.a_b.hc1.txt", 512), "R-1.a_b.png": ("/x/R-1.a_b.png", 1834)}
+        result = Outputs(issued, {}, "ab" * 32, digests, staged)
+        expected = {
+            "tag": "t" * 64, "uvci": issued.uvci, "record_id": issued.record_id, "record_hash": "h" * 64,
+            "kid": base64.b64encode(issued.kid).decode(), "iat": issued.iat, "exp": issued.exp,
+            "exp_clamped": clamped, "payload_hash": "ab" * 32,
+            "files": [["R-1.a_b.hc1.txt", "cd" * 32, 512], ["R-1.a_b.png", "ef" * 32, 1834]],
+        }  # fmt: skip
+        data = journal_bytes("t" * 64, issued, result, "h" * 64)
+        assert data.endswith(b"\n") and data.count(b"\n") == 1
+        assert json.loads(data) == expected
+        assert data == (json.dumps(expected, separators=(",", ":")) + "\n").encode()
