@@ -60,8 +60,8 @@ requires identical verdicts):
 
 from __future__ import annotations
 
-import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +115,7 @@ class _Decline(Exception):
 @dataclass(frozen=True)
 class _Anchor:
     asn1: asn1_x509.Certificate
+    cert: x509.Certificate
     der: bytes
 
 
@@ -244,7 +245,8 @@ def _anchors(trust: TrustStore) -> list[_Anchor]:
     seen: dict[bytes, _Anchor] = {}
     for a in trust.anchors:
         if a.der not in seen:
-            seen[a.der] = _Anchor(asn1_x509.Certificate.load(a.der), a.der)
+            seen[a.der] = _Anchor(asn1_x509.Certificate.load(a.der), x509.load_der_x509_certificate(a.der),
+                                  a.der)  # fmt: skip
     return list(seen.values())
 
 
@@ -439,9 +441,10 @@ def _issuer(cert: asn1_x509.Certificate, anchors: list[_Anchor], at: Any) -> _An
     names, critical = _extensions(cert)
     _require(critical <= _EE_CRITICAL and not names & _CONSTRAINTS)
     _require(cert["signature_algorithm"].hash_algo in _HASHES and _valid_at(cert, at))
-    child = cert.dump()
+    der = cert.dump()
+    child = x509.load_der_x509_certificate(der)  # every call: its warnings are a local run's
     found = [anchor for anchor in anchors
-             if _same_name(anchor.asn1.subject, cert.issuer) and _signed_by(child, anchor.der)]  # fmt: skip
+             if _same_name(anchor.asn1.subject, cert.issuer) and _signed_by(child, der, anchor)]  # fmt: skip
     _require(len(found) == 1)
     ca = found[0].asn1
     names, critical = _extensions(ca)
@@ -453,26 +456,43 @@ def _issuer(cert: asn1_x509.Certificate, anchors: list[_Anchor], at: Any) -> _An
     return found[0]
 
 
-# The two signature checks of the chain, remembered by the bytes they are a pure function of
-# (in the daemon, every passport of a health centre has the same DSC, CSCA and CRL); what
-# depends on the time (validity, freshness, revocation at a moment) is checked each time.
-@functools.lru_cache(maxsize=256)
-def _signed_by(child_der: bytes, issuer_der: bytes) -> bool:
-    """``child`` carries a valid signature of ``issuer``'s key (cryptography's
-    verify_directly_issued_by: also the issuer name and the signature algorithm)."""
-    child = x509.load_der_x509_certificate(child_der)
-    try:
-        child.verify_directly_issued_by(x509.load_der_x509_certificate(issuer_der))
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+# The two signature checks of the chain, remembered by the DER bytes they are a pure function
+# of (in the daemon, every passport of a health centre has the same DSC, CSCA and CRL), never a
+# verdict: what depends on the time (validity, freshness, revocation at a moment) is checked at
+# each call, and the certificates and CRLs are still loaded at each call (cryptography's
+# warnings about them, e.g. a negative serial number, are shown as in a local run).
+_SIGNATURES: dict[tuple[bytes, bytes], bool] = {}
+_MAX_SIGNATURES = 256
 
 
-@functools.lru_cache(maxsize=256)
-def _crl_signed_by(crl_der: bytes, issuer_der: bytes) -> bool:
-    """The CRL carries a valid signature of ``issuer``'s key."""
-    crl = x509.load_der_x509_crl(crl_der)
-    return bool(crl.is_signature_valid(x509.load_der_x509_certificate(issuer_der).public_key()))  # type: ignore[arg-type]
+def _remembered(key: tuple[bytes, bytes], check: Callable[[], bool]) -> bool:
+    known = _SIGNATURES.get(key)
+    if known is None:
+        known = check()
+        if len(_SIGNATURES) >= _MAX_SIGNATURES:
+            _SIGNATURES.clear()
+        _SIGNATURES[key] = known
+    return known
+
+
+def _signed_by(child: x509.Certificate, child_der: bytes, anchor: _Anchor) -> bool:
+    """``child`` (whose DER is ``child_der``) carries a valid signature of the anchor's key
+    (cryptography's verify_directly_issued_by: also the issuer name, the algorithm)."""
+
+    def check() -> bool:
+        try:
+            child.verify_directly_issued_by(anchor.cert)
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+        return True
+
+    return _remembered((b"cert:" + child_der, anchor.der), check)
+
+
+def _crl_signed_by(crl: x509.CertificateRevocationList, crl_der: bytes, anchor: _Anchor) -> bool:
+    """The CRL (whose DER is ``crl_der``) carries a valid signature of the anchor's key."""
+    return _remembered((b"crl:" + crl_der, anchor.der),
+                       lambda: bool(crl.is_signature_valid(anchor.cert.public_key())))  # type: ignore[arg-type]  # fmt: skip
 
 
 def _dss_crls(reader: Any, generic: Any) -> list[bytes]:
@@ -499,8 +519,8 @@ def _require_not_revoked(cert: asn1_x509.Certificate, anchor: _Anchor, crls: lis
         parsed = asn1_crl.CertificateList.load(der)
         if not _same_name(parsed.issuer, cert.issuer):
             continue
-        _require(_crl_signed_by(der, anchor.der))
         crl = x509.load_der_x509_crl(der)
+        _require(_crl_signed_by(crl, der, anchor))
         _require(parsed["signature_algorithm"].hash_algo in _HASHES)
         tbs = parsed["tbs_cert_list"]
         for ext in tbs["crl_extensions"] or ():
