@@ -561,7 +561,11 @@ def handle(request: dict[str, Any], stamp: str) -> dict[str, Any]:
     env, cwd, streams = request.get("env"), request.get("cwd"), request.get("streams")
     if not isinstance(env, dict) or not isinstance(cwd, str) or not isinstance(streams, list):
         return _refused("bad request")
-    home, saved_env = os.open(".", os.O_RDONLY | os.O_DIRECTORY), dict(os.environ)
+    try:
+        home = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as err:  # EMFILE: out of descriptors; the client runs it itself
+        return _refused(f"cannot run here: {type(err).__name__}: {err.strerror}")
+    saved_env = dict(os.environ)
     saved_streams = sys.stdout, sys.stderr
     pyhanko_handlers = {n: list(logging.getLogger(n).handlers) for n in ("pyhanko", "pyhanko_certvalidator")}
     log: list[tuple[int, bytes]] = []

@@ -647,33 +647,50 @@ def test_the_state_folder_is_checked_as_file_arguments(case: str, daemon: Daemon
     assert other[0] == 0 and other[3]  # the daemon still answers
 
 
-def test_accept_failing_is_logged_and_the_daemon_serves_afterwards(workdir: Path, tmp_path: Path) -> None:
-    """accept() failing (EMFILE: the daemon out of descriptors, made so with prlimit) is one
-    log line without any request content, repeated while it lasts; the waiting client is
-    served once descriptors are free again, with a local run's answer."""
-    import resource
+def test_accept_failing_is_logged_and_serving_goes_on(capfd: pytest.CaptureFixture[str]) -> None:
+    """accept() raising (here EINVAL: a bound socket that does not listen; in production
+    EMFILE, ENFILE, ENOBUFS) is one log line, without any request content, and the loop
+    goes on until it is asked to stop."""
     import threading
 
-    daemon = start_daemon(tmp_path / "s.sock")
-    pid = daemon.proc.pid
+    from verifier.daemon import _Stop, serve
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # bound, never listening
+    stop = _Stop()
+    loop = threading.Thread(target=serve, args=(sock,), kwargs={"idle_exit": None, "stamp": "x", "stop": stop})
     try:
-        limits = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-        fds = {int(n) for n in os.listdir(f"/proc/{pid}/fd")}
-        lowest_free = next(i for i in range(len(fds) + 1) if i not in fds)
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest_free, limits[1]))
-        argv = SERVED["valid-relative"]
-        answer: list[tuple[int, bytes, bytes, bool]] = []
-        client = threading.Thread(target=lambda: answer.append(
-            run(argv, workdir, socket_path=daemon.path, marker=tmp_path / "served")))
-        client.start()
-        assert daemon.proc.stderr is not None
-        line = daemon.proc.stderr.readline().decode()
-        assert line == "verifier daemon: cannot accept a connection: OSError (errno 24)\n", line
-        assert client.is_alive()  # waiting in the backlog, not refused
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
-        client.join(timeout=120)
-        local = run(argv, workdir, socket_path=None, marker=tmp_path / "local")
-        assert answer and answer[0][3] and answer[0][:3] == local[:3]
-        assert daemon.proc.poll() is None
+        loop.start()
+        time.sleep(0.35)
+        assert loop.is_alive()  # failing accepts do not end it
+        stop.requested = True
+        loop.join(timeout=5)
+        assert not loop.is_alive()
     finally:
-        daemon.stop()
+        sock.close()
+    lines = capfd.readouterr().err.splitlines()
+    assert len(lines) >= 2 and set(lines) == {"verifier daemon: cannot accept a connection: OSError (errno 22)"}
+
+
+def test_out_of_descriptors_is_a_refusal_not_a_dropped_connection(workdir: Path) -> None:
+    """handle() in a daemon out of descriptors (its own limit lowered): a refusal with its
+    reason (the strict client's one line; a plain client runs the command itself)."""
+    code = (
+        "import json, os, resource, sys\n"
+        "from verifier import daemon\n"
+        "daemon.preload()\n"
+        "stamp = daemon.code_stamp()\n"
+        "free = os.open(os.devnull, os.O_RDONLY)\n"  # the lowest free descriptor
+        "os.close(free)\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (free, hard))\n"
+        "answer = daemon.handle({'argv': sys.argv[1:], 'cwd': os.getcwd(), 'env': dict(os.environ),\n"
+        "                        'streams': [['utf-8', 'strict', False]] * 2, 'stamp': stamp}, stamp)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))\n"
+        "print(json.dumps(answer))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *SERVED["valid-relative"]], cwd=workdir, capture_output=True,
+                          text=True, timeout=120, check=False, env={**os.environ, "VNDCC_VERIFIER_STATE": str(workdir / "state")})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer == {"served": False, "kind": "refused",
+                      "why": "cannot run here: OSError: Too many open files"}, answer  # fmt: skip
