@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.misc import PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from verifier.pdf import budget  # noqa: F401  (installs the bulk reader)
@@ -69,3 +70,52 @@ def test_passport_signatures(name: str) -> None:
     field = next(f.get_object() for f in reader.root["/AcroForm"]["/Fields"] if f.get_object().get("/V"))
     contents = field["/V"].raw_get("/Contents")
     assert contents.original_bytes == pyhanko_read_hex_string(io.BytesIO(data[at:])).original_bytes
+
+
+class _CountingStream(io.BytesIO):
+    """A stream that counts the bytes read from it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.bytes_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        block = super().read(size)
+        self.bytes_read += len(block)
+        return block
+
+
+def test_stops_at_a_bad_byte_like_pyhanko() -> None:
+    # A hostile object stream repeats a string with a bad byte near its start and
+    # its ">" megabytes later: the bulk reader must not scan to the ">" before
+    # handing it to pyHanko (which stops at the bad byte), or a non-strict reader
+    # pays megabytes per object.
+    from verifier.pdf import hexstring
+
+    data = b"<0G" + b"a" * (3 << 20) + b">"
+    stream = _CountingStream(data)
+    with pytest.raises(PdfReadError):
+        read_hex_string_from_stream(stream)
+    assert stream.bytes_read <= 2 * hexstring._CHUNK + 16
+    _same(data)
+
+
+def test_reload_keeps_pyhankos_reader_as_fallback() -> None:
+    import importlib
+
+    from verifier.pdf import hexstring
+
+    reloaded = importlib.reload(hexstring)
+    reloaded.install()
+    try:
+        _check_reloaded(reloaded)
+    finally:
+        generic.read_hex_string_from_stream = read_hex_string_from_stream
+
+
+def _check_reloaded(reloaded: object) -> None:
+    assert reloaded.pyhanko_read_hex_string is pyhanko_read_hex_string  # type: ignore[attr-defined]
+    assert reloaded.pyhanko_read_hex_string.__module__ == generic.__name__  # type: ignore[attr-defined]
+    assert _outcome(reloaded.read_hex_string_from_stream, b"<41 % c > x\n42>", 0) == _outcome(  # type: ignore[attr-defined]
+        pyhanko_read_hex_string, b"<41 % c > x\n42>", 0
+    )

@@ -33,8 +33,14 @@ _PDF_WHITESPACE = b" \n\r\t\x0c\x00"  # pyhanko.pdf_utils.misc.PDF_WHITESPACE
 _HEX_DIGITS = b"0123456789abcdefABCDEF"  # generic.HEX_DIGITS
 _CHUNK = 1 << 16
 
-#: pyHanko's own reader (the fallback, and what the tests compare with).
-pyhanko_read_hex_string = generic.read_hex_string_from_stream
+#: pyHanko's own reader (the fallback, and what the tests compare with); kept
+#: across a reload of this module after :func:`install`, so the fallback is
+#: never this module's own function.
+pyhanko_read_hex_string = getattr(
+    generic.read_hex_string_from_stream,
+    "_pyhanko_original",
+    generic.read_hex_string_from_stream,
+)
 
 
 def read_hex_string_from_stream(stream: Any) -> Any:
@@ -50,12 +56,16 @@ def read_hex_string_from_stream(stream: Any) -> Any:
         if not block:  # no ">": pyHanko raises its own error
             break
         end = block.find(b">")
+        chunk = block[:end] if end >= 0 else block
+        # A byte that is neither a hex digit nor white space (a comment, another
+        # byte) sends the string to pyHanko's reader at once, which stops there
+        # too: a hostile string is never scanned further than pyHanko would.
+        if chunk.translate(None, _PDF_WHITESPACE).translate(None, _HEX_DIGITS):
+            break
         if end >= 0:
-            parts.append(block[:end])
+            parts.append(chunk)
             body = b"".join(parts)
             digits = body.translate(None, _PDF_WHITESPACE)
-            if digits.translate(None, _HEX_DIGITS):  # a comment or another byte
-                break
             stream.seek(start + 1 + len(body) + 1)
             if len(digits) % 2:
                 digits += b"0"
@@ -72,3 +82,6 @@ def install() -> None:
 
     if misc.PDF_WHITESPACE == _PDF_WHITESPACE and generic.HEX_DIGITS == _HEX_DIGITS:
         generic.read_hex_string_from_stream = read_hex_string_from_stream
+
+
+read_hex_string_from_stream._pyhanko_original = pyhanko_read_hex_string  # type: ignore[attr-defined]
