@@ -327,11 +327,11 @@ class Stager:
     :meth:`finish` flushes them all (fdatasync, in threads) before the
     task's results go back. With ``tag`` (the run's :func:`settings_tag`),
     each record's journal line is appended to the folder's ``.journal``
-    right after its files (signer.batch_adopt: a line names only files
-    wholly written; not flushed yet, so the run that adopts them checks their
-    SHA-256 and flushes them before it renames them). Record by record, so
-    that a run killed while a worker signs a batch leaves the records signed
-    so far for the next run to adopt. Raises :class:`ConfigError` when the
+    after its files, :data:`JOURNAL_EVERY` lines per write (signer.batch_adopt:
+    a line names only files wholly written; not flushed yet, so the run that
+    adopts them checks their SHA-256 and flushes them before it renames
+    them). Record by record, so that a run killed while a worker signs a
+    batch leaves most records signed so far for the next run to adopt. Raises :class:`ConfigError` when the
     files cannot be written (it stops the run: the folder is then emptied by
     the next one).
     """
@@ -342,6 +342,10 @@ class Stager:
         self._journal: int | None = None
         self._handles: list[int] = []
         self._lines: list[bytes] = []
+        if tag:  # imported here: signer sign does not need the ledger's modules
+            from signer.batch_adopt import journal_bytes
+
+            self._line_of = journal_bytes
 
     def add(self, result: Outputs, record_hash: str) -> Outputs:
         try:
@@ -358,9 +362,7 @@ class Stager:
                 staged[name] = (str(path), len(data))
             out = Outputs(slim(result.issued), {}, result.payload_sha256, result.digests, staged)
             if self.tag:
-                from signer.batch_adopt import journal_bytes
-
-                self._lines.append(journal_bytes(self.tag, result.issued, out, record_hash))
+                self._lines.append(self._line_of(self.tag, result.issued, out, record_hash))
                 if len(self._lines) >= JOURNAL_EVERY:
                     self._write_lines()
         except OSError as err:
