@@ -481,9 +481,6 @@ def _servable(args: argparse.Namespace, dests: set[str]) -> str | None:
     return None
 
 
-#: Files a command reads from the verifier's state folder (verifier/trust.py), besides
-#: ``pinned/*.pem``: the trust lists' sequence numbers and their lock.
-_STATE_FILES = ("trustlist-seq.json", ".lock")
 
 
 def _state_problem() -> str | None:
@@ -494,12 +491,15 @@ def _state_problem() -> str | None:
     import contextlib
     import stat
 
-    from verifier.trust import default_state_dir
+    from verifier.rules_signed import SEQ_FILE as RULES_SEQ_FILE
+    from verifier.trust import LOCK_FILE, SEQ_FILE, default_state_dir
 
     state = os.path.realpath(default_state_dir())
     if any(state == root or state.startswith(root + "/") for root in _SPECIAL_ROOTS):
         return "a state folder that is a device or process file (the client's own)"
-    names = list(_STATE_FILES)
+    # Besides pinned/*.pem, a command reads the sequence numbers of the trust lists and
+    # of the signed rule sets, and their lock: the names the modules that read them use.
+    names = [SEQ_FILE, RULES_SEQ_FILE, LOCK_FILE]
     pinned = os.path.realpath(os.path.join(state, "pinned"))
     if any(pinned == root or pinned.startswith(root + "/") for root in _SPECIAL_ROOTS):
         return "a pinned folder that is a device or process file (the client's own)"

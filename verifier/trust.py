@@ -98,7 +98,13 @@ _TRUST_LIST_ALGS = (
     codec.CoseAlgorithm.PS256,
 )
 STATE_ENV = "VNDCC_VERIFIER_STATE"
-_SEQ_FILE = "trustlist-seq.json"
+SEQ_FILE = "trustlist-seq.json"
+#: The lock of the sequence files, in the same folder.
+LOCK_FILE = ".lock"
+#: How long a command waits for another process's lock on the state folder before it
+#: gives up with ``state_busy`` (a stuck process must not stall the verifier, nor a
+#: daemon serving every checkpoint command of its user).
+LOCK_WAIT_SECONDS = 5.0
 _MAX_TRUST_FILE = 32 * 1024 * 1024
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----(.+?)-----END CERTIFICATE-----", re.DOTALL)
 
@@ -852,7 +858,7 @@ def check_rollback(
     seq: int,
     *,
     where: str,
-    seq_file: str = _SEQ_FILE,
+    seq_file: str = SEQ_FILE,
     what: str = "trust list",
     reason: str = "trust_list_rollback",
 ) -> None:
@@ -864,14 +870,35 @@ def check_rollback(
     """
     try:
         state.mkdir(parents=True, exist_ok=True)
-        lock = os.open(state / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        lock = os.open(state / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as err:
         raise TrustError("state_unwritable", f"cannot use verifier state {state}: {err}") from None
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        _lock_exclusive(lock, state)
         _check_rollback_locked(state / seq_file, anchor, seq, where=where, what=what, reason=reason)
     finally:
         os.close(lock)  # releases the lock
+
+
+def _lock_exclusive(fd: int, state: Path) -> None:
+    """An exclusive lock on ``fd``, waiting at most :data:`LOCK_WAIT_SECONDS`."""
+    import time
+
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise TrustError(
+                    "state_busy",
+                    f"verifier state {state} is locked by another process"
+                    f" for over {LOCK_WAIT_SECONDS:g} s",
+                ) from None
+            time.sleep(0.01)
+        except OSError as err:
+            raise TrustError("state_unwritable", f"cannot lock verifier state {state}: {err}") from None
 
 
 def _check_rollback_locked(

@@ -600,8 +600,8 @@ def test_a_symlinked_socket_directory_is_refused(tmp_path: Path) -> None:
     assert not (private / "s.sock").exists()
 
 
-@pytest.mark.parametrize("case", ["pinned-device", "pinned-fifo", "seq-fifo", "lock-link", "state-proc",
-                                  "pinned-proc", "plain"])  # fmt: skip
+@pytest.mark.parametrize("case", ["pinned-device", "pinned-fifo", "seq-fifo", "rules-seq-fifo", "lock-link",
+                                  "state-proc", "pinned-proc", "plain"])  # fmt: skip
 def test_the_state_folder_is_checked_as_file_arguments(case: str, daemon: Daemon, workdir: Path,
                                                        tmp_path: Path) -> None:  # fmt: skip
     """Files named by the environment (the state folder of $VNDCC_VERIFIER_STATE, its
@@ -615,6 +615,8 @@ def test_the_state_folder_is_checked_as_file_arguments(case: str, daemon: Daemon
         os.mkfifo(state / "pinned" / "a.pem")
     elif case == "seq-fifo":
         os.mkfifo(state / "trustlist-seq.json")
+    elif case == "rules-seq-fifo":  # read by `qr --rules SIGNED.cbor` under the lock
+        os.mkfifo(state / "rules-seq.json")
     elif case == "lock-link":
         (state / ".lock").symlink_to("/proc/self/fd/0")
     elif case == "state-proc":

@@ -165,6 +165,40 @@ def test_rollback_refused(
     ]  # no temp files left
 
 
+def test_a_held_state_lock_is_waited_for_a_bounded_time(
+    test_pki: Pki,
+    tl_signer: SoftwareKey,
+    csca_pem: str,
+    tmp_path: Path,
+    verifier_state: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another process holding the state folder's lock (stuck, or a slow disk) makes a
+    command give up with ``state_busy`` after LOCK_WAIT_SECONDS instead of waiting for
+    ever: a daemon serving every command of its user must not stall behind it."""
+    import fcntl
+    import os
+    import time
+
+    from verifier import trust
+
+    monkeypatch.setattr(trust, "LOCK_WAIT_SECONDS", 0.3)
+    verifier_state.mkdir(parents=True, exist_ok=True)
+    holder = os.open(verifier_state / trust.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # its own open file description: a second holder
+        started = time.monotonic()
+        with pytest.raises(TrustError) as err:
+            _load(tmp_path, build(test_pki, tl_signer, seq=3), csca_pem, name="3.cbor")
+        assert err.value.reason == "state_busy"
+        assert 0.25 <= time.monotonic() - started < 5
+        assert not (verifier_state / trust.SEQ_FILE).exists()
+    finally:
+        os.close(holder)
+    _load(tmp_path, build(test_pki, tl_signer, seq=3), csca_pem, name="3b.cbor")  # free again
+    assert list(json.loads((verifier_state / trust.SEQ_FILE).read_text()).values()) == [3]
+
+
 def test_state_dir_argument_and_default(
     test_pki: Pki, tl_signer: SoftwareKey, csca_pem: str, tmp_path: Path
 ) -> None:
