@@ -15,7 +15,8 @@ Separate sub-keys (HMAC of the secret with a fixed label) for each use, so a
 value of one kind can never be confused with another: ``citizen`` (citizen
 ID), ``record`` (record data: the natural key), ``chain`` (audit events) and
 ``check`` (a value stored in the ledger that tells a wrong key from the right
-one before anything is written), and ``portal`` (the root of the web portal's
+one before anything is written), ``adopt`` (the root of the keys that
+authenticate a batch run's staging journal lines: signer.batch_adopt) and ``portal`` (the root of the web portal's
 own sub-keys: :mod:`signer.web.keys`).
 """
 
@@ -48,13 +49,14 @@ def normalise_citizen_id(value: str) -> str:
 class LedgerKey:
     """The derived keys. Holds secrets: no ``repr`` of them."""
 
-    __slots__ = ("_chain", "_citizen", "_record", "check", "portal")
+    __slots__ = ("_chain", "_citizen", "_record", "adopt", "check", "portal")
 
     def __init__(self, secret: bytes) -> None:
         self._citizen = _sub(secret, "citizen")
         self._record = _sub(secret, "record")
         self._chain = _sub(secret, "chain")
         self.portal = _sub(secret, "portal")
+        self.adopt = _sub(secret, "adopt")
         self.check = hmac.new(_sub(secret, "check"), b"ledger key check", hashlib.sha256).hexdigest()
 
     def __repr__(self) -> str:
