@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import os
@@ -46,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from signer.batch_adopt import JOURNAL, Adopted, adopt, scan
+from signer.batch_adopt import JOURNAL, Adopted, adopt, journal_key, scan, settings_tag
 from signer.batch_manifest import ManifestFile, fsync_dir, manifest_of
 from signer.batch_manifest import manifest_entry_of as manifest_entry_of  # re-exported
 from signer.batch_manifest import write_manifest as write_manifest  # re-exported
@@ -66,7 +67,6 @@ from signer.run import (
     Admitted,
     Outputs,
     SigningRun,
-    settings_tag,
     signals_held,
     sync_all,
     sync_paths,
@@ -165,7 +165,7 @@ class BatchOutput:
         # kept until the end of the run (and through a kill of this one): its
         # staging folders may hold finished files of reserved certificates
         with contextlib.suppress(OSError):
-            self.leftovers = [Path(e.path) for e in os.scandir(self.path / TRASH_DIR) if e.is_dir()]
+            self.leftovers = [Path(e.path) for e in os.scandir(self.path / TRASH_DIR) if e.is_dir(follow_symlinks=False)]
         # exist_ok: such a process may have made it again meanwhile (its chunk is gone: it does nothing)
         self.partial.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.partial, 0o700)
@@ -236,7 +236,7 @@ class BatchOutput:
                 folder, base = os.path.split(path)
                 source = sources.get(folder)
                 if source is None:
-                    source = sources[folder] = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+                    source = sources[folder] = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
                 os.replace(base, name, src_dir_fd=source, dst_dir_fd=target)
             os.fsync(target)
         finally:
@@ -328,11 +328,19 @@ class LedgerRun(SigningRun):
             self.signed, self.failed, self.clamped = resume.restore(self.counts, self.seen)
             for row in resume.errors:
                 report.add(*row)
-        # signer.batch_adopt: finished files of a killed run's signing processes, by UVCI
-        # (only a run with workers has the settings that make the journals' tag)
+        # signer.batch_adopt: finished files of a killed run's signing processes, by UVCI;
+        # this run's workers (forked later) journal theirs under this run's tag and key
         self._leftovers: dict[str, Any] = {}
-        if output.locked and output.leftovers and self.workers is not None and self.workers[0] > 1:
-            self._leftovers = scan(output.leftovers, settings_tag(self.workers[1].ns))
+        ns = self.signer.ns
+        if output.locked and ns is not None and (output.leftovers or self.workers is not None):
+            tag = settings_tag(self.signer, ns)
+            key = journal_key(ledger.key.adopt, tag)
+            if output.leftovers:
+                self._leftovers = scan(output.leftovers, tag, key)
+            if self.workers is not None:
+                jobs, setup = self.workers
+                options = dataclasses.replace(setup.options, journal_tag=tag, journal_key=key)
+                self.workers = (jobs, dataclasses.replace(setup, options=options))
         options = self.signer.options
         self._names = (".hc1.txt", *((".pdf",) if self.signer.pdf is not None else ()),
                        *((".png",) if options.png else ()), *((".svg",) if options.svg else ()))  # fmt: skip
@@ -430,7 +438,7 @@ class LedgerRun(SigningRun):
             pending=pending,
             record_hash=record_hash,
             names=[rid + suffix for suffix in self._names],
-            public_key=self.signer.issuer.key.certificate.public_key(),
+            issuer=self.signer.issuer,
         )
 
     def _due(self, written: Certificate) -> bool:

@@ -8,20 +8,37 @@ holds as ``reserved`` (or ``signed``). After the files are written, the
 signing process appends to the folder's ``.journal`` one line per
 certificate: the run's settings tag, UVCI, record id, the ledger's hash of
 the record, kid, iat, exp, the signed payload's SHA-256 and each file's
-name, SHA-256 and size.
+name, SHA-256 and size, and an HMAC-SHA256 of all of that under a key
+derived from the ledger's secret and the tag (:func:`journal_key`; the
+workers are the run's own forked processes).
+
+The settings tag (:func:`settings_tag`) is a digest of what the signer is
+built with, not of argument strings alone: the command's arguments, the
+issuer's kid, the SHA-256 of the DSC's DER and of the key's chain, the
+contents of the ``--chain``, ``--crl`` and ``--columns`` files (or the
+default column mapping), the issuer name, country, validity, deflate level,
+the PNG/SVG/PDF switches, and a code stamp (package version and a hash of
+the sources and templates that make outputs: :func:`code_stamp`).
 
 The next run (signer.batch.BatchOutput moves the left-over ``.partial`` to
 ``.partial-old/``) adopts such files for a reservation only when all of this
 holds, and otherwise signs again with the same UVCI as before:
 
-- the journal line is whole (ends with a newline, parses) and has this run's
-  settings tag (same command arguments: signer.run.settings_tag);
+- the journal is a regular file (not followed through a symlink) of at most
+  :data:`MAX_JOURNAL` bytes in a real directory; the line is whole (ends
+  with a newline), at most :data:`MAX_LINE` bytes, its HMAC verifies under
+  this run's key for this run's tag, and it parses as a JSON object
+  (anything that fails, whatever the exception, is skipped);
 - its UVCI, record id and record hash are the reservation's, and the record
   in this run's input still has that hash (checked by the caller);
 - its file names are exactly the ones this run makes for the record;
-- every file is there with the line's size and SHA-256;
+- every file is a regular file (opened with ``O_NOFOLLOW | O_NONBLOCK``) of
+  the line's size, at most :data:`MAX_FILE` bytes, with the line's SHA-256;
+- the kid is this run's issuer's; iat is within the DSC's validity; exp is
+  what this run's issuer gives for that iat (iat + validity, cut to the
+  DSC's notAfter); ``exp_clamped`` is derived from that, never read from the line;
 - the HC1 text decodes, its signature verifies with this run's key, its kid
-  is the line's, its payload has the line's SHA-256, iat and exp, and the
+  is this run's, its payload has the line's SHA-256, iat and exp, and the
   UVCI in the payload is the reservation's;
 - for a ``signed`` reservation: the payload hash and files are the ones the
   ledger holds.
@@ -35,11 +52,14 @@ record is signed again.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import hashlib
+import hmac
 import json
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,28 +68,160 @@ from typing import TYPE_CHECKING, Any
 from signer.ledger.store import Certificate, FileEntry
 
 if TYPE_CHECKING:
-    from signer.issue import Issued
-    from signer.run import Outputs
+    from signer.issue import Hc1Issuer, Issued
+    from signer.run import Outputs, Signer
 
 #: The journal of a staging folder (a dot name: never a certificate's file).
 JOURNAL = ".journal"
+#: A journal line longer than this is not read (a line is about 600 bytes).
+MAX_LINE = 4096
+#: A journal larger than this is not read at all (a folder holds one task: 256 records).
+MAX_JOURNAL = 1 << 21
+#: A staged file larger than this is not adopted (a signed PDF is about 100 KB).
+MAX_FILE = 64 << 20
+_CHUNK = 1 << 20
+#: A line ends with ``,"mac":"<64 hex>"}`` and a newline: the HMAC of the bytes before it.
+_MAC_HEAD = b',"mac":"'
+_MAC_TAIL = len(_MAC_HEAD) + 64 + 2
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def journal_bytes(tag: str, issued: Issued, result: Outputs, record_hash: str) -> bytes:
+def journal_key(adopt_key: bytes, tag: str) -> bytes:
+    """The key of a run's journal lines: ``adopt_key`` is the ledger's
+    (signer.ledger.secret.LedgerKey.adopt), ``tag`` the run's settings tag."""
+    return hmac.digest(adopt_key, b"vn-dcc staging journal v1\n" + tag.encode("ascii"), "sha256")
+
+
+def seal(key: bytes, body: bytes) -> bytes:
+    """A journal line from ``body`` (a JSON object without its closing brace): the HMAC appended."""
+    mac = hmac.digest(key, body, "sha256").hex()
+    return body + b',"mac":"' + mac.encode("ascii") + b'"}\n'
+
+
+def journal_bytes(tag: str, issued: Issued, result: Outputs, record_hash: str, key: bytes) -> bytes:
     """One record's journal line, a JSON object (``issued``: the certificate
-    as signed; ``result``: its staged files). Formatted by hand (a third of
-    ``json.dumps``' time, on every record of a ``--jobs`` run): no field
-    needs escaping (hex digests, base64, the UVCI alphabet, record ids and
-    file names of signer.run.SAFE_ID); a line that still did not parse would
-    only not be adopted."""
+    as signed; ``result``: its staged files), sealed with ``key``
+    (:func:`journal_key`). Formatted by hand (a third of ``json.dumps``'
+    time, on every record of a ``--jobs`` run): no field needs escaping (hex
+    digests, base64, the UVCI alphabet, record ids and file names of
+    signer.run.SAFE_ID); a line that still did not parse would only not be adopted."""
     kid = base64.b64encode(issued.kid).decode("ascii")
     files = ",".join(f'["{name}","{result.digests[name]}",{size}]' for name, (_, size) in result.staged.items())
-    return (
+    body = (
         f'{{"tag":"{tag}","uvci":"{issued.uvci}","record_id":"{issued.record_id}","record_hash":"{record_hash}",'
         f'"kid":"{kid}","iat":{int(issued.iat)},"exp":{int(issued.exp)},'
         f'"exp_clamped":{"true" if issued.exp_clamped else "false"},"payload_hash":"{result.payload_sha256}",'
-        f'"files":[{files}]}}\n'
+        f'"files":[{files}]'
     ).encode()
+    return seal(key, body)
+
+
+def _opened(raw: bytes, key: bytes) -> bytes | None:
+    """The line's body if its HMAC verifies, else None."""
+    if len(raw) > MAX_LINE or len(raw) <= _MAC_TAIL or not raw.endswith(b'"}'):
+        return None
+    head = len(raw) - _MAC_TAIL
+    if raw[head : head + len(_MAC_HEAD)] != _MAC_HEAD:
+        return None
+    body = raw[:head]
+    mac = raw[head + len(_MAC_HEAD) : -2]
+    if not hmac.compare_digest(hmac.digest(key, body, "sha256").hex().encode("ascii"), mac):
+        return None
+    return body
+
+
+# -- the settings tag ----------------------------------------------------------
+
+
+def _sha256_of(path: str | Path, limit: int = MAX_FILE) -> str:
+    """SHA-256 (hex) of a regular file's contents, read in chunks; "" when it
+    is not a regular file, larger than ``limit`` or cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return ""
+        digest = hashlib.sha256()
+        while chunk := os.read(fd, _CHUNK):
+            digest.update(chunk)
+        return digest.hexdigest()
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+
+
+_code_stamp: dict[bool, str] = {}
+
+
+def code_stamp(pdf: bool) -> str:
+    """The package version and a SHA-256 over the sources that make a batch's
+    outputs (signer/*.py, keys/*.py, with ``pdf`` signer/pdf/*.py) and the
+    templates (column mapping, countries, passport layout, fonts): once per process."""
+    if pdf in _code_stamp:
+        return _code_stamp[pdf]
+    import importlib.metadata
+    import importlib.util
+
+    try:
+        version = importlib.metadata.version("vn-dcc")
+    except importlib.metadata.PackageNotFoundError:
+        version = "?"
+    digest = hashlib.sha256(version.encode() + b"\n")
+    roots: list[tuple[str, bool]] = [("signer", False), ("keys", False), ("templates", True)]
+    if pdf:
+        roots.append(("signer.pdf", False))
+    for package, deep in roots:
+        spec = importlib.util.find_spec(package)
+        folders = list(spec.submodule_search_locations or []) if spec is not None else []
+        for folder in folders:
+            paths = []
+            for base, dirs, names in os.walk(folder):
+                dirs[:] = sorted(d for d in dirs if deep and d != "__pycache__")
+                paths += [os.path.join(base, n) for n in names if deep or n.endswith(".py")]
+            for path in sorted(paths):
+                digest.update(f"{os.path.relpath(path, folder)}\0{_sha256_of(path)}\n".encode())
+    _code_stamp[pdf] = stamp = digest.hexdigest()
+    return stamp
+
+
+def settings_tag(signer: Signer, ns: argparse.Namespace) -> str:
+    """A digest of what the run's :class:`signer.run.Signer` is built with
+    (module docstring): the journal of a staging folder is only trusted by a
+    run with the same tag."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    issuer, options = signer.issuer, signer.options
+    key = issuer.key
+    ignored = {"jobs", "progress", "func"}
+    args = {k: repr(v) for k, v in sorted(vars(ns).items()) if k not in ignored and not callable(v)}
+    columns = getattr(ns, "columns", None)
+    if columns:
+        columns_hash = _sha256_of(columns)
+    else:
+        from importlib import resources
+
+        columns_hash = hashlib.sha256(resources.files("templates").joinpath("columns.json").read_bytes()).hexdigest()
+    items = {
+        "args": args,
+        "kid": base64.b64encode(issuer.kid).decode("ascii"),
+        "dsc": hashlib.sha256(key.certificate.public_bytes(Encoding.DER)).hexdigest(),
+        "chain": [hashlib.sha256(c.public_bytes(Encoding.DER)).hexdigest() for c in key.chain],
+        "chain_files": [_sha256_of(p) for p in getattr(ns, "chain", None) or ()],
+        "crl_files": [_sha256_of(p) for p in getattr(ns, "crl", None) or ()],
+        "columns": columns_hash,
+        "issuer": [issuer.issuer_name, issuer.country, issuer.validity_seconds, issuer.deflate_level,
+                   issuer.not_before, issuer.not_after],
+        "outputs": [options.png, options.svg, signer.pdf is not None, options.allow_unverified],
+        "code": code_stamp(signer.pdf is not None),
+    }  # fmt: skip
+    return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
+
+
+# -- reading the journals ------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -80,29 +232,57 @@ class Candidate:
     line: dict[str, Any]
 
 
-def scan(roots: Iterable[Path], tag: str) -> dict[str, list[Candidate]]:
-    """The journal lines with this ``tag`` found in the staging folders under
-    ``roots`` (the left-over ``.partial`` folders), by UVCI. Lines that are
-    torn or not JSON objects are ignored."""
+def _read_regular(path: str | Path, limit: int, dir_fd: int | None = None) -> bytes | None:
+    """A regular file's bytes (not through a symlink, never blocking on a FIFO), or None."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        chunks = []
+        left = info.st_size
+        while left > 0 and (chunk := os.read(fd, min(left, _CHUNK))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def scan(roots: Iterable[Path], tag: str, key: bytes) -> dict[str, list[Candidate]]:
+    """The journal lines with this ``tag`` and a valid HMAC under ``key`` found
+    in the staging folders under ``roots`` (the left-over ``.partial``
+    folders), by UVCI. Anything else (torn, too long, not JSON objects,
+    symlinks, special files, any exception) is ignored."""
     found: dict[str, list[Candidate]] = {}
     for root in roots:
         try:
-            folders = list(os.scandir(root))
+            folders = [e for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
         except OSError:
             continue
         for entry in folders:
-            try:
-                data = Path(entry.path, JOURNAL).read_bytes()
-            except OSError:
+            data = _read_regular(os.path.join(entry.path, JOURNAL), MAX_JOURNAL)
+            if data is None:
                 continue
             for raw in data.split(b"\n")[:-1]:  # the last piece has no newline: torn or empty
                 try:
+                    body = _opened(raw, key)
+                    if body is None:
+                        continue
                     line = json.loads(raw)
-                except ValueError:
+                    if isinstance(line, dict) and line.get("tag") == tag and isinstance(line.get("uvci"), str):
+                        found.setdefault(line["uvci"], []).append(Candidate(Path(entry.path), line))
+                except Exception:  # RecursionError from hostile nesting, anything else: not proven
                     continue
-                if isinstance(line, dict) and line.get("tag") == tag and isinstance(line.get("uvci"), str):
-                    found.setdefault(line["uvci"], []).append(Candidate(Path(entry.path), line))
     return found
+
+
+# -- proving one reservation's files -------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -121,20 +301,34 @@ def adopt(
     pending: Certificate,
     record_hash: str,
     names: Sequence[str],
-    public_key: Any,
+    issuer: Hc1Issuer,
 ) -> Adopted | None:
     """The first candidate that proves to be the finished issue of the
-    reservation ``pending`` (module docstring), or None: sign again."""
+    reservation ``pending`` by this run's ``issuer`` (module docstring), or None: sign again."""
     for candidate in candidates:
         with contextlib.suppress(Exception):  # anything unexpected in a left-over file: not proven
-            adopted = _check(candidate, pending, record_hash, names, public_key)
+            adopted = _check(candidate, pending, record_hash, names, issuer)
             if adopted is not None:
                 return adopted
     return None
 
 
+def _times(line: dict[str, Any], issuer: Hc1Issuer) -> tuple[int, int, bool] | None:
+    """(iat, exp, exp_clamped) of the line if this run's issuer gives that exp for that iat."""
+    iat, exp = line["iat"], line["exp"]
+    if type(iat) is not int or type(exp) is not int:
+        return None
+    if iat < issuer.not_before or iat >= issuer.not_after:
+        return None
+    full = iat + issuer.validity_seconds
+    clamped = full > issuer.not_after
+    if exp != (issuer.not_after if clamped else full) or exp > issuer.not_after:
+        return None
+    return iat, exp, clamped
+
+
 def _check(
-    candidate: Candidate, pending: Certificate, record_hash: str, names: Sequence[str], public_key: Any
+    candidate: Candidate, pending: Certificate, record_hash: str, names: Sequence[str], issuer: Hc1Issuer
 ) -> Adopted | None:
     line = candidate.line
     if (
@@ -144,6 +338,12 @@ def _check(
         or line["record_hash"] != record_hash
     ):
         return None
+    kid = base64.b64encode(issuer.kid).decode("ascii")
+    if line["kid"] != kid:
+        return None
+    times = _times(line, issuer)
+    if times is None:
+        return None
     files = tuple(FileEntry(str(name), str(sha), int(size)) for name, sha, size in line["files"])
     if sorted(f.name for f in files) != sorted(names) or len(files) != len(names):
         return None
@@ -152,24 +352,15 @@ def _check(
         or set(files) != set(pending.files)
     ):
         return None
-    hc1_text = b""
-    for entry in files:
-        path = candidate.folder / entry.name
-        with path.open("rb") as fh:
-            if os.fstat(fh.fileno()).st_size != entry.size:
-                return None
-            data = fh.read()
-        if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
-            return None
-        if entry.name.endswith(".hc1.txt"):
-            hc1_text = data
-    if not _hc1_matches(hc1_text, line, public_key):
+    hc1_text = _proven_files(candidate.folder, files)
+    if hc1_text is None or not _hc1_matches(hc1_text, line, issuer):
         return None
+    iat, exp, clamped = times
     values = {
-        "kid": line["kid"],
-        "iat": int(line["iat"]),
-        "exp": int(line["exp"]),
-        "exp_clamped": bool(line["exp_clamped"]),
+        "kid": kid,
+        "iat": iat,
+        "exp": exp,
+        "exp_clamped": clamped,
         "payload_hash": line["payload_hash"],
         "files": files,
     }
@@ -177,17 +368,52 @@ def _check(
     return Adopted(values, staged, already_signed=pending.state == "signed")
 
 
-def _hc1_matches(hc1_text: bytes, line: dict[str, Any], public_key: Any) -> bool:
-    """The HC1 is signed by this run's key and holds what the line says."""
+def _proven_files(folder: Path, files: Sequence[FileEntry]) -> bytes | None:
+    """The HC1 text, when every file is a regular file in the real directory
+    ``folder`` with the entry's size and SHA-256; else None."""
+    folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        hc1_text = None
+        for entry in files:
+            if "/" in entry.name or entry.size < 0 or entry.size > MAX_FILE:
+                return None
+            fd = os.open(entry.name, _OPEN_FLAGS, dir_fd=folder_fd)
+            try:
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode) or info.st_size != entry.size:
+                    return None
+                digest = hashlib.sha256()
+                keep = entry.name.endswith(".hc1.txt")
+                kept: list[bytes] = []
+                total = 0
+                while chunk := os.read(fd, _CHUNK):
+                    total += len(chunk)
+                    if total > entry.size:
+                        return None
+                    digest.update(chunk)
+                    if keep:
+                        kept.append(chunk)
+            finally:
+                os.close(fd)
+            if total != entry.size or digest.hexdigest() != entry.sha256:
+                return None
+            if keep:
+                hc1_text = b"".join(kept)
+        return hc1_text
+    finally:
+        os.close(folder_fd)
+
+
+def _hc1_matches(hc1_text: bytes, line: dict[str, Any], issuer: Hc1Issuer) -> bool:
+    """The HC1 is signed by this run's key, has this run's kid and holds what the line says."""
     from verifier import codec
     from verifier.crypto import verify_signature
 
     sign1 = codec.decode_sign1(codec.from_qr_text(hc1_text.decode("ascii")))
     data = codec.sig_structure(sign1.protected_bytes, sign1.payload)
-    if not verify_signature(public_key, sign1.alg, data, sign1.signature):
+    if not verify_signature(issuer.key.certificate.public_key(), sign1.alg, data, sign1.signature):
         return False
-    kid = sign1.kid
-    if kid is None or base64.b64encode(kid).decode("ascii") != line["kid"]:
+    if sign1.kid != issuer.kid:
         return False
     payload = bytes(sign1.payload)
     if hashlib.sha256(payload).hexdigest() != line["payload_hash"]:

@@ -40,7 +40,6 @@ import array
 import bisect
 import collections
 import contextlib
-import dataclasses
 import datetime as dt
 import hashlib
 import heapq
@@ -140,28 +139,24 @@ class Options:
     #: creating files is then spread over the workers, and no file's bytes
     #: travel back to the run's process, which only renames them.
     stage: str | None = None
-    #: With ``stage``: the run's settings (:func:`settings_tag`); each staging
-    #: folder then gets a journal of what it holds (signer.batch_adopt), so that
-    #: the run after a kill can adopt the finished files instead of signing again.
+    #: With ``stage``: the run's settings (signer.batch_adopt.settings_tag); each
+    #: staging folder then gets a journal of what it holds (signer.batch_adopt), so
+    #: that the run after a kill can adopt the finished files instead of signing again.
     journal_tag: str = ""
-
-
-def settings_tag(ns: argparse.Namespace) -> str:
-    """A digest of the command's settings (all of its arguments but the ones
-    that cannot change a certificate or its files): the journal of a staging
-    folder is only trusted by a run with the same settings."""
-    import json
-
-    ignored = {"jobs", "progress", "func"}
-    items = {k: repr(v) for k, v in sorted(vars(ns).items()) if k not in ignored and not callable(v)}
-    return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
+    #: The HMAC key of the journal's lines (signer.batch_adopt.journal_key; a
+    #: secret: inherited by the forked workers, never shown).
+    journal_key: bytes = field(default=b"", repr=False)
 
 
 class Signer:
     """Step 2, per process: records -> certificates and their files."""
 
-    def __init__(self, issuer: Hc1Issuer, options: Options, pdf: PdfOutput | None = None) -> None:
+    def __init__(
+        self, issuer: Hc1Issuer, options: Options, pdf: PdfOutput | None = None, ns: argparse.Namespace | None = None
+    ) -> None:
         self.issuer, self.options, self.pdf = issuer, options, pdf
+        #: the command's arguments it was built from (signer.batch_adopt.settings_tag)
+        self.ns = ns
 
     def sign(
         self,
@@ -184,7 +179,7 @@ class Signer:
         opts = self.options
         results: list[Outputs | str] = []
         issued_all = self._issue(records, uvcis, times)
-        stager = None if opts.stage is None else Stager(Path(opts.stage), opts.journal_tag)
+        stager = None if opts.stage is None else Stager(Path(opts.stage), opts.journal_tag, opts.journal_key)
         try:
             self._make(records, issued_all, record_hashes, stager, results)
             if stager is not None:
@@ -325,7 +320,8 @@ class Stager:
     with ``staged`` paths instead of bytes (and a :func:`slim` certificate).
 
     :meth:`finish` flushes them all (fdatasync, in threads) before the
-    task's results go back. With ``tag`` (the run's :func:`settings_tag`),
+    task's results go back. With ``tag`` (the run's
+    signer.batch_adopt.settings_tag) and ``key`` (the lines' HMAC key),
     each record's journal line is appended to the folder's ``.journal``
     after its files, :data:`JOURNAL_EVERY` lines per write (signer.batch_adopt:
     a line names only files wholly written; not flushed yet, so the run that
@@ -336,13 +332,13 @@ class Stager:
     the next one).
     """
 
-    def __init__(self, root: Path, tag: str) -> None:
-        self.root, self.tag = root, tag
+    def __init__(self, root: Path, tag: str, key: bytes = b"") -> None:
+        self.root, self.tag, self._key = root, tag, key
         self.folder: Path | None = None
         self._journal: int | None = None
         self._handles: list[int] = []
         self._lines: list[bytes] = []
-        if tag:  # imported here: signer sign does not need the ledger's modules
+        if tag and key:  # imported here: signer sign does not need the ledger's modules
             from signer.batch_adopt import journal_bytes
 
             self._line_of = journal_bytes
@@ -361,8 +357,8 @@ class Stager:
                 write_all(fd, data)
                 staged[name] = (str(path), len(data))
             out = Outputs(slim(result.issued), {}, result.payload_sha256, result.digests, staged)
-            if self.tag:
-                self._lines.append(self._line_of(self.tag, result.issued, out, record_hash))
+            if self.tag and self._key:
+                self._lines.append(self._line_of(self.tag, result.issued, out, record_hash, self._key))
                 if len(self._lines) >= JOURNAL_EVERY:
                     self._write_lines()
         except OSError as err:
@@ -449,10 +445,7 @@ def _start_worker(setup: WorkerSetup, parent: int) -> None:
     try:
         with _key_open_lock or contextlib.nullcontext():
             key = _worker_stack.enter_context(open_key(setup.spec, secret=setup.secret))
-            options = setup.options
-            if options.stage is not None and options.hash_outputs and not options.journal_tag:
-                options = dataclasses.replace(options, journal_tag=settings_tag(setup.ns))
-            _worker = build_signer(key, setup.ns, options)
+            _worker = build_signer(key, setup.ns, setup.options)
     except PassportError as exc:  # reported by the first _work call: stops the run
         _worker_error = (type(exc).__name__, str(exc))
     except Exception as exc:  # idem, without a traceback per worker
@@ -550,7 +543,7 @@ def build_signer(key: SigningKey, ns: argparse.Namespace, options: Options) -> S
         from signer.pdf.cli import PdfOutput
 
         pdf = PdfOutput.from_args(ns, key, now=options.now)
-    return Signer(issuer, options, pdf)
+    return Signer(issuer, options, pdf, ns)
 
 
 # --------------------------------------------------------------------------

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from keys.secrets import KEY_PASSPHRASE_ENV
-from signer.cli import main
+from signer.batch_adopt import journal_key, seal
+from signer.cli import DEFAULT_ISSUER, main
 from signer.ledger import Ledger
-from signer.ledger.secret import LEDGER_KEY_ENV
+from signer.ledger.secret import LEDGER_KEY_ENV, LedgerKey, load_secret
 from tests.fixtures.pki import TestPki as Pki
 from tests.signer.conftest import TEST_PASSPHRASE, write_key_files
 
@@ -50,15 +52,18 @@ def _after(original: Callable[..., Any], calls: int) -> Callable[..., Any]:
 class Killed:
     """A batch killed with its workers' files staged; what the ledger and the staging folder hold."""
 
-    def __init__(self, tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch, point: str = "before_write") -> None:
+    def __init__(
+        self, tmp_path: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch, point: str = "before_write", *extra: str
+    ) -> None:
         monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
         monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
         key, cert = write_key_files(pki.dsc_ec, tmp_path)
+        self.tmp_path, self.key_path, self.cert_path = tmp_path, key, cert
         self.records = many_records(RECORDS)
         source = write_records(tmp_path / "in.jsonl", self.records)
         self.out, self.ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
         self.args = ["batch", str(source), "--out", str(self.out), "--ledger", self.ledger, "--centre", CENTRE,
-                     "--at", AT, "--progress", "none", "--key", str(key), "--cert", str(cert), "--jobs", "2"]  # fmt: skip
+                     "--at", AT, "--progress", "none", "--key", str(key), "--cert", str(cert), "--jobs", "2", *extra]  # fmt: skip
         pid = os.fork()
         if pid == 0:
             try:
@@ -108,8 +113,24 @@ class Killed:
     def line(self, record_id: str) -> dict[str, Any]:
         return next(line for line in self.lines if line["record_id"] == record_id)
 
-    def rewrite_journal(self, lines: list[dict[str, Any]]) -> None:
-        self.journal.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    def journal_key(self, tag: str) -> bytes:
+        """The run's journal HMAC key, from the ledger's key file (as the workers had it)."""
+        secret = load_secret(sqlite_path=Path(self.ledger), creating=False)
+        return journal_key(LedgerKey(secret).adopt, tag)
+
+    def rewrite_journal(self, lines: list[dict[str, Any]], *, unsealed: Iterable[str] = ()) -> None:
+        """The lines written again, sealed with the run's key (an edit made by one who holds it):
+        what is tested is then the check behind the HMAC; the lines of the records ``unsealed``
+        keep the MAC they had (an edit made without the key)."""
+        out = b""
+        for line in lines:
+            fields = {k: v for k, v in line.items() if k != "mac"}
+            body = json.dumps(fields, separators=(",", ":"))[:-1].encode()
+            if line["record_id"] in unsealed:
+                out += body + f',"mac":"{line["mac"]}"}}\n'.encode()
+            else:
+                out += seal(self.journal_key(line["tag"]), body)
+        self.journal.write_bytes(out)
 
     def resume(self, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[str, dict[str, Any]]:
         capsys.readouterr()
@@ -310,7 +331,281 @@ def test_journal_line_is_the_json_of_its_fields() -> None:
             "exp_clamped": clamped, "payload_hash": "ab" * 32,
             "files": [["R-1.a_b.hc1.txt", "cd" * 32, 512], ["R-1.a_b.png", "ef" * 32, 1834]],
         }  # fmt: skip
-        data = journal_bytes("t" * 64, issued, result, "h" * 64)
+        key = b"k" * 32
+        data = journal_bytes("t" * 64, issued, result, "h" * 64, key)
         assert data.endswith(b"\n") and data.count(b"\n") == 1
-        assert json.loads(data) == expected
-        assert data == (json.dumps(expected, separators=(",", ":")) + "\n").encode()
+        body = json.dumps(expected, separators=(",", ":"))[:-1].encode()
+        mac = hmac.digest(key, body, "sha256").hex()
+        assert json.loads(data) == {**expected, "mac": mac}
+        assert data == body + f',"mac":"{mac}"}}\n'.encode()
+
+
+# -- review of the adoption: the checks behind the tag and the HMAC ------------------------
+
+
+def _summary_adopted(summary: str) -> int:
+    if "of them with the files" not in summary:
+        return 0
+    return int(summary.split("interrupted run, ")[1].split(" of them")[0])
+
+
+def test_forged_file_with_an_unsealed_line_is_refused(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PNG replaced and its line's hash and size updated, without the run's key
+    (the HMAC no longer verifies): signed again; the other lines are adopted."""
+    killed = Killed(tmp_path, test_pki, monkeypatch)
+    forged = b"\x89PNG\r\n\x1a\nforged"
+    (killed.folder / "R00003.png").write_bytes(forged)
+    line = killed.line("R00003")
+    line["files"] = [[n, hashlib.sha256(forged).hexdigest(), len(forged)] if n.endswith(".png") else [n, s, z]
+                     for n, s, z in line["files"]]  # fmt: skip
+    killed.rewrite_journal(killed.lines, unsealed={"R00003"})
+    _summary, current = killed.resume(capsys)
+    assert adopted_ids(killed, current) == set(killed.pending) - {"R00003"}
+    assert (killed.out / "R00003.png").read_bytes() != forged
+
+
+def test_exp_clamped_comes_from_the_issuer(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sealed line that says exp_clamped (the DSC outlives the 365 days: it is not):
+    adopted with exp_clamped false, no 'expire with the DSC' warning."""
+    killed = Killed(tmp_path, test_pki, monkeypatch)
+    killed.line("R00001")["exp_clamped"] = True
+    killed.rewrite_journal(killed.lines)
+    _summary, current = killed.resume(capsys)
+    assert adopted_ids(killed, current) == set(killed.pending)
+    assert not any(c.exp_clamped for c in current.values())
+    assert "expire with the DSC" not in capsys.readouterr().err
+
+
+def test_hostile_journal_lines_do_not_stop_the_run(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Deeply nested JSON (sealed and unsealed), an over-long line, binary junk: skipped;
+    the good lines are adopted. A journal above the size cap is not read at all."""
+    killed = Killed(tmp_path, test_pki, monkeypatch)
+    key = killed.journal_key(killed.lines[0]["tag"])
+    junk = (b"[" * 200_000 + b"\n" + seal(key, b"[" * 3000) + seal(key, b"{" + b'"a":[' * 600)
+            + b"\xff\xfe\x00" * 3000 + b"\n" + b'{"tag":"' + b"x" * 10_000 + b'"}\n')  # fmt: skip
+    killed.journal.write_bytes(junk + killed.journal.read_bytes())
+    _summary, current = killed.resume(capsys)
+    assert adopted_ids(killed, current) == set(killed.pending)
+
+
+def test_a_journal_above_the_size_cap_is_not_read(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from signer.batch_adopt import MAX_JOURNAL
+
+    killed = Killed(tmp_path, test_pki, monkeypatch)
+    data = killed.journal.read_bytes()
+    killed.journal.write_bytes(b"\n" * (MAX_JOURNAL + 1 - len(data)) + data)
+    _summary, current = killed.resume(capsys)
+    assert adopted_ids(killed, current) == set()
+
+
+def _symlinked_file(k: Killed) -> str:
+    """The PNG moved out of the folder, a symlink to it in its place (same bytes)."""
+    path = k.folder / "R00003.png"
+    outside = k.tmp_path / "outside.png"
+    os.rename(path, outside)
+    path.symlink_to(outside)
+    return "R00003"
+
+
+def _fifo_file(k: Killed) -> str:
+    """A FIFO in place of a file: opening it must not block the run."""
+    path = k.folder / "R00004.png"
+    path.unlink()
+    os.mkfifo(path)
+    return "R00004"
+
+
+@pytest.mark.parametrize("make", [_symlinked_file, _fifo_file], ids=["symlink", "fifo"])
+def test_special_files_are_not_adopted(
+    make: Callable[[Killed], str],
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    killed = Killed(tmp_path, test_pki, monkeypatch)
+    record_id = make(killed)
+    _summary, current = killed.resume(capsys)
+    assert adopted_ids(killed, current) == set(killed.pending) - {record_id}
+    assert not (killed.out / f"{record_id}.png").is_symlink()
+
+
+def test_a_symlinked_staging_folder_or_journal_is_not_read(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    killed = Killed(tmp_path, test_pki, monkeypatch)
+    moved = tmp_path / "elsewhere"
+    os.rename(killed.folder, moved)
+    killed.folder.symlink_to(moved)
+    _, current = killed.resume(capsys)
+    assert adopted_ids(killed, current) == set()
+    (tmp_path / "b").mkdir()
+    killed2 = Killed(tmp_path / "b", test_pki, monkeypatch)
+    outside = tmp_path / "journal-elsewhere"
+    os.rename(killed2.journal, outside)
+    killed2.journal.symlink_to(outside)
+    _summary, current = killed2.resume(capsys)
+    assert adopted_ids(killed2, current) == set()
+
+
+def test_another_records_hc1_under_this_records_names_is_refused(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """R00001's valid HC1 (signed by this key, same kid, iat, exp) copied over R00000's,
+    the line's hash, size and payload hash made to match and sealed: the payload's UVCI
+    is not the reservation's."""
+    killed = Killed(tmp_path, test_pki, monkeypatch)
+    data = (killed.folder / "R00001.hc1.txt").read_bytes()
+    (killed.folder / "R00000.hc1.txt").write_bytes(data)
+    line = killed.line("R00000")
+    line["payload_hash"] = killed.line("R00001")["payload_hash"]
+    line["files"] = [[n, hashlib.sha256(data).hexdigest(), len(data)] if n.endswith(".hc1.txt") else [n, s, z]
+                     for n, s, z in line["files"]]  # fmt: skip
+    killed.rewrite_journal(killed.lines)
+    _summary, current = killed.resume(capsys)
+    assert adopted_ids(killed, current) == set(killed.pending) - {"R00000"}
+
+
+def test_an_hc1_signed_by_another_key_with_this_kid_is_refused(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same payload and protected header (this run's kid), signed by another EC key:
+    it decodes, kid, payload hash, iat, exp and UVCI all match; only the signature check refuses it."""
+    import datetime as dt
+
+    from keys.certs import new_private_key
+    from keys.software import SoftwareKey
+    from signer.issue import Hc1Issuer
+
+    killed = Killed(tmp_path, test_pki, monkeypatch)
+    impostor = SoftwareKey(private_key=new_private_key("ec-p256"), certificate=test_pki.dsc_ec.certificate)
+    other = Hc1Issuer(impostor, issuer_name=DEFAULT_ISSUER)  # this run's DSC, so its kid: another key
+    record = next(r for r in killed.records if r.record_id == "R00005")
+    line = killed.line("R00005")
+    now = dt.datetime.fromtimestamp(line["iat"], dt.UTC)
+    (issued,) = other.issue_many([record], now=now, uvcis=[line["uvci"]])
+    assert not isinstance(issued, Exception) and issued.exp == line["exp"]
+    data = issued.hc1.encode()
+    (killed.folder / "R00005.hc1.txt").write_bytes(data)
+    line["files"] = [[n, hashlib.sha256(data).hexdigest(), len(data)] if n.endswith(".hc1.txt") else [n, s, z]
+                     for n, s, z in line["files"]]  # fmt: skip
+    killed.rewrite_journal(killed.lines)
+    _summary, current = killed.resume(capsys)
+    assert adopted_ids(killed, current) == set(killed.pending) - {"R00005"}
+
+
+def test_a_stale_line_for_a_signed_reservation_is_refused(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed after the ledger marked the certificates signed: a line (sealed) whose PNG is
+    not the one the ledger holds (another record's PNG, hash and size updated) is refused."""
+    killed = Killed(tmp_path, test_pki, monkeypatch, "after_signed")
+    assert {c.state for c in killed.pending.values()} == {"signed"}
+    data = (killed.folder / "R00007.png").read_bytes()
+    (killed.folder / "R00006.png").write_bytes(data)
+    line = killed.line("R00006")
+    line["files"] = [[n, hashlib.sha256(data).hexdigest(), len(data)] if n.endswith(".png") else [n, s, z]
+                     for n, s, z in line["files"]]  # fmt: skip
+    killed.rewrite_journal(killed.lines)
+    _summary, current = killed.resume(capsys)
+    assert adopted_ids(killed, current) == set(killed.pending) - {"R00006"}
+    assert (killed.out / "R00006.png").read_bytes() != data
+
+
+def test_a_renewed_dsc_at_the_same_path_adopts_nothing(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The DSC renewed on the same key and written at the same --cert path between the
+    kill and the resume: every certificate signed again, with the new DSC's kid."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import serialization
+
+    from keys.certs import make_dsc
+    from signer.issue import kid_for_certificate
+    from tests.fixtures.pki import NOW
+
+    killed = Killed(tmp_path, test_pki, monkeypatch)
+    renewed = make_dsc(test_pki.csca, test_pki.csca_key, test_pki.dsc_ec.private_key.public_key(),
+                       name="Test DSC EC", now=NOW - dt.timedelta(days=5))  # fmt: skip
+    killed.cert_path.write_bytes(renewed.public_bytes(serialization.Encoding.PEM))
+    summary, current = killed.resume(capsys)
+    assert _summary_adopted(summary) == 0
+    assert adopted_ids(killed, current) == set()
+    new_kid = base64.b64encode(kid_for_certificate(renewed.public_bytes(serialization.Encoding.DER))).decode()
+    assert {c.kid for c in current.values()} == {new_kid}
+
+
+def test_the_issuer_checks_behind_the_tag(test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """adopt() itself, with lines that carry the right tag and MAC: the kid must be this
+    run's issuer's and exp what its validity gives (a renewed DSC, --validity-days 300)."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import serialization
+
+    from keys.certs import make_dsc
+    from keys.software import SoftwareKey
+    from signer.batch_adopt import adopt, scan
+    from signer.issue import Hc1Issuer
+    from tests.fixtures.pki import NOW
+
+    killed = Killed(tmp_path, test_pki, monkeypatch)
+    tag = killed.lines[0]["tag"]
+    found = scan([killed.folder.parent], tag, killed.journal_key(tag))
+    pending = killed.pending["R00002"]
+    candidates = found[pending.uvci]
+    names = [f"R00002{suffix}" for suffix in (".hc1.txt", ".png")]
+    record_hash = pending.record_hash
+
+    def adopted(issuer: Hc1Issuer) -> bool:
+        return adopt(candidates, pending=pending, record_hash=record_hash, names=names, issuer=issuer) is not None
+
+    assert adopted(Hc1Issuer(test_pki.dsc_ec, issuer_name=DEFAULT_ISSUER))
+    assert not adopted(Hc1Issuer(test_pki.dsc_ec, issuer_name=DEFAULT_ISSUER, validity_days=300))
+    renewed_cert = make_dsc(test_pki.csca, test_pki.csca_key, test_pki.dsc_ec.private_key.public_key(),
+                            name="Test DSC EC", now=NOW - dt.timedelta(days=5))  # fmt: skip
+    renewed = SoftwareKey(private_key=test_pki.dsc_ec.private_key, certificate=renewed_cert, chain=(test_pki.csca,))
+    assert not adopted(Hc1Issuer(renewed, issuer_name=DEFAULT_ISSUER))
+    assert renewed_cert.public_bytes(serialization.Encoding.DER) != test_pki.dsc_ec.certificate.public_bytes(
+        serialization.Encoding.DER
+    )
+
+
+def test_changed_columns_file_or_code_under_the_same_arguments_adopts_nothing(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tag is made from contents, not argument strings: the --columns file
+    changed at the same path, or another code stamp: nothing adopted; the same
+    again (and --jobs 1: the tag does not need workers): all adopted."""
+    from importlib import resources
+
+    import signer.batch_adopt as batch_adopt
+
+    columns = tmp_path / "columns.json"
+    original = resources.files("templates").joinpath("columns.json").read_bytes()
+    columns.write_bytes(original)
+    killed = Killed(tmp_path, test_pki, monkeypatch, "before_write", "--columns", str(columns))
+    columns.write_bytes(original + b"\n")
+    summary, current = killed.resume(capsys)
+    assert _summary_adopted(summary) == 0
+
+    other = tmp_path / "other"
+    other.mkdir()
+    killed = Killed(other, test_pki, monkeypatch, "before_write", "--columns", str(columns))
+    stamp = batch_adopt.code_stamp(False)
+    monkeypatch.setitem(batch_adopt._code_stamp, False, "0" * 64)
+    summary, current = killed.resume(capsys)
+    assert _summary_adopted(summary) == 0
+
+    third = tmp_path / "third"
+    third.mkdir()
+    monkeypatch.setitem(batch_adopt._code_stamp, False, stamp)
+    killed = Killed(third, test_pki, monkeypatch, "before_write", "--columns", str(columns))
+    summary, current = killed.resume(capsys, "--jobs", "1")
+    assert _summary_adopted(summary) == RECORDS
+    assert adopted_ids(killed, current) == set(killed.pending)
