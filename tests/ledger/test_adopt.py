@@ -609,3 +609,40 @@ def test_changed_columns_file_or_code_under_the_same_arguments_adopts_nothing(
     summary, current = killed.resume(capsys, "--jobs", "1")
     assert _summary_adopted(summary) == RECORDS
     assert adopted_ids(killed, current) == set(killed.pending)
+
+
+def test_the_tag_follows_file_contents_at_the_same_paths(test_pki: Pki, tmp_path: Path) -> None:
+    """settings_tag of one command line: a CRL or chain file refreshed at the same path,
+    or a renewed DSC, gives another tag; the same contents give the same tag."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import serialization
+
+    from keys.certs import make_dsc
+    from keys.software import SoftwareKey
+    from signer.batch_adopt import settings_tag
+    from signer.cli import build_parser
+    from signer.run import Options, build_signer
+    from tests.fixtures.pki import NOW, empty_crl
+
+    pem = serialization.Encoding.PEM
+    crl, chain = tmp_path / "csca.crl", tmp_path / "chain.pem"
+    crl.write_bytes(empty_crl(test_pki.csca, test_pki.csca_key, at=NOW).public_bytes(pem))
+    chain.write_bytes(test_pki.csca.public_bytes(pem))
+    ns = build_parser().parse_args(["batch", "in.jsonl", "--out", "o", "--ledger", "l", "--centre", CENTRE,
+                                    "--at", AT, "--key", "k", "--cert", "c", "--crl", str(crl), "--chain", str(chain)])  # fmt: skip
+    options = Options(now=NOW, allow_unverified=False, png=True, svg=False, hash_outputs=True)
+
+    def tag(key: SoftwareKey = test_pki.dsc_ec) -> str:
+        return settings_tag(build_signer(key, ns, options), ns)
+
+    first = tag()
+    assert tag() == first
+    crl.write_bytes(empty_crl(test_pki.csca, test_pki.csca_key, at=NOW + dt.timedelta(hours=1)).public_bytes(pem))
+    refreshed = tag()
+    assert refreshed != first
+    chain.write_bytes(chain.read_bytes() + b"\n")
+    assert tag() != refreshed
+    renewed = make_dsc(test_pki.csca, test_pki.csca_key, test_pki.dsc_ec.private_key.public_key(),
+                       name="Test DSC EC", now=NOW - dt.timedelta(days=5))  # fmt: skip
+    assert tag(SoftwareKey(private_key=test_pki.dsc_ec.private_key, certificate=renewed)) != tag()
