@@ -47,7 +47,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from signer.batch_adopt import JOURNAL, Adopted, adopt, journal_key, scan, settings_tag
+from signer.batch_adopt import (
+    JOURNAL,
+    Adopted,
+    Proven,
+    confirm,
+    journal_key,
+    prove,
+    scan,
+    settings_tag,
+)
 from signer.batch_manifest import ManifestFile, fsync_dir, manifest_of
 from signer.batch_manifest import manifest_entry_of as manifest_entry_of  # re-exported
 from signer.batch_manifest import write_manifest as write_manifest  # re-exported
@@ -65,6 +74,7 @@ from signer.manifest import Override
 from signer.records import Record, RowProblem
 from signer.run import (
     Admitted,
+    Job,
     Outputs,
     SigningRun,
     signals_held,
@@ -364,6 +374,9 @@ class LedgerRun(SigningRun):
         admitted.extra = (plans, skipped, seen_now)
         if not jobs:
             return admitted
+        # files a killed run finished for these records: read, hashed and their
+        # signatures checked before the transaction (which holds the write lock)
+        proofs = self._prove(jobs) if self._leftovers else {}
         # read and reserve in one transaction: on SQLite it holds the write lock
         # (BEGIN IMMEDIATE), so a concurrent run cannot reserve the same records
         # between the two (on PostgreSQL the unique indexes refuse the second)
@@ -390,7 +403,7 @@ class LedgerRun(SigningRun):
                         plans[position] = Plan(
                             "finalize", pending.uvci, record, job.verified, replaces, pending.files, pending.payload_hash
                         )
-                    elif (adopted := self._adopt(pending, record_hash)) is not None:
+                    elif (adopted := confirm(proofs.get(record.record_id, ()), pending)) is not None:
                         plans[position] = Plan("adopt", pending.uvci, record, job.verified, replaces, adopted=adopted)
                     else:
                         plans[position] = Plan("resume", pending.uvci, record, job.verified, replaces)
@@ -427,19 +440,21 @@ class LedgerRun(SigningRun):
         admitted.ready = ready
         return admitted
 
-    def _adopt(self, pending: Certificate, record_hash: str) -> Adopted | None:
-        """The files a killed run finished for this reservation, if proven (signer.batch_adopt)."""
-        candidates = self._leftovers.pop(pending.uvci, None)
-        if not candidates:
-            return None
-        rid = pending.record_id
-        return adopt(
-            candidates,
-            pending=pending,
-            record_hash=record_hash,
-            names=[rid + suffix for suffix in self._names],
-            issuer=self.signer.issuer,
-        )
+    def _prove(self, jobs: Sequence[Job]) -> dict[str, list[Proven]]:
+        """The files a killed run finished for these records that prove to be
+        theirs (signer.batch_adopt.prove), by record id; the ledger's state is
+        confirmed inside the transaction (signer.batch_adopt.confirm)."""
+        proofs: dict[str, list[Proven]] = {}
+        key, issuer = self.ledger.key, self.signer.issuer
+        for job in jobs:
+            rid = job.record.record_id
+            candidates = self._leftovers.pop(rid, None)
+            if candidates:
+                names = [rid + suffix for suffix in self._names]
+                proofs[rid] = prove(
+                    candidates, record_id=rid, record_hash=key.record_hash(job.record), names=names, issuer=issuer
+                )
+        return proofs
 
     def _due(self, written: Certificate) -> bool:
         """A current certificate that ``signer reissue --expiring-within`` replaces."""

@@ -257,7 +257,7 @@ def _read_regular(path: str | Path, limit: int, dir_fd: int | None = None) -> by
 def scan(roots: Iterable[Path], tag: str, key: bytes) -> dict[str, list[Candidate]]:
     """The journal lines with this ``tag`` and a valid HMAC under ``key`` found
     in the staging folders under ``roots`` (the left-over ``.partial``
-    folders), by UVCI. Anything else (torn, too long, not JSON objects,
+    folders), by record id. Anything else (torn, too long, not JSON objects,
     symlinks, special files, any exception) is ignored."""
     found: dict[str, list[Candidate]] = {}
     for root in roots:
@@ -275,8 +275,13 @@ def scan(roots: Iterable[Path], tag: str, key: bytes) -> dict[str, list[Candidat
                     if body is None:
                         continue
                     line = json.loads(raw)
-                    if isinstance(line, dict) and line.get("tag") == tag and isinstance(line.get("uvci"), str):
-                        found.setdefault(line["uvci"], []).append(Candidate(Path(entry.path), line))
+                    if (
+                        isinstance(line, dict)
+                        and line.get("tag") == tag
+                        and isinstance(line.get("uvci"), str)
+                        and isinstance(line.get("record_id"), str)
+                    ):
+                        found.setdefault(line["record_id"], []).append(Candidate(Path(entry.path), line))
                 except Exception:  # RecursionError from hostile nesting, anything else: not proven
                     continue
     return found
@@ -295,6 +300,54 @@ class Adopted:
     already_signed: bool  # the ledger holds these values already (state signed)
 
 
+@dataclass(frozen=True)
+class Proven:
+    """A candidate whose files and HC1 proved to be this run's issue of the
+    record (all but the ledger's state, checked by :func:`confirm`)."""
+
+    line: dict[str, Any]
+    files: tuple[FileEntry, ...]
+    values: dict[str, Any]
+    staged: tuple[tuple[str, str], ...]
+
+
+def prove(
+    candidates: Sequence[Candidate],
+    *,
+    record_id: str,
+    record_hash: str,
+    names: Sequence[str],
+    issuer: Hc1Issuer,
+) -> list[Proven]:
+    """The candidates (journal lines of ``record_id``) whose files prove to be
+    this run's ``issuer``'s issue of the record with ``record_hash`` (module
+    docstring, but the ledger's state). Reads and hashes the files and checks
+    the signature: done before the ledger's transaction, :func:`confirm` inside it."""
+    proven = []
+    for candidate in candidates:
+        with contextlib.suppress(Exception):  # anything unexpected in a left-over file: not proven
+            result = _prove(candidate, record_id, record_hash, names, issuer)
+            if result is not None:
+                proven.append(result)
+    return proven
+
+
+def confirm(proven: Sequence[Proven], pending: Certificate) -> Adopted | None:
+    """The first proven candidate that is the issue of the reservation ``pending``, or None: sign again."""
+    for item in proven:
+        line = item.line
+        if line["uvci"] != pending.uvci or line["record_id"] != pending.record_id:
+            continue
+        if line["record_hash"] != pending.record_hash:
+            continue
+        if pending.state == "signed" and (
+            line["payload_hash"] != pending.payload_hash or set(item.files) != set(pending.files)
+        ):
+            continue
+        return Adopted(item.values, item.staged, already_signed=pending.state == "signed")
+    return None
+
+
 def adopt(
     candidates: Sequence[Candidate],
     *,
@@ -303,14 +356,9 @@ def adopt(
     names: Sequence[str],
     issuer: Hc1Issuer,
 ) -> Adopted | None:
-    """The first candidate that proves to be the finished issue of the
-    reservation ``pending`` by this run's ``issuer`` (module docstring), or None: sign again."""
-    for candidate in candidates:
-        with contextlib.suppress(Exception):  # anything unexpected in a left-over file: not proven
-            adopted = _check(candidate, pending, record_hash, names, issuer)
-            if adopted is not None:
-                return adopted
-    return None
+    """:func:`prove` then :func:`confirm` for the reservation ``pending``."""
+    proven = prove(candidates, record_id=pending.record_id, record_hash=record_hash, names=names, issuer=issuer)
+    return confirm(proven, pending)
 
 
 def _times(line: dict[str, Any], issuer: Hc1Issuer) -> tuple[int, int, bool] | None:
@@ -327,16 +375,11 @@ def _times(line: dict[str, Any], issuer: Hc1Issuer) -> tuple[int, int, bool] | N
     return iat, exp, clamped
 
 
-def _check(
-    candidate: Candidate, pending: Certificate, record_hash: str, names: Sequence[str], issuer: Hc1Issuer
-) -> Adopted | None:
+def _prove(
+    candidate: Candidate, record_id: str, record_hash: str, names: Sequence[str], issuer: Hc1Issuer
+) -> Proven | None:
     line = candidate.line
-    if (
-        line["uvci"] != pending.uvci
-        or line["record_id"] != pending.record_id
-        or line["record_hash"] != pending.record_hash
-        or line["record_hash"] != record_hash
-    ):
+    if line["record_id"] != record_id or line["record_hash"] != record_hash or not isinstance(line["uvci"], str):
         return None
     kid = base64.b64encode(issuer.kid).decode("ascii")
     if line["kid"] != kid:
@@ -347,10 +390,7 @@ def _check(
     files = tuple(FileEntry(str(name), str(sha), int(size)) for name, sha, size in line["files"])
     if sorted(f.name for f in files) != sorted(names) or len(files) != len(names):
         return None
-    if pending.state == "signed" and (
-        line["payload_hash"] != pending.payload_hash
-        or set(files) != set(pending.files)
-    ):
+    if not isinstance(line["payload_hash"], str):
         return None
     hc1_text = _proven_files(candidate.folder, files)
     if hc1_text is None or not _hc1_matches(hc1_text, line, issuer):
@@ -365,7 +405,7 @@ def _check(
         "files": files,
     }
     staged = tuple((entry.name, str(candidate.folder / entry.name)) for entry in files)
-    return Adopted(values, staged, already_signed=pending.state == "signed")
+    return Proven(line, files, values, staged)
 
 
 def _proven_files(folder: Path, files: Sequence[FileEntry]) -> bytes | None:

@@ -558,7 +558,7 @@ def test_the_issuer_checks_behind_the_tag(test_pki: Pki, tmp_path: Path, monkeyp
     tag = killed.lines[0]["tag"]
     found = scan([killed.folder.parent], tag, killed.journal_key(tag))
     pending = killed.pending["R00002"]
-    candidates = found[pending.uvci]
+    candidates = found[pending.record_id]
     names = [f"R00002{suffix}" for suffix in (".hc1.txt", ".png")]
     record_hash = pending.record_hash
 
@@ -646,3 +646,41 @@ def test_the_tag_follows_file_contents_at_the_same_paths(test_pki: Pki, tmp_path
     renewed = make_dsc(test_pki.csca, test_pki.csca_key, test_pki.dsc_ec.private_key.public_key(),
                        name="Test DSC EC", now=NOW - dt.timedelta(days=5))  # fmt: skip
     assert tag(SoftwareKey(private_key=test_pki.dsc_ec.private_key, certificate=renewed)) != tag()
+
+
+def test_files_are_proven_outside_the_ledgers_transaction(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The staged files are read and hashed and the HC1 signatures checked before the
+    transaction that reads and reserves the batch (it holds SQLite's write lock); the
+    ledger's state is confirmed inside it; all 10 adopted."""
+    import contextlib
+
+    import signer.batch_adopt as batch_adopt
+    from signer.ledger.db import Database
+
+    killed = Killed(tmp_path, test_pki, monkeypatch)
+    depth = [0]
+    seen: list[int] = []
+    real_transaction = Database.transaction
+
+    @contextlib.contextmanager
+    def counted(db: Database) -> Any:
+        depth[0] += 1
+        try:
+            with real_transaction(db):
+                yield
+        finally:
+            depth[0] -= 1
+
+    real_files = batch_adopt._proven_files
+
+    def files_checked(*args: Any) -> Any:
+        seen.append(depth[0])
+        return real_files(*args)
+
+    monkeypatch.setattr(Database, "transaction", counted)
+    monkeypatch.setattr(batch_adopt, "_proven_files", files_checked)
+    _, current = killed.resume(capsys)
+    assert adopted_ids(killed, current) == set(killed.pending)
+    assert seen == [0] * RECORDS
