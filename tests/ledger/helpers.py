@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -91,3 +92,23 @@ def read_csv_rows(path: Path) -> list[list[str]]:
 
 def as_json(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
+
+
+def die(*_: Any, **__: Any) -> None:
+    """A stand-in that kills the process at once, as a SIGKILL would (no clean-up)."""
+    os._exit(9)
+
+
+def after(original: Callable[..., Any], calls: int) -> Callable[..., Any]:
+    """``original``, but the process dies on call number ``calls`` (after it)."""
+    count = 0
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        nonlocal count
+        result = original(*args, **kwargs)
+        count += 1
+        if count >= calls:
+            os._exit(9)
+        return result
+
+    return wrapper

@@ -25,28 +25,10 @@ from signer.ledger.secret import LEDGER_KEY_ENV, LedgerKey, load_secret
 from tests.fixtures.pki import TestPki as Pki
 from tests.signer.conftest import TEST_PASSPHRASE, write_key_files
 
-from .helpers import AT, CENTRE, check_consistent, many_records, write_records
+from .helpers import AT, CENTRE, after, check_consistent, die, many_records, write_records
 
 RECORDS = 10
 EXPECTED_ALL = f"{RECORDS} issued ({RECORDS} resumed from an interrupted run, {RECORDS} of them with the files"
-
-
-def die(*_: Any, **__: Any) -> None:
-    os._exit(9)
-
-
-def _after(original: Callable[..., Any], calls: int) -> Callable[..., Any]:
-    count = 0
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        nonlocal count
-        result = original(*args, **kwargs)
-        count += 1
-        if count >= calls:
-            os._exit(9)
-        return result
-
-    return wrapper
 
 
 class Killed:
@@ -89,7 +71,7 @@ class Killed:
                     monkeypatch.setattr(run.Stager, "add", add_then_kill)
                     monkeypatch.setattr(run, "JOURNAL_EVERY", 2)  # lines of 4 records written, the 5th's not yet
                 else:  # "after_signed": the signed transaction committed, nothing placed
-                    monkeypatch.setattr(L, "apply", _after(L.apply, 2))
+                    monkeypatch.setattr(L, "apply", after(L.apply, 2))
                     monkeypatch.setattr(batch.BatchOutput, "place_staged", die)
                 main(self.args)
             finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,28 +18,9 @@ from signer.ledger.secret import LEDGER_KEY_ENV
 from tests.fixtures.pki import TestPki as Pki
 from tests.signer.conftest import TEST_PASSPHRASE, write_key_files
 
-from .helpers import AT, CENTRE, check_consistent, many_records, write_records
+from .helpers import AT, CENTRE, after, check_consistent, die, many_records, write_records
 
 RECORDS = 10
-
-
-def die(*_: Any, **__: Any) -> None:
-    os._exit(9)
-
-
-def after(original: Callable[..., Any], calls: int) -> Callable[..., Any]:
-    """``original``, but the process dies on call number ``calls`` (after it)."""
-    count = 0
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        nonlocal count
-        result = original(*args, **kwargs)
-        count += 1
-        if count >= calls:
-            os._exit(9)
-        return result
-
-    return wrapper
 
 
 def crash_points() -> dict[str, Callable[[pytest.MonkeyPatch], None]]:
