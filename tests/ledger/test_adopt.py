@@ -100,6 +100,14 @@ class Killed:
         secret = load_secret(sqlite_path=Path(self.ledger), creating=False)
         return journal_key(LedgerKey(secret).adopt, tag)
 
+    def put_file(self, record_id: str, suffix: str, data: bytes) -> None:
+        """Write ``data`` as the record's staged ``suffix`` file, and its SHA-256 and size
+        into the record's journal line (call :meth:`rewrite_journal` to write it)."""
+        (self.folder / f"{record_id}{suffix}").write_bytes(data)
+        line = self.line(record_id)
+        line["files"] = [[n, hashlib.sha256(data).hexdigest(), len(data)] if n.endswith(suffix) else [n, s, z]
+                         for n, s, z in line["files"]]  # fmt: skip
+
     def rewrite_journal(self, lines: list[dict[str, Any]], *, unsealed: Iterable[str] = ()) -> None:
         """The lines written again, sealed with the run's key (an edit made by one who holds it):
         what is tested is then the check behind the HMAC; the lines of the records ``unsealed``
@@ -443,11 +451,9 @@ def test_another_records_hc1_under_this_records_names_is_refused(
     is not the reservation's."""
     killed = Killed(tmp_path, test_pki, monkeypatch)
     data = (killed.folder / "R00001.hc1.txt").read_bytes()
-    (killed.folder / "R00000.hc1.txt").write_bytes(data)
     line = killed.line("R00000")
     line["payload_hash"] = killed.line("R00001")["payload_hash"]
-    line["files"] = [[n, hashlib.sha256(data).hexdigest(), len(data)] if n.endswith(".hc1.txt") else [n, s, z]
-                     for n, s, z in line["files"]]  # fmt: skip
+    killed.put_file("R00000", ".hc1.txt", data)
     killed.rewrite_journal(killed.lines)
     _summary, current = killed.resume(capsys)
     assert adopted_ids(killed, current) == set(killed.pending) - {"R00000"}
@@ -473,9 +479,7 @@ def test_an_hc1_signed_by_another_key_with_this_kid_is_refused(
     (issued,) = other.issue_many([record], now=now, uvcis=[line["uvci"]])
     assert not isinstance(issued, Exception) and issued.exp == line["exp"]
     data = issued.hc1.encode()
-    (killed.folder / "R00005.hc1.txt").write_bytes(data)
-    line["files"] = [[n, hashlib.sha256(data).hexdigest(), len(data)] if n.endswith(".hc1.txt") else [n, s, z]
-                     for n, s, z in line["files"]]  # fmt: skip
+    killed.put_file("R00005", ".hc1.txt", data)
     killed.rewrite_journal(killed.lines)
     _summary, current = killed.resume(capsys)
     assert adopted_ids(killed, current) == set(killed.pending) - {"R00005"}
@@ -489,10 +493,7 @@ def test_a_stale_line_for_a_signed_reservation_is_refused(
     killed = Killed(tmp_path, test_pki, monkeypatch, "after_signed")
     assert {c.state for c in killed.pending.values()} == {"signed"}
     data = (killed.folder / "R00007.png").read_bytes()
-    (killed.folder / "R00006.png").write_bytes(data)
-    line = killed.line("R00006")
-    line["files"] = [[n, hashlib.sha256(data).hexdigest(), len(data)] if n.endswith(".png") else [n, s, z]
-                     for n, s, z in line["files"]]  # fmt: skip
+    killed.put_file("R00006", ".png", data)
     killed.rewrite_journal(killed.lines)
     _summary, current = killed.resume(capsys)
     assert adopted_ids(killed, current) == set(killed.pending) - {"R00006"}
