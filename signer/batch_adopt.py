@@ -95,7 +95,7 @@ def journal_key(adopt_key: bytes, tag: str) -> bytes:
 def seal(key: bytes, body: bytes) -> bytes:
     """A journal line from ``body`` (a JSON object without its closing brace): the HMAC appended."""
     mac = hmac.digest(key, body, "sha256").hex()
-    return body + b',"mac":"' + mac.encode("ascii") + b'"}\n'
+    return body + _MAC_HEAD + mac.encode("ascii") + b'"}\n'
 
 
 def journal_bytes(tag: str, issued: Issued, result: Outputs, record_hash: str, key: bytes) -> bytes:
@@ -134,24 +134,11 @@ def _opened(raw: bytes, key: bytes) -> bytes | None:
 
 
 def _sha256_of(path: str | Path, limit: int = MAX_FILE) -> str:
-    """SHA-256 (hex) of a regular file's contents, read in chunks; "" when it
-    is not a regular file, larger than ``limit`` or cannot be read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return ""
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            return ""
-        digest = hashlib.sha256()
-        while chunk := os.read(fd, _CHUNK):
-            digest.update(chunk)
-        return digest.hexdigest()
-    except OSError:
-        return ""
-    finally:
-        os.close(fd)
+    """SHA-256 (hex) of a regular file's contents (symlinks followed: a --crl or a
+    source file may be one); "" when it is not a regular file, larger than
+    ``limit`` or cannot be read."""
+    data = _read_regular(path, limit, follow=True)
+    return "" if data is None else hashlib.sha256(data).hexdigest()
 
 
 _code_stamp: dict[bool, str] = {}
@@ -232,10 +219,11 @@ class Candidate:
     line: dict[str, Any]
 
 
-def _read_regular(path: str | Path, limit: int, dir_fd: int | None = None) -> bytes | None:
-    """A regular file's bytes (not through a symlink, never blocking on a FIFO), or None."""
+def _read_regular(path: str | Path, limit: int, *, follow: bool = False) -> bytes | None:
+    """A regular file's bytes of at most ``limit`` (never blocking on a FIFO; not
+    through a symlink unless ``follow``), or None."""
     try:
-        fd = os.open(path, _OPEN_FLAGS, dir_fd=dir_fd)
+        fd = os.open(path, _OPEN_FLAGS & ~os.O_NOFOLLOW if follow else _OPEN_FLAGS)
     except OSError:
         return None
     try:
@@ -348,19 +336,6 @@ def confirm(proven: Sequence[Proven], pending: Certificate) -> Adopted | None:
     return None
 
 
-def adopt(
-    candidates: Sequence[Candidate],
-    *,
-    pending: Certificate,
-    record_hash: str,
-    names: Sequence[str],
-    issuer: Hc1Issuer,
-) -> Adopted | None:
-    """:func:`prove` then :func:`confirm` for the reservation ``pending``."""
-    proven = prove(candidates, record_id=pending.record_id, record_hash=record_hash, names=names, issuer=issuer)
-    return confirm(proven, pending)
-
-
 def _times(line: dict[str, Any], issuer: Hc1Issuer) -> tuple[int, int, bool] | None:
     """(iat, exp, exp_clamped) of the line if this run's issuer gives that exp for that iat."""
     iat, exp = line["iat"], line["exp"]
@@ -370,7 +345,7 @@ def _times(line: dict[str, Any], issuer: Hc1Issuer) -> tuple[int, int, bool] | N
         return None
     full = iat + issuer.validity_seconds
     clamped = full > issuer.not_after
-    if exp != (issuer.not_after if clamped else full) or exp > issuer.not_after:
+    if exp != (issuer.not_after if clamped else full):
         return None
     return iat, exp, clamped
 
@@ -388,7 +363,7 @@ def _prove(
     if times is None:
         return None
     files = tuple(FileEntry(str(name), str(sha), int(size)) for name, sha, size in line["files"])
-    if sorted(f.name for f in files) != sorted(names) or len(files) != len(names):
+    if sorted(f.name for f in files) != sorted(names):
         return None
     if not isinstance(line["payload_hash"], str):
         return None
@@ -446,14 +421,11 @@ def _proven_files(folder: Path, files: Sequence[FileEntry]) -> bytes | None:
 
 def _hc1_matches(hc1_text: bytes, line: dict[str, Any], issuer: Hc1Issuer) -> bool:
     """The HC1 is signed by this run's key, has this run's kid and holds what the line says."""
+    from signer.run import verified_sign1
     from verifier import codec
-    from verifier.crypto import verify_signature
 
-    sign1 = codec.decode_sign1(codec.from_qr_text(hc1_text.decode("ascii")))
-    data = codec.sig_structure(sign1.protected_bytes, sign1.payload)
-    if not verify_signature(issuer.key.certificate.public_key(), sign1.alg, data, sign1.signature):
-        return False
-    if sign1.kid != issuer.kid:
+    sign1 = verified_sign1(hc1_text.decode("ascii"), issuer.key)
+    if sign1 is None or sign1.kid != issuer.kid:
         return False
     payload = bytes(sign1.payload)
     if hashlib.sha256(payload).hexdigest() != line["payload_hash"]:

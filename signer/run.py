@@ -392,12 +392,20 @@ class Stager:
             os.close(fd)
 
 
+def verified_sign1(hc1: str, key: SigningKey) -> codec.Sign1 | None:
+    """The COSE_Sign1 of the HC1 text if ``key``'s certificate verifies its signature, else None."""
+    sign1 = codec.decode_sign1(codec.from_qr_text(hc1))
+    data = codec.sig_structure(sign1.protected_bytes, sign1.payload)
+    if not verify_signature(key.certificate.public_key(), sign1.alg, data, sign1.signature):
+        return None
+    return sign1
+
+
 def self_check(issued: Issued, key: SigningKey) -> bytes:
     """Verify the signature just made (catches a misbehaving key backend);
     returns the signed CWT payload."""
-    sign1 = codec.decode_sign1(codec.from_qr_text(issued.hc1))
-    data = codec.sig_structure(sign1.protected_bytes, sign1.payload)
-    if not verify_signature(key.certificate.public_key(), sign1.alg, data, sign1.signature):
+    sign1 = verified_sign1(issued.hc1, key)
+    if sign1 is None:
         raise ConfigError("the signing key produced a signature its certificate does not verify")
     return bytes(sign1.payload)
 

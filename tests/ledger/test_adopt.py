@@ -533,7 +533,7 @@ def test_the_issuer_checks_behind_the_tag(test_pki: Pki, tmp_path: Path, monkeyp
 
     from keys.certs import make_dsc
     from keys.software import SoftwareKey
-    from signer.batch_adopt import adopt, scan
+    from signer.batch_adopt import confirm, prove, scan
     from signer.issue import Hc1Issuer
     from tests.fixtures.pki import NOW
 
@@ -546,7 +546,8 @@ def test_the_issuer_checks_behind_the_tag(test_pki: Pki, tmp_path: Path, monkeyp
     record_hash = pending.record_hash
 
     def adopted(issuer: Hc1Issuer) -> bool:
-        return adopt(candidates, pending=pending, record_hash=record_hash, names=names, issuer=issuer) is not None
+        proven = prove(candidates, record_id=pending.record_id, record_hash=record_hash, names=names, issuer=issuer)
+        return confirm(proven, pending) is not None
 
     assert adopted(Hc1Issuer(test_pki.dsc_ec, issuer_name=DEFAULT_ISSUER))
     assert not adopted(Hc1Issuer(test_pki.dsc_ec, issuer_name=DEFAULT_ISSUER, validity_days=300))
