@@ -523,15 +523,38 @@ def _unblock_manager(pool: ProcessPoolExecutor) -> None:
     writer = getattr(pool, "_result_queue")._writer  # noqa: B009 (private, as above)
     if manager is None or writer.closed:
         return
-    fd = writer.fileno()
+    # A copy of the descriptor, owned by the thread: once the pool closes its
+    # own, the number may be reused by a file the run opens next, which the
+    # zeros must never reach.
+    fd = os.dup(writer.fileno())
 
     def fill() -> None:
         zeros = bytes(65536)
-        with contextlib.suppress(OSError):
-            while manager.is_alive():
-                os.write(fd, zeros)
+        try:
+            with contextlib.suppress(OSError):  # EPIPE once the pool closed its reader
+                while manager.is_alive():
+                    os.write(fd, zeros)
+        finally:
+            os.close(fd)
 
     threading.Thread(target=fill, name="unblock-pool", daemon=True).start()
+
+
+def _abort(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers of a run that ends early (an error, Ctrl-C, SIGTERM)
+    so that ``pool.shutdown`` returns: a worker stopped while it writes its
+    result leaves the pool's manager thread waiting for the rest of the
+    message (seen in the SIGTERM test, 1 run in 30), so once the workers are
+    gone the manager is unblocked as in :func:`_result_or_broken`."""
+    processes = list((pool._processes or {}).values())  # no public API for this
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(5)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+    _unblock_manager(pool)
 
 _FATAL: dict[str, type[PassportError]] = {"ConfigError": ConfigError, "KeyBackendError": KeyBackendError}
 
@@ -728,8 +751,7 @@ class SigningRun:
             raise ConfigError(_BROKEN) from None
         finally:
             if not done:  # an error or Ctrl-C: stop the batches in flight now
-                for process in list((pool._processes or {}).values()):  # no public API for this
-                    process.terminate()
+                _abort(pool)
             pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
