@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import random
 import sqlite3
 from pathlib import Path
 
@@ -130,3 +131,66 @@ def test_index_rows_are_the_same_with_the_name_cache_full(monkeypatch: pytest.Mo
         assert (ident, name) == (row[0], plain)
         assert pk == reg.person_key(reg.place_of(row[4], row[5]), name_fold(plain))
         assert nk == reg.name_year_key(name_fold(plain), "1970")
+
+
+def _hostile_csv(rnd: random.Random) -> bytes:
+    pieces = [b"\xef\xbb\xbfcitizen_id,full_name,dob,sex,province,commune\n"]
+    bits = [b"0", b"9", b" ", b",", b'"', b"\n", b"\r", b"\r\n", b"\xc3\xa9", b"\xc3", b"\xe1\xbb", b"\xff", b"a",
+            b"Nguy\xe1\xbb\x85n", b"02/03/1980", b"x" * 50, b"\x00", b"\x1c"]  # fmt: skip
+    for k in range(rnd.randint(0, 120)):
+        if rnd.random() < 0.7:
+            pieces.append(b"%012d,Nguy\xe1\xbb\x85n Th\xe1\xbb\x8b %d,1970-01-0%d,N\xe1\xbb\xaf,H\xe1\xba\xa3i D\xc6\xb0\xc6\xa1ng,"
+                          b"X\xc3\xa3 %d\n" % (k, k % 7, k % 9 + 1, k % 3))  # fmt: skip
+        else:
+            pieces.append(b"".join(rnd.choice(bits) for _ in range(rnd.randint(0, 30))))
+    return b"".join(pieces)
+
+
+def test_range_lines_are_the_lines_of_a_binary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The builder reads a byte range in blocks: the same lines, decoded the same way, as iterating the binary
+    file line by line and stopping at the first line that starts at or after the range's end (a line that
+    starts before it is read to its end), whatever the block size, for any range."""
+    from signer.cleaning import registry as reg
+
+    def plain(path: Path, start: int, end: int) -> list[str]:
+        with path.open("rb") as fh:
+            fh.seek(start)
+            out, pos = [], start
+            for raw in fh:
+                if pos >= end:
+                    break
+                pos += len(raw)
+                out.append(raw.decode("utf-8", "replace"))
+            return out
+
+    rnd = random.Random(7)
+    for k in range(40):
+        path = tmp_path / f"r{k}.csv"
+        path.write_bytes(_hostile_csv(rnd) + (b"1" * rnd.randint(1, 3000) if k % 3 == 0 else b""))
+        size = path.stat().st_size
+        for block in (1, 3, 64, 1 << 20):
+            monkeypatch.setattr(reg, "_BLOCK", block)
+            for start, end in [(0, size), (0, 1 << 62)] + [tuple(sorted((rnd.randint(0, size + 3), rnd.randint(0, size + 3))))
+                                                             for _ in range(4)]:  # fmt: skip
+                with path.open("rb") as fh:
+                    fh.seek(start)
+                    assert list(reg._range_lines(fh, end)) == plain(path, start, end), (k, block, start, end)
+
+
+def test_unreadable_registry_rows_are_skipped_and_the_rest_indexed(tmp_path: Path) -> None:
+    """A row the CSV reader refuses (here a field over its size limit) and a short row are skipped and counted;
+    the rows after them are indexed."""
+    src = tmp_path / "registry.csv"
+    src.write_text(
+        "citizen_id,full_name,dob,sex,province,commune\n"
+        "001099000001,Người Một,1990-01-01,Nam,Hà Nội,Phường Hàng Bạc\n"
+        f'001099000002,"{"x" * (csv.field_size_limit() + 1)}",1990-01-01,Nam,Hà Nội,Phường Hàng Bạc\n'
+        "001099000003,Người Ba\n"
+        "001099000004,Người Bốn,04/05/1991,Nữ,Hà Nội,Phường Hàng Bạc\n",
+        encoding="utf-8",
+    )
+    with open_registry(str(src), state_dir=tmp_path / "s") as reg:
+        assert (reg.info.rows, reg.info.skipped) == (2, 2)
+        found = reg.lookup(["001099000001", "001099000002", "001099000003", "001099000004"])
+        assert sorted(found) == ["001099000001", "001099000004"]
+        assert found["001099000004"].date_of_birth == "1991-05-04" and found["001099000004"].sex == "F"
