@@ -63,13 +63,15 @@ class Killed:
 
                     def add_then_kill(stager: Any, *args: Any) -> Any:
                         result = real_add(stager, *args)
-                        if len(list(stager.folder.glob("*.hc1.txt"))) >= 5:
+                        folder, queued = stager.folder, len(stager._group)
+                        # 4 records written, the 5th signed but its group not written yet
+                        if folder is not None and len(list(folder.glob("*.hc1.txt"))) >= 4 and queued == 1:
                             os.kill(os.getppid(), signal.SIGKILL)
                             os._exit(9)
                         return result
 
                     monkeypatch.setattr(run.Stager, "add", add_then_kill)
-                    monkeypatch.setattr(run, "JOURNAL_EVERY", 2)  # lines of 4 records written, the 5th's not yet
+                    monkeypatch.setattr(run, "JOURNAL_EVERY", 2)  # files and lines of 4 records written, the 5th's not yet
                 else:  # "after_signed": the signed transaction committed, nothing placed
                     monkeypatch.setattr(L, "apply", after(L.apply, 2))
                     monkeypatch.setattr(batch.BatchOutput, "place_staged", die)
@@ -284,10 +286,10 @@ def test_another_kid_is_refused(
 def test_records_signed_before_a_kill_mid_batch_are_adopted(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Killed while a worker was signing the batch, with 5 records staged and
-    the journal lines of 4 written (JOURNAL_EVERY = 2 here): those 4 are
-    adopted, the other 6 (the 5th: files but no line) signed again with
-    their UVCIs."""
+    """Killed while a worker was signing the batch, with the files and
+    journal lines of 4 records written and a 5th signed (JOURNAL_EVERY = 2
+    here: its group not written yet): those 4 are adopted, the other 6
+    signed again with their UVCIs."""
     killed = Killed(tmp_path, test_pki, monkeypatch, "mid_batch")
     assert len(killed.lines) == 4
     summary, current = killed.resume(capsys)
