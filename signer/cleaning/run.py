@@ -368,42 +368,47 @@ def _do_chunk(
 ) -> None:
     records: list[Record | Fast] = []
     known: dict[int, tuple[str, ...]] = {}  # check_record's codes of a record, when the fast path found them
+    append = records.append
     for x in chunk:
-        if type(x) is Checked:
+        if type(x) is Fast:
+            append(x)
+        elif type(x) is Checked:
             known[len(records)] = x.codes
-            x = x.record
-        if type(x) is Fast or isinstance(x, Record):
-            records.append(x)
-            summary.rows_read += x.rows
-            summary.people_read += 1
-            if x.phone:
-                summary.phones += 1
-            elif x.phone_unusable:
-                summary.phones_unusable += 1
-            continue
-        assert isinstance(x, RowProblem)
-        summary.rows_read += 1
-        code = row_code(x.reason)
-        scratch.add_problem(x, code)
-        summary.add("", "", (code,), 0)
-    fps = [r.fingerprint if type(r) is Fast else record_fingerprint(r) for r in records]  # type: ignore[arg-type]
+            append(x.record)
+        elif isinstance(x, Record):
+            append(x)
+        else:
+            assert isinstance(x, RowProblem)
+            summary.rows_read += 1
+            code = row_code(x.reason)
+            scratch.add_problem(x, code)
+            summary.add("", "", (code,), 0)
+    summary.rows_read += sum([r.rows for r in records])
+    summary.people_read += len(records)
+    phones = [r.phone_unusable for r in records if not r.phone]
+    summary.phones += len(records) - len(phones)
+    summary.phones_unusable += phones.count(True)
     ids = [r.record_id for r in records if r.record_id]
     stored = store.get(ids)
-    earlier = scratch.seen_before(records)
+    earlier = scratch.seen_before(ids)
     seen: set[str] = set()
     to_check: list[int] = []
     fast: list[int] = []  # people of the fast path (signer.cleaning.fast) that only the registry may still flag
-    verdicts: list[_Verdict | None] = [None] * len(records)
+    verdicts: dict[int, _Verdict] = {}  # of the records that are not (or no longer) Fast items
+    fps: dict[int, str] = {}  # their fingerprints
     for i, rec in enumerate(records):
         rid = rec.record_id
-        prev = stored.get(rid) if rid else None
-        if isinstance(rec, Fast):
-            if prev is None and rid not in seen and rid not in earlier:
+        if type(rec) is Fast:
+            if rid not in seen and rid not in earlier and rid not in stored:  # a Fast item always has a record ID
                 fast.append(i)
                 seen.add(rid)
                 continue
+            fps[i] = rec.fingerprint
             rec = records[i] = rec.record()  # anything else: the full path
             known[i] = ()  # the fast path's checks found nothing
+        else:
+            fps[i] = record_fingerprint(rec)  # type: ignore[arg-type]
+        prev = stored.get(rid) if rid else None
         if not rid:
             verdicts[i] = _Verdict(_ID_ONLY[0])
         elif rid in seen or rid in earlier:
@@ -416,39 +421,56 @@ def _do_chunk(
         seen.add(rid)
     if fast:
         # the fast path's people are citizens whose ID has only ASCII digits: the ID is its own look-up ID
-        found = registry.lookup_rows([records[i].values[5] for i in fast])  # type: ignore[union-attr]
-        for i in fast:
-            values = records[i].values  # type: ignore[union-attr]
+        items: list[Fast] = [records[i] for i in fast]  # type: ignore[misc]
+        found = registry.lookup_rows([r.values[5] for r in items])
+        for i, r in zip(fast, items, strict=True):
+            values = r.values
             row = found.get(values[5])
-            if row is not None and not compare_values(values[1], values[2], values[3], row[1], row[2], row[3]):
-                verdicts[i] = _CLEAN
-            else:
-                records[i] = records[i].record()  # type: ignore[union-attr]
-                known[i] = ()
-                to_check.append(i)
+            if row is not None and (
+                (row[1] == values[1] and row[2] == values[2] and row[3] == values[3])  # the same: compare_values ()
+                or not compare_values(values[1], values[2], values[3], row[1], row[2], row[3])
+            ):
+                continue  # clean: stays a Fast item
+            records[i] = r.record()
+            known[i] = ()
+            fps[i] = r.fingerprint
+            to_check.append(i)
         to_check.sort()
     if to_check:
         checked = _check_chunk([records[i] for i in to_check], registry, tables, task.today,  # type: ignore[misc]
                                [known.get(i) for i in to_check])  # fmt: skip
-        for i, fresh in zip(to_check, checked, strict=True):
-            verdicts[i] = fresh
-    scratch.remember(records, {rec.record_id for rec, v in zip(records, verdicts, strict=True) if v and v.reused})
+        verdicts.update(zip(to_check, checked, strict=True))
+    reused = {records[i].record_id for i, v in verdicts.items() if v.reused}
+    scratch.remember([(r.record_id, r.line, r.record_id in reused) for r in records if r.record_id]
+                     if reused else [(r.record_id, r.line, False) for r in records if r.record_id])  # fmt: skip
+    if len(verdicts) < len(records):  # clean people of the fast path: checked now, no earlier verdict
+        context, run = store.context, store.run
+        store.put_rows([(r.record_id, r.fingerprint, context, run, "", "", "", r.line, "")
+                        for r in records if type(r) is Fast])  # fmt: skip
+        add = summary.add
+        for x in records:
+            if type(x) is Fast:
+                values = x.values
+                add(values[6], values[7], (), len(values[8]))
+        summary.newly_verified += len(records) - len(verdicts)
+    if not verdicts:  # every person of the chunk is a clean Fast item (the usual chunk)
+        data = "".join([r.text for r in records]).encode("utf-8")  # type: ignore[union-attr]
+        vfh.write(data)
+        nfh.write(data)  # in a first run every verified line is new
+        return
     verified: list[str] = []  # the chunk's lines, written at once
     new: list[str] = []
     for i, rec in enumerate(records):
-        v = verdicts[i]
-        assert v is not None
-        rid = rec.record_id
-        if isinstance(rec, Fast):  # clean, checked now, no earlier verdict: what the full path does for it, below
-            values = rec.values
-            store.put(rid, fps[i], (), (), "", rec.line, "")
-            summary.add(values[6], values[7], (), len(values[8]))
+        if type(rec) is Fast:  # what the full path below does for a clean person checked now, without a verdict
             verified.append(rec.text)
             new.append(rec.text)
-            summary.newly_verified += 1
             continue
+        assert isinstance(rec, Record)
+        v = verdicts[i]
+        rid = rec.record_id
+        fp = fps[i]
         if not v.reused and v.codes not in _ID_ONLY:
-            store.put(rid, fps[i], v.codes, v.fields, v.suggestion, rec.line, v.registry_name)
+            store.put(rid, fp, v.codes, v.fields, v.suggestion, rec.line, v.registry_name)
         summary.add(rec.province, rec.commune, v.codes, len(rec.doses), reused=v.reused,
                     foreign=not v.codes and not is_citizen(rec))  # counted only when verified without codes
         hard = tables.hard(v.codes)
@@ -458,10 +480,10 @@ def _do_chunk(
                 signed = replace(rec, full_name=v.registry_name) if v.registry_name else rec
                 line = verified_line(signed, record_fingerprint(signed))
             else:
-                line = verified_line(rec, fps[i])
+                line = verified_line(rec, fp)
             verified.append(line)
             prev = stored.get(rid)
-            if prev is None or tables.hard(prev.codes) or prev.fingerprint != fps[i]:
+            if prev is None or tables.hard(prev.codes) or prev.fingerprint != fp:
                 new.append(line)
                 summary.newly_verified += 1
         if v.codes:

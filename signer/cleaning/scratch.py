@@ -17,15 +17,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from signer.records import Record, RowProblem
 
 from .private import connect_private
 from .registry import place_of
-
-if TYPE_CHECKING:
-    from .fast import Fast
 
 FLAGGED_INSERT = "INSERT INTO flagged VALUES (" + ",".join("?" * 17) + ")"
 
@@ -69,9 +66,9 @@ class Scratch:
         self.rows.append((0, "", problem.line, problem.record_id, "", "", "", "", "", "", "", "", code,
                           "", "", "", problem.message))  # fmt: skip
 
-    def seen_before(self, records: Sequence[Record | Fast]) -> set[str]:
-        """The IDs already met in this run by this worker (before this chunk; see :meth:`remember`)."""
-        ids = [r.record_id for r in records if r.record_id]
+    def seen_before(self, ids: Sequence[str]) -> set[str]:
+        """Which of these record IDs were already met in this run by this worker (before this chunk; see
+        :meth:`remember`)."""
         out: set[str] = set()
         for i in range(0, len(ids), 1000):
             part = ids[i : i + 1000]
@@ -79,13 +76,10 @@ class Scratch:
             out.update(r[0] for r in self.conn.execute(q, part))
         return out
 
-    def remember(self, records: Sequence[Record | Fast], reused: set[str]) -> None:
-        """Remember a chunk's IDs (first line wins) and which of them had a reused verdict."""
+    def remember(self, rows: Sequence[tuple[str, int, bool]]) -> None:
+        """Remember a chunk's (record ID, line, verdict reused) rows (first line wins)."""
         self.conn.execute("BEGIN")
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO seen VALUES (?, ?, ?)",
-            ((r.record_id, r.line, r.record_id in reused) for r in records if r.record_id),
-        )
+        self.conn.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", rows)
         self.conn.execute("COMMIT")
 
     def flush(self) -> None:

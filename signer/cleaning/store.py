@@ -30,6 +30,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from verifier.errors import ConfigError
 
@@ -97,6 +98,9 @@ class ResultStore:
                 run = int(cur.lastrowid or 0)
                 self._conn.execute("COMMIT")
             self.run = run
+            #: No verdict in the store when this run (worker) opened it: :meth:`get` finds none then (a record ID
+            #: is put once per run, and rows of this run are never looked up: a record ID met again is a duplicate).
+            self._empty = self._conn.execute("SELECT 1 FROM result LIMIT 1").fetchone() is None
             if staging is not None:
                 staging.unlink(missing_ok=True)
                 self._staged = connect_private(staging, isolation_level=None)
@@ -106,7 +110,10 @@ class ResultStore:
         self._pending: list[tuple[str, ...] | tuple[object, ...]] = []
 
     def get(self, ids: Sequence[str]) -> dict[str, Stored]:
+        """The stored verdicts of these record IDs (none when the store was empty at open, see ``_empty``)."""
         out: dict[str, Stored] = {}
+        if self._empty:
+            return out
         for i in range(0, len(ids), 1000):
             part = list(ids[i : i + 1000])
             q = (
@@ -131,6 +138,11 @@ class ResultStore:
             (record_id, fingerprint, self.context, self.run, ";".join(codes), ";".join(fields), suggestion, line,
              registry_name)
         )  # fmt: skip
+
+    def put_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """:meth:`put` of many rows, each already as (record ID, fingerprint, :attr:`context`, :attr:`run`,
+        codes, fields, suggestion, line, registry name), codes and fields joined by ";"."""
+        self._pending += rows
 
     def flush(self) -> None:
         conn = self._conn if self._staged is None else self._staged
