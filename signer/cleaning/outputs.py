@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import heapq
+import io
 import itertools
 import re
 import sqlite3
@@ -34,14 +35,14 @@ from collections.abc import Iterator
 from functools import lru_cache
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from signer.records import PersonRuns
 
 from .private import make_private_dir, open_private
 from .tables import Tables
 from .text import fold
-from .xlsx import XlsxWriter
+from .xlsx import XlsxWriter, cells, text_cells
 
 CATEGORY_KEYS = {
     "row": "unreadable",
@@ -259,11 +260,29 @@ def _no_formula(value: Any) -> Any:
     return value
 
 
+#: in "\x1f" + the row's texts joined by "\x1f": a text that starts with one of _FORMULA_START (or a
+#: "\x1f" inside a text; no alternation with "^": a pattern that starts with a literal is searched fast)
+_FORMULA_CELL = re.compile("\x1f[=+\\-@\t\r]")
+
+
+def _no_formula_cells(values: list[Any]) -> bool:
+    """True when no text of the row starts as a formula, by one search over the row (the first cell
+    may be a number, the line); False also when that cannot be told so (then each cell is looked at)."""
+    if not values:
+        return True
+    try:
+        joined = "\x1f" + "\x1f".join(values[1:] if type(values[0]) is int else values)
+    except TypeError:  # a cell that is not a text
+        return False
+    return _FORMULA_CELL.search(joined) is None
+
+
 class _Writers:
     def __init__(self, base: Path, header: list[str], formats: tuple[str, ...], engine: str = "fast"):
         self.base = base
         make_private_dir(base.parent)
         self.fh = None
+        self.lines: list[str] = []  # CSV lines made by flagged(), written 256 at a time
         self.wb: Any = None
         self.xlsx: XlsxWriter | None = None
         if "csv" in formats:
@@ -280,13 +299,54 @@ class _Writers:
             self.xlsx = XlsxWriter(base.with_suffix(".xlsx"), sheet=SHEET_NAME)
             self.xlsx.row(header)
 
-    def row(self, values: list[Any]) -> None:
-        if self.fh is not None:  # _no_formula, inline (a call per cell costs more than the test)
-            self.csv.writerow([("'" + v) if type(v) is str and v.startswith(_FORMULA_START) else v for v in values])
+    def row(self, values: list[Any], *, xlsx: bool = True) -> None:
+        if self.fh is not None:
+            self._csv_flush()
+            if _no_formula_cells(values):
+                self.csv.writerow(values)
+            else:
+                self.csv.writerow([("'" + v) if type(v) is str and v.startswith(_FORMULA_START) else v for v in values])
+        if not xlsx:
+            return
         if self.xlsx is not None:
             self.xlsx.row(values)  # inline strings: never a formula
         elif self.wb is not None:
             self.ws.append([self._text_cell(v) for v in values])
+
+    def flagged(self, line: int, var: list[str], t: _RowTexts) -> None:
+        """A flagged record's row: ``line``, the texts of ``var`` (the record's 9, the differing fields and
+        the suggestion, [the 6 registry values]) and the reason texts ``t`` between them, CSV and XLSX made
+        from pieces: ``t``'s made once per code string, the record's texts joined in one go when they need
+        no quoting or escaping (most rows), else cell by cell as :meth:`row` does."""
+        if self.wb is not None:
+            self.row(t.values(line, var))
+            return
+        if self.fh is not None:
+            try:
+                joined = "\x1f" + "\x1f".join(var)
+            except TypeError:  # a value that is not a text
+                joined = ","
+            if type(line) is not int or "," in joined or '"' in joined or "\n" in joined or "\r" in joined \
+                    or _FORMULA_CELL.search(joined):  # fmt: skip
+                self._csv_flush()
+                self.row(t.values(line, var), xlsx=False)
+            else:
+                self.lines.append(",".join((str(line), *var[:9], t.csv_mid, var[9], var[10], t.csv_tail, *var[11:]))
+                                  + "\r\n")  # fmt: skip
+                if len(self.lines) >= 256:
+                    self._csv_flush()
+        if self.xlsx is not None:
+            rec, mid, extra = text_cells(var[:9]), text_cells(var[9:11]), text_cells(var[11:])
+            if rec is None or mid is None or extra is None or type(line) is not int:
+                self.xlsx.row(t.values(line, var))
+            else:
+                self.xlsx.row_cells(f"<c><v>{line}</v></c>" + rec + t.xml_mid + mid + t.xml_tail + extra)
+
+    def _csv_flush(self) -> None:
+        if self.lines:
+            assert self.fh is not None
+            self.fh.write("".join(self.lines))
+            self.lines.clear()
 
     def _text_cell(self, value: Any) -> Any:
         """openpyxl makes a "=..." string a formula: keep it text (as our writer does)."""
@@ -301,6 +361,7 @@ class _Writers:
     def close(self) -> int:
         n = 0
         if self.fh is not None:
+            self._csv_flush()
             self.fh.close()
             n += 1
         if self.xlsx is not None:
@@ -329,7 +390,9 @@ def _rows(scratches: list[Path], part: int) -> Iterator[tuple[Any, ...]]:
             yield from batch
 
     try:
-        yield from heapq.merge(*(one(c) for c in conns), key=lambda r: (r[0], r[1]))
+        # by (place, line): the rows' own order, as the lines of two workers' ranges never meet (no key
+        # function call per row)
+        yield from heapq.merge(*(one(c) for c in conns))
     finally:
         for c in conns:
             c.close()
@@ -372,32 +435,62 @@ def write_reconciliation(
             if show_registry_values:
                 entries = registry.lookup([r[14] for r in rows if r[14]] + [r[13] for r in rows if r[13]])
             for r in rows:
-                codes, fields, sugg, reg_id = r[11], r[12], r[13], r[14]
-                codes_text, vi, en, fix_vi, fix_en = texts(codes)
-                values: list[Any] = [*r[1:11], codes_text, vi, en, fields.replace(";", " "), sugg, fix_vi, fix_en]
+                fields, sugg = r[12], r[13]
+                var: list[Any] = [*r[2:11], fields.replace(";", " "), sugg]
                 if show_registry_values:
+                    reg_id = r[14]
                     own = entries.get(reg_id) if reg_id and fields else None
                     other = entries.get(sugg) if sugg else None
-                    values += [own.full_name if own else "", own.date_of_birth if own else "",
-                               own.sex if own else "", other.full_name if other else "",
-                               other.date_of_birth if other else "", other.sex if other else ""]  # fmt: skip
-                writers.row(values)
-                counts["flagged_records"] += 1
+                    var += [own.full_name if own else "", own.date_of_birth if own else "",
+                            own.sex if own else "", other.full_name if other else "",
+                            other.date_of_birth if other else "", other.sex if other else ""]  # fmt: skip
+                writers.flagged(r[1], var, texts(r[11]))
+            counts["flagged_records"] += len(rows)
         counts["files"] += writers.close()
     return counts
 
 
+class _RowTexts(NamedTuple):
+    """A list row's texts that come from its codes (the same for every row of those codes), as
+    texts and already made into CSV fields and XLSX cells."""
+
+    codes: str
+    vi: str
+    en: str
+    fix_vi: str
+    fix_en: str
+    csv_mid: str  # codes, vi, en: three CSV fields
+    csv_tail: str  # fix_vi, fix_en: two CSV fields
+    xml_mid: str
+    xml_tail: str
+
+    def values(self, line: int, var: list[Any]) -> list[Any]:
+        """The row's values in column order (:meth:`_Writers.flagged`'s ``line`` and ``var``)."""
+        return [line, *var[:9], self.codes, self.vi, self.en, var[9], var[10], self.fix_vi, self.fix_en, *var[11:]]
+
+
+def _csv_fields(texts: list[str]) -> str:
+    """Several texts as csv.writer writes them in a row (a formula-like text quoted first, as
+    :meth:`_Writers.row` does), without the line end."""
+    assert len(texts) > 1  # csv.writer writes a row of one empty field as '""'
+    buf = io.StringIO()
+    csv.writer(buf).writerow([("'" + v) if v.startswith(_FORMULA_START) else v for v in texts])
+    return buf.getvalue()[:-2]
+
+
 def _code_texts(tables: Tables) -> Any:
-    """``codes -> (codes, reasons_vi, reasons_en, fix_vi, fix_en)`` of a list row (codes repeat: cached)."""
+    """``codes -> _RowTexts`` of a list row (codes repeat: cached)."""
     reasons = tables.reasons
 
     @lru_cache(maxsize=4096)
-    def texts(codes: str) -> tuple[str, str, str, str, str]:
+    def texts(codes: str) -> _RowTexts:
         code_list = codes.split(";") if codes else []
-        return (" ".join(code_list), "; ".join(reasons[c].vi for c in code_list),
-                "; ".join(reasons[c].en for c in code_list),
-                "; ".join(reasons[c].fix_vi for c in code_list if reasons[c].fix_vi),
-                "; ".join(reasons[c].fix_en for c in code_list if reasons[c].fix_en))  # fmt: skip
+        mid = [" ".join(code_list), "; ".join(reasons[c].vi for c in code_list),
+               "; ".join(reasons[c].en for c in code_list)]  # fmt: skip
+        tail = ["; ".join(reasons[c].fix_vi for c in code_list if reasons[c].fix_vi),
+                "; ".join(reasons[c].fix_en for c in code_list if reasons[c].fix_en)]  # fmt: skip
+        return _RowTexts(mid[0], mid[1], mid[2], tail[0], tail[1], _csv_fields(mid), _csv_fields(tail), cells(mid),
+                         cells(tail))
 
     return texts
 

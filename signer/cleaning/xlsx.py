@@ -16,7 +16,9 @@ into the zip (inline strings, ECMA-376 Part 1, 18.3.1.53 / 18.4.12) at a few
 
 from __future__ import annotations
 
+import re
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -92,6 +94,50 @@ def _cell(value: Any) -> str:
     return f'<c t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
 
 
+_PRE = '<c t="inlineStr"><is><t xml:space="preserve">'
+_POST = "</t></is></c>"
+_SEP = _POST + _PRE
+_EMPTY = _PRE + _POST  # the inline form of "", which _cell writes as "<c/>"
+#: a character _cell's escaping would change (the keys of _XML_TEXT)
+_UNSAFE = re.compile("[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_FLUSH_ROWS = 256  # rows encoded, compressed and written together
+
+
+def text_cells(texts: Sequence[str]) -> str | None:
+    """The cells of these texts as :func:`_cell` writes them, in one join, when none needs escaping
+    or cutting (most rows of the lists); else None (then it is cell by cell)."""
+    if not texts:
+        return ""
+    try:
+        joined = "".join(texts)  # TypeError: a value that is not a text
+    except TypeError:
+        return None
+    if len(joined) > 32767:
+        return None
+    # isprintable: no control character, no U+FFFE/U+FFFF (and a C loop several times faster than the
+    # regular expression, which decides only when it is False: a tab or a newline, say)
+    plain = joined.isprintable() and "&" not in joined and "<" not in joined and ">" not in joined
+    if not plain and _UNSAFE.search(joined):
+        return None
+    # a text holds no "<" here, so _EMPTY is only ever an empty text's cell
+    return (_PRE + _SEP.join(texts) + _POST).replace(_EMPTY, "<c/>")
+
+
+def cells(values: Sequence[Any]) -> str:
+    """The cells of a row: texts and integers (``None`` an empty cell, anything else as its ``str``)."""
+    if values:
+        head = values[0]
+        if type(head) is int:
+            xml = text_cells(values[1:])
+            if xml is not None:
+                return f"<c><v>{head}</v></c>" + xml
+        elif type(head) is str:
+            xml = text_cells(values)
+            if xml is not None:
+                return xml
+    return "".join(map(_cell, values))
+
+
 class XlsxWriter:
     """Write one worksheet row by row; the file is complete after ``close()``."""
 
@@ -105,11 +151,25 @@ class XlsxWriter:
         self._zip.writestr("xl/styles.xml", _STYLES)
         self._sheet: IO[bytes] = self._zip.open("xl/worksheets/sheet1.xml", "w", force_zip64=True)
         self._sheet.write(_SHEET_HEAD.encode())
+        self._buf: list[str] = []
 
-    def row(self, values: list[Any]) -> None:
-        self._sheet.write(("<row>" + "".join(map(_cell, values)) + "</row>").encode("utf-8", "replace"))
+    def row(self, values: Sequence[Any]) -> None:
+        self.row_cells(cells(values))
+
+    def row_cells(self, xml: str) -> None:
+        """A row of cells already made (by :func:`cells`, :func:`text_cells` or :func:`_cell`)."""
+        buf = self._buf
+        buf.append("<row>" + xml + "</row>")
+        if len(buf) >= _FLUSH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf:
+            self._sheet.write("".join(self._buf).encode("utf-8", "replace"))
+            self._buf.clear()
 
     def close(self) -> None:
+        self._flush()
         self._sheet.write(_SHEET_TAIL.encode())
         self._sheet.close()
         self._zip.close()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
-from signer.cleaning.xlsx import XlsxWriter
+from signer.cleaning.xlsx import XlsxWriter, _cell, cells, text_cells
 
 ROWS = [
     ["line", "full_name", "reasons_vi", "note"],
@@ -67,3 +69,40 @@ def test_pipeline_engines_agree(checked_jsonl, tmp_path: Path) -> None:  # type:
     assert len(files) > 100
     for rel in files[:40]:
         assert _read(outs["fast"] / rel) == _read(outs["openpyxl"] / rel)
+
+
+_PIECES = ["a", "Ễ", " ", "&", "<", ">", '"', "\t", "\n", "\r", "\x07", "\x1f", "\x00", "\ufffe", "\uffff", "\ud800",
+           "=", ",", "x" * 9000]  # fmt: skip
+_TEXT = st.lists(st.sampled_from(_PIECES), max_size=6).map("".join)
+#: mostly printable texts (so that a whole row often is), now and then one special character or a long run
+_MOSTLY_PLAIN = st.lists(st.sampled_from(["a", "Ễ", " ", "=", ",", "-"] * 6 + _PIECES + ["y" * 20000]), max_size=6).map("".join)
+_VALUE = st.one_of(_TEXT, _TEXT, _TEXT, st.integers(-(2**70), 2**70), st.none(), st.booleans(), st.floats(allow_nan=False))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_VALUE, max_size=20))
+def test_cells_in_one_join_are_the_cells_one_by_one(values: list[object]) -> None:
+    """cells()/text_cells() join the cells of plain texts in one go (escaping, cutting and odd types go cell by
+    cell): the XML is always the per-cell _cell's, for any mix of texts (markup characters, control
+    characters, U+FFFE, lone surrogates, texts over the cell limit), integers, None, booleans and floats."""
+    one_by_one = "".join(map(_cell, values))
+    assert cells(values) == one_by_one
+    if all(type(v) is str for v in values):
+        joined = text_cells(values)  # type: ignore[arg-type]
+        assert joined is None or joined == one_by_one
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_MOSTLY_PLAIN, max_size=20), st.integers(0, 2**40))
+def test_text_rows_in_one_join_are_the_cells_one_by_one(texts: list[str], line: int) -> None:
+    """As above, for rows of texts only (with a line number first, or not) that are often all plain."""
+    assert text_cells(texts) in (None, "".join(map(_cell, texts)))
+    assert cells(texts) == "".join(map(_cell, texts))
+    assert cells([line, *texts]) == "".join(map(_cell, [line, *texts]))
+
+
+def test_plain_rows_take_the_joined_path() -> None:
+    """The rows of the lists (a line number, then texts without markup) are made by the join, not cell by cell."""
+    texts = ["R1", "Nguyễn Thị Hương", "1980-02-03", "F", "VN", "", "Hà Nội", "Phường 2", "2021-07-01 AZ 1/2"]
+    assert text_cells(texts) == "".join(map(_cell, texts))
+    assert text_cells(["a & b"]) is None and text_cells(["a\tb"]) is not None and text_cells(["x" * 32768]) is None
