@@ -1069,7 +1069,7 @@ def person_values(group: list[_DoseRow], layout: _DoseLayout, cmap: _ColumnMap) 
     sex = normalize_sex(sex_text, cmap)
     if sex is None:
         return RowProblem(first_line, "bad_sex", "sex must be M/F/X (Nam/Nữ/Khác) or empty", rid)
-    phone, unusable = _phone(layout.phone_text(group))
+    phone, unusable = _phone(layout.phone_text(group)) if layout.phone >= 0 else ("", False)
     return (rid, " ".join(name.split()), dob, sex, nationality.upper() or "VN", ident, province, commune, doses,
             first_line, len(group), phone, unusable)  # fmt: skip
 

@@ -203,7 +203,7 @@ def check_id(record: Record, dob: PartialDate | None, tables: Tables) -> list[st
 
 def _check_id(ident: str, sex: str, citizen: bool, dob: PartialDate | None, tables: Tables) -> list[str]:
     """:func:`check_id` of a record with this ID, sex and citizenship."""
-    digits = _DIGITS.fullmatch(ident) is not None
+    digits = ident.isascii() and ident.isdigit()  # = _DIGITS.fullmatch(ident): ASCII digits only, not empty
     if digits:  # is_placeholder for ASCII digits: all zeros, or a placeholder of the table
         if not ident.strip("0") or ident in tables.id_placeholders:
             return ["id_missing"]
@@ -248,34 +248,60 @@ def _check_doses(doses: list[DoseValues], birth: dt.date | None, today: dt.date,
     if not doses:
         return ["dose_missing"]
     found: set[str] = set()
-    dated: list[tuple[dt.date, int, int, str | None]] = []
-    canonical = tables.canonical_vaccine
+    dated: list[tuple[int, int, int, str | None]] = []  # (day ordinal, dose number, series, product)
+    products = tables.known_vaccines  # the canonical_vaccine cache: names seen before
+    days = _DAYS
+    last = today.toordinal()
+    first = birth.toordinal() if birth is not None else 0
     for date, vaccine, _lot, number, series, _site in doses:
-        product = canonical(vaccine)
+        try:
+            product = products[vaccine]
+        except KeyError:
+            product = tables.canonical_vaccine(vaccine)
         if product is None:
             found.add("vaccine_unknown")
         if number and series and number > series:
             found.add("dose_number_exceeds_series")
-        day = parse_date(date)
+        try:
+            day = days[date]
+        except KeyError:
+            day = _day(date)
         if day is None:
             found.add("dose_date_invalid")
             continue
-        if day > today:
+        if day > last:
             found.add("dose_future")
-        if birth is not None and day < birth:
+        if day < first:
             found.add("dose_before_birth")
         dated.append((day, number, series, product))
     if len(dated) > 1:
         dated.sort(key=_first)
+        intervals, unknown, booster_days = tables.intervals, tables.unknown_min_days, tables.booster_min_days
         for (d1, n1, s1, p1), (d2, n2, _s2, p2) in itertools.pairwise(dated):
             if n1 and n2 and n2 <= n1:
                 found.add("dose_order")
-            booster = bool(s1 and n2 and n2 > s1)
-            # an unknown product takes the other dose's minimum, else the table's minimum for unknowns: never 0
-            minimum = tables.booster_min_days if booster else tables.min_days(p1 or p2)
-            if (d2 - d1).days < minimum:
+            # a dose past the previous series is a booster; an unknown product takes the other dose's minimum,
+            # else the table's minimum for unknowns: never 0 (Tables.min_days)
+            if s1 and n2 and n2 > s1:
+                minimum = booster_days
+            else:
+                product = p1 or p2
+                minimum = unknown if product is None else intervals.get(product, unknown)
+            if d2 - d1 < minimum:
                 found.add("dose_interval_short")
     return [c for c in _DOSE_ORDER if c in found] if found else []
+
+
+_DAYS: dict[str, int | None] = {}  # dose dates as day ordinals (parse_date), a bounded cache
+
+
+def _day(text: str) -> int | None:
+    """``parse_date(text).toordinal()``, or None; cached."""
+    if len(_DAYS) > 20000:
+        _DAYS.clear()
+    day = parse_date(text)
+    found = _DAYS[text] = day.toordinal() if day is not None else None
+    return found
 
 
 _first = operator.itemgetter(0)
@@ -304,13 +330,28 @@ def check_values(ident: str, name: str, dob_text: str, sex: str, citizen: bool, 
     codes = _check_id(ident, sex, citizen, dob, tables)
     if not name:
         codes.append("name_missing")
-    elif not name_is_valid(name):
-        codes.append("name_invalid")
+    else:
+        try:
+            valid = _VALID_NAMES[name]
+        except KeyError:
+            valid = _valid_name(name)
+        if not valid:
+            codes.append("name_invalid")
     if not sex and citizen:
         codes.append("sex_missing")
     codes += dob_codes
     codes += _check_doses(doses, birth, today, tables)
     return tuple(codes)
+
+
+_VALID_NAMES: dict[str, bool] = {}  # names repeat: name_is_valid once per name, a bounded cache
+
+
+def _valid_name(name: str) -> bool:
+    if len(_VALID_NAMES) > 50_000:
+        _VALID_NAMES.clear()
+    valid = _VALID_NAMES[name] = name_is_valid(name)
+    return valid
 
 
 _DobVerdict = tuple["PartialDate | None", "dt.date | None", tuple[str, ...]]

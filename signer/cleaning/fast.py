@@ -85,24 +85,22 @@ def fingerprint_values(values: PersonValues) -> str | None:
 
 def fast_reader(today: dt.date, tables: Tables) -> Any:
     """The ``person`` of :func:`signer.records.read_records_range`: a :class:`Fast` item or the full path's item."""
-    from .run import line_of  # run imports this module
+    from .run import values_line  # run imports this module
 
     def person(group: Any, layout: Any, cmap: Any) -> Any:
         values = person_values(group, layout, cmap)
         if type(values) is not tuple:
             return person_record(group, layout, cmap) if values is None else values
-        rid, name, dob, sex, nationality, ident, _province, _commune, doses = values[:9]
-        if not rid or not citizen_nationality(nationality):
+        if not values[0] or not citizen_nationality(values[4]):
             return record_of(values)
-        codes = check_values(ident, name, dob, sex, True, doses, today, tables)
+        doses = values[8]
+        codes = check_values(values[5], values[1], values[2], values[3], True, doses, today, tables)
         if codes:
             return Checked(record_of(values), codes)
         fingerprint = fingerprint_values(values)
         if fingerprint is None:
             return Checked(record_of(values), ())
-        text = line_of(values[:8], doses, values[11], fingerprint)
-        if text is None:
-            return Checked(record_of(values), ())
-        return Fast(values, fingerprint, text)
+        # person_values gives every text as str and every dose number as int: line_of's types, unchecked
+        return Fast(values, fingerprint, values_line(values[:8], doses, values[11], fingerprint))
 
     return person

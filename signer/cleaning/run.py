@@ -153,6 +153,26 @@ def line_of(values: tuple[Any, ...], doses: list[tuple[Any, ...]], phone: Any, f
     return None
 
 
+@lru_cache(maxsize=64)
+def _line_format(doses: int, phone: bool) -> str:
+    """The format of :func:`line_of`'s line with this many doses, with or without phone: one ``str.format``."""
+    head = _LINE_HEAD_PHONE if phone else _LINE_HEAD
+    return head.replace('"doses": [{}]', '"doses": [' + ", ".join([_DOSE] * doses) + "]")
+
+
+def values_line(values: tuple[str, ...], doses: list[tuple[str, str, str, int, int, str]], phone: str,
+                fingerprint: str) -> str:  # fmt: skip
+    """:func:`line_of` for values of the types it writes directly (every text a ``str``, every dose number an
+    ``int``: as :func:`signer.records.person_values` makes them), without checking them again."""
+    args: list[Any] = list(map(_js, values))
+    if phone:
+        args.append(_js(phone))
+    for date, vaccine, lot, number, series, site in doses:
+        args += (_js(date), _js(vaccine), _js(lot), number, series, _js(site))
+    args.append(_js(fingerprint))
+    return _line_format(len(doses), bool(phone)).format(*args)
+
+
 def row_code(reason: str) -> str:
     """Reason code of a row the reader could not use (RowProblem.reason)."""
     return f"row_{reason}" if reason in ROW_REASONS else "row_other"

@@ -61,6 +61,11 @@ class Tables:
     fingerprint: str
     _cache: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def known_vaccines(self) -> dict[str, str | None]:
+        """The names :meth:`canonical_vaccine` answered already, with its answers (read-only: a cache)."""
+        return self._cache
+
     def canonical_vaccine(self, name: str) -> str | None:
         """The canonical product for a name or alias; None when unknown."""
         cache = self._cache

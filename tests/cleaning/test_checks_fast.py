@@ -1,0 +1,136 @@
+"""The checks' cheaper forms give what the plain forms give (session 7 speed work).
+
+- :func:`signer.cleaning.checks._check_doses` compares day ordinals and reads the
+  vaccine/date caches directly: equal to the date-object version it replaced
+  (kept here as the reference) on generated dose lists, with and without a birth date;
+- the ID's "ASCII digits" test without a regex equals the regex's answer;
+- :func:`signer.cleaning.run.values_line` (one ``str.format`` per person) equals
+  :func:`signer.cleaning.run.line_of` and the encoder's line;
+- names cached as valid/invalid give the same codes as the first time, also past the cache's bound.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signer.cleaning import checks
+from signer.cleaning.checks import DoseValues, check_values, parse_date
+from signer.cleaning.run import line_of, values_line
+from signer.cleaning.tables import Tables, load_tables
+
+TODAY = dt.date(2026, 6, 1)
+DATES = ["2021-08-02", "2021-08-30", "2021-08-31", "2021-10-25", "2021-09-10", "2022-03-01", "2021-08-10", "2021-13-01",
+         "2021-02-29", "2024-02-29", "2026-06-01", "2026-06-02", "2027-01-01", "02/08/2021", "", "1980-01-01",
+         "1961-12-31", "1962-01-01", "０２０２-01-01"]  # fmt: skip
+VACCINES = ["AstraZeneca", "EU/1/21/1529", "EU/1/20/1528", "Pfizer", "Moderna", "Sinopharm", "Vero Cell", "Janssen",
+            "Unknown", "", "vắc xin Vero Cell", "COMIRNATY"]  # fmt: skip
+BIRTHS = [None, dt.date(1962, 1, 1), dt.date(2021, 9, 1), dt.date(1900, 1, 1)]
+
+
+def _reference(doses: list[DoseValues], birth: dt.date | None, today: dt.date, tables: Tables) -> list[str]:
+    """_check_doses as it was before day ordinals (dates and timedeltas, Tables.min_days)."""
+    if not doses:
+        return ["dose_missing"]
+    found: set[str] = set()
+    dated = []
+    for date, vaccine, _lot, number, series, _site in doses:
+        product = tables.canonical_vaccine(vaccine)
+        if product is None:
+            found.add("vaccine_unknown")
+        if number and series and number > series:
+            found.add("dose_number_exceeds_series")
+        day = parse_date(date)
+        if day is None:
+            found.add("dose_date_invalid")
+            continue
+        if day > today:
+            found.add("dose_future")
+        if birth is not None and day < birth:
+            found.add("dose_before_birth")
+        dated.append((day, number, series, product))
+    if len(dated) > 1:
+        dated.sort(key=lambda d: d[0])
+        for (d1, n1, s1, p1), (d2, n2, _s2, p2) in itertools.pairwise(dated):
+            if n1 and n2 and n2 <= n1:
+                found.add("dose_order")
+            booster = bool(s1 and n2 and n2 > s1)
+            minimum = tables.booster_min_days if booster else tables.min_days(p1 or p2)
+            if (d2 - d1).days < minimum:
+                found.add("dose_interval_short")
+    return [c for c in checks._DOSE_ORDER if c in found] if found else []
+
+
+dose = st.tuples(st.sampled_from(DATES), st.sampled_from(VACCINES), st.just("L1"), st.integers(0, 4),
+                 st.integers(0, 3), st.just("site"))  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(dose, max_size=5), st.sampled_from(BIRTHS), st.sampled_from([TODAY, dt.date(2021, 9, 1)]))
+def test_dose_checks_equal_the_date_object_version(doses: list[DoseValues], birth: dt.date | None,
+                                                   today: dt.date) -> None:  # fmt: skip
+    tables = load_tables()
+    assert checks._check_doses(doses, birth, today, tables) == _reference(doses, birth, today, tables)
+    assert checks._check_doses(doses, birth, today, tables) == _reference(doses, birth, today, tables)  # cached
+
+
+def test_dose_checks_past_the_date_cache_bound() -> None:
+    tables = load_tables()
+    start = dt.date(2000, 1, 1)
+    for k in range(0, 21_000, 7):
+        day = (start + dt.timedelta(days=k)).isoformat()
+        doses: list[DoseValues] = [("2000-01-01", "Pfizer", "", 1, 2, ""), (day, "Pfizer", "", 2, 2, "")]
+        assert checks._check_doses(doses, None, TODAY, tables) == _reference(doses, None, TODAY, tables)
+
+
+_DIGITS = re.compile(r"\d+", re.ASCII)
+
+
+@given(st.text(alphabet="0123456789０١٣²³ -.aZ\u0660\u06f1", max_size=14))
+def test_ascii_digits_test_equals_the_regex(ident: str) -> None:
+    assert (ident.isascii() and ident.isdigit()) == (_DIGITS.fullmatch(ident) is not None)
+    tables = load_tables()
+    assert checks._check_id(ident, "M", True, None, tables) == checks._check_id(ident, "M", True, None, tables)
+
+
+text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(text, min_size=8, max_size=8),
+       st.lists(st.tuples(text, text, text, st.integers(0, 300), st.integers(0, 300), text), max_size=4),
+       st.sampled_from(["", "+84912345678", 'a"b\\c\n']), st.text(alphabet="0123456789abcdef", max_size=64))  # fmt: skip
+def test_values_line_equals_line_of_and_the_encoder(values: list[str], doses: list[tuple[str, str, str, int, int, str]],
+                                                   phone: str, fingerprint: str) -> None:  # fmt: skip
+    got = values_line(tuple(values), doses, phone, fingerprint)
+    assert got == line_of(tuple(values), doses, phone, fingerprint)
+    names = ("record_id", "full_name", "date_of_birth", "sex", "nationality", "id_number", "province", "commune")
+    obj: dict[str, object] = dict(zip(names, values, strict=True))
+    if phone:
+        obj["phone"] = phone
+    obj["doses"] = [dict(zip(("date", "vaccine", "lot", "dose_number", "series_doses", "site"), d, strict=True))
+                    for d in doses]  # fmt: skip
+    obj["verified"] = fingerprint
+    assert got == json.dumps(obj, ensure_ascii=False) + "\n"
+
+
+def test_name_codes_are_the_same_from_the_cache_and_past_its_bound() -> None:
+    tables = load_tables()
+    doses: list[DoseValues] = [("2021-08-02", "Pfizer", "", 1, 2, "")]
+
+    def name_codes(name: str) -> tuple[str, ...]:
+        codes = check_values("079185001234", name, "1985-03-14", "F", True, doses, TODAY, tables)
+        return tuple(c for c in codes if c.startswith("name_"))
+
+    for name, want in (("Nguyễn Thị Hương", ()), ("Lan_1", ("name_invalid",)), ("=1+2", ("name_invalid",)),
+                       ("O'Neil-Smith Jr.", ()), ("", ("name_missing",))):  # fmt: skip
+        assert name_codes(name) == want
+        assert name_codes(name) == want  # now from the cache
+    for k in range(50_010):  # more distinct names than the cache holds: it starts again, same answers
+        checks._valid_name(f"Tên {k}")
+    assert name_codes("Lan_1") == ("name_invalid",) and name_codes("Nguyễn Thị Hương") == ()
