@@ -51,7 +51,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -283,6 +283,29 @@ def sync_all(handles: Sequence[int]) -> None:
             list(pool.map(os.fdatasync, handles))
 
 
+_syncer: Any = None  # this process's ThreadPoolExecutor for Stager's flushes (made on first use)
+
+
+def _stage_syncer() -> Any:
+    """The process's pool of :data:`SYNC_THREADS` threads that flush staged
+    files while the process signs on (a pool does not survive fork: made in
+    the process that uses it)."""
+    global _syncer
+    if _syncer is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _syncer = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="stage-sync")
+    return _syncer
+
+
+def _forget_syncer() -> None:
+    global _syncer
+    _syncer = None
+
+
+os.register_at_fork(after_in_child=_forget_syncer)
+
+
 def _sync_path(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -322,7 +345,9 @@ class Stager:
     (the task's result list) each record's :class:`Outputs` with ``staged``
     paths instead of bytes (and a :func:`slim` certificate).
 
-    :meth:`finish` flushes them all (fdatasync, in threads) before the
+    The files are flushed (fdatasync) by the process's pool of
+    :data:`SYNC_THREADS` threads as each group is written, while the
+    process signs the next; :meth:`finish` waits for them all before the
     task's results go back. With ``tag`` (the run's
     signer.batch_adopt.settings_tag) and ``key`` (the lines' HMAC key), the
     group's journal lines are appended to the folder's ``.journal`` after
@@ -343,6 +368,7 @@ class Stager:
         self.folder: Path | None = None
         self._journal: int | None = None
         self._handles: list[int] = []
+        self._flushes: list[Future[None]] = []  # fdatasync of the handles, under way
         self._group: list[tuple[int, Outputs, str]] = []
         self._line_of = None
         if tag and key:  # imported here: signer sign does not need the ledger's modules
@@ -366,13 +392,15 @@ class Stager:
                 folder.mkdir(mode=0o700)
                 self.folder = folder
             prefix = os.path.join(self.folder, "")
-            handles, results, line_of = self._handles, self.results, self._line_of
+            results, line_of = self.results, self._line_of
+            handles: list[int] = []
             lines = []
             for index, result, record_hash in group:
                 staged = {}
                 for name, data in result.files.items():
                     path = prefix + name
                     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                    self._handles.append(fd)
                     handles.append(fd)
                     write_all(fd, data)
                     staged[name] = (path, len(data))
@@ -386,18 +414,27 @@ class Stager:
 
                     self._journal = os.open(prefix + JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 write_all(self._journal, b"".join(lines))
+            # flushed by the pool's threads while this process signs the next group
+            # (finish waits for them): no wait for the disk at the end of the task
+            # but for the last group's files
+            syncer = _stage_syncer()
+            self._flushes += [syncer.submit(os.fdatasync, fd) for fd in handles]
         except OSError as err:
             raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None
 
     def finish(self) -> None:
-        """Write the last journal lines, flush the files to disk. Raises :class:`ConfigError`."""
+        """Write the last group, wait until every file is flushed to disk. Raises :class:`ConfigError`."""
         self._write_group()
         try:
-            sync_all(self._handles)
+            for flush in self._flushes:
+                flush.result()
         except OSError as err:
             raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None
 
     def close(self) -> None:
+        # no descriptor closed while a thread may still flush it (its number could be reused)
+        flushes, self._flushes = self._flushes, []
+        wait(flushes)
         handles, self._handles = self._handles, []
         if self._journal is not None:
             handles.append(self._journal)
