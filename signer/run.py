@@ -25,8 +25,8 @@ and 3 to go through the issuance ledger (``signer batch``).
 
 With ``jobs > 1`` step 2 runs in that many worker processes (``fork``),
 each opening the key itself (a PKCS#11 session does not survive fork;
-the PIN or passphrase is asked once, before), with at most two batches per
-worker in flight; the output is the same as with one process, byte for
+the PIN or passphrase is asked once, before), with at most :data:`IN_FLIGHT`
+batches per worker in flight; the output is the same as with one process, byte for
 byte apart from the random UVCIs and signatures. A worker that cannot
 open the key, or dies, stops the run with one error line (the files
 written so far keep their manifest lines); workers ignore Ctrl-C, which
@@ -74,6 +74,11 @@ if TYPE_CHECKING:
 #: Records signed per :meth:`Hc1Issuer.issue_many` call (docs/benchmarks.md:
 #: 64-256 sign equally fast; a batch's outputs are written before the next).
 BATCH_SIZE = 256
+#: Batches in flight per worker with ``--jobs`` (signed, queued, or waiting to
+#: be written by the run's process): enough for the workers not to wait while
+#: the run's process waits for the disk (a batch run's 3 commits and a folder
+#: flush per batch; measured with others' load on the disk).
+IN_FLIGHT = 3
 #: Record ids become file names: keep them to a safe alphabet.
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -793,7 +798,7 @@ class SigningRun:
                     task = Future()
                     task.set_result([])
                 pending.append((batch, admitted, task))
-                if len(pending) >= 2 * jobs:
+                if len(pending) >= IN_FLIGHT * jobs:
                     self._collect(pending.popleft())
             while pending:
                 self._collect(pending.popleft())
