@@ -134,3 +134,20 @@ def test_name_codes_are_the_same_from_the_cache_and_past_its_bound() -> None:
     for k in range(50_010):  # more distinct names than the cache holds: it starts again, same answers
         checks._valid_name(f"Tên {k}")
     assert name_codes("Lan_1") == ("name_invalid",) and name_codes("Nguyễn Thị Hương") == ()
+
+
+def test_workers_collect_garbage_rarely_and_restore_the_collector() -> None:
+    import gc
+
+    from signer.cleaning import run
+
+    before = gc.get_threshold()
+    with run._rare_gc():
+        assert gc.get_threshold()[0] == run.GC_THRESHOLD
+    assert gc.get_threshold() == before
+    try:
+        with run._rare_gc():
+            raise KeyError("x")
+    except KeyError:
+        pass
+    assert gc.get_threshold() == before
