@@ -17,7 +17,11 @@ modification time, a PostgreSQL table by its row count and a sum of row
 hashes computed by the server. The build streams the source into a temp
 file (``executemany`` in large transactions, journal and fsync off, indexes
 created after the load) and renames it into place, so a half-built index is
-never used. Look-ups are batched (:data:`BATCH` IDs per query).
+never used. Look-ups are batched (:data:`BATCH` IDs per query). A row holds
+ID, name, date of birth, sex, the number of its place (table ``place``: the
+:func:`place_of` key) and :func:`name_year_key`; two indexes, by ID and by
+that key (the rare look-up of a commune's people of one name goes through
+the second, for each birth year in table ``year``).
 
 Registry values are personal data: this module never logs them.
 """
@@ -32,7 +36,7 @@ import re
 import sqlite3
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
@@ -44,7 +48,7 @@ from .checks import RegistryEntry, registry_entry
 from .private import connect_private, make_private_dir
 from .text import commune_key, name_fold, place_key
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 BATCH = 1000
 PARALLEL_MIN_BYTES = 8 << 20  # a CSV this big is indexed by two processes
 COLUMNS = ("id_number", "full_name", "date_of_birth", "sex", "province", "commune")
@@ -99,22 +103,27 @@ def place_of(province: str, commune: str) -> str:
     return place_key(province) + "|" + commune_key(commune)
 
 
-def person_key(place: str, folded_name: str) -> int:
-    """64-bit key of (place, folded name): the suggestion look-up's index (one integer column)."""
-    digest = hashlib.blake2b(f"{place}\x1f{folded_name}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
 def name_year_key(folded_name: str, year: str) -> int:
     """64-bit key of (folded name, birth year): the registry-wide suggestion look-up's index."""
     digest = hashlib.blake2b(f"{folded_name}\x1f{year}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats: list[int]) -> Iterator[tuple[Any, ...]]:
-    """Registry rows -> index rows (id, name, dob, sex, person_key, name_year_key).
+@dataclass
+class _Tally:
+    """What a builder learns besides the rows: rows skipped, the places (key -> number) and birth years."""
 
-    ``rows`` may raise :class:`csv.Error` for a row (counted as skipped; the reader goes on)."""
+    skipped: int = 0
+    places: dict[str, int] = field(default_factory=dict)
+    years: set[str] = field(default_factory=set)
+
+
+def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats: _Tally) -> Iterator[tuple[Any, ...]]:
+    """Registry rows -> index rows (id, name, dob, sex, place number, name_year_key).
+
+    The place number is ``stats.places``'s number of :func:`place_of` (numbered as they come); every
+    birth year (``dob[:4]``) goes to ``stats.years``. ``rows`` may raise :class:`csv.Error` for a row
+    (counted as skipped; the reader goes on)."""
     width = max(c for c in cols if c is not None) + 1
     c_id, c_name, c_dob, c_sex, c_prov, c_comm = cols
     nfc = unicodedata.normalize
@@ -123,17 +132,19 @@ def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats:
     # Names repeat (about 110,000 distinct in 1M people): each distinct spelling is normalised and
     # folded once, in a bounded cache (1M people: 5.6 -> 4.8 us a row in Python, +19 MB per builder)
     names: dict[str, tuple[str, str]] = {}
+    places, years = stats.places, stats.years
+    place_ids: dict[tuple[str, str], int] = {}  # the source's spellings -> place number (bounded)
     it = iter(rows)
     while True:
         try:
             for row in it:
                 if len(row) < width:
-                    stats[0] += 1
+                    stats.skipped += 1
                     continue
                 ident = row[c_id]  # type: ignore[index]
                 ident = (ident if type(ident) is str else str(ident or "")).strip().replace(" ", "")
                 if not ident:
-                    stats[0] += 1
+                    stats.skipped += 1
                     continue
                 raw_name = row[c_name]  # type: ignore[index]
                 if type(raw_name) is not str:
@@ -168,15 +179,20 @@ def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats:
                     prov = str(prov or "")
                 if type(comm) is not str:
                     comm = str(comm or "")
-                # person_key and name_year_key, inline (a call each costs more than the hash)
-                yield (ident, name, dob, sex,
-                       from_bytes(blake2b(f"{place_of(prov, comm)}\x1f{folded}".encode(), digest_size=8).digest(),
-                                  "big", signed=True),
-                       from_bytes(blake2b(f"{folded}\x1f{dob[:4]}".encode(), digest_size=8).digest(),
-                                  "big", signed=True))  # fmt: skip
+                place = place_ids.get((prov, comm))
+                if place is None:
+                    place = places.setdefault(place_of(prov, comm), len(places))
+                    if len(place_ids) >= 65536:
+                        place_ids.clear()
+                    place_ids[prov, comm] = place
+                year = dob[:4]
+                years.add(year)
+                # name_year_key, inline (a call costs more than the hash)
+                yield (ident, name, dob, sex, place,
+                       from_bytes(blake2b(f"{folded}\x1f{year}".encode(), digest_size=8).digest(), "big", signed=True))
             return
         except csv.Error:
-            stats[0] += 1
+            stats.skipped += 1
 
 
 _LINE = re.compile(r"[^\n]*\n")
@@ -235,7 +251,7 @@ class _Source:
         return f"{self.identity}:{st.st_size}:{st.st_mtime_ns}"
 
     # -- readers -----------------------------------------------------------
-    def rows(self, stats: list[int], part: tuple[int, int] | None = None) -> Iterator[tuple[str, ...]]:
+    def rows(self, stats: _Tally, part: tuple[int, int] | None = None) -> Iterator[tuple[str, ...]]:
         """Index rows of the source, or of one byte range of a CSV source."""
         if self.kind == "csv":
             yield from self._csv_rows(stats, part)
@@ -244,7 +260,7 @@ class _Source:
         else:
             yield from self._pg_rows(stats)
 
-    def _csv_rows(self, stats: list[int], part: tuple[int, int] | None) -> Iterator[tuple[str, ...]]:
+    def _csv_rows(self, stats: _Tally, part: tuple[int, int] | None) -> Iterator[tuple[str, ...]]:
         try:
             fh = open(self.spec, "rb")  # noqa: SIM115
         except OSError as err:
@@ -261,7 +277,7 @@ class _Source:
 
             yield from _rows_to_index(csv.reader(_range_lines(fh, end)), cols, stats)
 
-    def _sqlite_rows(self, stats: list[int]) -> Iterator[tuple[str, ...]]:
+    def _sqlite_rows(self, stats: _Tally) -> Iterator[tuple[str, ...]]:
         try:
             conn = sqlite3.connect(f"file:{Path(self.spec).resolve()}?mode=ro", uri=True)
             cur = conn.execute(f"SELECT * FROM {_quote_sqlite(self.table)}")
@@ -304,7 +320,7 @@ class _Source:
                 raise ConfigError(f"registry table {self.table!r}: {str(err).strip().splitlines()[0]}") from None
         return f"{row[0]}:{row[1]}"
 
-    def _pg_rows(self, stats: list[int]) -> Iterator[tuple[str, ...]]:
+    def _pg_rows(self, stats: _Tally) -> Iterator[tuple[str, ...]]:
         from psycopg import sql
 
         with self._pg_connect() as conn:
@@ -352,6 +368,7 @@ class Registry:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
             conn.execute("PRAGMA cache_size=-16384")  # 16 MB per shard, whatever the registry's size
             self._conns.append(conn)
+        self._years: list[list[str] | None] = [None] * len(self._conns)  # a shard's birth years, when asked
 
     @property
     def signature(self) -> str:
@@ -418,14 +435,29 @@ class Registry:
         return out
 
     def candidates(self, province: str, commune: str, folded_name: str) -> list[RegistryEntry]:
-        """People registered in that commune whose folded name is ``folded_name``."""
-        key = person_key(place_of(province, commune), folded_name)
-        return [
-            RegistryEntry(*r)
-            for conn in self._conns
-            for r in conn.execute("SELECT id, name, dob, sex FROM person WHERE pk = ?", (key,))
-            if name_fold(r[1]) == folded_name  # the key is a hash: confirm the name
-        ]
+        """People registered in that commune whose folded name is ``folded_name`` (each shard's in its order).
+
+        Asked only to choose between several people of one name and year (rare): found through the name
+        and year index, for every birth year the shard has, and the place's number, not an index of its own.
+        """
+        key = place_of(province, commune)
+        out: list[RegistryEntry] = []
+        for k, conn in enumerate(self._conns):
+            place = conn.execute("SELECT id FROM place WHERE key = ?", (key,)).fetchone()
+            if place is None:
+                continue
+            if self._years[k] is None:
+                self._years[k] = [y for (y,) in conn.execute("SELECT y FROM year")]
+            keys = list(dict.fromkeys(name_year_key(folded_name, y) for y in self._years[k] or ()))
+            found: list[tuple[Any, ...]] = []
+            for i in range(0, len(keys), BATCH):
+                part = keys[i : i + BATCH]
+                q = ("SELECT rowid, id, name, dob, sex FROM person WHERE nk IN (" + ",".join("?" * len(part))
+                     + ") AND place = ?")  # fmt: skip
+                found += conn.execute(q, [*part, place[0]])
+            found.sort()  # rowid order, the order of the shard's rows
+            out += [RegistryEntry(*r[1:]) for r in found if name_fold(r[2]) == folded_name]  # the key is a hash
+        return out
 
 
 def shard_paths(base: Path, shards: int) -> list[Path]:
@@ -457,7 +489,7 @@ def _build_shard(args: tuple[_Source, Path, str, tuple[int, int] | None, int]) -
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     tmp.unlink(missing_ok=True)
     conn = connect_private(tmp, isolation_level=None)
-    stats = [0]
+    stats = _Tally()
     rows = 0
     try:
         conn.executescript(
@@ -465,7 +497,9 @@ def _build_shard(args: tuple[_Source, Path, str, tuple[int, int] | None, int]) -
             PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;
             PRAGMA locking_mode=EXCLUSIVE;
             CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
-            CREATE TABLE person(id TEXT, name TEXT, dob TEXT, sex TEXT, pk INTEGER, nk INTEGER);
+            CREATE TABLE person(id TEXT, name TEXT, dob TEXT, sex TEXT, place INTEGER, nk INTEGER);
+            CREATE TABLE place(id INTEGER PRIMARY KEY, key TEXT UNIQUE);
+            CREATE TABLE year(y TEXT PRIMARY KEY);
             """
         )
         it = source.rows(stats, part)
@@ -480,12 +514,13 @@ def _build_shard(args: tuple[_Source, Path, str, tuple[int, int] | None, int]) -
             rows += len(chunk)
         conn.execute("BEGIN")
         conn.execute("CREATE INDEX person_id ON person(id)")
-        conn.execute("CREATE INDEX person_key ON person(pk)")
-        conn.execute("CREATE INDEX person_name_year ON person(nk)")
+        conn.execute("CREATE INDEX person_name_year ON person(nk)")  # also the commune look-up's (candidates)
+        conn.executemany("INSERT INTO place VALUES (?, ?)", ((n, key) for key, n in stats.places.items()))
+        conn.executemany("INSERT INTO year VALUES (?)", ((y,) for y in stats.years))
         conn.executemany(
             "INSERT INTO meta VALUES (?, ?)",
             [("signature", signature), ("schema", SCHEMA_VERSION), ("rows", str(rows)),
-             ("skipped", str(stats[0])), ("shards", str(shards))],
+             ("skipped", str(stats.skipped)), ("shards", str(shards))],
         )  # fmt: skip
         conn.execute("COMMIT")
         conn.close()
@@ -494,7 +529,7 @@ def _build_shard(args: tuple[_Source, Path, str, tuple[int, int] | None, int]) -
         conn.close()
         tmp.unlink(missing_ok=True)
         raise
-    return rows, stats[0]
+    return rows, stats.skipped
 
 
 def build_index(source: _Source, target: Path, signature: str, shards: int = 1) -> tuple[int, int]:

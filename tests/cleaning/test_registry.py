@@ -123,14 +123,17 @@ def test_index_rows_are_the_same_with_the_name_cache_full(monkeypatch: pytest.Mo
              "NGUYEN THI MAI", "Nguyễn Thị Mai", "", "Lê Văn A"]  # fmt: skip
     rows = [[f"0301700{k:05d}", n, "1970-02-18", "Nữ", "Hải Dương", "Xã Bắc Mỹ"] for k, n in enumerate(names)]
     cols: list[int | None] = [0, 1, 2, 3, 4, 5]
-    cached = list(reg._rows_to_index(rows, cols, [0]))
+    tally = reg._Tally()
+    cached = list(reg._rows_to_index(rows, cols, tally))
     monkeypatch.setattr(reg, "_NAME_CACHE", 1)  # cleared at every new name
-    assert list(reg._rows_to_index(rows, cols, [0])) == cached
-    for row, (ident, name, _dob, _sex, pk, nk) in zip(rows, cached, strict=True):
+    assert list(reg._rows_to_index(rows, cols, reg._Tally())) == cached
+    places = {n: key for key, n in tally.places.items()}
+    for row, (ident, name, _dob, _sex, place, nk) in zip(rows, cached, strict=True):
         plain = " ".join(unicodedata.normalize("NFC", row[1]).split())
         assert (ident, name) == (row[0], plain)
-        assert pk == reg.person_key(reg.place_of(row[4], row[5]), name_fold(plain))
+        assert places[place] == reg.place_of(row[4], row[5])
         assert nk == reg.name_year_key(name_fold(plain), "1970")
+    assert tally.years == {"1970"} and tally.skipped == 0
 
 
 def _hostile_csv(rnd: random.Random) -> bytes:
@@ -194,3 +197,38 @@ def test_unreadable_registry_rows_are_skipped_and_the_rest_indexed(tmp_path: Pat
         found = reg.lookup(["001099000001", "001099000002", "001099000003", "001099000004"])
         assert sorted(found) == ["001099000001", "001099000004"]
         assert found["001099000004"].date_of_birth == "1991-05-04" and found["001099000004"].sex == "F"
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_candidates_are_everyone_of_the_commune_with_the_name(tmp_path: Path, shards: int) -> None:
+    """candidates() (found through the name and year index for each birth year of the shard, and the place's
+    number) gives what a scan of the registry gives: every row of that commune (province and commune as
+    place_of compares them) whose folded name is the one asked, any year (also an odd date), in the
+    registry's order, the same ID twice included; nothing for a commune or name it does not have."""
+    from signer.cleaning import registry as reg
+    from signer.cleaning.text import name_fold
+
+    rnd = random.Random(3)
+    names = ["Nguyễn Thị Mai", "NGUYEN THI MAI", "Lê Văn An", "Trần Đức", "Lê  văn an"]
+    places = [("Hà Nội", "Phường Hàng Bạc"), ("Thành phố Hà Nội", "P. Hàng Bạc"), ("Hải Dương", "Xã Bắc Mỹ"), ("", "")]
+    dobs = ["1970-02-18", "1971", "03/04/1990", "", "abcd", "1970-02-19", "2001-01-01"]
+    lines = ["citizen_id,full_name,dob,sex,province,commune"]
+    rows = []
+    for _ in range(600):
+        ident = f"0010{rnd.randint(0, 400):08d}"  # IDs repeat now and then
+        name, (prov, comm), dob = rnd.choice(names), rnd.choice(places), rnd.choice(dobs)
+        rows.append((ident, name, prov, comm))
+        lines.append(f"{ident},{name},{dob},{rnd.choice(['Nam', 'Nữ'])},{prov},{comm}")
+    src = tmp_path / "registry.csv"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    target = tmp_path / "index.sqlite"
+    assert reg.build_index(reg._Source(str(src), None), target, "sig", shards) == (600, 0)
+    with reg.Registry(reg.IndexInfo(target, 600, 0, False, 0.0, "sig", shards)) as registry:
+        for prov, comm in [*places, ("Hà Nội", "Phường Khác")]:
+            for name in [*names, "Người Khác"]:
+                folded = name_fold(name)
+                want = [r[0] for r in rows if reg.place_of(r[2], r[3]) == reg.place_of(prov, comm)
+                        and name_fold(" ".join(r[1].split())) == folded]  # fmt: skip
+                got = registry.candidates(prov, comm, folded)
+                assert [c.id_number for c in got] == want, (prov, comm, name)
+                assert all(name_fold(c.full_name) == folded for c in got)
