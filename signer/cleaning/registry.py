@@ -502,21 +502,12 @@ def _build_shard(args: tuple[_Source, Path, str, tuple[int, int] | None, int]) -
             CREATE TABLE year(y TEXT PRIMARY KEY);
             """
         )
-        it = source.rows(stats, part)
-        insert = "INSERT INTO person VALUES (?,?,?,?,?,?)"
-        while True:
-            chunk = [row for _, row in zip(range(20_000), it, strict=False)]
-            if not chunk:
-                break
-            conn.execute("BEGIN")
-            conn.executemany(insert, chunk)
-            conn.execute("COMMIT")
-            rows += len(chunk)
-        conn.execute("BEGIN")
+        conn.execute("BEGIN")  # one transaction, the rows streamed into it (no journal: nothing to keep)
+        rows = conn.executemany("INSERT INTO person VALUES (?,?,?,?,?,?)", source.rows(stats, part)).rowcount
         conn.execute("CREATE INDEX person_id ON person(id)")
         conn.execute("CREATE INDEX person_name_year ON person(nk)")  # also the commune look-up's (candidates)
         conn.executemany("INSERT INTO place VALUES (?, ?)", ((n, key) for key, n in stats.places.items()))
-        conn.executemany("INSERT INTO year VALUES (?)", ((y,) for y in stats.years))
+        conn.executemany("INSERT INTO year VALUES (?)", ((y,) for y in sorted(stats.years)))
         conn.executemany(
             "INSERT INTO meta VALUES (?, ?)",
             [("signature", signature), ("schema", SCHEMA_VERSION), ("rows", str(rows)),
