@@ -329,11 +329,13 @@ def _differing_fields(codes: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _part_paths(out: Path, part: int) -> dict[str, Path]:
+    # one file for the flagged rows and the staged results: its "seen" table is a view of the staged rows
+    # (Scratch(seen_in_results=True), used when the run has several parts)
     return {
         "verified": out / f".part{part}-verified.jsonl",
         "new": out / f".part{part}-verified-new.jsonl",
         "scratch": out / f".part{part}-flagged.sqlite",
-        "results": out / f".part{part}-results.sqlite",
+        "results": out / f".part{part}-flagged.sqlite",
     }
 
 
@@ -373,10 +375,12 @@ def _check_range(task: _Task) -> Summary:
     out = Path(opts.out_dir)
     paths = _part_paths(out, task.part)
     registry = Registry(task.index)
-    # Several workers: stage this range's verdicts, see merge_staged (a worker must not read another's).
+    # Several workers: stage this range's verdicts, see merge_staged (a worker must not read another's), in the
+    # scratch file, whose "seen" table is then a view of them (no second row per person).
     staging = paths["results"] if task.parts > 1 else None
-    store = ResultStore(task.store_path, context=task.context, run=task.run, staging=staging)
-    scratch = Scratch(paths["scratch"], task.parts)
+    scratch = Scratch(paths["scratch"], task.parts, seen_in_results=staging == paths["scratch"])
+    store = ResultStore(task.store_path, context=task.context, run=task.run, staging=staging,
+                        fresh_staging=staging != paths["scratch"])  # fmt: skip
     summary = Summary(tables)
     runs = summary.person_runs = PersonRuns() if task.learn_runs else None
     items = read_records_range(opts.records, task.start, task.end, task.first_line, column_map=opts.column_map,
@@ -492,8 +496,11 @@ def _do_chunk(
                                [known.get(i) for i in to_check])  # fmt: skip
         verdicts.update(zip(to_check, checked, strict=True))
     reused = {records[i].record_id for i, v in verdicts.items() if v.reused}
-    scratch.remember([(r.record_id, r.line, r.record_id in reused) for r in records if r.record_id]
-                     if reused else [(r.record_id, r.line, False) for r in records if r.record_id])  # fmt: skip
+    if not scratch.seen_in_results:
+        scratch.remember([(r.record_id, r.line, r.record_id in reused) for r in records if r.record_id]
+                         if reused else [(r.record_id, r.line, False) for r in records if r.record_id])  # fmt: skip
+    elif reused:  # the others' first lines are in the staged results (Scratch.seen_in_results)
+        scratch.remember([(r.record_id, r.line, True) for r in records if r.record_id in reused])
     if len(verdicts) < len(records):  # clean people of the fast path: checked now, no earlier verdict
         context, run = store.context, store.run
         store.put_rows([(r.record_id, r.fingerprint, context, run, "", "", "", r.line, "")

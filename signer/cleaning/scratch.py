@@ -9,7 +9,9 @@ writer takes its commune) and ``seen`` (every record ID of the worker's
 range with its first line and whether that line's verdict was reused from
 the results store: duplicates within the range, and across ranges in
 :mod:`.dupes`). On close, ``flagged`` gets an index in list order, so
-the writers read it without sorting in memory.
+the writers read it without sorting in memory. A worker of a run with
+several holds its staged results in the same file, and ``seen`` is then a
+view of them (``seen_in_results``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from signer.records import Record, RowProblem
 
 from .private import connect_private
 from .registry import place_of
+from .store import STAGED_TABLE
 
 FLAGGED_INSERT = "INSERT INTO flagged VALUES (" + ",".join("?" * 17) + ")"
 
@@ -42,19 +45,34 @@ def flagged_row(
 
 
 class Scratch:
-    """Flagged records on disk until the reconciliation lists are written."""
+    """Flagged records on disk until the reconciliation lists are written.
 
-    def __init__(self, path: Path, parts: int):
+    ``seen_in_results``: the file also holds the worker's staged results-store
+    table (``result``, :data:`.store.STAGED_TABLE`, written by the worker's
+    :class:`.store.ResultStore` opened with ``staging`` = this file): then
+    ``seen`` is a view of it, since every record ID's first line is either
+    staged there (with its line) or had its verdict reused (table ``reused``,
+    :meth:`remember`), and a worker needs no second row per person.
+    """
+
+    def __init__(self, path: Path, parts: int, *, seen_in_results: bool = False):
         path.unlink(missing_ok=True)
         self.path = path
         self.parts = parts
+        self.seen_in_results = seen_in_results
         self.conn = connect_private(path, isolation_level=None)
         self.conn.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
             "CREATE TABLE flagged(part INTEGER, place TEXT, line INTEGER, record_id TEXT, full_name TEXT, "
             "date_of_birth TEXT, sex TEXT, nationality TEXT, id_number TEXT, province TEXT, commune TEXT, "
             "doses TEXT, codes TEXT, fields TEXT, suggestion TEXT, registry_id TEXT, message TEXT);"
-            "CREATE TABLE seen(record_id TEXT PRIMARY KEY, line INTEGER, reused INTEGER) WITHOUT ROWID;"
+            + (
+                STAGED_TABLE + "CREATE TABLE reused(record_id TEXT PRIMARY KEY, line INTEGER) WITHOUT ROWID;"
+                "CREATE VIEW seen(record_id, line, reused) AS SELECT record_id, line, 0 FROM result "
+                "UNION ALL SELECT record_id, line, 1 FROM reused;"
+                if seen_in_results
+                else "CREATE TABLE seen(record_id TEXT PRIMARY KEY, line INTEGER, reused INTEGER) WITHOUT ROWID;"
+            )
         )
         self.rows: list[tuple[Any, ...]] = []
 
@@ -77,9 +95,17 @@ class Scratch:
         return out
 
     def remember(self, rows: Sequence[tuple[str, int, bool]]) -> None:
-        """Remember a chunk's (record ID, line, verdict reused) rows (first line wins)."""
+        """Remember a chunk's (record ID, first line, verdict reused) rows (the first line of an ID wins).
+
+        With ``seen_in_results`` only the rows whose verdict was reused are needed (the others are staged in
+        ``result``); the others may be left out.
+        """
         self.conn.execute("BEGIN")
-        self.conn.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", rows)
+        if self.seen_in_results:
+            self.conn.executemany("INSERT OR IGNORE INTO reused VALUES (?, ?)",
+                                  [(rid, line) for rid, line, reused in rows if reused])  # fmt: skip
+        else:
+            self.conn.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", rows)
         self.conn.execute("COMMIT")
 
     def flush(self) -> None:

@@ -47,11 +47,12 @@ _ON_CONFLICT = (
     "WHERE result.run != excluded.run OR excluded.line < result.line"
 )
 _UPSERT = f"INSERT INTO result({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)" + _ON_CONFLICT
-_STAGED_SCHEMA = (
-    "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
+#: The staging table of a worker (see :func:`merge_staged`); :class:`.scratch.Scratch` may hold it in its file.
+STAGED_TABLE = (
     "CREATE TABLE IF NOT EXISTS result(record_id TEXT PRIMARY KEY, fingerprint TEXT, context TEXT, run INTEGER, "
     "codes TEXT, fields TEXT, suggestion TEXT, line INTEGER, registry_name TEXT) WITHOUT ROWID;"
 )
+_STAGED_SCHEMA = "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; " + STAGED_TABLE
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,14 @@ class Stored:
 
 
 class ResultStore:
-    def __init__(self, path: str | Path, *, context: str, run: int | None = None, staging: Path | None = None):
+    def __init__(self, path: str | Path, *, context: str, run: int | None = None, staging: Path | None = None,
+                 fresh_staging: bool = True):  # fmt: skip
         """Open (or create) the store; a new run number unless ``run`` is given (workers).
 
         With ``staging`` (a worker of a run with several), :meth:`flush` writes
-        to that file instead of the store, see :func:`merge_staged`.
+        to that file instead of the store, see :func:`merge_staged`: a new file,
+        unless ``fresh_staging`` is False (the caller has just made it, e.g. the
+        worker's :class:`.scratch.Scratch` file, which then holds the table too).
         """
         self.path = Path(path)
         self.context = context
@@ -102,7 +106,8 @@ class ResultStore:
             #: is put once per run, and rows of this run are never looked up: a record ID met again is a duplicate).
             self._empty = self._conn.execute("SELECT 1 FROM result LIMIT 1").fetchone() is None
             if staging is not None:
-                staging.unlink(missing_ok=True)
+                if fresh_staging:
+                    staging.unlink(missing_ok=True)
                 self._staged = connect_private(staging, isolation_level=None)
                 self._staged.executescript(_STAGED_SCHEMA)
         except sqlite3.Error as err:

@@ -15,6 +15,7 @@ import datetime as dt
 import itertools
 import json
 import re
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -151,3 +152,30 @@ def test_workers_collect_garbage_rarely_and_restore_the_collector() -> None:
     except KeyError:
         pass
     assert gc.get_threshold() == before
+
+
+def test_seen_as_a_view_of_the_staged_results_equals_the_seen_table(tmp_path: Path) -> None:
+    """A worker of a run with several parts keeps no second row per person: its scratch file's ``seen`` is a
+    view of the staged results (first lines put) and of the reused verdicts; it holds what the table holds."""
+    from signer.cleaning.scratch import Scratch
+    from signer.cleaning.store import ResultStore
+
+    # (record ID, line, reused): first lines of IDs, in the order a worker meets them; C's verdict reused
+    firsts = [("A", 2, False), ("B", 3, False), ("C", 5, True), ("D", 9, False)]
+    table = Scratch(tmp_path / "table.sqlite", 2)
+    table.remember([*firsts, ("A", 11, False)])  # a later line of A: the first wins
+    path = tmp_path / "view.sqlite"
+    view = Scratch(path, 2, seen_in_results=True)
+    store = ResultStore(tmp_path / "results.sqlite", context="c", staging=path, fresh_staging=False)
+    for rid, line, reused in firsts:
+        if not reused:
+            store.put(rid, "fp-" + rid, (), (), "", line)
+    view.remember([*(r for r in firsts if r[2]), ("C", 12, True)])
+    store.flush()
+    assert view.seen_before(["A", "C", "D", "E"]) == table.seen_before(["A", "C", "D", "E"]) == {"A", "C", "D"}
+    rows = "SELECT record_id, line, reused FROM seen ORDER BY record_id"
+    assert list(view.conn.execute(rows)) == list(table.conn.execute(rows)) == [
+        ("A", 2, 0), ("B", 3, 0), ("C", 5, 1), ("D", 9, 0)]  # fmt: skip
+    view.close()
+    store.close()
+    table.close()
