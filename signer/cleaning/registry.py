@@ -15,8 +15,10 @@ The index is a SQLite file in the state directory, one per source. It is
 rebuilt only when the source changes: a CSV or SQLite file by size and
 modification time, a PostgreSQL table by its row count and a sum of row
 hashes computed by the server. The build streams the source into a temp
-file (``executemany`` in large transactions, journal and fsync off, indexes
-created after the load) and renames it into place, so a half-built index is
+file (one ``executemany`` over the rows in one transaction, journal and
+fsync off, indexes created after the load; a big CSV is read in blocks, in
+two byte ranges by two processes into two shard files) and renames it into
+place, so a half-built index is
 never used. Look-ups are batched (:data:`BATCH` IDs per query). A row holds
 ID, name, date of birth, sex, the number of its place (table ``place``: the
 :func:`place_of` key) and :func:`name_year_key`; two indexes, by ID and by
