@@ -693,6 +693,14 @@ PersonReader = Callable[[list[_DoseRow], "_DoseLayout", "_ColumnMap"], Any]
 _NUMBERS: dict[str, int | None] = {}  # dose numbers as written -> _int (a handful of spellings)
 
 
+def _number(text: str) -> int | None:
+    """``_int(text)``, remembered in :data:`_NUMBERS` (bounded)."""
+    found = _int(text)
+    if len(_NUMBERS) < 1000:
+        _NUMBERS[text] = found
+    return found
+
+
 def _cells(row: list[str]) -> list[str] | None:
     """The row's values as :func:`_text` makes them, + "" for missing columns; None if not UTF-8.
 
@@ -1051,16 +1059,14 @@ def person_values(group: list[_DoseRow], layout: _DoseLayout, cmap: _ColumnMap) 
         date, vaccine, lot, number, series, site = dose_values(cells)
         if not (date or vaccine or lot or number or series):
             continue  # a person row without a dose (the site's commune alone is no dose)
-        dn = _NUMBERS.get(number, -1)
-        if dn == -1:
-            dn = _int(number)
-            if len(_NUMBERS) < 1000:
-                _NUMBERS[number] = dn
-        sd = _NUMBERS.get(series, -1)
-        if sd == -1:
-            sd = _int(series)
-            if len(_NUMBERS) < 1000:
-                _NUMBERS[series] = sd
+        try:
+            dn = _NUMBERS[number]
+        except KeyError:
+            dn = _number(number)
+        try:
+            sd = _NUMBERS[series]
+        except KeyError:
+            sd = _number(series)
         if dn is None or sd is None:
             return RowProblem(line, "bad_number", f"dose {index}: dose number and series must be whole numbers",
                               first[layout.rid])  # fmt: skip

@@ -225,10 +225,10 @@ def _check_id(ident: str, sex: str, citizen: bool, dob: PartialDate | None, tabl
         return out
     if ident[:3] not in tables.provinces:
         out.append("cccd_province_unknown")
-    g = int(ident[3])
+    g = ord(ident[3]) - 48  # = int(ident[3]): the ID is ASCII digits here
     if sex in ("M", "F") and sex != ("M" if g % 2 == 0 else "F"):
         out.append("cccd_sex_mismatch")
-    if dob is not None and 1900 + (g // 2) * 100 + int(ident[4:6]) != dob.year:
+    if dob is not None and 1900 + (g // 2) * 100 + (ord(ident[4]) - 48) * 10 + ord(ident[5]) - 48 != dob.year:
         out.append("cccd_birth_year_mismatch")
     return out
 

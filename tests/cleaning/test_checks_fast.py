@@ -179,3 +179,23 @@ def test_seen_as_a_view_of_the_staged_results_equals_the_seen_table(tmp_path: Pa
     view.close()
     store.close()
     table.close()
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="0123456789", min_size=12, max_size=12), st.sampled_from(["M", "F", "X", ""]),
+       st.integers(1890, 2030))  # fmt: skip
+def test_cccd_digits_read_without_int_give_the_same_codes(ident: str, sex: str, year: int) -> None:
+    tables = load_tables()
+    dob = checks.PartialDate(year)
+    want = []
+    if not ident.strip("0") or ident in tables.id_placeholders:
+        assert checks._check_id(ident, sex, True, dob, tables) == ["id_missing"]
+        return
+    if ident[:3] not in tables.provinces:
+        want.append("cccd_province_unknown")
+    g = int(ident[3])
+    if sex in ("M", "F") and sex != ("M" if g % 2 == 0 else "F"):
+        want.append("cccd_sex_mismatch")
+    if 1900 + (g // 2) * 100 + int(ident[4:6]) != year:
+        want.append("cccd_birth_year_mismatch")
+    assert checks._check_id(ident, sex, True, dob, tables) == want
