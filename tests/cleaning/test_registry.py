@@ -232,3 +232,34 @@ def test_candidates_are_everyone_of_the_commune_with_the_name(tmp_path: Path, sh
                 got = registry.candidates(prov, comm, folded)
                 assert [c.id_number for c in got] == want, (prov, comm, name)
                 assert all(name_fold(c.full_name) == folded for c in got)
+
+
+def test_name_year_key_shared_by_two_names_gives_each_its_own_people(tmp_path: Path) -> None:
+    """The name-year key is a CRC-32: two names can share it. Every look-up confirms name and year, so each
+    name still gets exactly its own people (by_name_and_year, by_names_and_years, candidates)."""
+    import string
+
+    from signer.cleaning import registry as reg
+    from signer.cleaning.text import name_fold
+
+    seen: dict[int, str] = {}
+    rnd = random.Random(1)
+    for _ in range(2_000_000):  # a birthday search: about 80,000 names
+        name = "Lê Văn " + "".join(rnd.choices(string.ascii_lowercase, k=8)).capitalize()
+        key = reg.name_year_key(name_fold(name), "1980")
+        if key in seen and seen[key] != name:
+            first, second = seen[key], name
+            break
+        seen[key] = name
+    else:
+        pytest.fail("no shared key found")
+    src = tmp_path / "registry.csv"
+    src.write_text("citizen_id,full_name,dob,sex,province,commune\n"
+                   f"001080000001,{first},1980-01-01,Nam,Hà Nội,Phường Hàng Bạc\n"
+                   f"001080000002,{second},1980-02-02,Nam,Hà Nội,Phường Hàng Bạc\n", encoding="utf-8")  # fmt: skip
+    with open_registry(str(src), state_dir=tmp_path / "s") as registry:
+        for name, ident in ((first, "001080000001"), (second, "001080000002")):
+            folded = name_fold(name)
+            assert [e.id_number for e in registry.by_name_and_year(folded, "1980")] == [ident]
+            assert [e.id_number for e in registry.by_names_and_years([(folded, "1980")])[folded, "1980"]] == [ident]
+            assert [e.id_number for e in registry.candidates("Hà Nội", "Phường Hàng Bạc", folded)] == [ident]
