@@ -43,6 +43,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,12 +74,13 @@ from signer.ledger.store import (
 from signer.manifest import Override
 from signer.records import Record, RowProblem
 from signer.run import (
+    SYNC_THREADS,
     Admitted,
+    Flushes,
     Job,
     Outputs,
     SigningRun,
     signals_held,
-    sync_all,
     sync_paths,
     write_all,
 )
@@ -211,18 +213,21 @@ class BatchOutput:
         and on disk, whatever happens next. Raises ``OSError``."""
         temps: list[tuple[Path, Path]] = []
         try:
-            handles: list[int] = []
-            try:
+            # each file flushed and closed by a thread (the pool's exit waits for them all)
+            with ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="durable-sync") as pool:
+                flushes = Flushes(pool)
                 for name, data in files:
                     tmp = self.partial / name
+                    flushes.room()  # at most MAX_UNFLUSHED files open
                     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                    handles.append(fd)
-                    write_all(fd, data)
                     temps.append((tmp, self.path / name))
-                sync_all(handles)
-            finally:
-                for fd in handles:
-                    os.close(fd)
+                    try:
+                        write_all(fd, data)
+                    except BaseException:
+                        os.close(fd)
+                        raise
+                    flushes.add(fd)
+            flushes.check()
             for tmp, final in temps:
                 os.replace(tmp, final)
             temps = []

@@ -50,7 +50,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -279,13 +279,54 @@ def write_all(fd: int, data: bytes) -> None:
             written += os.write(fd, view[written:])
 
 
-def sync_all(handles: Sequence[int]) -> None:
-    """``fdatasync`` the files, :data:`SYNC_THREADS` at a time. Raises ``OSError``."""
-    from concurrent.futures import ThreadPoolExecutor
+#: Files written but not yet flushed, so still open, at most per
+#: :class:`Stager` and per :meth:`signer.batch.BatchOutput.write_durably`
+#: (a task of 256 records x 4 files held 1,024 descriptors open until its end
+#: and failed under the common ``ulimit -n`` of 1,024).
+MAX_UNFLUSHED = 128
 
-    if handles:
-        with ThreadPoolExecutor(min(SYNC_THREADS, len(handles))) as pool:
-            list(pool.map(os.fdatasync, handles))
+
+class Flushes:
+    """Files flushed (``fdatasync``) and then closed by ``pool``'s threads, each
+    as soon as it is handed over (:meth:`add`: the descriptor is the thread's
+    from then on); :meth:`room` waits until fewer than :data:`MAX_UNFLUSHED`
+    of them are still open. ``on_error`` is called in the thread whose flush
+    failed, before the error is reported (:meth:`check`)."""
+
+    def __init__(self, pool: Any, on_error: Callable[[], None] | None = None) -> None:
+        self._pool, self._on_error = pool, on_error
+        self._futures: list[Future[None]] = []
+        self._waited = 0  # the futures before this index are done
+
+    def room(self) -> None:
+        """Wait (for the oldest flushes) until one more file may be opened."""
+        stop = len(self._futures) - MAX_UNFLUSHED + 1
+        if stop > self._waited:
+            wait(self._futures[self._waited : stop])
+            self._waited = stop
+
+    def add(self, fd: int) -> None:
+        self._futures.append(self._pool.submit(self._flush_and_close, fd))
+
+    def _flush_and_close(self, fd: int) -> None:
+        try:
+            os.fdatasync(fd)
+        except OSError:
+            if self._on_error is not None:
+                self._on_error()
+            raise
+        finally:
+            os.close(fd)
+
+    def wait(self) -> None:
+        """Wait until every flush has ended (failed or not)."""
+        wait(self._futures)
+        self._waited = len(self._futures)
+
+    def check(self) -> None:
+        """Wait until every flush has ended; raises the first ``OSError`` of one that failed."""
+        for future in self._futures:
+            future.result()
 
 
 _syncer: Any = None  # this process's ThreadPoolExecutor for Stager's flushes (made on first use)
@@ -350,10 +391,10 @@ class Stager:
     (the task's result list) each record's :class:`Outputs` with ``staged``
     paths instead of bytes (and a :func:`slim` certificate).
 
-    The files are flushed (fdatasync) by the process's pool of
-    :data:`SYNC_THREADS` threads as each group is written, while the
-    process signs the next; :meth:`finish` waits for them all before the
-    task's results go back. With ``tag`` (the run's
+    Each file is flushed (fdatasync) and then closed by the process's pool of
+    :data:`SYNC_THREADS` threads as soon as it is written, while the
+    process goes on (at most :data:`MAX_UNFLUSHED` files open);
+    :meth:`finish` waits for them all before the task's results go back. With ``tag`` (the run's
     signer.batch_adopt.settings_tag) and ``key`` (the lines' HMAC key), the
     group's journal lines are appended to the folder's ``.journal`` after
     its files, in one write (signer.batch_adopt: a line names only files
@@ -373,8 +414,7 @@ class Stager:
         self.results: list[Outputs | str] = [] if results is None else results
         self.folder: Path | None = None
         self._journal: int | None = None
-        self._handles: list[int] = []
-        self._flushes: list[Future[None]] = []  # fdatasync of the handles, under way
+        self._flushes: Flushes | None = None  # each file flushed and closed by the pool's threads
         self._group: list[tuple[int, Outputs, str]] = []
         self._line_of = None
         if tag and key:  # imported here: signer sign does not need the ledger's modules
@@ -397,18 +437,27 @@ class Stager:
                 folder = self.root / f"w{os.getpid()}-{next(_stage_count)}"
                 folder.mkdir(mode=0o700)
                 self.folder = folder
+                self._flushes = Flushes(_stage_syncer())
+            flushes = self._flushes
+            assert flushes is not None
             prefix = os.path.join(self.folder, "")
             results, line_of = self.results, self._line_of
-            handles: list[int] = []
             lines = []
             for index, result, record_hash in group:
                 staged = {}
                 for name, data in result.files.items():
                     path = prefix + name
+                    flushes.room()  # at most MAX_UNFLUSHED files open
                     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                    self._handles.append(fd)
-                    handles.append(fd)
-                    write_all(fd, data)
+                    try:
+                        write_all(fd, data)
+                    except BaseException:
+                        os.close(fd)
+                        raise
+                    # flushed and closed by the pool's threads while this process
+                    # signs on (finish waits for them): no wait for the disk at
+                    # the end of the task but for the last group's files
+                    flushes.add(fd)
                     staged[name] = (path, len(data))
                 out = Outputs(slim(result.issued), {}, result.payload_sha256, result.digests, staged)
                 results[index] = out
@@ -420,11 +469,6 @@ class Stager:
 
                     self._journal = os.open(prefix + JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
                 write_all(self._journal, b"".join(lines))
-            # flushed by the pool's threads while this process signs the next group
-            # (finish waits for them): no wait for the disk at the end of the task
-            # but for the last group's files
-            syncer = _stage_syncer()
-            self._flushes += [syncer.submit(os.fdatasync, fd) for fd in handles]
         except OSError as err:
             raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None
 
@@ -432,21 +476,19 @@ class Stager:
         """Write the last group, wait until every file is flushed to disk. Raises :class:`ConfigError`."""
         self._write_group()
         try:
-            for flush in self._flushes:
-                flush.result()
+            if self._flushes is not None:
+                self._flushes.check()
         except OSError as err:
             raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None
 
     def close(self) -> None:
-        # no descriptor closed while a thread may still flush it (its number could be reused)
-        flushes, self._flushes = self._flushes, []
-        wait(flushes)
-        handles, self._handles = self._handles, []
+        # the task ends with no flush under way (its thread closes the file)
+        if self._flushes is not None:
+            self._flushes.wait()
+            self._flushes = None
         if self._journal is not None:
-            handles.append(self._journal)
+            os.close(self._journal)
             self._journal = None
-        for fd in handles:
-            os.close(fd)
 
 
 def verified_sign1(hc1: str, key: SigningKey) -> codec.Sign1 | None:
