@@ -406,7 +406,8 @@ class Stager:
     written one after the other, not between records' signing: no gain
     shown beyond the noise of a shared machine, the journal's granularity
     unchanged). Raises :class:`ConfigError` when the files cannot be written
-    (it stops the run: the folder is then emptied by the next one).
+    (it stops the run: the folder is then emptied by the next one); when a
+    file's flush fails, the journal is removed at once (:meth:`_drop_journal`).
     """
 
     def __init__(self, root: Path, tag: str, key: bytes = b"", results: list[Outputs | str] | None = None) -> None:
@@ -437,7 +438,11 @@ class Stager:
                 folder = self.root / f"w{os.getpid()}-{next(_stage_count)}"
                 folder.mkdir(mode=0o700)
                 self.folder = folder
-                self._flushes = Flushes(_stage_syncer())
+                if self._line_of is not None:  # before any flush: see _drop_journal
+                    from signer.batch_adopt import JOURNAL
+
+                    self._journal = os.open(folder / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                self._flushes = Flushes(_stage_syncer(), on_error=self._drop_journal)
             flushes = self._flushes
             assert flushes is not None
             prefix = os.path.join(self.folder, "")
@@ -463,14 +468,24 @@ class Stager:
                 results[index] = out
                 if line_of is not None:
                     lines.append(line_of(self.tag, result.issued, out, record_hash, self._key))
-            if lines:
-                if self._journal is None:
-                    from signer.batch_adopt import JOURNAL
-
-                    self._journal = os.open(prefix + JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            if lines and self._journal is not None:
                 write_all(self._journal, b"".join(lines))
         except OSError as err:
             raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None
+
+    def _drop_journal(self) -> None:
+        """A file's flush failed (in a pool's thread): the folder's journal is
+        unlinked before the error is reported, so that no run adopts what this
+        folder holds. The file's pages may never reach the disk, yet a later
+        run in the same boot would read them from the page cache (SHA-256
+        right) and its own fdatasync would succeed (the error was reported
+        here already). Lines written afterwards go to the unlinked file. The
+        journal exists from the folder's creation on, before any flush."""
+        assert self.folder is not None
+        from signer.batch_adopt import JOURNAL
+
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.folder / JOURNAL)
 
     def finish(self) -> None:
         """Write the last group, wait until every file is flushed to disk. Raises :class:`ConfigError`."""

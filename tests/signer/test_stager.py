@@ -93,3 +93,66 @@ def test_close_waits_for_flushes_under_way(tmp_path: Path, monkeypatch: pytest.M
     stager.close()
     assert not flushes.errors
     assert len(flushes.flushed) == 16
+
+
+def test_a_failed_flush_fails_the_task_and_removes_the_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fdatasync fails (EIO) on a file of the first group: finish raises
+    ConfigError (it used to be the only check that the flushes succeeded:
+    waiting without looking at the results passed the other tests), and the
+    folder's journal is gone, lines of later groups included, so that no run
+    adopts a file that may never reach the disk. Every descriptor is closed."""
+    import errno
+
+    from signer.batch_adopt import JOURNAL
+    from verifier.errors import ConfigError
+
+    real = os.fdatasync
+    failed: list[str] = []
+
+    def failing(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if path.endswith("/R00001.png"):
+            failed.append(path)
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    monkeypatch.setattr(run, "_syncer", None)
+    open_before = len(os.listdir("/proc/self/fd"))
+    results: list[Outputs | str] = []
+    stager = Stager(tmp_path, "tag", b"k" * 32, results)
+    try:
+        for i in range(3 * run.JOURNAL_EVERY + 5):
+            results.append(_result(i))
+            stager.add(i, _result(i), "h")
+        assert stager.folder is not None
+        with pytest.raises(ConfigError, match="Input/output error"):
+            stager.finish()
+        assert len(failed) == 1
+        assert not (stager.folder / JOURNAL).exists()
+        assert len(list(stager.folder.glob("*.png"))) == 3 * run.JOURNAL_EVERY + 5  # every group was written
+    finally:
+        stager.close()
+    assert len(os.listdir("/proc/self/fd")) == open_before
+
+
+def test_journal_lines_when_every_flush_succeeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other side: without a failure, every record's line stays (what a
+    run after a kill adopts)."""
+    from signer.batch_adopt import JOURNAL
+
+    flushes = SlowFlushes(monkeypatch)
+    results: list[Outputs | str] = []
+    stager = Stager(tmp_path, "tag", b"k" * 32, results)
+    count = 2 * run.JOURNAL_EVERY + 3
+    try:
+        for i in range(count):
+            results.append(_result(i))
+            stager.add(i, _result(i), "h")
+        stager.finish()
+        assert stager.folder is not None
+        lines = (stager.folder / JOURNAL).read_bytes().splitlines()
+        assert [line.split(b'"record_id":"')[1][:6] for line in lines] == [f"R{i:05d}".encode() for i in range(count)]
+    finally:
+        stager.close()
+    assert not flushes.errors and len(flushes.flushed) == 2 * count

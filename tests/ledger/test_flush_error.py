@@ -1,0 +1,89 @@
+"""A worker's fdatasync of a staged file fails (EIO, a disk or thin-pool
+error) and the run's process dies before it cleans up (killed, as with
+kill -9): the next run must not adopt the staging folder's files. Those
+pages may never reach the disk, yet the page cache gives their right
+SHA-256 and the adopting run's own fdatasync succeeds (Linux reports a
+write-back error once). The failed flush used to leave the folder's journal
+lines, so the next run adopted the files; now the journal is removed as
+the flush fails, and every record is signed again with its reserved UVCI."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keys.secrets import KEY_PASSPHRASE_ENV
+from signer.cli import main
+from signer.ledger import Ledger
+from signer.ledger.secret import LEDGER_KEY_ENV
+from tests.fixtures.pki import TestPki as Pki
+from tests.signer.conftest import TEST_PASSPHRASE, write_key_files
+from verifier.errors import ConfigError
+
+from .helpers import AT, CENTRE, check_consistent, many_records, write_records
+
+RECORDS = 10
+FAILING = "R00001.png"
+
+
+def test_files_of_a_failed_flush_are_not_adopted(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
+    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
+    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
+    records = many_records(RECORDS)
+    source = write_records(tmp_path / "in.jsonl", records)
+    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+    args = ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
+            "--progress", "none", "--key", str(key), "--cert", str(cert), "--jobs", "2"]  # fmt: skip
+    pid = os.fork()
+    if pid == 0:  # the run whose worker's flush fails
+        try:
+            import signer.run as run
+
+            real = os.fdatasync
+
+            def failing(fd: int) -> None:  # the fault, in the workers (inherited through fork)
+                if os.readlink(f"/proc/self/fd/{fd}").endswith("/" + FAILING):
+                    raise OSError(errno.EIO, "Input/output error")
+                real(fd)
+
+            real_finish = run.Stager.finish
+
+            def finish_then_die(stager: Any) -> None:
+                try:
+                    real_finish(stager)
+                except ConfigError:  # the task failed: the run's process dies before its clean-up
+                    os.kill(os.getppid(), signal.SIGKILL)
+                    os._exit(9)
+
+            monkeypatch.setattr(os, "fdatasync", failing)
+            monkeypatch.setattr(run.Stager, "finish", finish_then_die)
+            main(args)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) in (9, -9), "the flush did not fail"
+    led = Ledger.open(ledger, actor="t", create=False)
+    try:
+        pending = {c.record_id: c.uvci for c in led.in_states(("reserved", "signed"))}
+    finally:
+        led.close()
+    assert len(pending) == RECORDS
+    folders = [p for p in (out / ".partial").iterdir() if (p / FAILING).is_file()]
+    assert len(folders) == 1
+    staged = {p.name: p.read_bytes() for p in folders[0].iterdir() if p.name.endswith(".hc1.txt")}
+    assert len(staged) == RECORDS  # every file written (and all but one flushed)
+
+    capsys.readouterr()
+    assert main(args) == 0
+    current = check_consistent(ledger, out, [r.record_id for r in records])
+    assert {rid: c.uvci for rid, c in current.items()} == pending  # the reserved UVCIs
+    # signed again (ECDSA: another signature), not the failed run's files
+    assert [name for name, data in staged.items() if (out / name).read_bytes() == data] == []
