@@ -661,14 +661,28 @@ def _abort(pool: ProcessPoolExecutor) -> None:
     message (seen in the SIGTERM test, 1 run in 30), so once the workers are
     gone the manager is unblocked as in :func:`_result_or_broken`."""
     processes = list((pool._processes or {}).values())  # no public API for this
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.join(5)
-        if process.exitcode is None:
-            process.kill()
-            process.join()
-    _unblock_manager(pool)
+    try:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(5)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
+    finally:  # whatever interrupts the joins: interpreter exit would wait for the manager forever
+        _unblock_manager(pool)
+
+
+def _abort_and_shutdown(pool: ProcessPoolExecutor) -> None:
+    """:func:`_abort` then ``pool.shutdown``, with Ctrl-C and SIGTERM held
+    (:func:`stopping`): a second one during the wait for a worker slow to die
+    used to skip the manager's unblocking and the shutdown, and the process
+    then hung at exit."""
+    with stopping():
+        try:
+            _abort(pool)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 _FATAL: dict[str, type[PassportError]] = {"ConfigError": ConfigError, "KeyBackendError": KeyBackendError}
 
@@ -745,6 +759,21 @@ def signals_held() -> Iterator[None]:
     if _held.pending and not _held.depth:
         _held.pending = False
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def stopping() -> Iterator[None]:
+    """Under :func:`stop_signals`, while the run stops (it already is):
+    Ctrl-C and SIGTERM are held back and dropped at the end, so that they
+    neither cut the stopping short nor replace the exception that stops the
+    run."""
+    pending = _held.pending
+    _held.depth += 1
+    try:
+        yield
+    finally:
+        _held.depth -= 1
+        _held.pending = pending
 
 
 class SeenIds:
@@ -864,9 +893,10 @@ class SigningRun:
         except BrokenProcessPool:
             raise ConfigError(_BROKEN) from None
         finally:
-            if not done:  # an error or Ctrl-C: stop the batches in flight now
-                _abort(pool)
-            pool.shutdown(wait=True, cancel_futures=True)
+            if done:
+                pool.shutdown(wait=True, cancel_futures=True)
+            else:  # an error or Ctrl-C: stop the batches in flight now
+                _abort_and_shutdown(pool)
             self._pool = None
 
     def _collect(self, item: tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]) -> None:

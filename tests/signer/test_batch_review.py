@@ -602,3 +602,100 @@ def test_sigterm_ends_the_run_with_its_manifest(
     while any(alive(pid) for pid in workers) and time.monotonic() < end:
         time.sleep(0.1)
     assert not [pid for pid in workers if alive(pid)]
+
+
+#: `signer sign` whose two workers, on SIGTERM (sent by the run's abort), are
+#: one stopped half-way through sending a result (the pool's manager thread then
+#: waits for the rest of the message, as in 1 kill in 26 of a real run) and one
+#: slow to die (3 s: a thread in fdatasync on a loaded disk). Fault injection in
+#: the workers only: the run's abort and shutdown are the code under test.
+TWO_FAULTY_WORKERS = """
+import os, signal, struct, sys, time
+import signer.run as run
+from signer.cli import main
+
+marker = sys.argv[1]
+start = run._start_worker
+
+
+def stopped_mid_result(signum, frame):
+    while frame is not None and frame.f_code.co_name != "_process_worker":
+        frame = frame.f_back
+    writer = frame.f_locals["result_queue"]._writer
+    os.write(writer.fileno(), struct.pack("!i", 10_000_000) + b"\\x80\\x04part")
+    os._exit(1)
+
+
+def slow_to_die(signum, frame):
+    time.sleep(3)
+    os._exit(1)
+
+
+def start_worker(*args):
+    start(*args)
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        signal.signal(signal.SIGTERM, stopped_mid_result)
+    except FileExistsError:
+        signal.signal(signal.SIGTERM, slow_to_die)
+
+
+run._start_worker = start_worker
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_run_stopped_once_or_twice_ends(
+    ec_key_files: tuple[Path, Path], example_records: list[Record], tmp_path: Path, signals: int
+) -> None:
+    """SIGTERM, then (2) a second one while the run's abort waits for the
+    worker slow to die: the run ends with exit 2 and its manifest within the
+    time limit, and no worker is left. The second signal used to break out
+    of the abort's wait, skipping the manager's unblocking and the pool's
+    shutdown: the process then hung at exit. With one signal, it fails if the
+    abort only terminates the workers (the manager's wait is never ended)."""
+    import subprocess
+    import sys
+    import time
+
+    source = write_records(tmp_path / "in.jsonl", renamed(example_records, 3000))
+    out = tmp_path / "out"
+    env = {**os.environ, KEY_PASSPHRASE_ENV: TEST_PASSPHRASE}
+    args = [sys.executable, "-c", TWO_FAULTY_WORKERS, str(tmp_path / "first-worker"), "sign", str(source),
+            "--out", str(out), "--at", AT, "--jobs", "2", *key_args(ec_key_files)]  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    workers: set[int] = set()
+    try:
+        end = time.monotonic() + 60
+        while time.monotonic() < end and proc.poll() is None:
+            workers |= children_of(proc.pid)
+            if out.is_dir() and sum(1 for p in out.iterdir() if p.name.endswith(".hc1.txt")) >= 300:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None and len(workers) == 2, "the run ended before it could be stopped"
+        proc.terminate()
+        if signals == 2:
+            time.sleep(0.5)  # the abort waits for the slow worker (3 s)
+            proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the run did not end within 30 s of the signal")
+    finally:
+        if proc.poll() is None:  # hung: clean up before failing
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    left = [pid for pid in workers if alive(pid)]  # the run ended: its workers were gone before
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 2, err.decode()
+    assert err.decode().strip().splitlines() == ["error: interrupted"]
+    listed = {e["record_id"] for e in read_manifest(out / "manifest.jsonl")}
+    written = {p.name.removesuffix(".hc1.txt") for p in out.iterdir() if p.name.endswith(".hc1.txt")}
+    assert len(written) >= 300 and written == listed
+    assert left == []
