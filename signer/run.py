@@ -299,9 +299,11 @@ class Flushes:
         self._waited = 0  # the futures before this index are done
 
     def room(self) -> None:
-        """Wait (for the oldest flushes) until one more file may be opened."""
-        stop = len(self._futures) - MAX_UNFLUSHED + 1
-        if stop > self._waited:
+        """Make room for one more open file: once :data:`MAX_UNFLUSHED` may
+        still be open, wait until all but the newest half are flushed (one
+        wait per half, not one per file)."""
+        if len(self._futures) - self._waited >= MAX_UNFLUSHED:
+            stop = len(self._futures) - MAX_UNFLUSHED // 2
             wait(self._futures[self._waited : stop])
             self._waited = stop
 
@@ -448,28 +450,34 @@ class Stager:
             prefix = os.path.join(self.folder, "")
             results, line_of = self.results, self._line_of
             lines = []
-            for index, result, record_hash in group:
-                staged = {}
-                for name, data in result.files.items():
-                    path = prefix + name
-                    flushes.room()  # at most MAX_UNFLUSHED files open
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                    try:
+            handles: list[int] = []  # written, handed to the flush threads after the group
+            try:
+                for index, result, record_hash in group:
+                    staged = {}
+                    for name, data in result.files.items():
+                        path = prefix + name
+                        flushes.room()  # at most MAX_UNFLUSHED files open
+                        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                        handles.append(fd)
                         write_all(fd, data)
-                    except BaseException:
-                        os.close(fd)
-                        raise
-                    # flushed and closed by the pool's threads while this process
-                    # signs on (finish waits for them): no wait for the disk at
-                    # the end of the task but for the last group's files
-                    flushes.add(fd)
-                    staged[name] = (path, len(data))
-                out = Outputs(slim(result.issued), {}, result.payload_sha256, result.digests, staged)
-                results[index] = out
-                if line_of is not None:
-                    lines.append(line_of(self.tag, result.issued, out, record_hash, self._key))
-            if lines and self._journal is not None:
-                write_all(self._journal, b"".join(lines))
+                        staged[name] = (path, len(data))
+                    out = Outputs(slim(result.issued), {}, result.payload_sha256, result.digests, staged)
+                    results[index] = out
+                    if line_of is not None:
+                        lines.append(line_of(self.tag, result.issued, out, record_hash, self._key))
+                if lines and self._journal is not None:
+                    write_all(self._journal, b"".join(lines))
+            except BaseException:
+                for fd in handles:
+                    os.close(fd)
+                raise
+            # flushed and closed by the pool's threads while this process signs
+            # on (finish waits for them): no wait for the disk at the end of the
+            # task but for the last group's files. Handed over a group at a time,
+            # not each as it is written: that cost ~70 us of CPU per record more
+            # (threads woken between the writes; 2 files per record, measured)
+            for fd in handles:
+                flushes.add(fd)
         except OSError as err:
             raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None
 
