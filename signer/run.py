@@ -289,9 +289,10 @@ MAX_UNFLUSHED = 128
 class Flushes:
     """Files flushed (``fdatasync``) and then closed by ``pool``'s threads, each
     as soon as it is handed over (:meth:`add`: the descriptor is the thread's
-    from then on); :meth:`room` waits until fewer than :data:`MAX_UNFLUSHED`
-    of them are still open. ``on_error`` is called in the thread whose flush
-    failed, before the error is reported (:meth:`check`)."""
+    from then on); :meth:`room`, called before opening a file, keeps fewer
+    than :data:`MAX_UNFLUSHED` of those handed over still open. ``on_error``
+    is called in the thread whose flush failed, before the error is
+    reported (:meth:`check`)."""
 
     def __init__(self, pool: Any, on_error: Callable[[], None] | None = None) -> None:
         self._pool, self._on_error = pool, on_error
@@ -394,8 +395,9 @@ class Stager:
     paths instead of bytes (and a :func:`slim` certificate).
 
     Each file is flushed (fdatasync) and then closed by the process's pool of
-    :data:`SYNC_THREADS` threads as soon as it is written, while the
-    process goes on (at most :data:`MAX_UNFLUSHED` files open);
+    :data:`SYNC_THREADS` threads once its group is written, while the
+    process signs on (at most :data:`MAX_UNFLUSHED` files plus one group's
+    open);
     :meth:`finish` waits for them all before the task's results go back. With ``tag`` (the run's
     signer.batch_adopt.settings_tag) and ``key`` (the lines' HMAC key), the
     group's journal lines are appended to the folder's ``.journal`` after
