@@ -10,10 +10,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from keys.secrets import KEY_PASSPHRASE_ENV
 from signer.ledger import Ledger
+from signer.ledger.secret import LEDGER_KEY_ENV
 from signer.manifest import read_manifest
 from signer.records import Record, read_records, write_jsonl
-from tests.signer.conftest import EXAMPLES, stamp
+from tests.signer.conftest import EXAMPLES, TEST_PASSPHRASE, stamp, write_key_files
 
 AT = "2026-06-01T12:00:00Z"
 CENTRE = "Trạm Y tế Xã Tân Phú"
@@ -39,6 +41,23 @@ def write_records(path: Path, records: list[Record]) -> Path:
     with path.open("w", encoding="utf-8") as fh:
         write_jsonl(records, fh)
     return path
+
+
+def batch_command(test_pki: Any, tmp_path: Path, monkeypatch: Any) -> Callable[..., list[str]]:
+    """Set up an in-process ``signer batch`` test: the key's passphrase in the
+    environment, no ledger key (the ledger makes its own), the test DSC's key
+    files in ``tmp_path``. Returns ``args(source, *extra)``: the command line
+    that signs ``source`` into tmp_path/out with the ledger tmp_path/ledger.sqlite."""
+    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
+    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
+    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
+    out, ledger = tmp_path / "out", tmp_path / "ledger.sqlite"
+
+    def args(source: Path, *extra: str) -> list[str]:
+        return ["batch", str(source), "--out", str(out), "--ledger", str(ledger), "--centre", CENTRE, "--at", AT,
+                "--progress", "none", "--key", str(key), "--cert", str(cert), *extra]  # fmt: skip
+
+    return args
 
 
 def sha256(path: Path) -> str:

@@ -11,14 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from keys.secrets import KEY_PASSPHRASE_ENV
 from signer.cli import main
 from signer.ledger import Ledger
-from signer.ledger.secret import LEDGER_KEY_ENV
 from tests.fixtures.pki import TestPki as Pki
-from tests.signer.conftest import TEST_PASSPHRASE, write_key_files
 
-from .helpers import AT, CENTRE, after, check_consistent, die, many_records, write_records
+from .helpers import (
+    after,
+    batch_command,
+    check_consistent,
+    die,
+    many_records,
+    write_records,
+)
 
 RECORDS = 10
 
@@ -66,14 +70,11 @@ EXPECTED = {
 def test_crash_at_each_step_then_the_same_command(
     point: str, test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
-    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
-    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
     records = many_records(RECORDS)
     source = write_records(tmp_path / "in.jsonl", records)
     out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
-    args = ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
-            "--progress", "none", "--key", str(key), "--cert", str(cert)]  # fmt: skip
+    args = command(source)
     pid = os.fork()
     if pid == 0:  # the run that dies
         try:
@@ -114,15 +115,9 @@ def test_record_changed_after_a_crash(
 
     from tests.signer.conftest import stamp
 
-    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
-    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
-    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
+    args = batch_command(test_pki, tmp_path, monkeypatch)
     records = many_records(3)
     out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
-
-    def args(source: Path) -> list[str]:
-        return ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
-                "--progress", "none", "--key", str(key), "--cert", str(cert)]  # fmt: skip
 
     pid = os.fork()
     if pid == 0:
@@ -163,15 +158,9 @@ def test_crash_while_a_correction_replaces_the_files(
     import signer.batch as batch_module
     from tests.signer.conftest import stamp
 
-    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
-    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
-    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
+    args = batch_command(test_pki, tmp_path, monkeypatch)
     records = many_records(3)
     out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
-
-    def args(source: Path) -> list[str]:
-        return ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
-                "--progress", "none", "--key", str(key), "--cert", str(cert)]  # fmt: skip
 
     assert main(args(write_records(tmp_path / "in.jsonl", records))) == 0
     old = check_consistent(ledger, out, [r.record_id for r in records])["R00002"]
@@ -202,15 +191,9 @@ def test_crash_while_a_correction_replaces_the_files(
 def test_release_what_an_interrupted_run_left_for_records_gone_from_the_input(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
-    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
-    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
+    args = batch_command(test_pki, tmp_path, monkeypatch)
     records = many_records(4)
     out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
-
-    def args(source: Path) -> list[str]:
-        return ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
-                "--progress", "none", "--key", str(key), "--cert", str(cert)]  # fmt: skip
 
     pid = os.fork()
     if pid == 0:

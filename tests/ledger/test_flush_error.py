@@ -17,15 +17,12 @@ from typing import Any
 
 import pytest
 
-from keys.secrets import KEY_PASSPHRASE_ENV
 from signer.cli import main
 from signer.ledger import Ledger
-from signer.ledger.secret import LEDGER_KEY_ENV
 from tests.fixtures.pki import TestPki as Pki
-from tests.signer.conftest import TEST_PASSPHRASE, write_key_files
 from verifier.errors import ConfigError
 
-from .helpers import AT, CENTRE, check_consistent, many_records, write_records
+from .helpers import batch_command, check_consistent, many_records, write_records
 
 RECORDS = 10
 FAILING = "R00001.png"
@@ -34,14 +31,11 @@ FAILING = "R00001.png"
 def test_files_of_a_failed_flush_are_not_adopted(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
-    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
-    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
     records = many_records(RECORDS)
     source = write_records(tmp_path / "in.jsonl", records)
     out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
-    args = ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
-            "--progress", "none", "--key", str(key), "--cert", str(cert), "--jobs", "2"]  # fmt: skip
+    args = command(source, "--jobs", "2")
     pid = os.fork()
     if pid == 0:  # the run whose worker's flush fails
         try:

@@ -16,15 +16,13 @@ from typing import Any
 import pytest
 
 import signer.run as run_module
-from keys.secrets import KEY_PASSPHRASE_ENV
 from signer.batch_resume import ERRORS, RESUME_DIR, SEEN, ResumePoint
 from signer.cli import main
-from signer.ledger.secret import LEDGER_KEY_ENV
 from signer.records import Record, read_records
 from tests.fixtures.pki import TestPki as Pki
-from tests.signer.conftest import TEST_PASSPHRASE, stamp, write_key_files
+from tests.signer.conftest import stamp
 
-from .helpers import AT, CENTRE, check_consistent, many_records, write_records
+from .helpers import batch_command, check_consistent, many_records, write_records
 
 BATCH = 4
 
@@ -71,14 +69,10 @@ def killed_after(saves: int, args: list[str], monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.fixture()
 def setup(test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], Path, list[str]]:
-    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
-    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
     monkeypatch.setattr(run_module, "BATCH_SIZE", BATCH)
-    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
     source, issued = mixed_input(tmp_path / "in.jsonl")
-    args = ["batch", str(source), "--out", str(tmp_path / "out"), "--ledger", str(tmp_path / "ledger.sqlite"),
-            "--centre", CENTRE, "--at", AT, "--progress", "none", "--key", str(key), "--cert", str(cert)]  # fmt: skip
-    return args, source, issued
+    return command(source), source, issued
 
 
 def errors_of(out: Path) -> list[list[str]]:
