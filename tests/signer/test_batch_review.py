@@ -492,6 +492,28 @@ def children_of(pid: int) -> set[int]:
     return found
 
 
+def workers_until_written(proc: Any, out: Path, count: int) -> set[int]:
+    """The run's worker processes seen until ``count`` HC1 files are in
+    ``out`` (or the run ended, or 60 s passed)."""
+    import time
+
+    workers: set[int] = set()
+    end = time.monotonic() + 60
+    while time.monotonic() < end and proc.poll() is None:
+        workers |= children_of(proc.pid)
+        if out.is_dir() and sum(1 for p in out.iterdir() if p.name.endswith(".hc1.txt")) >= count:
+            break
+        time.sleep(0.02)
+    return workers
+
+
+def assert_listed_as_written(out: Path, *, at_least: int) -> None:
+    """Every HC1 file in ``out`` has its manifest line and every line its file (at least ``at_least``)."""
+    listed = {e["record_id"] for e in read_manifest(out / "manifest.jsonl")}
+    written = {p.name.removesuffix(".hc1.txt") for p in out.iterdir() if p.name.endswith(".hc1.txt")}
+    assert len(written) >= at_least and written == listed
+
+
 def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -579,12 +601,7 @@ def test_sigterm_ends_the_run_with_its_manifest(
     proc = subprocess.Popen([*args, *key_args(ec_key_files)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     workers: set[int] = set()
     try:
-        end = time.monotonic() + 60
-        while time.monotonic() < end and proc.poll() is None:
-            workers |= children_of(proc.pid)
-            if out.is_dir() and sum(1 for p in out.iterdir() if p.name.endswith(".hc1.txt")) >= 300:
-                break
-            time.sleep(0.02)
+        workers = workers_until_written(proc, out, 300)
         assert proc.poll() is None, "the run ended before it could be stopped"
         proc.terminate()
         _, err = proc.communicate(timeout=60)
@@ -594,9 +611,7 @@ def test_sigterm_ends_the_run_with_its_manifest(
             proc.wait()
     assert proc.returncode == 2
     assert err.decode().strip().splitlines() == ["error: interrupted"]
-    listed = {e["record_id"] for e in read_manifest(out / "manifest.jsonl")}
-    written = {p.name.removesuffix(".hc1.txt") for p in out.iterdir() if p.name.endswith(".hc1.txt")}
-    assert len(written) >= 300 and written == listed
+    assert_listed_as_written(out, at_least=300)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
     end = time.monotonic() + 10
     while any(alive(pid) for pid in workers) and time.monotonic() < end:
@@ -668,12 +683,7 @@ def test_run_stopped_once_or_twice_ends(
     proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     workers: set[int] = set()
     try:
-        end = time.monotonic() + 60
-        while time.monotonic() < end and proc.poll() is None:
-            workers |= children_of(proc.pid)
-            if out.is_dir() and sum(1 for p in out.iterdir() if p.name.endswith(".hc1.txt")) >= 300:
-                break
-            time.sleep(0.02)
+        workers = workers_until_written(proc, out, 300)
         assert proc.poll() is None and len(workers) == 2, "the run ended before it could be stopped"
         proc.terminate()
         if signals == 2:
@@ -695,7 +705,5 @@ def test_run_stopped_once_or_twice_ends(
         os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 2, err.decode()
     assert err.decode().strip().splitlines() == ["error: interrupted"]
-    listed = {e["record_id"] for e in read_manifest(out / "manifest.jsonl")}
-    written = {p.name.removesuffix(".hc1.txt") for p in out.iterdir() if p.name.endswith(".hc1.txt")}
-    assert len(written) >= 300 and written == listed
+    assert_listed_as_written(out, at_least=300)
     assert left == []
