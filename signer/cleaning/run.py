@@ -497,8 +497,7 @@ def _do_chunk(
         verdicts.update(zip(to_check, checked, strict=True))
     reused = {records[i].record_id for i, v in verdicts.items() if v.reused}
     if not scratch.seen_in_results:
-        scratch.remember([(r.record_id, r.line, r.record_id in reused) for r in records if r.record_id]
-                         if reused else [(r.record_id, r.line, False) for r in records if r.record_id])  # fmt: skip
+        scratch.remember([(r.record_id, r.line, r.record_id in reused) for r in records if r.record_id])
     elif reused:  # the others' first lines are in the staged results (Scratch.seen_in_results)
         scratch.remember([(r.record_id, r.line, True) for r in records if r.record_id in reused])
     if len(verdicts) < len(records):  # clean people of the fast path: checked now, no earlier verdict
