@@ -134,6 +134,12 @@ class Killed:
         assert not (self.out / ".partial-old").exists()
         return summary, current
 
+    def resume_adopting(self, capsys: pytest.CaptureFixture[str]) -> set[str]:
+        """:attr:`lines` written again (sealed), the run resumed: the records whose files it adopted."""
+        self.rewrite_journal(self.lines)
+        _summary, current = self.resume(capsys)
+        return adopted_ids(self, current)
+
 
 def adopted_ids(killed: Killed, current: dict[str, Any]) -> set[str]:
     """Records whose certificate is the one the killed run's worker made (the
@@ -456,9 +462,7 @@ def test_another_records_hc1_under_this_records_names_is_refused(
     line = killed.line("R00000")
     line["payload_hash"] = killed.line("R00001")["payload_hash"]
     killed.put_file("R00000", ".hc1.txt", data)
-    killed.rewrite_journal(killed.lines)
-    _summary, current = killed.resume(capsys)
-    assert adopted_ids(killed, current) == set(killed.pending) - {"R00000"}
+    assert killed.resume_adopting(capsys) == set(killed.pending) - {"R00000"}
 
 
 def test_an_hc1_signed_by_another_key_with_this_kid_is_refused(
@@ -482,9 +486,7 @@ def test_an_hc1_signed_by_another_key_with_this_kid_is_refused(
     assert not isinstance(issued, Exception) and issued.exp == line["exp"]
     data = issued.hc1.encode()
     killed.put_file("R00005", ".hc1.txt", data)
-    killed.rewrite_journal(killed.lines)
-    _summary, current = killed.resume(capsys)
-    assert adopted_ids(killed, current) == set(killed.pending) - {"R00005"}
+    assert killed.resume_adopting(capsys) == set(killed.pending) - {"R00005"}
 
 
 def test_a_stale_line_for_a_signed_reservation_is_refused(
@@ -496,9 +498,7 @@ def test_a_stale_line_for_a_signed_reservation_is_refused(
     assert {c.state for c in killed.pending.values()} == {"signed"}
     data = (killed.folder / "R00007.png").read_bytes()
     killed.put_file("R00006", ".png", data)
-    killed.rewrite_journal(killed.lines)
-    _summary, current = killed.resume(capsys)
-    assert adopted_ids(killed, current) == set(killed.pending) - {"R00006"}
+    assert killed.resume_adopting(capsys) == set(killed.pending) - {"R00006"}
     assert (killed.out / "R00006.png").read_bytes() != data
 
 
