@@ -81,12 +81,14 @@ def fix_cross_duplicates(parts: list[dict[str, Path]], summary: Summary) -> int:
                 if not summary.tables.hard(old):
                     soft[rid] = line
                     summary.soft_verified -= 1
+            # no "new" part: the worker met an empty results store, every verified line is new (signer.cleaning.run)
+            has_new = parts[k]["new"].exists()
             if soft:
-                _remove(parts[k]["verified"], soft)
-                summary.newly_verified -= len(_remove(parts[k]["new"], soft))
+                gone = _remove(parts[k]["verified"], soft)
+                summary.newly_verified -= len(_remove(parts[k]["new"], soft) if has_new else gone)
             if passed:
                 removed = _remove(parts[k]["verified"], passed)
-                summary.newly_verified -= len(_remove(parts[k]["new"], passed))
+                summary.newly_verified -= len(_remove(parts[k]["new"], passed) if has_new else removed)
                 for rid, text in removed.items():
                     rec = record_from_mapping(json.loads(text), passed[rid])
                     assert isinstance(rec, Record)

@@ -26,7 +26,12 @@ Outputs in ``out_dir`` (each written under a temp name, then renamed):
 ``verified.jsonl`` (every verified record, ``verified`` stamped),
 ``verified-new.jsonl`` (those not verified by an earlier run: what the
 signer still has to sign), ``reconciliation/<province>/<commune>.csv|.xlsx``,
-``reconciliation/_unreadable-rows.csv``, ``summary.json``.
+``reconciliation/_unreadable-rows.csv``, ``summary.json``. In a first run (the
+results store empty when the run opened it) every verified line is new: the
+workers write only the verified part and ``verified-new.jsonl`` is made a hard
+link of ``verified.jsonl`` (a kernel copy where links fail). That is safe because
+both names are always replaced by the next run (new files renamed over them),
+never rewritten in place, so no run's change to one can show in the other.
 
 A record ID repeated in two workers' ranges is re-coded as a duplicate after
 the workers are done (:mod:`.dupes`), so that any number of workers gives
@@ -386,10 +391,13 @@ def _check_range(task: _Task) -> Summary:
     items = read_records_range(opts.records, task.start, task.end, task.first_line, column_map=opts.column_map,
                                warn=False, regroup_dir=out if task.regroup else None, runs=runs,
                                person=fast_reader(task.today, tables) if opts.fast_path else None)  # fmt: skip
+    # A first run (no verdict in the store when this worker opened it): every verified line is new, so only the
+    # verified part is written and run_checks makes verified-new.jsonl a hard link of verified.jsonl.
+    first = store.empty
     try:
         with (
             open_private(paths["verified"], "wb") as vfh,
-            open_private(paths["new"], "wb") as nfh,
+            contextlib.nullcontext(None) if first else open_private(paths["new"], "wb") as nfh,
         ):
             while chunk := list(islice(items, CHUNK)):
                 if runs is not None and runs.reopened:
@@ -421,6 +429,8 @@ def _do_chunk(
     vfh: Any,
     nfh: Any,
 ) -> None:
+    """Check one chunk; write its verified lines to ``vfh`` and the new ones to ``nfh`` (None: a first run, where
+    every verified line is new and only ``vfh`` is written)."""
     records: list[Record | Fast] = []
     known: dict[int, tuple[str, ...]] = {}  # check_record's codes of a record, when the fast path found them
     append = records.append
@@ -513,7 +523,8 @@ def _do_chunk(
     if not verdicts:  # every person of the chunk is a clean Fast item (the usual chunk)
         data = "".join([r.text for r in records]).encode("utf-8")  # type: ignore[union-attr]
         vfh.write(data)
-        nfh.write(data)  # in a first run every verified line is new
+        if nfh is not None:
+            nfh.write(data)  # every line is new (a clean Fast item has no stored verdict)
         return
     verified: list[str] = []  # the chunk's lines, written at once
     new: list[str] = []
@@ -548,7 +559,8 @@ def _do_chunk(
                                lookup_id(rec) if needs_registry(rec, v.codes) else "")
     data = "".join(verified).encode("utf-8")  # UTF-8 once: in a first run every verified line is new
     vfh.write(data)
-    nfh.write(data if len(new) == len(verified) else "".join(new).encode("utf-8"))
+    if nfh is not None:  # None in a first run: every verified line is new (the verified part is linked)
+        nfh.write(data if len(new) == len(verified) else "".join(new).encode("utf-8"))
 
 
 def _recon(args: tuple[CheckOptions, list[Path], Path, int, IndexInfo]) -> tuple[dict[str, int], float]:
@@ -580,6 +592,31 @@ def _concat(parts: list[Path], target: Path) -> None:
             for p in parts[1:]:
                 with p.open("rb") as src:
                     _copy(src, dst)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _link_or_copy(src: Path, target: Path, *, link: bool = True) -> None:
+    """Make ``target`` a hard link of ``src`` (a temp name, then renamed over ``target``), or a kernel copy where
+    the file system refuses links (or ``link`` is False).
+
+    Used for ``verified-new.jsonl`` in a first run, when it holds exactly the lines of ``verified.jsonl``:
+    the two names then share one file. Every run replaces both names with new files (written under a temp name
+    and renamed, never rewritten in place), so a change to one of a later run's files never reaches the other.
+    """
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        linked = False
+        if link:
+            with contextlib.suppress(OSError):  # e.g. a file system without hard links
+                os.link(src, tmp)
+                linked = True
+        if not linked:
+            with src.open("rb") as s, open_private(tmp, "wb") as d:
+                _copy(s, d)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -693,8 +730,16 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
         peak_rss = {"check_worker": max(x.peak_rss_mb for x in summaries),
                     "reconciliation_worker": max(rss for _, rss in recon)}  # fmt: skip
         timings["reconciliation"] = round(time.perf_counter() - clock, 2)
-        _concat([p["verified"] for p in part_paths], out / "verified.jsonl")
-        _concat([p["new"] for p in part_paths], out / "verified-new.jsonl")
+        firsts = [not p["new"].exists() for p in part_paths]  # a worker of a first run writes no new part
+        if all(firsts):
+            _concat([p["verified"] for p in part_paths], out / "verified.jsonl")
+            _link_or_copy(out / "verified.jsonl", out / "verified-new.jsonl")
+        else:  # (a worker met the store empty, another did not: a run next to this one stored verdicts)
+            for p, first in zip(part_paths, firsts, strict=True):
+                if first:  # a copy, not a link: _concat appends to the first part
+                    _link_or_copy(p["verified"], p["new"], link=False)
+            _concat([p["verified"] for p in part_paths], out / "verified.jsonl")
+            _concat([p["new"] for p in part_paths], out / "verified-new.jsonl")
         target = out / "reconciliation"
         if target.exists():
             shutil.rmtree(target)

@@ -104,7 +104,7 @@ class ResultStore:
             self.run = run
             #: No verdict in the store when this run (worker) opened it: :meth:`get` finds none then (a record ID
             #: is put once per run, and rows of this run are never looked up: a record ID met again is a duplicate).
-            self._empty = self._conn.execute("SELECT 1 FROM result LIMIT 1").fetchone() is None
+            self.empty = self._conn.execute("SELECT 1 FROM result LIMIT 1").fetchone() is None
             if staging is not None:
                 if fresh_staging:
                     staging.unlink(missing_ok=True)
@@ -115,9 +115,9 @@ class ResultStore:
         self._pending: list[tuple[str, ...] | tuple[object, ...]] = []
 
     def get(self, ids: Sequence[str]) -> dict[str, Stored]:
-        """The stored verdicts of these record IDs (none when the store was empty at open, see ``_empty``)."""
+        """The stored verdicts of these record IDs (none when the store was empty at open, see ``empty``)."""
         out: dict[str, Stored] = {}
-        if self._empty:
+        if self.empty:
             return out
         for i in range(0, len(ids), 1000):
             part = list(ids[i : i + 1000])

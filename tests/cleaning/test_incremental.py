@@ -89,3 +89,57 @@ def test_registry_change_rechecks_everything(checked_jsonl: Checked, tmp_path: P
     assert summary["registry"]["reused_index"] is False
     assert summary["totals"] == checked_jsonl.summary["totals"]
     assert summary["incremental"]["newly_verified"] == 0
+
+
+def test_first_run_links_verified_new_and_the_next_run_separates_them(tmp_path: Path) -> None:
+    """A first run: verified-new.jsonl is verified.jsonl (one file, two names). The next run replaces both names
+    with new files: verified-new holds only the changed person's line, and the first run's file is untouched."""
+    import os
+
+    from signer.cleaning.synth import SynthConfig, generate
+
+    paths = generate(tmp_path / "data", SynthConfig(records=600, seed=5, shape="dose_rows", headers="en"))
+    reg, out = str(paths["registry"]), tmp_path / "out"
+    first = run_checks(CheckOptions(records=paths["records"], registry=reg, out_dir=out, now=NOW, workers=2,
+                                    formats=("csv",)))  # fmt: skip
+    verified, new = out / "verified.jsonl", out / "verified-new.jsonl"
+    lines = verified.read_text("utf-8").splitlines()
+    assert first["workers"] == 2 and len(lines) == first["incremental"]["newly_verified"] > 300
+    assert os.stat(verified).st_ino == os.stat(new).st_ino and new.read_bytes() == verified.read_bytes()
+    assert not list(out.glob(".part*")) and not list(out.glob("*.tmp-*"))
+    kept = tmp_path / "first-run-verified.jsonl"
+    os.link(verified, kept)  # the first run's file, whatever the next run does to the names
+
+    # the next run: one verified person's lot number changed (a new fingerprint: checked again, verified, new)
+    changed = json.loads(lines[len(lines) // 2])
+    head, *rows = paths["records"].read_text("utf-8").splitlines()
+    lot = changed["doses"][0]["lot"]
+    at = next(i for i, r in enumerate(rows) if r.startswith(changed["record_id"] + ",") and f",{lot}," in r)
+    rows[at] = rows[at].replace(f",{lot},", f",{lot}X,", 1)
+    edited = tmp_path / "edited.csv"
+    edited.write_text("\n".join([head, *rows]) + "\n", "utf-8")
+    second = run_checks(CheckOptions(records=edited, registry=reg, out_dir=out, now=NOW, workers=2,
+                                     formats=("csv",)))  # fmt: skip
+    assert second["incremental"]["newly_verified"] == 1
+    [line] = new.read_text("utf-8").splitlines()
+    assert json.loads(line)["record_id"] == changed["record_id"] and json.loads(line)["doses"][0]["lot"] == lot + "X"
+    after = verified.read_text("utf-8").splitlines()
+    assert len(after) == len(lines) and line in after and lines[len(lines) // 2] not in after
+    assert os.stat(verified).st_ino != os.stat(new).st_ino
+    assert kept.read_text("utf-8").splitlines() == lines  # neither name was rewritten in place
+
+
+def test_link_or_copy_replaces_the_target(tmp_path: Path) -> None:
+    import os
+
+    from signer.cleaning.run import _link_or_copy
+
+    src, target = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    src.write_bytes(b'{"x": 1}\n' * 1000)
+    target.write_bytes(b"old\n")
+    _link_or_copy(src, target)
+    assert os.stat(target).st_ino == os.stat(src).st_ino and target.read_bytes() == src.read_bytes()
+    _link_or_copy(src, target, link=False)  # the kernel copy: its own file, same bytes
+    assert os.stat(target).st_ino != os.stat(src).st_ino and os.stat(src).st_nlink == 1
+    assert target.read_bytes() == src.read_bytes() and (os.stat(target).st_mode & 0o777) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "b.jsonl"]
