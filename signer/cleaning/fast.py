@@ -26,14 +26,104 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import re
+from functools import lru_cache
+from itertools import chain
 from typing import Any
 
-from signer.records import PersonValues, Record, person_record, person_values, record_of
+from signer.records import (
+    DOSE_FIELDS,
+    FIELDS,
+    PersonValues,
+    Record,
+    person_record,
+    person_values,
+    record_of,
+)
 
 from .checks import check_values, citizen_nationality
 from .tables import Tables
 
 _sha256 = hashlib.sha256
+
+
+_js = json.encoder.encode_basestring  # the string escaper of json.dumps(x, ensure_ascii=False)
+_LINE_HEAD = "{{" + ", ".join(f'"{name}": {{}}' for name in FIELDS) + ', "doses": [{}], "verified": {}}}\n'
+_LINE_HEAD_PHONE = _LINE_HEAD.replace(', "doses"', ', "phone": {}, "doses"')
+_DOSE = "{{" + ", ".join(f'"{name}": {{}}' for name in DOSE_FIELDS) + "}}"
+
+
+def _all_text(values: tuple[Any, ...]) -> bool:
+    """Whether every value is text (join checks it in C: cheaper than a generator per record; a ``str``
+    subclass passes too, and the encoder would write it the same way)."""
+    try:
+        "".join(values)
+    except TypeError:
+        return False
+    return True
+
+
+def line_of(values: tuple[Any, ...], doses: list[tuple[Any, ...]], phone: Any, fingerprint: str) -> str | None:
+    """:func:`.run.verified_line` of a record with these :data:`FIELDS` values, doses (:data:`DOSE_FIELDS` tuples)
+    and phone, written directly; None unless every field is ``str`` and every dose number ``int``."""
+    out = []
+    for date, vaccine, lot, number, series, site in doses:
+        if not (type(number) is int and type(series) is int and type(date) is str and type(vaccine) is str
+                and type(lot) is str and type(site) is str):  # fmt: skip
+            return None
+        out.append(_DOSE.format(_js(date), _js(vaccine), _js(lot), number, series, _js(site)))
+    if _all_text(values):
+        if not phone:
+            return _LINE_HEAD.format(*map(_js, values), ", ".join(out), _js(fingerprint))
+        if type(phone) is str:
+            return _LINE_HEAD_PHONE.format(*map(_js, values), _js(phone), ", ".join(out), _js(fingerprint))
+    return None
+
+
+@lru_cache(maxsize=64)
+def _line_format(doses: int, phone: bool) -> str:
+    """The format of :func:`line_of`'s line with this many doses, with or without phone: one ``str.format``."""
+    head = _LINE_HEAD_PHONE if phone else _LINE_HEAD
+    return head.replace('"doses": [{}]', '"doses": [' + ", ".join([_DOSE] * doses) + "]")
+
+
+def values_line(values: tuple[str, ...], doses: list[tuple[str, str, str, int, int, str]], phone: str,
+                fingerprint: str) -> str:  # fmt: skip
+    """:func:`line_of` for values of the types it writes directly (every text a ``str``, every dose number an
+    ``int``: as :func:`signer.records.person_values` makes them), without checking them again."""
+    args: list[Any] = list(map(_js, values))
+    if phone:
+        args.append(_js(phone))
+    for date, vaccine, lot, number, series, site in doses:
+        args += (_js(date), _js(vaccine), _js(lot), number, series, _js(site))
+    args.append(_js(fingerprint))
+    return _line_format(len(doses), bool(phone)).format(*args)
+
+
+#: The characters json's string encoder (``ensure_ascii=False``) writes as escapes: the quote, the backslash and
+#: every control character below U+0020. A text without them is written as it is, between quotes.
+ESCAPED = re.compile(r'["\\\x00-\x1f]')
+_PLAIN_HEAD = _LINE_HEAD.replace(": {}", ': "{}"').replace('"doses": "{}"', '"doses": {}')
+_PLAIN_DOSE = _DOSE.replace(": {}", ': "{}"').replace('"dose_number": "{}"', '"dose_number": {}').replace(
+    '"series_doses": "{}"', '"series_doses": {}')  # fmt: skip
+
+
+@lru_cache(maxsize=64)
+def _plain_format(doses: int, phone: bool) -> str:
+    """:func:`_line_format` with the quotes of every text written around its place: for texts that need no
+    escape (:data:`ESCAPED`)."""
+    head = _PLAIN_HEAD.replace(', "doses"', ', "phone": "{}", "doses"') if phone else _PLAIN_HEAD
+    return head.replace('"doses": [{}]', '"doses": [' + ", ".join([_PLAIN_DOSE] * doses) + "]")
+
+
+def plain_line(values: tuple[str, ...], doses: list[tuple[str, str, str, int, int, str]], phone: str,
+               fingerprint: str) -> str:  # fmt: skip
+    """:func:`values_line` for texts none of which holds a character of :data:`ESCAPED` (the caller has made
+    sure; the fingerprint is hex): one ``str.format`` of the texts as they are."""
+    if phone:
+        return _plain_format(len(doses), True).format(*values, phone, *chain.from_iterable(doses), fingerprint)
+    return _plain_format(len(doses), False).format(*values, *chain.from_iterable(doses), fingerprint)
 
 
 class Fast:
@@ -70,6 +160,18 @@ class Checked:
 def fingerprint_values(values: PersonValues) -> str | None:
     """:func:`signer.records.record_fingerprint` of :func:`signer.records.record_of` (values),
     for the usual record (format "B"); None when it needs the "J" form (a count, number or length above 255)."""
+    found = fingerprint_and_line(values)
+    return None if found is None else found[0]
+
+
+def fingerprint_and_line(values: PersonValues) -> tuple[str, str] | None:
+    """:func:`fingerprint_values` and the stamped ``verified.jsonl`` line (:func:`.run.verified_line`) of
+    these values; None when the fingerprint needs the "J" form.
+
+    The texts are joined once for the fingerprint; one search of that text (and the phone) for a character
+    json escapes (:data:`ESCAPED`) lets the usual person's line be written without escaping field by
+    field (:func:`plain_line`).
+    """
     texts = list(values[:8])
     numbers: list[int] = []
     doses = values[8]
@@ -80,13 +182,17 @@ def fingerprint_values(values: PersonValues) -> str | None:
         header = bytes((len(doses), *numbers, *map(len, texts)))
     except ValueError:
         return None
-    return _sha256(b"B" + header + "".join(texts).encode("utf-8", "surrogatepass")).hexdigest()
+    joined = "".join(texts)
+    fingerprint = _sha256(b"B" + header + joined.encode("utf-8", "surrogatepass")).hexdigest()
+    phone = values[11]
+    # person_values gives every text as str and every dose number as int: line_of's types, unchecked
+    if ESCAPED.search(joined) is None and (not phone or ESCAPED.search(phone) is None):
+        return fingerprint, plain_line(values[:8], doses, phone, fingerprint)
+    return fingerprint, values_line(values[:8], doses, phone, fingerprint)
 
 
 def fast_reader(today: dt.date, tables: Tables) -> Any:
     """The ``person`` of :func:`signer.records.read_records_range`: a :class:`Fast` item or the full path's item."""
-    from .run import values_line  # run imports this module
-
     def person(group: Any, layout: Any, cmap: Any) -> Any:
         values = person_values(group, layout, cmap)
         if type(values) is not tuple:
@@ -97,10 +203,9 @@ def fast_reader(today: dt.date, tables: Tables) -> Any:
         codes = check_values(values[5], values[1], values[2], values[3], True, doses, today, tables)
         if codes:
             return Checked(record_of(values), codes)
-        fingerprint = fingerprint_values(values)
-        if fingerprint is None:
+        found = fingerprint_and_line(values)
+        if found is None:
             return Checked(record_of(values), ())
-        # person_values gives every text as str and every dose number as int: line_of's types, unchecked
-        return Fast(values, fingerprint, values_line(values[:8], doses, values[11], fingerprint))
+        return Fast(values, *found)
 
     return person

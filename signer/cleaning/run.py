@@ -86,7 +86,7 @@ from .checks import (
     with_registry,
 )
 from .dupes import fix_cross_duplicates
-from .fast import Checked, Fast, fast_reader
+from .fast import Checked, Fast, fast_reader, line_of
 from .outputs import Summary, write_reconciliation
 from .private import make_private_dir, open_private
 from .registry import IndexInfo, Registry, open_registry
@@ -111,22 +111,8 @@ _OTHER_PERSON = frozenset({"registry_name_mismatch", "registry_dob_mismatch", "r
 _NO_SUGGESTION_WHEN = frozenset({"name_missing", "dob_missing", "dob_format", "dob_invalid_date"})
 _ID_ONLY = (("record_id_missing",), ("record_id_duplicate",))
 _JSON = json.JSONEncoder(ensure_ascii=False).encode  # = json.dumps(x, ensure_ascii=False), without a new encoder per call
-_js = json.encoder.encode_basestring  # the string escaper of that encoder
 _fields = operator.attrgetter(*FIELDS)
 _dose_fields = operator.attrgetter(*DOSE_FIELDS)
-_LINE_HEAD = "{{" + ", ".join(f'"{name}": {{}}' for name in FIELDS) + ', "doses": [{}], "verified": {}}}\n'
-_LINE_HEAD_PHONE = _LINE_HEAD.replace(', "doses"', ', "phone": {}, "doses"')
-_DOSE = "{{" + ", ".join(f'"{name}": {{}}' for name in DOSE_FIELDS) + "}}"
-
-
-def _all_text(values: tuple[Any, ...]) -> bool:
-    """Whether every value is text (join checks it in C: cheaper than a generator per record; a ``str``
-    subclass passes too, and the encoder would write it the same way)."""
-    try:
-        "".join(values)
-    except TypeError:
-        return False
-    return True
 
 
 def verified_line(rec: Record, fingerprint: str) -> str:
@@ -141,43 +127,6 @@ def verified_line(rec: Record, fingerprint: str) -> str:
     obj = rec.to_json()
     obj["verified"] = fingerprint
     return _JSON(obj) + "\n"
-
-
-def line_of(values: tuple[Any, ...], doses: list[tuple[Any, ...]], phone: Any, fingerprint: str) -> str | None:
-    """:func:`verified_line` of a record with these :data:`FIELDS` values, doses (:data:`DOSE_FIELDS` tuples)
-    and phone, written directly; None unless every field is ``str`` and every dose number ``int``."""
-    out = []
-    for date, vaccine, lot, number, series, site in doses:
-        if not (type(number) is int and type(series) is int and type(date) is str and type(vaccine) is str
-                and type(lot) is str and type(site) is str):  # fmt: skip
-            return None
-        out.append(_DOSE.format(_js(date), _js(vaccine), _js(lot), number, series, _js(site)))
-    if _all_text(values):
-        if not phone:
-            return _LINE_HEAD.format(*map(_js, values), ", ".join(out), _js(fingerprint))
-        if type(phone) is str:
-            return _LINE_HEAD_PHONE.format(*map(_js, values), _js(phone), ", ".join(out), _js(fingerprint))
-    return None
-
-
-@lru_cache(maxsize=64)
-def _line_format(doses: int, phone: bool) -> str:
-    """The format of :func:`line_of`'s line with this many doses, with or without phone: one ``str.format``."""
-    head = _LINE_HEAD_PHONE if phone else _LINE_HEAD
-    return head.replace('"doses": [{}]', '"doses": [' + ", ".join([_DOSE] * doses) + "]")
-
-
-def values_line(values: tuple[str, ...], doses: list[tuple[str, str, str, int, int, str]], phone: str,
-                fingerprint: str) -> str:  # fmt: skip
-    """:func:`line_of` for values of the types it writes directly (every text a ``str``, every dose number an
-    ``int``: as :func:`signer.records.person_values` makes them), without checking them again."""
-    args: list[Any] = list(map(_js, values))
-    if phone:
-        args.append(_js(phone))
-    for date, vaccine, lot, number, series, site in doses:
-        args += (_js(date), _js(vaccine), _js(lot), number, series, _js(site))
-    args.append(_js(fingerprint))
-    return _line_format(len(doses), bool(phone)).format(*args)
 
 
 def row_code(reason: str) -> str:

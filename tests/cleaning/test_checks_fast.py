@@ -4,8 +4,10 @@
   vaccine/date caches directly: equal to the date-object version it replaced
   (kept here as the reference) on generated dose lists, with and without a birth date;
 - the ID's "ASCII digits" test without a regex equals the regex's answer;
-- :func:`signer.cleaning.run.values_line` (one ``str.format`` per person) equals
-  :func:`signer.cleaning.run.line_of` and the encoder's line;
+- :func:`signer.cleaning.fast.values_line` (one ``str.format`` per person) equals
+  :func:`signer.cleaning.fast.line_of` and the encoder's line; the line written without escapes
+  (:func:`signer.cleaning.fast.plain_line`, for texts free of :data:`signer.cleaning.fast.ESCAPED`) too, and
+  ESCAPED is exactly the set of characters the encoder escapes;
 - names cached as valid/invalid give the same codes as the first time, also past the cache's bound.
 """
 
@@ -22,8 +24,9 @@ from hypothesis import strategies as st
 
 from signer.cleaning import checks
 from signer.cleaning.checks import DoseValues, check_values, parse_date
-from signer.cleaning.run import line_of, values_line
+from signer.cleaning.fast import ESCAPED, fingerprint_and_line, line_of, plain_line, values_line
 from signer.cleaning.tables import Tables, load_tables
+from signer.records import record_fingerprint, record_of
 
 TODAY = dt.date(2026, 6, 1)
 DATES = ["2021-08-02", "2021-08-30", "2021-08-31", "2021-10-25", "2021-09-10", "2022-03-01", "2021-08-10", "2021-13-01",
@@ -118,6 +121,42 @@ def test_values_line_equals_line_of_and_the_encoder(values: list[str], doses: li
                     for d in doses]  # fmt: skip
     obj["verified"] = fingerprint
     assert got == json.dumps(obj, ensure_ascii=False) + "\n"
+
+
+def test_escaped_is_what_the_encoder_escapes() -> None:
+    """Every code point (lone surrogates included): ESCAPED finds it exactly when json.dumps(ensure_ascii=False)
+    does not write it as it is."""
+    for code in range(0x110000):
+        ch = chr(code)
+        assert (ESCAPED.search(ch) is not None) == (json.dumps(ch, ensure_ascii=False) != f'"{ch}"'), hex(code)
+
+
+#: Hostile text: what the encoder escapes, what it does not (DEL, U+2028/9, NEL, a lone surrogate), and plain text.
+hostile = st.text(alphabet=st.sampled_from(['"', "\\", "\x00", "\x1f", "\n", "\t", "\x7f", "\u2028", "\u2029", "\x85",
+                                            "\ud800", "a", "ễ", "/", "'", "{", "}", " ", "0"]), max_size=6)  # fmt: skip
+plain = st.text(alphabet="abcỄễ 0123456789-/.:'{}", max_size=8)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.one_of(hostile, plain), min_size=8, max_size=8),
+       st.lists(st.tuples(st.one_of(hostile, plain), plain, st.one_of(hostile, plain), st.integers(0, 255),
+                          st.integers(0, 255), st.one_of(hostile, plain)), max_size=4),
+       st.one_of(st.just(""), hostile, plain))  # fmt: skip
+def test_fingerprint_and_line_equal_the_encoder_on_hostile_text(values: list[str], doses: list[DoseValues],
+                                                                 phone: str) -> None:  # fmt: skip
+    person = (*values, doses, 7, max(1, len(doses)), phone, False)
+    found = fingerprint_and_line(person)  # type: ignore[arg-type]
+    assert found is not None
+    fingerprint, line = found
+    rec = record_of(person)  # type: ignore[arg-type]
+    assert fingerprint == record_fingerprint(rec)
+    obj = rec.to_json()
+    obj["verified"] = fingerprint
+    assert line == json.dumps(obj, ensure_ascii=False) + "\n"
+    assert line == values_line(tuple(values), doses, phone, fingerprint)
+    texts = [*values, phone, *(t for d in doses for t in (d[0], d[1], d[2], d[5]))]
+    if not any(ESCAPED.search(t) for t in texts):
+        assert line == plain_line(tuple(values), doses, phone, fingerprint)
 
 
 def test_name_codes_are_the_same_from_the_cache_and_past_its_bound() -> None:
