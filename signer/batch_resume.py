@@ -23,10 +23,18 @@ ledger:
 - ``seen.bin``: the record ids seen so far, as the 8-byte keyed hashes of
   :class:`signer.run.SeenIds` (its key is in ``point.json``).
 
-Each append is flushed to disk before ``point.json`` (temporary file,
-rename) names its new length, so a kill at any moment leaves a point that is
-at most one batch behind the ledger: the records in between are met again
-and skipped by the ledger as before. The next run uses the point only if the
+``point.json`` (temporary file, rename) names the length *and the SHA-256*
+of the two files' prefixes that hold the point's rows, so a kill at any
+moment leaves a point that is at most one batch behind the ledger (it is
+saved after the batch's ledger changes are committed): the records in
+between are met again and skipped by the ledger as before. Nothing here is
+flushed to disk (fdatasync): the point only saves time, and a power cut that
+loses or tears any of the three files leaves a point whose JSON does not
+parse or whose named bytes do not hash as named, which is not used (the
+next run reads everything), or an older whole point (further behind the
+ledger, which is flushed at each commit: never ahead of it). Two flushes per
+batch were measured at about 9 ms of the run's process blocked per batch
+under others' disk load (docs/benchmarks.md, session 8). The next run uses the point only if the
 input file has the same size and mtime and the same bytes up to the offset,
 and the settings are the same; it then starts reading at the offset
 (:func:`signer.records.read_records_range`) with the counts, refused records
@@ -64,7 +72,7 @@ RESUME_DIR = ".resume"
 POINT = "point.json"
 ERRORS = "errors.csv"
 SEEN = "seen.bin"
-VERSION = 1
+VERSION = 2  # 2: the files' prefixes named by SHA-256 too, nothing flushed
 _JSONL = (".jsonl", ".ndjson", ".json")
 
 
@@ -91,6 +99,8 @@ class ResumePoint:
         self._input: BinaryIO | None = None
         self._errors_len = 0
         self._seen_len = 0
+        self._errors_hash = hashlib.sha256()  # of the first _errors_len bytes of errors.csv
+        self._seen_hash = hashlib.sha256()  # of the first _seen_len bytes of seen.bin
         self._newlines = 0  # newlines of the input hashed so far
         self._pos = 0  # bytes of the input hashed so far
 
@@ -134,6 +144,9 @@ class ResumePoint:
             raw = fh.read(seen_len)
         if len(raw) != seen_len or len(text.encode("utf-8")) != errors_len or seen_len % 8:
             return
+        errors_hash, seen_hash = hashlib.sha256(text.encode("utf-8")), hashlib.sha256(raw)
+        if errors_hash.hexdigest() != data["errors_sha256"] or seen_hash.hexdigest() != data["seen_sha256"]:
+            return  # not what the point named (a power cut lost appended bytes: they are not flushed)
         values = array.array("q")
         values.frombytes(raw)
         if sys.byteorder != "little":
@@ -145,6 +158,7 @@ class ResumePoint:
         self.errors, self.seen_key, self.seen_values = rows, bytes.fromhex(data["seen_key"]), values
         self._hash, self._newlines, self._pos = digest, newlines, offset
         self._errors_len, self._seen_len = errors_len, seen_len
+        self._errors_hash, self._seen_hash = errors_hash, seen_hash
 
     def _reset(self) -> None:
         """No usable point: start a new one (files truncated)."""
@@ -158,6 +172,7 @@ class ResumePoint:
         for name in (ERRORS, SEEN):
             os.close(os.open(self.folder / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
         self._errors_len = self._seen_len = 0
+        self._errors_hash, self._seen_hash = hashlib.sha256(), hashlib.sha256()
 
     def items(self, column_map: str | None) -> Iterator[Record | RowProblem]:
         """The input from the first unfinished line."""
@@ -202,12 +217,16 @@ class ResumePoint:
         if errors:
             buf = io.StringIO()
             csv.writer(buf, lineterminator="\n").writerows(errors)
-            self._errors_len += _append(self.folder / ERRORS, buf.getvalue().encode("utf-8"))
+            data = buf.getvalue().encode("utf-8")
+            self._errors_len += _append(self.folder / ERRORS, data)
+            self._errors_hash.update(data)
         if seen:
             values = array.array("q", seen)
             if sys.byteorder != "little":
                 values.byteswap()
-            self._seen_len += _append(self.folder / SEEN, values.tobytes())
+            data = values.tobytes()
+            self._seen_len += _append(self.folder / SEEN, data)
+            self._seen_hash.update(data)
         totals = asdict(counts)
         totals["reasons"] = dict(counts.reasons)
         totals["released"] = 0  # bookkeeping of batches in flight; not in the summary
@@ -216,12 +235,11 @@ class ResumePoint:
             "version": VERSION, "input": self.identity, "settings": self.settings, "line": last_line,
             "offset": offset, "sha256": self._hash.hexdigest(), "counts": totals,
             "errors_bytes": self._errors_len, "seen_bytes": self._seen_len, "seen_key": seen_key.hex(),
+            "errors_sha256": self._errors_hash.hexdigest(), "seen_sha256": self._seen_hash.hexdigest(),
         }  # fmt: skip
         tmp = self.folder / f".{POINT}.tmp"
-        with tmp.open("w", encoding="utf-8") as fh:
+        with tmp.open("w", encoding="utf-8") as fh:  # not flushed to disk: see the module
             json.dump(point, fh)
-            fh.flush()
-            os.fdatasync(fh.fileno())
         os.replace(tmp, self.folder / POINT)
         self.line, self.offset = last_line, offset
 
@@ -274,7 +292,6 @@ def _append(path: Path, data: bytes) -> int:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fdatasync(fd)
     finally:
         os.close(fd)
     return len(data)
