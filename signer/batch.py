@@ -42,7 +42,7 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +82,7 @@ from signer.run import (
     Outputs,
     SigningRun,
     signals_held,
+    stopping,
     sync_paths,
     write_all,
 )
@@ -113,6 +114,16 @@ class Plan:
     files: tuple[FileEntry, ...] = ()  # finalize: the files the ledger expects
     payload_hash: str | None = None  # finalize: the signed payload the ledger holds
     adopted: Adopted | None = None  # adopt: the proven files and their ledger values
+
+
+@dataclass(frozen=True)
+class _Unwritten:
+    """A batch whose files are placed, before its step 5 ('written') is committed."""
+
+    batch: Sequence[Record | RowProblem]
+    done: Sequence[tuple[Plan, dict[str, Any], str | None]]
+    seen: list[int]  # the batch's seen-id hashes (resume point)
+    refused: list[tuple[int, str, str]]  # its refused records (resume point)
 
 
 #: Descriptors of the folders locked by this process (closed in forked children).
@@ -345,6 +356,7 @@ class LedgerRun(SigningRun):
         # signer.batch_resume: where an interrupted run over this input got to
         self.resume = resume
         self._refused_now: list[tuple[int, str, str]] = []  # this batch's, for the resume point
+        self._unwritten: _Unwritten | None = None  # placed, step 5 not committed yet
         if resume is not None:
             self.signed, self.failed, self.clamped = resume.restore(self.counts, self.seen)
             for row in resume.errors:
@@ -384,72 +396,90 @@ class LedgerRun(SigningRun):
         skipped: set[int] = set()
         admitted.extra = (plans, skipped, seen_now)
         if not jobs:
+            self.finish_written()
             return admitted
         # files a killed run finished for these records: read, hashed and their
         # signatures checked before the transaction (which holds the write lock)
         proofs = self._prove(jobs) if self._leftovers else {}
         # read and reserve in one transaction: on SQLite it holds the write lock
         # (BEGIN IMMEDIATE), so a concurrent run cannot reserve the same records
-        # between the two (on PostgreSQL the unique indexes refuse the second)
-        with self.ledger.db.transaction():
-            history = self.ledger.for_records(self.centre, [j.record.record_id for j in jobs])
-            key, out_key = self.ledger.key, self.output.key
-            fresh = iter(new_uvcis(len(jobs), self.country))
-            reservations: list[Reservation] = []
-            releases: list[Change] = []
-            ready = []
-            for job in jobs:
-                record, position = job.record, job.position
-                record_hash = key.record_hash(record)
-                rows = history.get(record.record_id, [])
-                pending = next((c for c in rows if c.state in PENDING), None)
-                written = next((c for c in rows if c.state == "written"), None)
-                replaces = written.uvci if written is not None else None
-                if pending is not None and pending.record_hash == record_hash:
-                    if pending.out_dir != out_key:
-                        admitted.refused[position] = (
-                            f"being issued into another folder ({pending.out_dir}); run the batch there"
-                        )
-                    elif pending.state == "signed" and self.output.files_ok(pending.files, full=True):
-                        plans[position] = Plan(
-                            "finalize", pending.uvci, record, job.verified, replaces, pending.files, pending.payload_hash
-                        )
-                    elif (adopted := confirm(proofs.get(record.record_id, ()), pending)) is not None:
-                        plans[position] = Plan("adopt", pending.uvci, record, job.verified, replaces, adopted=adopted)
-                    else:
-                        plans[position] = Plan("resume", pending.uvci, record, job.verified, replaces)
-                        ready.append(job._replace(uvci=pending.uvci, record_hash=record_hash))
-                    continue
-                if pending is not None:  # reserved for data that has changed since
-                    releases.append(Change(pending.uvci, "released", note="the record changed before it was written"))
-                kind = "new"
-                if written is not None and written.record_hash == record_hash:
-                    if self._due(written):
-                        kind = "reissue"
-                    elif written.out_dir != out_key or self.output.files_ok(written.files, full=self.full_check):
-                        skipped.add(position)
-                        continue
-                    else:
-                        plans[position] = Plan("rewrite", written.uvci, record, job.verified)
-                        ready.append(job._replace(uvci=written.uvci, iat=written.iat, record_hash=record_hash))
-                        continue
-                if written is None and any(c.state == "revoked" and c.record_hash == record_hash for c in rows):
-                    if not self.reissue_revoked:
-                        admitted.refused[position] = (
-                            "its certificate was revoked; not issued again (signer reissue --revoked)"
-                        )
-                        continue
-                    kind = "reissue"
-                generation = 1 + max((c.generation for c in rows if c.record_hash == record_hash), default=-1)
-                uvci = next(fresh)
-                reservations.append(self._reservation(uvci, record, record_hash, generation, job.verified))
-                plans[position] = Plan(kind, uvci, record, job.verified, replaces)
-                ready.append(job._replace(uvci=uvci, record_hash=record_hash))
-            self.ledger.apply(reservations, releases)
-            register_holders(self.ledger, self.centre, [job.record for job in jobs])  # the portal's look-up
-        self.counts.released += len(releases)
+        # between the two (on PostgreSQL the unique indexes refuse the second).
+        # The previous batch's step 5 ('written') comes first in it: one commit
+        # (and one wait for the disk) less per batch; its files are in place
+        # and flushed since that batch's step 4.
+        with signals_held():
+            unwritten = self._unwritten
+            with self.ledger.db.transaction():
+                meta = self._mark_written(unwritten.done) if unwritten is not None else None
+                ready = self._reserve(admitted, jobs, proofs, plans, skipped)
+            if unwritten is not None:
+                self._unwritten = None
+                self._after_written(unwritten, meta)
         admitted.ready = ready
         return admitted
+
+    def _reserve(
+        self, admitted: Admitted, jobs: Sequence[Job], proofs: dict[str, list[Proven]], plans: dict[int, Plan],
+        skipped: set[int],
+    ) -> list[Job]:  # fmt: skip
+        """Step 1 in the ledger (in the caller's transaction): each record's plan; the jobs to sign."""
+        history = self.ledger.for_records(self.centre, [j.record.record_id for j in jobs])
+        key, out_key = self.ledger.key, self.output.key
+        fresh = iter(new_uvcis(len(jobs), self.country))
+        reservations: list[Reservation] = []
+        releases: list[Change] = []
+        ready = []
+        for job in jobs:
+            record, position = job.record, job.position
+            record_hash = key.record_hash(record)
+            rows = history.get(record.record_id, [])
+            pending = next((c for c in rows if c.state in PENDING), None)
+            written = next((c for c in rows if c.state == "written"), None)
+            replaces = written.uvci if written is not None else None
+            if pending is not None and pending.record_hash == record_hash:
+                if pending.out_dir != out_key:
+                    admitted.refused[position] = (
+                        f"being issued into another folder ({pending.out_dir}); run the batch there"
+                    )
+                elif pending.state == "signed" and self.output.files_ok(pending.files, full=True):
+                    plans[position] = Plan(
+                        "finalize", pending.uvci, record, job.verified, replaces, pending.files, pending.payload_hash
+                    )
+                elif (adopted := confirm(proofs.get(record.record_id, ()), pending)) is not None:
+                    plans[position] = Plan("adopt", pending.uvci, record, job.verified, replaces, adopted=adopted)
+                else:
+                    plans[position] = Plan("resume", pending.uvci, record, job.verified, replaces)
+                    ready.append(job._replace(uvci=pending.uvci, record_hash=record_hash))
+                continue
+            if pending is not None:  # reserved for data that has changed since
+                releases.append(Change(pending.uvci, "released", note="the record changed before it was written"))
+            kind = "new"
+            if written is not None and written.record_hash == record_hash:
+                if self._due(written):
+                    kind = "reissue"
+                elif written.out_dir != out_key or self.output.files_ok(written.files, full=self.full_check):
+                    skipped.add(position)
+                    continue
+                else:
+                    plans[position] = Plan("rewrite", written.uvci, record, job.verified)
+                    ready.append(job._replace(uvci=written.uvci, iat=written.iat, record_hash=record_hash))
+                    continue
+            if written is None and any(c.state == "revoked" and c.record_hash == record_hash for c in rows):
+                if not self.reissue_revoked:
+                    admitted.refused[position] = (
+                        "its certificate was revoked; not issued again (signer reissue --revoked)"
+                    )
+                    continue
+                kind = "reissue"
+            generation = 1 + max((c.generation for c in rows if c.record_hash == record_hash), default=-1)
+            uvci = next(fresh)
+            reservations.append(self._reservation(uvci, record, record_hash, generation, job.verified))
+            plans[position] = Plan(kind, uvci, record, job.verified, replaces)
+            ready.append(job._replace(uvci=uvci, record_hash=record_hash))
+        self.ledger.apply(reservations, releases)
+        register_holders(self.ledger, self.centre, [job.record for job in jobs])  # the portal's look-up
+        self.counts.released += len(releases)
+        return ready
 
     def _prove(self, jobs: Sequence[Job]) -> dict[str, list[Proven]]:
         """The files a killed run finished for these records that prove to be
@@ -491,6 +521,10 @@ class LedgerRun(SigningRun):
 
     # -- step 3 -------------------------------------------------------------
     def _write(self, batch: Sequence[Record | RowProblem], admitted: Admitted, results: Sequence[Outputs | str]) -> None:
+        # the batch placed before, when no admission came between (the last
+        # batches of the input): its step 5 first, before this batch's counts
+        # change (the resume point saved with it holds the counts up to it)
+        self.finish_written()
         plans, skipped, seen_now = admitted.extra
         by_position = {job.position: result for job, result in zip(admitted.ready, results, strict=True)}
         signed: list[Change] = []
@@ -546,16 +580,54 @@ class LedgerRun(SigningRun):
                     self.output.place_staged(staged, unsynced)
             except OSError as err:
                 raise ConfigError(f"cannot write into {self.output.path}: {err.strerror or err}") from None
-            if done:
-                self._mark_written(done)
+            # step 5 is committed with the next batch's reservations (_admit) or
+            # at the end (finish_written); until then these are 'signed' with
+            # their files in place, which a run after a kill completes
+            refused, self._refused_now = self._refused_now, []
+            self._unwritten = _Unwritten(batch, done, seen_now, refused)
+
+    def sign_all(self, items: Iterable[Record | RowProblem]) -> None:
+        try:
+            super().sign_all(items)
+        except BaseException:
+            # Ctrl-C, SIGTERM, a worker's error: the last batch placed is still
+            # marked written (its files are in place and on disk), unless the
+            # ledger itself fails again (a run after it completes the batch)
+            with stopping(), contextlib.suppress(Exception):
+                self.finish_written()
+            raise
+        self.finish_written()
+
+    def finish_written(self) -> None:
+        """Step 5 of the last batch placed, in a transaction of its own (the
+        end of the run, or a next batch without anything to reserve)."""
+        unwritten = self._unwritten
+        if unwritten is None:
+            return
+        with signals_held():
+            with self.ledger.db.transaction():
+                meta = self._mark_written(unwritten.done)
+            self._unwritten = None
+            self._after_written(unwritten, meta)
+
+    def _after_written(self, unwritten: _Unwritten, meta: dict[str, str] | None) -> None:
+        """What follows a batch's committed step 5: the manifest's lines, the
+        counts, the resume point and the progress."""
+        batch, done = unwritten.batch, unwritten.done
+        if done:
+            assert meta is not None
+            self._count_written(done, meta)
         if self.resume is not None and batch:  # this batch is committed: the point moves past it
             run = {"signed": self.signed, "failed": self.failed, "clamped": self.clamped}
-            refused, self._refused_now = self._refused_now, []
-            self.resume.save(max(item.line for item in batch), self.counts, run, refused, self.seen.key, seen_now)
+            last = max(item.line for item in batch)
+            self.resume.save(last, self.counts, run, unwritten.refused, self.seen.key, unwritten.seen)
         if self.progress is not None:
             self.progress.update(len(batch))
 
-    def _mark_written(self, done: Sequence[tuple[Plan, dict[str, Any], str | None]]) -> None:
+    def _mark_written(self, done: Sequence[tuple[Plan, dict[str, Any], str | None]]) -> dict[str, str] | None:
+        """Step 5's changes (in the caller's transaction); the manifest entries set with them."""
+        if not done:
+            return None
         supersede = [
             Change(p.supersedes, "superseded", {"superseded_by": p.uvci}) for p, _, _ in done if p.supersedes
         ]
@@ -577,6 +649,10 @@ class LedgerRun(SigningRun):
         elif manifest is not None:
             meta.update(manifest.tail_meta())  # what the appends so far wrote (one batch behind)
         self.ledger.apply(changes=[*supersede, *written], meta=meta)
+        return meta
+
+    def _count_written(self, done: Sequence[tuple[Plan, dict[str, Any], str | None]], meta: dict[str, str]) -> None:
+        manifest = self.manifest_file
         if manifest is not None:
             manifest.stored(meta)
             manifest.append_new()

@@ -105,6 +105,66 @@ def test_crash_at_each_step_then_the_same_command(
     assert check_consistent(ledger, out, [r.record_id for r in records]) == current
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("point", ["in_the_next_admission", "after_the_next_admission"])
+def test_crash_between_a_batch_placed_and_its_written_commit(
+    point: str, jobs: int, test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A batch's step 5 ('written') is committed with the reservations of the
+    next batch admitted (one transaction). Killed inside that transaction (it
+    rolls back): the first batch stays 'signed' with its files in place and
+    the batch being admitted is not reserved; the same command completes the
+    first without signing it again (the very files of the signed state).
+    Killed right after it: the first is written, the admitted one reserved."""
+    import signer.batch as batch_module
+    import signer.run as run_module
+
+    monkeypatch.setattr(run_module, "BATCH_SIZE", 4)
+    # the admission that carries the first batch's step 5: the next one
+    # (--jobs 1), the one after the IN_FLIGHT x jobs batches in flight (--jobs 2)
+    call = 1 + (1 if jobs == 1 else run_module.IN_FLIGHT * jobs)
+    count = 4 * call + 2
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    records = many_records(count)
+    source = write_records(tmp_path / "in.jsonl", records)
+    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+    pid = os.fork()
+    if pid == 0:  # the run that dies
+        try:
+            if point == "in_the_next_admission":  # its reservations made, not committed
+                monkeypatch.setattr(batch_module.LedgerRun, "_reserve", after(batch_module.LedgerRun._reserve, call))
+            else:
+                monkeypatch.setattr(batch_module.LedgerRun, "_admit", after(batch_module.LedgerRun._admit, call))
+            main(command(source, "--jobs", str(jobs)))
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 9, "the crash point was not reached"
+    led = Ledger.open(ledger, actor="t", create=False)
+    try:
+        left = led.counts()
+        placed = {c.uvci: c.files for c in led.in_states(("signed",))}
+    finally:
+        led.close()
+    in_flight = 4 * (call - 2)  # reserved before the admission that carries step 5
+    if point == "in_the_next_admission":
+        assert left == {"signed": 4, **({"reserved": in_flight} if in_flight else {})}, left
+        assert placed and all((out / f.name).is_file() for files in placed.values() for f in files)
+        resumed = 4 + in_flight
+    else:
+        assert left == {"written": 4, "reserved": in_flight + 4}, left
+        resumed = in_flight + 4
+    capsys.readouterr()
+    assert main(command(source)) == 0
+    assert f"{count} issued ({resumed} resumed from an interrupted run" in capsys.readouterr().out
+    current = check_consistent(ledger, out, [r.record_id for r in records])
+    if placed:  # completed without signing again
+        assert {c.uvci: c.files for c in current.values() if c.uvci in placed} == placed
+    assert main(command(source)) == 0
+    assert f"0 issued, {count} skipped as already issued" in capsys.readouterr().out
+
+
 def test_record_changed_after_a_crash(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
