@@ -104,26 +104,41 @@ def values_line(values: tuple[str, ...], doses: list[tuple[str, str, str, int, i
 #: The characters json's string encoder (``ensure_ascii=False``) writes as escapes: the quote, the backslash and
 #: every control character below U+0020. A text without them is written as it is, between quotes.
 ESCAPED = re.compile(r'["\\\x00-\x1f]')
+
+
+def needs_no_escape(text: str) -> bool:
+    """Whether json's string encoder writes ``text`` as it is (no character of :data:`ESCAPED`). A printable
+    text without quote or backslash never holds one; a text that is not printable (a control character, but
+    also e.g. a soft hyphen or a lone surrogate) is answered False: only ever a slower, equal line."""
+    return text.isprintable() and '"' not in text and "\\" not in text
+
+
 _PLAIN_HEAD = _LINE_HEAD.replace(": {}", ': "{}"').replace('"doses": "{}"', '"doses": {}')
-_PLAIN_DOSE = _DOSE.replace(": {}", ': "{}"').replace('"dose_number": "{}"', '"dose_number": {}').replace(
-    '"series_doses": "{}"', '"series_doses": {}')  # fmt: skip
+_PLAIN_DOSE = _DOSE.replace(": {}", ': "{}"').replace('"dose_number": "{}"', '"dose_number": %d').replace(
+    '"series_doses": "{}"', '"series_doses": %d')  # fmt: skip
+_PLAIN: dict[tuple[int, bool], str] = {}  # (doses, phone) -> the %-format of plain_line
 
 
-@lru_cache(maxsize=64)
 def _plain_format(doses: int, phone: bool) -> str:
-    """:func:`_line_format` with the quotes of every text written around its place: for texts that need no
-    escape (:data:`ESCAPED`)."""
+    """:func:`_line_format` as a %-format (one ``%`` of a tuple is cheaper than ``str.format``), with the quotes
+    of every text written around its place: for texts that need no escape (:func:`needs_no_escape`)."""
     head = _PLAIN_HEAD.replace(', "doses"', ', "phone": "{}", "doses"') if phone else _PLAIN_HEAD
-    return head.replace('"doses": [{}]', '"doses": [' + ", ".join([_PLAIN_DOSE] * doses) + "]")
+    text = head.replace('"doses": [{}]', '"doses": [' + ", ".join([_PLAIN_DOSE] * doses) + "]")
+    text = text.replace("{{", "{").replace("}}", "}").replace('"{}"', '"%s"')
+    if len(_PLAIN) < 64:
+        _PLAIN[doses, phone] = text
+    return text
 
 
 def plain_line(values: tuple[str, ...], doses: list[tuple[str, str, str, int, int, str]], phone: str,
                fingerprint: str) -> str:  # fmt: skip
-    """:func:`values_line` for texts none of which holds a character of :data:`ESCAPED` (the caller has made
-    sure; the fingerprint is hex): one ``str.format`` of the texts as they are."""
+    """:func:`values_line` for texts that need no escape (:func:`needs_no_escape`: the caller has made sure;
+    the fingerprint is hex) and int dose numbers: one ``%`` of the texts as they are."""
+    key = (len(doses), bool(phone))
+    fmt = _PLAIN.get(key) or _plain_format(*key)
     if phone:
-        return _plain_format(len(doses), True).format(*values, phone, *chain.from_iterable(doses), fingerprint)
-    return _plain_format(len(doses), False).format(*values, *chain.from_iterable(doses), fingerprint)
+        return fmt % (*values, phone, *chain.from_iterable(doses), fingerprint)
+    return fmt % (*values, *chain.from_iterable(doses), fingerprint)
 
 
 class Fast:
@@ -168,8 +183,8 @@ def fingerprint_and_line(values: PersonValues) -> tuple[str, str] | None:
     """:func:`fingerprint_values` and the stamped ``verified.jsonl`` line (:func:`.run.verified_line`) of
     these values; None when the fingerprint needs the "J" form.
 
-    The texts are joined once for the fingerprint; one search of that text (and the phone) for a character
-    json escapes (:data:`ESCAPED`) lets the usual person's line be written without escaping field by
+    The texts are joined once for the fingerprint; one test of that text (and the phone) for a character
+    json escapes (:func:`needs_no_escape`) lets the usual person's line be written without escaping field by
     field (:func:`plain_line`).
     """
     texts = list(values[:8])
@@ -179,14 +194,14 @@ def fingerprint_and_line(values: PersonValues) -> tuple[str, str] | None:
         texts += (date, vaccine, lot, site)
         numbers += (number, series)
     try:
-        header = bytes((len(doses), *numbers, *map(len, texts)))
+        header = bytes((66, len(doses), *numbers)) + bytes(map(len, texts))  # b"B", counts, numbers, lengths
     except ValueError:
         return None
     joined = "".join(texts)
-    fingerprint = _sha256(b"B" + header + joined.encode("utf-8", "surrogatepass")).hexdigest()
+    fingerprint = _sha256(header + joined.encode("utf-8", "surrogatepass")).hexdigest()
     phone = values[11]
     # person_values gives every text as str and every dose number as int: line_of's types, unchecked
-    if ESCAPED.search(joined) is None and (not phone or ESCAPED.search(phone) is None):
+    if needs_no_escape(joined) and (not phone or needs_no_escape(phone)):
         return fingerprint, plain_line(values[:8], doses, phone, fingerprint)
     return fingerprint, values_line(values[:8], doses, phone, fingerprint)
 

@@ -24,7 +24,14 @@ from hypothesis import strategies as st
 
 from signer.cleaning import checks
 from signer.cleaning.checks import DoseValues, check_values, parse_date
-from signer.cleaning.fast import ESCAPED, fingerprint_and_line, line_of, plain_line, values_line
+from signer.cleaning.fast import (
+    ESCAPED,
+    fingerprint_and_line,
+    line_of,
+    needs_no_escape,
+    plain_line,
+    values_line,
+)
 from signer.cleaning.tables import Tables, load_tables
 from signer.records import record_fingerprint, record_of
 
@@ -128,13 +135,16 @@ def test_escaped_is_what_the_encoder_escapes() -> None:
     does not write it as it is."""
     for code in range(0x110000):
         ch = chr(code)
-        assert (ESCAPED.search(ch) is not None) == (json.dumps(ch, ensure_ascii=False) != f'"{ch}"'), hex(code)
+        as_is = json.dumps(ch, ensure_ascii=False) == f'"{ch}"'
+        assert (ESCAPED.search(ch) is None) == as_is, hex(code)
+        assert as_is or not needs_no_escape(ch), hex(code)  # the plain line's test: never a character escaped
+    assert needs_no_escape("Nguyễn Thị Hương, Thành phố Hà Nội 0123 '/{}%s%d") and not needs_no_escape("a\u00adb")
 
 
 #: Hostile text: what the encoder escapes, what it does not (DEL, U+2028/9, NEL, a lone surrogate), and plain text.
 hostile = st.text(alphabet=st.sampled_from(['"', "\\", "\x00", "\x1f", "\n", "\t", "\x7f", "\u2028", "\u2029", "\x85",
                                             "\ud800", "a", "ễ", "/", "'", "{", "}", " ", "0"]), max_size=6)  # fmt: skip
-plain = st.text(alphabet="abcỄễ 0123456789-/.:'{}", max_size=8)
+plain = st.text(alphabet="abcỄễ 0123456789-/.:'{}%sd", max_size=8)
 
 
 @settings(max_examples=600, deadline=None)
@@ -157,6 +167,8 @@ def test_fingerprint_and_line_equal_the_encoder_on_hostile_text(values: list[str
     texts = [*values, phone, *(t for d in doses for t in (d[0], d[1], d[2], d[5]))]
     if not any(ESCAPED.search(t) for t in texts):
         assert line == plain_line(tuple(values), doses, phone, fingerprint)
+    if all(needs_no_escape(t) for t in texts):
+        assert line == plain_line(tuple(values), doses, phone, fingerprint) and "\\" not in line
 
 
 def test_name_codes_are_the_same_from_the_cache_and_past_its_bound() -> None:
