@@ -107,6 +107,16 @@ class Summary:
         if len(pending) > 20_000:  # bounded: distinct (place, codes, doses) seen since the last settle
             self.settle()
 
+    def add_verified(self, counts: dict[tuple[str, str, int], int]) -> None:
+        """:meth:`add` of citizens checked now and verified without a code, counted by (province, commune, doses)
+        (a chunk's clean people at once)."""
+        pending = self._pending
+        for (province, commune, doses), n in counts.items():
+            key = (province, commune, (), doses, False, False)
+            pending[key] = pending.get(key, 0) + n
+        if len(pending) > 20_000:
+            self.settle()
+
     def settle(self) -> None:
         """Apply the records counted by :meth:`add` to the counters."""
         pending, self._pending = self._pending, {}

@@ -51,6 +51,7 @@ import os
 import resource
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -461,13 +462,9 @@ def _do_chunk(
         scratch.remember([(r.record_id, r.line, True) for r in records if r.record_id in reused])
     if len(verdicts) < len(records):  # clean people of the fast path: checked now, no earlier verdict
         context, run = store.context, store.run
-        store.put_rows([(r.record_id, r.fingerprint, context, run, "", "", "", r.line, "")
-                        for r in records if type(r) is Fast])  # fmt: skip
-        add = summary.add
-        for x in records:
-            if type(x) is Fast:
-                values = x.values
-                add(values[6], values[7], (), len(values[8]))
+        clean: list[Fast] = [r for r in records if type(r) is Fast]
+        store.put_rows([(r.record_id, r.fingerprint, context, run, "", "", "", r.line, "") for r in clean])
+        summary.add_verified(Counter([(v[6], v[7], len(v[8])) for v in [r.values for r in clean]]))
         summary.newly_verified += len(records) - len(verdicts)
     if not verdicts:  # every person of the chunk is a clean Fast item (the usual chunk)
         data = "".join([r.text for r in records]).encode("utf-8")  # type: ignore[union-attr]

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import itertools
 import json
@@ -250,3 +251,21 @@ def test_cccd_digits_read_without_int_give_the_same_codes(ident: str, sex: str, 
     if 1900 + (g // 2) * 100 + int(ident[4:6]) != year:
         want.append("cccd_birth_year_mismatch")
     assert checks._check_id(ident, sex, True, dob, tables) == want
+
+
+def test_summary_add_verified_counts_as_add_does() -> None:
+    from signer.cleaning.outputs import Summary
+
+    tables = load_tables()
+    one, many = Summary(tables), Summary(tables)
+    people = [("Tỉnh A", "Xã 1", 2), ("Tỉnh A", "Xã 1", 2), ("Tỉnh A", "Xã 2", 3), ("Tỉnh B", "Xã 1", 1)] * 3
+    for province, commune, doses in people:
+        one.add(province, commune, (), doses)
+    one.add("Tỉnh A", "Xã 1", ("dose_future",), 2)
+    many.add_verified(collections.Counter(people))
+    many.add("Tỉnh A", "Xã 1", ("dose_future",), 2)
+    for s in (one, many):
+        s.settle()
+    assert many.places == one.places and many.total == one.total and many.reasons == one.reasons
+    assert (many.rechecked, many.reused, many.foreign_verified) == (one.rechecked, one.reused, 0) == (13, 0, 0)
+    assert one.total["subjects"]["verified"] == 12 and one.total["doses"]["verified"] == 24
