@@ -11,8 +11,8 @@
     >>> db.close()
 
 Plain DB-API (``sqlite3``, psycopg 3), no ORM: the signing run writes a few
-rows per certificate, and a batch of 256 certificates is three
-``executemany`` calls in three transactions (docs/ledger.md, "Why no ORM").
+rows per certificate, and a batch of 256 certificates is a few
+``executemany`` calls in two transactions (docs/ledger.md, "Why no ORM").
 SQL is written once with ``?`` placeholders; for PostgreSQL they become
 ``%s``. Transactions are explicit (:meth:`Database.transaction`): SQLite runs
 in autocommit mode with ``BEGIN IMMEDIATE`` (the write lock is taken at the
@@ -23,7 +23,7 @@ SQLite settings (each connection): WAL (readers never block the writer),
 ``synchronous=FULL`` (a commit is on disk when ``COMMIT`` returns, also
 across a power cut: the ledger must never forget a reserved UVCI whose
 signed files may already be on disk; it costs one fsync per commit, and a
-run commits three times per batch of 256), ``busy_timeout`` 30 s,
+run commits twice per batch of 256), ``busy_timeout`` 30 s,
 ``foreign_keys`` on. The database file is created 0600.
 """
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -70,6 +71,25 @@ class Database:
     def __init__(self, conn: Any, dialect: str, target: str) -> None:
         self.conn, self.dialect, self.target = conn, dialect, target
         self._depth = 0
+        self._checkpoints: _Checkpoints | None = None
+
+    def checkpoint_in_background(self, commits: int = 8) -> None:
+        """SQLite: copy the WAL back into the database file in a thread with a
+        connection of its own, after every ``commits`` commits of this
+        connection, instead of in the committing connection whenever the WAL
+        has grown by 1,000 pages (SQLite's ``wal_autocheckpoint``: about once
+        per batch of 256 certificates). A checkpoint writes the pages back and
+        flushes the WAL and the database file (two waits for the disk), and the
+        next commit starts the WAL again (one more flush, of its header): a
+        signing run's process waited for them all. The commits stay as durable
+        as before (``synchronous=FULL`` flushes the WAL at each commit; a
+        checkpoint only moves committed pages). Stopped by :meth:`close` (the
+        connection's own close checkpoints what is left). A PostgreSQL
+        database has nothing to do."""
+        if self.dialect != "sqlite" or self._checkpoints is not None:
+            return
+        self._checkpoints = _Checkpoints(self.target, commits)
+        self.conn.execute("PRAGMA wal_autocheckpoint = 0")
 
     # -- statements ------------------------------------------------------
     def _sql(self, sql: str) -> str:
@@ -157,6 +177,8 @@ class Database:
                 with contextlib.suppress(sqlite3.Error):
                     self.conn.execute("ROLLBACK")
                 raise
+            if self._checkpoints is not None:
+                self._checkpoints.committed()
             return
         with self.conn.transaction():
             self._depth = 1
@@ -166,8 +188,60 @@ class Database:
                 self._depth = 0
 
     def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.stop()
+            self._checkpoints = None
         with contextlib.suppress(Exception):
             self.conn.close()
+
+
+class _Checkpoints:
+    """The thread of :meth:`Database.checkpoint_in_background`: a PASSIVE
+    checkpoint (it never blocks the writer nor waits for readers) after every
+    ``commits`` commits. (Not by the WAL file's size: it keeps its largest
+    size when the WAL starts again.) An error (a busy or damaged file) is
+    left to the connection's own close, which checkpoints again."""
+
+    def __init__(self, path: str, commits: int) -> None:
+        self.path = path
+        self._every = commits
+        self._commits = 0  # since the last checkpoint (this thread and the committing one)
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="ledger-checkpoint", daemon=True)
+        self._owner = os.getpid()
+        self._thread.start()
+
+    def committed(self) -> None:
+        self._commits += 1
+        if self._commits >= self._every:
+            self._commits = 0
+            self._wake.set()
+
+    def _run(self) -> None:
+        conn = None
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.execute("PRAGMA synchronous = FULL")
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stopping:
+                    return
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            return
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def stop(self) -> None:
+        if os.getpid() != self._owner:  # a forked child's copy: the thread is not there
+            return
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
 
 
 def _operational_errors() -> tuple[type[BaseException], ...]:

@@ -1,0 +1,73 @@
+"""SQLite WAL checkpoints in a background thread (signer.ledger.db,
+Database.checkpoint_in_background): the committing connection no longer
+checkpoints, the thread copies the WAL back after every N commits, nothing
+is lost, and close() stops it (also in a forked child, where the thread is
+not there)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from signer.ledger.db import connect
+
+
+def test_the_thread_checkpoints_and_nothing_is_lost(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    db = connect(str(path))
+    with db.transaction():
+        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
+    size_before = path.stat().st_size
+    db.checkpoint_in_background(commits=3)
+    assert db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # not in the committing connection
+    assert any(t.name == "ledger-checkpoint" for t in threading.enumerate())
+    for n in range(12):
+        with db.transaction():
+            db.executemany("INSERT INTO t (y) VALUES (?)", [(f"{n}-{i}-" + "x" * 200,) for i in range(200)])
+    deadline = time.monotonic() + 10
+    while path.stat().st_size <= size_before + 100 * 4096 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # the pages reached the database file while the connection is open: only the thread copies them
+    assert path.stat().st_size > size_before + 100 * 4096
+    db.close()
+    assert not any(t.name == "ledger-checkpoint" for t in threading.enumerate())
+    check = sqlite3.connect(path)
+    try:
+        assert check.execute("SELECT COUNT(*), COUNT(DISTINCT y) FROM t").fetchone() == (2400, 2400)
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        check.close()
+
+
+def test_without_the_thread_the_connection_checkpoints_as_before(tmp_path: Path) -> None:
+    db = connect(str(tmp_path / "l.sqlite"))
+    try:
+        assert db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    finally:
+        db.close()
+
+
+def test_close_in_a_forked_child_returns(tmp_path: Path) -> None:
+    db = connect(str(tmp_path / "l.sqlite"))
+    db.checkpoint_in_background(commits=1)
+    pid = os.fork()
+    if pid == 0:  # the thread is not in the child: close must not wait for it
+        try:
+            db._checkpoints.stop()  # type: ignore[union-attr]
+        finally:
+            os._exit(0)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        raise AssertionError("close() in the forked child waited for a thread it does not have")
+    assert os.waitstatus_to_exitcode(status) == 0
+    db.close()
