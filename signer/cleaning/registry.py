@@ -19,11 +19,14 @@ file (one ``executemany`` over the rows in one transaction, journal and
 fsync off, indexes created after the load; a big CSV is read in blocks, in
 two byte ranges by two processes into two shard files) and renames it into
 place, so a half-built index is
-never used. Look-ups are batched (:data:`BATCH` IDs per query). A row holds
-ID, name, date of birth, sex, the number of its place (table ``place``: the
-:func:`place_of` key) and :func:`name_year_key`; two indexes, by ID and by
-that key (the rare look-up of a commune's people of one name goes through
-the second, for each birth year in table ``year``).
+never used. A row of table ``person`` holds ID, name, date of birth, sex,
+the number of its place (table ``place``: the :func:`place_of` key) and
+:func:`name_year_key`, indexed by that key (the rare look-up of a commune's
+people of one name goes through it too, for each birth year in table
+``year``). Table ``byid`` (without rowid, keyed by ID) holds each ID's first
+row of the shard, sorted by ID after the load: a look-up by ID is one B-tree
+search there, all of a chunk's IDs in one query (a JSON array), and its
+page cache holds the whole table.
 
 Registry values are personal data: this module never logs them.
 """
@@ -51,8 +54,10 @@ from .checks import RegistryEntry, registry_entry
 from .private import connect_private, make_private_dir
 from .text import commune_key, name_fold, place_key
 
-SCHEMA_VERSION = "7"
+SCHEMA_VERSION = "8"
 BATCH = 1000
+ID_CACHE_KIB = 64 << 10  # page cache of the look-ups by ID, all shards together (a 1M registry needs 50 MB)
+NAME_CACHE_KIB = 8 << 10  # page cache of the look-ups by name, per shard
 PARALLEL_MIN_BYTES = 8 << 20  # a CSV this big is indexed by two processes
 COLUMNS = ("id_number", "full_name", "date_of_birth", "sex", "province", "commune")
 _NAME_CACHE = 1 << 17  # distinct names kept by an index builder (about 25 MB at most)
@@ -196,6 +201,10 @@ def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats:
         except csv.Error:
             stats.skipped += 1
 
+
+# each ID's row (the shard's first row of the ID: table byid); j.value is the text of the JSON array's string
+_BY_ID_JSON = "SELECT b.id, b.name, b.dob, b.sex FROM json_each(?) AS j CROSS JOIN byid AS b ON b.id = j.value"
+_BY_ID_IN = "SELECT id, name, dob, sex FROM byid WHERE id IN ("
 
 _LINE = re.compile(r"[^\n]*\n")
 _BLOCK = 1 << 20
@@ -361,15 +370,26 @@ def _quote_sqlite(name: str) -> str:
 
 
 class Registry:
-    """Read-only access to a built index (one or more shard files)."""
+    """Read-only access to a built index (one or more shard files).
+
+    Two connections per shard: one for the look-ups by ID (table ``byid``, a page cache big enough to hold
+    that table, within :data:`ID_CACHE_KIB` for all shards) and one for the rarer look-ups by name (table
+    ``person``, :data:`NAME_CACHE_KIB`), so that the name look-ups' pages never push the ID table's out."""
 
     def __init__(self, info: IndexInfo):
         self.info = info
-        self._conns = []
-        for path in shard_paths(info.path, info.shards):
+        self._conns: list[sqlite3.Connection] = []  # ID look-ups
+        self._named: list[sqlite3.Connection] = []  # name look-ups
+        paths = shard_paths(info.path, info.shards)
+        for path in paths:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-            conn.execute("PRAGMA cache_size=-16384")  # 16 MB per shard, whatever the registry's size
+            row = conn.execute("SELECT value FROM meta WHERE key = 'byid_kib'").fetchone()
+            kib = min(int(row[0]) + 512 if row else ID_CACHE_KIB, ID_CACHE_KIB // len(paths))
+            conn.execute(f"PRAGMA cache_size=-{kib}")
             self._conns.append(conn)
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            conn.execute(f"PRAGMA cache_size=-{NAME_CACHE_KIB}")
+            self._named.append(conn)
         self._years: list[list[str] | None] = [None] * len(self._conns)  # a shard's birth years, when asked
 
     @property
@@ -378,7 +398,7 @@ class Registry:
         return hashlib.sha256(self.info.signature.encode()).hexdigest()[:16]
 
     def close(self) -> None:
-        for conn in self._conns:
+        for conn in self._conns + self._named:
             conn.close()
 
     def __enter__(self) -> Registry:
@@ -398,14 +418,19 @@ class Registry:
         for conn in self._conns:  # earlier shards win: a later one is asked only for the IDs not found yet
             if out:
                 wanted = [i for i in wanted if i not in out]
-            for i in range(0, len(wanted), BATCH):
-                part = wanted[i : i + BATCH]
-                q = (
-                    "SELECT id, name, dob, sex FROM person WHERE id IN ("
-                    + ",".join("?" * len(part))
-                    + ") ORDER BY rowid DESC"
-                )
-                out.update((row[0], row) for row in conn.execute(q, part))  # the shard's first row of an ID last
+            if not wanted:
+                break
+            joined = '","'.join(wanted)
+            if joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined:
+                # the usual case: one query, the IDs as one JSON array (no bound parameter and no IN-list
+                # table per ID); plain printable ASCII without quote or backslash is its own JSON string
+                rows = conn.execute(_BY_ID_JSON, ('["' + joined + '"]',)).fetchall()
+            else:  # anything else is bound as it is
+                rows = []
+                for i in range(0, len(wanted), BATCH):
+                    part = wanted[i : i + BATCH]
+                    rows += conn.execute(_BY_ID_IN + ",".join("?" * len(part)) + ")", part).fetchall()
+            out.update(zip([r[0] for r in rows], rows, strict=True))
         return out
 
     def by_name_and_year(self, folded_name: str, year: str) -> list[RegistryEntry]:
@@ -413,7 +438,7 @@ class Registry:
         key = name_year_key(folded_name, year)
         return [
             RegistryEntry(*r)
-            for conn in self._conns
+            for conn in self._named
             for r in conn.execute("SELECT id, name, dob, sex FROM person WHERE nk = ?", (key,))
             if name_fold(r[1]) == folded_name and r[2][:4] == year  # the key is a hash: confirm
         ]
@@ -426,7 +451,7 @@ class Registry:
             keys.setdefault(name_year_key(*pair), []).append(pair)
             out[pair] = []
         hashes = list(keys)
-        for conn in self._conns:  # shard by shard, each key's rows in index (rowid) order: as one query per key
+        for conn in self._named if hashes else ():  # shard by shard, each key's rows in index (rowid) order
             for i in range(0, len(hashes), BATCH):
                 part = hashes[i : i + BATCH]
                 q = "SELECT nk, id, name, dob, sex FROM person WHERE nk IN (" + ",".join("?" * len(part)) + ")"
@@ -444,7 +469,7 @@ class Registry:
         """
         key = place_of(province, commune)
         out: list[RegistryEntry] = []
-        for k, conn in enumerate(self._conns):
+        for k, conn in enumerate(self._named):
             place = conn.execute("SELECT id FROM place WHERE key = ?", (key,)).fetchone()
             if place is None:
                 continue
@@ -500,20 +525,24 @@ def _build_shard(args: tuple[_Source, Path, str, tuple[int, int] | None, int]) -
             PRAGMA locking_mode=EXCLUSIVE;
             CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
             CREATE TABLE person(id TEXT, name TEXT, dob TEXT, sex TEXT, place INTEGER, nk INTEGER);
+            CREATE TABLE byid(id TEXT PRIMARY KEY, name TEXT, dob TEXT, sex TEXT) WITHOUT ROWID;
             CREATE TABLE place(id INTEGER PRIMARY KEY, key TEXT UNIQUE);
             CREATE TABLE year(y TEXT PRIMARY KEY);
             """
         )
         conn.execute("BEGIN")  # one transaction, the rows streamed into it (no journal: nothing to keep)
         rows = conn.executemany("INSERT INTO person VALUES (?,?,?,?,?,?)", source.rows(stats, part)).rowcount
-        conn.execute("CREATE INDEX person_id ON person(id)")
         conn.execute("CREATE INDEX person_name_year ON person(nk)")  # also the commune look-up's (candidates)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        # each ID's first row of the shard, in ID order (sorted once, then appended: no random inserts)
+        conn.execute("INSERT OR IGNORE INTO byid SELECT id, name, dob, sex FROM person ORDER BY id, rowid")
+        kib = (conn.execute("PRAGMA page_count").fetchone()[0] - pages) * conn.execute("PRAGMA page_size").fetchone()[0] >> 10
         conn.executemany("INSERT INTO place VALUES (?, ?)", ((n, key) for key, n in stats.places.items()))
         conn.executemany("INSERT INTO year VALUES (?)", ((y,) for y in sorted(stats.years)))
         conn.executemany(
             "INSERT INTO meta VALUES (?, ?)",
             [("signature", signature), ("schema", SCHEMA_VERSION), ("rows", str(rows)),
-             ("skipped", str(stats.skipped)), ("shards", str(shards))],
+             ("skipped", str(stats.skipped)), ("shards", str(shards)), ("byid_kib", str(kib))],
         )  # fmt: skip
         conn.execute("COMMIT")
         conn.close()

@@ -263,3 +263,40 @@ def test_name_year_key_shared_by_two_names_gives_each_its_own_people(tmp_path: P
             assert [e.id_number for e in registry.by_name_and_year(folded, "1980")] == [ident]
             assert [e.id_number for e in registry.by_names_and_years([(folded, "1980")])[folded, "1980"]] == [ident]
             assert [e.id_number for e in registry.candidates("Hà Nội", "Phường Hàng Bạc", folded)] == [ident]
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_lookup_gives_the_first_row_of_each_id_in_the_registry(tmp_path: Path, shards: int) -> None:
+    """lookup_rows/lookup (table byid: each shard's first row of an ID, earlier shards first) give, for every ID
+    asked, the registry's first row of that ID, as a plain pass over the rows finds it: IDs repeated within a
+    shard and across the two shards, IDs that JSON or SQL would treat specially (quotes, backslashes, spaces,
+    non-ASCII, control characters), asked all plain (one JSON array) or mixed with odd ones (bound), in
+    batches of more than BATCH, and IDs the registry does not have."""
+    from signer.cleaning import registry as reg
+
+    rnd = random.Random(11)
+    odd = ['07 9"1', "079\\1", "0791 2", "０７９", "Đ079", "07\t9", "07\x1f9", "x" * 40, "'079'", "079,1"]
+    lines = ["citizen_id,full_name,dob,sex,province,commune"]
+    for k in range(3000):
+        ident = f"0010{rnd.randint(0, 1800):08d}" if rnd.random() < 0.9 else rnd.choice(odd)  # IDs repeat
+        cell = '"' + ident.replace('"', '""') + '"'
+        lines.append(f"{cell},Người {k % 97},{1950 + k % 50}-0{1 + k % 9}-1{k % 10},{rnd.choice(['Nam', 'Nữ', ''])},"
+                     f"Hà Nội,Phường {k % 5}")  # fmt: skip
+    src = tmp_path / "registry.csv"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with src.open(encoding="utf-8", newline="") as fh:
+        plain = list(reg._rows_to_index(list(csv.reader(fh))[1:], [0, 1, 2, 3, 4, 5], reg._Tally()))
+    first: dict[str, tuple[str, str, str, str]] = {}
+    for row in plain:
+        first.setdefault(row[0], row[:4])
+    target = tmp_path / "index.sqlite"
+    assert reg.build_index(reg._Source(str(src), None), target, "sig", shards) == (3000, 0)
+    with reg.Registry(reg.IndexInfo(target, 3000, 0, False, 0.0, "sig", shards)) as registry:
+        if shards == 2:  # some IDs are in both shards, with other values
+            assert registry._conns[0].execute("SELECT count(*) FROM byid").fetchone()[0] < len(first)
+        digits = [i for i in first if i.isdigit()]
+        unknown = [f"0020{k:08d}" for k in range(50)] + ["", "0" * 12, '"', "\\"]
+        for ids in (digits, digits + odd + unknown, list(reversed(digits[:BATCH + 5])), odd, unknown, []):
+            want = {i: first[i] for i in ids if i in first}
+            assert registry.lookup_rows(ids) == want
+            assert {k: (e.id_number, e.full_name, e.date_of_birth, e.sex) for k, e in registry.lookup(ids).items()} == want
