@@ -292,3 +292,37 @@ def test_a_header_without_dose_columns_is_warned(tmp_path: Path, caplog: pytest.
     text = caplog.text
     assert "'ngay_tiem_mui'" in text and "'loai_vac_xin'" in text and "no dose columns found" in text
     assert "Lê Thị Hoa" not in text and "001190000001" not in text
+
+
+def test_one_and_two_workers_agree_on_a_record_id_met_again_in_another_spelling(tmp_path: Path) -> None:
+    """A person's last dose row comes back at the end of the export, the name in capitals (the same record ID):
+    one worker (dose_rows_are_grouped: the values as written) and two (PersonRuns) both read it as it is
+    written, a second record with that ID, and agree on every output."""
+    from signer.cleaning.synth import SynthConfig, generate
+
+    paths = generate(tmp_path / "data", SynthConfig(records=400, seed=4, shape="dose_rows", headers="en",
+                                                    error_rate=0.0))  # fmt: skip
+    head, *rows = paths["records"].read_text("utf-8").rstrip("\n").split("\n")
+    names = head.split(",")
+    rid_col, name_col = names.index("record_id"), names.index("full_name")
+    firsts = [r.split(",")[rid_col] for r in rows]
+    person = next(k for k in firsts if firsts.count(k) >= 2 and '"' not in "".join(r for r in rows if r.startswith(k)))
+    at = max(i for i, k in enumerate(firsts) if k == person)
+    moved = rows.pop(at).split(",")
+    moved[name_col] = moved[name_col].upper()
+    assert moved[name_col] != rows[firsts.index(person)].split(",")[name_col]
+    path = tmp_path / "moved.csv"
+    path.write_text("\n".join([head, *rows, ",".join(moved)]) + "\n", "utf-8")
+    reg = str(paths["registry"])
+    one = run_checks(CheckOptions(records=path, registry=reg, out_dir=tmp_path / "a", now=NOW, workers=1,
+                                  formats=("csv",)))  # fmt: skip
+    two = run_checks(CheckOptions(records=path, registry=reg, out_dir=tmp_path / "b", now=NOW, workers=2,
+                                  formats=("csv",)))  # fmt: skip
+    assert one["input"]["rows_of_a_person_consecutive"] is True and one["reasons"].get("record_id_duplicate") == 1
+    assert two["input"] == one["input"] and two["totals"] == one["totals"] and two["reasons"] == one["reasons"]
+    for name in ("verified.jsonl", "verified-new.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    lists = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a" / "reconciliation").rglob("*.csv"))
+    assert lists == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b" / "reconciliation").rglob("*.csv"))
+    for rel in lists:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
