@@ -41,6 +41,7 @@ import bisect
 import collections
 import contextlib
 import datetime as dt
+import gc
 import hashlib
 import heapq
 import itertools
@@ -878,6 +879,11 @@ class SigningRun:
         jobs, setup = self.workers
         context = multiprocessing.get_context("fork")
         _key_open_lock = context.Lock()
+        # the workers are forked from this process: what it holds so far (the
+        # modules, the key, the ledger) is put out of the collector's reach,
+        # so that no process's full collections walk it again and again (nor
+        # copy its pages into the workers by touching them); given back at the end
+        gc.freeze()
         # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies
         # (killed, crashed key module) breaks the pool and the run stops with
         # an error; Pool would start a new worker and wait for the lost batch forever.
@@ -908,6 +914,7 @@ class SigningRun:
             else:  # an error or Ctrl-C: stop the batches in flight now
                 _abort_and_shutdown(pool)
             self._pool = None
+            gc.unfreeze()
 
     def _collect(self, item: tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]) -> None:
         batch, admitted, task = item

@@ -226,13 +226,21 @@ def test_folder_lock_ends_with_the_run_not_its_workers(tmp_path: Path) -> None:
 def test_two_signing_processes(
     ledger_target: str, key_args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str
 ) -> None:
+    import gc
+
+    import signer.run
+
     monkeypatch.setattr("signer.run.BATCH_SIZE", 4)
     records = many_records(21)
     source = write_records(tmp_path / "in.jsonl", records)
     out = tmp_path / "out"
+    frozen = []  # the workers fork at the first submit: what the run held then is out of the collector's reach
+    first_submit = signer.run._submit
+    monkeypatch.setattr(signer.run, "_submit", lambda pool, task: frozen.append(gc.get_freeze_count()) or first_submit(pool, task))
     assert batch(source, out, ledger_target, key_args, "--jobs", jobs) == 0
+    assert frozen and frozen[0] > 1000 and gc.get_freeze_count() == 0  # and given back at the end
+    monkeypatch.setattr(signer.run, "_submit", first_submit)
     first = check_consistent(ledger_target, out, [r.record_id for r in records])
-    import signer.run
 
     submitted = []
     real_submit = signer.run._submit
