@@ -406,6 +406,9 @@ def _do_chunk(
     ids = [r.record_id for r in records if r.record_id]
     stored = store.get(ids)
     earlier = scratch.seen_before(ids)
+    if ids:  # every record ID of the chunk is remembered or staged below (or is a duplicate of one that is)
+        top = max(ids)
+        scratch.met_up_to = top if scratch.met_up_to is None else max(scratch.met_up_to, top)
     seen: set[str] = set()
     to_check: list[int] = []
     fast: list[int] = []  # people of the fast path (signer.cleaning.fast) that only the registry may still flag

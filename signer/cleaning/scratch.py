@@ -75,6 +75,9 @@ class Scratch:
             )
         )
         self.rows: list[tuple[Any, ...]] = []
+        #: Every record ID met so far (remembered, or staged in the results) is at most this (string order);
+        #: None: not known. The caller keeps it (signer.cleaning.run), see :meth:`seen_before`.
+        self.met_up_to: str | None = None
 
     def add_record(self, rec: Record, codes: tuple[str, ...], fields: tuple[str, ...], suggestion: str,
                    registry_id: str) -> None:  # fmt: skip
@@ -86,8 +89,12 @@ class Scratch:
 
     def seen_before(self, ids: Sequence[str]) -> set[str]:
         """Which of these record IDs were already met in this run by this worker (before this chunk; see
-        :meth:`remember`)."""
+        :meth:`remember`). An ID above :attr:`met_up_to` cannot have been, and is not looked up (an export in
+        record ID order needs no query at all)."""
         out: set[str] = set()
+        top = self.met_up_to
+        if top is not None:
+            ids = [i for i in ids if i <= top]
         for i in range(0, len(ids), 1000):
             part = ids[i : i + 1000]
             q = "SELECT record_id FROM seen WHERE record_id IN (" + ",".join("?" * len(part)) + ")"

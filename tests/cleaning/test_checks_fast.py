@@ -233,6 +233,19 @@ def test_seen_as_a_view_of_the_staged_results_equals_the_seen_table(tmp_path: Pa
     table.close()
 
 
+def test_seen_before_looks_up_only_ids_up_to_the_greatest_met(tmp_path: Path) -> None:
+    from signer.cleaning.scratch import Scratch
+
+    scratch = Scratch(tmp_path / "s.sqlite", 1)
+    scratch.remember([("R05", 2, False), ("R10", 3, False), ("R07", 4, False)])
+    assert scratch.seen_before(["R05", "R06", "R10", "R11"]) == {"R05", "R10"}  # not known: all looked up
+    scratch.met_up_to = "R10"
+    assert scratch.seen_before(["R07", "R08", "R10", "R11", "R99"]) == {"R07", "R10"}
+    scratch.met_up_to = "R09"  # (a wrong bound: R10 is not looked up, which shows the bound is used)
+    assert scratch.seen_before(["R07", "R10"]) == {"R07"}
+    scratch.close()
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.text(alphabet="0123456789", min_size=12, max_size=12), st.sampled_from(["M", "F", "X", ""]),
        st.integers(1890, 2030))  # fmt: skip
