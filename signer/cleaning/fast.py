@@ -165,27 +165,37 @@ class Checked:
     """A person the fast path does not clear, with the codes it found: :func:`.checks.check_record`
     of ``record`` (the full path uses them instead of running the same checks a second time)."""
 
-    __slots__ = ("codes", "record")
+    __slots__ = ("codes", "fingerprint", "record")
 
-    def __init__(self, record: Record, codes: tuple[str, ...]):
+    def __init__(self, record: Record, codes: tuple[str, ...], fingerprint: str | None = None):
         self.record = record
         self.codes = codes
+        self.fingerprint = fingerprint  # record_fingerprint(record) when known (fingerprint_values), else None
 
 
 def fingerprint_values(values: PersonValues) -> str | None:
     """:func:`signer.records.record_fingerprint` of :func:`signer.records.record_of` (values),
     for the usual record (format "B"); None when it needs the "J" form (a count, number or length above 255)."""
-    found = fingerprint_and_line(values)
-    return None if found is None else found[0]
+    texts = list(values[:8])
+    numbers: list[int] = []
+    doses = values[8]
+    for date, vaccine, lot, number, series, site in doses:
+        texts += (date, vaccine, lot, site)
+        numbers += (number, series)
+    try:
+        header = bytes((66, len(doses), *numbers)) + bytes(map(len, texts))  # b"B", counts, numbers, lengths
+    except ValueError:
+        return None
+    return _sha256(header + "".join(texts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def fingerprint_and_line(values: PersonValues) -> tuple[str, str] | None:
     """:func:`fingerprint_values` and the stamped ``verified.jsonl`` line (:func:`.run.verified_line`) of
     these values; None when the fingerprint needs the "J" form.
 
-    The texts are joined once for the fingerprint; one test of that text (and the phone) for a character
-    json escapes (:func:`needs_no_escape`) lets the usual person's line be written without escaping field by
-    field (:func:`plain_line`).
+    The texts are joined once for the fingerprint (as :func:`fingerprint_values` does); one test of that text
+    (and the phone) for a character json escapes (:func:`needs_no_escape`) lets the usual person's line be
+    written without escaping field by field (:func:`plain_line`).
     """
     texts = list(values[:8])
     numbers: list[int] = []
@@ -216,8 +226,8 @@ def fast_reader(today: dt.date, tables: Tables) -> Any:
             return record_of(values)
         doses = values[8]
         codes = check_values(values[5], values[1], values[2], values[3], True, doses, today, tables)
-        if codes:
-            return Checked(record_of(values), codes)
+        if codes:  # the fingerprint from the values: cheaper than the Record's (record_fingerprint)
+            return Checked(record_of(values), codes, fingerprint_values(values))
         found = fingerprint_and_line(values)
         if found is None:
             return Checked(record_of(values), ())

@@ -383,12 +383,15 @@ def _do_chunk(
     every verified line is new and only ``vfh`` is written)."""
     records: list[Record | Fast] = []
     known: dict[int, tuple[str, ...]] = {}  # check_record's codes of a record, when the fast path found them
+    fps: dict[int, str] = {}  # the fingerprints of the records that are not (or no longer) Fast items
     append = records.append
     for x in chunk:
         if type(x) is Fast:
             append(x)
         elif type(x) is Checked:
             known[len(records)] = x.codes
+            if x.fingerprint is not None:
+                fps[len(records)] = x.fingerprint
             append(x.record)
         elif isinstance(x, Record):
             append(x)
@@ -413,7 +416,6 @@ def _do_chunk(
     to_check: list[int] = []
     fast: list[int] = []  # people of the fast path (signer.cleaning.fast) that only the registry may still flag
     verdicts: dict[int, _Verdict] = {}  # of the records that are not (or no longer) Fast items
-    fps: dict[int, str] = {}  # their fingerprints
     for i, rec in enumerate(records):
         rid = rec.record_id
         if type(rec) is Fast:
@@ -424,7 +426,7 @@ def _do_chunk(
             fps[i] = rec.fingerprint
             rec = records[i] = rec.record()  # anything else: the full path
             known[i] = ()  # the fast path's checks found nothing
-        else:
+        elif i not in fps:  # (a Checked item's fingerprint is known)
             fps[i] = record_fingerprint(rec)  # type: ignore[arg-type]
         prev = stored.get(rid) if rid else None
         if not rid:

@@ -107,6 +107,8 @@ def test_reader_items_equal_the_full_path(tmp_path: Path, people: list[tuple[Any
         elif type(b) is Checked:  # not cleared: the Record and the codes the full path's checks find
             assert isinstance(a, Record) and b.record == a and b.record.rows == a.rows and b.record.phone == a.phone
             assert b.codes == check_record(a, today=NOW.date(), tables=tables)
+            # the fingerprint from the values, when the checks found codes (and the record has the "B" form)
+            assert b.fingerprint == (record_fingerprint(a) if b.codes and fingerprint_form(a)[:1] == b"B" else None)
         else:
             assert b == a
 
