@@ -23,10 +23,10 @@ never used. A row of table ``person`` holds ID, name, date of birth, sex,
 the number of its place (table ``place``: the :func:`place_of` key) and
 :func:`name_year_key`, indexed by that key (the rare look-up of a commune's
 people of one name goes through it too, for each birth year in table
-``year``). Table ``byid`` (without rowid, keyed by ID) holds each ID's first
-row of the shard, sorted by ID after the load: a look-up by ID is one B-tree
-search there, all of a chunk's IDs in one query (a JSON array), and its
-page cache holds the whole table.
+``year``), and by ID with the name, date of birth and sex in the index
+(``person_id``, covering: a look-up by ID reads no table row; the first
+row wins when a shard repeats an ID), all of a chunk's IDs in one query (a
+JSON array), the index read through a memory map.
 
 Registry values are personal data: this module never logs them.
 """
@@ -41,6 +41,7 @@ import re
 import sqlite3
 import unicodedata
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -54,10 +55,13 @@ from .checks import RegistryEntry, registry_entry
 from .private import connect_private, make_private_dir
 from .text import commune_key, name_fold, place_key
 
-SCHEMA_VERSION = "8"
+SCHEMA_VERSION = "9"
 BATCH = 1000
-ID_CACHE_KIB = 64 << 10  # page cache of the look-ups by ID, all shards together (a 1M registry needs 50 MB)
-NAME_CACHE_KIB = 8 << 10  # page cache of the look-ups by name, per shard
+# The look-ups by ID read a shard file up to this size through a memory map: only the pages of index person_id
+# are touched (a 1M registry: 2 x 26 MB); a bigger file through a page cache of at most ID_CACHE_KIB, all shards
+MMAP_MAX_BYTES = 128 << 20
+ID_CACHE_KIB = 64 << 10
+NAME_CACHE_KIB = 2 << 10  # page cache of the look-ups by name, per shard (they miss it mostly, whatever its size)
 PARALLEL_MIN_BYTES = 8 << 20  # a CSV this big is indexed by two processes
 COLUMNS = ("id_number", "full_name", "date_of_birth", "sex", "province", "commune")
 _NAME_CACHE = 1 << 17  # distinct names kept by an index builder (about 25 MB at most)
@@ -139,8 +143,9 @@ def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats:
     crc32 = zlib.crc32
     sexes: dict[str, str] = {}
     # Names repeat (about 110,000 distinct in 1M people): each distinct spelling is normalised and
-    # folded once, in a bounded cache (1M people: 5.6 -> 4.8 us a row in Python, +19 MB per builder)
-    names: dict[str, tuple[str, str]] = {}
+    # folded once, in a bounded cache (1M people: 5.6 -> 4.8 us a row in Python, +19 MB per builder),
+    # with the CRC-32 of "folded name\x1f": a row's name_year_key continues it with the year's bytes
+    names: dict[str, tuple[str, int]] = {}
     places, years = stats.places, stats.years
     place_ids: dict[tuple[str, str], int] = {}  # the source's spellings -> place number (bounded)
     it = iter(rows)
@@ -161,15 +166,17 @@ def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats:
                 known = names.get(raw_name)
                 if known is None:
                     clean = " ".join(nfc("NFC", raw_name).split())
-                    known = (clean, name_fold(clean))
+                    known = (clean, crc32(f"{name_fold(clean)}\x1f".encode()))
                     if len(names) >= _NAME_CACHE:
                         names.clear()
                     names[raw_name] = known
-                name, folded = known
+                name, name_crc = known
                 dob = row[c_dob]  # type: ignore[index]
-                if isinstance(dob, dt.date):
+                if type(dob) is str and len(dob) == 10 and dob[4] == dob[7] == "-":
+                    pass  # the usual YYYY-MM-DD
+                elif isinstance(dob, dt.date):
                     dob = dob.isoformat()
-                elif not (type(dob) is str and len(dob) == 10 and dob[4] == dob[7] == "-"):
+                else:
                     dob = _norm_dob(str(dob or ""))
                 sex = ""
                 if c_sex is not None:
@@ -196,15 +203,16 @@ def _rows_to_index(rows: Iterable[Sequence[Any]], cols: list[int | None], stats:
                     place_ids[prov, comm] = place
                 year = dob[:4]
                 years.add(year)
-                yield (ident, name, dob, sex, place, crc32(f"{folded}\x1f{year}".encode()))  # name_year_key, inline
+                yield (ident, name, dob, sex, place, crc32(year.encode(), name_crc))  # name_year_key, inline
             return
         except csv.Error:
             stats.skipped += 1
 
 
-# each ID's row (the shard's first row of the ID: table byid); j.value is the text of the JSON array's string
-_BY_ID_JSON = "SELECT b.id, b.name, b.dob, b.sex FROM json_each(?) AS j CROSS JOIN byid AS b ON b.id = j.value"
-_BY_ID_IN = "SELECT id, name, dob, sex FROM byid WHERE id IN ("
+# the rows of the IDs asked (from the covering index alone); j.value is the text of the JSON array's string
+_BY_ID_JSON = ("SELECT p.id, p.name, p.dob, p.sex FROM json_each(?) AS j "
+               "CROSS JOIN person AS p INDEXED BY person_id ON p.id = j.value")  # fmt: skip
+_BY_ID_IN = "SELECT id, name, dob, sex FROM person INDEXED BY person_id WHERE id IN ("
 
 _LINE = re.compile(r"[^\n]*\n")
 _BLOCK = 1 << 20
@@ -372,9 +380,10 @@ def _quote_sqlite(name: str) -> str:
 class Registry:
     """Read-only access to a built index (one or more shard files).
 
-    Two connections per shard: one for the look-ups by ID (table ``byid``, a page cache big enough to hold
-    that table, within :data:`ID_CACHE_KIB` for all shards) and one for the rarer look-ups by name (table
-    ``person``, :data:`NAME_CACHE_KIB`), so that the name look-ups' pages never push the ID table's out."""
+    Two connections per shard: one for the look-ups by ID (index ``person_id``, read through a memory map, or
+    for a file over :data:`MMAP_MAX_BYTES` a page cache as big as that index within :data:`ID_CACHE_KIB` for
+    all shards) and one for the rarer look-ups by name (table ``person``, a small cache of its own), so that
+    the name look-ups' pages never push the ID index's out."""
 
     def __init__(self, info: IndexInfo):
         self.info = info
@@ -383,9 +392,14 @@ class Registry:
         paths = shard_paths(info.path, info.shards)
         for path in paths:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'byid_kib'").fetchone()
-            kib = min(int(row[0]) + 512 if row else ID_CACHE_KIB, ID_CACHE_KIB // len(paths))
-            conn.execute(f"PRAGMA cache_size=-{kib}")
+            size = path.stat().st_size
+            if size <= MMAP_MAX_BYTES:  # read in place (no copy, no system call per page; shared by the workers)
+                conn.execute(f"PRAGMA mmap_size={size}")
+                conn.execute("PRAGMA cache_size=-1024")
+            else:  # a very big registry: a page cache as big as the table, within the bound
+                row = conn.execute("SELECT value FROM meta WHERE key = 'id_index_kib'").fetchone()
+                kib = min(int(row[0]) + 512 if row else ID_CACHE_KIB, ID_CACHE_KIB // len(paths))
+                conn.execute(f"PRAGMA cache_size=-{kib}")
             self._conns.append(conn)
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
             conn.execute(f"PRAGMA cache_size=-{NAME_CACHE_KIB}")
@@ -430,14 +444,21 @@ class Registry:
                 for i in range(0, len(wanted), BATCH):
                     part = wanted[i : i + BATCH]
                     rows += conn.execute(_BY_ID_IN + ",".join("?" * len(part)) + ")", part).fetchall()
-            out.update(zip([r[0] for r in rows], rows, strict=True))
+            found = dict(zip([r[0] for r in rows], rows, strict=True))
+            if len(found) < len(rows):  # the shard repeats an ID (rare): its first row, as the index does not sort by rowid
+                twice = [k for k, n in Counter(r[0] for r in rows).items() if n > 1]
+                for i in range(0, len(twice), BATCH):
+                    part = twice[i : i + BATCH]
+                    q = _BY_ID_IN + ",".join("?" * len(part)) + ") ORDER BY rowid DESC"
+                    found.update((r[0], r) for r in conn.execute(q, part))  # the first row of an ID last
+            out.update(found)
         return out
 
     def by_name_and_year(self, folded_name: str, year: str) -> list[RegistryEntry]:
         """Everyone in the registry with this folded name born in ``year`` (``YYYY``)."""
         key = name_year_key(folded_name, year)
         return [
-            RegistryEntry(*r)
+            registry_entry(*r)
             for conn in self._named
             for r in conn.execute("SELECT id, name, dob, sex FROM person WHERE nk = ?", (key,))
             if name_fold(r[1]) == folded_name and r[2][:4] == year  # the key is a hash: confirm
@@ -458,7 +479,7 @@ class Registry:
                 for nk, *row in conn.execute(q, part):
                     for folded_name, year in keys[nk]:
                         if name_fold(row[1]) == folded_name and row[2][:4] == year:  # the key is a hash: confirm
-                            out[folded_name, year].append(RegistryEntry(*row))
+                            out[folded_name, year].append(registry_entry(*row))
         return out
 
     def candidates(self, province: str, commune: str, folded_name: str) -> list[RegistryEntry]:
@@ -483,7 +504,7 @@ class Registry:
                      + ") AND place = ?")  # fmt: skip
                 found += conn.execute(q, [*part, place[0]])
             found.sort()  # rowid order, the order of the shard's rows
-            out += [RegistryEntry(*r[1:]) for r in found if name_fold(r[2]) == folded_name]  # the key is a hash
+            out += [registry_entry(*r[1:]) for r in found if name_fold(r[2]) == folded_name]  # the key is a hash
         return out
 
 
@@ -525,7 +546,6 @@ def _build_shard(args: tuple[_Source, Path, str, tuple[int, int] | None, int]) -
             PRAGMA locking_mode=EXCLUSIVE;
             CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
             CREATE TABLE person(id TEXT, name TEXT, dob TEXT, sex TEXT, place INTEGER, nk INTEGER);
-            CREATE TABLE byid(id TEXT PRIMARY KEY, name TEXT, dob TEXT, sex TEXT) WITHOUT ROWID;
             CREATE TABLE place(id INTEGER PRIMARY KEY, key TEXT UNIQUE);
             CREATE TABLE year(y TEXT PRIMARY KEY);
             """
@@ -534,15 +554,14 @@ def _build_shard(args: tuple[_Source, Path, str, tuple[int, int] | None, int]) -
         rows = conn.executemany("INSERT INTO person VALUES (?,?,?,?,?,?)", source.rows(stats, part)).rowcount
         conn.execute("CREATE INDEX person_name_year ON person(nk)")  # also the commune look-up's (candidates)
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        # each ID's first row of the shard, in ID order (sorted once, then appended: no random inserts)
-        conn.execute("INSERT OR IGNORE INTO byid SELECT id, name, dob, sex FROM person ORDER BY id, rowid")
+        conn.execute("CREATE INDEX person_id ON person(id, name, dob, sex)")  # covering: the look-ups by ID
         kib = (conn.execute("PRAGMA page_count").fetchone()[0] - pages) * conn.execute("PRAGMA page_size").fetchone()[0] >> 10
         conn.executemany("INSERT INTO place VALUES (?, ?)", ((n, key) for key, n in stats.places.items()))
         conn.executemany("INSERT INTO year VALUES (?)", ((y,) for y in sorted(stats.years)))
         conn.executemany(
             "INSERT INTO meta VALUES (?, ?)",
             [("signature", signature), ("schema", SCHEMA_VERSION), ("rows", str(rows)),
-             ("skipped", str(stats.skipped)), ("shards", str(shards)), ("byid_kib", str(kib))],
+             ("skipped", str(stats.skipped)), ("shards", str(shards)), ("id_index_kib", str(kib))],
         )  # fmt: skip
         conn.execute("COMMIT")
         conn.close()

@@ -265,15 +265,19 @@ def test_name_year_key_shared_by_two_names_gives_each_its_own_people(tmp_path: P
             assert [e.id_number for e in registry.candidates("Hà Nội", "Phường Hàng Bạc", folded)] == [ident]
 
 
-@pytest.mark.parametrize("shards", [1, 2])
-def test_lookup_gives_the_first_row_of_each_id_in_the_registry(tmp_path: Path, shards: int) -> None:
-    """lookup_rows/lookup (table byid: each shard's first row of an ID, earlier shards first) give, for every ID
-    asked, the registry's first row of that ID, as a plain pass over the rows finds it: IDs repeated within a
+@pytest.mark.parametrize(("shards", "mapped"), [(1, True), (2, True), (2, False)])
+def test_lookup_gives_the_first_row_of_each_id_in_the_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               shards: int, mapped: bool) -> None:  # fmt: skip
+    """lookup_rows/lookup (covering index by ID: a shard's first row of an ID, earlier shards first) give, for
+    every ID asked, the registry's first row of that ID, as a plain pass over the rows finds it: IDs repeated within a
     shard and across the two shards, IDs that JSON or SQL would treat specially (quotes, backslashes, spaces,
     non-ASCII, control characters), asked all plain (one JSON array) or mixed with odd ones (bound), in
-    batches of more than BATCH, and IDs the registry does not have."""
+    batches of more than BATCH, and IDs the registry does not have; the shards read through a memory map or,
+    over MMAP_MAX_BYTES, through a page cache."""
     from signer.cleaning import registry as reg
 
+    if not mapped:
+        monkeypatch.setattr(reg, "MMAP_MAX_BYTES", 0)
     rnd = random.Random(11)
     odd = ['07 9"1', "079\\1", "0791 2", "０７９", "Đ079", "07\t9", "07\x1f9", "x" * 40, "'079'", "079,1"]
     lines = ["citizen_id,full_name,dob,sex,province,commune"]
@@ -292,8 +296,12 @@ def test_lookup_gives_the_first_row_of_each_id_in_the_registry(tmp_path: Path, s
     target = tmp_path / "index.sqlite"
     assert reg.build_index(reg._Source(str(src), None), target, "sig", shards) == (3000, 0)
     with reg.Registry(reg.IndexInfo(target, 3000, 0, False, 0.0, "sig", shards)) as registry:
-        if shards == 2:  # some IDs are in both shards, with other values
-            assert registry._conns[0].execute("SELECT count(*) FROM byid").fetchone()[0] < len(first)
+        assert registry._conns[0].execute("PRAGMA mmap_size").fetchone()[0] == (target.stat().st_size if mapped else 0)
+        distinct, rows = registry._conns[0].execute("SELECT count(DISTINCT id), count(*) FROM person").fetchone()
+        assert distinct < rows  # IDs repeated within the shard
+        if shards == 2:  # and IDs in both shards, with other values
+            ids = [{i for (i,) in c.execute("SELECT id FROM person")} for c in registry._conns]
+            assert ids[0] & ids[1]
         digits = [i for i in first if i.isdigit()]
         unknown = [f"0020{k:08d}" for k in range(50)] + ["", "0" * 12, '"', "\\"]
         for ids in (digits, digits + odd + unknown, list(reversed(digits[:BATCH + 5])), odd, unknown, []):
