@@ -43,7 +43,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -254,11 +254,15 @@ class BatchOutput:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
 
-    def place_staged(self, staged: Sequence[tuple[str, str]], unsynced: Sequence[str] = ()) -> None:
+    def place_staged(
+        self, staged: Sequence[tuple[str, str]], unsynced: Sequence[str] = (), *, sync_folder: bool = True
+    ) -> None:
         """Rename files a signing process wrote and flushed under ``DIR/.partial``
-        (:class:`signer.run.Stager`) into place, then flush the folder;
-        ``unsynced`` (paths among them: adopted from a killed run) are flushed
-        first (fdatasync, in threads). Raises ``OSError``."""
+        (:class:`signer.run.Stager`) into place, then flush the folder (unless
+        ``sync_folder`` is false: the caller then calls :meth:`sync_folder`
+        before anything may count on the renames); ``unsynced`` (paths among
+        them: adopted from a killed run) are flushed first (fdatasync, in
+        threads). Raises ``OSError``."""
         sync_paths(unsynced)
         # by directory descriptors: no walk of the two paths for each rename
         target = self._fd if self._fd is not None else os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
@@ -270,7 +274,8 @@ class BatchOutput:
                 if source is None:
                     source = sources[folder] = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
                 os.replace(base, name, src_dir_fd=source, dst_dir_fd=target)
-            os.fsync(target)
+            if sync_folder or target != self._fd:
+                os.fsync(target)
         finally:
             for source in sources.values():
                 os.close(source)
@@ -284,6 +289,13 @@ class BatchOutput:
                 os.unlink(os.path.join(folder, JOURNAL))
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
+
+    def sync_folder(self) -> None:
+        """Flush the folder itself (the renames into it). Raises ``OSError``."""
+        if self._fd is not None:
+            os.fsync(self._fd)
+        else:
+            fsync_dir(self.path)
 
     def files_ok(self, files: Sequence[FileEntry], *, full: bool) -> bool:
         """Every file is there with the ledger's size (and SHA-256 when ``full``)."""
@@ -357,6 +369,10 @@ class LedgerRun(SigningRun):
         self.resume = resume
         self._refused_now: list[tuple[int, str, str]] = []  # this batch's, for the resume point
         self._unwritten: _Unwritten | None = None  # placed, step 5 not committed yet
+        # with --jobs: the folder's flush after a batch's renames, in a thread while
+        # this process reads and admits the next batch; waited for before step 5
+        self._folder_flush: Future[None] | None = None
+        self._flusher: ThreadPoolExecutor | None = None
         if resume is not None:
             self.signed, self.failed, self.clamped = resume.restore(self.counts, self.seen)
             for row in resume.errors:
@@ -407,6 +423,8 @@ class LedgerRun(SigningRun):
         # The previous batch's step 5 ('written') comes first in it: one commit
         # (and one wait for the disk) less per batch; its files are in place
         # and flushed since that batch's step 4.
+        if self._unwritten is not None:
+            self._folder_on_disk()
         with signals_held():
             unwritten = self._unwritten
             with self.ledger.db.transaction():
@@ -581,7 +599,12 @@ class LedgerRun(SigningRun):
                 if files:
                     self.output.write_durably(files)
                 if staged:
-                    self.output.place_staged(staged, unsynced)
+                    later = self.output.locked  # the folder's descriptor is held: flushed in a thread
+                    self.output.place_staged(staged, unsynced, sync_folder=not later)
+                    if later:
+                        if self._flusher is None:  # made here: after the workers are forked
+                            self._flusher = ThreadPoolExecutor(1, thread_name_prefix="folder-flush")
+                        self._folder_flush = self._flusher.submit(self.output.sync_folder)
             except OSError as err:
                 raise ConfigError(f"cannot write into {self.output.path}: {err.strerror or err}") from None
             # step 5 is committed with the next batch's reservations (_admit) or
@@ -592,19 +615,39 @@ class LedgerRun(SigningRun):
 
     def sign_all(self, items: Iterable[Record | RowProblem]) -> None:
         try:
-            super().sign_all(items)
-        except BaseException:
-            # Ctrl-C, SIGTERM, a worker's error: the last batch placed is still
-            # marked written (its files are in place and on disk), unless the
-            # ledger itself fails again (a run after it completes the batch)
-            with stopping(), contextlib.suppress(Exception):
-                self.finish_written()
-            raise
-        self.finish_written()
+            try:
+                super().sign_all(items)
+            except BaseException:
+                # Ctrl-C, SIGTERM, a worker's error: the last batch placed is still
+                # marked written (its files are in place and on disk), unless the
+                # ledger or the disk fails again (a run after it completes the batch)
+                with stopping(), contextlib.suppress(Exception):
+                    self.finish_written()
+                raise
+            self.finish_written()
+        finally:
+            if self._flusher is not None:
+                self._flusher.shutdown(wait=True)
+                self._flusher = None
+
+    def _folder_on_disk(self) -> None:
+        """Wait for the folder's flush after the last batch's renames: step 5
+        may say 'written' only once they are on disk. If it failed, that batch
+        is left 'signed' with its files in place (the next run completes it)
+        and the run stops."""
+        pending, self._folder_flush = self._folder_flush, None
+        if pending is None:
+            return
+        try:
+            pending.result()
+        except OSError as err:
+            self._unwritten = None
+            raise ConfigError(f"cannot write into {self.output.path}: {err.strerror or err}") from None
 
     def finish_written(self) -> None:
         """Step 5 of the last batch placed, in a transaction of its own (the
         end of the run, or a next batch without anything to reserve)."""
+        self._folder_on_disk()
         unwritten = self._unwritten
         if unwritten is None:
             return

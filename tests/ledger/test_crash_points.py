@@ -165,6 +165,47 @@ def test_crash_between_a_batch_placed_and_its_written_commit(
     assert f"0 issued, {count} skipped as already issued" in capsys.readouterr().out
 
 
+def test_a_failed_folder_flush_leaves_the_batch_signed(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --jobs the folder is flushed after a batch's renames in a thread,
+    while the next batch is read and admitted; step 5 ('written') waits for
+    it. When that flush fails, no certificate of the batch is marked written
+    (its renames may not be on disk), the run stops with one line, and the
+    same command completes the work."""
+    import errno
+
+    import signer.batch as batch_module
+    import signer.run as run_module
+
+    monkeypatch.setattr(run_module, "BATCH_SIZE", 4)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    count = 4 * (run_module.IN_FLIGHT * 2 + 2) + 2  # admissions after the first batch is placed
+    records = many_records(count)
+    source = write_records(tmp_path / "in.jsonl", records)
+    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+    args = command(source, "--jobs", "2")
+
+    def failing(output: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(batch_module.BatchOutput, "sync_folder", failing)
+    assert main(args) == 2
+    assert f"cannot write into {out}: Input/output error" in capsys.readouterr().err
+    led = Ledger.open(ledger, actor="t", create=False)
+    try:
+        left = led.counts()
+    finally:
+        led.close()
+    assert "written" not in left and left.get("signed", 0) >= 4, left
+    monkeypatch.undo()
+    monkeypatch.setattr(run_module, "BATCH_SIZE", 4)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    assert main(command(source)) == 0
+    assert f"{count} issued (" in capsys.readouterr().out
+    check_consistent(ledger, out, [r.record_id for r in records])
+
+
 def test_record_changed_after_a_crash(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
