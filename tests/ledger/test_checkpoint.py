@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from signer.ledger.db import connect
+from signer.ledger.db import WAL_SAFETY_PAGES, connect
 
 
 def test_the_thread_checkpoints_and_nothing_is_lost(tmp_path: Path) -> None:
@@ -22,7 +22,8 @@ def test_the_thread_checkpoints_and_nothing_is_lost(tmp_path: Path) -> None:
         db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
     size_before = path.stat().st_size
     db.checkpoint_in_background(commits=3)
-    assert db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # not in the committing connection
+    # the committing connection checkpoints only as a safety net, far above what this test writes
+    assert db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_SAFETY_PAGES
     assert any(t.name == "ledger-checkpoint" for t in threading.enumerate())
     for n in range(12):
         with db.transaction():
@@ -71,3 +72,26 @@ def test_close_in_a_forked_child_returns(tmp_path: Path) -> None:
         raise AssertionError("close() in the forked child waited for a thread it does not have")
     assert os.waitstatus_to_exitcode(status) == 0
     db.close()
+
+
+def test_the_wal_stays_bounded_when_the_thread_is_gone(tmp_path: Path) -> None:
+    """The thread ended (an error, or stopped): the committing connection's safety net still checkpoints,
+    so the WAL does not grow with every commit (with wal_autocheckpoint 0 it held all ~40 MB here)."""
+    path = tmp_path / "l.sqlite"
+    db = connect(str(path))
+    with db.transaction():
+        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
+    db.checkpoint_in_background(commits=1_000_000)  # never woken by commits
+    db._checkpoints.stop()  # type: ignore[union-attr]  # as if it had ended on an error
+    wal = Path(str(path) + "-wal")
+    largest = 0
+    for n in range(40):  # about 1 MB a commit
+        with db.transaction():
+            db.executemany("INSERT INTO t (y) VALUES (?)", [(f"{n}-{i}-" + "x" * 1000,) for i in range(1000)])
+        largest = max(largest, wal.stat().st_size)
+    try:
+        page = db.conn.execute("PRAGMA page_size").fetchone()[0]
+        assert largest < (WAL_SAFETY_PAGES + 1000) * (page + 24)  # a checkpoint every WAL_SAFETY_PAGES pages
+        assert db.conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 40_000
+    finally:
+        db.close()
