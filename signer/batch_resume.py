@@ -110,7 +110,9 @@ class ResumePoint:
         """The folder's point for this input and settings, if it matches (else a fresh one)."""
         point = cls(folder, records, settings)
         if point.enabled:
-            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            # any damage (a torn or hand-edited file: OSError, ValueError, csv.Error, AttributeError...) means
+            # no usable point: the run then reads the whole input, as it would without one
+            with contextlib.suppress(Exception):
                 point._load()
         if not point.line:
             point._reset()
@@ -138,15 +140,16 @@ class ResumePoint:
             return
         errors_len, seen_len = int(data["errors_bytes"]), int(data["seen_bytes"])
         with (self.folder / ERRORS).open("rb") as fh:
-            text = fh.read(errors_len).decode("utf-8")
-        rows = [(int(a), b, c) for a, b, c in csv.reader(io.StringIO(text))]
+            errors_raw = fh.read(errors_len)
         with (self.folder / SEEN).open("rb") as fh:
             raw = fh.read(seen_len)
-        if len(raw) != seen_len or len(text.encode("utf-8")) != errors_len or seen_len % 8:
+        if len(raw) != seen_len or len(errors_raw) != errors_len or seen_len % 8:
             return
-        errors_hash, seen_hash = hashlib.sha256(text.encode("utf-8")), hashlib.sha256(raw)
+        # the bytes are checked before they are parsed: torn or stale bytes are not read as rows
+        errors_hash, seen_hash = hashlib.sha256(errors_raw), hashlib.sha256(raw)
         if errors_hash.hexdigest() != data["errors_sha256"] or seen_hash.hexdigest() != data["seen_sha256"]:
             return  # not what the point named (a power cut lost appended bytes: they are not flushed)
+        rows = [(int(a), b, c) for a, b, c in csv.reader(io.StringIO(errors_raw.decode("utf-8")))]
         values = array.array("q")
         values.frombytes(raw)
         if sys.byteorder != "little":

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import signer.run as run_module
-from signer.batch_resume import ERRORS, RESUME_DIR, SEEN, ResumePoint
+from signer.batch_resume import ERRORS, POINT, RESUME_DIR, SEEN, ResumePoint
 from signer.cli import main
 from signer.records import Record, read_records
 from tests.fixtures.pki import TestPki as Pki
@@ -171,6 +171,32 @@ def test_a_point_whose_rows_changed_under_it_is_not_used(
     rows = errors_of(out)[1:]  # after the header
     assert len(rows) == 4 and ["25", "R00002", "duplicate record id in this file"] in rows
     assert ["6", "R00005", "not verified (run the checks, or --allow-unverified)"] in rows
+    check_consistent(str(tmp_path / "ledger.sqlite"), out, issued)
+
+
+@pytest.mark.parametrize("damage", ["not an object", "torn rows"])
+def test_a_point_that_cannot_be_read_is_not_used(
+    damage: str, setup: tuple[list[str], Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A point.json that is JSON but not an object, or an errors.csv whose named bytes were torn into a field
+    that csv refuses (a quote, then more than its 128 KiB field limit): the point is not used and the run
+    reads everything, instead of stopping with an internal error (AttributeError, csv.Error)."""
+    args, _, issued = setup
+    out = tmp_path / "out"
+    killed_after(3, args, monkeypatch)
+    if damage == "not an object":
+        (out / RESUME_DIR / POINT).write_text("[1, 2]", "utf-8")
+    else:  # the point names a long errors.csv prefix; its bytes are now a quote and NULs, as a torn file
+        point = out / RESUME_DIR / POINT
+        size = 200_000
+        (out / RESUME_DIR / ERRORS).write_bytes(b'"' + bytes(size - 1))
+        point.write_text(re.sub(r'"errors_bytes": *\d+', f'"errors_bytes": {size}', point.read_text("utf-8")),
+                         "utf-8")  # fmt: skip
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert "resuming" not in captured.err and "internal error" not in captured.err
+    assert captured.out.splitlines()[0].endswith(", 4 refused")
     check_consistent(str(tmp_path / "ledger.sqlite"), out, issued)
 
 
