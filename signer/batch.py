@@ -42,7 +42,7 @@ import hashlib
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -614,9 +614,16 @@ class LedgerRun(SigningRun):
             self._unwritten = _Unwritten(batch, done, seen_now, refused)
 
     def sign_all(self, items: Iterable[Record | RowProblem]) -> None:
+        def read() -> Iterator[Record | RowProblem]:
+            yield from items
+            # the input is read, the batches in flight are left: the ledger is
+            # checkpointed after each of their commits from now on, so that its
+            # close at the end (in this thread, after the last batch) has little to copy
+            self.ledger.db.checkpoint_every(1)
+
         try:
             try:
-                super().sign_all(items)
+                super().sign_all(read())
             except BaseException:
                 # Ctrl-C, SIGTERM, a worker's error: the last batch placed is still
                 # marked written (its files are in place and on disk), unless the

@@ -198,6 +198,13 @@ class Database:
             finally:
                 self._depth = 0
 
+    def checkpoint_every(self, commits: int) -> None:
+        """Change the interval of :meth:`checkpoint_in_background` (if started):
+        a run near its end checkpoints after each commit, so that its close
+        (which checkpoints what is left, in the closing thread) has little to copy."""
+        if self._checkpoints is not None:
+            self._checkpoints.every(commits)
+
     def close(self) -> None:
         if self._checkpoints is not None:
             self._checkpoints.stop()
@@ -234,6 +241,9 @@ class _Checkpoints:
         if self._commits >= self._every:
             self._commits = 0
             self._wake.set()
+
+    def every(self, commits: int) -> None:
+        self._every = commits
 
     def _run(self) -> None:
         conn = None

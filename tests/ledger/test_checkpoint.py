@@ -95,3 +95,25 @@ def test_the_wal_stays_bounded_when_the_thread_is_gone(tmp_path: Path) -> None:
         assert db.conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 40_000
     finally:
         db.close()
+
+
+def test_the_interval_can_shrink_near_the_end(tmp_path: Path) -> None:
+    """A batch run whose input is read checkpoints after each commit (its
+    close then has little left to copy, in the closing thread)."""
+    path = tmp_path / "l.sqlite"
+    db = connect(str(path))
+    with db.transaction():
+        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
+    db.checkpoint_in_background(commits=1000)
+    with db.transaction():
+        db.executemany("INSERT INTO t (y) VALUES (?)", [("x" * 200,) for _ in range(2000)])
+    time.sleep(0.3)
+    size_before = path.stat().st_size  # 1 commit of 1000: nothing copied yet
+    db.checkpoint_every(1)
+    with db.transaction():
+        db.executemany("INSERT INTO t (y) VALUES (?)", [("y" * 200,) for _ in range(10)])
+    deadline = time.monotonic() + 10
+    while path.stat().st_size <= size_before + 50 * 4096 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size > size_before + 50 * 4096
+    db.close()
