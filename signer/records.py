@@ -23,7 +23,7 @@ import os
 import re
 import sqlite3
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
@@ -648,7 +648,10 @@ def warn_header(header: Header, where: str) -> None:
 def _read_csv(
     fh: Iterable[str | None], cmap: _ColumnMap, where: str, line_offset: int = 0, *, warn: bool = True,
     regroup_dir: Path | None = None, runs: PersonRuns | None = None, person: PersonReader | None = None,
+    undecoded: Sized | None = None,
 ) -> Iterator[Record | RowProblem]:
+    """Records of CSV lines (``undecoded``: grows by one whenever ``fh`` yields a line it could not decode as
+    UTF-8, see :func:`_range_lines`; None: not known, every row's text is tested)."""
     too_long: list[int] = []  # physical lines skipped as too long, not yet reported
 
     def lines() -> Iterator[str]:
@@ -672,7 +675,7 @@ def _read_csv(
     hdr = resolve_header(header, cmap, where)
     if warn:
         warn_header(hdr, where)
-    rows = _csv_rows(reader, hdr, cmap, len(header), too_long, line_offset)
+    rows = _csv_rows(reader, hdr, cmap, len(header), too_long, line_offset, undecoded)
     if hdr.shape == "dose_rows":
         if regroup_dir is not None:
             rows = _sorted_by_person(rows, _DoseLayout(hdr), regroup_dir)
@@ -701,20 +704,23 @@ def _number(text: str) -> int | None:
     return found
 
 
-def _cells(row: list[str]) -> list[str] | None:
+def _cells(row: list[str], maybe_undecoded: bool = True) -> list[str] | None:
     """The row's values as :func:`_text` makes them, + "" for missing columns; None if not UTF-8.
 
     One test for the whole row instead of one per value: ASCII, or UTF-8 and NFC
     already (the usual Vietnamese row; ``\\x00`` is a starter that composes with
     nothing, so the joined text is NFC exactly when every value is); only
-    other rows are normalised value by value.
+    other rows are normalised value by value. ``maybe_undecoded`` False: every line
+    of the row was decoded as UTF-8 (:func:`_range_lines` says which were not), so
+    it holds no lone surrogate and the UTF-8 test is left out.
     """
     joined = "\x00".join(row)
     if not joined.isascii():
-        try:
-            joined.encode("utf-8")
-        except UnicodeEncodeError:  # a byte that was not UTF-8, kept as a lone surrogate
-            return None
+        if maybe_undecoded:
+            try:
+                joined.encode("utf-8")
+            except UnicodeEncodeError:  # a byte that was not UTF-8, kept as a lone surrogate
+                return None
         if not unicodedata.is_normalized("NFC", joined):
             cells = [_text(v) for v in row]
         else:
@@ -728,11 +734,13 @@ def _cells(row: list[str]) -> list[str] | None:
 
 
 def _csv_rows(
-    reader: Any, hdr: Header, cmap: _ColumnMap, width: int, too_long: list[int], line_offset: int
+    reader: Any, hdr: Header, cmap: _ColumnMap, width: int, too_long: list[int], line_offset: int,
+    undecoded: Sized | None = None,
 ) -> Iterator[Record | RowProblem | _DoseRow]:
     fields, dose_cols = hdr.fields, hdr.doses
     dose_shape = hdr.shape == "dose_rows"
     rid_col = fields.get("record_id")
+    decoded_up_to = 0  # the lines of undecoded whose rows were tested
     while True:
         try:
             row = next(reader)
@@ -756,7 +764,11 @@ def _csv_rows(
             yield RowProblem(lineno, "column_count", f"expected {width} columns, found {len(row)}",
                              rid if len(rid) <= MAX_FIELD_CHARS else "")  # fmt: skip
             continue
-        cells = _cells(row)
+        if undecoded is None:
+            cells = _cells(row)
+        else:  # csv.reader reads the lines of this row only: a line not UTF-8 among them grew undecoded
+            cells = _cells(row, len(undecoded) != decoded_up_to)
+            decoded_up_to = len(undecoded)
         if cells is None:
             yield RowProblem(lineno, "bad_encoding", "row is not valid UTF-8", "")
             continue
@@ -1224,12 +1236,13 @@ def _align_cuts(p: Path, cuts: list[tuple[int, int]], header: Header) -> list[tu
     return out
 
 
-def _range_lines(fh: BinaryIO, start: int, end: int | None) -> Iterator[str | None]:
+def _range_lines(fh: BinaryIO, start: int, end: int | None, undecoded: list[int] | None = None) -> Iterator[str | None]:
     """Decoded lines of ``fh`` from byte ``start`` up to ``end`` (None: the end of the file).
 
     A line longer than :data:`MAX_LINE_BYTES` comes out as ``None`` and is
     skipped block by block, never held whole. A byte-order mark at the start
-    of the file is dropped.
+    of the file is dropped. A line that is not UTF-8 keeps its bad bytes as lone
+    surrogates (``surrogateescape``); its byte offset is added to ``undecoded``.
     """
     fh.seek(start)
     pos = start
@@ -1249,7 +1262,12 @@ def _range_lines(fh: BinaryIO, start: int, end: int | None) -> Iterator[str | No
             first = False
             yield None
             continue
-        line = raw.decode("utf-8", "surrogateescape")
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            line = raw.decode("utf-8", "surrogateescape")
+            if undecoded is not None:
+                undecoded.append(pos - len(raw))
         if first:
             line = line.removeprefix("\ufeff")
             first = False
@@ -1287,14 +1305,16 @@ def read_records_range(
             if suffix in _JSONL_SUFFIXES:
                 yield from _read_jsonl(_range_lines(fh, start, end), cmap, first_line - 1)
             elif suffix in _CSV_SUFFIXES:
+                undecoded: list[int] = []  # lines not UTF-8 (the header's own test is _read_csv's)
                 if start == 0:
-                    yield from _read_csv(_range_lines(fh, start, end), cmap, str(p), warn=warn, regroup_dir=regroup_dir,
-                                         runs=runs, person=person)  # fmt: skip
+                    yield from _read_csv(_range_lines(fh, start, end, undecoded), cmap, str(p), warn=warn,
+                                         regroup_dir=regroup_dir, runs=runs, person=person,
+                                         undecoded=undecoded)  # fmt: skip
                 else:
                     header = next(_range_lines(fh, 0, 1), "")
-                    lines = itertools.chain([header], _range_lines(fh, start, end))
+                    lines = itertools.chain([header], _range_lines(fh, start, end, undecoded))
                     yield from _read_csv(lines, cmap, str(p), first_line - 2, warn=False, runs=runs,
-                                         person=person)
+                                         person=person, undecoded=undecoded)
             else:
                 raise ConfigError(f"{p}: unknown records format (use .jsonl or .csv)")
     except OSError as err:
