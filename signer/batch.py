@@ -544,9 +544,12 @@ class LedgerRun(SigningRun):
         # change (the resume point saved with it holds the counts up to it)
         self.finish_written()
         # SQLite's WAL copied back by a thread, not in this thread's commits;
-        # started here, after the --jobs workers are forked (a fork while the
-        # thread is inside SQLite would leave its locks held in the child)
-        self.ledger.db.checkpoint_in_background()
+        # started only once the --jobs workers are forked (a fork while the
+        # thread is inside SQLite would leave its locks held in the child):
+        # the pool forks them at its first task, which batches with nothing
+        # to sign never gave it
+        if self._pool is None or self._pool._processes:
+            self.ledger.db.checkpoint_in_background()
         plans, skipped, seen_now = admitted.extra
         by_position = {job.position: result for job, result in zip(admitted.ready, results, strict=True)}
         signed: list[Change] = []
