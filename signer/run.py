@@ -879,20 +879,20 @@ class SigningRun:
         jobs, setup = self.workers
         context = multiprocessing.get_context("fork")
         _key_open_lock = context.Lock()
-        # the workers are forked from this process: what it holds so far (the
-        # modules, the key, the ledger) is put out of the collector's reach,
-        # so that no process's full collections walk it again and again (nor
-        # copy its pages into the workers by touching them); given back at the end
-        gc.freeze()
-        # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies
-        # (killed, crashed key module) breaks the pool and the run stops with
-        # an error; Pool would start a new worker and wait for the lost batch forever.
-        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(setup, os.getpid()))
-        self._pool = pool
         pending: collections.deque[tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]]
         pending = collections.deque()
         done = False
         try:
+            # the workers are forked from this process: what it holds so far (the
+            # modules, the key, the ledger) is put out of the collector's reach,
+            # so that no process's full collections walk it again and again (nor
+            # copy its pages into the workers by touching them); given back at the end
+            gc.freeze()
+            # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies
+            # (killed, crashed key module) breaks the pool and the run stops with
+            # an error; Pool would start a new worker and wait for the lost batch forever.
+            pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(setup, os.getpid()))
+            self._pool = pool
             for batch in batches:
                 admitted = self._admit(batch)
                 if admitted.ready:
@@ -909,12 +909,14 @@ class SigningRun:
         except BrokenProcessPool:
             raise ConfigError(_BROKEN) from None
         finally:
-            if done:
-                pool.shutdown(wait=True, cancel_futures=True)
-            else:  # an error or Ctrl-C: stop the batches in flight now
-                _abort_and_shutdown(pool)
-            self._pool = None
-            gc.unfreeze()
+            try:  # first: neither a pool that could not be made nor an error or Ctrl-C in its shutdown leaves it frozen
+                gc.unfreeze()
+            finally:
+                if self._pool is not None and done:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                elif self._pool is not None:  # an error or Ctrl-C: stop the batches in flight now
+                    _abort_and_shutdown(pool)
+                self._pool = None
 
     def _collect(self, item: tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]) -> None:
         batch, admitted, task = item

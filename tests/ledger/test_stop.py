@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,11 +92,11 @@ def hc1_files(out: Path) -> set[str]:
     return {p.name.removesuffix(".hc1.txt") for p in out.iterdir() if p.name.endswith(".hc1.txt")}
 
 
-def assert_stopped(returncode: int, stderr: bytes, tmp_path: Path, *, at_least: int) -> None:
+def assert_stopped(returncode: int, stderr: bytes, tmp_path: Path, *, at_least: int, line: str = "error: interrupted") -> None:
     """Exit 2 with one line; every HC1 file listed in the manifest and every
     listed file there; no row 'signed' whose files are all in place."""
     assert returncode == 2, stderr.decode()
-    assert stderr.decode().splitlines() == ["error: interrupted"]
+    assert stderr.decode().splitlines() == [line]
     out = tmp_path / "out"
     hc1 = hc1_files(out)
     assert len(hc1) >= at_least
@@ -117,3 +118,65 @@ def assert_completed_by_the_next_run(args: list[str], tmp_path: Path, records: l
     proc = subprocess.run([sys.executable, "-m", "signer", *args], capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
     check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])
+
+
+@pytest.mark.parametrize("fault", ["pool", "shutdown", "worker"])
+def test_a_failed_run_gives_back_what_it_froze(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fault: str
+) -> None:
+    """signer.run freezes what the process holds before the --jobs workers
+    fork (gc.freeze) and gives it back at the end, however the run ends: the
+    pool cannot be made (EMFILE), a Ctrl-C as the pool's normal shutdown
+    ends, a worker's error (EIO in its flush of the last batch's file: the
+    batches before it still 'written' and listed)."""
+    import errno
+    import gc
+    import signal
+    from concurrent.futures import ProcessPoolExecutor
+
+    import signer.run
+    from signer.cli import main
+
+    monkeypatch.setattr(signer.run, "BATCH_SIZE", 8)
+    records = many_records(60)  # 8 batches, the last one of 4
+    args = command_of(test_pki, tmp_path, monkeypatch, records, "2")
+
+    class Pool(ProcessPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if fault == "pool":
+                raise OSError(errno.EMFILE, "Too many open files")
+            super().__init__(*args, **kwargs)
+
+        def shutdown(self, *args: Any, **kwargs: Any) -> None:
+            super().shutdown(*args, **kwargs)
+            if fault == "shutdown":
+                os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, as the wait for the workers ends
+
+    real_sync = os.fdatasync
+
+    def failing(fd: int) -> None:  # in the workers (inherited through fork)
+        if fault == "worker" and os.readlink(f"/proc/self/fd/{fd}").endswith("/R00057.png"):
+            raise OSError(errno.EIO, "Input/output error")
+        real_sync(fd)
+
+    monkeypatch.setattr(signer.run, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(os, "fdatasync", failing)
+    assert gc.get_freeze_count() == 0
+    try:
+        assert main(args) == 2
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()  # for the next tests, whatever happened
+    err = capsys.readouterr().err
+    out = tmp_path / "out"
+    if fault == "pool":
+        assert err == "error: Too many open files\n"
+        assert not out.exists() or hc1_files(out) == set()
+        return
+    if fault == "shutdown":
+        assert err == "error: interrupted\n"
+        # all done before it (the resume point is left: the run did not end normally)
+        check_consistent(str(tmp_path / "ledger.sqlite"), out, [r.record_id for r in records], extra=[".resume"])
+        return
+    # the 7 batches before the last one: written and listed (the 7th by the stop path)
+    assert_stopped(2, err.encode(), tmp_path, at_least=56, line=f"error: cannot write into {out}: Input/output error")
