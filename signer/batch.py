@@ -22,9 +22,14 @@ The same three steps as :class:`signer.run.SigningRun` (admit, sign, write;
 3. **write**: one transaction marks the certificates ``signed`` with their
    payload and file hashes; the files are written to ``DIR/.partial/``,
    flushed to disk (fdatasync, in parallel), renamed into ``DIR`` and the
-   directory flushed; then one transaction marks them ``written`` (and the
-   certificates they replace ``superseded``). Ctrl-C and SIGTERM wait for
-   the end of this step.
+   directory flushed (with ``--jobs``, in a thread while the next batch is
+   read and admitted). Ctrl-C and SIGTERM wait for the end of this step.
+   The certificates are marked ``written`` (and the ones they replace
+   ``superseded``) in the next batch's step-1 transaction, before its
+   reservations, or in one of their own when no admission comes first (the
+   last batches, a batch with nothing to reserve, the end of the run); a
+   run stopped by Ctrl-C, SIGTERM or an error still commits it for the
+   last batch placed (``LedgerRun.sign_all``).
 
 A run killed at any point is finished by running it again (docs/ledger.md,
 "Crash safety"). The manifest is the ledger's: appended to after each
