@@ -854,7 +854,7 @@ def dose_rows_are_grouped(path: str | Path, *, column_map: str | None = None) ->
     header = inspect_header(p, column_map=column_map)
     if header is None or header.shape != "dose_rows":
         return True
-    cols = [header.fields[f] for f in ("record_id", "id_number", "full_name", "date_of_birth") if f in header.fields]
+    run_key = _DoseLayout(header).run_key
     closed: set[int] = set()
     last: int | None = None
     try:
@@ -869,11 +869,14 @@ def dose_rows_are_grouped(path: str | Path, *, column_map: str | None = None) ->
                     return True
                 except csv.Error:
                     continue
-                if len(row) != width or _has_bad_encoding("".join(row)):  # unreadable rows belong to nobody
+                if len(row) != width:  # unreadable rows belong to nobody
                     continue
-                # the raw record ID and person: a reused ID of another person is no reopening (spelling
+                cells = _cells(row)  # the values as the reader takes them (stripped, NFC), as PersonRuns sees them
+                if cells is None:
+                    continue
+                # the record ID and person: a reused ID of another person is no reopening (spelling
                 # noise between one person's rows at worst makes this answer False: the rows get sorted)
-                key = hash(tuple([row[c].strip() for c in cols]))
+                key = run_key(cells)
                 if key != last:
                     if key in closed:
                         return False
@@ -889,14 +892,16 @@ class PersonRuns:
 
     What :func:`dose_rows_are_grouped` finds out in a pass of its own, without
     one: the readers of the byte ranges (:func:`split_for_parallel`) each see
-    the key of every group of rows (:func:`group_key` and the person's ID, name
-    and date of birth as written, stripped and NFC, as hashed by the process
-    that forked them all), and :func:`runs_are_consecutive` joins their answers.
-    Consecutive in these keys, sorting the rows (``regroup_dir``) would leave
-    them as they are. The values as written, as :func:`dose_rows_are_grouped`
-    takes them (not case- or space-folded: that cost about 1 us a person, and a
-    record ID met again under another spelling of its name then looked
-    reopened to two workers but not to one, and only two workers sorted).
+    the key of every row (``_DoseLayout.run_key``: the record ID and the person's
+    ID, name and date of birth as the reader makes them, stripped and NFC, as
+    hashed by the process that forked them all; a row that continues its group
+    with the group's first values is not hashed again), and
+    :func:`runs_are_consecutive` joins their answers. Consecutive in these keys,
+    sorting the rows (``regroup_dir``) would leave them as they are. The same
+    keys of the same rows as :func:`dose_rows_are_grouped` (not case- or
+    space-folded: that cost about 1 us a person, and a record ID met again under
+    another spelling of its name then looked reopened to two workers but not to
+    one, and only two workers sorted).
     """
 
     def __init__(self) -> None:
@@ -996,6 +1001,11 @@ class _DoseLayout:
         return ("P", cells[self.ident].replace(" ", ""), " ".join(cells[self.name].split()).casefold(),
                 cells[self.dob])  # fmt: skip
 
+    def run_key(self, cells: list[str]) -> int:
+        """The row's key for :class:`PersonRuns` and :func:`dose_rows_are_grouped`: its record ID and person as
+        written (the reader's cells: stripped, NFC)."""
+        return hash((cells[self.rid], cells[self.ident], cells[self.name], cells[self.dob]))
+
     def person_key(self, cells: list[str]) -> tuple[str, ...]:
         return (cells[self.ident].replace(" ", ""), " ".join(cells[self.name].split()).casefold(), cells[self.dob])
 
@@ -1017,11 +1027,13 @@ def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header
     layout = _DoseLayout(hdr)
     make = make_person or person_record
     person, key_of, compared, rid_col = layout.person, layout.key, layout.compared, layout.rid
-    ident, name, dob = layout.ident, layout.name, layout.dob
+    run_key = layout.run_key
     cols = [hdr.fields[f] for f in compared]
     group: list[_DoseRow] = []
     key: Any = None
     first: Any = None
+    first_run = 0  # run_key of the group's first row
+    off = False  # runs last saw a key other than first_run (a row that continued the group in another spelling)
     for row in rows:
         if type(row) is not tuple:
             yield row
@@ -1029,14 +1041,25 @@ def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header
         cells = row[1]
         k = cells[rid_col] or key_of(cells)  # the record ID (group_key's ("R", ID), shorter), else the person's key
         if group:
-            if k == key and (person(cells) == first or all(
-                    _same(f, group[0][1][c], cells[c], cmap) for f, c in zip(compared, cols, strict=True))):  # fmt: skip
+            if k == key and person(cells) == first:  # the first row's run_key too
+                if off and runs is not None:
+                    runs.see(first_run)
+                    off = False
+                group.append(row)
+                continue
+            if k == key and all(_same(f, group[0][1][c], cells[c], cmap) for f, c in zip(compared, cols, strict=True)):
+                if runs is not None:  # every row's key, as dose_rows_are_grouped takes them (see PersonRuns)
+                    run = run_key(cells)
+                    runs.see(run)
+                    off = run != first_run
                 group.append(row)
                 continue
             yield make(group, layout, cmap)
         first = person(cells)
         if runs is not None:
-            runs.see(hash((k, cells[ident], cells[name], cells[dob])))  # the person as written, see PersonRuns
+            first_run = run_key(cells)
+            runs.see(first_run)  # the person as written, see PersonRuns
+            off = False
         key = k
         group = [row]
     if group:

@@ -294,10 +294,14 @@ def test_a_header_without_dose_columns_is_warned(tmp_path: Path, caplog: pytest.
     assert "Lê Thị Hoa" not in text and "001190000001" not in text
 
 
-def test_one_and_two_workers_agree_on_a_record_id_met_again_in_another_spelling(tmp_path: Path) -> None:
+@pytest.mark.parametrize("case", ["moved_in_capitals", "in_group_and_moved_in_capitals", "moved_in_nfd"])
+def test_one_and_two_workers_agree_on_a_record_id_met_again_in_another_spelling(tmp_path: Path, case: str) -> None:
     """A person's last dose row comes back at the end of the export, the name in capitals (the same record ID):
-    one worker (dose_rows_are_grouped: the values as written) and two (PersonRuns) both read it as it is
-    written, a second record with that ID, and agree on every output."""
+    one worker (dose_rows_are_grouped) and two (PersonRuns) take the same key of every row (the values stripped
+    and NFC) and agree on every output. Also with a row inside the person's group in capitals (two workers used
+    to hash only a group's first row) and with the moved row's name in NFD (one worker used to take raw text)."""
+    import unicodedata
+
     from signer.cleaning.synth import SynthConfig, generate
 
     paths = generate(tmp_path / "data", SynthConfig(records=400, seed=4, shape="dose_rows", headers="en",
@@ -306,11 +310,21 @@ def test_one_and_two_workers_agree_on_a_record_id_met_again_in_another_spelling(
     names = head.split(",")
     rid_col, name_col = names.index("record_id"), names.index("full_name")
     firsts = [r.split(",")[rid_col] for r in rows]
-    person = next(k for k in firsts if firsts.count(k) >= 2 and '"' not in "".join(r for r in rows if r.startswith(k)))
+    least = 2 if case == "moved_in_capitals" else 3
+    person = next(k for k in firsts if firsts.count(k) >= least and '"' not in "".join(r for r in rows if r.startswith(k))
+                  and unicodedata.normalize("NFD", rows[firsts.index(k)]) != rows[firsts.index(k)])  # fmt: skip
     at = max(i for i, k in enumerate(firsts) if k == person)
     moved = rows.pop(at).split(",")
-    moved[name_col] = moved[name_col].upper()
+    if case == "moved_in_nfd":
+        moved[name_col] = unicodedata.normalize("NFD", moved[name_col])
+    else:
+        moved[name_col] = moved[name_col].upper()
     assert moved[name_col] != rows[firsts.index(person)].split(",")[name_col]
+    if case == "in_group_and_moved_in_capitals":
+        second = rows[firsts.index(person) + 1].split(",")
+        assert second[rid_col] == person
+        second[name_col] = second[name_col].upper()
+        rows[firsts.index(person) + 1] = ",".join(second)
     path = tmp_path / "moved.csv"
     path.write_text("\n".join([head, *rows, ",".join(moved)]) + "\n", "utf-8")
     reg = str(paths["registry"])
@@ -318,7 +332,10 @@ def test_one_and_two_workers_agree_on_a_record_id_met_again_in_another_spelling(
                                   formats=("csv",)))  # fmt: skip
     two = run_checks(CheckOptions(records=path, registry=reg, out_dir=tmp_path / "b", now=NOW, workers=2,
                                   formats=("csv",)))  # fmt: skip
-    assert one["input"]["rows_of_a_person_consecutive"] is True and one["reasons"].get("record_id_duplicate") == 1
+    if case == "moved_in_capitals":
+        assert one["input"]["rows_of_a_person_consecutive"] is True and one["reasons"].get("record_id_duplicate") == 1
+    else:  # the name as the reader takes it (NFC), or a spelling met inside the group: the rows are sorted
+        assert one["input"]["rows_of_a_person_consecutive"] is False and "record_id_duplicate" not in one["reasons"]
     assert two["input"] == one["input"] and two["totals"] == one["totals"] and two["reasons"] == one["reasons"]
     for name in ("verified.jsonl", "verified-new.jsonl"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
