@@ -1,6 +1,6 @@
 """Record IDs repeated across the workers' ranges of one export.
 
-    >>> fix_cross_duplicates(part_paths, summary)   # doctest: +SKIP
+    >>> fix_cross_duplicates(part_paths, summary, firsts)   # doctest: +SKIP
     3
 
 Each worker flags a record ID it has already met in its own range
@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Sequence
 from json.decoder import scanstring  # type: ignore[attr-defined]  # (C speed-up, not in typeshed)
 from pathlib import Path
 
@@ -38,8 +39,9 @@ DUPLICATE = ("record_id_duplicate",)
 _HEAD = '{"record_id": '
 
 
-def fix_cross_duplicates(parts: list[dict[str, Path]], summary: Summary) -> int:
-    """Re-code the later occurrences; returns how many there were."""
+def fix_cross_duplicates(parts: list[dict[str, Path]], summary: Summary, firsts: Sequence[bool]) -> int:
+    """Re-code the later occurrences; returns how many there were. ``firsts``: which workers met an empty results
+    store (and wrote no new part: every verified line is new)."""
     if len(parts) < 2:
         return 0
     conn = sqlite3.connect(":memory:", isolation_level=None)
@@ -82,7 +84,7 @@ def fix_cross_duplicates(parts: list[dict[str, Path]], summary: Summary) -> int:
                     soft[rid] = line
                     summary.soft_verified -= 1
             # no "new" part: the worker met an empty results store, every verified line is new (signer.cleaning.run)
-            has_new = parts[k]["new"].exists()
+            has_new = not firsts[k]
             if soft:
                 gone = _remove(parts[k]["verified"], soft)
                 summary.newly_verified -= len(_remove(parts[k]["new"], soft) if has_new else gone)

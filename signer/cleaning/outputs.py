@@ -86,6 +86,7 @@ class Summary:
         self.phones = 0  # records with a usable phone number (E.164)
         self.phones_unusable = 0  # records whose phone number was given but unusable (dropped)
         self.person_runs: PersonRuns | None = None  # a worker's answer: are a person's dose rows consecutive?
+        self.first_run = False  # a worker's: it met an empty results store and wrote no new part (signer.cleaning.run)
         self._cat_cache: dict[tuple[str, ...], str] = {}
         self._pending: dict[tuple[str, str, tuple[str, ...], int, bool, bool], int] = {}
 

@@ -48,6 +48,7 @@ import logging
 import multiprocessing
 import operator
 import os
+import re
 import resource
 import shutil
 import time
@@ -343,7 +344,9 @@ def _check_range(task: _Task) -> Summary:
                                person=fast_reader(task.today, tables) if opts.fast_path else None)  # fmt: skip
     # A first run (no verdict in the store when this worker opened it): every verified line is new, so only the
     # verified part is written and run_checks makes verified-new.jsonl a hard link of verified.jsonl.
-    first = store.empty
+    first = summary.first_run = store.empty  # run_checks and fix_cross_duplicates go by this, not by the files
+    if first:
+        paths["new"].unlink(missing_ok=True)  # (left by a run killed hard: not this run's)
     try:
         with (
             open_private(paths["verified"], "wb") as vfh,
@@ -591,6 +594,12 @@ def _copy(src: Any, dst: Any) -> None:
     shutil.copyfileobj(src, dst, 1 << 20)
 
 
+def _stale_parts(out: Path, parts: int) -> list[int]:
+    """The parts this run will write (0 .. parts-1) and any other part a run killed hard left in ``out``."""
+    found = {int(m[1]) for p in out.glob(".part*-*") if (m := re.fullmatch(r"\.part([0-9]{1,4})-.*", p.name))}
+    return sorted(found | set(range(parts)))
+
+
 def _remove_parts(part_paths: list[dict[str, Path]]) -> None:
     for p in part_paths:
         for path in p.values():
@@ -654,6 +663,7 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
     timings = {"index": round(index.seconds, 2)}
     clock = time.perf_counter()
     try:
+        _remove_parts([_part_paths(out, k) for k in _stale_parts(out, len(tasks))])  # left by a run killed hard
         summaries = _map(_work, tasks)
         if learn and not runs_are_consecutive([x.person_runs for x in summaries if x.person_runs is not None]):
             log.warning("warning: %s: the dose rows of some people are not consecutive: grouping them first", records)
@@ -667,10 +677,11 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
             x.person_runs = None  # the workers' key sets are not needed any more (nor copied into list writers)
         timings["check"] = round(time.perf_counter() - clock, 2)
         clock = time.perf_counter()
+        firsts = [x.first_run for x in summaries]  # a worker of a first run writes no new part
         summary: Summary = summaries[0]
         for other in summaries[1:]:
             summary.merge(other)
-        fix_cross_duplicates(part_paths, summary)
+        fix_cross_duplicates(part_paths, summary, firsts)
         if len(tasks) > 1:
             merge_staged(store_path, [p["results"] for p in part_paths])
         shutil.rmtree(recon_tmp, ignore_errors=True)
@@ -681,7 +692,6 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
         peak_rss = {"check_worker": max(x.peak_rss_mb for x in summaries),
                     "reconciliation_worker": max(rss for _, rss in recon)}  # fmt: skip
         timings["reconciliation"] = round(time.perf_counter() - clock, 2)
-        firsts = [not p["new"].exists() for p in part_paths]  # a worker of a first run writes no new part
         if all(firsts):
             _concat([p["verified"] for p in part_paths], out / "verified.jsonl")
             _link_or_copy(out / "verified.jsonl", out / "verified-new.jsonl")

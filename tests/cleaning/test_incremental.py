@@ -6,6 +6,9 @@ import json
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from signer.cleaning.evaluate import evaluate
 from signer.cleaning.run import CheckOptions, run_checks
@@ -143,3 +146,35 @@ def test_link_or_copy_replaces_the_target(tmp_path: Path) -> None:
     assert os.stat(target).st_ino != os.stat(src).st_ino and os.stat(src).st_nlink == 1
     assert target.read_bytes() == src.read_bytes() and (os.stat(target).st_mode & 0o777) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "b.jsonl"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_stale_parts_of_a_killed_run_do_not_become_this_runs_output(tmp_path: Path, workers: int) -> None:
+    """A run killed hard (SIGKILL, OOM) leaves its ``.partN-*`` files. The next run into that folder with an empty
+    results store (state deleted, a new --state-dir) writes the outputs it writes without them: verified-new.jsonl
+    is verified.jsonl, not the stale part (whose lines would be signed, and this run's new lines never)."""
+    from signer.cleaning.synth import SynthConfig, generate
+
+    paths = generate(tmp_path / "data", SynthConfig(records=600, seed=7, shape="dose_rows", headers="en"))
+    reg = str(paths["registry"])
+
+    def run(out: Path) -> dict[str, Any]:
+        return run_checks(CheckOptions(records=paths["records"], registry=reg, out_dir=out, now=NOW, workers=workers,
+                                       state_dir=out / "state", formats=("csv",)))  # fmt: skip
+
+    clean = run(tmp_path / "clean")
+    assert clean["workers"] == workers
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    lines = (tmp_path / "clean" / "verified.jsonl").read_text("utf-8").splitlines(keepends=True)
+    for part in range(3):  # what a killed later run leaves (also of a part this run has not)
+        (stale / f".part{part}-verified-new.jsonl").write_text("".join(lines[part:part + 3]), "utf-8")
+        (stale / f".part{part}-verified.jsonl").write_text("".join(lines[part:part + 2]), "utf-8")
+    summary = run(stale)
+    for key in ("totals", "reasons", "incremental", "input", "files"):
+        assert summary[key] == clean[key], key
+    for name in ("verified.jsonl", "verified-new.jsonl"):
+        assert (stale / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
+    assert (stale / "verified-new.jsonl").read_bytes() == (stale / "verified.jsonl").read_bytes()
+    assert len(lines) == clean["incremental"]["newly_verified"] > 300
+    assert not list(stale.glob(".part*"))
