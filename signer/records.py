@@ -416,6 +416,15 @@ def _read_jsonl(
         if not isinstance(obj, dict):
             yield RowProblem(lineno, "bad_json", "line is not a JSON object")
             continue
+        if "\\ud" in line or "\\uD" in line:  # maybe an escaped lone surrogate (\ud800-\udfff): valid JSON, not text
+            try:
+                surrogate = _has_bad_encoding(json.dumps(obj, ensure_ascii=False))
+            except RecursionError:
+                yield RowProblem(lineno, "bad_json", "not valid JSON: nested too deeply")
+                continue
+            if surrogate:  # as a byte that is not UTF-8
+                yield RowProblem(lineno, "bad_encoding", "line holds an escaped lone surrogate: not valid Unicode")
+                continue
         yield record_from_mapping(obj, lineno, cmap)
 
 

@@ -83,6 +83,40 @@ def test_malformed_jsonl_lines(tmp_path: Path) -> None:
     assert summary["totals"]["subjects"]["verified"] == 1
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_jsonl_lines_with_an_escaped_lone_surrogate_are_bad_encoding_rows(tmp_path: Path, workers: int) -> None:
+    """Valid JSON whose text decodes to a lone surrogate (not Unicode, as a byte that is not UTF-8 in a CSV row):
+    reported as a bad_encoding row; the run goes on (it used to stop with an internal UnicodeEncodeError and no
+    output). A surrogate pair is a character, and an escaped backslash before "ud800" is plain text."""
+    good = {"record_id": "J1", "full_name": "Trần Văn Đức", "date_of_birth": "1962-02-01", "sex": "M",
+            "nationality": "VN", "id_number": "001062004567", "province": "Hà Nội", "commune": "Phường Hàng Bạc",
+            "doses": [{"date": "2021-09-10", "vaccine": "Sinopharm", "dose_number": 1, "series_doses": 2}]}  # fmt: skip
+    dose = dict(good["doses"][0], lot="L\uDC00")  # type: ignore[index]
+    lines = [
+        json.dumps(good, ensure_ascii=False),
+        json.dumps(dict(good, record_id="J2\ud800")),  # 2: record ID
+        json.dumps(dict(good, record_id="J3", full_name="Trần Văn \udfff")),  # 3: name
+        json.dumps(dict(good, record_id="J4", doses=[dose])).replace("\\udc00", "\\uDC00"),  # 4: a dose, capitals
+        json.dumps(dict(good, record_id="J5", commune="Phường \U0001F600")),  # 5: a pair: a record
+        json.dumps(dict(good, record_id="J6", commune="Phường \\ud800")),  # 6: a backslash, then text: a record
+        json.dumps({"record_id": "J7", "\ud800": 1, **{k: v for k, v in good.items() if k != "record_id"}}),  # 7
+        json.dumps(dict(good, record_id="J8")),
+    ]
+    assert "\\ud800" in lines[1] and "\\uDC00" in lines[3] and "\\ud83d\\ude00" in lines[4]
+    path = tmp_path / "records.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    reg = tmp_path / "registry.csv"
+    reg.write_text(REGISTRY, encoding="utf-8")
+    summary = run_checks(CheckOptions(records=path, registry=str(reg), out_dir=tmp_path / "out", now=NOW,
+                                      workers=workers))  # fmt: skip
+    assert summary["workers"] == workers
+    assert _unreadable(tmp_path) == [(2, "row_bad_encoding"), (3, "row_bad_encoding"), (4, "row_bad_encoding"),
+                                     (7, "row_bad_encoding")]  # fmt: skip
+    assert summary["totals"]["subjects"]["unreadable"] == 4
+    verified = [json.loads(x)["record_id"] for x in (tmp_path / "out" / "verified.jsonl").read_text("utf-8").splitlines()]
+    assert verified == ["J1", "J5", "J6", "J8"]
+
+
 def test_unknown_reader_reason_maps_to_row_other() -> None:
     assert row_code("column_count") == "row_column_count"
     assert row_code("something_new") == "row_other"
