@@ -405,6 +405,7 @@ class Registry:
             conn.execute(f"PRAGMA cache_size=-{NAME_CACHE_KIB}")
             self._named.append(conn)
         self._years: list[list[str] | None] = [None] * len(self._conns)  # a shard's birth years, when asked
+        self._json = True  # False once json_each failed (an SQLite before 3.38 built without JSON1)
 
     @property
     def signature(self) -> str:
@@ -435,11 +436,15 @@ class Registry:
             if not wanted:
                 break
             joined = '","'.join(wanted)
-            if joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined:
+            rows: list[Any] | None = None
+            if self._json and joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined:
                 # the usual case: one query, the IDs as one JSON array (no bound parameter and no IN-list
                 # table per ID); plain printable ASCII without quote or backslash is its own JSON string
-                rows = conn.execute(_BY_ID_JSON, ('["' + joined + '"]',)).fetchall()
-            else:  # anything else is bound as it is
+                try:
+                    rows = conn.execute(_BY_ID_JSON, ('["' + joined + '"]',)).fetchall()
+                except sqlite3.DatabaseError:  # no json_each (SQLite < 3.38 without JSON1): the IN lists from now on
+                    self._json = False
+            if rows is None:  # anything else is bound as it is
                 rows = []
                 for i in range(0, len(wanted), BATCH):
                     part = wanted[i : i + BATCH]

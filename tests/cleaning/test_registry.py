@@ -308,3 +308,16 @@ def test_lookup_gives_the_first_row_of_each_id_in_the_registry(tmp_path: Path, m
             want = {i: first[i] for i in ids if i in first}
             assert registry.lookup_rows(ids) == want
             assert {k: (e.id_number, e.full_name, e.date_of_birth, e.sex) for k, e in registry.lookup(ids).items()} == want
+
+    def no_json(action: int, arg1: str | None, *_: str | None) -> int:
+        return sqlite3.SQLITE_DENY if arg1 == "json_each" else sqlite3.SQLITE_OK
+
+    # an SQLite without JSON functions (before 3.38, built without JSON1), as connections refusing json_each:
+    # the IN lists, the same answers
+    with reg.Registry(reg.IndexInfo(target, 3000, 0, False, 0.0, "sig", shards)) as registry:
+        for conn in registry._conns:
+            conn.set_authorizer(no_json)
+        with pytest.raises(sqlite3.DatabaseError):
+            registry._conns[0].execute("SELECT value FROM json_each('[1]')")
+        for ids in ([digits[0]], ["0020000000"], digits, digits + odd + unknown, odd):
+            assert registry.lookup_rows(ids) == {i: first[i] for i in ids if i in first}
