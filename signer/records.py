@@ -854,6 +854,12 @@ def _sorted_by_person(
         path.unlink(missing_ok=True)
 
 
+def _run_key(record_id: str, id_number: str, full_name: str, date_of_birth: str) -> int:
+    """A dose row's key for :class:`PersonRuns` and :func:`dose_rows_are_grouped`: its record ID and person as
+    written, the values as the reader's cells hold them (stripped, NFC; "" for a missing column)."""
+    return hash((record_id, id_number, full_name, date_of_birth))
+
+
 def dose_rows_are_grouped(path: str | Path, *, column_map: str | None = None) -> bool:
     """Whether each person's rows of a one-row-per-dose CSV are consecutive (True for other files).
 
@@ -863,7 +869,8 @@ def dose_rows_are_grouped(path: str | Path, *, column_map: str | None = None) ->
     header = inspect_header(p, column_map=column_map)
     if header is None or header.shape != "dose_rows":
         return True
-    run_key = _DoseLayout(header).run_key
+    layout = _DoseLayout(header)
+    rid, ident, name, dob = layout.rid, layout.ident, layout.name, layout.dob  # -1: the "" appended below
     closed: set[int] = set()
     last: int | None = None
     try:
@@ -880,12 +887,18 @@ def dose_rows_are_grouped(path: str | Path, *, column_map: str | None = None) ->
                     continue
                 if len(row) != width:  # unreadable rows belong to nobody
                     continue
-                cells = _cells(row)  # the values as the reader takes them (stripped, NFC), as PersonRuns sees them
-                if cells is None:
+                # the key values as the reader's cells hold them (_cells: stripped, NFC), as PersonRuns sees them
+                joined = "".join(row)
+                if joined.isascii():
+                    text: Callable[[str], str] = str.strip
+                elif _has_bad_encoding(joined):
                     continue
+                else:
+                    text = _text  # NFC value by value: what _cells gives, for a row NFC or not
+                row.append("")
                 # the record ID and person: a reused ID of another person is no reopening (spelling
                 # noise between one person's rows at worst makes this answer False: the rows get sorted)
-                key = run_key(cells)
+                key = _run_key(text(row[rid]), text(row[ident]), text(row[name]), text(row[dob]))
                 if key != last:
                     if key in closed:
                         return False
@@ -1011,9 +1024,8 @@ class _DoseLayout:
                 cells[self.dob])  # fmt: skip
 
     def run_key(self, cells: list[str]) -> int:
-        """The row's key for :class:`PersonRuns` and :func:`dose_rows_are_grouped`: its record ID and person as
-        written (the reader's cells: stripped, NFC)."""
-        return hash((cells[self.rid], cells[self.ident], cells[self.name], cells[self.dob]))
+        """:func:`_run_key` of the row's cells."""
+        return _run_key(cells[self.rid], cells[self.ident], cells[self.name], cells[self.dob])
 
     def person_key(self, cells: list[str]) -> tuple[str, ...]:
         return (cells[self.ident].replace(" ", ""), " ".join(cells[self.name].split()).casefold(), cells[self.dob])
