@@ -176,27 +176,12 @@ class Checked:
 def fingerprint_values(values: PersonValues) -> str | None:
     """:func:`signer.records.record_fingerprint` of :func:`signer.records.record_of` (values),
     for the usual record (format "B"); None when it needs the "J" form (a count, number or length above 255)."""
-    texts = list(values[:8])
-    numbers: list[int] = []
-    doses = values[8]
-    for date, vaccine, lot, number, series, site in doses:
-        texts += (date, vaccine, lot, site)
-        numbers += (number, series)
-    try:
-        header = bytes((66, len(doses), *numbers)) + bytes(map(len, texts))  # b"B", counts, numbers, lengths
-    except ValueError:
-        return None
-    return _sha256(header + "".join(texts).encode("utf-8", "surrogatepass")).hexdigest()
+    made = _fingerprint_and_text(values)
+    return None if made is None else made[0]
 
 
-def fingerprint_and_line(values: PersonValues) -> tuple[str, str] | None:
-    """:func:`fingerprint_values` and the stamped ``verified.jsonl`` line (:func:`.run.verified_line`) of
-    these values; None when the fingerprint needs the "J" form.
-
-    The texts are joined once for the fingerprint (as :func:`fingerprint_values` does); one test of that text
-    (and the phone) for a character json escapes (:func:`needs_no_escape`) lets the usual person's line be
-    written without escaping field by field (:func:`plain_line`).
-    """
+def _fingerprint_and_text(values: PersonValues) -> tuple[str, str] | None:
+    """:func:`fingerprint_values` and the texts it joins (every text field of the record, then each dose's)."""
     texts = list(values[:8])
     numbers: list[int] = []
     doses = values[8]
@@ -208,7 +193,22 @@ def fingerprint_and_line(values: PersonValues) -> tuple[str, str] | None:
     except ValueError:
         return None
     joined = "".join(texts)
-    fingerprint = _sha256(header + joined.encode("utf-8", "surrogatepass")).hexdigest()
+    return _sha256(header + joined.encode("utf-8", "surrogatepass")).hexdigest(), joined
+
+
+def fingerprint_and_line(values: PersonValues) -> tuple[str, str] | None:
+    """:func:`fingerprint_values` and the stamped ``verified.jsonl`` line (:func:`.run.verified_line`) of
+    these values; None when the fingerprint needs the "J" form.
+
+    The texts are joined once for the fingerprint (as :func:`fingerprint_values` does); one test of that text
+    (and the phone) for a character json escapes (:func:`needs_no_escape`) lets the usual person's line be
+    written without escaping field by field (:func:`plain_line`).
+    """
+    made = _fingerprint_and_text(values)
+    if made is None:
+        return None
+    fingerprint, joined = made
+    doses = values[8]
     phone = values[11]
     # person_values gives every text as str and every dose number as int: line_of's types, unchecked
     if needs_no_escape(joined) and (not phone or needs_no_escape(phone)):
