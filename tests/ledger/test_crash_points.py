@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,15 @@ from .helpers import (
 )
 
 RECORDS = 10
+
+
+def counts_and_signed(ledger: str) -> tuple[dict[str, int], dict[str, Any]]:
+    """The ledger's certificates by state, and the files of each 'signed' one (by UVCI)."""
+    led = Ledger.open(ledger, actor="t", create=False)
+    try:
+        return led.counts(), {c.uvci: c.files for c in led.in_states(("signed",))}
+    finally:
+        led.close()
 
 
 def crash_points() -> dict[str, Callable[[pytest.MonkeyPatch], None]]:
@@ -84,12 +94,7 @@ def test_crash_at_each_step_then_the_same_command(
             os._exit(3)  # reached only if the crash point was never hit
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 9, "the crash point was not reached"
-    led = Ledger.open(ledger, actor="t", create=False)
-    try:
-        left = led.counts()
-        signed_files = {c.uvci: c.files for c in led.in_states(("signed",))}
-    finally:
-        led.close()
+    left, signed_files = counts_and_signed(ledger)
     if point == "during_manifest":
         assert left == {"written": RECORDS} and (out / ".partial").exists()
     else:
@@ -141,12 +146,7 @@ def test_crash_between_a_batch_placed_and_its_written_commit(
             os._exit(3)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 9, "the crash point was not reached"
-    led = Ledger.open(ledger, actor="t", create=False)
-    try:
-        left = led.counts()
-        placed = {c.uvci: c.files for c in led.in_states(("signed",))}
-    finally:
-        led.close()
+    left, placed = counts_and_signed(ledger)
     in_flight = 4 * (call - 2)  # reserved before the admission that carries step 5
     if point == "in_the_next_admission":
         assert left == {"signed": 4, **({"reserved": in_flight} if in_flight else {})}, left
