@@ -422,8 +422,11 @@ def _read_jsonl(
             except RecursionError:
                 yield RowProblem(lineno, "bad_json", "not valid JSON: nested too deeply")
                 continue
-            if surrogate:  # as a byte that is not UTF-8
-                yield RowProblem(lineno, "bad_encoding", "line holds an escaped lone surrogate: not valid Unicode")
+            if surrogate:  # as a byte that is not UTF-8; named by its record ID when that one is text
+                rid = obj.get("record_id")
+                if not isinstance(rid, str) or len(rid) > MAX_FIELD_CHARS or _has_bad_encoding(rid):
+                    rid = ""
+                yield RowProblem(lineno, "bad_encoding", "line holds an escaped lone surrogate: not valid Unicode", rid)
                 continue
         yield record_from_mapping(obj, lineno, cmap)
 

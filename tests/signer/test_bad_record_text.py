@@ -94,7 +94,8 @@ def test_bad_text_records_are_reported_and_the_others_signed(
     proc = _run(records, tmp_path / "out", ec_key_files)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "line 2: record SURR: full name holds control or invalid characters" in proc.stderr
+    # the name's escaped lone surrogate is not Unicode: the reader reports the line (signer.records._read_jsonl)
+    assert "line 2: record SURR: bad_encoding: line holds an escaped lone surrogate: not valid Unicode" in proc.stderr
     assert "line 3: record NAT: nationality is not an ISO 3166-1 code such as VN or VNM" in proc.stderr
     manifest = read_manifest(tmp_path / "out" / "manifest.jsonl")
     assert [e["record_id"] for e in manifest] == [r.record_id for r in good]
