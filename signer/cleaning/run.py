@@ -334,9 +334,9 @@ def _check_range(task: _Task) -> Summary:
     # Several workers: stage this range's verdicts, see merge_staged (a worker must not read another's), in the
     # scratch file, whose "seen" table is then a view of them (no second row per person).
     staging = paths["results"] if task.parts > 1 else None
-    scratch = Scratch(paths["scratch"], task.parts, seen_in_results=staging == paths["scratch"])
+    scratch = Scratch(paths["scratch"], task.parts, seen_in_results=staging is not None)
     store = ResultStore(task.store_path, context=task.context, run=task.run, staging=staging,
-                        fresh_staging=staging != paths["scratch"])  # fmt: skip
+                        fresh_staging=False)  # fmt: skip
     summary = Summary(tables)
     runs = summary.person_runs = PersonRuns() if task.learn_runs else None
     items = read_records_range(opts.records, task.start, task.end, task.first_line, column_map=opts.column_map,
