@@ -79,6 +79,7 @@ from signer.ledger.store import (
 from signer.manifest import Override
 from signer.records import Record, RowProblem
 from signer.run import (
+    MAX_UNFLUSHED,
     SYNC_THREADS,
     Admitted,
     Flushes,
@@ -229,22 +230,26 @@ class BatchOutput:
         and on disk, whatever happens next. Raises ``OSError``."""
         temps: list[tuple[Path, Path]] = []
         try:
-            # each file flushed and closed by a thread as soon as it is written,
-            # at most MAX_UNFLUSHED of them open at once (Flushes.room)
+            # written and flushed MAX_UNFLUSHED at a time, each file closed by
+            # the thread that flushed it (not all of a batch's files open at once)
             with ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="durable-sync") as pool:
-                flushes = Flushes(pool)
-                for name, data in files:
-                    flushes.room()
-                    tmp = self.partial / name
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                    temps.append((tmp, self.path / name))
+                for start in range(0, len(files), MAX_UNFLUSHED):
+                    handles: list[int] = []
                     try:
-                        write_all(fd, data)
+                        for name, data in files[start : start + MAX_UNFLUSHED]:
+                            tmp = self.partial / name
+                            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                            handles.append(fd)
+                            temps.append((tmp, self.path / name))
+                            write_all(fd, data)
                     except BaseException:
-                        os.close(fd)
+                        for fd in handles:
+                            os.close(fd)
                         raise
-                    flushes.add(fd)
-                flushes.check()
+                    flushes = Flushes(pool)
+                    for fd in handles:
+                        flushes.add(fd)
+                    flushes.check()
             for tmp, final in temps:
                 os.replace(tmp, final)
             temps = []
