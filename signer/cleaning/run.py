@@ -131,26 +131,6 @@ def verified_line(rec: Record, fingerprint: str) -> str:
     return _JSON(obj) + "\n"
 
 
-#: The most bytes one ``write`` hands the kernel (:func:`write_in_pieces`).
-WRITE_PIECE = 64 << 10
-
-
-def write_in_pieces(fh: Any, data: bytes) -> None:
-    """``fh.write(data)`` in pieces of at most :data:`WRITE_PIECE` bytes (the same bytes, in the same order).
-
-    A worker writes its verified lines a chunk at a time, about 1 MB a write. On this project's machines
-    (Linux 6.18 ext4, which backs the page cache of one large write with large folios) a write of 128 KB or
-    more cost 4-5 s of system time a GB, one of 64 KB or less 0.3: 250 MB written a worker in 1 MB writes
-    measured 0.83-1.1 s of system time, in 64 KB writes 0.05-0.06 (fresh files, /tmp/clean9/wr2.py).
-    """
-    if len(data) <= WRITE_PIECE:
-        fh.write(data)
-        return
-    view = memoryview(data)
-    for i in range(0, len(data), WRITE_PIECE):
-        fh.write(view[i : i + WRITE_PIECE])
-
-
 def row_code(reason: str) -> str:
     """Reason code of a row the reader could not use (RowProblem.reason)."""
     return f"row_{reason}" if reason in ROW_REASONS else "row_other"
@@ -496,9 +476,9 @@ def _do_chunk(
         summary.newly_verified += len(records) - len(verdicts)
     if not verdicts:  # every person of the chunk is a clean Fast item (the usual chunk)
         data = "".join([r.text for r in records]).encode("utf-8")  # type: ignore[union-attr]
-        write_in_pieces(vfh, data)
+        vfh.write(data)
         if nfh is not None:
-            write_in_pieces(nfh, data)  # every line is new (a clean Fast item has no stored verdict)
+            nfh.write(data)  # every line is new (a clean Fast item has no stored verdict)
         return
     verified: list[str] = []  # the chunk's lines, written at once
     new: list[str] = []
@@ -532,9 +512,9 @@ def _do_chunk(
             scratch.add_record(rec, v.codes, v.fields, v.suggestion,
                                lookup_id(rec) if needs_registry(rec, v.codes) else "")
     data = "".join(verified).encode("utf-8")  # UTF-8 once: in a first run every verified line is new
-    write_in_pieces(vfh, data)
+    vfh.write(data)
     if nfh is not None:  # None in a first run: every verified line is new (the verified part is linked)
-        write_in_pieces(nfh, data if len(new) == len(verified) else "".join(new).encode("utf-8"))
+        nfh.write(data if len(new) == len(verified) else "".join(new).encode("utf-8"))
 
 
 def _recon(args: tuple[CheckOptions, list[Path], Path, int, IndexInfo]) -> tuple[dict[str, int], float]:

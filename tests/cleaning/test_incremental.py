@@ -178,28 +178,3 @@ def test_stale_parts_of_a_killed_run_do_not_become_this_runs_output(tmp_path: Pa
     assert (stale / "verified-new.jsonl").read_bytes() == (stale / "verified.jsonl").read_bytes()
     assert len(lines) == clean["incremental"]["newly_verified"] > 300
     assert not list(stale.glob(".part*"))
-
-
-@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 3 * 65536 + 5])
-def test_write_in_pieces_writes_the_same_bytes_in_small_writes(tmp_path: Path, size: int) -> None:
-    """The verified lines go to the kernel in writes of at most WRITE_PIECE bytes, the same bytes in order,
-    through the buffered file the worker writes (earlier buffered bytes first)."""
-    import io
-
-    from signer.cleaning.run import WRITE_PIECE, write_in_pieces
-
-    sizes: list[int] = []
-
-    class Counted(io.FileIO):  # a real file that notes the size of every write the buffer makes
-        def write(self, b: Any) -> int:
-            sizes.append(len(b))
-            return super().write(b)
-
-    data = bytes(i % 251 for i in range(size))
-    path = tmp_path / "part.jsonl"
-    with io.BufferedWriter(Counted(path, "w")) as fh:
-        fh.write(b"head\n")
-        write_in_pieces(fh, data)
-        write_in_pieces(fh, data[:10])
-    assert path.read_bytes() == b"head\n" + data + data[:10]
-    assert sizes and max(sizes) <= WRITE_PIECE == 64 << 10
