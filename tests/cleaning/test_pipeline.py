@@ -176,3 +176,60 @@ def test_duplicates_across_workers_match_one_worker(checked_jsonl: Checked, tmp_
         return rows
 
     assert store(1) == store(2)
+
+
+@pytest.mark.parametrize("repeat_at_cut", [False, True])
+def test_ranges_in_record_id_order_skip_the_join_but_not_a_duplicate_at_the_cut(
+    checked_jsonl: Checked, tmp_path: Path, repeat_at_cut: bool
+) -> None:
+    """An export in record ID order: the two ranges' IDs do not meet and fix_cross_duplicates makes no join; an
+    ID repeated right at the cut (the greatest of the first range is the least of the second) is still found.
+    Two workers report what one reports, either way."""
+    import re
+    import sqlite3
+
+    from signer.cleaning import dupes
+    from signer.cleaning.run import CheckOptions, run_checks
+    from signer.records import split_for_parallel
+    from tests.cleaning.conftest import NOW
+
+    raw = checked_jsonl.paths["records"].read_bytes().split(b"\n")
+    key = re.compile(rb'^\{"record_id": "(R[0-9]+)"')
+    by_id = {key.match(line)[1]: line for line in reversed(raw) if key.match(line)}  # type: ignore[index]
+    good = [by_id[k] for k in sorted(by_id)]  # each ID once (the data's own repeats dropped), in ID order
+    export = tmp_path / "sorted.jsonl"
+    export.write_bytes(b"\n".join(good) + b"\n")
+    [_, (start, _, _)] = split_for_parallel(export, 2)
+    lines = export.read_bytes()[:start].split(b"\n")
+    last = key.match(lines[-2])[1]  # type: ignore[index]  # the first range's greatest ID
+    if repeat_at_cut:
+        text = export.read_bytes()
+        first = key.match(text[start:])[1]  # type: ignore[index]
+        assert len(first) == len(last) and first > last
+        export.write_bytes(text[:start] + text[start:].replace(first, last, 1))
+        assert split_for_parallel(export, 2)[1][0] == start  # the same cut: the repeat is its first record
+    joins: list[int] = []
+    meet = dupes._ranges_meet
+
+    def counted(conn: sqlite3.Connection, k: int) -> bool:
+        joins.append(meet(conn, k))
+        return joins[-1]
+
+    results = {}
+    for workers in (1, 2):
+        dupes._ranges_meet = counted  # type: ignore[assignment]
+        try:
+            results[workers] = run_checks(CheckOptions(records=export, registry=str(checked_jsonl.paths["registry"]),
+                                                       out_dir=tmp_path / f"w{workers}", now=NOW, workers=workers,
+                                                       formats=("csv",)))  # fmt: skip
+        finally:
+            dupes._ranges_meet = meet  # type: ignore[assignment]
+    one, two = results[1], results[2]
+    assert two["workers"] == 2 and joins == [repeat_at_cut]
+    assert one["reasons"].get("record_id_duplicate", 0) == two["reasons"].get("record_id_duplicate", 0) \
+        == (1 if repeat_at_cut else 0)  # fmt: skip
+    for k in ("totals", "reasons", "by_province", "incremental"):
+        assert one[k] == two[k], k
+    for name in ("verified.jsonl", "verified-new.jsonl"):
+        assert (tmp_path / "w1" / name).read_bytes() == (tmp_path / "w2" / name).read_bytes()
+    assert _rows(tmp_path / "w1") == [dict(r, _file=r["_file"].replace("/w2/", "/w1/")) for r in _rows(tmp_path / "w2")]
