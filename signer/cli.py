@@ -170,8 +170,9 @@ def add_signing_arguments(subparsers: Any, name: str) -> argparse.ArgumentParser
         type=_job_count,
         default=1,
         metavar="N",
-        help=f"signing processes (default 1; 0 = one per CPU; at most {MAX_JOBS}); each opens "
-        "the key itself",
+        help=f"signing processes, this one included: N - 1 workers are forked, each opening the "
+        f"key itself, and this process signs too while they are busy (default 1; 0 = one per CPU; "
+        f"at most {MAX_JOBS})",
     )
     p.add_argument(
         "--allow-unverified",

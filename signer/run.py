@@ -23,10 +23,12 @@ Step 1 hands step 2 :class:`Job` tuples (record, and optionally the UVCI
 and signing time to use); :class:`signer.batch.LedgerRun` overrides steps 1
 and 3 to go through the issuance ledger (``signer batch``).
 
-With ``jobs > 1`` step 2 runs in that many worker processes (``fork``),
-each opening the key itself (a PKCS#11 session does not survive fork;
-the PIN or passphrase is asked once, before), with at most :data:`IN_FLIGHT`
-batches per worker in flight; the output is the same as with one process, byte for
+With ``jobs > 1`` step 2 runs in ``jobs`` processes: ``jobs - 1`` workers
+(``fork``), each opening the key itself (a PKCS#11 session does not survive
+fork; the PIN or passphrase is asked once, before), and this process, which
+signs a batch itself with the key it holds whenever the workers have
+:data:`QUEUED_PER_WORKER` tasks each not yet done; at most
+:data:`IN_FLIGHT` batches per process in flight; the output is the same as with one process, byte for
 byte apart from the random UVCIs and signatures. A worker that cannot
 open the key, or dies, stops the run with one error line (the files
 written so far keep their manifest lines); workers ignore Ctrl-C, which
@@ -80,6 +82,11 @@ BATCH_SIZE = 256
 #: the run's process waits for the disk (a batch run's 3 commits and a folder
 #: flush per batch; measured with others' load on the disk).
 IN_FLIGHT = 3
+#: With ``--jobs N`` the run's own process is one of the N signing processes:
+#: it signs a batch itself (between admitting and writing batches) whenever
+#: the N - 1 workers have at least this many tasks each not yet done, and
+#: hands the batch to them otherwise, so that they never wait for work.
+QUEUED_PER_WORKER = 3
 #: Record ids become file names: keep them to a safe alphabet.
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -619,6 +626,19 @@ def _submit(pool: ProcessPoolExecutor, task: Task) -> Future[_WorkResult]:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
+def _sign_here(signer: Signer, task: Task) -> Future[_WorkResult]:
+    """Step 2 of one batch in the run's own process, as a worker's :func:`_work`
+    would do it, as a completed future (collected in input order with the
+    workers' tasks): a run-stopping error comes back as (class name, message)
+    and stops the run when this batch's turn to be written comes."""
+    future: Future[_WorkResult] = Future()
+    try:
+        future.set_result(signer.sign(*task))
+    except PassportError as exc:
+        future.set_result((type(exc).__name__, str(exc)))
+    return future
+
+
 _BROKEN = "a signing process stopped unexpectedly; the run is incomplete"
 
 
@@ -881,6 +901,12 @@ class SigningRun:
         _key_open_lock = context.Lock()
         pending: collections.deque[tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]]
         pending = collections.deque()
+        # this process signs too (see _sign_here), with the workers' options (their
+        # staging and journal) and the key it already holds: ``jobs`` signing
+        # processes are this one and jobs - 1 workers
+        here = Signer(self.signer.issuer, setup.options, self.signer.pdf, self.signer.ns)
+        queued: collections.deque[Future[_WorkResult]] = collections.deque()  # the workers' tasks, oldest first
+        enough = QUEUED_PER_WORKER * (jobs - 1)
         done = False
         try:
             # the workers are forked from this process: what it holds so far (the
@@ -891,15 +917,23 @@ class SigningRun:
             # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies
             # (killed, crashed key module) breaks the pool and the run stops with
             # an error; Pool would start a new worker and wait for the lost batch forever.
-            pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(setup, os.getpid()))
+            pool = ProcessPoolExecutor(
+                jobs - 1, mp_context=context, initializer=_start_worker, initargs=(setup, os.getpid())
+            )
             self._pool = pool
             for batch in batches:
                 admitted = self._admit(batch)
-                if admitted.ready:
-                    task = _submit(pool, task_of(admitted.ready))
-                else:  # nothing to sign (all refused, or skipped by the ledger): no worker needed
+                task: Future[_WorkResult]
+                while queued and queued[0].done():
+                    queued.popleft()
+                if not admitted.ready:  # nothing to sign (all refused, or skipped by the ledger): no worker needed
                     task = Future()
                     task.set_result([])
+                elif len(queued) >= enough:  # the workers have work enough: signed here meanwhile
+                    task = _sign_here(here, task_of(admitted.ready))
+                else:
+                    task = _submit(pool, task_of(admitted.ready))
+                    queued.append(task)
                 pending.append((batch, admitted, task))
                 if len(pending) >= IN_FLIGHT * jobs:
                     self._collect(pending.popleft())

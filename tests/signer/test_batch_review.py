@@ -524,15 +524,16 @@ def alive(pid: int) -> bool:
 def test_workers_end_when_the_run_is_killed(
     ec_key_files: tuple[Path, Path], example_records: list[Record], tmp_path: Path
 ) -> None:
-    """SIGKILL of `signer sign --jobs 2` (nothing can stop the workers then):
-    the workers used to wait for work forever, with the key open."""
+    """SIGKILL of `signer sign --jobs 3` (the run and 2 workers; nothing can
+    stop the workers then): the workers used to wait for work forever, with
+    the key open."""
     import subprocess
     import sys
     import time
 
     source = write_records(tmp_path / "in.jsonl", renamed(example_records, 3000))
     env = {**os.environ, KEY_PASSPHRASE_ENV: TEST_PASSPHRASE}
-    args = [sys.executable, "-m", "signer", "sign", str(source), "--out", str(tmp_path / "out"), "--at", AT, "--jobs", "2"]
+    args = [sys.executable, "-m", "signer", "sign", str(source), "--out", str(tmp_path / "out"), "--at", AT, "--jobs", "3"]
     proc = subprocess.Popen([*args, *key_args(ec_key_files)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         end = time.monotonic() + 60
@@ -619,7 +620,7 @@ def test_sigterm_ends_the_run_with_its_manifest(
     assert not [pid for pid in workers if alive(pid)]
 
 
-#: `signer sign` whose two workers, on SIGTERM (sent by the run's abort), are
+#: `signer sign --jobs 3` whose two workers, on SIGTERM (sent by the run's abort), are
 #: one stopped half-way through sending a result (the pool's manager thread then
 #: waits for the rest of the message, as in 1 kill in 26 of a real run) and one
 #: slow to die (3 s: a thread in fdatasync on a loaded disk). Fault injection in
@@ -678,7 +679,7 @@ def test_run_stopped_once_or_twice_ends(
     out = tmp_path / "out"
     env = {**os.environ, KEY_PASSPHRASE_ENV: TEST_PASSPHRASE}
     args = [sys.executable, "-c", TWO_FAULTY_WORKERS, str(tmp_path / "first-worker"), "sign", str(source),
-            "--out", str(out), "--at", AT, "--jobs", "2", *key_args(ec_key_files)]  # fmt: skip
+            "--out", str(out), "--at", AT, "--jobs", "3", *key_args(ec_key_files)]  # fmt: skip
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     workers: set[int] = set()

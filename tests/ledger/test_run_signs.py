@@ -1,0 +1,222 @@
+"""With ``--jobs N`` the run's own process is one of the N signing processes
+(signer.run.SigningRun.sign_all, ``_sign_here``): it signs a batch itself,
+with the workers' staging and journal, whenever the N - 1 workers have work
+enough queued. Outputs, ledger, manifest and the adoption after a kill must
+not tell which process signed a batch; a killed worker still stops the run.
+
+The worker is slowed (``Signer.sign`` sleeps in every process but the run's)
+so that its queue fills and the run's process signs some batches for sure."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import signer.run
+from signer.cli import main
+from signer.ledger import Ledger
+from tests.fixtures.pki import TestPki as Pki
+
+from .helpers import AT, CENTRE, batch_command, check_consistent, many_records, write_records
+from .test_stop import assert_completed_by_the_next_run, assert_stopped, hc1_files
+
+BATCH = 8
+
+
+def slow_workers(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.05) -> list[int]:
+    """``Signer.sign`` sleeps first in the forked workers (not in this process);
+    returns the list that collects the sizes of the batches this process signs itself."""
+    here = os.getpid()
+    real_sign = signer.run.Signer.sign
+    real_here = signer.run._sign_here
+    signed_here: list[int] = []
+
+    def sign(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != here:
+            time.sleep(seconds)
+        return real_sign(self, *args, **kwargs)
+
+    def sign_here(signer_: Any, task: Any) -> Any:
+        signed_here.append(len(task[0]))
+        return real_here(signer_, task)
+
+    monkeypatch.setattr(signer.run.Signer, "sign", sign)
+    monkeypatch.setattr(signer.run, "_sign_here", sign_here)
+    return signed_here
+
+
+def test_the_run_and_its_worker_both_sign(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    records = many_records(20 * BATCH)
+    submitted: list[int] = []
+    real_submit = signer.run._submit
+
+    def submit(pool: Any, task: Any) -> Any:
+        submitted.append(len(task[0]))
+        return real_submit(pool, task)
+
+    monkeypatch.setattr(signer.run, "_submit", submit)
+    signed_here = slow_workers(monkeypatch)
+    source = write_records(tmp_path / "in.jsonl", records)
+    assert main(command(source, "--jobs", "2")) == 0
+    assert capsys.readouterr().out.startswith(f"batch: {len(records)} record(s): {len(records)} issued")
+    assert signed_here and submitted  # both signed
+    assert sum(signed_here) + sum(submitted) == len(records)  # every batch once
+    current = check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])
+    manifest = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert [e["record_id"] for e in manifest] == [r.record_id for r in records]  # input order
+    # the same again: nothing new, whichever process signed what
+    assert main(command(source, "--jobs", "2")) == 0
+    assert f"{len(records)} skipped" in capsys.readouterr().out
+    again = check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])
+    assert {k: v.uvci for k, v in again.items()} == {k: v.uvci for k, v in current.items()}
+
+
+def test_files_the_run_signed_itself_are_adopted_after_a_kill(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed (os._exit, as kill -9) right after the run's own process staged
+    a batch: the next run adopts those files (its journal in a staging folder
+    named after the run's process), signs nothing of them again."""
+    monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    records = many_records(12 * BATCH)
+    source = write_records(tmp_path / "in.jsonl", records)
+    args = command(source, "--jobs", "2")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            slow_workers(monkeypatch, 0.2)
+            real_here = signer.run._sign_here
+
+            def sign_here_then_die(signer_: Any, task: Any) -> Any:
+                real_here(signer_, task)
+                os._exit(9)
+
+            monkeypatch.setattr(signer.run, "_sign_here", sign_here_then_die)
+            main(args)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 9, "the run's process signed no batch"
+    own = [p for p in (tmp_path / "out" / ".partial").iterdir() if p.name.startswith(f"w{pid}-")]
+    assert len(own) == 1  # the run's own staging folder: one batch
+    lines = [json.loads(line) for line in (own[0] / ".journal").read_text().splitlines()]
+    assert len(lines) == BATCH
+    led = Ledger.open(str(tmp_path / "ledger.sqlite"), actor="t", create=False)
+    try:
+        pending = {c.record_id: c.uvci for c in led.in_states(("reserved", "signed"))}
+    finally:
+        led.close()
+    assert {line["record_id"] for line in lines} <= set(pending)
+
+    time.sleep(1)  # the orphaned worker ends (its watchdog polls every 0.5 s)
+    capsys.readouterr()
+    assert main(args) == 0
+    summary = capsys.readouterr().out
+    assert "of them with the files it had finished" in summary
+    current = check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])
+    for line in lines:  # the very files the run's process had signed, under the reserved UVCI
+        cert = current[line["record_id"]]
+        assert cert.uvci == pending[line["record_id"]]
+        assert sorted([f.name, f.sha256, f.size] for f in cert.files) == sorted(line["files"])
+
+
+#: ``signer batch`` in batches of 8 whose worker is slow (the run's process
+#: then signs some batches itself)
+SLOW_WORKER = """
+import os, sys, time
+import signer.run
+from signer.cli import main
+signer.run.BATCH_SIZE = 8
+here, real = os.getpid(), signer.run.Signer.sign
+def sign(self, *args, **kwargs):
+    if os.getpid() != here:
+        time.sleep(0.05)
+    return real(self, *args, **kwargs)
+signer.run.Signer.sign = sign
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def test_a_killed_worker_stops_the_run_cleanly(test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL of the pool's worker while the run's process signs too: exit 2
+    with one line, every placed file listed, then the same command completes."""
+    records = many_records(60 * BATCH)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    args = command(write_records(tmp_path / "in.jsonl", records), "--jobs", "2")
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_WORKER, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        out, end = tmp_path / "out", time.monotonic() + 60
+        while time.monotonic() < end and proc.poll() is None:
+            if out.is_dir() and len(hc1_files(out)) >= 4 * BATCH:
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run ended before its worker could be killed"
+        workers = children(proc.pid)
+        assert len(workers) == 1  # --jobs 2: the run and one worker
+        os.kill(workers[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert_stopped(
+        proc.returncode, err, tmp_path, at_least=4 * BATCH,
+        line="error: a signing process stopped unexpectedly; the run is incomplete",
+    )  # fmt: skip
+    assert len(hc1_files(tmp_path / "out")) < len(records)
+    assert_completed_by_the_next_run(args, tmp_path, records)
+
+
+def test_a_token_key_signs_in_the_run_and_its_worker(
+    softhsm_token: Any,
+    softhsm_pin_env: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """PKCS#11 (SoftHSM2) with --jobs 2: the worker logs in to the token in its
+    own session after the fork; the run's process signs with the session it
+    opened before (still its own: PKCS#11 state is per process)."""
+    from signer.ledger.secret import LEDGER_KEY_ENV
+
+    monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
+    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
+    signed_here = slow_workers(monkeypatch)
+    records = many_records(10 * BATCH)
+    source = write_records(tmp_path / "in.jsonl", records)
+    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+    args = ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
+            "--progress", "none", "--jobs", "2", "--pkcs11-module", softhsm_token.module,
+            "--token-label", softhsm_token.token_label, "--key-label", "dsc-ec"]  # fmt: skip
+    assert main(args) == 0
+    captured = capfd.readouterr()
+    assert softhsm_pin_env not in captured.out + captured.err
+    assert signed_here and sum(signed_here) < len(records)  # the run and its worker both signed
+    current = check_consistent(ledger, out, [r.record_id for r in records])
+    from verifier import codec
+    from verifier.crypto import verify_signature
+
+    public = softhsm_token.es256_cert.public_key()
+    for cert in current.values():  # every signature made with the token's key, whoever made it
+        sign1 = codec.decode_sign1(codec.from_qr_text((out / f"{cert.record_id}.hc1.txt").read_text()))
+        assert verify_signature(public, sign1.alg, codec.sig_structure(sign1.protected_bytes, sign1.payload), sign1.signature)
