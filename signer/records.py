@@ -660,10 +660,11 @@ def warn_header(header: Header, where: str) -> None:
 def _read_csv(
     fh: Iterable[str | None], cmap: _ColumnMap, where: str, line_offset: int = 0, *, warn: bool = True,
     regroup_dir: Path | None = None, runs: PersonRuns | None = None, person: PersonReader | None = None,
-    undecoded: Sized | None = None,
+    undecoded: Sized | None = None, plain: list[bool] | None = None,
 ) -> Iterator[Record | RowProblem]:
     """Records of CSV lines (``undecoded``: grows by one whenever ``fh`` yields a line it could not decode as
-    UTF-8, see :func:`_range_lines`; None: not known, every row's text is tested)."""
+    UTF-8, see :func:`_range_lines`; None: not known, every row's text is tested; ``plain[0]``: whether the line
+    ``fh`` yielded last is :func:`_plain`, kept by ``fh``, see :func:`_range_lines`)."""
     too_long: list[int] = []  # physical lines skipped as too long, not yet reported
 
     def lines() -> Iterator[str]:
@@ -687,7 +688,7 @@ def _read_csv(
     hdr = resolve_header(header, cmap, where)
     if warn:
         warn_header(hdr, where)
-    rows = _csv_rows(reader, hdr, cmap, len(header), too_long, line_offset, undecoded)
+    rows = _csv_rows(reader, hdr, cmap, len(header), too_long, line_offset, undecoded, plain)
     if hdr.shape == "dose_rows":
         if regroup_dir is not None:
             rows = _sorted_by_person(rows, _DoseLayout(hdr), regroup_dir)
@@ -747,13 +748,17 @@ def _cells(row: list[str], maybe_undecoded: bool = True) -> list[str] | None:
 
 def _csv_rows(
     reader: Any, hdr: Header, cmap: _ColumnMap, width: int, too_long: list[int], line_offset: int,
-    undecoded: Sized | None = None,
+    undecoded: Sized | None = None, plain: list[bool] | None = None,
 ) -> Iterator[Record | RowProblem | _DoseRow]:
     fields, dose_cols = hdr.fields, hdr.doses
     dose_shape = hdr.shape == "dose_rows"
     rid_col = fields.get("record_id")
     decoded_up_to = 0  # the lines of undecoded whose rows were tested
+    if plain is None:
+        plain = [False]
+    strip = str.strip
     while True:
+        before = reader.line_num
         try:
             row = next(reader)
         except StopIteration:
@@ -776,7 +781,11 @@ def _csv_rows(
             yield RowProblem(lineno, "column_count", f"expected {width} columns, found {len(row)}",
                              rid if len(rid) <= MAX_FIELD_CHARS else "")  # fmt: skip
             continue
-        if undecoded is None:
+        cells: list[str] | None
+        if plain[0] and reader.line_num - before == 1:  # one line, _plain: what _cells gives, without its tests
+            cells = list(map(strip, row))
+            cells.append("")
+        elif undecoded is None:
             cells = _cells(row)
         else:  # csv.reader reads the lines of this row only: a line not UTF-8 among them grew undecoded
             cells = _cells(row, len(undecoded) != decoded_up_to)
@@ -1283,18 +1292,21 @@ def _align_cuts(p: Path, cuts: list[tuple[int, int]], header: Header) -> list[tu
     return out
 
 
-def _range_lines(fh: BinaryIO, start: int, end: int | None, undecoded: list[int] | None = None) -> Iterator[str | None]:
+def _range_lines(fh: BinaryIO, start: int, end: int | None, undecoded: list[int] | None = None,
+                 plain: list[bool] | None = None) -> Iterator[str | None]:  # fmt: skip
     """Decoded lines of ``fh`` from byte ``start`` up to ``end`` (None: the end of the file).
 
     A line longer than :data:`MAX_LINE_BYTES` comes out as ``None`` and is
     skipped block by block, never held whole. A byte-order mark at the start
     of the file is dropped. A line that is not UTF-8 keeps its bad bytes as lone
     surrogates (``surrogateescape``); its byte offset is added to ``undecoded``.
+    ``plain[0]`` is set, before each line is given, to whether it is :func:`_plain`.
     """
     fh.seek(start)
     pos = start
     first = start == 0
     readline = fh.readline
+    is_normalized = unicodedata.is_normalized
     while end is None or pos < end:
         raw = readline(MAX_LINE_BYTES + 1)
         if not raw:
@@ -1307,18 +1319,34 @@ def _range_lines(fh: BinaryIO, start: int, end: int | None, undecoded: list[int]
                 if not more or more.endswith(b"\n"):
                     break
             first = False
+            if plain is not None:
+                plain[0] = False
             yield None
             continue
         try:
             line = raw.decode("utf-8")
+            decoded = True
         except UnicodeDecodeError:
             line = raw.decode("utf-8", "surrogateescape")
+            decoded = False
             if undecoded is not None:
                 undecoded.append(pos - len(raw))
         if first:
             line = line.removeprefix("\ufeff")
             first = False
+        if plain is not None:  # = _plain(line), inline (a call per line costs as much as the test)
+            plain[0] = decoded and len(line) <= MAX_FIELD_CHARS and (line.isascii() or is_normalized("NFC", line))
         yield line
+
+
+def _plain(line: str) -> bool:
+    """Whether a CSV row read from this line alone needs no more than ``str.strip`` of each value (:func:`_cells`):
+    valid UTF-8 (decoded without lone surrogates), no longer than :data:`MAX_FIELD_CHARS` (the row's values
+    joined are no longer than their line: no field too long) and NFC (ASCII, or NFC as a whole: the comma, the
+    quote and the line ends compose with nothing, so the line is NFC exactly when every value is; the row
+    test of :func:`_cells`, made once on the line instead of on the values joined again)."""
+    return (not _has_bad_encoding(line) and len(line) <= MAX_FIELD_CHARS
+            and (line.isascii() or unicodedata.is_normalized("NFC", line)))  # fmt: skip
 
 
 def read_records_range(
@@ -1353,15 +1381,16 @@ def read_records_range(
                 yield from _read_jsonl(_range_lines(fh, start, end), cmap, first_line - 1)
             elif suffix in _CSV_SUFFIXES:
                 undecoded: list[int] = []  # lines not UTF-8 (the header's own test is _read_csv's)
+                plain = [False]  # the last line given is _plain (see _csv_rows)
                 if start == 0:
-                    yield from _read_csv(_range_lines(fh, start, end, undecoded), cmap, str(p), warn=warn,
+                    yield from _read_csv(_range_lines(fh, start, end, undecoded, plain), cmap, str(p), warn=warn,
                                          regroup_dir=regroup_dir, runs=runs, person=person,
-                                         undecoded=undecoded)  # fmt: skip
+                                         undecoded=undecoded, plain=plain)  # fmt: skip
                 else:
                     header = next(_range_lines(fh, 0, 1), "")
-                    lines = itertools.chain([header], _range_lines(fh, start, end, undecoded))
+                    lines = itertools.chain([header], _range_lines(fh, start, end, undecoded, plain))
                     yield from _read_csv(lines, cmap, str(p), first_line - 2, warn=False, runs=runs,
-                                         person=person, undecoded=undecoded)
+                                         person=person, undecoded=undecoded, plain=plain)
             else:
                 raise ConfigError(f"{p}: unknown records format (use .jsonl or .csv)")
     except OSError as err:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +69,67 @@ def test_rows_that_are_not_utf8_are_found_without_a_test_per_row(tmp_path: Path)
     assert len(undecoded) == 3 and all(data[o - 1 : o] == b"\n" for o in undecoded)  # each a line start
     row = ["R1", "Nguy\udce1n"]
     assert _cells(row) is None and _cells(row, True) is None and _cells(row, False) == [*row, ""]
+
+
+@pytest.mark.parametrize("shape", ["dose_rows", "person_rows"])
+def test_plain_lines_read_as_every_row_tested(tmp_path: Path, shape: str) -> None:
+    """A row read from one line that is valid UTF-8, NFC (or ASCII) and no longer than MAX_FIELD_CHARS takes its
+    values stripped, without _cells' tests of the row (the line was tested as it was read): on hostile rows (NFD,
+    a combining mark after a comma or quote, lone bad bytes, quoted commas, quotes and line ends, values and lines
+    around MAX_FIELD_CHARS, blanks around values, CR LF, a BOM) every range gives what the reader gives when
+    every row is tested, and the flag is _plain of each line."""
+    import io
+    import random
+
+    from signer.records import MAX_FIELD_CHARS, _plain, _range_lines, _read_csv, load_column_map
+
+    def every_row_tested(path: Path, start: int, end: int | None, first_line: int) -> list[Any]:
+        """read_records_range of that range with every row's text tested (no plain flag, no undecoded lines)."""
+        with path.open("rb") as fh:
+            if start == 0:
+                return list(_read_csv(_range_lines(fh, 0, end), load_column_map(None), str(path), warn=False))
+            header = next(_range_lines(fh, 0, 1), "")
+            lines = itertools.chain([header], _range_lines(fh, start, end))
+            return list(_read_csv(lines, load_column_map(None), str(path), first_line - 2, warn=False))
+
+    if shape == "dose_rows":
+        head = "record_id,citizen_id,full_name,dob,sex,nationality,dose_date,vaccine_product,lot,dose_number,series_total"
+    else:
+        head = "record_id,citizen_id,full_name,dob,sex,nationality,dose1_date,dose1_vaccine,dose1_lot"
+    width = head.count(",") + 1
+    odd = ["Nguyễn Văn An", "Nguye\u0302\u0303n Va\u0306n An", "\u0301An", " Lê  Thị ", '"Trần, Bình"', '"Hà ""Nội"""',
+           '"a\nb"', '"x\r\ny\u0301"', "\u212b", "Nguy\udcffn", "é" * (MAX_FIELD_CHARS - 40), "x" * (MAX_FIELD_CHARS + 5),
+           "\ufeffR", "1", "", " ", "Pfizer", "\u1100\u1161", "가\u11a8",
+           '"' + "m" * 600 + "\n" + "m" * 600 + '"']  # fmt: skip  (the last: two short lines, one long value)
+    rnd = random.Random(11)
+    for k in range(12):
+        lines = ["\ufeff" + head if k % 2 else head]
+        for i in range(300):
+            rid = f"R{i // 2:04d}"
+            cells = [rid, f"0010850{i:05d}", "Nguyễn Văn An", "1985-01-01", "M", "VN", "2021-08-01", "Pfizer", "L1",
+                     "1", "2"][:width]  # fmt: skip
+            if rnd.random() < 0.4:
+                for _ in range(rnd.randint(1, 3)):
+                    cells[rnd.randrange(1, width)] = rnd.choice(odd)
+            lines.append(",".join(cells))
+        if k % 3 == 0:  # a line exactly as long as a field may be, and one char longer
+            base = ",".join(["R9998", "001085000001", "", "1985-01-01", "M", "VN", "2021-08-01", "Pfizer", "L",
+                             "1", "2"][:width])  # fmt: skip
+            for extra in (-1, 0, 1):
+                fill = "n" * (MAX_FIELD_CHARS - len(base) + extra)
+                lines.append(base.replace(",,", f",{fill},", 1))
+        data = ("\r\n" if k % 4 == 1 else "\n").join(lines) + "\n"
+        path = tmp_path / f"r{k}.csv"
+        path.write_bytes(data.encode("utf-8", "surrogateescape"))
+        whole = every_row_tested(path, 0, None, 1)
+        assert len(whole) > 50
+        assert list(read_records_range(path, 0, None, 1, warn=False)) == whole
+        for parts in (2, 3, 5):
+            for r in split_for_parallel(path, parts):
+                assert list(read_records_range(path, *r, warn=False)) == every_row_tested(path, *r), (parts, r)
+        flag = [False]
+        seen = 0
+        for line in _range_lines(io.BytesIO(path.read_bytes()), 0, None, None, flag):
+            assert line is not None and flag[0] == _plain(line), line
+            seen += 1
+        assert seen >= 300
