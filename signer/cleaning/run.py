@@ -469,9 +469,8 @@ def _do_chunk(
     elif reused:  # the others' first lines are in the staged results (Scratch.seen_in_results)
         scratch.remember([(r.record_id, r.line, True) for r in records if r.record_id in reused])
     if len(verdicts) < len(records):  # clean people of the fast path: checked now, no earlier verdict
-        context, run = store.context, store.run
         clean: list[Fast] = [r for r in records if type(r) is Fast]
-        store.put_rows([(r.record_id, r.fingerprint, context, run, "", "", "", r.line, "") for r in clean])
+        store.put_rows([(r.record_id, r.fingerprint, "", "", "", r.line, "") for r in clean])
         summary.add_verified(Counter([(v[6], v[7], len(v[8])) for v in [r.values for r in clean]]))
         summary.newly_verified += len(records) - len(verdicts)
     if not verdicts:  # every person of the chunk is a clean Fast item (the usual chunk)
@@ -683,7 +682,7 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
             summary.merge(other)
         fix_cross_duplicates(part_paths, summary, firsts)
         if len(tasks) > 1:
-            merge_staged(store_path, [p["results"] for p in part_paths])
+            merge_staged(store_path, [p["results"] for p in part_paths], context, run)
         shutil.rmtree(recon_tmp, ignore_errors=True)
         make_private_dir(recon_tmp)
         scratches = [p["scratch"] for p in part_paths]

@@ -43,7 +43,8 @@ def _store(state: Path) -> list[tuple[Any, ...]]:
     conn = sqlite3.connect(state / "results.sqlite")
     try:
         return conn.execute(
-            "SELECT record_id, fingerprint, context, codes, fields, suggestion, line FROM result ORDER BY record_id"
+            "SELECT record_id, fingerprint, context, run, codes, fields, suggestion, line, registry_name FROM result "
+            "ORDER BY record_id"
         ).fetchall()
     finally:
         conn.close()
@@ -111,7 +112,12 @@ def test_staged_rows_stay_out_of_the_store_until_merged_in_range_order(tmp_path:
     assert set(got) == {"A"} and got["A"].fingerprint == "fp-old" and got["A"].run != run
     earlier.put("A", "fp-a", (), (), "", 3)
     earlier.close()
-    merge_staged(path, [tmp_path / "p0.sqlite", tmp_path / "p1.sqlite"])
+    merge_staged(path, [tmp_path / "p0.sqlite", tmp_path / "p1.sqlite"], "c", run)
     final = ResultStore(path, context="c", run=run).get(["A", "B"])
-    assert (final["A"].fingerprint, final["A"].codes, final["A"].run) == ("fp-a", (), run)
-    assert final["B"].fingerprint == "fp-b"
+    assert (final["A"].fingerprint, final["A"].codes, final["A"].run, final["A"].context) == ("fp-a", (), run, "c")
+    assert (final["B"].fingerprint, final["B"].codes, final["B"].run, final["B"].context) == \
+        ("fp-b", (), run, "c")  # fmt: skip
+    staged = sqlite3.connect(tmp_path / "p1.sqlite")  # a staged row holds neither: merge_staged gives them
+    assert [r[1] for r in staged.execute("PRAGMA table_info(result)")] == [
+        "record_id", "fingerprint", "codes", "fields", "suggestion", "line", "registry_name"]  # fmt: skip
+    staged.close()
