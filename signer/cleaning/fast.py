@@ -183,17 +183,18 @@ def fingerprint_values(values: PersonValues) -> str | None:
 def _fingerprint_and_text(values: PersonValues) -> tuple[str, str] | None:
     """:func:`fingerprint_values` and the texts it joins (every text field of the record, then each dose's)."""
     texts = list(values[:8])
-    numbers: list[int] = []
     doses = values[8]
+    header = [66, len(doses)]  # b"B", the count of doses, each dose's numbers, then every text's length
     for date, vaccine, lot, number, series, site in doses:
         texts += (date, vaccine, lot, site)
-        numbers += (number, series)
+        header += (number, series)
+    header += map(len, texts)
     try:
-        header = bytes((66, len(doses), *numbers)) + bytes(map(len, texts))  # b"B", counts, numbers, lengths
+        head = bytes(header)
     except ValueError:
         return None
     joined = "".join(texts)
-    return _sha256(header + joined.encode("utf-8", "surrogatepass")).hexdigest(), joined
+    return _sha256(head + joined.encode("utf-8", "surrogatepass")).hexdigest(), joined
 
 
 def fingerprint_and_line(values: PersonValues) -> tuple[str, str] | None:
