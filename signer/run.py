@@ -27,8 +27,8 @@ With ``jobs > 1`` step 2 runs in ``jobs`` processes: ``jobs - 1`` workers
 (``fork``), each opening the key itself (a PKCS#11 session does not survive
 fork; the PIN or passphrase is asked once, before), and this process, which
 signs a batch itself with the key it holds whenever the workers have
-:data:`QUEUED_PER_WORKER` tasks each not yet done; at most
-:data:`IN_FLIGHT` batches per process in flight; the output is the same as with one process, byte for
+:data:`QUEUED_PER_WORKER` tasks each not yet done (at most
+:data:`IN_FLIGHT` more batches in flight); the output is the same as with one process, byte for
 byte apart from the random UVCIs and signatures. A worker that cannot
 open the key, or dies, stops the run with one error line (the files
 written so far keep their manifest lines); workers ignore Ctrl-C, which
@@ -77,16 +77,19 @@ if TYPE_CHECKING:
 #: Records signed per :meth:`Hc1Issuer.issue_many` call (docs/benchmarks.md:
 #: 64-256 sign equally fast; a batch's outputs are written before the next).
 BATCH_SIZE = 256
-#: Batches in flight per worker with ``--jobs`` (signed, queued, or waiting to
-#: be written by the run's process): enough for the workers not to wait while
-#: the run's process waits for the disk (a batch run's 3 commits and a folder
-#: flush per batch; measured with others' load on the disk).
-IN_FLIGHT = 3
 #: With ``--jobs N`` the run's own process is one of the N signing processes:
 #: it signs a batch itself (between admitting and writing batches) whenever
 #: the N - 1 workers have at least this many tasks each not yet done, and
-#: hands the batch to them otherwise, so that they never wait for work.
-QUEUED_PER_WORKER = 3
+#: hands the batch to them otherwise, so that they never wait for work (with
+#: 2 a task each, a worker waited 1.7 s for work in a 20,000-record run; with
+#: 3, 0.7 s). A worker's pool holds 3 of them (one signed, two in its pipe);
+#: the 4th is one the run's process can take back and sign itself once the
+#: input is read (``_steal_last``), instead of waiting while the worker signs it.
+QUEUED_PER_WORKER = 4
+#: With ``--jobs``, batches signed by the run's process that may wait for
+#: their turn to be written (behind the workers' tasks, in input order):
+#: batches in flight are at most QUEUED_PER_WORKER x (N - 1) + IN_FLIGHT.
+IN_FLIGHT = 3
 #: Record ids become file names: keep them to a safe alphabet.
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -626,6 +629,22 @@ def _submit(pool: ProcessPoolExecutor, task: Task) -> Future[_WorkResult]:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
+def _steal_last(
+    pending: collections.deque[tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]], signer: Signer
+) -> bool:
+    """Sign here the last batch in ``pending`` that the workers have not
+    started (its task cancelled in the pool: ``cancel`` fails once the pool has
+    handed it to a worker's queue); False if there is none. At the end of the
+    input, so that the run's process does not wait while the workers sign
+    the batches queued for them."""
+    for index in range(len(pending) - 1, -1, -1):
+        batch, admitted, task = pending[index]
+        if not task.done() and task.cancel():
+            pending[index] = (batch, admitted, _sign_here(signer, task_of(admitted.ready)))
+            return True
+    return False
+
+
 def _sign_here(signer: Signer, task: Task) -> Future[_WorkResult]:
     """Step 2 of one batch in the run's own process, as a worker's :func:`_work`
     would do it, as a completed future (collected in input order with the
@@ -935,9 +954,11 @@ class SigningRun:
                     task = _submit(pool, task_of(admitted.ready))
                     queued.append(task)
                 pending.append((batch, admitted, task))
-                if len(pending) >= IN_FLIGHT * jobs:
+                if len(pending) >= enough + IN_FLIGHT:  # the workers' tasks and a few signed here
                     self._collect(pending.popleft())
-            while pending:
+            while pending:  # the input is read: the batches in flight are left
+                if not pending[0][2].done() and _steal_last(pending, here):
+                    continue  # one the workers had not started, signed here meanwhile
                 self._collect(pending.popleft())
             done = True
         except BrokenProcessPool:

@@ -127,8 +127,9 @@ def test_crash_between_a_batch_placed_and_its_written_commit(
 
     monkeypatch.setattr(run_module, "BATCH_SIZE", 4)
     # the admission that carries the first batch's step 5: the next one
-    # (--jobs 1), the one after the IN_FLIGHT x jobs batches in flight (--jobs 2)
-    call = 1 + (1 if jobs == 1 else run_module.IN_FLIGHT * jobs)
+    # (--jobs 1), the one after the batches in flight (--jobs 2: the worker's
+    # QUEUED_PER_WORKER tasks and IN_FLIGHT signed by the run's process)
+    call = 1 + (1 if jobs == 1 else run_module.QUEUED_PER_WORKER * (jobs - 1) + run_module.IN_FLIGHT)
     count = 4 * call + 2
     command = batch_command(test_pki, tmp_path, monkeypatch)
     records = many_records(count)

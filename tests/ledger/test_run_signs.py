@@ -31,13 +31,23 @@ from .test_stop import assert_completed_by_the_next_run, assert_stopped, hc1_fil
 BATCH = 8
 
 
-def slow_workers(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.05) -> list[int]:
+class Signed:
+    """The sizes of the batches the run's process signed itself, and of those
+    among them it took back from the worker's queue (signer.run._steal_last)."""
+
+    def __init__(self) -> None:
+        self.here: list[int] = []
+        self.taken: list[int] = []
+
+
+def slow_workers(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.05) -> Signed:
     """``Signer.sign`` sleeps first in the forked workers (not in this process);
-    returns the list that collects the sizes of the batches this process signs itself."""
+    returns what collects the batches this process signs itself."""
     here = os.getpid()
     real_sign = signer.run.Signer.sign
     real_here = signer.run._sign_here
-    signed_here: list[int] = []
+    real_steal = signer.run._steal_last
+    signed = Signed()
 
     def sign(self: Any, *args: Any, **kwargs: Any) -> Any:
         if os.getpid() != here:
@@ -45,12 +55,19 @@ def slow_workers(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.05) -> list
         return real_sign(self, *args, **kwargs)
 
     def sign_here(signer_: Any, task: Any) -> Any:
-        signed_here.append(len(task[0]))
+        signed.here.append(len(task[0]))
         return real_here(signer_, task)
+
+    def steal(*args: Any) -> bool:
+        taken = real_steal(*args)
+        if taken:
+            signed.taken.append(signed.here[-1])
+        return taken
 
     monkeypatch.setattr(signer.run.Signer, "sign", sign)
     monkeypatch.setattr(signer.run, "_sign_here", sign_here)
-    return signed_here
+    monkeypatch.setattr(signer.run, "_steal_last", steal)
+    return signed
 
 
 def test_the_run_and_its_worker_both_sign(
@@ -67,12 +84,12 @@ def test_the_run_and_its_worker_both_sign(
         return real_submit(pool, task)
 
     monkeypatch.setattr(signer.run, "_submit", submit)
-    signed_here = slow_workers(monkeypatch)
+    signed = slow_workers(monkeypatch)
     source = write_records(tmp_path / "in.jsonl", records)
     assert main(command(source, "--jobs", "2")) == 0
     assert capsys.readouterr().out.startswith(f"batch: {len(records)} record(s): {len(records)} issued")
-    assert signed_here and submitted  # both signed
-    assert sum(signed_here) + sum(submitted) == len(records)  # every batch once
+    assert len(signed.here) > len(signed.taken) and len(submitted) > len(signed.taken)  # both signed
+    assert sum(signed.here) + sum(submitted) - sum(signed.taken) == len(records)  # every batch once
     current = check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])
     manifest = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
     assert [e["record_id"] for e in manifest] == [r.record_id for r in records]  # input order
@@ -201,7 +218,7 @@ def test_a_token_key_signs_in_the_run_and_its_worker(
 
     monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
     monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
-    signed_here = slow_workers(monkeypatch)
+    signed = slow_workers(monkeypatch)
     records = many_records(10 * BATCH)
     source = write_records(tmp_path / "in.jsonl", records)
     out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
@@ -211,7 +228,7 @@ def test_a_token_key_signs_in_the_run_and_its_worker(
     assert main(args) == 0
     captured = capfd.readouterr()
     assert softhsm_pin_env not in captured.out + captured.err
-    assert signed_here and sum(signed_here) < len(records)  # the run and its worker both signed
+    assert signed.here and sum(signed.here) < len(records)  # the run and its worker both signed
     current = check_consistent(ledger, out, [r.record_id for r in records])
     from verifier import codec
     from verifier.crypto import verify_signature
@@ -220,3 +237,30 @@ def test_a_token_key_signs_in_the_run_and_its_worker(
     for cert in current.values():  # every signature made with the token's key, whoever made it
         sign1 = codec.decode_sign1(codec.from_qr_text((out / f"{cert.record_id}.hc1.txt").read_text()))
         assert verify_signature(public, sign1.alg, codec.sig_structure(sign1.protected_bytes, sign1.payload), sign1.signature)
+
+
+def test_the_run_signs_what_the_worker_has_not_started_at_the_end(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Once the input is read, the run's process takes back the batches queued
+    for the worker that it has not started (cancelled in the pool) and signs
+    them itself: each batch signed once, none lost."""
+    monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    records = many_records(12 * BATCH)
+    submitted: list[int] = []
+    real_submit = signer.run._submit
+
+    def submit(pool: Any, task: Any) -> Any:
+        submitted.append(len(task[0]))
+        return real_submit(pool, task)
+
+    monkeypatch.setattr(signer.run, "_submit", submit)
+    signed = slow_workers(monkeypatch, 1.0)  # the worker's queue stays full to the end
+    source = write_records(tmp_path / "in.jsonl", records)
+    assert main(command(source, "--jobs", "2")) == 0
+    assert capsys.readouterr().out.startswith(f"batch: {len(records)} record(s): {len(records)} issued")
+    assert signed.taken
+    # every batch signed once: by the worker (submitted, not taken back) or here
+    assert sum(submitted) - sum(signed.taken) + sum(signed.here) == len(records)
+    check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])
