@@ -27,8 +27,8 @@ With ``jobs > 1`` step 2 runs in ``jobs`` processes: ``jobs - 1`` workers
 (``fork``), each opening the key itself (a PKCS#11 session does not survive
 fork; the PIN or passphrase is asked once, before), and this process, which
 signs a batch itself with the key it holds whenever the workers have
-:data:`QUEUED_PER_WORKER` tasks each not yet done (at most
-:data:`IN_FLIGHT` more batches in flight); the output is the same as with one process, byte for
+:data:`TASKS_PER_WORKER` tasks each not yet done and one more held back
+for each (at most :data:`IN_FLIGHT` more batches in flight); the output is the same as with one process, byte for
 byte apart from the random UVCIs and signatures. A worker that cannot
 open the key, or dies, stops the run with one error line (the files
 written so far keep their manifest lines); workers ignore Ctrl-C, which
@@ -77,18 +77,18 @@ if TYPE_CHECKING:
 #: Records signed per :meth:`Hc1Issuer.issue_many` call (docs/benchmarks.md:
 #: 64-256 sign equally fast; a batch's outputs are written before the next).
 BATCH_SIZE = 256
-#: With ``--jobs N`` the run's own process is one of the N signing processes:
-#: it signs a batch itself (between admitting and writing batches) whenever
-#: the N - 1 workers have at least this many tasks each not yet done, and
-#: hands the batch to them otherwise, so that they never wait for work (with
-#: 2 a task each, a worker waited 1.7 s for work in a 20,000-record run; with
-#: 3, 0.7 s). A worker's pool holds 3 of them (one signed, two in its pipe);
-#: the 4th is one the run's process can take back and sign itself once the
-#: input is read (``_steal_last``), instead of waiting while the worker signs it.
-QUEUED_PER_WORKER = 4
+#: With ``--jobs N`` the run's own process is one of the N signing processes
+#: (``_Flight``): each of the N - 1 workers gets this many batches not yet
+#: done (one it signs, one waiting in its pipe: ``_process_pool``), the next
+#: N - 1 admitted are held back to refill them as soon as a task ends, and
+#: the run's process signs the others itself, between admitting and writing
+#: batches. A task in a worker's pipe is the worker's to the end: so the tail,
+#: once the input is read, is at most this many batches for a worker while
+#: the run's process signs the held ones.
+TASKS_PER_WORKER = 2
 #: With ``--jobs``, batches signed by the run's process that may wait for
 #: their turn to be written (behind the workers' tasks, in input order):
-#: batches in flight are at most QUEUED_PER_WORKER x (N - 1) + IN_FLIGHT.
+#: batches in flight are at most (TASKS_PER_WORKER + 1) x (N - 1) + IN_FLIGHT.
 IN_FLIGHT = 3
 #: Record ids become file names: keep them to a safe alphabet.
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -629,20 +629,81 @@ def _submit(pool: ProcessPoolExecutor, task: Task) -> Future[_WorkResult]:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def _steal_last(
-    pending: collections.deque[tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]], signer: Signer
-) -> bool:
-    """Sign here the last batch in ``pending`` that the workers have not
-    started (its task cancelled in the pool: ``cancel`` fails once the pool has
-    handed it to a worker's queue); False if there is none. At the end of the
-    input, so that the run's process does not wait while the workers sign
-    the batches queued for them."""
-    for index in range(len(pending) - 1, -1, -1):
-        batch, admitted, task = pending[index]
-        if not task.done() and task.cancel():
-            pending[index] = (batch, admitted, _sign_here(signer, task_of(admitted.ready)))
-            return True
-    return False
+def _process_pool(workers: int, context: Any, setup: WorkerSetup) -> ProcessPoolExecutor:
+    """The workers' pool, whose pipe to them holds ``workers`` tasks besides
+    the ones being signed (the standard library's is one longer, its
+    ``EXTRA_QUEUED_CALLS``, read when a pool is made): no more than
+    :class:`_Flight` gives them (a task in the pipe is the worker's to the
+    end); it refills the pipe as each result comes back, so a worker finds its
+    next task there."""
+    from concurrent.futures import process
+
+    extra = process.EXTRA_QUEUED_CALLS
+    setattr(process, "EXTRA_QUEUED_CALLS", 0)  # noqa: B010 (typed Final in the stubs)
+    try:
+        return ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(setup, os.getpid()))
+    finally:
+        setattr(process, "EXTRA_QUEUED_CALLS", extra)  # noqa: B010
+
+
+class _InFlight:
+    """One batch with ``--jobs`` between its step 1 and its step 3."""
+
+    __slots__ = ("admitted", "items", "task")
+
+    def __init__(self, items: list[Record | RowProblem], admitted: Admitted, task: Future[_WorkResult] | None) -> None:
+        self.items, self.admitted = items, admitted
+        #: its step 2: a worker's task or a batch signed here; None: held back (admitted, not signed yet)
+        self.task = task
+
+
+class _Flight:
+    """The batches of a ``--jobs`` run in flight, in input order, and who signs
+    them: each of the ``workers`` gets :data:`TASKS_PER_WORKER` (one it signs,
+    one waiting in its pipe, so that it never waits for work), the next
+    ``workers`` are held back to refill them as soon as a task ends
+    (:meth:`feed`), and the run's process signs the others itself, the oldest
+    first (and the held ones once the input is read). A task handed to the
+    pool stays the worker's: nothing is taken back (``Future.cancel`` on a
+    pool's task leaves it in the pool's table, and a pool that breaks later
+    then fails on it in its manager thread)."""
+
+    def __init__(self, workers: int) -> None:
+        self.pending: collections.deque[_InFlight] = collections.deque()
+        self.target = TASKS_PER_WORKER * workers
+        self.window = self.target + workers + IN_FLIGHT
+        self._fed: collections.deque[Future[_WorkResult]] = collections.deque()  # the workers' tasks, oldest first
+
+    def add(self, items: list[Record | RowProblem], admitted: Admitted) -> None:
+        if admitted.ready:
+            self.pending.append(_InFlight(items, admitted, None))
+            return
+        nothing: Future[_WorkResult] = Future()  # all refused, or skipped by the ledger: no worker needed
+        nothing.set_result([])
+        self.pending.append(_InFlight(items, admitted, nothing))
+
+    def held(self) -> int:
+        return sum(batch.task is None for batch in self.pending)
+
+    def oldest_held(self) -> _InFlight:
+        return next(batch for batch in self.pending if batch.task is None)
+
+    def feed(self, pool: ProcessPoolExecutor) -> None:
+        """Hand held-back batches, oldest first, to the workers while they have
+        fewer than :data:`TASKS_PER_WORKER` tasks each not yet done."""
+        fed = self._fed
+        while fed and fed[0].done():
+            fed.popleft()
+        for batch in self.pending:
+            if len(fed) >= self.target:
+                return
+            if batch.task is None:
+                batch.task = _submit(pool, task_of(batch.admitted.ready))
+                fed.append(batch.task)
+
+    @staticmethod
+    def sign_here(signer: Signer, batch: _InFlight) -> None:
+        batch.task = _sign_here(signer, task_of(batch.admitted.ready))
 
 
 def _sign_here(signer: Signer, task: Task) -> Future[_WorkResult]:
@@ -918,14 +979,12 @@ class SigningRun:
         jobs, setup = self.workers
         context = multiprocessing.get_context("fork")
         _key_open_lock = context.Lock()
-        pending: collections.deque[tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]]
-        pending = collections.deque()
         # this process signs too (see _sign_here), with the workers' options (their
         # staging and journal) and the key it already holds: ``jobs`` signing
         # processes are this one and jobs - 1 workers
         here = Signer(self.signer.issuer, setup.options, self.signer.pdf, self.signer.ns)
-        queued: collections.deque[Future[_WorkResult]] = collections.deque()  # the workers' tasks, oldest first
-        enough = QUEUED_PER_WORKER * (jobs - 1)
+        workers = jobs - 1
+        flight = _Flight(workers)
         done = False
         try:
             # the workers are forked from this process: what it holds so far (the
@@ -936,30 +995,24 @@ class SigningRun:
             # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies
             # (killed, crashed key module) breaks the pool and the run stops with
             # an error; Pool would start a new worker and wait for the lost batch forever.
-            pool = ProcessPoolExecutor(
-                jobs - 1, mp_context=context, initializer=_start_worker, initargs=(setup, os.getpid())
-            )
+            pool = _process_pool(workers, context, setup)
             self._pool = pool
             for batch in batches:
                 admitted = self._admit(batch)
-                task: Future[_WorkResult]
-                while queued and queued[0].done():
-                    queued.popleft()
-                if not admitted.ready:  # nothing to sign (all refused, or skipped by the ledger): no worker needed
-                    task = Future()
-                    task.set_result([])
-                elif len(queued) >= enough:  # the workers have work enough: signed here meanwhile
-                    task = _sign_here(here, task_of(admitted.ready))
-                else:
-                    task = _submit(pool, task_of(admitted.ready))
-                    queued.append(task)
-                pending.append((batch, admitted, task))
-                if len(pending) >= enough + IN_FLIGHT:  # the workers' tasks and a few signed here
-                    self._collect(pending.popleft())
-            while pending:  # the input is read: the batches in flight are left
-                if not pending[0][2].done() and _steal_last(pending, here):
-                    continue  # one the workers had not started, signed here meanwhile
-                self._collect(pending.popleft())
+                flight.add(batch, admitted)
+                flight.feed(pool)
+                if flight.held() > workers:  # the workers have enough: the oldest held back is signed here
+                    flight.sign_here(here, flight.oldest_held())
+                    flight.feed(pool)
+                if len(flight.pending) >= flight.window:
+                    self._collect_next(flight, here)
+            while flight.pending:  # the input is read: the batches in flight are left
+                flight.feed(pool)
+                head = flight.pending[0]
+                if head.task is not None and not head.task.done() and flight.held():
+                    flight.sign_here(here, flight.oldest_held())  # rather than wait for the workers
+                    continue
+                self._collect_next(flight, here)
             done = True
         except BrokenProcessPool:
             raise ConfigError(_BROKEN) from None
@@ -972,6 +1025,15 @@ class SigningRun:
                 elif self._pool is not None:  # an error or Ctrl-C: stop the batches in flight now
                     _abort_and_shutdown(pool)
                 self._pool = None
+
+    def _collect_next(self, flight: _Flight, here: Signer) -> None:
+        """Step 3 of the oldest batch in flight (signed here first if it was held back)."""
+        head = flight.pending[0]
+        if head.task is None:
+            flight.sign_here(here, head)
+        flight.pending.popleft()
+        assert head.task is not None
+        self._collect((head.items, head.admitted, head.task))
 
     def _collect(self, item: tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]) -> None:
         batch, admitted, task = item

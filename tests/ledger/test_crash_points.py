@@ -128,8 +128,8 @@ def test_crash_between_a_batch_placed_and_its_written_commit(
     monkeypatch.setattr(run_module, "BATCH_SIZE", 4)
     # the admission that carries the first batch's step 5: the next one
     # (--jobs 1), the one after the batches in flight (--jobs 2: the worker's
-    # QUEUED_PER_WORKER tasks and IN_FLIGHT signed by the run's process)
-    call = 1 + (1 if jobs == 1 else run_module.QUEUED_PER_WORKER * (jobs - 1) + run_module.IN_FLIGHT)
+    # TASKS_PER_WORKER tasks and one held back for it, IN_FLIGHT signed by the run's process)
+    call = 1 + (1 if jobs == 1 else (run_module.TASKS_PER_WORKER + 1) * (jobs - 1) + run_module.IN_FLIGHT)
     count = 4 * call + 2
     command = batch_command(test_pki, tmp_path, monkeypatch)
     records = many_records(count)

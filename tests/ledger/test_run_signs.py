@@ -31,23 +31,13 @@ from .test_stop import assert_completed_by_the_next_run, assert_stopped, hc1_fil
 BATCH = 8
 
 
-class Signed:
-    """The sizes of the batches the run's process signed itself, and of those
-    among them it took back from the worker's queue (signer.run._steal_last)."""
-
-    def __init__(self) -> None:
-        self.here: list[int] = []
-        self.taken: list[int] = []
-
-
-def slow_workers(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.05) -> Signed:
+def slow_workers(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.05) -> list[int]:
     """``Signer.sign`` sleeps first in the forked workers (not in this process);
-    returns what collects the batches this process signs itself."""
+    returns the list that collects the sizes of the batches this process signs itself."""
     here = os.getpid()
     real_sign = signer.run.Signer.sign
     real_here = signer.run._sign_here
-    real_steal = signer.run._steal_last
-    signed = Signed()
+    signed_here: list[int] = []
 
     def sign(self: Any, *args: Any, **kwargs: Any) -> Any:
         if os.getpid() != here:
@@ -55,19 +45,12 @@ def slow_workers(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.05) -> Sign
         return real_sign(self, *args, **kwargs)
 
     def sign_here(signer_: Any, task: Any) -> Any:
-        signed.here.append(len(task[0]))
+        signed_here.append(len(task[0]))
         return real_here(signer_, task)
-
-    def steal(*args: Any) -> bool:
-        taken = real_steal(*args)
-        if taken:
-            signed.taken.append(signed.here[-1])
-        return taken
 
     monkeypatch.setattr(signer.run.Signer, "sign", sign)
     monkeypatch.setattr(signer.run, "_sign_here", sign_here)
-    monkeypatch.setattr(signer.run, "_steal_last", steal)
-    return signed
+    return signed_here
 
 
 def test_the_run_and_its_worker_both_sign(
@@ -84,12 +67,12 @@ def test_the_run_and_its_worker_both_sign(
         return real_submit(pool, task)
 
     monkeypatch.setattr(signer.run, "_submit", submit)
-    signed = slow_workers(monkeypatch)
+    signed_here = slow_workers(monkeypatch)
     source = write_records(tmp_path / "in.jsonl", records)
     assert main(command(source, "--jobs", "2")) == 0
     assert capsys.readouterr().out.startswith(f"batch: {len(records)} record(s): {len(records)} issued")
-    assert len(signed.here) > len(signed.taken) and len(submitted) > len(signed.taken)  # both signed
-    assert sum(signed.here) + sum(submitted) - sum(signed.taken) == len(records)  # every batch once
+    assert signed_here and submitted  # both signed
+    assert sum(signed_here) + sum(submitted) == len(records)  # every batch once
     current = check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])
     manifest = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
     assert [e["record_id"] for e in manifest] == [r.record_id for r in records]  # input order
@@ -218,7 +201,7 @@ def test_a_token_key_signs_in_the_run_and_its_worker(
 
     monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
     monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
-    signed = slow_workers(monkeypatch)
+    signed_here = slow_workers(monkeypatch)
     records = many_records(10 * BATCH)
     source = write_records(tmp_path / "in.jsonl", records)
     out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
@@ -228,7 +211,7 @@ def test_a_token_key_signs_in_the_run_and_its_worker(
     assert main(args) == 0
     captured = capfd.readouterr()
     assert softhsm_pin_env not in captured.out + captured.err
-    assert signed.here and sum(signed.here) < len(records)  # the run and its worker both signed
+    assert signed_here and sum(signed_here) < len(records)  # the run and its worker both signed
     current = check_consistent(ledger, out, [r.record_id for r in records])
     from verifier import codec
     from verifier.crypto import verify_signature
@@ -239,28 +222,48 @@ def test_a_token_key_signs_in_the_run_and_its_worker(
         assert verify_signature(public, sign1.alg, codec.sig_structure(sign1.protected_bytes, sign1.payload), sign1.signature)
 
 
-def test_the_run_signs_what_the_worker_has_not_started_at_the_end(
+def test_the_worker_gets_two_tasks_at_most_and_the_run_signs_the_rest(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Once the input is read, the run's process takes back the batches queued
-    for the worker that it has not started (cancelled in the pool) and signs
-    them itself: each batch signed once, none lost."""
+    """The worker never has more than TASKS_PER_WORKER batches not yet done
+    (so at the end of the input it has at most that many left while the run's
+    process signs the rest); every batch is signed once, by one of the two."""
     monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
     command = batch_command(test_pki, tmp_path, monkeypatch)
     records = many_records(12 * BATCH)
-    submitted: list[int] = []
+    tasks: list[Any] = []
+    outstanding: list[int] = []  # the worker's tasks not yet done, at each new one
     real_submit = signer.run._submit
 
     def submit(pool: Any, task: Any) -> Any:
-        submitted.append(len(task[0]))
-        return real_submit(pool, task)
+        outstanding.append(sum(not t.done() for t in tasks))
+        tasks.append(real_submit(pool, task))
+        return tasks[-1]
 
     monkeypatch.setattr(signer.run, "_submit", submit)
-    signed = slow_workers(monkeypatch, 1.0)  # the worker's queue stays full to the end
+    signed_here = slow_workers(monkeypatch, 0.5)
     source = write_records(tmp_path / "in.jsonl", records)
     assert main(command(source, "--jobs", "2")) == 0
     assert capsys.readouterr().out.startswith(f"batch: {len(records)} record(s): {len(records)} issued")
-    assert signed.taken
-    # every batch signed once: by the worker (submitted, not taken back) or here
-    assert sum(submitted) - sum(signed.taken) + sum(signed.here) == len(records)
+    assert max(outstanding) < signer.run.TASKS_PER_WORKER
+    assert signed_here and len(tasks) < len(records) // BATCH  # both signed
+    assert len(tasks) * BATCH + sum(signed_here) == len(records)
     check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])
+
+
+def test_the_pipe_to_the_workers_holds_one_task_each() -> None:
+    """A task in the pool's pipe is the worker's to the end: one each (the
+    standard library's default is one more per pool); other pools keep the default."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, process
+
+    default = process.EXTRA_QUEUED_CALLS
+    pool = signer.run._process_pool(2, multiprocessing.get_context("fork"), None)  # type: ignore[arg-type]  # no worker started
+    other = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
+    try:
+        assert pool._call_queue._maxsize == 2  # type: ignore[attr-defined]
+        assert other._call_queue._maxsize == 2 + default  # type: ignore[attr-defined]
+        assert default == process.EXTRA_QUEUED_CALLS
+    finally:
+        pool.shutdown()
+        other.shutdown()
