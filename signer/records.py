@@ -1273,23 +1273,47 @@ def _row_key(line: str | None, header: Header) -> tuple[str, ...] | None:
 
 
 def _align_cuts(p: Path, cuts: list[tuple[int, int]], header: Header) -> list[tuple[int, int]]:
-    """Move each cut after the dose rows that continue the person of the row before it."""
+    """Move each cut after the dose rows that continue the person of the row before it.
+
+    Rows, not lines: a quoted value may hold line ends, so a row is its first line and the next ones up to the
+    first that leaves an even number of quotes (a cut falls where the quotes before it are even in number). The
+    row before the cut (:func:`_row_before`) starts at the last line start before it with an even number of quotes
+    between them. Lines moved over are counted for the line number of the next range.
+    """
     out = [cuts[0]]
     with p.open("rb") as fh:
         for offset, line in cuts[1:]:
-            fh.seek(max(0, offset - (64 << 10)))
-            before = fh.read(offset - max(0, offset - (64 << 10)))
-            prev_start = before.rfind(b"\n", 0, len(before) - 1) + 1
-            key = _row_key(before[prev_start:].decode("utf-8", "surrogateescape"), header)
+            start = max(0, offset - (64 << 10))
+            fh.seek(start)
+            key = _row_key(_row_before(fh.read(offset - start), at_file_start=start == 0), header)
             if key is not None:
-                for text in _range_lines(fh, offset, None):
+                lines = _range_lines(fh, offset, None)
+                for text in lines:
+                    n = 1
+                    while text is not None and text.count('"') % 2:  # a quoted value goes on in the next line
+                        more = next(lines, None)
+                        text = None if more is None else text + more
+                        n += 1
                     if text is None or _row_key(text, header) != key:
                         break
                     offset += len(text.encode("utf-8", "surrogateescape"))
-                    line += 1
+                    line += n
             if offset > out[-1][0] and offset < p.stat().st_size:
                 out.append((offset, line))
     return out
+
+
+def _row_before(before: bytes, *, at_file_start: bool) -> str | None:
+    """The text of the last row of ``before`` (bytes that end where a row starts), None when it does not start
+    within them (``at_file_start``: their first byte starts a line)."""
+    pos = before.rfind(b"\n", 0, len(before) - 1) + 1
+    while before.count(b'"', pos) % 2:  # inside a quoted value: the row started on an earlier line
+        if pos == 0:
+            return None
+        pos = before.rfind(b"\n", 0, pos - 1) + 1
+    if pos == 0 and not at_file_start:
+        return None
+    return before[pos:].decode("utf-8", "surrogateescape")
 
 
 def _range_lines(fh: BinaryIO, start: int, end: int | None, undecoded: list[int] | None = None,

@@ -125,11 +125,51 @@ def test_plain_lines_read_as_every_row_tested(tmp_path: Path, shape: str) -> Non
         assert len(whole) > 50
         assert list(read_records_range(path, 0, None, 1, warn=False)) == whole
         for parts in (2, 3, 5):
-            for r in split_for_parallel(path, parts):
+            ranges = split_for_parallel(path, parts)
+            for r in ranges:
                 assert list(read_records_range(path, *r, warn=False)) == every_row_tested(path, *r), (parts, r)
+            # the ranges together read as the whole file (a cut never falls inside a row spanning lines); by line:
+            # a row problem passes a person's group still open, which a range's end closes first
+            joined = itertools.chain.from_iterable(every_row_tested(path, *r) for r in ranges)
+            assert sorted(joined, key=_by_line) == sorted(whole, key=_by_line), parts
         flag = [False]
         seen = 0
         for line in _range_lines(io.BytesIO(path.read_bytes()), 0, None, None, flag):
             assert line is not None and flag[0] == _plain(line), line
             seen += 1
         assert seen >= 300
+
+
+def _by_line(item: Any) -> tuple[int, str]:
+    return item.line, type(item).__name__
+
+
+def test_a_cut_moves_past_a_persons_row_that_spans_lines(tmp_path: Path) -> None:
+    """The middle cut falls right before a person's second dose row, whose quoted lot holds a line end: the cut
+    moves past that whole row (both its lines), not into it, so the two ranges read what the whole file reads
+    and the person stays one record with both doses."""
+    from signer.records import RowProblem
+
+    head = "record_id,citizen_id,full_name,dob,sex,nationality,dose_date,vaccine_product,lot,dose_number,series_total\n"
+
+    def row(k: int, lot: str = "L1", dose: int = 1) -> str:
+        return f"R{k:05d},{1085000000 + k:012d},Nguyễn Văn An,1985-01-01,M,VN,2021-0{dose}-01,Pfizer,{lot},{dose},2\n"
+
+    person = [row(5000), row(5000, '"x\r\ny"', 2)]  # the second row: two lines
+    for after in range(60, 140):
+        text = head + "".join(row(k) for k in range(100)) + "".join(person) + "".join(row(k) for k in range(6000, 6000 + after))
+        path = tmp_path / "r.csv"
+        path.write_bytes(text.encode())
+        raw = split_for_parallel(path, 2, group_rows=False)
+        if raw[1][0] == len((head + "".join(row(k) for k in range(100)) + person[0]).encode()):
+            break  # the raw cut: the start of the person's two-line row
+    else:
+        raise AssertionError("no file with the cut before the two-line row")
+    ranges = split_for_parallel(path, 2)
+    assert ranges[1][0] == len((head + "".join(row(k) for k in range(100)) + "".join(person)).encode())
+    assert ranges[1][2] == 2 + 100 + 3  # header, 100 rows, the person's three lines
+    whole = list(read_records(path))
+    got = list(itertools.chain.from_iterable(read_records_range(path, *r) for r in ranges))
+    assert got == whole and not any(isinstance(x, RowProblem) for x in got)
+    [one] = [x for x in got if x.record_id == "R05000"]
+    assert len(one.doses) == 2 and one.doses[1].lot == "x\r\ny"
