@@ -173,6 +173,10 @@ class Signer:
         self.issuer, self.options, self.pdf = issuer, options, pdf
         #: the command's arguments it was built from (signer.batch_adopt.settings_tag)
         self.ns = ns
+        #: called after every :data:`JOURNAL_EVERY` records made (the run's own
+        #: process with ``--jobs``: it hands held-back batches to the workers
+        #: whose task ended meanwhile, rather than after the whole batch)
+        self.between: Callable[[], None] | None = None
 
     def sign(
         self,
@@ -216,7 +220,10 @@ class Signer:
         results: list[Outputs | str],
     ) -> None:
         opts = self.options
+        between = self.between
         for index, (record, issued) in enumerate(zip(records, issued_all, strict=True)):
+            if between is not None and index % JOURNAL_EVERY == JOURNAL_EVERY - 1:
+                between()
             if isinstance(issued, InputError):
                 results.append(str(issued))
                 continue
@@ -703,6 +710,9 @@ class _Flight:
 
     @staticmethod
     def sign_here(signer: Signer, batch: _InFlight) -> None:
+        # no longer held back first: :meth:`feed`, called while it is signed
+        # (Signer.between), must not hand it to a worker as well
+        batch.task = Future()
         batch.task = _sign_here(signer, task_of(batch.admitted.ready))
 
 
@@ -997,6 +1007,7 @@ class SigningRun:
             # an error; Pool would start a new worker and wait for the lost batch forever.
             pool = _process_pool(workers, context, setup)
             self._pool = pool
+            here.between = lambda: flight.feed(pool)  # while this process signs a batch
             for batch in batches:
                 admitted = self._admit(batch)
                 flight.add(batch, admitted)

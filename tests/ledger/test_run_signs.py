@@ -267,3 +267,46 @@ def test_the_pipe_to_the_workers_holds_one_task_each() -> None:
     finally:
         pool.shutdown()
         other.shutdown()
+
+
+def test_the_worker_is_fed_while_the_run_signs_a_batch(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run's process hands a held-back batch to the worker in the middle
+    of signing one itself (every JOURNAL_EVERY records), not only between
+    batches: a worker whose tasks end meanwhile does not wait for work."""
+    monkeypatch.setattr(signer.run, "BATCH_SIZE", 2 * signer.run.JOURNAL_EVERY)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    records = many_records(12 * 2 * signer.run.JOURNAL_EVERY)
+    here, inside, during = os.getpid(), [False], []
+    real_check, real_here, real_submit = signer.run.self_check, signer.run._sign_here, signer.run._submit
+
+    def slow_check(*args: Any) -> Any:  # this process signs slowly, the worker fast
+        if os.getpid() == here:
+            time.sleep(0.005)
+        return real_check(*args)
+
+    sizes: list[int] = []  # of the batches signed, here or by the worker
+
+    def sign_here(signer_: Any, task: Any) -> Any:
+        sizes.append(len(task[0]))
+        inside[0] = True
+        try:
+            return real_here(signer_, task)
+        finally:
+            inside[0] = False
+
+    def submit(pool: Any, task: Any) -> Any:
+        sizes.append(len(task[0]))
+        during.append(inside[0])
+        return real_submit(pool, task)
+
+    monkeypatch.setattr(signer.run, "self_check", slow_check)
+    monkeypatch.setattr(signer.run, "_sign_here", sign_here)
+    monkeypatch.setattr(signer.run, "_submit", submit)
+    source = write_records(tmp_path / "in.jsonl", records)
+    assert main(command(source, "--jobs", "2")) == 0
+    assert capsys.readouterr().out.startswith(f"batch: {len(records)} record(s): {len(records)} issued")
+    assert any(during)  # handed over while this process was signing a batch
+    assert sum(sizes) == len(records)  # each batch once: not the one being signed here
+    check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])
