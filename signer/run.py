@@ -177,6 +177,12 @@ class Signer:
         #: process with ``--jobs``: it hands held-back batches to the workers
         #: whose task ended meanwhile, rather than after the whole batch)
         self.between: Callable[[], None] | None = None
+        #: With :attr:`Options.stage`: :meth:`sign` does not wait for its staged
+        #: files' flushes but leaves their :class:`Stager` in :attr:`unflushed`,
+        #: whose ``flushed()`` the caller calls before it renames them (the run's
+        #: own process with ``--jobs``: it writes the batch later, in input order)
+        self.flush_later = False
+        self.unflushed: Stager | None = None
 
     def sign(
         self,
@@ -201,13 +207,17 @@ class Signer:
         issued_all = self._issue(records, uvcis, times)
         stager = None
         if opts.stage is not None:
-            stager = Stager(Path(opts.stage), opts.journal_tag, opts.journal_key, results)
+            stager = Stager(Path(opts.stage), opts.journal_tag, opts.journal_key, results, later=self.flush_later)
+        made = False
         try:
             self._make(records, issued_all, record_hashes, stager, results)
             if stager is not None:
                 stager.finish()
+            made = True
         finally:
-            if stager is not None:
+            if stager is not None and made and stager.later:
+                self.unflushed = stager
+            elif stager is not None:
                 stager.close()
         return results
 
@@ -329,6 +339,20 @@ class Flushes:
     def add(self, fd: int) -> None:
         self._futures.append(self._pool.submit(self._flush_and_close, fd))
 
+    def add_path(self, path: str) -> None:
+        """Flush the file at ``path``, written and closed already (by this
+        process, and never flushed before: a write-back error since is
+        reported to the descriptor the thread opens)."""
+        self._futures.append(self._pool.submit(self._flush_path, path))
+
+    def _flush_path(self, path: str) -> None:
+        try:
+            _sync_path(path)
+        except OSError:
+            if self._on_error is not None:
+                self._on_error()
+            raise
+
     def _flush_and_close(self, fd: int) -> None:
         try:
             os.fdatasync(fd)
@@ -432,8 +456,14 @@ class Stager:
     file's flush fails, the journal is removed at once (:meth:`_drop_journal`).
     """
 
-    def __init__(self, root: Path, tag: str, key: bytes = b"", results: list[Outputs | str] | None = None) -> None:
+    def __init__(
+        self, root: Path, tag: str, key: bytes = b"", results: list[Outputs | str] | None = None, *, later: bool = False
+    ) -> None:
         self.root, self.tag, self._key = root, tag, key
+        #: each file closed once written and flushed by path (no descriptor held,
+        #: so no wait for room), and :meth:`finish` does not wait for the flushes:
+        #: :meth:`flushed` does (the run's own process: the batch's step 3 comes later)
+        self.later = later
         self.results: list[Outputs | str] = [] if results is None else results
         self.folder: Path | None = None
         self._journal: int | None = None
@@ -471,11 +501,21 @@ class Stager:
             results, line_of = self.results, self._line_of
             lines = []
             handles: list[int] = []  # written, handed to the flush threads after the group
+            paths: list[str] = []  # (later) written and closed, flushed by path after the group
             try:
                 for index, result, record_hash in group:
                     staged = {}
                     for name, data in result.files.items():
                         path = prefix + name
+                        if self.later:
+                            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                            try:
+                                write_all(fd, data)
+                            finally:
+                                os.close(fd)
+                            paths.append(path)
+                            staged[name] = (path, len(data))
+                            continue
                         flushes.room()  # at most MAX_UNFLUSHED files open
                         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                         handles.append(fd)
@@ -498,6 +538,8 @@ class Stager:
             # (threads woken between the writes; 2 files per record, measured)
             for fd in handles:
                 flushes.add(fd)
+            for path in paths:
+                flushes.add_path(path)
         except OSError as err:
             raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None
 
@@ -516,8 +558,20 @@ class Stager:
             os.unlink(self.folder / JOURNAL)
 
     def finish(self) -> None:
-        """Write the last group, wait until every file is flushed to disk. Raises :class:`ConfigError`."""
+        """Write the last group, wait until every file is flushed to disk (not
+        with :attr:`later`: :meth:`flushed` does). Raises :class:`ConfigError`."""
         self._write_group()
+        if not self.later:
+            self._check()
+
+    def flushed(self) -> None:
+        """Wait until every file is flushed, then :meth:`close`. Raises :class:`ConfigError`."""
+        try:
+            self._check()
+        finally:
+            self.close()
+
+    def _check(self) -> None:
         try:
             if self._flushes is not None:
                 self._flushes.check()
@@ -656,12 +710,14 @@ def _process_pool(workers: int, context: Any, setup: WorkerSetup) -> ProcessPool
 class _InFlight:
     """One batch with ``--jobs`` between its step 1 and its step 3."""
 
-    __slots__ = ("admitted", "items", "task")
+    __slots__ = ("admitted", "items", "task", "unflushed")
 
     def __init__(self, items: list[Record | RowProblem], admitted: Admitted, task: Future[_WorkResult] | None) -> None:
         self.items, self.admitted = items, admitted
         #: its step 2: a worker's task or a batch signed here; None: held back (admitted, not signed yet)
         self.task = task
+        #: signed here: its staged files, whose flushes step 3 waits for (Signer.flush_later)
+        self.unflushed: Stager | None = None
 
 
 class _Flight:
@@ -714,6 +770,7 @@ class _Flight:
         # (Signer.between), must not hand it to a worker as well
         batch.task = Future()
         batch.task = _sign_here(signer, task_of(batch.admitted.ready))
+        batch.unflushed, signer.unflushed = signer.unflushed, None
 
 
 def _sign_here(signer: Signer, task: Task) -> Future[_WorkResult]:
@@ -993,6 +1050,7 @@ class SigningRun:
         # staging and journal) and the key it already holds: ``jobs`` signing
         # processes are this one and jobs - 1 workers
         here = Signer(self.signer.issuer, setup.options, self.signer.pdf, self.signer.ns)
+        here.flush_later = True
         workers = jobs - 1
         flight = _Flight(workers)
         done = False
@@ -1030,6 +1088,10 @@ class SigningRun:
         finally:
             try:  # first: neither a pool that could not be made nor an error or Ctrl-C in its shutdown leaves it frozen
                 gc.unfreeze()
+                for left in flight.pending:  # a run that stops: the files staged here stay for the next run
+                    if left.unflushed is not None:
+                        with contextlib.suppress(Exception):
+                            left.unflushed.close()
             finally:
                 if self._pool is not None and done:
                     pool.shutdown(wait=True, cancel_futures=True)
@@ -1044,6 +1106,9 @@ class SigningRun:
             flight.sign_here(here, head)
         flight.pending.popleft()
         assert head.task is not None
+        if head.unflushed is not None:  # signed here: its files on disk before they are renamed
+            unflushed, head.unflushed = head.unflushed, None
+            unflushed.flushed()
         self._collect((head.items, head.admitted, head.task))
 
     def _collect(self, item: tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]) -> None:

@@ -310,3 +310,42 @@ def test_the_worker_is_fed_while_the_run_signs_a_batch(
     assert any(during)  # handed over while this process was signing a batch
     assert sum(sizes) == len(records)  # each batch once: not the one being signed here
     check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])
+
+
+def test_a_failed_flush_of_a_file_the_run_staged_itself(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run's own process does not wait for its staged files' flushes when
+    it has signed a batch (Stager.later: that batch's step 3 waits for them,
+    and the flush failing drops the folder's journal at once, as in a worker).
+    A flush that fails (EIO) stops the run at that batch's step 3 with one
+    line, nothing of it placed; the same command then completes."""
+    import errno
+
+    monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    records = many_records(12 * BATCH)
+    source = write_records(tmp_path / "in.jsonl", records)
+    args = command(source, "--jobs", "2")
+    out = tmp_path / "out"
+    here = os.getpid()
+    real_sync = os.fdatasync
+
+    def failing(fd: int) -> None:  # the run's own first staged PNG only
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if os.getpid() == here and f"/w{here}-" in name and name.endswith(".png") and not failed:
+            failed.append(name)
+            raise OSError(errno.EIO, "Input/output error")
+        real_sync(fd)
+
+    failed: list[str] = []
+    slow_workers(monkeypatch, 0.2)
+    monkeypatch.setattr(os, "fdatasync", failing)
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write into") and "Input/output error" in err
+    staged_name = Path(failed[0]).name
+    assert not (out / staged_name).exists()  # its batch not placed
+    assert main(args) == 0
+    check_consistent(str(tmp_path / "ledger.sqlite"), out, [r.record_id for r in records])
