@@ -24,10 +24,14 @@
 
 Outputs in ``out_dir`` (each written under a temp name, then renamed):
 ``verified.jsonl`` (every verified record, ``verified`` stamped),
-``verified-new.jsonl`` (those not verified by an earlier run: what the
-signer still has to sign), ``reconciliation/<province>/<commune>.csv|.xlsx``,
-``reconciliation/_unreadable-rows.csv``, ``summary.json``. In a first run (the
-results store empty when the run opened it) every verified line is new: the
+``verified-new.jsonl`` (those not verified by an earlier delivered run: what
+the signer still has to sign), ``reconciliation/<province>/<commune>.csv|.xlsx``,
+``reconciliation/_unreadable-rows.csv``, ``summary.json``. Once they are all in
+place the run is marked delivered in the results store
+(:func:`.store.mark_delivered`); the next run deletes the verdicts of a run
+never marked (killed or failed: its records reached no ``verified-new.jsonl``),
+so that they are new to it. In a first run (the results store empty when the
+run opened it, such verdicts deleted) every verified line is new: the
 workers write only the verified part and ``verified-new.jsonl`` is made a hard
 link of ``verified.jsonl`` (a kernel copy where links fail). That is safe because
 both names are always replaced by the next run (new files renamed over them),
@@ -93,7 +97,7 @@ from .outputs import Summary, write_reconciliation
 from .private import make_private_dir, open_private
 from .registry import IndexInfo, Registry, open_registry
 from .scratch import Scratch
-from .store import ResultStore, merge_staged
+from .store import ResultStore, mark_delivered, merge_staged
 from .tables import Tables, load_tables
 from .text import name_fold
 
@@ -733,4 +737,5 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
     with open_private(tmp_summary, "w", encoding="utf-8") as fh:
         fh.write(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
     os.replace(tmp_summary, summary_path)
+    mark_delivered(store_path, run)  # the outputs are in place: this run's verdicts are a delivered run's
     return result

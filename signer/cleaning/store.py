@@ -22,6 +22,14 @@ ID) is not an earlier verdict, and reading it would make the result depend on
 which worker ran first. So a worker opened with ``staging`` reads the shared
 store but writes its rows to its own staging file, and :func:`merge_staged`
 applies the staging files in range order after the workers are done.
+
+A run's verdicts are stored while it runs (each chunk's, or each worker's
+part), before its outputs are written; :func:`mark_delivered` marks the run
+once they are in place (table ``run``, column ``delivered``). The verdicts of
+a run never marked (killed, or failed) describe records whose lines reached no
+``verified-new.jsonl``: the next run deletes them when it opens the store (see
+:class:`ResultStore`), so that those records are new to it, as they are to
+the signer. A store from before the mark: its runs are taken as delivered.
 """
 
 from __future__ import annotations
@@ -100,7 +108,7 @@ class ResultStore:
                 CREATE TABLE IF NOT EXISTS result(
                     record_id TEXT PRIMARY KEY, fingerprint TEXT, context TEXT, run INTEGER,
                     codes TEXT, fields TEXT, suggestion TEXT, line INTEGER, registry_name TEXT) WITHOUT ROWID;
-                CREATE TABLE IF NOT EXISTS run(id INTEGER PRIMARY KEY, at TEXT);
+                CREATE TABLE IF NOT EXISTS run(id INTEGER PRIMARY KEY, at TEXT, delivered TEXT);
                 """
             )
             columns = {r[1] for r in self._conn.execute("PRAGMA table_info(result)")}
@@ -108,11 +116,10 @@ class ResultStore:
                 self._conn.execute("ALTER TABLE result ADD COLUMN line INTEGER DEFAULT 0")
             if "registry_name" not in columns:  # a store from before the soft name verdicts
                 self._conn.execute("ALTER TABLE result ADD COLUMN registry_name TEXT DEFAULT ''")
+            if "delivered" not in {r[1] for r in self._conn.execute("PRAGMA table_info(run)")}:
+                self._add_delivered()
             if run is None:
-                self._conn.execute("BEGIN IMMEDIATE")
-                cur = self._conn.execute("INSERT INTO run(at) VALUES (datetime('now'))")
-                run = int(cur.lastrowid or 0)
-                self._conn.execute("COMMIT")
+                run = self._new_run()
             self.run = run
             #: No verdict in the store when this run (worker) opened it: :meth:`get` finds none then (a record ID
             #: is put once per run, and rows of this run are never looked up: a record ID met again is a duplicate).
@@ -125,6 +132,43 @@ class ResultStore:
         except sqlite3.Error as err:
             raise ConfigError(f"results store {self.path}: {err}") from None
         self._pending: list[tuple[str, ...] | tuple[object, ...]] = []
+
+    def _add_delivered(self) -> None:
+        """A store from before the delivery mark: add the column, every run in it delivered (one transaction:
+        a run killed in between must not leave them undelivered, which would drop their verdicts)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            if "delivered" not in {r[1] for r in self._conn.execute("PRAGMA table_info(run)")}:  # (another did)
+                self._conn.execute("ALTER TABLE run ADD COLUMN delivered TEXT")
+                self._conn.execute("UPDATE run SET delivered = coalesce(at, datetime('now'))")
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def _new_run(self) -> int:
+        """Number a new run, and delete the verdicts of every earlier run never marked delivered (killed or
+        failed: no ``verified-new.jsonl`` of theirs holds the records they verified), with their run rows.
+
+        Those verdicts may have replaced a delivered run's: the records are then new to this run whatever they
+        were before (they may be delivered twice, never not at all). Usually there is none: one query of the
+        small run table.
+        """
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self._conn.execute("INSERT INTO run(at) VALUES (datetime('now'))")
+            run = int(cur.lastrowid or 0)
+            undelivered = [r[0] for r in self._conn.execute(
+                "SELECT id FROM run WHERE delivered IS NULL AND id < ?", (run,))]  # fmt: skip
+            if undelivered:
+                marks = ",".join("?" * len(undelivered))
+                self._conn.execute(f"DELETE FROM result WHERE run IN ({marks})", undelivered)
+                self._conn.execute(f"DELETE FROM run WHERE id IN ({marks})", undelivered)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        return run
 
     def get(self, ids: Sequence[str]) -> dict[str, Stored]:
         """The stored verdicts of these record IDs (none when the store was empty at open, see ``empty``)."""
@@ -223,6 +267,19 @@ def merge_staged(path: str | Path, staged: Sequence[Path], context: str, run: in
                 )  # fmt: skip
                 conn.execute("COMMIT")
                 conn.execute("DETACH DATABASE staged")
+        finally:
+            conn.close()
+    except sqlite3.Error as err:
+        raise ConfigError(f"results store {path}: {err}") from None
+
+
+def mark_delivered(path: str | Path, run: int) -> None:
+    """Mark ``run`` delivered: its outputs are in place (call it after the last one is renamed into place).
+    Its verdicts are then an earlier run's to the next runs; until then, the next run deletes them."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=120)
+        try:
+            conn.execute("UPDATE run SET delivered = datetime('now') WHERE id = ?", (run,))
         finally:
             conn.close()
     except sqlite3.Error as err:

@@ -18,7 +18,7 @@ import pytest
 
 import signer.cleaning.run as run_mod
 from signer.cleaning.run import CheckOptions, run_checks
-from signer.cleaning.store import ResultStore, merge_staged
+from signer.cleaning.store import ResultStore, mark_delivered, merge_staged
 from tests.cleaning.conftest import NOW, Checked
 from tests.cleaning.test_pipeline import _rows
 
@@ -102,6 +102,7 @@ def test_staged_rows_stay_out_of_the_store_until_merged_in_range_order(tmp_path:
     main = ResultStore(path, context="c")
     main.put("A", "fp-old", (), (), "", 1)
     main.close()
+    mark_delivered(path, main.run)  # (an earlier run's verdict: not one of a run killed before its outputs)
     run = ResultStore(path, context="c").run
     later = ResultStore(path, context="c", run=run, staging=tmp_path / "p1.sqlite")
     earlier = ResultStore(path, context="c", run=run, staging=tmp_path / "p0.sqlite")
