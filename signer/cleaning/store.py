@@ -89,7 +89,8 @@ class Stored:
 class ResultStore:
     def __init__(self, path: str | Path, *, context: str, run: int | None = None, staging: Path | None = None,
                  fresh_staging: bool = True):  # fmt: skip
-        """Open (or create) the store; a new run number unless ``run`` is given (workers).
+        """Open (or create) the store; a new run number unless ``run`` is given (workers), the verdicts of runs
+        never marked delivered deleted (:meth:`_new_run`).
 
         With ``staging`` (a worker of a run with several), :meth:`flush` writes
         to that file instead of the store, see :func:`merge_staged`: a new file,
@@ -143,7 +144,8 @@ class ResultStore:
                 self._conn.execute("UPDATE run SET delivered = coalesce(at, datetime('now'))")
             self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            if self._conn.in_transaction:  # (SQLite may have rolled it back itself)
+                self._conn.execute("ROLLBACK")
             raise
 
     def _new_run(self) -> int:
@@ -166,7 +168,8 @@ class ResultStore:
                 self._conn.execute(f"DELETE FROM run WHERE id IN ({marks})", undelivered)
             self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            if self._conn.in_transaction:  # (SQLite may have rolled it back itself)
+                self._conn.execute("ROLLBACK")
             raise
         return run
 
