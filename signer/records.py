@@ -1359,18 +1359,22 @@ def _range_lines(fh: BinaryIO, start: int, end: int | None, undecoded: list[int]
             line = line.removeprefix("\ufeff")
             first = False
         if plain is not None:  # = _plain(line), inline (a call per line costs as much as the test)
-            plain[0] = decoded and len(line) <= MAX_FIELD_CHARS and (line.isascii() or is_normalized("NFC", line))
+            plain[0] = decoded and len(line) <= MAX_FIELD_CHARS and (
+                line.isascii() or ('"' not in line and is_normalized("NFC", line)))
         yield line
 
 
 def _plain(line: str) -> bool:
     """Whether a CSV row read from this line alone needs no more than ``str.strip`` of each value (:func:`_cells`):
     valid UTF-8 (decoded without lone surrogates), no longer than :data:`MAX_FIELD_CHARS` (the row's values
-    joined are no longer than their line: no field too long) and NFC (ASCII, or NFC as a whole: the comma, the
-    quote and the line ends compose with nothing, so the line is NFC exactly when every value is; the row
-    test of :func:`_cells`, made once on the line instead of on the values joined again)."""
+    joined are no longer than their line: no field too long) and NFC: ASCII (NFC whatever csv makes of it), or a
+    line without ``"`` that is NFC as a whole (its values are the line cut at the commas, the line end dropped;
+    the comma and the line ends compose with nothing, so the line is NFC exactly when every value is; the row
+    test of :func:`_cells`, made once on the line instead of on the values joined again). A line with a quote
+    is not: csv drops a closing quote and keeps what follows it in the value (``"Pha"\u0323m`` is an NFC line,
+    its value ``Pha\u0323m`` is not)."""
     return (not _has_bad_encoding(line) and len(line) <= MAX_FIELD_CHARS
-            and (line.isascii() or unicodedata.is_normalized("NFC", line)))  # fmt: skip
+            and (line.isascii() or ('"' not in line and unicodedata.is_normalized("NFC", line))))  # fmt: skip
 
 
 def read_records_range(
