@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -1206,8 +1207,8 @@ def split_for_parallel(
 ) -> list[tuple[int, int, int]]:
     """Cut a records file into up to ``parts`` byte ranges ``(start, end, first_line)``.
 
-    Cuts fall at line starts outside quoted CSV fields (an even number of
-    ``"`` before the cut, RFC 4180 quoting), so that
+    A CSV file is cut where csv.reader ends a row (:func:`_spans`: a line end outside a quoted value, as csv
+    parses quotes, not by their count), a JSONL file at any line end, so that
     :func:`read_records_range` over all ranges yields what
     :func:`read_records` yields, with the same line numbers. Reads the file
     in blocks: memory does not depend on line lengths. In a one-row-per-dose
@@ -1219,39 +1220,47 @@ def split_for_parallel(
         fh = p.open("rb")
     except OSError as err:
         raise ConfigError(f"cannot open {p}: {err.strerror}") from None
+    quoted = p.suffix.lower() not in _JSONL_SUFFIXES  # a JSON line holds no line end: each ends a record
     targets = [size * k // parts for k in range(1, parts)]
     cuts: list[tuple[int, int]] = [(0, 1)]
+    starts: list[tuple[int, int]] = []  # (offset, line) of a row start in each block: where _align_cuts reads from
     with fh:
-        base = lines = quotes = 0  # base: file offset of block[0]
-        while targets:
-            block = fh.read(1 << 20)
-            if not block:
+        lines = 0  # line ends before the block
+        inq = False  # the block starts inside a quoted value
+        for base, buf, length in _line_blocks(fh, 0):
+            if not targets:
                 break
-            if base + len(block) <= targets[0]:  # no cut can fall in this block
-                lines += block.count(b"\n")
-                quotes += block.count(b'"')
-                base += len(block)
-                continue
-            start = 0
-            while targets:
-                nl = block.find(b"\n", start)
-                if nl < 0:
-                    quotes += block.count(b'"', start)
-                    break
-                quotes += block.count(b'"', start, nl + 1)
+            if not inq:
+                starts.append((base, lines + 1))
+            if buf is None:  # a line too long: csv reads it as an empty line
                 lines += 1
-                start = nl + 1
-                cut = base + start
-                if cut > targets[0] and quotes % 2 == 0:
-                    if cut < size:
-                        cuts.append((cut, lines + 1))
-                    while targets and targets[0] < cut:
+                if not inq and base + length > targets[0] and base + length < size:
+                    cuts.append((base + length, lines + 1))
+                    while targets and targets[0] < base + length:
                         targets.pop(0)
-            base += len(block)
-    if group_rows and len(cuts) > 1:
+                continue
+            end = base + length
+            if not inq and (not quoted or buf.find(b'"', 0, length) < 0):  # the usual block: each line end ends a row
+                spans, inq_after = [(0, length)], False
+            else:
+                spans, inq_after = _spans(buf, length, inq, base == 0)
+            if end > targets[0]:  # the first row end after each target in the block
+                for a, b in spans:
+                    while targets:
+                        nl = buf.find(b"\n", max(a, targets[0] - base), b)
+                        if nl < 0:
+                            break
+                        cut = base + nl + 1
+                        if cut < size:
+                            cuts.append((cut, lines + buf.count(b"\n", 0, nl + 1) + 1))
+                        while targets and targets[0] < cut:
+                            targets.pop(0)
+            lines += buf.count(b"\n", 0, length)
+            inq = inq_after
+    if group_rows and len(cuts) > 1 and quoted:
         header = inspect_header(p, column_map=column_map)
         if header is not None and header.shape == "dose_rows":
-            cuts = _align_cuts(p, cuts, header)
+            cuts = _align_cuts(p, cuts, header, starts)
     ranges = []
     for i, (start, first_line) in enumerate(cuts):
         end = cuts[i + 1][0] if i + 1 < len(cuts) else size
@@ -1260,60 +1269,196 @@ def split_for_parallel(
     return ranges or [(0, size, 1)]
 
 
-def _row_key(line: str | None, header: Header) -> tuple[str, ...] | None:
-    if line is None:
+_BOM = b"\xef\xbb\xbf"
+#: How far :func:`_align_cuts` reads back from a cut for the last readable row before it, and forward over
+#: unreadable rows: a row of up to MAX_LINE_BYTES, after a skipped line too long.
+_LOOK = 2 * (MAX_LINE_BYTES + (64 << 10))
+
+
+def _line_blocks(fh: BinaryIO, start: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """``(offset, data, length)``: ``fh`` from ``start`` (a line start) in blocks of whole lines, ``data[:length]``
+    (the bytes after are read again in the next block; the last block may end at the file's end without a line
+    end); a line longer than :data:`MAX_LINE_BYTES` found at a block's end comes alone as ``data`` None (its
+    bytes are not kept; :func:`_range_lines` gives it as None, csv reads it as an empty line). A longer line
+    inside a block is :func:`_spans`'s to find."""
+    pos = start
+    while True:
+        fh.seek(pos)
+        data = fh.read(1 << 20)
+        if not data:
+            return
+        nl = data.rfind(b"\n") + 1
+        while not nl and len(data) <= MAX_LINE_BYTES:  # a line longer than a block (rare): read on
+            more = fh.read(1 << 20)
+            if not more:
+                break
+            i = more.find(b"\n") + 1
+            nl = len(data) + i if i else 0
+            data += more
+        if nl:
+            yield pos, data, nl
+            pos += nl
+        elif len(data) <= MAX_LINE_BYTES:  # the last line, without a line end
+            yield pos, data, len(data)
+            return
+        else:  # a line too long: skipped up to its line end
+            length = len(data)
+            while True:
+                more = fh.read(1 << 20)
+                i = more.find(b"\n") + 1
+                if not more or i:
+                    length += i
+                    break
+                length += len(more)
+            yield pos, None, length
+            pos += length
+
+
+def _spans(buf: bytes, end: int, inq: bool, file_start: bool) -> tuple[list[tuple[int, int]], bool]:
+    """The stretches of ``buf[:end]`` (whole lines, ``inq``: its start is inside a quoted value) outside quoted values,
+    where each line end ends a row as csv.reader reads them (default dialect, strict=False, as :func:`_read_csv`),
+    and whether ``buf`` ends inside a quoted value.
+
+    A ``"`` opens a quoted value only at the start of a value (a row's start or right after a comma outside
+    quotes); inside, ``""`` is a quote and ``"`` then anything else closes it (what follows is text of the value,
+    quotes too, up to the next comma). csv gives up a line at a lone CR outside quotes (csv.Error: its rest is
+    read by nobody), and a line longer than :data:`MAX_LINE_BYTES` is read as an empty line: their quotes count
+    for nothing. C-speed between quotes (``bytes.find``); Python steps only at each quote.
+    """
+    spans = []
+    find, rfind = buf.find, buf.rfind
+    pos = start = 0  # start: where the stretch outside quotes began
+    ls = le = 0  # the line of the last quote seen: its start and its line end
+    long_line = False
+    bom = file_start and buf.startswith(_BOM)
+    while True:
+        q = find(b'"', pos, end)
+        if q < 0:
+            break
+        if not ls <= q < le:
+            ls = rfind(b"\n", 0, q) + 1
+            le = find(b"\n", q, end)
+            if le < 0:
+                le = end
+            long_line = le - ls > MAX_LINE_BYTES
+        if long_line:
+            pos = le
+            continue
+        if inq:
+            if buf[q + 1 : q + 2] == b'"':  # a quote in the value
+                pos = q + 2
+                continue
+            inq = False  # closed: the stretch outside quotes goes on from here
+            start = pos = q + 1
+            continue
+        pos = q + 1
+        if q == ls or buf[q - 1] == 44 or (bom and q == 3 and ls == 0):  # 44: a comma, 3: after the BOM
+            if find(b"\r", max(start, ls), q) >= 0:  # csv gave this line up at the CR
+                pos = le
+                continue
+            spans.append((start, q))
+            inq = True
+    if not inq:
+        spans.append((start, end))
+    return spans, inq
+
+
+def _rows(fh: BinaryIO, start: int, stop: int | None = None) -> Iterator[tuple[int, int, int]]:
+    """``(start, end, line ends)`` of each CSV row from ``start`` (a row start) on, as csv.reader ends them
+    (:func:`_spans`), up to the first that ends at or after ``stop``; the last may end at the file's end."""
+    row = start
+    inq = False
+    carry = 0  # line ends of the row in earlier blocks
+    end = start
+    for base, buf, length in _line_blocks(fh, start):
+        end = base + length
+        if buf is None:
+            carry += 1
+            if not inq:
+                yield row, end, carry
+                row, carry = end, 0
+                if stop is not None and row >= stop:
+                    return
+            continue
+        spans, inq_after = _spans(buf, length, inq, base == 0)
+        prev = 0
+        for a, b in spans:
+            nl = buf.find(b"\n", a, b)
+            while nl >= 0:
+                yield row, base + nl + 1, carry + buf.count(b"\n", prev, nl + 1)
+                row, carry, prev = base + nl + 1, 0, nl + 1
+                if stop is not None and row >= stop:
+                    return
+                nl = buf.find(b"\n", nl + 1, b)
+        carry += buf.count(b"\n", prev, length)
+        inq = inq_after
+    if end > row:
+        yield row, end, carry
+
+
+def _row_key(fh: BinaryIO, start: int, end: int, header: Header) -> tuple[str, ...] | None:
+    """:func:`group_key` of the dose row ``fh[start:end]`` as the reader takes it (:func:`_csv_rows`); None for
+    a row the reader gives as a row problem or skips (blank), which leaves a person's group open."""
+    if end - start > 2 * MAX_LINE_BYTES:
         return None
+    fh.seek(start)
+    raw = fh.read(end - start)
+    lines = []
+    for line in io.BytesIO(raw):
+        if len(line.rstrip(b"\n")) > MAX_LINE_BYTES:
+            return None
+        lines.append(line.decode("utf-8", "surrogateescape"))
     try:
-        row = next(csv.reader([line]), [])
+        rows = list(csv.reader(lines))
     except csv.Error:
         return None
-    if len(row) <= max(header.fields.values()):
+    if len(rows) != 1 or len(rows[0]) != header.width:
         return None
-    return group_key({name: _text(row[col]) for name, col in header.fields.items()})
+    cells = _cells(rows[0])
+    if cells is None:
+        return None
+    return group_key({name: cells[col] for name, col in header.fields.items()})
 
 
-def _align_cuts(p: Path, cuts: list[tuple[int, int]], header: Header) -> list[tuple[int, int]]:
-    """Move each cut after the dose rows that continue the person of the row before it.
+def _align_cuts(p: Path, cuts: list[tuple[int, int]], header: Header,
+                starts: list[tuple[int, int]]) -> list[tuple[int, int]]:  # fmt: skip
+    """Move each cut after the dose rows that continue the person of the readable row before it.
 
-    Rows, not lines: a quoted value may hold line ends, so a row is its first line and the next ones up to the
-    first that leaves an even number of quotes (a cut falls where the quotes before it are even in number). The
-    row before the cut (:func:`_row_before`) starts at the last line start before it with an even number of quotes
-    between them. Lines moved over are counted for the line number of the next range.
+    Rows as csv.reader ends them (:func:`_rows`), read back from a row start of ``starts`` at least
+    :data:`_LOOK` before the cut (a long row before it, or a skipped line too long). Rows the reader gives as
+    row problems (:func:`_row_key` None) leave a person's rows open, as :func:`_group_dose_rows` does: they are
+    passed over back and forth. Lines moved over are counted for the line number of the next range.
     """
     out = [cuts[0]]
-    with p.open("rb") as fh:
+    size = p.stat().st_size
+    with p.open("rb") as fh, p.open("rb") as rd:
         for offset, line in cuts[1:]:
-            start = max(0, offset - (64 << 10))
-            fh.seek(start)
-            key = _row_key(_row_before(fh.read(offset - start), at_file_start=start == 0), header)
+            back = [s for s in starts if s[0] <= offset - _LOOK] or starts[:1]
+            before = list(_rows(fh, back[-1][0], offset))
+            if back[-1][0] == 0:
+                before = before[1:]  # the header
+            key = None
+            for s, e, _n in reversed(before[-1000:]):
+                key = _row_key(rd, s, e, header)
+                if key is not None:
+                    break
             if key is not None:
-                lines = _range_lines(fh, offset, None)
-                for text in lines:
-                    n = 1
-                    while text is not None and text.count('"') % 2:  # a quoted value goes on in the next line
-                        more = next(lines, None)
-                        text = None if more is None else text + more
-                        n += 1
-                    if text is None or _row_key(text, header) != key:
+                passed = lines = 0  # bytes and line ends of the unreadable rows passed since the last move
+                for s, e, n in _rows(fh, offset):
+                    k = _row_key(rd, s, e, header)
+                    if k is None:
+                        passed += e - s
+                        lines += n
+                        if passed > _LOOK:
+                            break
+                        continue
+                    if k != key:
                         break
-                    offset += len(text.encode("utf-8", "surrogateescape"))
-                    line += n
-            if offset > out[-1][0] and offset < p.stat().st_size:
+                    offset, line = e, line + lines + n
+                    passed = lines = 0
+            if offset > out[-1][0] and offset < size:
                 out.append((offset, line))
     return out
-
-
-def _row_before(before: bytes, *, at_file_start: bool) -> str | None:
-    """The text of the last row of ``before`` (bytes that end where a row starts), None when it does not start
-    within them (``at_file_start``: their first byte starts a line)."""
-    pos = before.rfind(b"\n", 0, len(before) - 1) + 1
-    while before.count(b'"', pos) % 2:  # inside a quoted value: the row started on an earlier line
-        if pos == 0:
-            return None
-        pos = before.rfind(b"\n", 0, pos - 1) + 1
-    if pos == 0 and not at_file_start:
-        return None
-    return before[pos:].decode("utf-8", "surrogateescape")
 
 
 def _range_lines(fh: BinaryIO, start: int, end: int | None, undecoded: list[int] | None = None,
