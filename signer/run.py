@@ -79,10 +79,10 @@ if TYPE_CHECKING:
 BATCH_SIZE = 256
 #: With ``--jobs N`` the run's own process is one of the N signing processes
 #: (``_Flight``): each of the N - 1 workers gets this many batches not yet
-#: done (one it signs, one waiting in its pipe: ``_process_pool``), the next
+#: done (one it signs, one waiting for it in the pool), the next
 #: N - 1 admitted are held back to refill them as soon as a task ends, and
 #: the run's process signs the others itself, between admitting and writing
-#: batches. A task in a worker's pipe is the worker's to the end: so the tail,
+#: batches. A task handed to the pool is the workers' to the end: so the tail,
 #: once the input is read, is at most this many batches for a worker while
 #: the run's process signs the held ones.
 TASKS_PER_WORKER = 2
@@ -691,20 +691,8 @@ def _submit(pool: ProcessPoolExecutor, task: Task) -> Future[_WorkResult]:
 
 
 def _process_pool(workers: int, context: Any, setup: WorkerSetup) -> ProcessPoolExecutor:
-    """The workers' pool, whose pipe to them holds ``workers`` tasks besides
-    the ones being signed (the standard library's is one longer, its
-    ``EXTRA_QUEUED_CALLS``, read when a pool is made): no more than
-    :class:`_Flight` gives them (a task in the pipe is the worker's to the
-    end); it refills the pipe as each result comes back, so a worker finds its
-    next task there."""
-    from concurrent.futures import process
-
-    extra = process.EXTRA_QUEUED_CALLS
-    setattr(process, "EXTRA_QUEUED_CALLS", 0)  # noqa: B010 (typed Final in the stubs)
-    try:
-        return ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(setup, os.getpid()))
-    finally:
-        setattr(process, "EXTRA_QUEUED_CALLS", extra)  # noqa: B010
+    """The workers' pool (:class:`_Flight` decides how many tasks it holds)."""
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(setup, os.getpid()))
 
 
 class _InFlight:
@@ -723,7 +711,7 @@ class _InFlight:
 class _Flight:
     """The batches of a ``--jobs`` run in flight, in input order, and who signs
     them: each of the ``workers`` gets :data:`TASKS_PER_WORKER` (one it signs,
-    one waiting in its pipe, so that it never waits for work), the next
+    one waiting for it in the pool, so that it never waits for work), the next
     ``workers`` are held back to refill them as soon as a task ends
     (:meth:`feed`), and the run's process signs the others itself, the oldest
     first (and the held ones once the input is read). A task handed to the
@@ -754,9 +742,9 @@ class _Flight:
     def feed(self, pool: ProcessPoolExecutor) -> None:
         """Hand held-back batches, oldest first, to the workers while they have
         fewer than :data:`TASKS_PER_WORKER` tasks each not yet done."""
-        fed = self._fed
-        while fed and fed[0].done():
-            fed.popleft()
+        # every task that ended, not only the oldest: with more than one
+        # worker a later task may end first, and its worker then needs more
+        fed = self._fed = collections.deque(task for task in self._fed if not task.done())
         for batch in self.pending:
             if len(fed) >= self.target:
                 return

@@ -428,7 +428,7 @@ def test_pdf_with_token_and_two_jobs(
     capfd: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """--pdf with two worker processes, each logging in to the token: every
+    """--pdf with two worker processes (--jobs 3), each logging in to the token: every
     record's PDF and HC1, the manifest in input order, the PIN nowhere."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -444,7 +444,7 @@ def test_pdf_with_token_and_two_jobs(
     records[3] = stamp(replace(records[3], doses=(replace(records[3].doses[0], vaccine="Covaxin"),)))
     source = write_records(tmp_path / "in.jsonl", records)
     out = tmp_path / "out"
-    args = ["sign", str(source), "--out", str(out), "--at", sign_time.isoformat(), "--jobs", "2", "--pdf"]
+    args = ["sign", str(source), "--out", str(out), "--at", sign_time.isoformat(), "--jobs", "3", "--pdf"]
     args += ["--pkcs11-module", softhsm_token.module, "--token-label", softhsm_token.token_label, "--key-label", "dsc-ec"]
     args += ["--chain", str(tmp_path / "csca.pem"), "--crl", str(tmp_path / "csca.crl"), "--centre", "Trạm Y tế Xã Tân Phú"]
     assert main(args) == 1

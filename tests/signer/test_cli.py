@@ -188,7 +188,8 @@ def test_pkcs11_token(
     cert.write_bytes(softhsm_token.ps256_cert.public_bytes(Encoding.PEM))
     records = write_records(tmp_path / "in.jsonl", example_records[:6])
     trust = load_trust([cert], now=NOW, state_dir=tmp_path / "state")
-    for jobs in ("1", "2"):  # with 2, each worker process opens its own token session
+    # --jobs 2: the run's session and one worker's; 3: two workers log in to the token, one at a time
+    for jobs in ("1", "2", "3"):
         out = tmp_path / f"o{jobs}"
         args = ["sign", str(records), "--out", str(out), "--at", AT, "--jobs", jobs]
         args += ["--pkcs11-module", softhsm_token.module, "--token-label", softhsm_token.token_label, "--key-label", "dsc-rsa"]

@@ -1,0 +1,71 @@
+"""`signer sign --jobs N` (no ledger) while the run's own process signs batches
+and hands batches over to its workers in the middle of its own: error lines and
+the manifest stay in input order, every record signed once, no file left over
+(a review's test: writing the first finished batch instead of the oldest passed
+tests/ledger/test_run_signs.py)."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import signer.run
+from signer.cli import main
+from signer.manifest import read_manifest
+from tests.ledger.helpers import many_records, write_records
+from tests.signer.test_cli import key_args
+
+AT = "2026-06-01T12:00:00Z"
+
+
+@pytest.mark.parametrize("jobs", ["2", "3"])
+def test_sign_with_jobs_keeps_input_order(jobs: str, ec_key_files: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    from keys.secrets import KEY_PASSPHRASE_ENV
+    from tests.signer.conftest import TEST_PASSPHRASE
+    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
+    monkeypatch.setattr(signer.run, "BATCH_SIZE", 32)
+    here = os.getpid()
+    real_check = signer.run.self_check
+
+    def check(*args: Any) -> Any:  # run's process slow; in --jobs 3 one worker much slower than the other
+        pid = os.getpid()
+        if pid == here:
+            time.sleep(0.002)
+        elif pid % 2 == 0 or jobs == "2":
+            time.sleep(0.004)
+        return real_check(*args)
+
+    monkeypatch.setattr(signer.run, "self_check", check)
+    sizes: list[int] = []
+    real_here, real_submit = signer.run._sign_here, signer.run._submit
+
+    def sign_here(s: Any, task: Any) -> Any:
+        sizes.append(len(task[0]))
+        return real_here(s, task)
+
+    def submit(pool: Any, task: Any) -> Any:
+        sizes.append(len(task[0]))
+        return real_submit(pool, task)
+
+    monkeypatch.setattr(signer.run, "_sign_here", sign_here)
+    monkeypatch.setattr(signer.run, "_submit", submit)
+    records = many_records(20 * 32)
+    for i in range(7, len(records), 37):  # duplicates: refused rows interleaved
+        records[i] = replace(records[i - 3], line=records[i].line)
+    source = write_records(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out"
+    assert main(["sign", str(source), "--out", str(out), "--at", AT, "--jobs", jobs, *key_args(ec_key_files)]) == 1
+    err = capsys.readouterr().err
+    lines = [int(line.split()[1].rstrip(":")) for line in err.splitlines() if line.startswith("line ")]
+    refused = list(range(8, len(records) + 1, 37))
+    assert lines == refused
+    manifest = read_manifest(out / "manifest.jsonl")
+    assert [e["line"] for e in manifest] == [r.line for r in records if r.line not in refused]
+    assert sum(sizes) == len(records) - len(refused)
+    assert len(list(out.glob("*.hc1.txt"))) == len(records) - len(refused)
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".partial"]
