@@ -223,7 +223,9 @@ class Summary:
                 "unchanged_reused": self.reused,
                 "newly_verified": self.newly_verified,
             },
-            "reasons": dict(sorted(self.reasons.items(), key=lambda kv: -kv[1])),
+            # most frequent first, ties by code: not the order first met, which with
+            # 2 workers differs from 1 (each worker meets them in its own order)
+            "reasons": dict(sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
             "files": files,
             "workers": workers,
             "by_province": provinces,

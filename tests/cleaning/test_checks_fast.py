@@ -282,3 +282,22 @@ def test_summary_add_verified_counts_as_add_does() -> None:
     assert many.places == one.places and many.total == one.total and many.reasons == one.reasons
     assert (many.rechecked, many.reused, many.foreign_verified) == (one.rechecked, one.reused, 0) == (13, 0, 0)
     assert one.total["subjects"]["verified"] == 12 and one.total["doses"]["verified"] == 24
+
+
+def test_summary_reasons_in_the_same_order_whatever_order_they_were_met() -> None:
+    """summary.json's "reasons": most frequent first, ties by code, so that 2 workers
+    (each meeting the reasons in its own order, merged) write what 1 worker writes."""
+    import datetime as dt
+
+    from signer.cleaning.outputs import Summary
+
+    tables = load_tables()
+    met = [("dose_future",), ("name_missing",), ("dob_missing",), ("dose_future",)]
+    orders = []
+    for codes in (met, met[::-1], met[1:] + met[:1]):
+        summary = Summary(tables)
+        for c in codes:
+            summary.add("Tỉnh A", "Xã 1", c, 1)
+        result = summary.to_json(now=dt.datetime(2026, 6, 1, tzinfo=dt.UTC), records="r.csv", registry={}, files={})
+        orders.append(list(result["reasons"].items()))
+    assert orders[0] == orders[1] == orders[2] == [("dose_future", 2), ("dob_missing", 1), ("name_missing", 1)]
