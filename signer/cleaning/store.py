@@ -34,8 +34,9 @@ the signer. A store from before the mark: its runs are taken as delivered.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,16 +138,10 @@ class ResultStore:
     def _add_delivered(self) -> None:
         """A store from before the delivery mark: add the column, every run in it delivered (one transaction:
         a run killed in between must not leave them undelivered, which would drop their verdicts)."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._immediate():
             if "delivered" not in {r[1] for r in self._conn.execute("PRAGMA table_info(run)")}:  # (another did)
                 self._conn.execute("ALTER TABLE run ADD COLUMN delivered TEXT")
                 self._conn.execute("UPDATE run SET delivered = coalesce(at, datetime('now'))")
-            self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:  # (SQLite may have rolled it back itself)
-                self._conn.execute("ROLLBACK")
-            raise
 
     def _new_run(self) -> int:
         """Number a new run, and delete the verdicts of every earlier run never marked delivered (killed or
@@ -156,8 +151,7 @@ class ResultStore:
         were before (they may be delivered twice, never not at all). Usually there is none: one query of the
         small run table.
         """
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._immediate():
             cur = self._conn.execute("INSERT INTO run(at) VALUES (datetime('now'))")
             run = int(cur.lastrowid or 0)
             undelivered = [r[0] for r in self._conn.execute(
@@ -166,12 +160,19 @@ class ResultStore:
                 marks = ",".join("?" * len(undelivered))
                 self._conn.execute(f"DELETE FROM result WHERE run IN ({marks})", undelivered)
                 self._conn.execute(f"DELETE FROM run WHERE id IN ({marks})", undelivered)
+        return run
+
+    @contextlib.contextmanager
+    def _immediate(self) -> Iterator[None]:
+        """One write transaction of the store (BEGIN IMMEDIATE ... COMMIT), rolled back on any error."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
             self._conn.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:  # (SQLite may have rolled it back itself)
                 self._conn.execute("ROLLBACK")
             raise
-        return run
 
     def get(self, ids: Sequence[str]) -> dict[str, Stored]:
         """The stored verdicts of these record IDs (none when the store was empty at open, see ``empty``)."""
@@ -208,18 +209,15 @@ class ResultStore:
         self._pending += rows
 
     def flush(self) -> None:
+        if self._staged is not None:  # staged rows hold no context and run: merge_staged adds them
+            conn, upsert, rows = self._staged, _STAGED_UPSERT, self._pending
+        else:
+            context, run = self.context, self.run
+            conn, upsert, rows = self._conn, _UPSERT, [(r[0], r[1], context, run, *r[2:]) for r in self._pending]
         try:
-            if self._staged is not None:  # staged rows hold no context and run: merge_staged adds them
-                conn = self._staged
-                conn.execute("BEGIN IMMEDIATE")
-                if self._pending:
-                    conn.executemany(_STAGED_UPSERT, self._pending)
-            else:
-                conn = self._conn
-                conn.execute("BEGIN IMMEDIATE")
-                if self._pending:
-                    context, run = self.context, self.run
-                    conn.executemany(_UPSERT, [(r[0], r[1], context, run, *r[2:]) for r in self._pending])
+            conn.execute("BEGIN IMMEDIATE")
+            if rows:
+                conn.executemany(upsert, rows)
             conn.execute("COMMIT")
         except sqlite3.Error as err:
             raise ConfigError(f"results store {self.path}: {err}") from None
