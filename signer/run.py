@@ -43,6 +43,7 @@ import bisect
 import collections
 import contextlib
 import datetime as dt
+import errno
 import gc
 import hashlib
 import heapq
@@ -390,8 +391,9 @@ def _stage_syncer() -> Any:
 
 
 def _forget_syncer() -> None:
-    global _syncer
-    _syncer = None
+    global _syncer, _confirmer, _worker_tasks
+    _syncer = _confirmer = None
+    _worker_tasks = 0
 
 
 os.register_at_fork(after_in_child=_forget_syncer)
@@ -566,10 +568,21 @@ class Stager:
 
     def flushed(self) -> None:
         """Wait until every file is flushed, then :meth:`close`. Raises :class:`ConfigError`."""
+        error = self.flush_error()
+        if error is not None:
+            raise ConfigError(f"cannot write into {self.root.parent}: {error.strerror or error}")
+
+    def flush_error(self) -> OSError | None:
+        """Wait until every file is flushed, then :meth:`close`; the first
+        flush's error, if one failed (a --jobs worker's confirming thread)."""
         try:
-            self._check()
+            if self._flushes is not None:
+                self._flushes.check()
+        except OSError as err:
+            return err
         finally:
             self.close()
+        return None
 
     def _check(self) -> None:
         try:
@@ -635,8 +648,114 @@ _worker_stack = contextlib.ExitStack()
 _key_open_lock: Any = None
 
 
+class _FlushBoard:
+    """With ``--jobs`` and staged files (a ledger run): how far each worker's
+    flushes have got, in memory shared with the workers (made before they
+    fork). A worker hands a task's results back as soon as its files are
+    written (:class:`_Unconfirmed`, not after their flushes end: the worker
+    signs on meanwhile); one thread of the worker waits for the flushes of
+    its tasks in their order and then sets ``done[worker]`` to the task's
+    number, or ``errors[worker]`` to the errno of the first that failed (and
+    from then on nothing more for that worker; the folder's journal is gone
+    already: :meth:`Stager._drop_journal`). The run places a worker's batch
+    only once :meth:`wait` says its flushes succeeded: the same guarantee as
+    a worker that waited itself, with that one ``fdatasync`` the only one
+    that can see a write-back error of those files."""
+
+    def __init__(self, context: Any, workers: int, folder: Path) -> None:
+        self.size, self.folder = workers, folder
+        self.done = context.RawArray("q", workers)  # per worker: its tasks up to this number are flushed
+        self.errors = context.RawArray("i", workers)  # per worker: errno of a failed flush (0: none)
+        self._next = context.RawValue("i", 0)  # the next worker's index
+        self._lock = context.Lock()
+
+    def join(self) -> int:
+        """A new worker's index (-1: none left: it then waits for its own flushes)."""
+        with self._lock:
+            index = self._next.value
+            self._next.value = index + 1
+        return index if index < self.size else -1
+
+    def confirm(self, worker: int, number: int, error: OSError | None) -> None:
+        """(In the worker) task ``number``'s flushes ended, with ``error`` or not."""
+        if self.errors[worker]:
+            return  # an earlier task's flush failed: no later one may look confirmed
+        if error is not None:
+            self.errors[worker] = error.errno or errno.EIO
+        else:
+            self.done[worker] = number
+
+    def ended(self, result: _WorkResult) -> bool:
+        """A worker's result needs no wait (:meth:`wait` returns or raises at once)."""
+        if not isinstance(result, _Unconfirmed):
+            return True
+        return self.done[result.worker] >= result.number or bool(self.errors[result.worker])
+
+    def wait(
+        self, pool: ProcessPoolExecutor | None, worker: int, number: int, idle: Callable[[], None] | None = None
+    ) -> None:
+        """(In the run) until task ``number`` of ``worker`` is flushed, calling
+        ``idle`` meanwhile (the run hands held-back batches to workers whose
+        tasks ended). Raises :class:`ConfigError` if one of its flushes
+        failed, BrokenProcessPool when a worker died meanwhile."""
+        delay = 0.0002
+        while self.done[worker] < number:
+            if idle is not None:
+                idle()
+            failed = self.errors[worker]
+            if failed and self.done[worker] < number:
+                raise ConfigError(f"cannot write into {self.folder}: {os.strerror(failed)}")
+            processes = list((pool._processes or {}).values()) if pool is not None else []
+            if any(p.exitcode is not None for p in processes):
+                _unblock_manager(pool)  # type: ignore[arg-type]  # not None: it has processes
+                raise BrokenProcessPool(_BROKEN)
+            time.sleep(delay)
+            delay = min(2 * delay, 0.005)
+
+
+@dataclass(frozen=True)
+class _Unconfirmed:
+    """A worker's results whose staged files may not be flushed yet: the run
+    waits for ``_FlushBoard.wait(worker, number)`` before it writes them."""
+
+    results: list[Outputs | str]
+    worker: int
+    number: int
+
+
+_board: _FlushBoard | None = None  # set by the run before its workers fork
+_worker_slot = -1  # this worker's index in _board (-1: it waits for its own flushes)
+_worker_tasks = 0  # the tasks it has handed back unconfirmed
+_confirmer: Any = None  # the worker's thread that confirms its tasks' flushes in order
+
+
+def _confirm_later(stager: Stager) -> _Unconfirmed | None:
+    """(In a worker) hand ``stager``'s flushes to the confirming thread; None
+    when this worker has no place on the board."""
+    global _worker_tasks, _confirmer
+    board, slot = _board, _worker_slot
+    if board is None or slot < 0:
+        return None
+    if _confirmer is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _confirmer = ThreadPoolExecutor(1, thread_name_prefix="stage-confirm")
+    _worker_tasks += 1
+    number = _worker_tasks
+
+    def confirm() -> None:
+        try:
+            error = stager.flush_error()
+        except BaseException as exc:  # never leave the run waiting
+            error = exc if isinstance(exc, OSError) else OSError(errno.EIO, str(exc))
+        board.confirm(slot, number, error)
+
+    _confirmer.submit(confirm)
+    return _Unconfirmed(stager.results, slot, number)
+
+
 def _start_worker(setup: WorkerSetup, parent: int) -> None:
-    global _worker, _worker_error
+    global _worker, _worker_error, _worker_slot
     # Ctrl-C reaches the whole process group: the run stops the workers, so
     # they ignore it (no traceback per worker on stderr). They start with it
     # blocked (_submit), so that none arrives before this.
@@ -650,6 +769,9 @@ def _start_worker(setup: WorkerSetup, parent: int) -> None:
         with _key_open_lock or contextlib.nullcontext():
             key = _worker_stack.enter_context(open_key(setup.spec, secret=setup.secret))
             _worker = build_signer(key, setup.ns, setup.options)
+        if _board is not None and setup.options.stage is not None:
+            _worker_slot = _board.join()
+            _worker.flush_later = _worker_slot >= 0
     except PassportError as exc:  # reported by the first _work call: stops the run
         _worker_error = (type(exc).__name__, str(exc))
     except Exception as exc:  # idem, without a traceback per worker
@@ -666,7 +788,7 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-_WorkResult = list[Outputs | str] | tuple[str, str]
+_WorkResult = list[Outputs | str] | tuple[str, str] | _Unconfirmed
 
 
 def _work(task: Task) -> _WorkResult:
@@ -674,9 +796,21 @@ def _work(task: Task) -> _WorkResult:
     if _worker is None:
         return _worker_error or ("ConfigError", "signing worker not started")
     try:
-        return _worker.sign(*task)
+        results = _worker.sign(*task)
     except PassportError as exc:  # not every PassportError can be pickled back as itself
         return (type(exc).__name__, str(exc))
+    stager, _worker.unflushed = _worker.unflushed, None
+    if stager is None:
+        return results
+    # back before the files' flushes end: the run waits for them (_FlushBoard)
+    unconfirmed = _confirm_later(stager)
+    if unconfirmed is not None:
+        return unconfirmed
+    try:
+        stager.flushed()
+    except PassportError as exc:
+        return (type(exc).__name__, str(exc))
+    return results
 
 
 def _submit(pool: ProcessPoolExecutor, task: Task) -> Future[_WorkResult]:
@@ -1015,6 +1149,7 @@ class SigningRun:
         self.seen = SeenIds()  # memory: about 8 bytes per record (a million records: 9 MB)
         self.signed = self.failed = self.clamped = 0
         self._pool: ProcessPoolExecutor | None = None
+        self._board: _FlushBoard | None = None
 
     def fail(self, line: int, record_id: str, reason: str) -> None:
         self.failed += 1
@@ -1030,16 +1165,18 @@ class SigningRun:
                 admitted = self._admit(batch)
                 self._write(batch, admitted, self.signer.sign(*task_of(admitted.ready)))
             return
-        global _key_open_lock
+        global _key_open_lock, _board
         jobs, setup = self.workers
         context = multiprocessing.get_context("fork")
         _key_open_lock = context.Lock()
+        workers = jobs - 1
+        if setup.options.stage is not None:  # the workers' flushes, confirmed through shared memory
+            self._board = _board = _FlushBoard(context, workers, Path(setup.options.stage).parent)
         # this process signs too (see _sign_here), with the workers' options (their
         # staging and journal) and the key it already holds: ``jobs`` signing
         # processes are this one and jobs - 1 workers
         here = Signer(self.signer.issuer, setup.options, self.signer.pdf, self.signer.ns)
         here.flush_later = True
-        workers = jobs - 1
         flight = _Flight(workers)
         done = False
         try:
@@ -1062,11 +1199,10 @@ class SigningRun:
                     flight.sign_here(here, flight.oldest_held())
                     flight.feed(pool)
                 if len(flight.pending) >= flight.window:
-                    self._collect_next(flight, here)
+                    self._collect_next(flight, here, lambda: flight.feed(pool))
             while flight.pending:  # the input is read: the batches in flight are left
                 flight.feed(pool)
-                head = flight.pending[0]
-                if head.task is not None and not head.task.done() and flight.held():
+                if self._waiting(flight.pending[0]) and flight.held():
                     flight.sign_here(here, flight.oldest_held())  # rather than wait for the workers
                     continue
                 self._collect_next(flight, here)
@@ -1085,10 +1221,20 @@ class SigningRun:
                     pool.shutdown(wait=True, cancel_futures=True)
                 elif self._pool is not None:  # an error or Ctrl-C: stop the batches in flight now
                     _abort_and_shutdown(pool)
-                self._pool = None
+                self._pool = self._board = _board = None
 
-    def _collect_next(self, flight: _Flight, here: Signer) -> None:
-        """Step 3 of the oldest batch in flight (signed here first if it was held back)."""
+    def _waiting(self, head: _InFlight) -> bool:
+        """The oldest batch in flight is a worker's that has not ended (signed, and its files flushed)."""
+        task = head.task
+        if task is None or head.unflushed is not None:
+            return False
+        if not task.done():
+            return True
+        return self._board is not None and task.exception() is None and not self._board.ended(task.result())
+
+    def _collect_next(self, flight: _Flight, here: Signer, idle: Callable[[], None] | None = None) -> None:
+        """Step 3 of the oldest batch in flight (signed here first if it was held back);
+        ``idle`` is called while it waits for a worker's flushes."""
         head = flight.pending[0]
         if head.task is None:
             flight.sign_here(here, head)
@@ -1097,11 +1243,17 @@ class SigningRun:
         if head.unflushed is not None:  # signed here: its files on disk before they are renamed
             unflushed, head.unflushed = head.unflushed, None
             unflushed.flushed()
-        self._collect((head.items, head.admitted, head.task))
+        self._collect((head.items, head.admitted, head.task), idle)
 
-    def _collect(self, item: tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]]) -> None:
+    def _collect(
+        self, item: tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]], idle: Callable[[], None] | None = None
+    ) -> None:
         batch, admitted, task = item
         result = task.result() if self._pool is None else _result_or_broken(self._pool, task)
+        if isinstance(result, _Unconfirmed):  # a worker's staged files: placed only once flushed
+            assert self._board is not None
+            self._board.wait(self._pool, result.worker, result.number, idle)
+            result = result.results
         if isinstance(result, tuple):
             name, message = result
             raise _FATAL.get(name, PassportError)(message)

@@ -48,17 +48,16 @@ def test_files_of_a_failed_flush_are_not_adopted(
                     raise OSError(errno.EIO, "Input/output error")
                 real(fd)
 
-            real_finish = run.Stager.finish
+            real_wait = run._FlushBoard.wait
 
-            def finish_then_die(stager: Any) -> None:
+            def wait_then_die(board: Any, *args: Any) -> None:
                 try:
-                    real_finish(stager)
-                except ConfigError:  # the task failed: the run's process dies before its clean-up
-                    os.kill(os.getppid(), signal.SIGKILL)
-                    os._exit(9)
+                    real_wait(board, *args)
+                except ConfigError:  # the worker's flush failed: the run's process dies before its clean-up
+                    os.kill(os.getpid(), signal.SIGKILL)
 
             monkeypatch.setattr(os, "fdatasync", failing)
-            monkeypatch.setattr(run.Stager, "finish", finish_then_die)
+            monkeypatch.setattr(run._FlushBoard, "wait", wait_then_die)
             main(args)
         finally:
             os._exit(3)

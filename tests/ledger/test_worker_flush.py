@@ -1,0 +1,114 @@
+"""A ``--jobs`` worker hands a task's results back as soon as its staged
+files are written, before their flushes end, and signs on; the run places
+that batch only once the worker says the flushes succeeded
+(signer.run._FlushBoard). A flush that fails (EIO) in the worker stops the
+run at that batch, nothing of it placed, and the same command completes."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import signer.batch
+import signer.run
+from signer.cli import main
+from tests.fixtures.pki import TestPki as Pki
+
+from .helpers import batch_command, check_consistent, many_records, write_records
+
+BATCH = 8
+SLOW = "R00002.png"  # in the first batch: always the worker's (it gets the first batches)
+
+
+def test_the_run_places_a_workers_batch_only_once_its_flushes_ended(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    records = many_records(16 * BATCH)
+    source = write_records(tmp_path / "in.jsonl", records)
+    here = os.getpid()
+    flushed_at, starts = tmp_path / "flushed-at", tmp_path / "starts"
+    real_sync, real_sign = os.fdatasync, signer.run.Signer.sign
+
+    def slow_sync(fd: int) -> None:  # one file of the worker's: its flush takes 1 s
+        if os.getpid() != here and os.readlink(f"/proc/self/fd/{fd}").endswith("/" + SLOW):
+            time.sleep(1.0)
+            real_sync(fd)
+            flushed_at.write_text(repr(time.monotonic()))
+            return
+        real_sync(fd)
+
+    def sign(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != here:  # the worker: when each of its tasks starts
+            with starts.open("a") as fh:
+                fh.write(f"{time.monotonic()}\n")
+            time.sleep(0.02)
+        return real_sign(self, *args, **kwargs)
+
+    waits: list[tuple[float, float]] = []
+    real_wait = signer.run._FlushBoard.wait
+
+    def wait(board: Any, *args: Any) -> None:
+        start = time.monotonic()
+        try:
+            real_wait(board, *args)
+        finally:
+            waits.append((start, time.monotonic()))
+
+    placed: list[tuple[float, list[str]]] = []
+    real_place = signer.batch.BatchOutput.place_staged
+
+    def place(output: Any, staged: Any, *args: Any, **kwargs: Any) -> None:
+        placed.append((time.monotonic(), [name for name, _ in staged]))
+        real_place(output, staged, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdatasync", slow_sync)
+    monkeypatch.setattr(signer.run.Signer, "sign", sign)
+    monkeypatch.setattr(signer.run._FlushBoard, "wait", wait)
+    monkeypatch.setattr(signer.batch.BatchOutput, "place_staged", place)
+    assert main(command(source, "--jobs", "2")) == 0
+    assert capsys.readouterr().out.startswith(f"batch: {len(records)} record(s): {len(records)} issued")
+    flushed = float(flushed_at.read_text())
+    when = next(t for t, names in placed if SLOW in names)
+    assert when > flushed  # placed after the flush ended
+    # the run had the batch's results before the flush ended and waited for it ...
+    assert any(start < flushed <= end for start, end in waits)
+    # ... while the worker signed on: its second task (the first is the batch
+    # with the slow file) started long before that flush ended
+    assert sorted(float(t) for t in starts.read_text().split())[1] < flushed - 0.5
+    check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])
+
+
+def test_a_failed_flush_in_the_worker_stops_the_run_at_that_batch(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    records = many_records(12 * BATCH)
+    source = write_records(tmp_path / "in.jsonl", records)
+    args = command(source, "--jobs", "2")
+    out = tmp_path / "out"
+    here = os.getpid()
+    real_sync = os.fdatasync
+
+    def failing(fd: int) -> None:  # the worker's flush of one file fails
+        if os.getpid() != here and os.readlink(f"/proc/self/fd/{fd}").endswith("/" + SLOW):
+            raise OSError(errno.EIO, "Input/output error")
+        real_sync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"error: cannot write into {out}: Input/output error"]
+    first = [r.record_id for r in records[:BATCH]]
+    assert [rid for rid in first if (out / f"{rid}.hc1.txt").exists() or (out / f"{rid}.png").exists()] == []
+    monkeypatch.setattr(os, "fdatasync", real_sync)
+    assert main(args) == 0
+    check_consistent(str(tmp_path / "ledger.sqlite"), out, [r.record_id for r in records])
