@@ -94,6 +94,7 @@ from .checks import (
 from .dupes import fix_cross_duplicates
 from .fast import Checked, Fast, fast_reader, line_of
 from .outputs import Summary, write_reconciliation
+from .pagecache import DropBehind, copy_dropping
 from .private import make_private_dir, open_private
 from .registry import IndexInfo, Registry, open_registry
 from .scratch import Scratch
@@ -353,15 +354,20 @@ def _check_range(task: _Task) -> Summary:
         paths["new"].unlink(missing_ok=True)  # (left by a run killed hard: not this run's)
     try:
         with (
-            open_private(paths["verified"], "wb") as vfh,
-            contextlib.nullcontext(None) if first else open_private(paths["new"], "wb") as nfh,
+            open_private(paths["verified"], "wb") as vfile,
+            contextlib.nullcontext(None) if first else open_private(paths["new"], "wb") as nfile,
         ):
+            # the parts are written through DropBehind: see .pagecache (the page cache would grow by them)
+            vfh, nfh = DropBehind(vfile), None if nfile is None else DropBehind(nfile)
             while chunk := list(islice(items, CHUNK)):
                 if runs is not None and runs.reopened:
                     break  # the run starts again with one worker that sorts the rows (run_checks)
                 _do_chunk(chunk, task, registry, store, scratch, summary, tables, vfh, nfh)
                 store.flush()
                 scratch.flush()
+            for f in (vfh, nfh):
+                if f is not None:
+                    f.finish()
     finally:
         scratch.close()
         store.close()
@@ -548,7 +554,7 @@ def _concat(parts: list[Path], target: Path) -> None:
             dst.seek(0, os.SEEK_END)
             for p in parts[1:]:
                 with p.open("rb") as src:
-                    _copy(src, dst)
+                    copy_dropping(src, dst)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -573,28 +579,11 @@ def _link_or_copy(src: Path, target: Path, *, link: bool = True) -> None:
                 linked = True
         if not linked:
             with src.open("rb") as s, open_private(tmp, "wb") as d:
-                _copy(s, d)
+                copy_dropping(s, d)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _copy(src: Any, dst: Any) -> None:
-    """Append ``src`` to ``dst`` in the kernel (copy_file_range), else through a buffer."""
-    dst.flush()
-    try:
-        size = os.fstat(src.fileno()).st_size
-        while size > 0:
-            n = os.copy_file_range(src.fileno(), dst.fileno(), size)
-            if n == 0:
-                break
-            size -= n
-        else:
-            return
-    except (AttributeError, OSError):
-        pass
-    shutil.copyfileobj(src, dst, 1 << 20)
 
 
 def _stale_parts(out: Path, parts: int) -> list[int]:
