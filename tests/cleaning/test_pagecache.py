@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,24 @@ from signer.cleaning import pagecache
 from signer.cleaning.pagecache import DropBehind, copy_dropping
 
 STEP = 256 << 10
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def tmp_path(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a disk file system: on tmpfs (Debian 13's /tmp) pages live only in the cache and cannot be
+    dropped, so there the folder is made under the checkout's build/ instead."""
+    kind = subprocess.run(["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+    if kind not in ("tmpfs", "ramfs"):
+        yield tmp_path
+        return
+    (REPO / "build").mkdir(exist_ok=True)
+    disk = Path(tempfile.mkdtemp(prefix="pagecache-", dir=REPO / "build"))
+    try:
+        yield disk
+    finally:
+        shutil.rmtree(disk, ignore_errors=True)
 
 
 def resident(path: Path) -> int:
