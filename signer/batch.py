@@ -131,6 +131,25 @@ class _Unwritten:
     refused: list[tuple[int, str, str]]  # its refused records (resume point)
 
 
+@dataclass
+class _Unplaced:
+    """A batch signed (its files staged), before its step 3 ('signed') is
+    committed: what it changes in the ledger, its files, and its messages
+    and counts (applied once placed, after the step 5 of the batch before)."""
+
+    batch: Sequence[Record | RowProblem]
+    seen: list[int]  # the batch's seen-id hashes (resume point)
+    signed: list[Change] = dataclasses.field(default_factory=list)
+    released: list[Change] = dataclasses.field(default_factory=list)
+    done: list[tuple[Plan, dict[str, Any], str | None]] = dataclasses.field(default_factory=list)
+    files: list[tuple[str, bytes]] = dataclasses.field(default_factory=list)
+    staged: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (name, staged path)
+    unsynced: list[str] = dataclasses.field(default_factory=list)  # adopted from a killed run: maybe not on disk yet
+    fails: list[tuple[int, str, str]] = dataclasses.field(default_factory=list)  # (line, record id, reason)
+    skipped: int = 0
+    clamped: int = 0
+
+
 #: Descriptors of the folders locked by this process (closed in forked children).
 _locked_folders: set[int] = set()
 
@@ -374,6 +393,8 @@ class LedgerRun(SigningRun):
         self.resume = resume
         self._refused_now: list[tuple[int, str, str]] = []  # this batch's, for the resume point
         self._unwritten: _Unwritten | None = None  # placed, step 5 not committed yet
+        self._unplaced: _Unplaced | None = None  # written (signed, staged), step 3 not committed yet
+        self._input_read = False
         # with --jobs: the folder's flush after a batch's renames, in a thread while
         # this process reads and admits the next batch; waited for before step 5
         self._folder_flush: Future[None] | None = None
@@ -417,7 +438,7 @@ class LedgerRun(SigningRun):
         skipped: set[int] = set()
         admitted.extra = (plans, skipped, seen_now)
         if not jobs:
-            self.finish_written()
+            self._settle()
             return admitted
         # files a killed run finished for these records: read, hashed and their
         # signatures checked before the transaction (which holds the write lock)
@@ -428,16 +449,19 @@ class LedgerRun(SigningRun):
         # The previous batch's step 5 ('written') comes first in it: one commit
         # (and one wait for the disk) less per batch; its files are in place
         # and flushed since that batch's step 4.
-        if self._unwritten is not None:
-            self._folder_on_disk()
+        # The step 3 ('signed') of the batch written last comes with them too,
+        # and its files are placed once the transaction is committed.
+        self._folder_on_disk()
         with signals_held():
-            unwritten = self._unwritten
+            unwritten, unplaced = self._unwritten, self._unplaced
+            changes, meta = self._mark_written(unwritten.done) if unwritten is not None else ([], None)
+            if unplaced is not None:
+                changes += [*unplaced.signed, *unplaced.released]
             with self.ledger.db.transaction():
-                meta = self._mark_written(unwritten.done) if unwritten is not None else None
+                if changes:
+                    self.ledger.apply(changes=changes, meta=meta)
                 ready = self._reserve(admitted, jobs, proofs, plans, skipped)
-            if unwritten is not None:
-                self._unwritten = None
-                self._after_written(unwritten, meta)
+            self._committed(unwritten, meta, unplaced)
         admitted.ready = ready
         return admitted
 
@@ -544,10 +568,6 @@ class LedgerRun(SigningRun):
 
     # -- step 3 -------------------------------------------------------------
     def _write(self, batch: Sequence[Record | RowProblem], admitted: Admitted, results: Sequence[Outputs | str]) -> None:
-        # the batch placed before, when no admission came between (the last
-        # batches of the input): its step 5 first, before this batch's counts
-        # change (the resume point saved with it holds the counts up to it)
-        self.finish_written()
         # SQLite's WAL copied back by a thread, not in this thread's commits;
         # started only once the --jobs workers are forked (a fork while the
         # thread is inside SQLite would leave its locks held in the child):
@@ -557,73 +577,112 @@ class LedgerRun(SigningRun):
             self.ledger.db.checkpoint_in_background()
         plans, skipped, seen_now = admitted.extra
         by_position = {job.position: result for job, result in zip(admitted.ready, results, strict=True)}
-        signed: list[Change] = []
-        released: list[Change] = []
-        # (plan, the columns its written event sets, the payload hash the row must still hold)
-        done: list[tuple[Plan, dict[str, Any], str | None]] = []
-        files: list[tuple[str, bytes]] = []
-        staged: list[tuple[str, str]] = []  # (name, staged path): written by the signing process
-        unsynced: list[str] = []  # staged paths adopted from a killed run: maybe not on disk yet
+        ready = _Unplaced(batch, seen_now)
         for position, item in enumerate(batch):
             if position in admitted.refused:
-                self.fail(item.line, item.record_id, admitted.refused[position])
+                ready.fails.append((item.line, item.record_id, admitted.refused[position]))
                 continue
             if position in skipped:
-                self.counts.skipped += 1
+                ready.skipped += 1
                 continue
             plan = plans[position]
             if plan.kind == "finalize":
-                done.append((plan, {}, plan.payload_hash))
+                ready.done.append((plan, {}, plan.payload_hash))
                 continue
             if plan.adopted is not None:  # "adopt": signed by the killed run, files proven whole
                 adopted = plan.adopted
                 if not adopted.already_signed:
-                    signed.append(Change(plan.uvci, "signed", adopted.values))
-                self.clamped += adopted.values["exp_clamped"]
-                done.append((plan, {}, adopted.values["payload_hash"]))
-                staged += adopted.staged
-                unsynced += (path for _, path in adopted.staged)
+                    ready.signed.append(Change(plan.uvci, "signed", adopted.values))
+                ready.clamped += adopted.values["exp_clamped"]
+                ready.done.append((plan, {}, adopted.values["payload_hash"]))
+                ready.staged += adopted.staged
+                ready.unsynced += (path for _, path in adopted.staged)
                 continue
             result = by_position[position]
             if isinstance(result, str):
-                self.fail(item.line, item.record_id, result)
+                ready.fails.append((item.line, item.record_id, result))
                 if plan.kind != "rewrite":  # a reserved UVCI that will not be signed now
-                    released.append(Change(plan.uvci, "released", note="the record could not be signed"))
+                    ready.released.append(Change(plan.uvci, "released", note="the record could not be signed"))
                 continue
             values = _signed_values(result)
-            self.clamped += result.issued.exp_clamped
+            ready.clamped += result.issued.exp_clamped
             if plan.kind == "rewrite":
-                done.append((plan, values, values["payload_hash"]))
+                ready.done.append((plan, values, values["payload_hash"]))
             else:
-                signed.append(Change(plan.uvci, "signed", values))
-                done.append((plan, {}, values["payload_hash"]))
-            files += result.files.items()
-            staged += ((name, path) for name, (path, _) in result.staged.items())
+                ready.signed.append(Change(plan.uvci, "signed", values))
+                ready.done.append((plan, {}, values["payload_hash"]))
+            ready.files += result.files.items()
+            ready.staged += ((name, path) for name, (path, _) in result.staged.items())
+        # its step 3 ('signed') is committed with the next batch's reservations
+        # (_admit: one commit a batch, not two) and its files placed right after;
+        # at once when no admission is to come (the input is read) or another
+        # batch is ready first (_settle)
+        if self._unplaced is not None:
+            self._settle()
+        self._unplaced = ready
+        if self._input_read:
+            self._settle()
+
+    def _settle(self, *, place: bool = True) -> None:
+        """Commit what waits for a transaction: step 5 of the batch placed
+        last, and (``place``) step 3 of the batch ready to be placed, whose
+        files are then placed; in one transaction."""
+        self._folder_on_disk()
+        unwritten, unplaced = self._unwritten, self._unplaced if place else None
+        if unwritten is None and unplaced is None:
+            return
         with signals_held():
-            # the ledger knows every file's hash before the file can appear
-            self.ledger.apply(changes=[*signed, *released])
-            self.counts.released += len(released)
-            try:
-                if files:
-                    self.output.write_durably(files)
-                if staged:
-                    later = self.output.locked  # the folder's descriptor is held: flushed in a thread
-                    self.output.place_staged(staged, unsynced, sync_folder=not later)
-                    if later:
-                        if self._flusher is None:  # made here: after the workers are forked
-                            self._flusher = ThreadPoolExecutor(1, thread_name_prefix="folder-flush")
-                        self._folder_flush = self._flusher.submit(self.output.sync_folder)
-            except OSError as err:
-                raise ConfigError(f"cannot write into {self.output.path}: {err.strerror or err}") from None
-            # step 5 is committed with the next batch's reservations (_admit) or
-            # at the end (finish_written); until then these are 'signed' with
-            # their files in place, which a run after a kill completes
-            refused, self._refused_now = self._refused_now, []
-            self._unwritten = _Unwritten(batch, done, seen_now, refused)
+            changes, meta = self._mark_written(unwritten.done) if unwritten is not None else ([], None)
+            if unplaced is not None:
+                changes += [*unplaced.signed, *unplaced.released]
+            if changes:
+                self.ledger.apply(changes=changes, meta=meta)  # one transaction
+            self._committed(unwritten, meta, unplaced)
+
+    def _committed(self, unwritten: _Unwritten | None, meta: dict[str, str] | None, unplaced: _Unplaced | None) -> None:
+        """After the transaction that held ``unwritten``'s step 5 and
+        ``unplaced``'s step 3: the first's manifest lines, counts and resume
+        point, then the second's messages, counts and files (in that order:
+        the resume point holds the counts up to the batch it names)."""
+        self._unwritten = None
+        if unplaced is not None:
+            self._unplaced = None
+        if unwritten is not None:
+            self._after_written(unwritten, meta)
+        if unplaced is not None:
+            self._place(unplaced)
+
+    def _place(self, ready: _Unplaced) -> None:
+        """A batch's files into place once its step 3 is committed (the ledger
+        knows every file's hash before the file can appear), then its
+        messages and counts."""
+        for line, record_id, reason in ready.fails:
+            self.fail(line, record_id, reason)
+        self.counts.skipped += ready.skipped
+        self.clamped += ready.clamped
+        self.counts.released += len(ready.released)
+        try:
+            if ready.files:
+                self.output.write_durably(ready.files)
+            if ready.staged:
+                later = self.output.locked  # the folder's descriptor is held: flushed in a thread
+                self.output.place_staged(ready.staged, ready.unsynced, sync_folder=not later)
+                if later:
+                    if self._flusher is None:  # made here: after the workers are forked
+                        self._flusher = ThreadPoolExecutor(1, thread_name_prefix="folder-flush")
+                    self._folder_flush = self._flusher.submit(self.output.sync_folder)
+        except OSError as err:
+            raise ConfigError(f"cannot write into {self.output.path}: {err.strerror or err}") from None
+        # step 5 is committed with the next batch's reservations (_admit) or
+        # at the end (finish_written); until then these are 'signed' with
+        # their files in place, which a run after a kill completes
+        refused, self._refused_now = self._refused_now, []
+        self._unwritten = _Unwritten(ready.batch, ready.done, ready.seen, refused)
 
     def sign_all(self, items: Iterable[Record | RowProblem]) -> None:
         def read() -> Iterator[Record | RowProblem]:
             yield from items
+            self._input_read = True  # no admission is to come: each batch is placed as soon as written
             # the input is read, the batches in flight are left: the ledger is
             # checkpointed after each of their commits from now on, so that its
             # close at the end (in this thread, after the last batch) has little to copy
@@ -660,17 +719,10 @@ class LedgerRun(SigningRun):
             raise ConfigError(f"cannot write into {self.output.path}: {err.strerror or err}") from None
 
     def finish_written(self) -> None:
-        """Step 5 of the last batch placed, in a transaction of its own (the
-        end of the run, or a next batch without anything to reserve)."""
-        self._folder_on_disk()
-        unwritten = self._unwritten
-        if unwritten is None:
-            return
-        with signals_held():
-            with self.ledger.db.transaction():
-                meta = self._mark_written(unwritten.done)
-            self._unwritten = None
-            self._after_written(unwritten, meta)
+        """The end of the run (or a stop): the batch ready to be placed is
+        placed, and step 5 of the last batch placed committed."""
+        self._settle()
+        self._settle()
 
     def _after_written(self, unwritten: _Unwritten, meta: dict[str, str] | None) -> None:
         """What follows a batch's committed step 5: the manifest's lines, the
@@ -686,10 +738,13 @@ class LedgerRun(SigningRun):
         if self.progress is not None:
             self.progress.update(len(batch))
 
-    def _mark_written(self, done: Sequence[tuple[Plan, dict[str, Any], str | None]]) -> dict[str, str] | None:
-        """Step 5's changes (in the caller's transaction); the manifest entries set with them."""
+    def _mark_written(
+        self, done: Sequence[tuple[Plan, dict[str, Any], str | None]]
+    ) -> tuple[list[Change], dict[str, str] | None]:
+        """Step 5's changes, and the manifest entries to set with them (in the
+        caller's transaction; None: nothing to mark)."""
         if not done:
-            return None
+            return [], None
         supersede = [
             Change(p.supersedes, "superseded", {"superseded_by": p.uvci}) for p, _, _ in done if p.supersedes
         ]
@@ -710,8 +765,7 @@ class LedgerRun(SigningRun):
                 manifest.whole = True
         elif manifest is not None:
             meta.update(manifest.tail_meta())  # what the appends so far wrote (one batch behind)
-        self.ledger.apply(changes=[*supersede, *written], meta=meta)
-        return meta
+        return [*supersede, *written], meta
 
     def _count_written(self, done: Sequence[tuple[Plan, dict[str, Any], str | None]], meta: dict[str, str]) -> None:
         manifest = self.manifest_file

@@ -116,20 +116,24 @@ def test_crash_between_a_batch_placed_and_its_written_commit(
     point: str, jobs: int, test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    """A batch's step 5 ('written') is committed with the reservations of the
-    next batch admitted (one transaction). Killed inside that transaction (it
-    rolls back): the first batch stays 'signed' with its files in place and
-    the batch being admitted is not reserved; the same command completes the
-    first without signing it again (the very files of the signed state).
-    Killed right after it: the first is written, the admitted one reserved."""
+    """A batch's step 3 ('signed') is committed with the reservations of the
+    next batch admitted after it was signed (one transaction), and its files
+    placed right after; its step 5 ('written') with the admission after that,
+    together with the next batch's step 3. Killed inside that transaction (it
+    rolls back): the first batch stays 'signed' with its files in place, the
+    second 'reserved' (its files staged, not placed) and the batch being
+    admitted is not reserved; the same command completes the first without
+    signing it again (the very files of the signed state). Killed right after
+    it: the first is written, the second signed with its files in place, the
+    admitted one reserved."""
     import signer.batch as batch_module
     import signer.run as run_module
 
     monkeypatch.setattr(run_module, "BATCH_SIZE", 4)
-    # the admission that carries the first batch's step 5: the next one
-    # (--jobs 1), the one after the batches in flight (--jobs 2: the worker's
+    # the admission that carries the first batch's step 5: the next but one
+    # (--jobs 1), the second after the batches in flight (--jobs 2: the worker's
     # TASKS_PER_WORKER tasks and one held back for it, IN_FLIGHT signed by the run's process)
-    call = 1 + (1 if jobs == 1 else (run_module.TASKS_PER_WORKER + 1) * (jobs - 1) + run_module.IN_FLIGHT)
+    call = 2 + (1 if jobs == 1 else (run_module.TASKS_PER_WORKER + 1) * (jobs - 1) + run_module.IN_FLIGHT)
     count = 4 * call + 2
     command = batch_command(test_pki, tmp_path, monkeypatch)
     records = many_records(count)
@@ -148,14 +152,13 @@ def test_crash_between_a_batch_placed_and_its_written_commit(
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 9, "the crash point was not reached"
     left, placed = counts_and_signed(ledger)
-    in_flight = 4 * (call - 2)  # reserved before the admission that carries step 5
+    in_flight = 4 * (call - 2)  # reserved before the admission that carries step 5, the first batch not counted
+    assert placed and all((out / f.name).is_file() for files in placed.values() for f in files)
     if point == "in_the_next_admission":
-        assert left == {"signed": 4, **({"reserved": in_flight} if in_flight else {})}, left
-        assert placed and all((out / f.name).is_file() for files in placed.values() for f in files)
-        resumed = 4 + in_flight
+        assert left == {"signed": 4, "reserved": in_flight}, left
     else:
-        assert left == {"written": 4, "reserved": in_flight + 4}, left
-        resumed = in_flight + 4
+        assert left == {"written": 4, "signed": 4, "reserved": in_flight}, left
+    resumed = 4 + in_flight
     capsys.readouterr()
     assert main(command(source)) == 0
     assert f"{count} issued ({resumed} resumed from an interrupted run" in capsys.readouterr().out
@@ -164,6 +167,43 @@ def test_crash_between_a_batch_placed_and_its_written_commit(
         assert {c.uvci: c.files for c in current.values() if c.uvci in placed} == placed
     assert main(command(source)) == 0
     assert f"0 issued, {count} skipped as already issued" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_crash_between_the_signed_commit_in_an_admission_and_the_placing(
+    jobs: int, test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed right after the admission's transaction that carries the first
+    batch's step 3 ('signed') committed, before its files are placed: that
+    batch is 'signed' with none of its files in place (staged, or with
+    --jobs 1 not written yet), the batches admitted so far 'reserved'; the
+    same command completes the work, every record issued once."""
+    import signer.batch as batch_module
+    import signer.run as run_module
+
+    monkeypatch.setattr(run_module, "BATCH_SIZE", 4)
+    admissions = 1 + (1 if jobs == 1 else (run_module.TASKS_PER_WORKER + 1) * (jobs - 1) + run_module.IN_FLIGHT)
+    count = 4 * (admissions + 2) + 2
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    records = many_records(count)
+    source = write_records(tmp_path / "in.jsonl", records)
+    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+    pid = os.fork()
+    if pid == 0:  # the run that dies
+        try:
+            monkeypatch.setattr(batch_module.LedgerRun, "_place", die)
+            main(command(source, "--jobs", str(jobs)))
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 9, "the crash point was not reached"
+    left, signed = counts_and_signed(ledger)
+    assert left == {"signed": 4, "reserved": 4 * (admissions - 1)}, left
+    assert not [f.name for files in signed.values() for f in files if (out / f.name).exists()]
+    capsys.readouterr()
+    assert main(command(source)) == 0
+    assert f"{count} issued ({4 * admissions} resumed from an interrupted run" in capsys.readouterr().out
+    check_consistent(ledger, out, [r.record_id for r in records])
 
 
 def test_a_failed_folder_flush_leaves_the_batch_signed(
