@@ -826,7 +826,33 @@ def _submit(pool: ProcessPoolExecutor, task: Task) -> Future[_WorkResult]:
 
 def _process_pool(workers: int, context: Any, setup: WorkerSetup) -> ProcessPoolExecutor:
     """The workers' pool (:class:`_Flight` decides how many tasks it holds)."""
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(setup, os.getpid()))
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(setup, os.getpid()))
+    _widen_pipes(pool)
+    return pool
+
+
+#: Bytes the pool's pipes hold (Linux F_SETPIPE_SZ; the default is 64 KiB).
+PIPE_BYTES = 1 << 20
+
+
+def _widen_pipes(pool: ProcessPoolExecutor) -> None:
+    """Let the pool's result pipe (and its task pipe) hold a whole batch's
+    message: a ledger run's task result of 256 records is about 140 KB
+    pickled, and a worker's write of it into a 64 KiB pipe waited until the
+    run's process had read the rest (its reading thread needs the GIL, which
+    the run's main thread holds while it signs): the worker sat idle before
+    its next task. Where the size cannot be set, the pipe stays as it is."""
+    import fcntl
+
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setsize is None:
+        return
+    for queue in (getattr(pool, "_result_queue", None), getattr(pool, "_call_queue", None)):
+        writer = getattr(queue, "_writer", None)
+        if writer is None:
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            fcntl.fcntl(writer.fileno(), setsize, PIPE_BYTES)
 
 
 class _InFlight:

@@ -112,3 +112,18 @@ def test_a_failed_flush_in_the_worker_stops_the_run_at_that_batch(
     monkeypatch.setattr(os, "fdatasync", real_sync)
     assert main(args) == 0
     check_consistent(str(tmp_path / "ledger.sqlite"), out, [r.record_id for r in records])
+
+
+def test_the_pools_pipes_hold_a_whole_batch_result() -> None:
+    """A ledger task's result of 256 records is about 140 KB pickled: the
+    pool's result pipe (and its task pipe) hold 1 MiB, so that a worker
+    hands it over without waiting for the run's process to read it."""
+    import fcntl
+    import multiprocessing
+
+    pool = signer.run._process_pool(1, multiprocessing.get_context("fork"), None)  # type: ignore[arg-type]
+    try:
+        for queue in (pool._result_queue, pool._call_queue):  # type: ignore[attr-defined]
+            assert fcntl.fcntl(queue._writer.fileno(), fcntl.F_GETPIPE_SZ) >= signer.run.PIPE_BYTES
+    finally:
+        pool.shutdown()
