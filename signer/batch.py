@@ -253,21 +253,21 @@ class BatchOutput:
             # the thread that flushed it (not all of a batch's files open at once)
             with ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="durable-sync") as pool:
                 for start in range(0, len(files), MAX_UNFLUSHED):
-                    handles: list[int] = []
+                    handles: list[tuple[int, int]] = []  # (fd, size)
                     try:
                         for name, data in files[start : start + MAX_UNFLUSHED]:
                             tmp = self.partial / name
                             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                            handles.append(fd)
+                            handles.append((fd, len(data)))
                             temps.append((tmp, self.path / name))
                             write_all(fd, data)
                     except BaseException:
-                        for fd in handles:
+                        for fd, _ in handles:
                             os.close(fd)
                         raise
                     flushes = Flushes(pool)
-                    for fd in handles:
-                        flushes.add(fd)
+                    for fd, size in handles:
+                        flushes.add(fd, size)
                     flushes.check()
             for tmp, final in temps:
                 os.replace(tmp, final)

@@ -337,26 +337,29 @@ class Flushes:
             wait(self._futures[self._waited : stop])
             self._waited = stop
 
-    def add(self, fd: int) -> None:
-        self._futures.append(self._pool.submit(self._flush_and_close, fd))
+    def add(self, fd: int, size: int = 0) -> None:
+        """Flush and close ``fd`` (a file of ``size`` bytes: see :data:`DROP_BYTES`)."""
+        self._futures.append(self._pool.submit(self._flush_and_close, fd, size >= DROP_BYTES))
 
-    def add_path(self, path: str) -> None:
+    def add_path(self, path: str, size: int = 0) -> None:
         """Flush the file at ``path``, written and closed already (by this
         process, and never flushed before: a write-back error since is
         reported to the descriptor the thread opens)."""
-        self._futures.append(self._pool.submit(self._flush_path, path))
+        self._futures.append(self._pool.submit(self._flush_path, path, size >= DROP_BYTES))
 
-    def _flush_path(self, path: str) -> None:
+    def _flush_path(self, path: str, drop: bool) -> None:
         try:
-            _sync_path(path)
+            _sync_path(path, drop)
         except OSError:
             if self._on_error is not None:
                 self._on_error()
             raise
 
-    def _flush_and_close(self, fd: int) -> None:
+    def _flush_and_close(self, fd: int, drop: bool) -> None:
         try:
             os.fdatasync(fd)
+            if drop:
+                _drop_cached(fd)
         except OSError:
             if self._on_error is not None:
                 self._on_error()
@@ -399,10 +402,30 @@ def _forget_syncer() -> None:
 os.register_at_fork(after_in_child=_forget_syncer)
 
 
-def _sync_path(path: str) -> None:
+#: Files of at least this many bytes (a PDF passport: ~53 KB; not the QR
+#: PNG or the HC1 text, ~2 KB together) leave the page cache once flushed.
+DROP_BYTES = 32 << 10
+
+
+def _drop_cached(fd: int) -> None:
+    """Drop a file's pages, flushed just now, from the page cache
+    (``POSIX_FADV_DONTNEED``; clean pages only): the next files written reuse
+    them. On the virtual machines this runs on, a page the kernel hands out
+    for the first time in a while costs far more system time than one freed
+    moments before (docs/benchmarks.md, session 10: --pdf, 3,000 records,
+    median -0.15 s of system time of ~1.2). The run does not read the files
+    again (a run that adopts them after a kill reads them from disk). Small
+    files are kept: a resume reads them back (adoption) and they cost little."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def _sync_path(path: str, drop: bool = False) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fdatasync(fd)
+        if drop:
+            _drop_cached(fd)
     finally:
         os.close(fd)
 
@@ -502,8 +525,8 @@ class Stager:
             prefix = os.path.join(self.folder, "")
             results, line_of = self.results, self._line_of
             lines = []
-            handles: list[int] = []  # written, handed to the flush threads after the group
-            paths: list[str] = []  # (later) written and closed, flushed by path after the group
+            handles: list[tuple[int, int]] = []  # written (fd, size), handed to the flush threads after the group
+            paths: list[tuple[str, int]] = []  # (later) written and closed, flushed by path after the group
             try:
                 for index, result, record_hash in group:
                     staged = {}
@@ -515,12 +538,12 @@ class Stager:
                                 write_all(fd, data)
                             finally:
                                 os.close(fd)
-                            paths.append(path)
+                            paths.append((path, len(data)))
                             staged[name] = (path, len(data))
                             continue
                         flushes.room()  # at most MAX_UNFLUSHED files open
                         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                        handles.append(fd)
+                        handles.append((fd, len(data)))
                         write_all(fd, data)
                         staged[name] = (path, len(data))
                     out = Outputs(slim(result.issued), {}, result.payload_sha256, result.digests, staged)
@@ -530,7 +553,7 @@ class Stager:
                 if lines and self._journal is not None:
                     write_all(self._journal, b"".join(lines))
             except BaseException:
-                for fd in handles:
+                for fd, _ in handles:
                     os.close(fd)
                 raise
             # flushed and closed by the pool's threads while this process signs
@@ -538,10 +561,10 @@ class Stager:
             # task but for the last group's files. Handed over a group at a time,
             # not each as it is written: that cost ~70 us of CPU per record more
             # (threads woken between the writes; 2 files per record, measured)
-            for fd in handles:
-                flushes.add(fd)
-            for path in paths:
-                flushes.add_path(path)
+            for fd, size in handles:
+                flushes.add(fd, size)
+            for path, size in paths:
+                flushes.add_path(path, size)
         except OSError as err:
             raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None
 

@@ -127,3 +127,34 @@ def test_the_pools_pipes_hold_a_whole_batch_result() -> None:
             assert fcntl.fcntl(queue._writer.fileno(), fcntl.F_GETPIPE_SZ) >= signer.run.PIPE_BYTES
     finally:
         pool.shutdown()
+
+
+def test_large_staged_files_leave_the_page_cache_once_flushed(tmp_path: Path) -> None:
+    """A staged file of DROP_BYTES or more (a PDF passport) is dropped from
+    the page cache once flushed (fresh page-cache pages cost this VM far more
+    system time than reused ones); the small ones (PNG, HC1 text: read back
+    when a resume adopts them) stay."""
+    import shutil
+    import subprocess
+
+    from signer.issue import Issued
+
+    fincore = shutil.which("fincore")
+    assert fincore, "fincore (util-linux) is needed"
+    issued = Issued(record_id="R1", hc1="HC1:X", uvci="URN:UVCI:01:VN:ABC00001#A", kid=b"\x01\x02",
+                    iat=1790000000, exp=1821536000, exp_clamped=False, dcc={})  # fmt: skip
+    files = {"R1.pdf": os.urandom(4 * signer.run.DROP_BYTES), "R1.png": os.urandom(4096)}
+    results: list[Any] = [signer.run.Outputs(issued, files, "ab" * 32, {name: "cd" * 32 for name in files})]
+    stager = signer.run.Stager(tmp_path, "", b"", results)
+    stager.add(0, results[0], "")
+    stager.finish()
+    stager.close()
+    staged = results[0].staged
+
+    def resident(path: str) -> int:
+        out = subprocess.run([fincore, "--bytes", "--noheadings", "--output", "RES", path], capture_output=True,
+                             text=True, check=True).stdout  # fmt: skip
+        return int(out.split()[0])
+
+    assert resident(staged["R1.pdf"][0]) == 0
+    assert resident(staged["R1.png"][0]) == 4096
