@@ -88,8 +88,12 @@ class DropBehind:
 
 def copy_dropping(src: IO[bytes], dst: IO[bytes], step: int = STEP) -> None:
     """Append the whole of ``src`` to the end of ``dst``, a step at a time, dropping both files' copied pages
-    behind (the source's only where they are clean, as a part written through :class:`DropBehind` is). The copy is made in the kernel (``copy_file_range``) where it can be, else through a buffer (another
-    file system, an old kernel). Both file objects are left at their ends."""
+    behind (the source's only where they are clean, as a part written through :class:`DropBehind` is).
+
+    The copy is made in the kernel (``copy_file_range``) where it can be, else through a buffer: another file
+    system or an old kernel refuses it, and some file systems copy nothing (return 0) before the end, which is
+    not taken as the end (the rest goes through the buffer). A source shorter than its size when the copy began
+    raises ``OSError`` (EIO): never a short output. Both file objects are left at their ends."""
     dst.flush()
     sfd, dfd = src.fileno(), dst.fileno()
     start = dst.seek(0, os.SEEK_END)
@@ -105,15 +109,11 @@ def copy_dropping(src: IO[bytes], dst: IO[bytes], step: int = STEP) -> None:
             except OSError as exc:
                 if done or exc.errno not in _NO_KERNEL_COPY:
                     raise
-                kernel = False
-        if not kernel:
-            block = os.pread(sfd, want, done)
-            view = memoryview(block)
-            while view:
-                view = view[os.pwrite(dfd, view, start + done + n) :]
-                n = len(block) - len(view)
-        if n == 0:
-            break  # the source ended early (it shrank while copied)
+            if n == 0:
+                kernel = False  # refused, or nothing copied: this step and the rest through the buffer
+                continue
+        else:
+            n = _copy_step(sfd, dfd, want, done, start + done)
         last = done + n >= size
         drop(dfd, start + done, None if last else start + done + n)
         if _CAN_DROP:
@@ -121,6 +121,17 @@ def copy_dropping(src: IO[bytes], dst: IO[bytes], step: int = STEP) -> None:
         done += n
     dst.seek(0, os.SEEK_END)
     src.seek(0, os.SEEK_END)
+
+
+def _copy_step(sfd: int, dfd: int, want: int, at: int, to: int) -> int:
+    """Copy up to ``want`` bytes from ``sfd`` at ``at`` to ``dfd`` at ``to`` through a buffer; the bytes copied."""
+    block = os.pread(sfd, want, at)
+    if not block:
+        raise OSError(errno.EIO, f"the file being copied ended at byte {at}, before its size")
+    view = memoryview(block)
+    while view:
+        view = view[os.pwrite(dfd, view, to + len(block) - len(view)) :]
+    return len(block)
 
 
 #: errno values with which copy_file_range says "not here" rather than "failed" (nothing copied yet).
