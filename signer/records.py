@@ -922,6 +922,10 @@ def dose_rows_are_grouped(path: str | Path, *, column_map: str | None = None) ->
         raise ConfigError(f"cannot read {p}: {err.strerror}") from None
 
 
+#: A range with more runs whose record ID is below the one before's is not taken as in record ID order.
+MAX_ODD_RUNS = 10_000
+
+
 class PersonRuns:
     """Whether each person's dose rows are consecutive, learnt while the rows are grouped.
 
@@ -937,43 +941,124 @@ class PersonRuns:
     space-folded: that cost about 1 us a person, and a record ID met again under
     another spelling of its name then looked reopened to two workers but not to
     one, and only two workers sorted).
+
+    In an export in record ID order (each run's record ID at or above the run
+    before's, in string order; a record ID given to two people makes two runs with
+    one ID) another range's runs can only meet this one's where the two ranges of
+    record IDs meet, at their ends. Such a range is sent back to the main process
+    without its set of keys (about 40 MB a 500,000 people, unpickled and joined
+    there), only with its first and last record ID, the keys of the runs with those
+    two (``head``, ``tail``), of the runs without a record ID (``blank``) and of the
+    runs whose record ID is below the one before (``odd``: a record ID copied from
+    an earlier person, with that ID; :func:`runs_are_consecutive` cannot tell when
+    one falls inside another range's record IDs). More than :data:`MAX_ODD_RUNS`
+    of those, and the range is not in record ID order (``rids_rise``): it is sent
+    with its keys.
     """
 
     def __init__(self) -> None:
         self.first: int | None = None
         self.last: int | None = None
-        self.closed: set[int] = set()
+        self.closed: set[int] | None = set()  # None once sent back without it (rids_rise)
         self.reopened = False  # a key met again after another: not consecutive
+        self.rids_rise = True  # every run with a record ID has one at or above the one before's (string order)
+        self.first_rid: str | None = None  # the first and the last run's record IDs, of the runs with one
+        self.last_rid: str | None = None
+        self.odd: list[tuple[str, int]] = []  # (record ID, key) of the runs with an ID below the one before
+        self.head: set[int] = set()  # the keys of the runs with first_rid
+        self.tail_key: int | None = None  # the key of the first run with last_rid; with more: all in tail
+        self.tail: set[int] | None = None
+        self.blank: set[int] = set()  # the keys of the runs without a record ID
 
-    def see(self, key: int) -> None:
+    def see(self, key: int, rid: str) -> None:
         if key == self.last:
             return
         if self.last is None:
             self.first = key
         else:
-            self.closed.add(self.last)
-        if key in self.closed:
+            self.closed.add(self.last)  # type: ignore[union-attr]  # (None only in a copy sent back)
+        if key in self.closed:  # type: ignore[operator]
             self.reopened = True
         self.last = key
+        if not rid:
+            self.blank.add(key)
+        elif self.last_rid is None:
+            self.first_rid = self.last_rid = rid
+            self.head.add(key)
+            self.tail_key = key
+        elif rid > self.last_rid:
+            self.last_rid = rid
+            self.tail_key = key
+            self.tail = None
+        elif rid == self.last_rid:  # the record ID of another person, or of the same written otherwise
+            if self.tail is None:
+                self.tail = {self.tail_key}  # type: ignore[arg-type]
+            self.tail.add(key)
+            if rid == self.first_rid:
+                self.head.add(key)
+        elif self.rids_rise:
+            self.odd.append((rid, key))
+            if len(self.odd) > MAX_ODD_RUNS:
+                self.rids_rise = False
+                self.odd = []
+
+    def ends(self) -> set[int]:
+        """The keys that can meet another range's when the record IDs rise: the runs without a record ID, those
+        with the first or the last record ID, and the odd ones."""
+        tail = self.tail if self.tail is not None else {self.tail_key} if self.tail_key is not None else set()
+        return self.blank | self.head | tail | {key for _, key in self.odd}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.rids_rise:
+            state["closed"] = None  # see the class's text: the ends stand for them
+        else:
+            state.update(blank=set(), head=set(), tail=None, odd=[])  # (in closed, with the others)
+        return state
 
 
-def runs_are_consecutive(parts: Sequence[PersonRuns]) -> bool:
-    """Whether the ranges' keys, in range order, are consecutive as one stream."""
+def runs_are_consecutive(parts: Sequence[PersonRuns]) -> bool | None:
+    """Whether the ranges' keys, in range order, are consecutive as one stream; None: cannot tell from what the
+    ranges sent back (some rose in record ID order and some did not, or two ranges' record IDs meet), then
+    :func:`dose_rows_are_grouped` answers."""
+    if any(runs.reopened for runs in parts):
+        return False
+    rising = [runs.rids_rise for runs in parts]
+    if all(rising):
+        top: str | None = None
+        for runs in parts:  # the ranges' record IDs meet at most at their ends: only the ends' runs can meet
+            if runs.first_rid is None:
+                continue
+            if top is not None and runs.first_rid < top:
+                return None
+            top = runs.last_rid
+        bounds = [(j, runs.first_rid, runs.last_rid) for j, runs in enumerate(parts) if runs.first_rid is not None]
+        for k, runs in enumerate(parts):  # an odd run inside another range's record IDs may be one of its runs
+            for rid, _ in runs.odd:
+                if any(j != k and low < rid < high for j, low, high in bounds):  # type: ignore[operator]
+                    return None
+        return _keys_consecutive([(runs.first, runs.last, runs.ends()) for runs in parts])
+    if any(rising):
+        return None
+    return _keys_consecutive([(runs.first, runs.last, runs.closed or set()) for runs in parts])
+
+
+def _keys_consecutive(parts: Sequence[tuple[int | None, int | None, set[int]]]) -> bool:
+    """Each range's (first key, last key, keys closed in it), in range order: whether no key comes back after
+    another, the ranges joined into one stream."""
     closed: set[int] = set()
     last: int | None = None
-    for runs in parts:
-        if runs.reopened:
-            return False
-        if runs.first is None or runs.last is None:
+    for first, final, keys in parts:
+        if first is None or final is None:
             continue
-        if runs.first != last and last is not None:
+        if first != last and last is not None:
             closed.add(last)
-        seen = runs.closed | {runs.last}
-        if not closed.isdisjoint(seen) or (last is not None and last != runs.first and last in seen):
+        seen = keys | {first, final}
+        if not closed.isdisjoint(seen) or (last is not None and last != first and last in seen):
             return False
         closed |= seen
-        closed.discard(runs.last)
-        last = runs.last
+        closed.discard(final)
+        last = final
     return True
 
 
@@ -1077,14 +1162,14 @@ def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header
         if group:
             if k == key and person(cells) == first:  # the first row's run_key too
                 if off and runs is not None:
-                    runs.see(first_run)
+                    runs.see(first_run, cells[rid_col])
                     off = False
                 group.append(row)
                 continue
             if k == key and all(_same(f, group[0][1][c], cells[c], cmap) for f, c in zip(compared, cols, strict=True)):
                 if runs is not None:  # every row's key, as dose_rows_are_grouped takes them (see PersonRuns)
                     run = run_key(cells)
-                    runs.see(run)
+                    runs.see(run, cells[rid_col])
                     off = run != first_run
                 group.append(row)
                 continue
@@ -1092,7 +1177,7 @@ def _group_dose_rows(rows: Iterable[Record | RowProblem | _DoseRow], hdr: Header
         first = person(cells)
         if runs is not None:
             first_run = run_key(cells)
-            runs.see(first_run)  # the person as written, see PersonRuns
+            runs.see(first_run, cells[rid_col])  # the person as written, see PersonRuns
             off = False
         key = k
         group = [row]

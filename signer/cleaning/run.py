@@ -592,6 +592,33 @@ def _stale_parts(out: Path, parts: int) -> list[int]:
     return sorted(found | set(range(parts)))
 
 
+#: The temp names the run's outputs are written under (then renamed): ``<name>.tmp-<pid>``.
+_TEMP_NAME = re.compile(r"(?:verified\.jsonl|verified-new\.jsonl|summary\.json|reconciliation)\.tmp-([0-9]{1,10})")
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Remove what a run killed hard left under its temp names (``<output>.tmp-<pid>``, personal data), those of
+    a process that is gone; a live one's (a run next to this one) stay."""
+    for path in out.glob("*.tmp-*"):
+        m = _TEMP_NAME.fullmatch(path.name)
+        if m is None or int(m[1]) == os.getpid() or _alive(int(m[1])):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or a number no process can have: left alone)
+    return True
+
+
 def _remove_parts(part_paths: list[dict[str, Path]]) -> None:
     for p in part_paths:
         for path in p.values():
@@ -656,8 +683,12 @@ def run_checks(opts: CheckOptions) -> dict[str, Any]:
     clock = time.perf_counter()
     try:
         _remove_parts([_part_paths(out, k) for k in _stale_parts(out, len(tasks))])  # left by a run killed hard
+        _remove_stale_temps(out)
         summaries = _map(_work, tasks)
-        if learn and not runs_are_consecutive([x.person_runs for x in summaries if x.person_runs is not None]):
+        consecutive = learn and runs_are_consecutive([x.person_runs for x in summaries if x.person_runs is not None])
+        if consecutive is None:  # the ranges' answers do not tell (PersonRuns): a pass of its own over the export
+            consecutive = dose_rows_are_grouped(records, column_map=opts.column_map)
+        if learn and not consecutive:
             log.warning("warning: %s: the dose rows of some people are not consecutive: grouping them first", records)
             _remove_parts(part_paths)  # only staged: the results store is untouched
             grouped = False

@@ -27,7 +27,8 @@ from signer.cleaning.synth import SynthConfig, generate
 from tests.cleaning.conftest import NOW
 
 #: ``signer check`` that SIGKILLs itself: "flush" = after the first ResultStore.flush that stored verdicts (chunks
-#: of 100 people, so that the run is killed in the middle), "merge" = after merge_staged applied the first part.
+#: of 100 people, so that the run is killed in the middle), "merge" = after merge_staged applied the first part,
+#: "concat" = after the second part was appended to verified.jsonl's temp name (the reconciliation lists written).
 LAUNCH = """
 import os, signal, sys
 import signer.cleaning.run as run
@@ -42,6 +43,12 @@ if mode == "flush":
         if had:
             os.kill(os.getpid(), signal.SIGKILL)
     store.ResultStore.flush = killing_flush
+elif mode == "concat":  # in the middle of joining the parts: verified.jsonl's temp name half written
+    copy = run.copy_dropping
+    def killing_copy(src, dst, *args):
+        copy(src, dst, *args)
+        os.kill(os.getpid(), signal.SIGKILL)
+    run.copy_dropping = killing_copy
 else:
     merge = run.merge_staged
     def killing_merge(path, staged, *args):
@@ -134,6 +141,22 @@ def test_a_run_killed_after_storing_verdicts_hides_no_record_from_the_next(
     after = _check(data["later"], data["registry"], killed, workers)
     assert after["incremental"]["newly_verified"] == 0
     assert (killed / "verified-new.jsonl").read_bytes() == b""
+
+
+def test_a_run_killed_while_joining_the_parts_leaves_no_temp_file_behind(data: dict[str, Path], tmp_path: Path) -> None:
+    """Killed while verified.jsonl is joined under its temp name (review10-clean F2): the next run removes what
+    the dead process left (the half-joined file and the reconciliation folder, both naming citizens), and gives
+    the outputs of a run never killed."""
+    plain, killed = tmp_path / "plain", tmp_path / "killed"
+    expected = _check(data["records"], data["registry"], plain, 2)
+    _killed("concat", data["records"], data["registry"], killed, 2)
+    left = sorted(p.name.split(".tmp-")[0] for p in killed.glob("*.tmp-*"))
+    assert left == ["reconciliation", "verified.jsonl"]
+    other = killed / f"verified.jsonl.tmp-{os.getppid()}"  # a live process's (a run next to this one): kept
+    other.write_bytes(b"")
+    again = _check(data["records"], data["registry"], killed, 2)
+    _same_outputs(expected, plain, again, killed)
+    assert [p.name for p in killed.glob("*.tmp-*")] == [other.name]
 
 
 @pytest.mark.parametrize(("workers", "mode"), [(1, "flush"), (2, "merge")])
