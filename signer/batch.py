@@ -623,12 +623,12 @@ class LedgerRun(SigningRun):
         if self._input_read:
             self._settle()
 
-    def _settle(self, *, place: bool = True) -> None:
+    def _settle(self) -> None:
         """Commit what waits for a transaction: step 5 of the batch placed
-        last, and (``place``) step 3 of the batch ready to be placed, whose
-        files are then placed; in one transaction."""
+        last, and step 3 of the batch ready to be placed, whose files are
+        then placed; in one transaction."""
         self._folder_on_disk()
-        unwritten, unplaced = self._unwritten, self._unplaced if place else None
+        unwritten, unplaced = self._unwritten, self._unplaced
         if unwritten is None and unplaced is None:
             return
         with signals_held():
