@@ -1,10 +1,8 @@
 """Big output files written without growing the page cache: written pages are flushed and dropped behind.
 
     >>> from signer.cleaning.pagecache import DropBehind
-    >>> with open_private(path, "wb") as fh:                                # doctest: +SKIP
-    ...     out = DropBehind(fh)
+    >>> with open_private(path, "wb") as fh, DropBehind(fh) as out:        # doctest: +SKIP
     ...     out.write(data)                                                  # doctest: +SKIP
-    ...     out.finish()                                                     # doctest: +SKIP
 
 Why: on the virtual machines this runs on, a page of memory the kernel hands
 out for the first time in a while costs 2.5-7 s of system time a GB (the host
@@ -33,6 +31,7 @@ from __future__ import annotations
 
 import errno
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
 #: Bytes written between two flush-and-drop steps: small enough that the pages dropped are reused before the
@@ -59,31 +58,67 @@ def drop(fd: int, start: int, end: int | None = None) -> None:
 class DropBehind:
     """Writes to a binary file opened for writing, dropping its written pages every :data:`STEP` bytes.
 
-    Only :meth:`write` goes through here; call :meth:`finish` after the last write (it flushes and drops the
-    rest). The file object stays the caller's to close.
+        with open_private(path, "wb") as fh, DropBehind(fh) as out:
+            out.write(data)
+
+    Only :meth:`write` goes through here. A step's flush and drop run in a thread of their own while the
+    writer goes on (on a slow disk the ``fdatasync`` would otherwise hold the writer up), one step at a time:
+    a writer faster than the disk waits for the step before. Leaving the ``with`` block (or :meth:`finish`)
+    flushes and drops the rest and raises a failed flush (EIO, a full disk); leaving it with an exception
+    only waits for the step in flight. The file object stays the caller's to close, after the block.
     """
 
     def __init__(self, fh: IO[bytes], step: int = STEP):
         self.fh = fh
         self.step = step
-        self.dropped = fh.tell()  # bytes before this offset are on disk and out of the cache
+        self.dropped = fh.tell()  # bytes before this offset are flushed and dropped, or being so
         self.written = self.dropped
+        self._pool: ThreadPoolExecutor | None = None
+        self._step: Future[None] | None = None
+
+    def __enter__(self) -> DropBehind:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is None:
+            self.finish()
+        else:
+            self._close(quiet=True)
 
     def write(self, data: bytes) -> int:
         n = self.fh.write(data)
         self.written += n
         if self.written - self.dropped >= self.step:
-            self._drop()
+            self.fh.flush()
+            self._wait()
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="drop-behind")
+            self._step = self._pool.submit(drop, self.fh.fileno(), self.dropped, self.written)
+            self.dropped = self.written
         return n
 
     def finish(self) -> None:
-        """Flush and drop what is left, to the end of the file."""
-        self._drop(last=True)
-
-    def _drop(self, *, last: bool = False) -> None:
+        """Flush and drop what is left, to the end of the file; raise a failed flush."""
         self.fh.flush()
-        drop(self.fh.fileno(), self.dropped, None if last else self.written)
+        self._close(quiet=False)
+        drop(self.fh.fileno(), self.dropped, None)
         self.dropped = self.written
+
+    def _wait(self) -> None:
+        step, self._step = self._step, None
+        if step is not None:
+            step.result()
+
+    def _close(self, *, quiet: bool) -> None:
+        try:
+            self._wait()
+        except OSError:
+            if not quiet:
+                raise
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
 
 
 def copy_dropping(src: IO[bytes], dst: IO[bytes], step: int = STEP) -> None:

@@ -353,21 +353,19 @@ def _check_range(task: _Task) -> Summary:
     if first:
         paths["new"].unlink(missing_ok=True)  # (left by a run killed hard: not this run's)
     try:
+        # the parts are written through DropBehind: see .pagecache (the page cache would grow by them)
         with (
             open_private(paths["verified"], "wb") as vfile,
             contextlib.nullcontext(None) if first else open_private(paths["new"], "wb") as nfile,
+            DropBehind(vfile) as vfh,
+            contextlib.nullcontext(None) if nfile is None else DropBehind(nfile) as nfh,
         ):
-            # the parts are written through DropBehind: see .pagecache (the page cache would grow by them)
-            vfh, nfh = DropBehind(vfile), None if nfile is None else DropBehind(nfile)
             while chunk := list(islice(items, CHUNK)):
                 if runs is not None and runs.reopened:
                     break  # the run starts again with one worker that sorts the rows (run_checks)
                 _do_chunk(chunk, task, registry, store, scratch, summary, tables, vfh, nfh)
                 store.flush()
                 scratch.flush()
-            for f in (vfh, nfh):
-                if f is not None:
-                    f.finish()
     finally:
         scratch.close()
         store.close()
