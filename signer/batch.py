@@ -708,15 +708,21 @@ class LedgerRun(SigningRun):
         """Wait for the folder's flush after the last batch's renames: step 5
         may say 'written' only once they are on disk. If it failed, that batch
         is left 'signed' with its files in place (the next run completes it)
-        and the run stops."""
-        pending, self._folder_flush = self._folder_flush, None
+        and the run stops: nothing more is placed (a batch signed after it
+        stays 'reserved' with its staged files, adopted by the next run),
+        so the resume point never passes the batch left 'signed'. A stop
+        (Ctrl-C, SIGTERM) while it waits leaves the flush pending: the stop path
+        waits for it again before any step 5."""
+        pending = self._folder_flush
         if pending is None:
             return
         try:
             pending.result()
         except OSError as err:
-            self._unwritten = None
+            self._folder_flush = None
+            self._unwritten = self._unplaced = None
             raise ConfigError(f"cannot write into {self.output.path}: {err.strerror or err}") from None
+        self._folder_flush = None
 
     def finish_written(self) -> None:
         """The end of the run (or a stop): the batch ready to be placed is

@@ -137,8 +137,9 @@ class Outputs:
     files: dict[str, bytes]
     payload_sha256: str = ""
     digests: dict[str, str] = field(default_factory=dict)
-    #: With :attr:`Options.stage`: the files are already written, flushed, under
-    #: these paths (name -> (staged path, size)); ``files`` is then empty.
+    #: With :attr:`Options.stage`: the files are already written under these paths (name -> (staged path,
+    #: size)), flushed or being flushed (a worker's: confirmed through _FlushBoard; the run's own: Stager
+    #: ``later``); ``files`` is then empty.
     staged: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
@@ -465,7 +466,8 @@ class Stager:
     :data:`SYNC_THREADS` threads once its group is written, while the
     process signs on (at most :data:`MAX_UNFLUSHED` files plus one group's
     open);
-    :meth:`finish` waits for them all before the task's results go back. With ``tag`` (the run's
+    :meth:`finish` waits for them all, unless ``later`` (the run's own process, and the workers since
+    ab4dc96: the results go back at once, the flushes confirmed afterwards). With ``tag`` (the run's
     signer.batch_adopt.settings_tag) and ``key`` (the lines' HMAC key), the
     group's journal lines are appended to the folder's ``.journal`` after
     its files, in one write (signer.batch_adopt: a line names only files
@@ -557,8 +559,8 @@ class Stager:
                     os.close(fd)
                 raise
             # flushed and closed by the pool's threads while this process signs
-            # on (finish waits for them): no wait for the disk at the end of the
-            # task but for the last group's files. Handed over a group at a time,
+            # on (finish waits for them, or with ``later`` nothing does: the
+            # flushes are confirmed afterwards): no wait for the disk in the task. Handed over a group at a time,
             # not each as it is written: that cost ~70 us of CPU per record more
             # (threads woken between the writes; 2 files per record, measured)
             for fd, size in handles:
