@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from keys.secrets import KEY_PASSPHRASE_ENV
 from signer.ledger.secret import LEDGER_KEY_ENV
@@ -44,8 +45,9 @@ LAUNCH = (
 )
 
 
-def test_a_later_confirmation_does_not_cover_a_failed_flush(test_pki: Pki, tmp_path: Path) -> None:
-    records = many_records(20 * BATCH)
+def _batch(test_pki: Pki, tmp_path: Path, count: int) -> tuple[list[Any], Path, str, dict[str, str], list[str]]:
+    """(records, out, ledger, environment, ``signer batch --jobs 2`` arguments) of ``count`` records."""
+    records = many_records(count)
     source = write_records(tmp_path / "in.jsonl", records)
     key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
     out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
@@ -53,6 +55,11 @@ def test_a_later_confirmation_does_not_cover_a_failed_flush(test_pki: Pki, tmp_p
     env[KEY_PASSPHRASE_ENV] = TEST_PASSPHRASE
     args = ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
             "--jobs", "2", "--progress", "none", "--key", str(key), "--cert", str(cert)]  # fmt: skip
+    return records, out, ledger, env, args
+
+
+def test_a_later_confirmation_does_not_cover_a_failed_flush(test_pki: Pki, tmp_path: Path) -> None:
+    records, out, ledger, env, args = _batch(test_pki, tmp_path, 20 * BATCH)
     run = subprocess.run([sys.executable, "-c", LAUNCH, "R00003.hc1.txt", *args], env=env, capture_output=True,
                          timeout=300)  # fmt: skip
     assert run.returncode == 2, run.stderr
@@ -77,14 +84,8 @@ LAUNCH_STALL = (
 
 
 def test_a_worker_killed_while_the_run_waits_for_it_stops_the_run(test_pki: Pki, tmp_path: Path) -> None:
-    records = many_records(40 * BATCH)
-    source = write_records(tmp_path / "in.jsonl", records)
-    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
-    out, ledger, mark = tmp_path / "out", str(tmp_path / "ledger.sqlite"), tmp_path / "mark"
-    env = {k: v for k, v in os.environ.items() if k != LEDGER_KEY_ENV}
-    env[KEY_PASSPHRASE_ENV] = TEST_PASSPHRASE
-    args = ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
-            "--jobs", "2", "--progress", "none", "--key", str(key), "--cert", str(cert)]  # fmt: skip
+    records, out, ledger, env, args = _batch(test_pki, tmp_path, 40 * BATCH)
+    mark = tmp_path / "mark"
     proc = subprocess.Popen([sys.executable, "-c", LAUNCH_STALL, "R00010.hc1.txt", str(mark), *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
     try:
