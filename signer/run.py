@@ -55,7 +55,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 from keys.base import SigningKey
 from signer.issue import Hc1Issuer, Issued
 from signer.manifest import Manifest, Override, manifest_entry, write_atomic
+from signer.pagecache import forget
 from signer.qr import make_qr, qr_png, qr_svg
 from signer.records import Record, RowProblem, is_verified
 from verifier import codec
@@ -388,8 +389,6 @@ def _stage_syncer() -> Any:
     the process that uses it)."""
     global _syncer
     if _syncer is None:
-        from concurrent.futures import ThreadPoolExecutor
-
         _syncer = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="stage-sync")
     return _syncer
 
@@ -410,15 +409,15 @@ DROP_BYTES = 32 << 10
 
 def _drop_cached(fd: int) -> None:
     """Drop a file's pages, flushed just now, from the page cache
-    (``POSIX_FADV_DONTNEED``; clean pages only): the next files written reuse
-    them. On the virtual machines this runs on, a page the kernel hands out
-    for the first time in a while costs far more system time than one freed
-    moments before (docs/benchmarks.md, session 10: --pdf, 3,000 records,
-    median -0.15 s of system time of ~1.2). The run does not read the files
-    again (a run that adopts them after a kill reads them from disk). Small
-    files are kept: a resume reads them back (adoption) and they cost little."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    (:func:`signer.pagecache.forget`): the next files written reuse them. On
+    the virtual machines this runs on, a page the kernel hands out for the
+    first time in a while costs far more system time than one freed moments
+    before (docs/benchmarks.md, session 10: --pdf, 3,000 records, median
+    -0.15 s of system time of ~1.2). The run does not read the files again (a
+    run that adopts them after a kill reads them from disk). Small files are
+    kept: a resume reads them back (adoption) and they cost little."""
+    with contextlib.suppress(OSError):
+        forget(fd)
 
 
 def _sync_path(path: str, drop: bool = False) -> None:
@@ -434,8 +433,6 @@ def _sync_path(path: str, drop: bool = False) -> None:
 def sync_paths(paths: Sequence[str]) -> None:
     """``fdatasync`` the files at ``paths`` (written by another process),
     :data:`SYNC_THREADS` at a time. Raises ``OSError``."""
-    from concurrent.futures import ThreadPoolExecutor
-
     if paths:
         with ThreadPoolExecutor(min(SYNC_THREADS, len(paths))) as pool:
             list(pool.map(_sync_path, paths))
@@ -762,8 +759,6 @@ def _confirm_later(stager: Stager) -> _Unconfirmed | None:
     if board is None or slot < 0:
         return None
     if _confirmer is None:
-        from concurrent.futures import ThreadPoolExecutor
-
         _confirmer = ThreadPoolExecutor(1, thread_name_prefix="stage-confirm")
     _worker_tasks += 1
     number = _worker_tasks

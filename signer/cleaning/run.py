@@ -64,6 +64,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from signer.pagecache import DropBehind, copy_dropping
+from signer.pids import pid_alive
 from signer.records import (
     DOSE_FIELDS,
     FIELDS,
@@ -94,7 +96,6 @@ from .checks import (
 from .dupes import fix_cross_duplicates
 from .fast import Checked, Fast, fast_reader, line_of
 from .outputs import Summary, write_reconciliation
-from .pagecache import DropBehind, copy_dropping
 from .private import make_private_dir, open_private
 from .registry import IndexInfo, Registry, open_registry
 from .scratch import Scratch
@@ -353,7 +354,7 @@ def _check_range(task: _Task) -> Summary:
     if first:
         paths["new"].unlink(missing_ok=True)  # (left by a run killed hard: not this run's)
     try:
-        # the parts are written through DropBehind: see .pagecache (the page cache would grow by them)
+        # the parts are written through DropBehind: see signer.pagecache (the page cache would grow by them)
         with (
             open_private(paths["verified"], "wb") as vfile,
             contextlib.nullcontext(None) if first else open_private(paths["new"], "wb") as nfile,
@@ -549,7 +550,6 @@ def _concat(parts: list[Path], target: Path) -> None:
     os.replace(parts[0], tmp)
     try:
         with tmp.open("r+b") as dst:  # not "ab": copy_file_range refuses a file opened for appending
-            dst.seek(0, os.SEEK_END)
             for p in parts[1:]:
                 with p.open("rb") as src:
                     copy_dropping(src, dst)
@@ -599,22 +599,12 @@ def _remove_stale_temps(out: Path) -> None:
     a process that is gone; a live one's (a run next to this one) stay."""
     for path in out.glob("*.tmp-*"):
         m = _TEMP_NAME.fullmatch(path.name)
-        if m is None or int(m[1]) == os.getpid() or _alive(int(m[1])):
+        if m is None or int(m[1]) == os.getpid() or pid_alive(int(m[1])):
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # another user's process (or a number no process can have: left alone)
-    return True
 
 
 def _remove_parts(part_paths: list[dict[str, Path]]) -> None:

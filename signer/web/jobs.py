@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from signer.ledger.db import Database, IntegrityConflict
+from signer.pids import pid_alive
 from signer.web.senders import PORTAL_ONLY_ENV
 from signer.web.settings import PortalSettings
 from verifier.errors import ConfigError
@@ -168,13 +169,7 @@ def _runner_alive(runner: str | None, host: str) -> bool:
     parts = runner.split(":")
     if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
         return True
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(int(parts[1]))
 
 
 def claim_job(db: Database, runner: str, now: float) -> Job | None:

@@ -1,4 +1,4 @@
-"""signer.cleaning.pagecache: big outputs written (and appended) with their pages dropped from the page cache.
+"""signer.pagecache: big outputs written (and appended) with their pages dropped from the page cache.
 
 Residency is read with util-linux's ``fincore`` (the kernel's mincore), the tool a user would use.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from signer.cleaning import pagecache
-from signer.cleaning.pagecache import DropBehind, copy_dropping
+from signer import pagecache
+from signer.pagecache import DropBehind, copy_dropping
 
 STEP = 256 << 10
 REPO = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """Big output files written without growing the page cache: written pages are flushed and dropped behind.
 
-    >>> from signer.cleaning.pagecache import DropBehind
+    >>> from signer.pagecache import DropBehind
     >>> with open_private(path, "wb") as fh, DropBehind(fh) as out:        # doctest: +SKIP
     ...     out.write(data)                                                  # doctest: +SKIP
 
@@ -46,11 +46,18 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 def drop(fd: int, start: int, end: int | None = None) -> None:
     """Flush ``fd`` to disk and drop its pages in [start, end) from the page cache (``end`` None: to the end of
-    the file). Clean pages only can be dropped: hence the flush first. The kernel keeps a page only partly in the
-    range, so ``start`` is taken back to its page's start; a partial last page stays until the next call. Nothing
-    on systems without ``posix_fadvise``."""
+    the file): clean pages only can be dropped, hence the flush first. Nothing on systems without
+    ``posix_fadvise``."""
     if _CAN_DROP and (end is None or end > start):
         os.fdatasync(fd)
+        forget(fd, start, end)
+
+
+def forget(fd: int, start: int = 0, end: int | None = None) -> None:
+    """Drop ``fd``'s clean pages in [start, end) from the page cache (``end`` None: to the end of the file; dirty
+    pages stay, their write-back starts). The kernel keeps a page only partly in the range, so ``start`` is
+    taken back to its page's start; a partial last page stays. Nothing on systems without ``posix_fadvise``."""
+    if _CAN_DROP:
         start -= start % _PAGE
         os.posix_fadvise(fd, start, 0 if end is None else end - start, os.POSIX_FADV_DONTNEED)
 
@@ -151,8 +158,7 @@ def copy_dropping(src: IO[bytes], dst: IO[bytes], step: int = STEP) -> None:
             n = _copy_step(sfd, dfd, want, done, start + done)
         last = done + n >= size
         drop(dfd, start + done, None if last else start + done + n)
-        if _CAN_DROP:
-            os.posix_fadvise(sfd, done - done % _PAGE, 0 if last else n + done % _PAGE, os.POSIX_FADV_DONTNEED)
+        forget(sfd, done, None if last else done + n)
         done += n
     dst.seek(0, os.SEEK_END)
     src.seek(0, os.SEEK_END)
