@@ -67,6 +67,7 @@ from signer.batch_manifest import ManifestFile, fsync_dir, manifest_of
 from signer.batch_manifest import manifest_entry_of as manifest_entry_of  # re-exported
 from signer.batch_manifest import write_manifest as write_manifest  # re-exported
 from signer.batch_report import BatchCounts, ErrorReport, Progress, reason_kind
+from signer.durable import Flusher, flush_written
 from signer.ledger.store import (
     MANIFEST_STALE,
     PENDING,
@@ -79,16 +80,12 @@ from signer.ledger.store import (
 from signer.manifest import Override
 from signer.records import Record, RowProblem
 from signer.run import (
-    MAX_UNFLUSHED,
-    SYNC_THREADS,
     Admitted,
-    Flushes,
     Job,
     Outputs,
     SigningRun,
     signals_held,
     stopping,
-    sync_paths,
     write_all,
 )
 from signer.uvci import new_uvcis
@@ -244,31 +241,24 @@ class BatchOutput:
         return self._key
 
     def write_durably(self, files: Sequence[tuple[str, bytes]]) -> None:
-        """Write the files under temporary names, flush them to disk, rename
-        them into place and flush the folder: afterwards every file is whole
-        and on disk, whatever happens next. Raises ``OSError``."""
+        """Write the files under temporary names, flush them to disk (one
+        flush for all: signer.durable), rename them into place and flush the
+        folder: afterwards every file is whole and on disk, whatever happens
+        next. Raises ``OSError``."""
         temps: list[tuple[Path, Path]] = []
         try:
-            # written and flushed MAX_UNFLUSHED at a time, each file closed by
-            # the thread that flushed it (not all of a batch's files open at once)
-            with ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="durable-sync") as pool:
-                for start in range(0, len(files), MAX_UNFLUSHED):
-                    handles: list[tuple[int, int]] = []  # (fd, size)
+            with Flusher(self.partial) as flusher:  # before the files: it sees their write-back errors
+                written: list[tuple[str, int]] = []
+                for name, data in files:
+                    tmp = self.partial / name
+                    temps.append((tmp, self.path / name))
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
                     try:
-                        for name, data in files[start : start + MAX_UNFLUSHED]:
-                            tmp = self.partial / name
-                            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                            handles.append((fd, len(data)))
-                            temps.append((tmp, self.path / name))
-                            write_all(fd, data)
-                    except BaseException:
-                        for fd, _ in handles:
-                            os.close(fd)
-                        raise
-                    flushes = Flushes(pool)
-                    for fd, size in handles:
-                        flushes.add(fd, size)
-                    flushes.check()
+                        write_all(fd, data)
+                    finally:
+                        os.close(fd)
+                    written.append((str(tmp), len(data)))
+                flusher.flush(written)
             for tmp, final in temps:
                 os.replace(tmp, final)
             temps = []
@@ -285,9 +275,9 @@ class BatchOutput:
         (:class:`signer.run.Stager`) into place, then flush the folder (unless
         ``sync_folder`` is false: the caller then calls :meth:`sync_folder`
         before anything may count on the renames); ``unsynced`` (paths among
-        them: adopted from a killed run) are flushed first (fdatasync, in
-        threads). Raises ``OSError``."""
-        sync_paths(unsynced)
+        them: adopted from a killed run) are flushed first
+        (signer.durable.flush_written). Raises ``OSError``."""
+        flush_written(unsynced)
         # by directory descriptors: no walk of the two paths for each rename
         target = self._fd if self._fd is not None else os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         sources: dict[str, int] = {}

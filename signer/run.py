@@ -55,7 +55,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -63,9 +63,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from keys.base import SigningKey
+from signer.durable import Flusher
 from signer.issue import Hc1Issuer, Issued
 from signer.manifest import Manifest, Override, manifest_entry, write_atomic
-from signer.pagecache import forget
 from signer.qr import make_qr, qr_png, qr_svg
 from signer.records import Record, RowProblem, is_verified
 from verifier import codec
@@ -186,6 +186,12 @@ class Signer:
         #: own process with ``--jobs``: it writes the batch later, in input order)
         self.flush_later = False
         self.unflushed: Stager | None = None
+        #: With :attr:`Options.stage`: this process's flusher of the staged
+        #: files (made before its first file) and, with :attr:`flush_later`,
+        #: the thread that flushes them while signing goes on (made in the
+        #: process that signs: neither survives fork)
+        self._flusher: Flusher | None = None
+        self._flush_thread: ThreadPoolExecutor | None = None
 
     def sign(
         self,
@@ -210,7 +216,17 @@ class Signer:
         issued_all = self._issue(records, uvcis, times)
         stager = None
         if opts.stage is not None:
-            stager = Stager(Path(opts.stage), opts.journal_tag, opts.journal_key, results, later=self.flush_later)
+            if self._flusher is None:
+                try:
+                    self._flusher = Flusher(opts.stage)
+                except OSError as err:
+                    raise ConfigError(f"cannot write into {opts.stage}: {err.strerror or err}") from None
+            if self.flush_later and self._flush_thread is None:
+                self._flush_thread = ThreadPoolExecutor(1, thread_name_prefix="stage-flush")
+            stager = Stager(
+                Path(opts.stage), opts.journal_tag, opts.journal_key, results, later=self.flush_later,
+                flusher=self._flusher, flush_thread=self._flush_thread,
+            )  # fmt: skip
         made = False
         try:
             self._make(records, issued_all, record_hashes, stager, results)
@@ -223,6 +239,15 @@ class Signer:
             elif stager is not None:
                 stager.close()
         return results
+
+    def close(self) -> None:
+        """Release the flusher and its thread (after the last flush ended)."""
+        if self._flush_thread is not None:
+            self._flush_thread.shutdown(wait=True)
+            self._flush_thread = None
+        if self._flusher is not None:
+            self._flusher.close()
+            self._flusher = None
 
     def _make(
         self,
@@ -296,9 +321,6 @@ class Signer:
         return results  # type: ignore[return-value]  # every slot is filled
 
 
-#: Threads that flush files to disk together (the file system merges their
-#: journal commits; one after the other costs ~4 ms per file).
-SYNC_THREADS = 16
 _stage_count = itertools.count()
 
 
@@ -310,132 +332,13 @@ def write_all(fd: int, data: bytes) -> None:
             written += os.write(fd, view[written:])
 
 
-#: Files written but not yet flushed, so still open, at most per
-#: :class:`Stager` and per :meth:`signer.batch.BatchOutput.write_durably`
-#: (a task of 256 records x 4 files held 1,024 descriptors open until its end
-#: and failed under the common ``ulimit -n`` of 1,024).
-MAX_UNFLUSHED = 128
-
-
-class Flushes:
-    """Files flushed (``fdatasync``) and then closed by ``pool``'s threads, each
-    as soon as it is handed over (:meth:`add`: the descriptor is the thread's
-    from then on); :meth:`room`, called before opening a file, keeps fewer
-    than :data:`MAX_UNFLUSHED` of those handed over still open. ``on_error``
-    is called in the thread whose flush failed, before the error is
-    reported (:meth:`check`)."""
-
-    def __init__(self, pool: Any, on_error: Callable[[], None] | None = None) -> None:
-        self._pool, self._on_error = pool, on_error
-        self._futures: list[Future[None]] = []
-        self._waited = 0  # the futures before this index are done
-
-    def room(self) -> None:
-        """Make room for one more open file: once :data:`MAX_UNFLUSHED` may
-        still be open, wait until all but the newest half are flushed (one
-        wait per half, not one per file)."""
-        if len(self._futures) - self._waited >= MAX_UNFLUSHED:
-            stop = len(self._futures) - MAX_UNFLUSHED // 2
-            wait(self._futures[self._waited : stop])
-            self._waited = stop
-
-    def add(self, fd: int, size: int = 0) -> None:
-        """Flush and close ``fd`` (a file of ``size`` bytes: see :data:`DROP_BYTES`)."""
-        self._futures.append(self._pool.submit(self._flush_and_close, fd, size >= DROP_BYTES))
-
-    def add_path(self, path: str, size: int = 0) -> None:
-        """Flush the file at ``path``, written and closed already (by this
-        process, and never flushed before: a write-back error since is
-        reported to the descriptor the thread opens)."""
-        self._futures.append(self._pool.submit(self._flush_path, path, size >= DROP_BYTES))
-
-    def _flush_path(self, path: str, drop: bool) -> None:
-        try:
-            _sync_path(path, drop)
-        except OSError:
-            if self._on_error is not None:
-                self._on_error()
-            raise
-
-    def _flush_and_close(self, fd: int, drop: bool) -> None:
-        try:
-            os.fdatasync(fd)
-            if drop:
-                _drop_cached(fd)
-        except OSError:
-            if self._on_error is not None:
-                self._on_error()
-            raise
-        finally:
-            os.close(fd)
-
-    def wait(self) -> None:
-        """Wait until every flush has ended (failed or not)."""
-        wait(self._futures)
-        self._waited = len(self._futures)
-
-    def check(self) -> None:
-        """Wait until every flush has ended; raises the first ``OSError`` of one that failed."""
-        for future in self._futures:
-            future.result()
-
-
-_syncer: Any = None  # this process's ThreadPoolExecutor for Stager's flushes (made on first use)
-
-
-def _stage_syncer() -> Any:
-    """The process's pool of :data:`SYNC_THREADS` threads that flush staged
-    files while the process signs on (a pool does not survive fork: made in
-    the process that uses it)."""
-    global _syncer
-    if _syncer is None:
-        _syncer = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="stage-sync")
-    return _syncer
-
-
-def _forget_syncer() -> None:
-    global _syncer, _confirmer, _worker_tasks
-    _syncer = _confirmer = None
-    _worker_tasks = 0
-
-
-os.register_at_fork(after_in_child=_forget_syncer)
-
-
-#: Files of at least this many bytes (a PDF passport: ~53 KB; not the QR
-#: PNG or the HC1 text, ~2 KB together) leave the page cache once flushed.
-DROP_BYTES = 32 << 10
-
-
-def _drop_cached(fd: int) -> None:
-    """Drop a file's pages, flushed just now, from the page cache
-    (:func:`signer.pagecache.forget`): the next files written reuse them. On
-    the virtual machines this runs on, a page the kernel hands out for the
-    first time in a while costs far more system time than one freed moments
-    before (docs/benchmarks.md, session 10: --pdf, 3,000 records, median
-    -0.15 s of system time of ~1.2). The run does not read the files again (a
-    run that adopts them after a kill reads them from disk). Small files are
-    kept: a resume reads them back (adoption) and they cost little."""
-    with contextlib.suppress(OSError):
-        forget(fd)
-
-
-def _sync_path(path: str, drop: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def write_file(path: str, data: bytes) -> None:
+    """A new file (it must not exist) holding ``data``, closed, not flushed. Raises ``OSError``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
-        os.fdatasync(fd)
-        if drop:
-            _drop_cached(fd)
+        write_all(fd, data)
     finally:
         os.close(fd)
-
-
-def sync_paths(paths: Sequence[str]) -> None:
-    """``fdatasync`` the files at ``paths`` (written by another process),
-    :data:`SYNC_THREADS` at a time. Raises ``OSError``."""
-    if paths:
-        with ThreadPoolExecutor(min(SYNC_THREADS, len(paths))) as pool:
-            list(pool.map(_sync_path, paths))
 
 
 def slim(issued: Issued) -> Issued:
@@ -459,39 +362,47 @@ class Stager:
     (the task's result list) each record's :class:`Outputs` with ``staged``
     paths instead of bytes (and a :func:`slim` certificate).
 
-    Each file is flushed (fdatasync) and then closed by the process's pool of
-    :data:`SYNC_THREADS` threads once its group is written, while the
-    process signs on (at most :data:`MAX_UNFLUSHED` files plus one group's
-    open);
-    :meth:`finish` waits for them all, unless ``later`` (the run's own process, and the workers since
-    ab4dc96: the results go back at once, the flushes confirmed afterwards). With ``tag`` (the run's
-    signer.batch_adopt.settings_tag) and ``key`` (the lines' HMAC key), the
-    group's journal lines are appended to the folder's ``.journal`` after
-    its files, in one write (signer.batch_adopt: a line names only files
-    wholly written; not flushed yet, so the run that adopts them checks
-    their SHA-256 and flushes them before it renames them). Group by group
-    during the task, so that a run killed while a worker signs a batch
-    leaves the records signed so far, but for at most the last
-    :data:`JOURNAL_EVERY` - 1, for the next run to adopt (a group's files are
-    written one after the other, not between records' signing: no gain
-    shown beyond the noise of a shared machine, the journal's granularity
-    unchanged). Raises :class:`ConfigError` when the files cannot be written
-    (it stops the run: the folder is then emptied by the next one); when a
-    file's flush fails, the journal is removed at once (:meth:`_drop_journal`).
+    The files are flushed all at once by ``flusher`` (signer.durable: one
+    ``syncfs``; made before the first file, shared by the process's stagers
+    of one run, used from one thread): :meth:`finish` flushes them before it
+    returns, or with ``later`` (the run's own process and the ``--jobs``
+    workers) hands the flush to ``flush_thread`` and returns at once, and
+    :meth:`flushed` / :meth:`flush_error` wait for it (the results go back
+    before the disk is done; the run places them once flushed). With ``tag``
+    (the run's signer.batch_adopt.settings_tag) and ``key`` (the lines' HMAC
+    key), each group's journal lines are appended to the folder's
+    ``.journal`` after its files, in one write (signer.batch_adopt: a line
+    names only files wholly written; not flushed yet, so the run that adopts
+    them checks their SHA-256 and flushes them before it renames them). Group
+    by group during the task, so that a run killed while a worker signs a
+    batch leaves the records signed so far, but for at most the last
+    :data:`JOURNAL_EVERY` - 1, for the next run to adopt. Raises
+    :class:`ConfigError` when the files cannot be written (it stops the run:
+    the folder is then emptied by the next one); when the flush fails, the
+    journal is removed at once (:meth:`_drop_journal`).
     """
 
     def __init__(
-        self, root: Path, tag: str, key: bytes = b"", results: list[Outputs | str] | None = None, *, later: bool = False
+        self,
+        root: Path,
+        tag: str,
+        key: bytes = b"",
+        results: list[Outputs | str] | None = None,
+        *,
+        later: bool = False,
+        flusher: Flusher | None = None,
+        flush_thread: ThreadPoolExecutor | None = None,
     ) -> None:
         self.root, self.tag, self._key = root, tag, key
-        #: each file closed once written and flushed by path (no descriptor held,
-        #: so no wait for room), and :meth:`finish` does not wait for the flushes:
-        #: :meth:`flushed` does (the run's own process: the batch's step 3 comes later)
+        #: :meth:`finish` does not wait for the flush: :meth:`flushed` does
         self.later = later
         self.results: list[Outputs | str] = [] if results is None else results
         self.folder: Path | None = None
+        self._flusher, self._own_flusher = flusher, flusher is None
+        self._flush_thread = flush_thread
         self._journal: int | None = None
-        self._flushes: Flushes | None = None  # each file flushed and closed by the pool's threads
+        self._written: list[tuple[str, int]] = []  # (path, size) of every file written
+        self._flush: Future[None] | None = None  # the flush under way or done (None: not started)
         self._group: list[tuple[int, Outputs, str]] = []
         self._line_of = None
         if tag and key:  # imported here: signer sign does not need the ledger's modules
@@ -511,82 +422,82 @@ class Stager:
             return
         try:
             if self.folder is None:
+                if self._flusher is None:  # before any file is written: it sees their write-back errors
+                    self._flusher = Flusher(self.root)
                 folder = self.root / f"w{os.getpid()}-{next(_stage_count)}"
                 folder.mkdir(mode=0o700)
                 self.folder = folder
-                if self._line_of is not None:  # before any flush: see _drop_journal
+                if self._line_of is not None:  # before the flush: see _drop_journal
                     from signer.batch_adopt import JOURNAL
 
-                    self._journal = os.open(folder / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                self._flushes = Flushes(_stage_syncer(), on_error=self._drop_journal)
-            flushes = self._flushes
-            assert flushes is not None
+                    self._journal = os.open(
+                        folder / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
+                    )
             prefix = os.path.join(self.folder, "")
-            results, line_of = self.results, self._line_of
+            results, line_of, written = self.results, self._line_of, self._written
             lines = []
-            handles: list[tuple[int, int]] = []  # written (fd, size), handed to the flush threads after the group
-            paths: list[tuple[str, int]] = []  # (later) written and closed, flushed by path after the group
-            try:
-                for index, result, record_hash in group:
-                    staged = {}
-                    for name, data in result.files.items():
-                        path = prefix + name
-                        if self.later:
-                            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                            try:
-                                write_all(fd, data)
-                            finally:
-                                os.close(fd)
-                            paths.append((path, len(data)))
-                            staged[name] = (path, len(data))
-                            continue
-                        flushes.room()  # at most MAX_UNFLUSHED files open
-                        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                        handles.append((fd, len(data)))
-                        write_all(fd, data)
-                        staged[name] = (path, len(data))
-                    out = Outputs(slim(result.issued), {}, result.payload_sha256, result.digests, staged)
-                    results[index] = out
-                    if line_of is not None:
-                        lines.append(line_of(self.tag, result.issued, out, record_hash, self._key))
-                if lines and self._journal is not None:
-                    write_all(self._journal, b"".join(lines))
-            except BaseException:
-                for fd, _ in handles:
-                    os.close(fd)
-                raise
-            # flushed and closed by the pool's threads while this process signs
-            # on (finish waits for them, or with ``later`` nothing does: the
-            # flushes are confirmed afterwards): no wait for the disk in the task. Handed over a group at a time,
-            # not each as it is written: that cost ~70 us of CPU per record more
-            # (threads woken between the writes; 2 files per record, measured)
-            for fd, size in handles:
-                flushes.add(fd, size)
-            for path, size in paths:
-                flushes.add_path(path, size)
+            for index, result, record_hash in group:
+                staged = {}
+                for name, data in result.files.items():
+                    path = prefix + name
+                    write_file(path, data)
+                    written.append((path, len(data)))
+                    staged[name] = (path, len(data))
+                out = Outputs(slim(result.issued), {}, result.payload_sha256, result.digests, staged)
+                results[index] = out
+                if line_of is not None:
+                    lines.append(line_of(self.tag, result.issued, out, record_hash, self._key))
+            if lines and self._journal is not None:
+                write_all(self._journal, b"".join(lines))
         except OSError as err:
             raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None
 
+    def _flush_files(self) -> None:
+        """Flush every file written (in :attr:`_flush_thread` with ``later``);
+        on failure the journal goes first. Raises ``OSError``."""
+        if self._flusher is None or not self._written:
+            return
+        try:
+            self._flusher.flush(self._written)
+        except OSError:
+            self._drop_journal()
+            raise
+
+    def _start_flush(self) -> Future[None]:
+        if self._flush is None:
+            if self._flush_thread is not None:
+                self._flush = self._flush_thread.submit(self._flush_files)
+            else:
+                self._flush = Future()
+                try:
+                    self._flush_files()
+                    self._flush.set_result(None)
+                except OSError as err:
+                    self._flush.set_exception(err)
+        return self._flush
+
     def _drop_journal(self) -> None:
-        """A file's flush failed (in a pool's thread): the folder's journal is
-        unlinked before the error is reported, so that no run adopts what this
-        folder holds. The file's pages may never reach the disk, yet a later
-        run in the same boot would read them from the page cache (SHA-256
-        right) and its own fdatasync would succeed (the error was reported
-        here already). Lines written afterwards go to the unlinked file. The
-        journal exists from the folder's creation on, before any flush."""
-        assert self.folder is not None
+        """The flush failed: the folder's journal is unlinked before the error
+        is reported, so that no run adopts what this folder holds. The files'
+        pages may never reach the disk, yet a later run in the same boot
+        would read them from the page cache (SHA-256 right) and its own flush
+        would succeed (the error was reported here already). The journal
+        exists from the folder's creation on, before any flush."""
+        if self.folder is None:
+            return
         from signer.batch_adopt import JOURNAL
 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.folder / JOURNAL)
 
     def finish(self) -> None:
-        """Write the last group, wait until every file is flushed to disk (not
-        with :attr:`later`: :meth:`flushed` does). Raises :class:`ConfigError`."""
+        """Write the last group and flush every file to disk (with
+        :attr:`later`: start the flush; :meth:`flushed` waits for it).
+        Raises :class:`ConfigError`."""
         self._write_group()
+        self._start_flush()
         if not self.later:
-            self._check()
+            self.flushed()
 
     def flushed(self) -> None:
         """Wait until every file is flushed, then :meth:`close`. Raises :class:`ConfigError`."""
@@ -595,32 +506,32 @@ class Stager:
             raise ConfigError(f"cannot write into {self.root.parent}: {error.strerror or error}")
 
     def flush_error(self) -> OSError | None:
-        """Wait until every file is flushed, then :meth:`close`; the first
-        flush's error, if one failed (a --jobs worker's confirming thread)."""
+        """Wait until every file is flushed, then :meth:`close`; the flush's
+        error, if it failed (a --jobs worker's confirming thread)."""
         try:
-            if self._flushes is not None:
-                self._flushes.check()
-        except OSError as err:
-            return err
+            error = self._start_flush().exception()
         finally:
             self.close()
-        return None
-
-    def _check(self) -> None:
-        try:
-            if self._flushes is not None:
-                self._flushes.check()
-        except OSError as err:
-            raise ConfigError(f"cannot write into {self.root.parent}: {err.strerror or err}") from None
+        return error if isinstance(error, OSError) or error is None else OSError(errno.EIO, str(error))
 
     def close(self) -> None:
-        # the task ends with no flush under way (its thread closes the file)
-        if self._flushes is not None:
-            self._flushes.wait()
-            self._flushes = None
-        if self._journal is not None:
-            os.close(self._journal)
-            self._journal = None
+        """Release the journal (and the flusher when it is this stager's own).
+        A stager stopped before its flush (an error, the run stopped) flushes
+        what it wrote first: a failure then removes its journal, as in
+        :meth:`flush_error` (the error may already have been reported to
+        another process, so the run that would adopt these files might
+        never see it)."""
+        try:
+            if self._written:
+                with contextlib.suppress(Exception):
+                    self._start_flush().exception()
+        finally:
+            if self._journal is not None:
+                os.close(self._journal)
+                self._journal = None
+            if self._own_flusher and self._flusher is not None:
+                self._flusher.close()
+                self._flusher = None
 
 
 def verified_sign1(hc1: str, key: SigningKey) -> codec.Sign1 | None:
@@ -749,6 +660,14 @@ _board: _FlushBoard | None = None  # set by the run before its workers fork
 _worker_slot = -1  # this worker's index in _board (-1: it waits for its own flushes)
 _worker_tasks = 0  # the tasks it has handed back unconfirmed
 _confirmer: Any = None  # the worker's thread that confirms its tasks' flushes in order
+
+
+def _forget_confirmer() -> None:
+    global _confirmer, _worker_tasks
+    _confirmer, _worker_tasks = None, 0
+
+
+os.register_at_fork(after_in_child=_forget_confirmer)
 
 
 def _confirm_later(stager: Stager) -> _Unconfirmed | None:
@@ -1262,6 +1181,8 @@ class SigningRun:
                     if left.unflushed is not None:
                         with contextlib.suppress(Exception):
                             left.unflushed.close()
+                with contextlib.suppress(Exception):
+                    here.close()
             finally:
                 if self._pool is not None and done:
                     pool.shutdown(wait=True, cancel_futures=True)

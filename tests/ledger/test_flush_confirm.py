@@ -27,16 +27,16 @@ from tests.ledger.helpers import AT, CENTRE, check_consistent, many_records, wri
 from tests.signer.conftest import TEST_PASSPHRASE, write_key_files
 
 BATCH = 8
-#: The run's process sleeps 1.5 s before each batch it signs itself; in the worker, R00003's flush fails
+#: The run's process sleeps 1.5 s before each batch it signs itself; in the worker, the flush of R00003's task fails
 #: (argv[1]: the file name, "NONE" for a run without a failure).
 LAUNCH = (
-    "import sys, os, time, errno, signer.run; signer.run.BATCH_SIZE = 8\n"
-    "main_pid = os.getpid(); real = os.fdatasync; real_sign = signer.run.Signer.sign; bad = sys.argv[1]\n"
-    "def fds(fd):\n"
-    "    if os.getpid() != main_pid and os.readlink(f'/proc/self/fd/{fd}').endswith('/' + bad):\n"
+    "import sys, os, time, errno, signer.run, signer.durable as d; signer.run.BATCH_SIZE = 8\n"
+    "main_pid = os.getpid(); real = d.flush_files; real_sign = signer.run.Signer.sign; bad = sys.argv[1]\n"
+    "def ff(fd, paths, one):\n"
+    "    if os.getpid() != main_pid and any(p.endswith('/' + bad) for p in paths):\n"
     "        raise OSError(errno.EIO, 'Input/output error')\n"
-    "    real(fd)\n"
-    "os.fdatasync = fds\n"
+    "    real(fd, paths, one)\n"
+    "d.flush_files = ff\n"
     "def sign(self, *a, **k):\n"
     "    if os.getpid() == main_pid: time.sleep(1.5)\n"
     "    return real_sign(self, *a, **k)\n"
@@ -70,15 +70,15 @@ def test_a_later_confirmation_does_not_cover_a_failed_flush(test_pki: Pki, tmp_p
     check_consistent(ledger, out, [r.record_id for r in records])
 
 
-#: In a worker, the flush of R00010 (argv[1]; "NONE": none) stalls 60 s after writing the worker's pid to argv[2].
+#: In a worker, the flush of R00010's task (argv[1]; "NONE": none) stalls 60 s after writing the worker's pid to argv[2].
 LAUNCH_STALL = (
-    "import sys, os, time, signer.run; signer.run.BATCH_SIZE = 8\n"
-    "main_pid = os.getpid(); real = os.fdatasync; slow, mark = sys.argv[1], sys.argv[2]\n"
-    "def fds(fd):\n"
-    "    if os.getpid() != main_pid and os.readlink(f'/proc/self/fd/{fd}').endswith('/' + slow):\n"
+    "import sys, os, time, signer.run, signer.durable as d; signer.run.BATCH_SIZE = 8\n"
+    "main_pid = os.getpid(); real = d.flush_files; slow, mark = sys.argv[1], sys.argv[2]\n"
+    "def ff(fd, paths, one):\n"
+    "    if os.getpid() != main_pid and any(p.endswith('/' + slow) for p in paths):\n"
     "        open(mark, 'w').write(str(os.getpid())); time.sleep(60)\n"
-    "    real(fd)\n"
-    "os.fdatasync = fds\n"
+    "    real(fd, paths, one)\n"
+    "d.flush_files = ff\n"
     "from signer.cli import main; sys.exit(main(sys.argv[3:]))"
 )
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+import signer.durable as durable
 import signer.run
 from signer.cli import main
 from signer.ledger import Ledger
@@ -311,18 +312,18 @@ def test_a_failed_flush_of_a_file_the_run_staged_itself(
     args = command(source, "--jobs", "2")
     out = tmp_path / "out"
     here = os.getpid()
-    real_sync = os.fdatasync
+    real_flush = durable.flush_files
 
-    def failing(fd: int) -> None:  # the run's own first staged PNG only
-        name = os.readlink(f"/proc/self/fd/{fd}")
-        if os.getpid() == here and f"/w{here}-" in name and name.endswith(".png") and not failed:
-            failed.append(name)
+    def failing(fd: int, paths: list[str], one_by_one: bool) -> None:  # the run's own first staged batch only
+        own = [path for path in paths if f"/w{here}-" in path and path.endswith(".png")]
+        if os.getpid() == here and own and not failed:
+            failed.append(own[0])
             raise OSError(errno.EIO, "Input/output error")
-        real_sync(fd)
+        real_flush(fd, paths, one_by_one)
 
     failed: list[str] = []
     slow_workers(monkeypatch, 0.2)
-    monkeypatch.setattr(os, "fdatasync", failing)
+    monkeypatch.setattr(durable, "flush_files", failing)
     capsys.readouterr()
     assert main(args) == 2
     err = capsys.readouterr().err

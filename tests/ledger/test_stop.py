@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import signer.durable as durable
 from signer.ledger import Ledger
 from signer.records import Record
 from tests.fixtures.pki import TestPki as Pki
@@ -152,15 +153,15 @@ def test_a_failed_run_gives_back_what_it_froze(
             if fault == "shutdown":
                 os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, as the wait for the workers ends
 
-    real_sync = os.fdatasync
+    real_flush = durable.flush_files
 
-    def failing(fd: int) -> None:  # in the workers (inherited through fork)
-        if fault == "worker" and os.readlink(f"/proc/self/fd/{fd}").endswith("/R00057.png"):
+    def failing(fd: int, paths: list[str], one_by_one: bool) -> None:  # in the workers (inherited through fork)
+        if fault == "worker" and any(path.endswith("/R00057.png") for path in paths):
             raise OSError(errno.EIO, "Input/output error")
-        real_sync(fd)
+        real_flush(fd, paths, one_by_one)
 
     monkeypatch.setattr(signer.run, "ProcessPoolExecutor", Pool)
-    monkeypatch.setattr(os, "fdatasync", failing)
+    monkeypatch.setattr(durable, "flush_files", failing)
     assert gc.get_freeze_count() == 0
     try:
         assert main(args) == 2

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import signer.batch
+import signer.durable
 import signer.run
 from signer.cli import main
 from tests.fixtures.pki import TestPki as Pki
@@ -25,24 +26,26 @@ BATCH = 8
 SLOW = "R00002.png"  # in the first batch: always the worker's (it gets the first batches)
 
 
+@pytest.mark.parametrize("mode", ["", "files"])  # one syncfs per task; one fdatasync per file (signer.durable)
 def test_the_run_places_a_workers_batch_only_once_its_flushes_ended(
-    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], mode: str
 ) -> None:
+    monkeypatch.setenv(signer.durable.FLUSH_ENV, mode)
     monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
     command = batch_command(test_pki, tmp_path, monkeypatch)
     records = many_records(16 * BATCH)
     source = write_records(tmp_path / "in.jsonl", records)
     here = os.getpid()
     flushed_at, starts = tmp_path / "flushed-at", tmp_path / "starts"
-    real_sync, real_sign = os.fdatasync, signer.run.Signer.sign
+    real_flush, real_sign = signer.durable.flush_files, signer.run.Signer.sign
 
-    def slow_sync(fd: int) -> None:  # one file of the worker's: its flush takes 1 s
-        if os.getpid() != here and os.readlink(f"/proc/self/fd/{fd}").endswith("/" + SLOW):
+    def slow_flush(fd: int, paths: list[str], one_by_one: bool) -> None:  # one task of the worker's: 1 s
+        if os.getpid() != here and any(path.endswith("/" + SLOW) for path in paths):
             time.sleep(1.0)
-            real_sync(fd)
+            real_flush(fd, paths, one_by_one)
             flushed_at.write_text(repr(time.monotonic()))
             return
-        real_sync(fd)
+        real_flush(fd, paths, one_by_one)
 
     def sign(self: Any, *args: Any, **kwargs: Any) -> Any:
         if os.getpid() != here:  # the worker: when each of its tasks starts
@@ -68,7 +71,7 @@ def test_the_run_places_a_workers_batch_only_once_its_flushes_ended(
         placed.append((time.monotonic(), [name for name, _ in staged]))
         real_place(output, staged, *args, **kwargs)
 
-    monkeypatch.setattr(os, "fdatasync", slow_sync)
+    monkeypatch.setattr(signer.durable, "flush_files", slow_flush)
     monkeypatch.setattr(signer.run.Signer, "sign", sign)
     monkeypatch.setattr(signer.run._FlushBoard, "wait", wait)
     monkeypatch.setattr(signer.batch.BatchOutput, "place_staged", place)
@@ -85,9 +88,11 @@ def test_the_run_places_a_workers_batch_only_once_its_flushes_ended(
     check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])
 
 
+@pytest.mark.parametrize("mode", ["", "files"])
 def test_a_failed_flush_in_the_worker_stops_the_run_at_that_batch(
-    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], mode: str
 ) -> None:
+    monkeypatch.setenv(signer.durable.FLUSH_ENV, mode)
     monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
     command = batch_command(test_pki, tmp_path, monkeypatch)
     records = many_records(12 * BATCH)
@@ -95,21 +100,21 @@ def test_a_failed_flush_in_the_worker_stops_the_run_at_that_batch(
     args = command(source, "--jobs", "2")
     out = tmp_path / "out"
     here = os.getpid()
-    real_sync = os.fdatasync
+    real_flush = signer.durable.flush_files
 
-    def failing(fd: int) -> None:  # the worker's flush of one file fails
-        if os.getpid() != here and os.readlink(f"/proc/self/fd/{fd}").endswith("/" + SLOW):
+    def failing(fd: int, paths: list[str], one_by_one: bool) -> None:  # the worker's flush of one task fails
+        if os.getpid() != here and any(path.endswith("/" + SLOW) for path in paths):
             raise OSError(errno.EIO, "Input/output error")
-        real_sync(fd)
+        real_flush(fd, paths, one_by_one)
 
-    monkeypatch.setattr(os, "fdatasync", failing)
+    monkeypatch.setattr(signer.durable, "flush_files", failing)
     capsys.readouterr()
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.splitlines() == [f"error: cannot write into {out}: Input/output error"]
     first = [r.record_id for r in records[:BATCH]]
     assert [rid for rid in first if (out / f"{rid}.hc1.txt").exists() or (out / f"{rid}.png").exists()] == []
-    monkeypatch.setattr(os, "fdatasync", real_sync)
+    monkeypatch.setattr(signer.durable, "flush_files", real_flush)
     assert main(args) == 0
     check_consistent(str(tmp_path / "ledger.sqlite"), out, [r.record_id for r in records])
 
@@ -163,7 +168,7 @@ def _large_files_dropped(tmp_path: Path) -> None:
     assert fincore, "fincore (util-linux) is needed"
     issued = Issued(record_id="R1", hc1="HC1:X", uvci="URN:UVCI:01:VN:ABC00001#A", kid=b"\x01\x02",
                     iat=1790000000, exp=1821536000, exp_clamped=False, dcc={})  # fmt: skip
-    files = {"R1.pdf": os.urandom(4 * signer.run.DROP_BYTES), "R1.png": os.urandom(4096)}
+    files = {"R1.pdf": os.urandom(4 * signer.durable.DROP_BYTES), "R1.png": os.urandom(4096)}
     results: list[Any] = [signer.run.Outputs(issued, files, "ab" * 32, {name: "cd" * 32 for name in files})]
     stager = signer.run.Stager(tmp_path, "", b"", results)
     stager.add(0, results[0], "")

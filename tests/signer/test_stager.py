@@ -1,8 +1,9 @@
-"""signer.run.Stager (the --jobs workers' staging of a ledger run's files): files
-are written a group of JOURNAL_EVERY records at a time and flushed by the
-process's pool of threads while signing goes on; finish() returns only once
-every staged file was flushed, and close() never closes a descriptor a
-thread may still be flushing."""
+"""signer.run.Stager (the staging of a ledger run's files by the process that
+signs them): files are written a group of JOURNAL_EVERY records at a time and
+flushed all at once (signer.durable.Flusher); finish() returns only once every
+staged file was flushed (or with ``later`` starts the flush in a thread that
+flushed() waits for), a failed flush removes the journal, and close() of a
+stager stopped before its flush flushes what it wrote first."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import signer.durable as durable
 import signer.run as run
 from signer.issue import Issued
 from signer.run import Outputs, Stager
@@ -27,28 +29,29 @@ def _result(i: int) -> Outputs:
 
 
 class SlowFlushes:
-    """os.fdatasync made slow (the disk under load), recording which files were flushed."""
+    """signer.durable.flush_files made slow (the disk under load), recording
+    which files each flush was for."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.flushed: list[str] = []
+        self.calls = 0
         self.errors: list[OSError] = []
         self.lock = threading.Lock()
-        real = os.fdatasync
+        real = durable.flush_files
 
-        def slow(fd: int) -> None:
-            path = os.readlink(f"/proc/self/fd/{fd}")
+        def slow(fd: int, paths: list[str], one_by_one: bool) -> None:
             time.sleep(0.01)
             try:
-                real(fd)
+                real(fd, paths, one_by_one)
             except OSError as err:
                 with self.lock:
                     self.errors.append(err)
                 raise
             with self.lock:
-                self.flushed.append(path)
+                self.flushed += paths
+                self.calls += 1
 
-        monkeypatch.setattr(os, "fdatasync", slow)
-        monkeypatch.setattr(run, "_syncer", None)  # a pool made with the slow function
+        monkeypatch.setattr(durable, "flush_files", slow)
 
 
 def test_finish_returns_once_every_staged_file_is_flushed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,6 +72,7 @@ def test_finish_returns_once_every_staged_file_is_flushed(tmp_path: Path, monkey
         staged = [path for r in results if isinstance(r, Outputs) for path, _ in r.staged.values()]
         assert len(staged) == 20 and all(isinstance(r, Outputs) and not r.files for r in results)
         assert sorted(flushes.flushed) == sorted(staged)  # all of them, before finish returned
+        assert flushes.calls == 1  # one flush for the task's files (one syncfs)
         for i, r in enumerate(results):
             assert isinstance(r, Outputs)
             for name, data in _result(i).files.items():
@@ -79,24 +83,91 @@ def test_finish_returns_once_every_staged_file_is_flushed(tmp_path: Path, monkey
     assert not flushes.errors
 
 
-def test_close_waits_for_flushes_under_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A task stopped before finish (an error): close() lets the threads end
-    their flushes first (a closed descriptor would fail them with EBADF, or
-    flush a file the process opened next under the same number)."""
+def test_close_of_a_stager_stopped_before_its_flush_flushes_what_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task stopped before finish (an error, the run stopped): close()
+    flushes the files written so far, so that a failure removes the journal
+    (the error may be reported to this process only, never to the run that
+    would adopt the files)."""
     flushes = SlowFlushes(monkeypatch)
     monkeypatch.setattr(run, "JOURNAL_EVERY", 8)
     results: list[Outputs | str] = []
     stager = Stager(tmp_path, "", b"", results)
-    for i in range(8):  # one group: 16 files, 16 flushes of 10 ms on 16 threads
+    for i in range(8):  # one group: 16 files
         results.append(_result(i))
         stager.add(i, _result(i), "")
     stager.close()
     assert not flushes.errors
-    assert len(flushes.flushed) == 16
+    assert len(flushes.flushed) == 16 and flushes.calls == 1
+
+
+def test_a_later_stager_flushes_in_its_thread_and_flushed_waits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``later`` (the run's own process, the workers): finish() returns while
+    the flush goes on in the flush thread; flushed() returns once it ended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from signer.durable import Flusher
+
+    gate = threading.Event()
+    real = durable.flush_files
+
+    def gated(fd: int, paths: list[str], one_by_one: bool) -> None:
+        assert gate.wait(10)
+        real(fd, paths, one_by_one)
+
+    monkeypatch.setattr(durable, "flush_files", gated)
+    results: list[Outputs | str] = []
+    with Flusher(tmp_path) as flusher, ThreadPoolExecutor(1) as thread:
+        stager = Stager(tmp_path, "", b"", results, later=True, flusher=flusher, flush_thread=thread)
+        for i in range(3):
+            results.append(_result(i))
+            stager.add(i, _result(i), "")
+        stager.finish()  # returns with the flush held at the gate
+        waiter = threading.Thread(target=stager.flushed)
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive()  # flushed() waits for the flush
+        gate.set()
+        waiter.join(10)
+        assert not waiter.is_alive()
+
+
+def test_a_failed_flush_is_sticky_for_the_stagers_after_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel reports a write-back error once per descriptor, and every
+    file written since the last good flush may be lost: once a process's
+    flusher failed, each later stager's flush fails too (without asking the
+    kernel again) and removes its journal."""
+    import errno
+
+    from signer.batch_adopt import JOURNAL
+    from signer.durable import Flusher
+    from verifier.errors import ConfigError
+
+    calls: list[int] = []
+
+    def failing_once(fd: int, paths: list[str], one_by_one: bool) -> None:
+        calls.append(len(paths))
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(durable, "flush_files", failing_once)
+    with Flusher(tmp_path) as flusher:
+        for attempt in range(2):
+            results: list[Outputs | str] = []
+            stager = Stager(tmp_path, "tag", b"k" * 32, results, flusher=flusher)
+            for i in range(3):
+                results.append(_result(i))
+                stager.add(i, _result(i), "h")
+            assert stager.folder is None or (stager.folder / JOURNAL).exists()
+            with pytest.raises(ConfigError, match="Input/output error"):
+                stager.finish()
+            assert stager.folder is not None and not (stager.folder / JOURNAL).exists(), attempt
+    assert calls == [6]  # the second stager's flush never reached the kernel: it failed at once
 
 
 def test_a_failed_flush_fails_the_task_and_removes_the_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """fdatasync fails (EIO) on a file of the first group: finish raises
+    """The flush fails (EIO) for a file of the first group: finish raises
     ConfigError (it used to be the only check that the flushes succeeded:
     waiting without looking at the results passed the other tests), and the
     folder's journal is gone, lines of later groups included, so that no run
@@ -106,18 +177,17 @@ def test_a_failed_flush_fails_the_task_and_removes_the_journal(tmp_path: Path, m
     from signer.batch_adopt import JOURNAL
     from verifier.errors import ConfigError
 
-    real = os.fdatasync
+    real = durable.flush_files
     failed: list[str] = []
 
-    def failing(fd: int) -> None:
-        path = os.readlink(f"/proc/self/fd/{fd}")
-        if path.endswith("/R00001.png"):
-            failed.append(path)
-            raise OSError(errno.EIO, "Input/output error")
-        real(fd)
+    def failing(fd: int, paths: list[str], one_by_one: bool) -> None:
+        for path in paths:
+            if path.endswith("/R00001.png"):
+                failed.append(path)
+                raise OSError(errno.EIO, "Input/output error")
+        real(fd, paths, one_by_one)
 
-    monkeypatch.setattr(os, "fdatasync", failing)
-    monkeypatch.setattr(run, "_syncer", None)
+    monkeypatch.setattr(durable, "flush_files", failing)
     open_before = len(os.listdir("/proc/self/fd"))
     results: list[Outputs | str] = []
     stager = Stager(tmp_path, "tag", b"k" * 32, results)
@@ -155,4 +225,4 @@ def test_journal_lines_when_every_flush_succeeds(tmp_path: Path, monkeypatch: py
         assert [line.split(b'"record_id":"')[1][:6] for line in lines] == [f"R{i:05d}".encode() for i in range(count)]
     finally:
         stager.close()
-    assert not flushes.errors and len(flushes.flushed) == 2 * count
+    assert not flushes.errors and len(flushes.flushed) == 2 * count and flushes.calls == 1
