@@ -21,7 +21,7 @@ The same three steps as :class:`signer.run.SigningRun` (admit, sign, write;
    where the record is signed;
 3. **write**: one transaction marks the certificates ``signed`` with their
    payload and file hashes; the files are written to ``DIR/.partial/``,
-   flushed to disk (fdatasync, in parallel), renamed into ``DIR`` and the
+   flushed to disk (signer.durable: one syncfs), renamed into ``DIR`` and the
    directory flushed (with ``--jobs``, in a thread while the next batch is
    read and admitted). Ctrl-C and SIGTERM wait for the end of this step.
    The certificates are marked ``written`` (and the ones they replace
@@ -180,6 +180,8 @@ class BatchOutput:
         self.manifest: ManifestFile | None = None
         #: the staging folders' parents that interrupted runs left (in ``.partial-old``)
         self.leftovers: list[Path] = []
+        #: flushes what :meth:`write_durably` writes (one for the run: made before its first file)
+        self._flusher: Flusher | None = None
 
     def __enter__(self) -> BatchOutput:
         try:
@@ -217,6 +219,7 @@ class BatchOutput:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close_flusher()
         if self.manifest is not None:
             self.manifest.close()
         with contextlib.suppress(OSError):
@@ -247,18 +250,19 @@ class BatchOutput:
         next. Raises ``OSError``."""
         temps: list[tuple[Path, Path]] = []
         try:
-            with Flusher(self.partial) as flusher:  # before the files: it sees their write-back errors
-                written: list[tuple[str, int]] = []
-                for name, data in files:
-                    tmp = self.partial / name
-                    temps.append((tmp, self.path / name))
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-                    try:
-                        write_all(fd, data)
-                    finally:
-                        os.close(fd)
-                    written.append((str(tmp), len(data)))
-                flusher.flush(written)
+            if self._flusher is None:  # before the files: it sees their write-back errors
+                self._flusher = Flusher(self.partial)
+            written: list[tuple[str, int]] = []
+            for name, data in files:
+                tmp = self.partial / name
+                temps.append((tmp, self.path / name))
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+                try:
+                    write_all(fd, data)
+                finally:
+                    os.close(fd)
+                written.append((str(tmp), len(data)))
+            self._flusher.flush(written)
             for tmp, final in temps:
                 os.replace(tmp, final)
             temps = []
@@ -267,6 +271,11 @@ class BatchOutput:
             for tmp, _ in temps:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
+
+    def close_flusher(self) -> None:
+        if self._flusher is not None:
+            self._flusher.close()
+            self._flusher = None
 
     def place_staged(
         self, staged: Sequence[tuple[str, str]], unsynced: Sequence[str] = (), *, sync_folder: bool = True

@@ -12,24 +12,36 @@ time and 14 thread switches per record in a 20,000-record run, and with
 ``--jobs 2`` held the two processes to 1.8 of the 2 cores (docs/benchmarks.md,
 session 11). ``syncfs`` on a descriptor of a folder writes back every dirty
 file of that file system in one call (the kernel's flusher threads merge
-the writes and the journal commits) and, since Linux 5.8, returns a
-write-back error of any of its files that happened since the descriptor was
-opened or since its last ``syncfs``. So a :class:`Flusher` opens its
-descriptor *before* its files are written; each has its own (two processes
-or threads that flush the same files each see every error).
+the writes and the journal commits) and returns a write-back error of any
+of its files recorded since the descriptor was opened (or not yet reported
+to any ``syncfs`` then) or since its last ``syncfs``: the superblock's error
+(``s_wb_err``, Linux 5.8), and the file system's own sync errors (a journal
+commit) since Linux 5.17. So a :class:`Flusher` opens its descriptor *before*
+its files are written; each has its own (two processes or threads that
+flush the same files each see every error).
+
+Where it is used: only on Linux 5.17 or later, and only on file systems
+whose write-back errors reach the superblock ``syncfs`` checks (ext2/3/4,
+XFS, Btrfs; tmpfs, which has nothing to flush). On overlayfs (a container's
+writable layer) the error lands on the upper file system and ``syncfs``
+through the overlay returns 0 (review11 F2, reproduced on 6.18); NFS, FUSE
+and the rest are not known to report: all of those, older kernels, other
+systems, or ``VNDCC_FLUSH=files`` in the environment (a file system shared
+with busy writers: ``syncfs`` writes back everything dirty on it) get one
+``fdatasync`` per file, :data:`SYNC_THREADS` at a time.
 
 What it costs: everything dirty on that file system is written, not only
-the run's files (another program's writes too), and an error in any file
-of the file system fails the flush, which stops the run (a retry succeeds
-when the error was not the run's). Where ``syncfs`` cannot report errors
-(not Linux, a kernel before 5.8, a C library without it), or with
-``VNDCC_FLUSH=files`` in the environment (a file system shared with busy
-writers), each file gets its own ``fdatasync``, :data:`SYNC_THREADS` at a
-time (the file system merges their journal commits).
+the run's files; and an unreported error of any file of the file system,
+another program's too, fails the flush (the run stops: "cannot write into
+DIR: ... a write-back error on this file system"; once the disk is
+checked, the same command goes on).
 
 A failed flush is sticky: the kernel reports an error once per descriptor,
 and every file written since the last good flush may be lost, so every
-later :meth:`Flusher.flush` raises the same error.
+later :meth:`Flusher.flush` raises the same error. Files another process
+wrote (a killed run's, adopted by the next) get one ``fdatasync`` each
+(:func:`flush_written`): their error may have been reported to that run's
+``syncfs`` already, but the file keeps its own until an ``fdatasync`` of it.
 """
 
 from __future__ import annotations
@@ -60,27 +72,58 @@ SYNC_THREADS = 16
 DROP_BYTES = 32 << 10
 
 
+#: ``statfs.f_type`` of the file systems whose write-back errors ``syncfs`` reports.
+SYNCFS_REPORTS = {
+    0xEF53: "ext2/ext3/ext4",
+    0x58465342: "xfs",
+    0x9123683E: "btrfs",
+    0x01021994: "tmpfs",  # nothing to write back, nothing to miss
+}
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
 def _libc_syncfs() -> Callable[[int], int] | None:
-    """libc's ``syncfs`` when the kernel reports write-back errors through it (Linux 5.8 and later)."""
+    """libc's ``syncfs`` when the kernel reports write-back and sync errors through it (Linux 5.17 and later)."""
     if os.uname().sysname != "Linux":
         return None
     found = re.match(r"(\d+)\.(\d+)", os.uname().release)
-    if found is None or (int(found[1]), int(found[2])) < (5, 8):
+    if found is None or (int(found[1]), int(found[2])) < (5, 17):
         return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
+    libc = _libc()
+    function = getattr(libc, "syncfs", None)
+    if function is None:
         return None
     function.argtypes, function.restype = [ctypes.c_int], ctypes.c_int
-    return function
+    return function  # type: ignore[no-any-return]
 
 
 _SYNCFS = _libc_syncfs()
 
 
-def per_file() -> bool:
-    """Files are flushed one by one (no syncfs that reports errors, or ``VNDCC_FLUSH=files``)."""
-    return _SYNCFS is None or os.environ.get(FLUSH_ENV, "") == "files"
+def fs_type(fd: int) -> int | None:
+    """``statfs.f_type`` of the file system of ``fd`` (Linux), or None."""
+    libc = _libc()
+    fstatfs = getattr(libc, "fstatfs", None)
+    if fstatfs is None:
+        return None
+    buffer = ctypes.create_string_buffer(256)  # struct statfs: 120 bytes on 64-bit Linux; f_type first
+    if fstatfs(fd, buffer) != 0:
+        return None
+    return ctypes.c_ulong.from_buffer(buffer).value & 0xFFFFFFFF
+
+
+def per_file(fd: int | None = None) -> bool:
+    """Files are flushed one by one: no ``syncfs`` that reports errors, ``VNDCC_FLUSH=files``,
+    or (with ``fd``) a file system not known to report its errors to ``syncfs``."""
+    if _SYNCFS is None or os.environ.get(FLUSH_ENV, "") == "files":
+        return True
+    return fd is not None and fs_type(fd) not in SYNCFS_REPORTS
 
 
 def syncfs(fd: int) -> None:
@@ -88,7 +131,8 @@ def syncfs(fd: int) -> None:
     assert _SYNCFS is not None
     if _SYNCFS(fd) != 0:
         code = ctypes.get_errno() or errno.EIO
-        raise OSError(code, os.strerror(code))
+        raise OSError(code, f"{os.strerror(code)} (a write-back error on this file system: this run's files or "
+                            "another program's; check the disk, then run the same command again)")  # fmt: skip
 
 
 def fdatasync_path(path: str) -> None:
@@ -123,8 +167,8 @@ class Flusher:
     module's text); :meth:`flush` from one thread at a time."""
 
     def __init__(self, folder: str | Path) -> None:
-        self.one_by_one = per_file()
         self._fd: int | None = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.one_by_one = per_file(self._fd)
         #: the first failed flush's error: every later flush raises it again
         self.error: OSError | None = None
 
@@ -168,9 +212,11 @@ def forget_path(path: str) -> None:
 
 
 def flush_written(paths: Sequence[str]) -> None:
-    """Files another process wrote (a killed run's, adopted) to disk: a
-    write-back error of theirs not yet reported to anyone is reported to a
-    descriptor opened now, as with ``fdatasync``. Raises ``OSError``."""
-    if paths:
-        with Flusher(os.path.dirname(paths[0]) or ".") as flusher:
-            flusher.flush([(path, 0) for path in paths])
+    """Files another process wrote (a killed run's, adopted) to disk: one
+    ``fdatasync`` each, never ``syncfs``. A write-back error of such a file
+    may have been reported to that run's ``syncfs`` already (any process's
+    ``syncfs`` sees every file's error), after which a new descriptor's
+    ``syncfs`` returns 0; the file's own error stays until an ``fdatasync``
+    of it (review11 F1: adopted files whose bytes never reached the disk).
+    Raises ``OSError``."""
+    fdatasync_paths(paths)

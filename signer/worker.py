@@ -140,6 +140,7 @@ class _ChunkOutput(BatchOutput):
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close_flusher()
         with contextlib.suppress(OSError):
             shutil.rmtree(self.partial)
 

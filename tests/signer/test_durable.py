@@ -51,16 +51,42 @@ def resident(path: Path) -> int:
     return int(out.split()[0])
 
 
-def test_this_machine_flushes_with_one_syncfs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fast path is the one tested here (Linux >= 5.8): it must not fall back unseen."""
+def test_this_machine_flushes_with_one_syncfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path is the one tested here (Linux >= 5.17, ext4 or tmpfs): it must not fall back unseen."""
     monkeypatch.delenv(FLUSH_ENV, raising=False)
-    assert durable._SYNCFS is not None and not durable.per_file()
+    with Flusher(tmp_path) as flusher:
+        assert durable._SYNCFS is not None and not flusher.one_by_one
     monkeypatch.setenv(FLUSH_ENV, "files")
-    assert durable.per_file()
+    with Flusher(tmp_path) as flusher:
+        assert flusher.one_by_one
 
 
-@pytest.mark.parametrize(("release", "usable"), [("5.4.0-150-generic", False), ("5.7.19", False),
-                                                 ("5.8.0", True), ("6.12.48+deb13-amd64", True), ("junk", False)])  # fmt: skip
+@pytest.mark.parametrize(("magic", "one_by_one"), [(0xEF53, False), (0x58465342, False), (0x9123683E, False),
+                                                   (0x794C7630, True), (0x6969, True), (0x65735546, True)])  # fmt: skip
+def test_syncfs_only_on_file_systems_that_report_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, magic: int, one_by_one: bool
+) -> None:
+    """ext4, XFS, Btrfs: syncfs; overlayfs (its syncfs misses the upper file
+    system's write-back errors: review11 F2), NFS, FUSE: one fdatasync per file."""
+    monkeypatch.delenv(FLUSH_ENV, raising=False)
+    monkeypatch.setattr(durable, "fs_type", lambda fd: magic)
+    with Flusher(tmp_path) as flusher:
+        assert flusher.one_by_one is one_by_one
+
+
+def test_the_file_system_type_is_read(tmp_path: Path) -> None:
+    kind = subprocess.run(["stat", "-f", "-c", "%t", str(tmp_path)], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        assert durable.fs_type(fd) == int(kind, 16)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(("release", "usable"), [("5.4.0-150-generic", False), ("5.10.0-28-amd64", False),
+                                                 ("5.15.0-91-generic", False), ("5.17.0", True),
+                                                 ("6.12.48+deb13-amd64", True), ("junk", False)])  # fmt: skip
 def test_syncfs_only_where_it_reports_write_back_errors(
     monkeypatch: pytest.MonkeyPatch, release: str, usable: bool
 ) -> None:
@@ -127,7 +153,8 @@ def test_a_failed_syncfs_raises_its_errno_and_stays_failed(tmp_path: Path, monke
         for _ in range(3):
             with pytest.raises(OSError) as caught:
                 flusher.flush([(str(tmp_path / "a"), 1)])
-            assert caught.value.errno == errno.EIO and caught.value.strerror == os.strerror(errno.EIO)
+            assert caught.value.errno == errno.EIO
+            assert caught.value.strerror.startswith(os.strerror(errno.EIO) + " (a write-back error on this file system")
     assert len(calls) == 1  # the kernel was asked once: the error is the flusher's from then on
 
 
@@ -150,12 +177,29 @@ def test_a_failed_fdatasync_fails_the_flush(tmp_path: Path, monkeypatch: pytest.
         assert flusher.error is not None
 
 
-def test_flush_written_flushes_files_another_process_wrote(disk_dir: Path) -> None:
-    """The adoption after a kill: the files were written by a process now gone."""
+def test_flush_written_flushes_files_another_process_wrote(disk_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adoption after a kill: the files were written by a process now gone.
+    One fdatasync each, never syncfs: the killed run's syncfs may have been
+    told of the file system's error already, the file's own error stays for
+    an fdatasync of it (review11 F1)."""
+    monkeypatch.delenv(FLUSH_ENV, raising=False)
+    synced: list[str] = []
+    real = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    def no_syncfs(fd: int) -> None:
+        raise AssertionError("syncfs for adopted files")
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    monkeypatch.setattr(durable, "syncfs", no_syncfs)
     paths = [disk_dir / f"g{i}" for i in range(3)]
     code = "import os, sys\nfor p in sys.argv[1:]:\n    open(p, 'wb').write(os.urandom(3 * 4096))\n"
     subprocess.run([sys.executable, "-c", code, *map(str, paths)], check=True)
     flush_written([str(path) for path in paths])
+    assert sorted(synced) == sorted(str(path.resolve()) for path in paths)
     for path in paths:
         forget_path(str(path))
         assert resident(path) == 0
