@@ -23,7 +23,7 @@ from .helpers import batch_command, check_consistent, many_records, write_record
 def test_no_checkpoint_thread_when_the_workers_fork(test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(signer.run, "BATCH_SIZE", 8)  # IN_FLIGHT x 2 jobs = 6 batches = 48 records
     command = batch_command(test_pki, tmp_path, monkeypatch)
-    records = many_records(64)
+    records = many_records(72)
     first = write_records(tmp_path / "first.jsonl", records[:50])  # the first 6 batches and 2 more records
     assert main(command(first)) == 0
     threads: list[list[str]] = []  # at each submit: the first one forks the workers
@@ -36,7 +36,7 @@ def test_no_checkpoint_thread_when_the_workers_fork(test_pki: Pki, tmp_path: Pat
     monkeypatch.setattr(signer.run, "_submit", submit)
     source = write_records(tmp_path / "in.jsonl", records)
     assert main(command(source, "--jobs", "2")) == 0
-    assert len(threads) == 2  # batches 7 and 8
+    assert len(threads) >= 2  # batches 7 and 8 (the last, 9, may be the run's own: _Flight.input_read)
     assert "ledger-checkpoint" not in threads[0]
     assert "ledger-checkpoint" in threads[1]  # started once the workers exist (batch 1 written meanwhile)
     check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])

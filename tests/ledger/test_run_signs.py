@@ -350,6 +350,30 @@ class _HandOver:
         return future
 
 
+def test_once_the_input_is_read_a_worker_gets_a_task_only_when_it_has_none() -> None:
+    """At the end of the input a batch queued behind a worker's current task
+    would leave the run's process idle while the worker signs both: the held
+    batches are the run's own to sign, and a worker gets one only when its
+    tasks are all done."""
+    from signer.run import Admitted, Job, _Flight, _with_last
+
+    record = many_records(1)[0]
+    assert list(_with_last(iter([[1], [2], [3]]))) == [([1], False), ([2], False), ([3], True)]  # type: ignore[list-item]
+    assert list(_with_last(iter([]))) == []
+    flight, pool = _Flight(1), _HandOver()
+    for _ in range(4):
+        flight.add([record], Admitted({}, [Job(0, record, True)]))
+    flight.feed(pool)  # type: ignore[arg-type]
+    assert len(pool.tasks) == signer.run.TASKS_PER_WORKER and flight.held() == 2
+    flight.input_read()
+    pool.tasks[0].set_result([])  # one task left to the worker: nothing more for it
+    flight.feed(pool)  # type: ignore[arg-type]
+    assert len(pool.tasks) == 2 and flight.held() == 2
+    pool.tasks[1].set_result([])  # none left: one more
+    flight.feed(pool)  # type: ignore[arg-type]
+    assert len(pool.tasks) == 3 and flight.held() == 1
+
+
 def test_a_task_ending_before_an_older_one_frees_its_worker() -> None:
     """With 2 workers (--jobs 3), a later task that ends first frees a place:
     a held-back batch goes to the pool at once, not after the oldest task ends
