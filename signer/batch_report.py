@@ -195,12 +195,25 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
+#: Files larger than this get an estimate of their lines from their first
+#: :data:`SAMPLE_BYTES` (counting every line of a 100,000-record input, 70 MB,
+#: took ~35 ms of every run's start, a resume's too).
+SAMPLE_BYTES = 4 << 20
+
+
 def estimate_records(path: Path) -> int | None:
     """Lines in the records file (minus a CSV header): the progress bar's
-    total. An estimate: an export with one row per dose has fewer records."""
+    total. An estimate: an export with one row per dose has fewer records,
+    and a file over :data:`SAMPLE_BYTES` is counted from its first part,
+    scaled by its size."""
     try:
         count, last = 0, b""
         with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > SAMPLE_BYTES:
+                sample = fh.read(SAMPLE_BYTES)
+                lines = sample.count(b"\n")
+                return max(round(lines * size / len(sample)) - (path.suffix.lower() == ".csv"), 0) or None
             while chunk := fh.read(1 << 20):
                 count += chunk.count(b"\n")
                 last = chunk

@@ -146,6 +146,23 @@ def test_plain_progress_lines(tmp_path: Path) -> None:
     assert estimate_records(source) == 3
 
 
+def test_a_large_input_is_estimated_from_its_first_part(tmp_path: Path) -> None:
+    """Over SAMPLE_BYTES, the lines of the first part scaled by the size (not
+    a read of the whole input at every start, a resume's too)."""
+    from signer import batch_report
+
+    line = b'{"record_id": "R%06d", "name": "x"}\n'
+    big = tmp_path / "big.jsonl"
+    count = 3 * batch_report.SAMPLE_BYTES // len(line % 0) + 1234
+    big.write_bytes(b"".join(line % i for i in range(count)))
+    estimate = estimate_records(big)
+    assert estimate is not None and abs(estimate - count) <= count // 100
+    csv_file = tmp_path / "big.csv"
+    csv_file.write_bytes(b"record_id,name\n" + b"".join(b"R%06d,x\n" % i for i in range(count)))
+    estimate = estimate_records(csv_file)
+    assert estimate is not None and abs(estimate - count) <= count // 100
+
+
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
