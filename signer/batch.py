@@ -289,7 +289,15 @@ class BatchOutput:
         before anything may count on the renames); ``unsynced`` (paths among
         them: adopted from a killed run) are flushed first
         (signer.durable.flush_written). Raises ``OSError``."""
-        flush_written(unsynced)
+        try:
+            flush_written(unsynced)
+        except OSError:
+            # no later run may adopt them: the error was reported here, and a
+            # later fdatasync of the same file returns 0 (review11-followup F1)
+            for folder in {os.path.dirname(path) for path in unsynced}:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, JOURNAL))
+            raise
         # by directory descriptors: no walk of the two paths for each rename
         target = self._fd if self._fd is not None else os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         sources: dict[str, int] = {}
@@ -622,7 +630,7 @@ class LedgerRun(SigningRun):
             ready.staged += ((name, path) for name, (path, _) in result.staged.items())
         # its step 3 ('signed') is committed with the next batch's reservations
         # (_admit: one commit a batch, not two) and its files placed right after;
-        # at once when no admission is to come (the input is read) or another
+        # at once when at most one admission is to come (the input is read, one batch ahead) or another
         # batch is ready first (_settle)
         if self._unplaced is not None:
             self._settle()
@@ -689,7 +697,7 @@ class LedgerRun(SigningRun):
     def sign_all(self, items: Iterable[Record | RowProblem]) -> None:
         def read() -> Iterator[Record | RowProblem]:
             yield from items
-            self._input_read = True  # no admission is to come: each batch is placed as soon as written
+            self._input_read = True  # (read one batch ahead: at most one admission to come) each batch is placed as soon as written
             # the input is read, the batches in flight are left: the ledger is
             # checkpointed after each of their commits from now on, so that its
             # close at the end (in this thread, after the last batch) has little to copy

@@ -212,6 +212,8 @@ def estimate_records(path: Path) -> int | None:
             size = os.fstat(fh.fileno()).st_size
             if size > SAMPLE_BYTES:
                 sample = fh.read(SAMPLE_BYTES)
+                if not sample:  # cut meanwhile
+                    return None
                 lines = sample.count(b"\n")
                 return max(round(lines * size / len(sample)) - (path.suffix.lower() == ".csv"), 0) or None
             while chunk := fh.read(1 << 20):

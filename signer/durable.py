@@ -52,7 +52,7 @@ import errno
 import os
 import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from signer.pagecache import forget
@@ -107,7 +107,11 @@ _SYNCFS = _libc_syncfs()
 
 
 def fs_type(fd: int) -> int | None:
-    """``statfs.f_type`` of the file system of ``fd`` (Linux), or None."""
+    """``statfs.f_type`` of the file system of ``fd`` (Linux), or None. Read as
+    the first ``long`` of ``struct statfs`` (x86-64, arm64 and the other
+    64-bit Linux ABIs); where that is not ``f_type`` (s390x) or ``fstatfs``
+    fails (EOVERFLOW on a 32-bit build), the value is not on the list and the
+    files are flushed one by one: slower, never unsafe."""
     libc = _libc()
     fstatfs = getattr(libc, "fstatfs", None)
     if fstatfs is None:
@@ -126,13 +130,19 @@ def per_file(fd: int | None = None) -> bool:
     return fd is not None and fs_type(fd) not in SYNCFS_REPORTS
 
 
+#: Said with a failed ``syncfs``: the error may not be the run's.
+SYNCFS_HINT = (
+    "a write-back error on this file system: this run's files or another program's; "
+    "check the disk, then run the same command again"
+)
+
+
 def syncfs(fd: int) -> None:
     """``syncfs(fd)`` (the GIL released meanwhile). Raises ``OSError``."""
     assert _SYNCFS is not None
     if _SYNCFS(fd) != 0:
         code = ctypes.get_errno() or errno.EIO
-        raise OSError(code, f"{os.strerror(code)} (a write-back error on this file system: this run's files or "
-                            "another program's; check the disk, then run the same command again)")  # fmt: skip
+        raise OSError(code, f"{os.strerror(code)} ({SYNCFS_HINT})")
 
 
 def fdatasync_path(path: str) -> None:
@@ -144,12 +154,20 @@ def fdatasync_path(path: str) -> None:
 
 
 def fdatasync_paths(paths: Sequence[str]) -> None:
-    """``fdatasync`` each file, :data:`SYNC_THREADS` at a time. Raises the first ``OSError``."""
+    """``fdatasync`` each file, :data:`SYNC_THREADS` at a time. Raises the
+    first ``OSError`` as soon as it comes, without waiting for the flushes
+    still under way (on a failing disk each can take the device's timeout,
+    tens of seconds): the caller drops what names the files at once (a
+    stager's journal) rather than after them (review11-followup F1b)."""
     if len(paths) == 1:
         fdatasync_path(paths[0])
     elif paths:
-        with ThreadPoolExecutor(min(SYNC_THREADS, len(paths)), thread_name_prefix="fdatasync") as pool:
-            list(pool.map(fdatasync_path, paths))
+        pool = ThreadPoolExecutor(min(SYNC_THREADS, len(paths)), thread_name_prefix="fdatasync")
+        try:
+            for future in as_completed([pool.submit(fdatasync_path, path) for path in paths]):
+                future.result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def flush_files(fd: int, paths: Sequence[str], one_by_one: bool) -> None:

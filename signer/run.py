@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from keys.base import SigningKey
-from signer.durable import Flusher
+from signer.durable import SYNCFS_HINT, Flusher
 from signer.issue import Hc1Issuer, Issued
 from signer.manifest import Manifest, Override, manifest_entry, write_atomic
 from signer.qr import make_qr, qr_png, qr_svg
@@ -599,6 +599,7 @@ class _FlushBoard:
         self.size, self.folder = workers, folder
         self.done = context.RawArray("q", workers)  # per worker: its tasks up to this number are flushed
         self.errors = context.RawArray("i", workers)  # per worker: errno of a failed flush (0: none)
+        self.hints = context.RawArray("b", workers)  # per worker: that flush was a syncfs (signer.durable.SYNCFS_HINT)
         self._next = context.RawValue("i", 0)  # the next worker's index
         self._lock = context.Lock()
 
@@ -614,6 +615,7 @@ class _FlushBoard:
         if self.errors[worker]:
             return  # an earlier task's flush failed: no later one may look confirmed
         if error is not None:
+            self.hints[worker] = int(SYNCFS_HINT in (error.strerror or ""))
             self.errors[worker] = error.errno or errno.EIO
         else:
             self.done[worker] = number
@@ -637,7 +639,8 @@ class _FlushBoard:
                 idle()
             failed = self.errors[worker]
             if failed and self.done[worker] < number:
-                raise ConfigError(f"cannot write into {self.folder}: {os.strerror(failed)}")
+                hint = f" ({SYNCFS_HINT})" if self.hints[worker] else ""
+                raise ConfigError(f"cannot write into {self.folder}: {os.strerror(failed)}{hint}")
             processes = list((pool._processes or {}).values()) if pool is not None else []
             if any(p.exitcode is not None for p in processes):
                 _unblock_manager(pool)  # type: ignore[arg-type]  # not None: it has processes

@@ -81,3 +81,42 @@ def test_files_of_a_failed_flush_are_not_adopted(
     assert {rid: c.uvci for rid, c in current.items()} == pending  # the reserved UVCIs
     # signed again (ECDSA: another signature), not the failed run's files
     assert [name for name, data in staged.items() if (out / name).read_bytes() == data] == []
+
+
+def test_a_failed_flush_of_adopted_files_drops_the_killed_runs_journal(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """review11-followup F1: the adopting run's fdatasync of a killed run's
+    file fails (the file's write-back error, which the kernel reports once),
+    and that run is killed in turn before its clean-up empties .partial-old:
+    the next run's fdatasync of the same file returns 0, so it must not find
+    the journal that names it. Every record is signed again with its
+    reserved UVCI; none is adopted."""
+    from .helpers import die
+    from .test_adopt import RECORDS, Killed, adopted_ids
+
+    killed = Killed(tmp_path, test_pki, monkeypatch, "before_write")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            import signer.batch as batch
+
+            real = durable.fdatasync_path
+
+            def fdatasync_path(path: str) -> None:  # the first adopted HC1 file's error
+                if path.endswith(".hc1.txt") and not getattr(fdatasync_path, "failed", False):
+                    fdatasync_path.failed = True  # type: ignore[attr-defined]
+                    raise OSError(errno.EIO, os.strerror(errno.EIO))
+                real(path)
+
+            monkeypatch.setattr(durable, "fdatasync_path", fdatasync_path)
+            monkeypatch.setattr(batch.BatchOutput, "__exit__", die)  # killed before the clean-up
+            main(killed.args)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 9
+    assert list((killed.out / ".partial-old").rglob(".journal")) == []
+    summary, current = killed.resume(capsys)
+    assert adopted_ids(killed, current) == set()
+    assert f"{RECORDS} issued" in summary

@@ -183,3 +183,30 @@ def _large_files_dropped(tmp_path: Path) -> None:
 
     assert resident(staged["R1.pdf"][0]) == 0
     assert resident(staged["R1.png"][0]) == 4096
+
+
+@pytest.mark.parametrize("who", ["worker", "run"])
+def test_a_failed_syncfs_says_it_may_not_be_the_runs_error(
+    who: str, test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A syncfs error is the file system's, maybe another program's file: the
+    operator is told so whichever process flushed (review11-followup F2: the
+    worker's went through _FlushBoard as a bare errno)."""
+    import ctypes
+
+    monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
+    monkeypatch.delenv(signer.durable.FLUSH_ENV, raising=False)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    source = write_records(tmp_path / "in.jsonl", many_records(5 * BATCH))
+    here = os.getpid()
+
+    def syncfs(fd: int) -> int:  # libc's syncfs failing with EIO, in the worker or in the run's process
+        if (os.getpid() != here) == (who == "worker"):
+            ctypes.set_errno(errno.EIO)
+            return -1
+        return 0
+
+    monkeypatch.setattr(signer.durable, "_SYNCFS", syncfs)
+    assert main(command(source, "--jobs", "2")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: cannot write into {tmp_path / 'out'}: Input/output error ({signer.durable.SYNCFS_HINT})"]

@@ -204,3 +204,35 @@ def test_flush_written_flushes_files_another_process_wrote(disk_dir: Path, monke
         forget_path(str(path))
         assert resident(path) == 0
     flush_written([])  # nothing to do
+
+
+def test_per_file_flushes_fail_at_the_first_error_without_waiting_for_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a failing disk an fdatasync can take the device's timeout: the first
+    error is raised at once, so that the stager drops its journal before the
+    slow ones end (review11-followup F1b)."""
+    import threading
+    import time
+
+    release = threading.Event()
+    real = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if name.endswith("/slow"):
+            release.wait(10)
+        elif name.endswith("/bad"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    for name in ("slow", "bad", "ok"):
+        (tmp_path / name).write_bytes(b"x")
+    start = time.monotonic()
+    try:
+        with pytest.raises(OSError, match="Input/output error"):
+            durable.fdatasync_paths([str(tmp_path / name) for name in ("slow", "bad", "ok")])
+        assert time.monotonic() - start < 5
+    finally:
+        release.set()
