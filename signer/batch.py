@@ -630,8 +630,8 @@ class LedgerRun(SigningRun):
             ready.staged += ((name, path) for name, (path, _) in result.staged.items())
         # its step 3 ('signed') is committed with the next batch's reservations
         # (_admit: one commit a batch, not two) and its files placed right after;
-        # at once when at most one admission is to come (the input is read, one batch ahead) or another
-        # batch is ready first (_settle)
+        # at once when at most one admission is to come (the input is read,
+        # one batch ahead) or another batch is ready first (_settle)
         if self._unplaced is not None:
             self._settle()
         self._unplaced = ready
@@ -697,7 +697,9 @@ class LedgerRun(SigningRun):
     def sign_all(self, items: Iterable[Record | RowProblem]) -> None:
         def read() -> Iterator[Record | RowProblem]:
             yield from items
-            self._input_read = True  # (read one batch ahead: at most one admission to come) each batch is placed as soon as written
+            # read one batch ahead (signer.run._with_last): at most one admission is to come,
+            # so each batch is placed as soon as written
+            self._input_read = True
             # the input is read, the batches in flight are left: the ledger is
             # checkpointed after each of their commits from now on, so that its
             # close at the end (in this thread, after the last batch) has little to copy

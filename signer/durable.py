@@ -88,6 +88,9 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
+_LIBC = _libc()  # the process's C library (its syncfs and fstatfs), loaded once
+
+
 def _libc_syncfs() -> Callable[[int], int] | None:
     """libc's ``syncfs`` when the kernel reports write-back and sync errors through it (Linux 5.17 and later)."""
     if os.uname().sysname != "Linux":
@@ -95,8 +98,7 @@ def _libc_syncfs() -> Callable[[int], int] | None:
     found = re.match(r"(\d+)\.(\d+)", os.uname().release)
     if found is None or (int(found[1]), int(found[2])) < (5, 17):
         return None
-    libc = _libc()
-    function = getattr(libc, "syncfs", None)
+    function = getattr(_LIBC, "syncfs", None)
     if function is None:
         return None
     function.argtypes, function.restype = [ctypes.c_int], ctypes.c_int
@@ -112,8 +114,7 @@ def fs_type(fd: int) -> int | None:
     64-bit Linux ABIs); where that is not ``f_type`` (s390x) or ``fstatfs``
     fails (EOVERFLOW on a 32-bit build), the value is not on the list and the
     files are flushed one by one: slower, never unsafe."""
-    libc = _libc()
-    fstatfs = getattr(libc, "fstatfs", None)
+    fstatfs = getattr(_LIBC, "fstatfs", None)
     if fstatfs is None:
         return None
     buffer = ctypes.create_string_buffer(256)  # struct statfs: 120 bytes on 64-bit Linux; f_type first
@@ -122,12 +123,13 @@ def fs_type(fd: int) -> int | None:
     return ctypes.c_ulong.from_buffer(buffer).value & 0xFFFFFFFF
 
 
-def per_file(fd: int | None = None) -> bool:
-    """Files are flushed one by one: no ``syncfs`` that reports errors, ``VNDCC_FLUSH=files``,
-    or (with ``fd``) a file system not known to report its errors to ``syncfs``."""
+def per_file(fd: int) -> bool:
+    """Files on the file system of ``fd`` are flushed one by one: no ``syncfs``
+    that reports errors, ``VNDCC_FLUSH=files``, or a file system not known to
+    report its errors to ``syncfs``."""
     if _SYNCFS is None or os.environ.get(FLUSH_ENV, "") == "files":
         return True
-    return fd is not None and fs_type(fd) not in SYNCFS_REPORTS
+    return fs_type(fd) not in SYNCFS_REPORTS
 
 
 #: Said with a failed ``syncfs``: the error may not be the run's.
