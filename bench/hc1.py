@@ -167,7 +167,7 @@ def breakdown(key: SoftwareKey, chunks: list[list[Record]], *, seconds: float) -
     size = len(chunks[0])
     iat = int(NOW.timestamp())
     today = NOW.date().isoformat()
-    uvcis = [new_uvcis(size) for _ in chunks]
+    uvcis = [new_uvcis(size, made_at=iat) for _ in chunks]
     dccs = [[issuer._builder.build(r, u, today) for r, u in zip(c, us, strict=True)] for c, us in zip(chunks, uvcis, strict=True)]
     payloads = [[codec.cbor_bstr(p) for p in cwt_payloads(iss="VN", issued_at=iat, expires_at=iat + 1, dccs=d)] for d in dccs]  # type: ignore[arg-type]
     coses = [[issuer._sign1_head + p + codec.cbor_bstr(key.sign(issuer._to_be_signed_head + p)) for p in ps] for ps in payloads]
@@ -181,7 +181,7 @@ def breakdown(key: SoftwareKey, chunks: list[list[Record]], *, seconds: float) -
     head = issuer._to_be_signed_head
     stages: list[tuple[str, Callable[[int], object]]] = [
         ("gate: is_verified (record fingerprint)", lambda i: [is_verified(r) for r in chunks[i]]),
-        ("UVCIs (new_uvcis)", lambda i: new_uvcis(size)),
+        ("UVCIs (new_uvcis)", lambda i: new_uvcis(size, made_at=iat)),
         ("payload: DccBuilder.build (checks, names)", lambda i: [issuer._builder.build(r, u, today) for r, u in zip(chunks[i], uvcis[i], strict=True)]),
         ("schema: validator.is_valid", lambda i: [validator.is_valid(d) for d in dccs[i]]),
         ("CBOR: cwt_payloads", lambda i: cwt_payloads(iss="VN", issued_at=iat, expires_at=iat + 1, dccs=dccs[i])),  # type: ignore[arg-type]

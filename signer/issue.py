@@ -329,7 +329,7 @@ class Hc1Issuer:
         if uvcis is not None and len(uvcis) != len(records):
             raise ConfigError("issue_many: one UVCI (or None) per record")
         results: list[Issued | InputError | None] = [None] * len(records)
-        fresh = new_uvcis(len(records), self.country)
+        fresh = new_uvcis(len(records), self.country, made_at=iat)
         validator, build = dcc_validator(), self._builder.build
         index: list[int] = []  # the records that passed the checks, by position
         dccs: list[dict[str, Any]] = []

@@ -268,17 +268,23 @@ def test_two_signing_processes(
     assert [e["record_id"] for e in read_manifest(out / "manifest.jsonl")] == [r.record_id for r in records]
 
 
-def test_one_centre_per_folder(key_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("other", ["Another centre", "Zeta centre"])  # sorts before / after CENTRE
+def test_one_centre_per_folder(
+    other: str, key_args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Record ids are unique per centre only: a second centre in the same
-    folder would overwrite the first one's files."""
+    folder would overwrite the first one's files (found by the folder's
+    lowest and highest centre in the ledger's index)."""
     monkeypatch.delenv("VNDCC_LEDGER_KEY", raising=False)
+    assert other < CENTRE if other.startswith("A") else other > CENTRE
     source = write_records(tmp_path / "in.jsonl", many_records(2))
     out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
     assert batch(source, out, ledger, key_args) == 0
-    args = ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", "Another centre", *key_args]
+    args = ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", other, *key_args]
     assert main(args) == 2
-    assert "holds the certificates of another centre" in capsys.readouterr().err
+    assert f"holds the certificates of another centre ({CENTRE})" in capsys.readouterr().err
     assert main([*args[:3], str(tmp_path / "out2"), *args[4:]]) == 0
+    assert batch(source, out, ledger, key_args) == 0  # its own centre again: fine
 
 
 def test_show_by_citizen_reads_the_id_from_stdin(

@@ -36,7 +36,7 @@ def test_revoked_uvcis_file_reaches_the_trust_list(pki_env: None, tmp_path: Path
     assert keys(pki, "init-csca", "--now", at(0)) == 0
     assert keys(pki, "issue-dsc", "--name", "Centre DSC", "--now", at(1)) == 0
     assert keys(pki, "init-tl-signer", "--now", at(1)) == 0
-    revoked = [new_uvci() for _ in range(3)]
+    revoked = [new_uvci(made_at=1780315200) for _ in range(3)]
     listing = tmp_path / "revoked.txt"
     listing.write_text("# from the ledger\n" + "\n".join(revoked) + "\n\n")
     out = tmp_path / "trustlist.cbor"
@@ -44,7 +44,7 @@ def test_revoked_uvcis_file_reaches_the_trust_list(pki_env: None, tmp_path: Path
     assert "3 revoked UVCIs" in capsys.readouterr().out
     trust = load_trust([out, pki / "csca.pem"], now=T0 + dt.timedelta(days=3), state_dir=tmp_path / "state")
     assert all(trust.uvci_revoked(u) for u in revoked)
-    assert not trust.uvci_revoked(new_uvci())
+    assert not trust.uvci_revoked(new_uvci(made_at=1780315200))
     listing.write_text("URN:UVCI:01:VN:NOT-A-UVCI\n")
     assert keys(pki, "export-trust-list", "--revoked-uvcis", str(listing), "--now", at(2)) == 2
     assert "not a UVCI" in capsys.readouterr().err

@@ -44,7 +44,7 @@ def test_nationality_must_be_an_iso_code(example_records: list[Record], national
     """The nationality picks the family name: a free-text one must not swap fn and gn."""
     rec = replace(example_records[0], nationality=nationality)
     with pytest.raises(InputError, match="ISO 3166-1"):
-        build_dcc(rec, uvci=new_uvci(), issuer="MoH", vaccines=load_vaccines())
+        build_dcc(rec, uvci=new_uvci(made_at=1780315200), issuer="MoH", vaccines=load_vaccines())
 
 
 @pytest.mark.parametrize(("alpha3", "fnt"), [("VNM", "NGUYEN"), ("KOR", "NGUYEN"), ("USA", "HUONG")])
@@ -53,13 +53,13 @@ def test_alpha3_nationality_is_its_alpha2(
 ) -> None:
     """Exports write VNM, KOR, USA (issue 9, point 3): the same family-name order as VN, KR, US."""
     rec = replace(example_records[0], nationality=alpha3)
-    dcc = build_dcc(rec, uvci=new_uvci(), issuer="MoH", vaccines=load_vaccines())
+    dcc = build_dcc(rec, uvci=new_uvci(made_at=1780315200), issuer="MoH", vaccines=load_vaccines())
     assert dcc["nam"]["fnt"] == fnt
 
 
 def test_empty_nationality_means_vn(example_records: list[Record]) -> None:
     rec = replace(example_records[0], nationality="")  # docs/records.md: empty = VN
-    dcc = build_dcc(rec, uvci=new_uvci(), issuer="MoH", vaccines=load_vaccines())
+    dcc = build_dcc(rec, uvci=new_uvci(made_at=1780315200), issuer="MoH", vaccines=load_vaccines())
     assert dcc["nam"]["fnt"] == "NGUYEN" and dcc["nam"]["gnt"] == "THI<THANH<HUONG"
 
 

@@ -37,7 +37,7 @@ def dose(date: str = "2021-10-25", vaccine: str = "AstraZeneca", dn: int = 2, sd
 
 
 def build(rec: Record, **kw: object) -> dict[str, object]:
-    return build_dcc(rec, uvci=new_uvci(), issuer=ISSUER, vaccines=load_vaccines(), **kw)  # type: ignore[arg-type]
+    return build_dcc(rec, uvci=new_uvci(made_at=1780315200), issuer=ISSUER, vaccines=load_vaccines(), **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("vaccine", sorted(load_vaccines().vaccines))
@@ -125,7 +125,7 @@ def test_latest_only_false_checks_every_dose() -> None:
 
 def test_issuer_length() -> None:
     with pytest.raises(InputError):
-        build_dcc(record(dose()), uvci=new_uvci(), issuer="x" * 81, vaccines=load_vaccines())
+        build_dcc(record(dose()), uvci=new_uvci(made_at=1780315200), issuer="x" * 81, vaccines=load_vaccines())
 
 
 def test_schema_violation_is_reported() -> None:
