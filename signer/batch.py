@@ -54,16 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from signer.batch_adopt import (
-    JOURNAL,
-    Adopted,
-    Proven,
-    confirm,
-    journal_key,
-    prove,
-    scan,
-    settings_tag,
-)
+from signer.batch_adopt import JOURNAL, Adopted, Attempt, journal_key, scan, settings_tag
 from signer.batch_manifest import ManifestFile, fsync_dir, manifest_of
 from signer.batch_manifest import manifest_entry_of as manifest_entry_of  # re-exported
 from signer.batch_manifest import write_manifest as write_manifest  # re-exported
@@ -84,6 +75,7 @@ from signer.run import (
     Admitted,
     Job,
     Outputs,
+    Result,
     SigningRun,
     signals_held,
     stopping,
@@ -109,14 +101,14 @@ class Plan:
     """What step 1 decided for one record."""
 
     kind: str  # "new", "reissue", "resume", "rewrite" (sign again), "finalize" (files already there)
-    # or "adopt" (files a killed run's signing process had finished: signer.batch_adopt)
+    # or "adopt" (a "resume" whose files a killed run's signing process had finished:
+    # signer.batch_adopt; known once step 2 proved them)
     uvci: str
     record: Record
     verified: bool
     supersedes: str | None = None  # the written certificate this one replaces
     files: tuple[FileEntry, ...] = ()  # finalize: the files the ledger expects
     payload_hash: str | None = None  # finalize: the signed payload the ledger holds
-    adopted: Adopted | None = None  # adopt: the proven files and their ledger values
 
 
 @dataclass(frozen=True)
@@ -459,9 +451,6 @@ class LedgerRun(SigningRun):
         if not jobs:
             self._settle()
             return admitted
-        # files a killed run finished for these records: read, hashed and their
-        # signatures checked before the transaction (which holds the write lock)
-        proofs = self._prove(jobs) if self._leftovers else {}
         # read and reserve in one transaction: on SQLite it holds the write lock
         # (BEGIN IMMEDIATE), so a concurrent run cannot reserve the same records
         # between the two (on PostgreSQL the unique indexes refuse the second).
@@ -479,16 +468,14 @@ class LedgerRun(SigningRun):
             with self.ledger.db.transaction():
                 if changes:
                     self.ledger.apply(changes=changes, meta=meta)
-                ready = self._reserve(admitted, jobs, proofs, plans, skipped)
+                ready = self._reserve(admitted, jobs, plans, skipped)
             self._committed(unwritten, meta, unplaced)
         admitted.ready = ready
         return admitted
 
-    def _reserve(
-        self, admitted: Admitted, jobs: Sequence[Job], proofs: dict[str, list[Proven]], plans: dict[int, Plan],
-        skipped: set[int],
-    ) -> list[Job]:  # fmt: skip
-        """Step 1 in the ledger (in the caller's transaction): each record's plan; the jobs to sign."""
+    def _reserve(self, admitted: Admitted, jobs: Sequence[Job], plans: dict[int, Plan], skipped: set[int]) -> list[Job]:
+        """Step 1 in the ledger (in the caller's transaction): each record's plan; the jobs to sign
+        (or, for a killed run's reservation, to adopt its finished files: signer.batch_adopt)."""
         history = self.ledger.for_records(self.centre, [j.record.record_id for j in jobs])
         key, out_key = self.ledger.key, self.output.key
         fresh = iter(new_uvcis(len(jobs), self.country, made_at=time.time()))  # stamp: the ledger's indexes stay local
@@ -499,6 +486,8 @@ class LedgerRun(SigningRun):
             record, position = job.record, job.position
             record_hash = key.record_hash(record)
             rows = history.get(record.record_id, [])
+            # journal lines of a killed run's finished files for this record
+            leftovers = self._leftovers.pop(record.record_id, None) if self._leftovers else None
             pending = next((c for c in rows if c.state in PENDING), None)
             written = next((c for c in rows if c.state == "written"), None)
             replaces = written.uvci if written is not None else None
@@ -511,11 +500,11 @@ class LedgerRun(SigningRun):
                     plans[position] = Plan(
                         "finalize", pending.uvci, record, job.verified, replaces, pending.files, pending.payload_hash
                     )
-                elif (adopted := confirm(proofs.get(record.record_id, ()), pending)) is not None:
-                    plans[position] = Plan("adopt", pending.uvci, record, job.verified, replaces, adopted=adopted)
-                else:
+                else:  # step 2 adopts the killed run's files if they prove to be this issue, or signs again
                     plans[position] = Plan("resume", pending.uvci, record, job.verified, replaces)
-                    ready.append(job._replace(uvci=pending.uvci, record_hash=record_hash))
+                    names = tuple(record.record_id + suffix for suffix in self._names)
+                    attempt = Attempt(tuple(leftovers), record_hash, names, pending) if leftovers else None
+                    ready.append(job._replace(uvci=pending.uvci, record_hash=record_hash, adopt=attempt))
                 continue
             if pending is not None:  # reserved for data that has changed since
                 releases.append(Change(pending.uvci, "released", note="the record changed before it was written"))
@@ -547,22 +536,6 @@ class LedgerRun(SigningRun):
         self.counts.released += len(releases)
         return ready
 
-    def _prove(self, jobs: Sequence[Job]) -> dict[str, list[Proven]]:
-        """The files a killed run finished for these records that prove to be
-        theirs (signer.batch_adopt.prove), by record id; the ledger's state is
-        confirmed inside the transaction (signer.batch_adopt.confirm)."""
-        proofs: dict[str, list[Proven]] = {}
-        key, issuer = self.ledger.key, self.signer.issuer
-        for job in jobs:
-            rid = job.record.record_id
-            candidates = self._leftovers.pop(rid, None)
-            if candidates:
-                names = [rid + suffix for suffix in self._names]
-                proofs[rid] = prove(
-                    candidates, record_id=rid, record_hash=key.record_hash(job.record), names=names, issuer=issuer
-                )
-        return proofs
-
     def _due(self, written: Certificate) -> bool:
         """A current certificate that ``signer reissue --expiring-within`` replaces."""
         return self.reissue_before is not None and written.exp is not None and written.exp < self.reissue_before
@@ -586,7 +559,7 @@ class LedgerRun(SigningRun):
         )
 
     # -- step 3 -------------------------------------------------------------
-    def _write(self, batch: Sequence[Record | RowProblem], admitted: Admitted, results: Sequence[Outputs | str]) -> None:
+    def _write(self, batch: Sequence[Record | RowProblem], admitted: Admitted, results: Sequence[Result]) -> None:
         # SQLite's WAL copied back by a thread, not in this thread's commits;
         # started only once the --jobs workers are forked (a fork while the
         # thread is inside SQLite would leave its locks held in the child):
@@ -608,16 +581,15 @@ class LedgerRun(SigningRun):
             if plan.kind == "finalize":
                 ready.done.append((plan, {}, plan.payload_hash))
                 continue
-            if plan.adopted is not None:  # "adopt": signed by the killed run, files proven whole
-                adopted = plan.adopted
-                if not adopted.already_signed:
-                    ready.signed.append(Change(plan.uvci, "signed", adopted.values))
-                ready.clamped += adopted.values["exp_clamped"]
-                ready.done.append((plan, {}, adopted.values["payload_hash"]))
-                ready.staged += adopted.staged
-                ready.unsynced += (path for _, path in adopted.staged)
-                continue
             result = by_position[position]
+            if isinstance(result, Adopted):  # signed by the killed run, files proven whole (step 2)
+                if not result.already_signed:
+                    ready.signed.append(Change(plan.uvci, "signed", result.values))
+                ready.clamped += result.values["exp_clamped"]
+                ready.done.append((dataclasses.replace(plan, kind="adopt"), {}, result.values["payload_hash"]))
+                ready.staged += result.staged
+                ready.unsynced += (path for _, path in result.staged)
+                continue
             if isinstance(result, str):
                 ready.fails.append((item.line, item.record_id, result))
                 if plan.kind != "rewrite":  # a reserved UVCI that will not be signed now

@@ -21,8 +21,12 @@ the PNG/SVG/PDF switches, and a code stamp (package version and a hash of
 the sources and templates that make outputs: :func:`code_stamp`).
 
 The next run (signer.batch.BatchOutput moves the left-over ``.partial`` to
-``.partial-old/``) adopts such files for a reservation only when all of this
-holds, and otherwise signs again with the same UVCI as before:
+``.partial-old/``) reads the journals at its start (:func:`scan`). Its step 1
+gives a record reserved by the killed run, whose data has not changed, an
+:class:`Attempt` with the record's journal lines and its ledger row as the
+transaction read it; step 2, in whichever signing process gets the batch,
+adopts the files (:meth:`Attempt.adopted`) only when all of this holds, and
+otherwise signs again with the same UVCI as before:
 
 - the journal is a regular file (not followed through a symlink) of at most
   :data:`MAX_JOURNAL` bytes in a real directory; the line is whole (ends
@@ -309,8 +313,8 @@ def prove(
 ) -> list[Proven]:
     """The candidates (journal lines of ``record_id``) whose files prove to be
     this run's ``issuer``'s issue of the record with ``record_hash`` (module
-    docstring, but the ledger's state). Reads and hashes the files and checks
-    the signature: done before the ledger's transaction, :func:`confirm` inside it."""
+    docstring, but the ledger's state: :func:`confirm`). Reads and hashes the
+    files and checks the signature."""
     proven = []
     for candidate in candidates:
         with contextlib.suppress(Exception):  # anything unexpected in a left-over file: not proven
@@ -318,6 +322,29 @@ def prove(
             if result is not None:
                 proven.append(result)
     return proven
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Step 1's hand-over to step 2 for one reservation of a killed run: its
+    journal lines, and its ledger row as read in the transaction that
+    admitted it (the folder's lock keeps any other run from changing it).
+    Picklable: step 2 may run in a ``--jobs`` worker, which then reads and
+    checks the files (the run's process only admits and places)."""
+
+    candidates: tuple[Candidate, ...]
+    record_hash: str
+    names: tuple[str, ...]  # the files this run makes for the record
+    pending: Certificate
+
+    def adopted(self, issuer: Hc1Issuer) -> Adopted | None:
+        """The killed run's files of this reservation, proven (:func:`prove`
+        and :func:`confirm`), or None: sign again."""
+        pending = self.pending
+        proven = prove(
+            self.candidates, record_id=pending.record_id, record_hash=self.record_hash, names=self.names, issuer=issuer
+        )
+        return confirm(proven, pending)
 
 
 def confirm(proven: Sequence[Proven], pending: Certificate) -> Adopted | None:

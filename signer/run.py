@@ -60,7 +60,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, TypeAlias
 
 from keys.base import SigningKey
 from signer.durable import SYNCFS_HINT, Flusher
@@ -74,6 +74,7 @@ from verifier.errors import ConfigError, InputError, KeyBackendError, PassportEr
 
 if TYPE_CHECKING:
     from keys.loader import KeySpec
+    from signer.batch_adopt import Adopted, Attempt
     from signer.pdf.cli import PdfOutput
 
 #: Records signed per :meth:`Hc1Issuer.issue_many` call (docs/benchmarks.md:
@@ -105,6 +106,8 @@ class Job(NamedTuple):
     uvci: str | None = None  # the UVCI to sign with (the ledger reserved it); None = a fresh one
     iat: int | None = None  # sign at this time (epoch seconds) instead of the run's
     record_hash: str = ""  # the ledger's hash of the record's data (written to the staging journal)
+    #: a killed run's finished files to adopt instead of signing (signer.batch_adopt.Attempt)
+    adopt: Attempt | None = None
 
 
 @dataclass
@@ -118,12 +121,17 @@ class Admitted:
 
 
 #: What step 2 gets for one batch: the records, their UVCIs and signing times
-#: (None = default), and the ledger's record hashes ("" outside the ledger).
-Task = tuple[list[Record], list[str | None], list[int | None], list[str]]
+#: (None = default), the ledger's record hashes ("" outside the ledger), and
+#: what to adopt instead of signing (None: sign).
+Task = tuple[list[Record], list[str | None], list[int | None], list[str], list["Attempt | None"]]
+#: One record's result of step 2: its outputs, the killed run's files adopted
+#: instead (signer.batch_adopt), or why it was not signed.
+Result: TypeAlias = "Outputs | Adopted | str"
 
 
 def task_of(jobs: Sequence[Job]) -> Task:
-    return [j.record for j in jobs], [j.uvci for j in jobs], [j.iat for j in jobs], [j.record_hash for j in jobs]
+    return ([j.record for j in jobs], [j.uvci for j in jobs], [j.iat for j in jobs], [j.record_hash for j in jobs],
+            [j.adopt for j in jobs])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -199,20 +207,26 @@ class Signer:
         uvcis: Sequence[str | None] | None = None,
         times: Sequence[int | None] | None = None,
         record_hashes: Sequence[str] | None = None,
-    ) -> list[Outputs | str]:
+        adopt: Sequence[Attempt | None] | None = None,
+    ) -> list[Result]:
         """One result per record: its outputs, or why it was not signed.
 
         ``uvcis``: the UVCI of each record (None: a fresh one); ``times``: the
         signing time of each record in epoch seconds (None: the run's; the
         ledger re-signs a certificate whose files were lost at its original
         time, so that its payload stays the same); ``record_hashes``: the
-        ledger's hash of each record (for the staging journal).
+        ledger's hash of each record (for the staging journal); ``adopt``: for
+        a record a killed run had reserved, its finished files to adopt if
+        they prove to be its issue (the result is then their
+        :class:`~signer.batch_adopt.Adopted`), else it is signed.
 
         Raises :class:`ConfigError` when the key's signature does not verify,
         and what the key backend raises: both stop the run.
         """
+        if adopt and any(a is not None for a in adopt):
+            return self._adopt_or_sign(records, uvcis, times, record_hashes, adopt)
         opts = self.options
-        results: list[Outputs | str] = []
+        results: list[Result] = []
         issued_all = self._issue(records, uvcis, times)
         stager = None
         if opts.stage is not None:
@@ -240,6 +254,30 @@ class Signer:
                 stager.close()
         return results
 
+    def _adopt_or_sign(
+        self,
+        records: Sequence[Record],
+        uvcis: Sequence[str | None] | None,
+        times: Sequence[int | None] | None,
+        record_hashes: Sequence[str] | None,
+        adopt: Sequence[Attempt | None],
+    ) -> list[Result]:
+        """:meth:`sign` when some records may be adopted: those first, then
+        the others signed in one call."""
+        results: list[Result | None] = [None] * len(records)
+        for index, attempt in enumerate(adopt):
+            if attempt is not None:
+                results[index] = attempt.adopted(self.issuer)
+        rest = [i for i, result in enumerate(results) if result is None]
+        if rest:
+            def pick(values: Sequence[Any] | None) -> list[Any] | None:
+                return None if values is None else [values[i] for i in rest]
+
+            signed = self.sign([records[i] for i in rest], pick(uvcis), pick(times), pick(record_hashes))
+            for index, result in zip(rest, signed, strict=True):
+                results[index] = result
+        return results  # type: ignore[return-value]  # every slot is filled
+
     def close(self) -> None:
         """Release the flusher and its thread (after the last flush ended)."""
         if self._flush_thread is not None:
@@ -255,7 +293,7 @@ class Signer:
         issued_all: Sequence[Issued | InputError],
         record_hashes: Sequence[str] | None,
         stager: Stager | None,
-        results: list[Outputs | str],
+        results: list[Result],
     ) -> None:
         opts = self.options
         between = self.between
@@ -387,7 +425,7 @@ class Stager:
         root: Path,
         tag: str,
         key: bytes = b"",
-        results: list[Outputs | str] | None = None,
+        results: list[Result] | None = None,
         *,
         later: bool = False,
         flusher: Flusher | None = None,
@@ -396,7 +434,7 @@ class Stager:
         self.root, self.tag, self._key = root, tag, key
         #: :meth:`finish` does not wait for the flush: :meth:`flushed` does
         self.later = later
-        self.results: list[Outputs | str] = [] if results is None else results
+        self.results: list[Result] = [] if results is None else results
         self.folder: Path | None = None
         self._flusher, self._own_flusher = flusher, flusher is None
         self._flush_thread = flush_thread
@@ -654,7 +692,7 @@ class _Unconfirmed:
     """A worker's results whose staged files may not be flushed yet: the run
     waits for ``_FlushBoard.wait(worker, number)`` before it writes them."""
 
-    results: list[Outputs | str]
+    results: list[Result]
     worker: int
     number: int
 
@@ -673,9 +711,10 @@ def _forget_confirmer() -> None:
 os.register_at_fork(after_in_child=_forget_confirmer)
 
 
-def _confirm_later(stager: Stager) -> _Unconfirmed | None:
+def _confirm_later(stager: Stager, results: list[Result]) -> _Unconfirmed | None:
     """(In a worker) hand ``stager``'s flushes to the confirming thread; None
-    when this worker has no place on the board."""
+    when this worker has no place on the board. ``results``: the task's (those
+    the stager staged, and any adopted)."""
     global _worker_tasks, _confirmer
     board, slot = _board, _worker_slot
     if board is None or slot < 0:
@@ -693,7 +732,7 @@ def _confirm_later(stager: Stager) -> _Unconfirmed | None:
         board.confirm(slot, number, error)
 
     _confirmer.submit(confirm)
-    return _Unconfirmed(stager.results, slot, number)
+    return _Unconfirmed(results, slot, number)
 
 
 def _start_worker(setup: WorkerSetup, parent: int) -> None:
@@ -730,7 +769,7 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-_WorkResult = list[Outputs | str] | tuple[str, str] | _Unconfirmed
+_WorkResult = list[Result] | tuple[str, str] | _Unconfirmed
 
 
 def _work(task: Task) -> _WorkResult:
@@ -745,7 +784,7 @@ def _work(task: Task) -> _WorkResult:
     if stager is None:
         return results
     # back before the files' flushes end: the run waits for them (_FlushBoard)
-    unconfirmed = _confirm_later(stager)
+    unconfirmed = _confirm_later(stager, results)
     if unconfirmed is not None:
         return unconfirmed
     try:
@@ -1277,7 +1316,7 @@ class SigningRun:
         return ""
 
     def _write(
-        self, batch: Sequence[Record | RowProblem], admitted: Admitted, results: Sequence[Outputs | str]
+        self, batch: Sequence[Record | RowProblem], admitted: Admitted, results: Sequence[Result]
     ) -> None:
         """Step 3, in input order."""
         refused = admitted.refused
@@ -1290,6 +1329,7 @@ class SigningRun:
             if isinstance(result, str):
                 self.fail(record.line, record.record_id, result)
             else:
+                assert isinstance(result, Outputs)  # adopting a killed run's files is the ledger's (signer.batch)
                 self._write_one(record, verified, result)
 
     def _write_one(self, record: Record, verified: bool, result: Outputs) -> None:

@@ -637,9 +637,10 @@ def test_the_tag_follows_file_contents_at_the_same_paths(test_pki: Pki, tmp_path
 def test_files_are_proven_outside_the_ledgers_transaction(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The staged files are read and hashed and the HC1 signatures checked before the
-    transaction that reads and reserves the batch (it holds SQLite's write lock); the
-    ledger's state is confirmed inside it; all 10 adopted."""
+    """The staged files are read and hashed and the HC1 signatures checked in
+    step 2 (by whichever signing process gets the batch: the run's or a
+    worker), never inside a transaction of the ledger (SQLite's write lock);
+    step 1 hands over the ledger's row read in its transaction; all 10 adopted."""
     import contextlib
 
     import signer.batch_adopt as batch_adopt
@@ -647,7 +648,7 @@ def test_files_are_proven_outside_the_ledgers_transaction(
 
     killed = Killed(tmp_path, test_pki, monkeypatch)
     depth = [0]
-    seen: list[int] = []
+    log = tmp_path / "proofs.log"  # appended to by the run's process and its worker
     real_transaction = Database.transaction
 
     @contextlib.contextmanager
@@ -662,11 +663,12 @@ def test_files_are_proven_outside_the_ledgers_transaction(
     real_files = batch_adopt._proven_files
 
     def files_checked(*args: Any) -> Any:
-        seen.append(depth[0])
+        with log.open("a") as fh:
+            fh.write(f"{depth[0]}\n")
         return real_files(*args)
 
     monkeypatch.setattr(Database, "transaction", counted)
     monkeypatch.setattr(batch_adopt, "_proven_files", files_checked)
     _, current = killed.resume(capsys)
     assert adopted_ids(killed, current) == set(killed.pending)
-    assert seen == [0] * RECORDS
+    assert log.read_text().split() == ["0"] * RECORDS
