@@ -410,10 +410,6 @@ class LedgerRun(SigningRun):
         # this process reads and admits the next batch; waited for before step 5
         self._folder_flush: Future[None] | None = None
         self._flusher: ThreadPoolExecutor | None = None
-        if resume is not None:
-            self.signed, self.failed, self.clamped = resume.restore(self.counts, self.seen)
-            for row in resume.errors:
-                report.add(*row)
         # signer.batch_adopt: finished files of a killed run's signing processes, by UVCI;
         # this run's workers (forked later) journal theirs under this run's tag and key
         self._leftovers: dict[str, Any] = {}
@@ -427,6 +423,10 @@ class LedgerRun(SigningRun):
                 jobs, setup = self.workers
                 options = dataclasses.replace(setup.options, journal_tag=tag, journal_key=key)
                 self.workers = (jobs, dataclasses.replace(setup, options=options))
+        if resume is not None:  # last: it waits for the point, read in a thread meanwhile
+            self.signed, self.failed, self.clamped = resume.restore(self.counts, self.seen)
+            for row in resume.errors:
+                report.add(*row)
         options = self.signer.options
         self._names = (".hc1.txt", *((".pdf",) if self.signer.pdf is not None else ()),
                        *((".png",) if options.png else ()), *((".svg",) if options.svg else ()))  # fmt: skip

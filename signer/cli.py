@@ -451,11 +451,15 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
             report = ErrorReport(errors_path, tmp_dir=output.partial if ns.errors is None else None)
             progress = Progress(err, total=estimate_records(ns.records), mode=ns.progress)
             resume = ResumePoint.open(output.path, ns.records, resume_settings(ns, override, reissue_before))
-            run = LedgerRun(
-                output, ledger=ledger, centre=ns.centre, report=report, progress=progress,
-                check_files=ns.check_files, signer=signer, override=override, err=err, workers=workers,
-                reissue_before=reissue_before, reissue_revoked=ns.revoked, resume=resume,
-            )  # fmt: skip
+            try:  # the point is read in a thread meanwhile (LedgerRun waits for it last)
+                run = LedgerRun(
+                    output, ledger=ledger, centre=ns.centre, report=report, progress=progress,
+                    check_files=ns.check_files, signer=signer, override=override, err=err, workers=workers,
+                    reissue_before=reissue_before, reissue_revoked=ns.revoked, resume=resume,
+                )  # fmt: skip
+            except BaseException:
+                resume.close()  # its thread ends before the folder's lock is released
+                raise
             if resume.line:
                 print(
                     f"resuming after line {resume.line} of {ns.records}: the interrupted run finished the "

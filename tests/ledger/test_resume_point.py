@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 
 import signer.run as run_module
+from signer.batch_report import BatchCounts
 from signer.batch_resume import ERRORS, POINT, RESUME_DIR, SEEN, ResumePoint
 from signer.cli import main
 from signer.records import Record, read_records
+from signer.run import SeenIds
 from tests.fixtures.pki import TestPki as Pki
 from tests.signer.conftest import stamp
 
@@ -214,10 +216,32 @@ def test_the_point_lines_up_with_the_reader(tmp_path: Path) -> None:
         finally:
             point.close()
         assert offset is not None
-        point.line, point.offset = cut, offset
+        point._line, point.offset = cut, offset
         rest = list(point.items(None))
         assert rest == [item for item in everything if item.line > cut], cut
         assert all(isinstance(r, Record) or r.line > cut for r in rest)
+
+
+def test_the_point_is_read_in_a_thread_and_waited_for(tmp_path: Path) -> None:
+    """open() reads the point in a thread (the run sets up meanwhile); its
+    first use waits for it; an error of that thread (here: the folder cannot
+    be made) reaches the caller at the first use, and close() waits without
+    raising (a run stopping for another reason reports its own error)."""
+    source = write_records(tmp_path / "in.jsonl", many_records(3))
+    point = ResumePoint.open(tmp_path, source, {})
+    assert point._loader is not None
+    assert point.line == 0 and point._loader is None  # waited for: no point yet, a fresh one made
+    assert (tmp_path / RESUME_DIR / SEEN).exists()
+    point.finish()
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / RESUME_DIR).write_text("a file where the folder goes")
+    point = ResumePoint.open(blocked, source, {})
+    with pytest.raises(OSError):
+        point.restore(BatchCounts(), SeenIds())
+    point = ResumePoint.open(blocked, source, {})
+    point.close()  # no error: the run's own is the one reported
+    assert point._loader is None
 
 
 def test_a_csv_input_has_no_point(tmp_path: Path) -> None:
