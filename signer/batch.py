@@ -139,6 +139,21 @@ class _Unplaced:
     skipped: int = 0
     clamped: int = 0
 
+    def merge(self, later: _Unplaced) -> None:
+        """Take in the batch that follows this one in the input: both are then
+        committed, placed and marked written together."""
+        self.batch = [*self.batch, *later.batch]
+        self.seen += later.seen
+        self.signed += later.signed
+        self.released += later.released
+        self.done += later.done
+        self.files += later.files
+        self.staged += later.staged
+        self.unsynced += later.unsynced
+        self.fails += later.fails
+        self.skipped += later.skipped
+        self.clamped += later.clamped
+
 
 #: Descriptors of the folders locked by this process (closed in forked children).
 _locked_folders: set[int] = set()
@@ -607,11 +622,17 @@ class LedgerRun(SigningRun):
         # its step 3 ('signed') is committed with the next batch's reservations
         # (_admit: one commit a batch, not two) and its files placed right after;
         # at once when at most one admission is to come (the input is read,
-        # one batch ahead) or another batch is ready first (_settle)
-        if self._unplaced is not None:
-            self._settle()
-        self._unplaced = ready
-        if self._input_read:
+        # one batch ahead) or another batch is ready first (_settle). Once the
+        # input is read, the batches that are ready one after the other (at the
+        # end, those the workers finished while this process signed its own)
+        # go in together: one commit and one flush of the folder, not one each
+        if self._unplaced is not None and self._input_read:
+            self._unplaced.merge(ready)
+        else:
+            if self._unplaced is not None:
+                self._settle()
+            self._unplaced = ready
+        if self._input_read and not self.next_ready():
             self._settle()
 
     def _settle(self) -> None:

@@ -1175,6 +1175,10 @@ class SigningRun:
         self.signed = self.failed = self.clamped = 0
         self._pool: ProcessPoolExecutor | None = None
         self._board: _FlushBoard | None = None
+        #: once the input is read (with ``--jobs``): whether the next batch in
+        #: flight can be written at once (signed, its files flushed), so that a
+        #: subclass may write the batches ready at the end together
+        self.next_ready: Callable[[], bool] = lambda: False
 
     def fail(self, line: int, record_id: str, reason: str) -> None:
         self.failed += 1
@@ -1227,6 +1231,7 @@ class SigningRun:
                     flight.feed(pool)
                 if len(flight.pending) >= flight.window:
                     self._collect_next(flight, here, lambda: flight.feed(pool))
+            self.next_ready = lambda: bool(flight.pending) and self._ready(flight.pending[0])
             while flight.pending:  # the input is read: the batches in flight are left
                 flight.feed(pool)
                 if self._waiting(flight.pending[0]) and flight.held():
@@ -1246,6 +1251,7 @@ class SigningRun:
                 with contextlib.suppress(Exception):
                     here.close()
             finally:
+                self.next_ready = lambda: False
                 if self._pool is not None and done:
                     pool.shutdown(wait=True, cancel_futures=True)
                 elif self._pool is not None:  # an error or Ctrl-C: stop the batches in flight now
@@ -1260,6 +1266,13 @@ class SigningRun:
         if not task.done():
             return True
         return self._board is not None and task.exception() is None and not self._board.ended(task.result())
+
+    def _ready(self, head: _InFlight) -> bool:
+        """A batch in flight can be written without waiting: a worker's, signed
+        and its files' flush confirmed (a batch signed here waits for its own
+        flush thread: not counted)."""
+        task = head.task
+        return task is not None and head.unflushed is None and task.done() and not self._waiting(head)
 
     def _collect_next(self, flight: _Flight, here: Signer, idle: Callable[[], None] | None = None) -> None:
         """Step 3 of the oldest batch in flight (signed here first if it was held back);

@@ -389,3 +389,50 @@ def test_a_task_ending_before_an_older_one_frees_its_worker() -> None:
     pool.tasks[1].set_result([])  # the second worker's task ends; the first worker's oldest does not
     flight.feed(pool)  # type: ignore[arg-type]
     assert len(pool.tasks) == 5 and flight.held() == 1
+
+
+def test_batches_ready_together_at_the_end_are_placed_together(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Once the input is read, the batches the worker finished while the run's
+    process signed its own are committed, placed and marked written together
+    (one transaction and one flush of the folder for all of them): the run's
+    process signs slowly here, so the worker's batches wait for it. Nothing
+    else changes: every record once, in input order, ledger and files agree."""
+    import signer.batch as batch_module
+
+    monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    records = many_records(12 * BATCH)
+    real_here = signer.run._sign_here
+
+    def slow_here(signer_: Any, task: Any) -> Any:
+        time.sleep(0.4)
+        return real_here(signer_, task)
+
+    merged: list[int] = []
+    real_merge = batch_module._Unplaced.merge
+
+    def merge(self: Any, later: Any) -> None:
+        merged.append(len(later.batch))
+        real_merge(self, later)
+
+    flushes: list[int] = []
+    real_sync = batch_module.BatchOutput.sync_folder
+
+    def sync_folder(self: Any) -> None:
+        flushes.append(1)
+        real_sync(self)
+
+    monkeypatch.setattr(signer.run, "_sign_here", slow_here)
+    monkeypatch.setattr(batch_module._Unplaced, "merge", merge)
+    monkeypatch.setattr(batch_module.BatchOutput, "sync_folder", sync_folder)
+    source = write_records(tmp_path / "in.jsonl", records)
+    assert main(command(source, "--jobs", "2")) == 0
+    assert capsys.readouterr().out.startswith(f"batch: {len(records)} record(s): {len(records)} issued")
+    assert merged and all(size == BATCH for size in merged)
+    assert len(flushes) <= 12 - len(merged)  # one flush of the folder per placement, not per batch
+    check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])
+    manifest = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert [e["record_id"] for e in manifest] == [r.record_id for r in records]
+    assert not (tmp_path / "out" / ".resume").exists()  # the run ended: no point left
