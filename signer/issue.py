@@ -329,7 +329,8 @@ class Hc1Issuer:
         if uvcis is not None and len(uvcis) != len(records):
             raise ConfigError("issue_many: one UVCI (or None) per record")
         results: list[Issued | InputError | None] = [None] * len(records)
-        fresh = new_uvcis(len(records), self.country, made_at=iat)
+        missing = len(records) if uvcis is None else sum(not u for u in uvcis)
+        fresh = iter(new_uvcis(missing, self.country, made_at=iat))  # a ledger run gives them all
         validator, build = dcc_validator(), self._builder.build
         index: list[int] = []  # the records that passed the checks, by position
         dccs: list[dict[str, Any]] = []
@@ -337,7 +338,7 @@ class Hc1Issuer:
             try:
                 if not allow_unverified and not is_verified(record):
                     raise InputError("record has no current verification stamp (run the checks first)")
-                dcc = build(record, (uvcis[i] if uvcis is not None else None) or fresh[i], today_iso)
+                dcc = build(record, (uvcis[i] if uvcis is not None else None) or next(fresh), today_iso)
                 if not validator.is_valid(dcc):
                     validate_dcc(dcc)  # raises with the schema's reasons
             except InputError as err:

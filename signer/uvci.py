@@ -29,7 +29,9 @@ some 10,000 certificates a batch of 256 rewrites some 1,000 pages at each
 commit (measured at 90,000: 72 ms of SQLite a batch, half of it these
 indexes). Made in the same second, a batch's UVCIs sit side by side at the
 index's end. The second is no secret: the QR's ``iat`` says when it was
-signed (a run that sets ``--at`` backdates ``iat``, not this stamp).
+signed. A ledger run stamps the time of the reservation (a run that sets
+``--at`` backdates ``iat``, not this stamp); a run without the ledger
+(``signer sign``) stamps ``iat``.
 """
 
 from __future__ import annotations
@@ -54,11 +56,11 @@ __all__ = [
 
 UVCI_PREFIX = "URN:UVCI:"
 UVCI_VERSION = "01"
-#: Alphabet of the random opaque part: 32 upper-case alphanumerics (no 0/O,
+#: Alphabet of the opaque part: 32 upper-case alphanumerics (no 0/O,
 #: 1/I, so that a UVCI read aloud or typed is unambiguous). 32 divides 256,
 #: so mapping each random byte to ``alphabet[byte % 32]`` is unbiased.
 OPAQUE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-#: 24 characters x 5 bits = 120 random bits.
+#: 24 characters x 5 bits: the stamp (30 bits) and 90 random bits.
 OPAQUE_LENGTH = 24
 _OPAQUE_TABLE = bytes(ord(OPAQUE_ALPHABET[i % 32]) for i in range(256))
 #: The opaque part's first characters: the second it was made, since

@@ -672,3 +672,66 @@ def test_files_are_proven_outside_the_ledgers_transaction(
     _, current = killed.resume(capsys)
     assert adopted_ids(killed, current) == set(killed.pending)
     assert log.read_text().split() == ["0"] * RECORDS
+
+
+def test_adopted_both_in_the_run_and_in_its_worker(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Batches of 2 killed before any was placed: on resume the in-flight
+    batches' files are proven in step 2 by whichever signing process gets the
+    batch, the run's own (a held batch) and its worker both; every second
+    record's HC1 spoiled: those are signed again with their reserved UVCIs,
+    the rest adopted; ledger and folder agree (from review 12's scratch test)."""
+    import signer.batch as batch
+    import signer.batch_adopt as batch_adopt
+    import signer.run as run
+
+    monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
+    monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
+    key, cert = write_key_files(test_pki.dsc_ec, tmp_path)
+    records = many_records(20)
+    source = write_records(tmp_path / "in.jsonl", records)
+    out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
+    args = ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
+            "--progress", "none", "--key", str(key), "--cert", str(cert), "--jobs", "2"]  # fmt: skip
+    monkeypatch.setattr(run, "BATCH_SIZE", 2)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            monkeypatch.setattr(batch.LedgerRun, "_write", die)
+            main(args)
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 9
+    lines: dict[str, Any] = {}
+    folders = [p for p in (out / ".partial").iterdir() if (p / ".journal").is_file()]
+    for folder in folders:
+        for raw in (folder / ".journal").read_text().splitlines():
+            line = json.loads(raw)
+            lines[line["record_id"]] = line
+    assert len(lines) >= 4
+    spoiled = set(sorted(lines)[::2])
+    for folder in folders:
+        for rid in spoiled:
+            path = folder / f"{rid}.hc1.txt"
+            if path.exists():
+                path.write_bytes(path.read_bytes() + b"x")
+    log = tmp_path / "proofs.log"
+    real = batch_adopt._proven_files
+
+    def logged(*a: Any) -> Any:
+        with log.open("a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return real(*a)
+
+    monkeypatch.setattr(batch_adopt, "_proven_files", logged)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert f"{len(lines) - len(spoiled)} of them with the files" in capsys.readouterr().out
+    current = check_consistent(ledger, out, [r.record_id for r in records])
+    adopted = {rid for rid, cert in current.items()
+               if rid in lines and sorted([f.name, f.sha256, f.size] for f in cert.files) == sorted(lines[rid]["files"])}  # fmt: skip
+    assert adopted == set(lines) - spoiled
+    provers = log.read_text().split()
+    assert str(os.getpid()) in provers and len(set(provers)) == 2  # the run's process and its worker

@@ -318,3 +318,35 @@ def test_expiry_cut_to_the_dsc_is_reported(
     assert batch(source, out, ledger, key_args, "--validity-days", "3650") == 0
     assert "warning: 2 certificate(s) expire with the DSC on" in capsys.readouterr().err
     assert all(e["exp_clamped"] for e in read_manifest(out / "manifest.jsonl"))
+
+
+@pytest.mark.parametrize("centres", [["B"], ["A", "B"], ["B", "C"], ["A", "B", "C"], ["b", "B"]])
+def test_the_folder_check_on_both_databases(ledger_target: str, centres: list[str]) -> None:
+    """check_folder_centre on SQLite and PostgreSQL: an empty folder (both ends
+    NULL) passes, one centre passes, another centre sorting before or after it
+    (or differing in case) is refused (from review 12's scratch test)."""
+    from types import SimpleNamespace
+
+    from signer.batch import check_folder_centre
+    from signer.ledger.store import Reservation
+    from signer.uvci import new_uvcis
+
+    ledger = Ledger.open(ledger_target, actor="t")
+    try:
+        folder = SimpleNamespace(key="/x/out", path=Path("/x/out"), centre_checked=None)
+        empty = SimpleNamespace(key="/x/empty", path=Path("/x/empty"), centre_checked=None)
+        check_folder_centre(ledger, empty, "B")  # type: ignore[arg-type]
+        assert empty.centre_checked == "B"
+        uvcis = new_uvcis(len(centres), made_at=1780315200)
+        ledger.apply([
+            Reservation(uvci=u, centre=c, record_id=f"r{i}", record_hash=f"h{i}", generation=0, citizen_hash=None,
+                        out_dir=folder.key, line=1, verified=True)
+            for i, (u, c) in enumerate(zip(uvcis, centres, strict=True))
+        ], [])  # fmt: skip
+        if set(centres) == {"B"}:
+            check_folder_centre(ledger, folder, "B")  # type: ignore[arg-type]
+        else:
+            with pytest.raises(ConfigError, match="another centre"):
+                check_folder_centre(ledger, folder, "B")  # type: ignore[arg-type]
+    finally:
+        ledger.close()

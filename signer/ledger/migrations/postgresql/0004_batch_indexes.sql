@@ -6,7 +6,7 @@
 -- a session's certificates through certificates (centre, record_id). A keyed
 -- hash is random, so every new holder row wrote a page of this index of its
 -- own: at 90,000 certificates about 9 ms of SQLite for each batch of 256.
-DROP INDEX holders_citizen;
+DROP INDEX IF EXISTS holders_citizen;
 -- One centre per output folder (signer.batch.check_folder_centre, at every
 -- run's start): the lowest and highest centre of the folder, two index
 -- look-ups instead of reading every certificate of the folder (50 ms at
