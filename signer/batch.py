@@ -135,6 +135,9 @@ class _Unplaced:
     files: list[tuple[str, bytes]] = dataclasses.field(default_factory=list)
     staged: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (name, staged path)
     unsynced: list[str] = dataclasses.field(default_factory=list)  # adopted from a killed run: maybe not on disk yet
+    #: with the folder locked: those files' flushes (BatchOutput.flush_adopted), started in a thread
+    #: as the batch comes back from step 2; waited for before they are renamed
+    adopted_flushes: list[Future[None]] = dataclasses.field(default_factory=list)
     fails: list[tuple[int, str, str]] = dataclasses.field(default_factory=list)  # (line, record id, reason)
     skipped: int = 0
     clamped: int = 0
@@ -150,6 +153,7 @@ class _Unplaced:
         self.files += later.files
         self.staged += later.staged
         self.unsynced += later.unsynced
+        self.adopted_flushes += later.adopted_flushes
         self.fails += later.fails
         self.skipped += later.skipped
         self.clamped += later.clamped
@@ -296,16 +300,8 @@ class BatchOutput:
         ``sync_folder`` is false: the caller then calls :meth:`sync_folder`
         before anything may count on the renames); ``unsynced`` (paths among
         them: adopted from a killed run) are flushed first
-        (signer.durable.flush_written). Raises ``OSError``."""
-        try:
-            flush_written(unsynced)
-        except OSError:
-            # no later run may adopt them: the error was reported here, and a
-            # later fdatasync of the same file returns 0 (review11-followup F1)
-            for folder in {os.path.dirname(path) for path in unsynced}:
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(folder, JOURNAL))
-            raise
+        (:meth:`flush_adopted`). Raises ``OSError``."""
+        self.flush_adopted(unsynced)
         # by directory descriptors: no walk of the two paths for each rename
         target = self._fd if self._fd is not None else os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         sources: dict[str, int] = {}
@@ -331,6 +327,19 @@ class BatchOutput:
                 os.unlink(os.path.join(folder, JOURNAL))
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
+
+    def flush_adopted(self, paths: Sequence[str]) -> None:
+        """Files adopted from a killed run to disk (signer.durable.flush_written).
+        If that fails, their staging folders' journals go first: no later run
+        may adopt them (the error was reported here, and a later fdatasync of
+        the same file returns 0: review11-followup F1). Raises ``OSError``."""
+        try:
+            flush_written(paths)
+        except OSError:
+            for folder in {os.path.dirname(path) for path in paths}:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, JOURNAL))
+            raise
 
     def sync_folder(self) -> None:
         """Flush the folder itself (the renames into it). Raises ``OSError``."""
@@ -425,6 +434,8 @@ class LedgerRun(SigningRun):
         # this process reads and admits the next batch; waited for before step 5
         self._folder_flush: Future[None] | None = None
         self._flusher: ThreadPoolExecutor | None = None
+        # the adopted files' flushes, started as their batch comes back from step 2
+        self._adopted_flusher: ThreadPoolExecutor | None = None
         # signer.batch_adopt: finished files of a killed run's signing processes, by UVCI;
         # this run's workers (forked later) journal theirs under this run's tag and key
         self._leftovers: dict[str, Any] = {}
@@ -619,6 +630,11 @@ class LedgerRun(SigningRun):
                 ready.done.append((plan, {}, values["payload_hash"]))
             ready.files += result.files.items()
             ready.staged += ((name, path) for name, (path, _) in result.staged.items())
+        if ready.unsynced and self.output.locked:  # to disk while this process goes on; _place waits
+            if self._adopted_flusher is None:  # made here: after the workers are forked
+                self._adopted_flusher = ThreadPoolExecutor(1, thread_name_prefix="adopted-flush")
+            ready.adopted_flushes.append(self._adopted_flusher.submit(self.output.flush_adopted, ready.unsynced))
+            ready.unsynced = []
         # its step 3 ('signed') is committed with the next batch's reservations
         # (_admit: one commit a batch, not two) and its files placed right after;
         # at once when at most one admission is to come (the input is read,
@@ -674,6 +690,8 @@ class LedgerRun(SigningRun):
         self.clamped += ready.clamped
         self.counts.released += len(ready.released)
         try:
+            for flushing in ready.adopted_flushes:
+                flushing.result()
             if ready.files:
                 self.output.write_durably(ready.files)
             if ready.staged:
@@ -714,9 +732,10 @@ class LedgerRun(SigningRun):
                 raise
             self.finish_written()
         finally:
-            if self._flusher is not None:
-                self._flusher.shutdown(wait=True)
-                self._flusher = None
+            for executor in (self._flusher, self._adopted_flusher):
+                if executor is not None:
+                    executor.shutdown(wait=True)
+            self._flusher = self._adopted_flusher = None
 
     def _folder_on_disk(self) -> None:
         """Wait for the folder's flush after the last batch's renames: step 5

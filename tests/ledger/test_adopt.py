@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -704,12 +705,25 @@ def test_adopted_both_in_the_run_and_in_its_worker(
             os._exit(3)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 9
-    lines: dict[str, Any] = {}
+
+    def journals() -> dict[str, Any]:
+        found = {}
+        for folder in (out / ".partial").iterdir():
+            if (folder / ".journal").is_file():
+                for raw in (folder / ".journal").read_text().splitlines():
+                    line = json.loads(raw)
+                    found[line["record_id"]] = line
+        return found
+
+    # the killed run's worker may still sign its queued tasks until its watchdog
+    # sees the run gone (every 0.5 s): wait until its journals stop growing
+    lines, previous = journals(), None
+    for _ in range(20):
+        if lines == previous:
+            break
+        time.sleep(0.6)
+        previous, lines = lines, journals()
     folders = [p for p in (out / ".partial").iterdir() if (p / ".journal").is_file()]
-    for folder in folders:
-        for raw in (folder / ".journal").read_text().splitlines():
-            line = json.loads(raw)
-            lines[line["record_id"]] = line
     assert len(lines) >= 4
     spoiled = set(sorted(lines)[::2])
     for folder in folders:
