@@ -635,6 +635,21 @@ def test_the_tag_follows_file_contents_at_the_same_paths(test_pki: Pki, tmp_path
     assert tag(SoftwareKey(private_key=test_pki.dsc_ec.private_key, certificate=renewed)) != tag()
 
 
+def log_proofs(monkeypatch: pytest.MonkeyPatch, log: Path, what: Callable[[], object]) -> None:
+    """Append ``what()`` to ``log`` each time a record's files are proven, in
+    whichever process proves them (the run's own or a worker)."""
+    import signer.batch_adopt as batch_adopt
+
+    real = batch_adopt._proven_files
+
+    def logged(*args: Any) -> Any:
+        with log.open("a") as fh:
+            fh.write(f"{what()}\n")
+        return real(*args)
+
+    monkeypatch.setattr(batch_adopt, "_proven_files", logged)
+
+
 def test_files_are_proven_outside_the_ledgers_transaction(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -644,7 +659,6 @@ def test_files_are_proven_outside_the_ledgers_transaction(
     step 1 hands over the ledger's row read in its transaction; all 10 adopted."""
     import contextlib
 
-    import signer.batch_adopt as batch_adopt
     from signer.ledger.db import Database
 
     killed = Killed(tmp_path, test_pki, monkeypatch)
@@ -661,15 +675,8 @@ def test_files_are_proven_outside_the_ledgers_transaction(
         finally:
             depth[0] -= 1
 
-    real_files = batch_adopt._proven_files
-
-    def files_checked(*args: Any) -> Any:
-        with log.open("a") as fh:
-            fh.write(f"{depth[0]}\n")
-        return real_files(*args)
-
     monkeypatch.setattr(Database, "transaction", counted)
-    monkeypatch.setattr(batch_adopt, "_proven_files", files_checked)
+    log_proofs(monkeypatch, log, lambda: depth[0])
     _, current = killed.resume(capsys)
     assert adopted_ids(killed, current) == set(killed.pending)
     assert log.read_text().split() == ["0"] * RECORDS
@@ -684,7 +691,6 @@ def test_adopted_both_in_the_run_and_in_its_worker(
     record's HC1 spoiled: those are signed again with their reserved UVCIs,
     the rest adopted; ledger and folder agree (from review 12's scratch test)."""
     import signer.batch as batch
-    import signer.batch_adopt as batch_adopt
     import signer.run as run
 
     monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
@@ -732,14 +738,7 @@ def test_adopted_both_in_the_run_and_in_its_worker(
             if path.exists():
                 path.write_bytes(path.read_bytes() + b"x")
     log = tmp_path / "proofs.log"
-    real = batch_adopt._proven_files
-
-    def logged(*a: Any) -> Any:
-        with log.open("a") as fh:
-            fh.write(f"{os.getpid()}\n")
-        return real(*a)
-
-    monkeypatch.setattr(batch_adopt, "_proven_files", logged)
+    log_proofs(monkeypatch, log, os.getpid)
     capsys.readouterr()
     assert main(args) == 0
     assert f"{len(lines) - len(spoiled)} of them with the files" in capsys.readouterr().out
