@@ -643,7 +643,8 @@ class LedgerRun(SigningRun):
         # end, those the workers finished while this process signed its own)
         # go in together: one commit and one flush of the folder, not one each
         if self._unplaced is not None and self._input_read:
-            self._unplaced.merge(ready)
+            with signals_held():  # a stop inside would leave a half-merged batch for finish_written
+                self._unplaced.merge(ready)
         else:
             if self._unplaced is not None:
                 self._settle()
@@ -732,10 +733,16 @@ class LedgerRun(SigningRun):
                 raise
             self.finish_written()
         finally:
-            for executor in (self._flusher, self._adopted_flusher):
-                if executor is not None:
-                    executor.shutdown(wait=True)
-            self._flusher = self._adopted_flusher = None
+            # their threads end before the folder's lock is released, whatever
+            # arrives meanwhile (a second Ctrl-C: the work is done or stopping)
+            executors, self._flusher, self._adopted_flusher = (self._flusher, self._adopted_flusher), None, None
+            with stopping():
+                for executor in executors:
+                    try:
+                        if executor is not None:
+                            executor.shutdown(wait=True)
+                    except BaseException:  # one that fails (Ctrl-C held back: nothing expected) does not skip the other
+                        continue
 
     def _folder_on_disk(self) -> None:
         """Wait for the folder's flush after the last batch's renames: step 5

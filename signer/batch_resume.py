@@ -67,7 +67,7 @@ from typing import Any, BinaryIO
 
 from signer.batch_report import BatchCounts
 from signer.records import Record, RowProblem, read_records, read_records_range
-from signer.run import SeenIds
+from signer.run import SeenIds, signals_held, stopping
 
 RESUME_DIR = ".resume"
 POINT = "point.json"
@@ -140,10 +140,16 @@ class ResumePoint:
             self._load_error = exc
 
     def _wait(self, *, errors: bool = True) -> None:
-        """Until :meth:`open`'s thread has read the point (raising its error, if ``errors``)."""
-        loader, self._loader = self._loader, None
+        """Until :meth:`open`'s thread has read the point (raising its error, if
+        ``errors``). Ctrl-C and SIGTERM wait for the thread's end (an interrupted
+        join would let it outlive the folder's lock, and in Python 3.11 a thread
+        whose join was interrupted cannot be joined again); while the run stops
+        (``errors`` false) they are dropped."""
+        loader = self._loader
         if loader is not None:
-            loader.join()
+            with signals_held() if errors else stopping():
+                loader.join()
+            self._loader = None
         error, self._load_error = self._load_error, None
         if error is not None and errors:
             raise error

@@ -254,3 +254,34 @@ def test_a_csv_input_has_no_point(tmp_path: Path) -> None:
 
 def test_stamp_helper_still_verifies() -> None:
     assert stamp(many_records(1)[0]).verified
+
+
+def test_a_stop_while_waiting_for_the_point_waits_for_its_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (SIGINT) while the run waits for the point's thread takes effect
+    once the thread has ended: it must not outlive the folder's lock (it may
+    remove and make DIR/.resume). Review 12b, F2: before, the interrupted join
+    returned at once and the thread went on."""
+    import signal
+    import threading
+    import time
+
+    from signer.run import stop_signals
+
+    source = write_records(tmp_path / "in.jsonl", many_records(3))
+    real_start = ResumePoint._start
+
+    def slow_start(self: ResumePoint) -> None:
+        time.sleep(0.8)
+        real_start(self)
+
+    monkeypatch.setattr(ResumePoint, "_start", slow_start)
+    with stop_signals():
+        point = ResumePoint.open(tmp_path, source, {})
+        thread = point._loader
+        assert thread is not None
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        with pytest.raises(KeyboardInterrupt):
+            point.restore(BatchCounts(), SeenIds())
+        assert not thread.is_alive()  # the stop came after the thread's end
+        point.close()
+    assert (tmp_path / RESUME_DIR / SEEN).exists()

@@ -9,6 +9,7 @@ so that its queue fills and the run's process signs some batches for sure."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -436,3 +437,65 @@ def test_batches_ready_together_at_the_end_are_placed_together(
     manifest = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
     assert [e["record_id"] for e in manifest] == [r.record_id for r in records]
     assert not (tmp_path / "out" / ".resume").exists()  # the run ended: no point left
+
+
+_MERGED = ["batch", "seen", "signed", "released", "done", "files", "staged", "unsynced", "adopted_flushes", "fails",
+           "skipped", "clamped"]  # fmt: skip
+
+
+@pytest.mark.parametrize("after", ["batch", "done"])
+def test_a_stop_inside_a_merge_waits_for_it(
+    after: str, test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real SIGINT landing inside the merge of two batches at the end (after
+    the field ``after`` is merged) takes effect once the merge is whole: the
+    stopped run's resume point never passes a batch not written, no
+    certificate is 'written' without its files, and the same command again
+    completes every record (review 12b, F1: before, a half-merged batch was
+    committed and placed by the stop path)."""
+    import signer.batch as batch_module
+
+    monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    records = many_records(12 * BATCH)
+    real_here = signer.run._sign_here
+
+    def slow_here(signer_: Any, task: Any) -> Any:
+        time.sleep(0.4)
+        return real_here(signer_, task)
+
+    fired: list[tuple[int, int]] = []
+
+    def merge(self: Any, later: Any) -> None:  # the real merge, a field at a time, interrupted once
+        for name in _MERGED:
+            value = getattr(self, name)
+            setattr(self, name, [*value, *later.batch] if name == "batch" else value + getattr(later, name))
+            if name == after and not fired:
+                fired.append((min(i.line for i in later.batch), max(i.line for i in later.batch)))
+                os.kill(os.getpid(), signal.SIGINT)
+
+    assert set(_MERGED) == {f.name for f in dataclasses.fields(batch_module._Unplaced)}
+    monkeypatch.setattr(signer.run, "_sign_here", slow_here)
+    monkeypatch.setattr(batch_module._Unplaced, "merge", merge)
+    source = write_records(tmp_path / "in.jsonl", records)
+    assert main(command(source, "--jobs", "2")) != 0  # stopped
+    capsys.readouterr()
+    assert fired, "no merge happened"
+    first, last = fired[0]
+    point = json.loads((tmp_path / "out" / ".resume" / "point.json").read_text())
+    ledger = Ledger.open(str(tmp_path / "ledger.sqlite"), actor="check", create=False)
+    try:
+        states = {c.record_id: c.state for c in ledger.in_states(("reserved", "signed", "written"))}
+    finally:
+        ledger.close()
+    merged_in = [r.record_id for r in records if first <= r.line <= last]
+    if point["line"] >= last:
+        assert all(states.get(rid) == "written" for rid in merged_in)
+    files = {p.name for p in (tmp_path / "out").iterdir()}
+    assert all(f"{rid}.hc1.txt" in files for rid, state in states.items() if state == "written")
+    monkeypatch.undo()  # the same command again, as it is
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
+    assert main(command(source, "--jobs", "2")) == 0
+    assert "not in this input" not in capsys.readouterr().err
+    check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", [r.record_id for r in records])
