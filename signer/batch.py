@@ -144,19 +144,11 @@ class _Unplaced:
 
     def merge(self, later: _Unplaced) -> None:
         """Take in the batch that follows this one in the input: both are then
-        committed, placed and marked written together."""
-        self.batch = [*self.batch, *later.batch]
-        self.seen += later.seen
-        self.signed += later.signed
-        self.released += later.released
-        self.done += later.done
-        self.files += later.files
-        self.staged += later.staged
-        self.unsynced += later.unsynced
-        self.adopted_flushes += later.adopted_flushes
-        self.fails += later.fails
-        self.skipped += later.skipped
-        self.clamped += later.clamped
+        committed, placed and marked written together (every field: the lists
+        joined, the counts added)."""
+        for name in (f.name for f in dataclasses.fields(self)):
+            mine, theirs = getattr(self, name), getattr(later, name)
+            setattr(self, name, mine + theirs if isinstance(mine, int) else [*mine, *theirs])
 
 
 #: Descriptors of the folders locked by this process (closed in forked children).

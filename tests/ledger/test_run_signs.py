@@ -55,6 +55,18 @@ def slow_workers(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.05) -> list
     return signed_here
 
 
+def slow_here(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.4) -> None:
+    """The run's own process sleeps before each batch it signs itself, so that
+    the worker's batches are ready before it at the end of the input."""
+    real_here = signer.run._sign_here
+
+    def sign_here(signer_: Any, task: Any) -> Any:
+        time.sleep(seconds)
+        return real_here(signer_, task)
+
+    monkeypatch.setattr(signer.run, "_sign_here", sign_here)
+
+
 def test_the_run_and_its_worker_both_sign(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -405,11 +417,7 @@ def test_batches_ready_together_at_the_end_are_placed_together(
     monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
     command = batch_command(test_pki, tmp_path, monkeypatch)
     records = many_records(12 * BATCH)
-    real_here = signer.run._sign_here
-
-    def slow_here(signer_: Any, task: Any) -> Any:
-        time.sleep(0.4)
-        return real_here(signer_, task)
+    slow_here(monkeypatch)
 
     merged: list[int] = []
     real_merge = batch_module._Unplaced.merge
@@ -425,7 +433,6 @@ def test_batches_ready_together_at_the_end_are_placed_together(
         flushes.append(1)
         real_sync(self)
 
-    monkeypatch.setattr(signer.run, "_sign_here", slow_here)
     monkeypatch.setattr(batch_module._Unplaced, "merge", merge)
     monkeypatch.setattr(batch_module.BatchOutput, "sync_folder", sync_folder)
     source = write_records(tmp_path / "in.jsonl", records)
@@ -458,11 +465,7 @@ def test_a_stop_inside_a_merge_waits_for_it(
     monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
     command = batch_command(test_pki, tmp_path, monkeypatch)
     records = many_records(12 * BATCH)
-    real_here = signer.run._sign_here
-
-    def slow_here(signer_: Any, task: Any) -> Any:
-        time.sleep(0.4)
-        return real_here(signer_, task)
+    slow_here(monkeypatch)
 
     fired: list[tuple[int, int]] = []
 
@@ -475,7 +478,6 @@ def test_a_stop_inside_a_merge_waits_for_it(
                 os.kill(os.getpid(), signal.SIGINT)
 
     assert set(_MERGED) == {f.name for f in dataclasses.fields(batch_module._Unplaced)}
-    monkeypatch.setattr(signer.run, "_sign_here", slow_here)
     monkeypatch.setattr(batch_module._Unplaced, "merge", merge)
     source = write_records(tmp_path / "in.jsonl", records)
     assert main(command(source, "--jobs", "2")) != 0  # stopped
