@@ -441,7 +441,8 @@ class LedgerRun(SigningRun):
                 jobs, setup = self.workers
                 options = dataclasses.replace(setup.options, journal_tag=tag, journal_key=key)
                 self.workers = (jobs, dataclasses.replace(setup, options=options))
-        if resume is not None:  # last: it waits for the point, read in a thread meanwhile
+        if resume is not None:  # the prefix's counts and ids (its bytes are checked in a thread
+            # meanwhile: ResumePoint.verified() before the first change to the ledger)
             self.signed, self.failed, self.clamped = resume.restore(self.counts, self.seen)
             for row in resume.errors:
                 report.add(*row)
@@ -478,6 +479,8 @@ class LedgerRun(SigningRun):
         # The step 3 ('signed') of the batch written last comes with them too,
         # and its files are placed once the transaction is committed.
         self._folder_on_disk()
+        if self.resume is not None:  # the input's prefix checked before the ledger changes
+            self.resume.verified()
         with signals_held():
             unwritten, unplaced = self._unwritten, self._unplaced
             changes, meta = self._mark_written(unwritten.done) if unwritten is not None else ([], None)
@@ -652,6 +655,8 @@ class LedgerRun(SigningRun):
         unwritten, unplaced = self._unwritten, self._unplaced
         if unwritten is None and unplaced is None:
             return
+        if self.resume is not None:
+            self.resume.verified()
         with signals_held():
             changes, meta = self._mark_written(unwritten.done) if unwritten is not None else ([], None)
             if unplaced is not None:

@@ -3,6 +3,7 @@ again costs time in proportion to the unfinished work (issue 10).
 
     >>> # point = ResumePoint.open(output, records_path, settings)   # DIR/.resume/, if it matches
     >>> # items = point.items(column_map)        # from the first unfinished line
+    >>> # point.verified()                        # before the first change to the ledger
     >>> # ... after each batch's 'written' commit: point.save(...)
     >>> # point.finish()                          # the run ended: nothing to resume
 
@@ -13,7 +14,7 @@ rest). With it, a run over a JSON Lines input (what ``signer check`` writes)
 records in ``DIR/.resume/``, after each batch of 256 is committed in the
 ledger:
 
-- ``point.json``: the input's path, size and mtime at the start, the run's
+- ``point.json``: the input's path, size, mtime, ctime and inode at the start, the run's
   settings that decide what happens to a record (centre, ledger, file check,
   override, column map, re-issuance), the last finished line and the byte
   offset after it, the SHA-256 of the input up to that offset, the counts of
@@ -35,10 +36,13 @@ next run reads everything), or an older whole point (further behind the
 ledger, which is flushed at each commit: never ahead of it). Two flushes per
 batch were measured at about 9 ms of the run's process blocked per batch
 under others' disk load (docs/benchmarks.md, session 8). The next run uses the point only if the
-input file has the same size and mtime and the same bytes up to the offset,
-and the settings are the same; it then starts reading at the offset
+input file has the same path, size, mtime, ctime and inode, and the settings
+are the same; it then starts reading at the offset
 (:func:`signer.records.read_records_range`) with the counts, refused records
-and seen ids of the prefix. Anything else (a CSV input, a changed file,
+and seen ids of the prefix, while a thread checks the input's bytes up to
+the offset against the point's SHA-256; the run's first change to the ledger
+waits for that (:meth:`ResumePoint.verified`: other bytes stop the run
+before it changes anything, and the point is removed). Anything else (a CSV input, a changed file,
 ``reissue`` with another time) reads the whole input as before. A run that
 ends (even with refused records) removes the point.
 
@@ -56,6 +60,7 @@ import csv
 import hashlib
 import io
 import json
+import mmap
 import os
 import shutil
 import sys
@@ -68,18 +73,21 @@ from typing import Any, BinaryIO
 from signer.batch_report import BatchCounts
 from signer.records import Record, RowProblem, read_records, read_records_range
 from signer.run import SeenIds, signals_held, stopping
+from verifier.errors import ConfigError
 
 RESUME_DIR = ".resume"
 POINT = "point.json"
 ERRORS = "errors.csv"
 SEEN = "seen.bin"
-VERSION = 2  # 2: the files' prefixes named by SHA-256 too, nothing flushed
+VERSION = 3  # 2: the files' prefixes named by SHA-256 too, nothing flushed; 3: the input's ctime and inode
 _JSONL = (".jsonl", ".ndjson", ".json")
 #: The input's prefix is read and hashed in pieces this large, into one buffer, in
 #: :meth:`ResumePoint.open`'s thread: a new buffer per piece cost fresh pages (a 60 MB
-#: prefix read in 1 MiB ``bytes`` took 36 ms of its ~90 ms here), and each piece takes
-#: the GIL back from the run's thread (up to the 5 ms switch interval).
-_LOAD_CHUNK = 4 << 20
+#: prefix read in 1 MiB ``bytes`` took 36 ms of its ~90 ms here), and each read and
+#: each hash of a piece takes the GIL back from the run's thread, which holds it while
+#: it sets up and reads its first batch (up to the 5 ms switch interval each time:
+#: 60 MB in 4 MiB pieces took ~250 ms so, in 32 MiB pieces ~110 ms, ~60 ms alone).
+_LOAD_CHUNK = 32 << 20
 
 
 class ResumePoint:
@@ -91,11 +99,17 @@ class ResumePoint:
         self.settings = settings
         stat = records.stat()
         self.size = stat.st_size
-        self.identity = {"path": str(records.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        # the change time too: no program sets it back (a write, utime, chmod or rename moves it)
+        self.identity = {
+            "path": str(records.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "ctime_ns": stat.st_ctime_ns, "inode": [stat.st_dev, stat.st_ino],
+        }  # fmt: skip
         self.enabled = records.suffix.lower() in _JSONL
-        # :meth:`open`'s reading of the point, in a thread until :meth:`_wait`
+        # the check of the input's prefix, in a thread until :meth:`verified`
         self._loader: threading.Thread | None = None
         self._load_error: BaseException | None = None
+        self._prefix: tuple[str, int] | None = None  # the point's (SHA-256, line) of the prefix, to check
+        self._prefix_ok = True
         # what the prefix (lines 1..line) left: from the point read at the start
         self._line = 0
         self.offset = 0
@@ -118,41 +132,81 @@ class ResumePoint:
     def open(cls, folder: Path, records: Path, settings: dict[str, Any]) -> ResumePoint:
         """The folder's point for this input and settings, if it matches (else a fresh one).
 
-        Read in a thread while the run sets up (hashing the input up to the
-        point: about 40 ms per 60 MB, the GIL released); every method, and
-        :attr:`line`, waits for it first. :meth:`close` waits for it too: call
-        it on every path (the folder's lock must outlive the thread)."""
+        The point's own files are read here (a few ms; in a thread, behind the
+        run's setup, each of their reads waited for the GIL: ~70 ms). The input
+        up to the point is hashed in a thread (about 50 ms per 60 MB, the GIL
+        released) while the run reads and admits its first batch from there:
+        :meth:`verified` waits for it, and the run calls that before its first
+        change to the ledger. An error making a fresh point reaches the first
+        use (:attr:`line`, :meth:`restore`...). :meth:`close` waits for the
+        thread: call it on every path (the folder's lock must outlive the thread)."""
         point = cls(folder, records, settings)
-        point._loader = threading.Thread(target=point._start, name="resume-point", daemon=True)
-        point._loader.start()
-        return point
-
-    def _start(self) -> None:
         try:
-            if self.enabled:
+            if point.enabled:
                 # any damage (a torn or hand-edited file: OSError, ValueError, csv.Error, AttributeError...) means
                 # no usable point: the run then reads the whole input, as it would without one
                 with contextlib.suppress(Exception):
-                    self._load()
-            if not self._line:
-                self._reset()
-        except BaseException as exc:  # _reset's OSError: raised by the first _wait, in the run's thread
-            self._load_error = exc
+                    point._load()
+            if not point._line:
+                point._reset()
+        except OSError as exc:  # _reset's: raised by the first use (a run stopping for another reason reports its own)
+            point._load_error = exc
+        if point._prefix is not None:
+            point._loader = threading.Thread(target=point._check_prefix, name="resume-point", daemon=True)
+            point._loader.start()
+        return point
+
+    def _check_prefix(self) -> None:
+        assert self._prefix is not None
+        try:
+            self._prefix_ok = self._hash_prefix(*self._prefix)
+        except Exception:  # the input cannot be read again: not the bytes the point names
+            self._prefix_ok = False
 
     def _wait(self, *, errors: bool = True) -> None:
-        """Until :meth:`open`'s thread has read the point (raising its error, if
-        ``errors``). Ctrl-C and SIGTERM wait for the thread's end (an interrupted
-        join would let it outlive the folder's lock, and in Python 3.11 a thread
-        whose join was interrupted cannot be joined again); while the run stops
-        (``errors`` false) they are dropped."""
-        loader = self._loader
-        if loader is not None:
-            with signals_held() if errors else stopping():
-                loader.join()
-            self._loader = None
+        """Raise the error of making a fresh point, if any (if ``errors``);
+        without ``errors`` (the run stops or ends), wait for the thread's end."""
+        if not errors:
+            self._join()
         error, self._load_error = self._load_error, None
         if error is not None and errors:
             raise error
+
+    def _join(self) -> None:
+        """Until :meth:`open`'s thread has ended. Ctrl-C and SIGTERM are dropped
+        meanwhile (an interrupted join would let the thread outlive the folder's
+        lock, and in Python 3.11 a thread whose join was interrupted cannot be
+        joined again): only the run's stop and end wait for it this way."""
+        loader = self._loader
+        if loader is not None:
+            with stopping():
+                loader.join()
+            self._loader = None
+
+    def verified(self) -> None:
+        """Until the input's bytes up to the point are checked (hashed in
+        :meth:`open`'s thread): the run calls this before its first change to
+        the ledger. The point names the input's size, times and inode, so
+        other bytes under the same ones are not expected; if they are found,
+        the point is dropped and the run stops with :class:`ConfigError`
+        before anything is changed (the same command again reads the whole
+        input). Ctrl-C and SIGTERM wait for the check."""
+        self._wait()
+        if self._prefix is None:
+            return
+        loader = self._loader
+        if loader is not None:
+            with signals_held():
+                loader.join()
+            self._loader = None
+        if not self._prefix_ok:
+            if self._line:  # once: every later call raises again
+                self._reset()
+            raise ConfigError(
+                f"{self.records} is not what the interrupted run read, though its size and times are the same: "
+                "the resume point is removed; run the same command again (it reads the whole input)"
+            )
+        self._prefix = None
 
     @property
     def line(self) -> int:
@@ -161,27 +215,15 @@ class ResumePoint:
         return self._line
 
     def _load(self) -> None:
+        """The point's own files: what the prefix left (the prefix itself is
+        checked next, :meth:`_hash_prefix`)."""
         data = json.loads((self.folder / POINT).read_text("utf-8"))
         if data.get("version") != VERSION or data["input"] != self.identity or data["settings"] != self.settings:
             return
         line, offset = int(data["line"]), int(data["offset"])
         if not (0 < offset <= self.size):
             return
-        digest = hashlib.sha256()
-        piece = bytearray(_LOAD_CHUNK)  # one buffer for every piece: no fresh pages per read
-        view = memoryview(piece)
-        with self.records.open("rb", buffering=0) as fh:
-            remaining = offset
-            newlines = 0
-            while remaining:
-                size = fh.readinto(view[: min(remaining, _LOAD_CHUNK)])
-                if not size:
-                    return
-                digest.update(view[:size])
-                newlines += piece.count(b"\n", 0, size)
-                remaining -= size
-        if digest.hexdigest() != data["sha256"] or newlines != line:
-            return
+        prefix = (str(data["sha256"]), line)
         errors_len, seen_len = int(data["errors_bytes"]), int(data["seen_bytes"])
         with (self.folder / ERRORS).open("rb") as fh:
             errors_raw = fh.read(errors_len)
@@ -203,9 +245,33 @@ class ResumePoint:
         os.truncate(self.folder / SEEN, seen_len)
         self._line, self.offset, self.counts = line, offset, dict(data["counts"])
         self.errors, self.seen_key, self.seen_values = rows, bytes.fromhex(data["seen_key"]), values
-        self._hash, self._newlines, self._pos = digest, newlines, offset
         self._errors_len, self._seen_len = errors_len, seen_len
         self._errors_hash, self._seen_hash = errors_hash, seen_hash
+        self._prefix = prefix
+
+    def _hash_prefix(self, sha256: str, line: int) -> bool:
+        """The input up to the point's offset has the point's SHA-256; it is
+        then where this run's points hash on from (at line ``line``: the
+        point's, which the run that wrote it counted in the same bytes)."""
+        digest = hashlib.sha256()
+        # one buffer for every piece (no fresh pages per read), an anonymous mapping: a
+        # bytearray is zeroed first, holding the GIL (~16 ms for 32 MiB, the run's thread waiting)
+        with (
+            mmap.mmap(-1, min(self.offset, _LOAD_CHUNK)) as piece,
+            memoryview(piece) as view,
+            self.records.open("rb", buffering=0) as fh,
+        ):
+            remaining = self.offset
+            while remaining:
+                size = fh.readinto(view[: min(remaining, _LOAD_CHUNK)])
+                if not size:
+                    return False
+                digest.update(view[:size])
+                remaining -= size
+        if digest.hexdigest() != sha256:
+            return False
+        self._hash, self._newlines, self._pos = digest, line, self.offset
+        return True
 
     def _reset(self) -> None:
         """No usable point: start a new one (files truncated)."""
@@ -256,6 +322,7 @@ class ResumePoint:
         """The prefix up to ``last_line`` is finished (its ledger changes committed)."""
         if not self.enabled or last_line <= self.line:
             return
+        self.verified()  # this run's points hash on from the prefix's digest
         if self._input is None:
             self._input = self.records.open("rb")
             self._input.seek(self._pos)
@@ -313,8 +380,9 @@ class ResumePoint:
         return self._pos
 
     def finish(self) -> None:
-        """The run ended: nothing to resume."""
+        """The run ended: nothing to resume (if the prefix was what the point named)."""
         self._wait()
+        self.verified()
         self.close()
         with contextlib.suppress(OSError):
             shutil.rmtree(self.folder)

@@ -442,16 +442,17 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
         options = Options(now=now, allow_unverified=override is not None, png=ns.png, svg=ns.svg, hash_outputs=True)
         secret = key_secret(spec)
         with stop_signals(), BatchOutput(ns.out) as output, open_key(spec, secret=secret) as key:
-            check_folder_centre(ledger, output, ns.centre)
-            signer = build_signer(key, ns, options)
-            # the workers write and flush the files themselves; this process renames them
-            staging = dataclasses.replace(options, stage=str(output.partial))
-            workers = (jobs, WorkerSetup(spec=spec, secret=secret, ns=ns, options=staging)) if jobs > 1 else None
-            errors_path = ns.errors or ns.out / "errors.csv"
-            report = ErrorReport(errors_path, tmp_dir=output.partial if ns.errors is None else None)
-            progress = Progress(err, total=estimate_records(ns.records), mode=ns.progress)
+            check_folder_centre(ledger, output, ns.centre)  # first: a point is only for its own centre's runs
+            # the input up to the point is checked in a thread meanwhile (the run's first change to the ledger waits)
             resume = ResumePoint.open(output.path, ns.records, resume_settings(ns, override, reissue_before))
-            try:  # the point is read in a thread meanwhile (LedgerRun waits for it last)
+            try:
+                signer = build_signer(key, ns, options)
+                # the workers write and flush the files themselves; this process renames them
+                staging = dataclasses.replace(options, stage=str(output.partial))
+                workers = (jobs, WorkerSetup(spec=spec, secret=secret, ns=ns, options=staging)) if jobs > 1 else None
+                errors_path = ns.errors or ns.out / "errors.csv"
+                report = ErrorReport(errors_path, tmp_dir=output.partial if ns.errors is None else None)
+                progress = Progress(err, total=estimate_records(ns.records), mode=ns.progress)
                 run = LedgerRun(
                     output, ledger=ledger, centre=ns.centre, report=report, progress=progress,
                     check_files=ns.check_files, signer=signer, override=override, err=err, workers=workers,

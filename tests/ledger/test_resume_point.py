@@ -222,16 +222,41 @@ def test_the_point_lines_up_with_the_reader(tmp_path: Path) -> None:
         assert all(isinstance(r, Record) or r.line > cut for r in rest)
 
 
-def test_the_point_is_read_in_a_thread_and_waited_for(tmp_path: Path) -> None:
-    """open() reads the point in a thread (the run sets up meanwhile); its
-    first use waits for it; an error of that thread (here: the folder cannot
-    be made) reaches the caller at the first use, and close() waits without
-    raising (a run stopping for another reason reports its own error)."""
+def saved_point(folder: Path, source: Path, line: int) -> None:
+    """A point after ``line`` of ``source`` in ``folder``, as a run saves it."""
+    point = ResumePoint.open(folder, source, {})
+    point.save(line, BatchCounts(), {"signed": 0, "failed": 0, "clamped": 0}, [], bytes(16), [])
+    point.close()
+
+
+def test_the_prefix_is_checked_in_a_thread_and_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """open() reads the point's files at once and hashes the input's prefix in
+    a thread (the run reads its first batch meanwhile); verified() waits for
+    it; an error making a fresh point (here: the folder cannot be made)
+    reaches the caller at the first use, and close() does not raise (a run
+    stopping for another reason reports its own error)."""
+    import time
+
     source = write_records(tmp_path / "in.jsonl", many_records(3))
     point = ResumePoint.open(tmp_path, source, {})
-    assert point._loader is not None
-    assert point.line == 0 and point._loader is None  # waited for: no point yet, a fresh one made
+    assert point._loader is None and point.line == 0  # no point yet: nothing to check, a fresh one made
     assert (tmp_path / RESUME_DIR / SEEN).exists()
+    point.finish()
+    saved_point(tmp_path, source, 2)
+    real_hash = ResumePoint._hash_prefix
+
+    def slow_hash(self: ResumePoint, *a: Any) -> bool:
+        time.sleep(0.3)
+        return real_hash(self, *a)
+
+    monkeypatch.setattr(ResumePoint, "_hash_prefix", slow_hash)
+    point = ResumePoint.open(tmp_path, source, {})
+    thread = point._loader
+    assert thread is not None and thread.is_alive()
+    assert point.line == 2  # the point's own files: read already
+    assert [r.record_id for r in point.items(None)] == ["R00002"]  # from the point, before the check
+    point.verified()
+    assert not thread.is_alive() and point._loader is None
     point.finish()
     blocked = tmp_path / "blocked"
     blocked.mkdir()
@@ -256,11 +281,11 @@ def test_stamp_helper_still_verifies() -> None:
     assert stamp(many_records(1)[0]).verified
 
 
-def test_a_stop_while_waiting_for_the_point_waits_for_its_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ctrl-C (SIGINT) while the run waits for the point's thread takes effect
-    once the thread has ended: it must not outlive the folder's lock (it may
-    remove and make DIR/.resume). Review 12b, F2: before, the interrupted join
-    returned at once and the thread went on."""
+def test_a_stop_while_waiting_for_the_check_waits_for_its_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (SIGINT) while the run waits for the check of the input's
+    prefix takes effect once the thread has ended: it must not outlive the
+    folder's lock (review 12b, F2: before, the interrupted join returned at
+    once and the thread went on)."""
     import signal
     import threading
     import time
@@ -268,20 +293,113 @@ def test_a_stop_while_waiting_for_the_point_waits_for_its_thread(tmp_path: Path,
     from signer.run import stop_signals
 
     source = write_records(tmp_path / "in.jsonl", many_records(3))
-    real_start = ResumePoint._start
+    saved_point(tmp_path, source, 2)
+    real_hash = ResumePoint._hash_prefix
 
-    def slow_start(self: ResumePoint) -> None:
+    def slow_hash(self: ResumePoint, *a: Any) -> bool:
         time.sleep(0.8)
-        real_start(self)
+        return real_hash(self, *a)
 
-    monkeypatch.setattr(ResumePoint, "_start", slow_start)
+    monkeypatch.setattr(ResumePoint, "_hash_prefix", slow_hash)
     with stop_signals():
         point = ResumePoint.open(tmp_path, source, {})
         thread = point._loader
         assert thread is not None
         threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
         with pytest.raises(KeyboardInterrupt):
-            point.restore(BatchCounts(), SeenIds())
+            point.verified()
         assert not thread.is_alive()  # the stop came after the thread's end
         point.close()
-    assert (tmp_path / RESUME_DIR / SEEN).exists()
+    assert (tmp_path / RESUME_DIR / POINT).exists()
+
+
+def test_the_first_ledger_change_waits_for_the_check_of_the_prefix(
+    setup: tuple[list[str], Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """The input's prefix is hashed in the point's thread while the run reads
+    and admits its first batch from the point: the run starts before the check
+    ends, and changes the ledger only after it."""
+    import time
+
+    from signer.batch import LedgerRun
+    from signer.ledger import Ledger
+
+    args, _, issued = setup
+    out = tmp_path / "out"
+    killed_after(3, args, monkeypatch)
+    times: dict[str, float] = {}
+    real_hash, real_admit, real_apply = ResumePoint._hash_prefix, LedgerRun._admit, Ledger.apply
+
+    def slow_hash(self: ResumePoint, *a: Any) -> bool:
+        time.sleep(0.5)
+        ok = real_hash(self, *a)
+        times["checked"] = time.monotonic()
+        return ok
+
+    def admit(self: LedgerRun, *a: Any, **k: Any) -> Any:
+        times.setdefault("admitting", time.monotonic())
+        return real_admit(self, *a, **k)
+
+    def apply(self: Ledger, *a: Any, **k: Any) -> Any:
+        times.setdefault("changed", time.monotonic())
+        return real_apply(self, *a, **k)
+
+    monkeypatch.setattr(ResumePoint, "_hash_prefix", slow_hash)
+    monkeypatch.setattr(LedgerRun, "_admit", admit)
+    monkeypatch.setattr(Ledger, "apply", apply)
+    assert main(args) == 1
+    assert "resuming after line 13" in capsys.readouterr().err
+    assert times["admitting"] < times["checked"] < times["changed"], times
+    check_consistent(str(tmp_path / "ledger.sqlite"), out, issued)
+
+
+def test_other_bytes_under_the_same_size_and_times_stop_the_run_before_any_change(
+    setup: tuple[list[str], Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """The point names the input's size, times and inode; bytes that do not
+    hash as it says (here: the point's digest edited by hand) stop the run
+    with a clear message before the ledger changes, the point is removed, and
+    the same command again reads the whole input."""
+    import json
+    import sqlite3
+
+    args, _, issued = setup
+    out = tmp_path / "out"
+    killed_after(3, args, monkeypatch)
+    path = out / RESUME_DIR / POINT
+    data = json.loads(path.read_text("utf-8"))
+    data["sha256"] = "0" * 64
+    path.write_text(json.dumps(data), "utf-8")
+
+    def events() -> int:
+        with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
+            return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    before = events()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "is not what the interrupted run read" in err and "run the same command again" in err, err
+    assert "Traceback" not in err
+    assert events() == before
+    assert not path.exists()
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert "resuming" not in captured.err
+    assert captured.out.splitlines()[0].endswith(", 4 refused")
+    check_consistent(str(tmp_path / "ledger.sqlite"), out, issued)
+
+
+def test_an_input_whose_change_time_moved_is_read_again(
+    setup: tuple[list[str], Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """The same bytes, size and mtime, but a change since (here a chmod: the
+    change time moves): the point is not used."""
+    args, source, issued = setup
+    killed_after(3, args, monkeypatch)
+    os.chmod(source, 0o600)
+    assert main(args) == 1
+    assert "resuming" not in capsys.readouterr().err
+    check_consistent(str(tmp_path / "ledger.sqlite"), tmp_path / "out", issued)
