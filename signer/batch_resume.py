@@ -336,7 +336,9 @@ class ResumePoint:
             self._errors_len += _append(self.folder / ERRORS, data)
             self._errors_hash.update(data)
         if seen:
-            values = array.array("q", seen)
+            # each batch's run sorted: the next run sorts the whole file (SeenIds.load),
+            # which takes half as long over sorted runs (90,000 ids: ~12 ms of ~23)
+            values = array.array("q", sorted(seen))
             if sys.byteorder != "little":
                 values.byteswap()
             data = values.tobytes()
