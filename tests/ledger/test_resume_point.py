@@ -229,13 +229,28 @@ def saved_point(folder: Path, source: Path, line: int) -> None:
     point.close()
 
 
+def slow_prefix_check(monkeypatch: pytest.MonkeyPatch, seconds: float, times: dict[str, float] | None = None) -> None:
+    """The check of the input's prefix takes ``seconds`` longer (its end in ``times["checked"]``)."""
+    import time
+
+    real_hash = ResumePoint._hash_prefix
+
+    def slow_hash(self: ResumePoint, *a: Any) -> bool:
+        time.sleep(seconds)
+        ok = real_hash(self, *a)
+        if times is not None:
+            times["checked"] = time.monotonic()
+        return ok
+
+    monkeypatch.setattr(ResumePoint, "_hash_prefix", slow_hash)
+
+
 def test_the_prefix_is_checked_in_a_thread_and_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """open() reads the point's files at once and hashes the input's prefix in
     a thread (the run reads its first batch meanwhile); verified() waits for
     it; an error making a fresh point (here: the folder cannot be made)
     reaches the caller at the first use, and close() does not raise (a run
     stopping for another reason reports its own error)."""
-    import time
 
     source = write_records(tmp_path / "in.jsonl", many_records(3))
     point = ResumePoint.open(tmp_path, source, {})
@@ -243,13 +258,7 @@ def test_the_prefix_is_checked_in_a_thread_and_waited_for(tmp_path: Path, monkey
     assert (tmp_path / RESUME_DIR / SEEN).exists()
     point.finish()
     saved_point(tmp_path, source, 2)
-    real_hash = ResumePoint._hash_prefix
-
-    def slow_hash(self: ResumePoint, *a: Any) -> bool:
-        time.sleep(0.3)
-        return real_hash(self, *a)
-
-    monkeypatch.setattr(ResumePoint, "_hash_prefix", slow_hash)
+    slow_prefix_check(monkeypatch, 0.3)
     point = ResumePoint.open(tmp_path, source, {})
     thread = point._loader
     assert thread is not None and thread.is_alive()
@@ -288,19 +297,12 @@ def test_a_stop_while_waiting_for_the_check_waits_for_its_thread(tmp_path: Path,
     once and the thread went on)."""
     import signal
     import threading
-    import time
 
     from signer.run import stop_signals
 
     source = write_records(tmp_path / "in.jsonl", many_records(3))
     saved_point(tmp_path, source, 2)
-    real_hash = ResumePoint._hash_prefix
-
-    def slow_hash(self: ResumePoint, *a: Any) -> bool:
-        time.sleep(0.8)
-        return real_hash(self, *a)
-
-    monkeypatch.setattr(ResumePoint, "_hash_prefix", slow_hash)
+    slow_prefix_check(monkeypatch, 0.8)
     with stop_signals():
         point = ResumePoint.open(tmp_path, source, {})
         thread = point._loader
@@ -329,13 +331,8 @@ def test_the_first_ledger_change_waits_for_the_check_of_the_prefix(
     out = tmp_path / "out"
     killed_after(3, args, monkeypatch)
     times: dict[str, float] = {}
-    real_hash, real_admit, real_apply = ResumePoint._hash_prefix, LedgerRun._admit, Ledger.apply
-
-    def slow_hash(self: ResumePoint, *a: Any) -> bool:
-        time.sleep(0.5)
-        ok = real_hash(self, *a)
-        times["checked"] = time.monotonic()
-        return ok
+    slow_prefix_check(monkeypatch, 0.5, times)
+    real_admit, real_apply = LedgerRun._admit, Ledger.apply
 
     def admit(self: LedgerRun, *a: Any, **k: Any) -> Any:
         times.setdefault("admitting", time.monotonic())
@@ -345,7 +342,6 @@ def test_the_first_ledger_change_waits_for_the_check_of_the_prefix(
         times.setdefault("changed", time.monotonic())
         return real_apply(self, *a, **k)
 
-    monkeypatch.setattr(ResumePoint, "_hash_prefix", slow_hash)
     monkeypatch.setattr(LedgerRun, "_admit", admit)
     monkeypatch.setattr(Ledger, "apply", apply)
     assert main(args) == 1
