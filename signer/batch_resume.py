@@ -99,10 +99,11 @@ class ResumePoint:
         self.settings = settings
         stat = records.stat()
         self.size = stat.st_size
-        # the change time too: no program sets it back (a write, utime, chmod or rename moves it)
+        # the change time too: no program sets it back (a write, utime, chmod or rename moves it);
+        # the inode, not the device number (which may change at a reboot: a resume after a power cut)
         self.identity = {
             "path": str(records.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "ctime_ns": stat.st_ctime_ns, "inode": [stat.st_dev, stat.st_ino],
+            "ctime_ns": stat.st_ctime_ns, "inode": stat.st_ino,
         }  # fmt: skip
         self.enabled = records.suffix.lower() in _JSONL
         # the check of the input's prefix, in a thread until :meth:`verified`
