@@ -479,7 +479,8 @@ class LedgerRun(SigningRun):
         # The step 3 ('signed') of the batch written last comes with them too,
         # and its files are placed once the transaction is committed.
         self._folder_on_disk()
-        if self.resume is not None:  # the input's prefix checked before the ledger changes
+        if self.resume is not None:  # the input's prefix checked before the ledger changes (every
+            # change follows an admission's transaction: nothing is pending to settle before the first)
             self.resume.verified()
         with signals_held():
             unwritten, unplaced = self._unwritten, self._unplaced
@@ -655,8 +656,6 @@ class LedgerRun(SigningRun):
         unwritten, unplaced = self._unwritten, self._unplaced
         if unwritten is None and unplaced is None:
             return
-        if self.resume is not None:
-            self.resume.verified()
         with signals_held():
             changes, meta = self._mark_written(unwritten.done) if unwritten is not None else ([], None)
             if unplaced is not None:

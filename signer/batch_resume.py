@@ -164,13 +164,10 @@ class ResumePoint:
         except Exception:  # the input cannot be read again: not the bytes the point names
             self._prefix_ok = False
 
-    def _wait(self, *, errors: bool = True) -> None:
-        """Raise the error of making a fresh point, if any (if ``errors``);
-        without ``errors`` (the run stops or ends), wait for the thread's end."""
-        if not errors:
-            self._join()
+    def _wait(self) -> None:
+        """Raise the error of making a fresh point, if any (once)."""
         error, self._load_error = self._load_error, None
-        if error is not None and errors:
+        if error is not None:
             raise error
 
     def _join(self) -> None:
@@ -384,14 +381,14 @@ class ResumePoint:
 
     def finish(self) -> None:
         """The run ended: nothing to resume (if the prefix was what the point named)."""
-        self._wait()
         self.verified()
         self.close()
         with contextlib.suppress(OSError):
             shutil.rmtree(self.folder)
 
     def close(self) -> None:
-        self._wait(errors=False)  # a run that stops before using the point: its error is the one to report
+        self._join()
+        self._load_error = None  # a run that stops before using the point: its own error is the one to report
         if self._input is not None:
             self._input.close()
             self._input = None
