@@ -207,6 +207,15 @@ def test_a_failed_syncfs_says_it_may_not_be_the_runs_error(
         return 0
 
     monkeypatch.setattr(signer.durable, "_SYNCFS", syncfs)
+    if who == "run":  # a slow worker: the run's process signs (and flushes) batches itself, whatever the timing
+        real_sign = signer.run.Signer.sign
+
+        def sign(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if os.getpid() != here:
+                time.sleep(0.3)
+            return real_sign(self, *args, **kwargs)
+
+        monkeypatch.setattr(signer.run.Signer, "sign", sign)
     assert main(command(source, "--jobs", "2")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: cannot write into {tmp_path / 'out'}: Input/output error ({signer.durable.SYNCFS_HINT})"]
