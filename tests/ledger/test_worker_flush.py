@@ -21,6 +21,7 @@ from signer.cli import main
 from tests.fixtures.pki import TestPki as Pki
 
 from .helpers import batch_command, check_consistent, many_records, write_records
+from .test_run_signs import slow_workers
 
 BATCH = 8
 SLOW = "R00002.png"  # in the first batch: always the worker's (it gets the first batches)
@@ -207,15 +208,8 @@ def test_a_failed_syncfs_says_it_may_not_be_the_runs_error(
         return 0
 
     monkeypatch.setattr(signer.durable, "_SYNCFS", syncfs)
-    if who == "run":  # a slow worker: the run's process signs (and flushes) batches itself, whatever the timing
-        real_sign = signer.run.Signer.sign
-
-        def sign(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if os.getpid() != here:
-                time.sleep(0.3)
-            return real_sign(self, *args, **kwargs)
-
-        monkeypatch.setattr(signer.run.Signer, "sign", sign)
+    signed_here = slow_workers(monkeypatch, 0.3) if who == "run" else [0]  # a slow worker: the run's process signs too
     assert main(command(source, "--jobs", "2")) == 2
+    assert signed_here  # the run's process flushed a batch of its own
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: cannot write into {tmp_path / 'out'}: Input/output error ({signer.durable.SYNCFS_HINT})"]
