@@ -689,9 +689,17 @@ def test_adopted_both_in_the_run_and_in_its_worker(
     batches' files are proven in step 2 by whichever signing process gets the
     batch, the run's own (a held batch) and its worker both; every second
     record's HC1 spoiled: those are signed again with their reserved UVCIs,
-    the rest adopted; ledger and folder agree (from review 12's scratch test)."""
+    the rest adopted; ledger and folder agree (from review 12's scratch test).
+
+    The worker is slow in both runs (test_run_signs.slow_workers): the killed
+    run's process signs (and journals) batch 3 itself, and on resume it proves
+    batch 3 itself while the worker proves batch 1, whatever the timing (a
+    quick worker adopting 2 records a task could take every batch, as in the
+    CI failure of test_worker_flush's syncfs test)."""
     import signer.batch as batch
     import signer.run as run
+
+    from .test_run_signs import slow_workers
 
     monkeypatch.setenv(KEY_PASSPHRASE_ENV, TEST_PASSPHRASE)
     monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
@@ -705,6 +713,7 @@ def test_adopted_both_in_the_run_and_in_its_worker(
     pid = os.fork()
     if pid == 0:
         try:
+            slow_workers(monkeypatch, 0.3)
             monkeypatch.setattr(batch.LedgerRun, "_write", die)
             main(args)
         finally:
@@ -739,8 +748,10 @@ def test_adopted_both_in_the_run_and_in_its_worker(
                 path.write_bytes(path.read_bytes() + b"x")
     log = tmp_path / "proofs.log"
     log_proofs(monkeypatch, log, os.getpid)
+    signed_here = slow_workers(monkeypatch, 0.3)
     capsys.readouterr()
     assert main(args) == 0
+    assert signed_here  # the run's process signed batches itself (and proved one: the provers below)
     assert f"{len(lines) - len(spoiled)} of them with the files" in capsys.readouterr().out
     current = check_consistent(ledger, out, [r.record_id for r in records])
     adopted = {rid for rid, cert in current.items()
