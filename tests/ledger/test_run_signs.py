@@ -271,22 +271,38 @@ def test_the_worker_is_fed_while_the_run_signs_a_batch(
 ) -> None:
     """The run's process hands a held-back batch to the worker in the middle
     of signing one itself (every JOURNAL_EVERY records), not only between
-    batches: a worker whose tasks end meanwhile does not wait for work."""
+    batches: a worker whose tasks end meanwhile does not wait for work.
+
+    The worker's first task waits until the run's process starts signing a
+    batch itself, and that batch until the worker's first task ended: else a
+    worker faster than the admissions (20 ms more each was enough) took every
+    batch and the run's process signed none."""
     monkeypatch.setattr(signer.run, "BATCH_SIZE", 2 * signer.run.JOURNAL_EVERY)
     command = batch_command(test_pki, tmp_path, monkeypatch)
     records = many_records(12 * 2 * signer.run.JOURNAL_EVERY)
     here, inside, during = os.getpid(), [False], []
+    tasks: list[Any] = []  # handed to the worker, in order
+    signing_here = tmp_path / "signing-here"  # made as this process starts signing a batch itself
     real_check, real_here, real_submit = signer.run.self_check, signer.run._sign_here, signer.run._submit
+
+    def until(done: Any) -> None:  # 30 s at most: the assertions below then fail
+        end = time.monotonic() + 30
+        while not done() and time.monotonic() < end:
+            time.sleep(0.005)
 
     def slow_check(*args: Any) -> Any:  # this process signs slowly, the worker fast
         if os.getpid() == here:
             time.sleep(0.005)
+        else:  # once this process signs a batch itself
+            until(signing_here.exists)
         return real_check(*args)
 
     sizes: list[int] = []  # of the batches signed, here or by the worker
 
     def sign_here(signer_: Any, task: Any) -> Any:
         sizes.append(len(task[0]))
+        signing_here.touch()
+        until(tasks[0].done)  # the worker's first task has ended: the first between() hands a batch over
         inside[0] = True
         try:
             return real_here(signer_, task)
@@ -296,7 +312,8 @@ def test_the_worker_is_fed_while_the_run_signs_a_batch(
     def submit(pool: Any, task: Any) -> Any:
         sizes.append(len(task[0]))
         during.append(inside[0])
-        return real_submit(pool, task)
+        tasks.append(real_submit(pool, task))
+        return tasks[-1]
 
     monkeypatch.setattr(signer.run, "self_check", slow_check)
     monkeypatch.setattr(signer.run, "_sign_here", sign_here)
