@@ -82,7 +82,7 @@ def test_the_run_and_its_worker_both_sign(
         return real_submit(pool, task)
 
     monkeypatch.setattr(signer.run, "_submit", submit)
-    signed_here = slow_workers(monkeypatch)
+    signed_here = slow_workers(monkeypatch, 0.3)  # with 0.05 s it kept pace with admissions 80 ms slower
     source = write_records(tmp_path / "in.jsonl", records)
     assert main(command(source, "--jobs", "2")) == 0
     assert capsys.readouterr().out.startswith(f"batch: {len(records)} record(s): {len(records)} issued")
@@ -216,7 +216,7 @@ def test_a_token_key_signs_in_the_run_and_its_worker(
 
     monkeypatch.setattr(signer.run, "BATCH_SIZE", BATCH)
     monkeypatch.delenv(LEDGER_KEY_ENV, raising=False)
-    signed_here = slow_workers(monkeypatch)
+    signed_here = slow_workers(monkeypatch, 0.3)
     records = many_records(10 * BATCH)
     source = write_records(tmp_path / "in.jsonl", records)
     out, ledger = tmp_path / "out", str(tmp_path / "ledger.sqlite")
