@@ -58,14 +58,37 @@ def slow_workers(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.05) -> list
 
 def slow_here(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.4) -> None:
     """The run's own process sleeps before each batch it signs itself, so that
-    the worker's batches are ready before it at the end of the input."""
-    real_here = signer.run._sign_here
+    the worker's batches are ready before it at the end of the input; and once
+    the input is read, a batch is written only after every task handed to the
+    worker so far ended and its flush was confirmed (with each flush 20 ms
+    slower the worker took the last batches and the run placed each as its
+    flush ended: never two ready together)."""
+    import signer.batch as batch_module
+
+    real_here, real_submit, real_write = signer.run._sign_here, signer.run._submit, batch_module.LedgerRun._write
+    tasks: list[Any] = []  # handed to the worker
 
     def sign_here(signer_: Any, task: Any) -> Any:
         time.sleep(seconds)
         return real_here(signer_, task)
 
+    def submit(pool: Any, task: Any) -> Any:
+        tasks.append(real_submit(pool, task))
+        return tasks[-1]
+
+    def confirmed() -> bool:
+        board = signer.run._board
+        return all(t.done() and (t.exception() is not None or board is None or board.ended(t.result())) for t in tasks)
+
+    def write(run: Any, *args: Any) -> None:
+        end = time.monotonic() + 30
+        while run._input_read and not confirmed() and time.monotonic() < end:
+            time.sleep(0.005)
+        real_write(run, *args)
+
     monkeypatch.setattr(signer.run, "_sign_here", sign_here)
+    monkeypatch.setattr(signer.run, "_submit", submit)
+    monkeypatch.setattr(batch_module.LedgerRun, "_write", write)
 
 
 def test_the_run_and_its_worker_both_sign(
