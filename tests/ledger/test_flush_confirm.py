@@ -2,9 +2,11 @@
 
 A worker's later task confirmed never covers its earlier task's failed flush (F4b).
 
-The worker's task 1 fails the flush of one file (EIO), its task 2 flushes fine, both before the run, busy
-signing a batch of its own, collects task 1: the run must still stop at batch 1 with nothing of it placed
-(``_FlushBoard.confirm`` confirms nothing after a failure), and the same command then completes.
+The worker's task 1 fails its flush (EIO), its task 2's flush then really succeeds and is confirmed, both
+before the run collects task 1 (the run waits for that order and the test checks it): the run must still stop
+at batch 1 with nothing of it placed (``_FlushBoard.confirm`` confirms nothing after a failure), and the same
+command then completes. The failure is injected in ``Flusher.flush`` itself, not below it: a flusher's own
+failure is sticky (signer.durable), so task 2's flush would fail too and never confirm anything.
 
 A worker killed while the run waits for its confirmation (F4): the run stops at once (exit 2, "a signing
 process stopped unexpectedly"), never waits for ever, and the same command then completes.
@@ -12,6 +14,7 @@ process stopped unexpectedly"), never waits for ever, and the same command then 
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -27,21 +30,36 @@ from tests.ledger.helpers import AT, CENTRE, check_consistent, many_records, wri
 from tests.signer.conftest import TEST_PASSPHRASE, write_key_files
 
 BATCH = 8
-#: The run's process sleeps 1.5 s before each batch it signs itself; in the worker, the flush of R00003's task fails
-#: (argv[1]: the file name, "NONE" for a run without a failure).
+#: In the worker, the flush of the task holding argv[1] (a file name, "NONE": none) fails with EIO, once: raised
+#: in place of ``Flusher.flush`` (not inside it, which would make that worker's flusher fail every later flush), so
+#: the worker's next task's flush really succeeds. The worker logs each confirmation to argv[2] ("confirm WORKER
+#: NUMBER ERRNO") and the run waits for a task ("wait WORKER NUMBER -") only once a worker's task confirmed without
+#: error right after its failed one (at most 60 s).
 LAUNCH = (
     "import sys, os, time, errno, signer.run, signer.durable as d; signer.run.BATCH_SIZE = 8\n"
-    "main_pid = os.getpid(); real = d.flush_files; real_sign = signer.run.Signer.sign; bad = sys.argv[1]\n"
-    "def ff(fd, paths, one):\n"
-    "    if os.getpid() != main_pid and any(p.endswith('/' + bad) for p in paths):\n"
+    "main_pid = os.getpid(); real_flush = d.Flusher.flush; bad, log = sys.argv[1], sys.argv[2]\n"
+    "def flush(self, files):\n"
+    "    if os.getpid() != main_pid and any(p.endswith('/' + bad) for p, _ in files):\n"
     "        raise OSError(errno.EIO, 'Input/output error')\n"
-    "    real(fd, paths, one)\n"
-    "d.flush_files = ff\n"
-    "def sign(self, *a, **k):\n"
-    "    if os.getpid() == main_pid: time.sleep(1.5)\n"
-    "    return real_sign(self, *a, **k)\n"
-    "signer.run.Signer.sign = sign\n"
-    "from signer.cli import main; sys.exit(main(sys.argv[2:]))"
+    "    real_flush(self, files)\n"
+    "d.Flusher.flush = flush\n"
+    "board = signer.run._FlushBoard; real_confirm, real_wait = board.confirm, board.wait\n"
+    "def note(line):\n"
+    "    with open(log, 'a') as fh: fh.write(line + '\\n')\n"
+    "def confirm(self, worker, number, error):\n"
+    "    real_confirm(self, worker, number, error)\n"
+    "    note(f'confirm {worker} {number} {error.errno if error else 0}')\n"
+    "def covered():\n"
+    "    seen = [line.split() for line in open(log)] if os.path.exists(log) else []\n"
+    "    failed = {(w, int(n)) for k, w, n, e in seen if k == 'confirm' and e != '0'}\n"
+    "    return any(k == 'confirm' and e == '0' and (w, int(n) - 1) in failed for k, w, n, e in seen)\n"
+    "def wait(self, pool, worker, number, idle=None):\n"
+    "    end = time.monotonic() + 60\n"
+    "    while bad != 'NONE' and not covered() and time.monotonic() < end: time.sleep(0.01)\n"
+    "    note(f'wait {worker} {number} -')\n"
+    "    real_wait(self, pool, worker, number, idle)\n"
+    "board.confirm, board.wait = confirm, wait\n"
+    "from signer.cli import main; sys.exit(main(sys.argv[3:]))"
 )
 
 
@@ -60,12 +78,19 @@ def _batch(test_pki: Pki, tmp_path: Path, count: int) -> tuple[list[Any], Path, 
 
 def test_a_later_confirmation_does_not_cover_a_failed_flush(test_pki: Pki, tmp_path: Path) -> None:
     records, out, ledger, env, args = _batch(test_pki, tmp_path, 20 * BATCH)
-    run = subprocess.run([sys.executable, "-c", LAUNCH, "R00003.hc1.txt", *args], env=env, capture_output=True,
-                         timeout=300)  # fmt: skip
+    log = tmp_path / "confirmations"
+    run = subprocess.run([sys.executable, "-c", LAUNCH, "R00003.hc1.txt", str(log), *args], env=env,
+                         capture_output=True, timeout=300)  # fmt: skip
     assert run.returncode == 2, run.stderr
     assert b"Input/output error" in run.stderr and b"Traceback" not in run.stderr
     assert [r.record_id for r in records[:BATCH] if any(out.glob(r.record_id + ".*"))] == []
-    again = subprocess.run([sys.executable, "-c", LAUNCH, "NONE", *args], env=env, capture_output=True, timeout=300)
+    # what this is about happened: task 1 (batch 1) failed, task 2 then confirmed, and only then the run waited for task 1
+    seen = [line.split() for line in log.read_text().splitlines()]
+    failed, later, waited = ["confirm", "0", "1", str(errno.EIO)], ["confirm", "0", "2", "0"], ["wait", "0", "1", "-"]
+    assert failed in seen and later in seen and waited in seen, seen
+    assert seen.index(failed) < seen.index(later) < seen.index(waited), seen
+    again = subprocess.run([sys.executable, "-c", LAUNCH, "NONE", str(tmp_path / "again"), *args], env=env,
+                           capture_output=True, timeout=300)  # fmt: skip
     assert again.returncode == 0, again.stderr
     check_consistent(ledger, out, [r.record_id for r in records])
 
