@@ -1,7 +1,9 @@
-"""`signer batch` at scale, QR-only (HC1 + PNG): speed per --jobs, peak memory, resume after a kill, ledger look-ups.
+"""`signer batch` at scale, QR-only (HC1 + PNG) or with ``--pdf`` the signed PDF passports too: speed per --jobs,
+peak memory, resume after a kill, ledger look-ups.
 
     .venv/bin/python bench/batch_scale.py --records 20000 --jobs 1 2 --resume --query
     .venv/bin/python bench/batch_scale.py --records 200000 --jobs 2          # memory at size
+    .venv/bin/python bench/batch_scale.py --records 100000 --jobs 2 --resume --pdf   # HC1 + PNG + PDF
 
 Same seeded synthetic records and throw-away ES256 key as bench/ledger.py
 (bench/signing_setup.py), SQLite ledger, software key. Per ``--jobs``
@@ -209,6 +211,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--resume", action="store_true", help="kill a batch at 90 %% and time the resume")
     parser.add_argument("--query", action="store_true", help="time ledger look-ups by record id")
+    parser.add_argument("--pdf", action="store_true", help="also the signed PDF passports (HC1 + PNG + PDF)")
     parser.add_argument("--work", type=Path, metavar="DIR",
                         help="make the run's folder in DIR (made if missing; best a new top-level folder); "
                              "default: a new top-level folder /bench-batch-TIME-PID")  # fmt: skip
@@ -257,7 +260,9 @@ def run_all(args: argparse.Namespace, work: Path) -> None:
     packages = [str(ROOT / name) for name in ("signer", "verifier", "keys")]
     subprocess.run([sys.executable, "-m", "compileall", "-q", *packages], capture_output=True, check=True)
     common, env, count = setup(work, args.records)
-    print(f"{count} synthetic records (made in {time.perf_counter() - t0:.0f} s), HC1 + PNG, SQLite ledger, "
+    if args.pdf:
+        common += ["--pdf", "--crl", str(work / "crl.der")]
+    print(f"{count} synthetic records (made in {time.perf_counter() - t0:.0f} s), HC1 + PNG{' + PDF' * args.pdf}, SQLite ledger, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
     walls: dict[int, float] = {}
     cpus: dict[int, float] = {}
