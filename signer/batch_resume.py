@@ -65,7 +65,8 @@ import os
 import shutil
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -170,14 +171,15 @@ class ResumePoint:
         if error is not None:
             raise error
 
-    def _join(self) -> None:
-        """Until :meth:`open`'s thread has ended. Ctrl-C and SIGTERM are dropped
-        meanwhile (an interrupted join would let the thread outlive the folder's
-        lock, and in Python 3.11 a thread whose join was interrupted cannot be
-        joined again): only the run's stop and end wait for it this way."""
+    def _join(self, signals: Callable[[], AbstractContextManager[None]] = stopping) -> None:
+        """Until :meth:`open`'s thread has ended, Ctrl-C and SIGTERM never
+        interrupting the join (an interrupted join would let the thread outlive
+        the folder's lock, and in Python 3.11 a thread whose join was
+        interrupted cannot be joined again): dropped meanwhile (``stopping``:
+        the run's stop and end), or held until after it (``signals_held``)."""
         loader = self._loader
         if loader is not None:
-            with stopping():
+            with signals():
                 loader.join()
             self._loader = None
 
@@ -192,11 +194,7 @@ class ResumePoint:
         self._wait()
         if self._prefix is None:
             return
-        loader = self._loader
-        if loader is not None:
-            with signals_held():
-                loader.join()
-            self._loader = None
+        self._join(signals_held)
         if not self._prefix_ok:
             if self._line:  # once: every later call raises again
                 self._reset()
