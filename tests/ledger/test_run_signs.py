@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,13 @@ def slow_workers(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.05) -> list
     return signed_here
 
 
+def until(done: Callable[[], bool]) -> None:
+    """Poll ``done`` until true, 30 s at most (the test's assertions then fail)."""
+    end = time.monotonic() + 30
+    while not done() and time.monotonic() < end:
+        time.sleep(0.005)
+
+
 def slow_here(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.4) -> None:
     """The run's own process sleeps before each batch it signs itself, so that
     the worker's batches are ready before it at the end of the input; and once
@@ -81,9 +89,8 @@ def slow_here(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.4) -> None:
         return all(t.done() and (t.exception() is not None or board is None or board.ended(t.result())) for t in tasks)
 
     def write(run: Any, *args: Any) -> None:
-        end = time.monotonic() + 30
-        while run._input_read and not confirmed() and time.monotonic() < end:
-            time.sleep(0.005)
+        if run._input_read:
+            until(confirmed)
         real_write(run, *args)
 
     monkeypatch.setattr(signer.run, "_sign_here", sign_here)
@@ -307,11 +314,6 @@ def test_the_worker_is_fed_while_the_run_signs_a_batch(
     tasks: list[Any] = []  # handed to the worker, in order
     signing_here = tmp_path / "signing-here"  # made as this process starts signing a batch itself
     real_check, real_here, real_submit = signer.run.self_check, signer.run._sign_here, signer.run._submit
-
-    def until(done: Any) -> None:  # 30 s at most: the assertions below then fail
-        end = time.monotonic() + 30
-        while not done() and time.monotonic() < end:
-            time.sleep(0.005)
 
     def slow_check(*args: Any) -> Any:  # this process signs slowly, the worker fast
         if os.getpid() == here:
