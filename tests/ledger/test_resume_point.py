@@ -297,20 +297,49 @@ def test_a_stop_while_waiting_for_the_check_waits_for_its_thread(tmp_path: Path,
     once and the thread went on)."""
     import signal
     import threading
+    import time
 
     from signer.run import stop_signals
 
     source = write_records(tmp_path / "in.jsonl", many_records(3))
     saved_point(tmp_path, source, 2)
-    slow_prefix_check(monkeypatch, 0.8)
+    # the order, by events rather than delays: the run joins the check's
+    # thread, then Ctrl-C, then the check ends
+    joining, sent, checked = threading.Event(), threading.Event(), threading.Event()
+    real_hash = ResumePoint._hash_prefix
+
+    def hash_after_the_stop(self: ResumePoint, *a: Any) -> bool:
+        assert sent.wait(30)
+        time.sleep(0.5)  # a join that Ctrl-C broke would return meanwhile
+        try:
+            return real_hash(self, *a)
+        finally:
+            checked.set()
+
+    def stop_once_joining() -> None:
+        if joining.wait(30):
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        sent.set()
+
+    monkeypatch.setattr(ResumePoint, "_hash_prefix", hash_after_the_stop)
     with stop_signals():
         point = ResumePoint.open(tmp_path, source, {})
         thread = point._loader
         assert thread is not None
-        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        real_join = thread.join
+
+        def join(timeout: float | None = None) -> None:
+            joining.set()
+            real_join(timeout)
+
+        thread.join = join  # type: ignore[method-assign]
+        threading.Thread(target=stop_once_joining, daemon=True).start()
         with pytest.raises(KeyboardInterrupt):
             point.verified()
-        assert not thread.is_alive()  # the stop came after the thread's end
+        # the stop came during the join and took effect once the check had
+        # ended (not thread.is_alive(): Python 3.11 marks a thread whose join
+        # was interrupted as stopped, though it runs on)
+        assert joining.is_set() and checked.is_set()
         point.close()
     assert (tmp_path / RESUME_DIR / POINT).exists()
 
