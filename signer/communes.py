@@ -19,7 +19,10 @@ their SHA-256. Each ZIP holds, for the records of one commune:
 stored, not deflated, so no zlib version can change them; fixed 1980-01-01
 timestamps and permissions; sorted names). A ZIP whose bytes did not change
 is left as it is (same mtime). **Atomic**: written as ``.NAME.partial``,
-fsynced, renamed, then the folder fsynced. ZIPs of this folder that no
+fsynced, renamed, then the folder fsynced; what a run killed meanwhile
+leaves (its ``.NAME.partial`` files, its ``.zips-*`` scratch folder, a
+``.batch.tmp``) is
+removed by the next run into DEST. ZIPs of this folder that no
 longer have a current certificate (all revoked or moved) are removed;
 ``DEST/.batch`` records which batch folder DEST belongs to, and another
 batch's DEST is refused.
@@ -47,6 +50,7 @@ import io
 import json
 import os
 import re
+import shutil
 import sqlite3
 import stat
 import tempfile
@@ -66,6 +70,8 @@ INDEX_COLUMNS = ("record_id", "uvci", "files")
 DISTRIBUTED = (".pdf", ".png")
 #: ``DEST/.batch``: the batch folder DEST's ZIPs were made from.
 SOURCE_MARK = ".batch"
+#: ``DEST/.zips-XXXXXXXX/``: a run's scratch folder (the manifest grouped by commune).
+WORK_PREFIX = ".zips-"
 #: Every entry's timestamp: the earliest a ZIP can hold (deterministic output).
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 #: The names this module gives its ZIPs (stale ones are removed only if they match).
@@ -158,10 +164,8 @@ def write_zips(batch_dir: Path, dest_dir: Path) -> ZipRun:
         except BlockingIOError:
             raise ConfigError(f"commune ZIPs are being written into {dest_dir} by another run") from None
         _claim(dest_dir, source)
-        for leftover in dest_dir.glob(".*.zip.partial"):  # an interrupted run's
-            with contextlib.suppress(OSError):
-                leftover.unlink()
-        with tempfile.TemporaryDirectory(prefix=".zips-", dir=dest_dir) as tmp:
+        _remove_leftovers(dest_dir)
+        with tempfile.TemporaryDirectory(prefix=WORK_PREFIX, dir=dest_dir) as tmp:
             groups = _Groups(Path(tmp) / "groups.sqlite")
             try:
                 groups.load(manifest)
@@ -176,6 +180,19 @@ def write_zips(batch_dir: Path, dest_dir: Path) -> ZipRun:
     finally:
         os.close(dest_fd)
     return ZipRun(dest_dir, sorted(made, key=lambda z: z.path.name), removed)
+
+
+def _remove_leftovers(dest_dir: Path) -> None:
+    """What a run killed in DEST left (this run holds DEST's lock, so no
+    other run is using them): its unfinished ZIPs and ``.batch`` mark, and
+    its scratch folder."""
+    for leftover in dest_dir.iterdir():
+        name = leftover.name
+        with contextlib.suppress(OSError):
+            if (name.startswith(".") and name.endswith(".zip.partial")) or name == f"{SOURCE_MARK}.tmp":
+                leftover.unlink()
+            elif name.startswith(WORK_PREFIX) and stat.S_ISDIR(leftover.lstat().st_mode):
+                shutil.rmtree(leftover)
 
 
 def _claim(dest_dir: Path, source: str) -> None:

@@ -292,3 +292,63 @@ def test_refusals(pki: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pyte
     with pytest.raises(ConfigError, match=r"no manifest\.jsonl"):
         write_commune_zips(tmp_path / "pki", tmp_path / "d6")
     assert (tmp_path / "dest" / communes.SOURCE_MARK).read_text() == f"{out.resolve()}\n"
+
+
+#: Runs `signer ledger zips OUT --dest DEST` and stops for good inside the
+#: second ZIP, once its ``.NAME.partial`` is written and flushed (argv[1]:
+#: the file it touches then), to be killed there.
+STOP_IN_THE_SECOND_ZIP = """
+import sys, time
+from pathlib import Path
+from signer import communes
+from signer.cli import main
+real, calls = communes._same_file, []
+def stop(*a):
+    calls.append(1)
+    if len(calls) == 2:
+        Path(sys.argv[1]).touch()
+        time.sleep(120)
+    return real(*a)
+communes._same_file = stop
+sys.exit(main(["ledger", "zips", *sys.argv[2:]]))
+"""
+
+
+def test_a_run_killed_while_writing_zips_leaves_nothing_after_the_next(
+    pki: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """SIGKILL in the middle of the ZIPs (one renamed into place, the next one
+    written as .NAME.partial, the scratch folder with the grouped manifest):
+    the next run into the same folder removes what the killed one left and
+    writes the same ZIPs as an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, key_args = pki
+    out, dest = tmp_path / "out", tmp_path / "dest"
+    assert batch(write_records(tmp_path / "in.jsonl", many_records(20)), out, str(tmp_path / "l.sqlite"), key_args) == 0
+    write_commune_zips(out, tmp_path / "ref")
+    reference = zips_of(tmp_path / "ref")
+    assert len(reference) == 8
+    stopped = tmp_path / "stopped"
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STOP_IN_THE_SECOND_ZIP, str(stopped), str(out), "--dest", str(dest)], cwd=root
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not stopped.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stopped.exists(), f"the run did not reach its second ZIP (exit {proc.poll()})"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    left = sorted(p.name for p in dest.iterdir())
+    assert [n for n in left if n.endswith(".zip")] != [] and any(n.endswith(".zip.partial") for n in left), left
+    assert any(n.startswith(communes.WORK_PREFIX) and (dest / n).is_dir() for n in left), left
+
+    assert main(["ledger", "zips", str(out), "--dest", str(dest)]) == 0
+    assert sorted(p.name for p in dest.iterdir()) == sorted([*reference, communes.SOURCE_MARK])
+    assert zips_of(dest) == reference
