@@ -472,7 +472,6 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
             try:
                 run.sign_all(resume.items(ns.columns))
                 completed = True
-                resume.finish()
             finally:
                 resume.close()
                 progress.close()
@@ -487,6 +486,9 @@ def run_batch(ns: argparse.Namespace, *, out: TextIO | None = None, err: TextIO 
                 from signer.communes import write_zips
 
                 zips = write_zips(output.path, ns.zip_dir or output.path / COMMUNES_DIR)
+            # only now: a run stopped in the manifest or the ZIPs (a large batch's
+            # ZIPs take minutes) is resumed after its last record, not read again
+            resume.finish()
         pending = run.pending_elsewhere()
     finally:
         ledger.close()

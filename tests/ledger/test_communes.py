@@ -294,8 +294,8 @@ def test_refusals(pki: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pyte
     assert (tmp_path / "dest" / communes.SOURCE_MARK).read_text() == f"{out.resolve()}\n"
 
 
-#: Runs `signer ledger zips OUT --dest DEST` and stops for good inside the
-#: second ZIP, once its ``.NAME.partial`` is written and flushed (argv[1]:
+#: Runs `signer ARGS...` (argv[2:]) and stops for good inside the second
+#: commune ZIP, once its ``.NAME.partial`` is written and flushed (argv[1]:
 #: the file it touches then), to be killed there.
 STOP_IN_THE_SECOND_ZIP = """
 import sys, time
@@ -310,8 +310,27 @@ def stop(*a):
         time.sleep(120)
     return real(*a)
 communes._same_file = stop
-sys.exit(main(["ledger", "zips", *sys.argv[2:]]))
+sys.exit(main(sys.argv[2:]))
 """
+
+
+def kill_in_the_second_zip(stopped: Path, args: list[str]) -> None:
+    """Run `signer ARGS` in a process of its own and SIGKILL it inside its second ZIP."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", STOP_IN_THE_SECOND_ZIP, str(stopped), *args], cwd=root)
+    try:
+        deadline = time.monotonic() + 120
+        while not stopped.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stopped.exists(), f"the run did not reach its second ZIP (exit {proc.poll()})"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
 
 
 def test_a_run_killed_while_writing_zips_leaves_nothing_after_the_next(
@@ -321,30 +340,13 @@ def test_a_run_killed_while_writing_zips_leaves_nothing_after_the_next(
     written as .NAME.partial, the scratch folder with the grouped manifest):
     the next run into the same folder removes what the killed one left and
     writes the same ZIPs as an uninterrupted run."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
     _, key_args = pki
     out, dest = tmp_path / "out", tmp_path / "dest"
     assert batch(write_records(tmp_path / "in.jsonl", many_records(20)), out, str(tmp_path / "l.sqlite"), key_args) == 0
     write_commune_zips(out, tmp_path / "ref")
     reference = zips_of(tmp_path / "ref")
     assert len(reference) == 8
-    stopped = tmp_path / "stopped"
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", STOP_IN_THE_SECOND_ZIP, str(stopped), str(out), "--dest", str(dest)], cwd=root
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not stopped.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert stopped.exists(), f"the run did not reach its second ZIP (exit {proc.poll()})"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_in_the_second_zip(tmp_path / "stopped", ["ledger", "zips", str(out), "--dest", str(dest)])
     left = sorted(p.name for p in dest.iterdir())
     assert [n for n in left if n.endswith(".zip")] != [] and any(n.endswith(".zip.partial") for n in left), left
     assert any(n.startswith(communes.WORK_PREFIX) and (dest / n).is_dir() for n in left), left
@@ -352,3 +354,33 @@ def test_a_run_killed_while_writing_zips_leaves_nothing_after_the_next(
     assert main(["ledger", "zips", str(out), "--dest", str(dest)]) == 0
     assert sorted(p.name for p in dest.iterdir()) == sorted([*reference, communes.SOURCE_MARK])
     assert zips_of(dest) == reference
+
+
+def test_a_batch_killed_in_its_zips_is_resumed_after_its_last_record(
+    pki: tuple[Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`batch --zip-per-commune` killed once every record is written, while it
+    writes the ZIPs (minutes for a large batch): the same command again
+    resumes after the last record, with the killed run's counts, and only
+    finishes the ZIPs; it neither reads the input again nor issues anything."""
+    _, key_args = pki
+    records = many_records(20)
+    source = write_records(tmp_path / "in.jsonl", records)
+    out, ledger = tmp_path / "out", str(tmp_path / "l.sqlite")
+    args = ["batch", str(source), "--out", str(out), "--ledger", ledger, "--centre", CENTRE, "--at", AT,
+            "--progress", "none", *key_args, "--zip-per-commune"]  # fmt: skip
+    kill_in_the_second_zip(tmp_path / "stopped", args)
+    capsys.readouterr()
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "resuming after line 20 of" in captured.err, captured.err
+    assert "batch: 20 record(s): 20 issued, 0 skipped" in captured.out, captured.out  # the killed run's counts
+    assert "commune ZIPs: 8 in" in captured.out
+    check_consistent(ledger, out, [r.record_id for r in records], extra={"communes"})
+    write_commune_zips(out, tmp_path / "ref")
+    assert zips_of(out / "communes") == zips_of(tmp_path / "ref")
+    assert sorted(p.name for p in (out / "communes").iterdir() if not p.name.endswith(".zip")) == [".batch"]
+    assert not (out / ".resume").exists()  # the point goes once the run has ended
+    # and then a run like any other: nothing to do
+    assert main(args) == 0
+    assert "batch: 20 record(s): 0 issued, 20 skipped as already issued" in capsys.readouterr().out
