@@ -20,10 +20,10 @@ stored, not deflated, so no zlib version can change them; fixed 1980-01-01
 timestamps and permissions; sorted names). A ZIP whose bytes did not change
 is left as it is (same mtime). **Atomic**: written as ``.NAME.partial``,
 fsynced, renamed, then the folder fsynced; what a run killed meanwhile
-leaves (its ``.NAME.partial`` files, its ``.zips-*`` scratch folder, a
-``.batch.tmp``) is
-removed by the next run into DEST. ZIPs of this folder that no
-longer have a current certificate (all revoked or moved) are removed;
+leaves (its ``.NAME.partial`` files, its ``.zips-*`` scratch folder, the
+``.batch`` mark's temporary file) is removed by the next run into DEST.
+ZIPs of this folder that no longer have a current certificate (all
+revoked or moved) are removed;
 ``DEST/.batch`` records which batch folder DEST belongs to, and another
 batch's DEST is refused.
 
@@ -189,7 +189,7 @@ def _remove_leftovers(dest_dir: Path) -> None:
     for leftover in dest_dir.iterdir():
         name = leftover.name
         with contextlib.suppress(OSError):
-            if (name.startswith(".") and name.endswith(".zip.partial")) or name == f"{SOURCE_MARK}.tmp":
+            if (name.startswith(".") and name.endswith(".zip.partial")) or name == _tmp_name(SOURCE_MARK):
                 leftover.unlink()
             elif name.startswith(WORK_PREFIX) and stat.S_ISDIR(leftover.lstat().st_mode):
                 shutil.rmtree(leftover)
@@ -377,8 +377,13 @@ def _same_file(path: Path, sha256: str) -> bool:
     return digest.hexdigest() == sha256
 
 
+def _tmp_name(name: str) -> str:
+    """The temporary name :func:`_write_file` writes ``name`` under."""
+    return f".{name}.tmp"
+
+
 def _write_file(path: Path, data: bytes, *, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(_tmp_name(path.name))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)

@@ -384,3 +384,27 @@ def test_a_batch_killed_in_its_zips_is_resumed_after_its_last_record(
     # and then a run like any other: nothing to do
     assert main(args) == 0
     assert "batch: 20 record(s): 0 issued, 20 skipped as already issued" in capsys.readouterr().out
+
+
+def test_leftovers_of_a_killed_zip_run_are_removed_and_nothing_else(
+    pki: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """Each kind of leftover (as named by the code that makes it) goes; files
+    and folders of other names in DEST, and a symbolic link named like a
+    scratch folder, stay."""
+    _, key_args = pki
+    out, dest = tmp_path / "out", tmp_path / "dest"
+    assert batch(write_records(tmp_path / "in.jsonl", many_records(3)), out, str(tmp_path / "l.sqlite"), key_args) == 0
+    write_commune_zips(out, dest)
+    (dest / communes._tmp_name(communes.SOURCE_MARK)).write_text("half a mark")
+    (dest / ".x--0123456789.zip.partial").write_bytes(b"PK half")
+    (dest / f"{communes.WORK_PREFIX}abcd1234").mkdir()
+    (dest / f"{communes.WORK_PREFIX}abcd1234" / "groups.sqlite").write_bytes(b"x")
+    (dest / "notes.txt").write_text("the centre's own file")
+    (dest / ".keep").mkdir()
+    os.symlink(tmp_path / "out", dest / f"{communes.WORK_PREFIX}link")
+    write_commune_zips(out, dest)
+    assert sorted(p.name for p in dest.iterdir() if not p.name.endswith(".zip")) == [
+        ".batch", ".keep", f"{communes.WORK_PREFIX}link", "notes.txt"
+    ]
+    assert (out / "manifest.jsonl").exists()  # the link's target untouched
