@@ -18,7 +18,12 @@ their SHA-256. Each ZIP holds, for the records of one commune:
 **Deterministic**: the same certificates give the same bytes (entries
 stored, not deflated, so no zlib version can change them; fixed 1980-01-01
 timestamps and permissions; sorted names). A ZIP whose bytes did not change
-is left as it is (same mtime). **Atomic**: written as ``.NAME.partial``,
+is left as it is (same mtime). Each ZIP's comment is the SHA-256 of what it
+is made of (its index, each file's name and SHA-256 from the manifest): a
+ZIP that already carries the comment a run would write is left without
+reading a file, so a correction run over a large folder reads only the
+files of the communes that changed (a damaged ZIP, or one without that
+comment, is written again). **Atomic**: written as ``.NAME.partial``,
 fsynced, renamed, then the folder fsynced; what a run killed meanwhile
 leaves (its ``.NAME.partial`` files, its ``.zips-*`` scratch folder, the
 ``.batch`` mark's temporary file) is removed by the next run into DEST.
@@ -74,6 +79,9 @@ SOURCE_MARK = ".batch"
 WORK_PREFIX = ".zips-"
 #: Every entry's timestamp: the earliest a ZIP can hold (deterministic output).
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+#: Each ZIP's comment: this tag, then the SHA-256 of what it is made of (:func:`_content_comment`).
+CONTENT_TAG = b"vn-dcc commune zip sha256:"
+CONTENT_VERSION = b"vn-dcc commune zip 1"
 #: The names this module gives its ZIPs (stale ones are removed only if they match).
 ZIP_NAME = re.compile(r"[a-z0-9-]{1,80}--[0-9a-f]{10}\.zip")
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
@@ -339,14 +347,18 @@ def _write_zip(
     name = zip_name(province, commune)
     final = dest_dir / name
     tmp = dest_dir / f".{name}.partial"
+    index = _index(certs)
+    files = sorted((n, d) for _, _, pairs in certs for n, d in pairs)
+    comment = _content_comment(index, files)
+    if _comment_of(final) == comment:  # made from these very certificates and files: not read again
+        return CommuneZip(final, province, commune, len(certs), changed=False)
     digest = hashlib.sha256()
     try:
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w+b") as fh:
             with zipfile.ZipFile(fh, "w") as archive:
-                index = _index(certs)
+                archive.comment = comment
                 archive.writestr(_entry(INDEX_NAME, len(index)), index)
-                files = sorted((n, d) for _, _, pairs in certs for n, d in pairs)
                 for file_name, file_digest in files:
                     data = _read_checked(batch_dir, file_name, file_digest)
                     archive.writestr(_entry(file_name, len(data)), data)
@@ -364,6 +376,32 @@ def _write_zip(
             tmp.unlink()
         raise
     return CommuneZip(final, province, commune, len(certs), changed=True)
+
+
+def _content_comment(index: bytes, files: list[tuple[str, str]]) -> bytes:
+    """The ZIP's comment: what it is made of (its index and each file's name
+    and SHA-256 from the manifest), so that a later run finds a ZIP that is
+    already what it would write without reading a file (a correction run
+    over a large folder rewrote every commune's ZIP to compare)."""
+    content = hashlib.sha256(CONTENT_VERSION)
+    content.update(hashlib.sha256(index).digest())
+    for file_name, file_digest in files:
+        content.update(f"\n{file_name} {file_digest}".encode())
+    return CONTENT_TAG + content.hexdigest().encode("ascii")
+
+
+def _comment_of(path: Path) -> bytes | None:
+    """The comment of the ZIP at ``path`` (None: none there, a symbolic link,
+    or not a whole ZIP)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as fh, zipfile.ZipFile(fh) as archive:
+            return archive.comment
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return None
 
 
 def _same_file(path: Path, sha256: str) -> bool:

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import zipfile
 from dataclasses import replace
@@ -408,3 +409,54 @@ def test_leftovers_of_a_killed_zip_run_are_removed_and_nothing_else(
         ".batch", ".keep", f"{communes.WORK_PREFIX}link", "notes.txt"
     ]
     assert (out / "manifest.jsonl").exists()  # the link's target untouched
+
+
+def test_a_run_reads_only_the_files_of_the_communes_that_changed(
+    pki: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ZIP's comment names what it is made of (index and each file's
+    SHA-256): a later run leaves a ZIP that already is what it would write
+    without reading a file; one that changed, a damaged ZIP or one without
+    that comment is written again, to the same bytes a run from nothing
+    writes."""
+    _, key_args = pki
+    records = many_records(10)
+    out, ledger = tmp_path / "out", str(tmp_path / "l.sqlite")
+    assert batch(write_records(tmp_path / "in.jsonl", records), out, ledger, key_args, "--zip-per-commune") == 0
+    zips = out / "communes"
+    for path in zips.glob("*.zip"):
+        with zipfile.ZipFile(path) as archive:
+            assert re.fullmatch(rb"vn-dcc commune zip sha256:[0-9a-f]{64}", archive.comment)
+    read: list[str] = []
+    real = communes._read_checked
+
+    def counted(batch_dir: Path, name: str, digest: str) -> bytes:
+        read.append(name)
+        return real(batch_dir, name, digest)
+
+    monkeypatch.setattr(communes, "_read_checked", counted)
+    assert main(["ledger", "zips", str(out)]) == 0
+    assert "0 written, 8 unchanged" in capsys.readouterr().out
+    assert read == []
+
+    # R00001 corrected: only its commune's ZIP (R00001 and R00009) is made again
+    fixed = list(records)
+    dose = replace(records[1].doses[0], lot="FIXED-LOT-1")
+    fixed[1] = stamp(replace(records[1], doses=(dose, *records[1].doses[1:])))
+    assert batch(write_records(tmp_path / "fixed.jsonl", fixed), out, ledger, key_args, "--zip-per-commune") == 0
+    assert "(10 certificate(s); 1 written, 7 unchanged)" in capsys.readouterr().out
+    assert sorted(read) == ["R00001.pdf", "R00001.png", "R00009.pdf", "R00009.png"]
+
+    # a ZIP cut short, and one with another comment (an older run's): both written again
+    place, other = zip_name(records[1].province, records[1].commune), zip_name(records[0].province, records[0].commune)
+    data = (zips / place).read_bytes()
+    (zips / place).write_bytes(data[: len(data) // 2])
+    with zipfile.ZipFile(zips / other, "a") as archive:
+        archive.comment = b"made by an older version"
+    read.clear()
+    assert main(["ledger", "zips", str(out)]) == 0
+    assert "2 written, 6 unchanged" in capsys.readouterr().out
+    assert sorted(read) == ["R00000.pdf", "R00000.png", "R00001.pdf", "R00001.png", "R00008.pdf", "R00008.png",
+                            "R00009.pdf", "R00009.png"]  # fmt: skip
+    write_commune_zips(out, tmp_path / "ref")
+    assert zips_of(zips) == zips_of(tmp_path / "ref")
