@@ -22,8 +22,8 @@ is left as it is (same mtime). Each ZIP's comment is the SHA-256 of what it
 is made of (its index, each file's name and SHA-256 from the manifest): a
 ZIP that already carries the comment a run would write is left without
 reading a file, so a correction run over a large folder reads only the
-files of the communes that changed (a damaged ZIP, or one without that
-comment, is written again). **Atomic**: written as ``.NAME.partial``,
+files of the communes that changed (a ZIP cut short, or one without that
+comment, is written again; damage inside a whole ZIP is not looked for). **Atomic**: written as ``.NAME.partial``,
 fsynced, renamed, then the folder fsynced; what a run killed meanwhile
 leaves (its ``.NAME.partial`` files, its ``.zips-*`` scratch folder, the
 ``.batch`` mark's temporary file) is removed by the next run into DEST.
