@@ -23,12 +23,12 @@ is made of (its index, each file's name and SHA-256 from the manifest): a
 ZIP that already carries the comment a run would write is left without
 reading a file, so a correction run over a large folder reads only the
 files of the communes that changed (a ZIP cut short, or one without that
-comment, is written again; damage inside a whole ZIP is not looked for). **Atomic**: written as ``.NAME.partial``,
-fsynced, renamed, then the folder fsynced; what a run killed meanwhile
-leaves (its ``.NAME.partial`` files, its ``.zips-*`` scratch folder, the
-``.batch`` mark's temporary file) is removed by the next run into DEST.
-ZIPs of this folder that no longer have a current certificate (all
-revoked or moved) are removed;
+comment, is written again; damage inside a whole ZIP is not looked for).
+**Atomic**: written as ``.NAME.partial``, fsynced, renamed, then the
+folder fsynced; what a run killed meanwhile leaves (its ``.NAME.partial``
+files, its ``.zips-*`` scratch folder, the ``.batch`` mark's temporary
+file) is removed by the next run into DEST. ZIPs of this folder that no
+longer have a current certificate (all revoked or moved) are removed;
 ``DEST/.batch`` records which batch folder DEST belongs to, and another
 batch's DEST is refused.
 
@@ -352,10 +352,9 @@ def _write_zip(
     comment = _content_comment(index, files)
     if _comment_of(final) == comment:  # made from these very certificates and files: not read again
         return CommuneZip(final, province, commune, len(certs), changed=False)
-    digest = hashlib.sha256()
-    try:
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w+b") as fh:
+    try:  # other bytes than the ZIP there (its comment, part of its bytes, differs): no need to compare them
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as fh:
             with zipfile.ZipFile(fh, "w") as archive:
                 archive.comment = comment
                 archive.writestr(_entry(INDEX_NAME, len(index)), index)
@@ -364,12 +363,6 @@ def _write_zip(
                     archive.writestr(_entry(file_name, len(data)), data)
             fh.flush()
             os.fsync(fh.fileno())
-            fh.seek(0)
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        if _same_file(final, digest.hexdigest()):
-            tmp.unlink()
-            return CommuneZip(final, province, commune, len(certs), changed=False)
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -402,17 +395,6 @@ def _comment_of(path: Path) -> bytes | None:
             return archive.comment
     except (OSError, zipfile.BadZipFile, ValueError, EOFError):
         return None
-
-
-def _same_file(path: Path, sha256: str) -> bool:
-    try:
-        with path.open("rb") as fh:
-            digest = hashlib.sha256()
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return False
-    return digest.hexdigest() == sha256
 
 
 def _tmp_name(name: str) -> str:

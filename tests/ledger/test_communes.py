@@ -299,18 +299,18 @@ def test_refusals(pki: tuple[Path, list[str]], tmp_path: Path, monkeypatch: pyte
 #: commune ZIP, once its ``.NAME.partial`` is written and flushed (argv[1]:
 #: the file it touches then), to be killed there.
 STOP_IN_THE_SECOND_ZIP = """
-import sys, time
+import os, sys, time
 from pathlib import Path
-from signer import communes
 from signer.cli import main
-real, calls = communes._same_file, []
-def stop(*a):
-    calls.append(1)
-    if len(calls) == 2:
-        Path(sys.argv[1]).touch()
-        time.sleep(120)
-    return real(*a)
-communes._same_file = stop
+real, calls = os.fsync, []
+def fsync(fd):
+    real(fd)
+    if os.readlink(f"/proc/self/fd/{fd}").endswith(".zip.partial"):
+        calls.append(fd)
+        if len(calls) == 2:
+            Path(sys.argv[1]).touch()
+            time.sleep(120)
+os.fsync = fsync
 sys.exit(main(sys.argv[2:]))
 """
 
