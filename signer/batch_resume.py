@@ -82,13 +82,6 @@ ERRORS = "errors.csv"
 SEEN = "seen.bin"
 VERSION = 3  # 2: the files' prefixes named by SHA-256 too, nothing flushed; 3: the input's ctime and inode
 _JSONL = (".jsonl", ".ndjson", ".json")
-#: The input's prefix is read and hashed in pieces this large, into one buffer, in
-#: :meth:`ResumePoint.open`'s thread: a new buffer per piece cost fresh pages (a 60 MB
-#: prefix read in 1 MiB ``bytes`` took 36 ms of its ~90 ms here), and each read and
-#: each hash of a piece takes the GIL back from the run's thread, which holds it while
-#: it sets up and reads its first batch (up to the 5 ms switch interval each time:
-#: 60 MB in 4 MiB pieces took ~250 ms so, in 32 MiB pieces ~110 ms, ~60 ms alone).
-_LOAD_CHUNK = 32 << 20
 
 
 class ResumePoint:
@@ -249,21 +242,21 @@ class ResumePoint:
         """The input up to the point's offset has the point's SHA-256; it is
         then where this run's points hash on from (at line ``line``: the
         point's, which the run that wrote it counted in the same bytes)."""
-        digest = hashlib.sha256()
-        # one buffer for every piece (no fresh pages per read), an anonymous mapping: a
-        # bytearray is zeroed first, holding the GIL (~16 ms for 32 MiB, the run's thread waiting)
+        # the file is mapped and hashed in one call, the GIL released throughout: no
+        # fresh pages (the page cache's are mapped; a 32 MiB read buffer took 8,192
+        # page faults, each costly on a VM whose host takes freed memory back) and no
+        # wait for the GIL between pieces, which the run's thread holds while it sets
+        # up (60 MB: ~40 ms alone, against ~70 ms read into a buffer). A file shorter
+        # than the offset is refused by mmap (ValueError: not the bytes the point
+        # names); one cut short while it is hashed ends the process (SIGBUS) before
+        # the run has changed anything, as a kill would: the next run starts over.
         with (
-            mmap.mmap(-1, min(self.offset, _LOAD_CHUNK)) as piece,
-            memoryview(piece) as view,
             self.records.open("rb", buffering=0) as fh,
+            mmap.mmap(fh.fileno(), self.offset, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ) as mapped,
+            memoryview(mapped) as view,
         ):
-            remaining = self.offset
-            while remaining:
-                size = fh.readinto(view[: min(remaining, _LOAD_CHUNK)])
-                if not size:
-                    return False
-                digest.update(view[:size])
-                remaining -= size
+            digest = hashlib.sha256()
+            digest.update(view)
         if digest.hexdigest() != sha256:
             return False
         self._hash, self._newlines, self._pos = digest, line, self.offset

@@ -416,6 +416,28 @@ def test_other_bytes_under_the_same_size_and_times_stop_the_run_before_any_chang
     check_consistent(str(tmp_path / "ledger.sqlite"), out, issued)
 
 
+def test_the_prefix_is_hashed_from_a_mapping_of_the_input(tmp_path: Path) -> None:
+    """The input up to the point's offset is mapped and hashed; an input cut
+    short under that offset (between the check of its size and the hash) fails
+    the check, without an exception; the running hash goes on from the offset."""
+    import hashlib
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"a": 1}\n' * 10)
+    point = ResumePoint(tmp_path, source, {})
+    point.offset, point._prefix = 81, (hashlib.sha256(b'{"a": 1}\n' * 10).hexdigest(), 9)
+    point._check_prefix()
+    assert point._prefix_ok is False  # 81 bytes are there, but not these
+    point._prefix = (hashlib.sha256(b'{"a": 1}\n' * 9).hexdigest(), 9)
+    point._check_prefix()
+    assert point._prefix_ok is True and point._pos == 81 and point._newlines == 9
+    point._hash.update(b'{"a": 1}\n')
+    assert point._hash.hexdigest() == hashlib.sha256(source.read_bytes()).hexdigest()
+    point.offset, point._prefix = 200, (hashlib.sha256(b'{"a": 1}\n' * 20).hexdigest(), 20)
+    point._check_prefix()  # past the end: mmap refuses it
+    assert point._prefix_ok is False
+
+
 def test_an_input_whose_change_time_moved_is_read_again(
     setup: tuple[list[str], Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
