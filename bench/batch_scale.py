@@ -4,6 +4,7 @@ peak memory, resume after a kill, ledger look-ups.
     .venv/bin/python bench/batch_scale.py --records 20000 --jobs 1 2 --resume --query
     .venv/bin/python bench/batch_scale.py --records 200000 --jobs 2          # memory at size
     .venv/bin/python bench/batch_scale.py --records 100000 --jobs 2 --resume --pdf   # HC1 + PNG + PDF
+    .venv/bin/python bench/batch_scale.py --records 100000 --jobs 2 --resume --repeat 5 --keep   # issue 10's resume
 
 Same seeded synthetic records and throw-away ES256 key as bench/ledger.py
 (bench/signing_setup.py), SQLite ledger, software key. Per ``--jobs``
@@ -146,18 +147,20 @@ def written(ledger: Path) -> int:
 
 
 def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count: int, full: float,
-           full_cpu: float) -> None:  # fmt: skip
-    command = batch_command(work, "killed", common, jobs)
+           full_cpu: float, name: str = "killed") -> tuple[float, float]:  # fmt: skip
+    """Kill a batch into a new folder ``name`` at 90 %, time the same command
+    again; prints it and returns (wall, CPU) of the resume as fractions of the full run's."""
+    command = batch_command(work, name, common, jobs)
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
     done = 0
     while proc.poll() is None and done < 0.9 * count:
         time.sleep(0.2)
-        done = written(work / "killed.sqlite")
+        done = written(work / f"{name}.sqlite")
     with contextlib.suppress(ProcessLookupError):  # a small run may end before the kill
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = written(work / "killed.sqlite")
+    done = written(work / f"{name}.sqlite")
     load = os.getloadavg()[0]
     again = timed_run(command, env)
     left = (count - done) / count
@@ -171,13 +174,37 @@ def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count:
     # what a resume cannot avoid: the records left (their share of the full run) and one start-up
     (work / "empty.jsonl").write_text("")
     empty = [*command[:4], str(work / "empty.jsonl"), *command[5:]]
-    empty[empty.index("--out") + 1] = str(work / "empty")
-    empty[empty.index("--ledger") + 1] = str(work / "empty.sqlite")
+    empty[empty.index("--out") + 1] = str(work / f"{name}-empty")
+    empty[empty.index("--ledger") + 1] = str(work / f"{name}-empty.sqlite")
     start = timed_run(empty, env)
     print(f"    left to sign {100 * left:.1f} % of the batch = {left * full_cpu:.1f} s of the full run's CPU; "
           f"start-up alone (the same command on an empty input): {start['cpu']:.2f} s CPU, {start['wall']:.2f} s wall; "
           f"the resume's CPU beyond the records left: {again['cpu'] - left * full_cpu:+.2f} s "
           f"({100 * (again['cpu'] - left * full_cpu) / full_cpu:+.2f} % of the full run)", flush=True)  # fmt: skip
+    return again["wall"] / full, again["cpu"] / full_cpu
+
+
+def resumes(work: Path, common: list[str], env: dict[str, str], jobs: int, count: int, full: dict[str, float],
+            repeat: int) -> None:  # fmt: skip
+    """``repeat`` kills and resumes (each in a new folder), then, with more
+    than one, the full run again: the ratios' median against the mean of the two full runs."""
+    if repeat == 1:
+        resume(work, common, env, jobs, count, full["wall"], full["cpu"])
+        return
+    ratios = [resume(work, common, env, jobs, count, full["wall"], full["cpu"], f"killed-{i}") for i in range(1, repeat + 1)]
+    load, start = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime())
+    again = timed_run(batch_command(work, f"out-{jobs}-again", common, jobs), env)
+    print(f"  --jobs {jobs} full run again (from {start} UTC, load {load:.1f} -> {os.getloadavg()[0]:.1f}): "
+          f"{again['wall']:.1f} s wall, CPU {again['cpu']:.1f} s (first: {full['wall']:.1f} s, {full['cpu']:.1f} s)")  # fmt: skip
+    # each ratio above is against the first full run: against the mean of both instead
+    wall_scale = full["wall"] / ((full["wall"] + again["wall"]) / 2)
+    cpu_scale = full["cpu"] / ((full["cpu"] + again["cpu"]) / 2)
+    walls = sorted(100 * wall * wall_scale for wall, _ in ratios)
+    cpus = sorted(100 * cpu * cpu_scale for _, cpu in ratios)
+    print(f"  resume, {repeat} kills at 90 %, against the mean of the two full runs: median "
+          f"{statistics.median(walls):.1f} % of the full run's wall time ({walls[0]:.1f}-{walls[-1]:.1f} %), "
+          f"{statistics.median(cpus):.1f} % of its CPU ({cpus[0]:.1f}-{cpus[-1]:.1f} %) (target: under 10 %)",
+          flush=True)  # fmt: skip
 
 
 def query(work: Path, name: str, env: dict[str, str], count: int) -> None:
@@ -210,6 +237,10 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--resume", action="store_true", help="kill a batch at 90 %% and time the resume")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="with --resume: N kills and resumes (and the full run timed again after them): "
+                             "the median ratio against the two full runs' mean (a resume is ~6 s, and single "
+                             "ones vary by +-20 %% on a shared VM)")  # fmt: skip
     parser.add_argument("--query", action="store_true", help="time ledger look-ups by record id")
     parser.add_argument("--pdf", action="store_true", help="also the signed PDF passports (HC1 + PNG + PDF)")
     parser.add_argument("--work", type=Path, metavar="DIR",
@@ -217,6 +248,8 @@ def main() -> int:
                              "default: a new top-level folder /bench-batch-TIME-PID")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="leave the run's folder (remove it later)")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat needs a number from 1")
     work = work_folder(args.work)
     print(f"work folder: {work}", flush=True)
     try:
@@ -282,7 +315,7 @@ def run_all(args: argparse.Namespace, work: Path) -> None:
               f"record, 2 x {cpus[1]:.1f} / {cpus[2]:.1f} s = {2 * cpus[1] / cpus[2]:.2f}x")  # fmt: skip
     last = args.jobs[-1]
     if args.resume:
-        resume(work, common, env, last, count, walls[last], cpus[last])
+        resumes(work, common, env, last, count, {"wall": walls[last], "cpu": cpus[last]}, args.repeat)
     if args.query:
         query(work, f"out-{last}", env, count)
 
