@@ -253,10 +253,9 @@ class ResumePoint:
         with (
             self.records.open("rb", buffering=0) as fh,
             mmap.mmap(fh.fileno(), self.offset, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ) as mapped,
-            memoryview(mapped) as view,
         ):
             digest = hashlib.sha256()
-            digest.update(view)
+            digest.update(mapped)
         if digest.hexdigest() != sha256:
             return False
         self._hash, self._newlines, self._pos = digest, line, self.offset
