@@ -147,20 +147,27 @@ def written(ledger: Path) -> int:
 
 
 def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count: int, full: float,
-           full_cpu: float, name: str = "killed") -> tuple[float, float]:  # fmt: skip
+           full_cpu: float, name: str = "killed") -> tuple[float, float, float | None]:  # fmt: skip
     """Kill a batch into a new folder ``name`` at 90 %, time the same command
-    again; prints it and returns (wall, CPU) of the resume as fractions of the full run's."""
+    again; prints it and returns (wall, CPU) of the resume as fractions of the
+    full run's, and its wall time as a fraction of the killed run's own pace
+    (:func:`pace_full`; None for a run too small to tell)."""
     command = batch_command(work, name, common, jobs)
+    t0 = time.perf_counter()
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
-    done = 0
+    done, half = 0, None
     while proc.poll() is None and done < 0.9 * count:
         time.sleep(0.2)
         done = written(work / f"{name}.sqlite")
+        if half is None and done >= count // 2:
+            half = (time.perf_counter() - t0, done)
     with contextlib.suppress(ProcessLookupError):  # a small run may end before the kill
         os.killpg(proc.pid, signal.SIGKILL)
+    killed = time.perf_counter() - t0
     proc.wait()
     done = written(work / f"{name}.sqlite")
+    paced = pace_full(half, (killed, done), count)
     load = os.getloadavg()[0]
     again = timed_run(command, env)
     left = (count - done) / count
@@ -181,7 +188,23 @@ def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count:
           f"start-up alone (the same command on an empty input): {start['cpu']:.2f} s CPU, {start['wall']:.2f} s wall; "
           f"the resume's CPU beyond the records left: {again['cpu'] - left * full_cpu:+.2f} s "
           f"({100 * (again['cpu'] - left * full_cpu) / full_cpu:+.2f} % of the full run)", flush=True)  # fmt: skip
-    return again["wall"] / full, again["cpu"] / full_cpu
+    if paced is not None:
+        print(f"    the killed run's own pace (written {half[1]} at {half[0]:.1f} s, {done} at {killed:.1f} s) puts "  # type: ignore[index]
+              f"its whole batch at {paced:.1f} s: the resume is {100 * again['wall'] / paced:.1f} % of that")  # fmt: skip
+    return again["wall"] / full, again["cpu"] / full_cpu, None if paced is None else again["wall"] / paced
+
+
+def pace_full(half: tuple[float, int] | None, kill: tuple[float, int], count: int) -> float | None:
+    """The killed run's whole batch at the pace it wrote between half way and
+    the kill: a yardstick taken the minute before its resume (this VM's speed
+    drifts by +-20 % over minutes, so a full run timed earlier or later is
+    not one). Its time at the kill plus the records left at that pace; what
+    the pace leaves out (the end's last commits, ~0.1-0.2 s) would make the
+    whole run longer, so the resume's share of it is if anything overstated."""
+    if half is None or kill[1] <= half[1] or kill[0] <= half[0]:
+        return None
+    rate = (kill[1] - half[1]) / (kill[0] - half[0])
+    return kill[0] + (count - kill[1]) / rate
 
 
 def resumes(work: Path, common: list[str], env: dict[str, str], jobs: int, count: int, full: dict[str, float],
@@ -191,7 +214,9 @@ def resumes(work: Path, common: list[str], env: dict[str, str], jobs: int, count
     if repeat == 1:
         resume(work, common, env, jobs, count, full["wall"], full["cpu"])
         return
-    ratios = [resume(work, common, env, jobs, count, full["wall"], full["cpu"], f"killed-{i}") for i in range(1, repeat + 1)]
+    measured = [resume(work, common, env, jobs, count, full["wall"], full["cpu"], f"killed-{i}") for i in range(1, repeat + 1)]
+    ratios = [(wall, cpu) for wall, cpu, _ in measured]
+    paced = sorted(100 * local for _, _, local in measured if local is not None)
     load, start = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime())
     again = timed_run(batch_command(work, f"out-{jobs}-again", common, jobs), env)
     print(f"  --jobs {jobs} full run again (from {start} UTC, load {load:.1f} -> {os.getloadavg()[0]:.1f}): "
@@ -205,6 +230,9 @@ def resumes(work: Path, common: list[str], env: dict[str, str], jobs: int, count
           f"{statistics.median(walls):.1f} % of the full run's wall time ({walls[0]:.1f}-{walls[-1]:.1f} %), "
           f"{statistics.median(cpus):.1f} % of its CPU ({cpus[0]:.1f}-{cpus[-1]:.1f} %) (target: under 10 %)",
           flush=True)  # fmt: skip
+    if paced:
+        print(f"  resume, {repeat} kills at 90 %, against each killed run's own pace: median "
+              f"{statistics.median(paced):.1f} % ({paced[0]:.1f}-{paced[-1]:.1f} %) (target: under 10 %)", flush=True)  # fmt: skip
 
 
 def query(work: Path, name: str, env: dict[str, str], count: int) -> None:
