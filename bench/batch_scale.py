@@ -14,7 +14,9 @@ sum over the run and its workers, sampled every 0.1 s from /proc) and of
 its largest process (``ru_maxrss``). ``--resume`` (with the last --jobs
 value): the same batch again into a new folder, SIGKILLed (process group)
 once 90 % of the records are written in the ledger, then the same command
-timed to the end, against the full run above. ``--query``: median and
+timed to the end, against the full run above and against the killed run's
+own pace (:func:`pace_full`, a yardstick taken the minute before: a full run
+timed minutes away may be 20 % slower or faster on a shared VM). ``--query``: median and
 99th percentile of ``Ledger.by_record`` on random record ids of the
 largest ledger built.
 
