@@ -190,8 +190,8 @@ def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count:
           f"start-up alone (the same command on an empty input): {start['cpu']:.2f} s CPU, {start['wall']:.2f} s wall; "
           f"the resume's CPU beyond the records left: {again['cpu'] - left * full_cpu:+.2f} s "
           f"({100 * (again['cpu'] - left * full_cpu) / full_cpu:+.2f} % of the full run)", flush=True)  # fmt: skip
-    if paced is not None:
-        print(f"    the killed run's own pace (written {half[1]} at {half[0]:.1f} s, {done} at {killed:.1f} s) puts "  # type: ignore[index]
+    if paced is not None and half is not None:
+        print(f"    the killed run's own pace (written {half[1]} at {half[0]:.1f} s, {done} at {killed:.1f} s) puts "
               f"its whole batch at {paced:.1f} s: the resume is {100 * again['wall'] / paced:.1f} % of that")  # fmt: skip
     return again["wall"] / full, again["cpu"] / full_cpu, None if paced is None else again["wall"] / paced
 
@@ -217,7 +217,6 @@ def resumes(work: Path, common: list[str], env: dict[str, str], jobs: int, count
         resume(work, common, env, jobs, count, full["wall"], full["cpu"])
         return
     measured = [resume(work, common, env, jobs, count, full["wall"], full["cpu"], f"killed-{i}") for i in range(1, repeat + 1)]
-    ratios = [(wall, cpu) for wall, cpu, _ in measured]
     paced = sorted(100 * local for _, _, local in measured if local is not None)
     load, start = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime())
     again = timed_run(batch_command(work, f"out-{jobs}-again", common, jobs), env)
@@ -226,8 +225,8 @@ def resumes(work: Path, common: list[str], env: dict[str, str], jobs: int, count
     # each ratio above is against the first full run: against the mean of both instead
     wall_scale = full["wall"] / ((full["wall"] + again["wall"]) / 2)
     cpu_scale = full["cpu"] / ((full["cpu"] + again["cpu"]) / 2)
-    walls = sorted(100 * wall * wall_scale for wall, _ in ratios)
-    cpus = sorted(100 * cpu * cpu_scale for _, cpu in ratios)
+    walls = sorted(100 * wall * wall_scale for wall, _, _ in measured)
+    cpus = sorted(100 * cpu * cpu_scale for _, cpu, _ in measured)
     print(f"  resume, {repeat} kills at 90 %, against the mean of the two full runs: median "
           f"{statistics.median(walls):.1f} % of the full run's wall time ({walls[0]:.1f}-{walls[-1]:.1f} %), "
           f"{statistics.median(cpus):.1f} % of its CPU ({cpus[0]:.1f}-{cpus[-1]:.1f} %) (target: under 10 %)",
@@ -269,8 +268,8 @@ def main() -> int:
     parser.add_argument("--resume", action="store_true", help="kill a batch at 90 %% and time the resume")
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="with --resume: N kills and resumes (and the full run timed again after them): "
-                             "the median ratio against the two full runs' mean (a resume is ~6 s, and single "
-                             "ones vary by +-20 %% on a shared VM)")  # fmt: skip
+                             "the median ratio against the two full runs' mean and against the killed runs' "
+                             "own pace (a resume is ~6 s, and single ones vary by +-20 %% on a shared VM)")  # fmt: skip
     parser.add_argument("--query", action="store_true", help="time ledger look-ups by record id")
     parser.add_argument("--pdf", action="store_true", help="also the signed PDF passports (HC1 + PNG + PDF)")
     parser.add_argument("--work", type=Path, metavar="DIR",
