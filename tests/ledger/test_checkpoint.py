@@ -105,10 +105,17 @@ def test_the_interval_can_shrink_near_the_end(tmp_path: Path) -> None:
     with db.transaction():
         db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
     db.checkpoint_in_background(commits=1000)
-    with db.transaction():
-        db.executemany("INSERT INTO t (y) VALUES (?)", [("x" * 200,) for _ in range(2000)])
+    checkpoints = db._checkpoints
+    assert checkpoints is not None
+    for n in range(2):  # the first commit is checkpointed (it measures a commit's pages), the second is not
+        with db.transaction():
+            db.executemany("INSERT INTO t (y) VALUES (?)", [(f"{n}" + "x" * 200,) for _ in range(2000)])
+        deadline = time.monotonic() + 10
+        while checkpoints.done < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
     time.sleep(0.3)
-    size_before = path.stat().st_size  # 1 commit of 1000: nothing copied yet
+    assert checkpoints.done == 1 and checkpoints._every > 2
+    size_before = path.stat().st_size  # the second commit: not copied yet
     db.checkpoint_every(1)
     with db.transaction():
         db.executemany("INSERT INTO t (y) VALUES (?)", [("y" * 200,) for _ in range(10)])
@@ -117,3 +124,56 @@ def test_the_interval_can_shrink_near_the_end(tmp_path: Path) -> None:
         time.sleep(0.05)
     assert path.stat().st_size > size_before + 50 * 4096
     db.close()
+
+
+def test_large_commits_shorten_the_interval(tmp_path: Path) -> None:
+    """Commits of ~600 pages each (a signing run's late batches): every 8
+    commits the WAL would hold ~4,800 pages, past the safety net, and the
+    committing connection would copy them back itself. The thread shortens its
+    interval from what its checkpoints find, and the WAL stays well below the net."""
+    path = tmp_path / "l.sqlite"
+    db = connect(str(path))
+    with db.transaction():
+        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
+    db.checkpoint_in_background(commits=8)
+    checkpoints = db._checkpoints
+    assert checkpoints is not None
+    wal = Path(str(path) + "-wal")
+    page = db.conn.execute("PRAGMA page_size").fetchone()[0]
+    largest = 0
+    try:
+        for n in range(40):
+            done = checkpoints.done
+            with db.transaction():
+                db.executemany("INSERT INTO t (y) VALUES (?)", [(f"{n}-{i}-" + "x" * 3000,) for i in range(600)])
+            largest = max(largest, wal.stat().st_size)
+            if checkpoints._commits == 0:  # woken: let it finish, as a run's next batch would
+                deadline = time.monotonic() + 10
+                while checkpoints.done == done and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        assert checkpoints._every <= 3
+        assert largest < 3000 * (page + 24)  # the net (WAL_SAFETY_PAGES) is never reached
+        assert db.conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 24_000
+    finally:
+        db.close()
+
+
+def test_small_commits_keep_the_interval(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    db = connect(str(path))
+    with db.transaction():
+        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
+    db.checkpoint_in_background(commits=4)
+    checkpoints = db._checkpoints
+    assert checkpoints is not None
+    try:
+        for n in range(12):
+            with db.transaction():
+                db.executemany("INSERT INTO t (y) VALUES (?)", [(f"{n}-{i}",) for i in range(50)])
+        deadline = time.monotonic() + 10
+        while checkpoints.done < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert checkpoints.done >= 3
+        assert checkpoints._every == 4  # a few pages a commit: never more often than asked
+    finally:
+        db.close()
