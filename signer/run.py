@@ -89,6 +89,12 @@ BATCH_SIZE = 256
 #: once the input is read, is at most this many batches for a worker while
 #: the run's process signs the held ones.
 TASKS_PER_WORKER = 2
+#: In a worker's queue (``_Flight.feed``) a record whose killed run's files
+#: are adopted (signer.batch_adopt: checked, not signed) weighs this much of
+#: one signed: a batch of 256 adopted took 50-85 ms of a worker, signed ~200 ms.
+#: Counted as whole batches, the adopted ones that start a resume left the
+#: worker idle for ~130 ms while this process signed a batch.
+ADOPT_WEIGHT = 0.3
 #: With ``--jobs``, batches signed by the run's process that may wait for
 #: their turn to be written (behind the workers' tasks, in input order):
 #: batches in flight are at most (TASKS_PER_WORKER + 1) x (N - 1) + IN_FLIGHT.
@@ -863,9 +869,10 @@ class _Flight:
     def __init__(self, workers: int) -> None:
         self.pending: collections.deque[_InFlight] = collections.deque()
         self.workers = workers
-        self.target = TASKS_PER_WORKER * workers
+        self.target = TASKS_PER_WORKER * workers  # in tasks, an adopting one weighing less (_weight)
         self.window = self.target + workers + IN_FLIGHT
-        self._fed: collections.deque[Future[_WorkResult]] = collections.deque()  # the workers' tasks, oldest first
+        #: the workers' tasks not known to be done, oldest first, with their weights
+        self._fed: collections.deque[tuple[Future[_WorkResult], float]] = collections.deque()
 
     def add(self, items: list[Record | RowProblem], admitted: Admitted) -> None:
         if admitted.ready:
@@ -877,7 +884,8 @@ class _Flight:
 
     def input_read(self) -> None:
         """The last batch is in: from now on a worker gets a task only when it
-        has none left, and the run's process signs the held batches (a task
+        has none left (or only adopting ones), and the run's process signs the
+        held batches (a task
         queued behind a worker's current one at the end of the input was the
         tail: the run's process sat idle while the worker signed its last two,
         ~0.2 s per run)."""
@@ -891,16 +899,20 @@ class _Flight:
 
     def feed(self, pool: ProcessPoolExecutor) -> None:
         """Hand held-back batches, oldest first, to the workers while they have
-        fewer than :data:`TASKS_PER_WORKER` tasks each not yet done."""
+        fewer than :data:`TASKS_PER_WORKER` tasks each not yet done (a task
+        of adopted records counting less: :func:`_weight`)."""
         # every task that ended, not only the oldest: with more than one
         # worker a later task may end first, and its worker then needs more
-        fed = self._fed = collections.deque(task for task in self._fed if not task.done())
+        fed = self._fed = collections.deque(item for item in self._fed if not item[0].done())
+        load = sum(weight for _, weight in fed)
         for batch in self.pending:
-            if len(fed) >= self.target:
+            if load >= self.target:
                 return
             if batch.task is None:
+                weight = _weight(batch.admitted.ready)
                 batch.task = _submit(pool, task_of(batch.admitted.ready))
-                fed.append(batch.task)
+                fed.append((batch.task, weight))
+                load += weight
 
     @staticmethod
     def sign_here(signer: Signer, batch: _InFlight) -> None:
@@ -909,6 +921,14 @@ class _Flight:
         batch.task = Future()
         batch.task = _sign_here(signer, task_of(batch.admitted.ready))
         batch.unflushed, signer.unflushed = signer.unflushed, None
+
+
+def _weight(jobs: Sequence[Job]) -> float:
+    """A task in a worker's queue: 1 when it signs all its records, down to
+    :data:`ADOPT_WEIGHT` when it adopts them all."""
+    if not jobs:
+        return 1.0
+    return sum(1.0 if job.adopt is None else ADOPT_WEIGHT for job in jobs) / len(jobs)
 
 
 def _with_last(batches: Iterator[list[Record | RowProblem]]) -> Iterator[tuple[list[Record | RowProblem], bool]]:

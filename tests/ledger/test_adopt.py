@@ -749,6 +749,9 @@ def test_adopted_both_in_the_run_and_in_its_worker(
     log = tmp_path / "proofs.log"
     log_proofs(monkeypatch, log, os.getpid)
     signed_here = slow_workers(monkeypatch, 0.3)
+    # an adopting task weighs as much as a signing one here: weighed lighter
+    # (signer.run.ADOPT_WEIGHT), the worker would be handed batch 3 as well
+    monkeypatch.setattr(run, "ADOPT_WEIGHT", 1.0)
     capsys.readouterr()
     assert main(args) == 0
     assert signed_here  # the run's process signed batches itself (and proved one: the provers below)

@@ -447,6 +447,35 @@ def test_a_task_ending_before_an_older_one_frees_its_worker() -> None:
     assert len(pool.tasks) == 5 and flight.held() == 1
 
 
+def test_tasks_that_adopt_weigh_less_in_a_workers_queue() -> None:
+    """A resume starts with batches whose records the killed run had finished
+    (adopted: checked, not signed, ~3 times faster). Counted as whole tasks,
+    two of them were done before the run's process had signed one batch of
+    its own, and the worker sat idle; weighed, the worker is handed more."""
+    from signer.run import ADOPT_WEIGHT, Admitted, Job, _Flight, _weight
+
+    record = many_records(1)[0]
+    adopted = Job(0, record, True, adopt=object())  # type: ignore[arg-type]  # what an Attempt is does not matter here
+    signed = Job(0, record, True)
+    assert _weight([signed, signed]) == 1.0
+    assert _weight([adopted, adopted]) == ADOPT_WEIGHT
+    assert _weight([adopted, signed]) == (1 + ADOPT_WEIGHT) / 2
+    flight, pool = _Flight(1), _HandOver()
+    for _ in range(5):
+        flight.add([record], Admitted({}, [adopted]))
+    flight.add([record], Admitted({}, [signed]))
+    flight.feed(pool)  # type: ignore[arg-type]
+    # 0.3 each: the first five adopting tasks (1.5) and the signing one (2.5) are the worker's
+    assert len(pool.tasks) == 6 and flight.held() == 0
+    flight.add([record], Admitted({}, [signed]))
+    flight.feed(pool)  # type: ignore[arg-type]
+    assert len(pool.tasks) == 6 and flight.held() == 1  # full: held back for the run's process
+    for task in pool.tasks[:4]:  # 0.3 + 1 left: room for the held one
+        task.set_result([])
+    flight.feed(pool)  # type: ignore[arg-type]
+    assert len(pool.tasks) == 7 and flight.held() == 0
+
+
 def test_batches_ready_together_at_the_end_are_placed_together(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
