@@ -65,7 +65,7 @@ def first_mode_indicator(modules: list[list[bool]], mask: int) -> int:
 
 
 def decode_one(image: Image.Image) -> zxingcpp.Barcode:
-    results = zxingcpp.read_barcodes(image)
+    results = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)  # as the verifier reads
     assert len(results) == 1
     assert results[0].valid and results[0].format == zxingcpp.BarcodeFormat.QRCode
     return results[0]
