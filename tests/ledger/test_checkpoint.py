@@ -1,7 +1,7 @@
 """SQLite WAL checkpoints in a background thread (signer.ledger.db,
 Database.checkpoint_in_background): the committing connection no longer
-checkpoints, the thread copies the WAL back after every N commits, nothing
-is lost, and close() stops it (also in a forked child, where the thread is
+checkpoints, the thread copies the WAL back after every N commits (fewer
+when the commits are large), nothing is lost, and close() stops it (also in a forked child, where the thread is
 not there)."""
 
 from __future__ import annotations
@@ -12,16 +12,30 @@ import threading
 import time
 from pathlib import Path
 
-from signer.ledger.db import WAL_SAFETY_PAGES, connect
+from signer.ledger.db import WAL_SAFETY_PAGES, Database, _Checkpoints, connect
+
+
+def table_with_thread(path: Path, commits: int) -> tuple[Database, _Checkpoints]:
+    """A ledger-like database with one table and the checkpoint thread started."""
+    db = connect(str(path))
+    with db.transaction():
+        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
+    db.checkpoint_in_background(commits=commits)
+    assert db._checkpoints is not None
+    return db, db._checkpoints
+
+
+def wait_done(checkpoints: _Checkpoints, count: int) -> None:
+    """Until the thread has run ``count`` checkpoints (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while checkpoints.done < count and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def test_the_thread_checkpoints_and_nothing_is_lost(tmp_path: Path) -> None:
     path = tmp_path / "l.sqlite"
-    db = connect(str(path))
-    with db.transaction():
-        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
+    db, _ = table_with_thread(path, 3)
     size_before = path.stat().st_size
-    db.checkpoint_in_background(commits=3)
     # the committing connection checkpoints only as a safety net, far above what this test writes
     assert db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_SAFETY_PAGES
     assert any(t.name == "ledger-checkpoint" for t in threading.enumerate())
@@ -78,11 +92,8 @@ def test_the_wal_stays_bounded_when_the_thread_is_gone(tmp_path: Path) -> None:
     """The thread ended (an error, or stopped): the committing connection's safety net still checkpoints,
     so the WAL does not grow with every commit (with wal_autocheckpoint 0 it held all ~40 MB here)."""
     path = tmp_path / "l.sqlite"
-    db = connect(str(path))
-    with db.transaction():
-        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
-    db.checkpoint_in_background(commits=1_000_000)  # never woken by commits
-    db._checkpoints.stop()  # type: ignore[union-attr]  # as if it had ended on an error
+    db, checkpoints = table_with_thread(path, 1_000_000)
+    checkpoints.stop()  # before any commit, as if it had ended on an error
     wal = Path(str(path) + "-wal")
     largest = 0
     for n in range(40):  # about 1 MB a commit
@@ -101,18 +112,11 @@ def test_the_interval_can_shrink_near_the_end(tmp_path: Path) -> None:
     """A batch run whose input is read checkpoints after each commit (its
     close then has little left to copy, in the closing thread)."""
     path = tmp_path / "l.sqlite"
-    db = connect(str(path))
-    with db.transaction():
-        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
-    db.checkpoint_in_background(commits=1000)
-    checkpoints = db._checkpoints
-    assert checkpoints is not None
+    db, checkpoints = table_with_thread(path, 1000)
     for n in range(2):  # the first commit is checkpointed (it measures a commit's pages), the second is not
         with db.transaction():
             db.executemany("INSERT INTO t (y) VALUES (?)", [(f"{n}" + "x" * 200,) for _ in range(2000)])
-        deadline = time.monotonic() + 10
-        while checkpoints.done < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_done(checkpoints, 1)
     time.sleep(0.3)
     assert checkpoints.done == 1 and checkpoints._every > 2
     size_before = path.stat().st_size  # the second commit: not copied yet
@@ -132,12 +136,7 @@ def test_large_commits_shorten_the_interval(tmp_path: Path) -> None:
     committing connection would copy them back itself. The thread shortens its
     interval from what its checkpoints find, and the WAL stays well below the net."""
     path = tmp_path / "l.sqlite"
-    db = connect(str(path))
-    with db.transaction():
-        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
-    db.checkpoint_in_background(commits=8)
-    checkpoints = db._checkpoints
-    assert checkpoints is not None
+    db, checkpoints = table_with_thread(path, 8)
     wal = Path(str(path) + "-wal")
     page = db.conn.execute("PRAGMA page_size").fetchone()[0]
     largest = 0
@@ -148,9 +147,7 @@ def test_large_commits_shorten_the_interval(tmp_path: Path) -> None:
                 db.executemany("INSERT INTO t (y) VALUES (?)", [(f"{n}-{i}-" + "x" * 3000,) for i in range(600)])
             largest = max(largest, wal.stat().st_size)
             if checkpoints._commits == 0:  # woken: let it finish, as a run's next batch would
-                deadline = time.monotonic() + 10
-                while checkpoints.done == done and time.monotonic() < deadline:
-                    time.sleep(0.01)
+                wait_done(checkpoints, done + 1)
         assert checkpoints._every <= 3
         assert largest < 3000 * (page + 24)  # the net (WAL_SAFETY_PAGES) is never reached
         assert db.conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 24_000
@@ -159,21 +156,15 @@ def test_large_commits_shorten_the_interval(tmp_path: Path) -> None:
 
 
 def test_small_commits_keep_the_interval(tmp_path: Path) -> None:
-    path = tmp_path / "l.sqlite"
-    db = connect(str(path))
-    with db.transaction():
-        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
-    db.checkpoint_in_background(commits=4)
-    checkpoints = db._checkpoints
-    assert checkpoints is not None
+    db, checkpoints = table_with_thread(tmp_path / "l.sqlite", 4)
     try:
         for n in range(12):
+            done = checkpoints.done
             with db.transaction():
                 db.executemany("INSERT INTO t (y) VALUES (?)", [(f"{n}-{i}",) for i in range(50)])
-        deadline = time.monotonic() + 10
-        while checkpoints.done < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert checkpoints.done >= 3
+            if checkpoints._commits == 0:  # woken (a second wake meanwhile would be one checkpoint)
+                wait_done(checkpoints, done + 1)
+        assert checkpoints.done == 3  # after commits 1, 5 and 9
         assert checkpoints._every == 4  # a few pages a commit: never more often than asked
     finally:
         db.close()
