@@ -885,10 +885,9 @@ class _Flight:
     def input_read(self) -> None:
         """The last batch is in: from now on a worker gets a task only when it
         has none left (or only adopting ones), and the run's process signs the
-        held batches (a task
-        queued behind a worker's current one at the end of the input was the
-        tail: the run's process sat idle while the worker signed its last two,
-        ~0.2 s per run)."""
+        held batches (a task queued behind a worker's current one at the end of
+        the input was the tail: the run's process sat idle while the worker
+        signed its last two, ~0.2 s per run)."""
         self.target = self.workers
 
     def held(self) -> int:
