@@ -244,13 +244,14 @@ class _Checkpoints:
 
     def committed(self) -> None:
         self._commits += 1
-        if self._commits >= self._every:
+        # the thread's interval, cut to the configured one: a checkpoint_every()
+        # while the thread adapts cannot be undone by it
+        if self._commits >= min(self._every, self._most):
             self._commits = 0
             self._wake.set()
 
     def every(self, commits: int) -> None:
         self._most = commits
-        self._every = min(self._every, commits)
 
     def _adapt(self, pages: int) -> None:
         """The next interval, from the WAL's length at this checkpoint (pages

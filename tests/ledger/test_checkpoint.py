@@ -1,8 +1,8 @@
 """SQLite WAL checkpoints in a background thread (signer.ledger.db,
 Database.checkpoint_in_background): the committing connection no longer
 checkpoints, the thread copies the WAL back after every N commits (fewer
-when the commits are large), nothing is lost, and close() stops it (also in a forked child, where the thread is
-not there)."""
+when the commits are large), nothing is lost, and close() stops it (also in
+a forked child, where the thread is not there)."""
 
 from __future__ import annotations
 
