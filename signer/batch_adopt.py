@@ -17,8 +17,8 @@ built with, not of argument strings alone: the command's arguments, the
 issuer's kid, the SHA-256 of the DSC's DER and of the key's chain, the
 contents of the ``--chain``, ``--crl`` and ``--columns`` files (or the
 default column mapping), the issuer name, country, validity, deflate level,
-the PNG/SVG/PDF switches, and a code stamp (package version and a hash of
-the sources and templates that make outputs: :func:`code_stamp`).
+the PNG/SVG/PDF switches, and a code stamp (a hash of the sources and
+templates that make outputs: :func:`code_stamp`).
 
 The next run (signer.batch.BatchOutput moves the left-over ``.partial`` to
 ``.partial-old/``) reads the journals at its start (:func:`scan`). Its step 1
@@ -149,20 +149,17 @@ _code_stamp: dict[bool, str] = {}
 
 
 def code_stamp(pdf: bool) -> str:
-    """The package version and a SHA-256 over the sources that make a batch's
-    outputs (signer/*.py, keys/*.py, with ``pdf`` signer/pdf/*.py) and the
-    templates (column mapping, countries, passport layout, fonts): once per process."""
+    """A SHA-256 over the sources that make a batch's outputs (signer/*.py,
+    verifier/*.py (the HC1 codec), keys/*.py, with ``pdf`` signer/pdf/*.py)
+    and the templates (column mapping, countries, passport layout, fonts):
+    once per process. (Not the package's version: the sources say more, and
+    reading it from the installed metadata took ~10 ms of a resume's start.)"""
     if pdf in _code_stamp:
         return _code_stamp[pdf]
-    import importlib.metadata
     import importlib.util
 
-    try:
-        version = importlib.metadata.version("vn-dcc")
-    except importlib.metadata.PackageNotFoundError:
-        version = "?"
-    digest = hashlib.sha256(version.encode() + b"\n")
-    roots: list[tuple[str, bool]] = [("signer", False), ("keys", False), ("templates", True)]
+    digest = hashlib.sha256()
+    roots: list[tuple[str, bool]] = [("signer", False), ("verifier", False), ("keys", False), ("templates", True)]
     if pdf:
         roots.append(("signer.pdf", False))
     for package, deep in roots:

@@ -476,6 +476,44 @@ def test_tasks_that_adopt_weigh_less_in_a_workers_queue() -> None:
     assert len(pool.tasks) == 7 and flight.held() == 0
 
 
+def test_at_the_end_a_held_batch_waits_for_a_worker_about_to_be_free() -> None:
+    """Once the input is read, the run's process signed a held batch whenever
+    the oldest batch was a worker's not ended: a resume's last batch of 160
+    was signed here while the worker was to end ~20 ms later, and four batches
+    were then written with the worker idle. Now the batch is left to the
+    worker when it is free before this process could have signed it and
+    before it has written the batches ahead."""
+    from signer.run import Admitted, Job, _Flight
+
+    record = many_records(1)[0]
+    flight, pool = _Flight(1), _HandOver()
+    for size in (100, 100, 60):  # the last batch: 60 records
+        flight.add([record] * size, Admitted({}, [Job(i, record, True) for i in range(size)]))
+    flight.feed(pool)  # type: ignore[arg-type]
+    assert len(pool.tasks) == 2 and flight.held() == 1
+    flight.input_read()
+    held = flight.oldest_held()
+    first, _ = flight._fed
+    assert flight.sign_here_rather(held, first.handed)  # nothing measured yet: as before
+    flight.per_record = 0.001  # 1 ms a record: 0.1 s a worker's task, 0.06 s the held batch here
+    flight.spent, flight.admitted = 0.2, 4  # 0.05 s to write each batch
+    # the first task in progress, the second queued behind it: a worker free in 0.2 s
+    assert flight.worker_free_in(first.handed) == pytest.approx(0.2, abs=0.01)
+    assert flight.sign_here_rather(held, first.handed)
+    pool.tasks[0].set_result([])
+    ended = flight._done_at
+    assert flight.worker_free_in(ended) == pytest.approx(0.1)  # the second task, begun as the first ended
+    assert flight.sign_here_rather(held, ended)  # busy for 0.1 s: time to sign it here
+    # 10 ms before the worker is free, with two batches ahead to write (0.1 s): the worker's
+    assert not flight.sign_here_rather(held, ended + 0.09)
+    flight.spent = 0.01  # writing the batches ahead would take 5 ms: signed here after all
+    assert flight.sign_here_rather(held, ended + 0.09)
+    pool.tasks[1].set_result([])
+    assert flight.worker_free_in(ended + 0.09) == 0.0  # nothing left: handed over at the next feed
+    flight.feed(pool)  # type: ignore[arg-type]
+    assert len(pool.tasks) == 3 and flight.held() == 0
+
+
 def test_batches_ready_together_at_the_end_are_placed_together(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
