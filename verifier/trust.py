@@ -49,7 +49,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
@@ -176,6 +175,8 @@ class CertInfo:
         if not self.subject:
             return "(unreadable certificate)"
         try:
+            from asn1crypto import x509 as asn1_x509  # imported when needed: ~8 ms of every start
+
             return str(asn1_x509.Name.load(self.subject).human_friendly)
         except Exception:  # display only
             return self.subject.hex()
@@ -282,6 +283,8 @@ def _parse_strict(der: bytes) -> CertInfo:
 
 
 def _parse_lenient(der: bytes) -> CertInfo:
+    from asn1crypto import x509 as asn1_x509  # only for what cryptography's parser refuses
+
     cert = asn1_x509.Certificate.load(der, strict=True)
     tbs = cert["tbs_certificate"]
     spki = tbs["subject_public_key_info"].dump()
