@@ -973,9 +973,10 @@ class _Flight:
         batches ahead of it (its mean time outside signing per batch, each):
         signing here ends at S + W at the earliest, leaving it at F + max(S, W);
         so signing here is the later end only when F < S and F < W. Before
-        anything is measured: signed here. The run issued a 100,000-record
-        resume's last batch of 160 here while its worker was to end ~20 ms
-        later, then wrote four batches with that worker idle (~0.25 s)."""
+        anything is measured: signed here. (Always signing here, a
+        100,000-record resume signed its last batch of 160 while its worker
+        was ~20 ms from the end of its task, then wrote four batches with that
+        worker idle, ~0.25 s.)"""
         if not self.per_record or not self.admitted:
             return True
         free = self.worker_free_in(now)
