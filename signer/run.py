@@ -28,7 +28,9 @@ With ``jobs > 1`` step 2 runs in ``jobs`` processes: ``jobs - 1`` workers
 fork; the PIN or passphrase is asked once, before), and this process, which
 signs a batch itself with the key it holds whenever the workers have
 :data:`TASKS_PER_WORKER` tasks each not yet done and one more held back
-for each (at most :data:`IN_FLIGHT` more batches in flight); the output is the same as with one process, byte for
+for each (at most :data:`IN_FLIGHT` more batches in flight; once the input is
+read, a held batch goes to a worker about to be free rather than signed here:
+``_Flight.sign_here_rather``); the output is the same as with one process, byte for
 byte apart from the random UVCIs and signatures. A worker that cannot
 open the key, or dies, stops the run with one error line (the files
 written so far keep their manifest lines); workers ignore Ctrl-C, which
