@@ -1264,7 +1264,6 @@ class SigningRun:
         self.signed = self.failed = self.clamped = 0
         self._pool: ProcessPoolExecutor | None = None
         self._board: _FlushBoard | None = None
-        self._flight: _Flight | None = None  # with --jobs: the batches in flight
         #: once the input is read (with ``--jobs``): whether the next batch in
         #: flight can be written at once (signed, its files flushed), so that a
         #: subclass may write the batches ready at the end together
@@ -1296,7 +1295,7 @@ class SigningRun:
         # processes are this one and jobs - 1 workers
         here = Signer(self.signer.issuer, setup.options, self.signer.pdf, self.signer.ns)
         here.flush_later = True
-        flight = self._flight = _Flight(workers)
+        flight = _Flight(workers)
         done = False
         try:
             # the workers are forked from this process: what it holds so far (the
@@ -1348,7 +1347,6 @@ class SigningRun:
                     here.close()
             finally:
                 self.next_ready = lambda: False
-                self._flight = None
                 if self._pool is not None and done:
                     pool.shutdown(wait=True, cancel_futures=True)
                 elif self._pool is not None:  # an error or Ctrl-C: stop the batches in flight now
@@ -1382,10 +1380,13 @@ class SigningRun:
         if head.unflushed is not None:  # signed here: its files on disk before they are renamed
             unflushed, head.unflushed = head.unflushed, None
             unflushed.flushed()
-        self._collect((head.items, head.admitted, head.task), idle)
+        self._collect(flight, (head.items, head.admitted, head.task), idle)
 
     def _collect(
-        self, item: tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]], idle: Callable[[], None] | None = None
+        self,
+        flight: _Flight,
+        item: tuple[list[Record | RowProblem], Admitted, Future[_WorkResult]],
+        idle: Callable[[], None] | None = None,
     ) -> None:
         batch, admitted, task = item
         result = task.result() if self._pool is None else _result_or_broken(self._pool, task)
@@ -1400,8 +1401,7 @@ class SigningRun:
             raise _FATAL.get(name, PassportError)(message)
         started = time.monotonic()
         self._write(batch, admitted, result)
-        if self._flight is not None:
-            self._flight.spent += time.monotonic() - started
+        flight.spent += time.monotonic() - started
 
     def _admit(self, batch: Sequence[Record | RowProblem]) -> Admitted:
         """Step 1 for one batch."""

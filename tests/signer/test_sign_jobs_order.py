@@ -61,11 +61,11 @@ def test_sign_with_jobs_keeps_input_order(jobs: str, ec_key_files: Any, tmp_path
             fh.write(f"{records[0].line} {os.getpid()}\n")
         return results
 
-    def collect(self: Any, item: Any, idle: Any = None) -> Any:  # step 3 of the oldest batch
+    def collect(self: Any, flight: Any, item: Any, idle: Any = None) -> Any:  # step 3 of the oldest batch
         batch, _, task = item
         if not task.done() and any(line > batch[0].line for line, _ in ends()):
             overtaken.append(batch[0].line)
-        return real_collect(self, item, idle)
+        return real_collect(self, flight, item, idle)
 
     monkeypatch.setattr(signer.run, "_start_worker", start_worker)
     monkeypatch.setattr(signer.run.SigningRun, "_collect", collect)
