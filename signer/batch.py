@@ -77,6 +77,7 @@ from signer.run import (
     Outputs,
     Result,
     SigningRun,
+    prove_ahead,
     signals_held,
     stopping,
     write_all,
@@ -441,11 +442,25 @@ class LedgerRun(SigningRun):
                 jobs, setup = self.workers
                 options = dataclasses.replace(setup.options, journal_tag=tag, journal_key=key)
                 self.workers = (jobs, dataclasses.replace(setup, options=options))
-        if resume is not None:  # the prefix's counts and ids (its bytes are checked in a thread
-            # meanwhile: ResumePoint.verified() before the first change to the ledger)
-            self.signed, self.failed, self.clamped = resume.restore(self.counts, self.seen)
-            for row in resume.errors:
-                report.add(*row)
+                if self._leftovers and jobs > 1:
+                    # the workers are started now, and first check the HC1s of the killed
+                    # run's finished files, while this process sets up and admits the first
+                    # batch: most of what adopting them costs is done by then. Forked once
+                    # the input's prefix is checked (its thread ended: no thread of the run
+                    # runs at the fork; a changed prefix stops the run here, before any change)
+                    if resume is not None:
+                        resume.verified()
+                    candidates = [item for items in self._leftovers.values() for item in items]
+                    self.start_workers(prove_ahead, candidates)
+        try:
+            if resume is not None:  # the prefix's counts and ids (its bytes are checked in a thread
+                # meanwhile: ResumePoint.verified() before the first change to the ledger)
+                self.signed, self.failed, self.clamped = resume.restore(self.counts, self.seen)
+                for row in resume.errors:
+                    report.add(*row)
+        except BaseException:
+            self.stop_workers()
+            raise
         options = self.signer.options
         self._names = (".hc1.txt", *((".pdf",) if self.signer.pdf is not None else ()),
                        *((".png",) if options.png else ()), *((".svg",) if options.svg else ()))  # fmt: skip

@@ -47,6 +47,11 @@ otherwise signs again with the same UVCI as before:
 - for a ``signed`` reservation: the payload hash and files are the ones the
   ledger holds.
 
+With ``--jobs``, a worker checks the HC1 of every line first, while the
+run's process still sets up (:func:`prove_ahead`); when that worker adopts,
+an HC1 whose file has the SHA-256 it proved, for the same line claims and
+issuer, is not decoded and verified again (every other check is done).
+
 No fsync is needed for the journal: a line is written after its files were
 wholly written; the adopting run checks each file's SHA-256, then flushes
 the files (signer.batch.BatchOutput.place_staged) before it renames them.
@@ -392,7 +397,7 @@ def _prove(
     if not isinstance(line["payload_hash"], str):
         return None
     hc1_text = _proven_files(candidate.folder, files)
-    if hc1_text is None or not _hc1_matches(hc1_text, line, issuer):
+    if hc1_text is None or not _hc1_proven(hc1_text, files, line, issuer):
         return None
     iat, exp, clamped = times
     values = {
@@ -405,6 +410,58 @@ def _prove(
     }
     staged = tuple((entry.name, str(candidate.folder / entry.name)) for entry in files)
     return Proven(line, files, values, staged)
+
+
+# -- proving HC1s ahead ------------------------------------------------------
+
+#: The HC1s this process proved ahead (:func:`prove_ahead`), with the issuer
+#: they were proven for, by what :func:`_hc1_matches` reads besides it: the HC1
+#: file's SHA-256 and the line's UVCI, payload hash, iat and exp. :func:`_prove`
+#: still reads and hashes every file; an HC1 with a SHA-256 proven here for the
+#: same issuer is not decoded and verified again.
+_ahead: tuple[Hc1Issuer, set[tuple[str, str, str, int, int]]] | None = None
+
+
+def _ahead_key(hc1: FileEntry, line: dict[str, Any]) -> tuple[str, str, str, int, int]:
+    return (hc1.sha256, line["uvci"], line["payload_hash"], line["iat"], line["exp"])
+
+
+def _hc1_entries(files: Iterable[FileEntry]) -> list[FileEntry]:
+    return [entry for entry in files if entry.name.endswith(".hc1.txt")]
+
+
+def prove_ahead(candidates: Iterable[Candidate], issuer: Hc1Issuer) -> int:
+    """Check the HC1 of each candidate (its file's size and SHA-256, its
+    signature under ``issuer``'s key and its claims against the line) and
+    remember those that hold, for :func:`_prove` in this process with the same
+    ``issuer``; returns how many. A ``--jobs`` worker does this first in a run
+    that adopts (signer.run.SigningRun.start_workers), while the run's process
+    still sets up: the HC1 check, most of an adoption's cost, is done by the
+    time the batches come."""
+    global _ahead
+    proven: set[tuple[str, str, str, int, int]] = set()
+    _ahead = (issuer, proven)
+    for candidate in candidates:
+        with contextlib.suppress(Exception):  # anything unexpected: proven when adopted, or not at all
+            line = candidate.line
+            hc1 = _hc1_entries(FileEntry(str(name), str(sha), int(size)) for name, sha, size in line["files"])
+            if len(hc1) != 1:
+                continue
+            key = _ahead_key(hc1[0], line)
+            hc1_text = _proven_files(candidate.folder, hc1)
+            if hc1_text is not None and _hc1_matches(hc1_text, line, issuer):
+                proven.add(key)
+    return len(proven)
+
+
+def _hc1_proven(hc1_text: bytes, files: Sequence[FileEntry], line: dict[str, Any], issuer: Hc1Issuer) -> bool:
+    """:func:`_hc1_matches`, unless this process proved the same HC1 ahead for
+    ``issuer`` (``hc1_text`` has the SHA-256 of the line's HC1 entry: :func:`_proven_files`)."""
+    if _ahead is not None and _ahead[0] is issuer:
+        hc1 = _hc1_entries(files)
+        if len(hc1) == 1 and _ahead_key(hc1[0], line) in _ahead[1]:
+            return True
+    return _hc1_matches(hc1_text, line, issuer)
 
 
 def _proven_files(folder: Path, files: Sequence[FileEntry]) -> bytes | None:

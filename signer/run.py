@@ -76,7 +76,7 @@ from verifier.errors import ConfigError, InputError, KeyBackendError, PassportEr
 
 if TYPE_CHECKING:
     from keys.loader import KeySpec
-    from signer.batch_adopt import Adopted, Attempt
+    from signer.batch_adopt import Adopted, Attempt, Candidate
     from signer.pdf.cli import PdfOutput
 
 #: Records signed per :meth:`Hc1Issuer.issue_many` call (docs/benchmarks.md:
@@ -806,14 +806,29 @@ def _work(task: Task) -> _WorkResult:
 
 
 def _submit(pool: ProcessPoolExecutor, task: Task) -> Future[_WorkResult]:
-    """``pool.submit(_work, task)`` with SIGINT blocked: the first call
+    """``pool.submit(_work, task)`` (:func:`_submit_call`)."""
+    return _submit_call(pool, _work, task)
+
+
+def _submit_call(pool: ProcessPoolExecutor, call: Callable[..., Any], *args: Any) -> Future[Any]:
+    """``pool.submit(call, *args)`` with SIGINT blocked: the first call
     forks the workers, which inherit the mask (a Ctrl-C is then delivered
     here, once the call returns)."""
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        return pool.submit(_work, task)
+        return pool.submit(call, *args)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def prove_ahead(candidates: list[Candidate]) -> int:
+    """A worker's first task in a run that adopts a killed run's files:
+    :func:`signer.batch_adopt.prove_ahead` with its issuer."""
+    from signer.batch_adopt import prove_ahead as prove
+
+    if _worker is None:
+        return 0
+    return prove(candidates, _worker.issuer)
 
 
 def _process_pool(workers: int, context: Any, setup: WorkerSetup) -> ProcessPoolExecutor:
@@ -1283,13 +1298,9 @@ class SigningRun:
                 admitted = self._admit(batch)
                 self._write(batch, admitted, self.signer.sign(*task_of(admitted.ready)))
             return
-        global _key_open_lock, _board
+        global _board
         jobs, setup = self.workers
-        context = multiprocessing.get_context("fork")
-        _key_open_lock = context.Lock()
         workers = jobs - 1
-        if setup.options.stage is not None:  # the workers' flushes, confirmed through shared memory
-            self._board = _board = _FlushBoard(context, workers, Path(setup.options.stage).parent)
         # this process signs too (see _sign_here), with the workers' options (their
         # staging and journal) and the key it already holds: ``jobs`` signing
         # processes are this one and jobs - 1 workers
@@ -1298,16 +1309,7 @@ class SigningRun:
         flight = _Flight(workers)
         done = False
         try:
-            # the workers are forked from this process: what it holds so far (the
-            # modules, the key, the ledger) is put out of the collector's reach,
-            # so that no process's full collections walk it again and again (nor
-            # copy its pages into the workers by touching them); given back at the end
-            gc.freeze()
-            # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies
-            # (killed, crashed key module) breaks the pool and the run stops with
-            # an error; Pool would start a new worker and wait for the lost batch forever.
-            pool = _process_pool(workers, context, setup)
-            self._pool = pool
+            pool = self.start_workers()
             here.between = lambda: flight.feed(pool)  # while this process signs a batch
             for batch, last in _with_last(batches):
                 started = time.monotonic()
@@ -1352,6 +1354,51 @@ class SigningRun:
                 elif self._pool is not None:  # an error or Ctrl-C: stop the batches in flight now
                     _abort_and_shutdown(pool)
                 self._pool = self._board = _board = None
+
+    def start_workers(self, first: Callable[..., Any] | None = None, *args: Any) -> ProcessPoolExecutor:
+        """The workers' pool (made once; :meth:`sign_all` uses it, and ends it
+        with the run's ``gc.freeze``). A subclass with work for the workers
+        before its first batch starts them earlier, with ``first(*args)`` as
+        the first task (its result is not read). Only with ``--jobs``."""
+        global _key_open_lock, _board
+        if self._pool is not None:
+            return self._pool
+        assert self.workers is not None
+        jobs, setup = self.workers
+        context = multiprocessing.get_context("fork")
+        _key_open_lock = context.Lock()
+        if setup.options.stage is not None:  # the workers' flushes, confirmed through shared memory
+            self._board = _board = _FlushBoard(context, jobs - 1, Path(setup.options.stage).parent)
+        # the workers are forked from this process: what it holds so far (the
+        # modules, the key, the ledger) is put out of the collector's reach,
+        # so that no process's full collections walk it again and again (nor
+        # copy its pages into the workers by touching them); given back at the end
+        gc.freeze()
+        try:
+            # ProcessPoolExecutor, not multiprocessing.Pool: a worker that dies
+            # (killed, crashed key module) breaks the pool and the run stops with
+            # an error; Pool would start a new worker and wait for the lost batch forever.
+            self._pool = _process_pool(jobs - 1, context, setup)
+            if first is not None:
+                _submit_call(self._pool, first, *args)
+        except BaseException:
+            self._stop_workers()
+            raise
+        return self._pool
+
+    def stop_workers(self) -> None:
+        """End the workers started early (:meth:`start_workers`) when
+        :meth:`sign_all` is not to run: an error in between. Their tasks are dropped."""
+        if self._pool is not None:
+            self._stop_workers()
+
+    def _stop_workers(self) -> None:
+        global _board
+        pool, self._pool = self._pool, None
+        gc.unfreeze()
+        self._board = _board = None
+        if pool is not None:
+            _abort_and_shutdown(pool)
 
     def _waiting(self, head: _InFlight) -> bool:
         """The oldest batch in flight is a worker's that has not ended (signed, and its files flushed)."""

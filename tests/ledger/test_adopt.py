@@ -679,7 +679,81 @@ def test_files_are_proven_outside_the_ledgers_transaction(
     log_proofs(monkeypatch, log, lambda: depth[0])
     _, current = killed.resume(capsys)
     assert adopted_ids(killed, current) == set(killed.pending)
-    assert log.read_text().split() == ["0"] * RECORDS
+    # each record's files twice: their HC1 ahead in the worker (prove_ahead), all of them when adopted
+    assert log.read_text().split() == ["0"] * (2 * RECORDS)
+
+
+def test_hc1s_proven_ahead_are_not_checked_again(test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """prove_ahead (a worker's first task in a run that adopts) checks each
+    line's HC1 once; prove() with the same issuer then reads and hashes the
+    files again but checks no HC1 again. An HC1 that fails (edited, the
+    journal's hash updated) is checked in full when adopted; a file changed
+    after the proof is refused by its hash; another issuer object gets the full check."""
+    import signer.batch_adopt as batch_adopt
+    from signer.batch_adopt import confirm, prove, prove_ahead, scan
+    from signer.issue import Hc1Issuer
+
+    killed = Killed(tmp_path, test_pki, monkeypatch)
+    _hc1_edited_hashes_updated(killed)  # R00007
+    tag = killed.lines[0]["tag"]
+    found = scan([killed.folder.parent], tag, killed.journal_key(tag))
+    issuer = Hc1Issuer(test_pki.dsc_ec, issuer_name=DEFAULT_ISSUER)
+    assert prove_ahead([c for items in found.values() for c in items], issuer) == RECORDS - 1
+    checks: list[str] = []
+    real = batch_adopt._hc1_matches
+
+    def counted(*args: Any) -> bool:
+        checks.append(args[1]["record_id"])
+        return real(*args)
+
+    monkeypatch.setattr(batch_adopt, "_hc1_matches", counted)
+
+    def adopted(record_id: str, who: Hc1Issuer = issuer) -> bool:
+        pending = killed.pending[record_id]
+        names = [f"{record_id}{suffix}" for suffix in (".hc1.txt", ".png")]
+        proven = prove(found[record_id], record_id=record_id, record_hash=pending.record_hash, names=names, issuer=who)
+        return confirm(proven, pending) is not None
+
+    assert all(adopted(f"R0000{i}") for i in range(7)) and checks == []
+    assert not adopted("R00007") and checks == ["R00007"]
+    path = killed.folder / "R00001.hc1.txt"
+    path.write_bytes(path.read_bytes()[:-1] + b"x")
+    assert not adopted("R00001") and checks == ["R00007"]
+    assert adopted("R00002", Hc1Issuer(test_pki.dsc_ec, issuer_name=DEFAULT_ISSUER)) and checks[-1] == "R00002"
+
+
+def test_a_resume_with_workers_proves_the_hc1s_ahead_in_a_worker(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --jobs 2 and a killed run's files to adopt, the worker is started
+    before the first batch and checks every HC1 first; it checks none again
+    when it adopts (any other check is the run's own process adopting); all adopted."""
+    import signer.batch_adopt as batch_adopt
+
+    killed = Killed(tmp_path, test_pki, monkeypatch)
+    log = tmp_path / "checks.log"
+    real_ahead, real_check = batch_adopt.prove_ahead, batch_adopt._hc1_matches
+
+    def ahead(*args: Any) -> int:
+        count = real_ahead(*args)
+        with log.open("a") as fh:
+            fh.write(f"{os.getpid()} ahead {count}\n")
+        return count
+
+    def check(*args: Any) -> bool:
+        with log.open("a") as fh:
+            fh.write(f"{os.getpid()} check {args[1]['record_id']}\n")
+        return real_check(*args)
+
+    monkeypatch.setattr(batch_adopt, "prove_ahead", ahead)
+    monkeypatch.setattr(batch_adopt, "_hc1_matches", check)
+    summary, current = killed.resume(capsys)
+    assert EXPECTED_ALL in summary
+    assert adopted_ids(killed, current) == set(killed.pending)
+    rows = [line.split() for line in log.read_text().splitlines()]
+    aheads = [row for row in rows if row[1] == "ahead"]
+    assert len(aheads) == 1 and aheads[0][2] == str(RECORDS) and aheads[0][0] != str(os.getpid())
+    assert sorted(row[2] for row in rows if row[1] == "check" and row[0] == aheads[0][0]) == sorted(killed.pending)
 
 
 def test_adopted_both_in_the_run_and_in_its_worker(

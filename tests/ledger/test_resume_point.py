@@ -379,6 +379,41 @@ def test_the_first_ledger_change_waits_for_the_check_of_the_prefix(
     check_consistent(str(tmp_path / "ledger.sqlite"), out, issued)
 
 
+def test_workers_started_early_fork_once_the_prefix_is_checked(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A resume with --jobs 2 and a killed run's staged files starts its
+    worker before its first batch, with the check of those files' HC1s as its
+    first task (signer.batch_adopt.prove_ahead); the fork waits for the check
+    of the input's prefix (slowed here), so that no thread of the run runs when
+    it forks; every record is issued once."""
+    import threading
+
+    monkeypatch.setattr(run_module, "BATCH_SIZE", BATCH)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    records = many_records(40)
+    args = command(write_records(tmp_path / "in.jsonl", records), "--jobs", "2")
+    killed_after(3, args, monkeypatch)
+    out = tmp_path / "out"
+    assert list((out / ".partial").glob("*/.journal")), "the killed run left no staged files"
+    slow_prefix_check(monkeypatch, 0.3)
+    forks: list[tuple[str, list[str]]] = []
+    real_submit = run_module._submit_call
+
+    def submit(pool: Any, call: Any, *a: Any) -> Any:
+        forks.append((call.__name__, [t.name for t in threading.enumerate()]))
+        return real_submit(pool, call, *a)
+
+    monkeypatch.setattr(run_module, "_submit_call", submit)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "resuming after line 12" in capsys.readouterr().err
+    name, threads = forks[0]
+    assert name == "prove_ahead"
+    assert "resume-point" not in threads and "ledger-checkpoint" not in threads, threads
+    check_consistent(str(tmp_path / "ledger.sqlite"), out, [r.record_id for r in records])
+
+
 def test_other_bytes_under_the_same_size_and_times_stop_the_run_before_any_change(
     setup: tuple[list[str], Path, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
