@@ -1356,10 +1356,11 @@ class SigningRun:
                 self._pool = self._board = _board = None
 
     def start_workers(self, first: Callable[..., Any] | None = None, *args: Any) -> ProcessPoolExecutor:
-        """The workers' pool (made once; :meth:`sign_all` uses it, and ends it
-        with the run's ``gc.freeze``). A subclass with work for the workers
-        before its first batch starts them earlier, with ``first(*args)`` as
-        the first task (its result is not read). Only with ``--jobs``."""
+        """The workers' pool, made once: by :meth:`sign_all` at its start, or
+        earlier by a subclass that has work for the workers before its first
+        batch, with ``first(*args)`` as their first task (its result is not
+        read). What this process holds is frozen for the fork (``gc.freeze``);
+        :meth:`sign_all` ends the pool and gives it back. Only with ``--jobs``."""
         global _key_open_lock, _board
         if self._pool is not None:
             return self._pool
