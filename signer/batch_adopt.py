@@ -391,7 +391,7 @@ def _prove(
     times = _times(line, issuer)
     if times is None:
         return None
-    files = tuple(FileEntry(str(name), str(sha), int(size)) for name, sha, size in line["files"])
+    files = _line_files(line)
     if sorted(f.name for f in files) != sorted(names):
         return None
     if not isinstance(line["payload_hash"], str):
@@ -426,6 +426,11 @@ def _ahead_key(hc1: FileEntry, line: dict[str, Any]) -> tuple[str, str, str, int
     return (hc1.sha256, line["uvci"], line["payload_hash"], line["iat"], line["exp"])
 
 
+def _line_files(line: dict[str, Any]) -> tuple[FileEntry, ...]:
+    """The files a journal line names (raises on a malformed line: the callers skip it)."""
+    return tuple(FileEntry(str(name), str(sha), int(size)) for name, sha, size in line["files"])
+
+
 def _hc1_entries(files: Iterable[FileEntry]) -> list[FileEntry]:
     return [entry for entry in files if entry.name.endswith(".hc1.txt")]
 
@@ -444,7 +449,7 @@ def prove_ahead(candidates: Iterable[Candidate], issuer: Hc1Issuer) -> int:
     for candidate in candidates:
         with contextlib.suppress(Exception):  # anything unexpected: proven when adopted, or not at all
             line = candidate.line
-            hc1 = _hc1_entries(FileEntry(str(name), str(sha), int(size)) for name, sha, size in line["files"])
+            hc1 = _hc1_entries(_line_files(line))
             if len(hc1) != 1:
                 continue
             key = _ahead_key(hc1[0], line)

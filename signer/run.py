@@ -1383,17 +1383,14 @@ class SigningRun:
             if first is not None:
                 _submit_call(self._pool, first, *args)
         except BaseException:
-            self._stop_workers()
+            self.stop_workers()
             raise
         return self._pool
 
     def stop_workers(self) -> None:
         """End the workers started early (:meth:`start_workers`) when
-        :meth:`sign_all` is not to run: an error in between. Their tasks are dropped."""
-        if self._pool is not None:
-            self._stop_workers()
-
-    def _stop_workers(self) -> None:
+        :meth:`sign_all` is not to run: an error in between. Their tasks are
+        dropped. With none started, nothing is frozen: a no-op."""
         global _board
         pool, self._pool = self._pool, None
         gc.unfreeze()
