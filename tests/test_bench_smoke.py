@@ -45,3 +45,25 @@ def test_bench_script_runs(name: str, tmp_path: Path) -> None:
     assert proc.returncode in (0, 1), output[-3000:]
     for text in expected:
         assert text in output, f"{text!r} missing from:\n{output[-3000:]}"
+
+
+def test_batch_scale_reads_progress_by_key(tmp_path: Path) -> None:
+    """bench/batch_scale.py watches a batch it will kill through the manifest's
+    tail in the ledger (one look-up by key, not a count over the table): its
+    constant is the signer's, and after a run it reads every certificate written."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import batch_scale
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    from signer.batch_manifest import MANIFEST_TAIL
+
+    assert batch_scale.MANIFEST_TAIL == MANIFEST_TAIL
+    common, env, count = batch_scale.setup(tmp_path, 300)
+    command = batch_scale.batch_command(tmp_path, "out", common, 2)
+    assert batch_scale.manifested(tmp_path / "out.sqlite", tmp_path / "out") == 0  # no ledger yet
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert batch_scale.written(tmp_path / "out.sqlite") == count == 300
+    assert batch_scale.manifested(tmp_path / "out.sqlite", tmp_path / "out") == count
+    assert batch_scale.manifested(tmp_path / "out.sqlite", tmp_path / "elsewhere") == 0
