@@ -384,9 +384,11 @@ def test_workers_started_early_fork_once_the_prefix_is_checked(
 ) -> None:
     """A resume with --jobs 2 and a killed run's staged files starts its
     worker before its first batch, with the check of those files' HC1s as its
-    first task (signer.batch_adopt.prove_ahead); the fork waits for the check
-    of the input's prefix (slowed here), so that no thread of the run runs when
-    it forks; every record is issued once."""
+    first task (signer.batch_adopt.prove_ahead), whose journal lines it finds
+    in its copy of the run's memory (nothing pickled: the call has no
+    arguments, and the run's own process lets go of them once forked); the
+    fork waits for the check of the input's prefix (slowed here), so that no
+    thread of the run runs when it forks; every record is issued once."""
     import threading
 
     monkeypatch.setattr(run_module, "BATCH_SIZE", BATCH)
@@ -397,19 +399,22 @@ def test_workers_started_early_fork_once_the_prefix_is_checked(
     out = tmp_path / "out"
     assert list((out / ".partial").glob("*/.journal")), "the killed run left no staged files"
     slow_prefix_check(monkeypatch, 0.3)
-    forks: list[tuple[str, list[str]]] = []
+    forks: list[tuple[str, tuple[Any, ...], Any, list[str]]] = []
     real_submit = run_module._submit_call
 
     def submit(pool: Any, call: Any, *a: Any) -> Any:
-        forks.append((call.__name__, [t.name for t in threading.enumerate()]))
+        forks.append((call.__name__, a, run_module._first, [t.name for t in threading.enumerate()]))
         return real_submit(pool, call, *a)
 
     monkeypatch.setattr(run_module, "_submit_call", submit)
     capsys.readouterr()
     assert main(args) == 0
     assert "resuming after line 12" in capsys.readouterr().err
-    name, threads = forks[0]
-    assert name == "prove_ahead"
+    name, args_sent, first, threads = forks[0]
+    assert (name, args_sent) == ("_first_task", ())
+    assert first is not None and first[0] is run_module.prove_ahead
+    assert first[1][0] and all(c.line["uvci"] for c in first[1][0]), "the killed run's journal lines"
+    assert run_module._first is None
     assert "resume-point" not in threads and "ledger-checkpoint" not in threads, threads
     check_consistent(str(tmp_path / "ledger.sqlite"), out, [r.record_id for r in records])
 
