@@ -514,6 +514,29 @@ def test_at_the_end_a_held_batch_waits_for_a_worker_about_to_be_free() -> None:
     assert len(pool.tasks) == 3 and flight.held() == 0
 
 
+def test_the_last_batch_in_leaves_the_held_ones_to_the_end_rule() -> None:
+    """While the input is read, more batches held back than workers means the
+    workers have enough: the oldest held one is signed here at once. Once the
+    last batch is in, no longer: :meth:`_Flight.sign_here_rather` decides
+    (signing here as the last batch came in left the worker idle at the end
+    of a 100,000-record resume while this process wrote what it had kept
+    waiting, up to 0.4 s)."""
+    from signer.run import Admitted, Job, _Flight
+
+    record = many_records(1)[0]
+    flight, pool = _Flight(1), _HandOver()
+    for _ in range(3):
+        flight.add([record], Admitted({}, [Job(0, record, True)]))
+    flight.feed(pool)  # type: ignore[arg-type]
+    assert len(pool.tasks) == 2 and flight.held() == 1
+    assert not flight.signs_held_here(last=False)  # as many held as workers: kept for them
+    flight.add([record], Admitted({}, [Job(0, record, True)]))
+    assert flight.held() == 2
+    assert flight.signs_held_here(last=False)
+    flight.input_read()
+    assert not flight.signs_held_here(last=True)
+
+
 def test_batches_ready_together_at_the_end_are_placed_together(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
