@@ -58,6 +58,10 @@ from signing_setup import ROOT, setup  # bench/ is on the path when run as a scr
 TICK = os.sysconf("SC_CLK_TCK")
 #: signer.batch_manifest.MANIFEST_TAIL (not imported: the bench's own process stays light)
 MANIFEST_TAIL = "manifest-tail:"
+#: The tail is committed with the next batch's change: it names the written
+#: certificates one batch (signer.run.BATCH_SIZE) behind, so the kill is sent
+#: when it reads 90 % less one batch (the count after the kill is exact)
+TAIL_LAG = 256
 
 
 def tree_rss(wrapper: int, cpu: dict[int, float] | None = None) -> tuple[int, int, int, int]:
@@ -184,7 +188,7 @@ def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count:
     sampler = Sampler(proc.pid)
     sampler.start()
     done, half, last = 0, None, (0.0, 0)
-    while proc.poll() is None and done < 0.9 * count:
+    while proc.poll() is None and done + TAIL_LAG < 0.9 * count:
         time.sleep(0.05)
         done = manifested(work / f"{name}.sqlite", work / name)
         last = (time.perf_counter() - t0, done)

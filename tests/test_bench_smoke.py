@@ -56,9 +56,11 @@ def test_batch_scale_reads_progress_by_key(tmp_path: Path) -> None:
         import batch_scale
     finally:
         sys.path.remove(str(ROOT / "bench"))
+    import signer.run
     from signer.batch_manifest import MANIFEST_TAIL
 
     assert batch_scale.MANIFEST_TAIL == MANIFEST_TAIL
+    assert batch_scale.TAIL_LAG == signer.run.BATCH_SIZE
     common, env, count = batch_scale.setup(tmp_path, 300)
     command = batch_scale.batch_command(tmp_path, "out", common, 2)
     assert batch_scale.manifested(tmp_path / "out.sqlite", tmp_path / "out") == 0  # no ledger yet
