@@ -1383,8 +1383,10 @@ class SigningRun:
         """The workers' pool, made once: by :meth:`sign_all` at its start, or
         earlier by a subclass that has work for the workers before its first
         batch, with ``first(*args)`` as their first task (its result is not
-        read; ``args`` reach the workers through the fork, not pickled: :data:`_first`). What this process holds is frozen for the fork (``gc.freeze``);
-        :meth:`sign_all` ends the pool and gives it back. Only with ``--jobs``."""
+        read; ``args`` reach the workers through the fork, not pickled:
+        :data:`_first`). What this process holds is frozen for the fork
+        (``gc.freeze``); :meth:`sign_all` ends the pool and gives it back.
+        Only with ``--jobs``."""
         global _key_open_lock, _board, _first
         if self._pool is not None:
             return self._pool
