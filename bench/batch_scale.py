@@ -187,12 +187,11 @@ def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count:
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     sampler = Sampler(proc.pid)
     sampler.start()
-    done, half, last = 0, None, (0.0, 0)
-    while proc.poll() is None and done + TAIL_LAG < 0.9 * count:
+    half, last = None, (0.0, 0)  # (seconds, certificates written as the manifest's tail names them)
+    while proc.poll() is None and last[1] + TAIL_LAG < 0.9 * count:
         time.sleep(0.05)
-        done = manifested(work / f"{name}.sqlite", work / name)
-        last = (time.perf_counter() - t0, done)
-        if half is None and done >= count // 2:
+        last = (time.perf_counter() - t0, manifested(work / f"{name}.sqlite", work / name))
+        if half is None and last[1] >= count // 2:
             half = last
     with contextlib.suppress(ProcessLookupError):  # a small run may end before the kill
         os.killpg(proc.pid, signal.SIGKILL)
