@@ -34,6 +34,26 @@ def test_codes_of_the_run_come_from_outboxes_and_slips(tmp_path: Path) -> None:
     assert found["ABCDE-FGHIJ-KLMN2-PQRS7"] == "claim code"
 
 
+def test_a_one_time_code_is_found_as_a_token_not_inside_a_hex_id(tmp_path: Path) -> None:
+    """A one-time code is a hit wherever it stands on its own in a line, but
+    not as digits inside a longer token (a random hex job id of a test once held
+    "081639" and failed a whole run); citizen IDs are still found anywhere."""
+    log = tmp_path / "server.log"
+    log.write_text(
+        'GET /api/v1/jobs/a7012c7081639230c0b981319d59c68a 404\n'
+        "sent code=081639 to the phone\n"
+        '{"otp": "081639"}\n'
+        "code 081639.\n"
+        "lookup id079185001234 failed\n",
+        "utf-8",
+    )
+    hits = list(scan([log], {"081639": "one-time code", "079185001234": "citizen ID"}))
+    assert hits == [
+        "server.log:2: one-time code", "server.log:3: one-time code", "server.log:4: one-time code",
+        "server.log:5: citizen ID",
+    ]  # fmt: skip
+
+
 def test_this_run_logs_to_the_scanned_folder() -> None:
     logging.getLogger("signer.test").info("log scan probe")
     for handler in logging.getLogger().handlers:
