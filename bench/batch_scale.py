@@ -16,7 +16,9 @@ value): the same batch again into a new folder, SIGKILLed (process group)
 once 90 % of the records are written in the ledger, then the same command
 timed to the end, against the full run above and against the killed run's
 own pace (:func:`pace_full`, a yardstick taken the minute before: a full run
-timed minutes away may be 20 % slower or faster on a shared VM). ``--query``: median and
+timed minutes away may be 20 % slower or faster on a shared VM), and then
+against the records it had left run alone, right after it (:func:`records_left`:
+what any run of that many records costs, start and end included). ``--query``: median and
 99th percentile of ``Ledger.by_record`` on random record ids of the
 largest ledger built.
 
@@ -211,12 +213,15 @@ def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count:
     note = again["stderr"].strip().splitlines()
     print(f"    {next((ln for ln in note if ln.startswith('resuming')), '(read the whole input again)')}")
     print(f"    {again['summary']}")
+    # the same records as a run of their own, right after: what they cost with a start and an end
+    alone = timed_run(on_input(command, work, f"{name}-left", records_left(work, done, f"{name}-left.jsonl")), env)
+    print(f"    the records left run alone ({count - done} records, a new folder and ledger, right after): "
+          f"{alone['wall']:.2f} s wall, CPU {alone['cpu']:.1f} s; the resume took "
+          f"{100 * again['wall'] / alone['wall']:.0f} % of that wall time, {100 * again['cpu'] / alone['cpu']:.0f} % "
+          f"of its CPU", flush=True)  # fmt: skip
     # what a resume cannot avoid: the records left (their share of the full run) and one start-up
     (work / "empty.jsonl").write_text("")
-    empty = [*command[:4], str(work / "empty.jsonl"), *command[5:]]
-    empty[empty.index("--out") + 1] = str(work / f"{name}-empty")
-    empty[empty.index("--ledger") + 1] = str(work / f"{name}-empty.sqlite")
-    start = timed_run(empty, env)
+    start = timed_run(on_input(command, work, f"{name}-empty", work / "empty.jsonl"), env)
     print(f"    left to sign {100 * left:.1f} % of the batch = {left * full_cpu:.1f} s of the full run's CPU; "
           f"start-up alone (the same command on an empty input): {start['cpu']:.2f} s CPU, {start['wall']:.2f} s wall; "
           f"the resume's CPU beyond the records left: {again['cpu'] - left * full_cpu:+.2f} s "
@@ -225,7 +230,28 @@ def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count:
         print(f"    the killed run's own pace (written {half[1]} at {half[0]:.1f} s, {last[1]} at {last[0]:.1f} s; "
               f"killed at {killed:.1f} s with {done} written) puts "
               f"its whole batch at {paced:.1f} s: the resume is {100 * again['wall'] / paced:.1f} % of that")  # fmt: skip
-    return again["wall"] / full, again["cpu"] / full_cpu, None if paced is None else again["wall"] / paced
+    return (again["wall"] / full, again["cpu"] / full_cpu, None if paced is None else again["wall"] / paced,
+            again["wall"] / alone["wall"])  # fmt: skip
+
+
+def on_input(command: list[str], work: Path, name: str, records: Path) -> list[str]:
+    """``command`` (:func:`batch_command`) over ``records`` into folder and ledger ``name``."""
+    other = [*command[:4], str(records), *command[5:]]
+    other[other.index("--out") + 1] = str(work / name)
+    other[other.index("--ledger") + 1] = str(work / f"{name}.sqlite")
+    return other
+
+
+def records_left(work: Path, done: int, name: str) -> Path:
+    """The input's lines after the first ``done``, as file ``name``: the
+    records a run killed with ``done`` written had left (a run writes its
+    batches in input order, and every bench record is issued)."""
+    path = work / name
+    with (work / "in.jsonl").open("rb") as source, path.open("wb") as out:
+        for number, line in enumerate(source):
+            if number >= done:
+                out.write(line)
+    return path
 
 
 def pace_full(half: tuple[float, int] | None, last: tuple[float, int], kill: tuple[float, int],
@@ -253,7 +279,8 @@ def resumes(work: Path, common: list[str], env: dict[str, str], jobs: int, count
         resume(work, common, env, jobs, count, full["wall"], full["cpu"])
         return
     measured = [resume(work, common, env, jobs, count, full["wall"], full["cpu"], f"killed-{i}") for i in range(1, repeat + 1)]
-    paced = sorted(100 * local for _, _, local in measured if local is not None)
+    paced = sorted(100 * local for _, _, local, _ in measured if local is not None)
+    alone = sorted(100 * ratio for _, _, _, ratio in measured)
     load, start = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime())
     again = timed_run(batch_command(work, f"out-{jobs}-again", common, jobs), env)
     print(f"  --jobs {jobs} full run again (from {start} UTC, load {load:.1f} -> {os.getloadavg()[0]:.1f}): "
@@ -261,8 +288,8 @@ def resumes(work: Path, common: list[str], env: dict[str, str], jobs: int, count
     # each ratio above is against the first full run: against the mean of both instead
     wall_scale = full["wall"] / ((full["wall"] + again["wall"]) / 2)
     cpu_scale = full["cpu"] / ((full["cpu"] + again["cpu"]) / 2)
-    walls = sorted(100 * wall * wall_scale for wall, _, _ in measured)
-    cpus = sorted(100 * cpu * cpu_scale for _, cpu, _ in measured)
+    walls = sorted(100 * wall * wall_scale for wall, _, _, _ in measured)
+    cpus = sorted(100 * cpu * cpu_scale for _, cpu, _, _ in measured)
     print(f"  resume, {repeat} kills at 90 %, against the mean of the two full runs: median "
           f"{statistics.median(walls):.1f} % of the full run's wall time ({walls[0]:.1f}-{walls[-1]:.1f} %), "
           f"{statistics.median(cpus):.1f} % of its CPU ({cpus[0]:.1f}-{cpus[-1]:.1f} %) (target: under 10 %)",
@@ -270,6 +297,8 @@ def resumes(work: Path, common: list[str], env: dict[str, str], jobs: int, count
     if paced:
         print(f"  resume, {repeat} kills at 90 %, against each killed run's own pace: median "
               f"{statistics.median(paced):.1f} % ({paced[0]:.1f}-{paced[-1]:.1f} %) (target: under 10 %)", flush=True)  # fmt: skip
+    print(f"  resume, {repeat} kills at 90 %, against the records it had left run alone: median "
+          f"{statistics.median(alone):.0f} % ({alone[0]:.0f}-{alone[-1]:.0f} %) of that wall time", flush=True)  # fmt: skip
 
 
 def query(work: Path, name: str, env: dict[str, str], count: int) -> None:

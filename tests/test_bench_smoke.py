@@ -8,6 +8,7 @@ with a traceback, which is what these tests catch.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ RUNS = {
     "ledger": (["--records", "30", "--jobs", "1", "--rounds", "1"], ["round 0 sign", "round 0 batch", "round 0 rerun"]),
     "batch_scale": (["--records", "400", "--jobs", "1", "2", "--resume", "--repeat", "2", "--query"],
                     ["--jobs 2 vs --jobs 1:", "resume (--jobs 2)", "full run again", "resume, 2 kills at 90 %",
+                     "the records left run alone", "against the records it had left run alone",
                      "ledger look-up by record id"]),
     "portal_load": (["--records", "6", "--connections", "10", "--duration", "3", "--rounds", "1"],
                     ["saturation:", "citizens  :", "throughput ratio"]),
@@ -50,7 +52,9 @@ def test_bench_script_runs(name: str, tmp_path: Path) -> None:
 def test_batch_scale_reads_progress_by_key(tmp_path: Path) -> None:
     """bench/batch_scale.py watches a batch it will kill through the manifest's
     tail in the ledger (one look-up by key, not a count over the table): its
-    constant is the signer's, and after a run it reads every certificate written."""
+    constant is the signer's, and after a run it reads every certificate written.
+    Its "records left" after N written are the input's lines after the first N,
+    which holds because a run writes in input order (the manifest's lines)."""
     sys.path.insert(0, str(ROOT / "bench"))
     try:
         import batch_scale
@@ -69,3 +73,8 @@ def test_batch_scale_reads_progress_by_key(tmp_path: Path) -> None:
     assert batch_scale.written(tmp_path / "out.sqlite") == count == 300
     assert batch_scale.manifested(tmp_path / "out.sqlite", tmp_path / "out") == count
     assert batch_scale.manifested(tmp_path / "out.sqlite", tmp_path / "elsewhere") == 0
+    manifest = (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()
+    assert [json.loads(line)["line"] for line in manifest] == list(range(1, count + 1))
+    lines = (tmp_path / "in.jsonl").read_bytes().splitlines(keepends=True)
+    left = batch_scale.records_left(tmp_path, 256, "left.jsonl")
+    assert left.read_bytes().splitlines(keepends=True) == lines[256:] and len(lines[256:]) == 44
