@@ -175,11 +175,12 @@ def manifested(ledger: Path, folder: Path) -> int:
 
 
 def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count: int, full: float,
-           full_cpu: float, name: str = "killed") -> tuple[float, float, float | None]:  # fmt: skip
+           full_cpu: float, name: str = "killed") -> tuple[float, float, float | None, float]:  # fmt: skip
     """Kill a batch into a new folder ``name`` at 90 %, time the same command
     again; prints it and returns (wall, CPU) of the resume as fractions of the
-    full run's, and its wall time as a fraction of the killed run's own pace
-    (:func:`pace_full`; None for a run too small to tell). The killed run is
+    full run's, its wall time as a fraction of the killed run's own pace
+    (:func:`pace_full`; None for a run too small to tell), and as a fraction
+    of the records left run alone (:func:`records_left`). The killed run is
     started and watched as the timed runs are (the wrapper and the memory
     sampler: the same start and the same load), its progress read from the
     ledger by key every 0.05 s (:func:`manifested`)."""
