@@ -445,16 +445,15 @@ class LedgerRun(SigningRun):
                 if self._leftovers and jobs > 1:
                     # the workers are started now, and first check the HC1s of the killed
                     # run's finished files, while this process sets up and admits the first
-                    # batch: most of what adopting them costs is done by then. Forked once
-                    # the input's prefix is checked (its thread ended: no thread of the run
-                    # runs at the fork; a changed prefix stops the run here, before any change)
-                    if resume is not None:
-                        resume.verified()
+                    # batch: most of what adopting them costs is done by then. Forked before
+                    # the input's prefix is checked (its thread starts next: no thread of
+                    # the run runs at the fork)
                     candidates = [item for items in self._leftovers.values() for item in items]
                     self.start_workers(prove_ahead, candidates)
         try:
             if resume is not None:  # the prefix's counts and ids (its bytes are checked in a thread
                 # meanwhile: ResumePoint.verified() before the first change to the ledger)
+                resume.start_check()
                 self.signed, self.failed, self.clamped = resume.restore(self.counts, self.seen)
                 for row in resume.errors:
                     report.add(*row)

@@ -130,11 +130,13 @@ class ResumePoint:
         The point's own files are read here (a few ms; in a thread, behind the
         run's setup, each of their reads waited for the GIL: ~70 ms). The input
         up to the point is hashed in a thread (about 50 ms per 60 MB, the GIL
-        released) while the run reads and admits its first batch from there:
-        :meth:`verified` waits for it, and the run calls that before its first
-        change to the ledger. An error making a fresh point reaches the first
-        use (:attr:`line`, :meth:`restore`...). :meth:`close` waits for the
-        thread: call it on every path (the folder's lock must outlive the thread)."""
+        released), started by :meth:`start_check` (the run starts it once its
+        workers are forked: no thread of the run runs at a fork), while the run
+        reads and admits its first batch from there: :meth:`verified` waits for
+        it, and the run calls that before its first change to the ledger. An
+        error making a fresh point reaches the first use (:attr:`line`,
+        :meth:`restore`...). :meth:`close` waits for the thread: call it on
+        every path (the folder's lock must outlive the thread)."""
         point = cls(folder, records, settings)
         try:
             if point.enabled:
@@ -146,10 +148,14 @@ class ResumePoint:
                 point._reset()
         except OSError as exc:  # _reset's: raised by the first use (a run stopping for another reason reports its own)
             point._load_error = exc
-        if point._prefix is not None:
-            point._loader = threading.Thread(target=point._check_prefix, name="resume-point", daemon=True)
-            point._loader.start()
         return point
+
+    def start_check(self) -> None:
+        """Start hashing the input up to the point in a thread (once; nothing
+        to check: nothing started). :meth:`verified` waits for it."""
+        if self._prefix is not None and self._loader is None and self._prefix_ok:
+            self._loader = threading.Thread(target=self._check_prefix, name="resume-point", daemon=True)
+            self._loader.start()
 
     def _check_prefix(self) -> None:
         assert self._prefix is not None
@@ -187,6 +193,7 @@ class ResumePoint:
         self._wait()
         if self._prefix is None:
             return
+        self.start_check()  # not started yet: checked now
         self._join(signals_held)
         if not self._prefix_ok:
             if self._line:  # once: every later call raises again

@@ -768,6 +768,27 @@ def _start_worker(setup: WorkerSetup, parent: int) -> None:
         _worker_error = (type(exc).__name__, str(exc))
     except Exception as exc:  # idem, without a traceback per worker
         _worker_error = ("ConfigError", f"a signing process could not start: {exc}")
+    _run_first()
+
+
+def _run_first() -> None:
+    """The first work the workers inherited (:data:`_first`), done by the one
+    that claims it, as it starts: not sent as a task, which reached the
+    worker ~40 ms after its fork (the pool's threads wait for the GIL that the
+    run's process holds while it sets up). Its result is not read; what fails
+    in it is left to the batches (a worker that could not start reports that
+    with its first task)."""
+    global _first
+    first, _first = _first, None
+    claim = _first_claim
+    if first is None or claim is None or _worker is None:
+        return
+    with claim.get_lock():
+        mine, claim.value = not claim.value, 1
+    if mine:
+        call, args = first
+        with contextlib.suppress(Exception):
+            call(*args)
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -831,19 +852,18 @@ def prove_ahead(candidates: list[Candidate]) -> int:
     return prove(candidates, _worker.issuer)
 
 
-#: The workers' first task and its arguments (:meth:`SigningRun.start_workers`),
+#: The workers' first work and its arguments (:meth:`SigningRun.start_workers`),
 #: set just before they fork and read by them in their copy of this process's
 #: memory: never pickled (a killed run's journal lines, ~0.6 MB per 1,000: ~20 ms
 #: of pickling here and unpickling there, while the worker waited for them).
+#: One worker does it (:func:`_run_first`), the first to set :data:`_first_claim`
+#: (a byte shared with the workers, made with it).
 _first: tuple[Callable[..., Any], tuple[Any, ...]] | None = None
+_first_claim: Any = None
 
 
-def _first_task() -> Any:
-    """A worker runs the first task it inherited (:data:`_first`)."""
-    if _first is None:
-        return None
-    call, args = _first
-    return call(*args)
+def _forked() -> None:
+    """The task whose submit forks the workers (the pool forks them all at its first)."""
 
 
 def _process_pool(workers: int, context: Any, setup: WorkerSetup) -> ProcessPoolExecutor:
@@ -1382,12 +1402,12 @@ class SigningRun:
     def start_workers(self, first: Callable[..., Any] | None = None, *args: Any) -> ProcessPoolExecutor:
         """The workers' pool, made once: by :meth:`sign_all` at its start, or
         earlier by a subclass that has work for the workers before its first
-        batch, with ``first(*args)`` as their first task (its result is not
-        read; ``args`` reach the workers through the fork, not pickled:
-        :data:`_first`). What this process holds is frozen for the fork
+        batch: ``first(*args)``, done by one of them as it starts
+        (:func:`_run_first`; its result is not read; ``args`` reach the
+        workers through the fork, not pickled: :data:`_first`). What this process holds is frozen for the fork
         (``gc.freeze``); :meth:`sign_all` ends the pool and gives it back.
         Only with ``--jobs``."""
-        global _key_open_lock, _board, _first
+        global _key_open_lock, _board, _first, _first_claim
         if self._pool is not None:
             return self._pool
         assert self.workers is not None
@@ -1407,12 +1427,12 @@ class SigningRun:
             # an error; Pool would start a new worker and wait for the lost batch forever.
             self._pool = _process_pool(jobs - 1, context, setup)
             if first is not None:
-                # the first submit forks the workers: they find the task in their copy of _first
-                _first = (first, args)
+                # the first submit forks the workers: they find the work in their copy of _first
+                _first, _first_claim = (first, args), context.Value("b", 0)
                 try:
-                    _submit_call(self._pool, _first_task)
+                    _submit_call(self._pool, _forked)
                 finally:
-                    _first = None
+                    _first = _first_claim = None
         except BaseException:
             self.stop_workers()
             raise

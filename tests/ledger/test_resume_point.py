@@ -246,11 +246,12 @@ def slow_prefix_check(monkeypatch: pytest.MonkeyPatch, seconds: float, times: di
 
 
 def test_the_prefix_is_checked_in_a_thread_and_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """open() reads the point's files at once and hashes the input's prefix in
-    a thread (the run reads its first batch meanwhile); verified() waits for
-    it; an error making a fresh point (here: the folder cannot be made)
-    reaches the caller at the first use, and close() does not raise (a run
-    stopping for another reason reports its own error)."""
+    """open() reads the point's files at once; start_check() hashes the
+    input's prefix in a thread (the run reads its first batch meanwhile);
+    verified() waits for it (and, not started, checks it then); an error
+    making a fresh point (here: the folder cannot be made) reaches the caller
+    at the first use, and close() does not raise (a run stopping for another
+    reason reports its own error)."""
 
     source = write_records(tmp_path / "in.jsonl", many_records(3))
     point = ResumePoint.open(tmp_path, source, {})
@@ -260,12 +261,23 @@ def test_the_prefix_is_checked_in_a_thread_and_waited_for(tmp_path: Path, monkey
     saved_point(tmp_path, source, 2)
     slow_prefix_check(monkeypatch, 0.3)
     point = ResumePoint.open(tmp_path, source, {})
+    assert point._loader is None  # started by the run, once its workers are forked
+    point.start_check()
     thread = point._loader
     assert thread is not None and thread.is_alive()
+    point.start_check()
+    assert point._loader is thread  # once
     assert point.line == 2  # the point's own files: read already
     assert [r.record_id for r in point.items(None)] == ["R00002"]  # from the point, before the check
     point.verified()
     assert not thread.is_alive() and point._loader is None
+    point.finish()
+    saved_point(tmp_path, source, 2)
+    point = ResumePoint.open(tmp_path, source, {})
+    checked: dict[str, float] = {}
+    slow_prefix_check(monkeypatch, 0, checked)
+    point.verified()  # never started: checked here
+    assert checked and point._loader is None
     point.finish()
     blocked = tmp_path / "blocked"
     blocked.mkdir()
@@ -324,6 +336,7 @@ def test_a_stop_while_waiting_for_the_check_waits_for_its_thread(tmp_path: Path,
     monkeypatch.setattr(ResumePoint, "_hash_prefix", hash_after_the_stop)
     with stop_signals():
         point = ResumePoint.open(tmp_path, source, {})
+        point.start_check()
         thread = point._loader
         assert thread is not None
         real_join = thread.join
@@ -379,16 +392,17 @@ def test_the_first_ledger_change_waits_for_the_check_of_the_prefix(
     check_consistent(str(tmp_path / "ledger.sqlite"), out, issued)
 
 
-def test_workers_started_early_fork_once_the_prefix_is_checked(
+def test_workers_started_early_fork_before_the_prefix_is_checked(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A resume with --jobs 2 and a killed run's staged files starts its
-    worker before its first batch, with the check of those files' HC1s as its
-    first task (signer.batch_adopt.prove_ahead), whose journal lines it finds
-    in its copy of the run's memory (nothing pickled: the call has no
-    arguments, and the run's own process lets go of them once forked); the
-    fork waits for the check of the input's prefix (slowed here), so that no
-    thread of the run runs when it forks; every record is issued once."""
+    worker before its first batch, which checks those files' HC1s first, as
+    it starts (signer.batch_adopt.prove_ahead), with the journal lines it
+    finds in its copy of the run's memory (nothing pickled: the task that
+    forks it has no arguments, and the run's own process lets go of them once
+    forked); the check of the input's prefix (slowed here) starts after the
+    fork, so that no thread of the run runs when it forks; every record is
+    issued once."""
     import threading
 
     monkeypatch.setattr(run_module, "BATCH_SIZE", BATCH)
@@ -411,12 +425,34 @@ def test_workers_started_early_fork_once_the_prefix_is_checked(
     assert main(args) == 0
     assert "resuming after line 12" in capsys.readouterr().err
     name, args_sent, first, threads = forks[0]
-    assert (name, args_sent) == ("_first_task", ())
+    assert (name, args_sent) == ("_forked", ())
     assert first is not None and first[0] is run_module.prove_ahead
     assert first[1][0] and all(c.line["uvci"] for c in first[1][0]), "the killed run's journal lines"
     assert run_module._first is None
     assert "resume-point" not in threads and "ledger-checkpoint" not in threads, threads
     check_consistent(str(tmp_path / "ledger.sqlite"), out, [r.record_id for r in records])
+
+
+def test_the_first_work_is_done_once_by_the_worker_that_claims_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every worker inherits the first work (signer.run._first); the first to
+    set the shared claim does it as it starts, the others do not, and none
+    keeps the journal lines it inherited."""
+    import multiprocessing
+
+    calls: list[str] = []
+    monkeypatch.setattr(run_module, "_worker", object())
+    claim = multiprocessing.get_context("fork").Value("b", 0)
+    for _ in range(2):  # two workers' copies of the run's memory, one claim between them
+        monkeypatch.setattr(run_module, "_first", (calls.append, ("proved",)))
+        monkeypatch.setattr(run_module, "_first_claim", claim)
+        run_module._run_first()
+        assert run_module._first is None
+    assert calls == ["proved"]
+    monkeypatch.setattr(run_module, "_worker", None)  # a worker that could not start does nothing
+    monkeypatch.setattr(run_module, "_first", (calls.append, ("again",)))
+    monkeypatch.setattr(run_module, "_first_claim", multiprocessing.get_context("fork").Value("b", 0))
+    run_module._run_first()
+    assert calls == ["proved"]
 
 
 def test_other_bytes_under_the_same_size_and_times_stop_the_run_before_any_change(
@@ -454,6 +490,53 @@ def test_other_bytes_under_the_same_size_and_times_stop_the_run_before_any_chang
     assert "resuming" not in captured.err
     assert captured.out.splitlines()[0].endswith(", 4 refused")
     check_consistent(str(tmp_path / "ledger.sqlite"), out, issued)
+
+
+def test_other_bytes_stop_a_run_whose_worker_started_early_before_any_change(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --jobs 2 and a killed run's staged files the worker is forked
+    before the input's prefix is checked: other bytes under the same size and
+    times still stop the run before the ledger changes, with the message and
+    no worker left running; the same command again issues every record once."""
+    import json
+    import multiprocessing
+    import sqlite3
+
+    monkeypatch.setattr(run_module, "BATCH_SIZE", BATCH)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    records = many_records(40)
+    args = command(write_records(tmp_path / "in.jsonl", records), "--jobs", "2")
+    killed_after(3, args, monkeypatch)
+    out = tmp_path / "out"
+    assert list((out / ".partial").glob("*/.journal")), "the killed run left no staged files"
+    path = out / RESUME_DIR / POINT
+    data = json.loads(path.read_text("utf-8"))
+    data["sha256"] = "0" * 64
+    path.write_text(json.dumps(data), "utf-8")
+    forked: list[str] = []
+    real_submit = run_module._submit_call
+
+    def submit(pool: Any, call: Any, *a: Any) -> Any:
+        forked.append(call.__name__)
+        return real_submit(pool, call, *a)
+
+    monkeypatch.setattr(run_module, "_submit_call", submit)
+
+    def events() -> int:
+        with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
+            return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    before = events()
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "is not what the interrupted run read" in err and "Traceback" not in err, err
+    assert forked[:1] == ["_forked"]  # the worker was started before the check
+    assert events() == before and not path.exists()
+    assert multiprocessing.active_children() == []
+    assert main(args) == 0
+    check_consistent(str(tmp_path / "ledger.sqlite"), out, [r.record_id for r in records])
 
 
 def test_the_prefix_is_hashed_from_a_mapping_of_the_input(tmp_path: Path) -> None:
