@@ -392,6 +392,21 @@ def test_the_first_ledger_change_waits_for_the_check_of_the_prefix(
     check_consistent(str(tmp_path / "ledger.sqlite"), out, issued)
 
 
+def killed_with_staged_files(
+    test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[str], list[Record], Path]:
+    """A --jobs 2 batch of 40 records killed after its third batch, leaving
+    staged files and their journal lines: its command, records and folder."""
+    monkeypatch.setattr(run_module, "BATCH_SIZE", BATCH)
+    command = batch_command(test_pki, tmp_path, monkeypatch)
+    records = many_records(40)
+    args = command(write_records(tmp_path / "in.jsonl", records), "--jobs", "2")
+    killed_after(3, args, monkeypatch)
+    out = tmp_path / "out"
+    assert list((out / ".partial").glob("*/.journal")), "the killed run left no staged files"
+    return args, records, out
+
+
 def test_workers_started_early_fork_before_the_prefix_is_checked(
     test_pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -405,13 +420,7 @@ def test_workers_started_early_fork_before_the_prefix_is_checked(
     issued once."""
     import threading
 
-    monkeypatch.setattr(run_module, "BATCH_SIZE", BATCH)
-    command = batch_command(test_pki, tmp_path, monkeypatch)
-    records = many_records(40)
-    args = command(write_records(tmp_path / "in.jsonl", records), "--jobs", "2")
-    killed_after(3, args, monkeypatch)
-    out = tmp_path / "out"
-    assert list((out / ".partial").glob("*/.journal")), "the killed run left no staged files"
+    args, records, out = killed_with_staged_files(test_pki, tmp_path, monkeypatch)
     slow_prefix_check(monkeypatch, 0.3)
     forks: list[tuple[str, tuple[Any, ...], Any, list[str]]] = []
     real_submit = run_module._submit_call
@@ -503,13 +512,7 @@ def test_other_bytes_stop_a_run_whose_worker_started_early_before_any_change(
     import multiprocessing
     import sqlite3
 
-    monkeypatch.setattr(run_module, "BATCH_SIZE", BATCH)
-    command = batch_command(test_pki, tmp_path, monkeypatch)
-    records = many_records(40)
-    args = command(write_records(tmp_path / "in.jsonl", records), "--jobs", "2")
-    killed_after(3, args, monkeypatch)
-    out = tmp_path / "out"
-    assert list((out / ".partial").glob("*/.journal")), "the killed run left no staged files"
+    args, records, out = killed_with_staged_files(test_pki, tmp_path, monkeypatch)
     path = out / RESUME_DIR / POINT
     data = json.loads(path.read_text("utf-8"))
     data["sha256"] = "0" * 64
