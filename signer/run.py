@@ -1404,8 +1404,9 @@ class SigningRun:
         earlier by a subclass that has work for the workers before its first
         batch: ``first(*args)``, done by one of them as it starts
         (:func:`_run_first`; its result is not read; ``args`` reach the
-        workers through the fork, not pickled: :data:`_first`). What this process holds is frozen for the fork
-        (``gc.freeze``); :meth:`sign_all` ends the pool and gives it back.
+        workers through the fork, not pickled: :data:`_first`). What this
+        process holds is frozen for the fork (``gc.freeze``); :meth:`sign_all`
+        ends the pool and gives it back.
         Only with ``--jobs``."""
         global _key_open_lock, _board, _first, _first_claim
         if self._pool is not None:
