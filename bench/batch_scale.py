@@ -54,6 +54,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from signing_setup import ROOT, setup  # bench/ is on the path when run as a script
 
@@ -174,13 +175,22 @@ def manifested(ledger: Path, folder: Path) -> int:
         return 0
 
 
+class Resumed(NamedTuple):
+    """A resume's wall time and CPU as fractions of the full run's, its wall
+    time as a fraction of the killed run's own pace (:func:`pace_full`; None
+    for a run too small to tell) and of the records left run alone
+    (:func:`records_left`)."""
+
+    wall: float
+    cpu: float
+    paced: float | None
+    alone: float
+
+
 def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count: int, full: float,
-           full_cpu: float, name: str = "killed") -> tuple[float, float, float | None, float]:  # fmt: skip
+           full_cpu: float, name: str = "killed") -> Resumed:  # fmt: skip
     """Kill a batch into a new folder ``name`` at 90 %, time the same command
-    again; prints it and returns (wall, CPU) of the resume as fractions of the
-    full run's, its wall time as a fraction of the killed run's own pace
-    (:func:`pace_full`; None for a run too small to tell), and as a fraction
-    of the records left run alone (:func:`records_left`). The killed run is
+    again; prints it and returns how it compares (:class:`Resumed`). The killed run is
     started and watched as the timed runs are (the wrapper and the memory
     sampler: the same start and the same load), its progress read from the
     ledger by key every 0.05 s (:func:`manifested`)."""
@@ -231,8 +241,8 @@ def resume(work: Path, common: list[str], env: dict[str, str], jobs: int, count:
         print(f"    the killed run's own pace (written {half[1]} at {half[0]:.1f} s, {last[1]} at {last[0]:.1f} s; "
               f"killed at {killed:.1f} s with {done} written) puts "
               f"its whole batch at {paced:.1f} s: the resume is {100 * again['wall'] / paced:.1f} % of that")  # fmt: skip
-    return (again["wall"] / full, again["cpu"] / full_cpu, None if paced is None else again["wall"] / paced,
-            again["wall"] / alone["wall"])  # fmt: skip
+    return Resumed(again["wall"] / full, again["cpu"] / full_cpu, None if paced is None else again["wall"] / paced,
+                   again["wall"] / alone["wall"])  # fmt: skip
 
 
 def on_input(command: list[str], work: Path, name: str, records: Path) -> list[str]:
@@ -280,8 +290,8 @@ def resumes(work: Path, common: list[str], env: dict[str, str], jobs: int, count
         resume(work, common, env, jobs, count, full["wall"], full["cpu"])
         return
     measured = [resume(work, common, env, jobs, count, full["wall"], full["cpu"], f"killed-{i}") for i in range(1, repeat + 1)]
-    paced = sorted(100 * local for _, _, local, _ in measured if local is not None)
-    alone = sorted(100 * ratio for _, _, _, ratio in measured)
+    paced = sorted(100 * r.paced for r in measured if r.paced is not None)
+    alone = sorted(100 * r.alone for r in measured)
     load, start = os.getloadavg()[0], time.strftime("%H:%M:%S", time.gmtime())
     again = timed_run(batch_command(work, f"out-{jobs}-again", common, jobs), env)
     print(f"  --jobs {jobs} full run again (from {start} UTC, load {load:.1f} -> {os.getloadavg()[0]:.1f}): "
@@ -289,8 +299,8 @@ def resumes(work: Path, common: list[str], env: dict[str, str], jobs: int, count
     # each ratio above is against the first full run: against the mean of both instead
     wall_scale = full["wall"] / ((full["wall"] + again["wall"]) / 2)
     cpu_scale = full["cpu"] / ((full["cpu"] + again["cpu"]) / 2)
-    walls = sorted(100 * wall * wall_scale for wall, _, _, _ in measured)
-    cpus = sorted(100 * cpu * cpu_scale for _, cpu, _, _ in measured)
+    walls = sorted(100 * r.wall * wall_scale for r in measured)
+    cpus = sorted(100 * r.cpu * cpu_scale for r in measured)
     print(f"  resume, {repeat} kills at 90 %, against the mean of the two full runs: median "
           f"{statistics.median(walls):.1f} % of the full run's wall time ({walls[0]:.1f}-{walls[-1]:.1f} %), "
           f"{statistics.median(cpus):.1f} % of its CPU ({cpus[0]:.1f}-{cpus[-1]:.1f} %) (target: under 10 %)",

@@ -1406,8 +1406,7 @@ class SigningRun:
         (:func:`_run_first`; its result is not read; ``args`` reach the
         workers through the fork, not pickled: :data:`_first`). What this
         process holds is frozen for the fork (``gc.freeze``); :meth:`sign_all`
-        ends the pool and gives it back.
-        Only with ``--jobs``."""
+        ends the pool and gives it back. Only with ``--jobs``."""
         global _key_open_lock, _board, _first, _first_claim
         if self._pool is not None:
             return self._pool
